@@ -1,0 +1,38 @@
+//! # aidmesh-protocol
+//!
+//! Everything two aidmesh nodes must agree on, with no I/O: no sockets, no files and no
+//! clock reads. The node crate feeds this crate bytes and times and gets back decisions.
+//!
+//! - [`identity`]: Ed25519 identities; an author *is* a public key.
+//! - [`time`]: the hybrid logical clock and the mesh-clock skew estimate.
+//! - [`event`]: the signed event envelope, its wire bytes and its id.
+//! - [`body`] and [`category`]: what an event says (needs, offers, status changes,
+//!   welfare records, hubs, alerts, redactions) and the limits on each field.
+//! - [`validate()`]: the one function every entry point uses to accept an event.
+//! - [`view`]: the board, a pure function of a *set* of events.
+//! - [`sync`]: the messages of range-based set reconciliation and event fetching.
+//!
+//! The byte-level specification lives in `docs/protocol.md`.
+
+pub mod body;
+pub mod category;
+pub mod error;
+pub mod event;
+pub mod identity;
+pub mod sync;
+pub mod text;
+pub mod time;
+pub mod validate;
+pub mod view;
+
+pub use body::{
+    Alert, Body, BodyKind, CheckIn, Consent, Coords, HubAnnounced, Outcome, PersonRegistered,
+    Place, Post, Redaction, Severity, Status, StatusChange, Urgency,
+};
+pub use category::Category;
+pub use error::{DecodeError, ValidationError};
+pub use event::{Event, EventId, MAX_EVENT_BYTES, PROTOCOL_VERSION};
+pub use identity::{AuthorId, Identity};
+pub use time::{Clock, ClockStatus, MeshClock, Timestamp};
+pub use validate::{validate, Rules, TargetInfo, TargetLookup};
+pub use view::View;

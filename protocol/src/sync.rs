@@ -1,0 +1,395 @@
+//! Catch-up sync: range-based set reconciliation over `(timestamp, id)` items, then
+//! fetching missing events by id in bounded batches.
+//!
+//! Gossip only reaches nodes that are online; whatever a node missed while away is found
+//! here. The initiator sends [`SyncRequest::Reconcile`] with a negentropy message; the
+//! responder answers statelessly from its own set; after a few rounds the initiator
+//! knows which ids each side lacks. It then sends [`SyncRequest::Fetch`] for what it
+//! needs (the responder runs its own round the other way for what it lacks). Bytes on
+//! the wire grow with the size of the difference, not of the set.
+//!
+//! Every sync message carries a version byte and is size-checked before decoding.
+//! Both directions also carry the sender's wall clock, which feeds
+//! [`crate::MeshClock`].
+
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::error::DecodeError;
+use crate::event::{EventId, MAX_EVENT_BYTES};
+use crate::time::Timestamp;
+
+/// Version byte in front of every sync message.
+pub const SYNC_VERSION: u8 = 1;
+
+/// Largest negentropy message either side produces (negentropy's frame size limit).
+pub const RECONCILE_FRAME_LIMIT: usize = 60_000;
+
+/// Most ids in one fetch request.
+pub const MAX_FETCH_IDS: usize = 256;
+
+/// Most bytes of events in one fetch response; the responder stops adding events
+/// before this (a 256-event batch of typical 300-byte events is about 80 KB).
+pub const MAX_EVENTS_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Hard limit on any encoded sync message, checked before decoding.
+pub const MAX_SYNC_MESSAGE: usize = MAX_EVENTS_RESPONSE_BYTES + MAX_EVENT_BYTES + 4096;
+
+/// Why a sync step failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SyncError {
+    /// The message did not decode or broke a limit.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// negentropy rejected the reconciliation message.
+    #[error("set reconciliation failed: {0}")]
+    Reconcile(String),
+}
+
+fn reconcile_err(e: negentropy::Error) -> SyncError {
+    SyncError::Reconcile(e.to_string())
+}
+
+/// A request from the initiating node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// One round of set reconciliation.
+    Reconcile {
+        /// Sender's wall clock, ms since the epoch.
+        wall_ms: u64,
+        /// negentropy message, at most [`RECONCILE_FRAME_LIMIT`] bytes.
+        message: Vec<u8>,
+    },
+    /// Send me these events (at most [`MAX_FETCH_IDS`]).
+    Fetch {
+        /// Wanted ids.
+        ids: Vec<EventId>,
+    },
+}
+
+/// The answer to a [`SyncRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// The responder's negentropy message for this round.
+    Reconcile {
+        /// Responder's wall clock, ms since the epoch.
+        wall_ms: u64,
+        /// negentropy message, at most [`RECONCILE_FRAME_LIMIT`] bytes.
+        message: Vec<u8>,
+    },
+    /// Wire bytes of the requested events the responder holds, in request order, up to
+    /// [`MAX_EVENTS_RESPONSE_BYTES`]. Ids it lacks (or has erased by redaction) are
+    /// left out; the requester asks again for any it still wants.
+    Events {
+        /// Each entry is one event's wire bytes.
+        events: Vec<Vec<u8>>,
+    },
+    /// The responder will not serve this request (busy, or the request broke a rule).
+    Refused {
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = vec![SYNC_VERSION];
+    // Serialising plain enums into a Vec cannot fail.
+    out.extend(postcard::to_stdvec(v).unwrap_or_default());
+    out
+}
+
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &'static str) -> Result<T, DecodeError> {
+    if bytes.len() > MAX_SYNC_MESSAGE {
+        return Err(DecodeError::TooLarge {
+            what,
+            len: bytes.len(),
+            max: MAX_SYNC_MESSAGE,
+        });
+    }
+    let Some((&version, rest)) = bytes.split_first() else {
+        return Err(DecodeError::Truncated { what, len: 0 });
+    };
+    if version != SYNC_VERSION {
+        return Err(DecodeError::Version {
+            what,
+            version,
+            supported: "1",
+        });
+    }
+    let (v, tail) = postcard::take_from_bytes(rest).map_err(|e| DecodeError::Malformed {
+        what,
+        reason: e.to_string(),
+    })?;
+    if !tail.is_empty() {
+        return Err(DecodeError::TrailingBytes {
+            what,
+            extra: tail.len(),
+        });
+    }
+    Ok(v)
+}
+
+fn limit(what: &'static str, len: usize, max: usize) -> Result<(), DecodeError> {
+    if len > max {
+        return Err(DecodeError::TooLarge { what, len, max });
+    }
+    Ok(())
+}
+
+impl SyncRequest {
+    /// Wire bytes: version byte, then postcard.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Parses and bounds-checks a request.
+    pub fn decode(bytes: &[u8]) -> Result<SyncRequest, DecodeError> {
+        let r: SyncRequest = decode(bytes, "sync request")?;
+        match &r {
+            SyncRequest::Reconcile { message, .. } => {
+                limit("reconcile message", message.len(), RECONCILE_FRAME_LIMIT)?
+            }
+            SyncRequest::Fetch { ids } => limit("fetch id list", ids.len(), MAX_FETCH_IDS)?,
+        }
+        Ok(r)
+    }
+}
+
+impl SyncResponse {
+    /// Wire bytes: version byte, then postcard.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Parses and bounds-checks a response. Events inside are *not* validated here;
+    /// each goes through [`crate::validate()`].
+    pub fn decode(bytes: &[u8]) -> Result<SyncResponse, DecodeError> {
+        let r: SyncResponse = decode(bytes, "sync response")?;
+        match &r {
+            SyncResponse::Reconcile { message, .. } => {
+                limit("reconcile message", message.len(), RECONCILE_FRAME_LIMIT)?
+            }
+            SyncResponse::Events { events } => {
+                limit("events in response", events.len(), MAX_FETCH_IDS)?;
+                for e in events {
+                    limit("event", e.len(), MAX_EVENT_BYTES)?;
+                }
+            }
+            SyncResponse::Refused { reason } => limit("refusal reason", reason.len(), 1024)?,
+        }
+        Ok(r)
+    }
+}
+
+/// A node's set of `(timestamp, id)` items, sorted and sealed for reconciliation.
+#[derive(Debug, Clone)]
+pub struct SyncSet {
+    storage: NegentropyStorageVector,
+}
+
+impl SyncSet {
+    /// Builds the set. Duplicates are harmless.
+    pub fn new(items: impl IntoIterator<Item = (Timestamp, EventId)>) -> Result<Self, SyncError> {
+        let mut storage = NegentropyStorageVector::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (ts, id) in items {
+            if seen.insert((ts, id)) {
+                storage
+                    .insert(ts.0, Id::from_byte_array(id.0))
+                    .map_err(reconcile_err)?;
+            }
+        }
+        storage.seal().map_err(reconcile_err)?;
+        Ok(SyncSet { storage })
+    }
+
+    /// Answers one reconciliation round as the responder. Stateless: every round
+    /// carries all the context negentropy needs.
+    pub fn respond(&self, query: &[u8]) -> Result<Vec<u8>, SyncError> {
+        let mut neg = Negentropy::borrowed(&self.storage, RECONCILE_FRAME_LIMIT as u64)
+            .map_err(reconcile_err)?;
+        neg.reconcile(query).map_err(reconcile_err)
+    }
+}
+
+/// What one initiator round found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Ids we hold that the peer lacks.
+    pub have: Vec<EventId>,
+    /// Ids the peer holds that we lack.
+    pub need: Vec<EventId>,
+    /// The next message to send, or `None` when reconciliation is complete.
+    pub next: Option<Vec<u8>>,
+}
+
+/// The initiating side of one reconciliation.
+pub struct Initiator {
+    neg: Negentropy<'static, NegentropyStorageVector>,
+}
+
+impl Initiator {
+    /// Starts a reconciliation of `set`; returns the first message to send.
+    pub fn start(set: SyncSet) -> Result<(Initiator, Vec<u8>), SyncError> {
+        let mut neg =
+            Negentropy::owned(set.storage, RECONCILE_FRAME_LIMIT as u64).map_err(reconcile_err)?;
+        let first = neg.initiate().map_err(reconcile_err)?;
+        Ok((Initiator { neg }, first))
+    }
+
+    /// Feeds the responder's answer; returns the ids found and the next message.
+    pub fn step(&mut self, response: &[u8]) -> Result<Round, SyncError> {
+        let mut have = Vec::new();
+        let mut need = Vec::new();
+        let next = self
+            .neg
+            .reconcile_with_ids(response, &mut have, &mut need)
+            .map_err(reconcile_err)?;
+        Ok(Round {
+            have: have.into_iter().map(|i| EventId(*i)).collect(),
+            need: need.into_iter().map(|i| EventId(*i)).collect(),
+            next,
+        })
+    }
+}
+
+/// Digest of a set of ids: BLAKE3 over the ids in ascending order. Two nodes holding
+/// the same events show the same digest. The caller passes ids sorted and unique.
+pub fn digest<'a>(sorted_ids: impl IntoIterator<Item = &'a EventId>) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    for id in sorted_ids {
+        h.update(&id.0);
+    }
+    *h.finalize().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn id(n: u32) -> EventId {
+        EventId(*blake3::hash(&n.to_le_bytes()).as_bytes())
+    }
+
+    /// Runs a full reconciliation in memory; returns (have, need, bytes exchanged).
+    fn reconcile(
+        a: &[(Timestamp, EventId)],
+        b: &[(Timestamp, EventId)],
+    ) -> (BTreeSet<EventId>, BTreeSet<EventId>, usize) {
+        let set_b = SyncSet::new(b.iter().copied()).unwrap();
+        let (mut init, mut msg) =
+            Initiator::start(SyncSet::new(a.iter().copied()).unwrap()).unwrap();
+        let (mut have, mut need, mut bytes) = (BTreeSet::new(), BTreeSet::new(), 0);
+        loop {
+            let req = SyncRequest::Reconcile {
+                wall_ms: 0,
+                message: msg,
+            }
+            .encode();
+            bytes += req.len();
+            let SyncRequest::Reconcile { message, .. } = SyncRequest::decode(&req).unwrap() else {
+                unreachable!()
+            };
+            let resp = SyncResponse::Reconcile {
+                wall_ms: 0,
+                message: set_b.respond(&message).unwrap(),
+            }
+            .encode();
+            bytes += resp.len();
+            let SyncResponse::Reconcile { message, .. } = SyncResponse::decode(&resp).unwrap()
+            else {
+                unreachable!()
+            };
+            let round = init.step(&message).unwrap();
+            have.extend(round.have);
+            need.extend(round.need);
+            match round.next {
+                Some(m) => msg = m,
+                None => return (have, need, bytes),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn reconciliation_finds_exactly_the_difference(
+            common in 0u32..3000, only_a in 0u32..50, only_b in 0u32..50,
+        ) {
+            let item = |n: u32| (Timestamp(u64::from(n) * 7), id(n));
+            let a: Vec<_> = (0..common).chain(100_000..100_000 + only_a).map(item).collect();
+            let b: Vec<_> = (0..common).chain(200_000..200_000 + only_b).map(item).collect();
+            let (have, need, _) = reconcile(&a, &b);
+            let want_have: BTreeSet<_> = (100_000..100_000 + only_a).map(id).collect();
+            let want_need: BTreeSet<_> = (200_000..200_000 + only_b).map(id).collect();
+            prop_assert_eq!(have, want_have);
+            prop_assert_eq!(need, want_need);
+        }
+    }
+
+    #[test]
+    fn equal_sets_confirm_in_a_few_hundred_bytes() {
+        let items: Vec<_> = (0..20_000u32)
+            .map(|n| (Timestamp(u64::from(n)), id(n)))
+            .collect();
+        let (have, need, bytes) = reconcile(&items, &items);
+        assert!(have.is_empty() && need.is_empty());
+        assert!(bytes < 5_000, "{bytes} bytes to confirm equal sets");
+    }
+
+    #[test]
+    fn fetch_limits_are_enforced() {
+        let too_many = SyncRequest::Fetch {
+            ids: vec![EventId([0; 32]); MAX_FETCH_IDS + 1],
+        }
+        .encode();
+        assert!(matches!(
+            SyncRequest::decode(&too_many),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        let ok = SyncRequest::Fetch {
+            ids: vec![EventId([0; 32]); 3],
+        };
+        assert_eq!(SyncRequest::decode(&ok.encode()).unwrap(), ok);
+    }
+
+    #[test]
+    fn wrong_version_and_garbage_are_errors() {
+        let mut b = SyncRequest::Fetch { ids: vec![] }.encode();
+        b[0] = 9;
+        assert!(matches!(
+            SyncRequest::decode(&b),
+            Err(DecodeError::Version { version: 9, .. })
+        ));
+        assert!(SyncResponse::decode(&[]).is_err());
+        assert!(SyncResponse::decode(&[1, 0xff, 0xff, 0xff]).is_err());
+        let big = vec![1u8; MAX_SYNC_MESSAGE + 1];
+        assert!(matches!(
+            SyncResponse::decode(&big),
+            Err(DecodeError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_reconcile_messages_do_not_panic() {
+        let set = SyncSet::new((0..100u32).map(|n| (Timestamp(u64::from(n)), id(n)))).unwrap();
+        for seed in 0u8..=255 {
+            let msg: Vec<u8> = (0..64u8)
+                .map(|i| i.wrapping_mul(seed).wrapping_add(seed))
+                .collect();
+            let _ = set.respond(&msg);
+        }
+    }
+
+    #[test]
+    fn digest_depends_only_on_the_set() {
+        let ids: BTreeSet<EventId> = (0..10).map(id).collect();
+        let again: BTreeSet<EventId> = (0..10).rev().map(id).collect();
+        assert_eq!(digest(&ids), digest(&again));
+        let fewer: BTreeSet<EventId> = (0..9).map(id).collect();
+        assert_ne!(digest(&ids), digest(&fewer));
+    }
+}

@@ -1,0 +1,302 @@
+//! The one gate every event passes, whatever door it came through (HTTP, CLI, gossip,
+//! sync, bundle file): size → envelope → signature → clock → body → limits → rights.
+
+use crate::body::{Body, BodyKind, Status};
+use crate::error::ValidationError;
+use crate::event::{Event, EventId};
+use crate::identity::AuthorId;
+use crate::time::MAX_FUTURE_MS;
+
+/// What the receiver knows about an event that another event refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetInfo {
+    /// Who wrote the target.
+    pub author: AuthorId,
+    /// Its body kind code.
+    pub kind: u16,
+}
+
+/// Looks up events already held, to check rights on status changes, check-ins and
+/// redactions. When the target is not held yet the event is accepted and the view
+/// applies the same rule once the target arrives.
+pub trait TargetLookup {
+    /// The target's author and kind, if held.
+    fn target(&self, id: &EventId) -> Option<TargetInfo>;
+}
+
+/// No events held.
+impl TargetLookup for () {
+    fn target(&self, _: &EventId) -> Option<TargetInfo> {
+        None
+    }
+}
+
+/// The receiver's side of validation.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// The receiver's wall clock in ms since the epoch, corrected by
+    /// [`crate::MeshClock::corrected`].
+    pub now_ms: u64,
+    /// How far ahead an event may be stamped.
+    pub max_future_ms: u64,
+}
+
+impl Rules {
+    /// The default rules at `now_ms`.
+    pub fn at(now_ms: u64) -> Rules {
+        Rules {
+            now_ms,
+            max_future_ms: MAX_FUTURE_MS,
+        }
+    }
+}
+
+/// An event that passed [`validate`], with its body if this node understands it.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The event.
+    pub event: Event,
+    /// The decoded body; `None` for a kind or version this node does not know
+    /// (still valid: stored and forwarded, not interpreted).
+    pub body: Option<Body>,
+}
+
+/// Validates wire bytes into an event.
+pub fn validate(
+    bytes: &[u8],
+    rules: &Rules,
+    targets: &dyn TargetLookup,
+) -> Result<Verified, ValidationError> {
+    let event = Event::decode(bytes)?;
+    let id = event.id().short();
+    if !event.signature_ok() {
+        return Err(ValidationError::BadSignature {
+            id,
+            author: event.author().short(),
+        });
+    }
+    let ts_ms = event.timestamp().millis();
+    let limit = rules.now_ms.saturating_add(rules.max_future_ms);
+    if ts_ms > limit {
+        return Err(ValidationError::FromTheFuture {
+            id,
+            ahead_ms: ts_ms - rules.now_ms,
+            limit_ms: rules.max_future_ms,
+        });
+    }
+    let body = event.body()?;
+    if let Some(body) = &body {
+        body.check().map_err(|e| ValidationError::Field {
+            id: id.clone(),
+            field: e.field,
+            problem: e.problem,
+        })?;
+        check_rights(&event, body, targets)?;
+    }
+    Ok(Verified { event, body })
+}
+
+fn kind_name(code: u16) -> &'static str {
+    BodyKind::from_code(code).map_or("event of unknown kind", BodyKind::name)
+}
+
+fn check_rights(
+    event: &Event,
+    body: &Body,
+    targets: &dyn TargetLookup,
+) -> Result<(), ValidationError> {
+    let id = || event.id().short();
+    let (target, expected, author_only): (EventId, &[BodyKind], Option<&'static str>) = match body {
+        Body::Status(s) => (
+            s.target,
+            &[BodyKind::Need, BodyKind::Offer],
+            (s.status == Status::Withdrawn).then_some("withdrawal"),
+        ),
+        Body::CheckIn(c) => (c.person, &[BodyKind::Person], None),
+        Body::Redaction(r) => (r.target, &BodyKind::ALL, Some("redaction")),
+        _ => return Ok(()),
+    };
+    let Some(info) = targets.target(&target) else {
+        return Ok(());
+    };
+    if !expected.iter().any(|k| k.code() == info.kind) {
+        return Err(ValidationError::WrongTarget {
+            id: id(),
+            target,
+            found: kind_name(info.kind),
+            expected: if expected.len() == 1 {
+                expected[0].name()
+            } else if expected.len() == 2 {
+                "need or offer"
+            } else {
+                "known event"
+            },
+        });
+    }
+    if let Some(action) = author_only {
+        if info.author != event.author() {
+            return Err(ValidationError::NotAllowed {
+                id: id(),
+                action,
+                target,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::tests::post;
+    use crate::body::{Redaction, StatusChange};
+    use crate::error::DecodeError;
+    use crate::identity::Identity;
+    use crate::time::Timestamp;
+    use std::collections::HashMap;
+
+    const NOW: u64 = 1_790_000_000_000;
+
+    struct Held(HashMap<EventId, TargetInfo>);
+    impl TargetLookup for Held {
+        fn target(&self, id: &EventId) -> Option<TargetInfo> {
+            self.0.get(id).copied()
+        }
+    }
+
+    fn need(by: &Identity) -> Event {
+        Event::create(by, Timestamp::from_millis(NOW), &Body::Need(post("water")))
+    }
+
+    #[test]
+    fn a_good_event_passes() {
+        let e = need(&Identity::from_seed([1; 32]));
+        let v = validate(e.bytes(), &Rules::at(NOW), &()).unwrap();
+        assert_eq!(v.event.id(), e.id());
+        assert!(matches!(v.body, Some(Body::Need(_))));
+    }
+
+    #[test]
+    fn forged_signature_is_rejected() {
+        let e = need(&Identity::from_seed([1; 32]));
+        let mut b = e.into_bytes();
+        let n = b.len();
+        b[n - 1] ^= 0x80;
+        let err = validate(&b, &Rules::at(NOW), &()).unwrap_err();
+        assert!(matches!(err, ValidationError::BadSignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn events_from_the_future_are_rejected_but_minutes_of_drift_are_fine() {
+        let id = Identity::from_seed([1; 32]);
+        let drift = Event::create(
+            &id,
+            Timestamp::from_millis(NOW + 4 * 60_000),
+            &Body::Need(post("x")),
+        );
+        assert!(validate(drift.bytes(), &Rules::at(NOW), &()).is_ok());
+        let far = Event::create(
+            &id,
+            Timestamp::from_millis(NOW + 86_400_000),
+            &Body::Need(post("x")),
+        );
+        let err = validate(far.bytes(), &Rules::at(NOW), &()).unwrap_err();
+        assert!(err.to_string().contains("ahead"), "{err}");
+    }
+
+    #[test]
+    fn unknown_kinds_and_newer_versions_are_kept_uninterpreted() {
+        let id = Identity::from_seed([1; 32]);
+        let k = Event::create_raw(&id, 1, Timestamp::from_millis(NOW), 4242, b"future body");
+        assert!(validate(k.bytes(), &Rules::at(NOW), &())
+            .unwrap()
+            .body
+            .is_none());
+        let v = Event::create_raw(&id, 2, Timestamp::from_millis(NOW), 1, b"v2 layout");
+        assert!(validate(v.bytes(), &Rules::at(NOW), &())
+            .unwrap()
+            .body
+            .is_none());
+    }
+
+    #[test]
+    fn a_known_kind_with_a_bad_body_is_rejected() {
+        let id = Identity::from_seed([1; 32]);
+        let e = Event::create_raw(&id, 1, Timestamp::from_millis(NOW), 1, &[0xff; 5]);
+        let err = validate(e.bytes(), &Rules::at(NOW), &()).unwrap_err();
+        assert!(matches!(
+            err,
+            ValidationError::Decode(DecodeError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn only_the_author_withdraws_or_redacts() {
+        let alice = Identity::from_seed([1; 32]);
+        let bob = Identity::from_seed([2; 32]);
+        let n = need(&alice);
+        let held = Held(HashMap::from([(
+            n.id(),
+            TargetInfo {
+                author: alice.author(),
+                kind: BodyKind::Need.code(),
+            },
+        )]));
+        let ts = Timestamp::from_millis(NOW);
+        let change = |who: &Identity, status| {
+            Event::create(
+                who,
+                ts,
+                &Body::Status(StatusChange {
+                    target: n.id(),
+                    status,
+                    note: String::new(),
+                }),
+            )
+        };
+        let rules = Rules::at(NOW);
+        assert!(validate(change(&bob, Status::Claimed).bytes(), &rules, &held).is_ok());
+        assert!(validate(change(&bob, Status::Fulfilled).bytes(), &rules, &held).is_ok());
+        let err = validate(change(&bob, Status::Withdrawn).bytes(), &rules, &held).unwrap_err();
+        assert!(matches!(err, ValidationError::NotAllowed { .. }), "{err}");
+        assert!(validate(change(&alice, Status::Withdrawn).bytes(), &rules, &held).is_ok());
+        let redact = |who: &Identity| {
+            Event::create(
+                who,
+                ts,
+                &Body::Redaction(Redaction {
+                    target: n.id(),
+                    reason: String::new(),
+                }),
+            )
+        };
+        assert!(validate(redact(&bob).bytes(), &rules, &held).is_err());
+        assert!(validate(redact(&alice).bytes(), &rules, &held).is_ok());
+        // Unknown target: accepted now, judged by the view later.
+        assert!(validate(change(&bob, Status::Withdrawn).bytes(), &rules, &()).is_ok());
+    }
+
+    #[test]
+    fn status_change_on_a_person_is_the_wrong_target() {
+        let alice = Identity::from_seed([1; 32]);
+        let target = EventId([9; 32]);
+        let held = Held(HashMap::from([(
+            target,
+            TargetInfo {
+                author: alice.author(),
+                kind: BodyKind::Person.code(),
+            },
+        )]));
+        let e = Event::create(
+            &alice,
+            Timestamp::from_millis(NOW),
+            &Body::Status(StatusChange {
+                target,
+                status: Status::Claimed,
+                note: String::new(),
+            }),
+        );
+        let err = validate(e.bytes(), &Rules::at(NOW), &held).unwrap_err();
+        assert!(err.to_string().contains("expected need or offer"), "{err}");
+    }
+}

@@ -1,0 +1,509 @@
+//! The board: a pure function of a *set* of events.
+//!
+//! [`View::insert`] only files an event under the thing it is about; every question
+//! ([`View::items`], [`View::people`], ...) is answered by folding the filed events in
+//! one total order, `(timestamp, author, id)`. So the answers depend only on which
+//! events are present, not on the order they arrived in or how often: two nodes with
+//! the same set show the same board. The property tests below check exactly that.
+//!
+//! ## Status rules for needs and offers
+//! Status changes on one item are applied in `(timestamp, author, id)` order:
+//!
+//! | from                         | change      | to          | who        |
+//! |------------------------------|-------------|-------------|------------|
+//! | open                         | claimed     | claimed     | anyone     |
+//! | open, claimed                | in-progress | in-progress | anyone     |
+//! | open, claimed, in-progress   | fulfilled   | fulfilled   | anyone     |
+//! | open, claimed, in-progress   | withdrawn   | withdrawn   | the author |
+//! | claimed, in-progress, fulfilled | reopened | open        | anyone     |
+//! | withdrawn                    | reopened    | open        | the author |
+//!
+//! Any other change is kept in the history but not applied: a terminal "fulfilled"
+//! beats a later "claimed", a second claim does not steal the first, and nobody but the
+//! author can withdraw or revive a withdrawn post.
+//!
+//! ## Redaction
+//! A redaction removes its target from every answer when the redaction's author is the
+//! target's author. Redacting a person also removes every check-in on them. Redactions
+//! cannot be undone.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::body::{
+    Alert, Body, BodyKind, CheckIn, HubAnnounced, Outcome, PersonRegistered, Post, Status,
+};
+use crate::event::{Event, EventId};
+use crate::identity::AuthorId;
+use crate::time::Timestamp;
+use crate::validate::{TargetInfo, TargetLookup};
+
+/// Total order of events within one item: timestamp, then author, then id.
+type Key = (Timestamp, AuthorId, EventId);
+
+fn key(e: &Event) -> Key {
+    (e.timestamp(), e.author(), e.id())
+}
+
+/// The current state of a need or offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ItemState {
+    /// Nobody has taken it on.
+    Open,
+    /// Someone has.
+    Claimed,
+    /// Work started.
+    InProgress,
+    /// Done.
+    Fulfilled,
+    /// Taken back by its author.
+    Withdrawn,
+}
+
+impl ItemState {
+    /// Name in the API ("open", "claimed", "in-progress", "fulfilled", "withdrawn").
+    pub fn name(self) -> &'static str {
+        match self {
+            ItemState::Open => "open",
+            ItemState::Claimed => "claimed",
+            ItemState::InProgress => "in-progress",
+            ItemState::Fulfilled => "fulfilled",
+            ItemState::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// Whether the item still wants attention (open, claimed or in progress).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            ItemState::Open | ItemState::Claimed | ItemState::InProgress
+        )
+    }
+}
+
+/// One status change as shown in an item's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The status-change event.
+    pub id: EventId,
+    /// Who made it.
+    pub author: AuthorId,
+    /// When.
+    pub at: Timestamp,
+    /// What it asked for.
+    pub status: Status,
+    /// Its note.
+    pub note: String,
+    /// Whether the rules applied it.
+    pub applied: bool,
+}
+
+/// A need or offer with its folded status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The posting event.
+    pub id: EventId,
+    /// [`BodyKind::Need`] or [`BodyKind::Offer`].
+    pub kind: BodyKind,
+    /// Who posted it.
+    pub author: AuthorId,
+    /// When it was posted.
+    pub created: Timestamp,
+    /// What was posted.
+    pub post: Post,
+    /// Current state.
+    pub state: ItemState,
+    /// Who claimed it (or started work), while claimed or in progress.
+    pub holder: Option<AuthorId>,
+    /// Past its `expires_ms` at the time asked, while still active.
+    pub expired: bool,
+    /// Every status change, in rule order.
+    pub history: Vec<Change>,
+}
+
+impl Item {
+    /// The last applied change, if any.
+    pub fn last_change(&self) -> Option<&Change> {
+        self.history.iter().rev().find(|c| c.applied)
+    }
+}
+
+/// One check-in as shown on a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The check-in event.
+    pub id: EventId,
+    /// Whose node recorded it.
+    pub author: AuthorId,
+    /// When.
+    pub at: Timestamp,
+    /// What was found, note and volunteer.
+    pub check: CheckIn,
+}
+
+/// A registered person with their check-ins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonView {
+    /// The registration event.
+    pub id: EventId,
+    /// Whose node registered them.
+    pub author: AuthorId,
+    /// When.
+    pub registered: Timestamp,
+    /// The registration.
+    pub person: PersonRegistered,
+    /// All check-ins, oldest first.
+    pub checks: Vec<Check>,
+}
+
+impl PersonView {
+    /// The newest check-in.
+    pub fn latest(&self) -> Option<&Check> {
+        self.checks.last()
+    }
+
+    /// The newest "safe" check-in.
+    pub fn last_safe(&self) -> Option<&Check> {
+        self.checks
+            .iter()
+            .rev()
+            .find(|c| c.check.outcome == Outcome::Safe)
+    }
+
+    /// When the next check is due, in wall-clock ms: the last safe check (or the
+    /// registration) plus the interval.
+    pub fn due_ms(&self) -> u64 {
+        let from = self.last_safe().map_or(self.registered, |c| c.at);
+        from.millis()
+            .saturating_add(u64::from(self.person.check_every_secs) * 1000)
+    }
+}
+
+/// A hub announcement (the newest per author and name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubView {
+    /// The announcement event.
+    pub id: EventId,
+    /// Who announced it.
+    pub author: AuthorId,
+    /// When.
+    pub at: Timestamp,
+    /// The announcement.
+    pub hub: HubAnnounced,
+}
+
+/// An alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertView {
+    /// The alert event.
+    pub id: EventId,
+    /// Who raised it.
+    pub author: AuthorId,
+    /// When.
+    pub at: Timestamp,
+    /// The alert.
+    pub alert: Alert,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Filed<T> {
+    id: EventId,
+    author: AuthorId,
+    at: Timestamp,
+    body: T,
+}
+
+impl<T: Clone> Filed<T> {
+    fn new(e: &Event, body: &T) -> Self {
+        Filed {
+            id: e.id(),
+            author: e.author(),
+            at: e.timestamp(),
+            body: body.clone(),
+        }
+    }
+}
+
+/// The set of understood events, filed by what they are about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    known: BTreeMap<EventId, TargetInfo>,
+    posts: BTreeMap<EventId, (BodyKind, Filed<Post>)>,
+    changes: BTreeMap<EventId, BTreeMap<Key, (Status, String)>>,
+    people: BTreeMap<EventId, Filed<PersonRegistered>>,
+    checkins: BTreeMap<EventId, BTreeMap<Key, CheckIn>>,
+    hubs: BTreeMap<EventId, Filed<HubAnnounced>>,
+    alerts: BTreeMap<EventId, Filed<Alert>>,
+    /// target → (redaction id → redaction author)
+    redactions: BTreeMap<EventId, BTreeMap<EventId, AuthorId>>,
+}
+
+impl View {
+    /// An empty view.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds the view of a collection of events with their bodies.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = (&'a Event, &'a Body)>) -> Self {
+        let mut v = View::new();
+        for (e, b) in events {
+            v.insert(e, b);
+        }
+        v
+    }
+
+    /// Files one validated event. Idempotent: inserting an event twice changes nothing.
+    pub fn insert(&mut self, e: &Event, body: &Body) {
+        let id = e.id();
+        self.known.insert(
+            id,
+            TargetInfo {
+                author: e.author(),
+                kind: body.kind().code(),
+            },
+        );
+        match body {
+            Body::Need(p) => {
+                self.posts.insert(id, (BodyKind::Need, Filed::new(e, p)));
+            }
+            Body::Offer(p) => {
+                self.posts.insert(id, (BodyKind::Offer, Filed::new(e, p)));
+            }
+            Body::Status(s) => {
+                self.changes
+                    .entry(s.target)
+                    .or_default()
+                    .insert(key(e), (s.status, s.note.clone()));
+            }
+            Body::Person(p) => {
+                self.people.insert(id, Filed::new(e, p));
+            }
+            Body::CheckIn(c) => {
+                self.checkins
+                    .entry(c.person)
+                    .or_default()
+                    .insert(key(e), c.clone());
+            }
+            Body::Hub(h) => {
+                self.hubs.insert(id, Filed::new(e, h));
+            }
+            Body::Alert(a) => {
+                self.alerts.insert(id, Filed::new(e, a));
+            }
+            Body::Redaction(r) => {
+                self.redactions
+                    .entry(r.target)
+                    .or_default()
+                    .insert(id, e.author());
+            }
+        }
+    }
+
+    /// Number of distinct understood events filed.
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    /// Whether no event is filed.
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+
+    /// Whether a redaction by `author` targets `target`: the test for "an event by
+    /// `author` with id `target` must not be shown or stored".
+    pub fn redacted_by(&self, target: &EventId, author: &AuthorId) -> bool {
+        self.redactions
+            .get(target)
+            .is_some_and(|rs| rs.values().any(|a| a == author))
+    }
+
+    /// Whether a check-in's content must not be shown or stored: it or its person
+    /// has been redacted.
+    pub fn checkin_hidden(&self, checkin: &EventId, author: &AuthorId, person: &EventId) -> bool {
+        if self.redacted_by(checkin, author) {
+            return true;
+        }
+        self.people
+            .get(person)
+            .is_some_and(|p| self.redacted_by(person, &p.author))
+    }
+
+    /// Every need and offer that is not redacted, folded at wall-clock time `now_ms`,
+    /// in id order.
+    pub fn items(&self, now_ms: u64) -> Vec<Item> {
+        self.posts
+            .keys()
+            .filter_map(|id| self.item(id, now_ms))
+            .collect()
+    }
+
+    /// One need or offer, folded at `now_ms`.
+    pub fn item(&self, id: &EventId, now_ms: u64) -> Option<Item> {
+        let (kind, p) = self.posts.get(id)?;
+        if self.redacted_by(id, &p.author) {
+            return None;
+        }
+        let mut state = ItemState::Open;
+        let mut holder = None;
+        let mut history = Vec::new();
+        for ((at, author, cid), (status, note)) in self.changes.get(id).into_iter().flatten() {
+            if self.redacted_by(cid, author) {
+                continue;
+            }
+            let by_author = *author == p.author;
+            let next = match (state, status) {
+                (ItemState::Open, Status::Claimed) => Some(ItemState::Claimed),
+                (ItemState::Open | ItemState::Claimed, Status::InProgress) => {
+                    Some(ItemState::InProgress)
+                }
+                (
+                    ItemState::Open | ItemState::Claimed | ItemState::InProgress,
+                    Status::Fulfilled,
+                ) => Some(ItemState::Fulfilled),
+                (
+                    ItemState::Open | ItemState::Claimed | ItemState::InProgress,
+                    Status::Withdrawn,
+                ) if by_author => Some(ItemState::Withdrawn),
+                (
+                    ItemState::Claimed | ItemState::InProgress | ItemState::Fulfilled,
+                    Status::Reopened,
+                ) => Some(ItemState::Open),
+                (ItemState::Withdrawn, Status::Reopened) if by_author => Some(ItemState::Open),
+                _ => None,
+            };
+            if let Some(next) = next {
+                holder = match next {
+                    ItemState::Claimed => Some(*author),
+                    ItemState::InProgress => holder.or(Some(*author)),
+                    _ => None,
+                };
+                state = next;
+            }
+            history.push(Change {
+                id: *cid,
+                author: *author,
+                at: *at,
+                status: *status,
+                note: note.clone(),
+                applied: next.is_some(),
+            });
+        }
+        let expired = state.is_active() && p.body.expires_ms.is_some_and(|exp| now_ms > exp);
+        Some(Item {
+            id: *id,
+            kind: *kind,
+            author: p.author,
+            created: p.at,
+            post: p.body.clone(),
+            state,
+            holder,
+            expired,
+            history,
+        })
+    }
+
+    /// Every registered person who is not redacted, with their visible check-ins.
+    pub fn people(&self) -> Vec<PersonView> {
+        self.people
+            .keys()
+            .filter_map(|id| self.person(id))
+            .collect()
+    }
+
+    /// One person.
+    pub fn person(&self, id: &EventId) -> Option<PersonView> {
+        let p = self.people.get(id)?;
+        if self.redacted_by(id, &p.author) {
+            return None;
+        }
+        let checks = self
+            .checkins
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter(|((_, author, cid), _)| !self.redacted_by(cid, author))
+            .map(|((at, author, cid), c)| Check {
+                id: *cid,
+                author: *author,
+                at: *at,
+                check: c.clone(),
+            })
+            .collect();
+        Some(PersonView {
+            id: *id,
+            author: p.author,
+            registered: p.at,
+            person: p.body.clone(),
+            checks,
+        })
+    }
+
+    /// Hubs: the newest announcement per author and name, in name order.
+    pub fn hubs(&self) -> Vec<HubView> {
+        let mut newest: BTreeMap<(String, AuthorId), &Filed<HubAnnounced>> = BTreeMap::new();
+        for h in self.hubs.values() {
+            if self.redacted_by(&h.id, &h.author) {
+                continue;
+            }
+            let slot = newest
+                .entry((h.body.name.to_lowercase(), h.author))
+                .or_insert(h);
+            if (h.at, h.id) > (slot.at, slot.id) {
+                *slot = h;
+            }
+        }
+        newest
+            .into_values()
+            .map(|h| HubView {
+                id: h.id,
+                author: h.author,
+                at: h.at,
+                hub: h.body.clone(),
+            })
+            .collect()
+    }
+
+    /// Alerts not redacted and not expired at `now_ms`, most severe then newest first.
+    pub fn alerts(&self, now_ms: u64) -> Vec<AlertView> {
+        let mut out: Vec<AlertView> = self
+            .alerts
+            .values()
+            .filter(|a| !self.redacted_by(&a.id, &a.author))
+            .filter(|a| a.body.expires_ms.is_none_or(|exp| now_ms <= exp))
+            .map(|a| AlertView {
+                id: a.id,
+                author: a.author,
+                at: a.at,
+                alert: a.body.clone(),
+            })
+            .collect();
+        out.sort_by_key(|a| std::cmp::Reverse((a.alert.severity, a.at, a.id)));
+        out
+    }
+
+    /// Ids of filed events whose content must be purged from storage because a valid
+    /// redaction covers them (including check-ins on a redacted person).
+    pub fn purgeable(&self) -> BTreeSet<EventId> {
+        let mut out = BTreeSet::new();
+        for (target, info) in &self.known {
+            if self.redacted_by(target, &info.author) {
+                out.insert(*target);
+                if info.kind == BodyKind::Person.code() {
+                    let checks = self.checkins.get(target).into_iter().flatten();
+                    out.extend(checks.map(|((_, _, cid), _)| *cid));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl TargetLookup for View {
+    fn target(&self, id: &EventId) -> Option<TargetInfo> {
+        self.known.get(id).copied()
+    }
+}
+
+#[cfg(test)]
+#[path = "view_tests.rs"]
+mod tests;

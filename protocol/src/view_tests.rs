@@ -1,0 +1,392 @@
+//! Convergence: the view is a function of the set of events.
+
+use super::*;
+use crate::body::tests::post;
+use crate::body::{Consent, Place, Redaction, Severity, StatusChange};
+use crate::identity::Identity;
+use proptest::prelude::*;
+
+const NOW: u64 = 1_790_000_000_000;
+
+fn people() -> Vec<Identity> {
+    (1..=4u8).map(|i| Identity::from_seed([i; 32])).collect()
+}
+
+fn ev(who: &Identity, ts: u64, body: Body) -> (Event, Body) {
+    (Event::create(who, Timestamp(ts), &body), body)
+}
+
+fn change(target: EventId, status: Status) -> Body {
+    Body::Status(StatusChange {
+        target,
+        status,
+        note: String::new(),
+    })
+}
+
+fn view(events: &[(Event, Body)]) -> View {
+    View::from_events(events.iter().map(|(e, b)| (e, b)))
+}
+
+#[test]
+fn fulfilled_beats_a_later_claim_and_reopen_revives() {
+    let p = people();
+    let need = ev(&p[0], 10, Body::Need(post("insulin")));
+    let id = need.0.id();
+    let mut evs = vec![
+        need,
+        ev(&p[1], 20, change(id, Status::Claimed)),
+        ev(&p[2], 30, change(id, Status::Fulfilled)),
+        ev(&p[3], 40, change(id, Status::Claimed)),
+    ];
+    let item = view(&evs).item(&id, NOW).unwrap();
+    assert_eq!(item.state, ItemState::Fulfilled);
+    assert_eq!(item.history.iter().filter(|c| c.applied).count(), 2);
+    evs.push(ev(&p[3], 50, change(id, Status::Reopened)));
+    assert_eq!(view(&evs).item(&id, NOW).unwrap().state, ItemState::Open);
+}
+
+#[test]
+fn first_claim_holds_and_ties_break_by_author_then_id() {
+    let p = people();
+    let need = ev(&p[0], 10, Body::Need(post("sandbags")));
+    let id = need.0.id();
+    let a = ev(&p[1], 20, change(id, Status::Claimed));
+    let b = ev(&p[2], 20, change(id, Status::Claimed));
+    let first = a.0.author().min(b.0.author());
+    let item = view(&[need, a, b]).item(&id, NOW).unwrap();
+    assert_eq!(item.state, ItemState::Claimed);
+    assert_eq!(item.holder, Some(first));
+}
+
+#[test]
+fn only_the_author_withdraws_or_revives_a_withdrawn_post() {
+    let p = people();
+    let need = ev(&p[0], 10, Body::Need(post("boat")));
+    let id = need.0.id();
+    let evs = vec![need.clone(), ev(&p[1], 20, change(id, Status::Withdrawn))];
+    assert_eq!(view(&evs).item(&id, NOW).unwrap().state, ItemState::Open);
+    let evs = vec![
+        need,
+        ev(&p[0], 20, change(id, Status::Withdrawn)),
+        ev(&p[1], 30, change(id, Status::Reopened)),
+    ];
+    assert_eq!(
+        view(&evs).item(&id, NOW).unwrap().state,
+        ItemState::Withdrawn
+    );
+}
+
+#[test]
+fn expiry_is_judged_at_the_time_asked() {
+    let p = people();
+    let mut body = post("generator");
+    body.expires_ms = Some(NOW);
+    let need = ev(&p[0], 10, Body::Offer(body));
+    let id = need.0.id();
+    let v = view(&[need]);
+    assert!(!v.item(&id, NOW).unwrap().expired);
+    assert!(v.item(&id, NOW + 1).unwrap().expired);
+}
+
+fn person_body(name: &str) -> Body {
+    Body::Person(PersonRegistered {
+        name: name.into(),
+        place: Place::default(),
+        risks: vec!["oxygen".into()],
+        check_every_secs: 3600,
+        consent: Consent::Own,
+        phone: String::new(),
+        note: String::new(),
+    })
+}
+
+fn checkin(person: EventId, outcome: Outcome) -> Body {
+    Body::CheckIn(CheckIn {
+        person,
+        outcome,
+        note: "note".into(),
+        by: "Sam".into(),
+    })
+}
+
+#[test]
+fn redacting_a_person_hides_them_and_their_check_ins() {
+    let p = people();
+    let reg = ev(&p[0], 10, person_body("Mrs Ada"));
+    let pid = reg.0.id();
+    let check = ev(&p[1], 20, checkin(pid, Outcome::Safe));
+    let cid = check.0.id();
+    let forged = ev(
+        &p[1],
+        30,
+        Body::Redaction(Redaction {
+            target: pid,
+            reason: String::new(),
+        }),
+    );
+    let v = view(&[reg.clone(), check.clone(), forged.clone()]);
+    assert_eq!(
+        v.people().len(),
+        1,
+        "a redaction by someone else is ignored"
+    );
+    assert!(v.purgeable().is_empty());
+    let real = ev(
+        &p[0],
+        30,
+        Body::Redaction(Redaction {
+            target: pid,
+            reason: String::new(),
+        }),
+    );
+    let v = view(&[reg, check, forged, real]);
+    assert!(v.people().is_empty());
+    assert!(v.checkin_hidden(&cid, &p[1].author(), &pid));
+    assert_eq!(v.purgeable(), BTreeSet::from([pid, cid]));
+}
+
+#[test]
+fn person_due_time_counts_from_the_last_safe_check() {
+    let p = people();
+    let reg = ev(&p[0], Timestamp::from_millis(NOW).0, person_body("Bo"));
+    let pid = reg.0.id();
+    let safe = ev(
+        &p[1],
+        Timestamp::from_millis(NOW + 1000).0,
+        checkin(pid, Outcome::Safe),
+    );
+    let none = ev(
+        &p[1],
+        Timestamp::from_millis(NOW + 2000).0,
+        checkin(pid, Outcome::NoAnswer),
+    );
+    let v = view(&[reg, safe, none]);
+    let person = v.person(&pid).unwrap();
+    assert_eq!(person.latest().unwrap().check.outcome, Outcome::NoAnswer);
+    assert_eq!(person.due_ms(), NOW + 1000 + 3600 * 1000);
+}
+
+/// One step of a random history. Indices pick among what exists so far, so status
+/// changes and check-ins mostly hit real targets (and sometimes dangle).
+#[derive(Debug, Clone)]
+enum Op {
+    Post {
+        who: usize,
+        need: bool,
+        ts: u64,
+    },
+    Change {
+        who: usize,
+        target: usize,
+        status: usize,
+        ts: u64,
+    },
+    Person {
+        who: usize,
+        ts: u64,
+    },
+    Check {
+        who: usize,
+        person: usize,
+        outcome: usize,
+        ts: u64,
+    },
+    Redact {
+        who: usize,
+        target: usize,
+        ts: u64,
+    },
+    Hub {
+        who: usize,
+        name: usize,
+        ts: u64,
+    },
+    Alert {
+        who: usize,
+        ts: u64,
+        expires: Option<u64>,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    // Few distinct timestamps, so ties are common.
+    let ts = 0u64..12;
+    let who = 0usize..4;
+    prop_oneof![
+        1 => (who.clone(), any::<bool>(), ts.clone())
+            .prop_map(|(who, need, ts)| Op::Post { who, need, ts }),
+        4 => (who.clone(), any::<usize>(), 0usize..5, ts.clone())
+            .prop_map(|(who, target, status, ts)| Op::Change { who, target, status, ts }),
+        1 => (who.clone(), ts.clone()).prop_map(|(who, ts)| Op::Person { who, ts }),
+        2 => (who.clone(), any::<usize>(), 0usize..5, ts.clone())
+            .prop_map(|(who, person, outcome, ts)| Op::Check { who, person, outcome, ts }),
+        1 => (who.clone(), any::<usize>(), ts.clone())
+            .prop_map(|(who, target, ts)| Op::Redact { who, target, ts }),
+        1 => (who.clone(), 0usize..2, ts.clone()).prop_map(|(who, name, ts)| Op::Hub { who, name, ts }),
+        1 => (who, ts, proptest::option::of(0u64..12))
+            .prop_map(|(who, ts, expires)| Op::Alert { who, ts, expires }),
+    ]
+}
+
+fn materialise(ops: &[Op]) -> Vec<(Event, Body)> {
+    let ids = people();
+    let mut posts: Vec<EventId> = vec![EventId([0xee; 32])]; // one dangling target
+    let mut persons: Vec<EventId> = vec![EventId([0xdd; 32])];
+    let mut all: Vec<EventId> = vec![EventId([0xcc; 32])];
+    let mut out = Vec::new();
+    for op in ops {
+        let (who, ts, body) = match *op {
+            Op::Post { who, need, ts } => {
+                let p = post(&format!("post {}", out.len()));
+                (who, ts, if need { Body::Need(p) } else { Body::Offer(p) })
+            }
+            Op::Change {
+                who,
+                target,
+                status,
+                ts,
+            } => (
+                who,
+                ts,
+                change(posts[target % posts.len()], Status::ALL[status]),
+            ),
+            Op::Person { who, ts } => (who, ts, person_body(&format!("person {}", out.len()))),
+            Op::Check {
+                who,
+                person,
+                outcome,
+                ts,
+            } => {
+                let outcome = match outcome {
+                    0 => Outcome::Safe,
+                    1 => Outcome::NeedsHelp("water".into()),
+                    2 => Outcome::NoAnswer,
+                    3 => Outcome::NotAtHome,
+                    _ => Outcome::Moved("school".into()),
+                };
+                (who, ts, checkin(persons[person % persons.len()], outcome))
+            }
+            Op::Redact { who, target, ts } => (
+                who,
+                ts,
+                Body::Redaction(Redaction {
+                    target: all[target % all.len()],
+                    reason: String::new(),
+                }),
+            ),
+            Op::Hub { who, name, ts } => (
+                who,
+                ts,
+                Body::Hub(HubAnnounced {
+                    name: ["Elm St", "School"][name].into(),
+                    place: Place::default(),
+                    services: vec![format!("svc {ts}")],
+                }),
+            ),
+            Op::Alert { who, ts, expires } => (
+                who,
+                ts,
+                Body::Alert(Alert {
+                    severity: Severity::Severe,
+                    headline: format!("alert {}", out.len()),
+                    text: String::new(),
+                    area: String::new(),
+                    expires_ms: expires.map(|e| NOW - 6 + e),
+                }),
+            ),
+        };
+        let e = ev(&ids[who], Timestamp::from_millis(NOW).0 + ts, body);
+        match e.1.kind() {
+            BodyKind::Need | BodyKind::Offer => posts.push(e.0.id()),
+            BodyKind::Person => persons.push(e.0.id()),
+            _ => {}
+        }
+        all.push(e.0.id());
+        out.push(e);
+    }
+    out
+}
+
+/// Deterministic Fisher-Yates driven by a seed (xorshift), so proptest can shrink it.
+fn shuffle<T>(v: &mut [T], mut seed: u64) {
+    for i in (1..v.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        v.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+fn answers(v: &View) -> impl PartialEq + std::fmt::Debug {
+    (
+        v.items(NOW),
+        v.people(),
+        v.hubs(),
+        v.alerts(NOW),
+        v.purgeable(),
+        v.len(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn same_set_any_order_any_duplicates_same_view(
+        ops in proptest::collection::vec(op(), 1..60),
+        seed in 1u64..u64::MAX,
+        dups in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let events = materialise(&ops);
+        let reference = view(&events);
+
+        let mut shuffled = events.clone();
+        for d in &dups {
+            shuffled.push(events[d % events.len()].clone());
+        }
+        shuffle(&mut shuffled, seed);
+        let other = view(&shuffled);
+
+        prop_assert_eq!(&reference, &other);
+        prop_assert_eq!(answers(&reference), answers(&other));
+    }
+
+    #[test]
+    fn dropping_purged_content_changes_no_answer(ops in proptest::collection::vec(op(), 1..60)) {
+        // A node that has erased redacted content (keeping the redactions) must show the
+        // same board as one that still holds it.
+        let events = materialise(&ops);
+        let full = view(&events);
+        let purge = full.purgeable();
+        let kept: Vec<_> = events.iter().filter(|(e, _)| !purge.contains(&e.id())).cloned().collect();
+        let erased = view(&kept);
+        prop_assert_eq!(full.items(NOW), erased.items(NOW));
+        prop_assert_eq!(full.people(), erased.people());
+        prop_assert_eq!(full.hubs(), erased.hubs());
+        prop_assert_eq!(full.alerts(NOW), erased.alerts(NOW));
+    }
+
+    #[test]
+    fn concurrent_status_changes_resolve_identically(
+        statuses in proptest::collection::vec((0usize..4, 0usize..5, 0u64..4), 1..30),
+        seed in 1u64..u64::MAX,
+    ) {
+        let p = people();
+        let need = ev(&p[0], 1, Body::Need(post("water")));
+        let id = need.0.id();
+        let mut evs = vec![need];
+        for (who, status, ts) in statuses {
+            evs.push(ev(&p[who], 2 + ts, change(id, Status::ALL[status])));
+        }
+        let a = view(&evs).item(&id, NOW).unwrap();
+        shuffle(&mut evs, seed);
+        let b = view(&evs).item(&id, NOW).unwrap();
+        prop_assert_eq!(&a, &b);
+        // The history is in rule order whatever the arrival order.
+        let keys: Vec<_> = a.history.iter().map(|c| (c.at, c.author, c.id)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        prop_assert_eq!(keys, sorted);
+    }
+}
