@@ -1,1 +1,9 @@
-//! placeholder
+//! # aidmesh-node
+//!
+//! The I/O half of aidmesh: a node that stores events durably ([`store`]), runs every
+//! event through one validate → store → fan-out path ([`engine`]), talks to peers over
+//! libp2p ([`net`]), finds them with mDNS ([`discovery`]) and serves the HTTP API
+//! ([`api`]). The rules themselves live in `aidmesh-protocol`.
+
+pub mod engine;
+pub mod store;

@@ -16,6 +16,7 @@
 
 pub mod body;
 pub mod category;
+pub mod community;
 pub mod error;
 pub mod event;
 pub mod identity;

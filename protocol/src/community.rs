@@ -1,0 +1,64 @@
+//! The community: a name and a passphrase shared at the hub. The passphrase derives the
+//! 32-byte pre-shared key of the libp2p private network, so a node without it cannot
+//! even complete a connection.
+//!
+//! Derivation: Argon2id (m = 19 MiB, t = 2, p = 1, the RFC 9106 "second choice" and the
+//! argon2 crate's default) over the passphrase with the salt
+//! `"aidmesh community v1\0" || normalised name`. Argon2 makes guessing a passphrase of
+//! a few words from a captured handshake expensive.
+
+use argon2::{Algorithm, Argon2, Params, Version};
+
+/// Salt prefix; changing it changes every key.
+const SALT_PREFIX: &[u8] = b"aidmesh community v1\0";
+
+/// Community names are compared after trimming and lowercasing.
+pub fn normalise_name(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Passphrases are compared after collapsing whitespace and lowercasing, so
+/// "Maple  River otter" and "maple river otter" give the same key.
+pub fn normalise_passphrase(passphrase: &str) -> String {
+    passphrase
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Derives the 32-byte pre-shared key of community `name` from `passphrase`.
+pub fn derive_key(name: &str, passphrase: &str) -> [u8; 32] {
+    let mut salt = SALT_PREFIX.to_vec();
+    salt.extend_from_slice(normalise_name(name).as_bytes());
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default());
+    let mut key = [0u8; 32];
+    // Only fails for out-of-range parameters, and these are the crate's defaults with a
+    // salt of at least 21 bytes.
+    if let Err(e) =
+        argon.hash_password_into(normalise_passphrase(passphrase).as_bytes(), &salt, &mut key)
+    {
+        panic!("argon2 with default parameters failed: {e}");
+    }
+    key
+}
+
+/// The gossip topic of a community: not secret (the key protects the network), only
+/// distinct per community.
+pub fn topic(name: &str) -> String {
+    format!("aidmesh/1/{}", normalise_name(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_words_same_key_whatever_the_spacing_and_case() {
+        let a = derive_key("Elm Street", "maple river otter lantern");
+        let b = derive_key(" elm street ", "Maple  River otter\tlantern");
+        assert_eq!(a, b);
+        assert_ne!(a, derive_key("Elm Street", "maple river otter candle"));
+        assert_ne!(a, derive_key("Oak Street", "maple river otter lantern"));
+    }
+}
