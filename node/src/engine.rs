@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aidmesh_protocol::body::BodyKind;
 use aidmesh_protocol::sync::{digest, SyncSet};
-use aidmesh_protocol::validate::{validate, Rules, Verified};
+use aidmesh_protocol::validate::{validate, Rules, TargetLookup, Verified};
 use aidmesh_protocol::{
     Body, Clock, ClockStatus, Event, EventId, Identity, MeshClock, ValidationError, View,
 };
@@ -302,7 +302,14 @@ impl Engine {
     pub fn ingest(&self, bytes: &[u8], origin: Origin) -> Result<Ingested, IngestError> {
         let now = self.now_ms();
         let mut st = self.lock();
-        let Verified { event, body } = validate(bytes, &Rules::at(now), &st.view)?;
+        // Rights against held targets are checked for local writes only; see
+        // `aidmesh_protocol::TargetLookup` for why peers' events are not.
+        let lookup: &dyn TargetLookup = if origin == Origin::Local {
+            &st.view
+        } else {
+            &()
+        };
+        let Verified { event, body } = validate(bytes, &Rules::at(now), lookup)?;
         let id = event.id();
         if self.store.contains(&id)? {
             return Ok(Ingested::Duplicate(id));
@@ -342,6 +349,9 @@ impl Engine {
         event: &Event,
         body: &Body,
     ) -> Result<bool, StoreError> {
+        if matches!(body, Body::Redaction(_)) {
+            return Ok(false); // redactions cannot be redacted
+        }
         if view.redacted_by(&event.id(), &event.author()) {
             return Ok(true);
         }

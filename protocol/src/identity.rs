@@ -30,7 +30,9 @@ impl AuthorId {
     /// Checks a signature made with [`Identity::sign`] over `message`.
     ///
     /// Uses strict verification: rejects small-order keys and non-canonical signatures,
-    /// so one event has exactly one valid signature.
+    /// so nobody but the author can make another valid signature for the same bytes.
+    /// (The author could sign twice with different nonces; the event id does not cover
+    /// the signature, so both copies are the same event and the first one kept wins.)
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
         let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
             return false;

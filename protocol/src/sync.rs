@@ -9,7 +9,8 @@
 //! the wire grow with the size of the difference, not of the set.
 //!
 //! Every sync message carries a version byte and is size-checked before decoding.
-//! Both directions also carry the sender's wall clock, which feeds
+//! Reconcile messages in both directions also carry the sender's *uncorrected* wall
+//! clock (corrected values would feed the median back into itself); it feeds
 //! [`crate::MeshClock`].
 
 use negentropy::{Id, Negentropy, NegentropyStorageVector};

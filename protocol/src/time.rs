@@ -145,7 +145,8 @@ impl MeshClock {
     }
 
     /// The median offset (peer − us) in milliseconds, if any peer reported.
-    /// With an even count the lower middle is taken, which favours trusting our clock.
+    /// With an even count, of the two middle values the one closer to zero is taken,
+    /// which favours trusting our own clock.
     pub fn median_offset(&self) -> Option<i64> {
         let mut offsets: Vec<i64> = self.samples.values().map(|(_, o)| *o).collect();
         if offsets.is_empty() {

@@ -19,6 +19,11 @@ pub struct TargetInfo {
 /// Looks up events already held, to check rights on status changes, check-ins and
 /// redactions. When the target is not held yet the event is accepted and the view
 /// applies the same rule once the target arrives.
+///
+/// Nodes pass a lookup only for events written locally, so a user gets a clear
+/// refusal; events from peers are validated with `()`. Otherwise whether an event is
+/// accepted would depend on arrival order, and two nodes could hold different sets
+/// forever. The view enforces the same rights whatever it holds.
 pub trait TargetLookup {
     /// The target's author and kind, if held.
     fn target(&self, id: &EventId) -> Option<TargetInfo>;
@@ -96,6 +101,17 @@ pub fn validate(
     Ok(Verified { event, body })
 }
 
+/// Every kind but redactions themselves: a redaction cannot be undone.
+const REDACTABLE: [BodyKind; 7] = [
+    BodyKind::Need,
+    BodyKind::Offer,
+    BodyKind::Status,
+    BodyKind::Person,
+    BodyKind::CheckIn,
+    BodyKind::Hub,
+    BodyKind::Alert,
+];
+
 fn kind_name(code: u16) -> &'static str {
     BodyKind::from_code(code).map_or("event of unknown kind", BodyKind::name)
 }
@@ -113,7 +129,7 @@ fn check_rights(
             (s.status == Status::Withdrawn).then_some("withdrawal"),
         ),
         Body::CheckIn(c) => (c.person, &[BodyKind::Person], None),
-        Body::Redaction(r) => (r.target, &BodyKind::ALL, Some("redaction")),
+        Body::Redaction(r) => (r.target, &REDACTABLE, Some("redaction")),
         _ => return Ok(()),
     };
     let Some(info) = targets.target(&target) else {
@@ -129,7 +145,7 @@ fn check_rights(
             } else if expected.len() == 2 {
                 "need or offer"
             } else {
-                "known event"
+                "event other than a redaction"
             },
         });
     }

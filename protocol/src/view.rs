@@ -486,7 +486,9 @@ impl View {
     pub fn purgeable(&self) -> BTreeSet<EventId> {
         let mut out = BTreeSet::new();
         for (target, info) in &self.known {
-            if self.redacted_by(target, &info.author) {
+            // A redaction of a redaction is void: redactions cannot be undone.
+            let void = info.kind == BodyKind::Redaction.code();
+            if !void && self.redacted_by(target, &info.author) {
                 out.insert(*target);
                 if info.kind == BodyKind::Person.code() {
                     let checks = self.checkins.get(target).into_iter().flatten();

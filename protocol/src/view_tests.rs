@@ -390,3 +390,28 @@ proptest! {
         prop_assert_eq!(keys, sorted);
     }
 }
+
+#[test]
+fn a_redaction_of_a_redaction_is_void() {
+    let p = people();
+    let need = ev(&p[0], 10, Body::Need(post("contact me at 555")));
+    let r1 = ev(
+        &p[0],
+        20,
+        Body::Redaction(Redaction {
+            target: need.0.id(),
+            reason: String::new(),
+        }),
+    );
+    let r2 = ev(
+        &p[0],
+        30,
+        Body::Redaction(Redaction {
+            target: r1.0.id(),
+            reason: String::new(),
+        }),
+    );
+    let v = view(&[need.clone(), r1.clone(), r2]);
+    assert!(v.items(NOW).is_empty());
+    assert_eq!(v.purgeable(), BTreeSet::from([need.0.id()]));
+}
