@@ -1,1 +1,475 @@
-fn main() {}
+//! `aidmesh`: run a node, and act on the board of needs and offers.
+//!
+//! Every command but `init` and `up` talks to the node running on `--data-dir` through
+//! its HTTP API, so the command line and the web page see the same thing.
+
+mod client;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use aidmesh_node::node::{self, NodeConfig};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use client::{CliError, Client};
+
+#[derive(Parser)]
+#[command(
+    name = "aidmesh",
+    version,
+    about = "Mutual aid that keeps working when the network is down"
+)]
+struct Cli {
+    /// The node's data directory (default: the platform's data directory).
+    #[arg(long, global = true, env = "AIDMESH_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create this node's identity and join (with --passphrase) or create a community.
+    Init {
+        /// Community name, e.g. "Elm Street".
+        #[arg(long)]
+        community: String,
+        /// The community's passphrase, from a coordinator. Without it a new community
+        /// is created and its passphrase printed.
+        #[arg(long)]
+        passphrase: Option<String>,
+    },
+    /// Run the node in the foreground until Ctrl-C.
+    Up(UpArgs),
+    /// Needs: things someone is missing.
+    Need {
+        #[command(subcommand)]
+        action: PostAction,
+    },
+    /// Offers: things someone can give.
+    Offer {
+        #[command(subcommand)]
+        action: PostAction,
+    },
+    /// List needs and offers.
+    List {
+        /// needs, offers or all.
+        #[arg(default_value = "all")]
+        what: String,
+        /// Only this category.
+        #[arg(long)]
+        category: Option<String>,
+        /// Only this status (open, claimed, in-progress, fulfilled, withdrawn, expired,
+        /// active, all; default active).
+        #[arg(long)]
+        status: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one need or offer with its history.
+    Show {
+        /// Id or unique prefix (at least 6 characters).
+        id: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Claim a need or offer: you will take care of it.
+    Claim(StatusArgs),
+    /// Mark work on it as started.
+    Progress(StatusArgs),
+    /// Mark it done.
+    Fulfil(StatusArgs),
+    /// Take back your own need or offer.
+    Withdraw(StatusArgs),
+    /// Open it again.
+    Reopen(StatusArgs),
+    /// Connected peers.
+    Peers {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// This node: peer id, community, events, digest, peers, clock.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// Peer listen address (multiaddr), e.g. /ip4/0.0.0.0/tcp/4610. Repeatable.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// API and web page address.
+    #[arg(long, default_value = node::DEFAULT_API)]
+    api: String,
+    /// A peer to connect to, e.g. /ip4/192.168.1.20/tcp/4610. Repeatable.
+    #[arg(long)]
+    peer: Vec<String>,
+    /// Do not use mDNS discovery.
+    #[arg(long)]
+    no_mdns: bool,
+    /// PIN that volunteers enter to see welfare records from other machines.
+    #[arg(long, env = "AIDMESH_VOLUNTEER_PIN")]
+    volunteer_pin: Option<String>,
+    /// Re-run catch-up sync with each peer this often.
+    #[arg(long, default_value = "30s")]
+    sync_every: String,
+    /// Testing: shift this node's clock, e.g. -3d or 10m.
+    #[arg(long, allow_hyphen_values = true, hide = true)]
+    clock_offset: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PostAction {
+    /// Post a new one; prints its id.
+    Add(PostArgs),
+}
+
+#[derive(Args)]
+struct PostArgs {
+    /// Short title, e.g. "Insulin for a diabetic neighbour".
+    title: String,
+    /// Category (water, food, medical, shelter, power, transport, rescue, care,
+    /// welfare, cleanup, other).
+    #[arg(long)]
+    category: String,
+    /// low, normal, high or life-threatening.
+    #[arg(long)]
+    urgency: Option<String>,
+    /// Quantity.
+    #[arg(long)]
+    qty: Option<u32>,
+    /// Unit of the quantity.
+    #[arg(long)]
+    unit: Option<String>,
+    /// Where, e.g. "12 Mill Lane".
+    #[arg(long = "where")]
+    place: Option<String>,
+    /// Latitude in degrees.
+    #[arg(long, allow_hyphen_values = true)]
+    lat: Option<f64>,
+    /// Longitude in degrees.
+    #[arg(long, allow_hyphen_values = true)]
+    lon: Option<f64>,
+    /// How to reach you.
+    #[arg(long)]
+    contact: Option<String>,
+    /// More details.
+    #[arg(long)]
+    details: Option<String>,
+    /// Expires after this long, e.g. 6h or 3d.
+    #[arg(long)]
+    expires: Option<String>,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// Id or unique prefix (at least 6 characters).
+    id: String,
+    /// A note for everyone, e.g. "bringing 2 cases at 3pm".
+    #[arg(long)]
+    note: Option<String>,
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(x).join("aidmesh");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/aidmesh"),
+        None => PathBuf::from("aidmesh-data"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    match run(cli.command, dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
+    match cmd {
+        Command::Init {
+            community,
+            passphrase,
+        } => {
+            let p = node::init(&dir, &community, passphrase.as_deref())
+                .map_err(|e| CliError(e.to_string()))?;
+            println!("Node created in {}", dir.display());
+            println!("Community: {}", p.community);
+            if passphrase.is_none() {
+                println!(
+                    "New community passphrase (give it to the other hubs):\n\n    {}\n",
+                    p.passphrase
+                );
+            }
+            println!(
+                "Start the node with:  aidmesh --data-dir {} up",
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Up(args) => up(args, dir),
+        Command::Need {
+            action: PostAction::Add(a),
+        } => add(&dir, "needs", a),
+        Command::Offer {
+            action: PostAction::Add(a),
+        } => add(&dir, "offers", a),
+        Command::List {
+            what,
+            category,
+            status,
+            json,
+        } => list(&dir, &what, category, status, json),
+        Command::Show { id, json } => {
+            let item = Client::for_dir(&dir)?.get(&format!("/api/v1/items/{}", id.trim()))?;
+            if json {
+                print_json(&item);
+            } else {
+                show(&item);
+            }
+            Ok(())
+        }
+        Command::Claim(a) => change(&dir, "claimed", a),
+        Command::Progress(a) => change(&dir, "in-progress", a),
+        Command::Fulfil(a) => change(&dir, "fulfilled", a),
+        Command::Withdraw(a) => change(&dir, "withdrawn", a),
+        Command::Reopen(a) => change(&dir, "reopened", a),
+        Command::Peers { json } => {
+            let v = Client::for_dir(&dir)?.get("/api/v1/peers")?;
+            if json {
+                print_json(&v);
+            } else {
+                let peers = v["peers"].as_array().cloned().unwrap_or_default();
+                if peers.is_empty() {
+                    println!("No peers connected.");
+                }
+                for p in peers {
+                    println!(
+                        "{}  {}",
+                        p["peer_id"].as_str().unwrap_or(""),
+                        p["addr"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Status { json } => {
+            let v = Client::for_dir(&dir)?.get("/api/v1/status")?;
+            if json {
+                print_json(&v);
+            } else {
+                println!("peer id    {}", v["peer_id"].as_str().unwrap_or(""));
+                println!("community  {}", v["community"].as_str().unwrap_or(""));
+                println!("events     {}", v["events"]);
+                println!(
+                    "digest     {}",
+                    &v["digest"].as_str().unwrap_or("")
+                        [..16.min(v["digest"].as_str().unwrap_or("").len())]
+                );
+                println!("peers      {}", v["peers"]);
+                if let Some(w) = v["clock"]["warning"].as_str() {
+                    println!("WARNING    {w}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
+    let bad = |what: &str, v: &str, e: &dyn std::fmt::Display| {
+        CliError(format!("{what} '{v}' is not valid: {e}"))
+    };
+    let mut cfg = NodeConfig::new(dir);
+    if !args.listen.is_empty() {
+        cfg.listen = args
+            .listen
+            .iter()
+            .map(|a| a.parse().map_err(|e| bad("--listen", a, &e)))
+            .collect::<Result<_, _>>()?;
+    }
+    cfg.peers = args
+        .peer
+        .iter()
+        .map(|a| a.parse().map_err(|e| bad("--peer", a, &e)))
+        .collect::<Result<_, _>>()?;
+    cfg.api = args.api.parse().map_err(|e| bad("--api", &args.api, &e))?;
+    cfg.mdns = !args.no_mdns;
+    cfg.volunteer_pin = args.volunteer_pin;
+    cfg.sync_every = aidmesh_node::input::parse_duration("--sync-every", &args.sync_every)
+        .map_err(|e| CliError(e.to_string()))?;
+    if let Some(off) = &args.clock_offset {
+        let (neg, rest) = off
+            .strip_prefix('-')
+            .map_or((false, off.as_str()), |r| (true, r));
+        let d = aidmesh_node::input::parse_duration("--clock-offset", rest)
+            .map_err(|e| CliError(e.to_string()))?;
+        let ms = d.as_millis() as i64;
+        cfg.clock_offset_ms = if neg { -ms } else { ms };
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AIDMESH_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,libp2p_gossipsub=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Runtime::new().map_err(|e| CliError(format!("cannot start: {e}")))?;
+    rt.block_on(node::run(
+        cfg,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+        |s| {
+            if let Some(p) = &s.created {
+                println!("New node and community '{}' created.", p.community);
+                println!(
+                    "Community passphrase (give it to the other hubs):\n\n    {}\n",
+                    p.passphrase
+                );
+            }
+            println!("aidmesh node running. Ctrl-C stops it.");
+            println!("  peer id    {}", s.peer_id);
+            println!("  community  {}", s.community);
+            for l in &s.listen {
+                println!("  listening  {l}");
+            }
+            println!("  web page   http://{}/", s.api);
+            println!("  api        http://{}/api/v1/", s.api);
+        },
+    ))
+    .map_err(|e| CliError(e.to_string()))?;
+    rt.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+fn add(dir: &std::path::Path, path: &str, a: PostArgs) -> Result<(), CliError> {
+    let body = json!({
+        "title": a.title, "category": a.category, "urgency": a.urgency, "qty": a.qty,
+        "unit": a.unit, "place": a.place, "lat": a.lat, "lon": a.lon, "contact": a.contact,
+        "details": a.details, "expires": a.expires,
+    });
+    let item = Client::for_dir(dir)?.post(&format!("/api/v1/{path}"), &body)?;
+    println!("{}", item["short_id"].as_str().unwrap_or(""));
+    Ok(())
+}
+
+fn list(
+    dir: &std::path::Path,
+    what: &str,
+    category: Option<String>,
+    status: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    let path = match what {
+        "needs" | "need" => "/api/v1/needs",
+        "offers" | "offer" => "/api/v1/offers",
+        "all" => "/api/v1/items",
+        other => {
+            return Err(CliError(format!(
+                "'{other}' is not a list; use needs, offers or all"
+            )))
+        }
+    };
+    let mut q = Vec::new();
+    if let Some(c) = category {
+        q.push(format!("category={}", c.replace(' ', "%20")));
+    }
+    if let Some(s) = status {
+        q.push(format!("status={s}"));
+    }
+    let url = if q.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", q.join("&"))
+    };
+    let v = Client::for_dir(dir)?.get(&url)?;
+    if json {
+        print_json(&v["items"]);
+        return Ok(());
+    }
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("Nothing to show.");
+    }
+    for i in items {
+        println!(
+            "{:<10}  {:<5}  {:<16}  {:<11}  {:<9}  {}",
+            i["short_id"].as_str().unwrap_or(""),
+            i["kind"].as_str().unwrap_or(""),
+            i["urgency"].as_str().unwrap_or(""),
+            i["status"].as_str().unwrap_or(""),
+            i["category"].as_str().unwrap_or(""),
+            i["title"].as_str().unwrap_or(""),
+        );
+    }
+    Ok(())
+}
+
+fn show(i: &Value) {
+    println!(
+        "{} {}  [{}]",
+        i["kind"].as_str().unwrap_or(""),
+        i["short_id"].as_str().unwrap_or(""),
+        i["status"].as_str().unwrap_or("")
+    );
+    println!("  {}", i["title"].as_str().unwrap_or(""));
+    println!(
+        "  category {}, urgency {}",
+        i["category"].as_str().unwrap_or(""),
+        i["urgency"].as_str().unwrap_or("")
+    );
+    if let Some(p) = i["place"]["label"].as_str().filter(|s| !s.is_empty()) {
+        println!("  where    {p}");
+    }
+    for h in i["history"].as_array().into_iter().flatten() {
+        println!(
+            "  - {} by {}{}{}",
+            h["status"].as_str().unwrap_or(""),
+            h["author"].as_str().unwrap_or(""),
+            if h["applied"].as_bool() == Some(false) {
+                " (not applied)"
+            } else {
+                ""
+            },
+            h["note"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default(),
+        );
+    }
+}
+
+fn change(dir: &std::path::Path, status: &str, a: StatusArgs) -> Result<(), CliError> {
+    let v = Client::for_dir(dir)?.post(
+        &format!("/api/v1/items/{}/status", a.id.trim()),
+        &json!({ "status": status, "note": a.note }),
+    )?;
+    println!(
+        "{} is now {}",
+        v["short_id"].as_str().unwrap_or(""),
+        v["status"].as_str().unwrap_or("")
+    );
+    Ok(())
+}

@@ -5,5 +5,11 @@
 //! libp2p ([`net`]), finds them with mDNS ([`discovery`]) and serves the HTTP API
 //! ([`api`]). The rules themselves live in `aidmesh-protocol`.
 
+pub mod api;
+pub mod discovery;
 pub mod engine;
+pub mod input;
+pub mod net;
+pub mod node;
 pub mod store;
+pub mod sync;

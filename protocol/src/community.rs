@@ -43,6 +43,32 @@ pub fn derive_key(name: &str, passphrase: &str) -> [u8; 32] {
     key
 }
 
+/// Number of words in a generated passphrase: 6 words of the 2048-word BIP-39 English
+/// list carry 66 bits, plenty behind Argon2, and are easy to read aloud at a hub.
+pub const PASSPHRASE_WORDS: usize = 6;
+
+/// A passphrase of [`PASSPHRASE_WORDS`] common English words chosen by `entropy`
+/// (the caller supplies randomness; 9 bytes are enough, 11 bits per word).
+pub fn passphrase_from_entropy(entropy: &[u8; 9]) -> String {
+    let words = bip39::Language::English.word_list();
+    let mut acc: u128 = 0;
+    for b in entropy {
+        acc = (acc << 8) | u128::from(*b);
+    }
+    (0..PASSPHRASE_WORDS)
+        .map(|i| words[((acc >> (i * 11)) & 0x7ff) as usize])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A short public tag of the community key, advertised by discovery so that nodes of
+/// different communities on one network do not even try to connect. It reveals nothing
+/// about the key (a keyed hash of it).
+pub fn key_tag(key: &[u8; 32]) -> String {
+    let h = blake3::keyed_hash(key, b"aidmesh community tag v1");
+    hex::encode(&h.as_bytes()[..8])
+}
+
 /// The gossip topic of a community: not secret (the key protects the network), only
 /// distinct per community.
 pub fn topic(name: &str) -> String {
@@ -52,6 +78,15 @@ pub fn topic(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_passphrases_are_six_words_and_vary() {
+        let a = passphrase_from_entropy(&[0; 9]);
+        let b = passphrase_from_entropy(&[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(a.split(' ').count(), PASSPHRASE_WORDS);
+        assert_ne!(a, b);
+        assert_ne!(key_tag(&derive_key("x", &a)), key_tag(&derive_key("x", &b)));
+    }
 
     #[test]
     fn same_words_same_key_whatever_the_spacing_and_case() {

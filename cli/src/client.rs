@@ -1,0 +1,86 @@
+//! Talking to the local node's HTTP API. The node writes its API address into the data
+//! directory, so several nodes on one machine are told apart by `--data-dir`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A failure the user can act on.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The local node's API.
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+fn not_running(dir: &Path) -> CliError {
+    CliError(format!(
+        "no node is running for {dir}.\nStart one with:  aidmesh --data-dir {dir} up",
+        dir = dir.display()
+    ))
+}
+
+impl Client {
+    /// Finds the node running on `dir`.
+    pub fn for_dir(dir: &Path) -> Result<Client, CliError> {
+        let file = dir.join(aidmesh_node::node::API_FILE);
+        let addr = std::fs::read_to_string(&file).map_err(|_| not_running(dir))?;
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .http_status_as_error(false)
+            .build();
+        Ok(Client {
+            base: format!("http://{}", addr.trim()),
+            agent: config.into(),
+        })
+        .and_then(|c| {
+            // A stale file from a node killed with -9: check someone answers.
+            c.agent
+                .get(format!("{}/api/v1/status", c.base))
+                .call()
+                .map_err(|_| not_running(dir))?;
+            Ok(c)
+        })
+    }
+
+    fn answer(
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, CliError> {
+        let mut resp = resp.map_err(|e| CliError(format!("the node did not answer: {e}")))?;
+        let code = resp.status();
+        let body: Value = resp
+            .body_mut()
+            .read_json()
+            .map_err(|e| CliError(format!("the node sent an unreadable answer ({code}): {e}")))?;
+        if code.is_success() {
+            Ok(body)
+        } else if let Some(detail) = body.get("detail").and_then(Value::as_str) {
+            Err(CliError(detail.to_string()))
+        } else {
+            Err(CliError(format!("the node answered {code}")))
+        }
+    }
+
+    /// GET a path under the API.
+    pub fn get(&self, path: &str) -> Result<Value, CliError> {
+        Self::answer(self.agent.get(format!("{}{path}", self.base)).call())
+    }
+
+    /// POST JSON to a path under the API.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        Self::answer(
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .send_json(body),
+        )
+    }
+}

@@ -1,0 +1,90 @@
+//! LAN discovery with mDNS (mdns-sd): advertise `_aidmesh._tcp.local.` with our peer id,
+//! port and community tag on every interface, browse for the same, and hand what is
+//! found to the network task to dial. Linux loopback carries no multicast, so loopback
+//! tests use static peers; mDNS is exercised in the network-namespace test bed.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use libp2p::{Multiaddr, PeerId};
+use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::net::Command;
+
+/// The DNS-SD service type.
+pub const SERVICE: &str = "_aidmesh._tcp.local.";
+
+/// Running discovery; stops when dropped.
+pub struct Discovery {
+    daemon: ServiceDaemon,
+}
+
+impl Drop for Discovery {
+    fn drop(&mut self) {
+        let _ = self.daemon.shutdown();
+    }
+}
+
+/// Starts advertising and browsing.
+pub fn start(
+    peer: PeerId,
+    port: u16,
+    tag: String,
+    commands: mpsc::Sender<Command>,
+) -> Result<Discovery, mdns_sd::Error> {
+    let daemon = ServiceDaemon::new()?;
+    let me = peer.to_string();
+    let host = format!("aidmesh-{}.local.", &me[me.len().saturating_sub(12)..]);
+    let props = [("p", me.as_str()), ("c", tag.as_str())];
+    let info = ServiceInfo::new(SERVICE, &me, &host, "", port, &props[..])?.enable_addr_auto();
+    daemon.register(info)?;
+    let rx = daemon.browse(SERVICE)?;
+    info!(port, "mDNS: advertising {SERVICE}");
+    tokio::spawn(async move {
+        let mut other_community: HashSet<String> = HashSet::new();
+        // Drain promptly: mdns-sd closes a subscription that falls behind.
+        while let Ok(ev) = rx.recv_async().await {
+            let ServiceEvent::ServiceResolved(svc) = ev else {
+                continue;
+            };
+            let Some(peer_s) = svc.get_property_val_str("p").map(str::to_string) else {
+                continue;
+            };
+            if peer_s == me {
+                continue;
+            }
+            let Ok(peer_id) = peer_s.parse::<PeerId>() else {
+                debug!(peer = %peer_s, "mDNS: ignoring an advertisement with a bad peer id");
+                continue;
+            };
+            if svc.get_property_val_str("c") != Some(tag.as_str()) {
+                if other_community.insert(peer_s.clone()) {
+                    warn!(peer = %peer_s, "mDNS: found a node of another community (different passphrase); not connecting");
+                }
+                continue;
+            }
+            for ip in svc.addresses.iter().map(|a| a.to_ip_addr()) {
+                if ip.is_loopback() || is_link_local_v6(&ip) {
+                    continue;
+                }
+                let proto = if ip.is_ipv4() { "ip4" } else { "ip6" };
+                let Ok(addr) =
+                    format!("/{proto}/{ip}/tcp/{}/p2p/{peer_id}", svc.port).parse::<Multiaddr>()
+                else {
+                    continue;
+                };
+                debug!(%addr, "mDNS: found a peer");
+                if commands.send(Command::Dial(addr)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Discovery { daemon })
+}
+
+fn is_link_local_v6(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+}

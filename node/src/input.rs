@@ -1,0 +1,225 @@
+//! Turning what a person typed (CLI options, HTTP JSON) into protocol values, with
+//! errors that say what was wrong and what is valid. One place, used by every door.
+
+use std::time::Duration;
+
+use aidmesh_protocol::body::{Coords, Place, Post, Status, Urgency};
+use aidmesh_protocol::Category;
+use serde::Deserialize;
+
+/// A rejected input: which field, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// The field as the user named it.
+    pub field: &'static str,
+    /// The problem and the fix.
+    pub detail: String,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.detail)
+    }
+}
+
+fn err(field: &'static str, detail: impl Into<String>) -> InputError {
+    InputError {
+        field,
+        detail: detail.into(),
+    }
+}
+
+/// Parses "90s", "30m", "2h", "3d", "1w" (or a bare number of seconds).
+pub fn parse_duration(field: &'static str, s: &str) -> Result<Duration, InputError> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num.parse().map_err(|_| {
+        err(
+            field,
+            format!("'{s}' is not a duration; use a number and a unit, e.g. 90s, 30m, 2h, 3d"),
+        )
+    })?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 7 * 86_400,
+        other => {
+            return Err(err(
+                field,
+                format!("unknown unit '{other}' in '{s}'; use s, m, h, d or w"),
+            ))
+        }
+    };
+    let total = n
+        .checked_mul(secs)
+        .filter(|t| *t <= 366 * 86_400)
+        .ok_or_else(|| err(field, format!("'{s}' is longer than a year")))?;
+    if total == 0 {
+        return Err(err(field, "must be longer than zero"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Parses an urgency name.
+pub fn parse_urgency(s: &str) -> Result<Urgency, InputError> {
+    let k = s.trim().to_lowercase();
+    Urgency::ALL
+        .into_iter()
+        .find(|u| u.name() == k || (k == "critical" && *u == Urgency::LifeThreatening))
+        .ok_or_else(|| {
+            let names: Vec<_> = Urgency::ALL.iter().map(|u| u.name()).collect();
+            err(
+                "urgency",
+                format!("unknown urgency '{s}'; valid: {}", names.join(", ")),
+            )
+        })
+}
+
+/// Parses a status-change name.
+pub fn parse_status(s: &str) -> Result<Status, InputError> {
+    let k = s.trim().to_lowercase().replace('_', "-");
+    let k = match k.as_str() {
+        "progress" => "in-progress",
+        "fulfil" | "fulfill" | "fulfilled" | "done" => "fulfilled",
+        "claim" => "claimed",
+        "withdraw" => "withdrawn",
+        "reopen" => "reopened",
+        other => other,
+    };
+    Status::ALL
+        .into_iter()
+        .find(|x| x.name() == k)
+        .ok_or_else(|| {
+            let names: Vec<_> = Status::ALL.iter().map(|u| u.name()).collect();
+            err(
+                "status",
+                format!("unknown status '{s}'; valid: {}", names.join(", ")),
+            )
+        })
+}
+
+/// Parses a category (names and synonyms; the error lists the valid ones).
+pub fn parse_category(s: &str) -> Result<Category, InputError> {
+    s.parse::<Category>()
+        .map_err(|e| err("category", e.to_string()))
+}
+
+/// Checks latitude and longitude given together and in range.
+pub fn parse_coords(lat: Option<f64>, lon: Option<f64>) -> Result<Option<Coords>, InputError> {
+    match (lat, lon) {
+        (None, None) => Ok(None),
+        (Some(lat), Some(lon)) => Coords::from_degrees(lat, lon).map(Some).ok_or_else(|| {
+            err(
+                "lat/lon",
+                format!("({lat}, {lon}) is not a position; latitude must be within ±90 and longitude within ±180 degrees"),
+            )
+        }),
+        _ => Err(err("lat/lon", "give both --lat and --lon, or neither")),
+    }
+}
+
+/// A need or offer as typed: the fields mirror the CLI options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostInput {
+    /// Title (required).
+    pub title: String,
+    /// Category name (required).
+    pub category: String,
+    /// Urgency name; default normal.
+    pub urgency: Option<String>,
+    /// Quantity.
+    pub qty: Option<u32>,
+    /// Unit.
+    pub unit: Option<String>,
+    /// Place label.
+    pub place: Option<String>,
+    /// Latitude in degrees.
+    pub lat: Option<f64>,
+    /// Longitude in degrees.
+    pub lon: Option<f64>,
+    /// Contact.
+    pub contact: Option<String>,
+    /// Details.
+    pub details: Option<String>,
+    /// Expiry as a duration from now ("2h", "3d").
+    pub expires: Option<String>,
+}
+
+impl PostInput {
+    /// Builds the post body at wall-clock time `now_ms`. Text limits are checked later
+    /// by the protocol's validation, with the same messages for every door.
+    pub fn into_post(self, now_ms: u64) -> Result<Post, InputError> {
+        let expires_ms = match &self.expires {
+            Some(e) => Some(now_ms + parse_duration("expires", e)?.as_millis() as u64),
+            None => None,
+        };
+        Ok(Post {
+            title: self.title.trim().to_string(),
+            category: parse_category(&self.category)?,
+            details: self.details.unwrap_or_default(),
+            quantity: self.qty,
+            unit: self.unit.unwrap_or_default().trim().to_string(),
+            urgency: match &self.urgency {
+                Some(u) => parse_urgency(u)?,
+                None => Urgency::Normal,
+            },
+            place: Place {
+                label: self.place.unwrap_or_default().trim().to_string(),
+                coords: parse_coords(self.lat, self.lon)?,
+            },
+            contact: self.contact.unwrap_or_default().trim().to_string(),
+            expires_ms,
+            related: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("x", "90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("x", "2h").unwrap().as_secs(), 7200);
+        assert_eq!(parse_duration("x", "3 days").unwrap().as_secs(), 3 * 86_400);
+        assert!(parse_duration("x", "soon")
+            .unwrap_err()
+            .detail
+            .contains("e.g. 90s"));
+        assert!(parse_duration("x", "5y")
+            .unwrap_err()
+            .detail
+            .contains("unknown unit"));
+        assert!(parse_duration("x", "0s").is_err());
+        assert!(parse_duration("x", "99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn enums_list_the_valid_values() {
+        assert_eq!(
+            parse_urgency("Life-Threatening").unwrap(),
+            Urgency::LifeThreatening
+        );
+        assert!(parse_urgency("meh")
+            .unwrap_err()
+            .detail
+            .contains("life-threatening"));
+        assert_eq!(parse_status("progress").unwrap(), Status::InProgress);
+        assert!(parse_category("blankets")
+            .unwrap_err()
+            .detail
+            .contains("shelter"));
+    }
+
+    #[test]
+    fn coordinates_come_in_pairs_and_in_range() {
+        assert!(parse_coords(Some(1.0), None).is_err());
+        assert!(parse_coords(Some(91.0), Some(0.0)).is_err());
+        assert!(parse_coords(Some(f64::NAN), Some(0.0)).is_err());
+        assert!(parse_coords(Some(29.9), Some(-90.1)).unwrap().is_some());
+    }
+}

@@ -1,0 +1,681 @@
+//! The network: libp2p over TCP inside a pnet private network (the community key), then
+//! noise and yamux. Gossipsub pushes new events to everyone at once; request-response
+//! sync pulls whatever a node missed. No QUIC: pnet does not cover it, and it would be
+//! an unprotected way in.
+//!
+//! One task owns the swarm ([`run`]); the rest of the node talks to it through
+//! [`NetHandle`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aidmesh_protocol::event::MAX_EVENT_BYTES;
+use aidmesh_protocol::Event;
+use futures::StreamExt;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::upgrade::Version;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, TopicHash};
+use libp2p::multiaddr::Protocol;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{connection_limits, identity, noise, tcp, yamux, Multiaddr, PeerId, Swarm, Transport};
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::engine::{Engine, IngestError, Ingested, Origin};
+use crate::store::PeerRecord;
+use crate::sync::{self, Codec, Counters, Next, Session};
+
+/// Network settings.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Static peers, dialled and redialled with back-off.
+    pub peers: Vec<Multiaddr>,
+    /// The community's pre-shared key.
+    pub psk: [u8; 32],
+    /// The community's gossip topic.
+    pub topic: String,
+    /// How often to re-run anti-entropy with each connected peer.
+    pub sync_every: Duration,
+}
+
+/// A failure to start networking.
+#[derive(Debug, Error)]
+pub enum NetError {
+    /// libp2p could not be set up.
+    #[error("network setup failed: {0}")]
+    Setup(String),
+    /// An address could not be listened on.
+    #[error("cannot listen on {addr}: {reason}. Is another node using that port? Pick another with --listen")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One connected peer, as shown in status.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStatus {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Address of the connection.
+    pub addr: String,
+    /// Wall-clock ms of the last completed sync with it.
+    pub last_sync_ms: Option<u64>,
+}
+
+/// What the network task reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetStatus {
+    /// Our peer id.
+    pub peer_id: String,
+    /// Addresses we listen on.
+    pub listen: Vec<String>,
+    /// Connected peers.
+    pub peers: Vec<PeerStatus>,
+    /// Bytes of sync traffic received.
+    pub sync_bytes_in: u64,
+    /// Bytes of sync traffic sent.
+    pub sync_bytes_out: u64,
+}
+
+/// Requests to the network task.
+#[derive(Debug)]
+pub enum Command {
+    /// Dial a peer found by discovery (or given by a user).
+    Dial(Multiaddr),
+    /// Report status.
+    Status(oneshot::Sender<NetStatus>),
+}
+
+/// How the rest of the node reaches the network task.
+#[derive(Debug, Clone)]
+pub struct NetHandle {
+    /// Commands.
+    pub commands: mpsc::Sender<Command>,
+    /// Our peer id.
+    pub peer_id: PeerId,
+}
+
+impl NetHandle {
+    /// Asks the network task for its status.
+    pub async fn status(&self) -> Option<NetStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Status(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    limits: connection_limits::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+    sync: request_response::Behaviour<Codec>,
+}
+
+/// Connection limits: a hub LAN has tens of nodes, not thousands.
+fn limits() -> connection_limits::ConnectionLimits {
+    connection_limits::ConnectionLimits::default()
+        .with_max_pending_incoming(Some(32))
+        .with_max_pending_outgoing(Some(32))
+        .with_max_established(Some(128))
+        .with_max_established_per_peer(Some(2))
+}
+
+/// Gossipsub message id = event id, so the same event relayed by many peers is one
+/// message. Undecodable data gets a hash of its bytes (and will be rejected).
+fn message_id(m: &gossipsub::Message) -> MessageId {
+    match Event::decode(&m.data) {
+        Ok(e) => MessageId::from(e.id().0.to_vec()),
+        Err(_) => MessageId::from(blake3::hash(&m.data).as_bytes().to_vec()),
+    }
+}
+
+fn gossipsub(topic: &TopicHash) -> Result<gossipsub::Behaviour, String> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(message_id)
+        .max_transmit_size(MAX_EVENT_BYTES + 1024)
+        .heartbeat_interval(Duration::from_millis(700))
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Events are signed by their authors; gossipsub's own signatures would add nothing.
+    let mut b = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)?;
+    // Peer scoring: an invalid event costs a peer heavily, so a forger is quickly
+    // graylisted. Delivery-rate penalties are off: a quiet LAN is normal, and many
+    // test nodes share one IP, so the IP-colocation penalty is off too.
+    let topic_params = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0,
+        first_message_deliveries_weight: 1.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -100.0,
+        invalid_message_deliveries_decay: 0.5,
+        ..Default::default()
+    };
+    let mut params = gossipsub::PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    };
+    params.topics.insert(topic.clone(), topic_params);
+    b.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
+    Ok(b)
+}
+
+fn build_swarm(
+    keypair: identity::Keypair,
+    cfg: &NetConfig,
+    counters: Arc<Counters>,
+) -> Result<Swarm<Behaviour>, NetError> {
+    let psk = PreSharedKey::new(cfg.psk);
+    let topic = IdentTopic::new(cfg.topic.clone()).hash();
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)?;
+            let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                .timeout(Duration::from_secs(20))
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(transport)
+        })
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|_| {
+            Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits()),
+                gossipsub: gossipsub(&topic)?,
+                sync: request_response::Behaviour::with_codec(
+                    Codec::new(counters),
+                    [(sync::PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(30))
+                        .with_max_concurrent_streams(32),
+                ),
+            })
+        })
+        .map_err(|e| setup(&e))?
+        // libp2p's default idle timeout (10 s) drops quiet LAN links; keep them.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    Ok(swarm)
+}
+
+/// Back-off state of one address we want to be connected to.
+#[derive(Debug, Clone)]
+struct Dial {
+    failures: u32,
+    next_at: Instant,
+}
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs((1u64 << failures.min(6)).min(60))
+}
+
+/// Starts networking: builds the swarm, listens, and spawns the task that runs it.
+pub fn start(
+    engine: Arc<Engine>,
+    keypair: identity::Keypair,
+    cfg: NetConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
+    let counters = Arc::new(Counters::default());
+    let mut swarm = build_swarm(keypair, &cfg, counters.clone())?;
+    let topic = IdentTopic::new(cfg.topic.clone());
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .map_err(|e| NetError::Setup(e.to_string()))?;
+    for addr in &cfg.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    let (tx, rx) = mpsc::channel(256);
+    let handle = NetHandle {
+        commands: tx,
+        peer_id: *swarm.local_peer_id(),
+    };
+    let now = Instant::now();
+    let task = Task {
+        events: engine.subscribe(),
+        engine,
+        swarm,
+        topic,
+        counters,
+        sessions: HashMap::new(),
+        pending: HashMap::new(),
+        wanted: cfg
+            .peers
+            .iter()
+            .map(|a| {
+                (
+                    a.clone(),
+                    Dial {
+                        failures: 0,
+                        next_at: now,
+                    },
+                )
+            })
+            .collect(),
+        dialing: HashMap::new(),
+        last_sync: HashMap::new(),
+        sync_every: cfg.sync_every,
+        commands: rx,
+        shutdown,
+    };
+    Ok((handle, tokio::spawn(task.run())))
+}
+
+struct Task {
+    engine: Arc<Engine>,
+    swarm: Swarm<Behaviour>,
+    topic: IdentTopic,
+    counters: Arc<Counters>,
+    events: broadcast::Receiver<crate::engine::NewEvent>,
+    /// Our sync session with each peer, and the id of its outstanding request.
+    sessions: HashMap<PeerId, Session>,
+    pending: HashMap<OutboundRequestId, PeerId>,
+    /// Addresses we keep dialling (static peers, discovered peers) with back-off.
+    wanted: HashMap<Multiaddr, Dial>,
+    /// Dials in flight, by connection id, to the address in `wanted`.
+    dialing: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,
+    /// When the last session with each peer finished (monotonic and wall clock).
+    last_sync: HashMap<PeerId, (Instant, u64)>,
+    sync_every: Duration,
+    commands: mpsc::Receiver<Command>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Strips a trailing `/p2p/<id>` and returns it.
+fn split_peer(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
+    let mut a = addr.clone();
+    match a.pop() {
+        Some(Protocol::P2p(p)) => (a, Some(p)),
+        Some(other) => {
+            a.push(other);
+            (a, None)
+        }
+        None => (a, None),
+    }
+}
+
+impl Task {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm(ev),
+                ev = self.events.recv() => match ev {
+                    Ok(ne) => self.on_new_event(ne),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(skipped = n, "gossip fell behind; anti-entropy will cover the skipped events");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                Some(cmd) = self.commands.recv() => self.on_command(cmd),
+                _ = tick.tick() => self.on_tick(),
+                _ = self.shutdown.changed() => break,
+            }
+        }
+        info!("network stopped");
+    }
+
+    fn on_new_event(&mut self, ne: crate::engine::NewEvent) {
+        // Events from gossip are forwarded by gossipsub itself once accepted; events
+        // fetched by sync reach other peers through their own anti-entropy.
+        if !matches!(ne.origin, Origin::Local | Origin::Import) {
+            return;
+        }
+        let bytes = ne.event.into_bytes();
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), bytes)
+        {
+            Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                debug!("no peer subscribed yet; anti-entropy will deliver the event");
+            }
+            Err(e) => warn!(error = %e, "could not gossip an event; anti-entropy will deliver it"),
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Dial(addr) => {
+                let (_, peer) = split_peer(&addr);
+                if peer == Some(*self.swarm.local_peer_id()) {
+                    return;
+                }
+                if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
+                    return;
+                }
+                self.wanted.entry(addr).or_insert(Dial {
+                    failures: 0,
+                    next_at: Instant::now(),
+                });
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn status(&self) -> NetStatus {
+        let mut peers: Vec<PeerStatus> = self
+            .swarm
+            .connected_peers()
+            .map(|p| PeerStatus {
+                peer_id: p.to_string(),
+                addr: self
+                    .engine
+                    .store()
+                    .peer(&p.to_string())
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.addrs.first().cloned())
+                    .unwrap_or_default(),
+                last_sync_ms: self.last_sync.get(p).map(|(_, ms)| *ms),
+            })
+            .collect();
+        peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        NetStatus {
+            peer_id: self.swarm.local_peer_id().to_string(),
+            listen: self.swarm.listeners().map(|a| a.to_string()).collect(),
+            peers,
+            sync_bytes_in: self
+                .counters
+                .bytes_in
+                .load(std::sync::atomic::Ordering::Relaxed),
+            sync_bytes_out: self
+                .counters
+                .bytes_out
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        // Redial what we want and are not connected to, with back-off.
+        let due: Vec<Multiaddr> = self
+            .wanted
+            .iter()
+            .filter(|(a, d)| d.next_at <= now && !self.dialing.values().any(|x| x == *a))
+            .map(|(a, _)| a.clone())
+            .filter(|a| split_peer(a).1.is_none_or(|p| !self.swarm.is_connected(&p)))
+            .collect();
+        for addr in due {
+            let (plain, peer) = split_peer(&addr);
+            if peer.is_none() && self.connected_via(&plain) {
+                continue;
+            }
+            let opts = match peer {
+                Some(p) => DialOpts::peer_id(p).addresses(vec![plain]).build(),
+                None => DialOpts::unknown_peer_id().address(plain).build(),
+            };
+            let cid = opts.connection_id();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%addr, error = %e, "dial not started");
+                self.dial_failed(&addr);
+            } else {
+                self.dialing.insert(cid, addr);
+            }
+        }
+        // Periodic anti-entropy with every connected peer.
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in peers {
+            let stale = self
+                .last_sync
+                .get(&p)
+                .is_none_or(|(at, _)| now.duration_since(*at) >= self.sync_every);
+            if stale && !self.sessions.contains_key(&p) {
+                self.start_sync(p);
+            }
+        }
+    }
+
+    /// Whether an established connection goes to this (peer-less) address.
+    fn connected_via(&self, plain: &Multiaddr) -> bool {
+        self.engine
+            .store()
+            .peers()
+            .ok()
+            .into_iter()
+            .flatten()
+            .any(|(id, rec)| {
+                rec.addrs.first() == Some(&plain.to_string())
+                    && id
+                        .parse::<PeerId>()
+                        .is_ok_and(|p| self.swarm.is_connected(&p))
+            })
+    }
+
+    fn dial_failed(&mut self, addr: &Multiaddr) {
+        if let Some(d) = self.wanted.get_mut(addr) {
+            d.failures += 1;
+            d.next_at = Instant::now() + backoff(d.failures);
+        }
+    }
+
+    fn start_sync(&mut self, peer: PeerId) {
+        match Session::start(&self.engine) {
+            Ok((session, req)) => {
+                let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                self.pending.insert(rid, peer);
+                self.sessions.insert(peer, session);
+            }
+            Err(e) => warn!(%peer, error = %e, "could not start sync"),
+        }
+    }
+
+    fn finish_sync(&mut self, peer: PeerId) {
+        self.sessions.remove(&peer);
+        let wall = self.engine.wall_ms();
+        self.last_sync.insert(peer, (Instant::now(), wall));
+        let key = peer.to_string();
+        let mut rec = self
+            .engine
+            .store()
+            .peer(&key)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        rec.last_sync_ms = Some(wall);
+        let _ = self.engine.store().set_peer(&key, &rec);
+    }
+
+    fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                connection_id,
+                ..
+            } => {
+                let addr = endpoint.get_remote_address().clone();
+                if let Some(wanted) = self.dialing.remove(&connection_id) {
+                    if let Some(d) = self.wanted.get_mut(&wanted) {
+                        d.failures = 0;
+                    }
+                }
+                if num_established.get() == 1 {
+                    info!(peer = %peer_id, %addr, "connected");
+                    let key = peer_id.to_string();
+                    let mut rec: PeerRecord = self
+                        .engine
+                        .store()
+                        .peer(&key)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    let a = addr.to_string();
+                    rec.addrs.retain(|x| x != &a);
+                    rec.addrs.insert(0, a);
+                    rec.addrs.truncate(4);
+                    let _ = self.engine.store().set_peer(&key, &rec);
+                    if !self.sessions.contains_key(&peer_id) {
+                        self.start_sync(peer_id);
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                if num_established == 0 {
+                    info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
+                    self.sessions.remove(&peer_id);
+                    // Redial wanted addresses of this peer soon.
+                    let now = Instant::now();
+                    for (a, d) in self.wanted.iter_mut() {
+                        if split_peer(a).1 == Some(peer_id) || split_peer(a).1.is_none() {
+                            d.next_at = d.next_at.max(now + Duration::from_secs(1));
+                        }
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                if let Some(addr) = self.dialing.remove(&connection_id) {
+                    let failures = self.wanted.get(&addr).map_or(0, |d| d.failures + 1);
+                    warn!(%addr, peer = ?peer_id, failures, error = %error,
+                        "could not connect (if this keeps failing: is the other node in the same community, with the same passphrase?)");
+                    self.dial_failed(&addr);
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                warn!(from = %send_back_addr, error = %error,
+                    "a connection attempt failed: most likely a node with a different community key");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                let acceptance = match self.engine.ingest(&message.data, Origin::Gossip) {
+                    Ok(Ingested::New(id)) => {
+                        debug!(peer = %propagation_source, id = %id, "event by gossip");
+                        MessageAcceptance::Accept
+                    }
+                    Ok(_) => MessageAcceptance::Ignore,
+                    Err(IngestError::Invalid(e)) => {
+                        warn!(peer = %propagation_source, error = %e, "rejected an invalid event from gossip; the peer is penalised");
+                        MessageAcceptance::Reject
+                    }
+                    Err(IngestError::Store(e)) => {
+                        warn!(error = %e, "could not store an event from gossip");
+                        MessageAcceptance::Ignore
+                    }
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
+            _ => {}
+        }
+    }
+
+    fn on_sync(
+        &mut self,
+        ev: request_response::Event<
+            aidmesh_protocol::sync::SyncRequest,
+            aidmesh_protocol::sync::SyncResponse,
+        >,
+    ) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let resp = sync::serve(&self.engine, &peer.to_bytes(), request);
+                    if self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, resp)
+                        .is_err()
+                    {
+                        debug!(%peer, "sync response not sent: connection closed");
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    self.pending.remove(&request_id);
+                    let Some(session) = self.sessions.get_mut(&peer) else {
+                        return;
+                    };
+                    match session.on_response(&self.engine, &peer.to_bytes(), response) {
+                        Ok(Next::Send(req)) => {
+                            let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                            self.pending.insert(rid, peer);
+                        }
+                        Ok(Next::Done(s)) => {
+                            if s.fetched > 0 || s.rejected > 0 {
+                                info!(%peer, fetched = s.fetched, rejected = s.rejected, rounds = s.rounds, ms = s.millis, "synced");
+                            } else {
+                                debug!(%peer, rounds = s.rounds, "in sync");
+                            }
+                            self.finish_sync(peer);
+                        }
+                        Err(e) => {
+                            warn!(%peer, error = %e, "sync stopped");
+                            self.finish_sync(peer);
+                        }
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.pending.remove(&request_id);
+                debug!(%peer, error = %error, "sync request failed");
+                self.finish_sync(peer);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, error = %error, "sync request from peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Setting up and running a node: the data directory, identity and community
+//! ([`init`]), and [`run`], which starts the store, engine, network, discovery and API
+//! and stops them cleanly.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aidmesh_protocol::community::{derive_key, key_tag, passphrase_from_entropy, topic};
+use aidmesh_protocol::Identity;
+use libp2p::Multiaddr;
+use thiserror::Error;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::engine::Engine;
+use crate::net::{self, NetConfig, NetError};
+use crate::store::{Store, StoreError};
+use crate::{api, discovery};
+
+/// Default TCP port for peers.
+pub const DEFAULT_PORT: u16 = 4610;
+/// Default address of the HTTP API and web page.
+pub const DEFAULT_API: &str = "127.0.0.1:4611";
+/// Community created by `aidmesh up` on an empty data directory.
+pub const DEFAULT_COMMUNITY: &str = "neighbourhood";
+/// File in the data directory holding the running node's API address.
+pub const API_FILE: &str = "api.addr";
+
+/// Why a node could not be set up or run.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Networking failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// `init` on a directory that already has an identity.
+    #[error("{dir} already holds a node of community '{community}'; use another --data-dir to make a new node")]
+    AlreadyInitialised {
+        /// The data directory.
+        dir: PathBuf,
+        /// Its community.
+        community: String,
+    },
+    /// A bad setting.
+    #[error("{0}")]
+    Config(String),
+    /// A file operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The node's identity and community, as stored in the data directory.
+#[derive(Clone)]
+pub struct Profile {
+    /// Ed25519 seed: signs events and is the libp2p identity.
+    pub seed: [u8; 32],
+    /// Community name.
+    pub community: String,
+    /// Community passphrase (kept so a coordinator can hand it on).
+    pub passphrase: String,
+    /// Derived pre-shared key.
+    pub psk: [u8; 32],
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the seed or the key.
+        f.debug_struct("Profile")
+            .field("community", &self.community)
+            .finish_non_exhaustive()
+    }
+}
+
+fn db_path(dir: &Path) -> PathBuf {
+    dir.join("db")
+}
+
+fn meta_str(store: &Store, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(store
+        .meta(key)?
+        .map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
+/// Reads the profile, if the directory was initialised.
+pub fn load_profile(store: &Store) -> Result<Option<Profile>, NodeError> {
+    let (Some(seed), Some(psk)) = (store.meta("seed")?, store.meta("psk")?) else {
+        return Ok(None);
+    };
+    let bad = |what: &str| {
+        NodeError::Config(format!("{} holds a damaged {what}", store.path().display()))
+    };
+    Ok(Some(Profile {
+        seed: seed.as_slice().try_into().map_err(|_| bad("identity"))?,
+        psk: psk
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("community key"))?,
+        community: meta_str(store, "community")?.unwrap_or_default(),
+        passphrase: meta_str(store, "passphrase")?.unwrap_or_default(),
+    }))
+}
+
+fn random<const N: usize>() -> Result<[u8; N], NodeError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b)
+        .map_err(|e| NodeError::Config(format!("no random source available: {e}")))?;
+    Ok(b)
+}
+
+/// Creates an identity and joins (with `passphrase`) or creates (without) a community.
+pub fn init(dir: &Path, community: &str, passphrase: Option<&str>) -> Result<Profile, NodeError> {
+    std::fs::create_dir_all(dir).map_err(|source| NodeError::Io {
+        what: "cannot create the data directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let store = Store::open(&db_path(dir))?;
+    init_store(&store, dir, community, passphrase)
+}
+
+fn init_store(
+    store: &Store,
+    dir: &Path,
+    community: &str,
+    passphrase: Option<&str>,
+) -> Result<Profile, NodeError> {
+    let community = community.trim();
+    if community.is_empty()
+        || community.chars().count() > 64
+        || community.chars().any(char::is_control)
+    {
+        return Err(NodeError::Config(
+            "the community name must be 1 to 64 printable characters".into(),
+        ));
+    }
+    if let Some(p) = load_profile(store)? {
+        return Err(NodeError::AlreadyInitialised {
+            dir: dir.to_path_buf(),
+            community: p.community,
+        });
+    }
+    let passphrase = match passphrase {
+        Some(p) if p.split_whitespace().count() < 3 => return Err(NodeError::Config(
+            "the passphrase must have at least 3 words; ask the hub for the community's passphrase"
+                .into(),
+        )),
+        Some(p) => aidmesh_protocol::community::normalise_passphrase(p),
+        None => passphrase_from_entropy(&random()?),
+    };
+    let profile = Profile {
+        seed: random()?,
+        psk: derive_key(community, &passphrase),
+        community: community.to_string(),
+        passphrase,
+    };
+    store.set_meta("community", profile.community.as_bytes())?;
+    store.set_meta("passphrase", profile.passphrase.as_bytes())?;
+    store.set_meta("psk", &profile.psk)?;
+    // The seed last: its presence marks a complete initialisation.
+    store.set_meta("seed", &profile.seed)?;
+    Ok(profile)
+}
+
+/// Everything `run` needs besides the data directory's contents.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Peer listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// HTTP API address.
+    pub api: SocketAddr,
+    /// Static peers.
+    pub peers: Vec<Multiaddr>,
+    /// mDNS discovery on.
+    pub mdns: bool,
+    /// Added to the system clock (testing a node with a wrong clock).
+    pub clock_offset_ms: i64,
+    /// Anti-entropy period.
+    pub sync_every: Duration,
+    /// PIN for welfare data over HTTP from other machines.
+    pub volunteer_pin: Option<String>,
+}
+
+impl NodeConfig {
+    /// Defaults for `dir`: all interfaces on [`DEFAULT_PORT`], API on [`DEFAULT_API`].
+    pub fn new(dir: PathBuf) -> Self {
+        NodeConfig {
+            data_dir: dir,
+            listen: vec![format!("/ip4/0.0.0.0/tcp/{DEFAULT_PORT}")
+                .parse()
+                .expect("constant multiaddr")],
+            api: DEFAULT_API.parse().expect("constant socket address"),
+            peers: Vec::new(),
+            mdns: true,
+            clock_offset_ms: 0,
+            sync_every: Duration::from_secs(30),
+            volunteer_pin: None,
+        }
+    }
+}
+
+/// What a started node tells its caller (printed by `aidmesh up`).
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Community name.
+    pub community: String,
+    /// Listen addresses.
+    pub listen: Vec<String>,
+    /// API address.
+    pub api: SocketAddr,
+    /// Whether a new identity was made because the directory was empty.
+    pub created: Option<Profile>,
+}
+
+/// Runs a node until `shutdown` resolves. `on_start` is called once everything listens.
+pub async fn run(
+    cfg: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_start: impl FnOnce(&Started),
+) -> Result<(), NodeError> {
+    let store = Store::open(&db_path(&cfg.data_dir))?;
+    let (profile, created) = match load_profile(&store)? {
+        Some(p) => (p, None),
+        None => {
+            let p = init_store(&store, &cfg.data_dir, DEFAULT_COMMUNITY, None)?;
+            (p.clone(), Some(p))
+        }
+    };
+    let identity = Identity::from_seed(profile.seed);
+    let engine = Arc::new(Engine::open(
+        store,
+        identity,
+        profile.community.clone(),
+        cfg.clock_offset_ms,
+    )?);
+    info!(events = engine.len(), community = %profile.community, "store loaded");
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(profile.seed)
+        .map_err(|e| NodeError::Config(format!("identity: {e}")))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (net, net_task) = net::start(
+        engine.clone(),
+        keypair,
+        NetConfig {
+            listen: cfg.listen.clone(),
+            peers: cfg.peers.clone(),
+            psk: profile.psk,
+            topic: topic(&profile.community),
+            sync_every: cfg.sync_every,
+        },
+        stop_rx.clone(),
+    )?;
+    // Wait (bounded) for the listeners so we can advertise the real port.
+    let mut listen = Vec::new();
+    for _ in 0..100 {
+        if let Some(s) = net.status().await {
+            if !s.listen.is_empty() {
+                listen = s.listen;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _discovery = if cfg.mdns {
+        let port = listen
+            .iter()
+            .filter_map(|a| a.parse::<Multiaddr>().ok())
+            .find_map(|a| {
+                a.iter().find_map(|p| match p {
+                    libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+                    _ => None,
+                })
+            });
+        match port {
+            Some(port) => match discovery::start(
+                net.peer_id,
+                port,
+                key_tag(&profile.psk),
+                net.commands.clone(),
+            ) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    warn!(error = %e, "mDNS discovery could not start; use --peer to connect");
+                    None
+                }
+            },
+            None => None,
+        }
+    } else {
+        None
+    };
+    let (api_addr, api_task) = api::serve(
+        cfg.api,
+        api::AppState::new(engine.clone(), net.clone(), cfg.volunteer_pin.clone()),
+        stop_rx,
+    )
+    .await?;
+    let api_file = cfg.data_dir.join(API_FILE);
+    std::fs::write(&api_file, api_addr.to_string()).map_err(|source| NodeError::Io {
+        what: "cannot write",
+        path: api_file.clone(),
+        source,
+    })?;
+    on_start(&Started {
+        peer_id: net.peer_id.to_string(),
+        community: profile.community.clone(),
+        listen,
+        api: api_addr,
+        created,
+    });
+    shutdown.await;
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = std::fs::remove_file(&api_file);
+    let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
+    engine.store().flush()?;
+    Ok(())
+}

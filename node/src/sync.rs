@@ -1,0 +1,286 @@
+//! Catch-up sync over libp2p request-response: the codec for `/aidmesh/sync/1`, the
+//! stateless responder, and the initiator's session (reconcile, then fetch in batches).
+//!
+//! Each side of a connection initiates its own session, so each pulls what it lacks.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use aidmesh_protocol::sync::{
+    Initiator, SyncRequest, SyncResponse, MAX_EVENTS_RESPONSE_BYTES, MAX_FETCH_IDS,
+    MAX_SYNC_MESSAGE,
+};
+use aidmesh_protocol::EventId;
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+
+use crate::engine::{Engine, Origin};
+
+/// The request-response protocol name.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/aidmesh/sync/1");
+
+/// Most reconciliation rounds in one session before giving up (a peer feeding us
+/// endless rounds is misbehaving).
+pub const MAX_ROUNDS: u32 = 64;
+
+/// Bytes of sync traffic, for status and benchmarks.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Bytes read (frames and length prefixes).
+    pub bytes_in: AtomicU64,
+    /// Bytes written.
+    pub bytes_out: AtomicU64,
+}
+
+/// Length-prefixed (u32 big-endian) sync messages, size-checked before reading.
+#[derive(Debug, Clone, Default)]
+pub struct Codec {
+    counters: Arc<Counters>,
+}
+
+impl Codec {
+    /// A codec counting into `counters`.
+    pub fn new(counters: Arc<Counters>) -> Self {
+        Self { counters }
+    }
+
+    async fn read_frame<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<Vec<u8>> {
+        let mut len = [0u8; 4];
+        io.read_exact(&mut len).await?;
+        let n = u32::from_be_bytes(len) as usize;
+        if n > MAX_SYNC_MESSAGE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("sync frame of {n} bytes is over the limit of {MAX_SYNC_MESSAGE}"),
+            ));
+        }
+        let mut buf = vec![0u8; n];
+        io.read_exact(&mut buf).await?;
+        self.counters
+            .bytes_in
+            .fetch_add(4 + n as u64, Ordering::Relaxed);
+        Ok(buf)
+    }
+
+    async fn write_frame<T: AsyncWrite + Unpin + Send>(
+        &self,
+        io: &mut T,
+        bytes: Vec<u8>,
+    ) -> io::Result<()> {
+        let len = u32::try_from(bytes.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "sync frame too large"))?;
+        io.write_all(&len.to_be_bytes()).await?;
+        io.write_all(&bytes).await?;
+        io.flush().await?;
+        self.counters
+            .bytes_out
+            .fetch_add(4 + bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+impl libp2p::request_response::Codec for Codec {
+    type Protocol = StreamProtocol;
+    type Request = SyncRequest;
+    type Response = SyncResponse;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<SyncRequest> {
+        SyncRequest::decode(&self.read_frame(io).await?).map_err(invalid)
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<SyncResponse> {
+        SyncResponse::decode(&self.read_frame(io).await?).map_err(invalid)
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: SyncRequest,
+    ) -> io::Result<()> {
+        self.write_frame(io, req.encode()).await
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: SyncResponse,
+    ) -> io::Result<()> {
+        self.write_frame(io, res.encode()).await
+    }
+}
+
+/// Answers a peer's request from our store. Stateless.
+pub fn serve(engine: &Engine, peer: &[u8], req: SyncRequest) -> SyncResponse {
+    match req {
+        SyncRequest::Reconcile { wall_ms, message } => {
+            engine.record_peer_clock(peer, wall_ms);
+            let answer = engine
+                .sync_set()
+                .map_err(|e| e.to_string())
+                .and_then(|set| set.respond(&message).map_err(|e| e.to_string()));
+            match answer {
+                Ok(message) => SyncResponse::Reconcile {
+                    wall_ms: engine.wall_ms(),
+                    message,
+                },
+                Err(reason) => SyncResponse::Refused { reason },
+            }
+        }
+        SyncRequest::Fetch { ids } => {
+            let mut events = Vec::new();
+            let mut total = 0;
+            for id in ids {
+                match engine.store().get(&id) {
+                    Ok(Some(bytes)) => {
+                        if total + bytes.len() > MAX_EVENTS_RESPONSE_BYTES {
+                            break;
+                        }
+                        total += bytes.len();
+                        events.push(bytes);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return SyncResponse::Refused {
+                            reason: format!("store error: {e}"),
+                        }
+                    }
+                }
+            }
+            SyncResponse::Events { events }
+        }
+    }
+}
+
+/// What a finished session did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Reconciliation rounds.
+    pub rounds: u32,
+    /// Ids the peer had that we lacked.
+    pub missing: usize,
+    /// Events newly stored.
+    pub fetched: usize,
+    /// Events the peer sent that failed validation.
+    pub rejected: usize,
+    /// Duration in milliseconds.
+    pub millis: u64,
+}
+
+/// What to do after a response.
+#[derive(Debug)]
+pub enum Next {
+    /// Send this request to the peer.
+    Send(SyncRequest),
+    /// The session is complete.
+    Done(Summary),
+}
+
+/// One initiator-side sync with one peer.
+pub struct Session {
+    init: Initiator,
+    need: Vec<EventId>,
+    requested: Vec<EventId>,
+    summary: Summary,
+    started: Instant,
+}
+
+impl Session {
+    /// Starts a session from our current set; returns the first request.
+    pub fn start(engine: &Engine) -> Result<(Session, SyncRequest), String> {
+        let set = engine.sync_set().map_err(|e| e.to_string())?;
+        let (init, message) = Initiator::start((*set).clone()).map_err(|e| e.to_string())?;
+        let req = SyncRequest::Reconcile {
+            wall_ms: engine.wall_ms(),
+            message,
+        };
+        Ok((
+            Session {
+                init,
+                need: Vec::new(),
+                requested: Vec::new(),
+                summary: Summary::default(),
+                started: Instant::now(),
+            },
+            req,
+        ))
+    }
+
+    /// Feeds the peer's response. An `Err` ends the session (the reason is logged).
+    pub fn on_response(
+        &mut self,
+        engine: &Engine,
+        peer: &[u8],
+        resp: SyncResponse,
+    ) -> Result<Next, String> {
+        match resp {
+            SyncResponse::Reconcile { wall_ms, message } => {
+                engine.record_peer_clock(peer, wall_ms);
+                self.summary.rounds += 1;
+                if self.summary.rounds > MAX_ROUNDS {
+                    return Err(format!("gave up after {MAX_ROUNDS} reconciliation rounds"));
+                }
+                let round = self.init.step(&message).map_err(|e| e.to_string())?;
+                self.summary.missing += round.need.len();
+                self.need.extend(round.need);
+                match round.next {
+                    Some(message) => Ok(Next::Send(SyncRequest::Reconcile {
+                        wall_ms: engine.wall_ms(),
+                        message,
+                    })),
+                    None => self.next_fetch(engine),
+                }
+            }
+            SyncResponse::Events { events } => {
+                let got_some = !events.is_empty();
+                let r = engine
+                    .ingest_batch(&events, Origin::Sync)
+                    .map_err(|e| e.to_string())?;
+                self.summary.fetched += r.new;
+                self.summary.rejected += r.rejected.len();
+                if let Some(first) = r.rejected.first() {
+                    tracing::warn!(rejected = r.rejected.len(), first = %first, "peer sent invalid events during sync");
+                }
+                // A response cut short by the byte budget: ask again for the rest. An
+                // empty one means the peer no longer has them (erased): stop asking.
+                if got_some {
+                    let requested = std::mem::take(&mut self.requested);
+                    self.need.extend(requested);
+                }
+                self.next_fetch(engine)
+            }
+            SyncResponse::Refused { reason } => Err(format!("peer refused: {reason}")),
+        }
+    }
+
+    fn next_fetch(&mut self, engine: &Engine) -> Result<Next, String> {
+        let mut ids = Vec::new();
+        while ids.len() < MAX_FETCH_IDS {
+            let Some(id) = self.need.pop() else { break };
+            if !engine.knows(&id).map_err(|e| e.to_string())? {
+                ids.push(id);
+            }
+        }
+        self.requested.clone_from(&ids);
+        if ids.is_empty() {
+            self.summary.millis = self.started.elapsed().as_millis() as u64;
+            return Ok(Next::Done(self.summary.clone()));
+        }
+        Ok(Next::Send(SyncRequest::Fetch { ids }))
+    }
+}
