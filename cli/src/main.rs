@@ -333,6 +333,7 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
             }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = tokio::runtime::Runtime::new().map_err(|e| CliError(format!("cannot start: {e}")))?;
     rt.block_on(node::run(

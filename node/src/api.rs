@@ -138,7 +138,7 @@ pub async fn serve(
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/status", get(status))
-        .route("/api/v1/peers", get(peers))
+        .route("/api/v1/peers", get(peers).post(add_peer))
         .route("/api/v1/needs", get(list_needs).post(post_need))
         .route("/api/v1/offers", get(list_offers).post(post_offer))
         .route("/api/v1/items", get(list_items))
@@ -214,6 +214,45 @@ async fn status(State(st): State<AppState>) -> ApiResult {
 async fn peers(State(st): State<AppState>) -> ApiResult {
     let net = st.net.status().await;
     Ok(Json(json!({ "peers": net.map(|n| n.peers).unwrap_or_default() })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerInput {
+    addr: String,
+}
+
+async fn add_peer(
+    State(st): State<AppState>,
+    input: Result<Json<PeerInput>, JsonRejection>,
+) -> ApiResult {
+    let Json(input) = input?;
+    let addr: libp2p::Multiaddr = input.addr.trim().parse().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!(
+                "addr: '{}' is not a multiaddr ({e}); e.g. /ip4/192.168.1.20/tcp/4610",
+                input.addr
+            ),
+        )
+    })?;
+    st.net
+        .commands
+        .send(crate::net::Command::Dial(addr.clone()))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "network_down",
+                "the network is stopping",
+            )
+        })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "dialing": addr.to_string() })),
+    )
+        .into_response())
 }
 
 /// JSON of one item, as documented in docs/api.md and docs/cli.md.
@@ -295,7 +334,7 @@ fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
         Some(s) => !i.expired && i.state.name() == s,
     });
     // Most urgent first, then newest.
-    items.sort_by(|a, b| (b.post.urgency, b.created).cmp(&(a.post.urgency, a.created)));
+    items.sort_by_key(|i| std::cmp::Reverse((i.post.urgency, i.created)));
     let out: Vec<Value> = items.iter().map(item_json).collect();
     Ok(Json(json!({ "items": out })).into_response())
 }

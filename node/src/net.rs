@@ -545,19 +545,18 @@ impl Task {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 cause,
                 ..
             } => {
-                if num_established == 0 {
-                    info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
-                    self.sessions.remove(&peer_id);
-                    // Redial wanted addresses of this peer soon.
-                    let now = Instant::now();
-                    for (a, d) in self.wanted.iter_mut() {
-                        if split_peer(a).1 == Some(peer_id) || split_peer(a).1.is_none() {
-                            d.next_at = d.next_at.max(now + Duration::from_secs(1));
-                        }
+                info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
+                self.sessions.remove(&peer_id);
+                // Redial wanted addresses of this peer soon.
+                let soon = Instant::now() + Duration::from_secs(1);
+                for (a, d) in self.wanted.iter_mut() {
+                    let p = split_peer(a).1;
+                    if p == Some(peer_id) || p.is_none() {
+                        d.next_at = d.next_at.max(soon);
                     }
                 }
             }

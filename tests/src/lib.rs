@@ -1,1 +1,342 @@
-//! placeholder
+//! Harness for multi-node tests: real `aidmesh up` processes, each with its own data
+//! directory, talking over real sockets; driven through their real HTTP API.
+//!
+//! Waits are on conditions with a bounded timeout; when one expires the panic message
+//! says what each node saw.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Path of the `aidmesh` binary, built once per test process.
+pub fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("AIDMESH_BIN") {
+            return PathBuf::from(p);
+        }
+        // target/<profile>/deps/<test> → target/<profile>/aidmesh
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "aidmesh", "--bin", "aidmesh"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .expect("run cargo build for the aidmesh binary");
+        assert!(status.success(), "cargo build -p aidmesh failed");
+        profile_dir.join("aidmesh")
+    })
+}
+
+/// A running (or stopped) node process.
+pub struct Node {
+    /// Short name for messages ("hub-a").
+    pub name: String,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    api: String,
+    extra: Vec<String>,
+    agent: ureq::Agent,
+}
+
+/// Options for a test node.
+#[derive(Debug, Clone, Default)]
+pub struct Opts {
+    /// Community name (default "test").
+    pub community: Option<String>,
+    /// Passphrase (default a fixed test passphrase).
+    pub passphrase: Option<String>,
+    /// Static peers.
+    pub peers: Vec<String>,
+    /// Extra arguments to `up`.
+    pub args: Vec<String>,
+}
+
+/// The passphrase of the test community.
+pub const TEST_PASSPHRASE: &str = "river lantern otter maple candle harbor";
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+impl Node {
+    /// Initialises a data directory and starts `aidmesh up` on loopback with OS-chosen
+    /// ports and no mDNS. Waits (bounded) until its API answers.
+    pub fn start(name: &str, opts: Opts) -> Node {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("aidmesh-{name}-"))
+            .tempdir()
+            .expect("temp dir");
+        let out = Command::new(binary())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["init", "--community"])
+            .arg(opts.community.as_deref().unwrap_or("test"))
+            .arg("--passphrase")
+            .arg(opts.passphrase.as_deref().unwrap_or(TEST_PASSPHRASE))
+            .output()
+            .expect("run aidmesh init");
+        assert!(
+            out.status.success(),
+            "{name}: init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut extra = Vec::new();
+        for p in &opts.peers {
+            extra.push("--peer".to_string());
+            extra.push(p.clone());
+        }
+        extra.extend(opts.args.iter().cloned());
+        let mut node = Node {
+            name: name.to_string(),
+            dir,
+            child: None,
+            api: String::new(),
+            extra,
+            agent: agent(),
+        };
+        node.restart();
+        node
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts the process again on the same data directory (after [`Node::kill`]).
+    pub fn restart(&mut self) {
+        let api_file = self.dir.path().join("api.addr");
+        let _ = std::fs::remove_file(&api_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("node.log"))
+            .expect("log file");
+        let child = Command::new(binary())
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args([
+                "up",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+                "127.0.0.1:0",
+                "--no-mdns",
+                "--sync-every",
+                "2s",
+            ])
+            .args(&self.extra)
+            .env(
+                "AIDMESH_LOG",
+                "info,aidmesh_node=debug,libp2p_gossipsub=warn",
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn aidmesh up");
+        self.child = Some(child);
+        let name = self.name.clone();
+        wait_for(&format!("{name} to start"), Duration::from_secs(30), || {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("{name} exited at start ({st}); log:\n{}", self.log_tail(30));
+                }
+            }
+            std::fs::read_to_string(&api_file).ok().map(|a| {
+                self.api = format!("http://{}", a.trim());
+            })
+        });
+        wait_for(&format!("{name}'s API"), Duration::from_secs(10), || {
+            self.try_get("/api/v1/status").ok()
+        });
+    }
+
+    /// `kill -9`: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The last lines of the node's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// The whole log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    fn try_get(&self, path: &str) -> Result<Value, String> {
+        let mut r = self
+            .agent
+            .get(format!("{}{path}", self.api))
+            .call()
+            .map_err(|e| e.to_string())?;
+        r.body_mut().read_json().map_err(|e| e.to_string())
+    }
+
+    /// GET, expecting success.
+    pub fn get(&self, path: &str) -> Value {
+        self.try_get(path).unwrap_or_else(|e| {
+            panic!(
+                "{}: GET {path}: {e}\nlog:\n{}",
+                self.name,
+                self.log_tail(20)
+            )
+        })
+    }
+
+    /// POST JSON; returns (status code, body).
+    pub fn post_raw(&self, path: &str, body: &Value) -> (u16, Value) {
+        let mut r = self
+            .agent
+            .post(format!("{}{path}", self.api))
+            .send_json(body)
+            .unwrap_or_else(|e| panic!("{}: POST {path}: {e}", self.name));
+        let code = r.status().as_u16();
+        (code, r.body_mut().read_json().unwrap_or(Value::Null))
+    }
+
+    /// POST JSON, expecting 2xx.
+    pub fn post(&self, path: &str, body: &Value) -> Value {
+        let (code, v) = self.post_raw(path, body);
+        assert!(
+            (200..300).contains(&code),
+            "{}: POST {path} answered {code}: {v}",
+            self.name
+        );
+        v
+    }
+
+    /// Posts a need; returns its full id.
+    pub fn need(&self, title: &str) -> String {
+        let v = self.post(
+            "/api/v1/needs",
+            &json!({ "title": title, "category": "water" }),
+        );
+        v["id"].as_str().expect("id in answer").to_string()
+    }
+
+    /// The node's status.
+    pub fn status(&self) -> Value {
+        self.get("/api/v1/status")
+    }
+
+    /// Number of events held.
+    pub fn events(&self) -> u64 {
+        self.status()["events"].as_u64().unwrap_or(0)
+    }
+
+    /// Digest of the event set.
+    pub fn digest(&self) -> String {
+        self.status()["digest"].as_str().unwrap_or("").to_string()
+    }
+
+    /// A peer address of this node (`/ip4/127.0.0.1/tcp/PORT/p2p/ID`).
+    pub fn addr(&self) -> String {
+        let s = self.status();
+        let listen = s["listen"][0]
+            .as_str()
+            .expect("a listen address")
+            .to_string();
+        format!("{listen}/p2p/{}", s["peer_id"].as_str().unwrap_or(""))
+    }
+
+    /// Asks the node to connect to `addr`.
+    pub fn connect(&self, addr: &str) {
+        self.post("/api/v1/peers", &json!({ "addr": addr }));
+    }
+
+    /// Ids of every item on the board, any status.
+    pub fn item_ids(&self) -> Vec<String> {
+        let v = self.get("/api/v1/items?status=all");
+        v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["id"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- {} log (last 40 lines) ---\n{}",
+                self.name,
+                self.log_tail(40)
+            );
+        }
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` saying what
+/// was awaited.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until every node has the same digest and at least `min_events` events; the
+/// panic on timeout lists each node's count and digest.
+pub fn wait_converged(nodes: &[&Node], min_events: u64, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let seen: Vec<(String, u64, String)> = nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.events(), n.digest()))
+            .collect();
+        let same = seen.windows(2).all(|w| w[0].2 == w[1].2);
+        if same && seen.iter().all(|(_, e, _)| *e >= min_events) {
+            return start.elapsed();
+        }
+        if start.elapsed() > timeout {
+            let table: Vec<String> = seen
+                .iter()
+                .map(|(n, e, d)| format!("  {n}: {e} events, digest {}", &d[..12.min(d.len())]))
+                .collect();
+            panic!(
+                "nodes did not converge on {min_events}+ events within {timeout:?}:\n{}",
+                table.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
