@@ -142,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/needs", get(list_needs).post(post_need))
         .route("/api/v1/offers", get(list_offers).post(post_offer))
         .route("/api/v1/items", get(list_items))
+        .route("/api/v1/stream", get(stream))
         .route("/api/v1/items/{id}", get(show_item))
         .route("/api/v1/items/{id}/status", post(change_status))
         .fallback(|| async {
@@ -253,6 +254,33 @@ async fn add_peer(
         Json(json!({ "dialing": addr.to_string() })),
     )
         .into_response())
+}
+
+/// Server-sent events: one `event: new` per newly stored event, with
+/// `{"id", "kind", "origin", "at"}`; pages reload what they show. A client that falls
+/// behind gets `event: lagged` and should reload everything.
+async fn stream(State(st): State<AppState>) -> impl IntoResponse {
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let rx = st.engine.subscribe();
+    let events = futures::stream::unfold(rx, |mut rx| async move {
+        let ev = match rx.recv().await {
+            Ok(ne) => {
+                let kind = BodyKind::from_code(ne.event.kind()).map_or("unknown", BodyKind::name);
+                let data = json!({
+                    "id": ne.event.id().to_hex(),
+                    "kind": kind,
+                    "origin": format!("{:?}", ne.origin).to_lowercase(),
+                    "at": ne.event.timestamp().millis(),
+                });
+                SseEvent::default().event("new").data(data.to_string())
+            }
+            Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(ev), rx))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 /// JSON of one item, as documented in docs/api.md and docs/cli.md.
