@@ -113,6 +113,11 @@ impl Node {
         node
     }
 
+    /// Base URL of the node's API, e.g. `http://127.0.0.1:40123`.
+    pub fn api_url(&self) -> &str {
+        &self.api
+    }
+
     /// The data directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -297,6 +302,28 @@ impl Drop for Node {
             );
         }
     }
+}
+
+/// Posts a need to the API at `base` without panicking: `Ok(id)` only when the node
+/// acknowledged the write (201), `Err` when it is unreachable or refused.
+pub fn try_post_need(agent: &ureq::Agent, base: &str, title: &str) -> Result<String, String> {
+    let mut r = agent
+        .post(format!("{base}/api/v1/needs"))
+        .send_json(json!({ "title": title, "category": "water" }))
+        .map_err(|e| e.to_string())?;
+    if r.status().as_u16() != 201 {
+        return Err(format!("answered {}", r.status()));
+    }
+    let v: Value = r.body_mut().read_json().map_err(|e| e.to_string())?;
+    v["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "no id".into())
+}
+
+/// An HTTP client with the harness's timeouts.
+pub fn http() -> ureq::Agent {
+    agent()
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` saying what
