@@ -4,6 +4,7 @@
 //! its HTTP API, so the command line and the web page see the same thing.
 
 mod client;
+mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +88,40 @@ enum Command {
     Withdraw(StatusArgs),
     /// Open it again.
     Reopen(StatusArgs),
+    /// Offers that could meet open needs, most urgent needs first.
+    Match {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hubs: places where help is organised.
+    Hub {
+        #[command(subcommand)]
+        action: HubAction,
+    },
+    /// Raise an alert for everyone, e.g. "Water rising on River Road".
+    Alert {
+        /// Headline.
+        headline: String,
+        /// minor, moderate, severe (default) or extreme.
+        #[arg(long)]
+        severity: Option<String>,
+        /// More details.
+        #[arg(long)]
+        details: Option<String>,
+        /// Area concerned, e.g. "River Road".
+        #[arg(long)]
+        area: Option<String>,
+        /// Expires after this long, e.g. 6h.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Active alerts.
+    Alerts {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Connected peers.
     Peers {
         /// Machine-readable output.
@@ -130,6 +165,33 @@ struct UpArgs {
 enum PostAction {
     /// Post a new one; prints its id.
     Add(PostArgs),
+}
+
+#[derive(Subcommand)]
+enum HubAction {
+    /// Announce (or update) a hub.
+    Announce {
+        /// Hub name, e.g. "Elm St church hall".
+        name: String,
+        /// Where.
+        #[arg(long = "where")]
+        place: Option<String>,
+        /// Latitude in degrees.
+        #[arg(long, allow_hyphen_values = true)]
+        lat: Option<f64>,
+        /// Longitude in degrees.
+        #[arg(long, allow_hyphen_values = true)]
+        lon: Option<f64>,
+        /// What it offers, comma-separated: water,charging,first aid,beds.
+        #[arg(long)]
+        services: Option<String>,
+    },
+    /// List hubs.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -219,6 +281,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
                     "New community passphrase (give it to the other hubs):\n\n    {}\n",
                     p.passphrase
                 );
+                println!("{}", output::qr(&p.passphrase));
             }
             println!(
                 "Start the node with:  aidmesh --data-dir {} up",
@@ -244,7 +307,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             if json {
                 print_json(&item);
             } else {
-                show(&item);
+                print!("{}", output::item(&item));
             }
             Ok(())
         }
@@ -253,22 +316,109 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
         Command::Fulfil(a) => change(&dir, "fulfilled", a),
         Command::Withdraw(a) => change(&dir, "withdrawn", a),
         Command::Reopen(a) => change(&dir, "reopened", a),
+        Command::Match { json } => {
+            let v = Client::for_dir(&dir)?.get("/api/v1/match")?;
+            if json {
+                print_json(&v["matches"]);
+            } else {
+                print!(
+                    "{}",
+                    output::matches(v["matches"].as_array().map_or(&[][..], Vec::as_slice))
+                );
+            }
+            Ok(())
+        }
+        Command::Hub {
+            action:
+                HubAction::Announce {
+                    name,
+                    place,
+                    lat,
+                    lon,
+                    services,
+                },
+        } => {
+            let services: Vec<String> = services.map(|s| vec![s]).unwrap_or_default();
+            let v = Client::for_dir(&dir)?.post(
+                "/api/v1/hubs",
+                &json!({ "name": name, "place": place, "lat": lat, "lon": lon, "services": services }),
+            )?;
+            println!("{}", v["short_id"].as_str().unwrap_or(""));
+            Ok(())
+        }
+        Command::Hub {
+            action: HubAction::List { json },
+        } => {
+            let v = Client::for_dir(&dir)?.get("/api/v1/hubs")?;
+            if json {
+                print_json(&v["hubs"]);
+            } else {
+                for h in v["hubs"].as_array().into_iter().flatten() {
+                    let services: Vec<&str> = h["services"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    println!(
+                        "{}  {}  {}  [{}]",
+                        h["short_id"].as_str().unwrap_or(""),
+                        h["name"].as_str().unwrap_or(""),
+                        h["place"]["label"].as_str().unwrap_or(""),
+                        services.join(", ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Alert {
+            headline,
+            severity,
+            details,
+            area,
+            expires,
+        } => {
+            let v = Client::for_dir(&dir)?.post(
+                "/api/v1/alerts",
+                &json!({ "headline": headline, "severity": severity, "details": details, "area": area, "expires": expires }),
+            )?;
+            println!("{}", v["short_id"].as_str().unwrap_or(""));
+            Ok(())
+        }
+        Command::Alerts { json } => {
+            let v = Client::for_dir(&dir)?.get("/api/v1/alerts")?;
+            if json {
+                print_json(&v["alerts"]);
+            } else {
+                let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
+                if alerts.is_empty() {
+                    println!("No active alerts.");
+                }
+                for a in alerts {
+                    println!(
+                        "{}  {}  {}{}",
+                        a["short_id"].as_str().unwrap_or(""),
+                        output::alarm(&a["severity"].as_str().unwrap_or("").to_uppercase()),
+                        a["headline"].as_str().unwrap_or(""),
+                        a["area"]
+                            .as_str()
+                            .filter(|s| !s.is_empty())
+                            .map(|s| format!(" ({s})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Peers { json } => {
             let v = Client::for_dir(&dir)?.get("/api/v1/peers")?;
             if json {
-                print_json(&v);
+                print_json(&v["peers"]);
             } else {
-                let peers = v["peers"].as_array().cloned().unwrap_or_default();
-                if peers.is_empty() {
-                    println!("No peers connected.");
-                }
-                for p in peers {
-                    println!(
-                        "{}  {}",
-                        p["peer_id"].as_str().unwrap_or(""),
-                        p["addr"].as_str().unwrap_or("")
-                    );
-                }
+                print!(
+                    "{}",
+                    output::peers(v["peers"].as_array().map_or(&[][..], Vec::as_slice))
+                );
             }
             Ok(())
         }
@@ -277,17 +427,18 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             if json {
                 print_json(&v);
             } else {
+                let digest = v["digest"].as_str().unwrap_or("");
                 println!("peer id    {}", v["peer_id"].as_str().unwrap_or(""));
                 println!("community  {}", v["community"].as_str().unwrap_or(""));
+                for l in v["listen"].as_array().into_iter().flatten() {
+                    println!("listening  {}", l.as_str().unwrap_or(""));
+                }
                 println!("events     {}", v["events"]);
-                println!(
-                    "digest     {}",
-                    &v["digest"].as_str().unwrap_or("")
-                        [..16.min(v["digest"].as_str().unwrap_or("").len())]
-                );
+                println!("digest     {}", &digest[..digest.len().min(16)]);
                 println!("peers      {}", v["peers"]);
-                if let Some(w) = v["clock"]["warning"].as_str() {
-                    println!("WARNING    {w}");
+                match v["clock"]["warning"].as_str() {
+                    Some(w) => println!("clock      {}", output::alarm(w)),
+                    None => println!("clock      {}", v["clock"]["status"].as_str().unwrap_or("")),
                 }
             }
             Ok(())
@@ -348,6 +499,7 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
                     "Community passphrase (give it to the other hubs):\n\n    {}\n",
                     p.passphrase
                 );
+                println!("{}", output::qr(&p.passphrase));
             }
             println!("aidmesh node running. Ctrl-C stops it.");
             println!("  peer id    {}", s.peer_id);
@@ -412,54 +564,10 @@ fn list(
     let items = v["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         println!("Nothing to show.");
-    }
-    for i in items {
-        println!(
-            "{:<10}  {:<5}  {:<16}  {:<11}  {:<9}  {}",
-            i["short_id"].as_str().unwrap_or(""),
-            i["kind"].as_str().unwrap_or(""),
-            i["urgency"].as_str().unwrap_or(""),
-            i["status"].as_str().unwrap_or(""),
-            i["category"].as_str().unwrap_or(""),
-            i["title"].as_str().unwrap_or(""),
-        );
+    } else {
+        println!("{}", output::items(&items));
     }
     Ok(())
-}
-
-fn show(i: &Value) {
-    println!(
-        "{} {}  [{}]",
-        i["kind"].as_str().unwrap_or(""),
-        i["short_id"].as_str().unwrap_or(""),
-        i["status"].as_str().unwrap_or("")
-    );
-    println!("  {}", i["title"].as_str().unwrap_or(""));
-    println!(
-        "  category {}, urgency {}",
-        i["category"].as_str().unwrap_or(""),
-        i["urgency"].as_str().unwrap_or("")
-    );
-    if let Some(p) = i["place"]["label"].as_str().filter(|s| !s.is_empty()) {
-        println!("  where    {p}");
-    }
-    for h in i["history"].as_array().into_iter().flatten() {
-        println!(
-            "  - {} by {}{}{}",
-            h["status"].as_str().unwrap_or(""),
-            h["author"].as_str().unwrap_or(""),
-            if h["applied"].as_bool() == Some(false) {
-                " (not applied)"
-            } else {
-                ""
-            },
-            h["note"]
-                .as_str()
-                .filter(|n| !n.is_empty())
-                .map(|n| format!(": {n}"))
-                .unwrap_or_default(),
-        );
-    }
 }
 
 fn change(dir: &std::path::Path, status: &str, a: StatusArgs) -> Result<(), CliError> {

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::engine::{Engine, IngestError};
-use crate::input::{parse_category, parse_status, InputError, PostInput};
+use crate::input::{parse_category, parse_status, AlertInput, HubInput, InputError, PostInput};
 use crate::net::NetHandle;
 use crate::node::NodeError;
 
@@ -143,6 +143,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/offers", get(list_offers).post(post_offer))
         .route("/api/v1/items", get(list_items))
         .route("/api/v1/stream", get(stream))
+        .route("/api/v1/match", get(match_offers))
+        .route("/api/v1/hubs", get(list_hubs).post(post_hub))
+        .route("/api/v1/alerts", get(list_alerts).post(post_alert))
         .route("/api/v1/items/{id}", get(show_item))
         .route("/api/v1/items/{id}/status", post(change_status))
         .fallback(|| async {
@@ -434,6 +437,93 @@ async fn post_offer(
     input: Result<Json<PostInput>, JsonRejection>,
 ) -> ApiResult {
     create(st, BodyKind::Offer, input).await
+}
+
+async fn match_offers(State(st): State<AppState>) -> ApiResult {
+    let now = st.engine.now_ms();
+    let items = st.engine.with_view(|v| v.items(now));
+    let out: Vec<Value> = aidmesh_protocol::matching::match_offers(&items)
+        .iter()
+        .map(|m| {
+            let offers: Vec<Value> = m
+                .offers
+                .iter()
+                .map(|c| {
+                    let mut o = item_json(&c.offer);
+                    o["distance_m"] = json!(c.distance_m.map(|d| d.round()));
+                    o
+                })
+                .collect();
+            json!({ "need": item_json(&m.need), "offers": offers })
+        })
+        .collect();
+    Ok(Json(json!({ "matches": out })).into_response())
+}
+
+async fn list_hubs(State(st): State<AppState>) -> ApiResult {
+    let hubs: Vec<Value> = st
+        .engine
+        .with_view(|v| v.hubs())
+        .iter()
+        .map(|h| {
+            json!({
+                "id": h.id.to_hex(), "short_id": h.id.short(), "kind": "hub", "name": h.hub.name,
+                "place": { "label": h.hub.place.label, "lat": h.hub.place.coords.map(|c| c.lat()), "lon": h.hub.place.coords.map(|c| c.lon()) },
+                "services": h.hub.services, "author": h.author.short(), "created_at": h.at.millis(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "hubs": hubs })).into_response())
+}
+
+async fn post_hub(
+    State(st): State<AppState>,
+    input: Result<Json<HubInput>, JsonRejection>,
+) -> ApiResult {
+    let Json(input) = input?;
+    let body = Body::Hub(input.into_hub()?);
+    let engine = st.engine.clone();
+    let event = blocking(move || engine.post(body)).await??;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": event.id().to_hex(), "short_id": event.id().short() })),
+    )
+        .into_response())
+}
+
+fn alert_json(a: &aidmesh_protocol::view::AlertView) -> Value {
+    json!({
+        "id": a.id.to_hex(), "short_id": a.id.short(), "kind": "alert",
+        "severity": a.alert.severity.name(), "headline": a.alert.headline, "details": a.alert.text,
+        "area": a.alert.area, "expires_at": a.alert.expires_ms, "author": a.author.short(),
+        "created_at": a.at.millis(),
+    })
+}
+
+async fn list_alerts(State(st): State<AppState>) -> ApiResult {
+    let now = st.engine.now_ms();
+    let alerts: Vec<Value> = st
+        .engine
+        .with_view(|v| v.alerts(now))
+        .iter()
+        .map(alert_json)
+        .collect();
+    Ok(Json(json!({ "alerts": alerts })).into_response())
+}
+
+async fn post_alert(
+    State(st): State<AppState>,
+    input: Result<Json<AlertInput>, JsonRejection>,
+) -> ApiResult {
+    let Json(input) = input?;
+    let body = Body::Alert(input.into_alert(st.engine.now_ms())?);
+    let engine = st.engine.clone();
+    let event = blocking(move || engine.post(body)).await??;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": event.id().to_hex(), "short_id": event.id().short() })),
+    )
+        .into_response())
 }
 
 /// Resolves a full id or a unique prefix (at least 6 hex characters) among items.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aidmesh_protocol::body::{Coords, Place, Post, Status, Urgency};
+use aidmesh_protocol::body::{Alert, Coords, HubAnnounced, Place, Post, Severity, Status, Urgency};
 use aidmesh_protocol::Category;
 use serde::Deserialize;
 
@@ -117,6 +117,97 @@ pub fn parse_coords(lat: Option<f64>, lon: Option<f64>) -> Result<Option<Coords>
             )
         }),
         _ => Err(err("lat/lon", "give both --lat and --lon, or neither")),
+    }
+}
+
+/// Parses an alert severity (CAP 1.2 names).
+pub fn parse_severity(s: &str) -> Result<Severity, InputError> {
+    let k = s.trim().to_lowercase();
+    [
+        Severity::Minor,
+        Severity::Moderate,
+        Severity::Severe,
+        Severity::Extreme,
+    ]
+    .into_iter()
+    .find(|x| x.name() == k)
+    .ok_or_else(|| {
+        err(
+            "severity",
+            format!("unknown severity '{s}'; valid: minor, moderate, severe, extreme"),
+        )
+    })
+}
+
+/// A hub announcement as typed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubInput {
+    /// Name (required).
+    pub name: String,
+    /// Place label.
+    pub place: Option<String>,
+    /// Latitude.
+    pub lat: Option<f64>,
+    /// Longitude.
+    pub lon: Option<f64>,
+    /// Services, e.g. ["water", "charging"].
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+impl HubInput {
+    /// Builds the hub body.
+    pub fn into_hub(self) -> Result<HubAnnounced, InputError> {
+        Ok(HubAnnounced {
+            name: self.name.trim().to_string(),
+            place: Place {
+                label: self.place.unwrap_or_default().trim().to_string(),
+                coords: parse_coords(self.lat, self.lon)?,
+            },
+            services: self
+                .services
+                .iter()
+                .flat_map(|s| s.split(','))
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        })
+    }
+}
+
+/// An alert as typed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertInput {
+    /// Headline (required).
+    pub headline: String,
+    /// minor, moderate, severe (default) or extreme.
+    pub severity: Option<String>,
+    /// Details.
+    pub details: Option<String>,
+    /// Area concerned.
+    pub area: Option<String>,
+    /// Expiry as a duration from now.
+    pub expires: Option<String>,
+}
+
+impl AlertInput {
+    /// Builds the alert body at `now_ms`.
+    pub fn into_alert(self, now_ms: u64) -> Result<Alert, InputError> {
+        Ok(Alert {
+            severity: match &self.severity {
+                Some(s) => parse_severity(s)?,
+                None => Severity::Severe,
+            },
+            headline: self.headline.trim().to_string(),
+            text: self.details.unwrap_or_default(),
+            area: self.area.unwrap_or_default().trim().to_string(),
+            expires_ms: match &self.expires {
+                Some(e) => Some(now_ms + parse_duration("expires", e)?.as_millis() as u64),
+                None => None,
+            },
+        })
     }
 }
 

@@ -20,6 +20,7 @@ pub mod community;
 pub mod error;
 pub mod event;
 pub mod identity;
+pub mod matching;
 pub mod sync;
 pub mod text;
 pub mod time;

@@ -1,0 +1,264 @@
+//! Human output: aligned tables, relative times ("12 min ago"), colour only when
+//! printing to a terminal (and `NO_COLOR` is not set). `--json` output lives in
+//! `main.rs` and is documented in docs/cli.md.
+
+use std::io::IsTerminal;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use comfy_table::{presets, ContentArrangement, Table};
+use serde_json::Value;
+
+/// Whether to colour stdout.
+pub fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn paint(code: &str, s: &str) -> String {
+    if colour() {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Red and bold, for what must not be missed.
+pub fn alarm(s: &str) -> String {
+    paint("1;31", s)
+}
+
+/// Urgency, coloured by how urgent.
+pub fn urgency(u: &str) -> String {
+    match u {
+        "life-threatening" => paint("1;31", "LIFE-THREATENING"),
+        "high" => paint("33", "high"),
+        other => other.to_string(),
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// "just now", "12 min ago", "3 h ago", "2 days ago", or "in 5 h" for the future.
+pub fn ago(ms: u64, now: u64) -> String {
+    let (delta, future) = if ms > now {
+        (ms - now, true)
+    } else {
+        (now - ms, false)
+    };
+    let s = delta / 1000;
+    let text = match s {
+        0..=44 => return "just now".into(),
+        45..=3599 => format!("{} min", (s + 30) / 60),
+        3600..=86_399 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    };
+    if future {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().map(|h| h.to_uppercase()));
+    t
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or("")
+}
+
+/// A table of needs and offers.
+pub fn items(items: &[Value]) -> String {
+    let now = now_ms();
+    let mut t = table(&[
+        "id", "kind", "urgency", "status", "category", "qty", "title", "where", "posted",
+    ]);
+    for i in items {
+        let qty = match i["qty"].as_u64() {
+            Some(q) => format!("{q} {}", s(i, "unit")).trim().to_string(),
+            None => String::new(),
+        };
+        t.add_row(vec![
+            s(i, "short_id").to_string(),
+            s(i, "kind").to_string(),
+            urgency(s(i, "urgency")),
+            s(i, "status").to_string(),
+            s(i, "category").to_string(),
+            qty,
+            s(i, "title").to_string(),
+            s(&i["place"], "label").to_string(),
+            ago(i["created_at"].as_u64().unwrap_or(0), now),
+        ]);
+    }
+    t.to_string()
+}
+
+/// One item with its history.
+pub fn item(i: &Value) -> String {
+    let now = now_ms();
+    let mut out = format!(
+        "{} {}  [{}]  {}\n  {}\n",
+        s(i, "kind"),
+        s(i, "short_id"),
+        s(i, "status"),
+        urgency(s(i, "urgency")),
+        s(i, "title")
+    );
+    let mut line = |k: &str, v: String| {
+        if !v.is_empty() {
+            out.push_str(&format!("  {k:<9}{v}\n"));
+        }
+    };
+    line("category", s(i, "category").to_string());
+    if let Some(q) = i["qty"].as_u64() {
+        line("quantity", format!("{q} {}", s(i, "unit")));
+    }
+    let place = &i["place"];
+    let coords = match (place["lat"].as_f64(), place["lon"].as_f64()) {
+        (Some(a), Some(b)) => format!(" ({a:.5}, {b:.5})"),
+        _ => String::new(),
+    };
+    line("where", format!("{}{coords}", s(place, "label")));
+    line("contact", s(i, "contact").to_string());
+    line("details", s(i, "details").to_string());
+    line(
+        "posted",
+        format!(
+            "{} by {}",
+            ago(i["created_at"].as_u64().unwrap_or(0), now),
+            s(i, "author")
+        ),
+    );
+    if let Some(e) = i["expires_at"].as_u64() {
+        line("expires", ago(e, now));
+    }
+    line("id", s(i, "id").to_string());
+    for h in i["history"].as_array().into_iter().flatten() {
+        let note = h["note"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(|n| format!(": {n}"))
+            .unwrap_or_default();
+        let ignored = if h["applied"].as_bool() == Some(false) {
+            " (not applied)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  - {} by {}, {}{ignored}{note}\n",
+            s(h, "status"),
+            s(h, "author"),
+            ago(h["at"].as_u64().unwrap_or(0), now)
+        ));
+    }
+    out
+}
+
+/// The match report: each open need, most urgent first, with candidate offers.
+pub fn matches(ms: &[Value]) -> String {
+    let mut out = String::new();
+    for m in ms {
+        let n = &m["need"];
+        out.push_str(&format!(
+            "{}  {}  {}  ({})\n",
+            s(n, "short_id"),
+            urgency(s(n, "urgency")),
+            s(n, "title"),
+            s(n, "category")
+        ));
+        let offers = m["offers"].as_array().cloned().unwrap_or_default();
+        if offers.is_empty() {
+            out.push_str(&format!("    {}\n", alarm("no offer matches yet")));
+        }
+        for o in offers {
+            let dist = o["distance_m"]
+                .as_f64()
+                .map(|d| {
+                    if d < 1000.0 {
+                        format!(", {d:.0} m away")
+                    } else {
+                        format!(", {:.1} km away", d / 1000.0)
+                    }
+                })
+                .unwrap_or_default();
+            let qty = o["qty"]
+                .as_u64()
+                .map(|q| format!(", {q} {}", s(&o, "unit")))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "    <- {}  {}{qty}{dist}\n",
+                s(&o, "short_id"),
+                s(&o, "title")
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("No open needs.\n");
+    }
+    out
+}
+
+/// Peers table.
+pub fn peers(ps: &[Value]) -> String {
+    if ps.is_empty() {
+        return "No peers connected.\n".into();
+    }
+    let now = now_ms();
+    let mut t = table(&["peer", "address", "last sync"]);
+    for p in ps {
+        t.add_row(vec![
+            s(p, "peer_id").to_string(),
+            s(p, "addr").to_string(),
+            p["last_sync_ms"]
+                .as_u64()
+                .map_or("never".into(), |ms| ago(ms, now)),
+        ]);
+    }
+    format!("{t}\n")
+}
+
+/// A QR code of `text` for the terminal (two rows per character).
+pub fn qr(text: &str) -> String {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+        Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times() {
+        let now = 10_000_000_000;
+        assert_eq!(ago(now, now), "just now");
+        assert_eq!(ago(now - 12 * 60_000, now), "12 min ago");
+        assert_eq!(ago(now - 3 * 3_600_000, now), "3 h ago");
+        assert_eq!(ago(now - 2 * 86_400_000, now), "2 days ago");
+        assert_eq!(ago(now + 5 * 3_600_000, now), "in 5 h");
+    }
+
+    #[test]
+    fn qr_renders() {
+        assert!(
+            qr("hollow situate ribbon ability crunch library")
+                .lines()
+                .count()
+                > 10
+        );
+    }
+}
