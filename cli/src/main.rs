@@ -4,6 +4,7 @@
 //! its HTTP API, so the command line and the web page see the same thing.
 
 mod client;
+mod demo;
 mod output;
 
 use std::path::PathBuf;
@@ -122,6 +123,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Start a small flooded neighbourhood on this machine and watch it work.
+    Demo,
     /// Connected peers.
     Peers {
         /// Machine-readable output.
@@ -410,6 +413,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Demo => demo::run(),
         Command::Peers { json } => {
             let v = Client::for_dir(&dir)?.get("/api/v1/peers")?;
             if json {
