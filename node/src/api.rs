@@ -137,6 +137,10 @@ pub async fn serve(
 /// The routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(page_html))
+        .route("/app.js", get(page_js))
+        .route("/style.css", get(page_css))
+        .route("/api/v1/categories", get(categories))
         .route("/api/v1/status", get(status))
         .route("/api/v1/peers", get(peers).post(add_peer))
         .route("/api/v1/needs", get(list_needs).post(post_need))
@@ -157,6 +161,43 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// The page's Content-Security-Policy: nothing but this node, no inline script.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CONTENT_SECURITY_POLICY, CSP),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn page_html() -> Response {
+    asset("text/html; charset=utf-8", include_str!("web/index.html"))
+}
+
+async fn page_js() -> Response {
+    asset("text/javascript; charset=utf-8", include_str!("web/app.js"))
+}
+
+async fn page_css() -> Response {
+    asset("text/css; charset=utf-8", include_str!("web/style.css"))
+}
+
+async fn categories() -> Response {
+    let all: Vec<Value> = aidmesh_protocol::Category::ALL
+        .iter()
+        .map(
+            |c| json!({ "name": c.name(), "description": c.description(), "cluster": c.cluster() }),
+        )
+        .collect();
+    Json(json!({ "categories": all })).into_response()
 }
 
 /// Runs blocking engine work (validation, fsync) off the async workers.

@@ -1,0 +1,153 @@
+// aidmesh web page: reads the node's JSON API, posts through it, refreshes on the
+// server-sent events stream. Text from the mesh is only ever set with textContent.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function ago(ms) {
+  const s = Math.round((Date.now() - ms) / 1000);
+  if (s < 45) return "just now";
+  if (s < 3600) return Math.round(s / 60) + " min ago";
+  if (s < 86400) return Math.floor(s / 3600) + " h ago";
+  return Math.floor(s / 86400) + " days ago";
+}
+
+async function api(path, opts) {
+  const r = await fetch("/api/v1" + path, opts);
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.detail || ("error " + r.status));
+  return body;
+}
+
+async function setStatus(id, status) {
+  try {
+    await api("/items/" + id + "/status", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ status }),
+    });
+  } catch (e) {
+    alert(e.message);
+  }
+  refresh();
+}
+
+function itemCard(i) {
+  const qty = i.qty ? i.qty + (i.unit ? " " + i.unit : "") : null;
+  const actions = el("div", { class: "actions" });
+  if (i.status === "open") actions.append(button("Claim", () => setStatus(i.short_id, "claimed")));
+  if (["open", "claimed", "in-progress"].includes(i.status)) {
+    actions.append(button("Done", () => setStatus(i.short_id, "fulfilled")));
+  }
+  return el("li", { "data-id": i.id },
+    el("span", { class: "badge u-" + i.urgency }, i.urgency),
+    el("span", { class: "badge s-" + i.status }, i.status),
+    el("span", { class: "badge" }, i.category),
+    el("h2", {}, i.title),
+    qty ? el("p", {}, "Quantity: " + qty) : null,
+    i.place && i.place.label ? el("p", {}, "Where: " + i.place.label) : null,
+    i.contact ? el("p", {}, "Contact: " + i.contact) : null,
+    i.details ? el("p", {}, i.details) : null,
+    el("p", {}, ago(i.created_at) + " · " + i.short_id),
+    actions);
+}
+
+function button(text, onclick) {
+  const b = el("button", { type: "button" }, text);
+  b.addEventListener("click", onclick);
+  return b;
+}
+
+function fill(list, items, render, empty) {
+  list.replaceChildren(...(items.length ? items.map(render) : [el("li", { class: "empty" }, empty)]));
+}
+
+async function refresh() {
+  try {
+    const [st, needs, offers, matches, hubs, alerts] = await Promise.all([
+      api("/status"), api("/needs"), api("/offers"), api("/match"), api("/hubs"), api("/alerts"),
+    ]);
+    $("#community").textContent = "· " + st.community;
+    $("#meta").textContent = st.peers + " hub computers connected · " + st.events + " records";
+    $("#clock").hidden = !st.clock.warning;
+    $("#clock").textContent = st.clock.warning || "";
+    fill($("#needs"), needs.items, itemCard, "No open needs.");
+    fill($("#offers"), offers.items, itemCard, "No open offers.");
+    fill($("#match"), matches.matches, (m) => el("li", {},
+      el("span", { class: "badge u-" + m.need.urgency }, m.need.urgency),
+      el("h2", {}, m.need.title),
+      ...(m.offers.length
+        ? m.offers.map((o) => el("p", {}, "← " + o.title + (o.distance_m != null ? " (" + o.distance_m + " m)" : "")))
+        : [el("p", {}, "No offer matches yet.")])), "No open needs.");
+    fill($("#hubs"), hubs.hubs, (h) => el("li", {},
+      el("h2", {}, h.name),
+      h.place.label ? el("p", {}, h.place.label) : null,
+      el("p", {}, h.services.join(" · "))), "No hubs announced yet.");
+    $("#alerts").replaceChildren(...alerts.alerts.map((a) => el("div", { class: "alert", role: "alert" },
+      a.severity.toUpperCase() + ": " + a.headline, a.area ? el("small", {}, a.area) : null)));
+  } catch (e) {
+    $("#meta").textContent = "cannot reach the hub computer: " + e.message;
+  }
+}
+
+async function loadCategories() {
+  const c = await api("/categories");
+  $("#category").replaceChildren(...c.categories.map((x) => el("option", { value: x.name }, x.description)));
+}
+
+for (const b of document.querySelectorAll("nav button")) {
+  b.addEventListener("click", () => {
+    for (const o of document.querySelectorAll("nav button")) o.classList.toggle("on", o === b);
+    for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== "tab-" + b.dataset.tab;
+  });
+}
+
+$("#post-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const body = {};
+  for (const k of ["title", "category", "urgency", "unit", "place", "contact", "details"]) {
+    const v = (f.get(k) || "").trim();
+    if (v) body[k] = v;
+  }
+  if (f.get("qty")) body.qty = Number(f.get("qty"));
+  const out = $("#post-result");
+  try {
+    const item = await api("/" + f.get("kind"), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    out.className = "";
+    out.textContent = "Posted (" + item.short_id + "). Every hub will see it.";
+    ev.target.reset();
+    refresh();
+  } catch (e) {
+    out.className = "err";
+    out.textContent = e.message;
+  }
+});
+
+let pending = null;
+function soon() {
+  if (!pending) pending = setTimeout(() => { pending = null; refresh(); }, 250);
+}
+const stream = new EventSource("/api/v1/stream");
+stream.addEventListener("new", soon);
+stream.addEventListener("lagged", soon);
+
+loadCategories().catch(() => {});
+refresh();
+setInterval(refresh, 30000);
