@@ -1,0 +1,109 @@
+// The node's web page in a real browser: Debian's Chromium driven by playwright-core,
+// against a real `aidmesh up` process. Run with `npm test` (after `cargo build -p aidmesh`).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const bin = process.env.AIDMESH_BIN || join(root, "target", "debug", "aidmesh");
+const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
+
+async function waitFor(what, fn, ms = 15000) {
+  const start = Date.now();
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() - start > ms) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test("a phone at the hub sees the board, posts a need and gets live updates", async (t) => {
+  assert.ok(existsSync(bin), `aidmesh binary not found at ${bin}: run cargo build -p aidmesh`);
+  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-"));
+  execFileSync(bin, ["--data-dir", dir, "init", "--community", "Elm Street"]);
+  const node = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
+    "--api", "127.0.0.1:0", "--no-mdns"], { stdio: "ignore" });
+  let browser;
+  t.after(async () => {
+    if (browser) await browser.close();
+    node.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const base = await waitFor("the node's API address", async () => {
+    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
+    const r = await fetch(`http://${a}/api/v1/status`);
+    return r.ok && `http://${a}`;
+  });
+  const post = (path, body) => fetch(base + "/api/v1/" + path, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+  }).then((r) => r.json());
+  await post("needs", { title: "Insulin for Mrs Ada, 3rd floor", category: "medical",
+    urgency: "life-threatening", qty: 2, unit: "pens", place: "14 River Rd" });
+  await post("offers", { title: "Boat with driver", category: "rescue", place: "Elm St" });
+  await post("alerts", { headline: "Water rising on River Road", area: "River Road" });
+  const evil = "<img src=x onerror=alert(1)> & <b>bold</b>";
+  await post("needs", { title: evil, category: "other" });
+
+  browser = await chromium.launch({
+    executablePath: browserPath,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const page = await browser.newPage({ viewport: { width: 412, height: 915 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("dialog", (d) => { errors.push("dialog: " + d.message()); d.dismiss(); });
+  await page.goto(base + "/");
+
+  // The board, the alert and the community.
+  await page.locator("#needs li", { hasText: "Insulin for Mrs Ada" }).waitFor();
+  assert.match(await page.locator("#alerts").innerText(), /WATER RISING ON RIVER ROAD/i);
+  assert.match(await page.locator("#community").innerText(), /Elm Street/);
+  // Text from the mesh is shown as text, never as markup.
+  const evilCard = page.locator("#needs li", { hasText: "onerror" });
+  await evilCard.waitFor();
+  assert.equal(await evilCard.locator("img, b").count(), 0, "markup in a title must not render");
+  assert.ok((await evilCard.innerText()).includes(evil));
+
+  // Post a need through the form.
+  await page.click("nav button[data-tab=post]");
+  await page.fill("input[name=title]", "Drinking water for 4 people");
+  await page.selectOption("select[name=category]", "water");
+  await page.selectOption("select[name=urgency]", "high");
+  await page.fill("input[name=qty]", "20");
+  await page.fill("input[name=unit]", "litres");
+  await page.fill("input[name=place]", "7 Oak Ave");
+  await page.click("form button[type=submit]");
+  await page.locator("#post-result", { hasText: "Posted" }).waitFor();
+  const needs = await (await fetch(base + "/api/v1/needs")).json();
+  assert.ok(needs.items.some((i) => i.title === "Drinking water for 4 people" && i.qty === 20));
+
+  // A bad post shows the node's explanation.
+  await page.fill("input[name=title]", "   ");
+  await page.evaluate(() => document.querySelector("input[name=title]").removeAttribute("required"));
+  await page.click("form button[type=submit]");
+  await page.locator("#post-result.err", { hasText: "title" }).waitFor();
+
+  // Live: something posted elsewhere appears without a reload.
+  await page.click("nav button[data-tab=needs]");
+  await post("needs", { title: "Ride to dialysis at 9am", category: "transport" });
+  await page.locator("#needs li", { hasText: "Ride to dialysis" }).waitFor({ timeout: 10000 });
+
+  // Claim from the phone.
+  const card = page.locator("#needs li", { hasText: "Insulin for Mrs Ada" });
+  await card.getByRole("button", { name: "Claim" }).click();
+  await waitFor("the claim to be stored", async () => {
+    const all = await (await fetch(base + "/api/v1/needs?status=claimed")).json();
+    return all.items.some((i) => i.title.startsWith("Insulin"));
+  });
+  await page.locator("#needs li", { hasText: "Insulin" }).locator(".s-claimed").waitFor();
+
+  await page.screenshot({ path: join(root, "target", "web-page.png"), fullPage: true });
+  assert.deepEqual(errors, []);
+});
