@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod lan;
+
 /// Path of the `aidmesh` binary, built once per test process.
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -46,6 +48,7 @@ pub struct Node {
     child: Option<Child>,
     api: String,
     extra: Vec<String>,
+    lan: Option<LanHost>,
     agent: ureq::Agent,
 }
 
@@ -60,6 +63,18 @@ pub struct Opts {
     pub peers: Vec<String>,
     /// Extra arguments to `up`.
     pub args: Vec<String>,
+    /// Run inside this network namespace, listening on `host` with mDNS on (instead
+    /// of loopback with static peers only).
+    pub lan: Option<LanHost>,
+}
+
+/// A node's place on a namespace LAN (see [`lan`]).
+#[derive(Debug, Clone)]
+pub struct LanHost {
+    /// Network namespace name.
+    pub netns: String,
+    /// The node's address on the bridge.
+    pub ip: String,
 }
 
 /// The passphrase of the test community.
@@ -107,6 +122,7 @@ impl Node {
             child: None,
             api: String::new(),
             extra,
+            lan: opts.lan.clone(),
             agent: agent(),
         };
         node.restart();
@@ -132,19 +148,33 @@ impl Node {
             .append(true)
             .open(self.dir.path().join("node.log"))
             .expect("log file");
-        let child = Command::new(binary())
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .args([
-                "up",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--api",
-                "127.0.0.1:0",
-                "--no-mdns",
-                "--sync-every",
-                "2s",
-            ])
+        let mut cmd = match &self.lan {
+            None => {
+                let mut c = Command::new(binary());
+                c.arg("--data-dir").arg(self.dir.path()).args([
+                    "up",
+                    "--listen",
+                    "/ip4/127.0.0.1/tcp/0",
+                    "--api",
+                    "127.0.0.1:0",
+                    "--no-mdns",
+                ]);
+                c
+            }
+            Some(h) => {
+                // `ip netns exec` execs the node, so the child pid is the node's.
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &h.netns])
+                    .arg(binary())
+                    .arg("--data-dir")
+                    .arg(self.dir.path())
+                    .args(["up", "--listen", "/ip4/0.0.0.0/tcp/4610", "--api"])
+                    .arg(format!("{}:4611", h.ip));
+                c
+            }
+        };
+        let child = cmd
+            .args(["--sync-every", "2s"])
             .args(&self.extra)
             .env(
                 "AIDMESH_LOG",
