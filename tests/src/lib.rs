@@ -209,6 +209,23 @@ impl Node {
         }
     }
 
+    /// Ctrl-C: sends SIGINT and waits (bounded) for the process to exit; returns
+    /// whether it exited successfully.
+    pub fn interrupt(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-INT", &c.id().to_string()])
+            .status();
+        let status = wait_for(
+            &format!("{} to stop after Ctrl-C", self.name),
+            Duration::from_secs(15),
+            || c.try_wait().ok().flatten(),
+        );
+        status.success()
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child

@@ -157,3 +157,50 @@ fn garbage_on_the_peer_port_does_not_crash_the_node_or_spread() {
     wait_converged(&[&a, &b], 2, T);
     assert_eq!(b.events(), 2);
 }
+
+#[test]
+fn ctrl_c_stops_a_node_cleanly_and_nothing_is_lost() {
+    let mut a = Node::start("a", Opts::default());
+    let id = a.need("Generator fuel");
+    assert!(a.interrupt(), "the node must exit with success on Ctrl-C");
+    assert!(
+        !a.dir().join("api.addr").exists(),
+        "a stopped node must remove its API address file"
+    );
+    assert!(a.log().contains("shutting down"));
+    a.restart();
+    assert!(a.item_ids().contains(&id));
+}
+
+#[test]
+fn up_on_an_empty_directory_creates_a_node_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(aidmesh_tests::binary())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "up",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+            "--no-mdns",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let api_file = dir.path().join("api.addr");
+    wait_for("the new node to write its API address", T, || {
+        api_file.exists().then_some(())
+    });
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Community passphrase"), "{text}");
+    assert!(text.contains("peer id"), "{text}");
+    assert!(text.contains("web page   http://127.0.0.1:"), "{text}");
+}
