@@ -75,6 +75,15 @@ impl Client {
         Self::answer(self.agent.get(format!("{}{path}", self.base)).call())
     }
 
+    /// GET a path under the API with query parameters (encoded properly).
+    pub fn get_query(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        for (k, v) in query {
+            req = req.query(*k, v);
+        }
+        Self::answer(req.call())
+    }
+
     /// POST JSON to a path under the API.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
         Self::answer(

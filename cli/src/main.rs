@@ -209,7 +209,7 @@ struct PostArgs {
     #[arg(long)]
     urgency: Option<String>,
     /// Quantity.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     qty: Option<u32>,
     /// Unit of the quantity.
     #[arg(long)]
@@ -254,6 +254,13 @@ fn default_data_dir() -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `aidmesh list | head` would panic on the closed pipe;
+    // a command-line tool should just stop, as `ls | head` does.
+    #[cfg(unix)]
+    // SAFETY: called before any thread starts; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
     match run(cli.command, dir) {
@@ -356,7 +363,11 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             if json {
                 print_json(&v["hubs"]);
             } else {
-                for h in v["hubs"].as_array().into_iter().flatten() {
+                let hubs = v["hubs"].as_array().cloned().unwrap_or_default();
+                if hubs.is_empty() {
+                    println!("No hubs announced yet.");
+                }
+                for h in &hubs {
                     let services: Vec<&str> = h["services"]
                         .as_array()
                         .into_iter()
@@ -548,19 +559,14 @@ fn list(
             )))
         }
     };
-    let mut q = Vec::new();
+    let mut query = Vec::new();
     if let Some(c) = category {
-        q.push(format!("category={}", c.replace(' ', "%20")));
+        query.push(("category", c));
     }
     if let Some(s) = status {
-        q.push(format!("status={s}"));
+        query.push(("status", s));
     }
-    let url = if q.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{}", q.join("&"))
-    };
-    let v = Client::for_dir(dir)?.get(&url)?;
+    let v = Client::for_dir(dir)?.get_query(path, &query)?;
     if json {
         print_json(&v["items"]);
         return Ok(());

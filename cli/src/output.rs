@@ -52,9 +52,12 @@ pub fn ago(ms: u64, now: u64) -> String {
     let s = delta / 1000;
     let text = match s {
         0..=44 => return "just now".into(),
-        45..=3599 => format!("{} min", (s + 30) / 60),
-        3600..=86_399 => format!("{} h", s / 3600),
-        _ => format!("{} days", s / 86_400),
+        45..=3569 => format!("{} min", (s + 30) / 60),
+        3570..=84_599 => format!("{} h", (s + 1800) / 3600),
+        _ => match (s + 43_200) / 86_400 {
+            1 => "1 day".to_string(),
+            d => format!("{d} days"),
+        },
     };
     if future {
         format!("in {text}")
@@ -250,6 +253,8 @@ mod tests {
         assert_eq!(ago(now - 3 * 3_600_000, now), "3 h ago");
         assert_eq!(ago(now - 2 * 86_400_000, now), "2 days ago");
         assert_eq!(ago(now + 5 * 3_600_000, now), "in 5 h");
+        assert_eq!(ago(now + 2 * 86_400_000 - 1000, now), "in 2 days");
+        assert_eq!(ago(now - 86_400_000, now), "1 day ago");
     }
 
     #[test]

@@ -91,9 +91,33 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// The API's (and CLI's) name for a protocol field, so an error names what the user
+/// typed.
+fn input_name(field: &str) -> &str {
+    match field {
+        "quantity" => "qty",
+        "place.label" => "place",
+        "place.lat" => "lat",
+        "place.lon" => "lon",
+        "text" => "details",
+        other => other,
+    }
+}
+
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
+            // A local write that breaks a limit was never stored: say what to fix, not
+            // which event id it would have had.
+            IngestError::Invalid(aidmesh_protocol::ValidationError::Field {
+                field,
+                problem,
+                ..
+            }) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                format!("{}: {problem}", input_name(field)),
+            ),
             IngestError::Invalid(v) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", v.to_string())
             }
