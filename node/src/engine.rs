@@ -212,6 +212,11 @@ impl Engine {
         }
     }
 
+    /// Forgets a peer's clock sample (it disconnected).
+    pub fn forget_peer_clock(&self, peer: &[u8]) {
+        self.lock().mesh.forget(peer);
+    }
+
     /// What the mesh says about our clock.
     pub fn clock_status(&self) -> (ClockStatus, Option<i64>) {
         let st = self.lock();

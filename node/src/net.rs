@@ -21,7 +21,10 @@ use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{connection_limits, identity, noise, tcp, yamux, Multiaddr, PeerId, Swarm, Transport};
+use libp2p::{
+    allow_block_list, connection_limits, identity, noise, tcp, yamux, Multiaddr, PeerId, Swarm,
+    Transport,
+};
 use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -117,6 +120,7 @@ impl NetHandle {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<Codec>,
@@ -197,6 +201,7 @@ fn build_swarm(
         .map_err(|e| setup(&e))?
         .with_behaviour(|_| {
             Ok(Behaviour {
+                blocked: allow_block_list::Behaviour::default(),
                 limits: connection_limits::Behaviour::new(limits()),
                 gossipsub: gossipsub(&topic)?,
                 sync: request_response::Behaviour::with_codec(
@@ -221,6 +226,9 @@ struct Dial {
     failures: u32,
     next_at: Instant,
 }
+
+/// How long a peer that broke the sync protocol is kept out.
+pub const BAN: Duration = Duration::from_secs(600);
 
 fn backoff(failures: u32) -> Duration {
     Duration::from_secs((1u64 << failures.min(6)).min(60))
@@ -278,6 +286,8 @@ pub fn start(
             .collect(),
         dialing: HashMap::new(),
         last_sync: HashMap::new(),
+        peer_ip: HashMap::new(),
+        bans: HashMap::new(),
         sync_every: cfg.sync_every,
         commands: rx,
         shutdown,
@@ -300,6 +310,11 @@ struct Task {
     dialing: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,
     /// When the last session with each peer finished (monotonic and wall clock).
     last_sync: HashMap<PeerId, (Instant, u64)>,
+    /// Remote IP of each connected peer: the key of its vote in the mesh clock, so one
+    /// machine cannot outvote the others by making up peer ids.
+    peer_ip: HashMap<PeerId, std::net::IpAddr>,
+    /// Peers kept out after breaking the sync protocol, until the given time.
+    bans: HashMap<PeerId, Instant>,
     sync_every: Duration,
     commands: mpsc::Receiver<Command>,
     shutdown: watch::Receiver<bool>,
@@ -318,7 +333,31 @@ fn split_peer(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
     }
 }
 
+fn remote_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(ip.into()),
+        Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    })
+}
+
 impl Task {
+    /// The mesh-clock key of a peer: its IP address (or, unknown, its id).
+    fn clock_key(&self, peer: &PeerId) -> Vec<u8> {
+        match self.peer_ip.get(peer) {
+            Some(ip) => ip.to_string().into_bytes(),
+            None => peer.to_bytes(),
+        }
+    }
+
+    /// Disconnects a peer that broke the protocol and keeps it out for [`BAN`].
+    fn ban(&mut self, peer: PeerId, reason: &str) {
+        warn!(%peer, reason, "peer broke the sync protocol; disconnecting it for {} min", BAN.as_secs() / 60);
+        self.sessions.remove(&peer);
+        self.bans.insert(peer, Instant::now() + BAN);
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+    }
+
     async fn run(mut self) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -417,6 +456,16 @@ impl Task {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .bans
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in expired {
+            self.bans.remove(&p);
+            self.swarm.behaviour_mut().blocked.unblock_peer(p);
+        }
         // Redial what we want and are not connected to, with back-off.
         let due: Vec<Multiaddr> = self
             .wanted
@@ -523,6 +572,9 @@ impl Task {
                         d.failures = 0;
                     }
                 }
+                if let Some(ip) = remote_ip(&addr) {
+                    self.peer_ip.insert(peer_id, ip);
+                }
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, %addr, "connected");
                     let key = peer_id.to_string();
@@ -551,6 +603,9 @@ impl Task {
             } => {
                 info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
                 self.sessions.remove(&peer_id);
+                let key = self.clock_key(&peer_id);
+                self.engine.forget_peer_clock(&key);
+                self.peer_ip.remove(&peer_id);
                 // Redial wanted addresses of this peer soon.
                 let soon = Instant::now() + Duration::from_secs(1);
                 for (a, d) in self.wanted.iter_mut() {
@@ -571,6 +626,13 @@ impl Task {
                         "could not connect (if this keeps failing: is the other node in the same community, with the same passphrase?)");
                     self.dial_failed(&addr);
                 }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error: libp2p::swarm::ListenError::Denied { .. },
+                ..
+            } => {
+                debug!(from = %send_back_addr, "refused a connection (banned peer or connection limit)");
             }
             SwarmEvent::IncomingConnectionError {
                 send_back_addr,
@@ -622,7 +684,8 @@ impl Task {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let resp = sync::serve(&self.engine, &peer.to_bytes(), request);
+                    let key = self.clock_key(&peer);
+                    let (resp, misbehaved) = sync::serve(&self.engine, &key, request);
                     if self
                         .swarm
                         .behaviour_mut()
@@ -632,16 +695,20 @@ impl Task {
                     {
                         debug!(%peer, "sync response not sent: connection closed");
                     }
+                    if misbehaved {
+                        self.ban(peer, "malformed reconciliation message");
+                    }
                 }
                 request_response::Message::Response {
                     request_id,
                     response,
                 } => {
                     self.pending.remove(&request_id);
+                    let key = self.clock_key(&peer);
                     let Some(session) = self.sessions.get_mut(&peer) else {
                         return;
                     };
-                    match session.on_response(&self.engine, &peer.to_bytes(), response) {
+                    match session.on_response(&self.engine, &key, response) {
                         Ok(Next::Send(req)) => {
                             let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
                             self.pending.insert(rid, peer);
@@ -654,8 +721,12 @@ impl Task {
                             }
                             self.finish_sync(peer);
                         }
-                        Err(e) => {
-                            warn!(%peer, error = %e, "sync stopped");
+                        Err(f) if f.misbehaved => {
+                            self.finish_sync(peer);
+                            self.ban(peer, &f.reason);
+                        }
+                        Err(f) => {
+                            warn!(%peer, error = %f.reason, "sync stopped");
                             self.finish_sync(peer);
                         }
                     }

@@ -125,21 +125,41 @@ impl libp2p::request_response::Codec for Codec {
     }
 }
 
-/// Answers a peer's request from our store. Stateless.
-pub fn serve(engine: &Engine, peer: &[u8], req: SyncRequest) -> SyncResponse {
+/// Answers a peer's request from our store. Stateless. `clock_key` identifies the
+/// peer's vote in the mesh clock (its IP address). The flag is true when the request
+/// was malformed (the caller penalises the peer).
+pub fn serve(engine: &Engine, clock_key: &[u8], req: SyncRequest) -> (SyncResponse, bool) {
     match req {
         SyncRequest::Reconcile { wall_ms, message } => {
-            engine.record_peer_clock(peer, wall_ms);
-            let answer = engine
-                .sync_set()
-                .map_err(|e| e.to_string())
-                .and_then(|set| set.respond(&message).map_err(|e| e.to_string()));
-            match answer {
-                Ok(message) => SyncResponse::Reconcile {
-                    wall_ms: engine.wall_ms(),
-                    message,
-                },
-                Err(reason) => SyncResponse::Refused { reason },
+            let set = match engine.sync_set() {
+                Ok(set) => set,
+                Err(e) => {
+                    return (
+                        SyncResponse::Refused {
+                            reason: format!("store error: {e}"),
+                        },
+                        false,
+                    )
+                }
+            };
+            match set.respond(&message) {
+                Ok(message) => {
+                    // Only a well-formed exchange counts as a clock sample.
+                    engine.record_peer_clock(clock_key, wall_ms);
+                    (
+                        SyncResponse::Reconcile {
+                            wall_ms: engine.wall_ms(),
+                            message,
+                        },
+                        false,
+                    )
+                }
+                Err(e) => (
+                    SyncResponse::Refused {
+                        reason: e.to_string(),
+                    },
+                    true,
+                ),
             }
         }
         SyncRequest::Fetch { ids } => {
@@ -156,13 +176,42 @@ pub fn serve(engine: &Engine, peer: &[u8], req: SyncRequest) -> SyncResponse {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        return SyncResponse::Refused {
-                            reason: format!("store error: {e}"),
-                        }
+                        return (
+                            SyncResponse::Refused {
+                                reason: format!("store error: {e}"),
+                            },
+                            false,
+                        )
                     }
                 }
             }
-            SyncResponse::Events { events }
+            (SyncResponse::Events { events }, false)
+        }
+    }
+}
+
+/// Why a session ended early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// For the log.
+    pub reason: String,
+    /// The peer broke the protocol (invalid or unrequested events, bad messages); the
+    /// caller penalises it.
+    pub misbehaved: bool,
+}
+
+impl Failure {
+    fn benign(reason: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.into(),
+            misbehaved: false,
+        }
+    }
+
+    fn misbehaved(reason: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.into(),
+            misbehaved: true,
         }
     }
 }
@@ -221,21 +270,27 @@ impl Session {
         ))
     }
 
-    /// Feeds the peer's response. An `Err` ends the session (the reason is logged).
+    /// Feeds the peer's response. An `Err` ends the session.
     pub fn on_response(
         &mut self,
         engine: &Engine,
-        peer: &[u8],
+        clock_key: &[u8],
         resp: SyncResponse,
-    ) -> Result<Next, String> {
+    ) -> Result<Next, Failure> {
         match resp {
             SyncResponse::Reconcile { wall_ms, message } => {
-                engine.record_peer_clock(peer, wall_ms);
                 self.summary.rounds += 1;
                 if self.summary.rounds > MAX_ROUNDS {
-                    return Err(format!("gave up after {MAX_ROUNDS} reconciliation rounds"));
+                    return Err(Failure::misbehaved(format!(
+                        "more than {MAX_ROUNDS} reconciliation rounds"
+                    )));
                 }
-                let round = self.init.step(&message).map_err(|e| e.to_string())?;
+                let round = self
+                    .init
+                    .step(&message)
+                    .map_err(|e| Failure::misbehaved(e.to_string()))?;
+                // Only a well-formed exchange counts as a clock sample.
+                engine.record_peer_clock(clock_key, wall_ms);
                 self.summary.missing += round.need.len();
                 self.need.extend(round.need);
                 match round.next {
@@ -248,13 +303,32 @@ impl Session {
             }
             SyncResponse::Events { events } => {
                 let got_some = !events.is_empty();
+                // Only what we asked for: an unrequested event is a protocol breach.
+                let asked: std::collections::HashSet<EventId> =
+                    self.requested.iter().copied().collect();
+                let unrequested = events
+                    .iter()
+                    .filter(|b| {
+                        aidmesh_protocol::Event::decode(b)
+                            .map_or(true, |e| !asked.contains(&e.id()))
+                    })
+                    .count();
+                if unrequested > 0 {
+                    return Err(Failure::misbehaved(format!(
+                        "{unrequested} events that were not requested"
+                    )));
+                }
                 let r = engine
                     .ingest_batch(&events, Origin::Sync)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Failure::benign(e.to_string()))?;
                 self.summary.fetched += r.new;
                 self.summary.rejected += r.rejected.len();
                 if let Some(first) = r.rejected.first() {
                     tracing::warn!(rejected = r.rejected.len(), first = %first, "peer sent invalid events during sync");
+                    return Err(Failure::misbehaved(format!(
+                        "{} invalid events",
+                        r.rejected.len()
+                    )));
                 }
                 // A response cut short by the byte budget: ask again for the rest. An
                 // empty one means the peer no longer has them (erased): stop asking.
@@ -264,15 +338,20 @@ impl Session {
                 }
                 self.next_fetch(engine)
             }
-            SyncResponse::Refused { reason } => Err(format!("peer refused: {reason}")),
+            SyncResponse::Refused { reason } => {
+                Err(Failure::benign(format!("peer refused: {reason}")))
+            }
         }
     }
 
-    fn next_fetch(&mut self, engine: &Engine) -> Result<Next, String> {
+    fn next_fetch(&mut self, engine: &Engine) -> Result<Next, Failure> {
         let mut ids = Vec::new();
         while ids.len() < MAX_FETCH_IDS {
             let Some(id) = self.need.pop() else { break };
-            if !engine.knows(&id).map_err(|e| e.to_string())? {
+            if !engine
+                .knows(&id)
+                .map_err(|e| Failure::benign(e.to_string()))?
+            {
                 ids.push(id);
             }
         }

@@ -139,6 +139,11 @@ impl MeshClock {
         }
     }
 
+    /// Drops a peer's sample (it disconnected: only present peers vote).
+    pub fn forget(&mut self, peer: &[u8]) {
+        self.samples.remove(peer);
+    }
+
     /// Number of peers with a sample.
     pub fn peers(&self) -> usize {
         self.samples.len()
@@ -230,6 +235,15 @@ mod tests {
         m.record(b"liar", local + 365 * DAY, local);
         assert_eq!(m.status(), ClockStatus::Ok);
         assert_eq!(m.corrected(local), local);
+    }
+
+    #[test]
+    fn a_peer_that_leaves_no_longer_votes() {
+        let mut m = MeshClock::default();
+        m.record(b"liar", 365 * DAY, 0);
+        assert!(matches!(m.status(), ClockStatus::Behind(_)));
+        m.forget(b"liar");
+        assert_eq!(m.status(), ClockStatus::Unknown);
     }
 
     #[test]

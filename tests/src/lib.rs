@@ -13,31 +13,53 @@ use serde_json::{json, Value};
 
 pub mod lan;
 
-/// Path of the `aidmesh` binary, built once per test process.
+/// Path of the `aidmesh` binary (`AIDMESH_BIN`, or built once per test process).
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("AIDMESH_BIN") {
-            return PathBuf::from(p);
-        }
-        // target/<profile>/deps/<test> → target/<profile>/aidmesh
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable lives in target/<profile>/deps");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "aidmesh", "--bin", "aidmesh"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd
-            .status()
-            .expect("run cargo build for the aidmesh binary");
-        assert!(status.success(), "cargo build -p aidmesh failed");
-        profile_dir.join("aidmesh")
+    BIN.get_or_init(|| match std::env::var_os("AIDMESH_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => cargo_bin("aidmesh", "aidmesh"),
     })
+}
+
+/// Builds binary `bin` of `package` with the cargo running these tests, in the same
+/// profile, and returns its path (`target/<profile>/<bin>`).
+pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
+    // target/<profile>/deps/<test> → target/<profile>
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "-p", package, "--bin", bin]);
+    // Cargo gives this process the test crate's variables; build scripts (ring's)
+    // watch some of them, so passing them on would force rebuilds back and forth.
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        let crate_var = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p));
+        if k == "OUT_DIR" || crate_var {
+            cmd.env_remove(&key);
+        }
+    }
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(
+        status.success(),
+        "cargo build -p {package} --bin {bin} failed"
+    );
+    profile_dir.join(bin)
 }
 
 /// A running (or stopped) node process.

@@ -175,7 +175,7 @@ fn ctrl_c_stops_a_node_cleanly_and_nothing_is_lost() {
 #[test]
 fn up_on_an_empty_directory_creates_a_node_by_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(aidmesh_tests::binary())
+    let child = std::process::Command::new(aidmesh_tests::binary())
         .arg("--data-dir")
         .arg(dir.path())
         .args([

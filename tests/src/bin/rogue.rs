@@ -74,7 +74,7 @@ const TOO_MANY_IDS: usize = 10_000;
 const YEAR_MS: u64 = 365 * 24 * 3600 * 1000;
 
 const USAGE: &str = "usage: rogue --peer MULTIADDR --community NAME --passphrase WORDS \
-                     [--seconds N] [--control]";
+                     [--seconds N] [--control] [--gossip-only]";
 
 /// Command-line arguments.
 #[derive(Debug)]
@@ -89,6 +89,10 @@ struct Args {
     seconds: u64,
     /// Publish one valid need before misbehaving.
     control: bool,
+    /// Misbehave on gossip only: send no sync abuse and answer the node's sync
+    /// requests with a proper refusal (the node bans sync abusers at once, which would
+    /// end the gossip attack before it starts).
+    gossip_only: bool,
 }
 
 /// Parses `std::env::args`.
@@ -98,6 +102,7 @@ fn parse_args() -> Result<Args, String> {
     let mut passphrase = None;
     let mut seconds = 10;
     let mut control = false;
+    let mut gossip_only = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -116,6 +121,7 @@ fn parse_args() -> Result<Args, String> {
                 seconds = v.parse().map_err(|e| format!("bad --seconds {v}: {e}"))?;
             }
             "--control" => control = true,
+            "--gossip-only" => gossip_only = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -125,6 +131,7 @@ fn parse_args() -> Result<Args, String> {
         passphrase: passphrase.ok_or("--passphrase is required")?,
         seconds,
         control,
+        gossip_only,
     })
 }
 
@@ -337,6 +344,8 @@ struct Rogue {
     sync: BTreeMap<&'static str, u64>,
     /// Full hex ids of every forged event offered to the node.
     forged_ids: Vec<String>,
+    /// See [`Args::gossip_only`].
+    gossip_only: bool,
     control_id: Option<String>,
     reconnects: u64,
 }
@@ -466,7 +475,7 @@ impl Rogue {
             self.publish("oversized", b);
         }
         // Sync abuse every other round: each opens a stream on the node.
-        if self.rounds % 2 == 1 {
+        if !self.gossip_only && self.rounds % 2 == 1 {
             let len = 1 + (self.rng.next_u64() % 512) as usize;
             let b = self.rng.bytes(len);
             self.request("sync_garbage", b);
@@ -494,7 +503,15 @@ impl Rogue {
     /// prefix claiming 4 GiB, or a well-framed message of garbage.
     fn respond(&mut self, channel: ResponseChannel<Vec<u8>>) {
         let served = self.sync.get("requests_from_node").copied().unwrap_or(0);
+        let refusal = || {
+            let reason = "rogue".to_string();
+            (
+                "sync_refused",
+                frame(&SyncResponse::Refused { reason }.encode()),
+            )
+        };
         let (what, bytes) = match served % 3 {
+            _ if self.gossip_only => refusal(),
             0 => {
                 let events = vec![
                     self.forged_signature(),
@@ -634,6 +651,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         forged_ids: Vec::new(),
         control_id: None,
         reconnects: 0,
+        gossip_only: args.gossip_only,
     };
     rogue.dial();
 
