@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aidmesh_protocol::body::BodyKind;
 use aidmesh_protocol::view::Item;
 use aidmesh_protocol::{Body, ClockStatus, EventId, StatusChange};
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -104,6 +104,12 @@ fn input_name(field: &str) -> &str {
     }
 }
 
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", e.body_text())
+    }
+}
+
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {
@@ -119,7 +125,13 @@ impl From<IngestError> for ApiError {
                 format!("{}: {problem}", input_name(field)),
             ),
             IngestError::Invalid(v) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", v.to_string())
+                // The refused write was never stored: drop the "event <id>: " prefix.
+                let text = v.to_string();
+                let detail = match text.strip_prefix("event ").and_then(|t| t.split_once(": ")) {
+                    Some((_, rest)) => rest.to_string(),
+                    None => text,
+                };
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", detail)
             }
             IngestError::Store(s) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", s.to_string())
@@ -181,6 +193,13 @@ pub fn router(state: AppState) -> Router {
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "no such endpoint; see docs/api.md",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see docs/api.md",
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -296,16 +315,24 @@ async fn add_peer(
     input: Result<Json<PeerInput>, JsonRejection>,
 ) -> ApiResult {
     let Json(input) = input?;
-    let addr: libp2p::Multiaddr = input.addr.trim().parse().map_err(|e| {
+    let bad = |why: String| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_input",
             format!(
-                "addr: '{}' is not a multiaddr ({e}); e.g. /ip4/192.168.1.20/tcp/4610",
+                "addr: '{}' {why}; e.g. /ip4/192.168.1.20/tcp/4610",
                 input.addr
             ),
         )
-    })?;
+    };
+    let addr: libp2p::Multiaddr = input
+        .addr
+        .trim()
+        .parse()
+        .map_err(|e| bad(format!("is not a multiaddr ({e})")))?;
+    if !crate::net::dialable(&addr) {
+        return Err(bad("is not a TCP address of a peer".into()));
+    }
     st.net
         .commands
         .send(crate::net::Command::Dial(addr.clone()))
@@ -633,7 +660,11 @@ fn resolve_item(st: &AppState, prefix: &str) -> Result<EventId, ApiError> {
     }
 }
 
-async fn show_item(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+async fn show_item(
+    State(st): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
     let id = resolve_item(&st, &id)?;
     let now = st.engine.now_ms();
     let item = st
@@ -652,9 +683,10 @@ struct StatusInput {
 
 async fn change_status(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     input: Result<Json<StatusInput>, JsonRejection>,
 ) -> ApiResult {
+    let Path(id) = id?;
     let Json(input) = input?;
     let id = resolve_item(&st, &id)?;
     let status = parse_status(&input.status)?;

@@ -116,7 +116,7 @@ pub fn parse_coords(lat: Option<f64>, lon: Option<f64>) -> Result<Option<Coords>
                 format!("({lat}, {lon}) is not a position; latitude must be within ±90 and longitude within ±180 degrees"),
             )
         }),
-        _ => Err(err("lat/lon", "give both --lat and --lon, or neither")),
+        _ => Err(err("lat/lon", "give both latitude and longitude, or neither")),
     }
 }
 

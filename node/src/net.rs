@@ -320,6 +320,29 @@ struct Task {
     shutdown: watch::Receiver<bool>,
 }
 
+/// Most addresses kept for (re)dialling; beyond this new ones are ignored.
+pub const MAX_WANTED: usize = 64;
+
+/// Whether `addr` is something this node can dial: an IP or DNS host, a TCP port, and
+/// optionally a peer id.
+pub fn dialable(addr: &Multiaddr) -> bool {
+    let mut host = false;
+    let mut tcp = false;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(_)
+            | Protocol::Ip6(_)
+            | Protocol::Dns(_)
+            | Protocol::Dns4(_)
+            | Protocol::Dns6(_) => host = true,
+            Protocol::Tcp(port) => tcp = port != 0,
+            Protocol::P2p(_) => {}
+            _ => return false,
+        }
+    }
+    host && tcp
+}
+
 /// Strips a trailing `/p2p/<id>` and returns it.
 fn split_peer(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
     let mut a = addr.clone();
@@ -408,6 +431,14 @@ impl Task {
                     return;
                 }
                 if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
+                    return;
+                }
+                if !dialable(&addr) {
+                    debug!(%addr, "not a dialable TCP address; ignored");
+                    return;
+                }
+                if self.wanted.len() >= MAX_WANTED && !self.wanted.contains_key(&addr) {
+                    warn!(%addr, "already keeping {MAX_WANTED} addresses to dial; ignoring a new one");
                     return;
                 }
                 self.wanted.entry(addr).or_insert(Dial {

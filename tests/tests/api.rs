@@ -1763,13 +1763,12 @@ fn expiry(api: &Api, need: &str, alert: &str) {
     });
 }
 
-/// Known bugs, kept here so that whoever fixes them can drop the `ignore`.
-mod known_bugs {
+/// Bugs found by the first version of these tests, kept as regression tests.
+mod regressions {
     use super::*;
 
     /// A method a route does not have gets 405 with an empty body, not JSON.
     #[test]
-    #[ignore = "bug: 405 answers have an empty body (node/src/api.rs router has no method_not_allowed_fallback)"]
     fn wrong_method_answers_json() {
         let node = Node::start("api-405", Opts::default());
         let api = Api::new(&node);
@@ -1795,7 +1794,6 @@ mod known_bugs {
 
     /// An id that is not valid UTF-8 once percent-decoded gets a text/plain 400.
     #[test]
-    #[ignore = "bug: Path<String> rejection is text/plain (node/src/api.rs show_item, change_status)"]
     fn undecodable_id_answers_json() {
         let node = Node::start("api-path", Opts::default());
         let api = Api::new(&node);
@@ -1818,7 +1816,6 @@ mod known_bugs {
 
     /// An empty or transport-less address is accepted with 202 and dialled forever.
     #[test]
-    #[ignore = "bug: POST /api/v1/peers accepts \"\" and addresses without /tcp/ (node/src/api.rs add_peer)"]
     fn undialable_peer_address_is_refused() {
         let node = Node::start("api-peer-addr", Opts::default());
         let api = Api::new(&node);
