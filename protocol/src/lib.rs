@@ -26,6 +26,7 @@ pub mod text;
 pub mod time;
 pub mod validate;
 pub mod view;
+pub mod welfare;
 
 pub use body::{
     Alert, Body, BodyKind, CheckIn, Consent, Coords, HubAnnounced, Outcome, PersonRegistered,
