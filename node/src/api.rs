@@ -29,10 +29,12 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
-    engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
     net: NetHandle,
-    #[allow(dead_code)] // used by the welfare endpoints
-    pin: Option<Arc<str>>,
+    pub(crate) pin: Option<Arc<str>>,
+    pub(crate) pin_failures: Arc<
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+    >,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
             engine,
             net,
             pin: pin.map(Into::into),
+            pin_failures: Arc::default(),
         }
     }
 }
@@ -55,7 +58,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
             error,
@@ -140,7 +143,7 @@ impl From<IngestError> for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// Binds the API and serves it until `shutdown` flips. Returns the bound address.
 pub async fn serve(
@@ -159,6 +162,7 @@ pub async fn serve(
         let stop = async move {
             let _ = shutdown.changed().await;
         };
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(stop)
             .await
@@ -184,6 +188,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/items", get(list_items))
         .route("/api/v1/stream", get(stream))
         .route("/api/v1/match", get(match_offers))
+        .route(
+            "/api/v1/people",
+            get(crate::welfare::list).post(crate::welfare::register),
+        )
+        .route("/api/v1/people/overdue", get(crate::welfare::overdue))
+        .route("/api/v1/people/{id}", get(crate::welfare::show))
+        .route(
+            "/api/v1/people/{id}/checkins",
+            post(crate::welfare::check_in),
+        )
+        .route("/api/v1/people/{id}/forget", post(crate::welfare::forget))
         .route("/api/v1/hubs", get(list_hubs).post(post_hub))
         .route("/api/v1/alerts", get(list_alerts).post(post_alert))
         .route("/api/v1/items/{id}", get(show_item))
@@ -244,7 +259,7 @@ async fn categories() -> Response {
 }
 
 /// Runs blocking engine work (validation, fsync) off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)

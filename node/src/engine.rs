@@ -360,6 +360,14 @@ impl Engine {
         if view.redacted_by(&event.id(), &event.author()) {
             return Ok(true);
         }
+        if let Body::Need(p) | Body::Offer(p) = body {
+            // A need raised by a check-in that has since been erased goes with it.
+            if let Some(r) = p.related {
+                if self.store.erased_kind(&r)? == Some(BodyKind::CheckIn.code()) {
+                    return Ok(true);
+                }
+            }
+        }
         if let Body::CheckIn(c) = body {
             if view.checkin_hidden(&event.id(), &event.author(), &c.person) {
                 return Ok(true);

@@ -13,3 +13,4 @@ pub mod net;
 pub mod node;
 pub mod store;
 pub mod sync;
+pub mod welfare;

@@ -235,6 +235,8 @@ pub struct View {
     alerts: BTreeMap<EventId, Filed<Alert>>,
     /// target → (redaction id → redaction author)
     redactions: BTreeMap<EventId, BTreeMap<EventId, AuthorId>>,
+    /// check-in → (person, check-in author), to follow a post's `related` link
+    checkin_of: BTreeMap<EventId, (EventId, AuthorId)>,
 }
 
 impl View {
@@ -279,6 +281,7 @@ impl View {
                 self.people.insert(id, Filed::new(e, p));
             }
             Body::CheckIn(c) => {
+                self.checkin_of.insert(id, (c.person, e.author()));
                 self.checkins
                     .entry(c.person)
                     .or_default()
@@ -328,6 +331,20 @@ impl View {
             .is_some_and(|p| self.redacted_by(person, &p.author))
     }
 
+    /// Whether the check-in `id` (if held) is hidden by a redaction of itself or of
+    /// its person.
+    fn checkin_id_hidden(&self, id: &EventId) -> bool {
+        self.checkin_of
+            .get(id)
+            .is_some_and(|(person, author)| self.checkin_hidden(id, author, person))
+    }
+
+    /// Whether a post is hidden: redacted itself, or linked (`related`) to a hidden
+    /// check-in (a need raised by a check-in goes when the person is forgotten).
+    fn post_hidden(&self, id: &EventId, author: &AuthorId, post: &Post) -> bool {
+        self.redacted_by(id, author) || post.related.is_some_and(|r| self.checkin_id_hidden(&r))
+    }
+
     /// Every need and offer that is not redacted, folded at wall-clock time `now_ms`,
     /// in id order.
     pub fn items(&self, now_ms: u64) -> Vec<Item> {
@@ -340,7 +357,7 @@ impl View {
     /// One need or offer, folded at `now_ms`.
     pub fn item(&self, id: &EventId, now_ms: u64) -> Option<Item> {
         let (kind, p) = self.posts.get(id)?;
-        if self.redacted_by(id, &p.author) {
+        if self.post_hidden(id, &p.author, &p.body) {
             return None;
         }
         let mut state = ItemState::Open;
@@ -494,6 +511,11 @@ impl View {
                     let checks = self.checkins.get(target).into_iter().flatten();
                     out.extend(checks.map(|((_, _, cid), _)| *cid));
                 }
+            }
+        }
+        for (id, (_, p)) in &self.posts {
+            if p.body.related.is_some_and(|r| self.checkin_id_hidden(&r)) {
+                out.insert(*id);
             }
         }
         out

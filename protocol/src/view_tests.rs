@@ -175,6 +175,7 @@ enum Op {
         who: usize,
         need: bool,
         ts: u64,
+        related: usize,
     },
     Change {
         who: usize,
@@ -214,8 +215,8 @@ fn op() -> impl Strategy<Value = Op> {
     let ts = 0u64..12;
     let who = 0usize..4;
     prop_oneof![
-        1 => (who.clone(), any::<bool>(), ts.clone())
-            .prop_map(|(who, need, ts)| Op::Post { who, need, ts }),
+        1 => (who.clone(), any::<bool>(), ts.clone(), any::<usize>())
+            .prop_map(|(who, need, ts, related)| Op::Post { who, need, ts, related }),
         4 => (who.clone(), any::<usize>(), 0usize..5, ts.clone())
             .prop_map(|(who, target, status, ts)| Op::Change { who, target, status, ts }),
         1 => (who.clone(), ts.clone()).prop_map(|(who, ts)| Op::Person { who, ts }),
@@ -234,11 +235,21 @@ fn materialise(ops: &[Op]) -> Vec<(Event, Body)> {
     let mut posts: Vec<EventId> = vec![EventId([0xee; 32])]; // one dangling target
     let mut persons: Vec<EventId> = vec![EventId([0xdd; 32])];
     let mut all: Vec<EventId> = vec![EventId([0xcc; 32])];
+    let mut checks: Vec<EventId> = Vec::new();
     let mut out = Vec::new();
     for op in ops {
         let (who, ts, body) = match *op {
-            Op::Post { who, need, ts } => {
-                let p = post(&format!("post {}", out.len()));
+            Op::Post {
+                who,
+                need,
+                ts,
+                related,
+            } => {
+                let mut p = post(&format!("post {}", out.len()));
+                // Every other post raised by a check-in, when there is one.
+                if related % 2 == 0 && !checks.is_empty() {
+                    p.related = Some(checks[related % checks.len()]);
+                }
                 (who, ts, if need { Body::Need(p) } else { Body::Offer(p) })
             }
             Op::Change {
@@ -300,6 +311,7 @@ fn materialise(ops: &[Op]) -> Vec<(Event, Body)> {
         match e.1.kind() {
             BodyKind::Need | BodyKind::Offer => posts.push(e.0.id()),
             BodyKind::Person => persons.push(e.0.id()),
+            BodyKind::CheckIn => checks.push(e.0.id()),
             _ => {}
         }
         all.push(e.0.id());
@@ -414,4 +426,31 @@ fn a_redaction_of_a_redaction_is_void() {
     let v = view(&[need.clone(), r1.clone(), r2]);
     assert!(v.items(NOW).is_empty());
     assert_eq!(v.purgeable(), BTreeSet::from([need.0.id()]));
+}
+
+#[test]
+fn a_need_raised_by_a_check_in_goes_when_the_person_is_forgotten() {
+    let p = people();
+    let reg = ev(&p[0], 10, person_body("Mrs Ada"));
+    let pid = reg.0.id();
+    let check = ev(&p[1], 20, checkin(pid, Outcome::NeedsHelp("oxygen".into())));
+    let mut linked = post("Welfare check: needs oxygen");
+    linked.related = Some(check.0.id());
+    let need = ev(&p[1], 21, Body::Need(linked));
+    let forget = ev(
+        &p[0],
+        30,
+        Body::Redaction(Redaction {
+            target: pid,
+            reason: String::new(),
+        }),
+    );
+    let before = view(&[reg.clone(), check.clone(), need.clone()]);
+    assert_eq!(before.items(NOW).len(), 1);
+    let after = view(&[reg, check.clone(), need.clone(), forget.clone()]);
+    assert!(after.items(NOW).is_empty());
+    assert!(after.purgeable().contains(&need.0.id()));
+    // A node that has erased everything purgeable shows the same (empty) board.
+    let erased = view(&[forget]);
+    assert_eq!(erased.items(NOW), after.items(NOW));
 }

@@ -1,0 +1,425 @@
+//! Welfare records over HTTP: registering people to check on, check-ins, who is
+//! overdue, and forgetting a person. Names, addresses and health details of vulnerable
+//! people must not be readable by everyone on the hub's Wi-Fi, so every endpoint here
+//! goes through [`guard`]: requests from the hub computer itself are served; from any
+//! other address they need the volunteer PIN (`X-Volunteer-Pin` header), and with no
+//! PIN configured they are refused.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use aidmesh_protocol::body::{
+    CheckIn, Consent, Outcome, PersonRegistered, Place, Post, Redaction, Urgency,
+};
+use aidmesh_protocol::view::{Check, PersonView};
+use aidmesh_protocol::welfare::{assess, assess_all, Welfare};
+use aidmesh_protocol::{Body, Category, EventId};
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{blocking, ApiError, ApiResult, AppState};
+use crate::input::{parse_coords, parse_duration};
+
+/// Header carrying the volunteer PIN.
+pub const PIN_HEADER: &str = "x-volunteer-pin";
+/// Wrong PINs from one address before it is locked out.
+pub const PIN_TRIES: u32 = 5;
+/// How long the lock-out lasts.
+pub const PIN_LOCKOUT: Duration = Duration::from_secs(300);
+
+/// Lets the request through, or says why not.
+fn guard(st: &AppState, from: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    let ip = from.ip();
+    if ip.is_loopback() {
+        return Ok(());
+    }
+    let Some(pin) = st.pin.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "welfare_local_only",
+            "welfare records are only shown on the hub computer itself; start the node with --volunteer-pin to let volunteers' phones see them",
+        ));
+    };
+    let mut failures = st.pin_failures.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    failures.retain(|_, (_, since)| now.duration_since(*since) < PIN_LOCKOUT);
+    if failures.get(&ip).is_some_and(|(n, _)| *n >= PIN_TRIES) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "pin_locked",
+            format!(
+                "too many wrong PINs from {ip}; try again in {} minutes",
+                PIN_LOCKOUT.as_secs() / 60
+            ),
+        ));
+    }
+    let given = headers
+        .get(PIN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), pin.as_bytes()) {
+        failures.remove(&ip);
+        return Ok(());
+    }
+    let entry = failures.entry(ip).or_insert((0, now));
+    entry.0 += 1;
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "pin_required",
+        "welfare records need the hub's volunteer PIN (header X-Volunteer-Pin); ask the hub coordinator",
+    ))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_json(c: &Check) -> Value {
+    let (outcome, detail) = match &c.check.outcome {
+        Outcome::Safe => ("safe", None),
+        Outcome::NeedsHelp(w) => ("needs-help", Some(w.clone())),
+        Outcome::NoAnswer => ("no-answer", None),
+        Outcome::NotAtHome => ("not-home", None),
+        Outcome::Moved(to) => ("moved", Some(to.clone())),
+    };
+    json!({
+        "id": c.id.to_hex(), "outcome": outcome, "detail": detail, "note": c.check.note,
+        "by": c.check.by, "author": c.author.short(), "at": c.at.millis(),
+    })
+}
+
+/// JSON of one person with their standing.
+fn person_json(w: &Welfare) -> Value {
+    let p = &w.person;
+    let r = &p.person;
+    json!({
+        "id": p.id.to_hex(), "short_id": p.id.short(), "kind": "person", "name": r.name,
+        "place": { "label": r.place.label, "lat": r.place.coords.map(|c| c.lat()), "lon": r.place.coords.map(|c| c.lon()) },
+        "risks": r.risks, "every_secs": r.check_every_secs, "consent": r.consent.name(),
+        "phone": r.phone, "note": r.note, "author": p.author.short(), "registered_at": p.registered.millis(),
+        "standing": w.standing.name(), "due_at": w.due_ms, "overdue_ms": w.overdue_ms,
+        "latest": p.latest().map(check_json),
+        "checks": p.checks.iter().map(check_json).collect::<Vec<_>>(),
+    })
+}
+
+fn people(st: &AppState) -> (Vec<PersonView>, u64) {
+    let now = st.engine.now_ms();
+    (st.engine.with_view(|v| v.people()), now)
+}
+
+/// `GET /api/v1/people`: everyone, most urgent first.
+pub async fn list(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult {
+    guard(&st, from, &headers)?;
+    let (people, now) = people(&st);
+    let out: Vec<Value> = assess_all(&people, now).iter().map(person_json).collect();
+    Ok(Json(json!({ "people": out })).into_response())
+}
+
+/// `GET /api/v1/people/overdue`: who needs a visit now.
+pub async fn overdue(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult {
+    guard(&st, from, &headers)?;
+    let (people, now) = people(&st);
+    let out: Vec<Value> = aidmesh_protocol::welfare::overdue(&people, now)
+        .iter()
+        .map(person_json)
+        .collect();
+    Ok(Json(json!({ "people": out })).into_response())
+}
+
+/// Finds a person by id prefix (6+ hex characters) or by unambiguous name.
+fn resolve(st: &AppState, key: &str) -> Result<PersonView, ApiError> {
+    let key = key.trim();
+    let (people, _) = people(st);
+    let lower = key.to_lowercase();
+    let by_id: Vec<&PersonView> = if key.len() >= 6 && key.chars().all(|c| c.is_ascii_hexdigit()) {
+        people
+            .iter()
+            .filter(|p| p.id.to_hex().starts_with(&lower))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let found: Vec<&PersonView> = if by_id.is_empty() {
+        let exact: Vec<&PersonView> = people
+            .iter()
+            .filter(|p| p.person.name.to_lowercase() == lower)
+            .collect();
+        if exact.is_empty() {
+            people
+                .iter()
+                .filter(|p| p.person.name.to_lowercase().contains(&lower))
+                .collect()
+        } else {
+            exact
+        }
+    } else {
+        by_id
+    };
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("nobody registered matches '{key}'"),
+        )),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|p| format!("{} {}", p.id.short(), p.person.name))
+                .collect();
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ambiguous_person",
+                format!(
+                    "'{key}' matches {} people; use the id: {}",
+                    many.len(),
+                    list.join("; ")
+                ),
+            ))
+        }
+    }
+}
+
+/// `GET /api/v1/people/{id}`.
+pub async fn show(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    guard(&st, from, &headers)?;
+    let Path(id) = id?;
+    let p = resolve(&st, &id)?;
+    Ok(Json(person_json(&assess(&p, st.engine.now_ms()))).into_response())
+}
+
+/// A person as typed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonInput {
+    name: String,
+    place: String,
+    every: String,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    #[serde(default)]
+    risks: Vec<String>,
+    phone: Option<String>,
+    consent: Option<String>,
+    note: Option<String>,
+}
+
+fn parse_consent(s: &str) -> Result<Consent, ApiError> {
+    match s.trim().to_lowercase().as_str() {
+        "self" | "own" => Ok(Consent::Own),
+        "relative" | "family" => Ok(Consent::Relative),
+        "neighbour" | "neighbor" => Ok(Consent::Neighbour),
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!("consent: unknown '{other}'; valid: self, relative, neighbour"),
+        )),
+    }
+}
+
+/// `POST /api/v1/people`: register someone to check on.
+pub async fn register(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    input: Result<Json<PersonInput>, JsonRejection>,
+) -> ApiResult {
+    guard(&st, from, &headers)?;
+    let Json(i) = input?;
+    let every = parse_duration("every", &i.every)?;
+    let body = Body::Person(PersonRegistered {
+        name: i.name.trim().to_string(),
+        place: Place {
+            label: i.place.trim().to_string(),
+            coords: parse_coords(i.lat, i.lon)?,
+        },
+        risks: i
+            .risks
+            .iter()
+            .flat_map(|r| r.split(','))
+            .map(|r| r.trim().to_lowercase())
+            .filter(|r| !r.is_empty())
+            .collect(),
+        check_every_secs: u32::try_from(every.as_secs()).unwrap_or(u32::MAX),
+        consent: match &i.consent {
+            Some(c) => parse_consent(c)?,
+            None => Consent::Own,
+        },
+        phone: i.phone.unwrap_or_default().trim().to_string(),
+        note: i.note.unwrap_or_default(),
+    });
+    let engine = st.engine.clone();
+    let event = blocking(move || engine.post(body)).await??;
+    let p = st
+        .engine
+        .with_view(|v| v.person(&event.id()))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "internal",
+                "stored person not in view",
+            )
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(person_json(&assess(&p, st.engine.now_ms()))),
+    )
+        .into_response())
+}
+
+/// A check-in as typed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInput {
+    /// safe, needs-help, no-answer, not-home, moved.
+    outcome: String,
+    /// With needs-help: with what. With moved: where to.
+    detail: Option<String>,
+    note: Option<String>,
+    by: Option<String>,
+}
+
+/// `POST /api/v1/people/{id}/checkins`. "needs-help" also posts a linked need so the
+/// board shows it.
+pub async fn check_in(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    input: Result<Json<CheckInput>, JsonRejection>,
+) -> ApiResult {
+    guard(&st, from, &headers)?;
+    let Path(id) = id?;
+    let Json(i) = input?;
+    let person = resolve(&st, &id)?;
+    let detail = i.detail.clone().unwrap_or_default().trim().to_string();
+    let needs = |what: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!("detail: '{what}' needs a detail (what help / where to)"),
+        )
+    };
+    let outcome = match i.outcome.trim().to_lowercase().as_str() {
+        "safe" => Outcome::Safe,
+        "needs-help" | "needs_help" | "help" if !detail.is_empty() => {
+            Outcome::NeedsHelp(detail.clone())
+        }
+        "needs-help" | "needs_help" | "help" => return Err(needs("needs-help")),
+        "no-answer" | "no_answer" => Outcome::NoAnswer,
+        "not-home" | "not_home" | "not-at-home" => Outcome::NotAtHome,
+        "moved" if !detail.is_empty() => Outcome::Moved(detail.clone()),
+        "moved" => return Err(needs("moved")),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_input",
+                format!(
+                "outcome: unknown '{other}'; valid: safe, needs-help, no-answer, not-home, moved"
+            ),
+            ))
+        }
+    };
+    let help = matches!(outcome, Outcome::NeedsHelp(_));
+    let body = Body::CheckIn(CheckIn {
+        person: person.id,
+        outcome,
+        note: i.note.unwrap_or_default(),
+        by: i.by.unwrap_or_default().trim().to_string(),
+    });
+    let engine = st.engine.clone();
+    let place = person.person.place.clone();
+    let (checkin, need) = blocking(move || -> Result<(EventId, Option<EventId>), ApiError> {
+        let c = engine.post(body)?;
+        if !help {
+            return Ok((c.id(), None));
+        }
+        // The linked need names what is needed and where, not who: the person's
+        // record stays behind the PIN.
+        let title: String = format!("Welfare check: needs {detail}")
+            .chars()
+            .take(120)
+            .collect();
+        let need = engine.post(Body::Need(Post {
+            title,
+            category: Category::Welfare,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::High,
+            place,
+            contact: String::new(),
+            expires_ms: None,
+            related: Some(c.id()),
+        }))?;
+        Ok((c.id(), Some(need.id())))
+    })
+    .await??;
+    let p = st
+        .engine
+        .with_view(|v| v.person(&person.id))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "person was forgotten"))?;
+    let mut out = person_json(&assess(&p, st.engine.now_ms()));
+    out["checkin_id"] = json!(checkin.to_hex());
+    out["need_id"] = json!(need.map(|n| n.to_hex()));
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// `POST /api/v1/people/{id}/forget`: the hub that registered the person erases their
+/// record and every check-in on them, on every node.
+pub async fn forget(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    guard(&st, from, &headers)?;
+    let Path(id) = id?;
+    let person = resolve(&st, &id)?;
+    if person.author != st.engine.identity().author() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_author",
+            format!(
+                "{} was registered by hub {}; only that hub can forget them (ask its coordinator)",
+                person.person.name,
+                person.author.short()
+            ),
+        ));
+    }
+    let engine = st.engine.clone();
+    let target = person.id;
+    let event = blocking(move || {
+        engine.post(Body::Redaction(Redaction {
+            target,
+            reason: String::new(),
+        }))
+    })
+    .await??;
+    Ok(
+        Json(json!({ "forgotten": target.to_hex(), "redaction": event.id().to_hex() }))
+            .into_response(),
+    )
+}
