@@ -123,6 +123,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Welfare checks on people at risk: register, check in, see who is overdue.
+    Welfare {
+        #[command(subcommand)]
+        action: WelfareAction,
+    },
     /// Start a small flooded neighbourhood on this machine and watch it work.
     Demo,
     /// Connected peers.
@@ -168,6 +173,87 @@ struct UpArgs {
 enum PostAction {
     /// Post a new one; prints its id.
     Add(PostArgs),
+}
+
+#[derive(Subcommand)]
+enum WelfareAction {
+    /// Register someone to check on.
+    Add {
+        /// Their name.
+        name: String,
+        /// Where they are (address or description).
+        #[arg(long = "where")]
+        place: String,
+        /// How often to check, e.g. 12h.
+        #[arg(long)]
+        every: String,
+        /// What puts them at risk (oxygen, wheelchair, lives alone, insulin). Repeatable.
+        #[arg(long = "risk")]
+        risks: Vec<String>,
+        /// Phone number.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Who agreed: self, relative or neighbour.
+        #[arg(long)]
+        consent: Option<String>,
+        /// Latitude in degrees.
+        #[arg(long, allow_hyphen_values = true)]
+        lat: Option<f64>,
+        /// Longitude in degrees.
+        #[arg(long, allow_hyphen_values = true)]
+        lon: Option<f64>,
+    },
+    /// Record a check-in on a person (id prefix or name).
+    Check {
+        /// Id prefix or unambiguous name.
+        person: String,
+        #[command(flatten)]
+        outcome: Outcome,
+        /// A note for the next volunteer.
+        #[arg(long)]
+        note: Option<String>,
+        /// Who checked (your name, or "self").
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Everyone registered, most urgent first.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who needs a visit now: needs help, no answer, overdue.
+    Overdue {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erase a person's record and check-ins on every node (only the hub that
+    /// registered them can).
+    Forget {
+        /// Id prefix or unambiguous name.
+        person: String,
+    },
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct Outcome {
+    /// Safe and well.
+    #[arg(long)]
+    safe: bool,
+    /// Needs help, with what (also posts a need on the board).
+    #[arg(long, value_name = "TEXT")]
+    needs_help: Option<String>,
+    /// Nobody answered.
+    #[arg(long)]
+    no_answer: bool,
+    /// Not at home.
+    #[arg(long)]
+    not_home: bool,
+    /// Moved to this place, e.g. "school hall".
+    #[arg(long, value_name = "TEXT")]
+    moved: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -425,6 +511,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             Ok(())
         }
         Command::Demo => demo::run(),
+        Command::Welfare { action } => welfare(&dir, action),
         Command::Peers { json } => {
             let v = Client::for_dir(&dir)?.get("/api/v1/peers")?;
             if json {
@@ -590,5 +677,102 @@ fn change(dir: &std::path::Path, status: &str, a: StatusArgs) -> Result<(), CliE
         v["short_id"].as_str().unwrap_or(""),
         v["status"].as_str().unwrap_or("")
     );
+    Ok(())
+}
+
+fn person_path(p: &str) -> String {
+    // Names may contain spaces and other characters that must be escaped in a path.
+    let enc: String = p
+        .trim()
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    format!("/api/v1/people/{enc}")
+}
+
+fn welfare(dir: &std::path::Path, action: WelfareAction) -> Result<(), CliError> {
+    match action {
+        WelfareAction::Add {
+            name,
+            place,
+            every,
+            risks,
+            phone,
+            consent,
+            lat,
+            lon,
+        } => {
+            let v = Client::for_dir(dir)?.post(
+                "/api/v1/people",
+                &json!({ "name": name, "place": place, "every": every, "risks": risks,
+                         "phone": phone, "consent": consent, "lat": lat, "lon": lon }),
+            )?;
+            println!("{}", v["short_id"].as_str().unwrap_or(""));
+        }
+        WelfareAction::Check {
+            person,
+            outcome,
+            note,
+            by,
+        } => {
+            let (name, detail) = match outcome {
+                Outcome { safe: true, .. } => ("safe", None),
+                Outcome { needs_help: Some(w), .. } => ("needs-help", Some(w)),
+                Outcome { no_answer: true, .. } => ("no-answer", None),
+                Outcome { not_home: true, .. } => ("not-home", None),
+                Outcome { moved: Some(to), .. } => ("moved", Some(to)),
+                _ => return Err(CliError("say what you found: --safe, --needs-help TEXT, --no-answer, --not-home or --moved TEXT".into())),
+            };
+            let v = Client::for_dir(dir)?.post(
+                &format!("{}/checkins", person_path(&person)),
+                &json!({ "outcome": name, "detail": detail, "note": note, "by": by }),
+            )?;
+            println!("{}: {} recorded", v["name"].as_str().unwrap_or(""), name);
+            if let Some(n) = v["need_id"].as_str() {
+                println!(
+                    "posted need {} so the board shows the help needed",
+                    &n[..10.min(n.len())]
+                );
+            }
+        }
+        WelfareAction::List { json } => people(
+            dir,
+            "/api/v1/people",
+            json,
+            "Nobody is registered for welfare checks.",
+        )?,
+        WelfareAction::Overdue { json } => {
+            people(dir, "/api/v1/people/overdue", json, "Nobody is overdue.")?
+        }
+        WelfareAction::Forget { person } => {
+            let v = Client::for_dir(dir)?
+                .post(&format!("{}/forget", person_path(&person)), &json!({}))?;
+            let id = v["forgotten"].as_str().unwrap_or("");
+            println!(
+                "forgot {}: their record and check-ins are being erased on every node",
+                &id[..10.min(id.len())]
+            );
+        }
+    }
+    Ok(())
+}
+
+fn people(dir: &std::path::Path, path: &str, json: bool, empty: &str) -> Result<(), CliError> {
+    let v = Client::for_dir(dir)?.get(path)?;
+    if json {
+        print_json(&v["people"]);
+        return Ok(());
+    }
+    let list = v["people"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("{empty}");
+    } else {
+        print!("{}", output::people(&list));
+    }
     Ok(())
 }

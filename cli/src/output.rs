@@ -209,6 +209,58 @@ pub fn matches(ms: &[Value]) -> String {
     out
 }
 
+/// People to check on, most urgent first.
+pub fn people(list: &[Value]) -> String {
+    let now = now_ms();
+    let mut t = table(&[
+        "id",
+        "standing",
+        "name",
+        "where",
+        "risks",
+        "last check",
+        "due",
+    ]);
+    for p in list {
+        let standing = match s(p, "standing") {
+            "needs-help" => alarm("NEEDS HELP"),
+            "no-answer" => alarm("NO ANSWER"),
+            "overdue" => paint("33", "overdue"),
+            other => other.to_string(),
+        };
+        let latest = &p["latest"];
+        let last = if latest.is_null() {
+            "never".to_string()
+        } else {
+            let detail = latest["detail"]
+                .as_str()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            format!(
+                "{}{detail}, {}",
+                s(latest, "outcome"),
+                ago(latest["at"].as_u64().unwrap_or(0), now)
+            )
+        };
+        let risks: Vec<&str> = p["risks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        t.add_row(vec![
+            s(p, "short_id").to_string(),
+            standing,
+            s(p, "name").to_string(),
+            s(&p["place"], "label").to_string(),
+            risks.join(", "),
+            last,
+            ago(p["due_at"].as_u64().unwrap_or(0), now),
+        ]);
+    }
+    format!("{t}\n")
+}
+
 /// Peers table.
 pub fn peers(ps: &[Value]) -> String {
     if ps.is_empty() {

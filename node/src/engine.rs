@@ -404,6 +404,9 @@ impl Engine {
             st.view = view;
             st.digest = None;
             st.sync_set = None;
+            // sled keeps removed values in old log segments until it reclaims them;
+            // rewrite the database so the bytes are really gone.
+            self.store.compact()?;
             info!(
                 erased,
                 "redaction applied: content erased from the database"
@@ -491,6 +494,8 @@ mod tests {
                 note: String::new(),
             }))
             .unwrap();
+        // The test can fail: before forgetting, the name is on disk.
+        assert!(files_contain(dir.path(), b"Zebulon Q").is_some());
         // A check-in written elsewhere, which arrives only after the redaction.
         let other = Identity::from_seed([2; 32]);
         let late = Event::create(
@@ -518,5 +523,35 @@ mod tests {
             eng.ingest(reg.bytes(), Origin::Sync).unwrap(),
             Ingested::Erased(reg.id())
         );
+        // Not only hidden: no byte of the name is left in the database files.
+        eng.store().flush().unwrap();
+        if let Some(f) = files_contain(dir.path(), b"Zebulon Q") {
+            panic!("the forgotten name is still in {}", f.display());
+        }
+        // The store still works after compaction, and a restart sees the same.
+        eng.post(need()).unwrap();
+        let n = eng.len();
+        drop(eng);
+        let again = engine(dir.path(), 1);
+        assert_eq!(again.len(), n);
+    }
+
+    fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Option<std::path::PathBuf> {
+        walk(dir)
+            .into_iter()
+            .find(|f| std::fs::read(f).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)))
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
     }
 }

@@ -65,16 +65,73 @@ pub struct PeerRecord {
     pub last_sync_ms: Option<u64>,
 }
 
-/// The node's database.
-pub struct Store {
-    path: PathBuf,
+/// The open sled database and its trees.
+struct Trees {
     db: sled::Db,
     events: sled::Tree,
     by_time: sled::Tree,
     erased: sled::Tree,
     meta: sled::Tree,
     peers: sled::Tree,
+}
+
+impl Trees {
+    fn open(path: &Path) -> Result<Trees, sled::Error> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
+        Ok(Trees {
+            events: db.open_tree("events")?,
+            by_time: db.open_tree("by_time")?,
+            erased: db.open_tree("erased")?,
+            meta: db.open_tree("meta")?,
+            peers: db.open_tree("peers")?,
+            db,
+        })
+    }
+}
+
+/// The node's database.
+pub struct Store {
+    path: PathBuf,
+    /// Replaced wholesale by [`Store::compact`]; `None` only if a compaction failed
+    /// to reopen the database.
+    trees: std::sync::RwLock<Option<Trees>>,
     count: AtomicUsize,
+}
+
+/// Suffix of the directory a compaction writes into before it replaces the database.
+const COMPACT_SUFFIX: &str = "compacting";
+/// Suffix of the old database directory while a compaction swaps directories.
+const OLD_SUFFIX: &str = "old";
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Finishes or undoes a compaction interrupted by a crash: with the database missing,
+/// the fresh copy (complete, since it is only renamed into place after a flush) or the
+/// old directory takes its place; leftovers are removed.
+fn recover_compaction(path: &Path) -> std::io::Result<()> {
+    let fresh = sibling(path, COMPACT_SUFFIX);
+    let old = sibling(path, OLD_SUFFIX);
+    if !path.exists() {
+        if fresh.exists() {
+            std::fs::rename(&fresh, path)?;
+        } else if old.exists() {
+            std::fs::rename(&old, path)?;
+        }
+    }
+    for leftover in [fresh, old] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(leftover)?;
+        }
+    }
+    Ok(())
 }
 
 fn time_key(ts: Timestamp, id: &EventId) -> [u8; 40] {
@@ -85,30 +142,83 @@ fn time_key(ts: Timestamp, id: &EventId) -> [u8; 40] {
 }
 
 impl Store {
-    /// Opens (or creates) the database in directory `path`.
+    /// Opens (or creates) the database in directory `path`, finishing or undoing a
+    /// compaction that a crash interrupted.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         };
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(open_err)?;
-        let tree = |name: &str| db.open_tree(name).map_err(open_err);
-        let store = Store {
+        recover_compaction(path).map_err(|e| open_err(sled::Error::Io(e)))?;
+        let trees = Trees::open(path).map_err(open_err)?;
+        let count = trees.by_time.len();
+        Ok(Store {
             path: path.to_path_buf(),
-            events: tree("events")?,
-            by_time: tree("by_time")?,
-            erased: tree("erased")?,
-            meta: tree("meta")?,
-            peers: tree("peers")?,
-            db,
-            count: AtomicUsize::new(0),
-        };
-        store.count.store(store.by_time.len(), Ordering::Relaxed);
-        Ok(store)
+            trees: std::sync::RwLock::new(Some(trees)),
+            count: AtomicUsize::new(count),
+        })
+    }
+
+    /// Runs `f` on the open trees.
+    fn with<R>(&self, f: impl FnOnce(&Trees) -> Result<R, sled::Error>) -> Result<R, StoreError> {
+        let guard = self.trees.read().unwrap_or_else(|p| p.into_inner());
+        let trees = guard.as_ref().ok_or_else(|| {
+            self.corrupt(
+                "database",
+                "closed after a failed compaction; restart the node",
+            )
+        })?;
+        f(trees).map_err(|e| self.io(e))
+    }
+
+    /// Rewrites the database into a fresh directory and swaps it in, so that bytes of
+    /// erased events, which sled keeps in old log segments until it happens to reclaim
+    /// them, are really gone. Blocks other store access while it runs (about a second
+    /// per 100,000 events). A crash at any point leaves either the old or the new
+    /// database, never neither ([`Store::open`] finishes the swap).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        let mut guard = self.trees.write().unwrap_or_else(|p| p.into_inner());
+        let old = guard
+            .take()
+            .ok_or_else(|| self.corrupt("database", "already closed"))?;
+        let fresh = sibling(&self.path, COMPACT_SUFFIX);
+        let copied = (|| -> Result<(), sled::Error> {
+            old.db.flush()?;
+            if fresh.exists() {
+                std::fs::remove_dir_all(&fresh)?;
+            }
+            // sled's own export/import panics on I/O errors; copy tree by tree instead.
+            let new = sled::Config::new().path(&fresh).open()?;
+            for name in old.db.tree_names() {
+                let from = old.db.open_tree(&name)?;
+                let to = new.open_tree(&name)?;
+                for kv in from.iter() {
+                    let (k, v) = kv?;
+                    to.insert(k, v)?;
+                }
+            }
+            new.flush()?;
+            Ok(())
+        })();
+        drop(old);
+        if let Err(e) = copied {
+            let _ = std::fs::remove_dir_all(&fresh);
+            *guard = Some(Trees::open(&self.path).map_err(|e| self.io(e))?);
+            return Err(self.io(e));
+        }
+        let swap = (|| -> std::io::Result<()> {
+            let old_dir = sibling(&self.path, OLD_SUFFIX);
+            std::fs::rename(&self.path, &old_dir)?;
+            std::fs::rename(&fresh, &self.path)?;
+            std::fs::remove_dir_all(&old_dir)
+        })();
+        if let Err(e) = swap {
+            recover_compaction(&self.path).map_err(|e| self.io(sled::Error::Io(e)))?;
+            *guard = Some(Trees::open(&self.path).map_err(|e| self.io(e))?);
+            return Err(self.io(sled::Error::Io(e)));
+        }
+        *guard = Some(Trees::open(&self.path).map_err(|e| self.io(e))?);
+        Ok(())
     }
 
     fn io(&self, source: sled::Error) -> StoreError {
@@ -136,8 +246,10 @@ impl Store {
     pub fn insert(&self, event: &Event) -> Result<bool, StoreError> {
         let id = event.id();
         let tk = time_key(event.timestamp(), &id);
+        let (events_tree, by_time_tree) =
+            self.with(|t| Ok((t.events.clone(), t.by_time.clone())))?;
         let res: Result<bool, TransactionError<()>> =
-            (&self.events, &self.by_time).transaction(|(events, by_time)| {
+            (&events_tree, &by_time_tree).transaction(|(events, by_time)| {
                 if events.get(id.0)?.is_some() {
                     return Ok(false);
                 }
@@ -159,21 +271,17 @@ impl Store {
 
     /// Makes every write so far durable (fsync).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(|e| self.io(e))
+        self.with(|t| t.db.flush().map(|_| ()))
     }
 
     /// Wire bytes of an event, if held.
     pub fn get(&self, id: &EventId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .events
-            .get(id.0)
-            .map_err(|e| self.io(e))?
-            .map(|v| v.to_vec()))
+        self.with(|t| Ok(t.events.get(id.0)?.map(|v| v.to_vec())))
     }
 
     /// Whether an event is held.
     pub fn contains(&self, id: &EventId) -> Result<bool, StoreError> {
-        self.events.contains_key(id.0).map_err(|e| self.io(e))
+        self.with(|t| t.events.contains_key(id.0))
     }
 
     /// Number of events held.
@@ -188,16 +296,24 @@ impl Store {
 
     /// Every held event's wire bytes, in id order.
     pub fn events(&self) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
-        self.events
-            .iter()
-            .values()
-            .map(|r| r.map(|v| v.to_vec()).map_err(|e| self.io(e)))
+        // A clone of the tree handle: the iterator does not hold the lock.
+        let tree = self.with(|t| Ok(t.events.clone()));
+        let (iter, err) = match tree {
+            Ok(t) => (Some(t.iter().values()), None),
+            Err(e) => (None, Some(e)),
+        };
+        err.map(Err).into_iter().chain(
+            iter.into_iter()
+                .flatten()
+                .map(|r| r.map(|v| v.to_vec()).map_err(|e| self.io(e))),
+        )
     }
 
     /// Every held event's `(timestamp, id)`, in time order: the reconciliation set.
     pub fn sync_items(&self) -> Result<Vec<(Timestamp, EventId)>, StoreError> {
         let mut out = Vec::with_capacity(self.len());
-        for k in self.by_time.iter().keys() {
+        let by_time = self.with(|t| Ok(t.by_time.clone()))?;
+        for k in by_time.iter().keys() {
             let k = k.map_err(|e| self.io(e))?;
             if k.len() != 40 {
                 return Err(self.corrupt("by_time", format!("key of {} bytes", k.len())));
@@ -214,7 +330,8 @@ impl Store {
     /// Every held id, ascending (for the digest).
     pub fn ids(&self) -> Result<Vec<EventId>, StoreError> {
         let mut out = Vec::with_capacity(self.len());
-        for k in self.events.iter().keys() {
+        let events = self.with(|t| Ok(t.events.clone()))?;
+        for k in events.iter().keys() {
             let k = k.map_err(|e| self.io(e))?;
             let id: [u8; 32] = k
                 .as_ref()
@@ -228,15 +345,17 @@ impl Store {
     /// Removes an event's bytes for good and remembers that it was erased, with its
     /// kind. Not durable until [`Store::flush`].
     pub fn erase(&self, id: &EventId, kind: u16) -> Result<(), StoreError> {
-        self.erased
-            .insert(id.0, &kind.to_be_bytes())
-            .map_err(|e| self.io(e))?;
-        if let Some(bytes) = self.events.remove(id.0).map_err(|e| self.io(e))? {
+        let removed = self.with(|t| {
+            t.erased.insert(id.0, &kind.to_be_bytes())?;
+            let Some(bytes) = t.events.remove(id.0)? else {
+                return Ok(false);
+            };
             if let Ok(e) = Event::decode(&bytes) {
-                self.by_time
-                    .remove(time_key(e.timestamp(), id))
-                    .map_err(|e| self.io(e))?;
+                t.by_time.remove(time_key(e.timestamp(), id))?;
             }
+            Ok(true)
+        })?;
+        if removed {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(())
@@ -244,7 +363,7 @@ impl Store {
 
     /// The kind of an erased event, if `id` was erased.
     pub fn erased_kind(&self, id: &EventId) -> Result<Option<u16>, StoreError> {
-        let Some(v) = self.erased.get(id.0).map_err(|e| self.io(e))? else {
+        let Some(v) = self.with(|t| t.erased.get(id.0))? else {
             return Ok(None);
         };
         let b: [u8; 2] = v
@@ -256,22 +375,18 @@ impl Store {
 
     /// A setting.
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .meta
-            .get(key)
-            .map_err(|e| self.io(e))?
-            .map(|v| v.to_vec()))
+        self.with(|t| Ok(t.meta.get(key)?.map(|v| v.to_vec())))
     }
 
     /// Sets a setting and flushes.
     pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.meta.insert(key, value).map_err(|e| self.io(e))?;
+        self.with(|t| t.meta.insert(key, value))?;
         self.flush()
     }
 
     /// A peer's record.
     pub fn peer(&self, peer: &str) -> Result<Option<PeerRecord>, StoreError> {
-        match self.peers.get(peer).map_err(|e| self.io(e))? {
+        match self.with(|t| t.peers.get(peer))? {
             None => Ok(None),
             Some(v) => postcard::from_bytes(&v)
                 .map(Some)
@@ -282,7 +397,8 @@ impl Store {
     /// Every peer in the book.
     pub fn peers(&self) -> Result<Vec<(String, PeerRecord)>, StoreError> {
         let mut out = Vec::new();
-        for r in self.peers.iter() {
+        let peers = self.with(|t| Ok(t.peers.clone()))?;
+        for r in peers.iter() {
             let (k, v) = r.map_err(|e| self.io(e))?;
             let rec = postcard::from_bytes(&v).map_err(|e| self.corrupt("peers", e.to_string()))?;
             out.push((String::from_utf8_lossy(&k).into_owned(), rec));
@@ -293,10 +409,7 @@ impl Store {
     /// Updates a peer's record (not flushed: the peer book is a cache).
     pub fn set_peer(&self, peer: &str, rec: &PeerRecord) -> Result<(), StoreError> {
         let v = postcard::to_stdvec(rec).map_err(|e| self.corrupt("peers", e.to_string()))?;
-        self.peers
-            .insert(peer, v)
-            .map(|_| ())
-            .map_err(|e| self.io(e))
+        self.with(|t| t.peers.insert(peer, v).map(|_| ()))
     }
 }
 

@@ -177,7 +177,7 @@ mod tests {
         let ada = s.register("Ada", T0, 12);
         let bo = s.register("Bo", T0, 12);
         let cy = s.register("Cy", T0, 24);
-        let di = s.register("Di", T0, 6);
+        s.register("Di", T0, 6);
         let ed = s.register("Ed", T0, 12);
         s.check(&vol, ada, T0 + H, Outcome::Safe);
         s.check(&vol, bo, T0 + H, Outcome::NoAnswer);
