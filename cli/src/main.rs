@@ -164,6 +164,9 @@ struct UpArgs {
     /// Re-run catch-up sync with each peer this often.
     #[arg(long, default_value = "30s")]
     sync_every: String,
+    /// Erase welfare records this long after their last check-in.
+    #[arg(long, default_value = "30d")]
+    welfare_retention: String,
     /// Testing: shift this node's clock, e.g. -3d or 10m.
     #[arg(long, allow_hyphen_values = true, hide = true)]
     clock_offset: Option<String>,
@@ -570,6 +573,9 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
     cfg.volunteer_pin = args.volunteer_pin;
     cfg.sync_every = aidmesh_node::input::parse_duration("--sync-every", &args.sync_every)
         .map_err(|e| CliError(e.to_string()))?;
+    cfg.welfare_retention =
+        aidmesh_node::input::parse_duration("--welfare-retention", &args.welfare_retention)
+            .map_err(|e| CliError(e.to_string()))?;
     if let Some(off) = &args.clock_offset {
         let (neg, rest) = off
             .strip_prefix('-')

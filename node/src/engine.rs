@@ -380,39 +380,66 @@ impl Engine {
         Ok(false)
     }
 
+    /// Erases welfare records past retention (see
+    /// [`aidmesh_protocol::View::welfare_expired`]); returns how many events went.
+    pub fn expire_welfare(&self, retention_ms: u64) -> Result<usize, StoreError> {
+        let now = self.now_ms();
+        let mut st = self.lock();
+        let targets = st.view.welfare_expired(now, retention_ms);
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        let n = self.erase_and_rebuild(&mut st, &targets)?;
+        info!(erased = n, "welfare records past retention erased");
+        Ok(n)
+    }
+
     /// Erases every event a redaction now covers, from disk and from memory.
     fn purge(&self, st: &mut State) -> Result<(), StoreError> {
         let targets = st.view.purgeable();
-        let mut erased = 0;
-        for id in &targets {
-            if let Some(bytes) = self.store.get(id)? {
-                let kind = Event::decode(&bytes).map_or(0, |e| e.kind());
-                self.store.erase(id, kind)?;
-                erased += 1;
-            }
-        }
+        let erased = self.erase_and_rebuild(st, &targets)?;
         if erased > 0 {
-            // Rebuild the view from what is left so no erased text stays in memory.
-            let mut view = View::new();
-            for bytes in self.store.events() {
-                if let Ok(e) = Event::decode(&bytes?) {
-                    if let Ok(Some(b)) = e.body() {
-                        view.insert(&e, &b);
-                    }
-                }
-            }
-            st.view = view;
-            st.digest = None;
-            st.sync_set = None;
-            // sled keeps removed values in old log segments until it reclaims them;
-            // rewrite the database so the bytes are really gone.
-            self.store.compact()?;
             info!(
                 erased,
                 "redaction applied: content erased from the database"
             );
         }
         Ok(())
+    }
+
+    /// Erases the held events among `targets`, rebuilds the view from what is left (so
+    /// no erased text stays in memory) and compacts the database (sled keeps removed
+    /// values in old log segments until it reclaims them). Returns how many went.
+    fn erase_and_rebuild(
+        &self,
+        st: &mut State,
+        targets: &std::collections::BTreeSet<EventId>,
+    ) -> Result<usize, StoreError> {
+        let mut erased = 0;
+        for id in targets {
+            if let Some(bytes) = self.store.get(id)? {
+                let kind = Event::decode(&bytes).map_or(0, |e| e.kind());
+                self.store.erase(id, kind)?;
+                erased += 1;
+            }
+        }
+        if erased == 0 {
+            return Ok(0);
+        }
+        let mut view = View::new();
+        for bytes in self.store.events() {
+            if let Ok(e) = Event::decode(&bytes?) {
+                if let Ok(Some(b)) = e.body() {
+                    view.insert(&e, &b);
+                }
+            }
+        }
+        st.view = view;
+        st.digest = None;
+        st.sync_set = None;
+        self.store.compact()?;
+        self.store.flush()?;
+        Ok(erased)
     }
 }
 
@@ -534,6 +561,40 @@ mod tests {
         drop(eng);
         let again = engine(dir.path(), 1);
         assert_eq!(again.len(), n);
+    }
+
+    #[test]
+    fn welfare_records_are_erased_after_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        const DAY: u64 = 86_400_000;
+        {
+            let eng = engine(dir.path(), 1);
+            eng.post(Body::Person(PersonRegistered {
+                name: "Yolanda Retention".into(),
+                place: Place::default(),
+                risks: vec![],
+                check_every_secs: 3600,
+                consent: Consent::Own,
+                phone: String::new(),
+                note: String::new(),
+            }))
+            .unwrap();
+            eng.post(need()).unwrap();
+            assert_eq!(eng.expire_welfare(30 * DAY).unwrap(), 0);
+        }
+        // 31 days later.
+        let later = Engine::open(
+            Store::open(dir.path()).unwrap(),
+            Identity::from_seed([1; 32]),
+            "test".into(),
+            31 * DAY as i64,
+        )
+        .unwrap();
+        assert_eq!(later.expire_welfare(30 * DAY).unwrap(), 1);
+        assert!(later.with_view(|v| v.people().is_empty()));
+        assert_eq!(later.len(), 1, "the need is not welfare data and stays");
+        later.store().flush().unwrap();
+        assert!(files_contain(dir.path(), b"Yolanda R").is_none());
     }
 
     fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Option<std::path::PathBuf> {

@@ -191,7 +191,14 @@ pub struct NodeConfig {
     pub sync_every: Duration,
     /// PIN for welfare data over HTTP from other machines.
     pub volunteer_pin: Option<String>,
+    /// Welfare records are erased this long after their last check-in.
+    pub welfare_retention: Duration,
 }
+
+/// Default welfare retention: 30 days after the last check-in.
+pub const DEFAULT_WELFARE_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// How often the node looks for welfare records past retention.
+const RETENTION_SWEEP: Duration = Duration::from_secs(600);
 
 impl NodeConfig {
     /// Defaults for `dir`: all interfaces on [`DEFAULT_PORT`], API on [`DEFAULT_API`].
@@ -207,6 +214,7 @@ impl NodeConfig {
             clock_offset_ms: 0,
             sync_every: Duration::from_secs(30),
             volunteer_pin: None,
+            welfare_retention: DEFAULT_WELFARE_RETENTION,
         }
     }
 }
@@ -251,6 +259,7 @@ pub async fn run(
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(profile.seed)
         .map_err(|e| NodeError::Config(format!("identity: {e}")))?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_sweep = stop_rx.clone();
     let (net, net_task) = net::start(
         engine.clone(),
         keypair,
@@ -308,6 +317,26 @@ pub async fn run(
         stop_rx,
     )
     .await?;
+    let sweeper = {
+        let engine = engine.clone();
+        let retention = cfg.welfare_retention.as_millis() as u64;
+        let mut stop = stop_rx_sweep;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RETENTION_SWEEP);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let engine = engine.clone();
+                        let r = tokio::task::spawn_blocking(move || engine.expire_welfare(retention)).await;
+                        if let Ok(Err(e)) = r {
+                            warn!(error = %e, "could not erase expired welfare records");
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
     let api_file = cfg.data_dir.join(API_FILE);
     std::fs::write(&api_file, api_addr.to_string()).map_err(|source| NodeError::Io {
         what: "cannot write",
@@ -327,6 +356,7 @@ pub async fn run(
     let _ = std::fs::remove_file(&api_file);
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), sweeper).await;
     engine.store().flush()?;
     Ok(())
 }

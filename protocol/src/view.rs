@@ -522,6 +522,33 @@ impl View {
     }
 }
 
+impl View {
+    /// Welfare records past retention at `now_ms`: every person whose last activity
+    /// (newest check-in, else registration) is more than `retention_ms` ago, with
+    /// their check-ins and the needs those check-ins raised. Each node erases these
+    /// by the same rule, so personal data does not outlive its use.
+    pub fn welfare_expired(&self, now_ms: u64, retention_ms: u64) -> BTreeSet<EventId> {
+        let mut out = BTreeSet::new();
+        for (pid, p) in &self.people {
+            let checks = self.checkins.get(pid);
+            let last = checks
+                .and_then(|c| c.keys().next_back())
+                .map_or(p.at, |(at, _, _)| (*at).max(p.at));
+            if now_ms.saturating_sub(last.millis()) <= retention_ms {
+                continue;
+            }
+            out.insert(*pid);
+            out.extend(checks.into_iter().flatten().map(|((_, _, cid), _)| *cid));
+        }
+        for (id, (_, post)) in &self.posts {
+            if post.body.related.is_some_and(|r| out.contains(&r)) {
+                out.insert(*id);
+            }
+        }
+        out
+    }
+}
+
 impl TargetLookup for View {
     fn target(&self, id: &EventId) -> Option<TargetInfo> {
         self.known.get(id).copied()

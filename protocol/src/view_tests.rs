@@ -454,3 +454,38 @@ fn a_need_raised_by_a_check_in_goes_when_the_person_is_forgotten() {
     let erased = view(&[forget]);
     assert_eq!(erased.items(NOW), after.items(NOW));
 }
+
+#[test]
+fn welfare_records_expire_after_their_last_activity() {
+    let p = people();
+    const DAY: u64 = 86_400_000;
+    let reg = ev(
+        &p[0],
+        Timestamp::from_millis(NOW).0,
+        person_body("Old record"),
+    );
+    let pid = reg.0.id();
+    let check = ev(
+        &p[1],
+        Timestamp::from_millis(NOW + 10 * DAY).0,
+        checkin(pid, Outcome::NeedsHelp("food".into())),
+    );
+    let mut linked = post("Welfare check: needs food");
+    linked.related = Some(check.0.id());
+    let need = ev(
+        &p[1],
+        Timestamp::from_millis(NOW + 10 * DAY).0 + 1,
+        Body::Need(linked),
+    );
+    let fresh = ev(
+        &p[0],
+        Timestamp::from_millis(NOW + 35 * DAY).0,
+        person_body("Recent"),
+    );
+    let v = view(&[reg.clone(), check.clone(), need.clone(), fresh.clone()]);
+    // 30 days after the last check-in (day 10) the record is still kept at day 40...
+    assert!(v.welfare_expired(NOW + 40 * DAY, 30 * DAY).is_empty());
+    // ...and expires after day 40, with its check-in and the need it raised.
+    let gone = v.welfare_expired(NOW + 41 * DAY, 30 * DAY);
+    assert_eq!(gone, BTreeSet::from([pid, check.0.id(), need.0.id()]));
+}
