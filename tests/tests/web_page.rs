@@ -10,11 +10,15 @@ use std::process::Command;
 fn web_page_in_a_real_browser() {
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     let missing: Vec<&str> = [
         (!node_ok).then_some("node"),
         (!Path::new(&chromium).exists()).then_some("chromium"),
-        (!web.join("node_modules/playwright-core").exists()).then_some("playwright-core (npm ci in tests/web)"),
+        (!web.join("node_modules/playwright-core").exists())
+            .then_some("playwright-core (npm ci in tests/web)"),
     ]
     .into_iter()
     .flatten()
@@ -38,5 +42,8 @@ fn web_page_in_a_real_browser() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "browser test failed:\n{text}");
-    assert!(text.contains("# pass 1"), "browser test did not run:\n{text}");
+    assert!(
+        text.contains("# pass 1"),
+        "browser test did not run:\n{text}"
+    );
 }
