@@ -415,18 +415,14 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
         Command::Fulfil(a) => change(&dir, "fulfilled", a),
         Command::Withdraw(a) => change(&dir, "withdrawn", a),
         Command::Reopen(a) => change(&dir, "reopened", a),
-        Command::Match { json } => {
-            let v = Client::for_dir(&dir)?.get("/api/v1/match")?;
-            if json {
-                print_json(&v["matches"]);
-            } else {
-                print!(
-                    "{}",
-                    output::matches(v["matches"].as_array().map_or(&[][..], Vec::as_slice))
-                );
-            }
-            Ok(())
-        }
+        Command::Match { json } => show_list(
+            &dir,
+            "/api/v1/match",
+            "matches",
+            json,
+            "No open needs.",
+            output::matches,
+        ),
         Command::Hub {
             action:
                 HubAction::Announce {
@@ -515,18 +511,14 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
         }
         Command::Demo => demo::run(),
         Command::Welfare { action } => welfare(&dir, action),
-        Command::Peers { json } => {
-            let v = Client::for_dir(&dir)?.get("/api/v1/peers")?;
-            if json {
-                print_json(&v["peers"]);
-            } else {
-                print!(
-                    "{}",
-                    output::peers(v["peers"].as_array().map_or(&[][..], Vec::as_slice))
-                );
-            }
-            Ok(())
-        }
+        Command::Peers { json } => show_list(
+            &dir,
+            "/api/v1/peers",
+            "peers",
+            json,
+            "No peers connected.",
+            output::peers,
+        ),
         Command::Status { json } => {
             let v = Client::for_dir(&dir)?.get("/api/v1/status")?;
             if json {
@@ -746,15 +738,22 @@ fn welfare(dir: &std::path::Path, action: WelfareAction) -> Result<(), CliError>
                 );
             }
         }
-        WelfareAction::List { json } => people(
+        WelfareAction::List { json } => show_list(
             dir,
             "/api/v1/people",
+            "people",
             json,
             "Nobody is registered for welfare checks.",
+            output::people,
         )?,
-        WelfareAction::Overdue { json } => {
-            people(dir, "/api/v1/people/overdue", json, "Nobody is overdue.")?
-        }
+        WelfareAction::Overdue { json } => show_list(
+            dir,
+            "/api/v1/people/overdue",
+            "people",
+            json,
+            "Nobody is overdue.",
+            output::people,
+        )?,
         WelfareAction::Forget { person } => {
             let v = Client::for_dir(dir)?
                 .post(&format!("{}/forget", person_path(&person)), &json!({}))?;
@@ -768,17 +767,26 @@ fn welfare(dir: &std::path::Path, action: WelfareAction) -> Result<(), CliError>
     Ok(())
 }
 
-fn people(dir: &std::path::Path, path: &str, json: bool, empty: &str) -> Result<(), CliError> {
+/// GETs `path`, then prints `key` as JSON, or `empty` when the list is empty, or the
+/// human rendering: the shape every list-style command shares.
+fn show_list(
+    dir: &std::path::Path,
+    path: &str,
+    key: &str,
+    json: bool,
+    empty: &str,
+    render: fn(&[Value]) -> String,
+) -> Result<(), CliError> {
     let v = Client::for_dir(dir)?.get(path)?;
     if json {
-        print_json(&v["people"]);
+        print_json(&v[key]);
         return Ok(());
     }
-    let list = v["people"].as_array().cloned().unwrap_or_default();
+    let list = v[key].as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         println!("{empty}");
     } else {
-        print!("{}", output::people(&list));
+        print!("{}", render(&list));
     }
     Ok(())
 }

@@ -203,9 +203,6 @@ pub fn matches(ms: &[Value]) -> String {
             ));
         }
     }
-    if out.is_empty() {
-        out.push_str("No open needs.\n");
-    }
     out
 }
 
@@ -263,9 +260,6 @@ pub fn people(list: &[Value]) -> String {
 
 /// Peers table.
 pub fn peers(ps: &[Value]) -> String {
-    if ps.is_empty() {
-        return "No peers connected.\n".into();
-    }
     let now = now_ms();
     let mut t = table(&["peer", "address", "last sync"]);
     for p in ps {

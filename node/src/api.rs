@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aidmesh_protocol::body::BodyKind;
 use aidmesh_protocol::view::Item;
 use aidmesh_protocol::{Body, ClockStatus, EventId, StatusChange};
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -104,6 +104,12 @@ fn input_name(field: &str) -> &str {
         "place.lon" => "lon",
         "text" => "details",
         other => other,
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
     }
 }
 
@@ -479,29 +485,23 @@ fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
 
 async fn list_needs(
     State(st): State<AppState>,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    list(&st, Some(BodyKind::Need), q)
+    list(&st, Some(BodyKind::Need), q?.0)
 }
 
 async fn list_offers(
     State(st): State<AppState>,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    list(&st, Some(BodyKind::Offer), q)
+    list(&st, Some(BodyKind::Offer), q?.0)
 }
 
 async fn list_items(
     State(st): State<AppState>,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
-    let Query(q) =
-        q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    list(&st, None, q)
+    list(&st, None, q?.0)
 }
 
 async fn create(

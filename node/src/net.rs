@@ -177,27 +177,38 @@ fn gossipsub(topic: &TopicHash) -> Result<gossipsub::Behaviour, String> {
     Ok(b)
 }
 
+/// The peer transport: TCP inside a pnet private network keyed by the community key,
+/// then noise and yamux. Public so that test peers speak exactly the node's stack.
+pub fn transport(
+    key: &identity::Keypair,
+    psk: [u8; 32],
+) -> Result<
+    libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>,
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let psk = PreSharedKey::new(psk);
+    Ok(
+        tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise::Config::new(key)?)
+            .multiplex(yamux::Config::default())
+            .timeout(Duration::from_secs(20))
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+    )
+}
+
 fn build_swarm(
     keypair: identity::Keypair,
     cfg: &NetConfig,
     counters: Arc<Counters>,
 ) -> Result<Swarm<Behaviour>, NetError> {
-    let psk = PreSharedKey::new(cfg.psk);
     let topic = IdentTopic::new(cfg.topic.clone()).hash();
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_other_transport(|key| {
-            let noise = noise::Config::new(key)?;
-            let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
-                .upgrade(Version::V1Lazy)
-                .authenticate(noise)
-                .multiplex(yamux::Config::default())
-                .timeout(Duration::from_secs(20))
-                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(transport)
-        })
+        .with_other_transport(|key| transport(key, cfg.psk))
         .map_err(|e| setup(&e))?
         .with_behaviour(|_| {
             Ok(Behaviour {

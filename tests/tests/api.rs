@@ -1735,7 +1735,7 @@ fn routes(api: &Api) {
     }
     api.bad(
         "POST to an unknown route",
-        "/api/v1/people",
+        "/api/v1/nothing",
         &json!({ "name": "x" }),
         404,
         "not_found",

@@ -79,7 +79,7 @@ test("a phone at the hub sees the board, posts a need and gets live updates", as
   await page.fill("input[name=qty]", "20");
   await page.fill("input[name=unit]", "litres");
   await page.fill("input[name=place]", "7 Oak Ave");
-  await page.click("form button[type=submit]");
+  await page.click("#post-form button[type=submit]");
   await page.locator("#post-result", { hasText: "Posted" }).waitFor();
   const needs = await (await fetch(base + "/api/v1/needs")).json();
   assert.ok(needs.items.some((i) => i.title === "Drinking water for 4 people" && i.qty === 20));
@@ -87,7 +87,7 @@ test("a phone at the hub sees the board, posts a need and gets live updates", as
   // A bad post shows the node's explanation.
   await page.fill("input[name=title]", "   ");
   await page.evaluate(() => document.querySelector("input[name=title]").removeAttribute("required"));
-  await page.click("form button[type=submit]");
+  await page.click("#post-form button[type=submit]");
   await page.locator("#post-result.err", { hasText: "title" }).waitFor();
 
   // Live: something posted elsewhere appears without a reload.
@@ -103,6 +103,16 @@ test("a phone at the hub sees the board, posts a need and gets live updates", as
     return all.items.some((i) => i.title.startsWith("Insulin"));
   });
   await page.locator("#needs li", { hasText: "Insulin" }).locator(".s-claimed").waitFor();
+
+  // Welfare: the hub computer itself sees people to check on and records a visit.
+  await post("people", { name: "Ada Lovelace", place: "14 River Rd, 3rd floor", every: "12h", risks: ["oxygen"] });
+  await page.click("nav button[data-tab=people]");
+  const ada = page.locator("#people li", { hasText: "Ada Lovelace" });
+  await ada.waitFor();
+  await ada.getByRole("button", { name: "No answer" }).click();
+  await page.locator("#people li .w-no-answer").waitFor();
+  await page.screenshot({ path: join(root, "target", "web-people.png"), fullPage: true });
+  await page.click("nav button[data-tab=needs]");
 
   await page.screenshot({ path: join(root, "target", "web-page.png"), fullPage: true });
   assert.deepEqual(errors, []);

@@ -24,7 +24,15 @@ function ago(ms) {
   return Math.floor(s / 86400) + " days ago";
 }
 
+// The volunteer PIN, kept for this browser tab only.
+function pinHeaders() {
+  const pin = sessionStorage.getItem("pin");
+  return pin ? { "x-volunteer-pin": pin } : {};
+}
+
 async function api(path, opts) {
+  opts = opts || {};
+  opts.headers = Object.assign({}, opts.headers || {}, path.startsWith("/people") ? pinHeaders() : {});
   const r = await fetch("/api/v1" + path, opts);
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(body.detail || ("error " + r.status));
@@ -102,6 +110,55 @@ async function refresh() {
   }
 }
 
+function personCard(p) {
+  const last = p.latest
+    ? p.latest.outcome + (p.latest.detail ? " (" + p.latest.detail + ")" : "") + ", " + ago(p.latest.at)
+    : "never checked";
+  const check = (outcome, detail) => async () => {
+    try {
+      await api("/people/" + p.short_id + "/checkins", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ outcome, detail }),
+      });
+    } catch (e) {
+      alert(e.message);
+    }
+    refreshPeople();
+  };
+  const help = async () => {
+    const what = prompt("What help does " + p.name + " need?");
+    if (what && what.trim()) await check("needs-help", what.trim())();
+  };
+  return el("li", { "data-id": p.id },
+    el("span", { class: "badge w-" + p.standing }, p.standing.replace("-", " ")),
+    el("h2", {}, p.name),
+    el("p", {}, "Where: " + p.place.label),
+    p.risks.length ? el("p", {}, "At risk: " + p.risks.join(", ")) : null,
+    el("p", {}, "Last check: " + last),
+    el("div", { class: "actions" },
+      button("Safe", check("safe")), button("No answer", check("no-answer")), button("Needs help…", help)));
+}
+
+async function refreshPeople() {
+  const form = $("#pin-form");
+  try {
+    const r = await api("/people");
+    form.hidden = true;
+    fill($("#people"), r.people, personCard, "Nobody registered for welfare checks.");
+  } catch (e) {
+    $("#people").replaceChildren();
+    form.hidden = false;
+    $("#pin-why").textContent = e.message;
+  }
+}
+
+$("#pin-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  sessionStorage.setItem("pin", new FormData(ev.target).get("pin"));
+  refreshPeople();
+});
+
 async function loadCategories() {
   const c = await api("/categories");
   $("#category").replaceChildren(...c.categories.map((x) => el("option", { value: x.name }, x.description)));
@@ -111,6 +168,7 @@ for (const b of document.querySelectorAll("nav button")) {
   b.addEventListener("click", () => {
     for (const o of document.querySelectorAll("nav button")) o.classList.toggle("on", o === b);
     for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== "tab-" + b.dataset.tab;
+    if (b.dataset.tab === "people") refreshPeople();
   });
 }
 
@@ -142,7 +200,13 @@ $("#post-form").addEventListener("submit", async (ev) => {
 
 let pending = null;
 function soon() {
-  if (!pending) pending = setTimeout(() => { pending = null; refresh(); }, 250);
+  if (!pending) {
+    pending = setTimeout(() => {
+      pending = null;
+      refresh();
+      if (!$("#tab-people").hidden) refreshPeople();
+    }, 250);
+  }
 }
 const stream = new EventSource("/api/v1/stream");
 stream.addEventListener("new", soon);

@@ -37,15 +37,12 @@ use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
 use aidmesh_protocol::{community, Category, Event, EventId, Identity, Timestamp};
 use aidmesh_protocol::{MAX_EVENT_BYTES, PROTOCOL_VERSION};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use libp2p::core::muxing::StreamMuxerBox;
-use libp2p::core::transport::upgrade::Version;
 use libp2p::gossipsub::{self, IdentTopic, MessageId};
 use libp2p::multiaddr::Protocol;
-use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, Transport};
+use libp2p::{identity, Multiaddr, PeerId, StreamProtocol, Swarm};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -253,20 +250,9 @@ fn unique_message_id(_: &gossipsub::Message) -> MessageId {
 /// The same transport as the node (TCP, pnet with the community key, noise, yamux) and
 /// behaviours that speak its protocols but let the rogue send anything.
 fn build_swarm(keypair: identity::Keypair, psk: [u8; 32]) -> Result<Swarm<Behaviour>, String> {
-    let psk = PreSharedKey::new(psk);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_other_transport(|key| {
-            let noise = noise::Config::new(key)?;
-            let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
-                .upgrade(Version::V1Lazy)
-                .authenticate(noise)
-                .multiplex(yamux::Config::default())
-                .timeout(Duration::from_secs(20))
-                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(transport)
-        })
+        .with_other_transport(|key| aidmesh_node::net::transport(key, psk))
         .map_err(|e| e.to_string())?
         .with_behaviour(|_| {
             let config = gossipsub::ConfigBuilder::default()

@@ -1,0 +1,1086 @@
+//! Benchmarks of the performance targets, against real `aidmesh up` processes on
+//! loopback (and, for ingest, the engine in-process). Results go to
+//! `docs/benchmarks.md`; this prints the same table.
+//!
+//! ```text
+//! cargo run --release -p aidmesh-tests --bin bench            # full run, ~3 minutes
+//! cargo run --release -p aidmesh-tests --bin bench -- --quick # 10x smaller, smoke test
+//! ```
+//!
+//! What is measured (each a single run; medians where there are several samples):
+//! 1. propagation latency of a new event across 5 nodes in a full mesh: POST at one
+//!    node, arrival on the other four's `/api/v1/stream`;
+//! 2. catch-up of a node missing 10,000 events: time, and sync bytes on the wire over
+//!    the events' own encoded size;
+//! 3. sync bytes to confirm that two nodes holding the same 100,000 events are in sync;
+//! 4. ingest rate of signed events, validated and flushed to disk;
+//! 5. resident memory of a node holding 100,000 events;
+//! 6. start time of a node holding 100,000 events (until its API answers).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aidmesh_node::engine::{Engine, Origin};
+use aidmesh_node::store::Store;
+use aidmesh_protocol::{Body, Category, Coords, Event, Identity, Place, Post, Timestamp, Urgency};
+use aidmesh_tests::{wait_for, Node, Opts, TEST_PASSPHRASE};
+use serde_json::{json, Value};
+
+/// Sizes of one run.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    /// Events held by the big nodes (in-sync, memory, start time).
+    big: usize,
+    /// Events the catching-up node lacks.
+    missing: usize,
+    /// Events posted in the latency test.
+    posts: usize,
+    /// Gap between two posts in the latency test.
+    pace: Duration,
+    /// Nodes in the latency test.
+    nodes: usize,
+    /// Batch size of the ingest test (one flush per batch).
+    batch: usize,
+}
+
+const FULL: Sizes = Sizes {
+    big: 100_000,
+    missing: 10_000,
+    posts: 200,
+    pace: Duration::from_millis(20),
+    nodes: 5,
+    batch: 1_000,
+};
+
+/// One line of the results table.
+struct Row {
+    metric: String,
+    goal: String,
+    measured: String,
+    met: Option<bool>,
+}
+
+fn row(metric: &str, goal: &str, measured: String, met: Option<bool>) -> Row {
+    Row {
+        metric: metric.into(),
+        goal: goal.into(),
+        measured,
+        met,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let (Some("--memory-probe"), Some(dir)) = (args.get(1).map(String::as_str), args.get(2)) {
+        memory_probe(Path::new(dir));
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    // --only ingest|latency|catch-up|in-sync: one section (for investigating).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let sizes = if quick {
+        Sizes {
+            big: FULL.big / 10,
+            missing: FULL.missing / 10,
+            posts: 50,
+            ..FULL
+        }
+    } else {
+        FULL
+    };
+    let started = Instant::now();
+    locate_binary();
+    print_machine(quick);
+
+    let n = if run("ingest") || run("in-sync") {
+        sizes.big
+    } else {
+        sizes.missing
+    };
+    eprintln!("signing {n} events...");
+    let t = Instant::now();
+    let events = make_events(n, 0x00a1_d0e5);
+    let avg = events.iter().map(Vec::len).sum::<usize>() as f64 / events.len() as f64;
+    eprintln!(
+        "  signed in {:.1} s; mean event size {avg:.0} bytes",
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut rows = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+
+    // 4. Ingest (in-process). The two big nodes' stores are filled here, and timed.
+    let mut big_dirs = None;
+    if run("ingest") || run("in-sync") {
+        eprintln!("ingest: filling two fresh stores with {n} events each...");
+        let dir_a = tempdir("big-a");
+        let dir_b = tempdir("big-b");
+        let fill_a = prefill(dir_a.path(), &events, sizes.batch);
+        let fill_b = prefill(dir_b.path(), &events, sizes.batch);
+        big_dirs = Some((dir_a, dir_b));
+        let rate_batched = (2 * n) as f64 / (fill_a + fill_b).as_secs_f64();
+        eprintln!(
+            "  {:.0} events/s and {:.0} events/s",
+            n as f64 / fill_a.as_secs_f64(),
+            n as f64 / fill_b.as_secs_f64()
+        );
+        let (n_single, rate_single) = ingest_one_by_one(&events, Duration::from_secs(8));
+        eprintln!("  one flush per event: {rate_single:.0} events/s over {n_single} events");
+        rows.push(row(
+            &format!(
+                "Ingest rate, validated + flushed, batches of {}",
+                thousands(sizes.batch)
+            ),
+            "≥ 5,000/s",
+            format!(
+                "{}/s (2 × {} events)",
+                thousands(rate_batched as usize),
+                thousands(n)
+            ),
+            Some(rate_batched >= 5_000.0),
+        ));
+        rows.push(row(
+            "Ingest rate, validated + flushed, one flush per event",
+            "(report)",
+            format!(
+                "{}/s ({} events)",
+                thousands(rate_single as usize),
+                thousands(n_single)
+            ),
+            None,
+        ));
+    }
+
+    // 1. Latency.
+    if run("latency") {
+        eprintln!("latency: {} nodes, {} posts...", sizes.nodes, sizes.posts);
+        let lat = latency(&sizes);
+        rows.push(row(
+            &format!("Propagation latency p50, {} loopback nodes", sizes.nodes),
+            "< 50 ms",
+            format!("{:.1} ms", lat.p50),
+            Some(lat.p50 < 50.0),
+        ));
+        rows.push(row(
+            &format!("Propagation latency p99, {} loopback nodes", sizes.nodes),
+            "(report)",
+            format!(
+                "{:.1} ms ({} of {} arrivals, max {:.1} ms)",
+                lat.p99, lat.arrived, lat.expected, lat.max
+            ),
+            None,
+        ));
+    }
+
+    // 2. Catch-up.
+    if run("catch-up") {
+        eprintln!("catch-up: a node missing {} events...", sizes.missing);
+        let cu = catch_up(&events[..sizes.missing], Duration::from_secs(60));
+        let missing = thousands(sizes.missing);
+        rows.push(match cu.secs {
+            Some(secs) => row(
+                &format!("Catch-up of {missing} missing events: time"),
+                "< 3 s",
+                format!(
+                    "{secs:.2} s{}",
+                    if cu.digest_ok {
+                        ""
+                    } else {
+                        " (status digest stale afterwards)"
+                    }
+                ),
+                Some(secs < 3.0),
+            ),
+            None => row(
+                &format!("Catch-up of {missing} missing events: time"),
+                "< 3 s",
+                format!(
+                    "not done after {:.0} s: {} of {missing} held",
+                    cu.waited,
+                    thousands(cu.held)
+                ),
+                Some(false),
+            ),
+        });
+        let ratio = cu.bytes as f64 / cu.event_bytes as f64;
+        rows.push(row(
+            &format!("Catch-up of {missing} missing events: wire bytes / event bytes"),
+            "≤ 1.3",
+            format!(
+                "{ratio:.3} ({} / {} bytes{})",
+                thousands(cu.bytes as usize),
+                thousands(cu.event_bytes as usize),
+                if cu.secs.is_some() {
+                    ""
+                } else {
+                    ", at the time-out"
+                }
+            ),
+            cu.secs.map(|_| ratio <= 1.3),
+        ));
+        notes.push(format!(
+            "An empty node, started and idle, is {:.1} MB resident.",
+            mb(cu.empty_rss_kb)
+        ));
+        if cu.secs.is_some() && !cu.digest_ok {
+            notes.push(
+                "The caught-up node held every event but its status digest differed from \
+                 the full node's: a stale cached digest (see docs/benchmarks.md)."
+                    .into(),
+            );
+        }
+    }
+
+    // 3, 5, 6. Two nodes with the same big set.
+    if let (true, Some((dir_a, dir_b))) = (run("in-sync"), big_dirs) {
+        eprintln!("in sync: two nodes holding the same {n} events...");
+        let big = in_sync(dir_a, dir_b);
+        rows.push(row(
+            &format!("Bytes to confirm in sync, same {} events", thousands(n)),
+            "< 5 KB",
+            format!(
+                "{} bytes, both sessions ({:.0} ms)",
+                thousands(big.sync_bytes as usize),
+                big.sync_ms
+            ),
+            Some(big.sync_bytes < 5_000),
+        ));
+        rows.push(row(
+            &format!("Resident memory, node holding {} events", thousands(n)),
+            "< 60 MB",
+            format!(
+                "{:.1} MB after start, {:.1} MB after a sync (peak {:.1} MB)",
+                mb(big.rss_start_kb),
+                mb(big.rss_synced_kb),
+                mb(big.hwm_kb)
+            ),
+            Some(mb(big.rss_synced_kb) < 60.0),
+        ));
+        notes.push(format!(
+            "Memory breakdown (RSS growth of a fresh process opening the stopped node's \
+             directory): {}.",
+            big.probe
+        ));
+        rows.push(row(
+            &format!("Start time, node holding {} events", thousands(n)),
+            "seconds or less",
+            format!(
+                "{:.2} s median of {} clean starts; {:.2} s after kill -9",
+                big.start_median, big.starts, big.start_after_kill
+            ),
+            Some(big.start_median < 5.0),
+        ));
+    }
+
+    println!();
+    println!("| Metric | Goal | Measured | Met? |");
+    println!("|---|---|---|---|");
+    for r in &rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "–",
+        };
+        println!("| {} | {} | {} | {met} |", r.metric, r.goal, r.measured);
+    }
+    println!();
+    for n in &notes {
+        println!("{n}");
+        println!();
+    }
+    println!(
+        "Mean event size {avg:.0} bytes. Whole run {:.0} s.",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Environment
+
+/// Points the harness at `target/<profile>/aidmesh`, next to this executable (the
+/// harness's own lookup assumes a test binary in `target/<profile>/deps/`).
+fn locate_binary() {
+    if std::env::var_os("AIDMESH_BIN").is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().expect("own executable path");
+    let bin = exe.with_file_name("aidmesh");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-q", "-p", "aidmesh", "--bin", "aidmesh"]);
+    // `cargo run` hands this process the bench crate's variables; passing them on to
+    // build scripts would force rebuilds (as in the harness's `cargo_bin`).
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        let crate_var = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p));
+        if k == "OUT_DIR" || crate_var {
+            cmd.env_remove(&key);
+        }
+    }
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let ok = cmd.status().is_ok_and(|s| s.success());
+    assert!(ok || bin.exists(), "cannot build {}", bin.display());
+    // Set before any thread is started.
+    std::env::set_var("AIDMESH_BIN", &bin);
+}
+
+fn print_machine(quick: bool) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let ncpu = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "aidmesh bench{}: {ncpu} CPUs ({cpu}), {}, load average at start {}",
+        if quick { " --quick" } else { "" },
+        mem.split_whitespace().skip(1).collect::<Vec<_>>().join(" "),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("aidmesh-bench-{name}-"))
+        .tempdir()
+        .expect("temp dir")
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    percentile(v, 50.0)
+}
+
+// ---------------------------------------------------------------------------------
+// Events
+
+/// xorshift64*: enough variety for realistic bodies, reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const THINGS: [(&str, Category, &str); 10] = [
+    ("Bottled water", Category::Water, "litres"),
+    ("Tinned food and a tin opener", Category::Food, "boxes"),
+    ("Insulin pens (need a fridge)", Category::Medical, "pens"),
+    ("Dry blankets and sleeping bags", Category::Shelter, "bags"),
+    ("Phone charging from a generator", Category::Power, "phones"),
+    (
+        "Lift to the evacuation centre",
+        Category::Transport,
+        "seats",
+    ),
+    (
+        "Help shovelling mud out of a ground floor",
+        Category::Cleanup,
+        "people",
+    ),
+    (
+        "Someone to sit with an elderly neighbour",
+        Category::Care,
+        "hours",
+    ),
+    ("Nappies size 4 and baby formula", Category::Care, "packs"),
+    (
+        "Chainsaw and operator for a fallen tree",
+        Category::Rescue,
+        "people",
+    ),
+];
+
+const STREETS: [&str; 8] = [
+    "Mill Lane",
+    "Elm Street",
+    "Station Road",
+    "Church Walk",
+    "Riverside Drive",
+    "Hill Crescent",
+    "Market Square",
+    "Quarry Road",
+];
+
+const NAMES: [&str; 8] = [
+    "Sam", "Priya", "Tomasz", "Aisha", "Joe", "Mei", "Ana", "Kofi",
+];
+
+/// A need or offer of a realistic size (title, category, details, place, contact).
+fn body(rng: &mut Rng, i: usize) -> Body {
+    let (thing, category, unit) = THINGS[rng.below(THINGS.len())];
+    let street = STREETS[rng.below(STREETS.len())];
+    let n = 1 + rng.below(20) as u32;
+    let post = Post {
+        title: format!("{thing}, {n} {unit}, near {street}"),
+        category,
+        details: format!(
+            "Ground floor flooded since Tuesday night; {} people here including two \
+             children. Ring the bell at the side gate, we are upstairs. Ref {i}.",
+            1 + rng.below(8)
+        ),
+        quantity: Some(n),
+        unit: unit.to_string(),
+        urgency: Urgency::ALL[rng.below(Urgency::ALL.len())],
+        place: Place {
+            label: format!("{} {street}", 1 + rng.below(200)),
+            coords: Coords::from_degrees(
+                51.44 + rng.below(10_000) as f64 * 1e-5,
+                -2.60 + rng.below(10_000) as f64 * 1e-5,
+            ),
+        },
+        contact: format!(
+            "Ask for {} at the {street} hub, 07700 {:06}",
+            NAMES[rng.below(NAMES.len())],
+            rng.below(1_000_000)
+        ),
+        expires_ms: None,
+        related: None,
+    };
+    if rng.below(3) == 0 {
+        Body::Offer(post)
+    } else {
+        Body::Need(post)
+    }
+}
+
+/// `n` signed events by 50 authors, spread over the last 7 days, on two threads.
+fn make_events(n: usize, seed: u64) -> Vec<Vec<u8>> {
+    let authors: Vec<Identity> = (1..=50u8).map(|i| Identity::from_seed([i; 32])).collect();
+    let span = 7 * 86_400_000u64;
+    let start = wall_ms() - span - 60_000;
+    let step = span / n.max(1) as u64;
+    let half = n / 2;
+    let make = |range: std::ops::Range<usize>, seed: u64| {
+        let mut rng = Rng(seed | 1);
+        range
+            .map(|i| {
+                let b = body(&mut rng, i);
+                let a = &authors[rng.below(authors.len())];
+                let ts = Timestamp::from_millis(start + i as u64 * step);
+                Event::create(a, ts, &b).into_bytes()
+            })
+            .collect::<Vec<_>>()
+    };
+    std::thread::scope(|s| {
+        let second = s.spawn(|| make(half..n, seed.rotate_left(17)));
+        let mut out = make(0..half, seed);
+        out.extend(second.join().expect("signing thread"));
+        out
+    })
+}
+
+/// Initialises a node directory of the test community and ingests `events` into its
+/// store through the engine (validated, one flush per batch). Returns the ingest time.
+fn prefill(dir: &Path, events: &[Vec<u8>], batch: usize) -> Duration {
+    let profile =
+        aidmesh_node::node::init(dir, "test", Some(TEST_PASSPHRASE)).expect("init data dir");
+    let store = Store::open(&dir.join("db")).expect("open store");
+    let engine = Engine::open(
+        store,
+        Identity::from_seed(profile.seed),
+        profile.community.clone(),
+        0,
+    )
+    .expect("open engine");
+    let t = Instant::now();
+    for chunk in events.chunks(batch) {
+        let r = engine.ingest_batch(chunk, Origin::Sync).expect("ingest");
+        assert!(r.rejected.is_empty(), "rejected: {:?}", r.rejected.first());
+    }
+    t.elapsed()
+}
+
+/// Ingests events one at a time, each flushed before the next, for up to `budget`.
+fn ingest_one_by_one(events: &[Vec<u8>], budget: Duration) -> (usize, f64) {
+    let dir = tempdir("ingest-single");
+    let engine = Engine::open(
+        Store::open(dir.path()).expect("open store"),
+        Identity::from_seed([200; 32]),
+        "test".into(),
+        0,
+    )
+    .expect("open engine");
+    let t = Instant::now();
+    let mut n = 0;
+    for e in events {
+        engine.ingest_durable(e, Origin::Sync).expect("ingest");
+        n += 1;
+        if t.elapsed() > budget {
+            break;
+        }
+    }
+    (n, n as f64 / t.elapsed().as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------------
+// A node process on a pre-filled directory (the harness's Node always starts from
+// `init`).
+
+struct Proc {
+    name: String,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    child: Option<Child>,
+    api: String,
+    agent: ureq::Agent,
+}
+
+impl Proc {
+    fn new(name: &str, dir: tempfile::TempDir) -> Proc {
+        Proc {
+            name: name.into(),
+            dir,
+            // Only the sessions on connection: no periodic re-sync inside a measurement.
+            args: vec!["--sync-every".into(), "10m".into()],
+            child: None,
+            api: String::new(),
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(30)))
+                .http_status_as_error(false)
+                .build()
+                .into(),
+        }
+    }
+
+    /// Spawns `aidmesh up`; returns the time from spawn until the API answers status.
+    fn start(&mut self) -> Duration {
+        let api_file = self.dir.path().join("api.addr");
+        let _ = std::fs::remove_file(&api_file);
+        self.api.clear();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("node.log"))
+            .expect("log file");
+        let t = Instant::now();
+        let child = Command::new(aidmesh_tests::binary())
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args([
+                "up",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+                "127.0.0.1:0",
+            ])
+            .arg("--no-mdns")
+            .args(&self.args)
+            .env("AIDMESH_LOG", "info,libp2p_gossipsub=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn aidmesh up");
+        self.child = Some(child);
+        let deadline = Duration::from_secs(120);
+        loop {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("{} exited at start ({st}):\n{}", self.name, self.log_tail());
+            }
+            if self.api.is_empty() {
+                match std::fs::read_to_string(&api_file) {
+                    // A half-written file reads as "" or a partial address.
+                    Ok(a) if a.trim().parse::<std::net::SocketAddr>().is_ok() => {
+                        self.api = format!("http://{}", a.trim());
+                    }
+                    _ => {}
+                }
+            }
+            if !self.api.is_empty() && self.try_get("/api/v1/status").is_ok() {
+                return t.elapsed();
+            }
+            assert!(t.elapsed() < deadline, "{} did not start", self.name);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Ctrl-C: the node shuts down cleanly (flushes, removes api.addr).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(15) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `kill -9`.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    fn try_get(&self, path: &str) -> Result<Value, String> {
+        let mut r = self
+            .agent
+            .get(format!("{}{path}", self.api))
+            .call()
+            .map_err(|e| e.to_string())?;
+        r.body_mut().read_json().map_err(|e| e.to_string())
+    }
+
+    fn status(&self) -> Value {
+        self.try_get("/api/v1/status")
+            .unwrap_or_else(|e| panic!("{}: status: {e}\n{}", self.name, self.log_tail()))
+    }
+
+    fn addr(&self) -> String {
+        let s = self.status();
+        format!(
+            "{}/p2p/{}",
+            s["listen"][0].as_str().expect("a listen address"),
+            s["peer_id"].as_str().unwrap_or("")
+        )
+    }
+
+    fn connect(&self, addr: &str) {
+        let r = self
+            .agent
+            .post(format!("{}/api/v1/peers", self.api))
+            .send_json(json!({ "addr": addr }))
+            .expect("POST /api/v1/peers");
+        assert!(r.status().is_success(), "{}: dial refused", self.name);
+    }
+
+    /// (VmRSS, VmHWM) in kB.
+    fn memory_kb(&self) -> (u64, u64) {
+        let pid = self.child.as_ref().expect("running").id();
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            st.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- {} log ---\n{}", self.name, self.log_tail());
+        }
+    }
+}
+
+fn sync_bytes(s: &Value) -> u64 {
+    s["sync_bytes_in"].as_u64().unwrap_or(0) + s["sync_bytes_out"].as_u64().unwrap_or(0)
+}
+
+/// Whether the node's session with its one peer has completed.
+fn synced_once(s: &Value) -> bool {
+    s["peer_list"]
+        .as_array()
+        .is_some_and(|l| !l.is_empty() && l.iter().all(|p| p["last_sync_ms"].is_u64()))
+}
+
+// ---------------------------------------------------------------------------------
+// 1. Propagation latency
+
+struct Latency {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    arrived: usize,
+    expected: usize,
+}
+
+/// Subscribes to a node's event stream; records when each event id arrives.
+fn watch(idx: usize, api: String, seen: Arc<Mutex<HashMap<(usize, String), Instant>>>) {
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+        let Ok(resp) = agent.get(format!("{api}/api/v1/stream")).call() else {
+            return;
+        };
+        let reader = BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            let Some(data) = line.strip_prefix("data:") else {
+                continue;
+            };
+            let now = Instant::now();
+            if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                if let Some(id) = v["id"].as_str() {
+                    seen.lock()
+                        .expect("arrivals")
+                        .entry((idx, id.to_string()))
+                        .or_insert(now);
+                }
+            }
+        }
+    });
+}
+
+fn api_of(node: &Node) -> String {
+    let a = std::fs::read_to_string(node.dir().join("api.addr")).expect("api.addr");
+    format!("http://{}", a.trim())
+}
+
+fn latency(sizes: &Sizes) -> Latency {
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..sizes.nodes {
+        let peers = nodes.iter().map(Node::addr).collect();
+        nodes.push(Node::start(
+            &format!("lat-{i}"),
+            Opts {
+                peers,
+                ..Opts::default()
+            },
+        ));
+    }
+    let want = sizes.nodes as u64 - 1;
+    wait_for("a full mesh", Duration::from_secs(60), || {
+        nodes
+            .iter()
+            .all(|n| n.status()["peers"].as_u64() == Some(want))
+            .then_some(())
+    });
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    for (i, n) in nodes.iter().enumerate().skip(1) {
+        watch(i, api_of(n), seen.clone());
+    }
+    // Let gossipsub exchange subscriptions and build its mesh (700 ms heartbeats).
+    std::thread::sleep(Duration::from_secs(3));
+    let post = |k: usize| -> (String, Instant) {
+        let t0 = Instant::now();
+        let v = nodes[0].post(
+            "/api/v1/needs",
+            &json!({
+                "title": format!("Bottled water, 6 litres, near Mill Lane ({k})"),
+                "category": "water",
+                "place": "12 Mill Lane",
+                "contact": "Ask for Sam at the Mill Lane hub",
+                "details": "Ground floor flooded since Tuesday night; ring the bell at the side gate.",
+                "qty": 6,
+                "unit": "litres",
+            }),
+        );
+        (v["id"].as_str().expect("id").to_string(), t0)
+    };
+    let receivers = 1..sizes.nodes;
+    let all_arrived = |ids: &[(String, Instant)]| {
+        let s = seen.lock().expect("arrivals");
+        ids.iter()
+            .all(|(id, _)| receivers.clone().all(|r| s.contains_key(&(r, id.clone()))))
+    };
+    // Warm-up: every receiver's stream works and gossip reaches everyone.
+    let warm: Vec<_> = (0..10).map(|k| post(1_000_000 + k)).collect();
+    wait_for("warm-up events everywhere", Duration::from_secs(30), || {
+        all_arrived(&warm).then_some(())
+    });
+    let mut sent = Vec::with_capacity(sizes.posts);
+    let t = Instant::now();
+    for k in 0..sizes.posts {
+        let slot = t + sizes.pace * k as u32;
+        if let Some(d) = slot.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+        sent.push(post(k));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !all_arrived(&sent) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = seen.lock().expect("arrivals");
+    let mut ms: Vec<f64> = sent
+        .iter()
+        .flat_map(|(id, t0)| {
+            receivers.clone().filter_map(|r| {
+                s.get(&(r, id.clone()))
+                    .map(|at| at.duration_since(*t0).as_secs_f64() * 1000.0)
+            })
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    Latency {
+        p50: percentile(&ms, 50.0),
+        p99: percentile(&ms, 99.0),
+        max: ms.last().copied().unwrap_or(f64::NAN),
+        arrived: ms.len(),
+        expected: sent.len() * (sizes.nodes - 1),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 2. Catch-up
+
+struct CatchUp {
+    /// Time until the node held every event, if it did within the time-out.
+    secs: Option<f64>,
+    /// Whether the caught-up node's status digest matched the full node's.
+    digest_ok: bool,
+    /// Resident memory of the empty node, started and idle.
+    empty_rss_kb: u64,
+    waited: f64,
+    held: usize,
+    bytes: u64,
+    event_bytes: u64,
+}
+
+fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
+    let full_dir = tempdir("catchup-full");
+    prefill(full_dir.path(), events, 1_000);
+    let empty_dir = tempdir("catchup-empty");
+    aidmesh_node::node::init(empty_dir.path(), "test", Some(TEST_PASSPHRASE)).expect("init");
+    let mut full = Proc::new("catchup-full", full_dir);
+    let mut empty = Proc::new("catchup-empty", empty_dir);
+    full.start();
+    empty.start();
+    let target = full.status();
+    let digest = target["digest"].as_str().expect("digest").to_string();
+    let before = sync_bytes(&empty.status());
+    let empty_rss_kb = empty.memory_kb().0;
+    let t = Instant::now();
+    empty.connect(&full.addr());
+    let mut secs = None;
+    let mut held = 0;
+    while t.elapsed() < timeout {
+        let s = empty.status();
+        held = s["events"].as_u64().unwrap_or(0) as usize;
+        // The event count, not the digest: the digest can be cached stale (see
+        // docs/benchmarks.md); it is checked below.
+        if held >= events.len() {
+            secs = Some(t.elapsed().as_secs_f64());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let waited = t.elapsed().as_secs_f64();
+    let digest_ok = empty.status()["digest"].as_str() == Some(digest.as_str());
+    if secs.is_some() && !digest_ok {
+        eprintln!(
+            "  WARNING: {} holds all {} events but reports a digest different from {}'s",
+            empty.name,
+            events.len(),
+            full.name
+        );
+    }
+    if secs.is_some() {
+        // Both sessions (each side runs one on connection) have finished.
+        wait_for("both sessions", Duration::from_secs(30), || {
+            (synced_once(&empty.status()) && synced_once(&full.status())).then_some(())
+        });
+    } else {
+        eprintln!(
+            "catch-up not done after {waited:.0} s ({held} of {} held)\n--- {} log ---\n{}\n--- {} log ---\n{}",
+            events.len(),
+            empty.name,
+            empty.log_tail(),
+            full.name,
+            full.log_tail()
+        );
+    }
+    // Each byte crosses the wire once: the empty node's in + out counts both
+    // directions of both sessions.
+    let bytes = sync_bytes(&empty.status()) - before;
+    let event_bytes = events.iter().map(|e| e.len() as u64).sum();
+    CatchUp {
+        secs,
+        digest_ok,
+        empty_rss_kb,
+        waited,
+        held,
+        bytes,
+        event_bytes,
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 3, 5, 6. Two nodes holding the same events
+
+struct Big {
+    sync_bytes: u64,
+    sync_ms: f64,
+    rss_start_kb: u64,
+    rss_synced_kb: u64,
+    hwm_kb: u64,
+    start_median: f64,
+    starts: usize,
+    start_after_kill: f64,
+    /// The memory probe's breakdown.
+    probe: String,
+}
+
+fn in_sync(dir_a: tempfile::TempDir, dir_b: tempfile::TempDir) -> Big {
+    let mut a = Proc::new("big-a", dir_a);
+    let mut b = Proc::new("big-b", dir_b);
+    let mut starts = vec![a.start().as_secs_f64()];
+    b.start();
+    let (rss_start_kb, _) = a.memory_kb();
+    let (sa, sb) = (a.status(), b.status());
+    assert_eq!(sa["digest"], sb["digest"], "the two big nodes differ");
+    let before = sync_bytes(&sa);
+    let t = Instant::now();
+    b.connect(&a.addr());
+    wait_for("both sessions", Duration::from_secs(120), || {
+        (synced_once(&a.status()) && synced_once(&b.status())).then_some(())
+    });
+    let sync_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let sync_bytes = sync_bytes(&a.status()) - before;
+    let (rss_synced_kb, hwm_kb) = a.memory_kb();
+    b.kill();
+    // Start time: two more clean restarts, then one after kill -9.
+    for _ in 0..2 {
+        a.stop();
+        starts.push(a.start().as_secs_f64());
+    }
+    a.kill();
+    let start_after_kill = a.start().as_secs_f64();
+    a.stop();
+    let out = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--memory-probe")
+        .arg(a.dir.path())
+        .output()
+        .expect("run the memory probe");
+    let probe = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let n = starts.len();
+    Big {
+        sync_bytes,
+        sync_ms,
+        rss_start_kb,
+        rss_synced_kb,
+        hwm_kb,
+        start_median: median(&mut starts),
+        starts: n,
+        start_after_kill,
+        probe,
+    }
+}
+
+fn self_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Run in a child process on a stopped node's directory: how much resident memory
+/// each part of a node's state adds (store opened, engine with its view, sync set).
+fn memory_probe(dir: &Path) {
+    let mut parts = vec![("process", self_rss_kb())];
+    let store = Store::open(&dir.join("db")).expect("open store");
+    parts.push(("sled opened", self_rss_kb()));
+    let bytes: usize = store.events().map(|e| e.map_or(0, |b| b.len())).sum();
+    parts.push(("sled after reading every event", self_rss_kb()));
+    let profile = aidmesh_node::node::load_profile(&store)
+        .expect("profile")
+        .expect("initialised");
+    let engine = Engine::open(
+        store,
+        Identity::from_seed(profile.seed),
+        profile.community,
+        0,
+    )
+    .expect("open engine");
+    parts.push(("engine with its view", self_rss_kb()));
+    let set = engine.sync_set().expect("sync set");
+    parts.push(("sync set", self_rss_kb()));
+    let digest = engine.digest().expect("digest");
+    parts.push(("digest", self_rss_kb()));
+    let mut prev = 0;
+    let shown: Vec<String> = parts
+        .iter()
+        .map(|(what, kb)| {
+            let d = format!("{what} +{:.1} MB", mb(kb - prev.min(*kb)));
+            prev = *kb;
+            d
+        })
+        .collect();
+    println!(
+        "{} (total {:.1} MB, {} events)",
+        shown.join(", "),
+        mb(prev),
+        engine.len()
+    );
+    drop((set, digest, bytes));
+}
