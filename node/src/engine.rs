@@ -445,12 +445,13 @@ impl Engine {
 
 /// "3 days", "5 min": for log lines people read.
 pub fn human_ms(ms: u64) -> String {
-    let s = ms / 1000;
+    // Rounded to the nearest unit: a clock 3 days behind less a few ms is "3 days".
+    let s = (ms + 500) / 1000;
     match s {
         0..=59 => format!("{s} s"),
-        60..=3599 => format!("{} min", s / 60),
-        3600..=86_399 => format!("{} h", s / 3600),
-        _ => format!("{} days", s / 86_400),
+        60..=3569 => format!("{} min", (s + 30) / 60),
+        3570..=84_599 => format!("{} h", (s + 1800) / 3600),
+        _ => format!("{} days", (s + 43_200) / 86_400),
     }
 }
 
@@ -561,6 +562,14 @@ mod tests {
         drop(eng);
         let again = engine(dir.path(), 1);
         assert_eq!(again.len(), n);
+    }
+
+    #[test]
+    fn human_durations_round_to_the_nearest_unit() {
+        assert_eq!(human_ms(3 * 86_400_000 - 40), "3 days");
+        assert_eq!(human_ms(90 * 60_000), "2 h");
+        assert_eq!(human_ms(125_000), "2 min");
+        assert_eq!(human_ms(1_400), "1 s");
     }
 
     #[test]

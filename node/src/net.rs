@@ -110,11 +110,18 @@ pub struct NetHandle {
 }
 
 impl NetHandle {
-    /// Asks the network task for its status.
+    /// Asks the network task for its status; `None` if it does not answer within 2 s
+    /// (stopping, or busy), so that callers such as the status page never hang.
     pub async fn status(&self) -> Option<NetStatus> {
-        let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Status(tx)).await.ok()?;
-        rx.await.ok()
+        let ask = async {
+            let (tx, rx) = oneshot::channel();
+            self.commands.send(Command::Status(tx)).await.ok()?;
+            rx.await.ok()
+        };
+        tokio::time::timeout(Duration::from_secs(2), ask)
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -428,7 +435,7 @@ impl Task {
         {
             Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                debug!("no peer subscribed yet; anti-entropy will deliver the event");
+                tracing::trace!("no peer subscribed yet; anti-entropy will deliver the event");
             }
             Err(e) => warn!(error = %e, "could not gossip an event; anti-entropy will deliver it"),
         }

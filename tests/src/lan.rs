@@ -1,6 +1,11 @@
-//! A LAN on one machine: Linux network namespaces joined by a bridge, as laptops on a
-//! hub's Wi-Fi. Multicast snooping is off so mDNS keeps crossing the bridge. The test
-//! process reaches each node's API through an address of its own on the bridge.
+//! A LAN on one machine: Linux network namespaces joined by bridges, as laptops on a
+//! hub's Wi-Fi. Multicast snooping is off so mDNS keeps crossing the bridges.
+//!
+//! There are two segments (bridges A and B) with one subnet. A host lives on one
+//! segment and can be moved to the other ([`Lan::move_to`]): that is how a test
+//! partitions the network, heals it, or carries a volunteer's laptop from one hub to
+//! another. The test process has an address on both bridges and a host route to each
+//! host, so it reaches every node's API wherever the host is.
 //!
 //! Names are unique per run (they include the process id); everything is removed when
 //! the [`Lan`] is dropped, also when a test panics. Needs root: [`Lan::new`] returns
@@ -27,12 +32,27 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// A bridge with namespaces on it.
+fn must(args: &[&str]) {
+    if let Err(e) = ip(args) {
+        panic!("building the test LAN: {e}");
+    }
+}
+
+/// One of the two segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// Bridge A, where hosts start.
+    A,
+    /// Bridge B.
+    B,
+}
+
+/// Two bridges with namespaces on them.
 pub struct Lan {
-    bridge: String,
+    bridges: [String; 2],
     prefix: String,
     subnet: String,
-    hosts: Vec<String>,
+    hosts: Vec<(String, String, Segment)>,
 }
 
 impl Lan {
@@ -40,8 +60,14 @@ impl Lan {
     pub fn new(tag: &str) -> Option<Lan> {
         let pid = std::process::id();
         let n = pid % 100_000;
+        let name = |s: &str| {
+            format!("am{s}{tag}{n}")
+                .chars()
+                .take(15)
+                .collect::<String>()
+        };
         let lan = Lan {
-            bridge: format!("amb{tag}{n}").chars().take(15).collect(),
+            bridges: [name("a"), name("b")],
             prefix: format!("am{tag}{n}"),
             subnet: format!(
                 "10.{}.{}",
@@ -50,29 +76,16 @@ impl Lan {
             ),
             hosts: Vec::new(),
         };
-        let made = ip(&["link", "add", &lan.bridge, "type", "bridge"])
-            .and_then(|_| {
-                ip(&[
-                    "link",
-                    "set",
-                    &lan.bridge,
-                    "type",
-                    "bridge",
-                    "mcast_snooping",
-                    "0",
-                ])
-            })
-            .and_then(|_| {
-                ip(&[
-                    "addr",
-                    "add",
-                    &format!("{}.254/24", lan.subnet),
-                    "dev",
-                    &lan.bridge,
-                ])
-            })
-            .and_then(|_| ip(&["link", "set", &lan.bridge, "up"]));
+        let mut made = Ok(());
+        for br in &lan.bridges {
+            made = made
+                .and_then(|_| ip(&["link", "add", br, "type", "bridge"]))
+                .and_then(|_| ip(&["link", "set", br, "type", "bridge", "mcast_snooping", "0"]))
+                .and_then(|_| ip(&["addr", "add", &format!("{}.254/32", lan.subnet), "dev", br]))
+                .and_then(|_| ip(&["link", "set", br, "up"]));
+        }
         if let Err(e) = made {
+            drop(lan);
             let msg = format!("network namespaces unavailable ({e}); run as root");
             assert!(std::env::var_os("CI").is_none(), "{msg}");
             eprintln!("\n*** SKIPPED: {msg} ***\n");
@@ -81,111 +94,91 @@ impl Lan {
         Some(lan)
     }
 
-    /// Adds host number `i` (1..=200) in its own namespace; returns where a node there
-    /// should run.
+    fn bridge(&self, s: Segment) -> &str {
+        match s {
+            Segment::A => &self.bridges[0],
+            Segment::B => &self.bridges[1],
+        }
+    }
+
+    fn veth(&self, i: u8) -> String {
+        let v = format!("v{}{i}", self.prefix);
+        v.chars()
+            .skip(v.chars().count().saturating_sub(15))
+            .collect()
+    }
+
+    /// Adds host number `i` (1..=200) in its own namespace on segment A; returns where
+    /// a node there should run.
     pub fn host(&mut self, i: u8) -> LanHost {
         let ns = format!("{}-{i}", self.prefix);
-        let veth = format!("v{}{i}", self.prefix)
-            .chars()
-            .rev()
-            .take(15)
-            .collect::<String>()
-            .chars()
-            .rev()
-            .collect::<String>();
+        let veth = self.veth(i);
         let addr = format!("{}.{i}", self.subnet);
-        let steps: [Vec<String>; 8] = [
-            vec!["netns".into(), "add".into(), ns.clone()],
-            vec![
-                "link".into(),
-                "add".into(),
-                veth.clone(),
-                "type".into(),
-                "veth".into(),
-                "peer".into(),
-                "name".into(),
-                "eth0".into(),
-                "netns".into(),
-                ns.clone(),
-            ],
-            vec![
-                "link".into(),
-                "set".into(),
-                veth.clone(),
-                "master".into(),
-                self.bridge.clone(),
-            ],
-            vec!["link".into(), "set".into(), veth.clone(), "up".into()],
-            vec![
-                "-n".into(),
-                ns.clone(),
-                "addr".into(),
-                "add".into(),
-                format!("{addr}/24"),
-                "dev".into(),
-                "eth0".into(),
-            ],
-            vec![
-                "-n".into(),
-                ns.clone(),
-                "link".into(),
-                "set".into(),
-                "eth0".into(),
-                "up".into(),
-            ],
-            vec![
-                "-n".into(),
-                ns.clone(),
-                "link".into(),
-                "set".into(),
-                "lo".into(),
-                "up".into(),
-            ],
-            vec![
-                "-n".into(),
-                ns.clone(),
-                "route".into(),
-                "add".into(),
-                "224.0.0.0/4".into(),
-                "dev".into(),
-                "eth0".into(),
-            ],
-        ];
-        self.hosts.push(ns.clone());
-        for s in steps {
-            let args: Vec<&str> = s.iter().map(String::as_str).collect();
-            if let Err(e) = ip(&args) {
-                panic!("building host {i} of the test LAN: {e}");
-            }
-        }
+        self.hosts.push((ns.clone(), addr.clone(), Segment::A));
+        must(&["netns", "add", &ns]);
+        must(&[
+            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
+        must(&["link", "set", &veth, "master", &self.bridges[0]]);
+        must(&["link", "set", &veth, "up"]);
+        must(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
+        must(&["-n", &ns, "link", "set", "eth0", "up"]);
+        must(&["-n", &ns, "link", "set", "lo", "up"]);
+        must(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "eth0"]);
+        must(&[
+            "route",
+            "replace",
+            &format!("{addr}/32"),
+            "dev",
+            &self.bridges[0],
+        ]);
         LanHost {
             netns: ns,
             ip: addr,
         }
     }
 
-    /// Cuts host `i` off the LAN (its link goes down) or brings it back.
-    pub fn set_link(&self, host: &LanHost, up: bool) {
-        let ns = &host.netns;
-        if let Err(e) = ip(&[
+    /// Moves a host to segment `to`, as a laptop that leaves one Wi-Fi and joins
+    /// another: its link goes down, is re-homed, and comes back up.
+    pub fn move_to(&mut self, host: &LanHost, to: Segment) {
+        let i: u8 = host
+            .ip
+            .rsplit('.')
+            .next()
+            .and_then(|x| x.parse().ok())
+            .expect("host address");
+        let veth = self.veth(i);
+        let br = self.bridge(to).to_string();
+        must(&["-n", &host.netns, "link", "set", "eth0", "down"]);
+        must(&["link", "set", &veth, "master", &br]);
+        must(&["route", "replace", &format!("{}/32", host.ip), "dev", &br]);
+        must(&["-n", &host.netns, "link", "set", "eth0", "up"]);
+        let _ = ip(&[
             "-n",
-            ns,
-            "link",
-            "set",
+            &host.netns,
+            "route",
+            "add",
+            "224.0.0.0/4",
+            "dev",
             "eth0",
-            if up { "up" } else { "down" },
-        ]) {
-            panic!("{e}");
-        }
-        if up {
-            let _ = ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"]);
+        ]);
+        if let Some(h) = self.hosts.iter_mut().find(|h| h.0 == host.netns) {
+            h.2 = to;
         }
     }
 }
 
 impl Drop for Lan {
     fn drop(&mut self) {
-        for ns in &self.hosts {
+        for (ns, addr, _) in &self.hosts {
             // Processes still inside would keep the namespace alive.
             if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
                 for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
@@ -193,7 +186,10 @@ impl Drop for Lan {
                 }
             }
             let _ = ip(&["netns", "del", ns]);
+            let _ = ip(&["route", "del", &format!("{addr}/32")]);
         }
-        let _ = ip(&["link", "del", &self.bridge]);
+        for br in &self.bridges {
+            let _ = ip(&["link", "del", br]);
+        }
     }
 }

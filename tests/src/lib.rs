@@ -218,7 +218,7 @@ impl Node {
                 self.api = format!("http://{}", a.trim());
             })
         });
-        wait_for(&format!("{name}'s API"), Duration::from_secs(10), || {
+        wait_for(&format!("{name}'s API"), Duration::from_secs(30), || {
             self.try_get("/api/v1/status").ok()
         });
     }
