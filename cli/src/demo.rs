@@ -189,7 +189,43 @@ fn run_in(root: &std::path::Path) -> Result<(), CliError> {
     for (hub, path, body) in board {
         post(&a, &format!("{}/api/v1/{path}", hubs[hub].api), body)?;
     }
-    let total = 9;
+    // People to check on, and a first round of visits.
+    let people = [
+        (
+            0,
+            json!({"name": "Mrs Ada Okafor", "place": "14 River Rd, 3rd floor", "every": "12h", "risks": ["oxygen", "lives alone"], "consent": "self"}),
+        ),
+        (
+            1,
+            json!({"name": "Mr Bo Lindqvist", "place": "2 Mill Lane", "every": "6h", "risks": ["wheelchair"], "consent": "relative"}),
+        ),
+        (
+            2,
+            json!({"name": "Cy and baby", "place": "7 Oak Ave", "every": "24h", "risks": ["newborn"], "consent": "self"}),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (hub, body) in people {
+        let v = post(&a, &format!("{}/api/v1/people", hubs[hub].api), body)?;
+        ids.push((hub, v["short_id"].as_str().unwrap_or("").to_string()));
+    }
+    post(
+        &a,
+        &format!("{}/api/v1/people/{}/checkins", hubs[0].api, ids[0].1),
+        json!({"outcome": "needs-help", "detail": "oxygen concentrator needs power", "by": "Sam"}),
+    )?;
+    post(
+        &a,
+        &format!("{}/api/v1/people/{}/checkins", hubs[1].api, ids[1].1),
+        json!({"outcome": "no-answer", "by": "Priya"}),
+    )?;
+    post(
+        &a,
+        &format!("{}/api/v1/people/{}/checkins", hubs[2].api, ids[2].1),
+        json!({"outcome": "safe", "by": "Jo"}),
+    )?;
+    // 9 board posts, 3 people, 3 check-ins and the need the "needs help" visit raised.
+    let total = 16;
     let took = wait(
         "the board to reach every hub",
         Duration::from_secs(30),
@@ -205,7 +241,7 @@ fn run_in(root: &std::path::Path) -> Result<(), CliError> {
             Ok(digests.windows(2).all(|w| w[0] == w[1]))
         },
     )?;
-    println!("  {total} posts made at different hubs; every hub holds all of them (same digest) after {} ms\n", took.as_millis());
+    println!("  {total} records (needs, offers, hubs, an alert, people to check on and visits) made at different hubs; every hub holds all of them (same digest) after {} ms\n", took.as_millis());
 
     println!("  An urgent need is posted at the {}:", hubs[2].name);
     let sent = Instant::now();
@@ -253,6 +289,15 @@ fn run_in(root: &std::path::Path) -> Result<(), CliError> {
     let m = get(&a, &format!("{}/api/v1/match", hubs[1].api))?;
     println!("\n  What `aidmesh match` shows at the {}:\n", hubs[1].name);
     for line in output::matches(m["matches"].as_array().map_or(&[][..], Vec::as_slice)).lines() {
+        println!("    {line}");
+    }
+    let overdue = get(&a, &format!("{}/api/v1/people/overdue", hubs[2].api))?;
+    println!(
+        "\n  What `aidmesh welfare overdue` shows at the {}:\n",
+        hubs[2].name
+    );
+    for line in output::people(overdue["people"].as_array().map_or(&[][..], Vec::as_slice)).lines()
+    {
         println!("    {line}");
     }
     let _ = stop_tx.send(());

@@ -78,6 +78,12 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str().unwrap_or("")
 }
 
+/// "20 litres", "40" (no unit), or `None` when the item gives no quantity.
+fn quantity(i: &Value) -> Option<String> {
+    let q = i["qty"].as_u64()?;
+    Some(format!("{q} {}", s(i, "unit")).trim_end().to_string())
+}
+
 /// A table of needs and offers.
 pub fn items(items: &[Value]) -> String {
     let now = now_ms();
@@ -85,10 +91,7 @@ pub fn items(items: &[Value]) -> String {
         "id", "kind", "urgency", "status", "category", "qty", "title", "where", "posted",
     ]);
     for i in items {
-        let qty = match i["qty"].as_u64() {
-            Some(q) => format!("{q} {}", s(i, "unit")).trim().to_string(),
-            None => String::new(),
-        };
+        let qty = quantity(i).unwrap_or_default();
         t.add_row(vec![
             s(i, "short_id").to_string(),
             s(i, "kind").to_string(),
@@ -121,8 +124,8 @@ pub fn item(i: &Value) -> String {
         }
     };
     line("category", s(i, "category").to_string());
-    if let Some(q) = i["qty"].as_u64() {
-        line("quantity", format!("{q} {}", s(i, "unit")));
+    if let Some(q) = quantity(i) {
+        line("quantity", q);
     }
     let place = &i["place"];
     let coords = match (place["lat"].as_f64(), place["lon"].as_f64()) {
@@ -192,10 +195,7 @@ pub fn matches(ms: &[Value]) -> String {
                     }
                 })
                 .unwrap_or_default();
-            let qty = o["qty"]
-                .as_u64()
-                .map(|q| format!(", {q} {}", s(&o, "unit")))
-                .unwrap_or_default();
+            let qty = quantity(&o).map(|q| format!(", {q}")).unwrap_or_default();
             out.push_str(&format!(
                 "    <- {}  {}{qty}{dist}\n",
                 s(&o, "short_id"),

@@ -954,3 +954,158 @@ fn board_commands_against_a_real_node() {
         ],
     );
 }
+
+#[test]
+fn welfare_commands_against_a_real_node() {
+    let node = start_node("welfare-cli", Opts::default());
+    let dir = node.dir();
+    let id = ok(
+        dir,
+        &[
+            "welfare",
+            "add",
+            "Ada Okafor",
+            "--where",
+            "14 River Rd, 3rd floor",
+            "--every",
+            "12h",
+            "--risk",
+            "oxygen",
+            "--risk",
+            "lives alone",
+            "--consent",
+            "self",
+            "--phone",
+            "555-0101",
+        ],
+    );
+    let id = id.trim().to_string();
+    assert!(is_hex(&id, 10), "welfare add prints the short id: {id:?}");
+    ok(
+        dir,
+        &[
+            "welfare",
+            "add",
+            "Bo Lindqvist",
+            "--where",
+            "2 Mill Lane",
+            "--every",
+            "6h",
+        ],
+    );
+
+    // A check-in by name; "needs help" also posts a need on the board.
+    let out = ok(
+        dir,
+        &[
+            "welfare",
+            "check",
+            "ada",
+            "--needs-help",
+            "oxygen concentrator needs power",
+            "--by",
+            "Sam",
+        ],
+    );
+    assert!(
+        out.contains("needs-help recorded") && out.contains("posted need"),
+        "{out}"
+    );
+    let needs = json(dir, &["list", "needs", "--json"]);
+    assert!(
+        array(&needs).iter().any(|i| i["category"] == "welfare"),
+        "{needs}"
+    );
+    ok(
+        dir,
+        &[
+            "welfare",
+            "check",
+            &id[..6],
+            "--moved",
+            "school hall",
+            "--note",
+            "with her daughter",
+        ],
+    );
+
+    let people = json(dir, &["welfare", "list", "--json"]);
+    let ada = array(&people)
+        .iter()
+        .find(|p| p["name"] == "Ada Okafor")
+        .cloned()
+        .expect("Ada listed");
+    has_keys(
+        &ada,
+        &[
+            "id",
+            "short_id",
+            "name",
+            "place",
+            "risks",
+            "every_secs",
+            "consent",
+            "phone",
+            "standing",
+            "due_at",
+            "overdue_ms",
+            "latest",
+            "checks",
+        ],
+    );
+    assert_eq!(ada["latest"]["outcome"], "moved");
+    assert_eq!(ada["latest"]["detail"], "school hall");
+    assert_eq!(ada["standing"], "ok");
+    assert_eq!(array(&ada["checks"]).len(), 2);
+    ok(dir, &["welfare", "check", "Bo Lindqvist", "--no-answer"]);
+    let overdue = json(dir, &["welfare", "overdue", "--json"]);
+    assert_eq!(array(&overdue).len(), 1);
+    assert_eq!(overdue[0]["standing"], "no-answer");
+    let human = ok(dir, &["welfare", "overdue"]);
+    assert!(
+        human.contains("NO ANSWER") && human.contains("Bo Lindqvist"),
+        "{human}"
+    );
+
+    // Errors: no outcome or two outcomes (usage, exit 2), nobody by that name, bad interval.
+    fails(dir, &["welfare", "check", "ada"], 2, &["--safe"]);
+    fails(
+        dir,
+        &["welfare", "check", "ada", "--safe", "--no-answer"],
+        2,
+        &["cannot be used with"],
+    );
+    fails(
+        dir,
+        &["welfare", "check", "Zed", "--safe"],
+        1,
+        &["nobody registered matches 'Zed'"],
+    );
+    fails(
+        dir,
+        &[
+            "welfare",
+            "add",
+            "Cy",
+            "--where",
+            "7 Oak Ave",
+            "--every",
+            "5m",
+        ],
+        1,
+        &["check_every_secs"],
+    );
+
+    let out = ok(dir, &["welfare", "forget", "ada"]);
+    assert!(out.contains("forgot"), "{out}");
+    let people = json(dir, &["welfare", "list", "--json"]);
+    assert!(
+        array(&people).iter().all(|p| p["name"] != "Ada Okafor"),
+        "{people}"
+    );
+    let needs = json(dir, &["list", "needs", "--json"]);
+    assert!(
+        array(&needs).iter().all(|i| i["category"] != "welfare"),
+        "the linked need goes too: {needs}"
+    );
+}

@@ -83,6 +83,9 @@ struct State {
     mesh: MeshClock,
     digest: Option<[u8; 32]>,
     sync_set: Option<Arc<SyncSet>>,
+    /// Bumped on every change of the stored set; caches computed outside the lock are
+    /// kept only if it did not move meanwhile.
+    generation: u64,
     warned: ClockStatus,
 }
 
@@ -134,6 +137,7 @@ impl Engine {
                 mesh: MeshClock::default(),
                 digest: None,
                 sync_set: None,
+                generation: 0,
                 warned: ClockStatus::Unknown,
             }),
             tx,
@@ -235,20 +239,33 @@ impl Engine {
 
     /// BLAKE3 over the sorted ids of every held event.
     pub fn digest(&self) -> Result<[u8; 32], StoreError> {
-        if let Some(d) = self.lock().digest {
-            return Ok(d);
-        }
+        let generation = {
+            let st = self.lock();
+            if let Some(d) = st.digest {
+                return Ok(d);
+            }
+            st.generation
+        };
+        // Computed outside the lock; cached only if nothing changed meanwhile, or a
+        // concurrent ingest would leave a stale digest in the cache.
         let ids = self.store.ids()?;
         let d = digest(&ids);
-        self.lock().digest = Some(d);
+        let mut st = self.lock();
+        if st.generation == generation {
+            st.digest = Some(d);
+        }
         Ok(d)
     }
 
     /// The reconciliation set, cached until the next change.
     pub fn sync_set(&self) -> Result<Arc<SyncSet>, StoreError> {
-        if let Some(s) = &self.lock().sync_set {
-            return Ok(s.clone());
-        }
+        let generation = {
+            let st = self.lock();
+            if let Some(s) = &st.sync_set {
+                return Ok(s.clone());
+            }
+            st.generation
+        };
         let items = self.store.sync_items()?;
         // Only fails on negentropy-internal errors, which a sorted set cannot trigger.
         let set = Arc::new(SyncSet::new(items).map_err(|e| StoreError::Corrupt {
@@ -256,7 +273,10 @@ impl Engine {
             tree: "by_time",
             detail: e.to_string(),
         })?);
-        self.lock().sync_set = Some(set.clone());
+        let mut st = self.lock();
+        if st.generation == generation {
+            st.sync_set = Some(set.clone());
+        }
         Ok(set)
     }
 
@@ -332,6 +352,7 @@ impl Engine {
         st.clock.observe(event.timestamp());
         st.digest = None;
         st.sync_set = None;
+        st.generation += 1;
         if let Some(body) = &body {
             st.view.insert(&event, body);
             if matches!(body, Body::Redaction(_)) {
@@ -437,6 +458,7 @@ impl Engine {
         st.view = view;
         st.digest = None;
         st.sync_set = None;
+        st.generation += 1;
         self.store.compact()?;
         self.store.flush()?;
         Ok(erased)
@@ -562,6 +584,32 @@ mod tests {
         drop(eng);
         let again = engine(dir.path(), 1);
         assert_eq!(again.len(), n);
+    }
+
+    #[test]
+    fn the_digest_is_never_stale_after_concurrent_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let eng = Arc::new(engine(dir.path(), 1));
+        let writer = {
+            let eng = eng.clone();
+            std::thread::spawn(move || {
+                for _ in 0..300 {
+                    eng.post(need()).unwrap();
+                }
+            })
+        };
+        while !writer.is_finished() {
+            eng.digest().unwrap();
+            eng.sync_set().unwrap();
+        }
+        writer.join().unwrap();
+        let fresh = digest(&eng.store().ids().unwrap());
+        assert_eq!(eng.digest().unwrap(), fresh, "a stale digest was cached");
+        assert_eq!(
+            eng.sync_set().unwrap().len(),
+            eng.len(),
+            "a stale sync set was cached"
+        );
     }
 
     #[test]

@@ -463,6 +463,8 @@ impl Task {
                     failures: 0,
                     next_at: Instant::now(),
                 });
+                // Dial now rather than at the next tick.
+                self.on_tick();
             }
             Command::Status(reply) => {
                 let _ = reply.send(self.status());

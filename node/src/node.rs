@@ -2,12 +2,14 @@
 //! ([`init`]), and [`run`], which starts the store, engine, network, discovery and API
 //! and stops them cleanly.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use aidmesh_protocol::community::{derive_key, key_tag, passphrase_from_entropy, topic};
+use aidmesh_protocol::welfare::{assess_all, Standing};
 use aidmesh_protocol::Identity;
 use libp2p::Multiaddr;
 use thiserror::Error;
@@ -27,6 +29,48 @@ pub const DEFAULT_API: &str = "127.0.0.1:4611";
 pub const DEFAULT_COMMUNITY: &str = "neighbourhood";
 /// File in the data directory holding the running node's API address.
 pub const API_FILE: &str = "api.addr";
+/// File in the data directory listing static peers, one multiaddr per line (`#` starts
+/// a comment). Added to `--peer`.
+pub const PEERS_FILE: &str = "peers";
+
+/// Reads the static peers file, if there is one.
+pub fn read_peers_file(dir: &Path) -> Result<Vec<Multiaddr>, NodeError> {
+    let path = dir.join(PEERS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(NodeError::Io {
+                what: "cannot read",
+                path,
+                source,
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let addr: Multiaddr = line.parse().map_err(|e| {
+            NodeError::Config(format!(
+                "{}, line {}: '{line}' is not a peer address ({e}); e.g. /ip4/192.168.2.10/tcp/4610",
+                path.display(),
+                n + 1
+            ))
+        })?;
+        if !crate::net::dialable(&addr) {
+            return Err(NodeError::Config(format!(
+                "{}, line {}: '{line}' is not a TCP address of a peer; e.g. /ip4/192.168.2.10/tcp/4610",
+                path.display(),
+                n + 1
+            )));
+        }
+        out.push(addr);
+    }
+    Ok(out)
+}
 
 /// Why a node could not be set up or run.
 #[derive(Debug, Error)]
@@ -195,6 +239,30 @@ pub struct NodeConfig {
     pub welfare_retention: Duration,
 }
 
+/// How often the node looks for people who became overdue, to log it.
+const OVERDUE_CHECK: Duration = Duration::from_secs(60);
+
+/// Logs each person whose standing became worse than "ok" since the last look (by id
+/// only: names stay out of log files).
+fn log_new_overdue(engine: &Engine, last: &mut HashMap<aidmesh_protocol::EventId, Standing>) {
+    let now = engine.now_ms();
+    let people = engine.with_view(|v| v.people());
+    let mut current = HashMap::new();
+    for w in assess_all(&people, now) {
+        let was = last.get(&w.person.id).copied().unwrap_or(Standing::Ok);
+        if w.standing != Standing::Ok && w.standing != was {
+            warn!(
+                person = %w.person.id.short(),
+                standing = w.standing.name(),
+                overdue_min = w.overdue_ms / 60_000,
+                "welfare: someone needs a visit (aidmesh welfare overdue)"
+            );
+        }
+        current.insert(w.person.id, w.standing);
+    }
+    *last = current;
+}
+
 /// Default welfare retention: 30 days after the last check-in.
 pub const DEFAULT_WELFARE_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 /// How often the node looks for welfare records past retention.
@@ -240,6 +308,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
     on_start: impl FnOnce(&Started),
 ) -> Result<(), NodeError> {
+    let mut peers = cfg.peers.clone();
+    peers.extend(read_peers_file(&cfg.data_dir)?);
     let store = Store::open(&db_path(&cfg.data_dir))?;
     let (profile, created) = match load_profile(&store)? {
         Some(p) => (p, None),
@@ -265,7 +335,7 @@ pub async fn run(
         keypair,
         NetConfig {
             listen: cfg.listen.clone(),
-            peers: cfg.peers.clone(),
+            peers,
             psk: profile.psk,
             topic: topic(&profile.community),
             sync_every: cfg.sync_every,
@@ -322,10 +392,13 @@ pub async fn run(
         let retention = cfg.welfare_retention.as_millis() as u64;
         let mut stop = stop_rx_sweep;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RETENTION_SWEEP);
+            let mut watch_tick = tokio::time::interval(OVERDUE_CHECK);
+            let mut sweep_tick = tokio::time::interval(RETENTION_SWEEP);
+            let mut standing: HashMap<aidmesh_protocol::EventId, Standing> = HashMap::new();
             loop {
                 tokio::select! {
-                    _ = tick.tick() => {
+                    _ = watch_tick.tick() => log_new_overdue(&engine, &mut standing),
+                    _ = sweep_tick.tick() => {
                         let engine = engine.clone();
                         let r = tokio::task::spawn_blocking(move || engine.expire_welfare(retention)).await;
                         if let Ok(Err(e)) = r {
@@ -359,4 +432,28 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), sweeper).await;
     engine.store().flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_file_lines_comments_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_peers_file(dir.path()).unwrap().is_empty());
+        std::fs::write(
+            dir.path().join(PEERS_FILE),
+            "# the school hub\n/ip4/192.168.2.10/tcp/4610\n\n/ip4/10.0.0.5/tcp/4610 # radio link\n",
+        )
+        .unwrap();
+        assert_eq!(read_peers_file(dir.path()).unwrap().len(), 2);
+        std::fs::write(
+            dir.path().join(PEERS_FILE),
+            "/ip4/10.0.0.5/tcp/4610\nnonsense\n",
+        )
+        .unwrap();
+        let e = read_peers_file(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("nonsense"), "{e}");
+    }
 }

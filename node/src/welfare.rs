@@ -358,7 +358,7 @@ pub async fn check_in(
         }
         // The linked need names what is needed and where, not who: the person's
         // record stays behind the PIN.
-        let title: String = format!("Welfare check: needs {detail}")
+        let title: String = format!("Help needed (welfare check): {detail}")
             .chars()
             .take(120)
             .collect();

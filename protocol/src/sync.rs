@@ -205,6 +205,16 @@ impl SyncSet {
         Ok(SyncSet { storage })
     }
 
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        negentropy::NegentropyStorageBase::size(&self.storage).unwrap_or(0)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Answers one reconciliation round as the responder. Stateless: every round
     /// carries all the context negentropy needs.
     pub fn respond(&self, query: &[u8]) -> Result<Vec<u8>, SyncError> {

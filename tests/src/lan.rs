@@ -8,9 +8,11 @@
 //! host, so it reaches every node's API wherever the host is.
 //!
 //! Names are unique per run (they include the process id); everything is removed when
-//! the [`Lan`] is dropped, also when a test panics. Needs root: [`Lan::new`] returns
-//! `None` (after saying so loudly) when namespaces cannot be made, and panics instead
-//! under CI, where they must work.
+//! the [`Lan`] is dropped, also when a test panics. A run that is interrupted (Ctrl-C,
+//! `kill -9`) cannot clean up, so each run also lists what it creates in a registry
+//! file, and the next run removes whatever runs that are no longer alive left behind.
+//! Needs root: [`Lan::new`] returns `None` (after saying so loudly) when namespaces
+//! cannot be made, and panics instead under CI, where they must work.
 
 use std::process::Command;
 
@@ -47,6 +49,67 @@ pub enum Segment {
     B,
 }
 
+/// Where runs list what they created: one file per run, named after its process id.
+const REGISTRY: &str = "/tmp/aidmesh-testbed";
+
+/// Appends a created resource ("netns NAME", "link NAME", "route ADDR") to this run's
+/// registry file.
+fn register(line: &str) {
+    use std::io::Write;
+    let _ = std::fs::create_dir_all(REGISTRY);
+    let path = format!("{REGISTRY}/{}", std::process::id());
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Removes what earlier, interrupted runs left behind.
+fn sweep_stale_runs() {
+    let Ok(entries) = std::fs::read_dir(REGISTRY) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let alive = name
+            .parse::<u32>()
+            .is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if alive {
+            continue;
+        }
+        let list = std::fs::read_to_string(e.path()).unwrap_or_default();
+        for line in list.lines() {
+            match line.split_once(' ') {
+                Some(("netns", ns)) => {
+                    kill_inside(ns);
+                    let _ = ip(&["netns", "del", ns]);
+                }
+                Some(("link", l)) => {
+                    let _ = ip(&["link", "del", l]);
+                }
+                Some(("route", r)) => {
+                    let _ = ip(&["route", "del", r]);
+                }
+                _ => {}
+            }
+        }
+        eprintln!("test LAN: removed what an interrupted run (pid {name}) left behind");
+        let _ = std::fs::remove_file(e.path());
+    }
+}
+
+/// Kills the processes left inside a namespace (they would keep it alive).
+fn kill_inside(ns: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+}
+
 /// Two bridges with namespaces on them.
 pub struct Lan {
     bridges: [String; 2],
@@ -58,6 +121,7 @@ pub struct Lan {
 impl Lan {
     /// Creates an empty LAN, or `None` (loudly) where namespaces are not available.
     pub fn new(tag: &str) -> Option<Lan> {
+        sweep_stale_runs();
         let pid = std::process::id();
         let n = pid % 100_000;
         let name = |s: &str| {
@@ -78,6 +142,7 @@ impl Lan {
         };
         let mut made = Ok(());
         for br in &lan.bridges {
+            register(&format!("link {br}"));
             made = made
                 .and_then(|_| ip(&["link", "add", br, "type", "bridge"]))
                 .and_then(|_| ip(&["link", "set", br, "type", "bridge", "mcast_snooping", "0"]))
@@ -115,6 +180,8 @@ impl Lan {
         let veth = self.veth(i);
         let addr = format!("{}.{i}", self.subnet);
         self.hosts.push((ns.clone(), addr.clone(), Segment::A));
+        register(&format!("netns {ns}"));
+        register(&format!("route {addr}/32"));
         must(&["netns", "add", &ns]);
         must(&[
             "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
@@ -179,12 +246,7 @@ impl Lan {
 impl Drop for Lan {
     fn drop(&mut self) {
         for (ns, addr, _) in &self.hosts {
-            // Processes still inside would keep the namespace alive.
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            }
+            kill_inside(ns);
             let _ = ip(&["netns", "del", ns]);
             let _ = ip(&["route", "del", &format!("{addr}/32")]);
         }

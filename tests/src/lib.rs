@@ -25,12 +25,15 @@ pub fn binary() -> &'static Path {
 /// Builds binary `bin` of `package` with the cargo running these tests, in the same
 /// profile, and returns its path (`target/<profile>/<bin>`).
 pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
-    // target/<profile>/deps/<test> → target/<profile>
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
+    // A test runs from target/<profile>/deps/<test>, a bin (the bench) from
+    // target/<profile>/<bin>.
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("executable directory");
+    let profile_dir = if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("target/<profile>")
+    } else {
+        dir
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "-q", "-p", package, "--bin", bin]);
