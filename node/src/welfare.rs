@@ -32,6 +32,27 @@ pub const PIN_TRIES: u32 = 5;
 /// How long the lock-out lasts.
 pub const PIN_LOCKOUT: Duration = Duration::from_secs(300);
 
+/// Extractor for every welfare handler: the request passed [`guard`].
+pub struct Volunteer;
+
+impl axum::extract::FromRequestParts<AppState> for Volunteer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &AppState,
+    ) -> Result<Self, ApiError> {
+        // Without the peer address (never, with the node's server) refuse, as for a
+        // non-local request without a PIN.
+        let from = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+        guard(st, from, &parts.headers)?;
+        Ok(Volunteer)
+    }
+}
+
 /// Lets the request through, or says why not.
 fn guard(st: &AppState, from: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
     let ip = from.ip();
@@ -117,24 +138,14 @@ fn people(st: &AppState) -> (Vec<PersonView>, u64) {
 }
 
 /// `GET /api/v1/people`: everyone, most urgent first.
-pub async fn list(
-    State(st): State<AppState>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> ApiResult {
-    guard(&st, from, &headers)?;
+pub async fn list(State(st): State<AppState>, _: Volunteer) -> ApiResult {
     let (people, now) = people(&st);
     let out: Vec<Value> = assess_all(&people, now).iter().map(person_json).collect();
     Ok(Json(json!({ "people": out })).into_response())
 }
 
 /// `GET /api/v1/people/overdue`: who needs a visit now.
-pub async fn overdue(
-    State(st): State<AppState>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> ApiResult {
-    guard(&st, from, &headers)?;
+pub async fn overdue(State(st): State<AppState>, _: Volunteer) -> ApiResult {
     let (people, now) = people(&st);
     let out: Vec<Value> = aidmesh_protocol::welfare::overdue(&people, now)
         .iter()
@@ -200,11 +211,9 @@ fn resolve(st: &AppState, key: &str) -> Result<PersonView, ApiError> {
 /// `GET /api/v1/people/{id}`.
 pub async fn show(
     State(st): State<AppState>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Volunteer,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    guard(&st, from, &headers)?;
     let Path(id) = id?;
     let p = resolve(&st, &id)?;
     Ok(Json(person_json(&assess(&p, st.engine.now_ms()))).into_response())
@@ -242,11 +251,9 @@ fn parse_consent(s: &str) -> Result<Consent, ApiError> {
 /// `POST /api/v1/people`: register someone to check on.
 pub async fn register(
     State(st): State<AppState>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Volunteer,
     input: Result<Json<PersonInput>, JsonRejection>,
 ) -> ApiResult {
-    guard(&st, from, &headers)?;
     let Json(i) = input?;
     let every = parse_duration("every", &i.every)?;
     let body = Body::Person(PersonRegistered {
@@ -305,12 +312,10 @@ pub struct CheckInput {
 /// board shows it.
 pub async fn check_in(
     State(st): State<AppState>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Volunteer,
     id: Result<Path<String>, PathRejection>,
     input: Result<Json<CheckInput>, JsonRejection>,
 ) -> ApiResult {
-    guard(&st, from, &headers)?;
     let Path(id) = id?;
     let Json(i) = input?;
     let person = resolve(&st, &id)?;
@@ -391,11 +396,9 @@ pub async fn check_in(
 /// record and every check-in on them, on every node.
 pub async fn forget(
     State(st): State<AppState>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Volunteer,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    guard(&st, from, &headers)?;
     let Path(id) = id?;
     let person = resolve(&st, &id)?;
     if person.author != st.engine.identity().author() {

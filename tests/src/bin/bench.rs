@@ -338,40 +338,10 @@ fn main() {
 // ---------------------------------------------------------------------------------
 // Environment
 
-/// Points the harness at `target/<profile>/aidmesh`, next to this executable (the
-/// harness's own lookup assumes a test binary in `target/<profile>/deps/`).
+/// Builds `target/<profile>/aidmesh` (the harness's [`aidmesh_tests::binary`] does it
+/// from a bin as from a test) before any node is started.
 fn locate_binary() {
-    if std::env::var_os("AIDMESH_BIN").is_some() {
-        return;
-    }
-    let exe = std::env::current_exe().expect("own executable path");
-    let bin = exe.with_file_name("aidmesh");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "aidmesh", "--bin", "aidmesh"]);
-    // `cargo run` hands this process the bench crate's variables; passing them on to
-    // build scripts would force rebuilds (as in the harness's `cargo_bin`).
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        let crate_var = [
-            "CARGO_MANIFEST_",
-            "CARGO_PKG_",
-            "CARGO_CRATE_",
-            "CARGO_BIN_",
-        ]
-        .iter()
-        .any(|p| k.starts_with(p));
-        if k == "OUT_DIR" || crate_var {
-            cmd.env_remove(&key);
-        }
-    }
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    let ok = cmd.status().is_ok_and(|s| s.success());
-    assert!(ok || bin.exists(), "cannot build {}", bin.display());
-    // Set before any thread is started.
-    std::env::set_var("AIDMESH_BIN", &bin);
+    aidmesh_tests::binary();
 }
 
 fn print_machine(quick: bool) {
