@@ -75,12 +75,33 @@ struct Trees {
     peers: sled::Tree,
 }
 
+/// Whether sled failed only because another handle still holds the database's file
+/// lock.
+fn lock_busy(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
+        || io.to_string().contains("could not acquire lock"))
+}
+
+/// Opens a sled database, waiting (up to about 2 s) while a handle that was just
+/// dropped still holds its lock: sled's background flusher outlives the handle briefly,
+/// which matters when this process reopens a database it closed (compaction, restarts
+/// in tests).
+fn open_db(config: sled::Config) -> Result<sled::Db, sled::Error> {
+    let mut tries = 0;
+    loop {
+        match config.open() {
+            Err(e) if lock_busy(&e) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Trees {
     fn open(path: &Path) -> Result<Trees, sled::Error> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()?;
+        let db = open_db(sled::Config::new().path(path).cache_capacity(CACHE_BYTES))?;
         Ok(Trees {
             events: db.open_tree("events")?,
             by_time: db.open_tree("by_time")?,
@@ -188,7 +209,7 @@ impl Store {
                 std::fs::remove_dir_all(&fresh)?;
             }
             // sled's own export/import panics on I/O errors; copy tree by tree instead.
-            let new = sled::Config::new().path(&fresh).open()?;
+            let new = open_db(sled::Config::new().path(&fresh))?;
             for name in old.db.tree_names() {
                 let from = old.db.open_tree(&name)?;
                 let to = new.open_tree(&name)?;
