@@ -376,11 +376,10 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             println!("Node created in {}", dir.display());
             println!("Community: {}", p.community);
             if passphrase.is_none() {
-                println!(
-                    "New community passphrase (give it to the other hubs):\n\n    {}\n",
-                    p.passphrase
+                print!(
+                    "{}",
+                    output::passphrase("New community passphrase", &p.passphrase)
                 );
-                println!("{}", output::qr(&p.passphrase));
             }
             println!(
                 "Start the node with:  aidmesh --data-dir {} up",
@@ -595,11 +594,10 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
         |s| {
             if let Some(p) = &s.created {
                 println!("New node and community '{}' created.", p.community);
-                println!(
-                    "Community passphrase (give it to the other hubs):\n\n    {}\n",
-                    p.passphrase
+                print!(
+                    "{}",
+                    output::passphrase("Community passphrase", &p.passphrase)
                 );
-                println!("{}", output::qr(&p.passphrase));
             }
             println!("aidmesh node running. Ctrl-C stops it.");
             println!("  peer id    {}", s.peer_id);

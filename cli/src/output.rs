@@ -274,6 +274,15 @@ pub fn peers(ps: &[Value]) -> String {
     format!("{t}\n")
 }
 
+/// A community passphrase as handed to the next volunteer: the words, then a QR code
+/// of them for a phone to scan.
+pub fn passphrase(label: &str, words: &str) -> String {
+    format!(
+        "{label} (give it to the other hubs):\n\n    {words}\n\n{}\n",
+        qr(words)
+    )
+}
+
 /// A QR code of `text` for the terminal (two rows per character).
 pub fn qr(text: &str) -> String {
     match qrcode::QrCode::new(text.as_bytes()) {

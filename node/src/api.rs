@@ -589,11 +589,17 @@ async fn post_hub(
 ) -> ApiResult {
     let Json(input) = input?;
     let body = Body::Hub(input.into_hub()?);
+    created_id(st, body).await
+}
+
+/// Posts `body` durably and answers 201 with its id (hubs and alerts).
+async fn created_id(st: AppState, body: Body) -> ApiResult {
     let engine = st.engine.clone();
     let event = blocking(move || engine.post(body)).await??;
+    let id = event.id();
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": event.id().to_hex(), "short_id": event.id().short() })),
+        Json(json!({ "id": id.to_hex(), "short_id": id.short() })),
     )
         .into_response())
 }
@@ -624,13 +630,7 @@ async fn post_alert(
 ) -> ApiResult {
     let Json(input) = input?;
     let body = Body::Alert(input.into_alert(st.engine.now_ms())?);
-    let engine = st.engine.clone();
-    let event = blocking(move || engine.post(body)).await??;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": event.id().to_hex(), "short_id": event.id().short() })),
-    )
-        .into_response())
+    created_id(st, body).await
 }
 
 /// Resolves a full id or a unique prefix (at least 6 hex characters) among items.
