@@ -358,3 +358,45 @@ fn s8_churn_for_a_minute_then_everyone_converges() {
     let took = wait_converged(&refs, posted, T);
     eprintln!("REPORT s8: {step} leave/join cycles in 60 s with {posted} posts; all 5 hosts identical {} ms after the last join", took.as_millis());
 }
+
+#[test]
+fn s0_what_an_interrupted_run_left_behind_is_removed() {
+    // Pretend a run with a dead process id left a namespace and a bridge behind.
+    let dead_pid = 4_000_000u32 + std::process::id() % 100_000; // above Linux's pid_max
+    let ns = format!("amstale{dead_pid}-1");
+    let br = format!("amz{}", dead_pid % 100_000);
+    let made = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "network namespaces unavailable under CI"
+        );
+        eprintln!("\n*** SKIPPED: network namespaces unavailable; run as root ***\n");
+        return;
+    }
+    let _ = Command::new("ip")
+        .args(["link", "add", &br, "type", "bridge"])
+        .status();
+    std::fs::create_dir_all("/tmp/aidmesh-testbed").unwrap();
+    std::fs::write(
+        format!("/tmp/aidmesh-testbed/{dead_pid}"),
+        format!("netns {ns}\nlink {br}\n"),
+    )
+    .unwrap();
+    // The next run sweeps it away before building its own LAN.
+    let Some(_lan) = Lan::new("0") else { return };
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(&ns),
+        "stale namespace {ns} left behind"
+    );
+    let link = Command::new("ip")
+        .args(["link", "show", &br])
+        .output()
+        .unwrap();
+    assert!(!link.status.success(), "stale bridge {br} left behind");
+    assert!(!std::path::Path::new(&format!("/tmp/aidmesh-testbed/{dead_pid}")).exists());
+}
