@@ -73,20 +73,20 @@ test("a phone at the hub sees the board, posts a need and gets live updates", as
 
   // Post a need through the form.
   await page.click("nav button[data-tab=post]");
-  await page.fill("input[name=title]", "Drinking water for 4 people");
-  await page.selectOption("select[name=category]", "water");
-  await page.selectOption("select[name=urgency]", "high");
-  await page.fill("input[name=qty]", "20");
-  await page.fill("input[name=unit]", "litres");
-  await page.fill("input[name=place]", "7 Oak Ave");
+  await page.fill("#post-form input[name=title]", "Drinking water for 4 people");
+  await page.selectOption("#post-form select[name=category]", "water");
+  await page.selectOption("#post-form select[name=urgency]", "high");
+  await page.fill("#post-form input[name=qty]", "20");
+  await page.fill("#post-form input[name=unit]", "litres");
+  await page.fill("#post-form input[name=place]", "7 Oak Ave");
   await page.click("#post-form button[type=submit]");
   await page.locator("#post-result", { hasText: "Posted" }).waitFor();
   const needs = await (await fetch(base + "/api/v1/needs")).json();
   assert.ok(needs.items.some((i) => i.title === "Drinking water for 4 people" && i.qty === 20));
 
   // A bad post shows the node's explanation.
-  await page.fill("input[name=title]", "   ");
-  await page.evaluate(() => document.querySelector("input[name=title]").removeAttribute("required"));
+  await page.fill("#post-form input[name=title]", "   ");
+  await page.evaluate(() => document.querySelector("#post-form input[name=title]").removeAttribute("required"));
   await page.click("#post-form button[type=submit]");
   await page.locator("#post-result.err", { hasText: "title" }).waitFor();
 
@@ -111,6 +111,17 @@ test("a phone at the hub sees the board, posts a need and gets live updates", as
   await ada.waitFor();
   await ada.getByRole("button", { name: "No answer" }).click();
   await page.locator("#people li .w-no-answer").waitFor();
+  // Register someone from the page.
+  await page.fill("#person-form input[name=name]", "Bo Lindqvist");
+  await page.fill("#person-form input[name=place]", "2 Mill Lane");
+  await page.fill("#person-form input[name=risks]", "wheelchair, lives alone");
+  await page.selectOption("#person-form select[name=every]", "6h");
+  await page.click("#person-form button[type=submit]");
+  await page.locator("#people li", { hasText: "Bo Lindqvist" }).waitFor();
+  const ppl = await (await fetch(base + "/api/v1/people")).json();
+  const bo = ppl.people.find((p) => p.name === "Bo Lindqvist");
+  assert.deepEqual(bo.risks, ["wheelchair", "lives alone"]);
+  assert.equal(bo.every_secs, 6 * 3600);
   await page.screenshot({ path: join(root, "target", "web-people.png"), fullPage: true });
   await page.click("nav button[data-tab=needs]");
 

@@ -145,13 +145,38 @@ async function refreshPeople() {
   try {
     const r = await api("/people");
     form.hidden = true;
+    $("#person-form").hidden = false;
     fill($("#people"), r.people, personCard, "Nobody registered for welfare checks.");
   } catch (e) {
     $("#people").replaceChildren();
+    $("#person-form").hidden = true;
     form.hidden = false;
     $("#pin-why").textContent = e.message;
   }
 }
+
+$("#person-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  const body = {
+    name: (f.get("name") || "").trim(),
+    place: (f.get("place") || "").trim(),
+    every: f.get("every"),
+    consent: f.get("consent"),
+    risks: (f.get("risks") || "").split(",").map((r) => r.trim()).filter((r) => r),
+  };
+  const out = $("#person-result");
+  try {
+    await api("/people", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    out.className = "";
+    out.textContent = "Added. Every hub's volunteers will see when a visit is due.";
+    ev.target.reset();
+    refreshPeople();
+  } catch (e) {
+    out.className = "err";
+    out.textContent = e.message;
+  }
+});
 
 $("#pin-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
