@@ -226,6 +226,13 @@ impl Node {
         });
     }
 
+    /// Restarts with extra arguments to `up` added (e.g. a clock offset).
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.kill();
+        self.extra.extend(args.iter().map(|a| a.to_string()));
+        self.restart();
+    }
+
     /// `kill -9`: no shutdown code runs.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

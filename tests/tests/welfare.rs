@@ -195,3 +195,24 @@ fn welfare_data_needs_the_pin_from_another_machine() {
     }
     assert_eq!(get(&guarded, Some("4711")).0, 429);
 }
+
+#[test]
+fn a_node_logs_when_someone_becomes_overdue() {
+    let mut a = Node::start("hub-a", Opts::default());
+    let v = a.post(
+        "/api/v1/people",
+        &json!({ "name": "Ada Lovelace", "place": "14 River Rd", "every": "10m" }),
+    );
+    let short = v["short_id"].as_str().expect("short id").to_string();
+    assert!(!a.log().contains("someone needs a visit"));
+    // An hour later (the node's clock moved on), she is overdue: the node says so, by id.
+    a.restart_with(&["--clock-offset", "1h"]);
+    let line = wait_for("the overdue log line", T, || {
+        a.log()
+            .lines()
+            .find(|l| l.contains("someone needs a visit"))
+            .map(str::to_string)
+    });
+    assert!(line.contains(&short) && line.contains("overdue"), "{line}");
+    assert!(!line.contains("Ada"), "names stay out of log files: {line}");
+}
