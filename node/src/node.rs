@@ -411,11 +411,16 @@ pub async fn run(
         })
     };
     let api_file = cfg.data_dir.join(API_FILE);
-    std::fs::write(&api_file, api_addr.to_string()).map_err(|source| NodeError::Io {
-        what: "cannot write",
-        path: api_file.clone(),
-        source,
-    })?;
+    // Written to a temporary file and renamed into place, so the CLI and scripts never
+    // read a half-written address.
+    let tmp = cfg.data_dir.join(format!("{API_FILE}.tmp"));
+    std::fs::write(&tmp, api_addr.to_string())
+        .and_then(|()| std::fs::rename(&tmp, &api_file))
+        .map_err(|source| NodeError::Io {
+            what: "cannot write",
+            path: api_file.clone(),
+            source,
+        })?;
     on_start(&Started {
         peer_id: net.peer_id.to_string(),
         community: profile.community.clone(),
