@@ -12,7 +12,7 @@ use aidmesh_protocol::body::BodyKind;
 use aidmesh_protocol::sync::{digest, SyncSet};
 use aidmesh_protocol::validate::{validate, Rules, TargetLookup, Verified};
 use aidmesh_protocol::{
-    Body, Clock, ClockStatus, Event, EventId, Identity, MeshClock, ValidationError, View,
+    Body, Clock, ClockStatus, Event, EventId, Identity, MeshClock, Timestamp, ValidationError, View,
 };
 use thiserror::Error;
 use tokio::sync::broadcast;
@@ -103,6 +103,25 @@ pub struct Engine {
 /// events (gossip has anti-entropy behind it, pages reload).
 const CHANNEL: usize = 1024;
 
+/// Builds the view from every stored event, and finds the newest timestamp held.
+/// No signature is re-checked: events were validated before they were stored.
+fn load_view(store: &Store) -> Result<(View, Timestamp), StoreError> {
+    let mut view = View::new();
+    let mut newest = Timestamp::default();
+    for bytes in store.events() {
+        let bytes = bytes?;
+        let Ok(event) = Event::decode(&bytes) else {
+            warn!(db = %store.path().display(), "skipping an undecodable stored event");
+            continue;
+        };
+        newest = newest.max(event.timestamp());
+        if let Ok(Some(body)) = event.body() {
+            view.insert(&event, &body);
+        }
+    }
+    Ok((view, newest))
+}
+
 impl Engine {
     /// Loads every stored event into the view. No signature is re-checked: events were
     /// validated before they were stored.
@@ -112,19 +131,8 @@ impl Engine {
         community: String,
         clock_offset_ms: i64,
     ) -> Result<Engine, StoreError> {
-        let mut view = View::new();
-        let mut clock = Clock::default();
-        for bytes in store.events() {
-            let bytes = bytes?;
-            let Ok(event) = Event::decode(&bytes) else {
-                warn!(db = %store.path().display(), "skipping an undecodable stored event");
-                continue;
-            };
-            clock.observe(event.timestamp());
-            if let Ok(Some(body)) = event.body() {
-                view.insert(&event, &body);
-            }
-        }
+        let (view, newest) = load_view(&store)?;
+        let clock = Clock::new(newest);
         let (tx, _) = broadcast::channel(CHANNEL);
         Ok(Engine {
             store,
@@ -447,15 +455,7 @@ impl Engine {
         if erased == 0 {
             return Ok(0);
         }
-        let mut view = View::new();
-        for bytes in self.store.events() {
-            if let Ok(e) = Event::decode(&bytes?) {
-                if let Ok(Some(b)) = e.body() {
-                    view.insert(&e, &b);
-                }
-            }
-        }
-        st.view = view;
+        st.view = load_view(&self.store)?.0;
         st.digest = None;
         st.sync_set = None;
         st.generation += 1;
