@@ -644,12 +644,14 @@ fn resolve_item(st: &AppState, prefix: &str) -> Result<EventId, ApiError> {
         ));
     }
     let now = st.engine.now_ms();
-    let matches: Vec<Item> = st
-        .engine
-        .with_view(|v| v.items(now))
-        .into_iter()
-        .filter(|i| i.id.to_hex().starts_with(&p))
-        .collect();
+    // Match ids first and fold only the matches: folding the whole board for every
+    // `show` or status change would cost O(board).
+    let matches: Vec<Item> = st.engine.with_view(|v| {
+        v.post_ids()
+            .filter(|id| id.has_hex_prefix(&p))
+            .filter_map(|id| v.item(id, now))
+            .collect()
+    });
     match matches.as_slice() {
         [one] => Ok(one.id),
         [] => Err(ApiError::new(

@@ -162,7 +162,7 @@ fn resolve(st: &AppState, key: &str) -> Result<PersonView, ApiError> {
     let by_id: Vec<&PersonView> = if key.len() >= 6 && key.chars().all(|c| c.is_ascii_hexdigit()) {
         people
             .iter()
-            .filter(|p| p.id.to_hex().starts_with(&lower))
+            .filter(|p| p.id.has_hex_prefix(&lower))
             .collect()
     } else {
         Vec::new()

@@ -48,6 +48,13 @@ impl EventId {
     pub fn short(&self) -> String {
         self.to_hex()[..ID_SHORT_LEN].to_string()
     }
+
+    /// Whether the lowercase hex form starts with `prefix` (lowercase hex), encoding
+    /// only as many bytes as the prefix needs.
+    pub fn has_hex_prefix(&self, prefix: &str) -> bool {
+        let bytes = prefix.len().div_ceil(2).min(self.0.len());
+        hex::encode(&self.0[..bytes]).starts_with(prefix)
+    }
 }
 
 impl fmt::Display for EventId {
@@ -274,6 +281,16 @@ mod tests {
         // The id is the hash of the signed part only.
         let signed = &e.bytes()[..e.bytes().len() - SIGNATURE_LEN];
         assert_eq!(d.id().0, *blake3::hash(signed).as_bytes());
+    }
+
+    #[test]
+    fn hex_prefixes() {
+        let id = EventId([0xab; 32]);
+        assert!(id.has_hex_prefix("abab"));
+        assert!(id.has_hex_prefix("ababa"));
+        assert!(!id.has_hex_prefix("abac"));
+        assert!(id.has_hex_prefix(&id.to_hex()));
+        assert!(!id.has_hex_prefix(&format!("{}0", id.to_hex())));
     }
 
     #[test]

@@ -354,6 +354,12 @@ impl View {
             .collect()
     }
 
+    /// Ids of every need and offer filed (including hidden ones: [`View::item`] says
+    /// which are shown), without folding them.
+    pub fn post_ids(&self) -> impl Iterator<Item = &EventId> {
+        self.posts.keys()
+    }
+
     /// One need or offer, folded at `now_ms`.
     pub fn item(&self, id: &EventId, now_ms: u64) -> Option<Item> {
         let (kind, p) = self.posts.get(id)?;
