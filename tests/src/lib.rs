@@ -1,5 +1,7 @@
-//! Harness for multi-node tests: real `aidmesh up` processes, each with its own data
-//! directory, talking over real sockets; driven through their real HTTP API.
+//! Harness for multi-node tests and the benchmark: real `aidmesh up` processes, each
+//! with its own data directory, talking over real sockets; driven through their real
+//! HTTP API. [`Node`] is the one place that starts a node process, waits for its
+//! `api.addr` and API, and kills it.
 //!
 //! Waits are on conditions with a bounded timeout; when one expires the panic message
 //! says what each node saw.
@@ -74,6 +76,10 @@ pub struct Node {
     api: String,
     extra: Vec<String>,
     lan: Option<LanHost>,
+    sync_every: String,
+    log_filter: String,
+    start_timeout: Duration,
+    start_time: Duration,
     agent: ureq::Agent,
 }
 
@@ -91,6 +97,12 @@ pub struct Opts {
     /// Run inside this network namespace, listening on `host` with mDNS on (instead
     /// of loopback with static peers only).
     pub lan: Option<LanHost>,
+    /// `--sync-every` (default "2s", so that tests converge quickly).
+    pub sync_every: Option<String>,
+    /// `AIDMESH_LOG` (default: info, the node's own modules at debug).
+    pub log: Option<String>,
+    /// Bound on the wait until the API answers (default 30 s).
+    pub start_timeout: Option<Duration>,
 }
 
 /// A node's place on a namespace LAN (see [`lan`]).
@@ -135,6 +147,14 @@ impl Node {
             "{name}: init failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        Node::open(name, dir, opts)
+    }
+
+    /// Starts `aidmesh up` on a data directory that is already initialised (e.g. one
+    /// the benchmark filled in-process); the node owns the directory from now on.
+    /// Waits (bounded) until its API answers. `community` and `passphrase` of `opts`
+    /// are not used: the directory has its own.
+    pub fn open(name: &str, dir: tempfile::TempDir, opts: Opts) -> Node {
         let mut extra = Vec::new();
         for p in &opts.peers {
             extra.push("--peer".to_string());
@@ -148,6 +168,12 @@ impl Node {
             api: String::new(),
             extra,
             lan: opts.lan.clone(),
+            sync_every: opts.sync_every.unwrap_or_else(|| "2s".into()),
+            log_filter: opts
+                .log
+                .unwrap_or_else(|| "info,aidmesh_node=debug,libp2p_gossipsub=warn".into()),
+            start_timeout: opts.start_timeout.unwrap_or(Duration::from_secs(30)),
+            start_time: Duration::ZERO,
             agent: agent(),
         };
         node.restart();
@@ -164,10 +190,18 @@ impl Node {
         self.dir.path()
     }
 
-    /// Starts the process again on the same data directory (after [`Node::kill`]).
-    pub fn restart(&mut self) {
+    /// Process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Starts the process again on the same data directory (after [`Node::kill`] or
+    /// [`Node::interrupt`]). Returns the time from spawning the process until its API
+    /// answered `/api/v1/status` (the start time the benchmark reports).
+    pub fn restart(&mut self) -> Duration {
         let api_file = self.dir.path().join("api.addr");
         let _ = std::fs::remove_file(&api_file);
+        self.api.clear();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -198,32 +232,42 @@ impl Node {
                 c
             }
         };
+        let started = Instant::now();
         let child = cmd
-            .args(["--sync-every", "2s"])
+            .args(["--sync-every", &self.sync_every])
             .args(&self.extra)
-            .env(
-                "AIDMESH_LOG",
-                "info,aidmesh_node=debug,libp2p_gossipsub=warn",
-            )
+            .env("AIDMESH_LOG", &self.log_filter)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn aidmesh up");
         self.child = Some(child);
         let name = self.name.clone();
-        wait_for(&format!("{name} to start"), Duration::from_secs(30), || {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("{name} exited at start ({st}); log:\n{}", self.log_tail(30));
+        // Polled often: the benchmark reports this wait as the start time.
+        poll(
+            &format!("{name} to start and its API to answer"),
+            self.start_timeout,
+            Duration::from_millis(2),
+            || {
+                if let Some(c) = self.child.as_mut() {
+                    if let Ok(Some(st)) = c.try_wait() {
+                        panic!("{name} exited at start ({st}); log:\n{}", self.log_tail(30));
+                    }
                 }
-            }
-            std::fs::read_to_string(&api_file).ok().map(|a| {
-                self.api = format!("http://{}", a.trim());
-            })
-        });
-        wait_for(&format!("{name}'s API"), Duration::from_secs(30), || {
-            self.try_get("/api/v1/status").ok()
-        });
+                if self.api.is_empty() {
+                    let a = std::fs::read_to_string(&api_file).ok()?;
+                    self.api = format!("http://{}", a.trim());
+                }
+                self.try_get("/api/v1/status").ok()
+            },
+        );
+        self.start_time = started.elapsed();
+        self.start_time
+    }
+
+    /// How long the last start took, from spawning the process until its API answered.
+    pub fn start_time(&self) -> Duration {
+        self.start_time
     }
 
     /// Restarts with extra arguments to `up` added (e.g. a clock offset).
@@ -407,7 +451,17 @@ pub fn http() -> ureq::Agent {
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` saying what
 /// was awaited.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll(what, timeout, Duration::from_millis(50), f)
+}
+
+/// [`wait_for`] with a chosen polling interval.
+pub fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -416,7 +470,7 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         if start.elapsed() > timeout {
             panic!("timed out after {timeout:?} waiting for {what}");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(every);
     }
 }
 

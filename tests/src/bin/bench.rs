@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -585,172 +585,41 @@ fn ingest_one_by_one(events: &[Vec<u8>], budget: Duration) -> (usize, f64) {
 }
 
 // ---------------------------------------------------------------------------------
-// A node process on a pre-filled directory (the harness's Node always starts from
-// `init`).
+// Node processes, through the test harness
 
-struct Proc {
-    name: String,
-    dir: tempfile::TempDir,
-    args: Vec<String>,
-    child: Option<Child>,
-    api: String,
-    agent: ureq::Agent,
-}
-
-impl Proc {
-    fn new(name: &str, dir: tempfile::TempDir) -> Proc {
-        Proc {
-            name: name.into(),
-            dir,
-            // Only the sessions on connection: no periodic re-sync inside a measurement.
-            args: vec!["--sync-every".into(), "10m".into()],
-            child: None,
-            api: String::new(),
-            agent: ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(30)))
-                .http_status_as_error(false)
-                .build()
-                .into(),
-        }
-    }
-
-    /// Spawns `aidmesh up`; returns the time from spawn until the API answers status.
-    fn start(&mut self) -> Duration {
-        let api_file = self.dir.path().join("api.addr");
-        let _ = std::fs::remove_file(&api_file);
-        self.api.clear();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("node.log"))
-            .expect("log file");
-        let t = Instant::now();
-        let child = Command::new(aidmesh_tests::binary())
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .args([
-                "up",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--api",
-                "127.0.0.1:0",
-            ])
-            .arg("--no-mdns")
-            .args(&self.args)
-            .env("AIDMESH_LOG", "info,libp2p_gossipsub=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn aidmesh up");
-        self.child = Some(child);
-        let deadline = Duration::from_secs(120);
-        loop {
-            if let Some(Ok(Some(st))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("{} exited at start ({st}):\n{}", self.name, self.log_tail());
-            }
-            if self.api.is_empty() {
-                match std::fs::read_to_string(&api_file) {
-                    // A half-written file reads as "" or a partial address.
-                    Ok(a) if a.trim().parse::<std::net::SocketAddr>().is_ok() => {
-                        self.api = format!("http://{}", a.trim());
-                    }
-                    _ => {}
-                }
-            }
-            if !self.api.is_empty() && self.try_get("/api/v1/status").is_ok() {
-                return t.elapsed();
-            }
-            assert!(t.elapsed() < deadline, "{} did not start", self.name);
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// Ctrl-C: the node shuts down cleanly (flushes, removes api.addr).
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-INT", &c.id().to_string()])
-                .status();
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(15) {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// `kill -9`.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    fn try_get(&self, path: &str) -> Result<Value, String> {
-        let mut r = self
-            .agent
-            .get(format!("{}{path}", self.api))
-            .call()
-            .map_err(|e| e.to_string())?;
-        r.body_mut().read_json().map_err(|e| e.to_string())
-    }
-
-    fn status(&self) -> Value {
-        self.try_get("/api/v1/status")
-            .unwrap_or_else(|e| panic!("{}: status: {e}\n{}", self.name, self.log_tail()))
-    }
-
-    fn addr(&self) -> String {
-        let s = self.status();
-        format!(
-            "{}/p2p/{}",
-            s["listen"][0].as_str().expect("a listen address"),
-            s["peer_id"].as_str().unwrap_or("")
-        )
-    }
-
-    fn connect(&self, addr: &str) {
-        let r = self
-            .agent
-            .post(format!("{}/api/v1/peers", self.api))
-            .send_json(json!({ "addr": addr }))
-            .expect("POST /api/v1/peers");
-        assert!(r.status().is_success(), "{}: dial refused", self.name);
-    }
-
-    /// (VmRSS, VmHWM) in kB.
-    fn memory_kb(&self) -> (u64, u64) {
-        let pid = self.child.as_ref().expect("running").id();
-        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |name: &str| {
-            st.lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+/// Options of the benchmark's nodes: only the sessions on connection (no periodic
+/// re-sync inside a measurement), no debug logging, and time for a big store to open.
+fn bench_opts() -> Opts {
+    Opts {
+        sync_every: Some("10m".into()),
+        log: Some("info,libp2p_gossipsub=warn".into()),
+        start_timeout: Some(Duration::from_secs(120)),
+        ..Opts::default()
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("--- {} log ---\n{}", self.name, self.log_tail());
-        }
-    }
+/// (VmRSS, VmHWM) of a running node, in kB.
+fn memory_kb(node: &Node) -> (u64, u64) {
+    let pid = node.pid().expect("the node is running");
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        st.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Ctrl-C, expecting a clean exit (a start after it is a clean start).
+fn stop(node: &mut Node) {
+    assert!(
+        node.interrupt(),
+        "{} did not exit cleanly on Ctrl-C:\n{}",
+        node.name,
+        node.log_tail(20)
+    );
 }
 
 fn sync_bytes(s: &Value) -> u64 {
@@ -801,11 +670,6 @@ fn watch(idx: usize, api: String, seen: Arc<Mutex<HashMap<(usize, String), Insta
     });
 }
 
-fn api_of(node: &Node) -> String {
-    let a = std::fs::read_to_string(node.dir().join("api.addr")).expect("api.addr");
-    format!("http://{}", a.trim())
-}
-
 fn latency(sizes: &Sizes) -> Latency {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..sizes.nodes {
@@ -827,7 +691,7 @@ fn latency(sizes: &Sizes) -> Latency {
     });
     let seen = Arc::new(Mutex::new(HashMap::new()));
     for (i, n) in nodes.iter().enumerate().skip(1) {
-        watch(i, api_of(n), seen.clone());
+        watch(i, n.api_url().to_string(), seen.clone());
     }
     // Let gossipsub exchange subscriptions and build its mesh (700 ms heartbeats).
     std::thread::sleep(Duration::from_secs(3));
@@ -910,16 +774,12 @@ struct CatchUp {
 fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
     let full_dir = tempdir("catchup-full");
     prefill(full_dir.path(), events, 1_000);
-    let empty_dir = tempdir("catchup-empty");
-    aidmesh_node::node::init(empty_dir.path(), "test", Some(TEST_PASSPHRASE)).expect("init");
-    let mut full = Proc::new("catchup-full", full_dir);
-    let mut empty = Proc::new("catchup-empty", empty_dir);
-    full.start();
-    empty.start();
+    let full = Node::open("catchup-full", full_dir, bench_opts());
+    let empty = Node::start("catchup-empty", bench_opts());
     let target = full.status();
     let digest = target["digest"].as_str().expect("digest").to_string();
     let before = sync_bytes(&empty.status());
-    let empty_rss_kb = empty.memory_kb().0;
+    let empty_rss_kb = memory_kb(&empty).0;
     let t = Instant::now();
     empty.connect(&full.addr());
     let mut secs = None;
@@ -955,9 +815,9 @@ fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
             "catch-up not done after {waited:.0} s ({held} of {} held)\n--- {} log ---\n{}\n--- {} log ---\n{}",
             events.len(),
             empty.name,
-            empty.log_tail(),
+            empty.log_tail(20),
             full.name,
-            full.log_tail()
+            full.log_tail(20)
         );
     }
     // Each byte crosses the wire once: the empty node's in + out counts both
@@ -992,11 +852,10 @@ struct Big {
 }
 
 fn in_sync(dir_a: tempfile::TempDir, dir_b: tempfile::TempDir) -> Big {
-    let mut a = Proc::new("big-a", dir_a);
-    let mut b = Proc::new("big-b", dir_b);
-    let mut starts = vec![a.start().as_secs_f64()];
-    b.start();
-    let (rss_start_kb, _) = a.memory_kb();
+    let mut a = Node::open("big-a", dir_a, bench_opts());
+    let mut starts = vec![a.start_time().as_secs_f64()];
+    let mut b = Node::open("big-b", dir_b, bench_opts());
+    let (rss_start_kb, _) = memory_kb(&a);
     let (sa, sb) = (a.status(), b.status());
     assert_eq!(sa["digest"], sb["digest"], "the two big nodes differ");
     let before = sync_bytes(&sa);
@@ -1007,19 +866,19 @@ fn in_sync(dir_a: tempfile::TempDir, dir_b: tempfile::TempDir) -> Big {
     });
     let sync_ms = t.elapsed().as_secs_f64() * 1000.0;
     let sync_bytes = sync_bytes(&a.status()) - before;
-    let (rss_synced_kb, hwm_kb) = a.memory_kb();
+    let (rss_synced_kb, hwm_kb) = memory_kb(&a);
     b.kill();
     // Start time: two more clean restarts, then one after kill -9.
     for _ in 0..2 {
-        a.stop();
-        starts.push(a.start().as_secs_f64());
+        stop(&mut a);
+        starts.push(a.restart().as_secs_f64());
     }
     a.kill();
-    let start_after_kill = a.start().as_secs_f64();
-    a.stop();
+    let start_after_kill = a.restart().as_secs_f64();
+    stop(&mut a);
     let out = Command::new(std::env::current_exe().expect("own path"))
         .arg("--memory-probe")
-        .arg(a.dir.path())
+        .arg(a.dir())
         .output()
         .expect("run the memory probe");
     let probe = String::from_utf8_lossy(&out.stdout).trim().to_string();
