@@ -3,9 +3,10 @@
 //! `{"error", "detail"}` body and stores nothing. `docs/api.md` documents what is
 //! checked here.
 //!
-//! One node serves the whole file (plus a second one, only so that the peers endpoints
-//! have a peer to show): the cases run in order inside one test, which keeps the run
-//! short and lets "nothing was stored" compare the event count before and after.
+//! One test per area, each on its own fresh node (plus a second one where the peers
+//! endpoints need a peer to show), so that one failure does not hide the rest; each
+//! node serves only its own test, so "nothing was stored" can compare the event count
+//! before and after.
 
 use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
@@ -403,62 +404,15 @@ fn ids_of(list: &Value, key: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn every_endpoint_answers_good_input_and_refuses_bad_input() {
-    let started = Instant::now();
-    let node = Node::start("api", Opts::default());
-    let api = Api::new(&node);
-    // Posted first so that they have expired by the time the expiry cases look.
-    let short_lived = api.post_expect(
-        "/api/v1/needs",
-        &json!({ "title": "Sandbags before the tide", "category": "other", "expires": "1s" }),
-        201,
-    )["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let short_alert = api.post_expect(
-        "/api/v1/alerts",
-        &json!({ "headline": "Short-lived alert", "expires": "1s" }),
-        201,
-    )["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-
-    let mut lap = Instant::now();
-    let mut phase = |name: &str| {
-        eprintln!("  {name}: {:?}", lap.elapsed());
-        lap = Instant::now();
-    };
-    status_and_categories(&api);
-    phase("status and categories");
-    peers(&api);
-    phase("peers");
-    let ids = needs_and_offers(&api);
-    phase("needs and offers");
-    lists(&api, &ids);
-    phase("lists");
-    items_by_id(&api, &ids);
-    phase("items by id");
-    status_changes(&api, &ids);
-    phase("status changes");
-    matching(&api);
-    phase("match");
-    hubs(&api);
-    phase("hubs");
-    alerts(&api);
-    phase("alerts");
-    stream(&api);
-    phase("stream");
-    routes(&api);
-    phase("routes");
-    expiry(&api, &short_lived, &short_alert);
-    phase("expiry");
-    eprintln!("api cases took {:?}", started.elapsed());
+/// A fresh node for one test.
+fn node(name: &str) -> Node {
+    Node::start(name, Opts::default())
 }
 
-fn status_and_categories(api: &Api) {
+#[test]
+fn status_and_categories() {
+    let node = node("api-status");
+    let api = Api::new(&node);
     let s = api.get("/api/v1/status");
     assert!(
         s["peer_id"].as_str().is_some_and(|p| p.starts_with("12D3")),
@@ -466,7 +420,7 @@ fn status_and_categories(api: &Api) {
     );
     assert_eq!(s["community"], "test");
     assert!(is_hex(s["author"].as_str().unwrap_or(""), 64), "{s}");
-    assert_eq!(s["events"], 2, "the two short-lived posts: {s}");
+    assert_eq!(s["events"], 0, "a fresh node holds nothing: {s}");
     assert!(is_hex(s["digest"].as_str().unwrap_or(""), 64), "{s}");
     assert_eq!(s["peers"], 0, "{s}");
     assert_eq!(s["peer_list"], json!([]), "{s}");
@@ -504,7 +458,10 @@ fn status_and_categories(api: &Api) {
     assert_eq!(cats[6]["cluster"], Value::Null, "rescue has no cluster");
 }
 
-fn peers(api: &Api) {
+#[test]
+fn peers() {
+    let node = node("api-peers");
+    let api = &Api::new(&node);
     let p = "/api/v1/peers";
     assert_eq!(api.get(p), json!({ "peers": [] }));
     let other = Node::start("api-peer", Opts::default());
@@ -639,7 +596,9 @@ struct Ids {
     all: Vec<String>,
 }
 
-fn needs_and_offers(api: &Api) -> Ids {
+/// Posts the board every board test starts from (checking each answer); returns the
+/// ids.
+fn post_board(api: &Api) -> Ids {
     let status = api.get("/api/v1/status");
     let author = status["author"].as_str().expect("author").to_string();
     let n = "/api/v1/needs";
@@ -745,6 +704,36 @@ fn needs_and_offers(api: &Api) -> Ids {
     assert_eq!(offer["category"], "water");
     assert_eq!(offer["status"], "open");
 
+    let all = api
+        .get("/api/v1/items?status=all")
+        .get("items")
+        .and_then(Value::as_array)
+        .expect("items")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect();
+    let id = |v: &Value| v["id"].as_str().expect("id").to_string();
+    Ids {
+        full: id(&full),
+        minimal: id(&minimal),
+        offer: id(&offer),
+        urgent: id(&urgent),
+        all,
+    }
+}
+
+#[test]
+fn needs_and_offers_good_input() {
+    let node = node("api-post");
+    post_board(&Api::new(&node));
+}
+
+#[test]
+fn needs_and_offers_bad_input() {
+    let node = node("api-post-bad");
+    let api = &Api::new(&node);
+    let n = "/api/v1/needs";
+    let o = "/api/v1/offers";
     // Bad input, for needs and (same code path) offers.
     for path in [n, o] {
         api.refuses_garbage(
@@ -959,26 +948,13 @@ fn needs_and_offers(api: &Api) -> Ids {
     ] {
         bad(case, with(extra), 422, "invalid_input", &has);
     }
-
-    let all = api
-        .get("/api/v1/items?status=all")
-        .get("items")
-        .and_then(Value::as_array)
-        .expect("items")
-        .iter()
-        .map(|i| i["id"].as_str().expect("id").to_string())
-        .collect();
-    let id = |v: &Value| v["id"].as_str().expect("id").to_string();
-    Ids {
-        full: id(&full),
-        minimal: id(&minimal),
-        offer: id(&offer),
-        urgent: id(&urgent),
-        all,
-    }
 }
 
-fn lists(api: &Api, ids: &Ids) {
+#[test]
+fn lists() {
+    let node = node("api-lists");
+    let api = &Api::new(&node);
+    let ids = &post_board(api);
     let needs = api.get("/api/v1/needs");
     let need_ids = ids_of(&needs, "items");
     for i in needs["items"].as_array().expect("items") {
@@ -1061,7 +1037,11 @@ fn lists(api: &Api, ids: &Ids) {
     }
 }
 
-fn items_by_id(api: &Api, ids: &Ids) {
+#[test]
+fn items_by_id() {
+    let node = node("api-items");
+    let api = &Api::new(&node);
+    let ids = &post_board(api);
     let full = &ids.full;
     let v = api.get(&format!("/api/v1/items/{full}"));
     check_item_shape(&v);
@@ -1133,7 +1113,11 @@ fn change(api: &Api, id: &str, status: &str, code: u16) -> Value {
     )
 }
 
-fn status_changes(api: &Api, ids: &Ids) {
+#[test]
+fn status_changes() {
+    let node = node("api-changes");
+    let api = &Api::new(&node);
+    let ids = &post_board(api);
     let me = api.get(&format!("/api/v1/items/{}", ids.full))["author"].clone();
     let path = format!("/api/v1/items/{}/status", &ids.full[..8]);
 
@@ -1310,7 +1294,10 @@ fn status_changes(api: &Api, ids: &Ids) {
     );
 }
 
-fn matching(api: &Api) {
+#[test]
+fn matching() {
+    let node = node("api-match");
+    let api = &Api::new(&node);
     let need = api.post_expect(
         "/api/v1/needs",
         &json!({ "title": "Blankets for 4", "category": "shelter", "qty": 4,
@@ -1357,7 +1344,10 @@ fn matching(api: &Api) {
     }
 }
 
-fn hubs(api: &Api) {
+#[test]
+fn hubs() {
+    let node = node("api-hubs");
+    let api = &Api::new(&node);
     let p = "/api/v1/hubs";
     let before = api.events();
     let v = api.post_expect(
@@ -1494,7 +1484,10 @@ fn hubs(api: &Api) {
     );
 }
 
-fn alerts(api: &Api) {
+#[test]
+fn alerts() {
+    let node = node("api-alerts");
+    let api = &Api::new(&node);
     let p = "/api/v1/alerts";
     let full = api.post_expect(
         p,
@@ -1685,7 +1678,10 @@ fn next_event_about(rx: &mpsc::Receiver<Result<String, String>>, id: &str) -> Va
     }
 }
 
-fn stream(api: &Api) {
+#[test]
+fn stream() {
+    let node = node("api-stream");
+    let api = &Api::new(&node);
     let rx = open_stream(api);
     let head = rx
         .recv_timeout(T)
@@ -1716,7 +1712,10 @@ fn stream(api: &Api) {
     assert_eq!(ev["kind"], "hub");
 }
 
-fn routes(api: &Api) {
+#[test]
+fn routes() {
+    let node = node("api-routes");
+    let api = &Api::new(&node);
     for path in [
         "/api/v1/nothing",
         "/api/v2/status",
@@ -1747,7 +1746,26 @@ fn routes(api: &Api) {
     assert!(r.ctype.starts_with("text/html"), "{}", r.ctype);
 }
 
-fn expiry(api: &Api, need: &str, alert: &str) {
+#[test]
+fn expiry() {
+    let node = node("api-expiry");
+    let api = &Api::new(&node);
+    let need: &str = &api.post_expect(
+        "/api/v1/needs",
+        &json!({ "title": "Sandbags before the tide", "category": "other", "expires": "1s" }),
+        201,
+    )["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let alert: &str = &api.post_expect(
+        "/api/v1/alerts",
+        &json!({ "headline": "Short-lived alert", "expires": "1s" }),
+        201,
+    )["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     wait_for("the 1 s need to expire", T, || {
         ids_of(&api.get("/api/v1/items?status=expired"), "items")
             .contains(&need.to_string())
