@@ -396,11 +396,21 @@ mod tests {
     }
 
     #[test]
-    fn digest_depends_only_on_the_set() {
+    fn digest_is_blake3_over_the_ascending_ids() {
+        // docs/protocol.md §8.7, including its value for the empty set.
+        let empty = blake3::Hash::from_hex(
+            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+        )
+        .unwrap();
+        assert_eq!(digest(&BTreeSet::new()), *empty.as_bytes());
         let ids: BTreeSet<EventId> = (0..10).map(id).collect();
-        let again: BTreeSet<EventId> = (0..10).rev().map(id).collect();
-        assert_eq!(digest(&ids), digest(&again));
+        let joined: Vec<u8> = ids.iter().flat_map(|i| i.0).collect();
+        assert_eq!(digest(&ids), *blake3::hash(&joined).as_bytes());
+        // Every id counts, and so does the order: callers must pass the ids sorted (that
+        // nodes holding the same set show the same digest, whatever the arrival order,
+        // is checked across real nodes by the convergence tests in tests/).
         let fewer: BTreeSet<EventId> = (0..9).map(id).collect();
         assert_ne!(digest(&ids), digest(&fewer));
+        assert_ne!(digest(&ids), digest(ids.iter().rev()));
     }
 }

@@ -358,21 +358,29 @@ fn s8_churn_for_a_minute_then_everyone_converges() {
         wait_mesh(&refs, 4);
     }
     let start = Instant::now();
-    let mut posted = 0u64;
+    let mut posted = Vec::new();
     let mut step = 0usize;
     while start.elapsed() < Duration::from_secs(60) {
         // Hosts 3..5 leave and come back in turn; 1 and 2 stay and keep posting.
         let churner = 2 + step % 3;
         nodes[churner].kill();
-        nodes[step % 2].need(&format!("during churn {step}"));
-        posted += 1;
+        posted.push(nodes[step % 2].need(&format!("during churn {step}")));
         std::thread::sleep(Duration::from_secs(2)); // the node stays away a while
         nodes[churner].restart();
         step += 1;
     }
     let refs: Vec<&Node> = nodes.iter().collect();
-    let took = wait_converged(&refs, posted, T);
-    eprintln!("REPORT s8: {step} leave/join cycles in 60 s with {posted} posts; all 5 hosts identical {} ms after the last join", took.as_millis());
+    let took = wait_converged(&refs, posted.len() as u64, T);
+    let held: Vec<BTreeSet<String>> = nodes
+        .iter()
+        .map(|n| n.item_ids().into_iter().collect())
+        .collect();
+    let everywhere = posted
+        .iter()
+        .filter(|id| held.iter().all(|h| h.contains(*id)))
+        .count();
+    eprintln!("REPORT s8: {step} leave/join cycles in 60 s, one post each; {everywhere} of {} posts on all 5 hosts, identical {} ms after the last join", posted.len(), took.as_millis());
+    assert_eq!(everywhere, posted.len(), "posts missing on some host");
 }
 
 #[test]
