@@ -256,7 +256,8 @@ impl Node {
                 }
                 if self.api.is_empty() {
                     let a = std::fs::read_to_string(&api_file).ok()?;
-                    self.api = format!("http://{}", a.trim());
+                    let addr: std::net::SocketAddr = a.trim().parse().ok()?;
+                    self.api = format!("http://{addr}");
                 }
                 self.try_get("/api/v1/status").ok()
             },
