@@ -1750,7 +1750,7 @@ fn routes() {
 fn expiry() {
     let node = node("api-expiry");
     let api = &Api::new(&node);
-    let need: &str = &api.post_expect(
+    let need = api.post_expect(
         "/api/v1/needs",
         &json!({ "title": "Sandbags before the tide", "category": "other", "expires": "1s" }),
         201,
@@ -1758,7 +1758,7 @@ fn expiry() {
         .as_str()
         .expect("id")
         .to_string();
-    let alert: &str = &api.post_expect(
+    let alert = api.post_expect(
         "/api/v1/alerts",
         &json!({ "headline": "Short-lived alert", "expires": "1s" }),
         201,
@@ -1768,16 +1768,20 @@ fn expiry() {
         .to_string();
     wait_for("the 1 s need to expire", T, || {
         ids_of(&api.get("/api/v1/items?status=expired"), "items")
-            .contains(&need.to_string())
+            .contains(&need)
             .then_some(())
     });
     let v = api.get(&format!("/api/v1/items/{need}"));
     assert_eq!(v["status"], "expired");
-    assert!(!ids_of(&api.get("/api/v1/needs"), "items").contains(&need.to_string()));
-    assert!(ids_of(&api.get("/api/v1/needs?status=all"), "items").contains(&need.to_string()));
+    assert!(!ids_of(&api.get("/api/v1/needs"), "items").contains(&need));
+    assert!(ids_of(&api.get("/api/v1/needs?status=all"), "items").contains(&need));
     wait_for("the 1 s alert to expire", T, || {
         let a = api.get("/api/v1/alerts");
-        (!a["alerts"].as_array()?.iter().any(|x| x["id"] == alert)).then_some(())
+        (!a["alerts"]
+            .as_array()?
+            .iter()
+            .any(|x| x["id"] == alert.as_str()))
+        .then_some(())
     });
 }
 
