@@ -73,13 +73,13 @@ pub struct Node {
     pub name: String,
     dir: tempfile::TempDir,
     child: Option<Child>,
-    api: String,
-    extra: Vec<String>,
-    lan: Option<LanHost>,
     sync_every: String,
     log_filter: String,
     start_timeout: Duration,
     start_time: Duration,
+    api: String,
+    extra: Vec<String>,
+    lan: Option<LanHost>,
     agent: ureq::Agent,
 }
 
@@ -92,17 +92,17 @@ pub struct Opts {
     pub passphrase: Option<String>,
     /// Static peers.
     pub peers: Vec<String>,
-    /// Extra arguments to `up`.
-    pub args: Vec<String>,
-    /// Run inside this network namespace, listening on `host` with mDNS on (instead
-    /// of loopback with static peers only).
-    pub lan: Option<LanHost>,
     /// `--sync-every` (default "2s", so that tests converge quickly).
     pub sync_every: Option<String>,
     /// `AIDMESH_LOG` (default: info, the node's own modules at debug).
     pub log: Option<String>,
     /// Bound on the wait until the API answers (default 30 s).
     pub start_timeout: Option<Duration>,
+    /// Extra arguments to `up`.
+    pub args: Vec<String>,
+    /// Run inside this network namespace, listening on `host` with mDNS on (instead
+    /// of loopback with static peers only).
+    pub lan: Option<LanHost>,
 }
 
 /// A node's place on a namespace LAN (see [`lan`]).
@@ -165,15 +165,15 @@ impl Node {
             name: name.to_string(),
             dir,
             child: None,
-            api: String::new(),
-            extra,
-            lan: opts.lan.clone(),
             sync_every: opts.sync_every.unwrap_or_else(|| "2s".into()),
             log_filter: opts
                 .log
                 .unwrap_or_else(|| "info,aidmesh_node=debug,libp2p_gossipsub=warn".into()),
             start_timeout: opts.start_timeout.unwrap_or(Duration::from_secs(30)),
             start_time: Duration::ZERO,
+            api: String::new(),
+            extra,
+            lan: opts.lan.clone(),
             agent: agent(),
         };
         node.restart();
@@ -188,11 +188,6 @@ impl Node {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-
-    /// Process id, while running.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
     }
 
     /// Starts the process again on the same data directory (after [`Node::kill`] or
@@ -301,6 +296,11 @@ impl Node {
             || c.try_wait().ok().flatten(),
         );
         status.success()
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether the process is still running.
