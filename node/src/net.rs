@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aidmesh_protocol::event::MAX_EVENT_BYTES;
-use aidmesh_protocol::Event;
+use aidmesh_protocol::{Event, ValidationError};
 use futures::StreamExt;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::upgrade::Version;
@@ -30,7 +30,7 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::engine::{Engine, IngestError, Ingested, Origin};
+use crate::engine::{ClockKey, Engine, IngestError, Ingested, Origin};
 use crate::store::PeerRecord;
 use crate::sync::{self, Codec, Counters, Next, Session};
 
@@ -383,11 +383,15 @@ fn remote_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
 }
 
 impl Task {
-    /// The mesh-clock key of a peer: its IP address (or, unknown, its id).
-    fn clock_key(&self, peer: &PeerId) -> Vec<u8> {
-        match self.peer_ip.get(peer) {
-            Some(ip) => ip.to_string().into_bytes(),
-            None => peer.to_bytes(),
+    /// The mesh-clock key of a peer: its id, and its host, the IP address (or, unknown,
+    /// its id). The mesh clock counts one vote per host.
+    fn clock_key(&self, peer: &PeerId) -> ClockKey {
+        ClockKey {
+            peer: peer.to_bytes(),
+            host: match self.peer_ip.get(peer) {
+                Some(ip) => ip.to_string().into_bytes(),
+                None => peer.to_bytes(),
+            },
         }
     }
 
@@ -654,8 +658,7 @@ impl Task {
             } => {
                 info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
                 self.sessions.remove(&peer_id);
-                let key = self.clock_key(&peer_id);
-                self.engine.forget_peer_clock(&key);
+                self.engine.forget_peer_clock(&peer_id.to_bytes());
                 self.peer_ip.remove(&peer_id);
                 // Redial wanted addresses of this peer soon.
                 let soon = Instant::now() + Duration::from_secs(1);
@@ -704,6 +707,12 @@ impl Task {
                         MessageAcceptance::Accept
                     }
                     Ok(_) => MessageAcceptance::Ignore,
+                    // Valid where it was written, ahead of our clock: not the relay's
+                    // fault. Not stored now; sync brings it again once we catch up.
+                    Err(IngestError::Invalid(e @ ValidationError::FromTheFuture { .. })) => {
+                        debug!(peer = %propagation_source, error = %e, "event from gossip ahead of our clock; ignored for now");
+                        MessageAcceptance::Ignore
+                    }
                     Err(IngestError::Invalid(e)) => {
                         warn!(peer = %propagation_source, error = %e, "rejected an invalid event from gossip; the peer is penalised");
                         MessageAcceptance::Reject
@@ -765,8 +774,8 @@ impl Task {
                             self.pending.insert(rid, peer);
                         }
                         Ok(Next::Done(s)) => {
-                            if s.fetched > 0 || s.rejected > 0 {
-                                info!(%peer, fetched = s.fetched, rejected = s.rejected, rounds = s.rounds, ms = s.millis, "synced");
+                            if s.fetched > 0 || s.rejected > 0 || s.deferred > 0 {
+                                info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred_ahead_of_our_clock = s.deferred, rounds = s.rounds, ms = s.millis, "synced");
                             } else {
                                 debug!(%peer, rounds = s.rounds, "in sync");
                             }
