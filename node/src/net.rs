@@ -774,8 +774,11 @@ impl Task {
                             self.pending.insert(rid, peer);
                         }
                         Ok(Next::Done(s)) => {
-                            if s.fetched > 0 || s.rejected > 0 || s.deferred > 0 {
-                                info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred_ahead_of_our_clock = s.deferred, rounds = s.rounds, ms = s.millis, "synced");
+                            if s.fetched > 0 || s.rejected > 0 {
+                                info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred = s.deferred, rounds = s.rounds, ms = s.millis, "synced");
+                            } else if s.deferred > 0 {
+                                // Repeats every round until our clock catches up: debug.
+                                debug!(%peer, deferred = s.deferred, rounds = s.rounds, "in sync but for events ahead of our clock (set aside until then)");
                             } else {
                                 debug!(%peer, rounds = s.rounds, "in sync");
                             }
