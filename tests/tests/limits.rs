@@ -45,3 +45,30 @@ fn oversized_fields_are_refused_naming_the_field_and_the_node_keeps_serving() {
     assert_eq!(n.events(), 1);
     assert!(!n.log().contains("panicked"), "{}", n.log_tail(20));
 }
+
+#[test]
+fn names_that_display_as_someone_else_are_refused() {
+    let n = Node::start("text", Opts::default());
+    // "Ada " + RIGHT-TO-LEFT OVERRIDE + "ecalevoL": shows as "Ada Lovelace".
+    let (code, v) = n.post_raw(
+        "/api/v1/people",
+        &json!({ "name": "Ada \u{202E}ecalevoL", "place": "14 River Rd", "every": "12h" }),
+    );
+    assert_eq!(code, 422, "{v}");
+    let detail = v["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.starts_with("name") && detail.contains("U+202E"),
+        "{v}"
+    );
+    // A zero-width space inside a need's title.
+    let (code, v) = n.post_raw(
+        "/api/v1/needs",
+        &json!({ "title": "wa\u{200B}ter", "category": "water" }),
+    );
+    assert_eq!(code, 422, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap_or("").starts_with("title"),
+        "{v}"
+    );
+    assert_eq!(n.events(), 0);
+}
