@@ -131,9 +131,10 @@ fn a_rogue_peer_with_the_key_is_rejected_and_penalised() {
         log.contains(GOSSIP_REJECTED).then_some(log)
     });
     let rejected = log.matches(GOSSIP_REJECTED).count() as u64;
+    // Future-dated events are ignored, not rejected (they may have been valid where
+    // they were written; issue 9), so they do not count here.
     let invalid_sent: u64 = [
         "forged_signature",
-        "future",
         "malformed_body",
         "bad_field",
         "garbage",
