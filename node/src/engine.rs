@@ -167,6 +167,12 @@ impl Engine {
         let clock = Clock::new(newest);
         let (tx, _) = broadcast::channel(CHANNEL);
         let started = system_ms().saturating_add_signed(clock_offset_ms);
+        if started < BUILD_MS {
+            warn!(
+                behind_build_ms = BUILD_MS - started,
+                "this computer's clock is before this program was built; using the build time until a peer tells the time. Set the clock if you can"
+            );
+        }
         Ok(Engine {
             store,
             identity,

@@ -382,6 +382,21 @@ fn remote_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
     })
 }
 
+/// A host for the mesh clock's one-vote-per-host rule: an IPv4 address, or an IPv6 /64
+/// (one machine or home network gets a whole /64 and may pick any address in it).
+fn clock_host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = a.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 impl Task {
     /// The mesh-clock key of a peer: its id, and its host, the IP address (or, unknown,
     /// its id). The mesh clock counts one vote per host.
@@ -389,7 +404,7 @@ impl Task {
         ClockKey {
             peer: peer.to_bytes(),
             host: match self.peer_ip.get(peer) {
-                Some(ip) => ip.to_string().into_bytes(),
+                Some(ip) => clock_host(*ip).into_bytes(),
                 None => peer.to_bytes(),
             },
         }
@@ -810,5 +825,24 @@ impl Task {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clock_host;
+
+    #[test]
+    fn one_ipv6_network_is_one_clock_host() {
+        let a = clock_host("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = clock_host("2001:db8:1:2:bbbb:cccc:dddd:eeee".parse().unwrap());
+        let other = clock_host("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b, "privacy addresses of one /64 are one vote");
+        assert_ne!(a, other);
+        assert_eq!(clock_host("::ffff:10.0.0.2".parse().unwrap()), "10.0.0.2");
+        assert_ne!(
+            clock_host("10.0.0.2".parse().unwrap()),
+            clock_host("10.0.0.3".parse().unwrap())
+        );
     }
 }

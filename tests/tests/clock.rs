@@ -239,6 +239,11 @@ fn a_computer_set_before_the_build_uses_the_build_time_then_one_laptops() {
         now as i64 - floor as i64
     );
     assert!(alone["clock"]["warning"].is_string(), "{alone}");
+    assert!(
+        pi.log().contains("before this program was built"),
+        "no start-up warning:\n{}",
+        pi.log_tail(10)
+    );
     pi.connect(&laptop.addr());
     wait_for("the pi to take the laptop's time", T, || {
         (clock(&pi)["source"] == "mesh").then_some(())

@@ -133,15 +133,10 @@ fn a_rogue_peer_with_the_key_is_rejected_and_penalised() {
     let rejected = log.matches(GOSSIP_REJECTED).count() as u64;
     // Future-dated events are ignored, not rejected (they may have been valid where
     // they were written; issue 9), so they do not count here.
-    let invalid_sent: u64 = [
-        "forged_signature",
-        "malformed_body",
-        "bad_field",
-        "garbage",
-    ]
-    .iter()
-    .map(|w| count(&report, "sent", w))
-    .sum();
+    let invalid_sent: u64 = ["forged_signature", "malformed_body", "bad_field", "garbage"]
+        .iter()
+        .map(|w| count(&report, "sent", w))
+        .sum();
     eprintln!("a rejected {rejected} of {invalid_sent} invalid gossip messages");
     assert!(
         rejected * 4 < invalid_sent,
