@@ -174,6 +174,9 @@ struct UpArgs {
     /// computer without a real-time clock that booted in 1970).
     #[arg(long, hide = true, conflicts_with = "clock_offset")]
     clock_at: Option<u64>,
+    /// Testing: look for welfare records past retention this often (default 10m).
+    #[arg(long, hide = true)]
+    retention_sweep_every: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -579,6 +582,10 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
             .map_err(|e| CliError(e.to_string()))?;
         let ms = d.as_millis() as i64;
         cfg.clock_offset_ms = if neg { -ms } else { ms };
+    }
+    if let Some(every) = &args.retention_sweep_every {
+        cfg.retention_sweep = aidmesh_node::input::parse_duration("--retention-sweep-every", every)
+            .map_err(|e| CliError(e.to_string()))?;
     }
     if let Some(at) = args.clock_at {
         let sys = std::time::SystemTime::now()

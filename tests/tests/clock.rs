@@ -42,9 +42,24 @@ fn punished(n: &Node) -> Vec<String> {
         .collect()
 }
 
+/// Retention sweeps the node has finished so far.
+fn sweeps(n: &Node) -> usize {
+    n.log().matches("retention sweep done").count()
+}
+
 #[test]
 fn one_peer_40_days_ahead_moves_nothing_and_nobody_is_banned() {
-    let victim = Node::start("victim", Opts::default());
+    // Records are erased a day after their last check-in, looked for every second: a
+    // clock believed 40 days ahead would erase Ada at the next sweep.
+    let victim = Node::start(
+        "victim",
+        Opts {
+            args: ["--welfare-retention", "1d", "--retention-sweep-every", "1s"]
+                .map(String::from)
+                .to_vec(),
+            ..Opts::default()
+        },
+    );
     let ada = victim.post(
         "/api/v1/people",
         &json!({ "name": "Ada Lovelace", "place": "14 River Rd", "every": "12h" }),
@@ -110,6 +125,19 @@ fn one_peer_40_days_ahead_moves_nothing_and_nobody_is_banned() {
     assert_eq!(victim.status()["peers"], 1, "the victim dropped its peer");
     assert_eq!(punished(&victim), Vec::<String>::new());
     assert_eq!(punished(&fast), Vec::<String>::new());
+    // Two more retention sweeps with the fast clock heard: Ada's record stays.
+    let done = sweeps(&victim);
+    wait_for("two more retention sweeps", T, || {
+        (sweeps(&victim) >= done + 2).then_some(())
+    });
+    assert_eq!(
+        victim.status()["clock"]["status"],
+        "behind",
+        "the fast peer's clock is no longer counted; the sweeps proved nothing"
+    );
+    let people = victim.get("/api/v1/people")["people"].clone();
+    assert_eq!(people[0]["id"], ada.as_str(), "erased early: {people}");
+    assert!(!victim.log().contains("past retention erased"));
     eprintln!("REPORT clock a: one peer 40 days ahead: victim's time off by {} ms, nobody overdue, future event set aside, no ban", now.abs_diff(real_now()));
 }
 
