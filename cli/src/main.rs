@@ -170,6 +170,13 @@ struct UpArgs {
     /// Testing: shift this node's clock, e.g. -3d or 10m.
     #[arg(long, allow_hyphen_values = true, hide = true)]
     clock_offset: Option<String>,
+    /// Testing: start this node's clock at this time, in ms since the Unix epoch (0: a
+    /// computer without a real-time clock that booted in 1970).
+    #[arg(long, hide = true, conflicts_with = "clock_offset")]
+    clock_at: Option<u64>,
+    /// Testing: look for welfare records past retention this often (default 10m).
+    #[arg(long, hide = true)]
+    retention_sweep_every: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -575,6 +582,16 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
             .map_err(|e| CliError(e.to_string()))?;
         let ms = d.as_millis() as i64;
         cfg.clock_offset_ms = if neg { -ms } else { ms };
+    }
+    if let Some(every) = &args.retention_sweep_every {
+        cfg.retention_sweep = aidmesh_node::input::parse_duration("--retention-sweep-every", every)
+            .map_err(|e| CliError(e.to_string()))?;
+    }
+    if let Some(at) = args.clock_at {
+        let sys = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        cfg.clock_offset_ms = (at as i64).saturating_sub(sys);
     }
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -273,8 +273,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))
 }
 
-fn clock_json(status: ClockStatus, offset: Option<i64>) -> Value {
-    let (name, warning) = match status {
+fn clock_json(
+    status: ClockStatus,
+    offset: Option<i64>,
+    reading: aidmesh_protocol::ClockReading,
+    floor_ms: u64,
+) -> Value {
+    let (name, mut warning) = match status {
         ClockStatus::Unknown => ("unknown", None),
         ClockStatus::Ok => ("ok", None),
         ClockStatus::Behind(ms) => (
@@ -292,7 +297,34 @@ fn clock_json(status: ClockStatus, offset: Option<i64>) -> Value {
             )),
         ),
     };
-    json!({ "status": name, "offset_ms": offset, "warning": warning })
+    let source = match reading.source {
+        aidmesh_protocol::TimeSource::Local => "local",
+        aidmesh_protocol::TimeSource::Mesh => "mesh",
+        aidmesh_protocol::TimeSource::Floor => "build_time",
+    };
+    if let Some(w) = &mut warning {
+        if reading.source == aidmesh_protocol::TimeSource::Local {
+            w.push_str(&format!(
+                " ({} computer(s) say so; not corrected: {} must agree)",
+                reading.hosts,
+                aidmesh_protocol::time::CLOCK_QUORUM_HOSTS
+            ));
+        }
+    }
+    if reading.source == aidmesh_protocol::TimeSource::Floor {
+        warning = Some(
+            "this computer's clock is before this program was built; using the build time until a peer tells the time".into(),
+        );
+    }
+    json!({
+        "status": name,
+        "offset_ms": offset,
+        "warning": warning,
+        "source": source,
+        "hosts": reading.hosts,
+        "correction_ms": reading.now_ms as i64 - reading.local_ms as i64,
+        "floor_ms": floor_ms,
+    })
 }
 
 async fn status(State(st): State<AppState>) -> ApiResult {
@@ -302,6 +334,7 @@ async fn status(State(st): State<AppState>) -> ApiResult {
         .await?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string()))?;
     let (clock, offset) = st.engine.clock_status();
+    let reading = st.engine.clock();
     let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
     Ok(Json(json!({
         "peer_id": net.as_ref().map(|n| n.peer_id.clone()).unwrap_or_else(|| st.net.peer_id.to_string()),
@@ -312,8 +345,8 @@ async fn status(State(st): State<AppState>) -> ApiResult {
         "digest": hex::encode(digest),
         "peers": net_peers.len(),
         "peer_list": net_peers,
-        "clock": clock_json(clock, offset),
-        "now_ms": st.engine.now_ms(),
+        "clock": clock_json(clock, offset, reading, st.engine.clock_floor_ms()),
+        "now_ms": reading.now_ms,
         "sync_bytes_in": net.as_ref().map_or(0, |n| n.sync_bytes_in),
         "sync_bytes_out": net.as_ref().map_or(0, |n| n.sync_bytes_out),
     }))

@@ -12,7 +12,8 @@ use aidmesh_protocol::body::BodyKind;
 use aidmesh_protocol::sync::{digest, SyncSet};
 use aidmesh_protocol::validate::{validate, Rules, TargetLookup, Verified};
 use aidmesh_protocol::{
-    Body, Clock, ClockStatus, Event, EventId, Identity, MeshClock, Timestamp, ValidationError, View,
+    Body, Clock, ClockReading, ClockStatus, Event, EventId, Identity, MeshClock, TimeSource,
+    Timestamp, ValidationError, View,
 };
 use thiserror::Error;
 use tokio::sync::broadcast;
@@ -75,6 +76,35 @@ pub struct BatchResult {
     pub known: usize,
     /// Rejected, with reasons.
     pub rejected: Vec<String>,
+    /// Stamped too far ahead of our clock: not stored now, not the sender's fault (it was
+    /// valid where it was written); sync brings it again later.
+    pub deferred: Vec<EventId>,
+}
+
+/// Who reported a clock sample: the peer, and the host it connected from. The mesh
+/// clock counts one vote per host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockKey {
+    /// The peer (its id).
+    pub peer: Vec<u8>,
+    /// Its host (IP address; the peer id when unknown).
+    pub host: Vec<u8>,
+}
+
+/// When this binary was built, in ms since the epoch (from `build.rs`): the mesh
+/// clock's plausibility floor.
+pub const BUILD_MS: u64 = parse_ms(env!("AIDMESH_BUILD_MS"));
+
+const fn parse_ms(s: &str) -> u64 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n: u64 = 0;
+    while i < b.len() {
+        assert!(b[i].is_ascii_digit(), "AIDMESH_BUILD_MS must be digits");
+        n = n * 10 + (b[i] - b'0') as u64;
+        i += 1;
+    }
+    n
 }
 
 struct State {
@@ -132,8 +162,17 @@ impl Engine {
         clock_offset_ms: i64,
     ) -> Result<Engine, StoreError> {
         let (view, newest) = load_view(&store)?;
+        // `newest` may be ahead of our clock; `Clock::now` clamps it so local writes
+        // still validate.
         let clock = Clock::new(newest);
         let (tx, _) = broadcast::channel(CHANNEL);
+        let started = system_ms().saturating_add_signed(clock_offset_ms);
+        if started < BUILD_MS {
+            warn!(
+                behind_build_ms = BUILD_MS - started,
+                "this computer's clock is before this program was built; using the build time until a peer tells the time. Set the clock if you can"
+            );
+        }
         Ok(Engine {
             store,
             identity,
@@ -142,7 +181,7 @@ impl Engine {
             state: Mutex::new(State {
                 view,
                 clock,
-                mesh: MeshClock::default(),
+                mesh: MeshClock::new(BUILD_MS, started),
                 digest: None,
                 sync_set: None,
                 generation: 0,
@@ -173,18 +212,27 @@ impl Engine {
         &self.store
     }
 
-    /// The system wall clock plus the configured offset (a test hook for bad clocks).
+    /// The system wall clock plus the configured offset (a test hook for bad clocks):
+    /// the local, uncorrected clock, which is what peers are told.
     pub fn wall_ms(&self) -> u64 {
-        let sys = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        sys.saturating_add_signed(self.clock_offset_ms)
+        system_ms().saturating_add_signed(self.clock_offset_ms)
     }
 
-    /// The wall clock corrected towards the mesh when ours is far off.
-    pub fn now_ms(&self) -> u64 {
+    /// The times in use now (see [`aidmesh_protocol::MeshClock::read`]).
+    pub fn clock(&self) -> ClockReading {
         let wall = self.wall_ms();
-        self.lock().mesh.corrected(wall)
+        self.lock().mesh.read(wall)
+    }
+
+    /// The time for new events, validation and due checks: the local clock, corrected
+    /// only as the mesh-clock rules allow.
+    pub fn now_ms(&self) -> u64 {
+        self.clock().now_ms
+    }
+
+    /// The build-time floor this node uses.
+    pub fn clock_floor_ms(&self) -> u64 {
+        BUILD_MS
     }
 
     /// Subscribes to newly stored events.
@@ -199,22 +247,29 @@ impl Engine {
 
     /// Records a peer's wall clock (from a sync message) and warns once when our clock
     /// looks wrong.
-    pub fn record_peer_clock(&self, peer: &[u8], peer_wall_ms: u64) {
+    pub fn record_peer_clock(&self, key: &ClockKey, peer_wall_ms: u64) {
         let wall = self.wall_ms();
         let mut st = self.lock();
-        st.mesh.record(peer, peer_wall_ms, wall);
+        st.mesh.record(&key.peer, &key.host, peer_wall_ms, wall);
         let status = st.mesh.status();
+        let reading = st.mesh.read(wall);
         let changed = std::mem::discriminant(&status) != std::mem::discriminant(&st.warned);
         if changed {
+            let action = match reading.source {
+                TimeSource::Mesh => "using the mesh's time",
+                _ => "not corrected: too few computers agree",
+            };
             match status {
                 ClockStatus::Behind(ms) => warn!(
                     behind_ms = ms,
-                    "this computer's clock is {} behind the mesh; using the mesh's time. Set the clock if you can",
+                    hosts = reading.hosts,
+                    "this computer's clock is {} behind the mesh; {action}. Set the clock if you can",
                     human_ms(ms)
                 ),
                 ClockStatus::Ahead(ms) => warn!(
                     ahead_ms = ms,
-                    "this computer's clock is {} ahead of the mesh; using the mesh's time. Set the clock if you can",
+                    hosts = reading.hosts,
+                    "this computer's clock is {} ahead of the mesh; {action}. Set the clock if you can",
                     human_ms(ms)
                 ),
                 ClockStatus::Ok => info!("clock agrees with the mesh"),
@@ -224,7 +279,7 @@ impl Engine {
         }
     }
 
-    /// Forgets a peer's clock sample (it disconnected).
+    /// Forgets a peer's clock sample (it disconnected); `peer` as in [`ClockKey::peer`].
     pub fn forget_peer_clock(&self, peer: &[u8]) {
         self.lock().mesh.forget(peer);
     }
@@ -299,7 +354,9 @@ impl Engine {
             let now = self.now_ms();
             let mut st = self.lock();
             let ts = st.clock.now(now);
-            Event::create(&self.identity, ts, &body)
+            // Every limit is checked before signing: an oversized field is an error
+            // naming the field, never a panic.
+            Event::try_create(&self.identity, ts, &body)?
         };
         self.ingest_durable(event.bytes(), Origin::Local)?;
         Ok(event)
@@ -323,6 +380,11 @@ impl Engine {
             match self.ingest(bytes, origin) {
                 Ok(Ingested::New(_)) => out.new += 1,
                 Ok(_) => out.known += 1,
+                Err(IngestError::Invalid(ValidationError::FromTheFuture { .. })) => {
+                    if let Ok(e) = Event::decode(bytes) {
+                        out.deferred.push(e.id());
+                    }
+                }
                 Err(IngestError::Invalid(e)) => out.rejected.push(e.to_string()),
                 Err(IngestError::Store(e)) => return Err(e),
             }
@@ -357,7 +419,7 @@ impl Engine {
             }
         }
         self.store.insert(&event)?;
-        st.clock.observe(event.timestamp());
+        st.clock.observe(event.timestamp(), now);
         st.digest = None;
         st.sync_set = None;
         st.generation += 1;
@@ -411,8 +473,10 @@ impl Engine {
 
     /// Erases welfare records past retention (see
     /// [`aidmesh_protocol::View::welfare_expired`]); returns how many events went.
+    /// Uses [`ClockReading::erase_ms`]: a corrected clock ahead of ours never hastens an
+    /// erasure.
     pub fn expire_welfare(&self, retention_ms: u64) -> Result<usize, StoreError> {
-        let now = self.now_ms();
+        let now = self.clock().erase_ms;
         let mut st = self.lock();
         let targets = st.view.welfare_expired(now, retention_ms);
         if targets.is_empty() {
@@ -463,6 +527,12 @@ impl Engine {
         self.store.flush()?;
         Ok(erased)
     }
+}
+
+fn system_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// "3 days", "5 min": for log lines people read.
@@ -652,6 +722,92 @@ mod tests {
         assert_eq!(later.len(), 1, "the need is not welfare data and stays");
         later.store().flush().unwrap();
         assert!(files_contain(dir.path(), b"Yolanda R").is_none());
+    }
+
+    fn person(name: &str) -> Body {
+        Body::Person(PersonRegistered {
+            name: name.into(),
+            place: Place::default(),
+            risks: vec![],
+            check_every_secs: 3600,
+            consent: Consent::Own,
+            phone: String::new(),
+            note: String::new(),
+        })
+    }
+
+    fn key(peer: &str, host: &str) -> ClockKey {
+        ClockKey {
+            peer: peer.as_bytes().to_vec(),
+            host: host.as_bytes().to_vec(),
+        }
+    }
+
+    const DAY: u64 = 86_400_000;
+
+    #[test]
+    fn one_fast_peer_moves_neither_the_time_nor_erasure_nor_local_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let eng = engine(dir.path(), 1);
+        eng.post(person("Xavier Fastclock")).unwrap();
+        eng.record_peer_clock(&key("liar", "10.0.0.9"), eng.wall_ms() + 40 * DAY);
+        assert!(matches!(eng.clock_status().0, ClockStatus::Behind(_)));
+        assert!(eng.now_ms().abs_diff(eng.wall_ms()) < 60_000, "time moved");
+        assert_eq!(eng.expire_welfare(30 * DAY).unwrap(), 0, "erased early");
+        let e = eng.post(need()).unwrap();
+        assert!(e.timestamp().millis().abs_diff(eng.wall_ms()) < 60_000);
+        // Its events are deferred, not stored and not counted as the sender's fault.
+        let other = Identity::from_seed([2; 32]);
+        let future = Event::create(
+            &other,
+            Timestamp::from_millis(eng.wall_ms() + 40 * DAY),
+            &need(),
+        );
+        let r = eng
+            .ingest_batch(&[future.bytes().to_vec()], Origin::Sync)
+            .unwrap();
+        assert_eq!((r.new, r.rejected.len()), (0, 0), "{r:?}");
+        assert_eq!(r.deferred, vec![future.id()]);
+    }
+
+    #[test]
+    fn a_quorum_ahead_never_hastens_erasure_and_moves_time_at_most_an_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let eng = engine(dir.path(), 1);
+        eng.post(person("Wilma Quorum")).unwrap();
+        for h in ["10.0.0.2", "10.0.0.3", "10.0.0.4"] {
+            eng.record_peer_clock(&key(h, h), eng.wall_ms() + 40 * DAY);
+        }
+        let r = eng.clock();
+        assert_eq!(r.source, TimeSource::Mesh);
+        let moved = r.now_ms - r.local_ms;
+        assert!(
+            moved <= aidmesh_protocol::time::MAX_CORRECTION_MS,
+            "moved {moved} ms"
+        );
+        assert_eq!(eng.expire_welfare(30 * DAY).unwrap(), 0, "erased early");
+        assert!(eng.with_view(|v| v.people().len()) == 1);
+    }
+
+    #[test]
+    fn a_store_holding_future_events_still_takes_local_writes_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // Written while this node's clock was 40 days ahead.
+            let fast = Engine::open(
+                Store::open(dir.path()).unwrap(),
+                Identity::from_seed([1; 32]),
+                "test".into(),
+                40 * DAY as i64,
+            )
+            .unwrap();
+            fast.post(need()).unwrap();
+        }
+        let eng = engine(dir.path(), 1);
+        let e = eng
+            .post(need())
+            .expect("a local write after the clock was fixed");
+        assert!(e.timestamp().millis() <= eng.now_ms() + aidmesh_protocol::time::MAX_FUTURE_MS);
     }
 
     fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Option<std::path::PathBuf> {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aidmesh_protocol::event::MAX_EVENT_BYTES;
-use aidmesh_protocol::Event;
+use aidmesh_protocol::{Event, ValidationError};
 use futures::StreamExt;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::upgrade::Version;
@@ -30,7 +30,7 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::engine::{Engine, IngestError, Ingested, Origin};
+use crate::engine::{ClockKey, Engine, IngestError, Ingested, Origin};
 use crate::store::PeerRecord;
 use crate::sync::{self, Codec, Counters, Next, Session};
 
@@ -382,12 +382,31 @@ fn remote_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
     })
 }
 
+/// A host for the mesh clock's one-vote-per-host rule: an IPv4 address, or an IPv6 /64
+/// (one machine or home network gets a whole /64 and may pick any address in it).
+fn clock_host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = a.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 impl Task {
-    /// The mesh-clock key of a peer: its IP address (or, unknown, its id).
-    fn clock_key(&self, peer: &PeerId) -> Vec<u8> {
-        match self.peer_ip.get(peer) {
-            Some(ip) => ip.to_string().into_bytes(),
-            None => peer.to_bytes(),
+    /// The mesh-clock key of a peer: its id, and its host, the IP address (or, unknown,
+    /// its id). The mesh clock counts one vote per host.
+    fn clock_key(&self, peer: &PeerId) -> ClockKey {
+        ClockKey {
+            peer: peer.to_bytes(),
+            host: match self.peer_ip.get(peer) {
+                Some(ip) => clock_host(*ip).into_bytes(),
+                None => peer.to_bytes(),
+            },
         }
     }
 
@@ -654,8 +673,7 @@ impl Task {
             } => {
                 info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
                 self.sessions.remove(&peer_id);
-                let key = self.clock_key(&peer_id);
-                self.engine.forget_peer_clock(&key);
+                self.engine.forget_peer_clock(&peer_id.to_bytes());
                 self.peer_ip.remove(&peer_id);
                 // Redial wanted addresses of this peer soon.
                 let soon = Instant::now() + Duration::from_secs(1);
@@ -704,6 +722,12 @@ impl Task {
                         MessageAcceptance::Accept
                     }
                     Ok(_) => MessageAcceptance::Ignore,
+                    // Valid where it was written, ahead of our clock: not the relay's
+                    // fault. Not stored now; sync brings it again once we catch up.
+                    Err(IngestError::Invalid(e @ ValidationError::FromTheFuture { .. })) => {
+                        debug!(peer = %propagation_source, error = %e, "event from gossip ahead of our clock; ignored for now");
+                        MessageAcceptance::Ignore
+                    }
                     Err(IngestError::Invalid(e)) => {
                         warn!(peer = %propagation_source, error = %e, "rejected an invalid event from gossip; the peer is penalised");
                         MessageAcceptance::Reject
@@ -766,7 +790,10 @@ impl Task {
                         }
                         Ok(Next::Done(s)) => {
                             if s.fetched > 0 || s.rejected > 0 {
-                                info!(%peer, fetched = s.fetched, rejected = s.rejected, rounds = s.rounds, ms = s.millis, "synced");
+                                info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred = s.deferred, rounds = s.rounds, ms = s.millis, "synced");
+                            } else if s.deferred > 0 {
+                                // Repeats every round until our clock catches up: debug.
+                                debug!(%peer, deferred = s.deferred, rounds = s.rounds, "in sync but for events ahead of our clock (set aside until then)");
                             } else {
                                 debug!(%peer, rounds = s.rounds, "in sync");
                             }
@@ -798,5 +825,24 @@ impl Task {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clock_host;
+
+    #[test]
+    fn one_ipv6_network_is_one_clock_host() {
+        let a = clock_host("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = clock_host("2001:db8:1:2:bbbb:cccc:dddd:eeee".parse().unwrap());
+        let other = clock_host("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b, "privacy addresses of one /64 are one vote");
+        assert_ne!(a, other);
+        assert_eq!(clock_host("::ffff:10.0.0.2".parse().unwrap()), "10.0.0.2");
+        assert_ne!(
+            clock_host("10.0.0.2".parse().unwrap()),
+            clock_host("10.0.0.3".parse().unwrap())
+        );
     }
 }

@@ -14,7 +14,7 @@ use aidmesh_protocol::Identity;
 use libp2p::Multiaddr;
 use thiserror::Error;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::engine::Engine;
 use crate::net::{self, NetConfig, NetError};
@@ -237,6 +237,8 @@ pub struct NodeConfig {
     pub volunteer_pin: Option<String>,
     /// Welfare records are erased this long after their last check-in.
     pub welfare_retention: Duration,
+    /// How often welfare records past retention are looked for (tests shorten it).
+    pub retention_sweep: Duration,
 }
 
 /// How often the node looks for people who became overdue, to log it.
@@ -283,6 +285,7 @@ impl NodeConfig {
             sync_every: Duration::from_secs(30),
             volunteer_pin: None,
             welfare_retention: DEFAULT_WELFARE_RETENTION,
+            retention_sweep: RETENTION_SWEEP,
         }
     }
 }
@@ -390,10 +393,11 @@ pub async fn run(
     let sweeper = {
         let engine = engine.clone();
         let retention = cfg.welfare_retention.as_millis() as u64;
+        let every = cfg.retention_sweep;
         let mut stop = stop_rx_sweep;
         tokio::spawn(async move {
             let mut watch_tick = tokio::time::interval(OVERDUE_CHECK);
-            let mut sweep_tick = tokio::time::interval(RETENTION_SWEEP);
+            let mut sweep_tick = tokio::time::interval(every);
             let mut standing: HashMap<aidmesh_protocol::EventId, Standing> = HashMap::new();
             loop {
                 tokio::select! {
@@ -401,8 +405,10 @@ pub async fn run(
                     _ = sweep_tick.tick() => {
                         let engine = engine.clone();
                         let r = tokio::task::spawn_blocking(move || engine.expire_welfare(retention)).await;
-                        if let Ok(Err(e)) = r {
-                            warn!(error = %e, "could not erase expired welfare records");
+                        match r {
+                            Ok(Ok(erased)) => debug!(erased, "retention sweep done"),
+                            Ok(Err(e)) => warn!(error = %e, "could not erase expired welfare records"),
+                            Err(_) => {}
                         }
                     }
                     _ = stop.changed() => break,

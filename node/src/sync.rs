@@ -16,7 +16,7 @@ use aidmesh_protocol::EventId;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
-use crate::engine::{Engine, Origin};
+use crate::engine::{ClockKey, Engine, Origin};
 
 /// The request-response protocol name.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/aidmesh/sync/1");
@@ -126,9 +126,9 @@ impl libp2p::request_response::Codec for Codec {
 }
 
 /// Answers a peer's request from our store. Stateless. `clock_key` identifies the
-/// peer's vote in the mesh clock (its IP address). The flag is true when the request
+/// peer and its host (one vote per host in the mesh clock). The flag is true when the request
 /// was malformed (the caller penalises the peer).
-pub fn serve(engine: &Engine, clock_key: &[u8], req: SyncRequest) -> (SyncResponse, bool) {
+pub fn serve(engine: &Engine, clock_key: &ClockKey, req: SyncRequest) -> (SyncResponse, bool) {
     match req {
         SyncRequest::Reconcile { wall_ms, message } => {
             let set = match engine.sync_set() {
@@ -227,6 +227,9 @@ pub struct Summary {
     pub fetched: usize,
     /// Events the peer sent that failed validation.
     pub rejected: usize,
+    /// Events stamped too far ahead of our clock: not stored now, and not held against
+    /// the peer (they were valid where written); a later sync brings them again.
+    pub deferred: usize,
     /// Duration in milliseconds.
     pub millis: u64,
 }
@@ -274,7 +277,7 @@ impl Session {
     pub fn on_response(
         &mut self,
         engine: &Engine,
-        clock_key: &[u8],
+        clock_key: &ClockKey,
         resp: SyncResponse,
     ) -> Result<Next, Failure> {
         match resp {
@@ -302,10 +305,14 @@ impl Session {
                 }
             }
             SyncResponse::Events { events } => {
-                let got_some = !events.is_empty();
                 // Only what we asked for: an unrequested event is a protocol breach.
                 let asked: std::collections::HashSet<EventId> =
                     self.requested.iter().copied().collect();
+                let received: std::collections::HashSet<EventId> = events
+                    .iter()
+                    .filter_map(|b| aidmesh_protocol::Event::decode(b).ok())
+                    .map(|e| e.id())
+                    .collect();
                 let unrequested = events
                     .iter()
                     .filter(|b| {
@@ -323,6 +330,7 @@ impl Session {
                     .map_err(|e| Failure::benign(e.to_string()))?;
                 self.summary.fetched += r.new;
                 self.summary.rejected += r.rejected.len();
+                self.summary.deferred += r.deferred.len();
                 if let Some(first) = r.rejected.first() {
                     tracing::warn!(rejected = r.rejected.len(), first = %first, "peer sent invalid events during sync");
                     return Err(Failure::misbehaved(format!(
@@ -330,11 +338,13 @@ impl Session {
                         r.rejected.len()
                     )));
                 }
-                // A response cut short by the byte budget: ask again for the rest. An
+                // A response cut short by the byte budget: ask again for the rest (not
+                // for what came, stored or deferred as too far ahead of our clock). An
                 // empty one means the peer no longer has them (erased): stop asking.
-                if got_some {
+                if !received.is_empty() {
                     let requested = std::mem::take(&mut self.requested);
-                    self.need.extend(requested);
+                    self.need
+                        .extend(requested.into_iter().filter(|id| !received.contains(id)));
                 }
                 self.next_fetch(engine)
             }

@@ -18,7 +18,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::body::Body;
-use crate::error::DecodeError;
+use crate::error::{DecodeError, ValidationError};
 use crate::identity::{parse_hex32, AuthorId, Identity};
 use crate::time::Timestamp;
 
@@ -102,8 +102,11 @@ pub struct Event {
 }
 
 impl Event {
-    /// Signs and encodes a new event. The caller picks the timestamp from its
-    /// [`crate::Clock`].
+    /// Signs and encodes a new event from a body that is known to keep its limits
+    /// (tests, tools). For anything built from outside input use [`Event::try_create`].
+    ///
+    /// # Panics
+    /// If the body breaks a limit so that the event exceeds [`MAX_EVENT_BYTES`].
     pub fn create(identity: &Identity, timestamp: Timestamp, body: &Body) -> Event {
         Self::create_raw(
             identity,
@@ -114,8 +117,33 @@ impl Event {
         )
     }
 
+    /// Signs and encodes a new event after checking every limit: each field of the body
+    /// (the error names the field), then the size of the whole event. Nothing is signed
+    /// when a check fails. The caller picks the timestamp from its [`crate::Clock`].
+    pub fn try_create(
+        identity: &Identity,
+        timestamp: Timestamp,
+        body: &Body,
+    ) -> Result<Event, ValidationError> {
+        body.check().map_err(|e| ValidationError::Field {
+            id: "(new)".into(),
+            field: e.field,
+            problem: e.problem,
+        })?;
+        Ok(Self::build(
+            identity,
+            PROTOCOL_VERSION,
+            timestamp,
+            body.kind().code(),
+            &body.encode(),
+        )?)
+    }
+
     /// Signs arbitrary envelope contents. Used for tests and by tools that forward or
     /// produce events of kinds this version does not know.
+    ///
+    /// # Panics
+    /// If the event would exceed [`MAX_EVENT_BYTES`].
     pub fn create_raw(
         identity: &Identity,
         version: u8,
@@ -123,6 +151,20 @@ impl Event {
         kind: u16,
         body: &[u8],
     ) -> Event {
+        match Self::build(identity, version, timestamp, kind, body) {
+            Ok(e) => e,
+            Err(e) => panic!("cannot create this event: {e}"),
+        }
+    }
+
+    /// Encodes, checks the size, signs.
+    fn build(
+        identity: &Identity,
+        version: u8,
+        timestamp: Timestamp,
+        kind: u16,
+        body: &[u8],
+    ) -> Result<Event, DecodeError> {
         let part = SignedPart {
             version,
             author: identity.author().0,
@@ -132,13 +174,18 @@ impl Event {
         };
         // Encoding into a Vec cannot fail for these types.
         let mut bytes = postcard::to_stdvec(&part).unwrap_or_default();
+        let len = bytes.len() + SIGNATURE_LEN;
+        if len > MAX_EVENT_BYTES {
+            return Err(DecodeError::TooLarge {
+                what: "event",
+                len,
+                max: MAX_EVENT_BYTES,
+            });
+        }
         let signature = identity.sign(&bytes);
         bytes.extend_from_slice(&signature);
         // Round-trip through the decoder so the value always matches its bytes.
-        match Event::decode(&bytes) {
-            Ok(e) => e,
-            Err(e) => panic!("encoding our own event failed to decode: {e}"),
-        }
+        Event::decode(&bytes)
     }
 
     /// Parses wire bytes. Checks the size limit first, then the envelope layout;
@@ -269,6 +316,41 @@ mod tests {
 
     fn ident() -> Identity {
         Identity::from_seed([3; 32])
+    }
+
+    #[test]
+    fn an_oversized_body_is_refused_before_signing_naming_the_field() {
+        use crate::body::{Place, Post, Urgency};
+        use crate::category::Category;
+        // ~20,000 characters of details: the HTTP body fits 64 KiB, the event does not
+        // fit 16 KiB. This used to panic inside `create`.
+        let body = Body::Need(Post {
+            title: "water".into(),
+            category: Category::Water,
+            details: "x".repeat(20_000),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::Normal,
+            place: Place::default(),
+            contact: String::new(),
+            expires_ms: None,
+            related: None,
+        });
+        let e = Event::try_create(&ident(), Timestamp(1), &body).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ValidationError::Field {
+                    field: "details",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // And the size bound holds for raw bodies too: an error, not a panic.
+        let big = vec![0u8; MAX_EVENT_BYTES];
+        let e = Event::build(&ident(), 1, Timestamp(1), 900, &big).unwrap_err();
+        assert!(matches!(e, DecodeError::TooLarge { .. }), "{e}");
     }
 
     #[test]

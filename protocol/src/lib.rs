@@ -36,6 +36,6 @@ pub use category::Category;
 pub use error::{DecodeError, ValidationError};
 pub use event::{Event, EventId, MAX_EVENT_BYTES, PROTOCOL_VERSION};
 pub use identity::{AuthorId, Identity};
-pub use time::{Clock, ClockStatus, MeshClock, Timestamp};
+pub use time::{Clock, ClockReading, ClockStatus, MeshClock, TimeSource, Timestamp};
 pub use validate::{validate, Rules, TargetInfo, TargetLookup};
 pub use view::View;

@@ -40,7 +40,7 @@ impl TargetLookup for () {
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
     /// The receiver's wall clock in ms since the epoch, corrected by
-    /// [`crate::MeshClock::corrected`].
+    /// [`crate::MeshClock::read`] ([`crate::ClockReading::now_ms`]).
     pub now_ms: u64,
     /// How far ahead an event may be stamped.
     pub max_future_ms: u64,

@@ -273,6 +273,20 @@ impl Node {
         self.restart();
     }
 
+    /// Restarts with the extra arguments `args` (given together, in this order) taken
+    /// away again (e.g. a clock offset once the clock is "fixed").
+    pub fn restart_without(&mut self, args: &[&str]) {
+        self.kill();
+        if let Some(at) = self
+            .extra
+            .windows(args.len())
+            .position(|w| w.iter().zip(args).all(|(a, b)| a == b))
+        {
+            self.extra.drain(at..at + args.len());
+        }
+        self.restart();
+    }
+
     /// `kill -9`: no shutdown code runs.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -131,16 +131,12 @@ fn a_rogue_peer_with_the_key_is_rejected_and_penalised() {
         log.contains(GOSSIP_REJECTED).then_some(log)
     });
     let rejected = log.matches(GOSSIP_REJECTED).count() as u64;
-    let invalid_sent: u64 = [
-        "forged_signature",
-        "future",
-        "malformed_body",
-        "bad_field",
-        "garbage",
-    ]
-    .iter()
-    .map(|w| count(&report, "sent", w))
-    .sum();
+    // Future-dated events are ignored, not rejected (they may have been valid where
+    // they were written; issue 9), so they do not count here.
+    let invalid_sent: u64 = ["forged_signature", "malformed_body", "bad_field", "garbage"]
+        .iter()
+        .map(|w| count(&report, "sent", w))
+        .sum();
     eprintln!("a rejected {rejected} of {invalid_sent} invalid gossip messages");
     assert!(
         rejected * 4 < invalid_sent,
