@@ -8,11 +8,12 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aidmesh_protocol::body::BodyKind;
+use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome, Post, Urgency};
 use aidmesh_protocol::sync::{digest, SyncSet};
 use aidmesh_protocol::validate::{validate, Rules, TargetLookup, Verified};
 use aidmesh_protocol::{
-    Body, Clock, ClockStatus, Event, EventId, Identity, MeshClock, Timestamp, ValidationError, View,
+    Body, Category, Clock, ClockStatus, Event, EventId, Identity, MeshClock, Timestamp,
+    ValidationError, View,
 };
 use thiserror::Error;
 use tokio::sync::broadcast;
@@ -303,6 +304,43 @@ impl Engine {
         };
         self.ingest_durable(event.bytes(), Origin::Local)?;
         Ok(event)
+    }
+
+    /// Records a welfare check-in. A "needs help" check-in also posts a linked need
+    /// (category welfare, urgency high) so the open board shows that help is needed;
+    /// it names what is needed and where, never who: the person's record stays behind
+    /// the volunteer PIN. Returns the check-in and the need.
+    pub fn check_in(&self, check: CheckIn) -> Result<(Event, Option<Event>), IngestError> {
+        let help = match &check.outcome {
+            Outcome::NeedsHelp(what) => Some(what.clone()),
+            _ => None,
+        };
+        let person = check.person;
+        let c = self.post(Body::CheckIn(check))?;
+        let Some(what) = help else {
+            return Ok((c, None));
+        };
+        let place = self
+            .with_view(|v| v.person(&person))
+            .map(|p| p.person.place)
+            .unwrap_or_default();
+        let title: String = format!("Help needed (welfare check): {what}")
+            .chars()
+            .take(120)
+            .collect();
+        let need = self.post(Body::Need(Post {
+            title,
+            category: Category::Welfare,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::High,
+            place,
+            contact: String::new(),
+            expires_ms: None,
+            related: Some(c.id()),
+        }))?;
+        Ok((c, Some(need)))
     }
 
     /// Validates and stores one event, then flushes it to disk.

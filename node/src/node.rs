@@ -81,6 +81,9 @@ pub enum NodeError {
     /// Networking failed.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The HTTP API could not start.
+    #[error(transparent)]
+    Api(#[from] api::ServeError),
     /// `init` on a directory that already has an identity.
     #[error("{dir} already holds a node of community '{community}'; use another --data-dir to make a new node")]
     AlreadyInitialised {

@@ -1,29 +1,28 @@
 //! Welfare records over HTTP: registering people to check on, check-ins, who is
 //! overdue, and forgetting a person. Names, addresses and health details of vulnerable
 //! people must not be readable by everyone on the hub's Wi-Fi, so every endpoint here
-//! goes through [`guard`]: requests from the hub computer itself are served; from any
-//! other address they need the volunteer PIN (`X-Volunteer-Pin` header), and with no
-//! PIN configured they are refused.
+//! takes a [`Volunteer`], which only [`PinGuard`] hands out: requests from the hub
+//! computer itself are served; from any other address they need the volunteer PIN
+//! (`X-Volunteer-Pin` header), and with no PIN configured they are refused.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aidmesh_protocol::body::{
-    CheckIn, Consent, Outcome, PersonRegistered, Place, Post, Redaction, Urgency,
-};
+use aidmesh_protocol::body::{Outcome, Redaction};
 use aidmesh_protocol::view::{Check, PersonView};
 use aidmesh_protocol::welfare::{assess, assess_all, Welfare};
-use aidmesh_protocol::{Body, Category, EventId};
+use aidmesh_protocol::Body;
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{blocking, ApiError, ApiResult, AppState};
-use crate::input::{parse_coords, parse_duration};
+use super::{blocking, ApiError, ApiResult, AppState};
+use crate::input::{CheckInput, PersonInput};
 
 /// Header carrying the volunteer PIN.
 pub const PIN_HEADER: &str = "x-volunteer-pin";
@@ -32,7 +31,66 @@ pub const PIN_TRIES: u32 = 5;
 /// How long the lock-out lasts.
 pub const PIN_LOCKOUT: Duration = Duration::from_secs(300);
 
-/// Extractor for every welfare handler: the request passed [`guard`].
+/// The volunteer PIN and the record of wrong guesses.
+pub struct PinGuard {
+    pin: Option<String>,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl PinGuard {
+    /// A guard for `pin` (`None`: welfare records only on the hub computer itself).
+    pub fn new(pin: Option<String>) -> Self {
+        PinGuard {
+            pin,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Lets the request through, or says why not.
+    fn check(&self, from: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+        let ip = from.ip();
+        if ip.is_loopback() {
+            return Ok(());
+        }
+        let Some(pin) = self.pin.as_deref() else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "welfare_local_only",
+                "welfare records are only shown on the hub computer itself; start the node with --volunteer-pin to let volunteers' phones see them",
+            ));
+        };
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        failures.retain(|_, (_, since)| now.duration_since(*since) < PIN_LOCKOUT);
+        if failures.get(&ip).is_some_and(|(n, _)| *n >= PIN_TRIES) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "pin_locked",
+                format!(
+                    "too many wrong PINs from {ip}; try again in {} minutes",
+                    PIN_LOCKOUT.as_secs() / 60
+                ),
+            ));
+        }
+        let given = headers
+            .get(PIN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if constant_time_eq(given.as_bytes(), pin.as_bytes()) {
+            failures.remove(&ip);
+            return Ok(());
+        }
+        let entry = failures.entry(ip).or_insert((0, now));
+        entry.0 += 1;
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "pin_required",
+            "welfare records need the hub's volunteer PIN (header X-Volunteer-Pin); ask the hub coordinator",
+        ))
+    }
+}
+
+/// Extractor for every welfare handler: the request passed the [`PinGuard`].
 pub struct Volunteer;
 
 impl axum::extract::FromRequestParts<AppState> for Volunteer {
@@ -48,52 +106,9 @@ impl axum::extract::FromRequestParts<AppState> for Volunteer {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-        guard(st, from, &parts.headers)?;
+        st.pins.check(from, &parts.headers)?;
         Ok(Volunteer)
     }
-}
-
-/// Lets the request through, or says why not.
-fn guard(st: &AppState, from: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
-    let ip = from.ip();
-    if ip.is_loopback() {
-        return Ok(());
-    }
-    let Some(pin) = st.pin.as_deref() else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "welfare_local_only",
-            "welfare records are only shown on the hub computer itself; start the node with --volunteer-pin to let volunteers' phones see them",
-        ));
-    };
-    let mut failures = st.pin_failures.lock().unwrap_or_else(|p| p.into_inner());
-    let now = Instant::now();
-    failures.retain(|_, (_, since)| now.duration_since(*since) < PIN_LOCKOUT);
-    if failures.get(&ip).is_some_and(|(n, _)| *n >= PIN_TRIES) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "pin_locked",
-            format!(
-                "too many wrong PINs from {ip}; try again in {} minutes",
-                PIN_LOCKOUT.as_secs() / 60
-            ),
-        ));
-    }
-    let given = headers
-        .get(PIN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), pin.as_bytes()) {
-        failures.remove(&ip);
-        return Ok(());
-    }
-    let entry = failures.entry(ip).or_insert((0, now));
-    entry.0 += 1;
-    Err(ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "pin_required",
-        "welfare records need the hub's volunteer PIN (header X-Volunteer-Pin); ask the hub coordinator",
-    ))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -219,35 +234,6 @@ pub async fn show(
     Ok(Json(person_json(&assess(&p, st.engine.now_ms()))).into_response())
 }
 
-/// A person as typed.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PersonInput {
-    name: String,
-    place: String,
-    every: String,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    #[serde(default)]
-    risks: Vec<String>,
-    phone: Option<String>,
-    consent: Option<String>,
-    note: Option<String>,
-}
-
-fn parse_consent(s: &str) -> Result<Consent, ApiError> {
-    match s.trim().to_lowercase().as_str() {
-        "self" | "own" => Ok(Consent::Own),
-        "relative" | "family" => Ok(Consent::Relative),
-        "neighbour" | "neighbor" => Ok(Consent::Neighbour),
-        other => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-            format!("consent: unknown '{other}'; valid: self, relative, neighbour"),
-        )),
-    }
-}
-
 /// `POST /api/v1/people`: register someone to check on.
 pub async fn register(
     State(st): State<AppState>,
@@ -255,28 +241,7 @@ pub async fn register(
     input: Result<Json<PersonInput>, JsonRejection>,
 ) -> ApiResult {
     let Json(i) = input?;
-    let every = parse_duration("every", &i.every)?;
-    let body = Body::Person(PersonRegistered {
-        name: i.name.trim().to_string(),
-        place: Place {
-            label: i.place.trim().to_string(),
-            coords: parse_coords(i.lat, i.lon)?,
-        },
-        risks: i
-            .risks
-            .iter()
-            .flat_map(|r| r.split(','))
-            .map(|r| r.trim().to_lowercase())
-            .filter(|r| !r.is_empty())
-            .collect(),
-        check_every_secs: u32::try_from(every.as_secs()).unwrap_or(u32::MAX),
-        consent: match &i.consent {
-            Some(c) => parse_consent(c)?,
-            None => Consent::Own,
-        },
-        phone: i.phone.unwrap_or_default().trim().to_string(),
-        note: i.note.unwrap_or_default(),
-    });
+    let body = Body::Person(i.into_person()?);
     let engine = st.engine.clone();
     let event = blocking(move || engine.post(body)).await??;
     let p = st
@@ -296,18 +261,6 @@ pub async fn register(
         .into_response())
 }
 
-/// A check-in as typed.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckInput {
-    /// safe, needs-help, no-answer, not-home, moved.
-    outcome: String,
-    /// With needs-help: with what. With moved: where to.
-    detail: Option<String>,
-    note: Option<String>,
-    by: Option<String>,
-}
-
 /// `POST /api/v1/people/{id}/checkins`. "needs-help" also posts a linked need so the
 /// board shows it.
 pub async fn check_in(
@@ -319,76 +272,16 @@ pub async fn check_in(
     let Path(id) = id?;
     let Json(i) = input?;
     let person = resolve(&st, &id)?;
-    let detail = i.detail.clone().unwrap_or_default().trim().to_string();
-    let needs = |what: &str| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-            format!("detail: '{what}' needs a detail (what help / where to)"),
-        )
-    };
-    let outcome = match i.outcome.trim().to_lowercase().as_str() {
-        "safe" => Outcome::Safe,
-        "needs-help" | "needs_help" | "help" if !detail.is_empty() => {
-            Outcome::NeedsHelp(detail.clone())
-        }
-        "needs-help" | "needs_help" | "help" => return Err(needs("needs-help")),
-        "no-answer" | "no_answer" => Outcome::NoAnswer,
-        "not-home" | "not_home" | "not-at-home" => Outcome::NotAtHome,
-        "moved" if !detail.is_empty() => Outcome::Moved(detail.clone()),
-        "moved" => return Err(needs("moved")),
-        other => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_input",
-                format!(
-                "outcome: unknown '{other}'; valid: safe, needs-help, no-answer, not-home, moved"
-            ),
-            ))
-        }
-    };
-    let help = matches!(outcome, Outcome::NeedsHelp(_));
-    let body = Body::CheckIn(CheckIn {
-        person: person.id,
-        outcome,
-        note: i.note.unwrap_or_default(),
-        by: i.by.unwrap_or_default().trim().to_string(),
-    });
+    let check = i.into_checkin(person.id)?;
     let engine = st.engine.clone();
-    let place = person.person.place.clone();
-    let (checkin, need) = blocking(move || -> Result<(EventId, Option<EventId>), ApiError> {
-        let c = engine.post(body)?;
-        if !help {
-            return Ok((c.id(), None));
-        }
-        // The linked need names what is needed and where, not who: the person's
-        // record stays behind the PIN.
-        let title: String = format!("Help needed (welfare check): {detail}")
-            .chars()
-            .take(120)
-            .collect();
-        let need = engine.post(Body::Need(Post {
-            title,
-            category: Category::Welfare,
-            details: String::new(),
-            quantity: None,
-            unit: String::new(),
-            urgency: Urgency::High,
-            place,
-            contact: String::new(),
-            expires_ms: None,
-            related: Some(c.id()),
-        }))?;
-        Ok((c.id(), Some(need.id())))
-    })
-    .await??;
+    let (checkin, need) = blocking(move || engine.check_in(check)).await??;
     let p = st
         .engine
         .with_view(|v| v.person(&person.id))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "person was forgotten"))?;
     let mut out = person_json(&assess(&p, st.engine.now_ms()));
-    out["checkin_id"] = json!(checkin.to_hex());
-    out["need_id"] = json!(need.map(|n| n.to_hex()));
+    out["checkin_id"] = json!(checkin.id().to_hex());
+    out["need_id"] = json!(need.map(|n| n.id().to_hex()));
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 

@@ -1,0 +1,122 @@
+//! The node and its mesh over HTTP: `/status`, `/peers` and the live `/stream` of newly
+//! stored events.
+
+use aidmesh_protocol::body::BodyKind;
+use aidmesh_protocol::ClockStatus;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{blocking, ApiError, ApiResult, AppState};
+use crate::input::PeerInput;
+
+fn clock_json(status: ClockStatus, offset: Option<i64>) -> Value {
+    let (name, warning) = match status {
+        ClockStatus::Unknown => ("unknown", None),
+        ClockStatus::Ok => ("ok", None),
+        ClockStatus::Behind(ms) => (
+            "behind",
+            Some(format!(
+                "this computer's clock is {} behind the mesh",
+                crate::engine::human_ms(ms)
+            )),
+        ),
+        ClockStatus::Ahead(ms) => (
+            "ahead",
+            Some(format!(
+                "this computer's clock is {} ahead of the mesh",
+                crate::engine::human_ms(ms)
+            )),
+        ),
+    };
+    json!({ "status": name, "offset_ms": offset, "warning": warning })
+}
+
+/// `GET /api/v1/status`.
+pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
+    let net = st.net.status().await;
+    let engine = st.engine.clone();
+    let digest = blocking(move || engine.digest())
+        .await?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string()))?;
+    let (clock, offset) = st.engine.clock_status();
+    let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
+    Ok(Json(json!({
+        "peer_id": net.as_ref().map(|n| n.peer_id.clone()).unwrap_or_else(|| st.net.peer_id.to_string()),
+        "community": st.engine.community(),
+        "author": st.engine.identity().author().to_hex(),
+        "listen": net.as_ref().map(|n| n.listen.clone()).unwrap_or_default(),
+        "events": st.engine.len(),
+        "digest": hex::encode(digest),
+        "peers": net_peers.len(),
+        "peer_list": net_peers,
+        "clock": clock_json(clock, offset),
+        "now_ms": st.engine.now_ms(),
+        "sync_bytes_in": net.as_ref().map_or(0, |n| n.sync_bytes_in),
+        "sync_bytes_out": net.as_ref().map_or(0, |n| n.sync_bytes_out),
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/peers`.
+pub(super) async fn peers(State(st): State<AppState>) -> ApiResult {
+    let net = st.net.status().await;
+    Ok(Json(json!({ "peers": net.map(|n| n.peers).unwrap_or_default() })).into_response())
+}
+
+/// `POST /api/v1/peers`: dial a peer.
+pub(super) async fn add_peer(
+    State(st): State<AppState>,
+    input: Result<Json<PeerInput>, JsonRejection>,
+) -> ApiResult {
+    let Json(input) = input?;
+    let addr = input.into_addr()?;
+    st.net
+        .commands
+        .send(crate::net::Command::Dial(addr.clone()))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "network_down",
+                "the network is stopping",
+            )
+        })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "dialing": addr.to_string() })),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/stream`: server-sent events, one `event: new` per newly stored event,
+/// with `{"id", "kind", "origin", "at"}`; pages reload what they show. A client that
+/// falls behind gets `event: lagged` and should reload everything.
+pub(super) async fn stream(State(st): State<AppState>) -> Response {
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let rx = st.engine.subscribe();
+    let events = futures::stream::unfold(rx, |mut rx| async move {
+        let ev = match rx.recv().await {
+            Ok(ne) => {
+                let kind = BodyKind::from_code(ne.event.kind()).map_or("unknown", BodyKind::name);
+                let data = json!({
+                    "id": ne.event.id().to_hex(),
+                    "kind": kind,
+                    "origin": format!("{:?}", ne.origin).to_lowercase(),
+                    "at": ne.event.timestamp().millis(),
+                });
+                SseEvent::default().event("new").data(data.to_string())
+            }
+            Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(ev), rx))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
