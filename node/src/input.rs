@@ -499,6 +499,32 @@ impl CheckInput {
     }
 }
 
+/// The confirmation `POST /api/v1/people/{id}/forget` needs in its body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgetInput {
+    /// The full id of the person to forget (64 hex characters).
+    pub confirm: Option<String>,
+}
+
+impl ForgetInput {
+    /// Checks that the confirmation names `person` (called `name`) exactly.
+    pub fn confirms(&self, person: &EventId, name: &str) -> Result<(), InputError> {
+        let id = person.to_hex();
+        match self.confirm.as_deref().map(str::trim) {
+            Some(c) if c.eq_ignore_ascii_case(&id) => Ok(()),
+            Some(c) => Err(err(
+                "confirm",
+                format!("'{c}' is not the full id of {name} ({id}); nothing was erased"),
+            )),
+            None => Err(err(
+                "confirm",
+                format!("forgetting erases {name}'s record and check-ins on every node and cannot be undone; to confirm, send {{\"confirm\": \"{id}\"}}"),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,20 @@
 //! The node and its mesh over HTTP: `/status`, `/peers` and the live `/stream` of newly
 //! stored events.
 
+use std::net::SocketAddr;
+
 use aidmesh_protocol::body::BodyKind;
-use aidmesh_protocol::ClockStatus;
+use aidmesh_protocol::{Body, ClockStatus};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::welfare::HubOrPin;
 use super::{blocking, ApiError, ApiResult, AppState};
+use crate::engine::{Engine, NewEvent};
 use crate::input::PeerInput;
 
 fn clock_json(status: ClockStatus, offset: Option<i64>) -> Value {
@@ -67,9 +71,11 @@ pub(super) async fn peers(State(st): State<AppState>) -> ApiResult {
     Ok(Json(json!({ "peers": net.map(|n| n.peers).unwrap_or_default() })).into_response())
 }
 
-/// `POST /api/v1/peers`: dial a peer.
+/// `POST /api/v1/peers`: dial a peer. Only the hub computer or a PIN holder may: the
+/// dial list is bounded, and strangers filling it would push out real peers.
 pub(super) async fn add_peer(
     State(st): State<AppState>,
+    _: HubOrPin,
     input: Result<Json<PeerInput>, JsonRejection>,
 ) -> ApiResult {
     let Json(input) = input?;
@@ -92,15 +98,47 @@ pub(super) async fn add_peer(
         .into_response())
 }
 
+/// Whether an event is about welfare records (a person, a check-in, or the erasure of
+/// one): its id and timing say that someone was registered or visited.
+fn is_welfare(engine: &Engine, ne: &NewEvent) -> bool {
+    let welfare = |code: u16| code == BodyKind::Person.code() || code == BodyKind::CheckIn.code();
+    if welfare(ne.event.kind()) {
+        return true;
+    }
+    match &ne.body {
+        Some(Body::Redaction(r)) => engine
+            .store()
+            .erased_kind(&r.target)
+            .ok()
+            .flatten()
+            .is_some_and(welfare),
+        _ => false,
+    }
+}
+
 /// `GET /api/v1/stream`: server-sent events, one `event: new` per newly stored event,
 /// with `{"id", "kind", "origin", "at"}`; pages reload what they show. A client that
-/// falls behind gets `event: lagged` and should reload everything.
-pub(super) async fn stream(State(st): State<AppState>) -> Response {
+/// falls behind gets `event: lagged` and should reload everything. Welfare events are
+/// sent only to those who may see welfare records (the hub computer, or with the PIN).
+pub(super) async fn stream(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
+    let welfare_ok = st.pins.allows(from, &headers);
     let rx = st.engine.subscribe();
-    let events = futures::stream::unfold(rx, |mut rx| async move {
-        let ev = match rx.recv().await {
+    let engine = st.engine.clone();
+    let events = futures::stream::unfold((rx, engine), move |(mut rx, engine)| async move {
+        let ev = loop {
+            match rx.recv().await {
+                Ok(ne) if !welfare_ok && is_welfare(&engine, &ne) => continue,
+                Ok(ne) => break Ok(ne),
+                Err(e) => break Err(e),
+            }
+        };
+        let ev = match ev {
             Ok(ne) => {
                 let kind = BodyKind::from_code(ne.event.kind()).map_or("unknown", BodyKind::name);
                 let data = json!({
@@ -114,7 +152,7 @@ pub(super) async fn stream(State(st): State<AppState>) -> Response {
             Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
             Err(RecvError::Closed) => return None,
         };
-        Some((Ok::<_, std::convert::Infallible>(ev), rx))
+        Some((Ok::<_, std::convert::Infallible>(ev), (rx, engine)))
     });
     Sse::new(events)
         .keep_alive(KeepAlive::default())

@@ -26,6 +26,8 @@ use crate::input::InputError;
 use crate::net::NetHandle;
 
 mod board;
+pub mod conn;
+pub mod guard;
 mod mesh;
 mod page;
 pub mod welfare;
@@ -179,7 +181,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 pub async fn serve(
     addr: SocketAddr,
     state: AppState,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -187,19 +189,11 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| ServeError { addr, source })?;
-    let app = router(state);
-    let task = tokio::spawn(async move {
-        let stop = async move {
-            let _ = shutdown.changed().await;
-        };
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::warn!(error = %e, "API server stopped");
-        }
-    });
+    let app = router(state).layer(axum::middleware::from_fn_with_state(
+        guard::Hosts::new(bound),
+        guard::check,
+    ));
+    let task = tokio::spawn(conn::accept_loop(listener, app, shutdown));
     tracing::info!(api = %bound, "API and web page listening");
     Ok((bound, task))
 }

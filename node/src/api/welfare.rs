@@ -5,7 +5,7 @@
 //! computer itself are served; from any other address they need the volunteer PIN
 //! (`X-Volunteer-Pin` header), and with no PIN configured they are refused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,30 +15,85 @@ use aidmesh_protocol::view::{Check, PersonView};
 use aidmesh_protocol::welfare::{assess, assess_all, Welfare};
 use aidmesh_protocol::Body;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
+use thiserror::Error;
 
 use super::{blocking, ApiError, ApiResult, AppState};
-use crate::input::{CheckInput, PersonInput};
+use crate::input::{CheckInput, ForgetInput, PersonInput};
 
 /// Header carrying the volunteer PIN.
 pub const PIN_HEADER: &str = "x-volunteer-pin";
-/// Wrong PINs from one address before it is locked out.
+/// Shortest PIN accepted at start: an empty PIN would switch the guard off, a short
+/// one is guessed.
+pub const PIN_MIN_LEN: usize = 6;
+/// Wrong PINs from one address (an IPv6 /64) before it is locked out.
 pub const PIN_TRIES: u32 = 5;
-/// How long the lock-out lasts.
+/// Wrong PINs from all addresses together before every other machine is locked out
+/// (the hub computer itself never needs the PIN, so it keeps working).
+pub const PIN_GLOBAL_TRIES: usize = 30;
+/// How long a lock-out lasts, and the window the failures are counted in.
 pub const PIN_LOCKOUT: Duration = Duration::from_secs(300);
+
+/// A volunteer PIN refused at start.
+#[derive(Debug, Error)]
+#[error("the volunteer PIN must be at least {PIN_MIN_LEN} characters (got {len}); an empty or short PIN would let anyone on the hub's Wi-Fi read the welfare records. Choose a longer --volunteer-pin / AIDMESH_VOLUNTEER_PIN, or leave it unset to keep welfare records on the hub computer only")]
+pub struct WeakPin {
+    /// Length of the PIN given, in characters.
+    pub len: usize,
+}
+
+/// Checks a configured PIN: at least [`PIN_MIN_LEN`] characters, not only spaces.
+pub fn check_pin(pin: Option<&str>) -> Result<(), WeakPin> {
+    match pin {
+        Some(p) if p.trim().chars().count() < PIN_MIN_LEN => Err(WeakPin {
+            len: p.chars().count(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Who a wrong PIN is counted against: the address, or for IPv6 its /64 (one
+/// household's privacy addresses share it, so rotating them gives no fresh tries).
+fn pin_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
+    }
+}
 
 /// The volunteer PIN and the record of wrong guesses.
 pub struct PinGuard {
     pin: Option<String>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: Mutex<Failures>,
+}
+
+#[derive(Default)]
+struct Failures {
+    /// Per address (IPv6: per /64): count, first failure in the window.
+    by_key: HashMap<IpAddr, (u32, Instant)>,
+    /// Every failure in the last [`PIN_LOCKOUT`], oldest first.
+    all: VecDeque<Instant>,
+}
+
+/// What a request is guarded for: the refusals name it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Guarded {
+    /// Welfare records.
+    Welfare,
+    /// Adding a peer to dial.
+    Peers,
 }
 
 impl PinGuard {
-    /// A guard for `pin` (`None`: welfare records only on the hub computer itself).
+    /// A guard for `pin` (`None`: only the hub computer itself). Call [`check_pin`]
+    /// first.
     pub fn new(pin: Option<String>) -> Self {
         PinGuard {
             pin,
@@ -46,30 +101,69 @@ impl PinGuard {
         }
     }
 
+    /// Whether the request may see welfare data, without counting a failure (for the
+    /// live stream, which answers everyone and only leaves welfare events out).
+    pub(super) fn allows(&self, from: SocketAddr, headers: &HeaderMap) -> bool {
+        if super::guard::is_local(from.ip()) {
+            return true;
+        }
+        let given = headers.get(PIN_HEADER).and_then(|v| v.to_str().ok());
+        match (self.pin.as_deref(), given) {
+            (Some(pin), Some(given)) => {
+                !self.locked(pin_key(from.ip()))
+                    && constant_time_eq(given.as_bytes(), pin.as_bytes())
+            }
+            _ => false,
+        }
+    }
+
+    fn locked(&self, key: IpAddr) -> bool {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        f.prune(Instant::now());
+        f.all.len() >= PIN_GLOBAL_TRIES || f.by_key.get(&key).is_some_and(|(n, _)| *n >= PIN_TRIES)
+    }
+
     /// Lets the request through, or says why not.
-    fn check(&self, from: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
-        let ip = from.ip();
-        if ip.is_loopback() {
+    pub(super) fn check(
+        &self,
+        from: SocketAddr,
+        headers: &HeaderMap,
+        what: Guarded,
+    ) -> Result<(), ApiError> {
+        if super::guard::is_local(from.ip()) {
             return Ok(());
         }
         let Some(pin) = self.pin.as_deref() else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "welfare_local_only",
-                "welfare records are only shown on the hub computer itself; start the node with --volunteer-pin to let volunteers' phones see them",
-            ));
+            return Err(match what {
+                Guarded::Welfare => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "welfare_local_only",
+                    "welfare records are only shown on the hub computer itself; start the node with --volunteer-pin to let volunteers' phones see them",
+                ),
+                Guarded::Peers => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "local_only",
+                    "peers are added on the hub computer itself (or with the volunteer PIN, when the node has one)",
+                ),
+            });
         };
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let key = pin_key(from.ip());
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        failures.retain(|_, (_, since)| now.duration_since(*since) < PIN_LOCKOUT);
-        if failures.get(&ip).is_some_and(|(n, _)| *n >= PIN_TRIES) {
+        f.prune(now);
+        let minutes = PIN_LOCKOUT.as_secs() / 60;
+        if f.by_key.get(&key).is_some_and(|(n, _)| *n >= PIN_TRIES) {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "pin_locked",
-                format!(
-                    "too many wrong PINs from {ip}; try again in {} minutes",
-                    PIN_LOCKOUT.as_secs() / 60
-                ),
+                format!("too many wrong PINs from {key}; try again in {minutes} minutes"),
+            ));
+        }
+        if f.all.len() >= PIN_GLOBAL_TRIES {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "pin_locked",
+                format!("too many wrong PINs from many addresses; PINs are not checked for {minutes} minutes (the hub computer itself still works)"),
             ));
         }
         let given = headers
@@ -77,16 +171,37 @@ impl PinGuard {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if constant_time_eq(given.as_bytes(), pin.as_bytes()) {
-            failures.remove(&ip);
+            f.by_key.remove(&key);
             return Ok(());
         }
-        let entry = failures.entry(ip).or_insert((0, now));
-        entry.0 += 1;
+        // No header at all is a page that has not asked for the PIN yet, not a guess.
+        if headers.contains_key(PIN_HEADER) {
+            f.by_key.entry(key).or_insert((0, now)).0 += 1;
+            f.all.push_back(now);
+        }
+        let detail = match what {
+            Guarded::Welfare => "welfare records need the hub's volunteer PIN (header X-Volunteer-Pin); ask the hub coordinator",
+            Guarded::Peers => "adding a peer from another machine needs the hub's volunteer PIN (header X-Volunteer-Pin); or add it on the hub computer",
+        };
         Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "pin_required",
-            "welfare records need the hub's volunteer PIN (header X-Volunteer-Pin); ask the hub coordinator",
+            detail,
         ))
+    }
+}
+
+impl Failures {
+    fn prune(&mut self, now: Instant) {
+        self.by_key
+            .retain(|_, (_, since)| now.duration_since(*since) < PIN_LOCKOUT);
+        while self
+            .all
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= PIN_LOCKOUT)
+        {
+            self.all.pop_front();
+        }
     }
 }
 
@@ -100,14 +215,25 @@ impl axum::extract::FromRequestParts<AppState> for Volunteer {
         parts: &mut axum::http::request::Parts,
         st: &AppState,
     ) -> Result<Self, ApiError> {
-        // Without the peer address (never, with the node's server) refuse, as for a
-        // non-local request without a PIN.
-        let from = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-        st.pins.check(from, &parts.headers)?;
+        let from = super::guard::peer(&parts.extensions);
+        st.pins.check(from, &parts.headers, Guarded::Welfare)?;
         Ok(Volunteer)
+    }
+}
+
+/// Extractor for `POST /api/v1/peers`: the hub computer, or a PIN holder.
+pub struct HubOrPin;
+
+impl axum::extract::FromRequestParts<AppState> for HubOrPin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &AppState,
+    ) -> Result<Self, ApiError> {
+        let from = super::guard::peer(&parts.extensions);
+        st.pins.check(from, &parts.headers, Guarded::Peers)?;
+        Ok(HubOrPin)
     }
 }
 
@@ -285,14 +411,18 @@ pub async fn check_in(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-/// `POST /api/v1/people/{id}/forget`: the hub that registered the person erases their
-/// record and every check-in on them, on every node.
+/// `POST /api/v1/people/{id}/forget` with `{"confirm": "<the person's full id>"}`: the
+/// hub that registered the person erases their record and every check-in on them, on
+/// every node. The confirmation names exactly whom: a name or prefix that matched
+/// someone else erases nobody.
 pub async fn forget(
     State(st): State<AppState>,
     _: Volunteer,
     id: Result<Path<String>, PathRejection>,
+    input: Result<Json<ForgetInput>, JsonRejection>,
 ) -> ApiResult {
     let Path(id) = id?;
+    let Json(input) = input?;
     let person = resolve(&st, &id)?;
     if person.author != st.engine.identity().author() {
         return Err(ApiError::new(
@@ -305,6 +435,7 @@ pub async fn forget(
             ),
         ));
     }
+    input.confirms(&person.id, &person.person.name)?;
     let engine = st.engine.clone();
     let target = person.id;
     let event = blocking(move || {
