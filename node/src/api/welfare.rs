@@ -450,3 +450,92 @@ pub async fn forget(
             .into_response(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pin: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(PIN_HEADER, pin.parse().unwrap());
+        h
+    }
+
+    fn from(ip: &str) -> SocketAddr {
+        SocketAddr::new(ip.parse().unwrap(), 50_000)
+    }
+
+    fn code(r: Result<(), ApiError>) -> u16 {
+        r.map_or_else(|e| e.status.as_u16(), |()| 200)
+    }
+
+    #[test]
+    fn empty_and_short_pins_are_refused() {
+        assert!(check_pin(None).is_ok());
+        assert!(check_pin(Some("246810")).is_ok());
+        for weak in ["", "      ", "12345"] {
+            let e = check_pin(Some(weak)).unwrap_err().to_string();
+            assert!(e.contains("at least 6"), "{e}");
+        }
+    }
+
+    #[test]
+    fn ipv6_privacy_addresses_share_their_64s_lock_out() {
+        let g = PinGuard::new(Some("246810".into()));
+        for i in 0..PIN_TRIES {
+            let ip = format!("2001:db8:0:1::{:x}", i + 1);
+            assert_eq!(
+                code(g.check(from(&ip), &headers("000000"), Guarded::Welfare)),
+                401
+            );
+        }
+        // A fresh address in the same /64, even with the right PIN: locked.
+        let same = from("2001:db8:0:1:ffff::9");
+        assert_eq!(
+            code(g.check(same, &headers("246810"), Guarded::Welfare)),
+            429
+        );
+        // Another /64 and IPv4 are not.
+        let other = from("2001:db8:0:2::1");
+        assert_eq!(
+            code(g.check(other, &headers("246810"), Guarded::Welfare)),
+            200
+        );
+        assert_eq!(
+            code(g.check(from("192.0.2.7"), &headers("246810"), Guarded::Welfare)),
+            200
+        );
+    }
+
+    #[test]
+    fn many_addresses_guessing_lock_out_every_other_machine_but_not_the_hub_computer() {
+        let g = PinGuard::new(Some("246810".into()));
+        // Fewer than PIN_TRIES from each address, PIN_GLOBAL_TRIES in all.
+        for i in 0..PIN_GLOBAL_TRIES {
+            let ip = format!("198.51.100.{}", i / 2 + 1);
+            assert_eq!(
+                code(g.check(from(&ip), &headers("000000"), Guarded::Welfare)),
+                401
+            );
+        }
+        let fresh = from("203.0.113.5");
+        assert_eq!(
+            code(g.check(fresh, &headers("246810"), Guarded::Welfare)),
+            429
+        );
+        assert!(!g.allows(fresh, &headers("246810")));
+        // The hub computer itself, also as seen on an IPv6 listener.
+        assert_eq!(
+            code(g.check(from("127.0.0.1"), &HeaderMap::new(), Guarded::Welfare)),
+            200
+        );
+        assert_eq!(
+            code(g.check(
+                from("::ffff:127.0.0.1"),
+                &HeaderMap::new(),
+                Guarded::Welfare
+            )),
+            200
+        );
+    }
+}
