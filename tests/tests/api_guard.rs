@@ -463,3 +463,43 @@ fn strangers_holding_sockets_do_not_lock_out_the_hub_computer() {
     );
     wait_for("the node to stay up", T, || n.status()["events"].as_u64());
 }
+
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_limit_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // prlimit execs the node, so the child's pid is the node's.
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=256:4096")
+        .arg(binary())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "up",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+            "--no-mdns",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn prlimit aidmesh up");
+    let limits = format!("/proc/{}/limits", child.id());
+    let api = dir.path().join("api.addr");
+    let line = wait_for("the node to start", T, || {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("the node exited at start: {st}");
+        }
+        std::fs::read_to_string(&api).ok()?;
+        std::fs::read_to_string(&limits)
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .map(str::to_string)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let soft: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(soft.get(3..5), Some(&["4096", "4096"][..]), "{line}");
+}

@@ -26,7 +26,10 @@ fn the_guard_in_a_real_browser() {
     .flatten()
     .collect();
     if !missing.is_empty() {
-        let msg = format!("browser guard test cannot run: missing {}", missing.join(", "));
+        let msg = format!(
+            "browser guard test cannot run: missing {}",
+            missing.join(", ")
+        );
         assert!(std::env::var_os("CI").is_none(), "{msg}");
         eprintln!("\n*** SKIPPED: {msg} ***\n");
         return;
@@ -44,5 +47,8 @@ fn the_guard_in_a_real_browser() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "browser guard test failed:\n{text}");
-    assert!(text.contains("# pass 1"), "browser guard test did not run:\n{text}");
+    assert!(
+        text.contains("# pass 1"),
+        "browser guard test did not run:\n{text}"
+    );
 }

@@ -159,6 +159,8 @@ pub(super) async fn accept_loop(
 
 /// Raises the soft limit on open files to the hard limit (Unix), so a busy hub does
 /// not run out of descriptors at a low default soft limit. Returns the new limit.
+// `rlim_t` is not `u64` on every target, so the conversions are not useless there.
+#[allow(clippy::useless_conversion)]
 pub fn raise_fd_limit() -> Option<u64> {
     #[cfg(unix)]
     {
@@ -177,11 +179,11 @@ pub fn raise_fd_limit() -> Option<u64> {
                     rlim_max: lim.rlim_max,
                 };
                 if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                    return Some(want.rlim_cur as u64);
+                    return Some(u64::from(want.rlim_cur));
                 }
             }
         }
-        Some(lim.rlim_cur as u64)
+        Some(u64::from(lim.rlim_cur))
     }
     #[cfg(not(unix))]
     {
