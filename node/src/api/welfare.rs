@@ -101,26 +101,11 @@ impl PinGuard {
         }
     }
 
-    /// Whether the request may see welfare data, without counting a failure (for the
-    /// live stream, which answers everyone and only leaves welfare events out).
+    /// Whether the request may see welfare data, as a yes or no (for the live stream,
+    /// which answers everyone and only leaves welfare events out). A wrong PIN counts
+    /// as a guess here too, so the stream is no way around the lock-out.
     pub(super) fn allows(&self, from: SocketAddr, headers: &HeaderMap) -> bool {
-        if super::guard::is_local(from.ip()) {
-            return true;
-        }
-        let given = headers.get(PIN_HEADER).and_then(|v| v.to_str().ok());
-        match (self.pin.as_deref(), given) {
-            (Some(pin), Some(given)) => {
-                !self.locked(pin_key(from.ip()))
-                    && constant_time_eq(given.as_bytes(), pin.as_bytes())
-            }
-            _ => false,
-        }
-    }
-
-    fn locked(&self, key: IpAddr) -> bool {
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        f.prune(Instant::now());
-        f.all.len() >= PIN_GLOBAL_TRIES || f.by_key.get(&key).is_some_and(|(n, _)| *n >= PIN_TRIES)
+        self.check(from, headers, Guarded::Welfare).is_ok()
     }
 
     /// Lets the request through, or says why not.
@@ -537,5 +522,21 @@ mod tests {
             )),
             200
         );
+    }
+
+    #[test]
+    fn guesses_through_the_live_stream_count_too() {
+        let g = PinGuard::new(Some("246810".into()));
+        let ip = from("192.0.2.8");
+        assert!(
+            !g.allows(ip, &HeaderMap::new()),
+            "no PIN: no welfare events"
+        );
+        for _ in 0..PIN_TRIES {
+            assert!(!g.allows(ip, &headers("000000")));
+        }
+        assert!(!g.allows(ip, &headers("246810")), "locked out");
+        assert_eq!(code(g.check(ip, &headers("246810"), Guarded::Welfare)), 429);
+        assert!(g.allows(from("192.0.2.9"), &headers("246810")));
     }
 }
