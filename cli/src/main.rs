@@ -770,12 +770,20 @@ fn welfare(dir: &std::path::Path, action: WelfareAction) -> Result<(), CliError>
             output::people,
         )?,
         WelfareAction::Forget { person } => {
-            let v = Client::for_dir(dir)?
-                .post(&format!("{}/forget", person_path(&person)), &json!({}))?;
+            // The node wants the full id as confirmation: resolve the name or prefix
+            // first, so exactly the person shown is erased.
+            let client = Client::for_dir(dir)?;
+            let p = client.get(&person_path(&person))?;
+            let id = p["id"].as_str().unwrap_or("").to_string();
+            let v = client.post(
+                &format!("/api/v1/people/{id}/forget"),
+                &json!({ "confirm": id }),
+            )?;
             let id = v["forgotten"].as_str().unwrap_or("");
             println!(
-                "forgot {}: their record and check-ins are being erased on every node",
-                &id[..10.min(id.len())]
+                "forgot {} {}: their record and check-ins are being erased on every node",
+                &id[..10.min(id.len())],
+                p["name"].as_str().unwrap_or("")
             );
         }
     }

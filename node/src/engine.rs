@@ -8,12 +8,12 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aidmesh_protocol::body::BodyKind;
+use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome, Post, Urgency};
 use aidmesh_protocol::sync::{digest, SyncSet};
 use aidmesh_protocol::validate::{validate, Rules, TargetLookup, Verified};
 use aidmesh_protocol::{
-    Body, Clock, ClockReading, ClockStatus, Event, EventId, Identity, MeshClock, TimeSource,
-    Timestamp, ValidationError, View,
+    Body, Category, Clock, ClockReading, ClockStatus, Event, EventId, Identity, MeshClock,
+    TimeSource, Timestamp, ValidationError, View,
 };
 use thiserror::Error;
 use tokio::sync::broadcast;
@@ -360,6 +360,44 @@ impl Engine {
         };
         self.ingest_durable(event.bytes(), Origin::Local)?;
         Ok(event)
+    }
+
+    /// Records a welfare check-in. A "needs help" check-in also posts a linked need
+    /// (category welfare, urgency high) so the open board shows that help is needed;
+    /// it names what is needed and the coarse area (street, no number; see
+    /// [`aidmesh_protocol::welfare::area_of`]), never who or which door: the person's
+    /// record stays behind the volunteer PIN. Returns the check-in and the need.
+    pub fn check_in(&self, check: CheckIn) -> Result<(Event, Option<Event>), IngestError> {
+        let help = match &check.outcome {
+            Outcome::NeedsHelp(what) => Some(what.clone()),
+            _ => None,
+        };
+        let person = check.person;
+        let c = self.post(Body::CheckIn(check))?;
+        let Some(what) = help else {
+            return Ok((c, None));
+        };
+        let place = self
+            .with_view(|v| v.person(&person))
+            .map(|p| aidmesh_protocol::welfare::area_of(&p.person.place))
+            .unwrap_or_default();
+        let title: String = format!("Help needed (welfare check): {what}")
+            .chars()
+            .take(120)
+            .collect();
+        let need = self.post(Body::Need(Post {
+            title,
+            category: Category::Welfare,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::High,
+            place,
+            contact: String::new(),
+            expires_ms: None,
+            related: Some(c.id()),
+        }))?;
+        Ok((c, Some(need)))
     }
 
     /// Validates and stores one event, then flushes it to disk.
@@ -827,5 +865,50 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_needs_help_check_in_posts_a_need_with_the_street_not_the_door() {
+        let dir = tempfile::tempdir().unwrap();
+        let eng = engine(dir.path(), 3);
+        let person = eng
+            .post(Body::Person(PersonRegistered {
+                name: "Ada Lovelace".into(),
+                place: Place {
+                    label: "14 River Rd, 3rd floor".into(),
+                    coords: None,
+                },
+                risks: vec![],
+                check_every_secs: 3600,
+                consent: Consent::Own,
+                phone: String::new(),
+                note: String::new(),
+            }))
+            .unwrap();
+        let (check, need) = eng
+            .check_in(CheckIn {
+                person: person.id(),
+                outcome: Outcome::NeedsHelp("oxygen".into()),
+                note: String::new(),
+                by: String::new(),
+            })
+            .unwrap();
+        let need = need.expect("a linked need");
+        let Ok(Some(Body::Need(post))) = need.body() else {
+            panic!("not a need");
+        };
+        assert_eq!(post.place.label, "River Rd");
+        assert_eq!(post.related, Some(check.id()));
+        assert!(!post.title.contains("Ada"), "{}", post.title);
+        // Other outcomes post nothing.
+        let (_, none) = eng
+            .check_in(CheckIn {
+                person: person.id(),
+                outcome: Outcome::Safe,
+                note: String::new(),
+                by: String::new(),
+            })
+            .unwrap();
+        assert!(none.is_none());
     }
 }

@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
-use aidmesh_protocol::body::{Alert, Coords, HubAnnounced, Place, Post, Severity, Status, Urgency};
-use aidmesh_protocol::Category;
+use aidmesh_protocol::body::{
+    Alert, CheckIn, Consent, Coords, HubAnnounced, Outcome, PersonRegistered, Place, Post,
+    Severity, Status, StatusChange, Urgency,
+};
+use aidmesh_protocol::{Category, EventId};
+use libp2p::Multiaddr;
 use serde::Deserialize;
 
 /// A rejected input: which field, and what to do about it.
@@ -265,6 +269,259 @@ impl PostInput {
             expires_ms,
             related: None,
         })
+    }
+}
+
+/// Which items a list shows (`?status=`): one status, or the groups "active"
+/// (default), "expired" and "all".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListStatus {
+    /// Open, claimed or in progress, and not expired (the default).
+    Active,
+    /// Everything, whatever its status.
+    All,
+    /// Past its expiry.
+    Expired,
+    /// Not expired, with exactly this status name.
+    Is(&'static str),
+}
+
+/// The query of `GET /api/v1/needs|offers|items`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Category name.
+    pub category: Option<String>,
+    /// Status name or group.
+    pub status: Option<String>,
+}
+
+impl ListQuery {
+    /// The category filter, if any.
+    pub fn category(&self) -> Result<Option<Category>, InputError> {
+        self.category.as_deref().map(parse_category).transpose()
+    }
+
+    /// The status filter.
+    pub fn status(&self) -> Result<ListStatus, InputError> {
+        const VALID: [&str; 8] = [
+            "open",
+            "claimed",
+            "in-progress",
+            "fulfilled",
+            "withdrawn",
+            "expired",
+            "active",
+            "all",
+        ];
+        let Some(s) = &self.status else {
+            return Ok(ListStatus::Active);
+        };
+        let s = s.to_lowercase();
+        match VALID.iter().find(|v| **v == s) {
+            Some(&"active") => Ok(ListStatus::Active),
+            Some(&"all") => Ok(ListStatus::All),
+            Some(&"expired") => Ok(ListStatus::Expired),
+            Some(v) => Ok(ListStatus::Is(v)),
+            None => Err(err(
+                "status",
+                format!("unknown status '{s}'; valid: {}", VALID.join(", ")),
+            )),
+        }
+    }
+}
+
+/// A status change as typed (`POST /api/v1/items/{id}/status`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusInput {
+    /// Status name (claim, progress, fulfilled, withdraw, reopen...).
+    pub status: String,
+    /// Note.
+    pub note: Option<String>,
+}
+
+impl StatusInput {
+    /// Builds the status change of item `target`.
+    pub fn into_change(self, target: EventId) -> Result<StatusChange, InputError> {
+        Ok(StatusChange {
+            target,
+            status: parse_status(&self.status)?,
+            note: self.note.unwrap_or_default(),
+        })
+    }
+}
+
+/// A peer address as typed (`POST /api/v1/peers`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerInput {
+    /// A multiaddr, e.g. `/ip4/192.168.1.20/tcp/4610`.
+    pub addr: String,
+}
+
+impl PeerInput {
+    /// Parses the address and checks that it is a TCP address of a peer.
+    pub fn into_addr(self) -> Result<Multiaddr, InputError> {
+        let bad = |why: String| {
+            err(
+                "addr",
+                format!("'{}' {why}; e.g. /ip4/192.168.1.20/tcp/4610", self.addr),
+            )
+        };
+        let addr: Multiaddr = self
+            .addr
+            .trim()
+            .parse()
+            .map_err(|e| bad(format!("is not a multiaddr ({e})")))?;
+        if !crate::net::dialable(&addr) {
+            return Err(bad("is not a TCP address of a peer".into()));
+        }
+        Ok(addr)
+    }
+}
+
+/// Parses who consented to a welfare registration.
+pub fn parse_consent(s: &str) -> Result<Consent, InputError> {
+    match s.trim().to_lowercase().as_str() {
+        "self" | "own" => Ok(Consent::Own),
+        "relative" | "family" => Ok(Consent::Relative),
+        "neighbour" | "neighbor" => Ok(Consent::Neighbour),
+        other => Err(err(
+            "consent",
+            format!("unknown '{other}'; valid: self, relative, neighbour"),
+        )),
+    }
+}
+
+/// A person to check on, as typed (`POST /api/v1/people`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonInput {
+    /// Name.
+    pub name: String,
+    /// Where they live.
+    pub place: String,
+    /// How often to check on them ("12h").
+    pub every: String,
+    /// Latitude.
+    pub lat: Option<f64>,
+    /// Longitude.
+    pub lon: Option<f64>,
+    /// Health risks ("oxygen", "lives alone").
+    #[serde(default)]
+    pub risks: Vec<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Who consented: self (default), relative, neighbour.
+    pub consent: Option<String>,
+    /// Note.
+    pub note: Option<String>,
+}
+
+impl PersonInput {
+    /// Builds the registration.
+    pub fn into_person(self) -> Result<PersonRegistered, InputError> {
+        let every = parse_duration("every", &self.every)?;
+        Ok(PersonRegistered {
+            name: self.name.trim().to_string(),
+            place: Place {
+                label: self.place.trim().to_string(),
+                coords: parse_coords(self.lat, self.lon)?,
+            },
+            risks: self
+                .risks
+                .iter()
+                .flat_map(|r| r.split(','))
+                .map(|r| r.trim().to_lowercase())
+                .filter(|r| !r.is_empty())
+                .collect(),
+            check_every_secs: u32::try_from(every.as_secs()).unwrap_or(u32::MAX),
+            consent: match &self.consent {
+                Some(c) => parse_consent(c)?,
+                None => Consent::Own,
+            },
+            phone: self.phone.unwrap_or_default().trim().to_string(),
+            note: self.note.unwrap_or_default(),
+        })
+    }
+}
+
+/// A check-in as typed (`POST /api/v1/people/{id}/checkins`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInput {
+    /// safe, needs-help, no-answer, not-home, moved.
+    pub outcome: String,
+    /// With needs-help: with what. With moved: where to.
+    pub detail: Option<String>,
+    /// Note.
+    pub note: Option<String>,
+    /// Who visited.
+    pub by: Option<String>,
+}
+
+impl CheckInput {
+    /// Builds the check-in on `person`.
+    pub fn into_checkin(self, person: EventId) -> Result<CheckIn, InputError> {
+        let detail = self.detail.unwrap_or_default().trim().to_string();
+        let needs = |what: &str| {
+            err(
+                "detail",
+                format!("'{what}' needs a detail (what help / where to)"),
+            )
+        };
+        let outcome = match self.outcome.trim().to_lowercase().as_str() {
+            "safe" => Outcome::Safe,
+            "needs-help" | "needs_help" | "help" if !detail.is_empty() => {
+                Outcome::NeedsHelp(detail)
+            }
+            "needs-help" | "needs_help" | "help" => return Err(needs("needs-help")),
+            "no-answer" | "no_answer" => Outcome::NoAnswer,
+            "not-home" | "not_home" | "not-at-home" => Outcome::NotAtHome,
+            "moved" if !detail.is_empty() => Outcome::Moved(detail),
+            "moved" => return Err(needs("moved")),
+            other => {
+                return Err(err(
+                    "outcome",
+                    format!(
+                        "unknown '{other}'; valid: safe, needs-help, no-answer, not-home, moved"
+                    ),
+                ))
+            }
+        };
+        Ok(CheckIn {
+            person,
+            outcome,
+            note: self.note.unwrap_or_default(),
+            by: self.by.unwrap_or_default().trim().to_string(),
+        })
+    }
+}
+
+/// The confirmation `POST /api/v1/people/{id}/forget` needs in its body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgetInput {
+    /// The full id of the person to forget (64 hex characters).
+    pub confirm: Option<String>,
+}
+
+impl ForgetInput {
+    /// Checks that the confirmation names `person` (called `name`) exactly.
+    pub fn confirms(&self, person: &EventId, name: &str) -> Result<(), InputError> {
+        let id = person.to_hex();
+        match self.confirm.as_deref().map(str::trim) {
+            Some(c) if c.eq_ignore_ascii_case(&id) => Ok(()),
+            Some(c) => Err(err(
+                "confirm",
+                format!("'{c}' is not the full id of {name} ({id}); nothing was erased"),
+            )),
+            None => Err(err(
+                "confirm",
+                format!("forgetting erases {name}'s record and check-ins on every node and cannot be undone; to confirm, send {{\"confirm\": \"{id}\"}}"),
+            )),
+        }
     }
 }
 

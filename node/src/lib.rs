@@ -13,4 +13,3 @@ pub mod net;
 pub mod node;
 pub mod store;
 pub mod sync;
-pub mod welfare;

@@ -81,6 +81,12 @@ pub enum NodeError {
     /// Networking failed.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The HTTP API could not start.
+    #[error(transparent)]
+    Api(#[from] api::ServeError),
+    /// The volunteer PIN is empty or too short.
+    #[error(transparent)]
+    Pin(#[from] api::welfare::WeakPin),
     /// `init` on a directory that already has an identity.
     #[error("{dir} already holds a node of community '{community}'; use another --data-dir to make a new node")]
     AlreadyInitialised {
@@ -311,6 +317,10 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
     on_start: impl FnOnce(&Started),
 ) -> Result<(), NodeError> {
+    api::welfare::check_pin(cfg.volunteer_pin.as_deref())?;
+    if let Some(n) = api::conn::raise_fd_limit() {
+        info!(open_files = n, "open-file limit");
+    }
     let mut peers = cfg.peers.clone();
     peers.extend(read_peers_file(&cfg.data_dir)?);
     let store = Store::open(&db_path(&cfg.data_dir))?;

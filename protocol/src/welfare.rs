@@ -13,7 +13,7 @@
 //! Order: needs help, then no answer (each oldest report first), then overdue (most
 //! overdue first), then the rest by due time.
 
-use crate::body::Outcome;
+use crate::body::{Coords, Outcome, Place};
 use crate::view::{Check, PersonView};
 
 /// Where a person stands.
@@ -107,6 +107,73 @@ pub fn overdue(people: &[PersonView], now_ms: u64) -> Vec<Welfare> {
         .into_iter()
         .filter(|w| w.standing != Standing::Ok)
         .collect()
+}
+
+/// Words that name a door inside a building, dropped from a public area.
+const DOOR_WORDS: [&str; 10] = [
+    "flat",
+    "apt",
+    "apartment",
+    "unit",
+    "floor",
+    "suite",
+    "room",
+    "no",
+    "no.",
+    "#",
+];
+
+/// The coarse area of a person's address, fit for the open board: the street without
+/// house, flat or floor numbers ("14 River Rd, 3rd floor" → "River Rd"), and the
+/// position rounded to two decimals (about a kilometre). The door stays behind the
+/// volunteer PIN.
+pub fn area_of(place: &Place) -> Place {
+    let label = place
+        .label
+        .split(',')
+        .map(|part| {
+            part.split_whitespace()
+                .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+                .filter(|w| !DOOR_WORDS.contains(&w.to_lowercase().as_str()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .find(|part| !part.is_empty())
+        .unwrap_or_default();
+    let round = |d: f64| (d * 100.0).round() / 100.0;
+    Place {
+        label,
+        coords: place
+            .coords
+            .and_then(|c| Coords::from_degrees(round(c.lat()), round(c.lon()))),
+    }
+}
+
+#[cfg(test)]
+mod area_tests {
+    use super::*;
+
+    #[test]
+    fn the_public_area_has_no_door() {
+        let at = |label: &str| {
+            area_of(&Place {
+                label: label.into(),
+                coords: None,
+            })
+            .label
+        };
+        assert_eq!(at("14 River Rd, 3rd floor"), "River Rd");
+        assert_eq!(at("Flat 3, 14b River Rd"), "River Rd");
+        assert_eq!(at("Apt 12 Elm Street 7"), "Elm Street");
+        assert_eq!(at("Elm St hub"), "Elm St hub");
+        assert_eq!(at("12"), "");
+        let p = area_of(&Place {
+            label: String::new(),
+            coords: Coords::from_degrees(29.951_234, -90.071_987),
+        });
+        let c = p.coords.expect("coords kept, rounded");
+        assert!((c.lat() - 29.95).abs() < 1e-6 && (c.lon() + 90.07).abs() < 1e-6);
+    }
 }
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ pub struct Node {
     api: String,
     extra: Vec<String>,
     lan: Option<LanHost>,
+    api_arg: String,
     agent: ureq::Agent,
 }
 
@@ -103,6 +104,8 @@ pub struct Opts {
     /// Run inside this network namespace, listening on `host` with mDNS on (instead
     /// of loopback with static peers only).
     pub lan: Option<LanHost>,
+    /// The API address (`--api`), instead of `127.0.0.1:0`.
+    pub api: Option<String>,
 }
 
 /// A node's place on a namespace LAN (see [`lan`]).
@@ -174,6 +177,7 @@ impl Node {
             api: String::new(),
             extra,
             lan: opts.lan.clone(),
+            api_arg: opts.api.clone().unwrap_or_else(|| "127.0.0.1:0".into()),
             agent: agent(),
         };
         node.restart();
@@ -210,7 +214,7 @@ impl Node {
                     "--listen",
                     "/ip4/127.0.0.1/tcp/0",
                     "--api",
-                    "127.0.0.1:0",
+                    &self.api_arg,
                     "--no-mdns",
                 ]);
                 c

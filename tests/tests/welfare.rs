@@ -115,7 +115,10 @@ fn a_forgotten_person_is_erased_from_every_nodes_database_files() {
     // Only the hub that registered them can forget them.
     let (code, v) = b.post_raw(&format!("/api/v1/people/{}/forget", &id[..8]), &json!({}));
     assert_eq!(code, 403, "{v}");
-    a.post(&format!("/api/v1/people/{}/forget", &id[..8]), &json!({}));
+    a.post(
+        &format!("/api/v1/people/{}/forget", &id[..8]),
+        &json!({ "confirm": id }),
+    );
     for n in [&a, &b] {
         wait_for(&format!("{} to forget the person", n.name), T, || {
             people(n)
@@ -147,7 +150,7 @@ fn welfare_data_needs_the_pin_from_another_machine() {
         "guarded",
         Opts {
             lan: Some(lan.host(1)),
-            args: vec!["--volunteer-pin".into(), "4711".into()],
+            args: vec!["--volunteer-pin".into(), "471147".into()],
             ..Opts::default()
         },
     );
@@ -176,9 +179,9 @@ fn welfare_data_needs_the_pin_from_another_machine() {
     assert_eq!(code, 401, "{v}");
     assert!(v["detail"].as_str().unwrap_or("").contains("PIN"));
     assert_eq!(get(&guarded, Some("0000")).0, 401);
-    let (code, v) = get(&guarded, Some("4711"));
+    let (code, v) = get(&guarded, Some("471147"));
     assert_eq!(code, 200, "{v}");
-    let (code, v) = get(&open, Some("4711"));
+    let (code, v) = get(&open, Some("471147"));
     assert_eq!(code, 403, "no PIN set: only the hub computer itself: {v}");
     // Needs and offers stay open to everyone at the hub.
     assert_eq!(
@@ -194,7 +197,7 @@ fn welfare_data_needs_the_pin_from_another_machine() {
     for _ in 0..5 {
         get(&guarded, Some("1234"));
     }
-    assert_eq!(get(&guarded, Some("4711")).0, 429);
+    assert_eq!(get(&guarded, Some("471147")).0, 429);
 }
 
 #[test]

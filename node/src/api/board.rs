@@ -1,0 +1,334 @@
+//! The open board over HTTP: needs, offers, their status changes and matches, hubs and
+//! alerts, and the category list. Anyone who can reach the API may read and post here
+//! (that is the point of a hub); welfare records are elsewhere ([`super::welfare`]).
+
+use aidmesh_protocol::body::BodyKind;
+use aidmesh_protocol::view::Item;
+use aidmesh_protocol::{Body, EventId};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{blocking, ApiError, ApiResult, AppState};
+use crate::input::{AlertInput, HubInput, ListQuery, ListStatus, PostInput, StatusInput};
+
+pub(super) async fn categories() -> Response {
+    let all: Vec<Value> = aidmesh_protocol::Category::ALL
+        .iter()
+        .map(
+            |c| json!({ "name": c.name(), "description": c.description(), "cluster": c.cluster() }),
+        )
+        .collect();
+    Json(json!({ "categories": all })).into_response()
+}
+
+/// JSON of one item, as documented in docs/api.md and docs/cli.md.
+pub fn item_json(i: &Item) -> Value {
+    let state = if i.expired { "expired" } else { i.state.name() };
+    let history: Vec<Value> = i
+        .history
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id.to_hex(), "status": c.status.name(), "author": c.author.short(),
+                "at": c.at.millis(), "note": c.note, "applied": c.applied,
+            })
+        })
+        .collect();
+    let p = &i.post;
+    json!({
+        "id": i.id.to_hex(),
+        "short_id": i.id.short(),
+        "kind": i.kind.name(),
+        "title": p.title,
+        "category": p.category.name(),
+        "urgency": p.urgency.name(),
+        "status": state,
+        "author": i.author.short(),
+        "created_at": i.created.millis(),
+        "place": {
+            "label": p.place.label,
+            "lat": p.place.coords.map(|c| c.lat()),
+            "lon": p.place.coords.map(|c| c.lon()),
+        },
+        "qty": p.quantity,
+        "unit": p.unit,
+        "contact": p.contact,
+        "details": p.details,
+        "expires_at": p.expires_ms,
+        "holder": i.holder.map(|h| h.short()),
+        "history": history,
+    })
+}
+
+fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
+    let category = q.category()?;
+    let status = q.status()?;
+    let now = st.engine.now_ms();
+    let mut items: Vec<Item> = st.engine.with_view(|v| v.items(now));
+    items.retain(|i| kind.is_none_or(|k| i.kind == k));
+    items.retain(|i| category.is_none_or(|c| i.post.category == c));
+    items.retain(|i| match status {
+        ListStatus::Active => i.state.is_active() && !i.expired,
+        ListStatus::All => true,
+        ListStatus::Expired => i.expired,
+        ListStatus::Is(s) => !i.expired && i.state.name() == s,
+    });
+    // Most urgent first, then newest.
+    items.sort_by_key(|i| std::cmp::Reverse((i.post.urgency, i.created)));
+    let out: Vec<Value> = items.iter().map(item_json).collect();
+    Ok(Json(json!({ "items": out })).into_response())
+}
+
+pub(super) async fn list_needs(
+    State(st): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    list(&st, Some(BodyKind::Need), q?.0)
+}
+
+pub(super) async fn list_offers(
+    State(st): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    list(&st, Some(BodyKind::Offer), q?.0)
+}
+
+pub(super) async fn list_items(
+    State(st): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    list(&st, None, q?.0)
+}
+
+async fn create(
+    st: AppState,
+    kind: BodyKind,
+    input: Result<Json<PostInput>, JsonRejection>,
+) -> ApiResult {
+    let Json(input) = input?;
+    let post = input.into_post(st.engine.now_ms())?;
+    let body = if kind == BodyKind::Need {
+        Body::Need(post)
+    } else {
+        Body::Offer(post)
+    };
+    let engine = st.engine.clone();
+    let event = blocking(move || engine.post(body)).await??;
+    let now = st.engine.now_ms();
+    let item = st
+        .engine
+        .with_view(|v| v.item(&event.id(), now))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "internal",
+                "stored item not in view",
+            )
+        })?;
+    Ok((StatusCode::CREATED, Json(item_json(&item))).into_response())
+}
+
+pub(super) async fn post_need(
+    State(st): State<AppState>,
+    input: Result<Json<PostInput>, JsonRejection>,
+) -> ApiResult {
+    create(st, BodyKind::Need, input).await
+}
+
+pub(super) async fn post_offer(
+    State(st): State<AppState>,
+    input: Result<Json<PostInput>, JsonRejection>,
+) -> ApiResult {
+    create(st, BodyKind::Offer, input).await
+}
+
+pub(super) async fn match_offers(State(st): State<AppState>) -> ApiResult {
+    let now = st.engine.now_ms();
+    let items = st.engine.with_view(|v| v.items(now));
+    let out: Vec<Value> = aidmesh_protocol::matching::match_offers(&items)
+        .iter()
+        .map(|m| {
+            let offers: Vec<Value> = m
+                .offers
+                .iter()
+                .map(|c| {
+                    let mut o = item_json(&c.offer);
+                    o["distance_m"] = json!(c.distance_m.map(|d| d.round()));
+                    o
+                })
+                .collect();
+            json!({ "need": item_json(&m.need), "offers": offers })
+        })
+        .collect();
+    Ok(Json(json!({ "matches": out })).into_response())
+}
+
+pub(super) async fn list_hubs(State(st): State<AppState>) -> ApiResult {
+    let hubs: Vec<Value> = st
+        .engine
+        .with_view(|v| v.hubs())
+        .iter()
+        .map(|h| {
+            json!({
+                "id": h.id.to_hex(), "short_id": h.id.short(), "kind": "hub", "name": h.hub.name,
+                "place": { "label": h.hub.place.label, "lat": h.hub.place.coords.map(|c| c.lat()), "lon": h.hub.place.coords.map(|c| c.lon()) },
+                "services": h.hub.services, "author": h.author.short(), "created_at": h.at.millis(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "hubs": hubs })).into_response())
+}
+
+pub(super) async fn post_hub(
+    State(st): State<AppState>,
+    input: Result<Json<HubInput>, JsonRejection>,
+) -> ApiResult {
+    let Json(input) = input?;
+    let body = Body::Hub(input.into_hub()?);
+    created_id(st, body).await
+}
+
+/// Posts `body` durably and answers 201 with its id (hubs and alerts).
+async fn created_id(st: AppState, body: Body) -> ApiResult {
+    let engine = st.engine.clone();
+    let event = blocking(move || engine.post(body)).await??;
+    let id = event.id();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id.to_hex(), "short_id": id.short() })),
+    )
+        .into_response())
+}
+
+fn alert_json(a: &aidmesh_protocol::view::AlertView) -> Value {
+    json!({
+        "id": a.id.to_hex(), "short_id": a.id.short(), "kind": "alert",
+        "severity": a.alert.severity.name(), "headline": a.alert.headline, "details": a.alert.text,
+        "area": a.alert.area, "expires_at": a.alert.expires_ms, "author": a.author.short(),
+        "created_at": a.at.millis(),
+    })
+}
+
+pub(super) async fn list_alerts(State(st): State<AppState>) -> ApiResult {
+    let now = st.engine.now_ms();
+    let alerts: Vec<Value> = st
+        .engine
+        .with_view(|v| v.alerts(now))
+        .iter()
+        .map(alert_json)
+        .collect();
+    Ok(Json(json!({ "alerts": alerts })).into_response())
+}
+
+pub(super) async fn post_alert(
+    State(st): State<AppState>,
+    input: Result<Json<AlertInput>, JsonRejection>,
+) -> ApiResult {
+    let Json(input) = input?;
+    let body = Body::Alert(input.into_alert(st.engine.now_ms())?);
+    created_id(st, body).await
+}
+
+/// Resolves a full id or a unique prefix (at least 6 hex characters) among items.
+fn resolve_item(st: &AppState, prefix: &str) -> Result<EventId, ApiError> {
+    let p = prefix.trim().to_lowercase();
+    if p.len() < 6 || !p.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!("'{prefix}' is not an id: give at least 6 hex characters of it"),
+        ));
+    }
+    let now = st.engine.now_ms();
+    // Match ids first and fold only the matches: folding the whole board for every
+    // `show` or status change would cost O(board).
+    let matches: Vec<Item> = st.engine.with_view(|v| {
+        v.post_ids()
+            .filter(|id| id.has_hex_prefix(&p))
+            .filter_map(|id| v.item(id, now))
+            .collect()
+    });
+    match matches.as_slice() {
+        [one] => Ok(one.id),
+        [] => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no need or offer has an id starting with '{p}'"),
+        )),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|i| format!("{} {}", i.id.short(), i.post.title))
+                .collect();
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ambiguous_id",
+                format!(
+                    "'{p}' matches {} items; give more characters: {}",
+                    many.len(),
+                    list.join("; ")
+                ),
+            ))
+        }
+    }
+}
+
+pub(super) async fn show_item(
+    State(st): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    let id = resolve_item(&st, &id)?;
+    let now = st.engine.now_ms();
+    let item = st
+        .engine
+        .with_view(|v| v.item(&id, now))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "item disappeared"))?;
+    Ok(Json(item_json(&item)).into_response())
+}
+
+pub(super) async fn change_status(
+    State(st): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    input: Result<Json<StatusInput>, JsonRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    let Json(input) = input?;
+    let id = resolve_item(&st, &id)?;
+    let change = input.into_change(id)?;
+    let status = change.status;
+    let body = Body::Status(change);
+    let engine = st.engine.clone();
+    let event = blocking(move || engine.post(body)).await??;
+    let now = st.engine.now_ms();
+    let item = st
+        .engine
+        .with_view(|v| v.item(&id, now))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "item disappeared"))?;
+    let applied = item.history.iter().any(|c| c.id == event.id() && c.applied);
+    let mut out = item_json(&item);
+    out["change"] = json!({ "id": event.id().to_hex(), "applied": applied });
+    if !applied {
+        let reason = format!(
+            "recorded, but a {} item cannot become {} (see docs/protocol.md, status rules)",
+            if item.expired {
+                "expired"
+            } else {
+                item.state.name()
+            },
+            status.name()
+        );
+        out["error"] = json!("not_applied");
+        out["detail"] = json!(reason);
+    }
+    let code = if applied {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok((code, Json(out)).into_response())
+}

@@ -1,0 +1,193 @@
+//! The node and its mesh over HTTP: `/status`, `/peers` and the live `/stream` of newly
+//! stored events.
+
+use std::net::SocketAddr;
+
+use aidmesh_protocol::body::BodyKind;
+use aidmesh_protocol::{Body, ClockReading, ClockStatus, TimeSource};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::welfare::HubOrPin;
+use super::{blocking, ApiError, ApiResult, AppState};
+use crate::engine::{Engine, NewEvent};
+use crate::input::PeerInput;
+
+fn clock_json(
+    status: ClockStatus,
+    offset: Option<i64>,
+    reading: ClockReading,
+    floor_ms: u64,
+) -> Value {
+    let (name, mut warning) = match status {
+        ClockStatus::Unknown => ("unknown", None),
+        ClockStatus::Ok => ("ok", None),
+        ClockStatus::Behind(ms) => (
+            "behind",
+            Some(format!(
+                "this computer's clock is {} behind the mesh",
+                crate::engine::human_ms(ms)
+            )),
+        ),
+        ClockStatus::Ahead(ms) => (
+            "ahead",
+            Some(format!(
+                "this computer's clock is {} ahead of the mesh",
+                crate::engine::human_ms(ms)
+            )),
+        ),
+    };
+    let source = match reading.source {
+        TimeSource::Local => "local",
+        TimeSource::Mesh => "mesh",
+        TimeSource::Floor => "build_time",
+    };
+    if let Some(w) = &mut warning {
+        if reading.source == TimeSource::Local {
+            w.push_str(&format!(
+                " ({} computer(s) say so; not corrected: {} must agree)",
+                reading.hosts,
+                aidmesh_protocol::time::CLOCK_QUORUM_HOSTS
+            ));
+        }
+    }
+    if reading.source == TimeSource::Floor {
+        warning = Some(
+            "this computer's clock is before this program was built; using the build time until a peer tells the time".into(),
+        );
+    }
+    json!({
+        "status": name,
+        "offset_ms": offset,
+        "warning": warning,
+        "source": source,
+        "hosts": reading.hosts,
+        "correction_ms": reading.now_ms as i64 - reading.local_ms as i64,
+        "floor_ms": floor_ms,
+    })
+}
+
+/// `GET /api/v1/status`.
+pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
+    let net = st.net.status().await;
+    let engine = st.engine.clone();
+    let digest = blocking(move || engine.digest())
+        .await?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string()))?;
+    let (clock, offset) = st.engine.clock_status();
+    let reading = st.engine.clock();
+    let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
+    Ok(Json(json!({
+        "peer_id": net.as_ref().map(|n| n.peer_id.clone()).unwrap_or_else(|| st.net.peer_id.to_string()),
+        "community": st.engine.community(),
+        "author": st.engine.identity().author().to_hex(),
+        "listen": net.as_ref().map(|n| n.listen.clone()).unwrap_or_default(),
+        "events": st.engine.len(),
+        "digest": hex::encode(digest),
+        "peers": net_peers.len(),
+        "peer_list": net_peers,
+        "clock": clock_json(clock, offset, reading, st.engine.clock_floor_ms()),
+        "now_ms": reading.now_ms,
+        "sync_bytes_in": net.as_ref().map_or(0, |n| n.sync_bytes_in),
+        "sync_bytes_out": net.as_ref().map_or(0, |n| n.sync_bytes_out),
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/peers`.
+pub(super) async fn peers(State(st): State<AppState>) -> ApiResult {
+    let net = st.net.status().await;
+    Ok(Json(json!({ "peers": net.map(|n| n.peers).unwrap_or_default() })).into_response())
+}
+
+/// `POST /api/v1/peers`: dial a peer. Only the hub computer or a PIN holder may: the
+/// dial list is bounded, and strangers filling it would push out real peers.
+pub(super) async fn add_peer(
+    State(st): State<AppState>,
+    _: HubOrPin,
+    input: Result<Json<PeerInput>, JsonRejection>,
+) -> ApiResult {
+    let Json(input) = input?;
+    let addr = input.into_addr()?;
+    st.net
+        .commands
+        .send(crate::net::Command::Dial(addr.clone()))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "network_down",
+                "the network is stopping",
+            )
+        })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "dialing": addr.to_string() })),
+    )
+        .into_response())
+}
+
+/// Whether an event is about welfare records (a person, a check-in, or the erasure of
+/// one): its id and timing say that someone was registered or visited.
+fn is_welfare(engine: &Engine, ne: &NewEvent) -> bool {
+    let welfare = |code: u16| code == BodyKind::Person.code() || code == BodyKind::CheckIn.code();
+    if welfare(ne.event.kind()) {
+        return true;
+    }
+    match &ne.body {
+        Some(Body::Redaction(r)) => engine
+            .store()
+            .erased_kind(&r.target)
+            .ok()
+            .flatten()
+            .is_some_and(welfare),
+        _ => false,
+    }
+}
+
+/// `GET /api/v1/stream`: server-sent events, one `event: new` per newly stored event,
+/// with `{"id", "kind", "origin", "at"}`; pages reload what they show. A client that
+/// falls behind gets `event: lagged` and should reload everything. Welfare events are
+/// sent only to those who may see welfare records (the hub computer, or with the PIN).
+pub(super) async fn stream(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let welfare_ok = st.pins.allows(from, &headers);
+    let rx = st.engine.subscribe();
+    let engine = st.engine.clone();
+    let events = futures::stream::unfold((rx, engine), move |(mut rx, engine)| async move {
+        let ev = loop {
+            match rx.recv().await {
+                Ok(ne) if !welfare_ok && is_welfare(&engine, &ne) => continue,
+                Ok(ne) => break Ok(ne),
+                Err(e) => break Err(e),
+            }
+        };
+        let ev = match ev {
+            Ok(ne) => {
+                let kind = BodyKind::from_code(ne.event.kind()).map_or("unknown", BodyKind::name);
+                let data = json!({
+                    "id": ne.event.id().to_hex(),
+                    "kind": kind,
+                    "origin": format!("{:?}", ne.origin).to_lowercase(),
+                    "at": ne.event.timestamp().millis(),
+                });
+                SseEvent::default().event("new").data(data.to_string())
+            }
+            Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(ev), (rx, engine)))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

@@ -1,0 +1,249 @@
+//! The HTTP API under `/api/v1/` (axum) and the web page: the router, the shared
+//! state and the error type every handler answers with. Handlers live by area:
+//! [`board`] (needs, offers, hubs, alerts), [`mesh`] (status, peers, live stream),
+//! [`welfare`] (people and check-ins, behind the PIN guard) and [`page`]. Every input
+//! is parsed in [`crate::input`].
+//!
+//! Writes go through the engine's single validate → store → gossip path and are
+//! answered only once durable. Bad input gets a 4xx with `{ "error": ..., "detail": ... }`,
+//! never a 500.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::engine::{Engine, IngestError};
+use crate::input::InputError;
+use crate::net::NetHandle;
+
+mod board;
+pub mod conn;
+pub mod guard;
+mod mesh;
+mod page;
+pub mod welfare;
+
+pub use board::item_json;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    engine: Arc<Engine>,
+    net: NetHandle,
+    pins: Arc<welfare::PinGuard>,
+}
+
+impl AppState {
+    /// State for a node.
+    pub fn new(engine: Arc<Engine>, net: NetHandle, pin: Option<String>) -> Self {
+        Self {
+            engine,
+            net,
+            pins: Arc::new(welfare::PinGuard::new(pin)),
+        }
+    }
+}
+
+/// The API could not start.
+#[derive(Debug, Error)]
+#[error("cannot listen for the API on {addr}: {source}. Is another node running? Pick another address with --api")]
+pub struct ServeError {
+    /// The address asked for.
+    pub addr: SocketAddr,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// An API error: HTTP status, a short machine-readable code, a sentence for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    error: &'static str,
+    detail: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "error": self.error, "detail": self.detail })),
+        )
+            .into_response()
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        let status = match e.status() {
+            s if s == StatusCode::PAYLOAD_TOO_LARGE => s,
+            s if s == StatusCode::UNSUPPORTED_MEDIA_TYPE => s,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, "bad_json", e.body_text())
+    }
+}
+
+/// The API's (and CLI's) name for a protocol field, so an error names what the user
+/// typed.
+fn input_name(field: &str) -> &str {
+    match field {
+        "quantity" => "qty",
+        "place.label" => "place",
+        "place.lat" => "lat",
+        "place.lon" => "lon",
+        "text" => "details",
+        other => other,
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", e.body_text())
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            // A local write that breaks a limit was never stored: say what to fix, not
+            // which event id it would have had.
+            IngestError::Invalid(aidmesh_protocol::ValidationError::Field {
+                field,
+                problem,
+                ..
+            }) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                format!("{}: {problem}", input_name(field)),
+            ),
+            IngestError::Invalid(v) => {
+                // The refused write was never stored: drop the "event <id>: " prefix.
+                let text = v.to_string();
+                let detail = match text.strip_prefix("event ").and_then(|t| t.split_once(": ")) {
+                    Some((_, rest)) => rest.to_string(),
+                    None => text,
+                };
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", detail)
+            }
+            IngestError::Store(s) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", s.to_string())
+            }
+        }
+    }
+}
+
+pub(crate) type ApiResult = Result<Response, ApiError>;
+
+/// Runs blocking engine work (validation, fsync) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))
+}
+
+/// Binds the API and serves it until `shutdown` flips. Returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError { addr, source })?;
+    let app = router(state).layer(axum::middleware::from_fn_with_state(
+        guard::Hosts::new(bound),
+        guard::check,
+    ));
+    let task = tokio::spawn(conn::accept_loop(listener, app, shutdown));
+    tracing::info!(api = %bound, "API and web page listening");
+    Ok((bound, task))
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(page::html))
+        .route("/app.js", get(page::js))
+        .route("/style.css", get(page::css))
+        .route("/api/v1/categories", get(board::categories))
+        .route("/api/v1/status", get(mesh::status))
+        .route("/api/v1/peers", get(mesh::peers).post(mesh::add_peer))
+        .route("/api/v1/stream", get(mesh::stream))
+        .route(
+            "/api/v1/needs",
+            get(board::list_needs).post(board::post_need),
+        )
+        .route(
+            "/api/v1/offers",
+            get(board::list_offers).post(board::post_offer),
+        )
+        .route("/api/v1/items", get(board::list_items))
+        .route("/api/v1/items/{id}", get(board::show_item))
+        .route("/api/v1/items/{id}/status", post(board::change_status))
+        .route("/api/v1/match", get(board::match_offers))
+        .route("/api/v1/hubs", get(board::list_hubs).post(board::post_hub))
+        .route(
+            "/api/v1/alerts",
+            get(board::list_alerts).post(board::post_alert),
+        )
+        .route("/api/v1/people", get(welfare::list).post(welfare::register))
+        .route("/api/v1/people/overdue", get(welfare::overdue))
+        .route("/api/v1/people/{id}", get(welfare::show))
+        .route("/api/v1/people/{id}/checkins", post(welfare::check_in))
+        .route("/api/v1/people/{id}/forget", post(welfare::forget))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see docs/api.md",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see docs/api.md",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

@@ -1,0 +1,542 @@
+//! Welfare records over HTTP: registering people to check on, check-ins, who is
+//! overdue, and forgetting a person. Names, addresses and health details of vulnerable
+//! people must not be readable by everyone on the hub's Wi-Fi, so every endpoint here
+//! takes a [`Volunteer`], which only [`PinGuard`] hands out: requests from the hub
+//! computer itself are served; from any other address they need the volunteer PIN
+//! (`X-Volunteer-Pin` header), and with no PIN configured they are refused.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aidmesh_protocol::body::{Outcome, Redaction};
+use aidmesh_protocol::view::{Check, PersonView};
+use aidmesh_protocol::welfare::{assess, assess_all, Welfare};
+use aidmesh_protocol::Body;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use super::{blocking, ApiError, ApiResult, AppState};
+use crate::input::{CheckInput, ForgetInput, PersonInput};
+
+/// Header carrying the volunteer PIN.
+pub const PIN_HEADER: &str = "x-volunteer-pin";
+/// Shortest PIN accepted at start: an empty PIN would switch the guard off, a short
+/// one is guessed.
+pub const PIN_MIN_LEN: usize = 6;
+/// Wrong PINs from one address (an IPv6 /64) before it is locked out.
+pub const PIN_TRIES: u32 = 5;
+/// Wrong PINs from all addresses together before every other machine is locked out
+/// (the hub computer itself never needs the PIN, so it keeps working).
+pub const PIN_GLOBAL_TRIES: usize = 30;
+/// How long a lock-out lasts, and the window the failures are counted in.
+pub const PIN_LOCKOUT: Duration = Duration::from_secs(300);
+
+/// A volunteer PIN refused at start.
+#[derive(Debug, Error)]
+#[error("the volunteer PIN must be at least {PIN_MIN_LEN} characters (got {len}); an empty or short PIN would let anyone on the hub's Wi-Fi read the welfare records. Choose a longer --volunteer-pin / AIDMESH_VOLUNTEER_PIN, or leave it unset to keep welfare records on the hub computer only")]
+pub struct WeakPin {
+    /// Length of the PIN given, in characters.
+    pub len: usize,
+}
+
+/// Checks a configured PIN: at least [`PIN_MIN_LEN`] characters, not only spaces.
+pub fn check_pin(pin: Option<&str>) -> Result<(), WeakPin> {
+    match pin {
+        Some(p) if p.trim().chars().count() < PIN_MIN_LEN => Err(WeakPin {
+            len: p.chars().count(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Who a wrong PIN is counted against: the address, or for IPv6 its /64 (one
+/// household's privacy addresses share it, so rotating them gives no fresh tries).
+fn pin_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
+    }
+}
+
+/// The volunteer PIN and the record of wrong guesses.
+pub struct PinGuard {
+    pin: Option<String>,
+    failures: Mutex<Failures>,
+}
+
+#[derive(Default)]
+struct Failures {
+    /// Per address (IPv6: per /64): count, first failure in the window.
+    by_key: HashMap<IpAddr, (u32, Instant)>,
+    /// Every failure in the last [`PIN_LOCKOUT`], oldest first.
+    all: VecDeque<Instant>,
+}
+
+/// What a request is guarded for: the refusals name it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Guarded {
+    /// Welfare records.
+    Welfare,
+    /// Adding a peer to dial.
+    Peers,
+}
+
+impl PinGuard {
+    /// A guard for `pin` (`None`: only the hub computer itself). Call [`check_pin`]
+    /// first.
+    pub fn new(pin: Option<String>) -> Self {
+        PinGuard {
+            pin,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Whether the request may see welfare data, as a yes or no (for the live stream,
+    /// which answers everyone and only leaves welfare events out). A wrong PIN counts
+    /// as a guess here too, so the stream is no way around the lock-out.
+    pub(super) fn allows(&self, from: SocketAddr, headers: &HeaderMap) -> bool {
+        self.check(from, headers, Guarded::Welfare).is_ok()
+    }
+
+    /// Lets the request through, or says why not.
+    pub(super) fn check(
+        &self,
+        from: SocketAddr,
+        headers: &HeaderMap,
+        what: Guarded,
+    ) -> Result<(), ApiError> {
+        if super::guard::is_local(from.ip()) {
+            return Ok(());
+        }
+        let Some(pin) = self.pin.as_deref() else {
+            return Err(match what {
+                Guarded::Welfare => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "welfare_local_only",
+                    "welfare records are only shown on the hub computer itself; start the node with --volunteer-pin to let volunteers' phones see them",
+                ),
+                Guarded::Peers => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "local_only",
+                    "peers are added on the hub computer itself (or with the volunteer PIN, when the node has one)",
+                ),
+            });
+        };
+        let key = pin_key(from.ip());
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        f.prune(now);
+        let minutes = PIN_LOCKOUT.as_secs() / 60;
+        if f.by_key.get(&key).is_some_and(|(n, _)| *n >= PIN_TRIES) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "pin_locked",
+                format!("too many wrong PINs from {key}; try again in {minutes} minutes"),
+            ));
+        }
+        if f.all.len() >= PIN_GLOBAL_TRIES {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "pin_locked",
+                format!("too many wrong PINs from many addresses; PINs are not checked for {minutes} minutes (the hub computer itself still works)"),
+            ));
+        }
+        let given = headers
+            .get(PIN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if constant_time_eq(given.as_bytes(), pin.as_bytes()) {
+            f.by_key.remove(&key);
+            return Ok(());
+        }
+        // No header at all is a page that has not asked for the PIN yet, not a guess.
+        if headers.contains_key(PIN_HEADER) {
+            f.by_key.entry(key).or_insert((0, now)).0 += 1;
+            f.all.push_back(now);
+        }
+        let detail = match what {
+            Guarded::Welfare => "welfare records need the hub's volunteer PIN (header X-Volunteer-Pin); ask the hub coordinator",
+            Guarded::Peers => "adding a peer from another machine needs the hub's volunteer PIN (header X-Volunteer-Pin); or add it on the hub computer",
+        };
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "pin_required",
+            detail,
+        ))
+    }
+}
+
+impl Failures {
+    fn prune(&mut self, now: Instant) {
+        self.by_key
+            .retain(|_, (_, since)| now.duration_since(*since) < PIN_LOCKOUT);
+        while self
+            .all
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= PIN_LOCKOUT)
+        {
+            self.all.pop_front();
+        }
+    }
+}
+
+/// Extractor for every welfare handler: the request passed the [`PinGuard`].
+pub struct Volunteer;
+
+impl axum::extract::FromRequestParts<AppState> for Volunteer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &AppState,
+    ) -> Result<Self, ApiError> {
+        let from = super::guard::peer(&parts.extensions);
+        st.pins.check(from, &parts.headers, Guarded::Welfare)?;
+        Ok(Volunteer)
+    }
+}
+
+/// Extractor for `POST /api/v1/peers`: the hub computer, or a PIN holder.
+pub struct HubOrPin;
+
+impl axum::extract::FromRequestParts<AppState> for HubOrPin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &AppState,
+    ) -> Result<Self, ApiError> {
+        let from = super::guard::peer(&parts.extensions);
+        st.pins.check(from, &parts.headers, Guarded::Peers)?;
+        Ok(HubOrPin)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_json(c: &Check) -> Value {
+    let (outcome, detail) = match &c.check.outcome {
+        Outcome::Safe => ("safe", None),
+        Outcome::NeedsHelp(w) => ("needs-help", Some(w.clone())),
+        Outcome::NoAnswer => ("no-answer", None),
+        Outcome::NotAtHome => ("not-home", None),
+        Outcome::Moved(to) => ("moved", Some(to.clone())),
+    };
+    json!({
+        "id": c.id.to_hex(), "outcome": outcome, "detail": detail, "note": c.check.note,
+        "by": c.check.by, "author": c.author.short(), "at": c.at.millis(),
+    })
+}
+
+/// JSON of one person with their standing.
+fn person_json(w: &Welfare) -> Value {
+    let p = &w.person;
+    let r = &p.person;
+    json!({
+        "id": p.id.to_hex(), "short_id": p.id.short(), "kind": "person", "name": r.name,
+        "place": { "label": r.place.label, "lat": r.place.coords.map(|c| c.lat()), "lon": r.place.coords.map(|c| c.lon()) },
+        "risks": r.risks, "every_secs": r.check_every_secs, "consent": r.consent.name(),
+        "phone": r.phone, "note": r.note, "author": p.author.short(), "registered_at": p.registered.millis(),
+        "standing": w.standing.name(), "due_at": w.due_ms, "overdue_ms": w.overdue_ms,
+        "latest": p.latest().map(check_json),
+        "checks": p.checks.iter().map(check_json).collect::<Vec<_>>(),
+    })
+}
+
+fn people(st: &AppState) -> (Vec<PersonView>, u64) {
+    let now = st.engine.now_ms();
+    (st.engine.with_view(|v| v.people()), now)
+}
+
+/// `GET /api/v1/people`: everyone, most urgent first.
+pub async fn list(State(st): State<AppState>, _: Volunteer) -> ApiResult {
+    let (people, now) = people(&st);
+    let out: Vec<Value> = assess_all(&people, now).iter().map(person_json).collect();
+    Ok(Json(json!({ "people": out })).into_response())
+}
+
+/// `GET /api/v1/people/overdue`: who needs a visit now.
+pub async fn overdue(State(st): State<AppState>, _: Volunteer) -> ApiResult {
+    let (people, now) = people(&st);
+    let out: Vec<Value> = aidmesh_protocol::welfare::overdue(&people, now)
+        .iter()
+        .map(person_json)
+        .collect();
+    Ok(Json(json!({ "people": out })).into_response())
+}
+
+/// Finds a person by id prefix (6+ hex characters) or by unambiguous name.
+fn resolve(st: &AppState, key: &str) -> Result<PersonView, ApiError> {
+    let key = key.trim();
+    let (people, _) = people(st);
+    let lower = key.to_lowercase();
+    let by_id: Vec<&PersonView> = if key.len() >= 6 && key.chars().all(|c| c.is_ascii_hexdigit()) {
+        people
+            .iter()
+            .filter(|p| p.id.has_hex_prefix(&lower))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let found: Vec<&PersonView> = if by_id.is_empty() {
+        let exact: Vec<&PersonView> = people
+            .iter()
+            .filter(|p| p.person.name.to_lowercase() == lower)
+            .collect();
+        if exact.is_empty() {
+            people
+                .iter()
+                .filter(|p| p.person.name.to_lowercase().contains(&lower))
+                .collect()
+        } else {
+            exact
+        }
+    } else {
+        by_id
+    };
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("nobody registered matches '{key}'"),
+        )),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|p| format!("{} {}", p.id.short(), p.person.name))
+                .collect();
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ambiguous_person",
+                format!(
+                    "'{key}' matches {} people; use the id: {}",
+                    many.len(),
+                    list.join("; ")
+                ),
+            ))
+        }
+    }
+}
+
+/// `GET /api/v1/people/{id}`.
+pub async fn show(
+    State(st): State<AppState>,
+    _: Volunteer,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    let p = resolve(&st, &id)?;
+    Ok(Json(person_json(&assess(&p, st.engine.now_ms()))).into_response())
+}
+
+/// `POST /api/v1/people`: register someone to check on.
+pub async fn register(
+    State(st): State<AppState>,
+    _: Volunteer,
+    input: Result<Json<PersonInput>, JsonRejection>,
+) -> ApiResult {
+    let Json(i) = input?;
+    let body = Body::Person(i.into_person()?);
+    let engine = st.engine.clone();
+    let event = blocking(move || engine.post(body)).await??;
+    let p = st
+        .engine
+        .with_view(|v| v.person(&event.id()))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "internal",
+                "stored person not in view",
+            )
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(person_json(&assess(&p, st.engine.now_ms()))),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/people/{id}/checkins`. "needs-help" also posts a linked need so the
+/// board shows it.
+pub async fn check_in(
+    State(st): State<AppState>,
+    _: Volunteer,
+    id: Result<Path<String>, PathRejection>,
+    input: Result<Json<CheckInput>, JsonRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    let Json(i) = input?;
+    let person = resolve(&st, &id)?;
+    let check = i.into_checkin(person.id)?;
+    let engine = st.engine.clone();
+    let (checkin, need) = blocking(move || engine.check_in(check)).await??;
+    let p = st
+        .engine
+        .with_view(|v| v.person(&person.id))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "person was forgotten"))?;
+    let mut out = person_json(&assess(&p, st.engine.now_ms()));
+    out["checkin_id"] = json!(checkin.id().to_hex());
+    out["need_id"] = json!(need.map(|n| n.id().to_hex()));
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// `POST /api/v1/people/{id}/forget` with `{"confirm": "<the person's full id>"}`: the
+/// hub that registered the person erases their record and every check-in on them, on
+/// every node. The confirmation names exactly whom: a name or prefix that matched
+/// someone else erases nobody.
+pub async fn forget(
+    State(st): State<AppState>,
+    _: Volunteer,
+    id: Result<Path<String>, PathRejection>,
+    input: Result<Json<ForgetInput>, JsonRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    let Json(input) = input?;
+    let person = resolve(&st, &id)?;
+    if person.author != st.engine.identity().author() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_author",
+            format!(
+                "{} was registered by hub {}; only that hub can forget them (ask its coordinator)",
+                person.person.name,
+                person.author.short()
+            ),
+        ));
+    }
+    input.confirms(&person.id, &person.person.name)?;
+    let engine = st.engine.clone();
+    let target = person.id;
+    let event = blocking(move || {
+        engine.post(Body::Redaction(Redaction {
+            target,
+            reason: String::new(),
+        }))
+    })
+    .await??;
+    Ok(
+        Json(json!({ "forgotten": target.to_hex(), "redaction": event.id().to_hex() }))
+            .into_response(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pin: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(PIN_HEADER, pin.parse().unwrap());
+        h
+    }
+
+    fn from(ip: &str) -> SocketAddr {
+        SocketAddr::new(ip.parse().unwrap(), 50_000)
+    }
+
+    fn code(r: Result<(), ApiError>) -> u16 {
+        r.map_or_else(|e| e.status.as_u16(), |()| 200)
+    }
+
+    #[test]
+    fn empty_and_short_pins_are_refused() {
+        assert!(check_pin(None).is_ok());
+        assert!(check_pin(Some("246810")).is_ok());
+        for weak in ["", "      ", "12345"] {
+            let e = check_pin(Some(weak)).unwrap_err().to_string();
+            assert!(e.contains("at least 6"), "{e}");
+        }
+    }
+
+    #[test]
+    fn ipv6_privacy_addresses_share_their_64s_lock_out() {
+        let g = PinGuard::new(Some("246810".into()));
+        for i in 0..PIN_TRIES {
+            let ip = format!("2001:db8:0:1::{:x}", i + 1);
+            assert_eq!(
+                code(g.check(from(&ip), &headers("000000"), Guarded::Welfare)),
+                401
+            );
+        }
+        // A fresh address in the same /64, even with the right PIN: locked.
+        let same = from("2001:db8:0:1:ffff::9");
+        assert_eq!(
+            code(g.check(same, &headers("246810"), Guarded::Welfare)),
+            429
+        );
+        // Another /64 and IPv4 are not.
+        let other = from("2001:db8:0:2::1");
+        assert_eq!(
+            code(g.check(other, &headers("246810"), Guarded::Welfare)),
+            200
+        );
+        assert_eq!(
+            code(g.check(from("192.0.2.7"), &headers("246810"), Guarded::Welfare)),
+            200
+        );
+    }
+
+    #[test]
+    fn many_addresses_guessing_lock_out_every_other_machine_but_not_the_hub_computer() {
+        let g = PinGuard::new(Some("246810".into()));
+        // Fewer than PIN_TRIES from each address, PIN_GLOBAL_TRIES in all.
+        for i in 0..PIN_GLOBAL_TRIES {
+            let ip = format!("198.51.100.{}", i / 2 + 1);
+            assert_eq!(
+                code(g.check(from(&ip), &headers("000000"), Guarded::Welfare)),
+                401
+            );
+        }
+        let fresh = from("203.0.113.5");
+        assert_eq!(
+            code(g.check(fresh, &headers("246810"), Guarded::Welfare)),
+            429
+        );
+        assert!(!g.allows(fresh, &headers("246810")));
+        // The hub computer itself, also as seen on an IPv6 listener.
+        assert_eq!(
+            code(g.check(from("127.0.0.1"), &HeaderMap::new(), Guarded::Welfare)),
+            200
+        );
+        assert_eq!(
+            code(g.check(
+                from("::ffff:127.0.0.1"),
+                &HeaderMap::new(),
+                Guarded::Welfare
+            )),
+            200
+        );
+    }
+
+    #[test]
+    fn guesses_through_the_live_stream_count_too() {
+        let g = PinGuard::new(Some("246810".into()));
+        let ip = from("192.0.2.8");
+        assert!(
+            !g.allows(ip, &HeaderMap::new()),
+            "no PIN: no welfare events"
+        );
+        for _ in 0..PIN_TRIES {
+            assert!(!g.allows(ip, &headers("000000")));
+        }
+        assert!(!g.allows(ip, &headers("246810")), "locked out");
+        assert_eq!(code(g.check(ip, &headers("246810"), Guarded::Welfare)), 429);
+        assert!(g.allows(from("192.0.2.9"), &headers("246810")));
+    }
+}
