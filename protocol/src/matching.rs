@@ -24,7 +24,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::body::{BodyKind, Urgency};
+use crate::body::{BodyKind, Coords, Urgency};
 use crate::category::Category;
 use crate::event::EventId;
 use crate::time::Timestamp;
@@ -128,9 +128,11 @@ pub struct Page<'a> {
     pub next: Option<NeedKey>,
 }
 
-fn quantity_ok(need: &Item, offer: &Item) -> bool {
-    match (need.post.quantity, offer.post.quantity) {
-        (Some(n), Some(o)) if need.post.unit.eq_ignore_ascii_case(&offer.post.unit) => o >= n,
+/// Whether an offer of `quantity` `unit` covers `need` (always, unless both give a
+/// quantity in the same unit).
+fn covers(need: &Item, quantity: Option<u32>, unit: &str) -> bool {
+    match (need.post.quantity, quantity) {
+        (Some(n), Some(o)) if need.post.unit.eq_ignore_ascii_case(unit) => o >= n,
         _ => true,
     }
 }
@@ -146,13 +148,53 @@ fn better(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
         .then(a.offer.id.cmp(&b.offer.id))
 }
 
+/// A position as the inner loop needs it: radians and the cosine of the latitude,
+/// computed once per item instead of once per pair.
+#[derive(Debug, Clone, Copy)]
+struct Spot {
+    lat_e7: i32,
+    la: f64,
+    lo: f64,
+    cos_la: f64,
+}
+
+impl Spot {
+    fn of(c: Coords) -> Spot {
+        let la = c.lat().to_radians();
+        Spot {
+            lat_e7: c.lat_e7,
+            la,
+            lo: c.lon().to_radians(),
+            cos_la: la.cos(),
+        }
+    }
+
+    /// [`Coords::distance_m`] from `self` to `to`: the same operations in the same
+    /// order, so the same bits (the property tests compare against `distance_m`).
+    fn distance_m(self, to: Spot) -> f64 {
+        let a = ((to.la - self.la) / 2.0).sin().powi(2)
+            + self.cos_la * to.cos_la * ((to.lo - self.lo) / 2.0).sin().powi(2);
+        2.0 * 6_371_000.0 * a.sqrt().asin()
+    }
+}
+
+/// An active offer with what the inner loop compares, kept together so that ranking
+/// one need reads a compact array instead of chasing every item.
+#[derive(Debug)]
+struct Entry<'a> {
+    item: &'a Item,
+    spot: Option<Spot>,
+    quantity: Option<u32>,
+    unit: &'a str,
+}
+
 /// The active offers of one category.
 #[derive(Debug, Default)]
 struct Shelf<'a> {
     /// Offers with coordinates, by latitude.
-    placed: Vec<(i64, &'a Item)>,
+    placed: Vec<Entry<'a>>,
     /// Offers without coordinates: a candidate for every need of the category.
-    unplaced: Vec<&'a Item>,
+    unplaced: Vec<Entry<'a>>,
 }
 
 /// Open needs and an index of active offers, built once per board; ask it for one
@@ -173,9 +215,16 @@ impl<'a> Matcher<'a> {
                 BodyKind::Need => needs.push(i),
                 BodyKind::Offer => {
                     let shelf = shelves.entry(i.post.category).or_default();
-                    match i.post.place.coords {
-                        Some(c) => shelf.placed.push((i64::from(c.lat_e7), i)),
-                        None => shelf.unplaced.push(i),
+                    let spot = i.post.place.coords.map(Spot::of);
+                    let entry = Entry {
+                        item: i,
+                        spot,
+                        quantity: i.post.quantity,
+                        unit: &i.post.unit,
+                    };
+                    match spot {
+                        Some(_) => shelf.placed.push(entry),
+                        None => shelf.unplaced.push(entry),
                     }
                 }
                 _ => {}
@@ -183,7 +232,9 @@ impl<'a> Matcher<'a> {
         }
         needs.sort_by_key(|n| NeedKey::of(n));
         for shelf in shelves.values_mut() {
-            shelf.placed.sort_by_key(|(lat, o)| (*lat, o.id));
+            shelf
+                .placed
+                .sort_by_key(|e| (e.spot.map(|s| s.lat_e7), e.item.id));
         }
         Matcher { needs, shelves }
     }
@@ -197,29 +248,33 @@ impl<'a> Matcher<'a> {
     pub fn for_need(&self, need: &'a Item, k: usize) -> Match<'a> {
         let mut cands: Vec<Candidate<'a>> = Vec::new();
         if let Some(shelf) = self.shelves.get(&need.post.category) {
-            let placed: &[(i64, &'a Item)] = match need.post.place.coords {
+            let here = need.post.place.coords.map(Spot::of);
+            let placed: &[Entry<'a>] = match here {
                 // Only the latitude band can be near; the rest cannot.
-                Some(c) => {
-                    let lat = i64::from(c.lat_e7);
-                    let lo = shelf.placed.partition_point(|(l, _)| *l < lat - BAND_E7);
-                    let hi = shelf.placed.partition_point(|(l, _)| *l <= lat + BAND_E7);
+                Some(h) => {
+                    let lat = |e: &Entry<'_>| e.spot.map_or(0, |s| i64::from(s.lat_e7));
+                    let mid = i64::from(h.lat_e7);
+                    let lo = shelf.placed.partition_point(|e| lat(e) < mid - BAND_E7);
+                    let hi = shelf.placed.partition_point(|e| lat(e) <= mid + BAND_E7);
                     &shelf.placed[lo..hi]
                 }
                 None => &shelf.placed,
             };
-            let offers = placed
-                .iter()
-                .map(|(_, o)| *o)
-                .chain(shelf.unplaced.iter().copied());
-            for offer in offers.filter(|o| quantity_ok(need, o)) {
-                let distance_m = match (need.post.place.coords, offer.post.place.coords) {
+            for e in placed.iter().chain(&shelf.unplaced) {
+                if !covers(need, e.quantity, e.unit) {
+                    continue;
+                }
+                let distance_m = match (here, e.spot) {
                     (Some(a), Some(b)) => Some(a.distance_m(b)),
                     _ => None,
                 };
                 if distance_m.is_some_and(|d| d > NEARBY_M) {
                     continue;
                 }
-                cands.push(Candidate { offer, distance_m });
+                cands.push(Candidate {
+                    offer: e.item,
+                    distance_m,
+                });
             }
         }
         let total = cands.len();
@@ -428,7 +483,13 @@ mod tests {
             .map(|need| {
                 let mut cands: Vec<Candidate<'_>> = offers
                     .iter()
-                    .filter(|o| o.post.category == need.post.category && quantity_ok(need, o))
+                    .filter(|o| o.post.category == need.post.category)
+                    .filter(|o| match (need.post.quantity, o.post.quantity) {
+                        (Some(n), Some(q)) if need.post.unit.eq_ignore_ascii_case(&o.post.unit) => {
+                            q >= n
+                        }
+                        _ => true,
+                    })
                     .filter_map(|o| {
                         let d = match (need.post.place.coords, o.post.place.coords) {
                             (Some(a), Some(b)) => Some(a.distance_m(b)),
