@@ -539,7 +539,10 @@ fn board_commands_against_a_real_node() {
     // match: the offer is a candidate for the need, with a distance.
     let page = json(dir, &["match", "--json"]);
     has_keys(&page, &["matches", "needs_total", "next_cursor"]);
-    assert!(page["next_cursor"].is_null(), "one page holds both needs: {page}");
+    assert!(
+        page["next_cursor"].is_null(),
+        "one page holds both needs: {page}"
+    );
     let m = &page["matches"];
     let first = &m[0];
     has_keys(first, &["need", "offers", "offers_total"]);
@@ -567,7 +570,10 @@ fn board_commands_against_a_real_node() {
         .unwrap_or_else(|| panic!("a next-page hint in {text}"))
         .trim();
     let rest = ok(dir, &["match", "--limit", "1", "--cursor", cursor]);
-    assert!(rest.contains("no offer matches yet") && !rest.contains("--cursor"), "{rest}");
+    assert!(
+        rest.contains("no offer matches yet") && !rest.contains("--cursor"),
+        "{rest}"
+    );
     fails(dir, &["match", "--limit", "0"], 1, &["limit", "1 to 100"]);
     fails(dir, &["match", "--cursor", "nonsense"], 1, &["cursor"]);
 

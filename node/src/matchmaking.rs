@@ -85,11 +85,13 @@ impl MatchQuery {
         )?;
         let after = match self.cursor.as_deref() {
             None => None,
-            Some(c) => Some(NeedKey::parse(c).ok_or_else(|| InputError {
-                field: "cursor",
-                detail: "not a cursor from this API; pass the previous page's next_cursor \
+            Some(c) => Some(NeedKey::parse(c).ok_or_else(|| {
+                InputError {
+                    field: "cursor",
+                    detail: "not a cursor from this API; pass the previous page's next_cursor \
                          as it was given, or leave cursor out for the first page"
-                    .into(),
+                        .into(),
+                }
             })?),
         };
         Ok(MatchParams {

@@ -81,7 +81,11 @@ fn board(needs: usize, offers: usize, categories: usize, seed: u64) -> Vec<Item>
             let n = 1 + rng.below(20) as u32;
             Item {
                 id: EventId(id),
-                kind: if i < needs { BodyKind::Need } else { BodyKind::Offer },
+                kind: if i < needs {
+                    BodyKind::Need
+                } else {
+                    BodyKind::Offer
+                },
                 author: AuthorId([(i % 50) as u8; 32]),
                 created: Timestamp::from_millis(1_790_000_000_000 + i as u64 * 1_000),
                 post: Post {
@@ -189,7 +193,12 @@ fn main() {
     println!("|---|---|---|---|---|");
     for (needs, offers, cats, label) in [
         (1_000, 1_000, 1, "1,000 needs × 1,000 offers, one category"),
-        (1_000, 1_000, 11, "1,000 needs × 1,000 offers, 11 categories"),
+        (
+            1_000,
+            1_000,
+            11,
+            "1,000 needs × 1,000 offers, 11 categories",
+        ),
         (500, 500, 1, "500 needs × 500 offers, one category"),
     ] {
         let items = board(needs, offers, cats, 42);

@@ -286,6 +286,7 @@ impl<'a> Matcher<'a> {
             cands.truncate(k);
         }
         cands.sort_by(better);
+        // A page keeps k slots per need, not room for every candidate it looked at.
         cands.shrink_to_fit();
         Match {
             need,
@@ -519,7 +520,19 @@ mod tests {
 
     /// A small random board: few categories, units, places (some over 10 km apart,
     /// some equal) and timestamps, so that every tie-break is exercised.
-    fn item() -> impl Strategy<Value = (bool, usize, Option<u32>, usize, usize, Option<(i32, i32)>, u64, usize, bool)> {
+    fn item() -> impl Strategy<
+        Value = (
+            bool,
+            usize,
+            Option<u32>,
+            usize,
+            usize,
+            Option<(i32, i32)>,
+            u64,
+            usize,
+            bool,
+        ),
+    > {
         (
             any::<bool>(),
             0..3usize,
@@ -534,7 +547,17 @@ mod tests {
     }
 
     fn items_from(
-        specs: Vec<(bool, usize, Option<u32>, usize, usize, Option<(i32, i32)>, u64, usize, bool)>,
+        specs: Vec<(
+            bool,
+            usize,
+            Option<u32>,
+            usize,
+            usize,
+            Option<(i32, i32)>,
+            u64,
+            usize,
+            bool,
+        )>,
     ) -> Vec<Item> {
         let cats = [Category::Water, Category::Food, Category::Medical];
         let units = ["", "kg", "KG"];
@@ -548,43 +571,49 @@ mod tests {
         specs
             .into_iter()
             .enumerate()
-            .map(|(n, (need, cat, qty, unit, urg, at, created, state, expired))| {
-                let mut id = [0u8; 32];
-                // Ids in an order unrelated to the list order.
-                id[0] = (n as u8).wrapping_mul(37);
-                id[1] = n as u8;
-                Item {
-                    id: EventId(id),
-                    kind: if need { BodyKind::Need } else { BodyKind::Offer },
-                    author: AuthorId([1; 32]),
-                    created: Timestamp(created),
-                    post: Post {
-                        title: format!("item {n}"),
-                        category: cats[cat],
-                        details: String::new(),
-                        quantity: qty,
-                        unit: units[unit].into(),
-                        urgency: Urgency::ALL[urg],
-                        place: Place {
-                            label: String::new(),
-                            // Steps of 0.05 degrees (5.6 km) north and east.
-                            coords: at.and_then(|(la, lo)| {
-                                Coords::from_degrees(
-                                    51.4 + f64::from(la) * 0.05,
-                                    -0.2 + f64::from(lo) * 0.05,
-                                )
-                            }),
+            .map(
+                |(n, (need, cat, qty, unit, urg, at, created, state, expired))| {
+                    let mut id = [0u8; 32];
+                    // Ids in an order unrelated to the list order.
+                    id[0] = (n as u8).wrapping_mul(37);
+                    id[1] = n as u8;
+                    Item {
+                        id: EventId(id),
+                        kind: if need {
+                            BodyKind::Need
+                        } else {
+                            BodyKind::Offer
                         },
-                        contact: String::new(),
-                        expires_ms: None,
-                        related: None,
-                    },
-                    state: states[state],
-                    holder: None,
-                    expired,
-                    history: Vec::new(),
-                }
-            })
+                        author: AuthorId([1; 32]),
+                        created: Timestamp(created),
+                        post: Post {
+                            title: format!("item {n}"),
+                            category: cats[cat],
+                            details: String::new(),
+                            quantity: qty,
+                            unit: units[unit].into(),
+                            urgency: Urgency::ALL[urg],
+                            place: Place {
+                                label: String::new(),
+                                // Steps of 0.05 degrees (5.6 km) north and east.
+                                coords: at.and_then(|(la, lo)| {
+                                    Coords::from_degrees(
+                                        51.4 + f64::from(la) * 0.05,
+                                        -0.2 + f64::from(lo) * 0.05,
+                                    )
+                                }),
+                            },
+                            contact: String::new(),
+                            expires_ms: None,
+                            related: None,
+                        },
+                        state: states[state],
+                        holder: None,
+                        expired,
+                        history: Vec::new(),
+                    }
+                },
+            )
             .collect()
     }
 

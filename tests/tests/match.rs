@@ -89,10 +89,17 @@ fn match_answers_a_bounded_page_follows_a_cursor_and_refuses_bad_parameters() {
     // The default page: 20 needs, 5 offers each (the nearest), with the full counts.
     let page = node.get("/api/v1/match");
     assert_eq!(page["needs_total"], 25, "{}", brief(&page));
-    assert_eq!((page["limit"].as_u64(), page["per_need"].as_u64()), (Some(20), Some(5)));
+    assert_eq!(
+        (page["limit"].as_u64(), page["per_need"].as_u64()),
+        (Some(20), Some(5))
+    );
     let matches = page["matches"].as_array().expect("matches");
     assert_eq!(matches.len(), 20);
-    assert!(page["next_cursor"].is_string(), "a second page: {}", brief(&page));
+    assert!(
+        page["next_cursor"].is_string(),
+        "a second page: {}",
+        brief(&page)
+    );
     assert_eq!(matches[0]["need"]["title"], "Insulin", "most urgent first");
     assert_eq!(matches[0]["offers_total"], 0);
     let water = &matches[1];
@@ -104,7 +111,13 @@ fn match_answers_a_bounded_page_follows_a_cursor_and_refuses_bad_parameters() {
         .collect();
     assert_eq!(
         titles,
-        ["water offer 0", "water offer 1", "water offer 2", "water offer 3", "water offer 4"]
+        [
+            "water offer 0",
+            "water offer 1",
+            "water offer 2",
+            "water offer 3",
+            "water offer 4"
+        ]
     );
     assert_eq!(water["offers_total"], 30);
     // The bounded list is the start of the longer one.

@@ -160,17 +160,24 @@ fn main() {
     for (needs, offers) in [(1_000, 1_000), (500, 500)] {
         let board = format!("{needs} needs × {offers} offers, one category");
         let mut node = Node::start("bench-match", Opts::default());
-        assert!(node.interrupt(), "the node stops cleanly before the prefill");
+        assert!(
+            node.interrupt(),
+            "the node stops cleanly before the prefill"
+        );
         prefill(node.dir(), &events(needs, offers));
         node.restart();
         let pid = pid_of(node.dir());
         get(&node, "/api/v1/match"); // warm-up: first fold of a cold view
-        // Reset the kernel's peak-RSS mark (Linux: write 5 to clear_refs).
+                                     // Reset the kernel's peak-RSS mark (Linux: write 5 to clear_refs).
         let reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
         let (rss_before, _) = memory_kb(pid);
 
         for (what, path, runs) in [
-            ("default page (20 needs × 5)", "/api/v1/match".to_string(), 15),
+            (
+                "default page (20 needs × 5)",
+                "/api/v1/match".to_string(),
+                15,
+            ),
             (
                 "largest page (100 needs × 20)",
                 "/api/v1/match?limit=100&per_need=20".to_string(),
@@ -185,12 +192,14 @@ fn main() {
                 last = (bytes, v);
             }
             let (bytes, v) = last;
-            let shown: usize = v["matches"]
-                .as_array()
-                .map_or(0, |m| m.iter().map(|x| x["offers"].as_array().map_or(0, Vec::len)).sum());
-            let total: u64 = v["matches"]
-                .as_array()
-                .map_or(0, |m| m.iter().filter_map(|x| x["offers_total"].as_u64()).sum());
+            let shown: usize = v["matches"].as_array().map_or(0, |m| {
+                m.iter()
+                    .map(|x| x["offers"].as_array().map_or(0, Vec::len))
+                    .sum()
+            });
+            let total: u64 = v["matches"].as_array().map_or(0, |m| {
+                m.iter().filter_map(|x| x["offers_total"].as_u64()).sum()
+            });
             println!(
                 "| {board} | {what} | {} | {:.0} kB | {} needs of {}, {shown} of {total} candidates listed |",
                 ms(median(times)),
