@@ -553,8 +553,14 @@ async fn match_offers(
 ) -> ApiResult {
     let params = q?.0.parse()?;
     let engine = st.engine.clone();
-    let out = blocking(move || crate::matchmaking::page(&engine, &params, item_json)).await?;
-    Ok(Json(out).into_response())
+    let out = blocking(move || crate::matchmaking::page(&engine, &params, item_json))
+        .await?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response())
 }
 
 async fn list_hubs(State(st): State<AppState>) -> ApiResult {
