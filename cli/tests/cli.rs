@@ -553,7 +553,7 @@ fn board_commands_against_a_real_node() {
     assert_eq!(cand["short_id"], offer.as_str());
     let dist = cand["distance_m"].as_f64().expect("distance_m is a number");
     assert!((50.0..150.0).contains(&dist), "distance {dist}");
-    let sandbags = array(&m)
+    let sandbags = array(m)
         .iter()
         .find(|x| x["need"]["short_id"] == other.as_str())
         .expect("every open need is listed");

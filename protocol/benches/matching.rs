@@ -117,6 +117,9 @@ fn board(needs: usize, offers: usize, categories: usize, seed: u64) -> Vec<Item>
         .collect()
 }
 
+/// A need with its candidate offers (cloned) and distances, as before issue 9.
+type NeedWithCandidates = (Item, Vec<(Item, Option<f64>)>);
+
 /// The matching before issue 9: every need against every offer, each candidate a
 /// clone of the offer, unbounded. Returns how many candidates it listed.
 fn all_pairs(items: &[Item]) -> usize {
@@ -131,7 +134,7 @@ fn all_pairs(items: &[Item]) -> usize {
         .filter(active)
         .filter(|i| i.kind == BodyKind::Need)
         .collect();
-    let all: Vec<(Item, Vec<(Item, Option<f64>)>)> = needs
+    let all: Vec<NeedWithCandidates> = needs
         .into_iter()
         .map(|need| {
             let mut cands: Vec<(Item, Option<f64>)> = offers

@@ -458,9 +458,12 @@ mod tests {
         }
     }
 
+    /// A need's id with its candidates' ids and distances, in order.
+    type Flat = (EventId, Vec<(EventId, Option<f64>)>);
+
     /// The definition, all pairs and unbounded (the code before the index): every
     /// active need, most urgent first, with every candidate offer in `better` order.
-    fn reference(items: &[Item]) -> Vec<(EventId, Vec<(EventId, Option<f64>)>)> {
+    fn reference(items: &[Item]) -> Vec<Flat> {
         let active = |i: &&Item| i.state.is_active() && !i.expired;
         let offers: Vec<&Item> = items
             .iter()
@@ -509,7 +512,7 @@ mod tests {
             .collect()
     }
 
-    fn flat(m: &Match<'_>) -> (EventId, Vec<(EventId, Option<f64>)>) {
+    fn flat(m: &Match<'_>) -> Flat {
         let list = m
             .offers
             .iter()
@@ -518,21 +521,23 @@ mod tests {
         (m.need.id, list)
     }
 
+    /// One random item: need?, category, quantity, unit, urgency, grid position, created,
+    /// state, expired.
+    type Spec = (
+        bool,
+        usize,
+        Option<u32>,
+        usize,
+        usize,
+        Option<(i32, i32)>,
+        u64,
+        usize,
+        bool,
+    );
+
     /// A small random board: few categories, units, places (some over 10 km apart,
     /// some equal) and timestamps, so that every tie-break is exercised.
-    fn item() -> impl Strategy<
-        Value = (
-            bool,
-            usize,
-            Option<u32>,
-            usize,
-            usize,
-            Option<(i32, i32)>,
-            u64,
-            usize,
-            bool,
-        ),
-    > {
+    fn item() -> impl Strategy<Value = Spec> {
         (
             any::<bool>(),
             0..3usize,
@@ -546,19 +551,7 @@ mod tests {
         )
     }
 
-    fn items_from(
-        specs: Vec<(
-            bool,
-            usize,
-            Option<u32>,
-            usize,
-            usize,
-            Option<(i32, i32)>,
-            u64,
-            usize,
-            bool,
-        )>,
-    ) -> Vec<Item> {
+    fn items_from(specs: Vec<Spec>) -> Vec<Item> {
         let cats = [Category::Water, Category::Food, Category::Medical];
         let units = ["", "kg", "KG"];
         let states = [
