@@ -89,9 +89,18 @@ enum Command {
     Withdraw(StatusArgs),
     /// Open it again.
     Reopen(StatusArgs),
-    /// Offers that could meet open needs, most urgent needs first.
+    /// Offers that could meet open needs, most urgent needs first, a page at a time.
     Match {
-        /// Machine-readable output.
+        /// Needs per page, 1 to 100 (default 20).
+        #[arg(long)]
+        limit: Option<String>,
+        /// Offers listed per need, best first, 0 to 20 (default 5).
+        #[arg(long)]
+        per_need: Option<String>,
+        /// Start after the previous page (the cursor it printed).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Machine-readable output: the whole page, with `next_cursor`.
         #[arg(long)]
         json: bool,
     },
@@ -421,14 +430,12 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
         Command::Fulfil(a) => change(&dir, "fulfilled", a),
         Command::Withdraw(a) => change(&dir, "withdrawn", a),
         Command::Reopen(a) => change(&dir, "reopened", a),
-        Command::Match { json } => show_list(
-            &dir,
-            "/api/v1/match",
-            "matches",
+        Command::Match {
+            limit,
+            per_need,
+            cursor,
             json,
-            "No open needs.",
-            output::matches,
-        ),
+        } => show_matches(&dir, limit, per_need, cursor, json),
         Command::Hub {
             action:
                 HubAction::Announce {
@@ -792,6 +799,39 @@ fn welfare(dir: &std::path::Path, action: WelfareAction) -> Result<(), CliError>
 
 /// GETs `path`, then prints `key` as JSON, or `empty` when the list is empty, or the
 /// human rendering: the shape every list-style command shares.
+/// One page of `GET /api/v1/match`, and how to get the next.
+fn show_matches(
+    dir: &std::path::Path,
+    limit: Option<String>,
+    per_need: Option<String>,
+    cursor: Option<String>,
+    json: bool,
+) -> Result<(), CliError> {
+    let query: Vec<(&str, String)> = [("limit", limit), ("per_need", per_need), ("cursor", cursor)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    let v = Client::for_dir(dir)?.get_query("/api/v1/match", &query)?;
+    if json {
+        print_json(&v);
+        return Ok(());
+    }
+    let list = v["matches"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("No open needs.");
+    } else {
+        print!("{}", output::matches(&list));
+    }
+    if let Some(next) = v["next_cursor"].as_str() {
+        println!(
+            "{} of {} open needs shown. Next page: aidmesh match --cursor {next}",
+            list.len(),
+            v["needs_total"]
+        );
+    }
+    Ok(())
+}
+
 fn show_list(
     dir: &std::path::Path,
     path: &str,

@@ -181,10 +181,14 @@ pub fn matches(ms: &[Value]) -> String {
             s(n, "category")
         ));
         let offers = m["offers"].as_array().cloned().unwrap_or_default();
-        if offers.is_empty() {
+        // The API lists the best few; `offers_total` says how many could meet it.
+        let total = m["offers_total"]
+            .as_u64()
+            .map_or(offers.len(), |t| t as usize);
+        if total == 0 {
             out.push_str(&format!("    {}\n", alarm("no offer matches yet")));
         }
-        for o in offers {
+        for o in &offers {
             let dist = o["distance_m"]
                 .as_f64()
                 .map(|d| {
@@ -195,11 +199,17 @@ pub fn matches(ms: &[Value]) -> String {
                     }
                 })
                 .unwrap_or_default();
-            let qty = quantity(&o).map(|q| format!(", {q}")).unwrap_or_default();
+            let qty = quantity(o).map(|q| format!(", {q}")).unwrap_or_default();
             out.push_str(&format!(
                 "    <- {}  {}{qty}{dist}\n",
-                s(&o, "short_id"),
-                s(&o, "title")
+                s(o, "short_id"),
+                s(o, "title")
+            ));
+        }
+        if total > offers.len() {
+            out.push_str(&format!(
+                "    ... and {} more (aidmesh match --per-need N shows up to 20)\n",
+                total - offers.len()
             ));
         }
     }

@@ -404,7 +404,7 @@ fn board_commands_against_a_real_node() {
     assert_eq!(ok(dir, &["list"]).trim(), "Nothing to show.");
     assert!(array(&json(dir, &["list", "--json"])).is_empty());
     assert_eq!(ok(dir, &["match"]).trim(), "No open needs.");
-    assert!(array(&json(dir, &["match", "--json"])).is_empty());
+    assert!(array(&json(dir, &["match", "--json"])["matches"]).is_empty());
     assert_eq!(ok(dir, &["alerts"]).trim(), "No active alerts.");
     assert!(array(&json(dir, &["alerts", "--json"])).is_empty());
     assert!(array(&json(dir, &["hub", "list", "--json"])).is_empty());
@@ -537,9 +537,15 @@ fn board_commands_against_a_real_node() {
     );
 
     // match: the offer is a candidate for the need, with a distance.
-    let m = json(dir, &["match", "--json"]);
+    let page = json(dir, &["match", "--json"]);
+    has_keys(&page, &["matches", "needs_total", "next_cursor"]);
+    assert!(
+        page["next_cursor"].is_null(),
+        "one page holds both needs: {page}"
+    );
+    let m = &page["matches"];
     let first = &m[0];
-    has_keys(first, &["need", "offers"]);
+    has_keys(first, &["need", "offers", "offers_total"]);
     check_item(&first["need"]);
     assert_eq!(first["need"]["short_id"], need.as_str());
     let cand = &first["offers"][0];
@@ -547,7 +553,7 @@ fn board_commands_against_a_real_node() {
     assert_eq!(cand["short_id"], offer.as_str());
     let dist = cand["distance_m"].as_f64().expect("distance_m is a number");
     assert!((50.0..150.0).contains(&dist), "distance {dist}");
-    let sandbags = array(&m)
+    let sandbags = array(m)
         .iter()
         .find(|x| x["need"]["short_id"] == other.as_str())
         .expect("every open need is listed");
@@ -555,6 +561,21 @@ fn board_commands_against_a_real_node() {
     let text = ok(dir, &["match"]);
     assert!(text.contains(&format!("<- {offer}")), "{text}");
     assert!(text.contains("no offer matches yet"), "{text}");
+    // A page at a time: the first page says how to get the next, which ends the list.
+    let text = ok(dir, &["match", "--limit", "1"]);
+    assert!(!text.contains("no offer matches yet"), "{text}");
+    let cursor = text
+        .split("aidmesh match --cursor ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a next-page hint in {text}"))
+        .trim();
+    let rest = ok(dir, &["match", "--limit", "1", "--cursor", cursor]);
+    assert!(
+        rest.contains("no offer matches yet") && !rest.contains("--cursor"),
+        "{rest}"
+    );
+    fails(dir, &["match", "--limit", "0"], 1, &["limit", "1 to 100"]);
+    fails(dir, &["match", "--cursor", "nonsense"], 1, &["cursor"]);
 
     // Status changes, with notes, and the history they leave.
     let author = str_of(&item, "author").to_string();

@@ -9,6 +9,7 @@ pub mod api;
 pub mod discovery;
 pub mod engine;
 pub mod input;
+pub mod matchmaking;
 pub mod net;
 pub mod node;
 pub mod store;

@@ -5,106 +5,335 @@
 //! An offer can meet a need when both are active and not expired, they share a
 //! category, the offer's quantity covers the need's (when both give one, in the same
 //! unit), and, when both have coordinates, they are within [`NEARBY_M`].
+//!
+//! ## Bounded work
+//! A crowded hub holds thousands of needs and offers, often in one category, so the
+//! answer is bounded: each need keeps only its best `k` candidates (and says how many
+//! there were), and needs come in pages ([`Matcher::page`]) keyed by a [`NeedKey`] so
+//! that a page boundary is stable while the board changes. [`Matcher::new`] indexes
+//! offers by category and, within one, by latitude, so a need with coordinates only
+//! measures the offers in a 10 km band of latitude instead of every offer. Memory is
+//! O(needs + offers) for the index plus O(candidates of one need) while one need is
+//! ranked; nothing is O(needs × offers).
+//!
+//! The result is deterministic: the candidate order is a total order (it ends with the
+//! offer id), and the bounded list is exactly the first `k` of the full sorted list,
+//! which the property tests below check against the plain all-pairs definition.
 
-use crate::body::BodyKind;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::body::{BodyKind, Coords, Urgency};
+use crate::category::Category;
+use crate::event::EventId;
+use crate::time::Timestamp;
 use crate::view::Item;
 
 /// How far apart a need and an offer may be, when both have coordinates: 10 km.
 pub const NEARBY_M: f64 = 10_000.0;
 
+/// Candidates listed per need unless the caller asks for another number.
+pub const DEFAULT_PER_NEED: usize = 5;
+
+/// The most candidates listed per need.
+pub const MAX_PER_NEED: usize = 20;
+
+/// Half-width of the latitude band searched around a need, in 1e-7 degrees: a
+/// great-circle distance is at least the earth's radius times the latitude difference,
+/// so nothing outside the band is within [`NEARBY_M`]. The extra 1,000 (about 11 m)
+/// covers rounding; the exact distance is checked afterwards anyway.
+const BAND_E7: i64 = (NEARBY_M / (6_371_000.0 * std::f64::consts::PI / 180.0) * 1e7) as i64 + 1_000;
+
 /// One candidate offer for a need.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Candidate {
+pub struct Candidate<'a> {
     /// The offer.
-    pub offer: Item,
+    pub offer: &'a Item,
     /// Distance in metres, when both have coordinates.
     pub distance_m: Option<f64>,
 }
 
-/// A need with the offers that could meet it, best first.
+/// A need with the best offers that could meet it, best first.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Match {
+pub struct Match<'a> {
     /// The need.
-    pub need: Item,
-    /// Candidate offers: nearest first (unknown distance last), then larger quantity,
-    /// then oldest.
-    pub offers: Vec<Candidate>,
+    pub need: &'a Item,
+    /// The best candidate offers, at most the `k` asked for: nearest first (unknown
+    /// distance last), then larger quantity, then oldest, then lowest id.
+    pub offers: Vec<Candidate<'a>>,
+    /// How many offers could meet the need in all (`offers` holds the best of them).
+    pub total: usize,
 }
 
-fn quantity_ok(need: &Item, offer: &Item) -> bool {
-    match (need.post.quantity, offer.post.quantity) {
-        (Some(n), Some(o)) if need.post.unit.eq_ignore_ascii_case(&offer.post.unit) => o >= n,
+/// Where a need sits in the order of needs (most urgent first, then oldest, then
+/// lowest id). A page ends at a key and the next page starts after it, so a need
+/// posted or closed meanwhile does not shift the pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NeedKey {
+    urgency: Reverse<Urgency>,
+    created: Timestamp,
+    id: EventId,
+}
+
+impl NeedKey {
+    /// The key of a need.
+    pub fn of(need: &Item) -> NeedKey {
+        NeedKey {
+            urgency: Reverse(need.post.urgency),
+            created: need.created,
+            id: need.id,
+        }
+    }
+
+    /// Reads a key written by its `Display` (`<urgency>.<timestamp>.<id hex>`); `None`
+    /// for anything else.
+    pub fn parse(s: &str) -> Option<NeedKey> {
+        let mut parts = s.split('.');
+        let (u, t, id) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let urgency = *Urgency::ALL.get(u.parse::<usize>().ok()?)?;
+        // Digits only: `u64::from_str` would also take a leading '+'.
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(NeedKey {
+            urgency: Reverse(urgency),
+            created: Timestamp(t.parse().ok()?),
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+impl fmt::Display for NeedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rank = Urgency::ALL
+            .iter()
+            .position(|u| *u == self.urgency.0)
+            .unwrap_or(0);
+        write!(f, "{rank}.{}.{}", self.created.0, self.id.to_hex())
+    }
+}
+
+/// One page of matches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<'a> {
+    /// The needs of this page, in need order, each with its best candidates.
+    pub matches: Vec<Match<'a>>,
+    /// Open needs on the whole board.
+    pub needs_total: usize,
+    /// Where the next page starts, when there is one.
+    pub next: Option<NeedKey>,
+}
+
+/// Whether an offer of `quantity` `unit` covers `need` (always, unless both give a
+/// quantity in the same unit).
+fn covers(need: &Item, quantity: Option<u32>, unit: &str) -> bool {
+    match (need.post.quantity, quantity) {
+        (Some(n), Some(o)) if need.post.unit.eq_ignore_ascii_case(unit) => o >= n,
         _ => true,
     }
 }
 
-/// Open needs with candidate offers, most urgent need first (then oldest). Needs with
-/// no candidate are included (with an empty list): they are the gaps to shout about.
-pub fn match_offers(items: &[Item]) -> Vec<Match> {
-    let active = |i: &&Item| i.state.is_active() && !i.expired;
-    let offers: Vec<&Item> = items
-        .iter()
-        .filter(active)
-        .filter(|i| i.kind == BodyKind::Offer)
-        .collect();
-    let mut needs: Vec<&Item> = items
-        .iter()
-        .filter(active)
-        .filter(|i| i.kind == BodyKind::Need)
-        .collect();
-    needs.sort_by(|a, b| {
-        b.post
-            .urgency
-            .cmp(&a.post.urgency)
-            .then(a.created.cmp(&b.created))
-            .then(a.id.cmp(&b.id))
-    });
-    needs
-        .into_iter()
-        .map(|need| {
-            let mut cands: Vec<Candidate> = offers
-                .iter()
-                .filter(|o| o.post.category == need.post.category && quantity_ok(need, o))
-                .filter_map(|o| {
-                    let d = match (need.post.place.coords, o.post.place.coords) {
-                        (Some(a), Some(b)) => Some(a.distance_m(b)),
-                        _ => None,
+/// The candidate order: nearest first (unknown distance last), then larger quantity,
+/// then oldest, then lowest id. Total, because ids are unique.
+fn better(a: &Candidate<'_>, b: &Candidate<'_>) -> Ordering {
+    let da = a.distance_m.unwrap_or(f64::INFINITY);
+    let db = b.distance_m.unwrap_or(f64::INFINITY);
+    da.total_cmp(&db)
+        .then(b.offer.post.quantity.cmp(&a.offer.post.quantity))
+        .then(a.offer.created.cmp(&b.offer.created))
+        .then(a.offer.id.cmp(&b.offer.id))
+}
+
+/// A position as the inner loop needs it: radians and the cosine of the latitude,
+/// computed once per item instead of once per pair.
+#[derive(Debug, Clone, Copy)]
+struct Spot {
+    lat_e7: i32,
+    la: f64,
+    lo: f64,
+    cos_la: f64,
+}
+
+impl Spot {
+    fn of(c: Coords) -> Spot {
+        let la = c.lat().to_radians();
+        Spot {
+            lat_e7: c.lat_e7,
+            la,
+            lo: c.lon().to_radians(),
+            cos_la: la.cos(),
+        }
+    }
+
+    /// [`Coords::distance_m`] from `self` to `to`: the same operations in the same
+    /// order, so the same bits (the property tests compare against `distance_m`).
+    fn distance_m(self, to: Spot) -> f64 {
+        let a = ((to.la - self.la) / 2.0).sin().powi(2)
+            + self.cos_la * to.cos_la * ((to.lo - self.lo) / 2.0).sin().powi(2);
+        2.0 * 6_371_000.0 * a.sqrt().asin()
+    }
+}
+
+/// An active offer with what the inner loop compares, kept together so that ranking
+/// one need reads a compact array instead of chasing every item.
+#[derive(Debug)]
+struct Entry<'a> {
+    item: &'a Item,
+    spot: Option<Spot>,
+    quantity: Option<u32>,
+    unit: &'a str,
+}
+
+/// The active offers of one category.
+#[derive(Debug, Default)]
+struct Shelf<'a> {
+    /// Offers with coordinates, by latitude.
+    placed: Vec<Entry<'a>>,
+    /// Offers without coordinates: a candidate for every need of the category.
+    unplaced: Vec<Entry<'a>>,
+}
+
+/// Open needs and an index of active offers, built once per board; ask it for one
+/// need's candidates or for a page.
+#[derive(Debug)]
+pub struct Matcher<'a> {
+    needs: Vec<&'a Item>,
+    shelves: BTreeMap<Category, Shelf<'a>>,
+}
+
+impl<'a> Matcher<'a> {
+    /// Indexes the active, unexpired needs and offers among `items`.
+    pub fn new(items: &'a [Item]) -> Self {
+        let mut needs = Vec::new();
+        let mut shelves: BTreeMap<Category, Shelf<'a>> = BTreeMap::new();
+        for i in items.iter().filter(|i| i.state.is_active() && !i.expired) {
+            match i.kind {
+                BodyKind::Need => needs.push(i),
+                BodyKind::Offer => {
+                    let shelf = shelves.entry(i.post.category).or_default();
+                    let spot = i.post.place.coords.map(Spot::of);
+                    let entry = Entry {
+                        item: i,
+                        spot,
+                        quantity: i.post.quantity,
+                        unit: &i.post.unit,
                     };
-                    if d.is_some_and(|d| d > NEARBY_M) {
-                        return None;
+                    match spot {
+                        Some(_) => shelf.placed.push(entry),
+                        None => shelf.unplaced.push(entry),
                     }
-                    Some(Candidate {
-                        offer: (*o).clone(),
-                        distance_m: d,
-                    })
-                })
-                .collect();
-            cands.sort_by(|a, b| {
-                let da = a.distance_m.unwrap_or(f64::INFINITY);
-                let db = b.distance_m.unwrap_or(f64::INFINITY);
-                da.total_cmp(&db)
-                    .then(b.offer.post.quantity.cmp(&a.offer.post.quantity))
-                    .then(a.offer.created.cmp(&b.offer.created))
-                    .then(a.offer.id.cmp(&b.offer.id))
-            });
-            Match {
-                need: need.clone(),
-                offers: cands,
+                }
+                _ => {}
             }
-        })
-        .collect()
+        }
+        needs.sort_by_key(|n| NeedKey::of(n));
+        for shelf in shelves.values_mut() {
+            shelf
+                .placed
+                .sort_by_key(|e| (e.spot.map(|s| s.lat_e7), e.item.id));
+        }
+        Matcher { needs, shelves }
+    }
+
+    /// The open needs, most urgent first, then oldest.
+    pub fn needs(&self) -> &[&'a Item] {
+        &self.needs
+    }
+
+    /// The best `k` offers for `need` (and how many there are in all).
+    pub fn for_need(&self, need: &'a Item, k: usize) -> Match<'a> {
+        let mut cands: Vec<Candidate<'a>> = Vec::new();
+        if let Some(shelf) = self.shelves.get(&need.post.category) {
+            let here = need.post.place.coords.map(Spot::of);
+            let placed: &[Entry<'a>] = match here {
+                // Only the latitude band can be near; the rest cannot.
+                Some(h) => {
+                    let lat = |e: &Entry<'_>| e.spot.map_or(0, |s| i64::from(s.lat_e7));
+                    let mid = i64::from(h.lat_e7);
+                    let lo = shelf.placed.partition_point(|e| lat(e) < mid - BAND_E7);
+                    let hi = shelf.placed.partition_point(|e| lat(e) <= mid + BAND_E7);
+                    &shelf.placed[lo..hi]
+                }
+                None => &shelf.placed,
+            };
+            for e in placed.iter().chain(&shelf.unplaced) {
+                if !covers(need, e.quantity, e.unit) {
+                    continue;
+                }
+                let distance_m = match (here, e.spot) {
+                    (Some(a), Some(b)) => Some(a.distance_m(b)),
+                    _ => None,
+                };
+                if distance_m.is_some_and(|d| d > NEARBY_M) {
+                    continue;
+                }
+                cands.push(Candidate {
+                    offer: e.item,
+                    distance_m,
+                });
+            }
+        }
+        let total = cands.len();
+        if k == 0 {
+            cands.clear();
+        } else if cands.len() > k {
+            // Partition the best k to the front, then order only those.
+            cands.select_nth_unstable_by(k - 1, better);
+            cands.truncate(k);
+        }
+        cands.sort_by(better);
+        // A page keeps k slots per need, not room for every candidate it looked at.
+        cands.shrink_to_fit();
+        Match {
+            need,
+            offers: cands,
+            total,
+        }
+    }
+
+    /// Up to `limit` needs (at least one) after `after` (from the first need when
+    /// `None`), each with its best `k` offers.
+    pub fn page(&self, after: Option<&NeedKey>, limit: usize, k: usize) -> Page<'a> {
+        let start = after.map_or(0, |a| self.needs.partition_point(|n| NeedKey::of(n) <= *a));
+        let end = start.saturating_add(limit.max(1)).min(self.needs.len());
+        let matches: Vec<Match<'a>> = self.needs[start..end]
+            .iter()
+            .map(|n| self.for_need(n, k))
+            .collect();
+        let next = if end < self.needs.len() {
+            matches.last().map(|m| NeedKey::of(m.need))
+        } else {
+            None
+        };
+        Page {
+            matches,
+            needs_total: self.needs.len(),
+            next,
+        }
+    }
+}
+
+/// Every open need with its best `k` offers, most urgent need first (then oldest).
+/// Needs with no candidate are included (with an empty list): they are the gaps to
+/// shout about.
+pub fn match_offers(items: &[Item], k: usize) -> Vec<Match<'_>> {
+    let m = Matcher::new(items);
+    m.needs.iter().map(|n| m.for_need(n, k)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::body::tests::post;
-    use crate::body::{Body, Coords, Urgency};
-    use crate::category::Category;
+    use crate::body::{Body, Coords, Place, Post};
     use crate::event::Event;
-    use crate::identity::Identity;
-    use crate::time::Timestamp;
-    use crate::view::View;
+    use crate::identity::{AuthorId, Identity};
+    use crate::view::{ItemState, View};
+    use proptest::prelude::*;
 
     fn board(bodies: Vec<Body>) -> Vec<Item> {
         let id = Identity::from_seed([5; 32]);
@@ -114,6 +343,13 @@ mod tests {
             .map(|(i, b)| (Event::create(&id, Timestamp(i as u64 + 1), &b), b))
             .collect();
         View::from_events(events.iter().map(|(e, b)| (e, b))).items(0)
+    }
+
+    fn titles<'a>(m: &'a Match<'_>) -> Vec<&'a str> {
+        m.offers
+            .iter()
+            .map(|c| c.offer.post.title.as_str())
+            .collect()
     }
 
     #[test]
@@ -144,19 +380,293 @@ mod tests {
         good.title = "fridge with insulin".into();
         items.push(Body::Offer(good));
 
-        let m = match_offers(&board(items));
+        let items = board(items);
+        let m = match_offers(&items, MAX_PER_NEED);
         assert_eq!(m[0].need.post.title, "insulin");
-        let titles: Vec<&str> = m[0]
-            .offers
-            .iter()
-            .map(|c| c.offer.post.title.as_str())
-            .collect();
         assert_eq!(
-            titles,
+            titles(&m[0]),
             vec!["fridge with insulin"],
             "too few pens and too far are excluded"
         );
+        assert_eq!(m[0].total, 1);
         assert_eq!(m[1].need.post.title, "blankets");
         assert_eq!(m[1].offers.len(), 10);
+        assert_eq!(m[1].total, 10);
+    }
+
+    #[test]
+    fn a_crowded_category_lists_the_best_few_and_counts_the_rest() {
+        let mut need = post("water");
+        need.quantity = None;
+        let mut bodies = vec![Body::Need(need)];
+        // 30 offers, offer i about 300·i metres north, larger quantities further off.
+        for i in 0..30u32 {
+            let mut o = post(&format!("offer {i}"));
+            o.quantity = Some(100 + i);
+            o.place.coords = Coords::from_degrees(51.5 + f64::from(i) * 0.0027, -0.12);
+            bodies.push(Body::Offer(o));
+        }
+        let items = board(bodies);
+        let m = match_offers(&items, 3);
+        assert_eq!(titles(&m[0]), vec!["offer 0", "offer 1", "offer 2"]);
+        // About 300 m a step: up to offer 33 would be within 10 km, so all 30 count.
+        assert_eq!(m[0].total, 30);
+        let none = match_offers(&items, 0);
+        assert!(none[0].offers.is_empty());
+        assert_eq!(none[0].total, 30, "k = 0 still counts");
+    }
+
+    #[test]
+    fn the_latitude_band_keeps_everything_within_ten_km_and_nothing_beyond() {
+        let mut need = post("need");
+        need.quantity = None;
+        need.place.coords = Coords::from_degrees(0.0, 0.0);
+        let mut bodies = vec![Body::Need(need)];
+        // Due north, 9.99 km and 10.01 km away (1 degree of latitude = 111.195 km).
+        for (title, km) in [("inside", 9.99), ("outside", 10.01)] {
+            let mut o = post(title);
+            o.place.coords = Coords::from_degrees(km / 111.194_93, 0.0);
+            bodies.push(Body::Offer(o));
+        }
+        let items = board(bodies);
+        let m = match_offers(&items, 5);
+        assert_eq!(titles(&m[0]), vec!["inside"]);
+    }
+
+    #[test]
+    fn a_cursor_round_trips_and_anything_else_is_refused() {
+        let key = NeedKey {
+            urgency: Reverse(Urgency::High),
+            created: Timestamp(123 << 16 | 7),
+            id: EventId([0xab; 32]),
+        };
+        assert_eq!(NeedKey::parse(&key.to_string()), Some(key));
+        let good = key.to_string();
+        for bad in [
+            String::new(),
+            "x".into(),
+            "4.1.".to_string() + &"ab".repeat(32),
+            "-1.1.".to_string() + &"ab".repeat(32),
+            "2.+1.".to_string() + &"ab".repeat(32),
+            "2..".to_string() + &"ab".repeat(32),
+            "2.1.".to_string() + &"ab".repeat(31),
+            "2.99999999999999999999.".to_string() + &"ab".repeat(32),
+            good.clone() + ".1",
+            good.replace('.', ","),
+        ] {
+            assert_eq!(NeedKey::parse(&bad), None, "{bad:?}");
+        }
+    }
+
+    /// A need's id with its candidates' ids and distances, in order.
+    type Flat = (EventId, Vec<(EventId, Option<f64>)>);
+
+    /// The definition, all pairs and unbounded (the code before the index): every
+    /// active need, most urgent first, with every candidate offer in `better` order.
+    fn reference(items: &[Item]) -> Vec<Flat> {
+        let active = |i: &&Item| i.state.is_active() && !i.expired;
+        let offers: Vec<&Item> = items
+            .iter()
+            .filter(active)
+            .filter(|i| i.kind == BodyKind::Offer)
+            .collect();
+        let mut needs: Vec<&Item> = items
+            .iter()
+            .filter(active)
+            .filter(|i| i.kind == BodyKind::Need)
+            .collect();
+        needs.sort_by(|a, b| {
+            b.post
+                .urgency
+                .cmp(&a.post.urgency)
+                .then(a.created.cmp(&b.created))
+                .then(a.id.cmp(&b.id))
+        });
+        needs
+            .into_iter()
+            .map(|need| {
+                let mut cands: Vec<Candidate<'_>> = offers
+                    .iter()
+                    .filter(|o| o.post.category == need.post.category)
+                    .filter(|o| match (need.post.quantity, o.post.quantity) {
+                        (Some(n), Some(q)) if need.post.unit.eq_ignore_ascii_case(&o.post.unit) => {
+                            q >= n
+                        }
+                        _ => true,
+                    })
+                    .filter_map(|o| {
+                        let d = match (need.post.place.coords, o.post.place.coords) {
+                            (Some(a), Some(b)) => Some(a.distance_m(b)),
+                            _ => None,
+                        };
+                        (!d.is_some_and(|d| d > NEARBY_M)).then_some(Candidate {
+                            offer: o,
+                            distance_m: d,
+                        })
+                    })
+                    .collect();
+                cands.sort_by(better);
+                let list = cands.iter().map(|c| (c.offer.id, c.distance_m)).collect();
+                (need.id, list)
+            })
+            .collect()
+    }
+
+    fn flat(m: &Match<'_>) -> Flat {
+        let list = m
+            .offers
+            .iter()
+            .map(|c| (c.offer.id, c.distance_m))
+            .collect();
+        (m.need.id, list)
+    }
+
+    /// One random item: need?, category, quantity, unit, urgency, grid position, created,
+    /// state, expired.
+    type Spec = (
+        bool,
+        usize,
+        Option<u32>,
+        usize,
+        usize,
+        Option<(i32, i32)>,
+        u64,
+        usize,
+        bool,
+    );
+
+    /// A small random board: few categories, units, places (some over 10 km apart,
+    /// some equal) and timestamps, so that every tie-break is exercised.
+    fn item() -> impl Strategy<Value = Spec> {
+        (
+            any::<bool>(),
+            0..3usize,
+            proptest::option::of(1..5u32),
+            0..3usize,
+            0..4usize,
+            proptest::option::of((0..6i32, 0..3i32)),
+            0..4u64,
+            0..5usize,
+            proptest::bool::weighted(0.1),
+        )
+    }
+
+    fn items_from(specs: Vec<Spec>) -> Vec<Item> {
+        let cats = [Category::Water, Category::Food, Category::Medical];
+        let units = ["", "kg", "KG"];
+        let states = [
+            ItemState::Open,
+            ItemState::Claimed,
+            ItemState::InProgress,
+            ItemState::Fulfilled,
+            ItemState::Withdrawn,
+        ];
+        specs
+            .into_iter()
+            .enumerate()
+            .map(
+                |(n, (need, cat, qty, unit, urg, at, created, state, expired))| {
+                    let mut id = [0u8; 32];
+                    // Ids in an order unrelated to the list order.
+                    id[0] = (n as u8).wrapping_mul(37);
+                    id[1] = n as u8;
+                    Item {
+                        id: EventId(id),
+                        kind: if need {
+                            BodyKind::Need
+                        } else {
+                            BodyKind::Offer
+                        },
+                        author: AuthorId([1; 32]),
+                        created: Timestamp(created),
+                        post: Post {
+                            title: format!("item {n}"),
+                            category: cats[cat],
+                            details: String::new(),
+                            quantity: qty,
+                            unit: units[unit].into(),
+                            urgency: Urgency::ALL[urg],
+                            place: Place {
+                                label: String::new(),
+                                // Steps of 0.05 degrees (5.6 km) north and east.
+                                coords: at.and_then(|(la, lo)| {
+                                    Coords::from_degrees(
+                                        51.4 + f64::from(la) * 0.05,
+                                        -0.2 + f64::from(lo) * 0.05,
+                                    )
+                                }),
+                            },
+                            contact: String::new(),
+                            expires_ms: None,
+                            related: None,
+                        },
+                        state: states[state],
+                        holder: None,
+                        expired,
+                        history: Vec::new(),
+                    }
+                },
+            )
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The bounded answer is the first k of the full sorted answer, with the full
+        /// count, for every need.
+        #[test]
+        fn bounded_equals_the_first_k_of_the_full_answer(
+            specs in proptest::collection::vec(item(), 0..40),
+            k in 0..6usize,
+        ) {
+            let items = items_from(specs);
+            let full = reference(&items);
+            let got = match_offers(&items, k);
+            prop_assert_eq!(got.len(), full.len());
+            for (m, (need, list)) in got.iter().zip(&full) {
+                let mut want = list.clone();
+                want.truncate(k);
+                prop_assert_eq!(flat(m), (*need, want));
+                prop_assert_eq!(m.total, list.len());
+            }
+        }
+
+        /// Following the cursor page by page lists every need once, in order, with the
+        /// same candidates as one big answer.
+        #[test]
+        fn pages_concatenate_to_the_whole_answer(
+            specs in proptest::collection::vec(item(), 0..40),
+            limit in 1..7usize,
+            k in 0..4usize,
+        ) {
+            let items = items_from(specs);
+            let whole: Vec<_> = match_offers(&items, k).iter().map(flat).collect();
+            let m = Matcher::new(&items);
+            let mut after: Option<NeedKey> = None;
+            let mut paged = Vec::new();
+            for _ in 0..=whole.len() {
+                let page = m.page(after.as_ref(), limit, k);
+                prop_assert_eq!(page.needs_total, whole.len());
+                prop_assert!(page.matches.len() <= limit);
+                paged.extend(page.matches.iter().map(flat));
+                // The cursor goes through its text form, as it does over HTTP.
+                after = page.next.map(|n| NeedKey::parse(&n.to_string()).expect("cursor"));
+                if after.is_none() {
+                    break;
+                }
+            }
+            prop_assert!(after.is_none(), "more pages than needs");
+            prop_assert_eq!(paged, whole);
+        }
+
+        /// No string makes the cursor parser panic, and what it accepts prints back the
+        /// same.
+        #[test]
+        fn any_cursor_text_is_parsed_or_refused(s in "[0-9a-f.+-]{0,80}") {
+            if let Some(k) = NeedKey::parse(&s) {
+                prop_assert_eq!(NeedKey::parse(&k.to_string()), Some(k));
+            }
+        }
     }
 }

@@ -59,6 +59,8 @@ test("a phone at the hub sees the board, posts a need and gets live updates", as
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   page.on("dialog", (d) => { errors.push("dialog: " + d.message()); d.dismiss(); });
+  const matchRequests = [];
+  page.on("request", (r) => { if (r.url().includes("/api/v1/match")) matchRequests.push(r.url()); });
   await page.goto(base + "/");
 
   // The board, the alert and the community.
@@ -123,6 +125,19 @@ test("a phone at the hub sees the board, posts a need and gets live updates", as
   assert.deepEqual(bo.risks, ["wheelchair", "lives alone"]);
   assert.equal(bo.every_secs, 6 * 3600);
   await page.screenshot({ path: join(root, "target", "web-people.png"), fullPage: true });
+  await page.click("nav button[data-tab=needs]");
+
+  // Matching costs the hub computer work: the page asks for it only while the Match tab
+  // is shown (issue 9), and then a page at a time, updated live.
+  await post("needs", { title: "Sandbags for 3 Elm St", category: "cleanup" });
+  await page.locator("#needs li", { hasText: "Sandbags for 3 Elm St" }).waitFor({ timeout: 10000 });
+  assert.deepEqual(matchRequests, [], "no /match request while the Match tab is hidden");
+  await page.click("nav button[data-tab=match]");
+  await page.locator("#match li", { hasText: "Ride to dialysis" }).waitFor();
+  assert.ok(matchRequests.every((u) => new URL(u).pathname === "/api/v1/match"), matchRequests.join());
+  await post("offers", { title: "Wheelchair taxi", category: "transport" });
+  await page.locator("#match li", { hasText: "Ride to dialysis" })
+    .locator("p", { hasText: "Wheelchair taxi" }).waitFor({ timeout: 10000 });
   await page.click("nav button[data-tab=needs]");
 
   await page.screenshot({ path: join(root, "target", "web-page.png"), fullPage: true });

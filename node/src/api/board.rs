@@ -146,25 +146,22 @@ pub(super) async fn post_offer(
     create(st, BodyKind::Offer, input).await
 }
 
-pub(super) async fn match_offers(State(st): State<AppState>) -> ApiResult {
-    let now = st.engine.now_ms();
-    let items = st.engine.with_view(|v| v.items(now));
-    let out: Vec<Value> = aidmesh_protocol::matching::match_offers(&items)
-        .iter()
-        .map(|m| {
-            let offers: Vec<Value> = m
-                .offers
-                .iter()
-                .map(|c| {
-                    let mut o = item_json(&c.offer);
-                    o["distance_m"] = json!(c.distance_m.map(|d| d.round()));
-                    o
-                })
-                .collect();
-            json!({ "need": item_json(&m.need), "offers": offers })
-        })
-        .collect();
-    Ok(Json(json!({ "matches": out })).into_response())
+/// `GET /api/v1/match`: one bounded page of matches (see `crate::matchmaking`), ranked
+/// off the async workers.
+pub(super) async fn match_offers(
+    State(st): State<AppState>,
+    q: Result<Query<crate::matchmaking::MatchQuery>, QueryRejection>,
+) -> ApiResult {
+    let params = q?.0.parse()?;
+    let engine = st.engine.clone();
+    let out = blocking(move || crate::matchmaking::page(&engine, &params, item_json))
+        .await?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response())
 }
 
 pub(super) async fn list_hubs(State(st): State<AppState>) -> ApiResult {

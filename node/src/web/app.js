@@ -84,8 +84,8 @@ function fill(list, items, render, empty) {
 
 async function refresh() {
   try {
-    const [st, needs, offers, matches, hubs, alerts] = await Promise.all([
-      api("/status"), api("/needs"), api("/offers"), api("/match"), api("/hubs"), api("/alerts"),
+    const [st, needs, offers, hubs, alerts] = await Promise.all([
+      api("/status"), api("/needs"), api("/offers"), api("/hubs"), api("/alerts"),
     ]);
     $("#community").textContent = "· " + st.community;
     $("#meta").textContent = st.peers + " hub computers connected · " + st.events + " records";
@@ -93,12 +93,6 @@ async function refresh() {
     $("#clock").textContent = st.clock.warning || "";
     fill($("#needs"), needs.items, itemCard, "No open needs.");
     fill($("#offers"), offers.items, itemCard, "No open offers.");
-    fill($("#match"), matches.matches, (m) => el("li", {},
-      el("span", { class: "badge u-" + m.need.urgency }, m.need.urgency),
-      el("h2", {}, m.need.title),
-      ...(m.offers.length
-        ? m.offers.map((o) => el("p", {}, "← " + o.title + (o.distance_m != null ? " (" + o.distance_m + " m)" : "")))
-        : [el("p", {}, "No offer matches yet.")])), "No open needs.");
     fill($("#hubs"), hubs.hubs, (h) => el("li", {},
       el("h2", {}, h.name),
       h.place.label ? el("p", {}, h.place.label) : null,
@@ -107,6 +101,39 @@ async function refresh() {
       a.severity.toUpperCase() + ": " + a.headline, a.area ? el("small", {}, a.area) : null)));
   } catch (e) {
     $("#meta").textContent = "cannot reach the hub computer: " + e.message;
+  }
+}
+
+// The match view costs the hub computer real work, so it is fetched only while shown,
+// a page at a time (the API lists the best few offers per need and a cursor).
+function matchCard(m) {
+  const more = m.offers_total - m.offers.length;
+  return el("li", {},
+    el("span", { class: "badge u-" + m.need.urgency }, m.need.urgency),
+    el("h2", {}, m.need.title),
+    ...(m.offers.length
+      ? m.offers.map((o) => el("p", {}, "← " + o.title + (o.distance_m != null ? " (" + o.distance_m + " m)" : "")))
+      : [el("p", {}, "No offer matches yet.")]),
+    more > 0 ? el("p", {}, "… and " + more + " more") : null);
+}
+
+async function refreshMatch(cursor) {
+  const list = $("#match");
+  try {
+    const page = await api("/match" + (cursor ? "?cursor=" + encodeURIComponent(cursor) : ""));
+    if (cursor) {
+      list.querySelector("li.more")?.remove();
+      list.append(...page.matches.map(matchCard));
+    } else {
+      fill(list, page.matches, matchCard, "No open needs.");
+    }
+    if (page.next_cursor) {
+      const shown = list.querySelectorAll("li:not(.more)").length;
+      list.append(el("li", { class: "more" },
+        button("Show more (" + shown + " of " + page.needs_total + " needs)", () => refreshMatch(page.next_cursor))));
+    }
+  } catch (e) {
+    list.replaceChildren(el("li", { class: "empty" }, "cannot load matches: " + e.message));
   }
 }
 
@@ -194,6 +221,7 @@ for (const b of document.querySelectorAll("nav button")) {
     for (const o of document.querySelectorAll("nav button")) o.classList.toggle("on", o === b);
     for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== "tab-" + b.dataset.tab;
     if (b.dataset.tab === "people") refreshPeople();
+    if (b.dataset.tab === "match") refreshMatch();
   });
 }
 
@@ -230,6 +258,7 @@ function soon() {
       pending = null;
       refresh();
       if (!$("#tab-people").hidden) refreshPeople();
+      if (!$("#tab-match").hidden) refreshMatch();
     }, 250);
   }
 }
