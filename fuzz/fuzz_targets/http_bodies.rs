@@ -1,0 +1,77 @@
+//! Request bodies as a phone or a stranger's script posts them: JSON into each of the
+//! node's input types (node/src/input.rs, where every HTTP input is parsed), then into an
+//! event exactly as the API builds it. Must answer Ok or a specific error, never panic.
+#![no_main]
+
+use aidmesh_node::input::{
+    AlertInput, CheckInput, ForgetInput, HubInput, PeerInput, PersonInput, PostInput, StatusInput,
+};
+use aidmesh_protocol::{validate, Body, Event, EventId, Identity, Rules, Timestamp};
+use libfuzzer_sys::fuzz_target;
+
+const NOW_MS: u64 = 1_796_000_000_000;
+
+/// Builds, signs and validates the event, as `Engine::create` does for a local write.
+fn through_validation(body: Body) {
+    let me = Identity::from_seed([7; 32]);
+    if let Ok(event) = Event::try_create(&me, Timestamp::from_millis(NOW_MS), &body) {
+        let _ = validate(event.bytes(), &Rules::at(NOW_MS), &());
+    }
+}
+
+fn parse<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> Option<T> {
+    serde_json::from_slice(json).ok()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, json)) = data.split_first() else {
+        return;
+    };
+    let target = EventId([9; 32]);
+    match which % 9 {
+        0 | 1 => {
+            if let Some(Ok(post)) = parse::<PostInput>(json).map(|p| p.into_post(NOW_MS)) {
+                through_validation(if which % 9 == 0 {
+                    Body::Need(post)
+                } else {
+                    Body::Offer(post)
+                });
+            }
+        }
+        2 => {
+            if let Some(Ok(hub)) = parse::<HubInput>(json).map(HubInput::into_hub) {
+                through_validation(Body::Hub(hub));
+            }
+        }
+        3 => {
+            if let Some(Ok(alert)) = parse::<AlertInput>(json).map(|a| a.into_alert(NOW_MS)) {
+                through_validation(Body::Alert(alert));
+            }
+        }
+        4 => {
+            if let Some(Ok(change)) = parse::<StatusInput>(json).map(|s| s.into_change(target)) {
+                through_validation(Body::Status(change));
+            }
+        }
+        5 => {
+            if let Some(Ok(person)) = parse::<PersonInput>(json).map(PersonInput::into_person) {
+                through_validation(Body::Person(person));
+            }
+        }
+        6 => {
+            if let Some(Ok(check)) = parse::<CheckInput>(json).map(|c| c.into_checkin(target)) {
+                through_validation(Body::CheckIn(check));
+            }
+        }
+        7 => {
+            if let Some(p) = parse::<PeerInput>(json) {
+                let _ = p.into_addr();
+            }
+        }
+        _ => {
+            if let Some(f) = parse::<ForgetInput>(json) {
+                let _ = f.confirms(&target, "someone");
+            }
+        }
+    }
+});

@@ -1,0 +1,152 @@
+//! The fuzz targets' seed corpus (`fuzz/seeds/`) is made of valid inputs built here, so
+//! the fuzzer starts from what nodes really send. This test fails when the wire format
+//! changes and the committed seeds no longer match; `AIDMESH_WRITE_SEEDS=1 cargo test -p
+//! aidmesh-protocol --test fuzz_seeds` writes them anew.
+
+use std::path::PathBuf;
+
+use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
+use aidmesh_protocol::{
+    Body, Category, CheckIn, Coords, Event, Identity, Outcome, Place, Post, StatusChange,
+    Timestamp, Urgency,
+};
+
+fn events() -> Vec<Event> {
+    let me = Identity::from_seed([1; 32]);
+    let at = |s: u64| Timestamp::from_millis(1_790_000_000_000 + s);
+    let post = Post {
+        title: "insulin".into(),
+        category: Category::Medical,
+        details: "fridge lost power\nsecond line".into(),
+        quantity: Some(2),
+        unit: "pens".into(),
+        urgency: Urgency::High,
+        place: Place {
+            label: "Mill Lane".into(),
+            coords: Coords::from_degrees(51.5, -0.12),
+        },
+        contact: "door 3".into(),
+        expires_ms: Some(1_790_086_400_000),
+        related: None,
+    };
+    let need = Event::create(&me, at(0), &Body::Need(post.clone()));
+    let offer = Event::create(&me, at(1), &Body::Offer(post));
+    let status = Event::create(
+        &me,
+        at(2),
+        &Body::Status(StatusChange {
+            target: need.id(),
+            status: aidmesh_protocol::Status::Claimed,
+            note: "on my way".into(),
+        }),
+    );
+    let check = Event::create(
+        &me,
+        at(3),
+        &Body::CheckIn(CheckIn {
+            person: need.id(),
+            outcome: Outcome::Safe,
+            note: "fine".into(),
+            by: "Ana".into(),
+        }),
+    );
+    vec![need, offer, status, check]
+}
+
+/// (file under fuzz/seeds/, bytes)
+fn seeds() -> Vec<(String, Vec<u8>)> {
+    let evs = events();
+    let mut out: Vec<(String, Vec<u8>)> = evs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (format!("event/{i}"), e.bytes().to_vec()))
+        .collect();
+    let sync = [
+        SyncRequest::Reconcile {
+            wall_ms: 1_790_000_000_000,
+            message: vec![0x61, 0, 1, 2],
+        }
+        .encode(),
+        SyncRequest::Fetch {
+            ids: evs.iter().map(Event::id).collect(),
+        }
+        .encode(),
+        SyncResponse::Events {
+            events: evs.iter().map(|e| e.bytes().to_vec()).collect(),
+        }
+        .encode(),
+        SyncResponse::Reconcile {
+            wall_ms: 1_790_000_000_000,
+            message: vec![0x61],
+        }
+        .encode(),
+    ];
+    out.extend(
+        sync.into_iter()
+            .enumerate()
+            .map(|(i, b)| (format!("sync_messages/{i}"), b)),
+    );
+    // http_bodies: the first byte picks the input type (see the target).
+    let json: [(u8, &str); 9] = [
+        (
+            0,
+            r#"{"title":"water","category":"water","urgency":"high","qty":20,"unit":"litres","place":"12 Mill Lane","lat":51.5,"lon":-0.12,"expires":"2d"}"#,
+        ),
+        (
+            1,
+            r#"{"title":"boat","category":"transport","details":"fits 4","contact":"Sam"}"#,
+        ),
+        (
+            2,
+            r#"{"name":"Elm St hub","place":"school","services":["water","charging"]}"#,
+        ),
+        (
+            3,
+            r#"{"headline":"water rising on River Road","severity":"extreme","area":"River Rd","expires":"6h"}"#,
+        ),
+        (4, r#"{"status":"claimed","note":"on my way"}"#),
+        (
+            5,
+            r#"{"name":"Mrs Okafor","place":"14 River Rd, 3rd floor","risks":["oxygen"],"every":"12h","consent":"self","phone":"555 0100"}"#,
+        ),
+        (
+            6,
+            r#"{"outcome":"needs-help","detail":"water","note":"no water","by":"Ana"}"#,
+        ),
+        (7, r#"{"addr":"/ip4/10.0.0.7/tcp/4610"}"#),
+        (
+            8,
+            r#"{"confirm":"0909090909090909090909090909090909090909090909090909090909090909"}"#,
+        ),
+    ];
+    out.extend(json.iter().map(|(k, j)| {
+        let mut b = vec![*k];
+        b.extend_from_slice(j.as_bytes());
+        (format!("http_bodies/{k}"), b)
+    }));
+    out
+}
+
+#[test]
+fn fuzz_seeds_are_current() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+    let write = std::env::var_os("AIDMESH_WRITE_SEEDS").is_some();
+    for (name, bytes) in seeds() {
+        let path = dir.join(&name);
+        if write {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        } else {
+            let held = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "{} missing ({e}); run with AIDMESH_WRITE_SEEDS=1",
+                    path.display()
+                )
+            });
+            assert_eq!(
+                held, bytes,
+                "{name} is stale; run with AIDMESH_WRITE_SEEDS=1"
+            );
+        }
+    }
+}
