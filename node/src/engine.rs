@@ -4,9 +4,15 @@
 //! Local writes and imports are flushed to disk before they are acknowledged. Events
 //! from peers are flushed in batches: if a crash loses one, anti-entropy fetches it
 //! again from the peer that sent it.
+//!
+//! Erasures are immediate in memory and in the database's index; the rewrite of the
+//! database files that removes the bytes for good ([`Store::compact`]) runs on a
+//! background thread, after [`COMPACT_COALESCE`] so several forgets share one
+//! rewrite, and at most once per [`COMPACT_MIN_GAP`]. The flag that a compaction is
+//! owed is durable with the erasure, so a crash or failure only delays it.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_protocol::body::BodyKind;
 use aidmesh_protocol::sync::{digest, SyncSet};
@@ -91,12 +97,122 @@ struct State {
 
 /// The node's state and its single write path.
 pub struct Engine {
-    store: Store,
+    store: Arc<Store>,
     identity: Identity,
     community: String,
     clock_offset_ms: i64,
     state: Mutex<State>,
     tx: broadcast::Sender<NewEvent>,
+    compactor: Compactor,
+}
+
+/// How long the background compaction waits after an erasure for more erasures to
+/// share the rewrite.
+pub const COMPACT_COALESCE: Duration = Duration::from_millis(500);
+/// Least time between the start of one background compaction and the next.
+pub const COMPACT_MIN_GAP: Duration = Duration::from_secs(5);
+/// Wait before retrying a compaction that failed.
+const COMPACT_RETRY: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct CompactFlags {
+    requested: bool,
+    stop: bool,
+}
+
+/// The background thread that compacts the store when asked.
+struct Compactor {
+    flags: Arc<(Mutex<CompactFlags>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Compactor {
+    fn start(store: Arc<Store>) -> Compactor {
+        let flags: Arc<(Mutex<CompactFlags>, Condvar)> = Arc::default();
+        let shared = flags.clone();
+        let thread = std::thread::Builder::new()
+            .name("compactor".into())
+            .spawn(move || compact_loop(&store, &shared))
+            .ok();
+        if thread.is_none() {
+            warn!(
+                "could not start the compaction thread; erased bytes are removed at the next start"
+            );
+        }
+        Compactor { flags, thread }
+    }
+
+    fn request(&self) {
+        let (m, cv) = &*self.flags;
+        m.lock().unwrap_or_else(|p| p.into_inner()).requested = true;
+        cv.notify_all();
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.flags;
+        m.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Waits on `flags` until `deadline` or stop; returns false on stop.
+fn sleep_until(flags: &(Mutex<CompactFlags>, Condvar), deadline: Instant) -> bool {
+    let (m, cv) = flags;
+    let mut f = m.lock().unwrap_or_else(|p| p.into_inner());
+    while !f.stop {
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        f = cv
+            .wait_timeout(f, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    false
+}
+
+fn compact_loop(store: &Store, flags: &(Mutex<CompactFlags>, Condvar)) {
+    let (m, cv) = flags;
+    loop {
+        {
+            let mut f = m.lock().unwrap_or_else(|p| p.into_inner());
+            while !f.requested && !f.stop {
+                f = cv.wait(f).unwrap_or_else(|p| p.into_inner());
+            }
+            if f.stop {
+                return;
+            }
+        }
+        // Let a burst of forgets gather, then take them all in one rewrite.
+        if !sleep_until(flags, Instant::now() + COMPACT_COALESCE) {
+            return;
+        }
+        m.lock().unwrap_or_else(|p| p.into_inner()).requested = false;
+        let started = Instant::now();
+        let next = match store.compact() {
+            Ok(()) => {
+                info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "database compacted: erased content is gone from the files"
+                );
+                started + COMPACT_MIN_GAP
+            }
+            Err(e) => {
+                warn!(error = %e, "compaction failed; the old database stays in use and it is retried");
+                m.lock().unwrap_or_else(|p| p.into_inner()).requested = true;
+                started + COMPACT_RETRY
+            }
+        };
+        if !sleep_until(flags, next) {
+            return;
+        }
+    }
 }
 
 /// Capacity of the new-event channel; a subscriber that falls further behind skips
@@ -134,7 +250,13 @@ impl Engine {
         let (view, newest) = load_view(&store)?;
         let clock = Clock::new(newest);
         let (tx, _) = broadcast::channel(CHANNEL);
+        let store = Arc::new(store);
+        let compactor = Compactor::start(store.clone());
+        if store.compaction_pending()? {
+            compactor.request();
+        }
         Ok(Engine {
+            compactor,
             store,
             identity,
             community,
@@ -171,6 +293,16 @@ impl Engine {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Runs an owed compaction now, on this thread, instead of waiting for the
+    /// background one. Returns whether one was owed.
+    pub fn compact_now(&self) -> Result<bool, StoreError> {
+        if !self.store.compaction_pending()? {
+            return Ok(false);
+        }
+        self.store.compact()?;
+        Ok(true)
     }
 
     /// The system wall clock plus the configured offset (a test hook for bad clocks).
@@ -437,8 +569,9 @@ impl Engine {
     }
 
     /// Erases the held events among `targets`, rebuilds the view from what is left (so
-    /// no erased text stays in memory) and compacts the database (sled keeps removed
-    /// values in old log segments until it reclaims them). Returns how many went.
+    /// no erased text stays in memory) and asks the background thread to compact the
+    /// database (sled keeps removed values in old log segments until then). Returns
+    /// how many went.
     fn erase_and_rebuild(
         &self,
         st: &mut State,
@@ -459,8 +592,9 @@ impl Engine {
         st.digest = None;
         st.sync_set = None;
         st.generation += 1;
-        self.store.compact()?;
+        // Durable before the compaction is asked for: the erasure and its pending flag.
         self.store.flush()?;
+        self.compactor.request();
         Ok(erased)
     }
 }
@@ -480,6 +614,7 @@ pub fn human_ms(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::FailAt;
     use aidmesh_protocol::{
         Category, CheckIn, Consent, Outcome, PersonRegistered, Place, Post, Redaction, Urgency,
     };
@@ -564,6 +699,7 @@ mod tests {
         }))
         .unwrap();
         assert!(eng.store().get(&reg.id()).unwrap().is_none());
+        wait_compacted(&eng, 1);
         assert_eq!(
             eng.ingest(late.bytes(), Origin::Gossip).unwrap(),
             Ingested::Erased(late.id())
@@ -650,8 +786,151 @@ mod tests {
         assert_eq!(later.expire_welfare(30 * DAY).unwrap(), 1);
         assert!(later.with_view(|v| v.people().is_empty()));
         assert_eq!(later.len(), 1, "the need is not welfare data and stays");
-        later.store().flush().unwrap();
+        wait_compacted(&later, 1);
         assert!(files_contain(dir.path(), b"Yolanda R").is_none());
+    }
+
+    /// Waits (bounded) until the background thread has finished `n` compactions and
+    /// none is owed.
+    fn wait_compacted(eng: &Engine, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while eng.store().compactions() < n || eng.store().compaction_pending().unwrap() {
+            assert!(
+                Instant::now() < deadline,
+                "no background compaction within 20 s ({} done)",
+                eng.store().compactions()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn person(name: &str) -> Body {
+        Body::Person(PersonRegistered {
+            name: name.into(),
+            place: Place::default(),
+            risks: vec![],
+            check_every_secs: 3600,
+            consent: Consent::Own,
+            phone: String::new(),
+            note: String::new(),
+        })
+    }
+
+    fn forget(eng: &Engine, target: EventId) {
+        eng.post(Body::Redaction(Redaction {
+            target,
+            reason: String::new(),
+        }))
+        .unwrap();
+    }
+
+    #[test]
+    fn several_forgets_share_one_background_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let eng = engine(dir.path(), 1);
+        let names: Vec<String> = (0..5).map(|i| format!("Quillon Nakamura-{i}")).collect();
+        let ids: Vec<EventId> = names
+            .iter()
+            .map(|n| eng.post(person(n)).unwrap().id())
+            .collect();
+        for _ in 0..200 {
+            eng.post(need()).unwrap();
+        }
+        assert!(files_contain(dir.path(), b"Quillon N").is_some());
+        for id in ids {
+            forget(&eng, id);
+        }
+        // Forgetting returns before the rewrite: none has happened yet...
+        assert_eq!(eng.store().compactions(), 0);
+        assert!(eng.with_view(|v| v.people().is_empty()));
+        // ...and one rewrite then removes all five names.
+        wait_compacted(&eng, 1);
+        assert_eq!(
+            eng.store().compactions(),
+            1,
+            "the forgets were not coalesced"
+        );
+        if let Some(f) = files_contain(dir.path(), b"Quillon N") {
+            panic!("a forgotten name is still in {}", f.display());
+        }
+    }
+
+    #[test]
+    fn a_failed_compaction_keeps_the_store_serving_and_finishes_at_the_next_start() {
+        for at in [FailAt::Copy, FailAt::OpenNew] {
+            let dir = tempfile::tempdir().unwrap();
+            let eng = engine(dir.path(), 1);
+            let reg = eng.post(person("Wilhelmina Failsafe")).unwrap();
+            *eng.store().fail_next.lock().unwrap() = Some(at);
+            forget(&eng, reg.id());
+            // The background compaction fails; it retries only after 30 s.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while eng.store().fail_next.lock().unwrap().is_some() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{at:?}: the compaction never ran"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Wait for the failed attempt to let go of the store.
+            let _one = eng.store().compacting.lock().unwrap();
+            drop(_one);
+            assert_eq!(eng.store().compactions(), 0);
+            assert!(eng.store().compaction_pending().unwrap(), "{at:?}");
+            // The old database still serves reads and writes.
+            let n = eng.post(need()).unwrap();
+            assert!(eng.store().get(&n.id()).unwrap().is_some(), "{at:?}");
+            assert!(eng.with_view(|v| v.people().is_empty()));
+            assert!(
+                files_contain(dir.path(), b"Wilhelmina F").is_some(),
+                "{at:?}: the test must see the name before the retry"
+            );
+            let held = eng.len();
+            drop(eng);
+            // The next start finishes the compaction before anything else.
+            let store = Store::open(dir.path()).unwrap();
+            assert!(!store.compaction_pending().unwrap(), "{at:?}");
+            assert_eq!(store.len(), held, "{at:?}");
+            assert!(store.get(&n.id()).unwrap().is_some(), "{at:?}");
+            if let Some(f) = files_contain(dir.path(), b"Wilhelmina F") {
+                panic!("{at:?}: the forgotten name is still in {}", f.display());
+            }
+        }
+    }
+
+    #[test]
+    fn writes_made_during_a_compaction_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let eng = Arc::new(engine(dir.path(), 1));
+        for _ in 0..500 {
+            eng.post(need()).unwrap();
+        }
+        let writer = {
+            let eng = eng.clone();
+            std::thread::spawn(move || {
+                (0..300)
+                    .map(|_| eng.post(need()).unwrap().id())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let mut rounds = 0;
+        while !writer.is_finished() || rounds == 0 {
+            eng.store().compact().unwrap();
+            rounds += 1;
+        }
+        let written = writer.join().unwrap();
+        assert!(rounds > 1, "the writes did not overlap a compaction");
+        let n = eng.len();
+        drop(eng);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.len(), n);
+        assert_eq!(store.sync_items().unwrap().len(), n);
+        for id in written {
+            assert!(
+                store.get(&id).unwrap().is_some(),
+                "a write made during a compaction was lost"
+            );
+        }
     }
 
     fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Option<std::path::PathBuf> {
