@@ -243,6 +243,36 @@ fn build_swarm(
 struct Dial {
     failures: u32,
     next_at: Instant,
+    /// A static peer (`--peer`, peers file): never evicted.
+    pinned: bool,
+    /// A dial to it ever succeeded.
+    reached: bool,
+    /// When it was added (the oldest of equals goes first).
+    added: Instant,
+}
+
+impl Dial {
+    fn new(now: Instant, pinned: bool) -> Dial {
+        Dial {
+            failures: 0,
+            next_at: now,
+            pinned,
+            reached: false,
+            added: now,
+        }
+    }
+}
+
+/// Which address to drop to make room in a full dial list: never a static peer;
+/// first those never reached, then the most failures, then the oldest. Spoofed mDNS
+/// adverts and made-up addresses are never reached, so a real peer that connected is
+/// kept and a new address always finds room.
+fn eviction_candidate(wanted: &HashMap<Multiaddr, Dial>) -> Option<Multiaddr> {
+    wanted
+        .iter()
+        .filter(|(_, d)| !d.pinned)
+        .min_by_key(|(_, d)| (d.reached, std::cmp::Reverse(d.failures), d.added))
+        .map(|(a, _)| a.clone())
 }
 
 /// How long a peer that broke the sync protocol is kept out.
@@ -292,15 +322,7 @@ pub fn start(
         wanted: cfg
             .peers
             .iter()
-            .map(|a| {
-                (
-                    a.clone(),
-                    Dial {
-                        failures: 0,
-                        next_at: now,
-                    },
-                )
-            })
+            .map(|a| (a.clone(), Dial::new(now, true)))
             .collect(),
         dialing: HashMap::new(),
         last_sync: HashMap::new(),
@@ -338,7 +360,8 @@ struct Task {
     shutdown: watch::Receiver<bool>,
 }
 
-/// Most addresses kept for (re)dialling; beyond this new ones are ignored.
+/// Most addresses kept for (re)dialling; beyond this a new one replaces the worst
+/// (see [`eviction_candidate`]).
 pub const MAX_WANTED: usize = 64;
 
 /// Whether `addr` is something this node can dial: an IP or DNS host, a TCP port, and
@@ -456,13 +479,16 @@ impl Task {
                     return;
                 }
                 if self.wanted.len() >= MAX_WANTED && !self.wanted.contains_key(&addr) {
-                    warn!(%addr, "already keeping {MAX_WANTED} addresses to dial; ignoring a new one");
-                    return;
+                    let Some(worst) = eviction_candidate(&self.wanted) else {
+                        warn!(%addr, "already keeping {MAX_WANTED} static peers to dial; ignoring a new address");
+                        return;
+                    };
+                    debug!(dropped = %worst, added = %addr, "dial list full; dropped the address least likely to work");
+                    self.wanted.remove(&worst);
                 }
-                self.wanted.entry(addr).or_insert(Dial {
-                    failures: 0,
-                    next_at: Instant::now(),
-                });
+                self.wanted
+                    .entry(addr)
+                    .or_insert_with(|| Dial::new(Instant::now(), false));
                 // Dial now rather than at the next tick.
                 self.on_tick();
             }
@@ -621,6 +647,7 @@ impl Task {
                 if let Some(wanted) = self.dialing.remove(&connection_id) {
                     if let Some(d) = self.wanted.get_mut(&wanted) {
                         d.failures = 0;
+                        d.reached = true;
                     }
                 }
                 if let Some(ip) = remote_ip(&addr) {
@@ -798,5 +825,39 @@ impl Task {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> Multiaddr {
+        format!("/ip4/10.0.0.1/tcp/{port}").parse().unwrap()
+    }
+
+    #[test]
+    fn a_full_dial_list_drops_unreached_failing_entries_first() {
+        let t0 = Instant::now();
+        let mut wanted = HashMap::new();
+        wanted.insert(addr(1), Dial::new(t0, true));
+        let mut real = Dial::new(t0, false);
+        real.reached = true;
+        real.failures = 3;
+        wanted.insert(addr(2), real);
+        let mut spoofed = Dial::new(t0 + Duration::from_secs(1), false);
+        spoofed.failures = 2;
+        wanted.insert(addr(3), spoofed);
+        wanted.insert(addr(4), Dial::new(t0, false));
+        // Never reached, most failures.
+        assert_eq!(eviction_candidate(&wanted), Some(addr(3)));
+        wanted.remove(&addr(3));
+        // Never reached, even without failures, before a peer that answered once.
+        assert_eq!(eviction_candidate(&wanted), Some(addr(4)));
+        wanted.remove(&addr(4));
+        assert_eq!(eviction_candidate(&wanted), Some(addr(2)));
+        wanted.remove(&addr(2));
+        // A static peer is never dropped.
+        assert_eq!(eviction_candidate(&wanted), None);
     }
 }
