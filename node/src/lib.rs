@@ -8,6 +8,7 @@
 pub mod api;
 pub mod discovery;
 pub mod engine;
+pub mod ingest;
 pub mod input;
 pub mod net;
 pub mod node;

@@ -4,7 +4,8 @@
 //! an unprotected way in.
 //!
 //! One task owns the swarm ([`run`]); the rest of the node talks to it through
-//! [`NetHandle`].
+//! [`NetHandle`]. It never waits on disk: storing, sync and the peer book run on the
+//! ingest worker ([`crate::ingest`]), whose results come back to the task.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,9 +31,9 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::engine::{Engine, IngestError, Ingested, Origin};
-use crate::store::PeerRecord;
-use crate::sync::{self, Codec, Counters, Next, Session};
+use crate::engine::{Engine, Origin};
+use crate::ingest::{Done, Job, Worker};
+use crate::sync::{self, Codec, Counters, Next};
 
 /// Network settings.
 #[derive(Debug, Clone)]
@@ -305,6 +306,9 @@ pub fn start(
                 reason: e.to_string(),
             })?;
     }
+    let (done_tx, done) = mpsc::unbounded_channel();
+    let worker = Worker::start(engine.clone(), done_tx)
+        .map_err(|e| NetError::Setup(format!("cannot start the ingest thread: {e}")))?;
     let (tx, rx) = mpsc::channel(256);
     let handle = NetHandle {
         commands: tx,
@@ -318,7 +322,11 @@ pub fn start(
         topic,
         counters,
         sessions: HashMap::new(),
+        session_generation: 0,
         pending: HashMap::new(),
+        worker,
+        done,
+        peer_addr: HashMap::new(),
         wanted: cfg
             .peers
             .iter()
@@ -341,9 +349,18 @@ struct Task {
     topic: IdentTopic,
     counters: Arc<Counters>,
     events: broadcast::Receiver<crate::engine::NewEvent>,
-    /// Our sync session with each peer, and the id of its outstanding request.
-    sessions: HashMap<PeerId, Session>,
+    /// Our sync session with each peer: its generation (so a result for a session
+    /// that ended meanwhile is dropped) and the session, `None` while the worker has it.
+    sessions: HashMap<PeerId, (u64, Option<Box<sync::Session>>)>,
+    session_generation: u64,
+    /// The id of each session's outstanding request.
     pending: HashMap<OutboundRequestId, PeerId>,
+    /// Where disk work goes.
+    worker: Worker,
+    /// Results of that work.
+    done: mpsc::UnboundedReceiver<Done>,
+    /// Remote address of each connected peer's latest connection.
+    peer_addr: HashMap<PeerId, Multiaddr>,
     /// Addresses we keep dialling (static peers, discovered peers) with back-off.
     wanted: HashMap<Multiaddr, Dial>,
     /// Dials in flight, by connection id, to the address in `wanted`.
@@ -436,6 +453,7 @@ impl Task {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 Some(cmd) = self.commands.recv() => self.on_command(cmd),
+                Some(done) = self.done.recv() => self.on_done(done),
                 _ = tick.tick() => self.on_tick(),
                 _ = self.shutdown.changed() => break,
             }
@@ -505,12 +523,9 @@ impl Task {
             .map(|p| PeerStatus {
                 peer_id: p.to_string(),
                 addr: self
-                    .engine
-                    .store()
-                    .peer(&p.to_string())
-                    .ok()
-                    .flatten()
-                    .and_then(|r| r.addrs.first().cloned())
+                    .peer_addr
+                    .get(p)
+                    .map(|a| a.to_string())
                     .unwrap_or_default(),
                 last_sync_ms: self.last_sync.get(p).map(|(_, ms)| *ms),
             })
@@ -583,18 +598,9 @@ impl Task {
 
     /// Whether an established connection goes to this (peer-less) address.
     fn connected_via(&self, plain: &Multiaddr) -> bool {
-        self.engine
-            .store()
-            .peers()
-            .ok()
-            .into_iter()
-            .flatten()
-            .any(|(id, rec)| {
-                rec.addrs.first() == Some(&plain.to_string())
-                    && id
-                        .parse::<PeerId>()
-                        .is_ok_and(|p| self.swarm.is_connected(&p))
-            })
+        self.peer_addr
+            .iter()
+            .any(|(p, a)| a == plain && self.swarm.is_connected(p))
     }
 
     fn dial_failed(&mut self, addr: &Multiaddr) {
@@ -604,31 +610,125 @@ impl Task {
         }
     }
 
+    /// Starts a session with `peer` on the worker (its first request goes out when
+    /// the worker has computed our set).
     fn start_sync(&mut self, peer: PeerId) {
-        match Session::start(&self.engine) {
-            Ok((session, req)) => {
-                let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
-                self.pending.insert(rid, peer);
-                self.sessions.insert(peer, session);
-            }
-            Err(e) => warn!(%peer, error = %e, "could not start sync"),
+        self.session_generation += 1;
+        let generation = self.session_generation;
+        if self.worker.offer(Job::Start { peer, generation }).is_err() {
+            debug!(%peer, "ingest queue full; sync starts at the next round");
+            return;
         }
+        self.sessions.insert(peer, (generation, None));
     }
 
     fn finish_sync(&mut self, peer: PeerId) {
         self.sessions.remove(&peer);
         let wall = self.engine.wall_ms();
         self.last_sync.insert(peer, (Instant::now(), wall));
-        let key = peer.to_string();
-        let mut rec = self
-            .engine
-            .store()
-            .peer(&key)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        rec.last_sync_ms = Some(wall);
-        let _ = self.engine.store().set_peer(&key, &rec);
+        // The peer book is a cache: if the queue is full, this record is skipped.
+        let _ = self.worker.offer(Job::Synced {
+            peer,
+            wall_ms: wall,
+        });
+    }
+
+    /// Whether `generation` is still `peer`'s current session.
+    fn current(&self, peer: &PeerId, generation: u64) -> bool {
+        self.sessions
+            .get(peer)
+            .is_some_and(|(g, _)| *g == generation)
+    }
+
+    /// Acts on what the worker did.
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Gossip {
+                id,
+                source,
+                acceptance,
+            } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+            }
+            Done::Served {
+                peer,
+                channel,
+                response,
+                misbehaved,
+            } => {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    debug!(%peer, "sync response not sent: connection closed");
+                }
+                if misbehaved {
+                    self.ban(peer, "malformed reconciliation message");
+                }
+            }
+            Done::Started {
+                peer,
+                generation,
+                result,
+            } => {
+                if !self.current(&peer, generation) {
+                    return;
+                }
+                match result {
+                    Ok((session, req)) if self.swarm.is_connected(&peer) => {
+                        let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                        self.pending.insert(rid, peer);
+                        self.sessions.insert(peer, (generation, Some(session)));
+                    }
+                    Ok(_) => {
+                        self.sessions.remove(&peer);
+                    }
+                    Err(e) => {
+                        warn!(%peer, error = %e, "could not start sync");
+                        self.sessions.remove(&peer);
+                    }
+                }
+            }
+            Done::Stepped {
+                peer,
+                generation,
+                session,
+                next,
+            } => {
+                if !self.current(&peer, generation) {
+                    return;
+                }
+                self.sessions.insert(peer, (generation, Some(session)));
+                match next {
+                    Ok(Next::Send(req)) => {
+                        let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                        self.pending.insert(rid, peer);
+                    }
+                    Ok(Next::Done(s)) => {
+                        if s.fetched > 0 || s.rejected > 0 {
+                            info!(%peer, fetched = s.fetched, rejected = s.rejected, rounds = s.rounds, ms = s.millis, "synced");
+                        } else {
+                            debug!(%peer, rounds = s.rounds, "in sync");
+                        }
+                        self.finish_sync(peer);
+                    }
+                    Err(f) if f.misbehaved => {
+                        self.finish_sync(peer);
+                        self.ban(peer, &f.reason);
+                    }
+                    Err(f) => {
+                        warn!(%peer, error = %f.reason, "sync stopped");
+                        self.finish_sync(peer);
+                    }
+                }
+            }
+        }
     }
 
     fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
@@ -655,19 +755,11 @@ impl Task {
                 }
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, %addr, "connected");
-                    let key = peer_id.to_string();
-                    let mut rec: PeerRecord = self
-                        .engine
-                        .store()
-                        .peer(&key)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default();
-                    let a = addr.to_string();
-                    rec.addrs.retain(|x| x != &a);
-                    rec.addrs.insert(0, a);
-                    rec.addrs.truncate(4);
-                    let _ = self.engine.store().set_peer(&key, &rec);
+                    self.peer_addr.insert(peer_id, addr.clone());
+                    let _ = self.worker.offer(Job::Connected {
+                        peer: peer_id,
+                        addr: addr.to_string(),
+                    });
                     if !self.sessions.contains_key(&peer_id) {
                         self.start_sync(peer_id);
                     }
@@ -684,6 +776,7 @@ impl Task {
                 let key = self.clock_key(&peer_id);
                 self.engine.forget_peer_clock(&key);
                 self.peer_ip.remove(&peer_id);
+                self.peer_addr.remove(&peer_id);
                 // Redial wanted addresses of this peer soon.
                 let soon = Instant::now() + Duration::from_secs(1);
                 for (a, d) in self.wanted.iter_mut() {
@@ -725,25 +818,20 @@ impl Task {
                 message_id,
                 message,
             })) => {
-                let acceptance = match self.engine.ingest(&message.data, Origin::Gossip) {
-                    Ok(Ingested::New(id)) => {
-                        debug!(peer = %propagation_source, id = %id, "event by gossip");
-                        MessageAcceptance::Accept
-                    }
-                    Ok(_) => MessageAcceptance::Ignore,
-                    Err(IngestError::Invalid(e)) => {
-                        warn!(peer = %propagation_source, error = %e, "rejected an invalid event from gossip; the peer is penalised");
-                        MessageAcceptance::Reject
-                    }
-                    Err(IngestError::Store(e)) => {
-                        warn!(error = %e, "could not store an event from gossip");
-                        MessageAcceptance::Ignore
-                    }
+                // Validated and stored on the worker; gossipsub holds the message (and
+                // does not forward it) until the verdict comes back in `on_done`.
+                let job = Job::Gossip {
+                    data: message.data,
+                    id: message_id,
+                    source: propagation_source,
                 };
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                if let Err(Job::Gossip { id, source, .. }) = self.worker.offer(job) {
+                    debug!(peer = %source, "ingest queue full; anti-entropy will fetch this event");
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
             _ => {}
@@ -762,19 +850,17 @@ impl Task {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let key = self.clock_key(&peer);
-                    let (resp, misbehaved) = sync::serve(&self.engine, &key, request);
-                    if self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, resp)
-                        .is_err()
-                    {
-                        debug!(%peer, "sync response not sent: connection closed");
-                    }
-                    if misbehaved {
-                        self.ban(peer, "malformed reconciliation message");
+                    let job = Job::Serve {
+                        peer,
+                        clock_key: self.clock_key(&peer),
+                        request,
+                        channel,
+                    };
+                    if let Err(Job::Serve { channel, .. }) = self.worker.offer(job) {
+                        let busy = aidmesh_protocol::sync::SyncResponse::Refused {
+                            reason: "busy; try again later".into(),
+                        };
+                        let _ = self.swarm.behaviour_mut().sync.send_response(channel, busy);
                     }
                 }
                 request_response::Message::Response {
@@ -782,31 +868,23 @@ impl Task {
                     response,
                 } => {
                     self.pending.remove(&request_id);
-                    let key = self.clock_key(&peer);
-                    let Some(session) = self.sessions.get_mut(&peer) else {
+                    let clock_key = self.clock_key(&peer);
+                    let Some((generation, slot)) = self.sessions.get_mut(&peer) else {
                         return;
                     };
-                    match session.on_response(&self.engine, &key, response) {
-                        Ok(Next::Send(req)) => {
-                            let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
-                            self.pending.insert(rid, peer);
-                        }
-                        Ok(Next::Done(s)) => {
-                            if s.fetched > 0 || s.rejected > 0 {
-                                info!(%peer, fetched = s.fetched, rejected = s.rejected, rounds = s.rounds, ms = s.millis, "synced");
-                            } else {
-                                debug!(%peer, rounds = s.rounds, "in sync");
-                            }
-                            self.finish_sync(peer);
-                        }
-                        Err(f) if f.misbehaved => {
-                            self.finish_sync(peer);
-                            self.ban(peer, &f.reason);
-                        }
-                        Err(f) => {
-                            warn!(%peer, error = %f.reason, "sync stopped");
-                            self.finish_sync(peer);
-                        }
+                    let Some(session) = slot.take() else {
+                        return;
+                    };
+                    let job = Job::Step {
+                        peer,
+                        generation: *generation,
+                        clock_key,
+                        session,
+                        response,
+                    };
+                    if self.worker.offer(job).is_err() {
+                        debug!(%peer, "ingest queue full; sync runs again at the next round");
+                        self.finish_sync(peer);
                     }
                 }
             },
