@@ -909,6 +909,94 @@ impl Task {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+    use aidmesh_protocol::{Body, Category, Identity, Place, Post, Urgency};
+
+    fn engine(dir: &std::path::Path, seed: u8) -> Arc<Engine> {
+        let store = Store::open(dir).unwrap();
+        Arc::new(Engine::open(store, Identity::from_seed([seed; 32]), "t".into(), 0).unwrap())
+    }
+
+    fn need(title: &str) -> Body {
+        Body::Need(Post {
+            title: title.into(),
+            category: Category::Water,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::Normal,
+            place: Place::default(),
+            contact: String::new(),
+            expires_ms: None,
+            related: None,
+        })
+    }
+
+    async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after 20 s waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_network_task_keeps_answering_while_the_store_is_stalled() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ea, eb) = (engine(da.path(), 1), engine(db.path(), 2));
+        let (_stop, stop) = watch::channel(false);
+        let cfg = |peers| NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            peers,
+            psk: [7; 32],
+            topic: "t".into(),
+            sync_every: Duration::from_secs(1),
+        };
+        let key = identity::Keypair::generate_ed25519;
+        let (ha, _ta) = start(ea.clone(), key(), cfg(vec![]), stop.clone()).unwrap();
+        let listen = until("a to listen", async || {
+            ha.status().await.and_then(|s| s.listen.first().cloned())
+        })
+        .await;
+        let a_addr: Multiaddr = format!("{listen}/p2p/{}", ha.peer_id).parse().unwrap();
+        let (hb, _tb) = start(eb.clone(), key(), cfg(vec![a_addr]), stop.clone()).unwrap();
+        until("b to connect to a", async || {
+            (hb.status().await?.peers.len() == 1).then_some(())
+        })
+        .await;
+        ea.post(need("first")).unwrap();
+        until("b to get the first event", async || {
+            (eb.len() == 1).then_some(())
+        })
+        .await;
+
+        // b's disk stalls while a's events arrive by gossip and sync.
+        let stalled = eb.store().stall();
+        let ea2 = ea.clone();
+        tokio::task::spawn_blocking(move || ea2.post(need("second")).unwrap())
+            .await
+            .unwrap();
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let status = hb.status().await;
+            assert!(
+                status.is_some_and(|s| s.peers.len() == 1),
+                "b's network task stopped answering while its store was stalled"
+            );
+        }
+        drop(stalled);
+        until(
+            "b to store the second event once its disk is back",
+            async || (eb.len() == 2).then_some(()),
+        )
+        .await;
+    }
 
     fn addr(port: u16) -> Multiaddr {
         format!("/ip4/10.0.0.1/tcp/{port}").parse().unwrap()

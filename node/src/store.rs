@@ -76,7 +76,7 @@ pub struct PeerRecord {
 }
 
 /// The open sled database and its trees.
-struct Trees {
+pub(crate) struct Trees {
     db: sled::Db,
     events: sled::Tree,
     by_time: sled::Tree,
@@ -394,6 +394,13 @@ impl Store {
             return Err(sled::Error::Io(std::io::Error::other("test: open fails")));
         }
         Trees::open(&self.path)
+    }
+
+    /// Test hook: blocks every access to the store until the guard is dropped, as a
+    /// slow disk or the swap of a compaction would.
+    #[cfg(test)]
+    pub(crate) fn stall(&self) -> std::sync::RwLockWriteGuard<'_, Option<Trees>> {
+        self.trees.write().unwrap_or_else(|p| p.into_inner())
     }
 
     #[cfg(test)]
