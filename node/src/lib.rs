@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod input;
 pub mod net;
 pub mod node;
+pub mod pending;
 pub mod store;
 pub mod sync;
 pub mod welfare;

@@ -129,15 +129,18 @@ impl NetHandle {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pending_per_ip: crate::pending::PendingPerIp,
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<Codec>,
 }
 
-/// Connection limits: a hub LAN has tens of nodes, not thousands.
+/// Connection limits: a hub LAN has tens of nodes, not thousands. Connections in their
+/// handshake are also bounded per remote address ([`crate::pending`]), so one host
+/// cannot take every pending slot.
 fn limits() -> connection_limits::ConnectionLimits {
     connection_limits::ConnectionLimits::default()
-        .with_max_pending_incoming(Some(32))
+        .with_max_pending_incoming(Some(64))
         .with_max_pending_outgoing(Some(32))
         .with_max_established(Some(128))
         .with_max_established_per_peer(Some(2))
@@ -185,6 +188,11 @@ fn gossipsub(topic: &TopicHash) -> Result<gossipsub::Behaviour, String> {
     Ok(b)
 }
 
+/// Time for the pnet handshake (24 bytes each way) on a new connection.
+pub const PNET_DEADLINE: Duration = Duration::from_secs(3);
+/// Time for the whole upgrade of a new connection (pnet, noise, yamux).
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The peer transport: TCP inside a pnet private network keyed by the community key,
 /// then noise and yamux. Public so that test peers speak exactly the node's stack.
 pub fn transport(
@@ -197,11 +205,23 @@ pub fn transport(
     let psk = PreSharedKey::new(psk);
     Ok(
         tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+            .and_then(move |socket, _| async move {
+                // A peer of the community sends its pnet nonce at once; a socket held
+                // open in silence is dropped soon, freeing its pending slot.
+                tokio::time::timeout(PNET_DEADLINE, PnetConfig::new(psk).handshake(socket))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no private-network handshake in time",
+                        )
+                    })?
+                    .map_err(std::io::Error::other)
+            })
             .upgrade(Version::V1Lazy)
             .authenticate(noise::Config::new(key)?)
             .multiplex(yamux::Config::default())
-            .timeout(Duration::from_secs(20))
+            .timeout(HANDSHAKE_DEADLINE)
             .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
             .boxed(),
     )
@@ -221,6 +241,7 @@ fn build_swarm(
         .with_behaviour(|_| {
             Ok(Behaviour {
                 blocked: allow_block_list::Behaviour::default(),
+                pending_per_ip: crate::pending::PendingPerIp::default(),
                 limits: connection_limits::Behaviour::new(limits()),
                 gossipsub: gossipsub(&topic)?,
                 sync: request_response::Behaviour::with_codec(

@@ -15,7 +15,9 @@
 //! 3. sync bytes to confirm that two nodes holding the same 100,000 events are in sync;
 //! 4. ingest rate of signed events, validated and flushed to disk;
 //! 5. resident memory of a node holding 100,000 events;
-//! 6. start time of a node holding 100,000 events (until its API answers).
+//! 6. start time of a node holding 100,000 events (until its API answers);
+//! 7. forget latency of a node holding 20,000 events (compaction in the background),
+//!    and, for comparison, a forget with its compaction in the same call.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -80,7 +82,7 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
-    // --only ingest|latency|catch-up|in-sync: one section (for investigating).
+    // --only ingest|latency|catch-up|in-sync|forget: one section (for investigating).
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -270,6 +272,31 @@ fn main() {
                     .into(),
             );
         }
+    }
+
+    // 7. Forget latency (in-process) with the compaction in the background.
+    if run("forget") {
+        let held = sizes.missing * 2;
+        eprintln!("forget: a node holding {held} events forgets people...");
+        let f = forget(&events[..held.min(events.len())]);
+        rows.push(row(
+            &format!("Forget latency, node holding {} events", thousands(held)),
+            "(report)",
+            format!(
+                "{:.1} ms median of {} (max {:.1} ms); names gone from the files {:.2} s after the last, {} compaction(s)",
+                f.median_ms, f.forgets, f.max_ms, f.gone_s, f.compactions
+            ),
+            None,
+        ));
+        rows.push(row(
+            &format!(
+                "Forget + compaction in the call (the old way), {} events",
+                thousands(held)
+            ),
+            "(report)",
+            format!("{:.0} ms median of {}", f.inline_median_ms, f.inline),
+            None,
+        ));
     }
 
     // 3, 5, 6. Two nodes with the same big set.
@@ -582,6 +609,86 @@ fn ingest_one_by_one(events: &[Vec<u8>], budget: Duration) -> (usize, f64) {
         }
     }
     (n, n as f64 / t.elapsed().as_secs_f64())
+}
+
+struct Forget {
+    forgets: usize,
+    median_ms: f64,
+    max_ms: f64,
+    gone_s: f64,
+    compactions: u64,
+    inline: usize,
+    inline_median_ms: f64,
+}
+
+/// An engine holding `events` forgets people one after the other: the time each
+/// forget takes to return, and until the names are gone from the database files.
+/// Then the old way for comparison: each forget followed by the compaction in the
+/// same call.
+fn forget(events: &[Vec<u8>]) -> Forget {
+    let dir = tempdir("forget");
+    prefill(dir.path(), events, 1_000);
+    let store = Store::open(&dir.path().join("db")).expect("open store");
+    let profile = aidmesh_node::node::load_profile(&store)
+        .expect("load profile")
+        .expect("a profile");
+    let engine = Engine::open(
+        store,
+        Identity::from_seed(profile.seed),
+        profile.community,
+        0,
+    )
+    .expect("open engine");
+    let person = |i: usize| {
+        Body::Person(aidmesh_protocol::PersonRegistered {
+            name: format!("Forgettable Person {i}"),
+            place: Place::default(),
+            risks: vec![],
+            check_every_secs: 3600,
+            consent: aidmesh_protocol::Consent::Own,
+            phone: String::new(),
+            note: String::new(),
+        })
+    };
+    let redact = |target| {
+        Body::Redaction(aidmesh_protocol::Redaction {
+            target,
+            reason: String::new(),
+        })
+    };
+    let ids: Vec<_> = (0..15)
+        .map(|i| engine.post(person(i)).expect("register").id())
+        .collect();
+    let before = engine.store().compactions();
+    let mut ms = Vec::new();
+    for id in &ids[..10] {
+        let t = Instant::now();
+        engine.post(redact(*id)).expect("forget");
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let t = Instant::now();
+    wait_for("the background compaction", Duration::from_secs(60), || {
+        (!engine.store().compaction_pending().expect("store")).then_some(())
+    });
+    let gone_s = t.elapsed().as_secs_f64();
+    let compactions = engine.store().compactions() - before;
+    let mut inline = Vec::new();
+    for id in &ids[10..] {
+        let t = Instant::now();
+        engine.post(redact(*id)).expect("forget");
+        engine.compact_now().expect("compact");
+        inline.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let max_ms = ms.iter().copied().fold(0.0, f64::max);
+    Forget {
+        forgets: ms.len(),
+        median_ms: median(&mut ms),
+        max_ms,
+        gone_s,
+        compactions,
+        inline: inline.len(),
+        inline_median_ms: median(&mut inline),
+    }
 }
 
 // ---------------------------------------------------------------------------------
