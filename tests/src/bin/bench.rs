@@ -104,6 +104,8 @@ fn main() {
 
     let n = if run("ingest") || run("in-sync") {
         sizes.big
+    } else if run("forget") {
+        sizes.missing * 2
     } else {
         sizes.missing
     };
