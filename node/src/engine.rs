@@ -15,10 +15,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_protocol::body::BodyKind;
+use aidmesh_protocol::quota::{admit_unknown, Admit};
 use aidmesh_protocol::sync::{digest, SyncSet};
 use aidmesh_protocol::validate::{validate, Rules, TargetLookup, Verified};
 use aidmesh_protocol::{
-    Body, Clock, ClockStatus, Event, EventId, Identity, MeshClock, Timestamp, ValidationError, View,
+    AuthorId, Body, Clock, ClockStatus, Event, EventId, Identity, MeshClock, Timestamp,
+    ValidationError, View,
 };
 use thiserror::Error;
 use tokio::sync::broadcast;
@@ -83,8 +85,14 @@ pub struct BatchResult {
     pub rejected: Vec<String>,
 }
 
+/// Held events of kinds this node does not understand, by author: what
+/// [`aidmesh_protocol::quota`] bounds.
+type Unknown =
+    std::collections::HashMap<AuthorId, std::collections::BTreeSet<(Timestamp, EventId)>>;
+
 struct State {
     view: View,
+    unknown: Unknown,
     clock: Clock,
     mesh: MeshClock,
     digest: Option<[u8; 32]>,
@@ -219,10 +227,12 @@ fn compact_loop(store: &Store, flags: &(Mutex<CompactFlags>, Condvar)) {
 /// events (gossip has anti-entropy behind it, pages reload).
 const CHANNEL: usize = 1024;
 
-/// Builds the view from every stored event, and finds the newest timestamp held.
-/// No signature is re-checked: events were validated before they were stored.
-fn load_view(store: &Store) -> Result<(View, Timestamp), StoreError> {
+/// Builds the view from every stored event, indexes those of unknown kinds, and finds
+/// the newest timestamp held. No signature is re-checked: events were validated
+/// before they were stored.
+fn load_view(store: &Store) -> Result<(View, Unknown, Timestamp), StoreError> {
     let mut view = View::new();
+    let mut unknown = Unknown::new();
     let mut newest = Timestamp::default();
     for bytes in store.events() {
         let bytes = bytes?;
@@ -231,11 +241,18 @@ fn load_view(store: &Store) -> Result<(View, Timestamp), StoreError> {
             continue;
         };
         newest = newest.max(event.timestamp());
-        if let Ok(Some(body)) = event.body() {
-            view.insert(&event, &body);
+        match event.body() {
+            Ok(Some(body)) => view.insert(&event, &body),
+            Ok(None) => {
+                unknown
+                    .entry(event.author())
+                    .or_default()
+                    .insert((event.timestamp(), event.id()));
+            }
+            Err(_) => {}
         }
     }
-    Ok((view, newest))
+    Ok((view, unknown, newest))
 }
 
 impl Engine {
@@ -247,7 +264,7 @@ impl Engine {
         community: String,
         clock_offset_ms: i64,
     ) -> Result<Engine, StoreError> {
-        let (view, newest) = load_view(&store)?;
+        let (view, unknown, newest) = load_view(&store)?;
         let clock = Clock::new(newest);
         let (tx, _) = broadcast::channel(CHANNEL);
         let store = Arc::new(store);
@@ -263,6 +280,7 @@ impl Engine {
             clock_offset_ms,
             state: Mutex::new(State {
                 view,
+                unknown,
                 clock,
                 mesh: MeshClock::default(),
                 digest: None,
@@ -488,7 +506,33 @@ impl Engine {
                 return Ok(Ingested::Erased(id));
             }
         }
+        let key = (event.timestamp(), id);
+        if body.is_none() {
+            // The per-author bound on events nobody here can read or redact.
+            let held = st.unknown.entry(event.author()).or_default();
+            match admit_unknown(held, key) {
+                Admit::Keep => {}
+                Admit::KeepDropping(later) => {
+                    let kind = self
+                        .store
+                        .get(&later)?
+                        .and_then(|b| Event::decode(&b).ok())
+                        .map_or(0, |e| e.kind());
+                    held.retain(|(_, i)| *i != later);
+                    if self.store.erase(&later, kind)? {
+                        self.compactor.request();
+                    }
+                }
+                Admit::Drop => {
+                    self.store.erase(&id, event.kind())?;
+                    return Ok(Ingested::Erased(id));
+                }
+            }
+        }
         self.store.insert(&event)?;
+        if body.is_none() {
+            st.unknown.entry(event.author()).or_default().insert(key);
+        }
         st.clock.observe(event.timestamp());
         st.digest = None;
         st.sync_set = None;
@@ -588,7 +632,9 @@ impl Engine {
         if erased == 0 {
             return Ok(0);
         }
-        st.view = load_view(&self.store)?.0;
+        let (view, unknown, _) = load_view(&self.store)?;
+        st.view = view;
+        st.unknown = unknown;
         st.digest = None;
         st.sync_set = None;
         st.generation += 1;
@@ -931,6 +977,68 @@ mod tests {
                 "a write made during a compaction was lost"
             );
         }
+    }
+
+    #[test]
+    fn unknown_kind_events_are_bounded_per_author_whatever_the_arrival_order() {
+        use aidmesh_protocol::quota::MAX_UNKNOWN_PER_AUTHOR;
+        let member = Identity::from_seed([9; 32]);
+        let now = Timestamp::from_millis(wall_now());
+        let blobs: Vec<Event> = (0..MAX_UNKNOWN_PER_AUTHOR as u64 + 8)
+            .map(|i| {
+                Event::create_raw(
+                    &member,
+                    1,
+                    Timestamp(now.0 - 1_000_000 + i * 1_000),
+                    999,
+                    &vec![i as u8; 8_000],
+                )
+            })
+            .collect();
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (engine(da.path(), 1), engine(db.path(), 2));
+        for e in &blobs {
+            a.ingest(e.bytes(), Origin::Gossip).unwrap();
+        }
+        for e in blobs.iter().rev() {
+            b.ingest(e.bytes(), Origin::Sync).unwrap();
+        }
+        assert_eq!(a.len(), MAX_UNKNOWN_PER_AUTHOR, "the quota did not hold");
+        assert_eq!(b.len(), MAX_UNKNOWN_PER_AUTHOR, "the quota did not hold");
+        assert_eq!(
+            a.digest().unwrap(),
+            b.digest().unwrap(),
+            "the nodes kept different events"
+        );
+        // The earliest are kept; a later one offered again stays out, also after a
+        // restart (the index is rebuilt from the store).
+        let last = blobs.last().unwrap();
+        assert_eq!(
+            a.ingest(last.bytes(), Origin::Sync).unwrap(),
+            Ingested::Erased(last.id())
+        );
+        assert!(a.store().get(&blobs[0].id()).unwrap().is_some());
+        drop(a);
+        let a = engine(da.path(), 1);
+        let another = Event::create_raw(&member, 1, Timestamp(now.0), 999, b"more");
+        assert_eq!(
+            a.ingest(another.bytes(), Origin::Gossip).unwrap(),
+            Ingested::Erased(another.id())
+        );
+        assert_eq!(a.len(), MAX_UNKNOWN_PER_AUTHOR);
+        // Another author has a quota of their own.
+        let other = Event::create_raw(&Identity::from_seed([8; 32]), 1, now, 999, b"x");
+        assert_eq!(
+            a.ingest(other.bytes(), Origin::Gossip).unwrap(),
+            Ingested::New(other.id())
+        );
+    }
+
+    fn wall_now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
     }
 
     fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Option<std::path::PathBuf> {

@@ -534,10 +534,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes an event's bytes and remembers that it was erased, with its kind; sets
-    /// the pending-compaction flag (the bytes stay in sled's log until
-    /// [`Store::compact`]). Not durable until [`Store::flush`].
-    pub fn erase(&self, id: &EventId, kind: u16) -> Result<(), StoreError> {
+    /// Removes an event's bytes and remembers that it was erased, with its kind; if it
+    /// was held, sets the pending-compaction flag (the bytes stay in sled's log until
+    /// [`Store::compact`]). Returns whether it was held. Not durable until
+    /// [`Store::flush`].
+    pub fn erase(&self, id: &EventId, kind: u16) -> Result<bool, StoreError> {
         let tk = self
             .get(id)?
             .and_then(|b| Event::decode(&b).ok())
@@ -552,20 +553,23 @@ impl Store {
         }
         let removed = self.write(&touched, |t| {
             t.erased.insert(id.0, &kind.to_be_bytes())?;
-            t.meta.insert(COMPACTION_PENDING, &[1])?;
             let Some(_) = t.events.remove(id.0)? else {
+                // Never stored: nothing to compact away.
                 return Ok(false);
             };
+            t.meta.insert(COMPACTION_PENDING, &[1])?;
             if let Some(tk) = &tk {
                 t.by_time.remove(tk)?;
             }
             Ok(true)
         })?;
-        self.erasures.fetch_add(1, Ordering::SeqCst);
+        if removed {
+            self.erasures.fetch_add(1, Ordering::SeqCst);
+        }
         if removed {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// The kind of an erased event, if `id` was erased.
