@@ -5,11 +5,14 @@
 //! from peers are flushed in batches: if a crash loses one, anti-entropy fetches it
 //! again from the peer that sent it.
 //!
-//! Erasures are immediate in memory and in the database's index; the rewrite of the
-//! database files that removes the bytes for good ([`Store::compact`]) runs on a
-//! background thread, after [`COMPACT_COALESCE`] so several forgets share one
-//! rewrite, and at most once per [`COMPACT_MIN_GAP`]. The flag that a compaction is
-//! owed is durable with the erasure, so a crash or failure only delays it.
+//! A redaction takes effect on the board as soon as it is filed, and the content it
+//! covers is removed from the store's trees in the same call. The slow parts run on a
+//! background thread, after [`COMPACT_COALESCE`] so several forgets share them, and at
+//! most once per [`COMPACT_MIN_GAP`]: rebuilding the view from the store (so no erased
+//! text stays in memory), without holding the engine lock for it, and rewriting the
+//! database files so the bytes are gone for good ([`Store::compact`]). The flag that a
+//! compaction is owed is durable with the erasure, so a crash or failure only delays
+//! it.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -101,6 +104,9 @@ struct State {
     /// kept only if it did not move meanwhile.
     generation: u64,
     warned: ClockStatus,
+    /// While the background thread rebuilds the view from the store: the events
+    /// stored meanwhile, to file into the new view before it replaces this one.
+    rebuild_log: Option<Vec<(Event, Body)>>,
 }
 
 /// The node's state and its single write path.
@@ -109,7 +115,7 @@ pub struct Engine {
     identity: Identity,
     community: String,
     clock_offset_ms: i64,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     tx: broadcast::Sender<NewEvent>,
     compactor: Compactor,
 }
@@ -125,22 +131,25 @@ const COMPACT_RETRY: Duration = Duration::from_secs(30);
 #[derive(Default)]
 struct CompactFlags {
     requested: bool,
+    /// Rebuild the view too (content was erased by a redaction).
+    rebuild: bool,
     stop: bool,
 }
 
-/// The background thread that compacts the store when asked.
+/// The background thread that, after an erasure, rebuilds the view (so no erased
+/// text stays in memory) and compacts the store.
 struct Compactor {
     flags: Arc<(Mutex<CompactFlags>, Condvar)>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Compactor {
-    fn start(store: Arc<Store>) -> Compactor {
+    fn start(store: Arc<Store>, state: Arc<Mutex<State>>) -> Compactor {
         let flags: Arc<(Mutex<CompactFlags>, Condvar)> = Arc::default();
         let shared = flags.clone();
         let thread = std::thread::Builder::new()
             .name("compactor".into())
-            .spawn(move || compact_loop(&store, &shared))
+            .spawn(move || compact_loop(&store, &state, &shared))
             .ok();
         if thread.is_none() {
             warn!(
@@ -150,9 +159,11 @@ impl Compactor {
         Compactor { flags, thread }
     }
 
-    fn request(&self) {
+    fn request(&self, rebuild: bool) {
         let (m, cv) = &*self.flags;
-        m.lock().unwrap_or_else(|p| p.into_inner()).requested = true;
+        let mut f = m.lock().unwrap_or_else(|p| p.into_inner());
+        f.requested = true;
+        f.rebuild |= rebuild;
         cv.notify_all();
     }
 }
@@ -185,7 +196,24 @@ fn sleep_until(flags: &(Mutex<CompactFlags>, Condvar), deadline: Instant) -> boo
     false
 }
 
-fn compact_loop(store: &Store, flags: &(Mutex<CompactFlags>, Condvar)) {
+/// Rebuilds the view from the store without holding the engine lock for the long
+/// part: events stored meanwhile are logged by `ingest` and filed into the new view
+/// (filing is idempotent and order-free, so one seen twice is harmless).
+fn rebuild_view(store: &Store, state: &Mutex<State>) -> Result<(), StoreError> {
+    let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
+    lock().rebuild_log = Some(Vec::new());
+    let loaded = load_view(store);
+    let mut st = lock();
+    let log = st.rebuild_log.take().unwrap_or_default();
+    let (mut view, _, _) = loaded?;
+    for (event, body) in &log {
+        view.insert(event, body);
+    }
+    st.view = view;
+    Ok(())
+}
+
+fn compact_loop(store: &Store, state: &Mutex<State>, flags: &(Mutex<CompactFlags>, Condvar)) {
     let (m, cv) = flags;
     loop {
         {
@@ -201,8 +229,20 @@ fn compact_loop(store: &Store, flags: &(Mutex<CompactFlags>, Condvar)) {
         if !sleep_until(flags, Instant::now() + COMPACT_COALESCE) {
             return;
         }
-        m.lock().unwrap_or_else(|p| p.into_inner()).requested = false;
+        let rebuild = {
+            let mut f = m.lock().unwrap_or_else(|p| p.into_inner());
+            f.requested = false;
+            std::mem::take(&mut f.rebuild)
+        };
         let started = Instant::now();
+        if rebuild {
+            if let Err(e) = rebuild_view(store, state) {
+                warn!(error = %e, "could not rebuild the board after an erasure; retrying");
+                let mut f = m.lock().unwrap_or_else(|p| p.into_inner());
+                f.rebuild = true;
+                f.requested = true;
+            }
+        }
         let next = match store.compact() {
             Ok(()) => {
                 info!(
@@ -268,26 +308,28 @@ impl Engine {
         let clock = Clock::new(newest);
         let (tx, _) = broadcast::channel(CHANNEL);
         let store = Arc::new(store);
-        let compactor = Compactor::start(store.clone());
+        let state = Arc::new(Mutex::new(State {
+            view,
+            unknown,
+            clock,
+            mesh: MeshClock::default(),
+            digest: None,
+            sync_set: None,
+            generation: 0,
+            warned: ClockStatus::Unknown,
+            rebuild_log: None,
+        }));
+        let compactor = Compactor::start(store.clone(), state.clone());
         if store.compaction_pending()? {
-            compactor.request();
+            compactor.request(false);
         }
         Ok(Engine {
             compactor,
             store,
+            state,
             identity,
             community,
             clock_offset_ms,
-            state: Mutex::new(State {
-                view,
-                unknown,
-                clock,
-                mesh: MeshClock::default(),
-                digest: None,
-                sync_set: None,
-                generation: 0,
-                warned: ClockStatus::Unknown,
-            }),
             tx,
         })
     }
@@ -520,7 +562,7 @@ impl Engine {
                         .map_or(0, |e| e.kind());
                     held.retain(|(_, i)| *i != later);
                     if self.store.erase(&later, kind)? {
-                        self.compactor.request();
+                        self.compactor.request(false);
                     }
                 }
                 Admit::Drop => {
@@ -539,6 +581,9 @@ impl Engine {
         st.generation += 1;
         if let Some(body) = &body {
             st.view.insert(&event, body);
+            if let Some(log) = &mut st.rebuild_log {
+                log.push((event.clone(), body.clone()));
+            }
             if matches!(body, Body::Redaction(_)) {
                 self.purge(&mut st)?;
             }
@@ -594,15 +639,25 @@ impl Engine {
         if targets.is_empty() {
             return Ok(0);
         }
-        let n = self.erase_and_rebuild(&mut st, &targets)?;
-        info!(erased = n, "welfare records past retention erased");
+        let n = self.erase(&mut st, &targets)?;
+        if n > 0 {
+            // Expired records are not hidden by any event, so the view is rebuilt
+            // now (rare: one sweep every few minutes, on a blocking thread).
+            st.view = load_view(&self.store)?.0;
+            info!(erased = n, "welfare records past retention erased");
+        }
         Ok(n)
     }
 
-    /// Erases every event a redaction now covers, from disk and from memory.
+    /// Erases every event a redaction now covers from the store. The board already
+    /// hides them (the redaction is filed); the background thread then rebuilds the
+    /// view, so no erased text stays in memory, and compacts the database.
     fn purge(&self, st: &mut State) -> Result<(), StoreError> {
         let targets = st.view.purgeable();
-        let erased = self.erase_and_rebuild(st, &targets)?;
+        let erased = self.erase(st, &targets)?;
+        if erased > 0 {
+            self.compactor.request(true);
+        }
         if erased > 0 {
             info!(
                 erased,
@@ -612,11 +667,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Erases the held events among `targets`, rebuilds the view from what is left (so
-    /// no erased text stays in memory) and asks the background thread to compact the
-    /// database (sled keeps removed values in old log segments until then). Returns
-    /// how many went.
-    fn erase_and_rebuild(
+    /// Erases the held events among `targets` from the store (durably) and asks the
+    /// background thread to compact the database (sled keeps removed values in old log
+    /// segments until then). Returns how many went. The caller sees to the view.
+    fn erase(
         &self,
         st: &mut State,
         targets: &std::collections::BTreeSet<EventId>,
@@ -632,15 +686,12 @@ impl Engine {
         if erased == 0 {
             return Ok(0);
         }
-        let (view, unknown, _) = load_view(&self.store)?;
-        st.view = view;
-        st.unknown = unknown;
         st.digest = None;
         st.sync_set = None;
         st.generation += 1;
         // Durable before the compaction is asked for: the erasure and its pending flag.
         self.store.flush()?;
-        self.compactor.request();
+        self.compactor.request(false);
         Ok(erased)
     }
 }
@@ -942,6 +993,48 @@ mod tests {
                 panic!("{at:?}: the forgotten name is still in {}", f.display());
             }
         }
+    }
+
+    #[test]
+    fn events_stored_while_the_view_is_rebuilt_stay_on_the_board() {
+        let dir = tempfile::tempdir().unwrap();
+        let eng = Arc::new(engine(dir.path(), 1));
+        let base = wall_now() - 60_000;
+        let older: Vec<Vec<u8>> = (0..3_000)
+            .map(|i| {
+                Event::create(
+                    &Identity::from_seed([3; 32]),
+                    Timestamp::from_millis(base + i),
+                    &need(),
+                )
+                .into_bytes()
+            })
+            .collect();
+        assert_eq!(eng.ingest_batch(&older, Origin::Sync).unwrap().new, 3_000);
+        let reg = eng.post(person("Rebuild Person")).unwrap();
+        // A writer stores needs all through the background rebuild.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (eng, stop) = (eng.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    eng.post(need()).unwrap();
+                    n += 1;
+                }
+                n
+            })
+        };
+        forget(&eng, reg.id());
+        wait_compacted(&eng, 1);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written = writer.join().unwrap();
+        assert_eq!(
+            eng.with_view(|v| v.post_ids().count()),
+            3_000 + written,
+            "a need stored during the background rebuild is missing from the board"
+        );
+        assert!(eng.with_view(|v| v.people().is_empty()));
     }
 
     #[test]
