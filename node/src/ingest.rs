@@ -146,9 +146,9 @@ impl Worker {
 
     /// Queues a job without waiting; gives it back if the queue is full (or the
     /// worker is gone).
-    pub fn offer(&self, job: Job) -> Result<(), Job> {
+    pub fn offer(&self, job: Job) -> Result<(), Box<Job>> {
         self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(j) | TrySendError::Disconnected(j) => j,
+            TrySendError::Full(j) | TrySendError::Disconnected(j) => Box::new(j),
         })
     }
 }

@@ -846,7 +846,8 @@ impl Task {
                     id: message_id,
                     source: propagation_source,
                 };
-                if let Err(Job::Gossip { id, source, .. }) = self.worker.offer(job) {
+                if let Err(Job::Gossip { id, source, .. }) = self.worker.offer(job).map_err(|j| *j)
+                {
                     debug!(peer = %source, "ingest queue full; anti-entropy will fetch this event");
                     self.swarm
                         .behaviour_mut()
@@ -877,7 +878,8 @@ impl Task {
                         request,
                         channel,
                     };
-                    if let Err(Job::Serve { channel, .. }) = self.worker.offer(job) {
+                    if let Err(Job::Serve { channel, .. }) = self.worker.offer(job).map_err(|j| *j)
+                    {
                         let busy = aidmesh_protocol::sync::SyncResponse::Refused {
                             reason: "busy; try again later".into(),
                         };
@@ -998,7 +1000,18 @@ mod tests {
         .await;
 
         // b's disk stalls while a's events arrive by gossip and sync.
-        let stalled = eb.store().stall();
+        // (Held on a thread of its own: a lock guard must not live across awaits.)
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let staller = {
+            let eb = eb.clone();
+            std::thread::spawn(move || {
+                let _stalled = eb.store().stall();
+                let _ = held_tx.send(());
+                let _ = released.recv();
+            })
+        };
+        held.recv().unwrap();
         let ea2 = ea.clone();
         tokio::task::spawn_blocking(move || ea2.post(need("second")).unwrap())
             .await
@@ -1011,7 +1024,8 @@ mod tests {
                 "b's network task stopped answering while its store was stalled"
             );
         }
-        drop(stalled);
+        drop(release);
+        staller.join().unwrap();
         until(
             "b to store the second event once its disk is back",
             async || (eb.len() == 2).then_some(()),
