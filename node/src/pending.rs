@@ -66,11 +66,6 @@ impl PendingPerIp {
             }
         }
     }
-
-    /// Connections from `ip` now in their handshake.
-    pub fn pending_from(&self, ip: &IpAddr) -> usize {
-        self.per_ip.get(ip).copied().unwrap_or(0)
-    }
 }
 
 impl NetworkBehaviour for PendingPerIp {
