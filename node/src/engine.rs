@@ -4,16 +4,26 @@
 //! Local writes and imports are flushed to disk before they are acknowledged. Events
 //! from peers are flushed in batches: if a crash loses one, anti-entropy fetches it
 //! again from the peer that sent it.
+//!
+//! A redaction takes effect on the board as soon as it is filed, and the content it
+//! covers is removed from the store's trees in the same call. The slow parts run on a
+//! background thread, after [`COMPACT_COALESCE`] so several forgets share them, and at
+//! most once per [`COMPACT_MIN_GAP`]: rebuilding the view from the store (so no erased
+//! text stays in memory), without holding the engine lock for it, and rewriting the
+//! database files so the bytes are gone for good ([`Store::compact`]). The flag that a
+//! compaction is owed is durable with the erasure, so a crash or failure only delays
+//! it.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome, Post, Urgency};
+use aidmesh_protocol::quota::{admit_unknown, Admit};
 use aidmesh_protocol::sync::{digest, SyncSet};
 use aidmesh_protocol::validate::{validate, Rules, TargetLookup, Verified};
 use aidmesh_protocol::{
-    Body, Category, Clock, ClockReading, ClockStatus, Event, EventId, Identity, MeshClock,
-    TimeSource, Timestamp, ValidationError, View,
+    AuthorId, Body, Category, Clock, ClockReading, ClockStatus, Event, EventId, Identity,
+    MeshClock, TimeSource, Timestamp, ValidationError, View,
 };
 use thiserror::Error;
 use tokio::sync::broadcast;
@@ -107,8 +117,14 @@ const fn parse_ms(s: &str) -> u64 {
     n
 }
 
+/// Held events of kinds this node does not understand, by author: what
+/// [`aidmesh_protocol::quota`] bounds.
+type Unknown =
+    std::collections::HashMap<AuthorId, std::collections::BTreeSet<(Timestamp, EventId)>>;
+
 struct State {
     view: View,
+    unknown: Unknown,
     clock: Clock,
     mesh: MeshClock,
     digest: Option<[u8; 32]>,
@@ -117,26 +133,175 @@ struct State {
     /// kept only if it did not move meanwhile.
     generation: u64,
     warned: ClockStatus,
+    /// While the background thread rebuilds the view from the store: the events
+    /// stored meanwhile, to file into the new view before it replaces this one.
+    rebuild_log: Option<Vec<(Event, Body)>>,
 }
 
 /// The node's state and its single write path.
 pub struct Engine {
-    store: Store,
+    store: Arc<Store>,
     identity: Identity,
     community: String,
     clock_offset_ms: i64,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     tx: broadcast::Sender<NewEvent>,
+    compactor: Compactor,
+}
+
+/// How long the background compaction waits after an erasure for more erasures to
+/// share the rewrite.
+pub const COMPACT_COALESCE: Duration = Duration::from_millis(500);
+/// Least time between the start of one background compaction and the next.
+pub const COMPACT_MIN_GAP: Duration = Duration::from_secs(5);
+/// Wait before retrying a compaction that failed.
+const COMPACT_RETRY: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct CompactFlags {
+    requested: bool,
+    /// Rebuild the view too (content was erased by a redaction).
+    rebuild: bool,
+    stop: bool,
+}
+
+/// The background thread that, after an erasure, rebuilds the view (so no erased
+/// text stays in memory) and compacts the store.
+struct Compactor {
+    flags: Arc<(Mutex<CompactFlags>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Compactor {
+    fn start(store: Arc<Store>, state: Arc<Mutex<State>>) -> Compactor {
+        let flags: Arc<(Mutex<CompactFlags>, Condvar)> = Arc::default();
+        let shared = flags.clone();
+        let thread = std::thread::Builder::new()
+            .name("compactor".into())
+            .spawn(move || compact_loop(&store, &state, &shared))
+            .ok();
+        if thread.is_none() {
+            warn!(
+                "could not start the compaction thread; erased bytes are removed at the next start"
+            );
+        }
+        Compactor { flags, thread }
+    }
+
+    fn request(&self, rebuild: bool) {
+        let (m, cv) = &*self.flags;
+        let mut f = m.lock().unwrap_or_else(|p| p.into_inner());
+        f.requested = true;
+        f.rebuild |= rebuild;
+        cv.notify_all();
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.flags;
+        m.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Waits on `flags` until `deadline` or stop; returns false on stop.
+fn sleep_until(flags: &(Mutex<CompactFlags>, Condvar), deadline: Instant) -> bool {
+    let (m, cv) = flags;
+    let mut f = m.lock().unwrap_or_else(|p| p.into_inner());
+    while !f.stop {
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        f = cv
+            .wait_timeout(f, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    false
+}
+
+/// Rebuilds the view from the store without holding the engine lock for the long
+/// part: events stored meanwhile are logged by `ingest` and filed into the new view
+/// (filing is idempotent and order-free, so one seen twice is harmless).
+fn rebuild_view(store: &Store, state: &Mutex<State>) -> Result<(), StoreError> {
+    let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
+    lock().rebuild_log = Some(Vec::new());
+    let loaded = load_view(store);
+    let mut st = lock();
+    let log = st.rebuild_log.take().unwrap_or_default();
+    let (mut view, _, _) = loaded?;
+    for (event, body) in &log {
+        view.insert(event, body);
+    }
+    st.view = view;
+    Ok(())
+}
+
+fn compact_loop(store: &Store, state: &Mutex<State>, flags: &(Mutex<CompactFlags>, Condvar)) {
+    let (m, cv) = flags;
+    loop {
+        {
+            let mut f = m.lock().unwrap_or_else(|p| p.into_inner());
+            while !f.requested && !f.stop {
+                f = cv.wait(f).unwrap_or_else(|p| p.into_inner());
+            }
+            if f.stop {
+                return;
+            }
+        }
+        // Let a burst of forgets gather, then take them all in one rewrite.
+        if !sleep_until(flags, Instant::now() + COMPACT_COALESCE) {
+            return;
+        }
+        let rebuild = {
+            let mut f = m.lock().unwrap_or_else(|p| p.into_inner());
+            f.requested = false;
+            std::mem::take(&mut f.rebuild)
+        };
+        let started = Instant::now();
+        if rebuild {
+            if let Err(e) = rebuild_view(store, state) {
+                warn!(error = %e, "could not rebuild the board after an erasure; retrying");
+                let mut f = m.lock().unwrap_or_else(|p| p.into_inner());
+                f.rebuild = true;
+                f.requested = true;
+            }
+        }
+        let next = match store.compact() {
+            Ok(()) => {
+                info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "database compacted: erased content is gone from the files"
+                );
+                started + COMPACT_MIN_GAP
+            }
+            Err(e) => {
+                warn!(error = %e, "compaction failed; the old database stays in use and it is retried");
+                m.lock().unwrap_or_else(|p| p.into_inner()).requested = true;
+                started + COMPACT_RETRY
+            }
+        };
+        if !sleep_until(flags, next) {
+            return;
+        }
+    }
 }
 
 /// Capacity of the new-event channel; a subscriber that falls further behind skips
 /// events (gossip has anti-entropy behind it, pages reload).
 const CHANNEL: usize = 1024;
 
-/// Builds the view from every stored event, and finds the newest timestamp held.
-/// No signature is re-checked: events were validated before they were stored.
-fn load_view(store: &Store) -> Result<(View, Timestamp), StoreError> {
+/// Builds the view from every stored event, indexes those of unknown kinds, and finds
+/// the newest timestamp held. No signature is re-checked: events were validated
+/// before they were stored.
+fn load_view(store: &Store) -> Result<(View, Unknown, Timestamp), StoreError> {
     let mut view = View::new();
+    let mut unknown = Unknown::new();
     let mut newest = Timestamp::default();
     for bytes in store.events() {
         let bytes = bytes?;
@@ -145,11 +310,18 @@ fn load_view(store: &Store) -> Result<(View, Timestamp), StoreError> {
             continue;
         };
         newest = newest.max(event.timestamp());
-        if let Ok(Some(body)) = event.body() {
-            view.insert(&event, &body);
+        match event.body() {
+            Ok(Some(body)) => view.insert(&event, &body),
+            Ok(None) => {
+                unknown
+                    .entry(event.author())
+                    .or_default()
+                    .insert((event.timestamp(), event.id()));
+            }
+            Err(_) => {}
         }
     }
-    Ok((view, newest))
+    Ok((view, unknown, newest))
 }
 
 impl Engine {
@@ -161,7 +333,7 @@ impl Engine {
         community: String,
         clock_offset_ms: i64,
     ) -> Result<Engine, StoreError> {
-        let (view, newest) = load_view(&store)?;
+        let (view, unknown, newest) = load_view(&store)?;
         // `newest` may be ahead of our clock; `Clock::now` clamps it so local writes
         // still validate.
         let clock = Clock::new(newest);
@@ -173,20 +345,29 @@ impl Engine {
                 "this computer's clock is before this program was built; using the build time until a peer tells the time. Set the clock if you can"
             );
         }
+        let store = Arc::new(store);
+        let state = Arc::new(Mutex::new(State {
+            view,
+            unknown,
+            clock,
+            mesh: MeshClock::new(BUILD_MS, started),
+            digest: None,
+            sync_set: None,
+            generation: 0,
+            warned: ClockStatus::Unknown,
+            rebuild_log: None,
+        }));
+        let compactor = Compactor::start(store.clone(), state.clone());
+        if store.compaction_pending()? {
+            compactor.request(false);
+        }
         Ok(Engine {
+            compactor,
             store,
+            state,
             identity,
             community,
             clock_offset_ms,
-            state: Mutex::new(State {
-                view,
-                clock,
-                mesh: MeshClock::new(BUILD_MS, started),
-                digest: None,
-                sync_set: None,
-                generation: 0,
-                warned: ClockStatus::Unknown,
-            }),
             tx,
         })
     }
@@ -210,6 +391,16 @@ impl Engine {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Runs an owed compaction now, on this thread, instead of waiting for the
+    /// background one. Returns whether one was owed.
+    pub fn compact_now(&self) -> Result<bool, StoreError> {
+        if !self.store.compaction_pending()? {
+            return Ok(false);
+        }
+        self.store.compact()?;
+        Ok(true)
     }
 
     /// The system wall clock plus the configured offset (a test hook for bad clocks):
@@ -456,13 +647,42 @@ impl Engine {
                 return Ok(Ingested::Erased(id));
             }
         }
+        let key = (event.timestamp(), id);
+        if body.is_none() {
+            // The per-author bound on events nobody here can read or redact.
+            let held = st.unknown.entry(event.author()).or_default();
+            match admit_unknown(held, key) {
+                Admit::Keep => {}
+                Admit::KeepDropping(later) => {
+                    let kind = self
+                        .store
+                        .get(&later)?
+                        .and_then(|b| Event::decode(&b).ok())
+                        .map_or(0, |e| e.kind());
+                    held.retain(|(_, i)| *i != later);
+                    if self.store.erase(&later, kind)? {
+                        self.compactor.request(false);
+                    }
+                }
+                Admit::Drop => {
+                    self.store.erase(&id, event.kind())?;
+                    return Ok(Ingested::Erased(id));
+                }
+            }
+        }
         self.store.insert(&event)?;
+        if body.is_none() {
+            st.unknown.entry(event.author()).or_default().insert(key);
+        }
         st.clock.observe(event.timestamp(), now);
         st.digest = None;
         st.sync_set = None;
         st.generation += 1;
         if let Some(body) = &body {
             st.view.insert(&event, body);
+            if let Some(log) = &mut st.rebuild_log {
+                log.push((event.clone(), body.clone()));
+            }
             if matches!(body, Body::Redaction(_)) {
                 self.purge(&mut st)?;
             }
@@ -520,15 +740,25 @@ impl Engine {
         if targets.is_empty() {
             return Ok(0);
         }
-        let n = self.erase_and_rebuild(&mut st, &targets)?;
-        info!(erased = n, "welfare records past retention erased");
+        let n = self.erase(&mut st, &targets)?;
+        if n > 0 {
+            // Expired records are not hidden by any event, so the view is rebuilt
+            // now (rare: one sweep every few minutes, on a blocking thread).
+            st.view = load_view(&self.store)?.0;
+            info!(erased = n, "welfare records past retention erased");
+        }
         Ok(n)
     }
 
-    /// Erases every event a redaction now covers, from disk and from memory.
+    /// Erases every event a redaction now covers from the store. The board already
+    /// hides them (the redaction is filed); the background thread then rebuilds the
+    /// view, so no erased text stays in memory, and compacts the database.
     fn purge(&self, st: &mut State) -> Result<(), StoreError> {
         let targets = st.view.purgeable();
-        let erased = self.erase_and_rebuild(st, &targets)?;
+        let erased = self.erase(st, &targets)?;
+        if erased > 0 {
+            self.compactor.request(true);
+        }
         if erased > 0 {
             info!(
                 erased,
@@ -538,10 +768,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Erases the held events among `targets`, rebuilds the view from what is left (so
-    /// no erased text stays in memory) and compacts the database (sled keeps removed
-    /// values in old log segments until it reclaims them). Returns how many went.
-    fn erase_and_rebuild(
+    /// Erases the held events among `targets` from the store (durably) and asks the
+    /// background thread to compact the database (sled keeps removed values in old log
+    /// segments until then). Returns how many went. The caller sees to the view.
+    fn erase(
         &self,
         st: &mut State,
         targets: &std::collections::BTreeSet<EventId>,
@@ -557,12 +787,12 @@ impl Engine {
         if erased == 0 {
             return Ok(0);
         }
-        st.view = load_view(&self.store)?.0;
         st.digest = None;
         st.sync_set = None;
         st.generation += 1;
-        self.store.compact()?;
+        // Durable before the compaction is asked for: the erasure and its pending flag.
         self.store.flush()?;
+        self.compactor.request(false);
         Ok(erased)
     }
 }
@@ -588,6 +818,7 @@ pub fn human_ms(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::FailAt;
     use aidmesh_protocol::{
         Category, CheckIn, Consent, Outcome, PersonRegistered, Place, Post, Redaction, Urgency,
     };
@@ -672,6 +903,7 @@ mod tests {
         }))
         .unwrap();
         assert!(eng.store().get(&reg.id()).unwrap().is_none());
+        wait_compacted(&eng, 1);
         assert_eq!(
             eng.ingest(late.bytes(), Origin::Gossip).unwrap(),
             Ingested::Erased(late.id())
@@ -758,8 +990,22 @@ mod tests {
         assert_eq!(later.expire_welfare(30 * DAY).unwrap(), 1);
         assert!(later.with_view(|v| v.people().is_empty()));
         assert_eq!(later.len(), 1, "the need is not welfare data and stays");
-        later.store().flush().unwrap();
+        wait_compacted(&later, 1);
         assert!(files_contain(dir.path(), b"Yolanda R").is_none());
+    }
+
+    /// Waits (bounded) until the background thread has finished `n` compactions and
+    /// none is owed.
+    fn wait_compacted(eng: &Engine, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while eng.store().compactions() < n || eng.store().compaction_pending().unwrap() {
+            assert!(
+                Instant::now() < deadline,
+                "no background compaction within 20 s ({} done)",
+                eng.store().compactions()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn person(name: &str) -> Body {
@@ -846,6 +1092,227 @@ mod tests {
             .post(need())
             .expect("a local write after the clock was fixed");
         assert!(e.timestamp().millis() <= eng.now_ms() + aidmesh_protocol::time::MAX_FUTURE_MS);
+    }
+
+    fn forget(eng: &Engine, target: EventId) {
+        eng.post(Body::Redaction(Redaction {
+            target,
+            reason: String::new(),
+        }))
+        .unwrap();
+    }
+
+    #[test]
+    fn several_forgets_share_one_background_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let eng = engine(dir.path(), 1);
+        let names: Vec<String> = (0..5).map(|i| format!("Quillon Nakamura-{i}")).collect();
+        let ids: Vec<EventId> = names
+            .iter()
+            .map(|n| eng.post(person(n)).unwrap().id())
+            .collect();
+        for _ in 0..200 {
+            eng.post(need()).unwrap();
+        }
+        assert!(files_contain(dir.path(), b"Quillon N").is_some());
+        for id in ids {
+            forget(&eng, id);
+        }
+        // Forgetting returns before the rewrite: none has happened yet...
+        assert_eq!(eng.store().compactions(), 0);
+        assert!(eng.with_view(|v| v.people().is_empty()));
+        // ...and one rewrite then removes all five names.
+        wait_compacted(&eng, 1);
+        assert_eq!(
+            eng.store().compactions(),
+            1,
+            "the forgets were not coalesced"
+        );
+        if let Some(f) = files_contain(dir.path(), b"Quillon N") {
+            panic!("a forgotten name is still in {}", f.display());
+        }
+    }
+
+    #[test]
+    fn a_failed_compaction_keeps_the_store_serving_and_finishes_at_the_next_start() {
+        for at in [FailAt::Copy, FailAt::OpenNew] {
+            let dir = tempfile::tempdir().unwrap();
+            let eng = engine(dir.path(), 1);
+            let reg = eng.post(person("Wilhelmina Failsafe")).unwrap();
+            *eng.store().fail_next.lock().unwrap() = Some(at);
+            forget(&eng, reg.id());
+            // The background compaction fails; it retries only after 30 s.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while eng.store().fail_next.lock().unwrap().is_some() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{at:?}: the compaction never ran"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Wait for the failed attempt to let go of the store.
+            let _one = eng.store().compacting.lock().unwrap();
+            drop(_one);
+            assert_eq!(eng.store().compactions(), 0);
+            assert!(eng.store().compaction_pending().unwrap(), "{at:?}");
+            // The old database still serves reads and writes.
+            let n = eng.post(need()).unwrap();
+            assert!(eng.store().get(&n.id()).unwrap().is_some(), "{at:?}");
+            assert!(eng.with_view(|v| v.people().is_empty()));
+            assert!(
+                files_contain(dir.path(), b"Wilhelmina F").is_some(),
+                "{at:?}: the test must see the name before the retry"
+            );
+            let held = eng.len();
+            drop(eng);
+            // The next start finishes the compaction before anything else.
+            let store = Store::open(dir.path()).unwrap();
+            assert!(!store.compaction_pending().unwrap(), "{at:?}");
+            assert_eq!(store.len(), held, "{at:?}");
+            assert!(store.get(&n.id()).unwrap().is_some(), "{at:?}");
+            if let Some(f) = files_contain(dir.path(), b"Wilhelmina F") {
+                panic!("{at:?}: the forgotten name is still in {}", f.display());
+            }
+        }
+    }
+
+    #[test]
+    fn events_stored_while_the_view_is_rebuilt_stay_on_the_board() {
+        let dir = tempfile::tempdir().unwrap();
+        let eng = Arc::new(engine(dir.path(), 1));
+        let base = wall_now() - 60_000;
+        let older: Vec<Vec<u8>> = (0..3_000)
+            .map(|i| {
+                Event::create(
+                    &Identity::from_seed([3; 32]),
+                    Timestamp::from_millis(base + i),
+                    &need(),
+                )
+                .into_bytes()
+            })
+            .collect();
+        assert_eq!(eng.ingest_batch(&older, Origin::Sync).unwrap().new, 3_000);
+        let reg = eng.post(person("Rebuild Person")).unwrap();
+        // A writer stores needs all through the background rebuild.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (eng, stop) = (eng.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    eng.post(need()).unwrap();
+                    n += 1;
+                }
+                n
+            })
+        };
+        forget(&eng, reg.id());
+        wait_compacted(&eng, 1);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written = writer.join().unwrap();
+        assert_eq!(
+            eng.with_view(|v| v.post_ids().count()),
+            3_000 + written,
+            "a need stored during the background rebuild is missing from the board"
+        );
+        assert!(eng.with_view(|v| v.people().is_empty()));
+    }
+
+    #[test]
+    fn writes_made_during_a_compaction_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let eng = Arc::new(engine(dir.path(), 1));
+        for _ in 0..500 {
+            eng.post(need()).unwrap();
+        }
+        let writer = {
+            let eng = eng.clone();
+            std::thread::spawn(move || {
+                (0..300)
+                    .map(|_| eng.post(need()).unwrap().id())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let mut rounds = 0;
+        while !writer.is_finished() || rounds == 0 {
+            eng.store().compact().unwrap();
+            rounds += 1;
+        }
+        let written = writer.join().unwrap();
+        assert!(rounds > 1, "the writes did not overlap a compaction");
+        let n = eng.len();
+        drop(eng);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.len(), n);
+        assert_eq!(store.sync_items().unwrap().len(), n);
+        for id in written {
+            assert!(
+                store.get(&id).unwrap().is_some(),
+                "a write made during a compaction was lost"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_kind_events_are_bounded_per_author_whatever_the_arrival_order() {
+        use aidmesh_protocol::quota::MAX_UNKNOWN_PER_AUTHOR;
+        let member = Identity::from_seed([9; 32]);
+        let now = Timestamp::from_millis(wall_now());
+        let blobs: Vec<Event> = (0..MAX_UNKNOWN_PER_AUTHOR as u64 + 8)
+            .map(|i| {
+                Event::create_raw(
+                    &member,
+                    1,
+                    Timestamp(now.0 - 1_000_000 + i * 1_000),
+                    999,
+                    &vec![i as u8; 8_000],
+                )
+            })
+            .collect();
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (engine(da.path(), 1), engine(db.path(), 2));
+        for e in &blobs {
+            a.ingest(e.bytes(), Origin::Gossip).unwrap();
+        }
+        for e in blobs.iter().rev() {
+            b.ingest(e.bytes(), Origin::Sync).unwrap();
+        }
+        assert_eq!(a.len(), MAX_UNKNOWN_PER_AUTHOR, "the quota did not hold");
+        assert_eq!(b.len(), MAX_UNKNOWN_PER_AUTHOR, "the quota did not hold");
+        assert_eq!(
+            a.digest().unwrap(),
+            b.digest().unwrap(),
+            "the nodes kept different events"
+        );
+        // The earliest are kept; a later one offered again stays out, also after a
+        // restart (the index is rebuilt from the store).
+        let last = blobs.last().unwrap();
+        assert_eq!(
+            a.ingest(last.bytes(), Origin::Sync).unwrap(),
+            Ingested::Erased(last.id())
+        );
+        assert!(a.store().get(&blobs[0].id()).unwrap().is_some());
+        drop(a);
+        let a = engine(da.path(), 1);
+        let another = Event::create_raw(&member, 1, Timestamp(now.0), 999, b"more");
+        assert_eq!(
+            a.ingest(another.bytes(), Origin::Gossip).unwrap(),
+            Ingested::Erased(another.id())
+        );
+        assert_eq!(a.len(), MAX_UNKNOWN_PER_AUTHOR);
+        // Another author has a quota of their own.
+        let other = Event::create_raw(&Identity::from_seed([8; 32]), 1, now, 999, b"x");
+        assert_eq!(
+            a.ingest(other.bytes(), Origin::Gossip).unwrap(),
+            Ingested::New(other.id())
+        );
+    }
+
+    fn wall_now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
     }
 
     fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Option<std::path::PathBuf> {

@@ -8,9 +8,11 @@
 pub mod api;
 pub mod discovery;
 pub mod engine;
+pub mod ingest;
 pub mod input;
 pub mod matchmaking;
 pub mod net;
 pub mod node;
+pub mod pending;
 pub mod store;
 pub mod sync;

@@ -4,14 +4,15 @@
 //! an unprotected way in.
 //!
 //! One task owns the swarm ([`run`]); the rest of the node talks to it through
-//! [`NetHandle`].
+//! [`NetHandle`]. It never waits on disk: storing, sync and the peer book run on the
+//! ingest worker ([`crate::ingest`]), whose results come back to the task.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aidmesh_protocol::event::MAX_EVENT_BYTES;
-use aidmesh_protocol::{Event, ValidationError};
+use aidmesh_protocol::Event;
 use futures::StreamExt;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::upgrade::Version;
@@ -30,9 +31,9 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::engine::{ClockKey, Engine, IngestError, Ingested, Origin};
-use crate::store::PeerRecord;
-use crate::sync::{self, Codec, Counters, Next, Session};
+use crate::engine::{ClockKey, Engine, Origin};
+use crate::ingest::{Done, Job, Worker};
+use crate::sync::{self, Codec, Counters, Next};
 
 /// Network settings.
 #[derive(Debug, Clone)]
@@ -128,15 +129,18 @@ impl NetHandle {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pending_per_ip: crate::pending::PendingPerIp,
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<Codec>,
 }
 
-/// Connection limits: a hub LAN has tens of nodes, not thousands.
+/// Connection limits: a hub LAN has tens of nodes, not thousands. Connections in their
+/// handshake are also bounded per remote address ([`crate::pending`]), so one host
+/// cannot take every pending slot.
 fn limits() -> connection_limits::ConnectionLimits {
     connection_limits::ConnectionLimits::default()
-        .with_max_pending_incoming(Some(32))
+        .with_max_pending_incoming(Some(64))
         .with_max_pending_outgoing(Some(32))
         .with_max_established(Some(128))
         .with_max_established_per_peer(Some(2))
@@ -184,6 +188,11 @@ fn gossipsub(topic: &TopicHash) -> Result<gossipsub::Behaviour, String> {
     Ok(b)
 }
 
+/// Time for the pnet handshake (24 bytes each way) on a new connection.
+pub const PNET_DEADLINE: Duration = Duration::from_secs(3);
+/// Time for the whole upgrade of a new connection (pnet, noise, yamux).
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The peer transport: TCP inside a pnet private network keyed by the community key,
 /// then noise and yamux. Public so that test peers speak exactly the node's stack.
 pub fn transport(
@@ -196,11 +205,23 @@ pub fn transport(
     let psk = PreSharedKey::new(psk);
     Ok(
         tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+            .and_then(move |socket, _| async move {
+                // A peer of the community sends its pnet nonce at once; a socket held
+                // open in silence is dropped soon, freeing its pending slot.
+                tokio::time::timeout(PNET_DEADLINE, PnetConfig::new(psk).handshake(socket))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no private-network handshake in time",
+                        )
+                    })?
+                    .map_err(std::io::Error::other)
+            })
             .upgrade(Version::V1Lazy)
             .authenticate(noise::Config::new(key)?)
             .multiplex(yamux::Config::default())
-            .timeout(Duration::from_secs(20))
+            .timeout(HANDSHAKE_DEADLINE)
             .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
             .boxed(),
     )
@@ -220,6 +241,7 @@ fn build_swarm(
         .with_behaviour(|_| {
             Ok(Behaviour {
                 blocked: allow_block_list::Behaviour::default(),
+                pending_per_ip: crate::pending::PendingPerIp::default(),
                 limits: connection_limits::Behaviour::new(limits()),
                 gossipsub: gossipsub(&topic)?,
                 sync: request_response::Behaviour::with_codec(
@@ -243,6 +265,36 @@ fn build_swarm(
 struct Dial {
     failures: u32,
     next_at: Instant,
+    /// A static peer (`--peer`, peers file): never evicted.
+    pinned: bool,
+    /// A dial to it ever succeeded.
+    reached: bool,
+    /// When it was added (the oldest of equals goes first).
+    added: Instant,
+}
+
+impl Dial {
+    fn new(now: Instant, pinned: bool) -> Dial {
+        Dial {
+            failures: 0,
+            next_at: now,
+            pinned,
+            reached: false,
+            added: now,
+        }
+    }
+}
+
+/// Which address to drop to make room in a full dial list: never a static peer;
+/// first those never reached, then the most failures, then the oldest. Spoofed mDNS
+/// adverts and made-up addresses are never reached, so a real peer that connected is
+/// kept and a new address always finds room.
+fn eviction_candidate(wanted: &HashMap<Multiaddr, Dial>) -> Option<Multiaddr> {
+    wanted
+        .iter()
+        .filter(|(_, d)| !d.pinned)
+        .min_by_key(|(_, d)| (d.reached, std::cmp::Reverse(d.failures), d.added))
+        .map(|(a, _)| a.clone())
 }
 
 /// How long a peer that broke the sync protocol is kept out.
@@ -275,6 +327,9 @@ pub fn start(
                 reason: e.to_string(),
             })?;
     }
+    let (done_tx, done) = mpsc::unbounded_channel();
+    let worker = Worker::start(engine.clone(), done_tx)
+        .map_err(|e| NetError::Setup(format!("cannot start the ingest thread: {e}")))?;
     let (tx, rx) = mpsc::channel(256);
     let handle = NetHandle {
         commands: tx,
@@ -288,19 +343,15 @@ pub fn start(
         topic,
         counters,
         sessions: HashMap::new(),
+        session_generation: 0,
         pending: HashMap::new(),
+        worker,
+        done,
+        peer_addr: HashMap::new(),
         wanted: cfg
             .peers
             .iter()
-            .map(|a| {
-                (
-                    a.clone(),
-                    Dial {
-                        failures: 0,
-                        next_at: now,
-                    },
-                )
-            })
+            .map(|a| (a.clone(), Dial::new(now, true)))
             .collect(),
         dialing: HashMap::new(),
         last_sync: HashMap::new(),
@@ -319,9 +370,18 @@ struct Task {
     topic: IdentTopic,
     counters: Arc<Counters>,
     events: broadcast::Receiver<crate::engine::NewEvent>,
-    /// Our sync session with each peer, and the id of its outstanding request.
-    sessions: HashMap<PeerId, Session>,
+    /// Our sync session with each peer: its generation (so a result for a session
+    /// that ended meanwhile is dropped) and the session, `None` while the worker has it.
+    sessions: HashMap<PeerId, (u64, Option<Box<sync::Session>>)>,
+    session_generation: u64,
+    /// The id of each session's outstanding request.
     pending: HashMap<OutboundRequestId, PeerId>,
+    /// Where disk work goes.
+    worker: Worker,
+    /// Results of that work.
+    done: mpsc::UnboundedReceiver<Done>,
+    /// Remote address of each connected peer's latest connection.
+    peer_addr: HashMap<PeerId, Multiaddr>,
     /// Addresses we keep dialling (static peers, discovered peers) with back-off.
     wanted: HashMap<Multiaddr, Dial>,
     /// Dials in flight, by connection id, to the address in `wanted`.
@@ -338,7 +398,8 @@ struct Task {
     shutdown: watch::Receiver<bool>,
 }
 
-/// Most addresses kept for (re)dialling; beyond this new ones are ignored.
+/// Most addresses kept for (re)dialling; beyond this a new one replaces the worst
+/// (see [`eviction_candidate`]).
 pub const MAX_WANTED: usize = 64;
 
 /// Whether `addr` is something this node can dial: an IP or DNS host, a TCP port, and
@@ -432,6 +493,7 @@ impl Task {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 Some(cmd) = self.commands.recv() => self.on_command(cmd),
+                Some(done) = self.done.recv() => self.on_done(done),
                 _ = tick.tick() => self.on_tick(),
                 _ = self.shutdown.changed() => break,
             }
@@ -475,13 +537,16 @@ impl Task {
                     return;
                 }
                 if self.wanted.len() >= MAX_WANTED && !self.wanted.contains_key(&addr) {
-                    warn!(%addr, "already keeping {MAX_WANTED} addresses to dial; ignoring a new one");
-                    return;
+                    let Some(worst) = eviction_candidate(&self.wanted) else {
+                        warn!(%addr, "already keeping {MAX_WANTED} static peers to dial; ignoring a new address");
+                        return;
+                    };
+                    debug!(dropped = %worst, added = %addr, "dial list full; dropped the address least likely to work");
+                    self.wanted.remove(&worst);
                 }
-                self.wanted.entry(addr).or_insert(Dial {
-                    failures: 0,
-                    next_at: Instant::now(),
-                });
+                self.wanted
+                    .entry(addr)
+                    .or_insert_with(|| Dial::new(Instant::now(), false));
                 // Dial now rather than at the next tick.
                 self.on_tick();
             }
@@ -498,12 +563,9 @@ impl Task {
             .map(|p| PeerStatus {
                 peer_id: p.to_string(),
                 addr: self
-                    .engine
-                    .store()
-                    .peer(&p.to_string())
-                    .ok()
-                    .flatten()
-                    .and_then(|r| r.addrs.first().cloned())
+                    .peer_addr
+                    .get(p)
+                    .map(|a| a.to_string())
                     .unwrap_or_default(),
                 last_sync_ms: self.last_sync.get(p).map(|(_, ms)| *ms),
             })
@@ -576,18 +638,9 @@ impl Task {
 
     /// Whether an established connection goes to this (peer-less) address.
     fn connected_via(&self, plain: &Multiaddr) -> bool {
-        self.engine
-            .store()
-            .peers()
-            .ok()
-            .into_iter()
-            .flatten()
-            .any(|(id, rec)| {
-                rec.addrs.first() == Some(&plain.to_string())
-                    && id
-                        .parse::<PeerId>()
-                        .is_ok_and(|p| self.swarm.is_connected(&p))
-            })
+        self.peer_addr
+            .iter()
+            .any(|(p, a)| a == plain && self.swarm.is_connected(p))
     }
 
     fn dial_failed(&mut self, addr: &Multiaddr) {
@@ -597,31 +650,128 @@ impl Task {
         }
     }
 
+    /// Starts a session with `peer` on the worker (its first request goes out when
+    /// the worker has computed our set).
     fn start_sync(&mut self, peer: PeerId) {
-        match Session::start(&self.engine) {
-            Ok((session, req)) => {
-                let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
-                self.pending.insert(rid, peer);
-                self.sessions.insert(peer, session);
-            }
-            Err(e) => warn!(%peer, error = %e, "could not start sync"),
+        self.session_generation += 1;
+        let generation = self.session_generation;
+        if self.worker.offer(Job::Start { peer, generation }).is_err() {
+            debug!(%peer, "ingest queue full; sync starts at the next round");
+            return;
         }
+        self.sessions.insert(peer, (generation, None));
     }
 
     fn finish_sync(&mut self, peer: PeerId) {
         self.sessions.remove(&peer);
         let wall = self.engine.wall_ms();
         self.last_sync.insert(peer, (Instant::now(), wall));
-        let key = peer.to_string();
-        let mut rec = self
-            .engine
-            .store()
-            .peer(&key)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        rec.last_sync_ms = Some(wall);
-        let _ = self.engine.store().set_peer(&key, &rec);
+        // The peer book is a cache: if the queue is full, this record is skipped.
+        let _ = self.worker.offer(Job::Synced {
+            peer,
+            wall_ms: wall,
+        });
+    }
+
+    /// Whether `generation` is still `peer`'s current session.
+    fn current(&self, peer: &PeerId, generation: u64) -> bool {
+        self.sessions
+            .get(peer)
+            .is_some_and(|(g, _)| *g == generation)
+    }
+
+    /// Acts on what the worker did.
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Gossip {
+                id,
+                source,
+                acceptance,
+            } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+            }
+            Done::Served {
+                peer,
+                channel,
+                response,
+                misbehaved,
+            } => {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    debug!(%peer, "sync response not sent: connection closed");
+                }
+                if misbehaved {
+                    self.ban(peer, "malformed reconciliation message");
+                }
+            }
+            Done::Started {
+                peer,
+                generation,
+                result,
+            } => {
+                if !self.current(&peer, generation) {
+                    return;
+                }
+                match result {
+                    Ok((session, req)) if self.swarm.is_connected(&peer) => {
+                        let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                        self.pending.insert(rid, peer);
+                        self.sessions.insert(peer, (generation, Some(session)));
+                    }
+                    Ok(_) => {
+                        self.sessions.remove(&peer);
+                    }
+                    Err(e) => {
+                        warn!(%peer, error = %e, "could not start sync");
+                        self.sessions.remove(&peer);
+                    }
+                }
+            }
+            Done::Stepped {
+                peer,
+                generation,
+                session,
+                next,
+            } => {
+                if !self.current(&peer, generation) {
+                    return;
+                }
+                self.sessions.insert(peer, (generation, Some(session)));
+                match next {
+                    Ok(Next::Send(req)) => {
+                        let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                        self.pending.insert(rid, peer);
+                    }
+                    Ok(Next::Done(s)) => {
+                        if s.fetched > 0 || s.rejected > 0 {
+                            info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred = s.deferred, rounds = s.rounds, ms = s.millis, "synced");
+                        } else if s.deferred > 0 {
+                            // Repeats every round until our clock catches up: debug.
+                            debug!(%peer, deferred = s.deferred, rounds = s.rounds, "in sync but for events ahead of our clock (set aside until then)");
+                        } else {
+                            debug!(%peer, rounds = s.rounds, "in sync");
+                        }
+                        self.finish_sync(peer);
+                    }
+                    Err(f) if f.misbehaved => {
+                        self.finish_sync(peer);
+                        self.ban(peer, &f.reason);
+                    }
+                    Err(f) => {
+                        warn!(%peer, error = %f.reason, "sync stopped");
+                        self.finish_sync(peer);
+                    }
+                }
+            }
+        }
     }
 
     fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
@@ -640,6 +790,7 @@ impl Task {
                 if let Some(wanted) = self.dialing.remove(&connection_id) {
                     if let Some(d) = self.wanted.get_mut(&wanted) {
                         d.failures = 0;
+                        d.reached = true;
                     }
                 }
                 if let Some(ip) = remote_ip(&addr) {
@@ -647,19 +798,11 @@ impl Task {
                 }
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, %addr, "connected");
-                    let key = peer_id.to_string();
-                    let mut rec: PeerRecord = self
-                        .engine
-                        .store()
-                        .peer(&key)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default();
-                    let a = addr.to_string();
-                    rec.addrs.retain(|x| x != &a);
-                    rec.addrs.insert(0, a);
-                    rec.addrs.truncate(4);
-                    let _ = self.engine.store().set_peer(&key, &rec);
+                    self.peer_addr.insert(peer_id, addr.clone());
+                    let _ = self.worker.offer(Job::Connected {
+                        peer: peer_id,
+                        addr: addr.to_string(),
+                    });
                     if !self.sessions.contains_key(&peer_id) {
                         self.start_sync(peer_id);
                     }
@@ -675,6 +818,7 @@ impl Task {
                 self.sessions.remove(&peer_id);
                 self.engine.forget_peer_clock(&peer_id.to_bytes());
                 self.peer_ip.remove(&peer_id);
+                self.peer_addr.remove(&peer_id);
                 // Redial wanted addresses of this peer soon.
                 let soon = Instant::now() + Duration::from_secs(1);
                 for (a, d) in self.wanted.iter_mut() {
@@ -716,31 +860,21 @@ impl Task {
                 message_id,
                 message,
             })) => {
-                let acceptance = match self.engine.ingest(&message.data, Origin::Gossip) {
-                    Ok(Ingested::New(id)) => {
-                        debug!(peer = %propagation_source, id = %id, "event by gossip");
-                        MessageAcceptance::Accept
-                    }
-                    Ok(_) => MessageAcceptance::Ignore,
-                    // Valid where it was written, ahead of our clock: not the relay's
-                    // fault. Not stored now; sync brings it again once we catch up.
-                    Err(IngestError::Invalid(e @ ValidationError::FromTheFuture { .. })) => {
-                        debug!(peer = %propagation_source, error = %e, "event from gossip ahead of our clock; ignored for now");
-                        MessageAcceptance::Ignore
-                    }
-                    Err(IngestError::Invalid(e)) => {
-                        warn!(peer = %propagation_source, error = %e, "rejected an invalid event from gossip; the peer is penalised");
-                        MessageAcceptance::Reject
-                    }
-                    Err(IngestError::Store(e)) => {
-                        warn!(error = %e, "could not store an event from gossip");
-                        MessageAcceptance::Ignore
-                    }
+                // Validated and stored on the worker; gossipsub holds the message (and
+                // does not forward it) until the verdict comes back in `on_done`.
+                let job = Job::Gossip {
+                    data: message.data,
+                    id: message_id,
+                    source: propagation_source,
                 };
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                if let Err(Job::Gossip { id, source, .. }) = self.worker.offer(job).map_err(|j| *j)
+                {
+                    debug!(peer = %source, "ingest queue full; anti-entropy will fetch this event");
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
             _ => {}
@@ -759,19 +893,18 @@ impl Task {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let key = self.clock_key(&peer);
-                    let (resp, misbehaved) = sync::serve(&self.engine, &key, request);
-                    if self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, resp)
-                        .is_err()
+                    let job = Job::Serve {
+                        peer,
+                        clock_key: self.clock_key(&peer),
+                        request,
+                        channel,
+                    };
+                    if let Err(Job::Serve { channel, .. }) = self.worker.offer(job).map_err(|j| *j)
                     {
-                        debug!(%peer, "sync response not sent: connection closed");
-                    }
-                    if misbehaved {
-                        self.ban(peer, "malformed reconciliation message");
+                        let busy = aidmesh_protocol::sync::SyncResponse::Refused {
+                            reason: "busy; try again later".into(),
+                        };
+                        let _ = self.swarm.behaviour_mut().sync.send_response(channel, busy);
                     }
                 }
                 request_response::Message::Response {
@@ -779,34 +912,23 @@ impl Task {
                     response,
                 } => {
                     self.pending.remove(&request_id);
-                    let key = self.clock_key(&peer);
-                    let Some(session) = self.sessions.get_mut(&peer) else {
+                    let clock_key = self.clock_key(&peer);
+                    let Some((generation, slot)) = self.sessions.get_mut(&peer) else {
                         return;
                     };
-                    match session.on_response(&self.engine, &key, response) {
-                        Ok(Next::Send(req)) => {
-                            let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
-                            self.pending.insert(rid, peer);
-                        }
-                        Ok(Next::Done(s)) => {
-                            if s.fetched > 0 || s.rejected > 0 {
-                                info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred = s.deferred, rounds = s.rounds, ms = s.millis, "synced");
-                            } else if s.deferred > 0 {
-                                // Repeats every round until our clock catches up: debug.
-                                debug!(%peer, deferred = s.deferred, rounds = s.rounds, "in sync but for events ahead of our clock (set aside until then)");
-                            } else {
-                                debug!(%peer, rounds = s.rounds, "in sync");
-                            }
-                            self.finish_sync(peer);
-                        }
-                        Err(f) if f.misbehaved => {
-                            self.finish_sync(peer);
-                            self.ban(peer, &f.reason);
-                        }
-                        Err(f) => {
-                            warn!(%peer, error = %f.reason, "sync stopped");
-                            self.finish_sync(peer);
-                        }
+                    let Some(session) = slot.take() else {
+                        return;
+                    };
+                    let job = Job::Step {
+                        peer,
+                        generation: *generation,
+                        clock_key,
+                        session,
+                        response,
+                    };
+                    if self.worker.offer(job).is_err() {
+                        debug!(%peer, "ingest queue full; sync runs again at the next round");
+                        self.finish_sync(peer);
                     }
                 }
             },
@@ -830,7 +952,136 @@ impl Task {
 
 #[cfg(test)]
 mod tests {
-    use super::clock_host;
+    use super::*;
+    use crate::store::Store;
+    use aidmesh_protocol::{Body, Category, Identity, Place, Post, Urgency};
+
+    fn engine(dir: &std::path::Path, seed: u8) -> Arc<Engine> {
+        let store = Store::open(dir).unwrap();
+        Arc::new(Engine::open(store, Identity::from_seed([seed; 32]), "t".into(), 0).unwrap())
+    }
+
+    fn need(title: &str) -> Body {
+        Body::Need(Post {
+            title: title.into(),
+            category: Category::Water,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::Normal,
+            place: Place::default(),
+            contact: String::new(),
+            expires_ms: None,
+            related: None,
+        })
+    }
+
+    async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after 20 s waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_network_task_keeps_answering_while_the_store_is_stalled() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ea, eb) = (engine(da.path(), 1), engine(db.path(), 2));
+        let (_stop, stop) = watch::channel(false);
+        let cfg = |peers| NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            peers,
+            psk: [7; 32],
+            topic: "t".into(),
+            sync_every: Duration::from_secs(1),
+        };
+        let key = identity::Keypair::generate_ed25519;
+        let (ha, _ta) = start(ea.clone(), key(), cfg(vec![]), stop.clone()).unwrap();
+        let listen = until("a to listen", async || {
+            ha.status().await.and_then(|s| s.listen.first().cloned())
+        })
+        .await;
+        let a_addr: Multiaddr = format!("{listen}/p2p/{}", ha.peer_id).parse().unwrap();
+        let (hb, _tb) = start(eb.clone(), key(), cfg(vec![a_addr]), stop.clone()).unwrap();
+        until("b to connect to a", async || {
+            (hb.status().await?.peers.len() == 1).then_some(())
+        })
+        .await;
+        ea.post(need("first")).unwrap();
+        until("b to get the first event", async || {
+            (eb.len() == 1).then_some(())
+        })
+        .await;
+
+        // b's disk stalls while a's events arrive by gossip and sync.
+        // (Held on a thread of its own: a lock guard must not live across awaits.)
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let staller = {
+            let eb = eb.clone();
+            std::thread::spawn(move || {
+                let _stalled = eb.store().stall();
+                let _ = held_tx.send(());
+                let _ = released.recv();
+            })
+        };
+        held.recv().unwrap();
+        let ea2 = ea.clone();
+        tokio::task::spawn_blocking(move || ea2.post(need("second")).unwrap())
+            .await
+            .unwrap();
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let status = hb.status().await;
+            assert!(
+                status.is_some_and(|s| s.peers.len() == 1),
+                "b's network task stopped answering while its store was stalled"
+            );
+        }
+        drop(release);
+        staller.join().unwrap();
+        until(
+            "b to store the second event once its disk is back",
+            async || (eb.len() == 2).then_some(()),
+        )
+        .await;
+    }
+
+    fn addr(port: u16) -> Multiaddr {
+        format!("/ip4/10.0.0.1/tcp/{port}").parse().unwrap()
+    }
+
+    #[test]
+    fn a_full_dial_list_drops_unreached_failing_entries_first() {
+        let t0 = Instant::now();
+        let mut wanted = HashMap::new();
+        wanted.insert(addr(1), Dial::new(t0, true));
+        let mut real = Dial::new(t0, false);
+        real.reached = true;
+        real.failures = 3;
+        wanted.insert(addr(2), real);
+        let mut spoofed = Dial::new(t0 + Duration::from_secs(1), false);
+        spoofed.failures = 2;
+        wanted.insert(addr(3), spoofed);
+        wanted.insert(addr(4), Dial::new(t0, false));
+        // Never reached, most failures.
+        assert_eq!(eviction_candidate(&wanted), Some(addr(3)));
+        wanted.remove(&addr(3));
+        // Never reached, even without failures, before a peer that answered once.
+        assert_eq!(eviction_candidate(&wanted), Some(addr(4)));
+        wanted.remove(&addr(4));
+        assert_eq!(eviction_candidate(&wanted), Some(addr(2)));
+        wanted.remove(&addr(2));
+        // A static peer is never dropped.
+        assert_eq!(eviction_candidate(&wanted), None);
+    }
 
     #[test]
     fn one_ipv6_network_is_one_clock_host() {

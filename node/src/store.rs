@@ -6,20 +6,30 @@
 //!   walks;
 //! - `erased`: id → kind code (2 bytes BE) of events whose content a redaction removed;
 //!   they are never fetched or stored again;
-//! - `meta`: identity seed, community, settings;
+//! - `meta`: identity seed, community, settings, and the pending-compaction flag;
 //! - `peers`: the peer book (peer id → postcard [`PeerRecord`]).
 //!
 //! Writes are not durable until [`Store::flush`] returns; the engine flushes before it
 //! acknowledges a write to a user.
+//!
+//! Compaction: sled keeps the bytes of removed values in old log segments, so after an
+//! erasure the database is copied into a fresh directory and swapped in
+//! ([`Store::compact`]). Every erasure sets a flag in `meta` (durable with the erasure
+//! itself) that only a finished compaction clears, so a compaction that failed or was
+//! cut short by a crash is finished at the next start. The copy runs while reads and
+//! writes go on; writes made meanwhile are replayed into the copy under a short
+//! exclusive lock. A failed compaction leaves the old database open and serving.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use aidmesh_protocol::{Event, EventId, Timestamp};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use thiserror::Error;
+use tracing::{info, warn};
 
 /// sled's page cache. Small on purpose: a Raspberry Pi may have 512 MB, and sled's
 /// memory use otherwise grows towards the database size.
@@ -66,7 +76,7 @@ pub struct PeerRecord {
 }
 
 /// The open sled database and its trees.
-struct Trees {
+pub(crate) struct Trees {
     db: sled::Db,
     events: sled::Tree,
     by_time: sled::Tree,
@@ -116,11 +126,37 @@ impl Trees {
 /// The node's database.
 pub struct Store {
     path: PathBuf,
-    /// Replaced wholesale by [`Store::compact`]; `None` only if a compaction failed
-    /// to reopen the database.
+    /// Replaced wholesale by [`Store::compact`]; `None` only if both the compacted and
+    /// the old database failed to reopen, in which case every access tries again.
     trees: std::sync::RwLock<Option<Trees>>,
     count: AtomicUsize,
+    /// While a compaction copies: the (tree, key) of every write made meanwhile, to
+    /// replay into the copy.
+    dirty: Mutex<Option<Vec<(&'static str, sled::IVec)>>>,
+    /// Number of erasures so far: a compaction clears the pending flag only if none
+    /// happened while it ran.
+    erasures: AtomicU64,
+    /// Number of finished compactions (for tests and benchmarks).
+    compactions: AtomicU64,
+    /// One compaction at a time.
+    pub(crate) compacting: Mutex<()>,
+    /// Test hook: make the next compaction fail at a step.
+    #[cfg(test)]
+    pub(crate) fail_next: Mutex<Option<FailAt>>,
 }
+
+/// Where a test makes a compaction fail.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailAt {
+    /// While copying into the fresh directory.
+    Copy,
+    /// Opening the compacted database after the swap (as a full disk or a lock would).
+    OpenNew,
+}
+
+/// `meta` key set by every erasure and cleared by a finished compaction.
+const COMPACTION_PENDING: &str = "compaction_pending";
 
 /// Suffix of the directory a compaction writes into before it replaces the database.
 const COMPACT_SUFFIX: &str = "compacting";
@@ -173,73 +209,208 @@ impl Store {
         recover_compaction(path).map_err(|e| open_err(sled::Error::Io(e)))?;
         let trees = Trees::open(path).map_err(open_err)?;
         let count = trees.by_time.len();
-        Ok(Store {
+        let store = Store {
             path: path.to_path_buf(),
             trees: std::sync::RwLock::new(Some(trees)),
             count: AtomicUsize::new(count),
+            dirty: Mutex::new(None),
+            erasures: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
+            compacting: Mutex::new(()),
+            #[cfg(test)]
+            fail_next: Mutex::new(None),
+        };
+        if store.compaction_pending()? {
+            // An erasure whose compaction failed or was interrupted: finish it now,
+            // so the erased bytes do not outlive a restart.
+            match store.compact() {
+                Ok(()) => info!(db = %path.display(), "finished a pending compaction"),
+                Err(e) => {
+                    warn!(error = %e, "a pending compaction failed again; the node retries it later")
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    /// Runs `f` on the open trees. If they were lost by a failed compaction (both
+    /// databases failed to reopen), tries to reopen them first.
+    fn with<R>(&self, f: impl FnOnce(&Trees) -> Result<R, sled::Error>) -> Result<R, StoreError> {
+        {
+            let guard = self.trees.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(trees) = guard.as_ref() {
+                return f(trees).map_err(|e| self.io(e));
+            }
+        }
+        let mut guard = self.trees.write().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            recover_compaction(&self.path).map_err(|e| self.io(sled::Error::Io(e)))?;
+            *guard = Some(Trees::open(&self.path).map_err(|e| self.io(e))?);
+        }
+        let trees = guard
+            .as_ref()
+            .ok_or_else(|| self.corrupt("database", "not open"))?;
+        f(trees).map_err(|e| self.io(e))
+    }
+
+    /// Runs a write `f` on the open trees and, while a compaction copies, remembers
+    /// the keys it touched (`touched` lists them) so the copy gets them too.
+    fn write<R>(
+        &self,
+        touched: &[(&'static str, &[u8])],
+        f: impl FnOnce(&Trees) -> Result<R, sled::Error>,
+    ) -> Result<R, StoreError> {
+        self.with(|t| {
+            let r = f(t)?;
+            // Recorded while the read lock is held: the compaction's exclusive phase
+            // sees every write that reached the old database.
+            if let Some(d) = self
+                .dirty
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+            {
+                d.extend(
+                    touched
+                        .iter()
+                        .map(|(tree, k)| (*tree, sled::IVec::from(*k))),
+                );
+            }
+            Ok(r)
         })
     }
 
-    /// Runs `f` on the open trees.
-    fn with<R>(&self, f: impl FnOnce(&Trees) -> Result<R, sled::Error>) -> Result<R, StoreError> {
-        let guard = self.trees.read().unwrap_or_else(|p| p.into_inner());
-        let trees = guard.as_ref().ok_or_else(|| {
-            self.corrupt(
-                "database",
-                "closed after a failed compaction; restart the node",
-            )
-        })?;
-        f(trees).map_err(|e| self.io(e))
+    /// Whether an erasure still waits for its compaction.
+    pub fn compaction_pending(&self) -> Result<bool, StoreError> {
+        self.with(|t| t.meta.contains_key(COMPACTION_PENDING))
+    }
+
+    /// How many compactions finished since the store was opened.
+    pub fn compactions(&self) -> u64 {
+        self.compactions.load(Ordering::Relaxed)
     }
 
     /// Rewrites the database into a fresh directory and swaps it in, so that bytes of
     /// erased events, which sled keeps in old log segments until it happens to reclaim
-    /// them, are really gone. Blocks other store access while it runs (about a second
-    /// per 100,000 events). A crash at any point leaves either the old or the new
-    /// database, never neither ([`Store::open`] finishes the swap).
+    /// them, are really gone (about a second per 100,000 events). Reads and writes go
+    /// on during the copy; only the replay of writes made meanwhile and the swap hold
+    /// the store exclusively. On any failure the old database stays (or is put back)
+    /// in service and the pending flag stays set. A crash at any point leaves either
+    /// the old or the new database, never neither ([`Store::open`] finishes the swap
+    /// and then the compaction).
     pub fn compact(&self) -> Result<(), StoreError> {
-        let mut guard = self.trees.write().unwrap_or_else(|p| p.into_inner());
-        let old = guard
-            .take()
-            .ok_or_else(|| self.corrupt("database", "already closed"))?;
+        let _one = self.compacting.lock().unwrap_or_else(|p| p.into_inner());
+        let started = self.erasures.load(Ordering::SeqCst);
         let fresh = sibling(&self.path, COMPACT_SUFFIX);
-        let copied = (|| -> Result<(), sled::Error> {
-            old.db.flush()?;
-            if fresh.exists() {
-                std::fs::remove_dir_all(&fresh)?;
+        let old_db = self.with(|t| Ok(t.db.clone()))?;
+        *self.dirty.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+        let copied = self.copy_into(&old_db, &fresh);
+        let mut guard = self.trees.write().unwrap_or_else(|p| p.into_inner());
+        let dirty = self
+            .dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default();
+        let finished = copied.and_then(|new| {
+            // Nothing writes now: bring the copy up to date, then close it.
+            for (tree, key) in dirty {
+                let (from, to) = (old_db.open_tree(tree)?, new.open_tree(tree)?);
+                match from.get(&key)? {
+                    Some(v) => to.insert(key, v)?,
+                    None => to.remove(key)?,
+                };
             }
-            // sled's own export/import panics on I/O errors; copy tree by tree instead.
-            let new = open_db(sled::Config::new().path(&fresh))?;
-            for name in old.db.tree_names() {
-                let from = old.db.open_tree(&name)?;
-                let to = new.open_tree(&name)?;
-                for kv in from.iter() {
-                    let (k, v) = kv?;
-                    to.insert(k, v)?;
-                }
+            if self.erasures.load(Ordering::SeqCst) == started {
+                new.open_tree("meta")?.remove(COMPACTION_PENDING)?;
             }
+            old_db.flush()?;
             new.flush()?;
             Ok(())
-        })();
-        drop(old);
-        if let Err(e) = copied {
+        });
+        drop(old_db);
+        if let Err(e) = finished {
             let _ = std::fs::remove_dir_all(&fresh);
-            *guard = Some(Trees::open(&self.path).map_err(|e| self.io(e))?);
             return Err(self.io(e));
         }
-        let swap = (|| -> std::io::Result<()> {
-            let old_dir = sibling(&self.path, OLD_SUFFIX);
-            std::fs::rename(&self.path, &old_dir)?;
-            std::fs::rename(&fresh, &self.path)?;
-            std::fs::remove_dir_all(&old_dir)
-        })();
-        if let Err(e) = swap {
-            recover_compaction(&self.path).map_err(|e| self.io(sled::Error::Io(e)))?;
-            *guard = Some(Trees::open(&self.path).map_err(|e| self.io(e))?);
-            return Err(self.io(sled::Error::Io(e)));
+        // Swap directories. The old handle goes first (sled keeps a lock file in the
+        // directory); until the new database opens, the old one can be put back.
+        let old_trees = guard.take();
+        drop(old_trees);
+        let old_dir = sibling(&self.path, OLD_SUFFIX);
+        let swapped = std::fs::rename(&self.path, &old_dir)
+            .and_then(|()| std::fs::rename(&fresh, &self.path))
+            .map_err(sled::Error::Io)
+            .and_then(|()| self.open_compacted());
+        match swapped {
+            Ok(trees) => {
+                *guard = Some(trees);
+                let _ = std::fs::remove_dir_all(&old_dir);
+                self.compactions.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                // Put the old database back and keep serving from it.
+                if old_dir.exists() {
+                    if self.path.exists() {
+                        let _ = std::fs::remove_dir_all(&self.path);
+                    }
+                    let _ = std::fs::rename(&old_dir, &self.path);
+                }
+                let _ = std::fs::remove_dir_all(&fresh);
+                *guard = Trees::open(&self.path).ok();
+                Err(self.io(e))
+            }
         }
-        *guard = Some(Trees::open(&self.path).map_err(|e| self.io(e))?);
-        Ok(())
+    }
+
+    /// Copies every tree of `old` into a new database at `fresh` (left open).
+    fn copy_into(&self, old: &sled::Db, fresh: &Path) -> Result<sled::Db, sled::Error> {
+        #[cfg(test)]
+        if self.take_failure(FailAt::Copy) {
+            return Err(sled::Error::Io(std::io::Error::other("test: copy fails")));
+        }
+        old.flush()?;
+        if fresh.exists() {
+            std::fs::remove_dir_all(fresh)?;
+        }
+        // sled's own export/import panics on I/O errors; copy tree by tree instead.
+        let new = open_db(sled::Config::new().path(fresh))?;
+        for name in old.tree_names() {
+            let from = old.open_tree(&name)?;
+            let to = new.open_tree(&name)?;
+            for kv in from.iter() {
+                let (k, v) = kv?;
+                to.insert(k, v)?;
+            }
+        }
+        Ok(new)
+    }
+
+    /// Opens the database just swapped into place.
+    fn open_compacted(&self) -> Result<Trees, sled::Error> {
+        #[cfg(test)]
+        if self.take_failure(FailAt::OpenNew) {
+            return Err(sled::Error::Io(std::io::Error::other("test: open fails")));
+        }
+        Trees::open(&self.path)
+    }
+
+    /// Test hook: blocks every access to the store until the guard is dropped, as a
+    /// slow disk or the swap of a compaction would.
+    #[cfg(test)]
+    pub(crate) fn stall(&self) -> std::sync::RwLockWriteGuard<'_, Option<Trees>> {
+        self.trees.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[cfg(test)]
+    fn take_failure(&self, at: FailAt) -> bool {
+        let mut f = self.fail_next.lock().unwrap_or_else(|p| p.into_inner());
+        if *f == Some(at) {
+            *f = None;
+            return true;
+        }
+        false
     }
 
     fn io(&self, source: sled::Error) -> StoreError {
@@ -267,27 +438,27 @@ impl Store {
     pub fn insert(&self, event: &Event) -> Result<bool, StoreError> {
         let id = event.id();
         let tk = time_key(event.timestamp(), &id);
-        let (events_tree, by_time_tree) =
-            self.with(|t| Ok((t.events.clone(), t.by_time.clone())))?;
-        let res: Result<bool, TransactionError<()>> =
-            (&events_tree, &by_time_tree).transaction(|(events, by_time)| {
-                if events.get(id.0)?.is_some() {
-                    return Ok(false);
-                }
-                events.insert(&id.0[..], event.bytes())?;
-                by_time.insert(&tk[..], &[][..])?;
-                Ok::<_, ConflictableTransactionError<()>>(true)
-            });
-        match res {
-            Ok(new) => {
-                if new {
-                    self.count.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(new)
+        // Inside the lock, so a compaction cannot swap the database under the write.
+        let new = self.write(&[("events", &id.0), ("by_time", &tk)], |t| {
+            let res: Result<bool, TransactionError<()>> =
+                (&t.events, &t.by_time).transaction(|(events, by_time)| {
+                    if events.get(id.0)?.is_some() {
+                        return Ok(false);
+                    }
+                    events.insert(&id.0[..], event.bytes())?;
+                    by_time.insert(&tk[..], &[][..])?;
+                    Ok::<_, ConflictableTransactionError<()>>(true)
+                });
+            match res {
+                Ok(new) => Ok(new),
+                Err(TransactionError::Storage(e)) => Err(e),
+                Err(TransactionError::Abort(())) => Ok(false),
             }
-            Err(TransactionError::Storage(e)) => Err(self.io(e)),
-            Err(TransactionError::Abort(())) => Ok(false),
+        })?;
+        if new {
+            self.count.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(new)
     }
 
     /// Makes every write so far durable (fsync).
@@ -363,23 +534,42 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes an event's bytes for good and remembers that it was erased, with its
-    /// kind. Not durable until [`Store::flush`].
-    pub fn erase(&self, id: &EventId, kind: u16) -> Result<(), StoreError> {
-        let removed = self.with(|t| {
+    /// Removes an event's bytes and remembers that it was erased, with its kind; if it
+    /// was held, sets the pending-compaction flag (the bytes stay in sled's log until
+    /// [`Store::compact`]). Returns whether it was held. Not durable until
+    /// [`Store::flush`].
+    pub fn erase(&self, id: &EventId, kind: u16) -> Result<bool, StoreError> {
+        let tk = self
+            .get(id)?
+            .and_then(|b| Event::decode(&b).ok())
+            .map(|e| time_key(e.timestamp(), id));
+        let mut touched: Vec<(&'static str, &[u8])> = vec![
+            ("erased", &id.0),
+            ("events", &id.0),
+            ("meta", COMPACTION_PENDING.as_bytes()),
+        ];
+        if let Some(tk) = &tk {
+            touched.push(("by_time", tk));
+        }
+        let removed = self.write(&touched, |t| {
             t.erased.insert(id.0, &kind.to_be_bytes())?;
-            let Some(bytes) = t.events.remove(id.0)? else {
+            let Some(_) = t.events.remove(id.0)? else {
+                // Never stored: nothing to compact away.
                 return Ok(false);
             };
-            if let Ok(e) = Event::decode(&bytes) {
-                t.by_time.remove(time_key(e.timestamp(), id))?;
+            t.meta.insert(COMPACTION_PENDING, &[1])?;
+            if let Some(tk) = &tk {
+                t.by_time.remove(tk)?;
             }
             Ok(true)
         })?;
         if removed {
+            self.erasures.fetch_add(1, Ordering::SeqCst);
+        }
+        if removed {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// The kind of an erased event, if `id` was erased.
@@ -401,7 +591,7 @@ impl Store {
 
     /// Sets a setting and flushes.
     pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.with(|t| t.meta.insert(key, value))?;
+        self.write(&[("meta", key.as_bytes())], |t| t.meta.insert(key, value))?;
         self.flush()
     }
 
@@ -430,7 +620,9 @@ impl Store {
     /// Updates a peer's record (not flushed: the peer book is a cache).
     pub fn set_peer(&self, peer: &str, rec: &PeerRecord) -> Result<(), StoreError> {
         let v = postcard::to_stdvec(rec).map_err(|e| self.corrupt("peers", e.to_string()))?;
-        self.with(|t| t.peers.insert(peer, v).map(|_| ()))
+        self.write(&[("peers", peer.as_bytes())], |t| {
+            t.peers.insert(peer, v).map(|_| ())
+        })
     }
 }
 

@@ -10,6 +10,7 @@
 //!   welfare records, hubs, alerts, redactions) and the limits on each field.
 //! - [`validate()`]: the one function every entry point uses to accept an event.
 //! - [`view`]: the board, a pure function of a *set* of events.
+//! - [`quota`]: the per-author bound on events of kinds this node does not know.
 //! - [`sync`]: the messages of range-based set reconciliation and event fetching.
 //!
 //! The byte-level specification lives in `docs/protocol.md`.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod event;
 pub mod identity;
 pub mod matching;
+pub mod quota;
 pub mod sync;
 pub mod text;
 pub mod time;

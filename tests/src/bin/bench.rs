@@ -15,7 +15,10 @@
 //! 3. sync bytes to confirm that two nodes holding the same 100,000 events are in sync;
 //! 4. ingest rate of signed events, validated and flushed to disk;
 //! 5. resident memory of a node holding 100,000 events;
-//! 6. start time of a node holding 100,000 events (until its API answers).
+//! 6. start time of a node holding 100,000 events (until its API answers);
+//! 7. forget latency of a node holding 20,000 events (compaction in the background),
+//!    and, for comparison, a forget with its compaction in the same call;
+//! 8. propagation from B through A to C while A (20,000 events) forgets people.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -80,7 +83,7 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
-    // --only ingest|latency|catch-up|in-sync: one section (for investigating).
+    // --only ingest|latency|catch-up|in-sync|forget|compacting: one section (for investigating).
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -102,6 +105,8 @@ fn main() {
 
     let n = if run("ingest") || run("in-sync") {
         sizes.big
+    } else if run("forget") || run("compacting") {
+        sizes.missing * 2
     } else {
         sizes.missing
     };
@@ -270,6 +275,58 @@ fn main() {
                     .into(),
             );
         }
+    }
+
+    // 7. Forget latency (in-process) with the compaction in the background.
+    if run("forget") {
+        let held = sizes.missing * 2;
+        eprintln!("forget: a node holding {held} events forgets people...");
+        let f = forget(&events[..held.min(events.len())]);
+        rows.push(row(
+            &format!("Forget latency, node holding {} events", thousands(held)),
+            "(report)",
+            format!(
+                "{:.1} ms median of {} (max {:.1} ms); names gone from the files {:.2} s after the last, {} compaction(s)",
+                f.median_ms, f.forgets, f.max_ms, f.gone_s, f.compactions
+            ),
+            None,
+        ));
+        rows.push(row(
+            &format!(
+                "Forget + compaction in the call (the old way), {} events",
+                thousands(held)
+            ),
+            "(report)",
+            format!("{:.0} ms median of {}", f.inline_median_ms, f.inline),
+            None,
+        ));
+    }
+
+    // 8. Propagation through a node while it forgets people (and compacts).
+    if run("compacting") {
+        let held = sizes.missing * 2;
+        eprintln!(
+            "compacting: propagation through a node holding {held} events while it forgets..."
+        );
+        let p = through_compaction(&events[..held.min(events.len())]);
+        for (label, lat) in [("idle", &p.idle), ("forgetting 10 people", &p.forgetting)] {
+            rows.push(row(
+                &format!(
+                    "Propagation B→A→C, A holding {} events, A {label}",
+                    thousands(held)
+                ),
+                "(report)",
+                format!(
+                    "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} of {} arrivals)",
+                    lat.p50, lat.p99, lat.max, lat.arrived, lat.expected
+                ),
+                None,
+            ));
+        }
+        notes.push(format!(
+            "While A forgot 10 people: forget calls took {:.0} ms median (max {:.0} ms) at A's API.",
+            p.forget_median_ms, p.forget_max_ms
+        ));
     }
 
     // 3, 5, 6. Two nodes with the same big set.
@@ -582,6 +639,196 @@ fn ingest_one_by_one(events: &[Vec<u8>], budget: Duration) -> (usize, f64) {
         }
     }
     (n, n as f64 / t.elapsed().as_secs_f64())
+}
+
+struct Forget {
+    forgets: usize,
+    median_ms: f64,
+    max_ms: f64,
+    gone_s: f64,
+    compactions: u64,
+    inline: usize,
+    inline_median_ms: f64,
+}
+
+/// An engine holding `events` forgets people one after the other: the time each
+/// forget takes to return, and until the names are gone from the database files.
+/// Then the old way for comparison: each forget followed by the compaction in the
+/// same call.
+fn forget(events: &[Vec<u8>]) -> Forget {
+    let dir = tempdir("forget");
+    prefill(dir.path(), events, 1_000);
+    let store = Store::open(&dir.path().join("db")).expect("open store");
+    let profile = aidmesh_node::node::load_profile(&store)
+        .expect("load profile")
+        .expect("a profile");
+    let engine = Engine::open(
+        store,
+        Identity::from_seed(profile.seed),
+        profile.community,
+        0,
+    )
+    .expect("open engine");
+    let person = |i: usize| {
+        Body::Person(aidmesh_protocol::PersonRegistered {
+            name: format!("Forgettable Person {i}"),
+            place: Place::default(),
+            risks: vec![],
+            check_every_secs: 3600,
+            consent: aidmesh_protocol::Consent::Own,
+            phone: String::new(),
+            note: String::new(),
+        })
+    };
+    let redact = |target| {
+        Body::Redaction(aidmesh_protocol::Redaction {
+            target,
+            reason: String::new(),
+        })
+    };
+    let ids: Vec<_> = (0..15)
+        .map(|i| engine.post(person(i)).expect("register").id())
+        .collect();
+    let before = engine.store().compactions();
+    let mut ms = Vec::new();
+    for id in &ids[..10] {
+        let t = Instant::now();
+        engine.post(redact(*id)).expect("forget");
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let t = Instant::now();
+    wait_for("the background compaction", Duration::from_secs(60), || {
+        (!engine.store().compaction_pending().expect("store")).then_some(())
+    });
+    let gone_s = t.elapsed().as_secs_f64();
+    let compactions = engine.store().compactions() - before;
+    let mut inline = Vec::new();
+    for id in &ids[10..] {
+        let t = Instant::now();
+        engine.post(redact(*id)).expect("forget");
+        engine.compact_now().expect("compact");
+        inline.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let max_ms = ms.iter().copied().fold(0.0, f64::max);
+    Forget {
+        forgets: ms.len(),
+        median_ms: median(&mut ms),
+        max_ms,
+        gone_s,
+        compactions,
+        inline: inline.len(),
+        inline_median_ms: median(&mut inline),
+    }
+}
+
+struct ThroughCompaction {
+    idle: Latency,
+    forgetting: Latency,
+    forget_median_ms: f64,
+    forget_max_ms: f64,
+}
+
+/// B — A — C in a line, A a process on a pre-filled directory. B posts a need every
+/// 25 ms for 4 s; arrival is timed on C's stream. Once with A idle, once while A's API
+/// forgets 10 people one after the other.
+fn through_compaction(events: &[Vec<u8>]) -> ThroughCompaction {
+    let dir = tempdir("compacting-a");
+    prefill(dir.path(), events, 1_000);
+    let a = Node::open("compacting-a", dir, bench_opts());
+    let b = Node::start("b", Opts::default());
+    let c = Node::start("c", Opts::default());
+    b.connect(&a.addr());
+    c.connect(&a.addr());
+    let want = events.len() as u64;
+    wait_for(
+        "b and c to catch up with a",
+        Duration::from_secs(120),
+        || (b.events() >= want && c.events() >= want).then_some(()),
+    );
+    let agent = aidmesh_tests::http();
+    let names: Vec<String> = (0..10).map(|i| format!("Compaction Person {i}")).collect();
+    let people: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let mut r = agent
+                .post(format!("{}/api/v1/people", a.api_url()))
+                .send_json(json!({"name": n, "place": "1 Bench Road", "every": "12h"}))
+                .expect("register");
+            let v: Value = r.body_mut().read_json().expect("json");
+            v["id"].as_str().expect("person id").to_string()
+        })
+        .collect();
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    watch(0, c.api_url().to_string(), seen.clone());
+    std::thread::sleep(Duration::from_secs(3)); // gossipsub meshes (700 ms heartbeats)
+    let run = |tag: &str, forget: bool| -> (Latency, Vec<f64>) {
+        let forgetter = forget.then(|| {
+            let (api, people) = (a.api_url().to_string(), people.clone());
+            std::thread::spawn(move || {
+                let agent = aidmesh_tests::http();
+                std::thread::sleep(Duration::from_millis(500));
+                people
+                    .iter()
+                    .map(|id| {
+                        let t = Instant::now();
+                        let r = agent
+                            .post(format!("{api}/api/v1/people/{id}/forget"))
+                            .send_json(json!({ "confirm": id }))
+                            .expect("forget");
+                        assert!(r.status().is_success(), "forget refused: {}", r.status());
+                        t.elapsed().as_secs_f64() * 1e3
+                    })
+                    .collect::<Vec<f64>>()
+            })
+        });
+        let mut sent = Vec::new();
+        let t = Instant::now();
+        for k in 0..160u32 {
+            let slot = t + Duration::from_millis(25) * k;
+            if let Some(d) = slot.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            let t0 = Instant::now();
+            let id = b.need(&format!("Sandbags for the {tag} test ({k})"));
+            sent.push((id, t0));
+        }
+        let forgets = forgetter
+            .map(|h| h.join().expect("forgetter"))
+            .unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let arrived = |s: &HashMap<(usize, String), Instant>| {
+            sent.iter().all(|(id, _)| s.contains_key(&(0, id.clone())))
+        };
+        while !arrived(&seen.lock().expect("arrivals")) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let s = seen.lock().expect("arrivals");
+        let mut ms: Vec<f64> = sent
+            .iter()
+            .filter_map(|(id, t0)| {
+                s.get(&(0, id.clone()))
+                    .map(|at| at.duration_since(*t0).as_secs_f64() * 1e3)
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        let lat = Latency {
+            p50: percentile(&ms, 50.0),
+            p99: percentile(&ms, 99.0),
+            max: ms.last().copied().unwrap_or(f64::NAN),
+            arrived: ms.len(),
+            expected: sent.len(),
+        };
+        (lat, forgets)
+    };
+    let (idle, _) = run("idle", false);
+    let (forgetting, mut forgets) = run("forget", true);
+    let forget_max_ms = forgets.iter().copied().fold(0.0, f64::max);
+    ThroughCompaction {
+        idle,
+        forgetting,
+        forget_median_ms: median(&mut forgets),
+        forget_max_ms,
+    }
 }
 
 // ---------------------------------------------------------------------------------
