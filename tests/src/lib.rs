@@ -519,3 +519,50 @@ pub fn wait_converged(nodes: &[&Node], min_events: u64, timeout: Duration) -> Du
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs `node --test <script>` (playwright-core driving Debian's Chromium against real
+/// nodes started by the script with `AIDMESH_BIN`) and fails naming what is missing
+/// when Node.js, Chromium or `npm ci` in tests/web is. `script` is relative to
+/// tests/web (a file, or "" for every `*.test.mjs` there). Expects `passes` tests to
+/// pass; returns the runner's output.
+pub fn run_browser_test(script: &str, passes: usize) -> String {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let missing: Vec<&str> = [
+        (!node_ok).then_some("node"),
+        (!Path::new(&chromium).exists()).then_some("chromium"),
+        (!web.join("node_modules/playwright-core").exists())
+            .then_some("playwright-core (npm ci in tests/web)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(
+        missing.is_empty(),
+        "the browser test {script:?} cannot run: missing {}. Install Chromium (or point \
+         CHROMIUM at it) and Node.js, and run `npm ci` in tests/web (.ci/run does all three)",
+        missing.join(", ")
+    );
+    let out = Command::new("node")
+        .arg("--test")
+        .arg(web.join(script))
+        .env("AIDMESH_BIN", binary())
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("run node --test");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "browser test {script:?} failed:\n{text}");
+    assert!(
+        text.contains(&format!("# pass {passes}")),
+        "browser test {script:?} did not run {passes} test(s):\n{text}"
+    );
+    text
+}
