@@ -559,7 +559,10 @@ pub fn run_browser_test(script: &str, passes: usize) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "browser test {script:?} failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "browser test {script:?} failed:\n{text}"
+    );
     assert!(
         text.contains(&format!("# pass {passes}")),
         "browser test {script:?} did not run {passes} test(s):\n{text}"
