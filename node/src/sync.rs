@@ -25,6 +25,12 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/aidmesh/sync/1");
 /// endless rounds is misbehaving).
 pub const MAX_ROUNDS: u32 = 64;
 
+/// Most events a relay session (see [`Session::relay`]) hands on by gossip: a small
+/// catch-up reaches the other peers at once; the rest of a big one is left to their
+/// own periodic anti-entropy, so a catch-up of 100,000 events does not become 100,000
+/// gossip messages.
+pub const MAX_RELAY: usize = 500;
+
 /// Bytes of sync traffic, for status and benchmarks.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -227,6 +233,8 @@ pub struct Summary {
     pub fetched: usize,
     /// Events the peer sent that failed validation.
     pub rejected: usize,
+    /// Ids we held that the peer lacked.
+    pub lacking: usize,
     /// Events stamped too far ahead of our clock: not stored now, and not held against
     /// the peer (they were valid where written); a later sync brings them again.
     pub deferred: usize,
@@ -248,6 +256,10 @@ pub struct Session {
     init: Initiator,
     need: Vec<EventId>,
     requested: Vec<EventId>,
+    /// Ids we hold that the peer lacks (kept only for a relay session, at most
+    /// [`MAX_RELAY`]).
+    have: Vec<EventId>,
+    relay: bool,
     summary: Summary,
     started: Instant,
 }
@@ -266,6 +278,8 @@ impl Session {
                 init,
                 need: Vec::new(),
                 requested: Vec::new(),
+                have: Vec::new(),
+                relay: false,
                 summary: Summary::default(),
                 started: Instant::now(),
             },
@@ -295,6 +309,11 @@ impl Session {
                 // Only a well-formed exchange counts as a clock sample.
                 engine.record_peer_clock(clock_key, wall_ms);
                 self.summary.missing += round.need.len();
+                self.summary.lacking += round.have.len();
+                if self.relay {
+                    let room = MAX_RELAY.saturating_sub(self.have.len());
+                    self.have.extend(round.have.into_iter().take(room));
+                }
                 self.need.extend(round.need);
                 match round.next {
                     Some(message) => Ok(Next::Send(SyncRequest::Reconcile {
@@ -352,6 +371,23 @@ impl Session {
                 Err(Failure::benign(format!("peer refused: {reason}")))
             }
         }
+    }
+
+    /// Marks this as a relay session: one started because we just caught up from
+    /// another peer. Besides pulling, it notes what the peer lacks, for
+    /// [`Session::lacking_events`] to hand on.
+    pub fn relay(&mut self) {
+        self.relay = true;
+    }
+
+    /// Once a relay session is done: the wire bytes of the events we hold that the
+    /// peer lacks (at most [`MAX_RELAY`]), to publish by gossip. Empty for an
+    /// ordinary session. Reads the store.
+    pub fn lacking_events(&mut self, engine: &Engine) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.have)
+            .iter()
+            .filter_map(|id| engine.store().get(id).ok().flatten())
+            .collect()
     }
 
     fn next_fetch(&mut self, engine: &Engine) -> Result<Next, Failure> {
