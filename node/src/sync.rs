@@ -409,3 +409,76 @@ impl Session {
         Ok(Next::Send(SyncRequest::Fetch { ids }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use aidmesh_protocol::{Body, Category, Identity, Place, Post, Urgency};
+
+    fn engine(dir: &std::path::Path, seed: u8) -> Engine {
+        let store = Store::open(dir).unwrap();
+        Engine::open(store, Identity::from_seed([seed; 32]), "t".into(), 0).unwrap()
+    }
+
+    fn need(title: String) -> Body {
+        Body::Need(Post {
+            title,
+            category: Category::Water,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::Normal,
+            place: Place::default(),
+            contact: String::new(),
+            expires_ms: None,
+            related: None,
+        })
+    }
+
+    /// Runs `session` (ours, on `us`) against `peer` answering, to the end.
+    fn run(us: &Engine, peer: &Engine, session: &mut Session, first: SyncRequest) -> Summary {
+        let key = ClockKey {
+            peer: vec![1],
+            host: vec![1],
+        };
+        let mut req = first;
+        loop {
+            let (resp, bad) = serve(peer, &key, req);
+            assert!(!bad);
+            match session.on_response(us, &key, resp).unwrap() {
+                Next::Send(r) => req = r,
+                Next::Done(s) => return s,
+            }
+        }
+    }
+
+    #[test]
+    fn a_relay_session_names_what_the_peer_lacks_up_to_the_bound() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (us, peer) = (engine(d1.path(), 1), engine(d2.path(), 2));
+        let shared = peer.post(need("both have it".into())).unwrap();
+        us.ingest(&shared.into_bytes(), Origin::Sync)
+            .unwrap();
+        for i in 0..MAX_RELAY + 20 {
+            us.post(need(format!("need {i}"))).unwrap();
+        }
+
+        // An ordinary session keeps nothing: the peer pulls for itself.
+        let (mut s, first) = Session::start(&us).unwrap();
+        let summary = run(&us, &peer, &mut s, first);
+        assert_eq!(summary.lacking, MAX_RELAY + 20);
+        assert!(s.lacking_events(&us).is_empty());
+
+        // A relay session names only what the peer lacks, at most MAX_RELAY of it.
+        let (mut s, first) = Session::start(&us).unwrap();
+        s.relay();
+        run(&us, &peer, &mut s, first);
+        let lacking = s.lacking_events(&us);
+        assert_eq!(lacking.len(), MAX_RELAY);
+        for bytes in &lacking {
+            let id = aidmesh_protocol::Event::decode(bytes).unwrap().id();
+            assert!(!peer.knows(&id).unwrap(), "relayed an event the peer has");
+        }
+    }
+}
