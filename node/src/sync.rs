@@ -458,8 +458,7 @@ mod tests {
         let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (us, peer) = (engine(d1.path(), 1), engine(d2.path(), 2));
         let shared = peer.post(need("both have it".into())).unwrap();
-        us.ingest(&shared.into_bytes(), Origin::Sync)
-            .unwrap();
+        us.ingest(&shared.into_bytes(), Origin::Sync).unwrap();
         for i in 0..MAX_RELAY + 20 {
             us.post(need(format!("need {i}"))).unwrap();
         }

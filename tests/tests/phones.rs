@@ -27,7 +27,9 @@ time.sleep(3600)
 /// Sockets the node process holds whose other end is `ip`.
 fn held_sockets(hub: &LanHost, pid: u32, ip: &str) -> usize {
     let out = Command::new("ip")
-        .args(["netns", "exec", &hub.netns, "ss", "-tnpH", "state", "all", "dst", ip])
+        .args([
+            "netns", "exec", &hub.netns, "ss", "-tnpH", "state", "all", "dst", ip,
+        ])
         .output()
         .expect("run ss");
     let me = format!("pid={pid},");
@@ -49,7 +51,11 @@ fn phone(host: &LanHost, hub_ip: &str) -> Child {
     std::io::BufReader::new(c.stdout.take().expect("phone stdout"))
         .read_line(&mut line)
         .expect("read the phone's output");
-    assert_eq!(line.trim(), "open", "the phone could not open its connections");
+    assert_eq!(
+        line.trim(),
+        "open",
+        "the phone could not open its connections"
+    );
     c
 }
 

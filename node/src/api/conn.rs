@@ -50,9 +50,8 @@ pub const USER_TIMEOUT: Duration = Duration::from_secs(45);
 /// The bound on letting a vanished client go: the next heartbeat, the user timeout,
 /// and one more heartbeat for the stream to notice (idle sockets go sooner:
 /// keepalive idle time plus the probes).
-pub const VANISHED_WITHIN: Duration = Duration::from_secs(
-    HEARTBEAT.as_secs() + USER_TIMEOUT.as_secs() + HEARTBEAT.as_secs(),
-);
+pub const VANISHED_WITHIN: Duration =
+    Duration::from_secs(HEARTBEAT.as_secs() + USER_TIMEOUT.as_secs() + HEARTBEAT.as_secs());
 
 /// Connections from other machines, together.
 pub const MAX_REMOTE: usize = 512;
@@ -211,13 +210,21 @@ fn detect_vanished(tcp: &tokio::net::TcpStream) -> std::io::Result<()> {
             }
         };
         set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
-        set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPALIVE_IDLE.as_secs())?;
+        set(
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPIDLE,
+            KEEPALIVE_IDLE.as_secs(),
+        )?;
         set(
             libc::IPPROTO_TCP,
             libc::TCP_KEEPINTVL,
             KEEPALIVE_INTERVAL.as_secs(),
         )?;
-        set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_PROBES.into())?;
+        set(
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPCNT,
+            KEEPALIVE_PROBES.into(),
+        )?;
         let ms = u64::try_from(USER_TIMEOUT.as_millis()).unwrap_or(u64::MAX);
         set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms)?;
     }
@@ -287,9 +294,7 @@ mod tests {
     #[test]
     fn a_vanished_client_is_let_go_within_two_minutes() {
         assert!(VANISHED_WITHIN <= Duration::from_secs(120));
-        assert!(
-            KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES <= Duration::from_secs(120)
-        );
+        assert!(KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES <= Duration::from_secs(120));
     }
 
     #[cfg(target_os = "linux")]
