@@ -55,6 +55,8 @@ pub enum Job {
         peer: PeerId,
         /// Which session of the peer's this is.
         generation: u64,
+        /// A relay session (see [`Session::relay`]).
+        relay: bool,
     },
     /// Feed a peer's sync response to our session with it.
     Step {
@@ -126,6 +128,8 @@ pub enum Done {
         session: Box<Session>,
         /// What to do next.
         next: Result<Next, Failure>,
+        /// Once a relay session is done: events the peer lacks, to gossip.
+        lacking: Vec<Vec<u8>>,
     },
 }
 
@@ -176,10 +180,19 @@ fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
                     misbehaved,
                 })
             }
-            Job::Start { peer, generation } => Some(Done::Started {
+            Job::Start {
                 peer,
                 generation,
-                result: Session::start(engine).map(|(s, r)| (Box::new(s), r)),
+                relay,
+            } => Some(Done::Started {
+                peer,
+                generation,
+                result: Session::start(engine).map(|(mut s, r)| {
+                    if relay {
+                        s.relay();
+                    }
+                    (Box::new(s), r)
+                }),
             }),
             Job::Step {
                 peer,
@@ -189,11 +202,16 @@ fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
                 response,
             } => {
                 let next = session.on_response(engine, &clock_key, response);
+                let lacking = match next {
+                    Ok(Next::Done(_)) => session.lacking_events(engine),
+                    _ => Vec::new(),
+                };
                 Some(Done::Stepped {
                     peer,
                     generation,
                     session,
                     next,
+                    lacking,
                 })
             }
             Job::Connected { peer, addr } => {

@@ -7,7 +7,7 @@
 //! [`NetHandle`]. It never waits on disk: storing, sync and the peer book run on the
 //! ingest worker ([`crate::ingest`]), whose results come back to the task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -344,6 +344,7 @@ pub fn start(
         counters,
         sessions: HashMap::new(),
         session_generation: 0,
+        relay_due: HashSet::new(),
         pending: HashMap::new(),
         worker,
         done,
@@ -374,6 +375,8 @@ struct Task {
     /// that ended meanwhile is dropped) and the session, `None` while the worker has it.
     sessions: HashMap<PeerId, (u64, Option<Box<sync::Session>>)>,
     session_generation: u64,
+    /// Peers to run a relay session with as soon as their current session ends.
+    relay_due: HashSet<PeerId>,
     /// The id of each session's outstanding request.
     pending: HashMap<OutboundRequestId, PeerId>,
     /// Where disk work goes.
@@ -503,7 +506,7 @@ impl Task {
 
     fn on_new_event(&mut self, ne: crate::engine::NewEvent) {
         // Events from gossip are forwarded by gossipsub itself once accepted; events
-        // fetched by sync reach other peers through their own anti-entropy.
+        // fetched by sync are handed on by relay sessions (`relay_caught_up`).
         if !matches!(ne.origin, Origin::Local | Origin::Import) {
             return;
         }
@@ -631,7 +634,7 @@ impl Task {
                 .get(&p)
                 .is_none_or(|(at, _)| now.duration_since(*at) >= self.sync_every);
             if stale && !self.sessions.contains_key(&p) {
-                self.start_sync(p);
+                self.start_sync(p, false);
             }
         }
     }
@@ -651,11 +654,17 @@ impl Task {
     }
 
     /// Starts a session with `peer` on the worker (its first request goes out when
-    /// the worker has computed our set).
-    fn start_sync(&mut self, peer: PeerId) {
+    /// the worker has computed our set). A relay session also notes what the peer
+    /// lacks, to gossip it on (see [`Task::relay_caught_up`]).
+    fn start_sync(&mut self, peer: PeerId, relay: bool) {
         self.session_generation += 1;
         let generation = self.session_generation;
-        if self.worker.offer(Job::Start { peer, generation }).is_err() {
+        let job = Job::Start {
+            peer,
+            generation,
+            relay,
+        };
+        if self.worker.offer(job).is_err() {
             debug!(%peer, "ingest queue full; sync starts at the next round");
             return;
         }
@@ -671,6 +680,54 @@ impl Task {
             peer,
             wall_ms: wall,
         });
+        if self.relay_due.remove(&peer) && self.swarm.is_connected(&peer) {
+            self.start_sync(peer, true);
+        }
+    }
+
+    /// We just caught up from `from`: hand it on to every other connected peer at
+    /// once rather than at their next periodic sync. Gossipsub does not forward what
+    /// sync fetched, and the peers cannot know to ask. So a relay session is run with
+    /// each: its reconciliation tells us exactly which events that peer lacks (nothing
+    /// it already has is sent again), and those, up to [`sync::MAX_RELAY`], are
+    /// published by gossip (message id = event id, so none loops).
+    fn relay_caught_up(&mut self, from: PeerId) {
+        let others: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| **p != from)
+            .copied()
+            .collect();
+        for p in others {
+            if self.sessions.contains_key(&p) {
+                self.relay_due.insert(p);
+            } else {
+                self.start_sync(p, true);
+            }
+        }
+    }
+
+    /// Publishes events a peer lacks (found by a relay session) by gossip.
+    fn gossip_lacking(&mut self, peer: PeerId, lacking: Vec<Vec<u8>>, of: usize) {
+        let n = lacking.len();
+        for bytes in lacking {
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(self.topic.clone(), bytes)
+            {
+                Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+                Err(e) => {
+                    debug!(error = %e, "could not relay an event; anti-entropy will deliver it");
+                }
+            }
+        }
+        if of > n {
+            info!(%peer, relayed = n, lacking = of, "relayed caught-up events; the peer fetches the rest at its next sync");
+        } else {
+            info!(%peer, relayed = n, "relayed caught-up events the peer lacked");
+        }
     }
 
     /// Whether `generation` is still `peer`'s current session.
@@ -740,6 +797,7 @@ impl Task {
                 generation,
                 session,
                 next,
+                lacking,
             } => {
                 if !self.current(&peer, generation) {
                     return;
@@ -760,6 +818,12 @@ impl Task {
                             debug!(%peer, rounds = s.rounds, "in sync");
                         }
                         self.finish_sync(peer);
+                        if !lacking.is_empty() {
+                            self.gossip_lacking(peer, lacking, s.lacking);
+                        }
+                        if s.fetched > 0 {
+                            self.relay_caught_up(peer);
+                        }
                     }
                     Err(f) if f.misbehaved => {
                         self.finish_sync(peer);
@@ -804,7 +868,7 @@ impl Task {
                         addr: addr.to_string(),
                     });
                     if !self.sessions.contains_key(&peer_id) {
-                        self.start_sync(peer_id);
+                        self.start_sync(peer_id, false);
                     }
                 }
             }
@@ -816,6 +880,7 @@ impl Task {
             } => {
                 info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
                 self.sessions.remove(&peer_id);
+                self.relay_due.remove(&peer_id);
                 self.engine.forget_peer_clock(&peer_id.to_bytes());
                 self.peer_ip.remove(&peer_id);
                 self.peer_addr.remove(&peer_id);

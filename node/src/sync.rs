@@ -25,6 +25,12 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/aidmesh/sync/1");
 /// endless rounds is misbehaving).
 pub const MAX_ROUNDS: u32 = 64;
 
+/// Most events a relay session (see [`Session::relay`]) hands on by gossip: a small
+/// catch-up reaches the other peers at once; the rest of a big one is left to their
+/// own periodic anti-entropy, so a catch-up of 100,000 events does not become 100,000
+/// gossip messages.
+pub const MAX_RELAY: usize = 500;
+
 /// Bytes of sync traffic, for status and benchmarks.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -227,6 +233,8 @@ pub struct Summary {
     pub fetched: usize,
     /// Events the peer sent that failed validation.
     pub rejected: usize,
+    /// Ids we held that the peer lacked.
+    pub lacking: usize,
     /// Events stamped too far ahead of our clock: not stored now, and not held against
     /// the peer (they were valid where written); a later sync brings them again.
     pub deferred: usize,
@@ -248,6 +256,10 @@ pub struct Session {
     init: Initiator,
     need: Vec<EventId>,
     requested: Vec<EventId>,
+    /// Ids we hold that the peer lacks (kept only for a relay session, at most
+    /// [`MAX_RELAY`]).
+    have: Vec<EventId>,
+    relay: bool,
     summary: Summary,
     started: Instant,
 }
@@ -266,6 +278,8 @@ impl Session {
                 init,
                 need: Vec::new(),
                 requested: Vec::new(),
+                have: Vec::new(),
+                relay: false,
                 summary: Summary::default(),
                 started: Instant::now(),
             },
@@ -295,6 +309,11 @@ impl Session {
                 // Only a well-formed exchange counts as a clock sample.
                 engine.record_peer_clock(clock_key, wall_ms);
                 self.summary.missing += round.need.len();
+                self.summary.lacking += round.have.len();
+                if self.relay {
+                    let room = MAX_RELAY.saturating_sub(self.have.len());
+                    self.have.extend(round.have.into_iter().take(room));
+                }
                 self.need.extend(round.need);
                 match round.next {
                     Some(message) => Ok(Next::Send(SyncRequest::Reconcile {
@@ -354,6 +373,23 @@ impl Session {
         }
     }
 
+    /// Marks this as a relay session: one started because we just caught up from
+    /// another peer. Besides pulling, it notes what the peer lacks, for
+    /// [`Session::lacking_events`] to hand on.
+    pub fn relay(&mut self) {
+        self.relay = true;
+    }
+
+    /// Once a relay session is done: the wire bytes of the events we hold that the
+    /// peer lacks (at most [`MAX_RELAY`]), to publish by gossip. Empty for an
+    /// ordinary session. Reads the store.
+    pub fn lacking_events(&mut self, engine: &Engine) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.have)
+            .iter()
+            .filter_map(|id| engine.store().get(id).ok().flatten())
+            .collect()
+    }
+
     fn next_fetch(&mut self, engine: &Engine) -> Result<Next, Failure> {
         let mut ids = Vec::new();
         while ids.len() < MAX_FETCH_IDS {
@@ -371,5 +407,77 @@ impl Session {
             return Ok(Next::Done(self.summary.clone()));
         }
         Ok(Next::Send(SyncRequest::Fetch { ids }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use aidmesh_protocol::{Body, Category, Identity, Place, Post, Urgency};
+
+    fn engine(dir: &std::path::Path, seed: u8) -> Engine {
+        let store = Store::open(dir).unwrap();
+        Engine::open(store, Identity::from_seed([seed; 32]), "t".into(), 0).unwrap()
+    }
+
+    fn need(title: String) -> Body {
+        Body::Need(Post {
+            title,
+            category: Category::Water,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::Normal,
+            place: Place::default(),
+            contact: String::new(),
+            expires_ms: None,
+            related: None,
+        })
+    }
+
+    /// Runs `session` (ours, on `us`) against `peer` answering, to the end.
+    fn run(us: &Engine, peer: &Engine, session: &mut Session, first: SyncRequest) -> Summary {
+        let key = ClockKey {
+            peer: vec![1],
+            host: vec![1],
+        };
+        let mut req = first;
+        loop {
+            let (resp, bad) = serve(peer, &key, req);
+            assert!(!bad);
+            match session.on_response(us, &key, resp).unwrap() {
+                Next::Send(r) => req = r,
+                Next::Done(s) => return s,
+            }
+        }
+    }
+
+    #[test]
+    fn a_relay_session_names_what_the_peer_lacks_up_to_the_bound() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (us, peer) = (engine(d1.path(), 1), engine(d2.path(), 2));
+        let shared = peer.post(need("both have it".into())).unwrap();
+        us.ingest(&shared.into_bytes(), Origin::Sync).unwrap();
+        for i in 0..MAX_RELAY + 20 {
+            us.post(need(format!("need {i}"))).unwrap();
+        }
+
+        // An ordinary session keeps nothing: the peer pulls for itself.
+        let (mut s, first) = Session::start(&us).unwrap();
+        let summary = run(&us, &peer, &mut s, first);
+        assert_eq!(summary.lacking, MAX_RELAY + 20);
+        assert!(s.lacking_events(&us).is_empty());
+
+        // A relay session names only what the peer lacks, at most MAX_RELAY of it.
+        let (mut s, first) = Session::start(&us).unwrap();
+        s.relay();
+        run(&us, &peer, &mut s, first);
+        let lacking = s.lacking_events(&us);
+        assert_eq!(lacking.len(), MAX_RELAY);
+        for bytes in &lacking {
+            let id = aidmesh_protocol::Event::decode(bytes).unwrap().id();
+            assert!(!peer.knows(&id).unwrap(), "relayed an event the peer has");
+        }
     }
 }

@@ -9,7 +9,12 @@
 //!   from one address; the hub computer (loopback) has its own [`MAX_LOCAL`], so
 //!   strangers holding sockets never lock it out. A connection over its budget is
 //!   closed at once, so it costs no descriptor;
-//! - at start the soft limit on open files is raised to the hard limit.
+//! - at start the soft limit on open files is raised to the hard limit;
+//! - a client that vanishes without a word (a phone walking off the Wi-Fi, an access
+//!   point losing power: no FIN, no RST) is let go within [`VANISHED_WITHIN`]: TCP
+//!   keepalive probes an idle socket, `TCP_USER_TIMEOUT` ends one whose sent data
+//!   goes unacknowledged (the live stream writes a [`HEARTBEAT`] comment, so a dead
+//!   stream always has data in flight), and the failed write ends the stream.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -30,6 +35,24 @@ use super::guard::is_local;
 /// Time for a request's head to arrive, and for an idle kept-alive connection to send
 /// its next request.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the live stream writes a comment line when there is nothing to say, so a
+/// vanished reader is found out by a failed write.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Quiet time on an API socket before TCP keepalive probes start.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// Time between keepalive probes.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Unanswered probes before the kernel drops the connection.
+pub const KEEPALIVE_PROBES: u32 = 3;
+/// How long sent data may stay unacknowledged before the kernel drops the connection
+/// (`TCP_USER_TIMEOUT`; the default is ~15 minutes of retransmissions).
+pub const USER_TIMEOUT: Duration = Duration::from_secs(45);
+/// The bound on letting a vanished client go: the next heartbeat, the user timeout,
+/// and one more heartbeat for the stream to notice (idle sockets go sooner:
+/// keepalive idle time plus the probes).
+pub const VANISHED_WITHIN: Duration =
+    Duration::from_secs(HEARTBEAT.as_secs() + USER_TIMEOUT.as_secs() + HEARTBEAT.as_secs());
+
 /// Connections from other machines, together.
 pub const MAX_REMOTE: usize = 512;
 /// Connections from one other machine (a phone's browser uses about six).
@@ -126,6 +149,9 @@ pub(super) async fn accept_loop(
         };
         refused_logged = false;
         let _ = tcp.set_nodelay(true);
+        if let Err(e) = detect_vanished(&tcp) {
+            tracing::debug!(error = %e, %from, "API: cannot set TCP keepalive on a connection");
+        }
         let app = app.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
@@ -155,6 +181,59 @@ pub(super) async fn accept_loop(
             }
         });
     }
+}
+
+/// Sets TCP keepalive and `TCP_USER_TIMEOUT` on an accepted socket, so the kernel
+/// ends a connection whose client vanished (see the module comment).
+fn detect_vanished(tcp: &tokio::net::TcpStream) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = tcp.as_raw_fd();
+        let set = |level: libc::c_int, name: libc::c_int, value: u64| {
+            let v = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
+            // SAFETY: a valid socket descriptor (borrowed from `tcp` for this call),
+            // and a pointer to a c_int with its size.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    level,
+                    name,
+                    std::ptr::from_ref(&v).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        };
+        set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+        set(
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPIDLE,
+            KEEPALIVE_IDLE.as_secs(),
+        )?;
+        set(
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPINTVL,
+            KEEPALIVE_INTERVAL.as_secs(),
+        )?;
+        set(
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPCNT,
+            KEEPALIVE_PROBES.into(),
+        )?;
+        let ms = u64::try_from(USER_TIMEOUT.as_millis()).unwrap_or(u64::MAX);
+        set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms)?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // Elsewhere only keepalive itself (the OS's own timings) is portable here.
+        let _ = tcp;
+    }
+    Ok(())
 }
 
 /// Raises the soft limit on open files to the hard limit (Unix), so a busy hub does
@@ -210,5 +289,43 @@ mod tests {
         assert!(admit(&counts, stranger).is_some(), "slots come back");
         let c = counts.lock().unwrap();
         assert_eq!((c.local, c.remote), (0, 0), "every slot released");
+    }
+
+    #[test]
+    fn a_vanished_client_is_let_go_within_two_minutes() {
+        assert!(VANISHED_WITHIN <= Duration::from_secs(120));
+        assert!(KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES <= Duration::from_secs(120));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn accepted_sockets_get_keepalive_and_a_user_timeout() {
+        use std::os::fd::AsRawFd;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(l.local_addr().unwrap());
+        let (accepted, _client) = tokio::join!(l.accept(), client);
+        let (tcp, _) = accepted.unwrap();
+        detect_vanished(&tcp).unwrap();
+        let get = |level, name| {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: a valid socket, a c_int buffer and its size.
+            let r = unsafe {
+                libc::getsockopt(
+                    tcp.as_raw_fd(),
+                    level,
+                    name,
+                    std::ptr::from_mut(&mut v).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(r, 0);
+            v
+        };
+        assert_eq!(get(libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 30);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 5);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 3);
+        assert_eq!(get(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT), 45_000);
     }
 }

@@ -188,6 +188,8 @@ pub(super) async fn stream(
         Some((Ok::<_, std::convert::Infallible>(ev), (rx, engine)))
     });
     Sse::new(events)
-        .keep_alive(KeepAlive::default())
+        // A comment line now and then: a reader that vanished fails the write (see
+        // `conn::USER_TIMEOUT`), which ends the stream.
+        .keep_alive(KeepAlive::new().interval(super::conn::HEARTBEAT))
         .into_response()
 }
