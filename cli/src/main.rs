@@ -424,13 +424,23 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
         }
         Command::Start { community } => {
             let p = node::init(&dir, &community, None).map_err(|e| CliError(e.to_string()))?;
-            println!("New community '{}' started in {}", p.community, dir.display());
+            println!(
+                "New community '{}' started in {}",
+                p.community,
+                dir.display()
+            );
             print!(
                 "{}",
                 output::passphrase("Community passphrase", &p.community, &p.passphrase)
             );
-            println!("Start the node with:  aidmesh --data-dir {} up", dir.display());
-            println!("Show this card again: aidmesh --data-dir {} passphrase", dir.display());
+            println!(
+                "Start the node with:  aidmesh --data-dir {} up",
+                dir.display()
+            );
+            println!(
+                "Show this card again: aidmesh --data-dir {} passphrase",
+                dir.display()
+            );
             Ok(())
         }
         Command::Join {
@@ -636,8 +646,13 @@ fn join(
         .map_err(|e| CliError(e.to_string()))?;
     let p = node::init(dir, &community, Some(&words)).map_err(|e| CliError(e.to_string()))?;
     println!("Joined community '{}' in {}", p.community, dir.display());
-    println!("Start the node with:  aidmesh --data-dir {} up", dir.display());
-    println!("It finds hubs on the same network by itself; for others add --peer /ip4/ADDRESS/tcp/4610");
+    println!(
+        "Start the node with:  aidmesh --data-dir {} up",
+        dir.display()
+    );
+    println!(
+        "It finds hubs on the same network by itself; for others add --peer /ip4/ADDRESS/tcp/4610"
+    );
     Ok(())
 }
 

@@ -252,8 +252,11 @@ fn write_card(dir: &Path, p: &Profile) -> Result<(), NodeError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut f = opts.open(&path).map_err(io)?;
-    std::io::Write::write_all(&mut f, format!("{}\n{}\n", p.community, p.passphrase).as_bytes())
-        .map_err(io)
+    std::io::Write::write_all(
+        &mut f,
+        format!("{}\n{}\n", p.community, p.passphrase).as_bytes(),
+    )
+    .map_err(io)
 }
 
 /// The community name and passphrase of the node in `dir`, read from the card file
@@ -426,12 +429,10 @@ pub async fn run(
     peers.extend(read_peers_file(&cfg.data_dir)?);
     let store = open_store(&cfg.data_dir)?;
     let pid_file = cfg.data_dir.join(PID_FILE);
-    std::fs::write(&pid_file, std::process::id().to_string()).map_err(|source| {
-        NodeError::Io {
-            what: "cannot write",
-            path: pid_file.clone(),
-            source,
-        }
+    std::fs::write(&pid_file, std::process::id().to_string()).map_err(|source| NodeError::Io {
+        what: "cannot write",
+        path: pid_file.clone(),
+        source,
     })?;
     let (profile, created) = match load_profile(&store)? {
         Some(p) => (p, None),

@@ -185,7 +185,17 @@ mod tests {
             "word 4 'rivr' is not in the list; did you mean 'river'?"
         );
         let e = check_passphrase("river maple ozone xqzzyv ozone harbor").unwrap_err();
-        assert!(matches!(e, PassphraseProblem::UnknownWord { position: 4, suggestion: None, .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                PassphraseProblem::UnknownWord {
+                    position: 4,
+                    suggestion: None,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
