@@ -605,6 +605,18 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
                 println!("events     {}", v["events"]);
                 println!("digest     {}", &digest[..digest.len().min(16)]);
                 println!("peers      {}", v["peers"]);
+                let now = v["now_ms"].as_u64().unwrap_or(0);
+                for r in v["refused"].as_array().into_iter().flatten() {
+                    println!(
+                        "refused    {}",
+                        output::alarm(&format!(
+                            "a node at {} tried to join with a different passphrase or community name ({} attempts, last {})",
+                            r["ip"].as_str().unwrap_or("?"),
+                            r["attempts"],
+                            output::ago(r["last_ms"].as_u64().unwrap_or(0), now)
+                        ))
+                    );
+                }
                 match v["clock"]["warning"].as_str() {
                     Some(w) => println!("clock      {}", output::alarm(w)),
                     None => println!("clock      {}", v["clock"]["status"].as_str().unwrap_or("")),

@@ -265,3 +265,34 @@ fn a_bad_peer_address_error_shows_an_example() {
     assert!(e.contains("--peer '192.168.1.20:4610' is not valid"), "{e}");
     assert!(e.contains("/ip4/192.168.1.20/tcp/4610"), "{e}");
 }
+
+#[test]
+fn a_node_with_another_passphrase_is_named_in_status() {
+    let a = Node::start("refuses", Opts::default());
+    let b = Node::start(
+        "other-key",
+        Opts {
+            passphrase: Some("maple harbor ozone river ozone harbor".into()),
+            peers: vec![a.addr()],
+            ..Opts::default()
+        },
+    );
+    let refused = wait_for(
+        "the node to record the attempt of the other community",
+        Duration::from_secs(30),
+        || {
+            let r = a.status()["refused"].clone();
+            r.as_array().filter(|l| !l.is_empty()).cloned()
+        },
+    );
+    assert_eq!(refused[0]["ip"], "127.0.0.1", "{refused:?}");
+    assert!(refused[0]["attempts"].as_u64() >= Some(1), "{refused:?}");
+    assert_eq!(a.status()["peers"], 0);
+    let out = ok(a.dir(), &["status"]);
+    assert!(
+        out.contains("a node at 127.0.0.1 tried to join with a different passphrase"),
+        "{out}"
+    );
+    // The node that dialed is not blamed for its own attempts.
+    assert_eq!(b.status()["refused"].as_array().map(Vec::len), Some(0));
+}

@@ -86,6 +86,8 @@ pub struct NetStatus {
     pub listen: Vec<String>,
     /// Connected peers.
     pub peers: Vec<PeerStatus>,
+    /// Addresses whose connection failed the community handshake (issue 15).
+    pub refused: Vec<crate::refused::Refused>,
     /// Bytes of sync traffic received.
     pub sync_bytes_in: u64,
     /// Bytes of sync traffic sent.
@@ -357,6 +359,7 @@ pub fn start(
         last_sync: HashMap::new(),
         peer_ip: HashMap::new(),
         bans: HashMap::new(),
+        refused: Default::default(),
         sync_every: cfg.sync_every,
         commands: rx,
         shutdown,
@@ -393,6 +396,8 @@ struct Task {
     peer_ip: HashMap<PeerId, std::net::IpAddr>,
     /// Peers kept out after breaking the sync protocol, until the given time.
     bans: HashMap<PeerId, Instant>,
+    /// Nodes of another community that tried to connect.
+    refused: crate::refused::RefusedLog,
     sync_every: Duration,
     commands: mpsc::Receiver<Command>,
     shutdown: watch::Receiver<bool>,
@@ -575,6 +580,7 @@ impl Task {
             peer_id: self.swarm.local_peer_id().to_string(),
             listen: self.swarm.listeners().map(|a| a.to_string()).collect(),
             peers,
+            refused: self.refused.list(),
             sync_bytes_in: self
                 .counters
                 .bytes_in
@@ -854,6 +860,12 @@ impl Task {
             } => {
                 warn!(from = %send_back_addr, error = %error,
                     "a connection attempt failed: most likely a node with a different community key");
+                // A silent socket (no handshake in time) is not a node of another
+                // community; anything that failed after it most likely is.
+                let silent = format!("{error:?}").contains("no private-network handshake");
+                if let (false, Some(ip)) = (silent, remote_ip(&send_back_addr)) {
+                    self.refused.note(ip, self.engine.wall_ms());
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
