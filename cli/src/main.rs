@@ -157,7 +157,12 @@ enum Command {
         action: WelfareAction,
     },
     /// Start a small flooded neighbourhood on this machine and watch it work.
-    Demo,
+    Demo {
+        /// Keep the three hubs (and their web pages) running after the tour, until
+        /// Ctrl-C; without it they close when the demo exits.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Connected peers.
     Peers {
         /// Machine-readable output.
@@ -581,7 +586,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Demo => demo::run(),
+        Command::Demo { keep } => demo::run(keep),
         Command::Welfare { action } => welfare(&dir, action),
         Command::Peers { json } => show_list(
             &dir,

@@ -296,3 +296,53 @@ fn a_node_with_another_passphrase_is_named_in_status() {
     // The node that dialed is not blamed for its own attempts.
     assert_eq!(b.status()["refused"].as_array().map(Vec::len), Some(0));
 }
+
+/// The demo's printed web addresses: they close when it exits, and it says so; with
+/// `--keep` they still answer after the tour, until Ctrl-C.
+#[test]
+fn demo_addresses_answer_or_the_demo_says_they_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(dir.path(), &["demo"]);
+    assert!(out.contains("close when it exits"), "{out}");
+
+    let mut child = cmd(dir.path())
+        .args(["demo", "--keep"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let out = read_until(&rx, "Ctrl-C stops them");
+    assert!(out.contains("Ctrl-C stops them"), "{out}");
+    let pages: Vec<String> = out
+        .lines()
+        .filter(|l| l.contains("started hub"))
+        .filter_map(|l| l.split(" web ").nth(1))
+        .map(|u| u.trim().to_string())
+        .collect();
+    assert_eq!(pages.len(), 3, "{out}");
+    let agent = aidmesh_tests::http();
+    for p in &pages {
+        let r = agent
+            .get(&format!("{p}api/v1/status"))
+            .call()
+            .unwrap_or_else(|e| panic!("{p} does not answer after the tour: {e}"));
+        assert_eq!(r.status().as_u16(), 200, "{p}");
+    }
+    // SAFETY: sends SIGINT to the child this test started.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGINT);
+    }
+    let rest = read_until(&rx, "Demo finished");
+    assert!(rest.contains("Demo finished"), "{rest}");
+    assert!(child.wait().unwrap().success());
+}
