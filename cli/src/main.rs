@@ -732,6 +732,9 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A refused PIN should not leave a community behind: checked before one is made.
+    aidmesh_node::api::welfare::check_pin(cfg.volunteer_pin.as_deref())
+        .map_err(|e| CliError(e.to_string()))?;
     // Made (and its card printed) before anything can fail to bind, so a busy port
     // never hides the passphrase of a community just created.
     let created = node::prepare(&dir).map_err(|e| CliError(e.to_string()))?;
