@@ -294,7 +294,7 @@ fn init_store(
     if let Some(p) = load_profile(store)? {
         // A community `up` made by itself, before anything happened on it, may still
         // be replaced by the one the user meant to start or join.
-        let replaceable = store.meta(AUTO_CREATED)?.as_deref() == Some(b"1") && store.len() == 0;
+        let replaceable = store.meta(AUTO_CREATED)?.as_deref() == Some(b"1") && store.is_empty();
         if !replaceable {
             return Err(NodeError::AlreadyInitialised {
                 dir: dir.to_path_buf(),
