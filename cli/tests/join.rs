@@ -185,6 +185,15 @@ fn start_and_join_from_fresh_directories_then_the_hubs_connect() {
     wait_for("the joined hub to connect", Duration::from_secs(30), || {
         (hub_b.status()["peers"].as_u64() == Some(1)).then_some(())
     });
+    // Members of the community are never reported as strangers.
+    for hub in [&hub_a, &hub_b] {
+        assert_eq!(
+            hub.status()["refused"],
+            serde_json::json!([]),
+            "{}",
+            hub.log()
+        );
+    }
     // `passphrase` shows the card again while the node runs (it holds the database).
     let again = ok(hub_a.dir(), &["passphrase"]);
     assert_eq!(card_words(&again), words);

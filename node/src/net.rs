@@ -860,10 +860,12 @@ impl Task {
             } => {
                 warn!(from = %send_back_addr, error = %error,
                     "a connection attempt failed: most likely a node with a different community key");
-                // A silent socket (no handshake in time) is not a node of another
-                // community; anything that failed after it most likely is.
-                let silent = format!("{error:?}").contains("no private-network handshake");
-                if let (false, Some(ip)) = (silent, remote_ip(&send_back_addr)) {
+                // Another key passes the pnet nonce exchange, then garbles the bytes
+                // after it, so protocol negotiation fails: only that is counted, not a
+                // silent socket, a reset or a peer that gave up mid-handshake.
+                let other_key = matches!(&error, libp2p::swarm::ListenError::Transport(_))
+                    && error.to_string().contains("negotiate");
+                if let (true, Some(ip)) = (other_key, remote_ip(&send_back_addr)) {
                     self.refused.note(ip, self.engine.wall_ms());
                 }
             }
