@@ -68,15 +68,15 @@ fn wait(
     }
 }
 
-/// Runs the demo.
-pub fn run() -> Result<(), CliError> {
+/// Runs the demo; with `keep`, the hubs stay up after the tour until Ctrl-C.
+pub fn run(keep: bool) -> Result<(), CliError> {
     let root = std::env::temp_dir().join(format!("aidmesh-demo-{}", std::process::id()));
-    let result = run_in(&root);
+    let result = run_in(&root, keep);
     let _ = std::fs::remove_dir_all(&root);
     result
 }
 
-fn run_in(root: &std::path::Path) -> Result<(), CliError> {
+fn run_in(root: &std::path::Path, keep: bool) -> Result<(), CliError> {
     println!("aidmesh demo: a flooded neighbourhood with three hubs on this machine.\n");
     let rt = tokio::runtime::Runtime::new().map_err(|e| CliError(e.to_string()))?;
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -128,6 +128,11 @@ fn run_in(root: &std::path::Path) -> Result<(), CliError> {
             api: format!("http://{}", s.api),
             addr,
         });
+    }
+    if keep {
+        println!("  (these web pages stay open after the tour, until Ctrl-C)");
+    } else {
+        println!("  (these web pages answer while the demo runs and close when it exits;\n   `aidmesh demo --keep` keeps them open until Ctrl-C)");
     }
     let a = agent();
     let mid = &hubs[1];
@@ -299,6 +304,14 @@ fn run_in(root: &std::path::Path) -> Result<(), CliError> {
     for line in output::people(overdue["people"].as_array().map_or(&[][..], Vec::as_slice)).lines()
     {
         println!("    {line}");
+    }
+    if keep {
+        println!(
+            "\n  The hubs keep running: open a web page above in a browser. Ctrl-C stops them."
+        );
+        rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
     }
     let _ = stop_tx.send(());
     rt.block_on(async {

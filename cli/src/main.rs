@@ -33,7 +33,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create this node's identity and join (with --passphrase) or create a community.
+    /// Start a new community from an empty directory; prints its passphrase card.
+    Start {
+        /// Community name, e.g. "Elm Street".
+        #[arg(long)]
+        community: String,
+    },
+    /// Join an existing community from an empty directory, with the name and the six
+    /// words from the hub's card (asked for if not given).
+    Join {
+        /// Community name, as on the card.
+        #[arg(long)]
+        community: Option<String>,
+        /// The six words from the card.
+        #[arg(long)]
+        passphrase: Option<String>,
+    },
+    /// Show this node's community name and passphrase again, with the QR code.
+    Passphrase,
+    /// For scripts: create this node's identity and join (with --passphrase, not
+    /// checked against the word list) or create a community. People use start / join.
     Init {
         /// Community name, e.g. "Elm Street".
         #[arg(long)]
@@ -138,7 +157,12 @@ enum Command {
         action: WelfareAction,
     },
     /// Start a small flooded neighbourhood on this machine and watch it work.
-    Demo,
+    Demo {
+        /// Keep the three hubs (and their web pages) running after the tour, until
+        /// Ctrl-C; without it they close when the demo exits.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Connected peers.
     Peers {
         /// Machine-readable output.
@@ -394,12 +418,52 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             if passphrase.is_none() {
                 print!(
                     "{}",
-                    output::passphrase("New community passphrase", &p.passphrase)
+                    output::passphrase("New community passphrase", &p.community, &p.passphrase)
                 );
             }
             println!(
                 "Start the node with:  aidmesh --data-dir {} up",
                 dir.display()
+            );
+            Ok(())
+        }
+        Command::Start { community } => {
+            let p = node::init(&dir, &community, None).map_err(|e| CliError(e.to_string()))?;
+            println!(
+                "New community '{}' started in {}",
+                p.community,
+                dir.display()
+            );
+            print!(
+                "{}",
+                output::passphrase("Community passphrase", &p.community, &p.passphrase)
+            );
+            println!(
+                "Start the node with:  aidmesh --data-dir {} up",
+                dir.display()
+            );
+            println!(
+                "Show this card again: aidmesh --data-dir {} passphrase",
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Join {
+            community,
+            passphrase,
+        } => join(&dir, community, passphrase),
+        Command::Passphrase => {
+            let Some((community, words)) =
+                node::community_card(&dir).map_err(|e| CliError(e.to_string()))?
+            else {
+                return Err(CliError(format!(
+                    "no node in {}; start a community with `aidmesh start --community NAME` or join one with `aidmesh join`",
+                    dir.display()
+                )));
+            };
+            print!(
+                "{}",
+                output::passphrase("Community passphrase", &community, &words)
             );
             Ok(())
         }
@@ -522,7 +586,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Demo => demo::run(),
+        Command::Demo { keep } => demo::run(keep),
         Command::Welfare { action } => welfare(&dir, action),
         Command::Peers { json } => show_list(
             &dir,
@@ -546,6 +610,18 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
                 println!("events     {}", v["events"]);
                 println!("digest     {}", &digest[..digest.len().min(16)]);
                 println!("peers      {}", v["peers"]);
+                let now = v["now_ms"].as_u64().unwrap_or(0);
+                for r in v["refused"].as_array().into_iter().flatten() {
+                    println!(
+                        "refused    {}",
+                        output::alarm(&format!(
+                            "a node at {} tried to join with a different passphrase or community name ({} attempts, last {})",
+                            r["ip"].as_str().unwrap_or("?"),
+                            r["attempts"],
+                            output::ago(r["last_ms"].as_u64().unwrap_or(0), now)
+                        ))
+                    );
+                }
                 match v["clock"]["warning"].as_str() {
                     Some(w) => println!("clock      {}", output::alarm(w)),
                     None => println!("clock      {}", v["clock"]["status"].as_str().unwrap_or("")),
@@ -556,11 +632,52 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
     }
 }
 
+/// Reads one line from standard input after printing `prompt`.
+fn ask(prompt: &str) -> Result<String, CliError> {
+    use std::io::Write;
+    print!("{prompt}");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CliError(format!("cannot read the answer: {e}")))?;
+    Ok(line.trim().to_string())
+}
+
+/// `aidmesh join`: checks the typed words against the list before anything is written,
+/// so a typo is named at once rather than found as peers that never connect.
+fn join(
+    dir: &std::path::Path,
+    community: Option<String>,
+    passphrase: Option<String>,
+) -> Result<(), CliError> {
+    let community = match community {
+        Some(c) => c,
+        None => ask("Community name (from the card): ")?,
+    };
+    let typed = match passphrase {
+        Some(p) => p,
+        None => ask("Passphrase (the six words from the card): ")?,
+    };
+    let words = aidmesh_protocol::community::check_passphrase(&typed)
+        .map_err(|e| CliError(e.to_string()))?;
+    let p = node::init(dir, &community, Some(&words)).map_err(|e| CliError(e.to_string()))?;
+    println!("Joined community '{}' in {}", p.community, dir.display());
+    println!(
+        "Start the node with:  aidmesh --data-dir {} up",
+        dir.display()
+    );
+    println!(
+        "It finds hubs on the same network by itself; for others add --peer /ip4/ADDRESS/tcp/4610"
+    );
+    Ok(())
+}
+
 fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
     let bad = |what: &str, v: &str, e: &dyn std::fmt::Display| {
         CliError(format!("{what} '{v}' is not valid: {e}"))
     };
-    let mut cfg = NodeConfig::new(dir);
+    let mut cfg = NodeConfig::new(dir.clone());
     if !args.listen.is_empty() {
         cfg.listen = args
             .listen
@@ -571,7 +688,13 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
     cfg.peers = args
         .peer
         .iter()
-        .map(|a| a.parse().map_err(|e| bad("--peer", a, &e)))
+        .map(|a| {
+            a.parse().map_err(|e| {
+                CliError(format!(
+                    "--peer '{a}' is not valid: {e}; give the other hub's address like /ip4/192.168.1.20/tcp/4610"
+                ))
+            })
+        })
         .collect::<Result<_, _>>()?;
     cfg.api = args.api.parse().map_err(|e| bad("--api", &args.api, &e))?;
     cfg.mdns = !args.no_mdns;
@@ -609,6 +732,15 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A refused PIN should not leave a community behind: checked before one is made.
+    aidmesh_node::api::welfare::check_pin(cfg.volunteer_pin.as_deref())
+        .map_err(|e| CliError(e.to_string()))?;
+    // Made (and its card printed) before anything can fail to bind, so a busy port
+    // never hides the passphrase of a community just created.
+    let created = node::prepare(&dir).map_err(|e| CliError(e.to_string()))?;
+    if let Some(p) = &created {
+        print_first_run(&dir, p);
+    }
     let rt = tokio::runtime::Runtime::new().map_err(|e| CliError(format!("cannot start: {e}")))?;
     rt.block_on(node::run(
         cfg,
@@ -616,13 +748,6 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
             let _ = tokio::signal::ctrl_c().await;
         },
         |s| {
-            if let Some(p) = &s.created {
-                println!("New node and community '{}' created.", p.community);
-                print!(
-                    "{}",
-                    output::passphrase("Community passphrase", &p.passphrase)
-                );
-            }
             println!("aidmesh node running. Ctrl-C stops it.");
             println!("  peer id    {}", s.peer_id);
             println!("  community  {}", s.community);
@@ -636,6 +761,22 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
     .map_err(|e| CliError(e.to_string()))?;
     rt.shutdown_timeout(Duration::from_secs(2));
     Ok(())
+}
+
+/// What `up` prints when it made a node on an empty directory: the new community's
+/// card, and the two deliberate ways (start under a name, join an existing one).
+fn print_first_run(dir: &std::path::Path, p: &node::Profile) {
+    let d = dir.display();
+    println!("New node and community '{}' created.", p.community);
+    print!(
+        "{}",
+        output::passphrase("Community passphrase", &p.community, &p.passphrase)
+    );
+    println!("Not what you meant? Stop this node (Ctrl-C), then, while it holds nothing yet:");
+    println!("  start a community under its own name:  aidmesh --data-dir {d} start --community \"NAME\"");
+    println!("  join an existing community:            aidmesh --data-dir {d} join");
+    println!("                                         (asks for the name and the six words on the hub's card)");
+    println!();
 }
 
 fn add(dir: &std::path::Path, path: &str, a: PostArgs) -> Result<(), CliError> {

@@ -284,13 +284,20 @@ pub fn peers(ps: &[Value]) -> String {
     format!("{t}\n")
 }
 
-/// A community passphrase as handed to the next volunteer: the words, then a QR code
-/// of them for a phone to scan.
-pub fn passphrase(label: &str, words: &str) -> String {
+/// A community card as handed to the next hub: the words, the one command that joins,
+/// and a QR code of that command (a phone scanning it shows everything to type: the
+/// community name is part of the key, so it is on the card too).
+pub fn passphrase(label: &str, community: &str, words: &str) -> String {
+    let join = join_command(community, words);
     format!(
-        "{label} (give it to the other hubs):\n\n    {words}\n\n{}\n",
-        qr(words)
+        "{label} (give it to the other hubs):\n\n    {words}\n\nCommunity name: {community}\nTo join from another computer (or scan the code):\n    {join}\n\n{}\n",
+        qr(&join)
     )
+}
+
+/// The command that joins `community` with `words`, as printed on the card.
+pub fn join_command(community: &str, words: &str) -> String {
+    format!("aidmesh join --community \"{community}\" --passphrase \"{words}\"")
 }
 
 /// A QR code of `text` for the terminal (two rows per character).

@@ -14,5 +14,6 @@ pub mod matchmaking;
 pub mod net;
 pub mod node;
 pub mod pending;
+pub mod refused;
 pub mod store;
 pub mod sync;

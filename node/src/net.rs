@@ -86,6 +86,8 @@ pub struct NetStatus {
     pub listen: Vec<String>,
     /// Connected peers.
     pub peers: Vec<PeerStatus>,
+    /// Addresses whose connection failed the community handshake (issue 15).
+    pub refused: Vec<crate::refused::Refused>,
     /// Bytes of sync traffic received.
     pub sync_bytes_in: u64,
     /// Bytes of sync traffic sent.
@@ -358,6 +360,7 @@ pub fn start(
         last_sync: HashMap::new(),
         peer_ip: HashMap::new(),
         bans: HashMap::new(),
+        refused: Default::default(),
         sync_every: cfg.sync_every,
         commands: rx,
         shutdown,
@@ -396,6 +399,8 @@ struct Task {
     peer_ip: HashMap<PeerId, std::net::IpAddr>,
     /// Peers kept out after breaking the sync protocol, until the given time.
     bans: HashMap<PeerId, Instant>,
+    /// Nodes of another community that tried to connect.
+    refused: crate::refused::RefusedLog,
     sync_every: Duration,
     commands: mpsc::Receiver<Command>,
     shutdown: watch::Receiver<bool>,
@@ -578,6 +583,7 @@ impl Task {
             peer_id: self.swarm.local_peer_id().to_string(),
             listen: self.swarm.listeners().map(|a| a.to_string()).collect(),
             peers,
+            refused: self.refused.list(),
             sync_bytes_in: self
                 .counters
                 .bytes_in
@@ -919,6 +925,14 @@ impl Task {
             } => {
                 warn!(from = %send_back_addr, error = %error,
                     "a connection attempt failed: most likely a node with a different community key");
+                // Another key passes the pnet nonce exchange, then garbles the bytes
+                // after it, so protocol negotiation fails: only that is counted, not a
+                // silent socket, a reset or a peer that gave up mid-handshake.
+                let other_key = matches!(&error, libp2p::swarm::ListenError::Transport(_))
+                    && error.to_string().contains("negotiate");
+                if let (true, Some(ip)) = (other_key, remote_ip(&send_back_addr)) {
+                    self.refused.note(ip, self.engine.wall_ms());
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,

@@ -29,6 +29,16 @@ pub const DEFAULT_API: &str = "127.0.0.1:4611";
 pub const DEFAULT_COMMUNITY: &str = "neighbourhood";
 /// File in the data directory holding the running node's API address.
 pub const API_FILE: &str = "api.addr";
+/// File in the data directory holding the process id of the node running on it.
+pub const PID_FILE: &str = "node.pid";
+/// File in the data directory holding the community card (name, then passphrase),
+/// readable only by its owner, so `aidmesh passphrase` can show it while the node runs
+/// and holds the database. The database already keeps the same words in this directory.
+pub const CARD_FILE: &str = "community.card";
+/// Meta key marking a community that `aidmesh up` created by itself on an empty
+/// directory: until the node holds any event, `join` or `start` may replace it.
+const AUTO_CREATED: &str = "auto_created";
+
 /// File in the data directory listing static peers, one multiaddr per line (`#` starts
 /// a comment). Added to `--peer`.
 pub const PEERS_FILE: &str = "peers";
@@ -94,6 +104,12 @@ pub enum NodeError {
         dir: PathBuf,
         /// Its community.
         community: String,
+    },
+    /// Another process holds this directory's database.
+    #[error("a node is already running for this directory (pid {pid}); stop it first (Ctrl-C in its terminal), or use another --data-dir")]
+    AlreadyRunning {
+        /// Its process id.
+        pid: u32,
     },
     /// A bad setting.
     #[error("{0}")]
@@ -175,8 +191,89 @@ pub fn init(dir: &Path, community: &str, passphrase: Option<&str>) -> Result<Pro
         path: dir.to_path_buf(),
         source,
     })?;
-    let store = Store::open(&db_path(dir))?;
+    let store = open_store(dir)?;
     init_store(&store, dir, community, passphrase)
+}
+
+/// Makes sure `dir` holds a node before `run`: on an empty directory, creates one in a
+/// new community [`DEFAULT_COMMUNITY`] and returns its profile (so the caller can show
+/// the passphrase even if the node then fails to start, e.g. on a busy port).
+pub fn prepare(dir: &Path) -> Result<Option<Profile>, NodeError> {
+    std::fs::create_dir_all(dir).map_err(|source| NodeError::Io {
+        what: "cannot create the data directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let store = open_store(dir)?;
+    if load_profile(&store)?.is_some() {
+        return Ok(None);
+    }
+    let p = init_store(&store, dir, DEFAULT_COMMUNITY, None)?;
+    store.set_meta(AUTO_CREATED, b"1")?;
+    Ok(Some(p))
+}
+
+/// Opens the directory's database; if another live process holds it, says so (a node
+/// already running) rather than suggesting the database is damaged.
+fn open_store(dir: &Path) -> Result<Store, NodeError> {
+    Store::open(&db_path(dir)).map_err(|e| match running_pid(dir) {
+        Some(pid) => NodeError::AlreadyRunning { pid },
+        None => e.into(),
+    })
+}
+
+/// The process id in the directory's pid file, if that process is alive and not us.
+pub fn running_pid(dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(dir.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if pid == std::process::id() {
+        return None;
+    }
+    let raw = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let alive = unsafe { libc::kill(raw, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    alive.then_some(pid)
+}
+
+/// Writes the community card file (owner-only), see [`CARD_FILE`].
+fn write_card(dir: &Path, p: &Profile) -> Result<(), NodeError> {
+    let path = dir.join(CARD_FILE);
+    let io = |source| NodeError::Io {
+        what: "cannot write",
+        path: path.clone(),
+        source,
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&path).map_err(io)?;
+    std::io::Write::write_all(
+        &mut f,
+        format!("{}\n{}\n", p.community, p.passphrase).as_bytes(),
+    )
+    .map_err(io)
+}
+
+/// The community name and passphrase of the node in `dir`, read from the card file
+/// (also while the node runs) or, failing that, from the database; `None` if the
+/// directory holds no node.
+pub fn community_card(dir: &Path) -> Result<Option<(String, String)>, NodeError> {
+    if let Ok(text) = std::fs::read_to_string(dir.join(CARD_FILE)) {
+        let mut lines = text.lines();
+        if let (Some(c), Some(p)) = (lines.next(), lines.next()) {
+            return Ok(Some((c.to_string(), p.to_string())));
+        }
+    }
+    if !db_path(dir).exists() {
+        return Ok(None);
+    }
+    let store = open_store(dir)?;
+    Ok(load_profile(&store)?.map(|p| (p.community, p.passphrase)))
 }
 
 fn init_store(
@@ -195,10 +292,16 @@ fn init_store(
         ));
     }
     if let Some(p) = load_profile(store)? {
-        return Err(NodeError::AlreadyInitialised {
-            dir: dir.to_path_buf(),
-            community: p.community,
-        });
+        // A community `up` made by itself, before anything happened on it, may still
+        // be replaced by the one the user meant to start or join.
+        let replaceable = store.meta(AUTO_CREATED)?.as_deref() == Some(b"1") && store.is_empty();
+        if !replaceable {
+            return Err(NodeError::AlreadyInitialised {
+                dir: dir.to_path_buf(),
+                community: p.community,
+            });
+        }
+        store.set_meta(AUTO_CREATED, b"0")?;
     }
     let passphrase = match passphrase {
         Some(p) if p.split_whitespace().count() < 3 => return Err(NodeError::Config(
@@ -219,6 +322,7 @@ fn init_store(
     store.set_meta("psk", &profile.psk)?;
     // The seed last: its presence marks a complete initialisation.
     store.set_meta("seed", &profile.seed)?;
+    write_card(dir, &profile)?;
     Ok(profile)
 }
 
@@ -323,14 +427,23 @@ pub async fn run(
     }
     let mut peers = cfg.peers.clone();
     peers.extend(read_peers_file(&cfg.data_dir)?);
-    let store = Store::open(&db_path(&cfg.data_dir))?;
+    let store = open_store(&cfg.data_dir)?;
+    let pid_file = cfg.data_dir.join(PID_FILE);
+    std::fs::write(&pid_file, std::process::id().to_string()).map_err(|source| NodeError::Io {
+        what: "cannot write",
+        path: pid_file.clone(),
+        source,
+    })?;
     let (profile, created) = match load_profile(&store)? {
         Some(p) => (p, None),
         None => {
             let p = init_store(&store, &cfg.data_dir, DEFAULT_COMMUNITY, None)?;
+            store.set_meta(AUTO_CREATED, b"1")?;
             (p.clone(), Some(p))
         }
     };
+    // Directories made before the card file existed get one now.
+    write_card(&cfg.data_dir, &profile)?;
     let identity = Identity::from_seed(profile.seed);
     let engine = Arc::new(Engine::open(
         store,
@@ -448,6 +561,7 @@ pub async fn run(
     info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = std::fs::remove_file(&api_file);
+    let _ = std::fs::remove_file(&pid_file);
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), sweeper).await;

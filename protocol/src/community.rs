@@ -61,6 +61,89 @@ pub fn passphrase_from_entropy(entropy: &[u8; 9]) -> String {
         .join(" ")
 }
 
+/// Why a typed passphrase is not one this software could have generated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassphraseProblem {
+    /// Not [`PASSPHRASE_WORDS`] words.
+    WordCount(usize),
+    /// Word number `position` (from 1) is not in the word list; `suggestion` is the
+    /// closest word of the list, if one is close.
+    UnknownWord {
+        /// 1-based position in the passphrase.
+        position: usize,
+        /// The word as typed (normalised).
+        word: String,
+        /// The closest list word, if within two edits.
+        suggestion: Option<&'static str>,
+    },
+}
+
+impl std::fmt::Display for PassphraseProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PassphraseProblem::WordCount(n) => write!(
+                f,
+                "the passphrase has {n} word{}, a community passphrase has {PASSPHRASE_WORDS}; check the card from the hub",
+                if *n == 1 { "" } else { "s" }
+            ),
+            PassphraseProblem::UnknownWord {
+                position,
+                word,
+                suggestion: Some(s),
+            } => write!(
+                f,
+                "word {position} '{word}' is not in the list; did you mean '{s}'?"
+            ),
+            PassphraseProblem::UnknownWord { position, word, .. } => write!(
+                f,
+                "word {position} '{word}' is not in the list; check the card from the hub"
+            ),
+        }
+    }
+}
+
+/// Checks a typed passphrase against the word list and its length, and returns it
+/// normalised. Every passphrase this software generates passes.
+pub fn check_passphrase(typed: &str) -> Result<String, PassphraseProblem> {
+    let norm = normalise_passphrase(typed);
+    let words: Vec<&str> = norm.split(' ').filter(|w| !w.is_empty()).collect();
+    if words.len() != PASSPHRASE_WORDS {
+        return Err(PassphraseProblem::WordCount(words.len()));
+    }
+    let list = bip39::Language::English.word_list();
+    for (i, w) in words.iter().enumerate() {
+        if list.binary_search(w).is_err() {
+            let suggestion = list
+                .iter()
+                .map(|c| (edit_distance(w, c), *c))
+                .filter(|(d, _)| *d <= 2)
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, c)| c);
+            return Err(PassphraseProblem::UnknownWord {
+                position: i + 1,
+                word: (*w).to_string(),
+                suggestion,
+            });
+        }
+    }
+    Ok(norm)
+}
+
+/// Levenshtein distance (words are short, so the quadratic table is cheap).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// A short public tag of the community key, advertised by discovery so that nodes of
 /// different communities on one network do not even try to connect. It reveals nothing
 /// about the key (a keyed hash of it).
@@ -86,6 +169,33 @@ mod tests {
         assert_eq!(a.split(' ').count(), PASSPHRASE_WORDS);
         assert_ne!(a, b);
         assert_ne!(key_tag(&derive_key("x", &a)), key_tag(&derive_key("x", &b)));
+    }
+
+    #[test]
+    fn typed_passphrases_are_checked_word_by_word() {
+        let good = passphrase_from_entropy(&[7; 9]);
+        assert_eq!(check_passphrase(&good.to_uppercase()), Ok(good.clone()));
+        assert_eq!(
+            check_passphrase("abandon ability able"),
+            Err(PassphraseProblem::WordCount(3))
+        );
+        let e = check_passphrase("maple harbor ozone rivr ozone harbor").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "word 4 'rivr' is not in the list; did you mean 'river'?"
+        );
+        let e = check_passphrase("river maple ozone xqzzyv ozone harbor").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PassphraseProblem::UnknownWord {
+                    position: 4,
+                    suggestion: None,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -143,3 +143,34 @@ test("a phone at the hub sees the board, posts a need and gets live updates", as
   await page.screenshot({ path: join(root, "target", "web-page.png"), fullPage: true });
   assert.deepEqual(errors, []);
 });
+
+test("the page says when a node of another community tried to connect (issue 15)", async (t) => {
+  const dirs = [mkdtempSync(join(tmpdir(), "aidmesh-web-a-")), mkdtempSync(join(tmpdir(), "aidmesh-web-b-"))];
+  execFileSync(bin, ["--data-dir", dirs[0], "start", "--community", "Elm Street"]);
+  execFileSync(bin, ["--data-dir", dirs[1], "join", "--community", "Elm Street",
+    "--passphrase", "maple harbor ozone river ozone harbor"]);
+  const up = (dir, extra) => spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
+    "--api", "127.0.0.1:0", "--no-mdns", ...extra], { stdio: "ignore" });
+  const nodes = [up(dirs[0], [])];
+  let browser;
+  t.after(async () => {
+    if (browser) await browser.close();
+    for (const n of nodes) n.kill("SIGKILL");
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  const status = async (dir) => {
+    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
+    const r = await fetch(`http://${a}/api/v1/status`);
+    return r.ok && { base: `http://${a}`, st: await r.json() };
+  };
+  const { base, st } = await waitFor("the first node", () => status(dirs[0]));
+  nodes.push(up(dirs[1], ["--peer", `${st.listen[0]}/p2p/${st.peer_id}`]));
+  browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox", "--disable-gpu"] });
+  const page = await browser.newPage({ viewport: { width: 412, height: 915 } });
+  await page.goto(base + "/");
+  await waitFor("the refused attempt in status", async () => (await status(dirs[0])).st.refused.length > 0, 30000);
+  await page.reload();
+  const warning = page.locator("#refused");
+  await warning.waitFor();
+  assert.match(await warning.innerText(), /A node at 127\.0\.0\.1 tried to join with a different passphrase/);
+});

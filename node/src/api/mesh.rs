@@ -92,6 +92,7 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
         "peer_list": net_peers,
         "clock": clock_json(clock, offset, reading, st.engine.clock_floor_ms()),
         "now_ms": reading.now_ms,
+        "refused": net.as_ref().map(|n| n.refused.clone()).unwrap_or_default(),
         "sync_bytes_in": net.as_ref().map_or(0, |n| n.sync_bytes_in),
         "sync_bytes_out": net.as_ref().map_or(0, |n| n.sync_bytes_out),
     }))

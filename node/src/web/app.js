@@ -91,6 +91,10 @@ async function refresh() {
     $("#meta").textContent = st.peers + " hub computers connected · " + st.events + " records";
     $("#clock").hidden = !st.clock.warning;
     $("#clock").textContent = st.clock.warning || "";
+    // Nodes of another community that tried to connect (a mistyped passphrase, most often).
+    $("#refused").hidden = !st.refused.length;
+    $("#refused").textContent = st.refused.map((r) => "A node at " + r.ip +
+      " tried to join with a different passphrase or community name (" + r.attempts + "×).").join(" ");
     fill($("#needs"), needs.items, itemCard, "No open needs.");
     fill($("#offers"), offers.items, itemCard, "No open offers.");
     fill($("#hubs"), hubs.hubs, (h) => el("li", {},
