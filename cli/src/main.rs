@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use aidmesh_node::node::{self, NodeConfig};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::{json, Value};
 
 use client::{CliError, Client};
@@ -390,7 +390,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = parse_args();
     let dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
     match run(cli.command, dir) {
         Ok(()) => ExitCode::SUCCESS,
@@ -399,6 +399,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Parses the command line. `--data-dir` is global, but `demo` runs its own temporary
+/// hubs and never reads it, so it is hidden from `demo --help` (and refused by `demo`).
+fn parse_args() -> Cli {
+    use clap::parser::ValueSource;
+    // A local hidden `--data-dir` on `demo` keeps the global one out of its help.
+    let command = Cli::command().mut_subcommand("demo", |s| {
+        s.arg(
+            clap::Arg::new("data_dir")
+                .long("data-dir")
+                .value_name("DIR")
+                .hide(true),
+        )
+    });
+    let matches = command.get_matches();
+    if let Some(("demo", sub)) = matches.subcommand() {
+        let given =
+            |m: &clap::ArgMatches| m.value_source("data_dir") == Some(ValueSource::CommandLine);
+        if given(&matches) || given(sub) {
+            eprintln!(
+                "error: demo does not use --data-dir: it runs three temporary hubs of its own \
+                 and never touches your node"
+            );
+            std::process::exit(2);
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 fn print_json(v: &Value) {
