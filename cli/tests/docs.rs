@@ -300,3 +300,110 @@ fn every_runnable_example_in_cli_md_prints_what_the_doc_shows() {
         node.log_tail(20)
     );
 }
+
+/// A `curl` example of docs/api.md with the refusal the doc shows for it.
+struct CurlExample {
+    line: usize,
+    command: String,
+    status: u16,
+    body: serde_json::Value,
+}
+
+/// Every `curl ...` line (with `\` continuations) of a ```` ```sh ```` block that is
+/// followed by a `# STATUS {json error body}` line.
+fn curl_examples(doc: &str) -> Vec<CurlExample> {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    let mut command: Option<(usize, String)> = None;
+    let mut continued = false;
+    for (i, line) in doc.lines().enumerate() {
+        let t = line.trim();
+        if !in_block {
+            in_block = t == "```sh";
+            command = None;
+            continue;
+        }
+        if t.starts_with("```") {
+            in_block = false;
+            continue;
+        }
+        if continued {
+            if let Some((_, c)) = command.as_mut() {
+                c.push(' ');
+                c.push_str(t.trim_end_matches('\\').trim());
+            }
+            continued = t.ends_with('\\');
+            continue;
+        }
+        if t.starts_with("curl ") {
+            command = Some((i + 1, t.trim_end_matches('\\').trim().to_string()));
+            continued = t.ends_with('\\');
+            continue;
+        }
+        let parsed = t.strip_prefix("# ").and_then(|r| {
+            let (status, body) = r.split_once(' ')?;
+            let body: serde_json::Value = serde_json::from_str(body).ok()?;
+            body.get("error")?;
+            Some((status.parse::<u16>().ok()?, body))
+        });
+        if let (Some((status, body)), Some((line, cmd))) = (parsed, command.take()) {
+            out.push(CurlExample {
+                line,
+                command: cmd,
+                status,
+                body,
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn every_refusal_shown_with_curl_in_api_md_is_what_the_node_answers() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/api.md");
+    let doc = std::fs::read_to_string(path).expect("read docs/api.md");
+    let examples = curl_examples(&doc);
+    assert!(
+        examples.len() >= 10,
+        "docs/api.md has only {} curl examples with a `# STATUS {{json}}` answer",
+        examples.len()
+    );
+    std::env::set_var("AIDMESH_BIN", BIN);
+    let node = Node::start("apidoc", Opts::default());
+    let api = format!("{}/api/v1", node.api_url());
+    let mut failures = Vec::new();
+    for ex in &examples {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{} -w '\\n%{{http_code}}'", ex.command))
+            .env("API", &api)
+            .output()
+            .expect("run sh");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let detail =
+            |v: &serde_json::Value| vec![v["detail"].as_str().unwrap_or_default().to_string()];
+        let same = status.trim() == ex.status.to_string()
+            && body["error"] == ex.body["error"]
+            && Bindings::default().lines(&words(&detail(&ex.body)), &words(&detail(&body)));
+        if !same {
+            failures.push(format!(
+                "docs/api.md:{}: `{}`\n  the doc shows: {} {}\n  the node answered: {} {}",
+                ex.line,
+                ex.command,
+                ex.status,
+                ex.body,
+                status.trim(),
+                body
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} curl examples in docs/api.md no longer match the node:\n\n{}",
+        failures.len(),
+        examples.len(),
+        failures.join("\n\n")
+    );
+}
