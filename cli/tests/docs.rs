@@ -24,6 +24,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Once;
 
 use aidmesh_tests::{Node, Opts};
 
@@ -209,6 +210,14 @@ fn run(cmd: &str, node_dir: &Path, scratch: &Path) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Starts a harness node running this very binary.
+fn start_node(name: &str, opts: Opts) -> Node {
+    // Set once, before any test of this file spawns a process.
+    static BIN_ENV: Once = Once::new();
+    BIN_ENV.call_once(|| std::env::set_var("AIDMESH_BIN", BIN));
+    Node::start(name, opts)
+}
+
 fn doc_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md")
 }
@@ -252,8 +261,7 @@ fn every_runnable_example_in_cli_md_prints_what_the_doc_shows() {
         "docs/cli.md has only {} runnable examples; were the ```console blocks lost?",
         examples.len()
     );
-    std::env::set_var("AIDMESH_BIN", BIN);
-    let node = Node::start(
+    let node = start_node(
         "clidoc",
         Opts {
             community: Some("Elm Street".into()),
@@ -368,8 +376,7 @@ fn every_refusal_shown_with_curl_in_api_md_is_what_the_node_answers() {
         "docs/api.md has only {} curl examples with a `# STATUS {{json}}` answer",
         examples.len()
     );
-    std::env::set_var("AIDMESH_BIN", BIN);
-    let node = Node::start("apidoc", Opts::default());
+    let node = start_node("apidoc", Opts::default());
     let api = format!("{}/api/v1", node.api_url());
     let mut failures = Vec::new();
     for ex in &examples {
