@@ -309,6 +309,62 @@ fn every_runnable_example_in_cli_md_prints_what_the_doc_shows() {
     );
 }
 
+/// Error messages of the table that no runnable example can show, and why.
+const NOT_RUN: &[(&str, &str)] = &[
+    (
+        "matches 2 items",
+        "needs two ids that share 6 hex characters",
+    ),
+    ("only allowed to its author", "needs a second node"),
+    ("the node did not answer", "needs a node that hangs"),
+];
+
+/// Every message of the "Error messages" table (the `code` spans of its first column)
+/// is printed by some runnable example: each stretch of it between placeholders
+/// (`DIR`, `NAME`, `'X'`, `pid N`, `...`) appears in a block's expected output.
+#[test]
+fn every_message_of_the_error_table_is_shown_by_a_runnable_example() {
+    let doc = std::fs::read_to_string(doc_path()).expect("read docs/cli.md");
+    let shown: String = examples(&doc)
+        .iter()
+        .flat_map(|e| e.expected.iter())
+        .flat_map(|l| l.split_whitespace())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let table = doc
+        .split("## Error messages")
+        .nth(1)
+        .expect("docs/cli.md has an 'Error messages' section");
+    let mut rows = 0;
+    let mut missing = Vec::new();
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
+        rows += 1;
+        let first = row.split(" | ").next().unwrap_or_default();
+        if NOT_RUN.iter().any(|(m, _)| first.contains(m)) {
+            continue;
+        }
+        // The code spans are the odd pieces between backticks.
+        for code in first.split('`').skip(1).step_by(2) {
+            let mut text = code.to_string();
+            for p in ["<br>", "DIR", "NAME", "'X'", "pid N", "...", "…"] {
+                text = text.replace(p, "\n");
+            }
+            for stretch in text.split('\n') {
+                let stretch = stretch.split_whitespace().collect::<Vec<_>>().join(" ");
+                if stretch.len() >= 8 && !shown.contains(&stretch) {
+                    missing.push(format!("{stretch:?} (row: {row})"));
+                }
+            }
+        }
+    }
+    assert!(rows >= 25, "only {rows} rows found in the error table");
+    assert!(
+        missing.is_empty(),
+        "messages of the error table of docs/cli.md that no ```console example prints:\n{}",
+        missing.join("\n")
+    );
+}
+
 /// A `curl` example of docs/api.md with the refusal the doc shows for it.
 struct CurlExample {
     line: usize,
