@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use aidmesh_node::node::{self, NodeConfig};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::{json, Value};
 
 use client::{CliError, Client};
@@ -390,7 +390,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = parse_args();
     let dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
     match run(cli.command, dir) {
         Ok(()) => ExitCode::SUCCESS,
@@ -399,6 +399,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Parses the command line. `--data-dir` is global, but `demo` runs its own temporary
+/// hubs and never reads it: a hidden `--data-dir` of its own keeps the global one out
+/// of `demo --help` (and one given anyway is ignored, as it always was).
+fn parse_args() -> Cli {
+    let command = Cli::command().mut_subcommand("demo", |s| {
+        s.arg(
+            clap::Arg::new("data_dir")
+                .long("data-dir")
+                .value_name("DIR")
+                .value_parser(clap::value_parser!(PathBuf))
+                .hide(true),
+        )
+    });
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 fn print_json(v: &Value) {
