@@ -30,7 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::body::{
-    Alert, Body, BodyKind, CheckIn, HubAnnounced, Outcome, PersonRegistered, Post, Status,
+    Alert, Body, BodyKind, CheckIn, HubAnnounced, Outcome, PersonRegistered, Place, Post, Status,
 };
 use crate::event::{Event, EventId};
 use crate::identity::AuthorId;
@@ -167,6 +167,23 @@ impl PersonView {
             .iter()
             .rev()
             .find(|c| c.check.outcome == Outcome::Safe)
+    }
+
+    /// Where the person is now: the place named by the newest "moved" check-in (a
+    /// label only; the registered position no longer applies), else the registered
+    /// place. A pure function of the check-ins, so every node shows the same place.
+    pub fn place(&self) -> Place {
+        self.checks
+            .iter()
+            .rev()
+            .find_map(|c| match &c.check.outcome {
+                Outcome::Moved(to) => Some(Place {
+                    label: to.clone(),
+                    coords: None,
+                }),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.person.place.clone())
     }
 
     /// When the next check is due, in wall-clock ms: the last safe check (or the
@@ -369,10 +386,18 @@ impl View {
         let mut state = ItemState::Open;
         let mut holder = None;
         let mut history = Vec::new();
-        for ((at, author, cid), (status, note)) in self.changes.get(id).into_iter().flatten() {
-            if self.redacted_by(cid, author) {
-                continue;
-            }
+        let mut changes: BTreeMap<Key, (Status, String)> = self
+            .changes
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter(|((_, author, cid), _)| !self.redacted_by(cid, author))
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        if let Some(close) = p.body.related.and_then(|r| self.later_check(&r)) {
+            changes.insert(close.0, close.1);
+        }
+        for ((at, author, cid), (status, note)) in &changes {
             let by_author = *author == p.author;
             let next = match (state, status) {
                 (ItemState::Open, Status::Claimed) => Some(ItemState::Claimed),
@@ -423,6 +448,26 @@ impl View {
             expired,
             history,
         })
+    }
+
+    /// The check-in that closes a need raised by check-in `raised`: the first visible
+    /// check-in on the same person after it (in `(timestamp, author, id)` order) whose
+    /// outcome is not "needs help". Folded into the need's history as a "fulfilled"
+    /// change at that check-in's place in the order, so the rule depends only on the
+    /// set of events and a later "reopened" still applies.
+    fn later_check(&self, raised: &EventId) -> Option<(Key, (Status, String))> {
+        let (person, _) = self.checkin_of.get(raised)?;
+        let checks = self.checkins.get(person)?;
+        let (start, _) = checks.iter().find(|((_, _, cid), _)| cid == raised)?;
+        checks
+            .range(start..)
+            .skip(1)
+            .filter(|((_, author, cid), _)| !self.redacted_by(cid, author))
+            .find(|(_, c)| !matches!(c.outcome, Outcome::NeedsHelp(_)))
+            .map(|(k, c)| {
+                let note = format!("closed by a later check-in: {}", c.outcome.name());
+                (*k, (Status::Fulfilled, note))
+            })
     }
 
     /// Every registered person who is not redacted, with their visible check-ins.

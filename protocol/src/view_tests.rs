@@ -492,3 +492,91 @@ fn welfare_records_expire_after_their_last_activity() {
     let gone = v.welfare_expired(NOW + 41 * DAY, 30 * DAY);
     assert_eq!(gone, BTreeSet::from([pid, check.0.id(), need.0.id()]));
 }
+
+#[test]
+fn a_later_check_in_that_is_not_needs_help_closes_the_need_it_raised() {
+    let p = people();
+    let reg = ev(&p[0], 10, person_body("Mrs Ada"));
+    let pid = reg.0.id();
+    let help = ev(&p[1], 20, checkin(pid, Outcome::NeedsHelp("oxygen".into())));
+    let mut linked = post("Help needed (welfare check): oxygen");
+    linked.related = Some(help.0.id());
+    let need = ev(&p[1], 21, Body::Need(linked));
+    let id = need.0.id();
+    // Another need on the same street, not linked: untouched by check-ins.
+    let other = ev(&p[1], 22, Body::Need(post("sandbags")));
+    let mut evs = vec![reg, help.clone(), need, other.clone()];
+    assert_eq!(view(&evs).item(&id, NOW).unwrap().state, ItemState::Open);
+    // A second "needs help" does not close it.
+    evs.push(ev(
+        &p[2],
+        25,
+        checkin(pid, Outcome::NeedsHelp("more".into())),
+    ));
+    assert_eq!(view(&evs).item(&id, NOW).unwrap().state, ItemState::Open);
+    for outcome in [
+        Outcome::Safe,
+        Outcome::NoAnswer,
+        Outcome::NotAtHome,
+        Outcome::Moved("school hall".into()),
+    ] {
+        let mut with = evs.clone();
+        let later = ev(&p[3], 30, checkin(pid, outcome.clone()));
+        with.push(later.clone());
+        let item = view(&with).item(&id, NOW).unwrap();
+        assert_eq!(item.state, ItemState::Fulfilled, "{outcome:?}");
+        let closed = item.last_change().unwrap();
+        assert_eq!((closed.id, closed.author), (later.0.id(), later.0.author()));
+        assert!(closed.note.contains(outcome.name()), "{}", closed.note);
+        let o = view(&with).item(&other.0.id(), NOW).unwrap();
+        assert_eq!(o.state, ItemState::Open);
+        // Any arrival order gives the same board.
+        with.reverse();
+        assert_eq!(view(&with).item(&id, NOW).unwrap(), item);
+    }
+    // A check-in from before the "needs help" one does not close it.
+    let mut early = evs.clone();
+    early.push(ev(&p[3], 15, checkin(pid, Outcome::Safe)));
+    assert_eq!(view(&early).item(&id, NOW).unwrap().state, ItemState::Open);
+    // Reopened after the closing check-in: open again, in fold order.
+    evs.push(ev(&p[3], 30, checkin(pid, Outcome::Safe)));
+    evs.push(ev(&p[0], 40, change(id, Status::Reopened)));
+    assert_eq!(view(&evs).item(&id, NOW).unwrap().state, ItemState::Open);
+}
+
+#[test]
+fn a_moved_check_in_changes_where_the_person_is() {
+    let p = people();
+    let mut body = person_body("Mrs Ada");
+    if let Body::Person(r) = &mut body {
+        r.place.label = "14 River Rd".into();
+    }
+    let reg = ev(&p[0], 10, body);
+    let pid = reg.0.id();
+    let mut evs = vec![reg];
+    assert_eq!(
+        view(&evs).person(&pid).unwrap().place().label,
+        "14 River Rd"
+    );
+    evs.push(ev(
+        &p[1],
+        20,
+        checkin(pid, Outcome::Moved("school hall".into())),
+    ));
+    evs.push(ev(&p[1], 30, checkin(pid, Outcome::Safe)));
+    assert_eq!(
+        view(&evs).person(&pid).unwrap().place().label,
+        "school hall"
+    );
+    evs.push(ev(
+        &p[2],
+        40,
+        checkin(pid, Outcome::Moved("Elm St hub".into())),
+    ));
+    assert_eq!(view(&evs).person(&pid).unwrap().place().label, "Elm St hub");
+    // The registration itself is unchanged.
+    assert_eq!(
+        view(&evs).person(&pid).unwrap().person.place.label,
+        "14 River Rd"
+    );
+}
