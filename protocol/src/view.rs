@@ -208,6 +208,28 @@ pub struct HubView {
     pub hub: HubAnnounced,
 }
 
+/// Where an alert stands (see [`View::alerts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertState {
+    /// In force.
+    Active,
+    /// Someone marked the threat over ("fulfilled" status change on the alert).
+    AllClear,
+    /// Its author took it back ("withdrawn" on the alert); not shown.
+    Cancelled,
+}
+
+impl AlertState {
+    /// Name in the API ("active", "all-clear", "cancelled").
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertState::Active => "active",
+            AlertState::AllClear => "all-clear",
+            AlertState::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// An alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertView {
@@ -219,6 +241,10 @@ pub struct AlertView {
     pub at: Timestamp,
     /// The alert.
     pub alert: Alert,
+    /// Active or all clear (cancelled alerts are not listed).
+    pub state: AlertState,
+    /// The applied change that set the state (all clear), if any.
+    pub ended: Option<Change>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -470,6 +496,38 @@ impl View {
             })
     }
 
+    /// Folds the status changes on an alert, in `(timestamp, author, id)` order:
+    /// "withdrawn" by its author cancels an active alert, "fulfilled" by anyone marks
+    /// it all clear, "reopened" makes it active again (by its author only when it was
+    /// cancelled). Anything else is ignored.
+    fn alert_state(&self, a: &Filed<Alert>) -> (AlertState, Option<Change>) {
+        let mut state = AlertState::Active;
+        let mut ended = None;
+        for ((at, author, cid), (status, note)) in self.changes.get(&a.id).into_iter().flatten() {
+            if self.redacted_by(cid, author) {
+                continue;
+            }
+            let by_author = *author == a.author;
+            let next = match (state, status) {
+                (AlertState::Active, Status::Withdrawn) if by_author => AlertState::Cancelled,
+                (AlertState::Active, Status::Fulfilled) => AlertState::AllClear,
+                (AlertState::AllClear, Status::Reopened) => AlertState::Active,
+                (AlertState::Cancelled, Status::Reopened) if by_author => AlertState::Active,
+                _ => continue,
+            };
+            state = next;
+            ended = (next != AlertState::Active).then(|| Change {
+                id: *cid,
+                author: *author,
+                at: *at,
+                status: *status,
+                note: note.clone(),
+                applied: true,
+            });
+        }
+        (state, ended)
+    }
+
     /// Every registered person who is not redacted, with their visible check-ins.
     pub fn people(&self) -> Vec<PersonView> {
         self.people
@@ -531,19 +589,26 @@ impl View {
             .collect()
     }
 
-    /// Alerts not redacted and not expired at `now_ms`, most severe then newest first.
+    /// Alerts not redacted, not cancelled and not expired at `now_ms` (all clear ones
+    /// included, marked so), most severe then newest first.
     pub fn alerts(&self, now_ms: u64) -> Vec<AlertView> {
         let mut out: Vec<AlertView> = self
             .alerts
             .values()
             .filter(|a| !self.redacted_by(&a.id, &a.author))
             .filter(|a| a.body.expires_ms.is_none_or(|exp| now_ms <= exp))
-            .map(|a| AlertView {
-                id: a.id,
-                author: a.author,
-                at: a.at,
-                alert: a.body.clone(),
+            .map(|a| {
+                let (state, ended) = self.alert_state(a);
+                AlertView {
+                    id: a.id,
+                    author: a.author,
+                    at: a.at,
+                    alert: a.body.clone(),
+                    state,
+                    ended,
+                }
             })
+            .filter(|a| a.state != AlertState::Cancelled)
             .collect();
         out.sort_by_key(|a| std::cmp::Reverse((a.alert.severity, a.at, a.id)));
         out

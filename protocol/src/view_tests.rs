@@ -309,7 +309,8 @@ fn materialise(ops: &[Op]) -> Vec<(Event, Body)> {
         };
         let e = ev(&ids[who], Timestamp::from_millis(NOW).0 + ts, body);
         match e.1.kind() {
-            BodyKind::Need | BodyKind::Offer => posts.push(e.0.id()),
+            // Status changes also target alerts (cancel, all clear).
+            BodyKind::Need | BodyKind::Offer | BodyKind::Alert => posts.push(e.0.id()),
             BodyKind::Person => persons.push(e.0.id()),
             BodyKind::CheckIn => checks.push(e.0.id()),
             _ => {}
@@ -579,4 +580,46 @@ fn a_moved_check_in_changes_where_the_person_is() {
         view(&evs).person(&pid).unwrap().person.place.label,
         "14 River Rd"
     );
+}
+
+fn alert(headline: &str) -> Body {
+    Body::Alert(Alert {
+        severity: Severity::Severe,
+        headline: headline.into(),
+        text: String::new(),
+        area: String::new(),
+        expires_ms: None,
+    })
+}
+
+#[test]
+fn an_alert_is_cancelled_by_its_author_or_marked_all_clear_by_anyone() {
+    let p = people();
+    let a = ev(&p[0], 10, alert("Water rising on River Rd"));
+    let id = a.0.id();
+    let states = |evs: &[(Event, Body)]| -> Vec<AlertState> {
+        view(evs).alerts(NOW).iter().map(|a| a.state).collect()
+    };
+    assert_eq!(states(&[a.clone()]), vec![AlertState::Active]);
+    // Only its author cancels it; a cancelled alert is not listed.
+    let other_cancel = ev(&p[1], 20, change(id, Status::Withdrawn));
+    assert_eq!(states(&[a.clone(), other_cancel]), vec![AlertState::Active]);
+    let cancel = ev(&p[0], 20, change(id, Status::Withdrawn));
+    assert!(states(&[a.clone(), cancel.clone()]).is_empty());
+    // Anyone marks it all clear: still listed, as all clear, with who and when.
+    let clear = ev(&p[2], 30, change(id, Status::Fulfilled));
+    let v = view(&[a.clone(), clear.clone()]);
+    let shown = &v.alerts(NOW)[0];
+    assert_eq!(shown.state, AlertState::AllClear);
+    assert_eq!(shown.state.name(), "all-clear");
+    assert_eq!(shown.ended.as_ref().map(|c| c.id), Some(clear.0.id()));
+    // Claims mean nothing on an alert.
+    let claim = ev(&p[1], 15, change(id, Status::Claimed));
+    assert_eq!(states(&[a.clone(), claim]), vec![AlertState::Active]);
+    // Cancelled first (in fold order) wins over a later all clear, in any arrival order.
+    let evs = vec![clear.clone(), cancel.clone(), a.clone()];
+    assert!(states(&evs).is_empty());
+    // Reopened after all clear: active again.
+    let reopen = ev(&p[3], 40, change(id, Status::Reopened));
+    assert_eq!(states(&[a, clear, reopen]), vec![AlertState::Active]);
 }
