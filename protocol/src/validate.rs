@@ -156,7 +156,10 @@ fn check_rights(
             },
         });
     }
-    if let Some(action) = author_only {
+    if let Some(mut action) = author_only {
+        if info.kind == BodyKind::Alert.code() && action == "withdrawal" {
+            action = "cancellation";
+        }
         if info.author != event.author() {
             return Err(ValidationError::NotAllowed {
                 id: id(),
@@ -352,7 +355,7 @@ mod tests {
         assert!(try_as(&bob, Status::Reopened).is_ok());
         let err = try_as(&bob, Status::Withdrawn).unwrap_err();
         assert!(
-            err.to_string().contains("only allowed to its author"),
+            err.to_string().contains("cancellation of 0909090909 is only allowed to its author"),
             "{err}"
         );
         let err = try_as(&bob, Status::Claimed).unwrap_err();

@@ -594,24 +594,35 @@ impl View {
     pub fn alerts(&self, now_ms: u64) -> Vec<AlertView> {
         let mut out: Vec<AlertView> = self
             .alerts
-            .values()
-            .filter(|a| !self.redacted_by(&a.id, &a.author))
-            .filter(|a| a.body.expires_ms.is_none_or(|exp| now_ms <= exp))
-            .map(|a| {
-                let (state, ended) = self.alert_state(a);
-                AlertView {
-                    id: a.id,
-                    author: a.author,
-                    at: a.at,
-                    alert: a.body.clone(),
-                    state,
-                    ended,
-                }
-            })
+            .keys()
+            .filter_map(|id| self.alert(id))
+            .filter(|a| a.alert.expires_ms.is_none_or(|exp| now_ms <= exp))
             .filter(|a| a.state != AlertState::Cancelled)
             .collect();
         out.sort_by_key(|a| std::cmp::Reverse((a.alert.severity, a.at, a.id)));
         out
+    }
+
+    /// Ids of every alert filed (including hidden ones), without folding them.
+    pub fn alert_ids(&self) -> impl Iterator<Item = &EventId> {
+        self.alerts.keys()
+    }
+
+    /// One alert unless redacted, whatever its state or expiry.
+    pub fn alert(&self, id: &EventId) -> Option<AlertView> {
+        let a = self.alerts.get(id)?;
+        if self.redacted_by(&a.id, &a.author) {
+            return None;
+        }
+        let (state, ended) = self.alert_state(a);
+        Some(AlertView {
+            id: a.id,
+            author: a.author,
+            at: a.at,
+            alert: a.body.clone(),
+            state,
+            ended,
+        })
     }
 
     /// Ids of filed events whose content must be purged from storage because a valid
