@@ -355,7 +355,8 @@ mod tests {
         assert!(try_as(&bob, Status::Reopened).is_ok());
         let err = try_as(&bob, Status::Withdrawn).unwrap_err();
         assert!(
-            err.to_string().contains("cancellation of 0909090909 is only allowed to its author"),
+            err.to_string()
+                .contains("cancellation of 0909090909 is only allowed to its author"),
             "{err}"
         );
         let err = try_as(&bob, Status::Claimed).unwrap_err();

@@ -13,7 +13,9 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{blocking, ApiError, ApiResult, AppState};
-use crate::input::{AlertInput, AlertStatusInput, HubInput, ListQuery, ListStatus, PostInput, StatusInput};
+use crate::input::{
+    AlertInput, AlertStatusInput, HubInput, ListQuery, ListStatus, PostInput, StatusInput,
+};
 
 pub(super) async fn categories() -> Response {
     let all: Vec<Value> = aidmesh_protocol::Category::ALL
