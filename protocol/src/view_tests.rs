@@ -600,7 +600,7 @@ fn an_alert_is_cancelled_by_its_author_or_marked_all_clear_by_anyone() {
     let states = |evs: &[(Event, Body)]| -> Vec<AlertState> {
         view(evs).alerts(NOW).iter().map(|a| a.state).collect()
     };
-    assert_eq!(states(&[a.clone()]), vec![AlertState::Active]);
+    assert_eq!(states(std::slice::from_ref(&a)), vec![AlertState::Active]);
     // Only its author cancels it; a cancelled alert is not listed.
     let other_cancel = ev(&p[1], 20, change(id, Status::Withdrawn));
     assert_eq!(states(&[a.clone(), other_cancel]), vec![AlertState::Active]);
