@@ -22,6 +22,16 @@
 //! beats a later "claimed", a second claim does not steal the first, and nobody but the
 //! author can withdraw or revive a withdrawn post.
 //!
+//! A need raised by a "needs help" check-in gets one more change, derived rather than
+//! posted: the first later check-in on the same person whose outcome is not "needs
+//! help" counts as "fulfilled" at that check-in's place in the order
+//! (`View::later_check`; docs/protocol.md, section 7.2).
+//!
+//! ## Alerts
+//! Status changes on an alert: "withdrawn" by its author cancels it (not shown),
+//! "fulfilled" by anyone marks it all clear, "reopened" makes it active again (by the
+//! author only when it was cancelled). See [`View::alerts`].
+//!
 //! ## Redaction
 //! A redaction removes its target from every answer when the redaction's author is the
 //! target's author. Redacting a person also removes every check-in on them. Redactions
