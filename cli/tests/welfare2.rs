@@ -188,6 +188,16 @@ fn welfare_details_against_a_real_node() {
         human.contains("school hall") && !human.contains("2 Mill Lane"),
         "{human}"
     );
+    // A need raised after the move names the new place, not the old street.
+    let out = ok(dir, &["welfare", "check", "bo", "--needs-help", "blankets"]);
+    let need = out
+        .split("posted need ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no need posted: {out}"))
+        .to_string();
+    let shown = json(dir, &["show", &need, "--json"]);
+    assert_eq!(shown["place"]["label"], "school hall", "{shown}");
 }
 
 #[test]
