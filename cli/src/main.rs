@@ -128,10 +128,15 @@ enum Command {
         #[command(subcommand)]
         action: HubAction,
     },
-    /// Raise an alert for everyone, e.g. "Water rising on River Road".
+    /// Raise an alert for everyone, e.g. "Water rising on River Road"; or end one:
+    /// `alert cancel ID`, `alert clear ID` (all clear), `alert active ID` (undo).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Alert {
+        #[command(subcommand)]
+        action: Option<AlertAction>,
         /// Headline.
-        headline: String,
+        #[arg(required = true)]
+        headline: Option<String>,
         /// minor, moderate, severe (default) or extreme.
         #[arg(long)]
         severity: Option<String>,
@@ -141,7 +146,7 @@ enum Command {
         /// Area concerned, e.g. "River Road".
         #[arg(long)]
         area: Option<String>,
-        /// Expires after this long, e.g. 6h.
+        /// Expires after this long, e.g. 6h or 3d (default 1d: a day).
         #[arg(long)]
         expires: Option<String>,
     },
@@ -297,6 +302,35 @@ struct Outcome {
     /// Moved to this place, e.g. "school hall".
     #[arg(long, value_name = "TEXT")]
     moved: Option<String>,
+}
+
+/// Ending (or reviving) an alert.
+#[derive(Subcommand)]
+enum AlertAction {
+    /// Take back your own alert (raised by mistake): it disappears everywhere.
+    Cancel {
+        /// Alert id (at least 6 characters of it, as `aidmesh alerts` shows).
+        id: String,
+        /// Why.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Mark an alert all clear: the threat is over. Anyone may.
+    Clear {
+        /// Alert id (at least 6 characters of it).
+        id: String,
+        /// What changed, e.g. "river back within its banks".
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Make a cancelled or all-clear alert active again.
+    Active {
+        /// Alert id (at least 6 characters of it).
+        id: String,
+        /// Why.
+        #[arg(long)]
+        note: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -564,6 +598,27 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             Ok(())
         }
         Command::Alert {
+            action: Some(action),
+            ..
+        } => {
+            let (id, status, note) = match action {
+                AlertAction::Cancel { id, note } => (id, "cancelled", note),
+                AlertAction::Clear { id, note } => (id, "all-clear", note),
+                AlertAction::Active { id, note } => (id, "active", note),
+            };
+            let v = Client::for_dir(&dir)?.post(
+                &format!("/api/v1/alerts/{id}/status"),
+                &json!({ "status": status, "note": note }),
+            )?;
+            println!(
+                "{}  {}",
+                v["short_id"].as_str().unwrap_or(""),
+                v["state"].as_str().unwrap_or("")
+            );
+            Ok(())
+        }
+        Command::Alert {
+            action: None,
             headline,
             severity,
             details,
@@ -587,10 +642,14 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
                     println!("No active alerts.");
                 }
                 for a in alerts {
+                    let label = match a["state"].as_str() {
+                        Some("all-clear") => "ALL CLEAR".to_string(),
+                        _ => output::alarm(&a["severity"].as_str().unwrap_or("").to_uppercase()),
+                    };
                     println!(
                         "{}  {}  {}{}",
                         a["short_id"].as_str().unwrap_or(""),
-                        output::alarm(&a["severity"].as_str().unwrap_or("").to_uppercase()),
+                        label,
                         a["headline"].as_str().unwrap_or(""),
                         a["area"]
                             .as_str()

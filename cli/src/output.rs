@@ -233,6 +233,7 @@ pub fn people(list: &[Value]) -> String {
             "needs-help" => alarm("NEEDS HELP"),
             "no-answer" => alarm("NO ANSWER"),
             "overdue" => paint("33", "overdue"),
+            "never-visited" => "never visited".to_string(),
             other => other.to_string(),
         };
         let latest = &p["latest"];

@@ -570,7 +570,7 @@ impl Engine {
         };
         let place = self
             .with_view(|v| v.person(&person))
-            .map(|p| aidmesh_protocol::welfare::area_of(&p.person.place))
+            .map(|p| aidmesh_protocol::welfare::area_of(&p.place()))
             .unwrap_or_default();
         let title: String = format!("Help needed (welfare check): {what}")
             .chars()

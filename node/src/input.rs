@@ -192,9 +192,14 @@ pub struct AlertInput {
     pub details: Option<String>,
     /// Area concerned.
     pub area: Option<String>,
-    /// Expiry as a duration from now.
+    /// Expiry as a duration from now; [`ALERT_DEFAULT_EXPIRY`] when absent.
     pub expires: Option<String>,
 }
+
+/// How long an alert stays up when no expiry is given: a day. A stale alert ("water
+/// rising") that nobody remembers to clear does more harm than one that needs
+/// raising again.
+pub const ALERT_DEFAULT_EXPIRY: Duration = Duration::from_secs(86_400);
 
 impl AlertInput {
     /// Builds the alert body at `now_ms`.
@@ -207,10 +212,14 @@ impl AlertInput {
             headline: self.headline.trim().to_string(),
             text: self.details.unwrap_or_default(),
             area: self.area.unwrap_or_default().trim().to_string(),
-            expires_ms: match &self.expires {
-                Some(e) => Some(now_ms + parse_duration("expires", e)?.as_millis() as u64),
-                None => None,
-            },
+            expires_ms: Some(
+                now_ms
+                    + match &self.expires {
+                        Some(e) => parse_duration("expires", e)?,
+                        None => ALERT_DEFAULT_EXPIRY,
+                    }
+                    .as_millis() as u64,
+            ),
         })
     }
 }
@@ -347,6 +356,39 @@ impl StatusInput {
         Ok(StatusChange {
             target,
             status: parse_status(&self.status)?,
+            note: self.note.unwrap_or_default(),
+        })
+    }
+}
+
+/// An alert's new state as typed (`POST /api/v1/alerts/{id}/status`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertStatusInput {
+    /// "cancelled" (its author only), "all-clear", or "active" (undo either).
+    pub status: String,
+    /// Note ("river back within its banks").
+    pub note: Option<String>,
+}
+
+impl AlertStatusInput {
+    /// Builds the status change of alert `target`: cancelled is a withdrawal, all
+    /// clear a fulfilment, active a reopening (docs/protocol.md, alerts).
+    pub fn into_change(self, target: EventId) -> Result<StatusChange, InputError> {
+        let status = match self.status.trim().to_lowercase().as_str() {
+            "cancelled" | "cancel" | "canceled" => Status::Withdrawn,
+            "all-clear" | "clear" | "allclear" => Status::Fulfilled,
+            "active" | "reopen" | "reopened" => Status::Reopened,
+            other => {
+                return Err(err(
+                    "status",
+                    format!("'{other}' is not an alert status; use cancelled, all-clear or active"),
+                ))
+            }
+        };
+        Ok(StatusChange {
+            target,
+            status,
             note: self.note.unwrap_or_default(),
         })
     }

@@ -362,7 +362,7 @@ fn log_new_overdue(engine: &Engine, last: &mut HashMap<aidmesh_protocol::EventId
     let mut current = HashMap::new();
     for w in assess_all(&people, now) {
         let was = last.get(&w.person.id).copied().unwrap_or(Standing::Ok);
-        if w.standing != Standing::Ok && w.standing != was {
+        if w.standing < Standing::NeverVisited && w.standing != was {
             warn!(
                 person = %w.person.id.short(),
                 standing = w.standing.name(),

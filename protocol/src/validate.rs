@@ -123,9 +123,14 @@ fn check_rights(
 ) -> Result<(), ValidationError> {
     let id = || event.id().short();
     let (target, expected, author_only): (EventId, &[BodyKind], Option<&'static str>) = match body {
+        // An alert can only be cancelled (withdrawn), marked all-clear (fulfilled) or
+        // reopened; claiming or starting work on it means nothing.
+        Body::Status(s) if matches!(s.status, Status::Claimed | Status::InProgress) => {
+            (s.target, &[BodyKind::Need, BodyKind::Offer], None)
+        }
         Body::Status(s) => (
             s.target,
-            &[BodyKind::Need, BodyKind::Offer],
+            &[BodyKind::Need, BodyKind::Offer, BodyKind::Alert],
             (s.status == Status::Withdrawn).then_some("withdrawal"),
         ),
         Body::CheckIn(c) => (c.person, &[BodyKind::Person], None),
@@ -144,12 +149,17 @@ fn check_rights(
                 expected[0].name()
             } else if expected.len() == 2 {
                 "need or offer"
+            } else if expected.len() == 3 {
+                "need, offer or alert"
             } else {
                 "event other than a redaction"
             },
         });
     }
-    if let Some(action) = author_only {
+    if let Some(mut action) = author_only {
+        if info.kind == BodyKind::Alert.code() && action == "withdrawal" {
+            action = "cancellation";
+        }
         if info.author != event.author() {
             return Err(ValidationError::NotAllowed {
                 id: id(),
@@ -313,6 +323,43 @@ mod tests {
             }),
         );
         let err = validate(e.bytes(), &Rules::at(NOW), &held).unwrap_err();
+        assert!(err.to_string().contains("expected need or offer"), "{err}");
+    }
+
+    #[test]
+    fn an_alert_can_be_cancelled_by_its_author_or_cleared_but_not_claimed() {
+        let alice = Identity::from_seed([1; 32]);
+        let bob = Identity::from_seed([2; 32]);
+        let target = EventId([9; 32]);
+        let held = Held(HashMap::from([(
+            target,
+            TargetInfo {
+                author: alice.author(),
+                kind: BodyKind::Alert.code(),
+            },
+        )]));
+        let try_as = |who: &Identity, status: Status| {
+            let e = Event::create(
+                who,
+                Timestamp::from_millis(NOW),
+                &Body::Status(StatusChange {
+                    target,
+                    status,
+                    note: String::new(),
+                }),
+            );
+            validate(e.bytes(), &Rules::at(NOW), &held).map(|_| ())
+        };
+        assert!(try_as(&alice, Status::Withdrawn).is_ok());
+        assert!(try_as(&bob, Status::Fulfilled).is_ok());
+        assert!(try_as(&bob, Status::Reopened).is_ok());
+        let err = try_as(&bob, Status::Withdrawn).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cancellation of 0909090909 is only allowed to its author"),
+            "{err}"
+        );
+        let err = try_as(&bob, Status::Claimed).unwrap_err();
         assert!(err.to_string().contains("expected need or offer"), "{err}");
     }
 }

@@ -22,6 +22,16 @@
 //! beats a later "claimed", a second claim does not steal the first, and nobody but the
 //! author can withdraw or revive a withdrawn post.
 //!
+//! A need raised by a "needs help" check-in gets one more change, derived rather than
+//! posted: the first later check-in on the same person whose outcome is not "needs
+//! help" counts as "fulfilled" at that check-in's place in the order
+//! (`View::later_check`; docs/protocol.md, section 7.2).
+//!
+//! ## Alerts
+//! Status changes on an alert: "withdrawn" by its author cancels it (not shown),
+//! "fulfilled" by anyone marks it all clear, "reopened" makes it active again (by the
+//! author only when it was cancelled). See [`View::alerts`].
+//!
 //! ## Redaction
 //! A redaction removes its target from every answer when the redaction's author is the
 //! target's author. Redacting a person also removes every check-in on them. Redactions
@@ -30,7 +40,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::body::{
-    Alert, Body, BodyKind, CheckIn, HubAnnounced, Outcome, PersonRegistered, Post, Status,
+    Alert, Body, BodyKind, CheckIn, HubAnnounced, Outcome, PersonRegistered, Place, Post, Status,
 };
 use crate::event::{Event, EventId};
 use crate::identity::AuthorId;
@@ -169,6 +179,23 @@ impl PersonView {
             .find(|c| c.check.outcome == Outcome::Safe)
     }
 
+    /// Where the person is now: the place named by the newest "moved" check-in (a
+    /// label only; the registered position no longer applies), else the registered
+    /// place. A pure function of the check-ins, so every node shows the same place.
+    pub fn place(&self) -> Place {
+        self.checks
+            .iter()
+            .rev()
+            .find_map(|c| match &c.check.outcome {
+                Outcome::Moved(to) => Some(Place {
+                    label: to.clone(),
+                    coords: None,
+                }),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.person.place.clone())
+    }
+
     /// When the next check is due, in wall-clock ms: the last safe check (or the
     /// registration) plus the interval.
     pub fn due_ms(&self) -> u64 {
@@ -191,6 +218,28 @@ pub struct HubView {
     pub hub: HubAnnounced,
 }
 
+/// Where an alert stands (see [`View::alerts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertState {
+    /// In force.
+    Active,
+    /// Someone marked the threat over ("fulfilled" status change on the alert).
+    AllClear,
+    /// Its author took it back ("withdrawn" on the alert); not shown.
+    Cancelled,
+}
+
+impl AlertState {
+    /// Name in the API ("active", "all-clear", "cancelled").
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertState::Active => "active",
+            AlertState::AllClear => "all-clear",
+            AlertState::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// An alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertView {
@@ -202,6 +251,10 @@ pub struct AlertView {
     pub at: Timestamp,
     /// The alert.
     pub alert: Alert,
+    /// Active or all clear (cancelled alerts are not listed).
+    pub state: AlertState,
+    /// The applied change that set the state (all clear), if any.
+    pub ended: Option<Change>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,10 +422,18 @@ impl View {
         let mut state = ItemState::Open;
         let mut holder = None;
         let mut history = Vec::new();
-        for ((at, author, cid), (status, note)) in self.changes.get(id).into_iter().flatten() {
-            if self.redacted_by(cid, author) {
-                continue;
-            }
+        let mut changes: BTreeMap<Key, (Status, String)> = self
+            .changes
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter(|((_, author, cid), _)| !self.redacted_by(cid, author))
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        if let Some(close) = p.body.related.and_then(|r| self.later_check(&r)) {
+            changes.insert(close.0, close.1);
+        }
+        for ((at, author, cid), (status, note)) in &changes {
             let by_author = *author == p.author;
             let next = match (state, status) {
                 (ItemState::Open, Status::Claimed) => Some(ItemState::Claimed),
@@ -423,6 +484,58 @@ impl View {
             expired,
             history,
         })
+    }
+
+    /// The check-in that closes a need raised by check-in `raised`: the first visible
+    /// check-in on the same person after it (in `(timestamp, author, id)` order) whose
+    /// outcome is not "needs help". Folded into the need's history as a "fulfilled"
+    /// change at that check-in's place in the order, so the rule depends only on the
+    /// set of events and a later "reopened" still applies.
+    fn later_check(&self, raised: &EventId) -> Option<(Key, (Status, String))> {
+        let (person, _) = self.checkin_of.get(raised)?;
+        let checks = self.checkins.get(person)?;
+        let (start, _) = checks.iter().find(|((_, _, cid), _)| cid == raised)?;
+        checks
+            .range(start..)
+            .skip(1)
+            .filter(|((_, author, cid), _)| !self.redacted_by(cid, author))
+            .find(|(_, c)| !matches!(c.outcome, Outcome::NeedsHelp(_)))
+            .map(|(k, c)| {
+                let note = format!("closed by a later check-in: {}", c.outcome.name());
+                (*k, (Status::Fulfilled, note))
+            })
+    }
+
+    /// Folds the status changes on an alert, in `(timestamp, author, id)` order:
+    /// "withdrawn" by its author cancels an active alert, "fulfilled" by anyone marks
+    /// it all clear, "reopened" makes it active again (by its author only when it was
+    /// cancelled). Anything else is ignored.
+    fn alert_state(&self, a: &Filed<Alert>) -> (AlertState, Option<Change>) {
+        let mut state = AlertState::Active;
+        let mut ended = None;
+        for ((at, author, cid), (status, note)) in self.changes.get(&a.id).into_iter().flatten() {
+            if self.redacted_by(cid, author) {
+                continue;
+            }
+            let by_author = *author == a.author;
+            let next = match (state, status) {
+                (AlertState::Active, Status::Withdrawn) if by_author => AlertState::Cancelled,
+                (AlertState::Active, Status::Fulfilled) => AlertState::AllClear,
+                (AlertState::AllClear, Status::Reopened) => AlertState::Active,
+                (AlertState::Cancelled, Status::Reopened) if by_author => AlertState::Active,
+                _ => continue,
+            };
+            state = next;
+            ended = (next != AlertState::Active).then(|| Change {
+                id: *cid,
+                author: *author,
+                at: *at,
+                status: *status,
+                note: note.clone(),
+                applied: true,
+            });
+        }
+        (state, ended)
     }
 
     /// Every registered person who is not redacted, with their visible check-ins.
@@ -486,22 +599,40 @@ impl View {
             .collect()
     }
 
-    /// Alerts not redacted and not expired at `now_ms`, most severe then newest first.
+    /// Alerts not redacted, not cancelled and not expired at `now_ms` (all clear ones
+    /// included, marked so), most severe then newest first.
     pub fn alerts(&self, now_ms: u64) -> Vec<AlertView> {
         let mut out: Vec<AlertView> = self
             .alerts
-            .values()
-            .filter(|a| !self.redacted_by(&a.id, &a.author))
-            .filter(|a| a.body.expires_ms.is_none_or(|exp| now_ms <= exp))
-            .map(|a| AlertView {
-                id: a.id,
-                author: a.author,
-                at: a.at,
-                alert: a.body.clone(),
-            })
+            .keys()
+            .filter_map(|id| self.alert(id))
+            .filter(|a| a.alert.expires_ms.is_none_or(|exp| now_ms <= exp))
+            .filter(|a| a.state != AlertState::Cancelled)
             .collect();
         out.sort_by_key(|a| std::cmp::Reverse((a.alert.severity, a.at, a.id)));
         out
+    }
+
+    /// Ids of every alert filed (including hidden ones), without folding them.
+    pub fn alert_ids(&self) -> impl Iterator<Item = &EventId> {
+        self.alerts.keys()
+    }
+
+    /// One alert unless redacted, whatever its state or expiry.
+    pub fn alert(&self, id: &EventId) -> Option<AlertView> {
+        let a = self.alerts.get(id)?;
+        if self.redacted_by(&a.id, &a.author) {
+            return None;
+        }
+        let (state, ended) = self.alert_state(a);
+        Some(AlertView {
+            id: a.id,
+            author: a.author,
+            at: a.at,
+            alert: a.body.clone(),
+            state,
+            ended,
+        })
     }
 
     /// Ids of filed events whose content must be purged from storage because a valid

@@ -309,7 +309,8 @@ fn materialise(ops: &[Op]) -> Vec<(Event, Body)> {
         };
         let e = ev(&ids[who], Timestamp::from_millis(NOW).0 + ts, body);
         match e.1.kind() {
-            BodyKind::Need | BodyKind::Offer => posts.push(e.0.id()),
+            // Status changes also target alerts (cancel, all clear).
+            BodyKind::Need | BodyKind::Offer | BodyKind::Alert => posts.push(e.0.id()),
             BodyKind::Person => persons.push(e.0.id()),
             BodyKind::CheckIn => checks.push(e.0.id()),
             _ => {}
@@ -491,4 +492,134 @@ fn welfare_records_expire_after_their_last_activity() {
     // ...and expires after day 40, with its check-in and the need it raised.
     let gone = v.welfare_expired(NOW + 41 * DAY, 30 * DAY);
     assert_eq!(gone, BTreeSet::from([pid, check.0.id(), need.0.id()]));
+}
+
+#[test]
+fn a_later_check_in_that_is_not_needs_help_closes_the_need_it_raised() {
+    let p = people();
+    let reg = ev(&p[0], 10, person_body("Mrs Ada"));
+    let pid = reg.0.id();
+    let help = ev(&p[1], 20, checkin(pid, Outcome::NeedsHelp("oxygen".into())));
+    let mut linked = post("Help needed (welfare check): oxygen");
+    linked.related = Some(help.0.id());
+    let need = ev(&p[1], 21, Body::Need(linked));
+    let id = need.0.id();
+    // Another need on the same street, not linked: untouched by check-ins.
+    let other = ev(&p[1], 22, Body::Need(post("sandbags")));
+    let mut evs = vec![reg, help.clone(), need, other.clone()];
+    assert_eq!(view(&evs).item(&id, NOW).unwrap().state, ItemState::Open);
+    // A second "needs help" does not close it.
+    evs.push(ev(
+        &p[2],
+        25,
+        checkin(pid, Outcome::NeedsHelp("more".into())),
+    ));
+    assert_eq!(view(&evs).item(&id, NOW).unwrap().state, ItemState::Open);
+    for outcome in [
+        Outcome::Safe,
+        Outcome::NoAnswer,
+        Outcome::NotAtHome,
+        Outcome::Moved("school hall".into()),
+    ] {
+        let mut with = evs.clone();
+        let later = ev(&p[3], 30, checkin(pid, outcome.clone()));
+        with.push(later.clone());
+        let item = view(&with).item(&id, NOW).unwrap();
+        assert_eq!(item.state, ItemState::Fulfilled, "{outcome:?}");
+        let closed = item.last_change().unwrap();
+        assert_eq!((closed.id, closed.author), (later.0.id(), later.0.author()));
+        assert!(closed.note.contains(outcome.name()), "{}", closed.note);
+        let o = view(&with).item(&other.0.id(), NOW).unwrap();
+        assert_eq!(o.state, ItemState::Open);
+        // Any arrival order gives the same board.
+        with.reverse();
+        assert_eq!(view(&with).item(&id, NOW).unwrap(), item);
+    }
+    // A check-in from before the "needs help" one does not close it.
+    let mut early = evs.clone();
+    early.push(ev(&p[3], 15, checkin(pid, Outcome::Safe)));
+    assert_eq!(view(&early).item(&id, NOW).unwrap().state, ItemState::Open);
+    // Reopened after the closing check-in: open again, in fold order.
+    evs.push(ev(&p[3], 30, checkin(pid, Outcome::Safe)));
+    evs.push(ev(&p[0], 40, change(id, Status::Reopened)));
+    assert_eq!(view(&evs).item(&id, NOW).unwrap().state, ItemState::Open);
+}
+
+#[test]
+fn a_moved_check_in_changes_where_the_person_is() {
+    let p = people();
+    let mut body = person_body("Mrs Ada");
+    if let Body::Person(r) = &mut body {
+        r.place.label = "14 River Rd".into();
+    }
+    let reg = ev(&p[0], 10, body);
+    let pid = reg.0.id();
+    let mut evs = vec![reg];
+    assert_eq!(
+        view(&evs).person(&pid).unwrap().place().label,
+        "14 River Rd"
+    );
+    evs.push(ev(
+        &p[1],
+        20,
+        checkin(pid, Outcome::Moved("school hall".into())),
+    ));
+    evs.push(ev(&p[1], 30, checkin(pid, Outcome::Safe)));
+    assert_eq!(
+        view(&evs).person(&pid).unwrap().place().label,
+        "school hall"
+    );
+    evs.push(ev(
+        &p[2],
+        40,
+        checkin(pid, Outcome::Moved("Elm St hub".into())),
+    ));
+    assert_eq!(view(&evs).person(&pid).unwrap().place().label, "Elm St hub");
+    // The registration itself is unchanged.
+    assert_eq!(
+        view(&evs).person(&pid).unwrap().person.place.label,
+        "14 River Rd"
+    );
+}
+
+fn alert(headline: &str) -> Body {
+    Body::Alert(Alert {
+        severity: Severity::Severe,
+        headline: headline.into(),
+        text: String::new(),
+        area: String::new(),
+        expires_ms: None,
+    })
+}
+
+#[test]
+fn an_alert_is_cancelled_by_its_author_or_marked_all_clear_by_anyone() {
+    let p = people();
+    let a = ev(&p[0], 10, alert("Water rising on River Rd"));
+    let id = a.0.id();
+    let states = |evs: &[(Event, Body)]| -> Vec<AlertState> {
+        view(evs).alerts(NOW).iter().map(|a| a.state).collect()
+    };
+    assert_eq!(states(std::slice::from_ref(&a)), vec![AlertState::Active]);
+    // Only its author cancels it; a cancelled alert is not listed.
+    let other_cancel = ev(&p[1], 20, change(id, Status::Withdrawn));
+    assert_eq!(states(&[a.clone(), other_cancel]), vec![AlertState::Active]);
+    let cancel = ev(&p[0], 20, change(id, Status::Withdrawn));
+    assert!(states(&[a.clone(), cancel.clone()]).is_empty());
+    // Anyone marks it all clear: still listed, as all clear, with who and when.
+    let clear = ev(&p[2], 30, change(id, Status::Fulfilled));
+    let v = view(&[a.clone(), clear.clone()]);
+    let shown = &v.alerts(NOW)[0];
+    assert_eq!(shown.state, AlertState::AllClear);
+    assert_eq!(shown.state.name(), "all-clear");
+    assert_eq!(shown.ended.as_ref().map(|c| c.id), Some(clear.0.id()));
+    // Claims mean nothing on an alert.
+    let claim = ev(&p[1], 15, change(id, Status::Claimed));
+    assert_eq!(states(&[a.clone(), claim]), vec![AlertState::Active]);
+    // Cancelled first (in fold order) wins over a later all clear, in any arrival order.
+    let evs = vec![clear.clone(), cancel.clone(), a.clone()];
+    assert!(states(&evs).is_empty());
+    // Reopened after all clear: active again.
+    let reopen = ev(&p[3], 40, change(id, Status::Reopened));
+    assert_eq!(states(&[a, clear, reopen]), vec![AlertState::Active]);
 }

@@ -10,8 +10,11 @@
 //! - A check-in stamped in the future (a fast clock) counts as made now, so a skewed
 //!   clock cannot postpone a visit.
 //!
+//! - Someone nobody has visited yet, and not yet due, is **never visited**, not "ok":
+//!   nobody knows they are ok.
+//!
 //! Order: needs help, then no answer (each oldest report first), then overdue (most
-//! overdue first), then the rest by due time.
+//! overdue first), then never visited, then the rest, each by due time.
 
 use crate::body::{Coords, Outcome, Place};
 use crate::view::{Check, PersonView};
@@ -25,17 +28,20 @@ pub enum Standing {
     NoAnswer,
     /// No accounting check within the interval.
     Overdue,
+    /// Registered, not yet due, and nobody has visited yet: not known to be ok.
+    NeverVisited,
     /// Checked recently enough.
     Ok,
 }
 
 impl Standing {
-    /// Name in the API ("needs-help", "no-answer", "overdue", "ok").
+    /// Name in the API ("needs-help", "no-answer", "overdue", "never-visited", "ok").
     pub fn name(self) -> &'static str {
         match self {
             Standing::NeedsHelp => "needs-help",
             Standing::NoAnswer => "no-answer",
             Standing::Overdue => "overdue",
+            Standing::NeverVisited => "never-visited",
             Standing::Ok => "ok",
         }
     }
@@ -74,6 +80,7 @@ pub fn assess(person: &PersonView, now_ms: u64) -> Welfare {
         Some(Outcome::NeedsHelp(_)) => Standing::NeedsHelp,
         Some(Outcome::NoAnswer) => Standing::NoAnswer,
         _ if overdue_ms > 0 => Standing::Overdue,
+        None => Standing::NeverVisited,
         _ => Standing::Ok,
     };
     Welfare {
@@ -94,18 +101,19 @@ pub fn assess_all(people: &[PersonView], now_ms: u64) -> Vec<Welfare> {
             .then_with(|| match a.standing {
                 Standing::NeedsHelp | Standing::NoAnswer => since(a).cmp(&since(b)),
                 Standing::Overdue => b.overdue_ms.cmp(&a.overdue_ms),
-                Standing::Ok => a.due_ms.cmp(&b.due_ms),
+                Standing::NeverVisited | Standing::Ok => a.due_ms.cmp(&b.due_ms),
             })
             .then(a.person.id.cmp(&b.person.id))
     });
     out
 }
 
-/// Only those who need a visit now (needs help, no answer, overdue).
+/// Only those who need a visit now (needs help, no answer, overdue). Someone never
+/// visited is not listed until their first visit is due.
 pub fn overdue(people: &[PersonView], now_ms: u64) -> Vec<Welfare> {
     assess_all(people, now_ms)
         .into_iter()
-        .filter(|w| w.standing != Standing::Ok)
+        .filter(|w| w.standing < Standing::NeverVisited)
         .collect()
 }
 
@@ -271,6 +279,31 @@ mod tests {
         let st = s.standings(later);
         assert_eq!(st[2], ("Di".into(), Standing::Overdue));
         assert_eq!(st[3], ("Ada".into(), Standing::Overdue));
+    }
+
+    #[test]
+    fn someone_never_visited_is_never_visited_not_ok() {
+        let mut s = Street::new();
+        let vol = Identity::from_seed([3; 32]);
+        let ada = s.register("Ada", T0, 12);
+        s.register("Bo", T0, 12);
+        s.check(&vol, ada, T0 + H, Outcome::Safe);
+        let people = View::from_events(s.events.iter().map(|(e, b)| (e, b))).people();
+        assert_eq!(
+            s.standings(T0 + 2 * H),
+            vec![
+                ("Bo".into(), Standing::NeverVisited),
+                ("Ada".into(), Standing::Ok)
+            ]
+        );
+        assert_eq!(Standing::NeverVisited.name(), "never-visited");
+        // Not a visit that is due yet: not on the overdue list.
+        assert!(overdue(&people, T0 + 2 * H).is_empty());
+        // Once due, overdue like anyone else.
+        assert_eq!(
+            s.standings(T0 + 13 * H)[0],
+            ("Bo".into(), Standing::Overdue)
+        );
     }
 
     #[test]

@@ -1531,7 +1531,14 @@ fn alerts() {
     assert!(expires.abs_diff(created + 6 * 3_600_000) < 60_000, "{a}");
     let b = &alerts[pos(&plain)];
     assert_eq!(b["severity"], "severe", "the default severity");
-    assert_eq!(b["expires_at"], Value::Null);
+    // No expiry given: a day (issue 15).
+    let (created, expires) = (b["created_at"].as_u64(), b["expires_at"].as_u64());
+    assert!(
+        expires
+            .zip(created)
+            .is_some_and(|(e, c)| e.abs_diff(c + 86_400_000) < 60_000),
+        "{b}"
+    );
     assert_eq!(b["area"], "");
     assert_eq!(b["details"], "");
 

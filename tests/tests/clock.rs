@@ -107,7 +107,7 @@ fn one_peer_40_days_ahead_moves_nothing_and_nobody_is_banned() {
     assert_eq!(overdue, json!([]), "listed as overdue: {overdue}");
     let people = victim.get("/api/v1/people")["people"].clone();
     assert_eq!(people[0]["id"], ada.as_str());
-    assert_eq!(people[0]["standing"], "ok", "{people}");
+    assert_eq!(people[0]["standing"], "never-visited", "{people}");
     // The future event is not stored; local writes work and carry the real time.
     assert!(!has_item(&victim, "written 40 days ahead"));
     let mine = victim.need("written on an honest clock");

@@ -117,7 +117,7 @@ test("a phone at the hub sees the board, posts a need and gets live updates", as
   await page.fill("#person-form input[name=name]", "Bo Lindqvist");
   await page.fill("#person-form input[name=place]", "2 Mill Lane");
   await page.fill("#person-form input[name=risks]", "wheelchair, lives alone");
-  await page.selectOption("#person-form select[name=every]", "6h");
+  await page.fill("#person-form input[name=every]", "6h");
   await page.click("#person-form button[type=submit]");
   await page.locator("#people li", { hasText: "Bo Lindqvist" }).waitFor();
   const ppl = await (await fetch(base + "/api/v1/people")).json();
@@ -173,4 +173,76 @@ test("the page says when a node of another community tried to connect (issue 15)
   const warning = page.locator("#refused");
   await warning.waitFor();
   assert.match(await warning.innerText(), /A node at 127\.0\.0\.1 tried to join with a different passphrase/);
+});
+
+test("welfare from the page: phone, note, any interval, checked by, every outcome; alerts end (issue 15)", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-w2-"));
+  execFileSync(bin, ["--data-dir", dir, "init", "--community", "Elm Street"]);
+  const node = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
+    "--api", "127.0.0.1:0", "--no-mdns"], { stdio: "ignore" });
+  let browser;
+  t.after(async () => {
+    if (browser) await browser.close();
+    node.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const base = await waitFor("the node's API address", async () => {
+    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
+    const r = await fetch(`http://${a}/api/v1/status`);
+    return r.ok && `http://${a}`;
+  });
+  const get = (path) => fetch(base + "/api/v1/" + path).then((r) => r.json());
+  await fetch(base + "/api/v1/alerts", {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ headline: "Water rising on River Road" }),
+  });
+  browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox", "--disable-gpu"] });
+  const page = await browser.newPage({ viewport: { width: 412, height: 915 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  // Dialogs: the answer to each prompt, in order; confirmations are accepted.
+  const answers = ["school hall"];
+  page.on("dialog", (d) => (d.type() === "prompt" ? d.accept(answers.shift()) : d.accept()));
+  await page.goto(base + "/");
+
+  // Register with phone, note and an interval not in any list.
+  await page.click("nav button[data-tab=people]");
+  await page.fill("#person-form input[name=name]", "Cy Okafor");
+  await page.fill("#person-form input[name=place]", "2 Mill Lane");
+  await page.fill("#person-form input[name=every]", "8h");
+  await page.fill("#person-form input[name=phone]", "555-0199");
+  await page.fill("#person-form textarea[name=note]", "knock loudly");
+  await page.click("#person-form button[type=submit]");
+  const cy = page.locator("#people li", { hasText: "Cy Okafor" });
+  await cy.locator(".w-never-visited").waitFor();
+  const person = async () => (await get("people")).people.find((p) => p.name === "Cy Okafor");
+  const p0 = await person();
+  assert.equal(p0.every_secs, 8 * 3600);
+  assert.equal(p0.phone, "555-0199");
+  assert.equal(p0.note, "knock loudly");
+  assert.equal(p0.standing, "never-visited");
+
+  // Check-ins record who checked, for every outcome the CLI has.
+  await page.fill("#checked-by", "Sam");
+  await page.press("#checked-by", "Tab");
+  const outcomes = async (n) => waitFor(n + " check-ins", async () => {
+    const p = await person();
+    return p.checks.length === n && p;
+  });
+  await cy.getByRole("button", { name: "Not at home" }).click();
+  await outcomes(1);
+  await cy.getByRole("button", { name: "Moved…" }).click();
+  const p2 = await outcomes(2);
+  assert.deepEqual(p2.checks.map((c) => [c.outcome, c.by]), [["not-home", "Sam"], ["moved", "Sam"]]);
+  assert.equal(p2.place.label, "school hall", "a move changes where the person is");
+  await cy.locator("p", { hasText: "Where: school hall" }).waitFor();
+  await cy.getByRole("button", { name: "Safe" }).click();
+  await cy.locator(".w-ok").waitFor();
+
+  // Alerts: all clear from the page; it stays up, marked so, without the buttons.
+  const banner = page.locator("#alerts .alert", { hasText: "Water rising" });
+  await banner.getByRole("button", { name: "All clear" }).click();
+  await page.locator("#alerts .alert.clear", { hasText: "ALL CLEAR: Water rising" }).waitFor();
+  assert.equal((await get("alerts")).alerts[0].state, "all-clear");
+  assert.deepEqual(errors, []);
 });

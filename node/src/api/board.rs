@@ -13,7 +13,9 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{blocking, ApiError, ApiResult, AppState};
-use crate::input::{AlertInput, HubInput, ListQuery, ListStatus, PostInput, StatusInput};
+use crate::input::{
+    AlertInput, AlertStatusInput, HubInput, ListQuery, ListStatus, PostInput, StatusInput,
+};
 
 pub(super) async fn categories() -> Response {
     let all: Vec<Value> = aidmesh_protocol::Category::ALL
@@ -206,8 +208,63 @@ fn alert_json(a: &aidmesh_protocol::view::AlertView) -> Value {
         "id": a.id.to_hex(), "short_id": a.id.short(), "kind": "alert",
         "severity": a.alert.severity.name(), "headline": a.alert.headline, "details": a.alert.text,
         "area": a.alert.area, "expires_at": a.alert.expires_ms, "author": a.author.short(),
-        "created_at": a.at.millis(),
+        "created_at": a.at.millis(), "state": a.state.name(),
+        "ended": a.ended.as_ref().map(|c| json!({
+            "by": c.author.short(), "at": c.at.millis(), "note": c.note,
+        })),
     })
+}
+
+/// `POST /api/v1/alerts/{id}/status`: cancel (its author only), mark all clear, or
+/// make active again. Answers the alert as it now stands.
+pub(super) async fn change_alert(
+    State(st): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    input: Result<Json<AlertStatusInput>, JsonRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    let Json(input) = input?;
+    let id = resolve_alert(&st, &id)?;
+    let change = input.into_change(id)?;
+    let engine = st.engine.clone();
+    blocking(move || engine.post(Body::Status(change))).await??;
+    let alert = st
+        .engine
+        .with_view(|v| v.alert(&id))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "alert disappeared"))?;
+    Ok(Json(alert_json(&alert)).into_response())
+}
+
+/// Resolves a full id or a unique prefix (at least 6 hex characters) among alerts.
+fn resolve_alert(st: &AppState, prefix: &str) -> Result<EventId, ApiError> {
+    let p = prefix.trim().to_lowercase();
+    if p.len() < 6 || !p.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!("'{prefix}' is not an id: give at least 6 hex characters of it"),
+        ));
+    }
+    let matches: Vec<EventId> = st.engine.with_view(|v| {
+        v.alert_ids()
+            .filter(|id| id.has_hex_prefix(&p))
+            .filter(|id| v.alert(id).is_some())
+            .copied()
+            .collect()
+    });
+    match matches.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no alert has an id starting with '{p}'; see `aidmesh alerts`"),
+        )),
+        many => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ambiguous_id",
+            format!("'{p}' matches {} alerts; give more characters", many.len()),
+        )),
+    }
 }
 
 pub(super) async fn list_alerts(State(st): State<AppState>) -> ApiResult {

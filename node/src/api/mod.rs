@@ -225,6 +225,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/alerts",
             get(board::list_alerts).post(board::post_alert),
         )
+        .route("/api/v1/alerts/{id}/status", post(board::change_alert))
         .route("/api/v1/people", get(welfare::list).post(welfare::register))
         .route("/api/v1/people/overdue", get(welfare::overdue))
         .route("/api/v1/people/{id}", get(welfare::show))

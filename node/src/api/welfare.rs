@@ -247,9 +247,11 @@ fn check_json(c: &Check) -> Value {
 fn person_json(w: &Welfare) -> Value {
     let p = &w.person;
     let r = &p.person;
+    // Where they are now: a "moved" check-in overrides the registered place.
+    let place = p.place();
     json!({
         "id": p.id.to_hex(), "short_id": p.id.short(), "kind": "person", "name": r.name,
-        "place": { "label": r.place.label, "lat": r.place.coords.map(|c| c.lat()), "lon": r.place.coords.map(|c| c.lon()) },
+        "place": { "label": place.label, "lat": place.coords.map(|c| c.lat()), "lon": place.coords.map(|c| c.lon()) },
         "risks": r.risks, "every_secs": r.check_every_secs, "consent": r.consent.name(),
         "phone": r.phone, "note": r.note, "author": p.author.short(), "registered_at": p.registered.millis(),
         "standing": w.standing.name(), "due_at": w.due_ms, "overdue_ms": w.overdue_ms,

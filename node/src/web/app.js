@@ -101,11 +101,36 @@ async function refresh() {
       el("h2", {}, h.name),
       h.place.label ? el("p", {}, h.place.label) : null,
       el("p", {}, h.services.join(" · "))), "No hubs announced yet.");
-    $("#alerts").replaceChildren(...alerts.alerts.map((a) => el("div", { class: "alert", role: "alert" },
-      a.severity.toUpperCase() + ": " + a.headline, a.area ? el("small", {}, a.area) : null)));
+    $("#alerts").replaceChildren(...alerts.alerts.map(alertBanner));
   } catch (e) {
     $("#meta").textContent = "cannot reach the hub computer: " + e.message;
   }
+}
+
+// An alert with its way out: "All clear" (anyone) or "Cancel" (the hub that raised
+// it; the API refuses anyone else and the message says so). An all-clear alert stays
+// up, marked so, until it expires.
+function alertBanner(a) {
+  const clear = a.state === "all-clear";
+  const end = (status, ask) => async () => {
+    if (!confirm(ask)) return;
+    try {
+      await api("/alerts/" + a.short_id + "/status", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ status }),
+      });
+    } catch (e) {
+      alert(e.message);
+    }
+    refresh();
+  };
+  return el("div", { class: "alert" + (clear ? " clear" : ""), role: "alert", "data-id": a.id },
+    (clear ? "ALL CLEAR: " : a.severity.toUpperCase() + ": ") + a.headline,
+    a.area ? el("small", {}, a.area) : null,
+    clear ? null : el("div", { class: "actions" },
+      button("All clear", end("all-clear", "Mark \"" + a.headline + "\" all clear for everyone?")),
+      button("Cancel alert", end("cancelled", "Cancel \"" + a.headline + "\"? Only the hub that raised it can."))));
 }
 
 // The match view costs the hub computer real work, so it is fetched only while shown,
@@ -144,13 +169,14 @@ async function refreshMatch(cursor) {
 function personCard(p) {
   const last = p.latest
     ? p.latest.outcome + (p.latest.detail ? " (" + p.latest.detail + ")" : "") + ", " + ago(p.latest.at)
-    : "never checked";
+    : "never visited";
   const check = (outcome, detail) => async () => {
+    const by = $("#checked-by").value.trim();
     try {
       await api("/people/" + p.short_id + "/checkins", {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ outcome, detail }),
+        body: JSON.stringify({ outcome, detail, by: by || undefined }),
       });
     } catch (e) {
       alert(e.message);
@@ -161,14 +187,19 @@ function personCard(p) {
     const what = prompt("What help does " + p.name + " need?");
     if (what && what.trim()) await check("needs-help", what.trim())();
   };
+  const moved = async () => {
+    const where = prompt("Where is " + p.name + " now?");
+    if (where && where.trim()) await check("moved", where.trim())();
+  };
   return el("li", { "data-id": p.id },
     el("span", { class: "badge w-" + p.standing }, p.standing.replace("-", " ")),
     el("h2", {}, p.name),
     el("p", {}, "Where: " + p.place.label),
     p.risks.length ? el("p", {}, "At risk: " + p.risks.join(", ")) : null,
-    el("p", {}, "Last check: " + last),
+    el("p", {}, "Last check: " + last + (p.latest && p.latest.by ? " by " + p.latest.by : "")),
     el("div", { class: "actions" },
-      button("Safe", check("safe")), button("No answer", check("no-answer")), button("Needs help…", help)));
+      button("Safe", check("safe")), button("No answer", check("no-answer")),
+      button("Not at home", check("not-home")), button("Needs help…", help), button("Moved…", moved)));
 }
 
 async function refreshPeople() {
@@ -177,10 +208,12 @@ async function refreshPeople() {
     const r = await api("/people");
     form.hidden = true;
     $("#person-form").hidden = false;
+    $("#by-label").hidden = false;
     fill($("#people"), r.people, personCard, "Nobody registered for welfare checks.");
   } catch (e) {
     $("#people").replaceChildren();
     $("#person-form").hidden = true;
+    $("#by-label").hidden = true;
     form.hidden = false;
     $("#pin-why").textContent = e.message;
   }
@@ -192,10 +225,14 @@ $("#person-form").addEventListener("submit", async (ev) => {
   const body = {
     name: (f.get("name") || "").trim(),
     place: (f.get("place") || "").trim(),
-    every: f.get("every"),
+    every: (f.get("every") || "").trim(),
     consent: f.get("consent"),
     risks: (f.get("risks") || "").split(",").map((r) => r.trim()).filter((r) => r),
   };
+  for (const k of ["phone", "note"]) {
+    const v = (f.get(k) || "").trim();
+    if (v) body[k] = v;
+  }
   const out = $("#person-result");
   try {
     await api("/people", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -208,6 +245,10 @@ $("#person-form").addEventListener("submit", async (ev) => {
     out.textContent = e.message;
   }
 });
+
+// The volunteer types their name once per phone; every check-in records it.
+$("#checked-by").value = localStorage.getItem("checked-by") || "";
+$("#checked-by").addEventListener("change", (ev) => localStorage.setItem("checked-by", ev.target.value.trim()));
 
 $("#pin-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
