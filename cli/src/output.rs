@@ -96,7 +96,7 @@ pub fn items(items: &[Value]) -> String {
             s(i, "short_id").to_string(),
             s(i, "kind").to_string(),
             urgency(s(i, "urgency")),
-            s(i, "status").to_string(),
+            status_with_holder(i),
             s(i, "category").to_string(),
             qty,
             s(i, "title").to_string(),
@@ -105,6 +105,14 @@ pub fn items(items: &[Value]) -> String {
         ]);
     }
     t.to_string()
+}
+
+/// "claimed (Ana)" when the holder gave a name, else the plain status.
+fn status_with_holder(i: &Value) -> String {
+    match i["holder_name"].as_str() {
+        Some(n) => format!("{} ({n})", s(i, "status")),
+        None => s(i, "status").to_string(),
+    }
 }
 
 /// One item with its history.
@@ -146,6 +154,13 @@ pub fn item(i: &Value) -> String {
     if let Some(e) = i["expires_at"].as_u64() {
         line("expires", ago(e, now));
     }
+    if let Some(since) = i["held_since"].as_u64() {
+        let who = i["holder_name"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("node {}", s(i, "holder")));
+        line("held by", format!("{who}, since {}", ago(since, now)));
+    }
     line("id", s(i, "id").to_string());
     for h in i["history"].as_array().into_iter().flatten() {
         let note = h["note"]
@@ -158,10 +173,13 @@ pub fn item(i: &Value) -> String {
         } else {
             ""
         };
+        let by = match h["by"].as_str() {
+            Some(name) => format!("{name} (node {})", s(h, "author")),
+            None => s(h, "author").to_string(),
+        };
         out.push_str(&format!(
-            "  - {} by {}, {}{ignored}{note}\n",
+            "  - {} by {by}, {}{ignored}{note}\n",
             s(h, "status"),
-            s(h, "author"),
             ago(h["at"].as_u64().unwrap_or(0), now)
         ));
     }

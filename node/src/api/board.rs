@@ -3,7 +3,8 @@
 //! (that is the point of a hub); welfare records are elsewhere ([`super::welfare`]).
 
 use aidmesh_protocol::body::BodyKind;
-use aidmesh_protocol::view::Item;
+use aidmesh_protocol::body::Status;
+use aidmesh_protocol::view::{Item, ItemState};
 use aidmesh_protocol::{Body, EventId};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -34,11 +35,12 @@ pub fn item_json(i: &Item) -> Value {
         .map(|c| {
             json!({
                 "id": c.id.to_hex(), "status": c.status.name(), "author": c.author.short(),
-                "at": c.at.millis(), "note": c.note, "applied": c.applied,
+                "at": c.at.millis(), "by": c.by(), "note": c.text(), "applied": c.applied,
             })
         })
         .collect();
     let p = &i.post;
+    let held = i.holder_change();
     json!({
         "id": i.id.to_hex(),
         "short_id": i.id.short(),
@@ -60,6 +62,8 @@ pub fn item_json(i: &Item) -> Value {
         "details": p.details,
         "expires_at": p.expires_ms,
         "holder": i.holder.map(|h| h.short()),
+        "holder_name": held.and_then(|c| c.by()),
+        "held_since": held.map(|c| c.at.millis()),
         "history": history,
     })
 }
@@ -310,15 +314,7 @@ pub(super) async fn change_status(
     let mut out = item_json(&item);
     out["change"] = json!({ "id": event.id().to_hex(), "applied": applied });
     if !applied {
-        let reason = format!(
-            "recorded, but a {} item cannot become {} (see docs/protocol.md, status rules)",
-            if item.expired {
-                "expired"
-            } else {
-                item.state.name()
-            },
-            status.name()
-        );
+        let reason = not_applied_reason(&item, status);
         out["error"] = json!("not_applied");
         out["detail"] = json!(reason);
     }
@@ -328,4 +324,43 @@ pub(super) async fn change_status(
         StatusCode::CONFLICT
     };
     Ok((code, Json(out)).into_response())
+}
+
+/// Why a status change was recorded but not applied, in words a volunteer can act on:
+/// who holds the item and since when, or what to do first.
+fn not_applied_reason(item: &Item, status: Status) -> String {
+    if let (Some(held), Status::Claimed | Status::InProgress) = (item.holder_change(), status) {
+        let who = held
+            .by()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("node {}", held.author.short()));
+        return format!(
+            "already {} by {who} since {}; ask them, or reopen it if they have let it go",
+            item.state.name(),
+            hhmm_utc(held.at.millis())
+        );
+    }
+    let state = if item.expired {
+        "expired"
+    } else {
+        item.state.name()
+    };
+    let hint = match (item.state, status) {
+        (_, Status::Withdrawn) => "only the person who posted it can withdraw it",
+        (ItemState::Withdrawn, Status::Reopened) => {
+            "only the person who posted it can bring it back"
+        }
+        (ItemState::Open, Status::Reopened) => "it is already open",
+        _ => "reopen it first",
+    };
+    format!(
+        "recorded, but a {state} item cannot become {}: {hint}",
+        status.name()
+    )
+}
+
+/// "14:02 UTC" for a wall-clock time in ms.
+fn hhmm_utc(ms: u64) -> String {
+    let mins = ms / 60_000;
+    format!("{:02}:{:02} UTC", (mins / 60) % 24, mins % 60)
 }
