@@ -148,17 +148,21 @@ pub fn item(i: &Value) -> String {
         format!(
             "{} by {}",
             ago(i["created_at"].as_u64().unwrap_or(0), now),
-            s(i, "author")
+            i["author_hub"].as_str().unwrap_or(s(i, "author"))
         ),
     );
     if let Some(e) = i["expires_at"].as_u64() {
         line("expires", ago(e, now));
     }
     if let Some(since) = i["held_since"].as_u64() {
-        let who = i["holder_name"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("node {}", s(i, "holder")));
+        let node = match i["holder_hub"].as_str() {
+            Some(hub) => hub.to_string(),
+            None => format!("node {}", s(i, "holder")),
+        };
+        let who = match i["holder_name"].as_str() {
+            Some(name) => format!("{name} ({node})"),
+            None => node,
+        };
         line("held by", format!("{who}, since {}", ago(since, now)));
     }
     line("id", s(i, "id").to_string());
@@ -173,9 +177,10 @@ pub fn item(i: &Value) -> String {
         } else {
             ""
         };
+        let node = h["hub"].as_str().unwrap_or(s(h, "author"));
         let by = match h["by"].as_str() {
-            Some(name) => format!("{name} (node {})", s(h, "author")),
-            None => s(h, "author").to_string(),
+            Some(name) => format!("{name} ({node})"),
+            None => node.to_string(),
         };
         out.push_str(&format!(
             "  - {} by {by}, {}{ignored}{note}\n",
@@ -286,14 +291,27 @@ pub fn people(list: &[Value]) -> String {
     format!("{t}\n")
 }
 
+/// The last 8 characters of a peer id: enough to tell two nodes of one hub apart.
+fn short_peer(id: &str) -> &str {
+    &id[id.len().saturating_sub(8)..]
+}
+
 /// Peers table.
 pub fn peers(ps: &[Value]) -> String {
     let now = now_ms();
     let mut t = table(&["peer", "address", "last sync"]);
     for p in ps {
+        // The hub's announced name where known; the key only when it never announced.
+        let (who, addr) = match p["hub"].as_str() {
+            Some(hub) => (
+                format!("{hub} ({})", short_peer(s(p, "peer_id"))),
+                s(p, "addr").split("/p2p/").next().unwrap_or("").to_string(),
+            ),
+            None => (s(p, "peer_id").to_string(), s(p, "addr").to_string()),
+        };
         t.add_row(vec![
-            s(p, "peer_id").to_string(),
-            s(p, "addr").to_string(),
+            who,
+            addr,
             p["last_sync_ms"]
                 .as_u64()
                 .map_or("never".into(), |ms| ago(ms, now)),

@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Once;
+use std::time::Duration;
 
-use aidmesh_tests::{Node, Opts};
+use aidmesh_tests::{wait_for, Node, Opts};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
@@ -59,10 +60,16 @@ fn json(dir: &Path, args: &[&str]) -> Value {
 }
 
 fn start_node(name: &str) -> Node {
+    start_with(name, Opts::default())
+}
+
+fn start_with(name: &str, opts: Opts) -> Node {
     static BIN_ENV: Once = Once::new();
     BIN_ENV.call_once(|| std::env::set_var("AIDMESH_BIN", BIN));
-    Node::start(name, Opts::default())
+    Node::start(name, opts)
 }
+
+const T: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_claim_names_its_holder_and_a_second_claim_says_who_and_since_when() {
@@ -87,8 +94,8 @@ fn a_claim_names_its_holder_and_a_second_claim_says_who_and_since_when() {
     assert_eq!(item["history"][0]["note"], "bringing 2 cases");
 
     let shown = ok(dir, &[], &["show", &id]);
-    assert!(shown.contains("held by  Ana, since"), "{shown}");
-    assert!(shown.contains("- claimed by Ana (node "), "{shown}");
+    assert!(shown.contains("held by  Ana (node "), "{shown}");
+    assert!(shown.contains("- claimed by Ana ("), "{shown}");
     let listed = ok(dir, &[], &["list"]);
     assert!(listed.contains("claimed (Ana)"), "{listed}");
 
@@ -129,4 +136,43 @@ fn a_claim_names_its_holder_and_a_second_claim_says_who_and_since_when() {
     // A name that is not one line is refused before anything is recorded.
     let err = fails(dir, &[], &["reopen", &id, "--by", "Ana\nBo"]);
     assert!(err.contains("by"), "{err}");
+}
+
+#[test]
+fn peers_holders_and_refusals_name_the_hub_not_the_key() {
+    let a = start_with("holder-hub-a", Opts::default());
+    let b = start_with(
+        "holder-hub-b",
+        Opts {
+            peers: vec![a.addr()],
+            ..Opts::default()
+        },
+    );
+    let (da, db) = (a.dir(), b.dir());
+    ok(da, &[], &["hub", "announce", "Riverside hub"]);
+    let id = ok(da, &[], &["need", "add", "Blankets", "--category", "shelter"])
+        .trim()
+        .to_string();
+    ok(da, &[("AIDMESH_BY", "Ana")], &["claim", &id]);
+    wait_for("the claim and the hub to reach b", T, || {
+        let item = b.get(&format!("/api/v1/items/{id}"));
+        (item["holder_name"] == "Ana" && item["holder_hub"] == "Riverside hub").then_some(())
+    });
+
+    // b's peers show a's hub name; the key is cut to a short tail.
+    let peers = ok(db, &[], &["peers"]);
+    assert!(peers.contains("Riverside hub ("), "{peers}");
+    assert!(!peers.contains("12D3KooW"), "{peers}");
+    let listed = json(db, &["peers", "--json"]);
+    assert_eq!(listed[0]["hub"], "Riverside hub", "{listed:#}");
+
+    // b's show names the hub for the post and the claim.
+    let shown = ok(db, &[], &["show", &id]);
+    assert!(shown.contains("by Riverside hub"), "{shown}");
+    assert!(shown.contains("- claimed by Ana (Riverside hub)"), "{shown}");
+    assert!(shown.contains("held by  Ana (Riverside hub), since"), "{shown}");
+
+    // A claim at b says who holds it at which hub.
+    let err = fails(db, &[("AIDMESH_BY", "Bo")], &["claim", &id]);
+    assert!(err.contains("already claimed by Ana at Riverside hub since"), "{err}");
 }

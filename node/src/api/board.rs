@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::names::HubNames;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::input::{AlertInput, HubInput, ListQuery, ListStatus, PostInput, StatusInput};
 
@@ -72,7 +73,8 @@ fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
     let category = q.category()?;
     let status = q.status()?;
     let now = st.engine.now_ms();
-    let mut items: Vec<Item> = st.engine.with_view(|v| v.items(now));
+    let (mut items, names): (Vec<Item>, HubNames) =
+        st.engine.with_view(|v| (v.items(now), HubNames::of(v)));
     items.retain(|i| kind.is_none_or(|k| i.kind == k));
     items.retain(|i| category.is_none_or(|c| i.post.category == c));
     items.retain(|i| match status {
@@ -83,7 +85,7 @@ fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
     });
     // Most urgent first, then newest.
     items.sort_by_key(|i| std::cmp::Reverse((i.post.urgency, i.created)));
-    let out: Vec<Value> = items.iter().map(item_json).collect();
+    let out: Vec<Value> = items.iter().map(|i| named_item_json(i, &names)).collect();
     Ok(Json(json!({ "items": out })).into_response())
 }
 
@@ -285,11 +287,22 @@ pub(super) async fn show_item(
     let Path(id) = id?;
     let id = resolve_item(&st, &id)?;
     let now = st.engine.now_ms();
-    let item = st
-        .engine
-        .with_view(|v| v.item(&id, now))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "item disappeared"))?;
-    Ok(Json(item_json(&item)).into_response())
+    let (item, names) = named_item(&st, &id, now)?;
+    Ok(Json(named_item_json(&item, &names)).into_response())
+}
+
+/// Item `id` folded at `now`, with the hub names to show next to its keys.
+fn named_item(st: &AppState, id: &EventId, now: u64) -> Result<(Item, HubNames), ApiError> {
+    st.engine
+        .with_view(|v| Some((v.item(id, now)?, HubNames::of(v))))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "item disappeared"))
+}
+
+/// [`item_json`] plus the hub names of its author, holder and history.
+fn named_item_json(item: &Item, names: &HubNames) -> Value {
+    let mut out = item_json(item);
+    names.name_item(&mut out, item);
+    out
 }
 
 pub(super) async fn change_status(
@@ -306,15 +319,12 @@ pub(super) async fn change_status(
     let engine = st.engine.clone();
     let event = blocking(move || engine.post(body)).await??;
     let now = st.engine.now_ms();
-    let item = st
-        .engine
-        .with_view(|v| v.item(&id, now))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "item disappeared"))?;
+    let (item, names) = named_item(&st, &id, now)?;
     let applied = item.history.iter().any(|c| c.id == event.id() && c.applied);
-    let mut out = item_json(&item);
+    let mut out = named_item_json(&item, &names);
     out["change"] = json!({ "id": event.id().to_hex(), "applied": applied });
     if !applied {
-        let reason = not_applied_reason(&item, status);
+        let reason = not_applied_reason(&item, status, &names);
         out["error"] = json!("not_applied");
         out["detail"] = json!(reason);
     }
@@ -328,12 +338,15 @@ pub(super) async fn change_status(
 
 /// Why a status change was recorded but not applied, in words a volunteer can act on:
 /// who holds the item and since when, or what to do first.
-fn not_applied_reason(item: &Item, status: Status) -> String {
+fn not_applied_reason(item: &Item, status: Status, names: &HubNames) -> String {
     if let (Some(held), Status::Claimed | Status::InProgress) = (item.holder_change(), status) {
-        let who = held
-            .by()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("node {}", held.author.short()));
+        let hub = names.author(&held.author);
+        let who = match (held.by(), hub) {
+            (Some(name), Some(hub)) => format!("{name} at {hub}"),
+            (Some(name), None) => name.to_string(),
+            (None, Some(hub)) => hub.to_string(),
+            (None, None) => format!("node {}", held.author.short()),
+        };
         return format!(
             "already {} by {who} since {}; ask them, or reopen it if they have let it go",
             item.state.name(),
