@@ -174,3 +174,83 @@ test("the page says when a node of another community tried to connect (issue 15)
   await warning.waitFor();
   assert.match(await warning.innerText(), /A node at 127\.0\.0\.1 tried to join with a different passphrase/);
 });
+
+test("who holds what: a named claim, confirmed done, undo, withdraw and history (issue 15)", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-holder-"));
+  execFileSync(bin, ["--data-dir", dir, "start", "--community", "Elm Street"]);
+  const node = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
+    "--api", "127.0.0.1:0", "--no-mdns"], { stdio: "ignore" });
+  let browser;
+  t.after(async () => {
+    if (browser) await browser.close();
+    node.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const base = await waitFor("the node's API address", async () => {
+    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
+    const r = await fetch(`http://${a}/api/v1/status`);
+    return r.ok && `http://${a}`;
+  });
+  const post = (path, body) => fetch(base + "/api/v1/" + path, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+  }).then((r) => r.json());
+  const get = async (path) => (await fetch(base + "/api/v1/" + path)).json();
+  await post("hubs", { name: "Elm St hall" });
+  const need = await post("needs", { title: "Blankets for the school", category: "shelter" });
+
+  browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox", "--disable-gpu"] });
+  const page = await browser.newPage({ viewport: { width: 412, height: 915 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("dialog", (d) => { errors.push("dialog: " + d.message()); d.dismiss(); });
+  await page.goto(base + "/");
+  const card = page.locator("#needs li", { hasText: "Blankets for the school" });
+  await card.waitFor();
+
+  // The name is typed once and carried by the claim; the card shows the holder.
+  await page.fill("#who", "Ana");
+  await page.locator("#who").dispatchEvent("change");
+  await card.getByRole("button", { name: "Claim" }).click();
+  await card.locator(".holder", { hasText: "Held by Ana at Elm St hall since" }).waitFor();
+  assert.equal((await get("items/" + need.id)).holder_name, "Ana");
+
+  // In progress from the page.
+  await card.getByRole("button", { name: "Start" }).click();
+  await card.locator(".s-in-progress").waitFor();
+
+  // Done asks first: nothing changes until confirmed.
+  await card.getByRole("button", { name: "Done" }).click();
+  await card.getByText("Really done?").waitFor();
+  assert.equal((await get("items/" + need.id)).status, "in-progress");
+  await card.getByRole("button", { name: "Not yet" }).click();
+  await card.getByRole("button", { name: "Done" }).click();
+  await card.getByRole("button", { name: "Yes, done" }).click();
+  await waitFor("the item to be fulfilled", async () => (await get("items/" + need.id)).status === "fulfilled");
+  await card.waitFor({ state: "detached" });
+
+  // ... and can be undone from the page: it comes back open.
+  await page.locator("#undo", { hasText: "Marked done: Blankets for the school" })
+    .getByRole("button", { name: "Undo" }).click();
+  await card.locator(".s-open").waitFor();
+  assert.equal((await get("items/" + need.id)).status, "open");
+
+  // The history is on the card, with who did what.
+  await card.locator("details.history summary").click();
+  const history = await card.locator("details.history").innerText();
+  assert.match(history, /claimed by Ana \(Elm St hall\)/);
+  assert.match(history, /fulfilled by Ana \(Elm St hall\)/);
+  assert.match(history, /reopened by Ana \(Elm St hall\).*undone/);
+
+  // Withdraw (posts made through this hub are its own), and undo that too.
+  await card.getByRole("button", { name: "Withdraw" }).click();
+  await card.waitFor({ state: "detached" });
+  assert.equal((await get("items/" + need.id)).status, "withdrawn");
+  await page.locator("#undo", { hasText: "Withdrew" }).getByRole("button", { name: "Undo" }).click();
+  await card.locator(".s-open").waitFor();
+
+  // A claim someone else holds says who and since when, on the page.
+  await post("items/" + need.id + "/status", { status: "claimed", by: "Bo" });
+  await card.locator(".holder", { hasText: "Held by Bo" }).waitFor();
+  assert.equal(await card.getByRole("button", { name: "Claim" }).count(), 0);
+  assert.deepEqual(errors, []);
+});
