@@ -359,6 +359,8 @@ fn not_applied_reason(item: &Item, status: Status, names: &HubNames) -> String {
         item.state.name()
     };
     let hint = match (item.state, status) {
+        (ItemState::Fulfilled, Status::Fulfilled) => "it is already done",
+        (ItemState::Withdrawn, Status::Withdrawn) => "it is already withdrawn",
         (_, Status::Withdrawn) => "only the person who posted it can withdraw it",
         (ItemState::Withdrawn, Status::Reopened) => {
             "only the person who posted it can bring it back"
