@@ -296,7 +296,13 @@ fn materialise(ops: &[Op]) -> Vec<(Event, Body)> {
             } => (
                 who,
                 ts,
-                change(posts[target % posts.len()], Status::ALL[status]),
+                // Some changes name who acts, so holders by name are covered too.
+                change_by(
+                    posts[target % posts.len()],
+                    Status::ALL[status],
+                    ["", "Ana", "Bo"][target / 7 % 3],
+                    "",
+                ),
             ),
             Op::Person { who, ts } => (who, ts, person_body(&format!("person {}", out.len()))),
             Op::Check {
@@ -367,7 +373,13 @@ fn shuffle<T>(v: &mut [T], mut seed: u64) {
 }
 
 fn answers(v: &View) -> impl PartialEq + std::fmt::Debug {
+    let holders: Vec<_> = v
+        .items(NOW)
+        .iter()
+        .map(|i| i.holder_change().map(|c| (c.id, c.by().map(str::to_string), c.at)))
+        .collect();
     (
+        holders,
         v.items(NOW),
         v.people(),
         v.hubs(),
