@@ -75,9 +75,13 @@ const T: Duration = Duration::from_secs(30);
 fn a_claim_names_its_holder_and_a_second_claim_says_who_and_since_when() {
     let node = start_node("holder-cli");
     let dir = node.dir();
-    let id = ok(dir, &[], &["need", "add", "Water for the school", "--category", "water"])
-        .trim()
-        .to_string();
+    let id = ok(
+        dir,
+        &[],
+        &["need", "add", "Water for the school", "--category", "water"],
+    )
+    .trim()
+    .to_string();
 
     // The name comes from AIDMESH_BY, typed once per shell session.
     let out = ok(
@@ -150,9 +154,13 @@ fn peers_holders_and_refusals_name_the_hub_not_the_key() {
     );
     let (da, db) = (a.dir(), b.dir());
     ok(da, &[], &["hub", "announce", "Riverside hub"]);
-    let id = ok(da, &[], &["need", "add", "Blankets", "--category", "shelter"])
-        .trim()
-        .to_string();
+    let id = ok(
+        da,
+        &[],
+        &["need", "add", "Blankets", "--category", "shelter"],
+    )
+    .trim()
+    .to_string();
     ok(da, &[("AIDMESH_BY", "Ana")], &["claim", &id]);
     wait_for("the claim and the hub to reach b", T, || {
         let item = b.get(&format!("/api/v1/items/{id}"));
@@ -169,10 +177,19 @@ fn peers_holders_and_refusals_name_the_hub_not_the_key() {
     // b's show names the hub for the post and the claim.
     let shown = ok(db, &[], &["show", &id]);
     assert!(shown.contains("by Riverside hub"), "{shown}");
-    assert!(shown.contains("- claimed by Ana (Riverside hub)"), "{shown}");
-    assert!(shown.contains("held by  Ana (Riverside hub), since"), "{shown}");
+    assert!(
+        shown.contains("- claimed by Ana (Riverside hub)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("held by  Ana (Riverside hub), since"),
+        "{shown}"
+    );
 
     // A claim at b says who holds it at which hub.
     let err = fails(db, &[("AIDMESH_BY", "Bo")], &["claim", &id]);
-    assert!(err.contains("already claimed by Ana at Riverside hub since"), "{err}");
+    assert!(
+        err.contains("already claimed by Ana at Riverside hub since"),
+        "{err}"
+    );
 }

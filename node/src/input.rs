@@ -351,7 +351,10 @@ impl StatusInput {
         if by.chars().count() > MAX_BY {
             return Err(err(
                 "by",
-                format!("is {} characters, the limit is {MAX_BY}", by.chars().count()),
+                format!(
+                    "is {} characters, the limit is {MAX_BY}",
+                    by.chars().count()
+                ),
             ));
         }
         if by.chars().any(char::is_control) {

@@ -656,10 +656,16 @@ pub(crate) mod tests {
     fn a_by_line_round_trips_and_old_notes_name_nobody() {
         let n = StatusChange::compose_note(" Ana ", "two cases\nat 3pm");
         assert_eq!(n, "by: Ana\ntwo cases\nat 3pm");
-        assert_eq!(StatusChange::split_note(&n), (Some("Ana"), "two cases\nat 3pm"));
+        assert_eq!(
+            StatusChange::split_note(&n),
+            (Some("Ana"), "two cases\nat 3pm")
+        );
         assert_eq!(StatusChange::split_note("by: Bo"), (Some("Bo"), ""));
         assert_eq!(StatusChange::compose_note("", "x"), "x");
-        assert_eq!(StatusChange::split_note("bringing water"), (None, "bringing water"));
+        assert_eq!(
+            StatusChange::split_note("bringing water"),
+            (None, "bringing water")
+        );
         assert_eq!(StatusChange::split_note("by: \nx"), (None, "by: \nx"));
     }
 

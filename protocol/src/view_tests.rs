@@ -74,7 +74,11 @@ fn the_holder_is_named_with_the_time_of_the_claim_that_holds() {
     let id = need.0.id();
     let evs = vec![
         need.clone(),
-        ev(&p[1], 20, change_by(id, Status::Claimed, "Ana", "on my way")),
+        ev(
+            &p[1],
+            20,
+            change_by(id, Status::Claimed, "Ana", "on my way"),
+        ),
         ev(&p[2], 30, change_by(id, Status::Claimed, "Bo", "")),
         ev(&p[1], 40, change(id, Status::InProgress)),
     ];
@@ -376,7 +380,10 @@ fn answers(v: &View) -> impl PartialEq + std::fmt::Debug {
     let holders: Vec<_> = v
         .items(NOW)
         .iter()
-        .map(|i| i.holder_change().map(|c| (c.id, c.by().map(str::to_string), c.at)))
+        .map(|i| {
+            i.holder_change()
+                .map(|c| (c.id, c.by().map(str::to_string), c.at))
+        })
         .collect();
     (
         holders,

@@ -34,7 +34,9 @@ fn status_changes_carry_who_and_a_refused_claim_names_the_holder() {
     let hhmm = format!("{:02}:{:02} UTC", (mins / 60) % 24, mins % 60);
     let detail = v["detail"].as_str().unwrap_or("");
     assert!(
-        detail.starts_with(&format!("already claimed by Ana at Elm St hall since {hhmm}")),
+        detail.starts_with(&format!(
+            "already claimed by Ana at Elm St hall since {hhmm}"
+        )),
         "{detail}"
     );
     assert_eq!(v["history"][1]["by"], "Bo");

@@ -70,7 +70,11 @@ impl HubNames {
 /// The libp2p peer id of a node whose author key is `a` (both come from one seed).
 fn peer_id_of(a: &AuthorId) -> Option<String> {
     let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(&a.0).ok()?;
-    Some(libp2p::identity::PublicKey::from(key).to_peer_id().to_string())
+    Some(
+        libp2p::identity::PublicKey::from(key)
+            .to_peer_id()
+            .to_string(),
+    )
 }
 
 #[cfg(test)]
