@@ -52,7 +52,10 @@ function setupWho() {
     placeholder: "e.g. Ana" });
   input.value = volunteerName();
   input.addEventListener("change", () => sessionStorage.setItem("volunteer-name", input.value.trim()));
-  const box = el("p", { id: "who-box" }, el("label", {}, "Your name (shown when you claim) ", input));
+  const note = el("input", { id: "who-note", name: "who-note", maxlength: "500",
+    placeholder: "e.g. bringing 2 cases at 3pm" });
+  const box = el("p", { id: "who-box" }, el("label", {}, "Your name (shown when you claim) ", input),
+    " ", el("label", {}, "Note with your next change (optional) ", note));
   const undo = el("p", { id: "undo", role: "status", hidden: "" });
   document.querySelector("main").before(box, undo);
 }
@@ -67,11 +70,14 @@ async function setStatus(id, status, note) {
   let ok = false;
   try {
     const by = volunteerName();
+    const typed = $("#who-note");
+    note = note || (typed ? typed.value.trim() : "");
     await api("/items/" + id + "/status", {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ status, by: by || undefined, note: note || undefined }),
     });
+    if (typed) typed.value = "";
     ok = true;
   } catch (e) {
     showUndo(e.message, null);
@@ -158,6 +164,12 @@ function itemCard(i) {
     confirming === i.id ? confirmDone(i) : actions);
 }
 
+// Connected hubs by the name they announced (issue 15); unnamed ones are counted only.
+function peerNames(peers) {
+  const named = (peers || []).map((p) => p.hub).filter(Boolean);
+  return named.length ? " (" + named.join(", ") + ")" : "";
+}
+
 // This node's author id in the short form items use (set from /status).
 let myAuthor = null;
 
@@ -178,7 +190,8 @@ async function refresh() {
     ]);
     $("#community").textContent = "· " + st.community;
     myAuthor = st.author ? st.author.slice(0, 8) : null;
-    $("#meta").textContent = st.peers + " hub computers connected · " + st.events + " records";
+    $("#meta").textContent = st.peers + " hub computers connected" + peerNames(st.peer_list) +
+      " · " + st.events + " records";
     $("#clock").hidden = !st.clock.warning;
     $("#clock").textContent = st.clock.warning || "";
     // Nodes of another community that tried to connect (a mistyped passphrase, most often).
