@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use aidmesh_protocol::identity::AuthorId;
+use aidmesh_protocol::time::Timestamp;
 use aidmesh_protocol::view::{Item, View};
 use serde_json::{json, Value};
 
@@ -15,27 +16,21 @@ use crate::net::PeerStatus;
 #[derive(Debug, Default)]
 pub(super) struct HubNames {
     by_author: HashMap<AuthorId, String>,
-    by_peer: HashMap<String, String>,
 }
 
 impl HubNames {
     /// Names from every hub announcement on the board.
     pub(super) fn of(view: &View) -> HubNames {
-        let mut newest: HashMap<AuthorId, (aidmesh_protocol::time::Timestamp, String)> =
-            HashMap::new();
+        let mut newest: HashMap<AuthorId, (Timestamp, String)> = HashMap::new();
         for h in view.hubs() {
             let slot = newest.entry(h.author).or_insert((h.at, h.hub.name.clone()));
             if h.at > slot.0 {
                 *slot = (h.at, h.hub.name.clone());
             }
         }
-        let by_author: HashMap<AuthorId, String> =
-            newest.into_iter().map(|(a, (_, n))| (a, n)).collect();
-        let by_peer = by_author
-            .iter()
-            .filter_map(|(a, n)| Some((peer_id_of(a)?, n.clone())))
-            .collect();
-        HubNames { by_author, by_peer }
+        HubNames {
+            by_author: newest.into_iter().map(|(a, (_, n))| (a, n)).collect(),
+        }
     }
 
     /// The hub name of an author, if it announced one.
@@ -56,11 +51,17 @@ impl HubNames {
 
     /// Peers as JSON, each with the `hub` it announced (or null).
     pub(super) fn peers(&self, peers: &[PeerStatus]) -> Vec<Value> {
+        // Peer ids are derived here, not in `of`, which runs under the engine's lock.
+        let by_peer: HashMap<String, &str> = self
+            .by_author
+            .iter()
+            .filter_map(|(a, n)| Some((peer_id_of(a)?, n.as_str())))
+            .collect();
         peers
             .iter()
             .map(|p| {
                 let mut v = json!(p);
-                v["hub"] = json!(self.by_peer.get(&p.peer_id));
+                v["hub"] = json!(by_peer.get(&p.peer_id));
                 v
             })
             .collect()
