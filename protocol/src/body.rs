@@ -321,10 +321,13 @@ pub struct StatusChange {
 /// Prefix of the note's first line that names who acts on a status change.
 pub const BY_PREFIX: &str = "by: ";
 impl StatusChange {
-    /// A note naming `by` on its first line, then `text`. An empty `by` adds nothing.
+    /// A note naming `by` on its first line, then `text`. An empty `by` adds nothing,
+    /// except that a text which itself starts with `by: ` gets a leading space, so that
+    /// "by: Friday" stays a note and names nobody.
     pub fn compose_note(by: &str, text: &str) -> String {
         let by = by.trim();
         match (by.is_empty(), text.is_empty()) {
+            (true, _) if text.starts_with(BY_PREFIX) => format!(" {text}"),
             (true, _) => text.to_string(),
             (false, true) => format!("{BY_PREFIX}{by}"),
             (false, false) => format!("{BY_PREFIX}{by}\n{text}"),
@@ -662,6 +665,8 @@ pub(crate) mod tests {
         );
         assert_eq!(StatusChange::split_note("by: Bo"), (Some("Bo"), ""));
         assert_eq!(StatusChange::compose_note("", "x"), "x");
+        let plain = StatusChange::compose_note("", "by: Friday");
+        assert_eq!(StatusChange::split_note(&plain).0, None);
         assert_eq!(
             StatusChange::split_note("bringing water"),
             (None, "bringing water")
