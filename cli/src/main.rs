@@ -404,6 +404,10 @@ struct StatusArgs {
     /// A note for everyone, e.g. "bringing 2 cases at 3pm".
     #[arg(long)]
     note: Option<String>,
+    /// Your name or handle, shown as the holder ("Ana"). Set AIDMESH_BY once per
+    /// shell session instead of typing it every time.
+    #[arg(long, env = "AIDMESH_BY")]
+    by: Option<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -906,10 +910,14 @@ fn list(
 fn change(dir: &std::path::Path, status: &str, a: StatusArgs) -> Result<(), CliError> {
     let v = Client::for_dir(dir)?.post(
         &format!("/api/v1/items/{}/status", a.id.trim()),
-        &json!({ "status": status, "note": a.note }),
+        &json!({ "status": status, "note": a.note, "by": a.by }),
     )?;
+    let holder = v["holder_name"]
+        .as_str()
+        .map(|n| format!(", held by {n}"))
+        .unwrap_or_default();
     println!(
-        "{} is now {}",
+        "{} is now {}{holder}",
         v["short_id"].as_str().unwrap_or(""),
         v["status"].as_str().unwrap_or("")
     );

@@ -96,7 +96,7 @@ pub fn items(items: &[Value]) -> String {
             s(i, "short_id").to_string(),
             s(i, "kind").to_string(),
             urgency(s(i, "urgency")),
-            s(i, "status").to_string(),
+            status_with_holder(i),
             s(i, "category").to_string(),
             qty,
             s(i, "title").to_string(),
@@ -105,6 +105,14 @@ pub fn items(items: &[Value]) -> String {
         ]);
     }
     t.to_string()
+}
+
+/// "claimed (Ana)" when the holder gave a name, else the plain status.
+fn status_with_holder(i: &Value) -> String {
+    match i["holder_name"].as_str() {
+        Some(n) => format!("{} ({n})", s(i, "status")),
+        None => s(i, "status").to_string(),
+    }
 }
 
 /// One item with its history.
@@ -140,11 +148,22 @@ pub fn item(i: &Value) -> String {
         format!(
             "{} by {}",
             ago(i["created_at"].as_u64().unwrap_or(0), now),
-            s(i, "author")
+            i["author_hub"].as_str().unwrap_or(s(i, "author"))
         ),
     );
     if let Some(e) = i["expires_at"].as_u64() {
         line("expires", ago(e, now));
+    }
+    if let Some(since) = i["held_since"].as_u64() {
+        let node = match i["holder_hub"].as_str() {
+            Some(hub) => hub.to_string(),
+            None => format!("node {}", s(i, "holder")),
+        };
+        let who = match i["holder_name"].as_str() {
+            Some(name) => format!("{name} ({node})"),
+            None => node,
+        };
+        line("held by", format!("{who}, since {}", ago(since, now)));
     }
     line("id", s(i, "id").to_string());
     for h in i["history"].as_array().into_iter().flatten() {
@@ -158,10 +177,14 @@ pub fn item(i: &Value) -> String {
         } else {
             ""
         };
+        let node = h["hub"].as_str().unwrap_or(s(h, "author"));
+        let by = match h["by"].as_str() {
+            Some(name) => format!("{name} ({node})"),
+            None => node.to_string(),
+        };
         out.push_str(&format!(
-            "  - {} by {}, {}{ignored}{note}\n",
+            "  - {} by {by}, {}{ignored}{note}\n",
             s(h, "status"),
-            s(h, "author"),
             ago(h["at"].as_u64().unwrap_or(0), now)
         ));
     }
@@ -269,14 +292,27 @@ pub fn people(list: &[Value]) -> String {
     format!("{t}\n")
 }
 
+/// The last 8 characters of a peer id: enough to tell two nodes of one hub apart.
+fn short_peer(id: &str) -> &str {
+    &id[id.len().saturating_sub(8)..]
+}
+
 /// Peers table.
 pub fn peers(ps: &[Value]) -> String {
     let now = now_ms();
     let mut t = table(&["peer", "address", "last sync"]);
     for p in ps {
+        // The hub's announced name where known; the key only when it never announced.
+        let (who, addr) = match p["hub"].as_str() {
+            Some(hub) => (
+                format!("{hub} ({})", short_peer(s(p, "peer_id"))),
+                s(p, "addr").split("/p2p/").next().unwrap_or("").to_string(),
+            ),
+            None => (s(p, "peer_id").to_string(), s(p, "addr").to_string()),
+        };
         t.add_row(vec![
-            s(p, "peer_id").to_string(),
-            s(p, "addr").to_string(),
+            who,
+            addr,
             p["last_sync_ms"]
                 .as_u64()
                 .map_or("never".into(), |ms| ago(ms, now)),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aidmesh_protocol::body::{
     Alert, CheckIn, Consent, Coords, HubAnnounced, Outcome, PersonRegistered, Place, Post,
-    Severity, Status, StatusChange, Urgency,
+    Severity, Status, StatusChange, Urgency, MAX_BY,
 };
 use aidmesh_protocol::{Category, EventId};
 use libp2p::Multiaddr;
@@ -348,15 +348,31 @@ pub struct StatusInput {
     pub status: String,
     /// Note.
     pub note: Option<String>,
+    /// Who acts (a name or handle), carried as the note's `by: NAME` first line.
+    pub by: Option<String>,
 }
 
 impl StatusInput {
     /// Builds the status change of item `target`.
     pub fn into_change(self, target: EventId) -> Result<StatusChange, InputError> {
+        let by = self.by.unwrap_or_default();
+        let by = by.trim();
+        if by.chars().count() > MAX_BY {
+            return Err(err(
+                "by",
+                format!(
+                    "is {} characters, the limit is {MAX_BY}",
+                    by.chars().count()
+                ),
+            ));
+        }
+        if by.chars().any(char::is_control) {
+            return Err(err("by", "must be one line of plain text"));
+        }
         Ok(StatusChange {
             target,
             status: parse_status(&self.status)?,
-            note: self.note.unwrap_or_default(),
+            note: StatusChange::compose_note(by, &self.note.unwrap_or_default()),
         })
     }
 }

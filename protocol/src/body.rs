@@ -29,7 +29,7 @@ pub const MAX_TAG: usize = 40;
 pub const MAX_TAGS: usize = 16;
 /// Longest phone number.
 pub const MAX_PHONE: usize = 40;
-/// Longest volunteer name on a check-in.
+/// Longest volunteer name on a check-in or in a status change's `by: NAME` line.
 pub const MAX_BY: usize = 80;
 /// Largest quantity.
 pub const MAX_QUANTITY: u32 = 1_000_000;
@@ -313,8 +313,41 @@ pub struct StatusChange {
     pub target: EventId,
     /// The new status.
     pub status: Status,
-    /// Optional note, at most [`MAX_NOTE`] characters.
+    /// Optional note, at most [`MAX_NOTE`] characters. Its first line may name who
+    /// acts, as `by: NAME` (see [`StatusChange::by`]); the layout stays frozen.
     pub note: String,
+}
+
+/// Prefix of the note's first line that names who acts on a status change.
+pub const BY_PREFIX: &str = "by: ";
+impl StatusChange {
+    /// A note naming `by` on its first line, then `text`. An empty `by` adds nothing,
+    /// except that a text which itself starts with `by: ` gets a leading space, so that
+    /// "by: Friday" stays a note and names nobody.
+    pub fn compose_note(by: &str, text: &str) -> String {
+        let by = by.trim();
+        match (by.is_empty(), text.is_empty()) {
+            (true, _) if text.starts_with(BY_PREFIX) => format!(" {text}"),
+            (true, _) => text.to_string(),
+            (false, true) => format!("{BY_PREFIX}{by}"),
+            (false, false) => format!("{BY_PREFIX}{by}\n{text}"),
+        }
+    }
+
+    /// Splits a note into who acted (its `by: NAME` first line, if any) and the rest.
+    /// Events from older nodes carry no such line and give `(None, note)`.
+    pub fn split_note(note: &str) -> (Option<&str>, &str) {
+        let (first, rest) = note.split_once('\n').unwrap_or((note, ""));
+        match first.strip_prefix(BY_PREFIX).map(str::trim) {
+            Some(by) if !by.is_empty() => (Some(by), rest),
+            _ => (None, note),
+        }
+    }
+
+    /// Who this change says acted, if it names anyone.
+    pub fn by(&self) -> Option<&str> {
+        Self::split_note(&self.note).0
+    }
 }
 
 /// Who agreed to a person being registered for checks.
@@ -621,6 +654,25 @@ impl Body {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_by_line_round_trips_and_old_notes_name_nobody() {
+        let n = StatusChange::compose_note(" Ana ", "two cases\nat 3pm");
+        assert_eq!(n, "by: Ana\ntwo cases\nat 3pm");
+        assert_eq!(
+            StatusChange::split_note(&n),
+            (Some("Ana"), "two cases\nat 3pm")
+        );
+        assert_eq!(StatusChange::split_note("by: Bo"), (Some("Bo"), ""));
+        assert_eq!(StatusChange::compose_note("", "x"), "x");
+        let plain = StatusChange::compose_note("", "by: Friday");
+        assert_eq!(StatusChange::split_note(&plain).0, None);
+        assert_eq!(
+            StatusChange::split_note("bringing water"),
+            (None, "bringing water")
+        );
+        assert_eq!(StatusChange::split_note("by: \nx"), (None, "by: \nx"));
+    }
 
     pub(crate) fn post(title: &str) -> Post {
         Post {

@@ -41,6 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::body::{
     Alert, Body, BodyKind, CheckIn, HubAnnounced, Outcome, PersonRegistered, Place, Post, Status,
+    StatusChange,
 };
 use crate::event::{Event, EventId};
 use crate::identity::AuthorId;
@@ -134,6 +135,32 @@ impl Item {
     /// The last applied change, if any.
     pub fn last_change(&self) -> Option<&Change> {
         self.history.iter().rev().find(|c| c.applied)
+    }
+
+    /// The applied change that made [`Item::holder`] the holder: it says since when and,
+    /// through [`Change::by`], by what name. Follows the same rules as `holder`.
+    pub fn holder_change(&self) -> Option<&Change> {
+        let mut held: Option<&Change> = None;
+        for c in self.history.iter().filter(|c| c.applied) {
+            held = match c.status {
+                Status::Claimed => Some(c),
+                Status::InProgress => held.or(Some(c)),
+                _ => None,
+            };
+        }
+        held
+    }
+}
+
+impl Change {
+    /// The name this change says acted (its note's `by: NAME` line), if any.
+    pub fn by(&self) -> Option<&str> {
+        StatusChange::split_note(&self.note).0
+    }
+
+    /// The note without its `by: NAME` line.
+    pub fn text(&self) -> &str {
+        StatusChange::split_note(&self.note).1
     }
 }
 

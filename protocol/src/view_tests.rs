@@ -59,6 +59,46 @@ fn first_claim_holds_and_ties_break_by_author_then_id() {
     assert_eq!(item.holder, Some(first));
 }
 
+fn change_by(target: EventId, status: Status, by: &str, text: &str) -> Body {
+    Body::Status(StatusChange {
+        target,
+        status,
+        note: StatusChange::compose_note(by, text),
+    })
+}
+
+#[test]
+fn the_holder_is_named_with_the_time_of_the_claim_that_holds() {
+    let p = people();
+    let need = ev(&p[0], 10, Body::Need(post("water")));
+    let id = need.0.id();
+    let evs = vec![
+        need.clone(),
+        ev(
+            &p[1],
+            20,
+            change_by(id, Status::Claimed, "Ana", "on my way"),
+        ),
+        ev(&p[2], 30, change_by(id, Status::Claimed, "Bo", "")),
+        ev(&p[1], 40, change(id, Status::InProgress)),
+    ];
+    let item = view(&evs).item(&id, NOW).unwrap();
+    let held = item.holder_change().unwrap();
+    assert_eq!(held.by(), Some("Ana"));
+    assert_eq!(held.text(), "on my way");
+    assert_eq!(held.at, Timestamp(20));
+    assert_eq!(item.holder, Some(held.author));
+    // An old-style note names nobody; a reopen lets go.
+    let evs = vec![
+        need,
+        ev(&p[1], 20, change(id, Status::Claimed)),
+        ev(&p[1], 30, change(id, Status::Reopened)),
+    ];
+    let item = view(&evs).item(&id, NOW).unwrap();
+    assert!(item.holder_change().is_none());
+    assert_eq!(item.history[0].by(), None);
+}
+
 #[test]
 fn only_the_author_withdraws_or_revives_a_withdrawn_post() {
     let p = people();
@@ -260,7 +300,13 @@ fn materialise(ops: &[Op]) -> Vec<(Event, Body)> {
             } => (
                 who,
                 ts,
-                change(posts[target % posts.len()], Status::ALL[status]),
+                // Some changes name who acts, so holders by name are covered too.
+                change_by(
+                    posts[target % posts.len()],
+                    Status::ALL[status],
+                    ["", "Ana", "Bo"][target / 7 % 3],
+                    "",
+                ),
             ),
             Op::Person { who, ts } => (who, ts, person_body(&format!("person {}", out.len()))),
             Op::Check {
@@ -332,7 +378,16 @@ fn shuffle<T>(v: &mut [T], mut seed: u64) {
 }
 
 fn answers(v: &View) -> impl PartialEq + std::fmt::Debug {
+    let holders: Vec<_> = v
+        .items(NOW)
+        .iter()
+        .map(|i| {
+            i.holder_change()
+                .map(|c| (c.id, c.by().map(str::to_string), c.at))
+        })
+        .collect();
     (
+        holders,
         v.items(NOW),
         v.people(),
         v.hubs(),

@@ -246,3 +246,106 @@ test("welfare from the page: phone, note, any interval, checked by, every outcom
   assert.equal((await get("alerts")).alerts[0].state, "all-clear");
   assert.deepEqual(errors, []);
 });
+
+test("who holds what: a named claim, confirmed done, undo, withdraw and history (issue 15)", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-holder-"));
+  const dir2 = mkdtempSync(join(tmpdir(), "aidmesh-web-holder2-"));
+  for (const d of [dir, dir2]) {
+    execFileSync(bin, ["--data-dir", d, "join", "--community", "Elm Street",
+      "--passphrase", "maple harbor ozone river ozone harbor"]);
+  }
+  const up = (d, extra) => spawn(bin, ["--data-dir", d, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
+    "--api", "127.0.0.1:0", "--no-mdns", ...extra], { stdio: "ignore" });
+  const nodes = [up(dir, [])];
+  let browser;
+  t.after(async () => {
+    if (browser) await browser.close();
+    for (const n of nodes) n.kill("SIGKILL");
+    for (const d of [dir, dir2]) rmSync(d, { recursive: true, force: true });
+  });
+  const base = await waitFor("the node's API address", async () => {
+    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
+    const r = await fetch(`http://${a}/api/v1/status`);
+    return r.ok && `http://${a}`;
+  });
+  const post = (path, body) => fetch(base + "/api/v1/" + path, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+  }).then((r) => r.json());
+  const get = async (path) => (await fetch(base + "/api/v1/" + path)).json();
+  await post("hubs", { name: "Elm St hall" });
+  const need = await post("needs", { title: "Blankets for the school", category: "shelter" });
+
+  browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox", "--disable-gpu"] });
+  const page = await browser.newPage({ viewport: { width: 412, height: 915 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("dialog", (d) => { errors.push("dialog: " + d.message()); d.dismiss(); });
+  await page.goto(base + "/");
+  const card = page.locator("#needs li", { hasText: "Blankets for the school" });
+  await card.waitFor();
+
+  // The name is typed once and carried by the claim, with an optional note; the card
+  // shows the holder.
+  await page.fill("#who", "Ana");
+  await page.locator("#who").dispatchEvent("change");
+  await page.fill("#who-note", "van at 3pm");
+  await card.getByRole("button", { name: "Claim" }).click();
+  await card.locator(".holder", { hasText: "Held by Ana at Elm St hall since" }).waitFor();
+  const claimed = await get("items/" + need.id);
+  assert.equal(claimed.holder_name, "Ana");
+  assert.equal(claimed.history[0].note, "van at 3pm");
+  assert.equal(await page.inputValue("#who-note"), "", "the note goes with one change only");
+
+  // In progress from the page.
+  await card.getByRole("button", { name: "Start" }).click();
+  await card.locator(".s-in-progress").waitFor();
+
+  // Done asks first: nothing changes until confirmed.
+  await card.getByRole("button", { name: "Done" }).click();
+  await card.getByText("Really done?").waitFor();
+  assert.equal((await get("items/" + need.id)).status, "in-progress");
+  await card.getByRole("button", { name: "Not yet" }).click();
+  await card.getByRole("button", { name: "Done" }).click();
+  await card.getByRole("button", { name: "Yes, done" }).click();
+  await waitFor("the item to be fulfilled", async () => (await get("items/" + need.id)).status === "fulfilled");
+  await card.waitFor({ state: "detached" });
+
+  // ... and can be undone from the page: it comes back open.
+  await page.locator("#undo", { hasText: "Marked done: Blankets for the school" })
+    .getByRole("button", { name: "Undo" }).click();
+  await card.locator(".s-open").waitFor();
+  assert.equal((await get("items/" + need.id)).status, "open");
+
+  // The history is on the card, with who did what.
+  await card.locator("details.history summary").click();
+  const history = await card.locator("details.history").innerText();
+  assert.match(history, /claimed by Ana \(Elm St hall\).*: van at 3pm/);
+  assert.match(history, /fulfilled by Ana \(Elm St hall\)/);
+  assert.match(history, /reopened by Ana \(Elm St hall\).*undone/);
+
+  // Withdraw (posts made through this hub are its own), and undo that too.
+  await card.getByRole("button", { name: "Withdraw" }).click();
+  await card.waitFor({ state: "detached" });
+  assert.equal((await get("items/" + need.id)).status, "withdrawn");
+  await page.locator("#undo", { hasText: "Withdrew" }).getByRole("button", { name: "Undo" }).click();
+  await card.locator(".s-open").waitFor();
+
+  // A claim someone else holds says who and since when, on the page.
+  await post("items/" + need.id + "/status", { status: "claimed", by: "Bo" });
+  await card.locator(".holder", { hasText: "Held by Bo" }).waitFor();
+  assert.equal(await card.getByRole("button", { name: "Claim" }).count(), 0);
+
+  // A connected hub is shown by its announced name, not its key.
+  const st = await get("status");
+  nodes.push(up(dir2, ["--peer", `${st.listen[0]}/p2p/${st.peer_id}`]));
+  const base2 = await waitFor("the second node", async () => {
+    const a = readFileSync(join(dir2, "api.addr"), "utf8").trim();
+    const r = await fetch(`http://${a}/api/v1/status`);
+    return r.ok && `http://${a}`;
+  });
+  await fetch(base2 + "/api/v1/hubs", { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name: "School hall" }) });
+  await page.locator("#meta", { hasText: "1 hub computers connected (School hall)" }).waitFor({ timeout: 30000 });
+  assert.doesNotMatch(await page.locator("body").innerText(), /12D3KooW/);
+  assert.deepEqual(errors, []);
+});

@@ -3,7 +3,8 @@
 //! (that is the point of a hub); welfare records are elsewhere ([`super::welfare`]).
 
 use aidmesh_protocol::body::BodyKind;
-use aidmesh_protocol::view::Item;
+use aidmesh_protocol::body::Status;
+use aidmesh_protocol::view::{Item, ItemState};
 use aidmesh_protocol::{Body, EventId};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::names::HubNames;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::input::{
     AlertInput, AlertStatusInput, HubInput, ListQuery, ListStatus, PostInput, StatusInput,
@@ -36,11 +38,12 @@ pub fn item_json(i: &Item) -> Value {
         .map(|c| {
             json!({
                 "id": c.id.to_hex(), "status": c.status.name(), "author": c.author.short(),
-                "at": c.at.millis(), "note": c.note, "applied": c.applied,
+                "at": c.at.millis(), "by": c.by(), "note": c.text(), "applied": c.applied,
             })
         })
         .collect();
     let p = &i.post;
+    let held = i.holder_change();
     json!({
         "id": i.id.to_hex(),
         "short_id": i.id.short(),
@@ -62,6 +65,8 @@ pub fn item_json(i: &Item) -> Value {
         "details": p.details,
         "expires_at": p.expires_ms,
         "holder": i.holder.map(|h| h.short()),
+        "holder_name": held.and_then(|c| c.by()),
+        "held_since": held.map(|c| c.at.millis()),
         "history": history,
     })
 }
@@ -70,7 +75,8 @@ fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
     let category = q.category()?;
     let status = q.status()?;
     let now = st.engine.now_ms();
-    let mut items: Vec<Item> = st.engine.with_view(|v| v.items(now));
+    let (mut items, names): (Vec<Item>, HubNames) =
+        st.engine.with_view(|v| (v.items(now), HubNames::of(v)));
     items.retain(|i| kind.is_none_or(|k| i.kind == k));
     items.retain(|i| category.is_none_or(|c| i.post.category == c));
     items.retain(|i| match status {
@@ -81,7 +87,7 @@ fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
     });
     // Most urgent first, then newest.
     items.sort_by_key(|i| std::cmp::Reverse((i.post.urgency, i.created)));
-    let out: Vec<Value> = items.iter().map(item_json).collect();
+    let out: Vec<Value> = items.iter().map(|i| named_item_json(i, &names)).collect();
     Ok(Json(json!({ "items": out })).into_response())
 }
 
@@ -338,11 +344,22 @@ pub(super) async fn show_item(
     let Path(id) = id?;
     let id = resolve_item(&st, &id)?;
     let now = st.engine.now_ms();
-    let item = st
-        .engine
-        .with_view(|v| v.item(&id, now))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "item disappeared"))?;
-    Ok(Json(item_json(&item)).into_response())
+    let (item, names) = named_item(&st, &id, now)?;
+    Ok(Json(named_item_json(&item, &names)).into_response())
+}
+
+/// Item `id` folded at `now`, with the hub names to show next to its keys.
+fn named_item(st: &AppState, id: &EventId, now: u64) -> Result<(Item, HubNames), ApiError> {
+    st.engine
+        .with_view(|v| Some((v.item(id, now)?, HubNames::of(v))))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "item disappeared"))
+}
+
+/// [`item_json`] plus the hub names of its author, holder and history.
+fn named_item_json(item: &Item, names: &HubNames) -> Value {
+    let mut out = item_json(item);
+    names.name_item(&mut out, item);
+    out
 }
 
 pub(super) async fn change_status(
@@ -359,23 +376,12 @@ pub(super) async fn change_status(
     let engine = st.engine.clone();
     let event = blocking(move || engine.post(body)).await??;
     let now = st.engine.now_ms();
-    let item = st
-        .engine
-        .with_view(|v| v.item(&id, now))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "item disappeared"))?;
+    let (item, names) = named_item(&st, &id, now)?;
     let applied = item.history.iter().any(|c| c.id == event.id() && c.applied);
-    let mut out = item_json(&item);
+    let mut out = named_item_json(&item, &names);
     out["change"] = json!({ "id": event.id().to_hex(), "applied": applied });
     if !applied {
-        let reason = format!(
-            "recorded, but a {} item cannot become {} (see docs/protocol.md, status rules)",
-            if item.expired {
-                "expired"
-            } else {
-                item.state.name()
-            },
-            status.name()
-        );
+        let reason = not_applied_reason(&item, status, &names);
         out["error"] = json!("not_applied");
         out["detail"] = json!(reason);
     }
@@ -385,4 +391,48 @@ pub(super) async fn change_status(
         StatusCode::CONFLICT
     };
     Ok((code, Json(out)).into_response())
+}
+
+/// Why a status change was recorded but not applied, in words a volunteer can act on:
+/// who holds the item and since when, or what to do first.
+fn not_applied_reason(item: &Item, status: Status, names: &HubNames) -> String {
+    if let (Some(held), Status::Claimed | Status::InProgress) = (item.holder_change(), status) {
+        let hub = names.author(&held.author);
+        let who = match (held.by(), hub) {
+            (Some(name), Some(hub)) => format!("{name} at {hub}"),
+            (Some(name), None) => name.to_string(),
+            (None, Some(hub)) => hub.to_string(),
+            (None, None) => format!("node {}", held.author.short()),
+        };
+        return format!(
+            "already {} by {who} since {}; ask them, or reopen it if they have let it go",
+            item.state.name(),
+            hhmm_utc(held.at.millis())
+        );
+    }
+    let state = if item.expired {
+        "expired"
+    } else {
+        item.state.name()
+    };
+    let hint = match (item.state, status) {
+        (ItemState::Fulfilled, Status::Fulfilled) => "it is already done",
+        (ItemState::Withdrawn, Status::Withdrawn) => "it is already withdrawn",
+        (_, Status::Withdrawn) => "only the person who posted it can withdraw it",
+        (ItemState::Withdrawn, Status::Reopened) => {
+            "only the person who posted it can bring it back"
+        }
+        (ItemState::Open, Status::Reopened) => "it is already open",
+        _ => "reopen it first",
+    };
+    format!(
+        "recorded, but a {state} item cannot become {}: {hint}",
+        status.name()
+    )
+}
+
+/// "14:02 UTC" for a wall-clock time in ms.
+fn hhmm_utc(ms: u64) -> String {
+    let mins = ms / 60_000;
+    format!("{:02}:{:02} UTC", (mins / 60) % 24, mins % 60)
 }

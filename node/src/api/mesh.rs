@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::names::HubNames;
+
 use super::welfare::HubOrPin;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::engine::{Engine, NewEvent};
@@ -89,7 +91,7 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
         "events": st.engine.len(),
         "digest": hex::encode(digest),
         "peers": net_peers.len(),
-        "peer_list": net_peers,
+        "peer_list": st.engine.with_view(HubNames::of).peers(&net_peers),
         "clock": clock_json(clock, offset, reading, st.engine.clock_floor_ms()),
         "now_ms": reading.now_ms,
         "refused": net.as_ref().map(|n| n.refused.clone()).unwrap_or_default(),
@@ -102,7 +104,9 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
 /// `GET /api/v1/peers`.
 pub(super) async fn peers(State(st): State<AppState>) -> ApiResult {
     let net = st.net.status().await;
-    Ok(Json(json!({ "peers": net.map(|n| n.peers).unwrap_or_default() })).into_response())
+    let names = st.engine.with_view(HubNames::of);
+    let peers = names.peers(&net.map(|n| n.peers).unwrap_or_default());
+    Ok(Json(json!({ "peers": peers })).into_response())
 }
 
 /// `POST /api/v1/peers`: dial a peer. Only the hub computer or a PIN holder may: the

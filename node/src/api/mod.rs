@@ -29,6 +29,7 @@ mod board;
 pub mod conn;
 pub mod guard;
 mod mesh;
+mod names;
 mod page;
 pub mod welfare;
 

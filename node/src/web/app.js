@@ -39,25 +39,115 @@ async function api(path, opts) {
   return body;
 }
 
-async function setStatus(id, status) {
+// --- Who holds what (issue 15): the volunteer's name, status actions, history, undo. ---
+
+// The volunteer's name or handle, typed once per phone session (kept for this tab).
+function volunteerName() {
+  return (sessionStorage.getItem("volunteer-name") || "").trim();
+}
+
+// "Your name" box above the boards; claims and other changes carry it as `by`.
+function setupWho() {
+  const input = el("input", { id: "who", name: "who", maxlength: "80", autocomplete: "name",
+    placeholder: "e.g. Ana" });
+  input.value = volunteerName();
+  input.addEventListener("change", () => sessionStorage.setItem("volunteer-name", input.value.trim()));
+  const note = el("input", { id: "who-note", name: "who-note", maxlength: "500",
+    placeholder: "e.g. bringing 2 cases at 3pm" });
+  const box = el("p", { id: "who-box" }, el("label", {}, "Your name (shown when you claim) ", input),
+    " ", el("label", {}, "Note with your next change (optional) ", note));
+  const undo = el("p", { id: "undo", role: "status", hidden: "" });
+  document.querySelector("main").before(box, undo);
+}
+
+function hhmm(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// Posts a status change; shows the node's reason if it was not applied. Returns whether
+// it was applied.
+async function setStatus(id, status, note) {
+  let ok = false;
   try {
+    const by = volunteerName();
+    const typed = $("#who-note");
+    note = note || (typed ? typed.value.trim() : "");
     await api("/items/" + id + "/status", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ status }),
+      body: JSON.stringify({ status, by: by || undefined, note: note || undefined }),
     });
+    if (typed) typed.value = "";
+    ok = true;
   } catch (e) {
-    alert(e.message);
+    showUndo(e.message, null);
   }
   refresh();
+  return ok;
+}
+
+const VERB = { claimed: "Claimed", "in-progress": "Started", fulfilled: "Marked done",
+  withdrawn: "Withdrew", reopened: "Reopened" };
+
+// After a change, a bar that can undo it (reopen), since done items leave the board.
+function showUndo(text, undo) {
+  const bar = $("#undo");
+  if (!bar) return;
+  bar.replaceChildren(text, undo ? button("Undo", async () => {
+    bar.hidden = true;
+    await setStatus(undo, "reopened", "undone");
+  }) : null);
+  bar.className = undo ? "" : "err";
+  bar.hidden = false;
+}
+
+async function change(i, status) {
+  if (await setStatus(i.short_id, status)) {
+    showUndo(VERB[status] + ": " + i.title + ". ", status === "reopened" ? null : i.short_id);
+  }
+}
+
+// "Done" asks first: it takes the item off the board for everyone. The item being
+// confirmed survives the live refreshes that redraw the cards.
+let confirming = null;
+
+function doneButton(i) {
+  return button("Done", () => { confirming = i.id; refresh(); });
+}
+
+function confirmDone(i) {
+  return el("div", { class: "actions confirm" }, el("span", {}, "Really done? "),
+    button("Yes, done", () => { confirming = null; change(i, "fulfilled"); }),
+    button("Not yet", () => { confirming = null; refresh(); }));
+}
+
+// Who holds it: the name they gave, the hub they claimed at, and since when.
+function holderLine(i) {
+  if (!i.held_since) return null;
+  const at = i.holder_hub ? " at " + i.holder_hub : "";
+  const who = i.holder_name || (i.holder_hub ? "someone" : "node " + i.holder);
+  return el("p", { class: "holder" }, "Held by " + who + at + " since " + hhmm(i.held_since));
+}
+
+function historyList(i) {
+  if (!i.history || !i.history.length) return null;
+  return el("details", { class: "history" },
+    el("summary", {}, "History (" + i.history.length + ")"),
+    el("ol", {}, ...i.history.map((h) => el("li", {},
+      h.status + " by " + (h.by ? h.by + " (" + (h.hub || h.author) + ")" : (h.hub || h.author)) +
+      ", " + hhmm(h.at) + (h.applied ? "" : " (not applied)") + (h.note ? ": " + h.note : "")))));
 }
 
 function itemCard(i) {
   const qty = i.qty ? i.qty + (i.unit ? " " + i.unit : "") : null;
   const actions = el("div", { class: "actions" });
-  if (i.status === "open") actions.append(button("Claim", () => setStatus(i.short_id, "claimed")));
-  if (["open", "claimed", "in-progress"].includes(i.status)) {
-    actions.append(button("Done", () => setStatus(i.short_id, "fulfilled")));
+  if (i.status === "open") actions.append(button("Claim", () => change(i, "claimed")));
+  if (["open", "claimed"].includes(i.status)) actions.append(button("Start", () => change(i, "in-progress")));
+  if (["open", "claimed", "in-progress"].includes(i.status)) actions.append(doneButton(i));
+  if (["claimed", "in-progress", "fulfilled"].includes(i.status)) actions.append(button("Reopen", () => change(i, "reopened")));
+  // Only the poster can withdraw; posts made through this hub are this node's.
+  if (["open", "claimed", "in-progress"].includes(i.status) && i.author === myAuthor) {
+    actions.append(button("Withdraw", () => change(i, "withdrawn")));
   }
   return el("li", { "data-id": i.id },
     el("span", { class: "badge u-" + i.urgency }, i.urgency),
@@ -68,9 +158,20 @@ function itemCard(i) {
     i.place && i.place.label ? el("p", {}, "Where: " + i.place.label) : null,
     i.contact ? el("p", {}, "Contact: " + i.contact) : null,
     i.details ? el("p", {}, i.details) : null,
-    el("p", {}, ago(i.created_at) + " · " + i.short_id),
-    actions);
+    holderLine(i),
+    el("p", {}, ago(i.created_at) + " · " + (i.author_hub || i.short_id)),
+    historyList(i),
+    confirming === i.id ? confirmDone(i) : actions);
 }
+
+// Connected hubs by the name they announced (issue 15); unnamed ones are counted only.
+function peerNames(peers) {
+  const named = (peers || []).map((p) => p.hub).filter(Boolean);
+  return named.length ? " (" + named.join(", ") + ")" : "";
+}
+
+// This node's author id in the short form items use (set from /status).
+let myAuthor = null;
 
 function button(text, onclick) {
   const b = el("button", { type: "button" }, text);
@@ -88,7 +189,9 @@ async function refresh() {
       api("/status"), api("/needs"), api("/offers"), api("/hubs"), api("/alerts"),
     ]);
     $("#community").textContent = "· " + st.community;
-    $("#meta").textContent = st.peers + " hub computers connected · " + st.events + " records";
+    myAuthor = st.author ? st.author.slice(0, 8) : null;
+    $("#meta").textContent = st.peers + " hub computers connected" + peerNames(st.peer_list) +
+      " · " + st.events + " records";
     $("#clock").hidden = !st.clock.warning;
     $("#clock").textContent = st.clock.warning || "";
     // Nodes of another community that tried to connect (a mistyped passphrase, most often).
@@ -312,5 +415,6 @@ stream.addEventListener("new", soon);
 stream.addEventListener("lagged", soon);
 
 loadCategories().catch(() => {});
+setupWho();
 refresh();
 setInterval(refresh, 30000);
