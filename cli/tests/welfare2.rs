@@ -4,106 +4,12 @@
 //! visited shows as "never visited"; alerts expire after a day by default and can be
 //! cancelled, marked all clear and made active again.
 
-use std::path::Path;
-use std::process::{Command, Output};
-use std::sync::Once;
-
-use aidmesh_tests::{Node, Opts};
+use aidmesh_tests::Opts;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
+mod common;
 
-/// What one run of the binary did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    what: String,
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        format!(
-            "`{}` exited {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn finish(what: String, out: Output) -> Run {
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        what,
-    }
-}
-
-/// A command for the binary with a clean environment for its options.
-fn cmd() -> Command {
-    let mut c = Command::new(BIN);
-    c.env_remove("AIDMESH_DIR").env("NO_COLOR", "1");
-    c
-}
-
-/// `aidmesh --data-dir DIR ARGS...`
-fn run(dir: &Path, args: &[&str]) -> Run {
-    let out = cmd()
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run aidmesh");
-    finish(format!("aidmesh {}", args.join(" ")), out)
-}
-
-/// Runs and expects exit code 0 with nothing on stderr; returns stdout.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let r = run(dir, args);
-    assert!(r.code == 0, "expected success: {}", r.describe());
-    assert!(r.stderr.is_empty(), "unexpected stderr: {}", r.describe());
-    r.stdout
-}
-
-/// Runs with `--json` output and parses it.
-fn json(dir: &Path, args: &[&str]) -> Value {
-    let out = ok(dir, args);
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("`{args:?}` printed bad JSON ({e}):\n{out}"))
-}
-
-/// Runs and expects failure with `code`, nothing on stdout, and an stderr that holds
-/// every one of `needles`; returns stderr.
-fn fails(dir: &Path, args: &[&str], code: i32, needles: &[&str]) -> String {
-    let r = run(dir, args);
-    assert_eq!(r.code, code, "wrong exit code: {}", r.describe());
-    assert!(r.stdout.is_empty(), "output on failure: {}", r.describe());
-    assert!(
-        r.stderr.starts_with("error: "),
-        "stderr should start with 'error: ': {}",
-        r.describe()
-    );
-    for n in needles {
-        assert!(
-            r.stderr.contains(n),
-            "stderr should mention {n:?}: {}",
-            r.describe()
-        );
-    }
-    r.stderr
-}
-
-/// Starts a harness node running this very binary.
-fn start_node(name: &str, opts: Opts) -> Node {
-    static BIN_ENV: Once = Once::new();
-    BIN_ENV.call_once(|| std::env::set_var("AIDMESH_BIN", BIN));
-    Node::start(name, opts)
-}
-
-fn array(v: &Value) -> &Vec<Value> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("expected a JSON array: {v}"))
-}
+use common::*;
 
 fn person<'a>(people: &'a Value, name: &str) -> &'a Value {
     array(people)
