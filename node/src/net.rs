@@ -88,6 +88,9 @@ pub struct NetStatus {
     pub peers: Vec<PeerStatus>,
     /// Addresses whose connection failed the community handshake (issue 15).
     pub refused: Vec<crate::refused::Refused>,
+    /// Addresses this node dialled whose answer failed the community handshake: nodes
+    /// of another community (issue 15, the dialling side).
+    pub refused_by: Vec<crate::refused::Refused>,
     /// Bytes of sync traffic received.
     pub sync_bytes_in: u64,
     /// Bytes of sync traffic sent.
@@ -361,6 +364,7 @@ pub fn start(
         peer_ip: HashMap::new(),
         bans: HashMap::new(),
         refused: Default::default(),
+        refused_by: Default::default(),
         sync_every: cfg.sync_every,
         commands: rx,
         shutdown,
@@ -401,6 +405,8 @@ struct Task {
     bans: HashMap<PeerId, Instant>,
     /// Nodes of another community that tried to connect.
     refused: crate::refused::RefusedLog,
+    /// Nodes of another community that this node dialled.
+    refused_by: crate::refused::RefusedLog,
     sync_every: Duration,
     commands: mpsc::Receiver<Command>,
     shutdown: watch::Receiver<bool>,
@@ -441,6 +447,29 @@ fn split_peer(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
         }
         None => (a, None),
     }
+}
+
+/// Whether a failed dial reached a node of another community. The pnet nonce exchange
+/// passes whatever the key (a failure there reads "Handshake error"); with another key
+/// the bytes after it are garbled, so the upgrade that follows (multistream-select and
+/// noise) fails: libp2p reports that as "Handshake failed" or "Multistream select
+/// failed". A refused or silent port, a timeout or a peer that drops us before the
+/// pnet exchange (its connection limits) is not counted.
+fn other_community(error: &libp2p::swarm::DialError) -> bool {
+    let libp2p::swarm::DialError::Transport(errors) = error else {
+        return false;
+    };
+    errors.iter().any(|(_, e)| {
+        let mut cur: Option<&dyn std::error::Error> = Some(e);
+        while let Some(err) = cur {
+            let text = err.to_string();
+            if text.contains("Handshake failed") || text.contains("Multistream select failed") {
+                return true;
+            }
+            cur = err.source();
+        }
+        false
+    })
 }
 
 fn remote_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
@@ -584,6 +613,7 @@ impl Task {
             listen: self.swarm.listeners().map(|a| a.to_string()).collect(),
             peers,
             refused: self.refused.list(),
+            refused_by: self.refused_by.list(),
             sync_bytes_in: self
                 .counters
                 .bytes_in
@@ -908,6 +938,9 @@ impl Task {
                     let failures = self.wanted.get(&addr).map_or(0, |d| d.failures + 1);
                     warn!(%addr, peer = ?peer_id, failures, error = %error,
                         "could not connect (if this keeps failing: is the other node in the same community, with the same passphrase?)");
+                    if let (true, Some(ip)) = (other_community(&error), remote_ip(&addr)) {
+                        self.refused_by.note(ip, self.engine.wall_ms());
+                    }
                     self.dial_failed(&addr);
                 }
             }
