@@ -222,7 +222,13 @@ pub fn matches(ms: &[Value]) -> String {
                     }
                 })
                 .unwrap_or_default();
-            let qty = quantity(o).map(|q| format!(", {q}")).unwrap_or_default();
+            let mut qty = quantity(o).map(|q| format!(", {q}")).unwrap_or_default();
+            // More urgent needs were promised part of it: say what is left for this one.
+            if let (Some(left), Some(q)) = (o["left"].as_u64(), o["qty"].as_u64()) {
+                if left < q {
+                    qty.push_str(&format!(" ({left} left after more urgent needs)"));
+                }
+            }
             out.push_str(&format!(
                 "    <- {}  {}{qty}{dist}\n",
                 s(o, "short_id"),
