@@ -285,3 +285,60 @@ fn a_computer_set_before_the_build_uses_the_build_time_then_one_laptops() {
     let at = created_at(&pi, &pi.need("posted from the early pi"));
     assert!(at.abs_diff(real_now()) < CLOSE_MS);
 }
+
+/// Issue 15: a correct hub next to a Pi whose clock says 1970 never refuses its own
+/// coordinator's posts ("timestamp ahead") and its clock warning does not flip.
+#[test]
+fn a_correct_hub_next_to_a_pi_in_1970_takes_every_post_and_keeps_one_clock_state() {
+    let hub = Node::start("hub", Opts::default());
+    let pi = Node::start(
+        "pi-1970",
+        Opts {
+            peers: vec![hub.addr()],
+            args: vec!["--clock-at".into(), "0".into()],
+            ..Opts::default()
+        },
+    );
+    wait_for("the pi to take the hub's time", T, || {
+        (clock(&pi)["source"] == "mesh").then_some(())
+    });
+    let first = clock(&hub);
+    let mut failed = Vec::new();
+    let mut states = vec![(first["status"].clone(), first["warning"].clone())];
+    for i in 0..35 {
+        let out = std::process::Command::new(aidmesh_tests::binary())
+            .arg("--data-dir")
+            .arg(hub.dir())
+            .args(["offer", "add", &format!("Blankets, box {i}"), "--category", "shelter"])
+            .output()
+            .expect("run aidmesh offer add");
+        if !out.status.success() {
+            failed.push(format!("{i}: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let c = clock(&hub);
+        let s = (c["status"].clone(), c["warning"].clone());
+        if states.last() != Some(&s) {
+            states.push(s);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 35 offer add calls failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(
+        states.len(),
+        1,
+        "the hub's clock state changed while it posted: {states:?}"
+    );
+    assert!(
+        states[0].1.is_null(),
+        "a correct hub warns about its clock: {states:?}"
+    );
+    // And the pi's posts reach the hub stamped with the hub's time.
+    let id = pi.need("posted from the pi");
+    wait_for("the pi's post to reach the hub", T, || {
+        has_item(&hub, "posted from the pi").then_some(())
+    });
+    assert!(created_at(&hub, &id).abs_diff(real_now()) < CLOSE_MS);
+}
