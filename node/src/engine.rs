@@ -736,7 +736,7 @@ impl Engine {
     pub fn expire_welfare(&self, retention_ms: u64) -> Result<usize, StoreError> {
         let now = self.clock().erase_ms;
         let mut st = self.lock();
-        let targets = st.view.welfare_expired(now, retention_ms);
+        let targets = st.view.welfare_expired(now, retention_ms, BUILD_MS);
         if targets.is_empty() {
             return Ok(0);
         }

@@ -691,14 +691,24 @@ impl View {
     /// (newest check-in, else registration) is more than `retention_ms` ago, with
     /// their check-ins and the needs those check-ins raised. Each node erases these
     /// by the same rule, so personal data does not outlive its use.
-    pub fn welfare_expired(&self, now_ms: u64, retention_ms: u64) -> BTreeSet<EventId> {
+    ///
+    /// A last activity stamped before `floor_ms` (the build-time floor: a stamp an
+    /// older node with its clock in 1970 wrote) says nothing about its age, so it
+    /// never makes a record expire: such a record stays until a check-in with a real
+    /// time (which then counts) or until someone forgets it.
+    pub fn welfare_expired(
+        &self,
+        now_ms: u64,
+        retention_ms: u64,
+        floor_ms: u64,
+    ) -> BTreeSet<EventId> {
         let mut out = BTreeSet::new();
         for (pid, p) in &self.people {
             let checks = self.checkins.get(pid);
             let last = checks
                 .and_then(|c| c.keys().next_back())
                 .map_or(p.at, |(at, _, _)| (*at).max(p.at));
-            if now_ms.saturating_sub(last.millis()) <= retention_ms {
+            if last.millis() < floor_ms || now_ms.saturating_sub(last.millis()) <= retention_ms {
                 continue;
             }
             out.insert(*pid);

@@ -6,8 +6,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aidmesh_node::engine::{Engine, Origin};
+use aidmesh_node::store::Store;
 use aidmesh_protocol::time::MAX_FUTURE_MS;
-use aidmesh_tests::{wait_for, Node, Opts};
+use aidmesh_protocol::{Body, Consent, Event, Identity, PersonRegistered, Place, Timestamp};
+use aidmesh_tests::{wait_for, Node, Opts, TEST_PASSPHRASE};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(30);
@@ -309,7 +312,13 @@ fn a_correct_hub_next_to_a_pi_in_1970_takes_every_post_and_keeps_one_clock_state
         let out = std::process::Command::new(aidmesh_tests::binary())
             .arg("--data-dir")
             .arg(hub.dir())
-            .args(["offer", "add", &format!("Blankets, box {i}"), "--category", "shelter"])
+            .args([
+                "offer",
+                "add",
+                &format!("Blankets, box {i}"),
+                "--category",
+                "shelter",
+            ])
             .output()
             .expect("run aidmesh offer add");
         if !out.status.success() {
@@ -341,4 +350,79 @@ fn a_correct_hub_next_to_a_pi_in_1970_takes_every_post_and_keeps_one_clock_state
         has_item(&hub, "posted from the pi").then_some(())
     });
     assert!(created_at(&hub, &id).abs_diff(real_now()) < CLOSE_MS);
+}
+
+/// A welfare registration signed by another node at `at_ms`.
+fn person_at(name: &str, at_ms: u64) -> Vec<u8> {
+    let body = Body::Person(PersonRegistered {
+        name: name.into(),
+        place: Place::default(),
+        risks: Vec::new(),
+        check_every_secs: 3600,
+        consent: Consent::Own,
+        phone: String::new(),
+        note: String::new(),
+    });
+    Event::create(
+        &Identity::from_seed([77; 32]),
+        Timestamp::from_millis(at_ms),
+        &body,
+    )
+    .into_bytes()
+}
+
+/// Issue 15: a welfare record an older node stamped in 1970 is not "30 days old": the
+/// retention sweep keeps it, while a record really past retention goes.
+#[test]
+fn a_record_stamped_in_1970_by_an_older_node_survives_retention_sweeps() {
+    let dir = tempfile::Builder::new()
+        .prefix("aidmesh-retention-1970-")
+        .tempdir()
+        .expect("temp dir");
+    // Filled before the node starts, as a peer's sync would (Origin::Sync): one record
+    // from 1970 and one registered now, which the 1 s retention below makes stale.
+    let profile =
+        aidmesh_node::node::init(dir.path(), "test", Some(TEST_PASSPHRASE)).expect("init data dir");
+    {
+        let engine = Engine::open(
+            Store::open(&dir.path().join("db")).expect("open store"),
+            Identity::from_seed(profile.seed),
+            profile.community.clone(),
+            0,
+        )
+        .expect("open engine");
+        for (name, at) in [("Stamped in 1970", 60_000), ("Really stale", real_now())] {
+            engine
+                .ingest_durable(&person_at(name, at), Origin::Sync)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+    let node = Node::open(
+        "retention-1970",
+        dir,
+        Opts {
+            args: ["--welfare-retention", "1s", "--retention-sweep-every", "1s"]
+                .map(String::from)
+                .to_vec(),
+            ..Opts::default()
+        },
+    );
+    let names = |n: &Node| -> Vec<String> {
+        n.get("/api/v1/people")["people"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|p| p["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_for("the stale record to be erased", T, || {
+        (!names(&node).iter().any(|n| n == "Really stale")).then_some(())
+    });
+    let done = sweeps(&node);
+    wait_for("two more retention sweeps", T, || {
+        (sweeps(&node) >= done + 2).then_some(())
+    });
+    assert_eq!(names(&node), vec!["Stamped in 1970".to_string()]);
 }
