@@ -765,6 +765,7 @@ mod tests {
                         holder: None,
                         expired,
                         history: Vec::new(),
+                        arrived: None,
                     }
                 },
             )

@@ -129,6 +129,9 @@ pub struct Item {
     pub expired: bool,
     /// Every status change, in rule order.
     pub history: Vec<Change>,
+    /// When this node stored it (ms, local), for an item stamped before the build
+    /// floor (see [`View::note_arrival`]); `None` otherwise.
+    pub arrived: Option<u64>,
 }
 
 impl Item {
@@ -317,12 +320,22 @@ pub struct View {
     redactions: BTreeMap<EventId, BTreeMap<EventId, AuthorId>>,
     /// check-in → (person, check-in author), to follow a post's `related` link
     checkin_of: BTreeMap<EventId, (EventId, AuthorId)>,
+    /// When this node stored events stamped before the build floor (ms, the node's
+    /// time): local to the node, noted by it, never part of what converges.
+    arrived: BTreeMap<EventId, u64>,
 }
 
 impl View {
     /// An empty view.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Notes when this node stored event `id` (ms), for an event whose own stamp
+    /// cannot be trusted (before the build floor: an older node's clock in 1970). Shown
+    /// as [`Item::arrived`]; local, so it takes no part in anything that converges.
+    pub fn note_arrival(&mut self, id: EventId, at_ms: u64) {
+        self.arrived.insert(id, at_ms);
     }
 
     /// Builds the view of a collection of events with their bodies.
@@ -510,6 +523,7 @@ impl View {
             holder,
             expired,
             history,
+            arrived: self.arrived.get(id).copied(),
         })
     }
 

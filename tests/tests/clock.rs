@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aidmesh_node::engine::{Engine, Origin};
 use aidmesh_node::store::Store;
 use aidmesh_protocol::time::MAX_FUTURE_MS;
-use aidmesh_protocol::{Body, Consent, Event, Identity, PersonRegistered, Place, Timestamp};
+use aidmesh_protocol::{
+    Body, Category, Consent, Event, Identity, PersonRegistered, Place, Post, Timestamp, Urgency,
+};
 use aidmesh_tests::{wait_for, Node, Opts, TEST_PASSPHRASE};
 use serde_json::{json, Value};
 
@@ -425,4 +427,88 @@ fn a_record_stamped_in_1970_by_an_older_node_survives_retention_sweeps() {
         (sweeps(&node) >= done + 2).then_some(())
     });
     assert_eq!(names(&node), vec!["Stamped in 1970".to_string()]);
+}
+
+/// Issue 15: a need an older node stamped in 1970 reaches a hub through a peer; the hub
+/// keeps the stamp (it is part of the signed event) and shows when it arrived here,
+/// in the API (`arrived_at`) and in `aidmesh list` / `show` ("just now", not 56 years).
+#[test]
+fn a_need_stamped_in_1970_is_shown_with_its_arrival_time() {
+    let dir = tempfile::Builder::new()
+        .prefix("aidmesh-old-node-")
+        .tempdir()
+        .expect("temp dir");
+    let profile =
+        aidmesh_node::node::init(dir.path(), "test", Some(TEST_PASSPHRASE)).expect("init data dir");
+    let old = Event::create(
+        &Identity::from_seed([78; 32]),
+        Timestamp::from_millis(120_000),
+        &Body::Need(Post {
+            title: "Candles for the old people's home".into(),
+            category: Category::Shelter,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::Normal,
+            place: Place::default(),
+            contact: String::new(),
+            expires_ms: None,
+            related: None,
+        }),
+    );
+    let id = old.id().to_hex();
+    {
+        let engine = Engine::open(
+            Store::open(&dir.path().join("db")).expect("open store"),
+            Identity::from_seed(profile.seed),
+            profile.community.clone(),
+            0,
+        )
+        .expect("open engine");
+        engine
+            .ingest_durable(old.bytes(), Origin::Sync)
+            .expect("ingest the 1970 need");
+    }
+    let hub = Node::start("hub", Opts::default());
+    let older = Node::open(
+        "older",
+        dir,
+        Opts {
+            peers: vec![hub.addr()],
+            ..Opts::default()
+        },
+    );
+    wait_for("the 1970 need to reach the hub", T, || {
+        has_item(&hub, "Candles for the old people's home").then_some(())
+    });
+    let item = hub.get(&format!("/api/v1/items/{id}"));
+    assert_eq!(
+        item["created_at"], 120_000,
+        "the signed stamp is kept: {item}"
+    );
+    let arrived = item["arrived_at"].as_u64().unwrap_or(0);
+    assert!(
+        arrived.abs_diff(real_now()) < CLOSE_MS,
+        "arrived_at {arrived} is not the time it reached the hub: {item}"
+    );
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(aidmesh_tests::binary())
+            .arg("--data-dir")
+            .arg(hub.dir())
+            .args(args)
+            .output()
+            .expect("run aidmesh");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let list = cli(&["list"]);
+    let line = list
+        .lines()
+        .find(|l| l.contains("Candles"))
+        .unwrap_or_else(|| panic!("not listed:\n{list}"));
+    assert!(line.contains("just now"), "{line}");
+    let show = cli(&["show", &id[..10]]);
+    assert!(show.contains("when it arrived here"), "{show}");
+    // The older node recorded its own arrival (when it stored it), kept over a restart.
+    let item = older.get(&format!("/api/v1/items/{id}"));
+    assert!(item["arrived_at"].is_u64(), "{item}");
 }
