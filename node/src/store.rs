@@ -713,6 +713,25 @@ mod tests {
     }
 
     #[test]
+    fn an_arrival_survives_reopen_and_goes_with_an_erasure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (ev(5), ev(6));
+        {
+            let s = Store::open(dir.path()).unwrap();
+            for (e, at) in [(&a, 1_000), (&b, 2_000)] {
+                s.insert(e).unwrap();
+                s.set_arrival(&e.id(), at).unwrap();
+            }
+            s.flush().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.arrival(&a.id()).unwrap(), Some(1_000));
+        s.erase(&a.id(), 4).unwrap();
+        assert_eq!(s.arrival(&a.id()).unwrap(), None);
+        assert_eq!(s.arrivals().unwrap(), vec![(b.id(), 2_000)]);
+    }
+
+    #[test]
     fn a_damaged_database_is_an_error_naming_the_path() {
         let dir = tempfile::tempdir().unwrap();
         {
