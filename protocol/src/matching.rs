@@ -28,9 +28,10 @@
 //! only with what is left: it is a candidate only while what is left covers the need.
 //! Needs or offers without a quantity, or in different units, promise nothing (a need
 //! for "blankets" does not say how many). Every candidate carries what is left of it
-//! for that need, so the match view shows it. Allocating walks the needs that have a
-//! quantity once when the [`Matcher`] is built, each over its own latitude band, as a
-//! full listing would; pages then only look the result up.
+//! for that need, so the match view shows it. A need's promise depends only on the
+//! needs before it, so a page allocates for the needs up to its end (each over its own
+//! latitude band): the first page stays cheap, the last costs what a full listing
+//! costs.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, HashMap};
@@ -221,11 +222,28 @@ struct Shelf<'a> {
 pub struct Matcher<'a> {
     needs: Vec<&'a Item>,
     shelves: BTreeMap<Category, Shelf<'a>>,
+}
+
+/// The promises made to the first needs (see the module doc's allocation rule).
+#[derive(Debug, Default)]
+struct Alloc {
     /// Per offer with promises: (index of the need in `needs`, quantity left after
     /// it), in need order.
     promises: HashMap<EventId, Vec<(usize, u32)>>,
     /// Per need index: the offer promised to it.
     promised: HashMap<usize, EventId>,
+}
+
+impl Alloc {
+    /// What is left of `offer` (of quantity `q`) for the need at index `i`.
+    fn left_for(&self, offer: &EventId, q: Option<u32>, i: usize) -> Option<u32> {
+        let q = q?;
+        let Some(list) = self.promises.get(offer) else {
+            return Some(q);
+        };
+        let before = list.partition_point(|(at, _)| *at < i);
+        Some(before.checked_sub(1).map_or(q, |j| list[j].1))
+    }
 }
 
 impl<'a> Matcher<'a> {
@@ -259,21 +277,16 @@ impl<'a> Matcher<'a> {
                 .placed
                 .sort_by_key(|e| (e.spot.map(|s| s.lat_e7), e.item.id));
         }
-        let mut m = Matcher {
-            needs,
-            shelves,
-            promises: HashMap::new(),
-            promised: HashMap::new(),
-        };
-        m.allocate();
-        m
+        Matcher { needs, shelves }
     }
 
-    /// Promises offers with a quantity to the needs with a quantity, in need order
-    /// (the module doc's allocation rule).
-    fn allocate(&mut self) {
+    /// Promises offers with a quantity to the first `upto` needs that give a
+    /// quantity, in need order (the module doc's allocation rule). A need's promise
+    /// depends only on the needs before it, so a page needs only those up to its end.
+    fn allocate(&self, upto: usize) -> Alloc {
+        let mut alloc = Alloc::default();
         let mut left: HashMap<EventId, u32> = HashMap::new();
-        for (i, need) in self.needs.iter().enumerate() {
+        for (i, need) in self.needs.iter().take(upto).enumerate() {
             let Some(n) = need.post.quantity else {
                 continue;
             };
@@ -302,13 +315,15 @@ impl<'a> Matcher<'a> {
             if let Some((c, l)) = best {
                 let after = l - n;
                 left.insert(c.offer.id, after);
-                self.promises
+                alloc
+                    .promises
                     .entry(c.offer.id)
                     .or_default()
                     .push((i, after));
-                self.promised.insert(i, c.offer.id);
+                alloc.promised.insert(i, c.offer.id);
             }
         }
+        alloc
     }
 
     /// The offers of `need`'s category within [`NEARBY_M`] of it (all of them when
@@ -341,28 +356,27 @@ impl<'a> Matcher<'a> {
         })
     }
 
-    /// What is left of `offer` (of quantity `q`) for the need at index `i`.
-    fn left_for(&self, offer: &EventId, q: Option<u32>, i: usize) -> Option<u32> {
-        let q = q?;
-        let Some(list) = self.promises.get(offer) else {
-            return Some(q);
-        };
-        let before = list.partition_point(|(at, _)| *at < i);
-        Some(before.checked_sub(1).map_or(q, |j| list[j].1))
-    }
-
     /// The open needs, most urgent first, then oldest.
     pub fn needs(&self) -> &[&'a Item] {
         &self.needs
     }
 
     /// The best `k` offers for `need` (and how many there are in all).
+    /// Allocates for every need before it first: for many needs, [`Matcher::page`] or
+    /// [`match_offers`] allocate once.
     pub fn for_need(&self, need: &'a Item, k: usize) -> Match<'a> {
         let key = NeedKey::of(need);
         let i = self.needs.partition_point(|n| NeedKey::of(n) < key);
+        let alloc = self.allocate(i.saturating_add(1));
+        self.rank(need, i, k, &alloc)
+    }
+
+    /// The best `k` offers for `need`, at index `i` in the need order (where it is or
+    /// would be), counting offers with what `alloc` left of them.
+    fn rank(&self, need: &'a Item, i: usize, k: usize, alloc: &Alloc) -> Match<'a> {
         let mut cands: Vec<Candidate<'a>> = Vec::new();
         for (e, distance_m) in self.nearby(need) {
-            let left = self.left_for(&e.item.id, e.quantity, i);
+            let left = alloc.left_for(&e.item.id, e.quantity, i);
             if !covers(need, left, e.unit) {
                 continue;
             }
@@ -384,7 +398,7 @@ impl<'a> Matcher<'a> {
         // A page keeps k slots per need, not room for every candidate it looked at.
         cands.shrink_to_fit();
         let promised = match self.needs.get(i) {
-            Some(n) if n.id == need.id => self.promised.get(&i).copied(),
+            Some(n) if n.id == need.id => alloc.promised.get(&i).copied(),
             _ => None,
         };
         Match {
@@ -400,9 +414,11 @@ impl<'a> Matcher<'a> {
     pub fn page(&self, after: Option<&NeedKey>, limit: usize, k: usize) -> Page<'a> {
         let start = after.map_or(0, |a| self.needs.partition_point(|n| NeedKey::of(n) <= *a));
         let end = start.saturating_add(limit.max(1)).min(self.needs.len());
+        let alloc = self.allocate(end);
         let matches: Vec<Match<'a>> = self.needs[start..end]
             .iter()
-            .map(|n| self.for_need(n, k))
+            .enumerate()
+            .map(|(j, n)| self.rank(n, start + j, k, &alloc))
             .collect();
         let next = if end < self.needs.len() {
             matches.last().map(|m| NeedKey::of(m.need))
@@ -422,7 +438,12 @@ impl<'a> Matcher<'a> {
 /// shout about.
 pub fn match_offers(items: &[Item], k: usize) -> Vec<Match<'_>> {
     let m = Matcher::new(items);
-    m.needs.iter().map(|n| m.for_need(n, k)).collect()
+    let alloc = m.allocate(m.needs.len());
+    m.needs
+        .iter()
+        .enumerate()
+        .map(|(i, n)| m.rank(n, i, k, &alloc))
+        .collect()
 }
 
 #[cfg(test)]
