@@ -205,6 +205,9 @@ struct Entry<'a> {
     spot: Option<Spot>,
     quantity: Option<u32>,
     unit: &'a str,
+    /// Index of this offer among all indexed offers: allocation keeps what is left
+    /// in arrays by slot instead of hashing ids in the inner loop.
+    slot: usize,
 }
 
 /// The active offers of one category.
@@ -222,23 +225,25 @@ struct Shelf<'a> {
 pub struct Matcher<'a> {
     needs: Vec<&'a Item>,
     shelves: BTreeMap<Category, Shelf<'a>>,
+    /// Number of indexed offers (slots).
+    slots: usize,
 }
 
 /// The promises made to the first needs (see the module doc's allocation rule).
 #[derive(Debug, Default)]
 struct Alloc {
-    /// Per offer with promises: (index of the need in `needs`, quantity left after
-    /// it), in need order.
-    promises: HashMap<EventId, Vec<(usize, u32)>>,
+    /// Per offer slot: (index of the need in `needs`, quantity left after it), in
+    /// need order; empty for an offer promised to nobody.
+    promises: Vec<Vec<(usize, u32)>>,
     /// Per need index: the offer promised to it.
     promised: HashMap<usize, EventId>,
 }
 
 impl Alloc {
     /// What is left of `offer` (of quantity `q`) for the need at index `i`.
-    fn left_for(&self, offer: &EventId, q: Option<u32>, i: usize) -> Option<u32> {
+    fn left_for(&self, slot: usize, q: Option<u32>, i: usize) -> Option<u32> {
         let q = q?;
-        let Some(list) = self.promises.get(offer) else {
+        let Some(list) = self.promises.get(slot) else {
             return Some(q);
         };
         let before = list.partition_point(|(at, _)| *at < i);
@@ -262,6 +267,7 @@ impl<'a> Matcher<'a> {
                         spot,
                         quantity: i.post.quantity,
                         unit: &i.post.unit,
+                        slot: 0,
                     };
                     match spot {
                         Some(_) => shelf.placed.push(entry),
@@ -277,26 +283,41 @@ impl<'a> Matcher<'a> {
                 .placed
                 .sort_by_key(|e| (e.spot.map(|s| s.lat_e7), e.item.id));
         }
-        Matcher { needs, shelves }
+        let mut slots = 0;
+        for shelf in shelves.values_mut() {
+            for e in shelf.placed.iter_mut().chain(shelf.unplaced.iter_mut()) {
+                e.slot = slots;
+                slots += 1;
+            }
+        }
+        Matcher {
+            needs,
+            shelves,
+            slots,
+        }
     }
 
     /// Promises offers with a quantity to the first `upto` needs that give a
     /// quantity, in need order (the module doc's allocation rule). A need's promise
     /// depends only on the needs before it, so a page needs only those up to its end.
     fn allocate(&self, upto: usize) -> Alloc {
-        let mut alloc = Alloc::default();
-        let mut left: HashMap<EventId, u32> = HashMap::new();
+        let mut alloc = Alloc {
+            promises: vec![Vec::new(); self.slots],
+            promised: HashMap::new(),
+        };
+        // What is left per slot; `None` while untouched (the whole quantity).
+        let mut left: Vec<Option<u32>> = vec![None; self.slots];
         for (i, need) in self.needs.iter().take(upto).enumerate() {
             let Some(n) = need.post.quantity else {
                 continue;
             };
-            let mut best: Option<(Candidate<'a>, u32)> = None;
+            let mut best: Option<(Candidate<'a>, u32, usize)> = None;
             for (e, distance_m) in self.nearby(need) {
                 let Some(q) = e.quantity else { continue };
                 if !need.post.unit.eq_ignore_ascii_case(e.unit) {
                     continue;
                 }
-                let l = *left.get(&e.item.id).unwrap_or(&q);
+                let l = left.get(e.slot).copied().flatten().unwrap_or(q);
                 if l < n {
                     continue;
                 }
@@ -307,19 +328,17 @@ impl<'a> Matcher<'a> {
                 };
                 if best
                     .as_ref()
-                    .is_none_or(|(b, _)| better(&c, b) == Ordering::Less)
+                    .is_none_or(|(b, _, _)| better(&c, b) == Ordering::Less)
                 {
-                    best = Some((c, l));
+                    best = Some((c, l, e.slot));
                 }
             }
-            if let Some((c, l)) = best {
+            if let Some((c, l, slot)) = best {
                 let after = l - n;
-                left.insert(c.offer.id, after);
-                alloc
-                    .promises
-                    .entry(c.offer.id)
-                    .or_default()
-                    .push((i, after));
+                if let (Some(x), Some(p)) = (left.get_mut(slot), alloc.promises.get_mut(slot)) {
+                    *x = Some(after);
+                    p.push((i, after));
+                }
                 alloc.promised.insert(i, c.offer.id);
             }
         }
@@ -376,7 +395,7 @@ impl<'a> Matcher<'a> {
     fn rank(&self, need: &'a Item, i: usize, k: usize, alloc: &Alloc) -> Match<'a> {
         let mut cands: Vec<Candidate<'a>> = Vec::new();
         for (e, distance_m) in self.nearby(need) {
-            let left = alloc.left_for(&e.item.id, e.quantity, i);
+            let left = alloc.left_for(e.slot, e.quantity, i);
             if !covers(need, left, e.unit) {
                 continue;
             }
