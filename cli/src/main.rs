@@ -701,6 +701,17 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
                         ))
                     );
                 }
+                for r in v["refused_by"].as_array().into_iter().flatten() {
+                    println!(
+                        "refused    {}",
+                        output::alarm(&format!(
+                            "the node at {} belongs to another community: this node dialled it and it has a different passphrase or community name ({} attempts, last {})",
+                            r["ip"].as_str().unwrap_or("?"),
+                            r["attempts"],
+                            output::ago(r["last_ms"].as_u64().unwrap_or(0), now)
+                        ))
+                    );
+                }
                 match v["clock"]["warning"].as_str() {
                     Some(w) => println!("clock      {}", output::alarm(w)),
                     None => println!("clock      {}", v["clock"]["status"].as_str().unwrap_or("")),

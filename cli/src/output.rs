@@ -84,6 +84,15 @@ fn quantity(i: &Value) -> Option<String> {
     Some(format!("{q} {}", s(i, "unit")).trim_end().to_string())
 }
 
+/// When an item was posted, as far as this hub knows: its stamp, or, for one stamped
+/// before this program was built (an older node's clock in 1970), when it arrived here.
+fn posted_ms(i: &Value) -> u64 {
+    i["arrived_at"]
+        .as_u64()
+        .or_else(|| i["created_at"].as_u64())
+        .unwrap_or(0)
+}
+
 /// A table of needs and offers.
 pub fn items(items: &[Value]) -> String {
     let now = now_ms();
@@ -101,7 +110,7 @@ pub fn items(items: &[Value]) -> String {
             qty,
             s(i, "title").to_string(),
             s(&i["place"], "label").to_string(),
-            ago(i["created_at"].as_u64().unwrap_or(0), now),
+            ago(posted_ms(i), now),
         ]);
     }
     t.to_string()
@@ -146,9 +155,14 @@ pub fn item(i: &Value) -> String {
     line(
         "posted",
         format!(
-            "{} by {}",
-            ago(i["created_at"].as_u64().unwrap_or(0), now),
-            i["author_hub"].as_str().unwrap_or(s(i, "author"))
+            "{} by {}{}",
+            ago(posted_ms(i), now),
+            i["author_hub"].as_str().unwrap_or(s(i, "author")),
+            if i["arrived_at"].is_u64() {
+                " (when it arrived here: the clock that stamped it was before this program was built)"
+            } else {
+                ""
+            }
         ),
     );
     if let Some(e) = i["expires_at"].as_u64() {
@@ -222,7 +236,13 @@ pub fn matches(ms: &[Value]) -> String {
                     }
                 })
                 .unwrap_or_default();
-            let qty = quantity(o).map(|q| format!(", {q}")).unwrap_or_default();
+            let mut qty = quantity(o).map(|q| format!(", {q}")).unwrap_or_default();
+            // More urgent needs were promised part of it: say what is left for this one.
+            if let (Some(left), Some(q)) = (o["left"].as_u64(), o["qty"].as_u64()) {
+                if left < q {
+                    qty.push_str(&format!(" ({left} left after more urgent needs)"));
+                }
+            }
             out.push_str(&format!(
                 "    <- {}  {}{qty}{dist}\n",
                 s(o, "short_id"),

@@ -237,6 +237,10 @@ fn rebuild_view(store: &Store, state: &Mutex<State>) -> Result<(), StoreError> {
     let (mut view, _, _) = loaded?;
     for (event, body) in &log {
         view.insert(event, body);
+        // Its arrival may have been written after `load_view` read them.
+        if let Some(at) = store.arrival(&event.id())? {
+            view.note_arrival(event.id(), at);
+        }
     }
     st.view = view;
     Ok(())
@@ -320,6 +324,9 @@ fn load_view(store: &Store) -> Result<(View, Unknown, Timestamp), StoreError> {
             }
             Err(_) => {}
         }
+    }
+    for (id, at) in store.arrivals()? {
+        view.note_arrival(id, at);
     }
     Ok((view, unknown, newest))
 }
@@ -671,6 +678,12 @@ impl Engine {
             }
         }
         self.store.insert(&event)?;
+        // A stamp before the build floor (an older node's clock in 1970) says nothing
+        // about when it happened: remember when it reached us, to show that instead.
+        if event.timestamp().millis() < BUILD_MS {
+            self.store.set_arrival(&id, now)?;
+            st.view.note_arrival(id, now);
+        }
         if body.is_none() {
             st.unknown.entry(event.author()).or_default().insert(key);
         }
@@ -736,7 +749,7 @@ impl Engine {
     pub fn expire_welfare(&self, retention_ms: u64) -> Result<usize, StoreError> {
         let now = self.clock().erase_ms;
         let mut st = self.lock();
-        let targets = st.view.welfare_expired(now, retention_ms);
+        let targets = st.view.welfare_expired(now, retention_ms, BUILD_MS);
         if targets.is_empty() {
             return Ok(0);
         }

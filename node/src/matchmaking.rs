@@ -128,10 +128,17 @@ pub fn page(
             .map(|c| {
                 let mut o = item(c.offer);
                 o["distance_m"] = json!(c.distance_m.map(|d| d.round()));
+                // What more urgent needs left of the offer's quantity (allocation).
+                o["left"] = json!(c.left);
                 o
             })
             .collect();
-        let one = json!({ "need": item(m.need), "offers": offers, "offers_total": m.total });
+        let one = json!({
+            "need": item(m.need),
+            "offers": offers,
+            "offers_total": m.total,
+            "promised": m.promised.map(|id| id.to_hex()),
+        });
         serde_json::to_writer(&mut out, &one)?;
     }
     out.extend_from_slice(b"],");

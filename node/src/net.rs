@@ -88,6 +88,9 @@ pub struct NetStatus {
     pub peers: Vec<PeerStatus>,
     /// Addresses whose connection failed the community handshake (issue 15).
     pub refused: Vec<crate::refused::Refused>,
+    /// Addresses this node dialled whose answer failed the community handshake: nodes
+    /// of another community (issue 15, the dialling side).
+    pub refused_by: Vec<crate::refused::Refused>,
     /// Bytes of sync traffic received.
     pub sync_bytes_in: u64,
     /// Bytes of sync traffic sent.
@@ -204,21 +207,74 @@ pub fn transport(
     libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>,
     Box<dyn std::error::Error + Send + Sync>,
 > {
+    transport_noting(key, psk, PnetPassed::default())
+}
+
+/// Outbound connections (remote IP and TCP port) whose pnet exchange completed, so
+/// that a dial which then times out can be told apart from a silent port: a node of
+/// another community passes the exchange (any key does), then often waits in silence
+/// for bytes that never make sense to it. Bounded: cleared when it grows past 256.
+#[derive(Debug, Clone, Default)]
+pub struct PnetPassed(Arc<std::sync::Mutex<HashSet<(std::net::IpAddr, u16)>>>);
+
+impl PnetPassed {
+    fn note(&self, addr: &Multiaddr) {
+        if let Some(k) = ip_port(addr) {
+            let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if s.len() >= 256 {
+                s.clear();
+            }
+            s.insert(k);
+        }
+    }
+
+    /// Whether the pnet exchange with `addr` completed since the last call; forgets it.
+    fn take(&self, addr: &Multiaddr) -> bool {
+        ip_port(addr).is_some_and(|k| self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&k))
+    }
+}
+
+fn ip_port(addr: &Multiaddr) -> Option<(std::net::IpAddr, u16)> {
+    let port = addr.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })?;
+    Some((remote_ip(addr)?, port))
+}
+
+/// [`transport`], noting in `passed` every outbound connection whose pnet exchange
+/// completed.
+fn transport_noting(
+    key: &identity::Keypair,
+    psk: [u8; 32],
+    passed: PnetPassed,
+) -> Result<
+    libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>,
+    Box<dyn std::error::Error + Send + Sync>,
+> {
     let psk = PreSharedKey::new(psk);
     Ok(
         tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-            .and_then(move |socket, _| async move {
-                // A peer of the community sends its pnet nonce at once; a socket held
-                // open in silence is dropped soon, freeing its pending slot.
-                tokio::time::timeout(PNET_DEADLINE, PnetConfig::new(psk).handshake(socket))
-                    .await
-                    .map_err(|_| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "no private-network handshake in time",
-                        )
-                    })?
-                    .map_err(std::io::Error::other)
+            .and_then(move |socket, endpoint| {
+                let passed = passed.clone();
+                async move {
+                    // A peer of the community sends its pnet nonce at once; a socket held
+                    // open in silence is dropped soon, freeing its pending slot.
+                    let out =
+                        tokio::time::timeout(PNET_DEADLINE, PnetConfig::new(psk).handshake(socket))
+                            .await
+                            .map_err(|_| {
+                                std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    "no private-network handshake in time",
+                                )
+                            })?
+                            .map_err(std::io::Error::other)?;
+                    if let libp2p::core::ConnectedPoint::Dialer { address, .. } = &endpoint {
+                        passed.note(address);
+                    }
+                    Ok::<_, std::io::Error>(out)
+                }
             })
             .upgrade(Version::V1Lazy)
             .authenticate(noise::Config::new(key)?)
@@ -233,12 +289,13 @@ fn build_swarm(
     keypair: identity::Keypair,
     cfg: &NetConfig,
     counters: Arc<Counters>,
+    passed: PnetPassed,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let topic = IdentTopic::new(cfg.topic.clone()).hash();
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_other_transport(|key| transport(key, cfg.psk))
+        .with_other_transport(|key| transport_noting(key, cfg.psk, passed))
         .map_err(|e| setup(&e))?
         .with_behaviour(|_| {
             Ok(Behaviour {
@@ -314,7 +371,8 @@ pub fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
     let counters = Arc::new(Counters::default());
-    let mut swarm = build_swarm(keypair, &cfg, counters.clone())?;
+    let pnet_passed = PnetPassed::default();
+    let mut swarm = build_swarm(keypair, &cfg, counters.clone(), pnet_passed.clone())?;
     let topic = IdentTopic::new(cfg.topic.clone());
     swarm
         .behaviour_mut()
@@ -361,6 +419,8 @@ pub fn start(
         peer_ip: HashMap::new(),
         bans: HashMap::new(),
         refused: Default::default(),
+        refused_by: Default::default(),
+        pnet_passed,
         sync_every: cfg.sync_every,
         commands: rx,
         shutdown,
@@ -401,6 +461,10 @@ struct Task {
     bans: HashMap<PeerId, Instant>,
     /// Nodes of another community that tried to connect.
     refused: crate::refused::RefusedLog,
+    /// Nodes of another community that this node dialled.
+    refused_by: crate::refused::RefusedLog,
+    /// Outbound connections that passed the pnet exchange (see [`PnetPassed`]).
+    pnet_passed: PnetPassed,
     sync_every: Duration,
     commands: mpsc::Receiver<Command>,
     shutdown: watch::Receiver<bool>,
@@ -441,6 +505,34 @@ fn split_peer(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
         }
         None => (a, None),
     }
+}
+
+/// Whether a failed dial reached a node of another community. The pnet nonce exchange
+/// passes whatever the key (a failure there reads "Handshake error"); with another key
+/// the bytes after it are garbled, so the upgrade that follows (multistream-select and
+/// noise) fails: libp2p reports that as "Handshake failed" or "Multistream select
+/// failed". Often the other node instead waits in silence for bytes that make sense
+/// to it, and the upgrade times out: that counts when the pnet exchange had completed
+/// (`pnet_passed`). A refused or silent port, or a peer that drops us before the pnet
+/// exchange (its connection limits), is not counted.
+fn other_community(error: &libp2p::swarm::DialError, pnet_passed: bool) -> bool {
+    let libp2p::swarm::DialError::Transport(errors) = error else {
+        return false;
+    };
+    errors.iter().any(|(_, e)| {
+        let mut cur: Option<&dyn std::error::Error> = Some(e);
+        while let Some(err) = cur {
+            let text = err.to_string();
+            if text.contains("Handshake failed")
+                || text.contains("Multistream select failed")
+                || (pnet_passed && text.contains("Timeout has been reached"))
+            {
+                return true;
+            }
+            cur = err.source();
+        }
+        false
+    })
 }
 
 fn remote_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
@@ -584,6 +676,7 @@ impl Task {
             listen: self.swarm.listeners().map(|a| a.to_string()).collect(),
             peers,
             refused: self.refused.list(),
+            refused_by: self.refused_by.list(),
             sync_bytes_in: self
                 .counters
                 .bytes_in
@@ -857,6 +950,10 @@ impl Task {
                 ..
             } => {
                 let addr = endpoint.get_remote_address().clone();
+                if endpoint.is_dialer() {
+                    // A member: a later timeout to this address proves nothing.
+                    self.pnet_passed.take(&addr);
+                }
                 if let Some(wanted) = self.dialing.remove(&connection_id) {
                     if let Some(d) = self.wanted.get_mut(&wanted) {
                         d.failures = 0;
@@ -908,6 +1005,10 @@ impl Task {
                     let failures = self.wanted.get(&addr).map_or(0, |d| d.failures + 1);
                     warn!(%addr, peer = ?peer_id, failures, error = %error,
                         "could not connect (if this keeps failing: is the other node in the same community, with the same passphrase?)");
+                    let passed = self.pnet_passed.take(&addr);
+                    if let (true, Some(ip)) = (other_community(&error, passed), remote_ip(&addr)) {
+                        self.refused_by.note(ip, self.engine.wall_ms());
+                    }
                     self.dial_failed(&addr);
                 }
             }

@@ -7,7 +7,9 @@
 //! - `erased`: id → kind code (2 bytes BE) of events whose content a redaction removed;
 //!   they are never fetched or stored again;
 //! - `meta`: identity seed, community, settings, and the pending-compaction flag;
-//! - `peers`: the peer book (peer id → postcard [`PeerRecord`]).
+//! - `peers`: the peer book (peer id → postcard [`PeerRecord`]);
+//! - `arrived`: id → ms (8 bytes BE) when this node stored an event stamped before the
+//!   build floor (an older node's clock in 1970): local, shown instead of the stamp.
 //!
 //! Writes are not durable until [`Store::flush`] returns; the engine flushes before it
 //! acknowledges a write to a user.
@@ -83,6 +85,7 @@ pub(crate) struct Trees {
     erased: sled::Tree,
     meta: sled::Tree,
     peers: sled::Tree,
+    arrived: sled::Tree,
 }
 
 /// Whether sled failed only because another handle still holds the database's file
@@ -118,6 +121,7 @@ impl Trees {
             erased: db.open_tree("erased")?,
             meta: db.open_tree("meta")?,
             peers: db.open_tree("peers")?,
+            arrived: db.open_tree("arrived")?,
             db,
         })
     }
@@ -546,6 +550,7 @@ impl Store {
         let mut touched: Vec<(&'static str, &[u8])> = vec![
             ("erased", &id.0),
             ("events", &id.0),
+            ("arrived", &id.0),
             ("meta", COMPACTION_PENDING.as_bytes()),
         ];
         if let Some(tk) = &tk {
@@ -553,6 +558,7 @@ impl Store {
         }
         let removed = self.write(&touched, |t| {
             t.erased.insert(id.0, &kind.to_be_bytes())?;
+            t.arrived.remove(id.0)?;
             let Some(_) = t.events.remove(id.0)? else {
                 // Never stored: nothing to compact away.
                 return Ok(false);
@@ -570,6 +576,37 @@ impl Store {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(removed)
+    }
+
+    /// Records when this node stored event `id` (see the `arrived` tree). Not durable
+    /// until [`Store::flush`].
+    pub fn set_arrival(&self, id: &EventId, at_ms: u64) -> Result<(), StoreError> {
+        self.write(&[("arrived", &id.0)], |t| {
+            t.arrived.insert(id.0, &at_ms.to_be_bytes()).map(|_| ())
+        })
+    }
+
+    /// When this node stored event `id`, if recorded.
+    pub fn arrival(&self, id: &EventId) -> Result<Option<u64>, StoreError> {
+        let v = self.with(|t| t.arrived.get(id.0))?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok().map(u64::from_be_bytes)))
+    }
+
+    /// Every recorded arrival; a malformed record is skipped.
+    pub fn arrivals(&self) -> Result<Vec<(EventId, u64)>, StoreError> {
+        self.with(|t| {
+            let mut out = Vec::new();
+            for kv in t.arrived.iter() {
+                let (k, v) = kv?;
+                if let (Ok(id), Ok(ms)) = (
+                    <[u8; 32]>::try_from(k.as_ref()),
+                    <[u8; 8]>::try_from(v.as_ref()),
+                ) {
+                    out.push((EventId(id), u64::from_be_bytes(ms)));
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// The kind of an erased event, if `id` was erased.
@@ -673,6 +710,25 @@ mod tests {
         assert!(s.get(&a.id()).unwrap().is_none());
         assert!(s.sync_items().unwrap().is_empty());
         assert_eq!(s.erased_kind(&a.id()).unwrap(), Some(4));
+    }
+
+    #[test]
+    fn an_arrival_survives_reopen_and_goes_with_an_erasure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (ev(5), ev(6));
+        {
+            let s = Store::open(dir.path()).unwrap();
+            for (e, at) in [(&a, 1_000), (&b, 2_000)] {
+                s.insert(e).unwrap();
+                s.set_arrival(&e.id(), at).unwrap();
+            }
+            s.flush().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.arrival(&a.id()).unwrap(), Some(1_000));
+        s.erase(&a.id(), 4).unwrap();
+        assert_eq!(s.arrival(&a.id()).unwrap(), None);
+        assert_eq!(s.arrivals().unwrap(), vec![(b.id(), 2_000)]);
     }
 
     #[test]

@@ -112,6 +112,7 @@ fn board(needs: usize, offers: usize, categories: usize, seed: u64) -> Vec<Item>
                 holder: None,
                 expired: false,
                 history: Vec::new(),
+                arrived: None,
             }
         })
         .collect()

@@ -19,9 +19,22 @@
 //! The result is deterministic: the candidate order is a total order (it ends with the
 //! offer id), and the bounded list is exactly the first `k` of the full sorted list,
 //! which the property tests below check against the plain all-pairs definition.
+//!
+//! ## Allocation
+//! An offer with a quantity is not promised to more needs than it covers. Needs are
+//! walked in need order (most urgent first); a need with a quantity is promised to its
+//! best candidate among the offers with a quantity in the same unit, and that offer's
+//! quantity *left* drops by the need's quantity. For every later need the offer counts
+//! only with what is left: it is a candidate only while what is left covers the need.
+//! Needs or offers without a quantity, or in different units, promise nothing (a need
+//! for "blankets" does not say how many). Every candidate carries what is left of it
+//! for that need, so the match view shows it. A need's promise depends only on the
+//! needs before it, so a page allocates for the needs up to its end (each over its own
+//! latitude band): the first page stays cheap, the last costs what a full listing
+//! costs.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::body::{BodyKind, Coords, Urgency};
@@ -52,6 +65,9 @@ pub struct Candidate<'a> {
     pub offer: &'a Item,
     /// Distance in metres, when both have coordinates.
     pub distance_m: Option<f64>,
+    /// The offer's quantity left for this need: its quantity minus what more urgent
+    /// needs were promised (see the module doc); `None` when it gives no quantity.
+    pub left: Option<u32>,
 }
 
 /// A need with the best offers that could meet it, best first.
@@ -64,6 +80,9 @@ pub struct Match<'a> {
     pub offers: Vec<Candidate<'a>>,
     /// How many offers could meet the need in all (`offers` holds the best of them).
     pub total: usize,
+    /// The offer promised to this need (the best candidate with a quantity in the
+    /// need's unit), when the need gives a quantity and one covers it.
+    pub promised: Option<EventId>,
 }
 
 /// Where a need sits in the order of needs (most urgent first, then oldest, then
@@ -186,6 +205,9 @@ struct Entry<'a> {
     spot: Option<Spot>,
     quantity: Option<u32>,
     unit: &'a str,
+    /// Index of this offer among all indexed offers: allocation keeps what is left
+    /// in arrays by slot instead of hashing ids in the inner loop.
+    slot: usize,
 }
 
 /// The active offers of one category.
@@ -203,6 +225,30 @@ struct Shelf<'a> {
 pub struct Matcher<'a> {
     needs: Vec<&'a Item>,
     shelves: BTreeMap<Category, Shelf<'a>>,
+    /// Number of indexed offers (slots).
+    slots: usize,
+}
+
+/// The promises made to the first needs (see the module doc's allocation rule).
+#[derive(Debug, Default)]
+struct Alloc {
+    /// Per offer slot: (index of the need in `needs`, quantity left after it), in
+    /// need order; empty for an offer promised to nobody.
+    promises: Vec<Vec<(usize, u32)>>,
+    /// Per need index: the offer promised to it.
+    promised: HashMap<usize, EventId>,
+}
+
+impl Alloc {
+    /// What is left of `offer` (of quantity `q`) for the need at index `i`.
+    fn left_for(&self, slot: usize, q: Option<u32>, i: usize) -> Option<u32> {
+        let q = q?;
+        let Some(list) = self.promises.get(slot) else {
+            return Some(q);
+        };
+        let before = list.partition_point(|(at, _)| *at < i);
+        Some(before.checked_sub(1).map_or(q, |j| list[j].1))
+    }
 }
 
 impl<'a> Matcher<'a> {
@@ -221,6 +267,7 @@ impl<'a> Matcher<'a> {
                         spot,
                         quantity: i.post.quantity,
                         unit: &i.post.unit,
+                        slot: 0,
                     };
                     match spot {
                         Some(_) => shelf.placed.push(entry),
@@ -236,7 +283,96 @@ impl<'a> Matcher<'a> {
                 .placed
                 .sort_by_key(|e| (e.spot.map(|s| s.lat_e7), e.item.id));
         }
-        Matcher { needs, shelves }
+        let mut slots = 0;
+        for shelf in shelves.values_mut() {
+            for e in shelf.placed.iter_mut().chain(shelf.unplaced.iter_mut()) {
+                e.slot = slots;
+                slots += 1;
+            }
+        }
+        Matcher {
+            needs,
+            shelves,
+            slots,
+        }
+    }
+
+    /// Promises offers with a quantity to the first `upto` needs that give a
+    /// quantity, in need order (the module doc's allocation rule). A need's promise
+    /// depends only on the needs before it, so a page needs only those up to its end.
+    fn allocate(&self, upto: usize) -> Alloc {
+        let mut alloc = Alloc {
+            promises: vec![Vec::new(); self.slots],
+            promised: HashMap::new(),
+        };
+        // What is left per slot; `None` while untouched (the whole quantity).
+        let mut left: Vec<Option<u32>> = vec![None; self.slots];
+        for (i, need) in self.needs.iter().take(upto).enumerate() {
+            let Some(n) = need.post.quantity else {
+                continue;
+            };
+            let mut best: Option<(Candidate<'a>, u32, usize)> = None;
+            for (e, distance_m) in self.nearby(need) {
+                let Some(q) = e.quantity else { continue };
+                if !need.post.unit.eq_ignore_ascii_case(e.unit) {
+                    continue;
+                }
+                let l = left.get(e.slot).copied().flatten().unwrap_or(q);
+                if l < n {
+                    continue;
+                }
+                let c = Candidate {
+                    offer: e.item,
+                    distance_m,
+                    left: Some(l),
+                };
+                if best
+                    .as_ref()
+                    .is_none_or(|(b, _, _)| better(&c, b) == Ordering::Less)
+                {
+                    best = Some((c, l, e.slot));
+                }
+            }
+            if let Some((c, l, slot)) = best {
+                let after = l - n;
+                if let (Some(x), Some(p)) = (left.get_mut(slot), alloc.promises.get_mut(slot)) {
+                    *x = Some(after);
+                    p.push((i, after));
+                }
+                alloc.promised.insert(i, c.offer.id);
+            }
+        }
+        alloc
+    }
+
+    /// The offers of `need`'s category within [`NEARBY_M`] of it (all of them when
+    /// either has no coordinates), with the distance when both have them.
+    fn nearby<'m>(
+        &'m self,
+        need: &'a Item,
+    ) -> impl Iterator<Item = (&'m Entry<'a>, Option<f64>)> + 'm {
+        let shelf = self.shelves.get(&need.post.category);
+        let here = need.post.place.coords.map(Spot::of);
+        let placed: &[Entry<'a>] = match (shelf, here) {
+            (None, _) => &[],
+            // Only the latitude band can be near; the rest cannot.
+            (Some(shelf), Some(h)) => {
+                let lat = |e: &Entry<'_>| e.spot.map_or(0, |s| i64::from(s.lat_e7));
+                let mid = i64::from(h.lat_e7);
+                let lo = shelf.placed.partition_point(|e| lat(e) < mid - BAND_E7);
+                let hi = shelf.placed.partition_point(|e| lat(e) <= mid + BAND_E7);
+                &shelf.placed[lo..hi]
+            }
+            (Some(shelf), None) => &shelf.placed,
+        };
+        let unplaced: &[Entry<'a>] = shelf.map_or(&[], |s| &s.unplaced);
+        placed.iter().chain(unplaced).filter_map(move |e| {
+            let distance_m = match (here, e.spot) {
+                (Some(a), Some(b)) => Some(a.distance_m(b)),
+                _ => None,
+            };
+            (!distance_m.is_some_and(|d| d > NEARBY_M)).then_some((e, distance_m))
+        })
     }
 
     /// The open needs, most urgent first, then oldest.
@@ -245,37 +381,29 @@ impl<'a> Matcher<'a> {
     }
 
     /// The best `k` offers for `need` (and how many there are in all).
+    /// Allocates for every need before it first: for many needs, [`Matcher::page`] or
+    /// [`match_offers`] allocate once.
     pub fn for_need(&self, need: &'a Item, k: usize) -> Match<'a> {
+        let key = NeedKey::of(need);
+        let i = self.needs.partition_point(|n| NeedKey::of(n) < key);
+        let alloc = self.allocate(i.saturating_add(1));
+        self.rank(need, i, k, &alloc)
+    }
+
+    /// The best `k` offers for `need`, at index `i` in the need order (where it is or
+    /// would be), counting offers with what `alloc` left of them.
+    fn rank(&self, need: &'a Item, i: usize, k: usize, alloc: &Alloc) -> Match<'a> {
         let mut cands: Vec<Candidate<'a>> = Vec::new();
-        if let Some(shelf) = self.shelves.get(&need.post.category) {
-            let here = need.post.place.coords.map(Spot::of);
-            let placed: &[Entry<'a>] = match here {
-                // Only the latitude band can be near; the rest cannot.
-                Some(h) => {
-                    let lat = |e: &Entry<'_>| e.spot.map_or(0, |s| i64::from(s.lat_e7));
-                    let mid = i64::from(h.lat_e7);
-                    let lo = shelf.placed.partition_point(|e| lat(e) < mid - BAND_E7);
-                    let hi = shelf.placed.partition_point(|e| lat(e) <= mid + BAND_E7);
-                    &shelf.placed[lo..hi]
-                }
-                None => &shelf.placed,
-            };
-            for e in placed.iter().chain(&shelf.unplaced) {
-                if !covers(need, e.quantity, e.unit) {
-                    continue;
-                }
-                let distance_m = match (here, e.spot) {
-                    (Some(a), Some(b)) => Some(a.distance_m(b)),
-                    _ => None,
-                };
-                if distance_m.is_some_and(|d| d > NEARBY_M) {
-                    continue;
-                }
-                cands.push(Candidate {
-                    offer: e.item,
-                    distance_m,
-                });
+        for (e, distance_m) in self.nearby(need) {
+            let left = alloc.left_for(e.slot, e.quantity, i);
+            if !covers(need, left, e.unit) {
+                continue;
             }
+            cands.push(Candidate {
+                offer: e.item,
+                distance_m,
+                left,
+            });
         }
         let total = cands.len();
         if k == 0 {
@@ -288,10 +416,15 @@ impl<'a> Matcher<'a> {
         cands.sort_by(better);
         // A page keeps k slots per need, not room for every candidate it looked at.
         cands.shrink_to_fit();
+        let promised = match self.needs.get(i) {
+            Some(n) if n.id == need.id => alloc.promised.get(&i).copied(),
+            _ => None,
+        };
         Match {
             need,
             offers: cands,
             total,
+            promised,
         }
     }
 
@@ -300,9 +433,11 @@ impl<'a> Matcher<'a> {
     pub fn page(&self, after: Option<&NeedKey>, limit: usize, k: usize) -> Page<'a> {
         let start = after.map_or(0, |a| self.needs.partition_point(|n| NeedKey::of(n) <= *a));
         let end = start.saturating_add(limit.max(1)).min(self.needs.len());
+        let alloc = self.allocate(end);
         let matches: Vec<Match<'a>> = self.needs[start..end]
             .iter()
-            .map(|n| self.for_need(n, k))
+            .enumerate()
+            .map(|(j, n)| self.rank(n, start + j, k, &alloc))
             .collect();
         let next = if end < self.needs.len() {
             matches.last().map(|m| NeedKey::of(m.need))
@@ -322,7 +457,12 @@ impl<'a> Matcher<'a> {
 /// shout about.
 pub fn match_offers(items: &[Item], k: usize) -> Vec<Match<'_>> {
     let m = Matcher::new(items);
-    m.needs.iter().map(|n| m.for_need(n, k)).collect()
+    let alloc = m.allocate(m.needs.len());
+    m.needs
+        .iter()
+        .enumerate()
+        .map(|(i, n)| m.rank(n, i, k, &alloc))
+        .collect()
 }
 
 #[cfg(test)]
@@ -395,6 +535,43 @@ mod tests {
     }
 
     #[test]
+    fn an_offer_of_ten_kg_covers_two_needs_of_four_and_shows_what_is_left() {
+        let kg = |title: &str, qty: u32, urgency: Urgency| {
+            let mut p = post(title);
+            p.quantity = Some(qty);
+            p.unit = "kg".into();
+            p.urgency = urgency;
+            p
+        };
+        let items = board(vec![
+            Body::Offer(kg("rice", 10, Urgency::Normal)),
+            Body::Need(kg("first", 4, Urgency::High)),
+            Body::Need(kg("second", 4, Urgency::Normal)),
+            Body::Need(kg("third", 4, Urgency::Normal)),
+            Body::Need(kg("fourth, small", 2, Urgency::Normal)),
+        ]);
+        let m = match_offers(&items, MAX_PER_NEED);
+        let rice = items.iter().find(|i| i.post.title == "rice").map(|i| i.id);
+        let seen: Vec<(&str, Vec<Option<u32>>, bool)> = m
+            .iter()
+            .map(|m| {
+                let left = m.offers.iter().map(|c| c.left).collect();
+                (m.need.post.title.as_str(), left, m.promised == rice)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("first", vec![Some(10)], true),
+                ("second", vec![Some(6)], true),
+                ("third", vec![], false),
+                ("fourth, small", vec![Some(2)], true),
+            ],
+            "10 kg covers 4 + 4 + 2, not a third 4"
+        );
+    }
+
+    #[test]
     fn a_crowded_category_lists_the_best_few_and_counts_the_rest() {
         let mut need = post("water");
         need.quantity = None;
@@ -458,12 +635,23 @@ mod tests {
         }
     }
 
-    /// A need's id with its candidates' ids and distances, in order.
-    type Flat = (EventId, Vec<(EventId, Option<f64>)>);
+    /// A need's id with its candidates' ids, distances and quantities left, in order,
+    /// and the offer promised to it.
+    type Flat = (
+        EventId,
+        Vec<(EventId, Option<f64>, Option<u32>)>,
+        Option<EventId>,
+    );
 
     /// The definition, all pairs and unbounded (the code before the index): every
-    /// active need, most urgent first, with every candidate offer in `better` order.
+    /// active need, most urgent first, with every candidate offer in `better` order,
+    /// each offer counted with what more urgent needs left of it, and the best offer
+    /// with a quantity in the need's unit promised to a need with a quantity.
     fn reference(items: &[Item]) -> Vec<Flat> {
+        let mut left: HashMap<EventId, u32> = items
+            .iter()
+            .filter_map(|i| Some((i.id, i.post.quantity?)))
+            .collect();
         let active = |i: &&Item| i.state.is_active() && !i.expired;
         let offers: Vec<&Item> = items
             .iter()
@@ -485,12 +673,13 @@ mod tests {
         needs
             .into_iter()
             .map(|need| {
+                let left_now = left.clone();
                 let mut cands: Vec<Candidate<'_>> = offers
                     .iter()
                     .filter(|o| o.post.category == need.post.category)
                     .filter(|o| match (need.post.quantity, o.post.quantity) {
-                        (Some(n), Some(q)) if need.post.unit.eq_ignore_ascii_case(&o.post.unit) => {
-                            q >= n
+                        (Some(n), Some(_)) if need.post.unit.eq_ignore_ascii_case(&o.post.unit) => {
+                            left_now[&o.id] >= n
                         }
                         _ => true,
                     })
@@ -502,12 +691,24 @@ mod tests {
                         (!d.is_some_and(|d| d > NEARBY_M)).then_some(Candidate {
                             offer: o,
                             distance_m: d,
+                            left: left_now.get(&o.id).copied(),
                         })
                     })
                     .collect();
                 cands.sort_by(better);
-                let list = cands.iter().map(|c| (c.offer.id, c.distance_m)).collect();
-                (need.id, list)
+                let promised = need.post.quantity.and_then(|n| {
+                    let c = cands.iter().find(|c| {
+                        c.offer.post.quantity.is_some()
+                            && need.post.unit.eq_ignore_ascii_case(&c.offer.post.unit)
+                    })?;
+                    *left.get_mut(&c.offer.id)? -= n;
+                    Some(c.offer.id)
+                });
+                let list = cands
+                    .iter()
+                    .map(|c| (c.offer.id, c.distance_m, c.left))
+                    .collect();
+                (need.id, list, promised)
             })
             .collect()
     }
@@ -516,9 +717,9 @@ mod tests {
         let list = m
             .offers
             .iter()
-            .map(|c| (c.offer.id, c.distance_m))
+            .map(|c| (c.offer.id, c.distance_m, c.left))
             .collect();
-        (m.need.id, list)
+        (m.need.id, list, m.promised)
     }
 
     /// One random item: need?, category, quantity, unit, urgency, grid position, created,
@@ -604,6 +805,7 @@ mod tests {
                         holder: None,
                         expired,
                         history: Vec::new(),
+                        arrived: None,
                     }
                 },
             )
@@ -624,11 +826,34 @@ mod tests {
             let full = reference(&items);
             let got = match_offers(&items, k);
             prop_assert_eq!(got.len(), full.len());
-            for (m, (need, list)) in got.iter().zip(&full) {
+            for (m, (need, list, promised)) in got.iter().zip(&full) {
                 let mut want = list.clone();
                 want.truncate(k);
-                prop_assert_eq!(flat(m), (*need, want));
+                prop_assert_eq!(flat(m), (*need, want, *promised));
                 prop_assert_eq!(m.total, list.len());
+            }
+        }
+
+        /// No offer is promised more than its quantity, and a need with a quantity
+        /// that some candidate in its unit covers is promised one.
+        #[test]
+        fn an_offer_is_never_promised_beyond_its_quantity(
+            specs in proptest::collection::vec(item(), 0..40),
+        ) {
+            let items = items_from(specs);
+            let by_id: HashMap<EventId, &Item> = items.iter().map(|i| (i.id, i)).collect();
+            let mut taken: HashMap<EventId, u32> = HashMap::new();
+            for m in match_offers(&items, MAX_PER_NEED) {
+                let in_unit = m.offers.iter().any(|c| {
+                    c.left.is_some() && c.offer.post.unit.eq_ignore_ascii_case(&m.need.post.unit)
+                });
+                prop_assert_eq!(m.promised.is_some(), m.need.post.quantity.is_some() && in_unit);
+                if let Some(o) = m.promised {
+                    *taken.entry(o).or_default() += m.need.post.quantity.unwrap_or(0);
+                }
+            }
+            for (o, t) in taken {
+                prop_assert!(by_id[&o].post.quantity.is_some_and(|q| t <= q), "{o:?} promised {t}");
             }
         }
 

@@ -129,6 +129,9 @@ pub struct Item {
     pub expired: bool,
     /// Every status change, in rule order.
     pub history: Vec<Change>,
+    /// When this node stored it (ms, local), for an item stamped before the build
+    /// floor (see [`View::note_arrival`]); `None` otherwise.
+    pub arrived: Option<u64>,
 }
 
 impl Item {
@@ -317,12 +320,22 @@ pub struct View {
     redactions: BTreeMap<EventId, BTreeMap<EventId, AuthorId>>,
     /// check-in → (person, check-in author), to follow a post's `related` link
     checkin_of: BTreeMap<EventId, (EventId, AuthorId)>,
+    /// When this node stored events stamped before the build floor (ms, the node's
+    /// time): local to the node, noted by it, never part of what converges.
+    arrived: BTreeMap<EventId, u64>,
 }
 
 impl View {
     /// An empty view.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Notes when this node stored event `id` (ms), for an event whose own stamp
+    /// cannot be trusted (before the build floor: an older node's clock in 1970). Shown
+    /// as [`Item::arrived`]; local, so it takes no part in anything that converges.
+    pub fn note_arrival(&mut self, id: EventId, at_ms: u64) {
+        self.arrived.insert(id, at_ms);
     }
 
     /// Builds the view of a collection of events with their bodies.
@@ -510,6 +523,7 @@ impl View {
             holder,
             expired,
             history,
+            arrived: self.arrived.get(id).copied(),
         })
     }
 
@@ -691,14 +705,24 @@ impl View {
     /// (newest check-in, else registration) is more than `retention_ms` ago, with
     /// their check-ins and the needs those check-ins raised. Each node erases these
     /// by the same rule, so personal data does not outlive its use.
-    pub fn welfare_expired(&self, now_ms: u64, retention_ms: u64) -> BTreeSet<EventId> {
+    ///
+    /// A last activity stamped before `floor_ms` (the build-time floor: a stamp an
+    /// older node with its clock in 1970 wrote) says nothing about its age, so it
+    /// never makes a record expire: such a record stays until a check-in with a real
+    /// time (which then counts) or until someone forgets it.
+    pub fn welfare_expired(
+        &self,
+        now_ms: u64,
+        retention_ms: u64,
+        floor_ms: u64,
+    ) -> BTreeSet<EventId> {
         let mut out = BTreeSet::new();
         for (pid, p) in &self.people {
             let checks = self.checkins.get(pid);
             let last = checks
                 .and_then(|c| c.keys().next_back())
                 .map_or(p.at, |(at, _, _)| (*at).max(p.at));
-            if now_ms.saturating_sub(last.millis()) <= retention_ms {
+            if last.millis() < floor_ms || now_ms.saturating_sub(last.millis()) <= retention_ms {
                 continue;
             }
             out.insert(*pid);

@@ -543,10 +543,45 @@ fn welfare_records_expire_after_their_last_activity() {
     );
     let v = view(&[reg.clone(), check.clone(), need.clone(), fresh.clone()]);
     // 30 days after the last check-in (day 10) the record is still kept at day 40...
-    assert!(v.welfare_expired(NOW + 40 * DAY, 30 * DAY).is_empty());
+    assert!(v.welfare_expired(NOW + 40 * DAY, 30 * DAY, 0).is_empty());
     // ...and expires after day 40, with its check-in and the need it raised.
-    let gone = v.welfare_expired(NOW + 41 * DAY, 30 * DAY);
+    let gone = v.welfare_expired(NOW + 41 * DAY, 30 * DAY, 0);
     assert_eq!(gone, BTreeSet::from([pid, check.0.id(), need.0.id()]));
+}
+
+#[test]
+fn a_record_stamped_before_the_floor_is_never_expired_by_that_stamp() {
+    let p = people();
+    const DAY: u64 = 86_400_000;
+    let floor = NOW;
+    // Registered by an older node whose clock said 1970.
+    let old = ev(
+        &p[0],
+        Timestamp::from_millis(DAY).0,
+        person_body("From 1970"),
+    );
+    // Registered in 1970, then checked on with a real time: that check-in counts.
+    let later = ev(
+        &p[0],
+        Timestamp::from_millis(2 * DAY).0,
+        person_body("Checked"),
+    );
+    let check = ev(
+        &p[1],
+        Timestamp::from_millis(NOW + DAY).0,
+        checkin(later.0.id(), Outcome::Safe),
+    );
+    let v = view(&[old.clone(), later.clone(), check.clone()]);
+    let gone = v.welfare_expired(NOW + 100 * DAY, 30 * DAY, floor);
+    assert!(
+        !gone.contains(&old.0.id()),
+        "a 1970 stamp is not 30 days old"
+    );
+    assert_eq!(gone, BTreeSet::from([later.0.id(), check.0.id()]));
+    // Without the floor rule, the 1970 record would go.
+    assert!(v
+        .welfare_expired(NOW + 100 * DAY, 30 * DAY, 0)
+        .contains(&old.0.id()));
 }
 
 #[test]

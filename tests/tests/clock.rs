@@ -6,8 +6,13 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aidmesh_node::engine::{Engine, Origin};
+use aidmesh_node::store::Store;
 use aidmesh_protocol::time::MAX_FUTURE_MS;
-use aidmesh_tests::{wait_for, Node, Opts};
+use aidmesh_protocol::{
+    Body, Category, Consent, Event, Identity, PersonRegistered, Place, Post, Timestamp, Urgency,
+};
+use aidmesh_tests::{wait_for, Node, Opts, TEST_PASSPHRASE};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(30);
@@ -284,4 +289,226 @@ fn a_computer_set_before_the_build_uses_the_build_time_then_one_laptops() {
     );
     let at = created_at(&pi, &pi.need("posted from the early pi"));
     assert!(at.abs_diff(real_now()) < CLOSE_MS);
+}
+
+/// Issue 15: a correct hub next to a Pi whose clock says 1970 never refuses its own
+/// coordinator's posts ("timestamp ahead") and its clock warning does not flip.
+#[test]
+fn a_correct_hub_next_to_a_pi_in_1970_takes_every_post_and_keeps_one_clock_state() {
+    let hub = Node::start("hub", Opts::default());
+    let pi = Node::start(
+        "pi-1970",
+        Opts {
+            peers: vec![hub.addr()],
+            args: vec!["--clock-at".into(), "0".into()],
+            ..Opts::default()
+        },
+    );
+    wait_for("the pi to take the hub's time", T, || {
+        (clock(&pi)["source"] == "mesh").then_some(())
+    });
+    let first = clock(&hub);
+    let mut failed = Vec::new();
+    let mut states = vec![(first["status"].clone(), first["warning"].clone())];
+    for i in 0..35 {
+        let out = std::process::Command::new(aidmesh_tests::binary())
+            .arg("--data-dir")
+            .arg(hub.dir())
+            .args([
+                "offer",
+                "add",
+                &format!("Blankets, box {i}"),
+                "--category",
+                "shelter",
+            ])
+            .output()
+            .expect("run aidmesh offer add");
+        if !out.status.success() {
+            failed.push(format!("{i}: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let c = clock(&hub);
+        let s = (c["status"].clone(), c["warning"].clone());
+        if states.last() != Some(&s) {
+            states.push(s);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 35 offer add calls failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(
+        states.len(),
+        1,
+        "the hub's clock state changed while it posted: {states:?}"
+    );
+    assert!(
+        states[0].1.is_null(),
+        "a correct hub warns about its clock: {states:?}"
+    );
+    // And the pi's posts reach the hub stamped with the hub's time.
+    let id = pi.need("posted from the pi");
+    wait_for("the pi's post to reach the hub", T, || {
+        has_item(&hub, "posted from the pi").then_some(())
+    });
+    assert!(created_at(&hub, &id).abs_diff(real_now()) < CLOSE_MS);
+}
+
+/// A welfare registration signed by another node at `at_ms`.
+fn person_at(name: &str, at_ms: u64) -> Vec<u8> {
+    let body = Body::Person(PersonRegistered {
+        name: name.into(),
+        place: Place::default(),
+        risks: Vec::new(),
+        check_every_secs: 3600,
+        consent: Consent::Own,
+        phone: String::new(),
+        note: String::new(),
+    });
+    Event::create(
+        &Identity::from_seed([77; 32]),
+        Timestamp::from_millis(at_ms),
+        &body,
+    )
+    .into_bytes()
+}
+
+/// Issue 15: a welfare record an older node stamped in 1970 is not "30 days old": the
+/// retention sweep keeps it, while a record really past retention goes.
+#[test]
+fn a_record_stamped_in_1970_by_an_older_node_survives_retention_sweeps() {
+    let dir = tempfile::Builder::new()
+        .prefix("aidmesh-retention-1970-")
+        .tempdir()
+        .expect("temp dir");
+    // Filled before the node starts, as a peer's sync would (Origin::Sync): one record
+    // from 1970 and one registered now, which the 1 s retention below makes stale.
+    let profile =
+        aidmesh_node::node::init(dir.path(), "test", Some(TEST_PASSPHRASE)).expect("init data dir");
+    {
+        let engine = Engine::open(
+            Store::open(&dir.path().join("db")).expect("open store"),
+            Identity::from_seed(profile.seed),
+            profile.community.clone(),
+            0,
+        )
+        .expect("open engine");
+        for (name, at) in [("Stamped in 1970", 60_000), ("Really stale", real_now())] {
+            engine
+                .ingest_durable(&person_at(name, at), Origin::Sync)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+    let node = Node::open(
+        "retention-1970",
+        dir,
+        Opts {
+            args: ["--welfare-retention", "1s", "--retention-sweep-every", "1s"]
+                .map(String::from)
+                .to_vec(),
+            ..Opts::default()
+        },
+    );
+    let names = |n: &Node| -> Vec<String> {
+        n.get("/api/v1/people")["people"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|p| p["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_for("the stale record to be erased", T, || {
+        (!names(&node).iter().any(|n| n == "Really stale")).then_some(())
+    });
+    let done = sweeps(&node);
+    wait_for("two more retention sweeps", T, || {
+        (sweeps(&node) >= done + 2).then_some(())
+    });
+    assert_eq!(names(&node), vec!["Stamped in 1970".to_string()]);
+}
+
+/// Issue 15: a need an older node stamped in 1970 reaches a hub through a peer; the hub
+/// keeps the stamp (it is part of the signed event) and shows when it arrived here,
+/// in the API (`arrived_at`) and in `aidmesh list` / `show` ("just now", not 56 years).
+#[test]
+fn a_need_stamped_in_1970_is_shown_with_its_arrival_time() {
+    let dir = tempfile::Builder::new()
+        .prefix("aidmesh-old-node-")
+        .tempdir()
+        .expect("temp dir");
+    let profile =
+        aidmesh_node::node::init(dir.path(), "test", Some(TEST_PASSPHRASE)).expect("init data dir");
+    let old = Event::create(
+        &Identity::from_seed([78; 32]),
+        Timestamp::from_millis(120_000),
+        &Body::Need(Post {
+            title: "Candles for the old people's home".into(),
+            category: Category::Shelter,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::Normal,
+            place: Place::default(),
+            contact: String::new(),
+            expires_ms: None,
+            related: None,
+        }),
+    );
+    let id = old.id().to_hex();
+    {
+        let engine = Engine::open(
+            Store::open(&dir.path().join("db")).expect("open store"),
+            Identity::from_seed(profile.seed),
+            profile.community.clone(),
+            0,
+        )
+        .expect("open engine");
+        engine
+            .ingest_durable(old.bytes(), Origin::Sync)
+            .expect("ingest the 1970 need");
+    }
+    let hub = Node::start("hub", Opts::default());
+    let older = Node::open(
+        "older",
+        dir,
+        Opts {
+            peers: vec![hub.addr()],
+            ..Opts::default()
+        },
+    );
+    wait_for("the 1970 need to reach the hub", T, || {
+        has_item(&hub, "Candles for the old people's home").then_some(())
+    });
+    let item = hub.get(&format!("/api/v1/items/{id}"));
+    assert_eq!(
+        item["created_at"], 120_000,
+        "the signed stamp is kept: {item}"
+    );
+    let arrived = item["arrived_at"].as_u64().unwrap_or(0);
+    assert!(
+        arrived.abs_diff(real_now()) < CLOSE_MS,
+        "arrived_at {arrived} is not the time it reached the hub: {item}"
+    );
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(aidmesh_tests::binary())
+            .arg("--data-dir")
+            .arg(hub.dir())
+            .args(args)
+            .output()
+            .expect("run aidmesh");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let list = cli(&["list"]);
+    let line = list
+        .lines()
+        .find(|l| l.contains("Candles"))
+        .unwrap_or_else(|| panic!("not listed:\n{list}"));
+    assert!(line.contains("just now"), "{line}");
+    let show = cli(&["show", &id[..10]]);
+    assert!(show.contains("when it arrived here"), "{show}");
+    // The older node recorded its own arrival (when it stored it), kept over a restart.
+    let item = older.get(&format!("/api/v1/items/{id}"));
+    assert!(item["arrived_at"].is_u64(), "{item}");
 }

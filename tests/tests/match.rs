@@ -168,3 +168,71 @@ fn match_answers_a_bounded_page_follows_a_cursor_and_refuses_bad_parameters() {
     let seen: HashSet<String> = all_pages(&node, 100).into_iter().collect();
     assert_eq!(seen.len(), 26);
 }
+
+/// Issue 15: an offer with a quantity is not promised to more needs than it covers,
+/// and the API and `aidmesh match` show what is left of it for each need.
+#[test]
+fn an_offer_is_promised_only_as_far_as_its_quantity_goes() {
+    let node = Node::start("allocate", Opts::default());
+    let rice = node.post(
+        "/api/v1/offers",
+        &json!({ "title": "Rice from the school kitchen", "category": "food", "qty": 10, "unit": "kg" }),
+    )["id"]
+        .as_str()
+        .expect("offer id")
+        .to_string();
+    for (title, urgency) in [("first", "high"), ("second", "normal"), ("third", "normal")] {
+        node.post(
+            "/api/v1/needs",
+            &json!({ "title": format!("Rice for the {title} family"), "category": "food",
+                     "qty": 4, "unit": "kg", "urgency": urgency }),
+        );
+    }
+    let page = node.get("/api/v1/match");
+    let matches = page["matches"].as_array().expect("matches");
+    let seen: Vec<(String, Vec<Value>, Value)> = matches
+        .iter()
+        .map(|m| {
+            let left = m["offers"]
+                .as_array()
+                .expect("offers")
+                .iter()
+                .map(|o| o["left"].clone())
+                .collect();
+            (
+                m["need"]["title"].as_str().unwrap_or("").to_string(),
+                left,
+                m["promised"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "Rice for the first family".into(),
+                vec![json!(10)],
+                json!(rice)
+            ),
+            (
+                "Rice for the second family".into(),
+                vec![json!(6)],
+                json!(rice)
+            ),
+            ("Rice for the third family".into(), vec![], Value::Null),
+        ],
+        "10 kg covers two needs of 4 kg, not three"
+    );
+    let out = std::process::Command::new(aidmesh_tests::binary())
+        .arg("--data-dir")
+        .arg(node.dir())
+        .arg("match")
+        .output()
+        .expect("run aidmesh match");
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("Rice from the school kitchen, 10 kg (6 left after more urgent needs)"),
+        "{out}"
+    );
+    assert!(out.contains("no offer matches yet"), "{out}");
+}

@@ -54,6 +54,7 @@ pub fn item_json(i: &Item) -> Value {
         "status": state,
         "author": i.author.short(),
         "created_at": i.created.millis(),
+        "arrived_at": i.arrived,
         "place": {
             "label": p.place.label,
             "lat": p.place.coords.map(|c| c.lat()),

@@ -95,6 +95,7 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
         "clock": clock_json(clock, offset, reading, st.engine.clock_floor_ms()),
         "now_ms": reading.now_ms,
         "refused": net.as_ref().map(|n| n.refused.clone()).unwrap_or_default(),
+        "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
         "sync_bytes_in": net.as_ref().map_or(0, |n| n.sync_bytes_in),
         "sync_bytes_out": net.as_ref().map_or(0, |n| n.sync_bytes_out),
     }))
