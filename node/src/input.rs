@@ -718,6 +718,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_list_cursor_round_trips_and_sorts_most_urgent_then_newest_first() {
+        let id = |b: u8| EventId([b; 32]);
+        let a = ListKey::new(Urgency::High, 5 << 16, id(1));
+        let back = ListKey::parse(&a.to_string()).expect("parses");
+        assert_eq!(back, a);
+        assert!(
+            a < ListKey::new(Urgency::Normal, 9 << 16, id(1)),
+            "more urgent first"
+        );
+        assert!(
+            a < ListKey::new(Urgency::High, 4 << 16, id(1)),
+            "newer first"
+        );
+        assert!(
+            a < ListKey::new(Urgency::High, 5 << 16, id(0)),
+            "then by id"
+        );
+        for bad in ["", "2.5", "4.5.00", "2.+5.00", "2.5.zz", "2.5.00.1"] {
+            assert_eq!(ListKey::parse(bad), None, "{bad:?}");
+        }
+        let q = |limit: Option<&str>, cursor: Option<&str>| ListQuery {
+            limit: limit.map(Into::into),
+            cursor: cursor.map(Into::into),
+            ..ListQuery::default()
+        };
+        assert_eq!(q(None, None).page(), Ok(None));
+        let first = q(Some("500"), None).page().expect("ok").expect("a page");
+        assert_eq!((first.limit, first.after), (500, None));
+        let next = q(None, Some(&a.to_string()))
+            .page()
+            .expect("ok")
+            .expect("a page");
+        assert_eq!((next.limit, next.after), (DEFAULT_LIST_LIMIT, Some(a)));
+        for (limit, cursor, field) in [
+            (Some("0"), None, "limit"),
+            (Some("501"), None, "limit"),
+            (Some(" 5"), None, "limit"),
+            (None, Some("abc"), "cursor"),
+        ] {
+            assert_eq!(q(limit, cursor).page().map_err(|e| e.field), Err(field));
+        }
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("x", "90s").unwrap().as_secs(), 90);
         assert_eq!(parse_duration("x", "2h").unwrap().as_secs(), 7200);
