@@ -191,6 +191,9 @@ const PAGE = 30;
 const MAX_PAGE = 500;
 const boards = { needs: { shown: PAGE, next: null }, offers: { shown: PAGE, next: null } };
 
+// Answers of an older refresh that arrive after a newer one started are dropped.
+let refreshes = 0;
+
 // The filters as the list API's query (empty ones left out).
 function filterQuery() {
   const p = new URLSearchParams();
@@ -229,8 +232,12 @@ function showBoard(kind, page, append) {
 async function loadMore(kind) {
   const b = boards[kind];
   if (!b.next) return;
+  // A refresh under way would redraw fewer cards: its answer is dropped, and one that
+  // starts meanwhile drops this one (it asks for as many cards as are shown).
+  const seq = ++refreshes;
   try {
-    showBoard(kind, await api(boardPath(kind, PAGE, b.next)), true);
+    const page = await api(boardPath(kind, PAGE, b.next));
+    if (seq === refreshes) showBoard(kind, page, true);
   } catch (e) {
     showUndo(e.message, null);
   }
@@ -258,9 +265,6 @@ function hubChoices(hubs) {
   sel.replaceChildren(el("option", { value: "" }, "All hubs"), ...names.map((n) => el("option", { value: n }, n)));
   sel.value = names.includes(chosen) ? chosen : "";
 }
-
-// Answers of an older refresh that arrive after a newer one started are dropped.
-let refreshes = 0;
 
 async function refresh() {
   const seq = ++refreshes;
