@@ -393,26 +393,37 @@ test("a busy board: 2,000 items, the first screen in under a second on a phone; 
   browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox", "--disable-gpu"] });
   // A phone: its screen size, pixel density and touch.
   const phone = { viewport: { width: 412, height: 915 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
-  // From navigation to the first cards visible, measured from outside the page;
+  // From navigation to the first cards visible: in the page, from its navigation start
+  // to the end of the frame that first shows a need card (asserted); and
+  // from outside, from the `goto` call to Playwright seeing the card (printed).
   // `slower` emulates a CPU that many times slower than this machine's.
   const firstScreen = async (slower) => {
     const context = await browser.newContext(phone);
+    await context.addInitScript(() => {
+      new MutationObserver((_, seen) => {
+        if (!document.querySelector("#needs li[data-id]")) return;
+        seen.disconnect();
+        // After the frame that lays out and paints them.
+        requestAnimationFrame(() => setTimeout(() => { window.firstCardsMs = performance.now(); }));
+      }).observe(document, { childList: true, subtree: true });
+    });
     const page = await context.newPage();
     const cdp = await context.newCDPSession(page);
     await cdp.send("Emulation.setCPUThrottlingRate", { rate: slower });
     const start = Date.now();
     await page.goto(base + "/", { waitUntil: "commit" });
     await page.locator("#needs li[data-id]").first().waitFor({ state: "visible" });
-    const ms = Date.now() - start;
+    const outside = Date.now() - start;
+    const inPage = Math.round(await waitFor("the first-cards time", () => page.evaluate(() => window.firstCardsMs)));
     await cdp.send("Emulation.setCPUThrottlingRate", { rate: 1 });
-    return { ms, page };
+    return { ms: inPage, outside, page };
   };
-  const { ms, page } = await firstScreen(1);
-  console.log(`first screen with ${N} items on a phone-sized page: ${ms} ms`);
+  const { ms, outside, page } = await firstScreen(1);
+  console.log(`first screen with ${N} items on a phone-sized page: ${ms} ms (seen from outside: ${outside} ms)`);
   assert.ok(ms < 1000, `the first screen took ${ms} ms (limit 1000 ms)`);
   // For the record only (a loaded CI machine makes it noisy): a CPU 4x slower.
   const slow = await firstScreen(4);
-  console.log(`... with the CPU 4x slower: ${slow.ms} ms`);
+  console.log(`... with the CPU 4x slower: ${slow.ms} ms (seen from outside: ${slow.outside} ms)`);
   await slow.page.context().close();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
