@@ -274,11 +274,13 @@ async function refresh() {
       api(boardPath("offers", Math.min(boards.offers.shown, MAX_PAGE))), api("/hubs"), api("/alerts"),
     ];
     for (const a of asks) a.catch(() => {}); // each is awaited below; no unhandled rejections
-    // The needs first: they are the first screen, and need not wait for the rest.
-    const needs = await asks[0];
+    // The needs and alerts first: they are the first screen, and need not wait for the
+    // rest (an alert is never drawn after the cards).
+    const [needs, alerts] = await Promise.all([asks[0], asks[4]]);
     if (seq !== refreshes) return;
+    $("#alerts").replaceChildren(...alerts.alerts.map(alertBanner));
     showBoard("needs", needs, false);
-    const [, st, offers, hubs, alerts] = await Promise.all(asks);
+    const [, st, offers, hubs] = await Promise.all(asks);
     if (seq !== refreshes) return;
     $("#community").textContent = "· " + st.community;
     myAuthor = st.author ? st.author.slice(0, 8) : null;
@@ -296,7 +298,6 @@ async function refresh() {
       el("h2", {}, h.name),
       h.place.label ? el("p", {}, h.place.label) : null,
       el("p", {}, h.services.join(" · "))), "No hubs announced yet.");
-    $("#alerts").replaceChildren(...alerts.alerts.map(alertBanner));
   } catch (e) {
     if (seq === refreshes) $("#meta").textContent = "cannot reach the hub computer: " + e.message;
   }
