@@ -86,6 +86,16 @@ enum Command {
         /// active, all; default active).
         #[arg(long)]
         status: Option<String>,
+        /// Only items whose title, details, place, contact or unit contain every one
+        /// of these words (any case).
+        #[arg(long, value_name = "WORDS")]
+        search: Option<String>,
+        /// Only this urgency (low, normal, high, life-threatening).
+        #[arg(long)]
+        urgency: Option<String>,
+        /// Only items posted at this hub (its announced name or short author id).
+        #[arg(long)]
+        hub: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -532,8 +542,20 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             what,
             category,
             status,
+            search,
+            urgency,
+            hub,
             json,
-        } => list(&dir, &what, category, status, json),
+        } => {
+            let filters = [
+                ("category", category),
+                ("status", status),
+                ("q", search),
+                ("urgency", urgency),
+                ("hub", hub),
+            ];
+            list(&dir, &what, &filters, json)
+        }
         Command::Show { id, json } => {
             let item = Client::for_dir(&dir)?.get(&format!("/api/v1/items/{}", id.trim()))?;
             if json {
@@ -880,11 +902,11 @@ fn add(dir: &std::path::Path, path: &str, a: PostArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `aidmesh list`: `filters` are the list API's query parameters, each if given.
 fn list(
     dir: &std::path::Path,
     what: &str,
-    category: Option<String>,
-    status: Option<String>,
+    filters: &[(&'static str, Option<String>)],
     json: bool,
 ) -> Result<(), CliError> {
     let path = match what {
@@ -897,13 +919,10 @@ fn list(
             )))
         }
     };
-    let mut query = Vec::new();
-    if let Some(c) = category {
-        query.push(("category", c));
-    }
-    if let Some(s) = status {
-        query.push(("status", s));
-    }
+    let query: Vec<(&str, String)> = filters
+        .iter()
+        .filter_map(|(k, v)| Some((*k, v.clone()?)))
+        .collect();
     let v = Client::for_dir(dir)?.get_query(path, &query)?;
     if json {
         print_json(&v["items"]);

@@ -303,6 +303,83 @@ pub struct ListQuery {
     pub category: Option<String>,
     /// Status name or group.
     pub status: Option<String>,
+    /// Search words: every word must appear in the title, details, place, contact or
+    /// unit (any case).
+    pub q: Option<String>,
+    /// Urgency name.
+    pub urgency: Option<String>,
+    /// The announced hub name (any case) or short author id of the poster.
+    pub hub: Option<String>,
+    /// Items per page, 1..=[`MAX_LIST_LIMIT`]; without `limit` and `cursor`, everything.
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The most items on one page of a list.
+pub const MAX_LIST_LIMIT: usize = 500;
+
+/// Items per page when only `cursor` is given.
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+
+/// The longest search text or hub filter accepted.
+pub const MAX_FILTER_LEN: usize = 200;
+
+/// Where a list is in its order (most urgent first, then newest, then by id): a page
+/// starts after the item with this key. Written `<urgency rank>.<created>.<id hex>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListKey(pub std::cmp::Reverse<(Urgency, u64, EventId)>);
+
+impl ListKey {
+    /// The key of an item with this urgency, creation time (raw timestamp) and id.
+    pub fn new(urgency: Urgency, created: u64, id: EventId) -> ListKey {
+        ListKey(std::cmp::Reverse((urgency, created, id)))
+    }
+
+    fn parse(s: &str) -> Option<ListKey> {
+        let mut parts = s.split('.');
+        let (u, t, id) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let urgency = *Urgency::ALL.get(u.parse::<usize>().ok()?)?;
+        Some(ListKey::new(urgency, t.parse().ok()?, id.parse().ok()?))
+    }
+}
+
+impl std::fmt::Display for ListKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (u, t, id) = self.0 .0;
+        let rank = Urgency::ALL.iter().position(|x| *x == u).unwrap_or(0);
+        write!(f, "{rank}.{t}.{}", id.to_hex())
+    }
+}
+
+/// A checked page request of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListPage {
+    /// Items on the page.
+    pub limit: usize,
+    /// The page starts after this item.
+    pub after: Option<ListKey>,
+}
+
+/// A free-text filter: trimmed, at most [`MAX_FILTER_LEN`] characters, no control
+/// characters; empty means no filter.
+fn filter_text(field: &'static str, v: Option<&str>) -> Result<Option<String>, InputError> {
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if v.chars().count() > MAX_FILTER_LEN {
+        return Err(err(
+            field,
+            format!("too long; give at most {MAX_FILTER_LEN} characters"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(err(field, "control characters are not allowed"));
+    }
+    Ok(Some(v.to_lowercase()))
 }
 
 impl ListQuery {
@@ -337,6 +414,59 @@ impl ListQuery {
                 format!("unknown status '{s}'; valid: {}", VALID.join(", ")),
             )),
         }
+    }
+
+    /// The search words (lowercased), if any.
+    pub fn search(&self) -> Result<Vec<String>, InputError> {
+        Ok(filter_text("q", self.q.as_deref())?
+            .map(|q| q.split_whitespace().map(String::from).collect())
+            .unwrap_or_default())
+    }
+
+    /// The urgency filter, if any.
+    pub fn urgency(&self) -> Result<Option<Urgency>, InputError> {
+        self.urgency.as_deref().map(parse_urgency).transpose()
+    }
+
+    /// The hub filter (lowercased), if any.
+    pub fn hub(&self) -> Result<Option<String>, InputError> {
+        filter_text("hub", self.hub.as_deref())
+    }
+
+    /// The page asked for, or `None` for the whole list (neither `limit` nor `cursor`).
+    pub fn page(&self) -> Result<Option<ListPage>, InputError> {
+        if self.limit.is_none() && self.cursor.is_none() {
+            return Ok(None);
+        }
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_LIST_LIMIT,
+            Some(v) => {
+                let ok = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+                match v.parse::<usize>() {
+                    Ok(n) if ok && (1..=MAX_LIST_LIMIT).contains(&n) => n,
+                    _ => {
+                        return Err(err(
+                            "limit",
+                            format!(
+                                "'{v}' is not allowed; give a whole number from 1 to \
+                                 {MAX_LIST_LIMIT} (default {DEFAULT_LIST_LIMIT})"
+                            ),
+                        ))
+                    }
+                }
+            }
+        };
+        let after = match self.cursor.as_deref() {
+            None => None,
+            Some(c) => Some(ListKey::parse(c).ok_or_else(|| {
+                err(
+                    "cursor",
+                    "not a cursor from this API; pass the previous page's next_cursor as it \
+                     was given, or leave cursor out for the first page",
+                )
+            })?),
+        };
+        Ok(Some(ListPage { limit, after }))
     }
 }
 
@@ -586,6 +716,50 @@ impl ForgetInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_cursor_round_trips_and_sorts_most_urgent_then_newest_first() {
+        let id = |b: u8| EventId([b; 32]);
+        let a = ListKey::new(Urgency::High, 5 << 16, id(1));
+        let back = ListKey::parse(&a.to_string()).expect("parses");
+        assert_eq!(back, a);
+        assert!(
+            a < ListKey::new(Urgency::Normal, 9 << 16, id(1)),
+            "more urgent first"
+        );
+        assert!(
+            a < ListKey::new(Urgency::High, 4 << 16, id(1)),
+            "newer first"
+        );
+        assert!(
+            a < ListKey::new(Urgency::High, 5 << 16, id(0)),
+            "then by id"
+        );
+        for bad in ["", "2.5", "4.5.00", "2.+5.00", "2.5.zz", "2.5.00.1"] {
+            assert_eq!(ListKey::parse(bad), None, "{bad:?}");
+        }
+        let q = |limit: Option<&str>, cursor: Option<&str>| ListQuery {
+            limit: limit.map(Into::into),
+            cursor: cursor.map(Into::into),
+            ..ListQuery::default()
+        };
+        assert_eq!(q(None, None).page(), Ok(None));
+        let first = q(Some("500"), None).page().expect("ok").expect("a page");
+        assert_eq!((first.limit, first.after), (500, None));
+        let next = q(None, Some(&a.to_string()))
+            .page()
+            .expect("ok")
+            .expect("a page");
+        assert_eq!((next.limit, next.after), (DEFAULT_LIST_LIMIT, Some(a)));
+        for (limit, cursor, field) in [
+            (Some("0"), None, "limit"),
+            (Some("501"), None, "limit"),
+            (Some(" 5"), None, "limit"),
+            (None, Some("abc"), "cursor"),
+        ] {
+            assert_eq!(q(limit, cursor).page().map_err(|e| e.field), Err(field));
+        }
+    }
 
     #[test]
     fn durations() {

@@ -7,5 +7,5 @@
 #[test]
 #[ignore = "needs chromium and npm ci in tests/web"]
 fn web_page_in_a_real_browser() {
-    aidmesh_tests::run_browser_test("", 4);
+    aidmesh_tests::run_browser_test("", 5);
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::names::HubNames;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::input::{
-    AlertInput, AlertStatusInput, HubInput, ListQuery, ListStatus, PostInput, StatusInput,
+    AlertInput, AlertStatusInput, HubInput, ListKey, ListQuery, ListStatus, PostInput, StatusInput,
 };
 
 pub(super) async fn categories() -> Response {
@@ -75,21 +75,69 @@ pub fn item_json(i: &Item) -> Value {
 fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
     let category = q.category()?;
     let status = q.status()?;
+    let words = q.search()?;
+    let urgency = q.urgency()?;
+    let hub = q.hub()?;
+    let page = q.page()?;
     let now = st.engine.now_ms();
     let (mut items, names): (Vec<Item>, HubNames) =
         st.engine.with_view(|v| (v.items(now), HubNames::of(v)));
     items.retain(|i| kind.is_none_or(|k| i.kind == k));
     items.retain(|i| category.is_none_or(|c| i.post.category == c));
+    items.retain(|i| urgency.is_none_or(|u| i.post.urgency == u));
     items.retain(|i| match status {
         ListStatus::Active => i.state.is_active() && !i.expired,
         ListStatus::All => true,
         ListStatus::Expired => i.expired,
         ListStatus::Is(s) => !i.expired && i.state.name() == s,
     });
-    // Most urgent first, then newest.
-    items.sort_by_key(|i| std::cmp::Reverse((i.post.urgency, i.created)));
-    let out: Vec<Value> = items.iter().map(|i| named_item_json(i, &names)).collect();
-    Ok(Json(json!({ "items": out })).into_response())
+    if let Some(hub) = &hub {
+        items.retain(|i| {
+            i.author.short() == *hub
+                || names
+                    .author(&i.author)
+                    .is_some_and(|n| n.to_lowercase() == *hub)
+        });
+    }
+    if !words.is_empty() {
+        items.retain(|i| matches_words(&i.post, &words));
+    }
+    // Most urgent first, then newest; the id settles ties so that pages never overlap.
+    let key = |i: &Item| ListKey::new(i.post.urgency, i.created.0, i.id);
+    items.sort_by_key(key);
+    let Some(page) = page else {
+        let out: Vec<Value> = items.iter().map(|i| named_item_json(i, &names)).collect();
+        return Ok(Json(json!({ "items": out })).into_response());
+    };
+    // A page: the items after the cursor, the filtered total, and where the next starts.
+    let total = items.len();
+    let start = page
+        .after
+        .map_or(0, |after| items.partition_point(|i| key(i) <= after));
+    let rest = &items[start..];
+    let shown = &rest[..rest.len().min(page.limit)];
+    let next = (rest.len() > shown.len())
+        .then(|| shown.last().map(|i| key(i).to_string()))
+        .flatten();
+    let out: Vec<Value> = shown.iter().map(|i| named_item_json(i, &names)).collect();
+    Ok(Json(json!({
+        "items": out, "total": total, "limit": page.limit, "next_cursor": next,
+    }))
+    .into_response())
+}
+
+/// Whether every search word appears in the title, details, place, contact or unit.
+fn matches_words(p: &aidmesh_protocol::body::Post, words: &[String]) -> bool {
+    let text = [
+        p.title.as_str(),
+        &p.details,
+        &p.place.label,
+        &p.contact,
+        &p.unit,
+    ]
+    .join("\n")
+    .to_lowercase();
+    words.iter().all(|w| text.contains(w.as_str()))
 }
 
 pub(super) async fn list_needs(

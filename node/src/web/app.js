@@ -183,11 +183,105 @@ function fill(list, items, render, empty) {
   list.replaceChildren(...(items.length ? items.map(render) : [el("li", { class: "empty" }, empty)]));
 }
 
-async function refresh() {
+// --- A busy board (issue 15): search, filters, and a page at a time. ---
+
+// Cards fetched at first and per "Show more"; a live refresh re-fetches as many as are
+// shown, up to the API's largest page.
+const PAGE = 30;
+const MAX_PAGE = 500;
+const boards = { needs: { shown: PAGE, next: null }, offers: { shown: PAGE, next: null } };
+
+// Answers of an older refresh that arrive after a newer one started are dropped.
+let refreshes = 0;
+
+// The filters as the list API's query (empty ones left out).
+function filterQuery() {
+  const p = new URLSearchParams();
+  for (const k of ["q", "category", "urgency", "status", "hub"]) {
+    const v = $("#f-" + k).value.trim();
+    if (v) p.set(k, v);
+  }
+  return p;
+}
+
+function boardPath(kind, limit, cursor) {
+  const p = filterQuery();
+  p.set("limit", String(limit));
+  if (cursor) p.set("cursor", cursor);
+  return "/" + kind + "?" + p;
+}
+
+// Draws a page of a board (or appends it), with "Showing n of N" and "Show more".
+function showBoard(kind, page, append) {
+  const list = $("#" + kind);
+  const b = boards[kind];
+  if (append) {
+    list.append(...page.items.map(itemCard));
+  } else {
+    const empty = [...filterQuery().keys()].length ? "Nothing matches these filters."
+      : kind === "needs" ? "No open needs." : "No open offers.";
+    fill(list, page.items, itemCard, empty);
+  }
+  b.next = page.next_cursor || null;
+  const shown = list.querySelectorAll("li[data-id]").length;
+  b.shown = Math.max(PAGE, shown);
+  $("#" + kind + "-more").replaceChildren(page.total ? "Showing " + shown + " of " + page.total : "",
+    b.next ? button("Show more", () => loadMore(kind)) : null);
+}
+
+async function loadMore(kind) {
+  const b = boards[kind];
+  if (!b.next) return;
+  // A refresh under way would redraw fewer cards: its answer is dropped, and one that
+  // starts meanwhile drops this one (it asks for as many cards as are shown).
+  const seq = ++refreshes;
   try {
-    const [st, needs, offers, hubs, alerts] = await Promise.all([
-      api("/status"), api("/needs"), api("/offers"), api("/hubs"), api("/alerts"),
-    ]);
+    const page = await api(boardPath(kind, PAGE, b.next));
+    if (seq === refreshes) showBoard(kind, page, true);
+  } catch (e) {
+    showUndo(e.message, null);
+  }
+}
+
+// A new search or filter starts again from the first page.
+function setupFilters() {
+  let typing = null;
+  const again = () => {
+    boards.needs.shown = boards.offers.shown = PAGE;
+    refresh();
+  };
+  $("#filters").addEventListener("submit", (ev) => { ev.preventDefault(); again(); });
+  $("#f-q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(again, 300); });
+  for (const k of ["category", "urgency", "status", "hub"]) $("#f-" + k).addEventListener("change", again);
+}
+
+// The hub filter offers every announced hub name, keeping the one chosen.
+function hubChoices(hubs) {
+  const sel = $("#f-hub");
+  const names = [...new Set(hubs.map((h) => h.name))].sort();
+  if (names.join("\n") === sel.dataset.names) return;
+  sel.dataset.names = names.join("\n");
+  const chosen = sel.value;
+  sel.replaceChildren(el("option", { value: "" }, "All hubs"), ...names.map((n) => el("option", { value: n }, n)));
+  sel.value = names.includes(chosen) ? chosen : "";
+}
+
+async function refresh() {
+  const seq = ++refreshes;
+  try {
+    const asks = [
+      api(boardPath("needs", Math.min(boards.needs.shown, MAX_PAGE))), api("/status"),
+      api(boardPath("offers", Math.min(boards.offers.shown, MAX_PAGE))), api("/hubs"), api("/alerts"),
+    ];
+    for (const a of asks) a.catch(() => {}); // each is awaited below; no unhandled rejections
+    // The needs and alerts first: they are the first screen, and need not wait for the
+    // rest (an alert is never drawn after the cards).
+    const [needs, alerts] = await Promise.all([asks[0], asks[4]]);
+    if (seq !== refreshes) return;
+    $("#alerts").replaceChildren(...alerts.alerts.map(alertBanner));
+    showBoard("needs", needs, false);
+    const [, st, offers, hubs] = await Promise.all(asks);
+    if (seq !== refreshes) return;
     $("#community").textContent = "· " + st.community;
     myAuthor = st.author ? st.author.slice(0, 8) : null;
     $("#meta").textContent = st.peers + " hub computers connected" + peerNames(st.peer_list) +
@@ -198,15 +292,14 @@ async function refresh() {
     $("#refused").hidden = !st.refused.length;
     $("#refused").textContent = st.refused.map((r) => "A node at " + r.ip +
       " tried to join with a different passphrase or community name (" + r.attempts + "×).").join(" ");
-    fill($("#needs"), needs.items, itemCard, "No open needs.");
-    fill($("#offers"), offers.items, itemCard, "No open offers.");
+    showBoard("offers", offers, false);
+    hubChoices(hubs.hubs);
     fill($("#hubs"), hubs.hubs, (h) => el("li", {},
       el("h2", {}, h.name),
       h.place.label ? el("p", {}, h.place.label) : null,
       el("p", {}, h.services.join(" · "))), "No hubs announced yet.");
-    $("#alerts").replaceChildren(...alerts.alerts.map(alertBanner));
   } catch (e) {
-    $("#meta").textContent = "cannot reach the hub computer: " + e.message;
+    if (seq === refreshes) $("#meta").textContent = "cannot reach the hub computer: " + e.message;
   }
 }
 
@@ -362,12 +455,14 @@ $("#pin-form").addEventListener("submit", (ev) => {
 async function loadCategories() {
   const c = await api("/categories");
   $("#category").replaceChildren(...c.categories.map((x) => el("option", { value: x.name }, x.description)));
+  $("#f-category").append(...c.categories.map((x) => el("option", { value: x.name }, x.description)));
 }
 
 for (const b of document.querySelectorAll("nav button")) {
   b.addEventListener("click", () => {
     for (const o of document.querySelectorAll("nav button")) o.classList.toggle("on", o === b);
     for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== "tab-" + b.dataset.tab;
+    $("#filters").hidden = !["needs", "offers"].includes(b.dataset.tab);
     if (b.dataset.tab === "people") refreshPeople();
     if (b.dataset.tab === "match") refreshMatch();
   });
@@ -410,11 +505,12 @@ function soon() {
     }, 250);
   }
 }
+setupWho();
+setupFilters();
+refresh();
+loadCategories().catch(() => {});
+// Opened after the first screen's requests, so that it does not hold a connection first.
 const stream = new EventSource("/api/v1/stream");
 stream.addEventListener("new", soon);
 stream.addEventListener("lagged", soon);
-
-loadCategories().catch(() => {});
-setupWho();
-refresh();
 setInterval(refresh, 30000);
