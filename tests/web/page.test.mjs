@@ -173,6 +173,12 @@ test("the page says when a node of another community tried to connect (issue 15)
   const warning = page.locator("#refused");
   await warning.waitFor();
   assert.match(await warning.innerText(), /A node at 127\.0\.0\.1 tried to join with a different passphrase/);
+
+  // The node that dialled says so on its page too.
+  const other = await waitFor("the dialling node", () => status(dirs[1]));
+  await waitFor("the refusal seen by the dialling node", async () => (await status(dirs[1])).st.refused_by.length > 0, 30000);
+  await page.goto(other.base + "/");
+  await page.locator("#refused", { hasText: "belongs to another community" }).waitFor();
 });
 
 test("welfare from the page: phone, note, any interval, checked by, every outcome; alerts end (issue 15)", async (t) => {

@@ -159,7 +159,10 @@ function itemCard(i) {
     i.contact ? el("p", {}, "Contact: " + i.contact) : null,
     i.details ? el("p", {}, i.details) : null,
     holderLine(i),
-    el("p", {}, ago(i.created_at) + " · " + (i.author_hub || i.short_id)),
+    // An event stamped before this program was built (a Pi without a clock) is shown
+    // with when it arrived here, not with its 1970 stamp.
+    el("p", {}, (i.arrived_at ? "arrived " + ago(i.arrived_at) + " (its computer's clock was wrong)"
+      : ago(i.created_at)) + " · " + (i.author_hub || i.short_id)),
     historyList(i),
     confirming === i.id ? confirmDone(i) : actions);
 }
@@ -289,9 +292,15 @@ async function refresh() {
     $("#clock").hidden = !st.clock.warning;
     $("#clock").textContent = st.clock.warning || "";
     // Nodes of another community that tried to connect (a mistyped passphrase, most often).
-    $("#refused").hidden = !st.refused.length;
+    // ... and those this node dialled that answered for another community.
+    const refusedBy = st.refused_by || [];
+    $("#refused").hidden = !st.refused.length && !refusedBy.length;
     $("#refused").textContent = st.refused.map((r) => "A node at " + r.ip +
-      " tried to join with a different passphrase or community name (" + r.attempts + "×).").join(" ");
+      " tried to join with a different passphrase or community name (" + r.attempts + "×).")
+      .concat(refusedBy.map((r) => "The node at " + r.ip +
+        " belongs to another community (a different passphrase or community name; " +
+        r.attempts + "×)."))
+      .join(" ");
     showBoard("offers", offers, false);
     hubChoices(hubs.hubs);
     fill($("#hubs"), hubs.hubs, (h) => el("li", {},
