@@ -8,7 +8,7 @@ use aidmesh_protocol::view::{Item, ItemState};
 use aidmesh_protocol::{Body, EventId};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -20,13 +20,17 @@ use crate::input::{
 };
 
 pub(super) async fn categories() -> Response {
-    let all: Vec<Value> = aidmesh_protocol::Category::ALL
+    Json(json!({ "categories": categories_value() })).into_response()
+}
+
+/// The category list, as JSON.
+pub(super) fn categories_value() -> Vec<Value> {
+    aidmesh_protocol::Category::ALL
         .iter()
         .map(
             |c| json!({ "name": c.name(), "description": c.description(), "cluster": c.cluster() }),
         )
-        .collect();
-    Json(json!({ "categories": all })).into_response()
+        .collect()
 }
 
 /// JSON of one item, as documented in docs/api.md and docs/cli.md.
@@ -73,6 +77,16 @@ pub fn item_json(i: &Item) -> Value {
 }
 
 fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
+    Ok(Json(list_value(st, kind, q)?).into_response())
+}
+
+/// A list (or one page of it) as JSON: what `GET /needs`, `/offers` and `/items`
+/// answer, and the lists in the page's `GET /board`.
+pub(super) fn list_value(
+    st: &AppState,
+    kind: Option<BodyKind>,
+    q: ListQuery,
+) -> Result<Value, ApiError> {
     let category = q.category()?;
     let status = q.status()?;
     let words = q.search()?;
@@ -107,7 +121,7 @@ fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
     items.sort_by_key(key);
     let Some(page) = page else {
         let out: Vec<Value> = items.iter().map(|i| named_item_json(i, &names)).collect();
-        return Ok(Json(json!({ "items": out })).into_response());
+        return Ok(json!({ "items": out }));
     };
     // A page: the items after the cursor, the filtered total, and where the next starts.
     let total = items.len();
@@ -120,10 +134,9 @@ fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
         .then(|| shown.last().map(|i| key(i).to_string()))
         .flatten();
     let out: Vec<Value> = shown.iter().map(|i| named_item_json(i, &names)).collect();
-    Ok(Json(json!({
+    Ok(json!({
         "items": out, "total": total, "limit": page.limit, "next_cursor": next,
     }))
-    .into_response())
 }
 
 /// Whether every search word appears in the title, details, place, contact or unit.
@@ -142,16 +155,28 @@ fn matches_words(p: &aidmesh_protocol::body::Post, words: &[String]) -> bool {
 
 pub(super) async fn list_needs(
     State(st): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
-    list(&st, Some(BodyKind::Need), q?.0)
+    let q = q?.0;
+    super::live::conditional(&st, &headers, &["needs", uri.query().unwrap_or("")], || {
+        list(&st, Some(BodyKind::Need), q)
+    })
+    .await
 }
 
 pub(super) async fn list_offers(
     State(st): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
-    list(&st, Some(BodyKind::Offer), q?.0)
+    let q = q?.0;
+    super::live::conditional(&st, &headers, &["offers", uri.query().unwrap_or("")], || {
+        list(&st, Some(BodyKind::Offer), q)
+    })
+    .await
 }
 
 pub(super) async fn list_items(
@@ -221,8 +246,16 @@ pub(super) async fn match_offers(
         .into_response())
 }
 
-pub(super) async fn list_hubs(State(st): State<AppState>) -> ApiResult {
-    let hubs: Vec<Value> = st
+pub(super) async fn list_hubs(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
+    super::live::conditional(&st, &headers, &["hubs"], || {
+        Ok(Json(json!({ "hubs": hubs_value(&st) })).into_response())
+    })
+    .await
+}
+
+/// Every announced hub, as JSON.
+pub(super) fn hubs_value(st: &AppState) -> Vec<Value> {
+    st
         .engine
         .with_view(|v| v.hubs())
         .iter()
@@ -233,8 +266,7 @@ pub(super) async fn list_hubs(State(st): State<AppState>) -> ApiResult {
                 "services": h.hub.services, "author": h.author.short(), "created_at": h.at.millis(),
             })
         })
-        .collect();
-    Ok(Json(json!({ "hubs": hubs })).into_response())
+        .collect()
 }
 
 pub(super) async fn post_hub(
@@ -322,15 +354,21 @@ fn resolve_alert(st: &AppState, prefix: &str) -> Result<EventId, ApiError> {
     }
 }
 
-pub(super) async fn list_alerts(State(st): State<AppState>) -> ApiResult {
+pub(super) async fn list_alerts(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
+    super::live::conditional(&st, &headers, &["alerts"], || {
+        Ok(Json(json!({ "alerts": alerts_value(&st) })).into_response())
+    })
+    .await
+}
+
+/// The alerts in force, as JSON.
+pub(super) fn alerts_value(st: &AppState) -> Vec<Value> {
     let now = st.engine.now_ms();
-    let alerts: Vec<Value> = st
-        .engine
+    st.engine
         .with_view(|v| v.alerts(now))
         .iter()
         .map(alert_json)
-        .collect();
-    Ok(Json(json!({ "alerts": alerts })).into_response())
+        .collect()
 }
 
 pub(super) async fn post_alert(
@@ -398,14 +436,14 @@ pub(super) async fn show_item(
 }
 
 /// Item `id` folded at `now`, with the hub names to show next to its keys.
-fn named_item(st: &AppState, id: &EventId, now: u64) -> Result<(Item, HubNames), ApiError> {
+pub(super) fn named_item(st: &AppState, id: &EventId, now: u64) -> Result<(Item, HubNames), ApiError> {
     st.engine
         .with_view(|v| Some((v.item(id, now)?, HubNames::of(v))))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "item disappeared"))
 }
 
 /// [`item_json`] plus the hub names of its author, holder and history.
-fn named_item_json(item: &Item, names: &HubNames) -> Value {
+pub(super) fn named_item_json(item: &Item, names: &HubNames) -> Value {
     let mut out = item_json(item);
     names.name_item(&mut out, item);
     out

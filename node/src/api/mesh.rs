@@ -102,6 +102,27 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
     .into_response())
 }
 
+/// What the page shows of the node (in `GET /board`): `community`, `author`,
+/// `peers`, `peer_list`, `events`, `clock` (`status`, `warning`), `refused` and
+/// `refused_by`. Nothing in it changes by itself with time, so it can be part of a
+/// validator.
+pub(super) async fn page_status(st: &AppState) -> Value {
+    let net = st.net.status().await;
+    let (clock, offset) = st.engine.clock_status();
+    let clock = clock_json(clock, offset, st.engine.clock(), st.engine.clock_floor_ms());
+    let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
+    json!({
+        "community": st.engine.community(),
+        "author": st.engine.identity().author().to_hex(),
+        "events": st.engine.len(),
+        "peers": net_peers.len(),
+        "peer_list": st.engine.with_view(HubNames::of).peers(&net_peers),
+        "clock": { "status": clock["status"], "warning": clock["warning"] },
+        "refused": net.as_ref().map(|n| n.refused.clone()).unwrap_or_default(),
+        "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
+    })
+}
+
 /// `GET /api/v1/peers`.
 pub(super) async fn peers(State(st): State<AppState>) -> ApiResult {
     let net = st.net.status().await;
@@ -156,9 +177,10 @@ fn is_welfare(engine: &Engine, ne: &NewEvent) -> bool {
 }
 
 /// `GET /api/v1/stream`: server-sent events, one `event: new` per newly stored event,
-/// with `{"id", "kind", "origin", "at"}`; pages reload what they show. A client that
-/// falls behind gets `event: lagged` and should reload everything. Welfare events are
-/// sent only to those who may see welfare records (the hub computer, or with the PIN).
+/// with `{"id", "kind", "origin", "at", "events"}` and what a page needs to draw it
+/// (see [`super::live`]). A client that falls behind gets `event: lagged` and should
+/// reload everything. Welfare events are sent only to those who may see welfare
+/// records (the hub computer, or with the PIN).
 pub(super) async fn stream(
     State(st): State<AppState>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
@@ -168,30 +190,23 @@ pub(super) async fn stream(
     use tokio::sync::broadcast::error::RecvError;
     let welfare_ok = st.pins.allows(from, &headers);
     let rx = st.engine.subscribe();
-    let engine = st.engine.clone();
-    let events = futures::stream::unfold((rx, engine), move |(mut rx, engine)| async move {
+    let events = futures::stream::unfold((rx, st), move |(mut rx, st)| async move {
         let ev = loop {
             match rx.recv().await {
-                Ok(ne) if !welfare_ok && is_welfare(&engine, &ne) => continue,
+                Ok(ne) if !welfare_ok && is_welfare(&st.engine, &ne) => continue,
                 Ok(ne) => break Ok(ne),
                 Err(e) => break Err(e),
             }
         };
         let ev = match ev {
             Ok(ne) => {
-                let kind = BodyKind::from_code(ne.event.kind()).map_or("unknown", BodyKind::name);
-                let data = json!({
-                    "id": ne.event.id().to_hex(),
-                    "kind": kind,
-                    "origin": format!("{:?}", ne.origin).to_lowercase(),
-                    "at": ne.event.timestamp().millis(),
-                });
-                SseEvent::default().event("new").data(data.to_string())
+                let data = st.cards.data(&st, &ne);
+                SseEvent::default().event("new").data(&*data)
             }
             Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
             Err(RecvError::Closed) => return None,
         };
-        Some((Ok::<_, std::convert::Infallible>(ev), (rx, engine)))
+        Some((Ok::<_, std::convert::Infallible>(ev), (rx, st)))
     });
     Sse::new(events)
         // A comment line now and then: a reader that vanished fails the write (see

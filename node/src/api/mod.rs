@@ -28,6 +28,7 @@ use crate::net::NetHandle;
 mod board;
 pub mod conn;
 pub mod guard;
+mod live;
 mod mesh;
 mod names;
 mod page;
@@ -44,6 +45,7 @@ pub struct AppState {
     engine: Arc<Engine>,
     net: NetHandle,
     pins: Arc<welfare::PinGuard>,
+    cards: Arc<live::StreamCards>,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             engine,
             net,
             pins: Arc::new(welfare::PinGuard::new(pin)),
+            cards: Arc::default(),
         }
     }
 }
@@ -209,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status", get(mesh::status))
         .route("/api/v1/peers", get(mesh::peers).post(mesh::add_peer))
         .route("/api/v1/stream", get(mesh::stream))
+        .route("/api/v1/board", get(live::board))
         .route(
             "/api/v1/needs",
             get(board::list_needs).post(board::post_need),

@@ -1,0 +1,236 @@
+//! The page's live board (issue 17): what lets 300 phones stay current without each
+//! downloading the whole board on every event.
+//!
+//! - `GET /api/v1/board` is the page's one start-up request: the node's status, the
+//!   first page of needs and of offers (with the page's filters), hubs, alerts and the
+//!   category list, in one answer.
+//! - Lists and the board carry an `ETag` made from the store's digest (which changes
+//!   with every stored or erased event), the query, and a time step (items expire); a
+//!   request with a matching `If-None-Match` gets `304 Not Modified` without the board
+//!   being folded or serialised. The page's 30-second safety refresh is such a request.
+//! - Each message of the live stream carries what a page needs to draw the change: the
+//!   card of a new or changed need or offer, or the alert or hub list. It is rendered
+//!   once per event and shared by every open stream ([`StreamCards`]).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use aidmesh_protocol::body::BodyKind;
+use aidmesh_protocol::{Body, EventId};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::board::{alerts_value, categories_value, hubs_value, list_value, named_item_json};
+use super::names::HubNames;
+use super::{blocking, ApiError, ApiResult, AppState};
+use crate::engine::NewEvent;
+use crate::input::ListQuery;
+
+/// Items expire with time, not only with events: a validator is good for at most this
+/// long, so an expired item leaves a page's board within this time.
+pub const EXPIRY_STEP_MS: u64 = 5 * 60_000;
+
+/// Cards on each list of `GET /board` when the query gives no `limit`.
+pub const BOARD_LIMIT: usize = 30;
+
+/// An entity tag over `parts` (length-prefixed, so parts cannot run into each other).
+pub(super) fn tag(parts: &[&[u8]]) -> String {
+    let mut h = blake3::Hasher::new();
+    for p in parts {
+        h.update(&(p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    format!("\"{}\"", &h.finalize().to_hex()[..24])
+}
+
+/// Whether the request's `If-None-Match` names `tag` (or `*`).
+pub(super) fn fresh(headers: &HeaderMap, tag: &str) -> bool {
+    headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == tag)
+}
+
+/// The tag of an answer that depends on the store, the time step and `parts`.
+async fn store_tag(st: &AppState, parts: &[&str]) -> Result<String, ApiError> {
+    let engine = st.engine.clone();
+    let digest = blocking(move || engine.digest()).await?.map_err(|e| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string())
+    })?;
+    let step = (st.engine.now_ms() / EXPIRY_STEP_MS).to_le_bytes();
+    let mut all: Vec<&[u8]> = vec![&digest, &step];
+    all.extend(parts.iter().map(|p| p.as_bytes()));
+    Ok(tag(&all))
+}
+
+/// `304 Not Modified` for `tag`.
+pub(super) fn not_modified(tag: &str) -> Response {
+    let mut r = StatusCode::NOT_MODIFIED.into_response();
+    set_tag(&mut r, tag);
+    r
+}
+
+pub(super) fn set_tag(r: &mut Response, tag: &str) {
+    if let Ok(v) = HeaderValue::from_str(tag) {
+        r.headers_mut().insert(ETAG, v);
+        // Kept by a browser, but asked about again every time.
+        r.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+}
+
+/// Answers 304 if the client holds the answer for this store state and `parts` (the
+/// endpoint and its query), else runs `answer` and tags a 200.
+pub(super) async fn conditional(
+    st: &AppState,
+    headers: &HeaderMap,
+    parts: &[&str],
+    answer: impl FnOnce() -> ApiResult,
+) -> ApiResult {
+    let tag = store_tag(st, parts).await?;
+    if fresh(headers, &tag) {
+        return Ok(not_modified(&tag));
+    }
+    let mut r = answer()?;
+    if r.status() == StatusCode::OK {
+        set_tag(&mut r, &tag);
+    }
+    Ok(r)
+}
+
+/// `GET /api/v1/board`: everything the page shows at start, in one answer. Takes the
+/// list filters of `/needs` (`q`, `category`, `urgency`, `status`, `hub`, `limit`; no
+/// `cursor`: later pages come from `/needs` and `/offers`).
+pub(super) async fn board(
+    State(st): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    let mut q = q?.0;
+    if q.cursor.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "the board shows first pages only; page on with /needs or /offers and `cursor`",
+        ));
+    }
+    q.limit.get_or_insert_with(|| BOARD_LIMIT.to_string());
+    let status = super::mesh::page_status(&st).await;
+    let status_text = status.to_string();
+    let query = uri.query().unwrap_or("");
+    let tag = store_tag(&st, &["board", query, &status_text]).await?;
+    if fresh(&headers, &tag) {
+        return Ok(not_modified(&tag));
+    }
+    let needs = list_value(&st, Some(BodyKind::Need), q.clone())?;
+    let offers = list_value(&st, Some(BodyKind::Offer), q)?;
+    let mut r = Json(json!({
+        "status": status,
+        "needs": needs,
+        "offers": offers,
+        "hubs": hubs_value(&st),
+        "alerts": alerts_value(&st),
+        "categories": categories_value(),
+    }))
+    .into_response();
+    set_tag(&mut r, &tag);
+    Ok(r)
+}
+
+/// Stream messages already rendered, by event id: each event is rendered once, not
+/// once per open page.
+#[derive(Default)]
+pub struct StreamCards {
+    recent: Mutex<VecDeque<(EventId, Arc<str>)>>,
+}
+
+/// Rendered messages kept: more than the events that arrive while one message is
+/// written to every open page.
+const KEPT: usize = 64;
+
+impl StreamCards {
+    /// The `data` of the stream message for `ne`, rendered once.
+    pub(super) fn data(&self, st: &AppState, ne: &NewEvent) -> Arc<str> {
+        let id = ne.event.id();
+        {
+            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, d)) = recent.iter().find(|(i, _)| *i == id) {
+                return d.clone();
+            }
+        }
+        let data: Arc<str> = render(st, ne).to_string().into();
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if !recent.iter().any(|(i, _)| *i == id) {
+            if recent.len() >= KEPT {
+                recent.pop_front();
+            }
+            recent.push_back((id, data.clone()));
+        }
+        data
+    }
+}
+
+/// A stream message: `{"id","kind","origin","at","events"}`, plus `item` (the card of
+/// a new or changed need or offer, as `GET /items/{id}` answers it), `alerts` (for an
+/// alert or its status change) or `hubs` (for a hub announcement).
+fn render(st: &AppState, ne: &NewEvent) -> Value {
+    let kind = BodyKind::from_code(ne.event.kind()).map_or("unknown", BodyKind::name);
+    let mut data = json!({
+        "id": ne.event.id().to_hex(),
+        "kind": kind,
+        "origin": format!("{:?}", ne.origin).to_lowercase(),
+        "at": ne.event.timestamp().millis(),
+        "events": st.engine.len(),
+    });
+    let now = st.engine.now_ms();
+    let card = |id: &EventId| {
+        st.engine
+            .with_view(|v| Some((v.item(id, now)?, HubNames::of(v))))
+            .map(|(item, names)| named_item_json(&item, &names))
+    };
+    match &ne.body {
+        Some(Body::Need(_) | Body::Offer(_)) => {
+            if let Some(c) = card(&ne.event.id()) {
+                data["item"] = c;
+            }
+        }
+        Some(Body::Status(change)) => match card(&change.target) {
+            Some(c) => data["item"] = c,
+            None => data["alerts"] = json!(alerts_value(st)),
+        },
+        Some(Body::Alert(_)) => data["alerts"] = json!(alerts_value(st)),
+        Some(Body::Hub(_)) => data["hubs"] = json!(hubs_value(st)),
+        _ => {}
+    }
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_names_the_tag_or_star() {
+        let t = tag(&[b"a", b"b"]);
+        assert_ne!(t, tag(&[b"ab"]), "parts are length-prefixed");
+        let h = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert!(fresh(&h(&t), &t));
+        assert!(fresh(&h(&format!("\"x\", W/{t}")), &t));
+        assert!(fresh(&h("*"), &t));
+        assert!(!fresh(&h("\"other\""), &t));
+        assert!(!fresh(&HeaderMap::new(), &t));
+    }
+}
