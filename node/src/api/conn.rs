@@ -7,8 +7,12 @@
 //!   header-read timer runs while it waits);
 //! - other machines share [`MAX_REMOTE`] connections, at most [`MAX_PER_ADDRESS`]
 //!   from one address; the hub computer (loopback) has its own [`MAX_LOCAL`], so
-//!   strangers holding sockets never lock it out. A connection over its budget is
-//!   closed at once, so it costs no descriptor;
+//!   strangers holding sockets never lock it out (peers use the libp2p port, not
+//!   this one). A connection over its budget gets a small `503` with `Retry-After`
+//!   ("this hub is busy, try again in a minute", as JSON for `/api/` and as a short
+//!   page otherwise), written without hyper and within [`BUSY_WITHIN`]; at most
+//!   [`MAX_BUSY`] such answers are under way at once, and beyond that a connection is
+//!   closed at once, so a flood costs no descriptors and nobody waits on a hang;
 //! - at start the soft limit on open files is raised to the hard limit;
 //! - a client that vanishes without a word (a phone walking off the Wi-Fi, an access
 //!   point losing power: no FIN, no RST) is let go within [`VANISHED_WITHIN`]: TCP
@@ -60,6 +64,31 @@ pub const MAX_PER_ADDRESS: usize = 32;
 /// Connections from the hub computer itself.
 pub const MAX_LOCAL: usize = 256;
 
+/// Answers to connections over budget being written at once; more are closed.
+pub const MAX_BUSY: usize = 64;
+/// The longest a "busy" answer holds its socket (reading the request, then writing).
+pub const BUSY_WITHIN: Duration = Duration::from_secs(2);
+/// What a "busy" answer asks the client to wait, in seconds.
+pub const BUSY_RETRY_AFTER_S: u32 = 60;
+
+/// The connection budgets (the constants above; smaller in tests).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Budgets {
+    local: usize,
+    remote: usize,
+    per_address: usize,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            local: MAX_LOCAL,
+            remote: MAX_REMOTE,
+            per_address: MAX_PER_ADDRESS,
+        }
+    }
+}
+
 /// Counts of open connections.
 #[derive(Default)]
 struct Counts {
@@ -93,18 +122,18 @@ impl Drop for Slot {
 }
 
 /// Takes a slot for a connection from `ip`, or `None` when its budget is spent.
-fn admit(counts: &Arc<Mutex<Counts>>, ip: IpAddr) -> Option<Slot> {
+fn admit(counts: &Arc<Mutex<Counts>>, budgets: Budgets, ip: IpAddr) -> Option<Slot> {
     let ip = ip.to_canonical();
     let local = is_local(ip);
     let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
     if local {
-        if c.local >= MAX_LOCAL {
+        if c.local >= budgets.local {
             return None;
         }
         c.local += 1;
     } else {
         let from_ip = c.by_ip.get(&ip).copied().unwrap_or(0);
-        if c.remote >= MAX_REMOTE || from_ip >= MAX_PER_ADDRESS {
+        if c.remote >= budgets.remote || from_ip >= budgets.per_address {
             return None;
         }
         c.remote += 1;
@@ -121,9 +150,19 @@ fn admit(counts: &Arc<Mutex<Counts>>, ip: IpAddr) -> Option<Slot> {
 pub(super) async fn accept_loop(
     listener: TcpListener,
     app: Router,
+    shutdown: watch::Receiver<bool>,
+) {
+    accept_with(listener, app, shutdown, Budgets::default()).await;
+}
+
+async fn accept_with(
+    listener: TcpListener,
+    app: Router,
     mut shutdown: watch::Receiver<bool>,
+    budgets: Budgets,
 ) {
     let counts = Arc::new(Mutex::new(Counts::default()));
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut refused_logged = false;
     loop {
         let (tcp, from) = tokio::select! {
@@ -139,12 +178,12 @@ pub(super) async fn accept_loop(
             },
             _ = shutdown.changed() => break,
         };
-        let Some(slot) = admit(&counts, from.ip()) else {
+        let Some(slot) = admit(&counts, budgets, from.ip()) else {
             if !refused_logged {
-                tracing::warn!(from = %from.ip(), "API: too many connections; closing new ones until some end");
+                tracing::warn!(from = %from.ip(), "API: too many connections; answering \"this hub is busy\" until some end");
                 refused_logged = true;
             }
-            drop(tcp);
+            answer_busy(tcp, &busy);
             continue;
         };
         refused_logged = false;
@@ -181,6 +220,70 @@ pub(super) async fn accept_loop(
             }
         });
     }
+}
+
+/// The start of a "busy" answer; `Content-Type`, `Content-Length` and the body follow.
+const BUSY_HEAD: &str = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 60\r\n\
+Connection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
+/// The "busy" answer to the API (`/api/...`).
+const BUSY_JSON: &str =
+    r#"{"error":"busy","detail":"this hub is busy, try again in a minute","retry_after_s":60}"#;
+/// The "busy" answer to a browser opening the page.
+const BUSY_HTML: &str = "<!doctype html><meta charset=utf-8>\
+<meta name=viewport content=\"width=device-width\"><title>This hub is busy</title>\
+<h1>This hub is busy</h1><p>Too many phones are connected right now. Try again in a minute.</p>";
+
+/// The whole "busy" answer to a request whose head starts with `head`.
+fn busy_answer(head: &[u8]) -> Vec<u8> {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let api = line.windows(6).any(|w| w == b" /api/");
+    let (kind, body) = if api {
+        ("application/json", BUSY_JSON)
+    } else {
+        ("text/html; charset=utf-8", BUSY_HTML)
+    };
+    format!(
+        "{BUSY_HEAD}Content-Type: {kind}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Answers a connection over budget with a "busy" 503, off the accept loop and within
+/// [`BUSY_WITHIN`]; closes it at once when [`MAX_BUSY`] answers are under way.
+fn answer_busy(mut tcp: tokio::net::TcpStream, busy: &Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if busy.fetch_add(1, Ordering::AcqRel) >= MAX_BUSY {
+        busy.fetch_sub(1, Ordering::AcqRel);
+        return; // dropped: closed at once
+    }
+    let busy = busy.clone();
+    tokio::spawn(async move {
+        let half = BUSY_WITHIN / 2;
+        // Read the request head first (for half the time at most): closing a socket
+        // with unread data sends a reset, and the client would see that instead of the
+        // answer. A client that sends nothing is answered all the same.
+        let mut head = Vec::with_capacity(1024);
+        let mut buf = [0u8; 1024];
+        let _ = tokio::time::timeout(half, async {
+            while head.len() < 8 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        let _ = tokio::time::timeout(half, async {
+            let _ = tcp.write_all(&busy_answer(&head)).await;
+            let _ = tcp.shutdown().await;
+            // Let the client read the answer and close first.
+            let _ = tcp.read(&mut buf).await;
+        })
+        .await;
+        busy.fetch_sub(1, Ordering::AcqRel);
+    });
 }
 
 /// Sets TCP keepalive and `TCP_USER_TIMEOUT` on an accepted socket, so the kernel
@@ -278,17 +381,83 @@ mod tests {
     fn strangers_have_a_budget_and_the_hub_computer_its_own() {
         let counts = Arc::new(Mutex::new(Counts::default()));
         let stranger: IpAddr = "192.0.2.9".parse().unwrap();
+        let b = Budgets::default();
         let held: Vec<Slot> = (0..MAX_PER_ADDRESS)
-            .map(|_| admit(&counts, stranger).expect("within the per-address budget"))
+            .map(|_| admit(&counts, b, stranger).expect("within the per-address budget"))
             .collect();
-        assert!(admit(&counts, stranger).is_none(), "one address is capped");
+        assert!(admit(&counts, b, stranger).is_none(), "one address is capped");
         // Loopback, also as seen on an IPv6 listener, is still served.
-        assert!(admit(&counts, "127.0.0.1".parse().unwrap()).is_some());
-        assert!(admit(&counts, "::ffff:127.0.0.1".parse().unwrap()).is_some());
+        assert!(admit(&counts, b, "127.0.0.1".parse().unwrap()).is_some());
+        assert!(admit(&counts, b, "::ffff:127.0.0.1".parse().unwrap()).is_some());
         drop(held);
-        assert!(admit(&counts, stranger).is_some(), "slots come back");
+        assert!(admit(&counts, b, stranger).is_some(), "slots come back");
         let c = counts.lock().unwrap();
         assert_eq!((c.local, c.remote), (0, 0), "every slot released");
+    }
+
+    /// Sends `request` on a new connection to `addr` and reads the whole answer.
+    async fn ask(addr: std::net::SocketAddr, request: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut out))
+            .await
+            .expect("an answer within 5 s, never a hang")
+            .expect("the answer, not a reset");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn over_budget_a_client_is_told_the_hub_is_busy_and_when_to_come_back() {
+        use axum::routing::get;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let app = Router::new().route("/api/v1/status", get(|| async { "fine" }));
+        let (_stop, shutdown) = watch::channel(false);
+        let budgets = Budgets {
+            local: 1,
+            remote: 1,
+            per_address: 1,
+        };
+        tokio::spawn(accept_with(l, app, shutdown, budgets));
+        let status = "GET /api/v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        assert!(ask(addr, status).await.ends_with("fine"));
+        // One connection holds the whole budget (a phone's open stream, say).
+        let held = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await; // until accepted
+        let api = ask(addr, status).await;
+        assert!(api.starts_with("HTTP/1.1 503 "), "{api}");
+        assert!(api.contains("Retry-After: 60\r\n"), "{api}");
+        assert!(api.contains("application/json"), "{api}");
+        let body: serde_json::Value = serde_json::from_str(api.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["error"], "busy");
+        assert_eq!(body["detail"], "this hub is busy, try again in a minute");
+        let page = ask(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(page.starts_with("HTTP/1.1 503 "), "{page}");
+        assert!(page.contains("text/html") && page.contains("Try again in a minute"), "{page}");
+        // A client that sends nothing is still answered, within BUSY_WITHIN.
+        let started = std::time::Instant::now();
+        let silent = ask(addr, "").await;
+        assert!(silent.starts_with("HTTP/1.1 503 "), "{silent}");
+        assert!(started.elapsed() < BUSY_WITHIN + Duration::from_secs(1));
+        // When the held connection ends, the next client is served again.
+        drop(held);
+        let served = crate::api::conn::tests::poll_served(addr, status).await;
+        assert!(served.ends_with("fine"), "{served}");
+    }
+
+    /// Asks until the answer is not "busy" (the held slot is released when the server
+    /// sees the close), for at most 5 s.
+    async fn poll_served(addr: std::net::SocketAddr, request: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let a = ask(addr, request).await;
+            if !a.starts_with("HTTP/1.1 503 ") || start.elapsed() > Duration::from_secs(5) {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[test]
