@@ -2,6 +2,20 @@
 // server-sent events stream. Text from the mesh is only ever set with textContent.
 "use strict";
 
+// Every request the page makes by itself, in one place (issue 17: a hub full of phones).
+// The load harness (tests/src/phones.rs) reads this object, between the BEGIN and END
+// lines, as JSON and makes the same requests on the same timers; a test records this
+// page's requests in Chromium and compares them with the harness's. Keep it JSON.
+// PAGE-REQUESTS-BEGIN
+const REQUESTS = {
+  "assets": ["/", "/app.js", "/style.css"],
+  "board": "/api/v1/board",
+  "limit": 30,
+  "stream": "/api/v1/stream",
+  "refresh_ms": 30000
+};
+// PAGE-REQUESTS-END
+
 const $ = (sel) => document.querySelector(sel);
 
 function el(tag, attrs, ...children) {
@@ -34,8 +48,10 @@ async function api(path, opts) {
   opts = opts || {};
   opts.headers = Object.assign({}, opts.headers || {}, path.startsWith("/people") ? pinHeaders() : {});
   const r = await fetch("/api/v1" + path, opts);
+  if (r.status === 304) return null; // the conditional request's answer: nothing changed
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(body.detail || ("error " + r.status));
+  if (opts.etag) opts.etag.value = r.headers.get("etag");
   return body;
 }
 
@@ -72,17 +88,20 @@ async function setStatus(id, status, note) {
     const by = volunteerName();
     const typed = $("#who-note");
     note = note || (typed ? typed.value.trim() : "");
-    await api("/items/" + id + "/status", {
+    const item = await api("/items/" + id + "/status", {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ status, by: by || undefined, note: note || undefined }),
     });
     if (typed) typed.value = "";
+    applyItem(item);
     ok = true;
   } catch (e) {
+    // Not applied (someone else holds it, say): the node's reason, and the card as the
+    // stream or the next refresh has it.
     showUndo(e.message, null);
+    redraw(id);
   }
-  refresh();
   return ok;
 }
 
@@ -112,13 +131,13 @@ async function change(i, status) {
 let confirming = null;
 
 function doneButton(i) {
-  return button("Done", () => { confirming = i.id; refresh(); });
+  return button("Done", () => { confirming = i.id; redraw(i.id); });
 }
 
 function confirmDone(i) {
   return el("div", { class: "actions confirm" }, el("span", {}, "Really done? "),
     button("Yes, done", () => { confirming = null; change(i, "fulfilled"); }),
-    button("Not yet", () => { confirming = null; refresh(); }));
+    button("Not yet", () => { confirming = null; redraw(i.id); }));
 }
 
 // Who holds it: the name they gave, the hub they claimed at, and since when.
@@ -149,6 +168,7 @@ function itemCard(i) {
   if (["open", "claimed", "in-progress"].includes(i.status) && i.author === myAuthor) {
     actions.append(button("Withdraw", () => change(i, "withdrawn")));
   }
+  cards.set(i.id, i);
   return el("li", { "data-id": i.id },
     el("span", { class: "badge u-" + i.urgency }, i.urgency),
     el("span", { class: "badge s-" + i.status }, i.status),
@@ -192,9 +212,13 @@ function fill(list, items, render, empty) {
 // shown, up to the API's largest page.
 const PAGE = 30;
 const MAX_PAGE = 500;
-const boards = { needs: { shown: PAGE, next: null }, offers: { shown: PAGE, next: null } };
+const boards = { needs: { shown: PAGE, next: null, total: 0 }, offers: { shown: PAGE, next: null, total: 0 } };
 
-// Answers of an older refresh that arrive after a newer one started are dropped.
+// The cards drawn, by full id (for redrawing one card, and the "Done?" question).
+const cards = new Map();
+
+// Answers of an older board load that arrive after a newer one started are dropped
+// ("Show more" against a refresh).
 let refreshes = 0;
 
 // The filters as the list API's query (empty ones left out).
@@ -214,6 +238,19 @@ function boardPath(kind, limit, cursor) {
   return "/" + kind + "?" + p;
 }
 
+// "Showing n of N" and "Show more" under a list.
+function moreLine(kind) {
+  const list = $("#" + kind);
+  const b = boards[kind];
+  const shown = list.querySelectorAll("li[data-id]").length;
+  b.shown = Math.max(PAGE, shown);
+  if (!shown && !list.querySelector("li.empty")) {
+    list.replaceChildren(el("li", { class: "empty" }, kind === "needs" ? "No open needs." : "No open offers."));
+  }
+  $("#" + kind + "-more").replaceChildren(b.total ? "Showing " + shown + " of " + b.total : "",
+    b.next ? button("Show more", () => loadMore(kind)) : null);
+}
+
 // Draws a page of a board (or appends it), with "Showing n of N" and "Show more".
 function showBoard(kind, page, append) {
   const list = $("#" + kind);
@@ -226,17 +263,14 @@ function showBoard(kind, page, append) {
     fill(list, page.items, itemCard, empty);
   }
   b.next = page.next_cursor || null;
-  const shown = list.querySelectorAll("li[data-id]").length;
-  b.shown = Math.max(PAGE, shown);
-  $("#" + kind + "-more").replaceChildren(page.total ? "Showing " + shown + " of " + page.total : "",
-    b.next ? button("Show more", () => loadMore(kind)) : null);
+  b.total = page.total || 0;
+  moreLine(kind);
 }
 
 async function loadMore(kind) {
   const b = boards[kind];
   if (!b.next) return;
-  // A refresh under way would redraw fewer cards: its answer is dropped, and one that
-  // starts meanwhile drops this one (it asks for as many cards as are shown).
+  // A board load under way would redraw fewer cards: its answer is dropped.
   const seq = ++refreshes;
   try {
     const page = await api(boardPath(kind, PAGE, b.next));
@@ -269,47 +303,151 @@ function hubChoices(hubs) {
   sel.value = names.includes(chosen) ? chosen : "";
 }
 
-async function refresh() {
+function showHubs(hubs) {
+  hubChoices(hubs);
+  fill($("#hubs"), hubs, (h) => el("li", {},
+    el("h2", {}, h.name),
+    h.place.label ? el("p", {}, h.place.label) : null,
+    el("p", {}, h.services.join(" · "))), "No hubs announced yet.");
+}
+
+let lastStatus = null;
+let records = 0;
+
+function showMeta() {
+  const st = lastStatus;
+  if (!st) return;
+  $("#meta").textContent = st.peers + " hub computers connected" + peerNames(st.peer_list) +
+    " · " + records + " records";
+}
+
+function showStatus(st) {
+  lastStatus = st;
+  records = st.events;
+  $("#community").textContent = "· " + st.community;
+  myAuthor = st.author ? st.author.slice(0, 8) : null;
+  showMeta();
+  $("#clock").hidden = !st.clock.warning;
+  $("#clock").textContent = st.clock.warning || "";
+  // Nodes of another community that tried to connect (a mistyped passphrase, most often).
+  // ... and those this node dialled that answered for another community.
+  const refusedBy = st.refused_by || [];
+  $("#refused").hidden = !st.refused.length && !refusedBy.length;
+  $("#refused").textContent = st.refused.map((r) => "A node at " + r.ip +
+    " tried to join with a different passphrase or community name (" + r.attempts + "×).")
+    .concat(refusedBy.map((r) => "The node at " + r.ip +
+      " belongs to another community (a different passphrase or community name; " +
+      r.attempts + "×)."))
+    .join(" ");
+}
+
+let categoriesShown = false;
+function showCategories(list) {
+  if (categoriesShown) return;
+  categoriesShown = true;
+  $("#category").replaceChildren(...list.map((x) => el("option", { value: x.name }, x.description)));
+  $("#f-category").append(...list.map((x) => el("option", { value: x.name }, x.description)));
+}
+
+// The board: one request (GET /board) for status, both lists, hubs, alerts and the
+// categories. Loads never overlap: one asked for while another runs starts when it ends.
+// Asked again with the same filters, it is a conditional request (If-None-Match): the
+// node answers 304 when nothing changed, and nothing is redrawn.
+const board = { etag: null, query: null, running: null, again: false };
+
+function refresh() {
+  if (board.running) {
+    board.again = true;
+    return board.running;
+  }
+  board.running = (async () => {
+    do {
+      board.again = false;
+      await loadBoard();
+    } while (board.again);
+    board.running = null;
+  })();
+  return board.running;
+}
+
+async function loadBoard() {
   const seq = ++refreshes;
+  const p = filterQuery();
+  p.set("limit", String(Math.min(Math.max(boards.needs.shown, boards.offers.shown), MAX_PAGE)));
+  const query = p.toString();
+  const headers = {};
+  if (board.etag && board.query === query) headers["if-none-match"] = board.etag;
+  const etag = { value: null };
   try {
-    const asks = [
-      api(boardPath("needs", Math.min(boards.needs.shown, MAX_PAGE))), api("/status"),
-      api(boardPath("offers", Math.min(boards.offers.shown, MAX_PAGE))), api("/hubs"), api("/alerts"),
-    ];
-    for (const a of asks) a.catch(() => {}); // each is awaited below; no unhandled rejections
-    // The needs and alerts first: they are the first screen, and need not wait for the
-    // rest (an alert is never drawn after the cards).
-    const [needs, alerts] = await Promise.all([asks[0], asks[4]]);
-    if (seq !== refreshes) return;
-    $("#alerts").replaceChildren(...alerts.alerts.map(alertBanner));
-    showBoard("needs", needs, false);
-    const [, st, offers, hubs] = await Promise.all(asks);
-    if (seq !== refreshes) return;
-    $("#community").textContent = "· " + st.community;
-    myAuthor = st.author ? st.author.slice(0, 8) : null;
-    $("#meta").textContent = st.peers + " hub computers connected" + peerNames(st.peer_list) +
-      " · " + st.events + " records";
-    $("#clock").hidden = !st.clock.warning;
-    $("#clock").textContent = st.clock.warning || "";
-    // Nodes of another community that tried to connect (a mistyped passphrase, most often).
-    // ... and those this node dialled that answered for another community.
-    const refusedBy = st.refused_by || [];
-    $("#refused").hidden = !st.refused.length && !refusedBy.length;
-    $("#refused").textContent = st.refused.map((r) => "A node at " + r.ip +
-      " tried to join with a different passphrase or community name (" + r.attempts + "×).")
-      .concat(refusedBy.map((r) => "The node at " + r.ip +
-        " belongs to another community (a different passphrase or community name; " +
-        r.attempts + "×)."))
-      .join(" ");
-    showBoard("offers", offers, false);
-    hubChoices(hubs.hubs);
-    fill($("#hubs"), hubs.hubs, (h) => el("li", {},
-      el("h2", {}, h.name),
-      h.place.label ? el("p", {}, h.place.label) : null,
-      el("p", {}, h.services.join(" · "))), "No hubs announced yet.");
+    const b = await api(REQUESTS.board.slice("/api/v1".length) + "?" + query, { headers, etag, cache: "no-store" });
+    if (seq !== refreshes || b === null) return;
+    board.etag = etag.value;
+    board.query = query;
+    showCategories(b.categories);
+    // The alerts and needs first: they are the first screen.
+    $("#alerts").replaceChildren(...b.alerts.map(alertBanner));
+    showStatus(b.status);
+    showBoard("needs", b.needs, false);
+    showBoard("offers", b.offers, false);
+    showHubs(b.hubs);
   } catch (e) {
     if (seq === refreshes) $("#meta").textContent = "cannot reach the hub computer: " + e.message;
   }
+}
+
+// Sort order of the lists, as the node's: most urgent first, then newest, then by id.
+const URGENCIES = ["low", "normal", "high", "life-threatening"];
+function before(a, b) {
+  const ua = URGENCIES.indexOf(a.urgency), ub = URGENCIES.indexOf(b.urgency);
+  if (ua !== ub) return ua > ub;
+  if (a.created_at !== b.created_at) return a.created_at > b.created_at;
+  return a.id > b.id;
+}
+
+const ACTIVE = ["open", "claimed", "in-progress"];
+
+// A need or offer as the stream (or the answer to this page's own change) has it: its
+// card is redrawn, added in its place, or taken off the list, without fetching the list.
+function applyItem(i) {
+  if (!i || !i.id) return;
+  const kind = i.kind === "need" ? "needs" : i.kind === "offer" ? "offers" : null;
+  if (!kind) return;
+  // Filters other than the default ("still open") are applied by the node.
+  if ([...filterQuery().keys()].length) { refresh(); return; }
+  const list = $("#" + kind);
+  const b = boards[kind];
+  const old = list.querySelector('li[data-id="' + i.id + '"]');
+  const show = ACTIVE.includes(i.status);
+  if (old) {
+    if (show) {
+      old.replaceWith(itemCard(i));
+    } else {
+      old.remove();
+      cards.delete(i.id);
+      b.total = Math.max(0, b.total - 1);
+    }
+    moreLine(kind);
+    return;
+  }
+  if (!show) return;
+  // Not drawn: a new post, or a change to one beyond the cards shown. Only a new post
+  // surely adds one to the total; for anything else the node counts.
+  const shown = [...list.querySelectorAll("li[data-id]")];
+  const at = shown.find((li) => before(i, cards.get(li.dataset.id)));
+  const isNew = !i.history || !i.history.length;
+  if (!isNew) { refresh(); return; }
+  b.total += 1;
+  if (at) at.before(itemCard(i));
+  else if (!b.next) list.append(itemCard(i));
+  list.querySelector("li.empty")?.remove();
+  moreLine(kind);
+}
+
+// Redraws one card from what was last drawn (the "Done?" question and its answer).
+function redraw(id) {
+  const full = [...cards.keys()].find((k) => k === id || k.startsWith(id));
+  const li = full && document.querySelector('li[data-id="' + full + '"]');
+  if (li) li.replaceWith(itemCard(cards.get(full)));
 }
 
 // An alert with its way out: "All clear" (anyone) or "Cancel" (the hub that raised
@@ -461,12 +599,6 @@ $("#pin-form").addEventListener("submit", (ev) => {
   refreshPeople();
 });
 
-async function loadCategories() {
-  const c = await api("/categories");
-  $("#category").replaceChildren(...c.categories.map((x) => el("option", { value: x.name }, x.description)));
-  $("#f-category").append(...c.categories.map((x) => el("option", { value: x.name }, x.description)));
-}
-
 for (const b of document.querySelectorAll("nav button")) {
   b.addEventListener("click", () => {
     for (const o of document.querySelectorAll("nav button")) o.classList.toggle("on", o === b);
@@ -496,30 +628,46 @@ $("#post-form").addEventListener("submit", async (ev) => {
     out.className = "";
     out.textContent = "Posted (" + item.short_id + "). Every hub will see it.";
     ev.target.reset();
-    refresh();
+    applyItem(item);
   } catch (e) {
     out.className = "err";
     out.textContent = e.message;
   }
 });
 
-let pending = null;
-function soon() {
-  if (!pending) {
-    pending = setTimeout(() => {
-      pending = null;
-      refresh();
-      if (!$("#tab-people").hidden) refreshPeople();
-      if (!$("#tab-match").hidden) refreshMatch();
-    }, 250);
-  }
+// Work that may wait a moment and is done once for a burst of events.
+const later = new Map();
+function soon(what) {
+  if (!later.has(what)) later.set(what, setTimeout(() => { later.delete(what); what(); }, 250));
 }
+
+// One stream message: the card, alert list or hub list it carries is drawn as it is;
+// the board is loaded again only for what a message cannot carry (an erasure, a hub's
+// new name on cards, a message missed).
+function onStream(ev) {
+  let d;
+  try { d = JSON.parse(ev.data); } catch (e) { refresh(); return; }
+  if (typeof d.events === "number") { records = d.events; showMeta(); }
+  if (d.item) applyItem(d.item);
+  else if (d.alerts) $("#alerts").replaceChildren(...d.alerts.map(alertBanner));
+  else if (d.hubs) { showHubs(d.hubs); refresh(); }
+  else if (d.kind !== "person" && d.kind !== "checkin") refresh();
+  if (!$("#tab-people").hidden && ["person", "checkin", "need", "redaction"].includes(d.kind)) soon(refreshPeople);
+  if (!$("#tab-match").hidden && ["need", "offer", "status", "redaction"].includes(d.kind)) soon(refreshMatch);
+}
+
 setupWho();
 setupFilters();
+// The stream first, then the board: an event stored meanwhile is then either in the
+// board's answer or drawn from the stream, never missed.
+const stream = new EventSource(REQUESTS.stream);
+let streamOpened = false;
+stream.addEventListener("open", () => {
+  // After a reconnect, events may have been missed while it was down.
+  if (streamOpened) refresh();
+  streamOpened = true;
+});
+stream.addEventListener("new", onStream);
+stream.addEventListener("lagged", () => refresh());
 refresh();
-loadCategories().catch(() => {});
-// Opened after the first screen's requests, so that it does not hold a connection first.
-const stream = new EventSource("/api/v1/stream");
-stream.addEventListener("new", soon);
-stream.addEventListener("lagged", soon);
-setInterval(refresh, 30000);
+setInterval(refresh, REQUESTS.refresh_ms);
