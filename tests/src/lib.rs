@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub mod lan;
+pub mod phones;
 
 /// Path of the `aidmesh` binary (`AIDMESH_BIN`, or built once per test process).
 pub fn binary() -> &'static Path {
