@@ -1,4 +1,5 @@
-//! The web page in a real browser: runs `node --test tests/web/` (playwright-core
+//! The web page in a real browser: runs `node --test tests/web/` (page.test.mjs and
+//! live.test.mjs) (playwright-core
 //! driving Debian's Chromium against a real node). It needs Chromium, Node.js and
 //! `npm ci` in tests/web, so it is `#[ignore]`d: a plain `cargo test` lists it as
 //! ignored, `cargo test -- --include-ignored` runs it (`.ci/run` installs what it needs
@@ -7,5 +8,5 @@
 #[test]
 #[ignore = "needs chromium and npm ci in tests/web"]
 fn web_page_in_a_real_browser() {
-    aidmesh_tests::run_browser_test("", 5);
+    aidmesh_tests::run_browser_test("", 7);
 }
