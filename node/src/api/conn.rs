@@ -5,8 +5,9 @@
 //! - a request's head must arrive within [`HEADER_TIMEOUT`], and a kept-alive
 //!   connection that sends no new request is closed after the same time (hyper's
 //!   header-read timer runs while it waits);
-//! - other machines share [`MAX_REMOTE`] connections, at most [`MAX_PER_ADDRESS`]
-//!   from one address; the hub computer (loopback) has its own [`MAX_LOCAL`], so
+//! - other machines share [`MAX_REMOTE`] connections (more with a higher open-file
+//!   limit, see [`Budgets::for_fd_limit`]), at most [`MAX_PER_ADDRESS`] from one
+//!   address; the hub computer (loopback) has its own [`MAX_LOCAL`], so
 //!   strangers holding sockets never lock it out (peers use the libp2p port, not
 //!   this one). A connection over its budget gets a small `503` with `Retry-After`
 //!   ("this hub is busy, try again in a minute", as JSON for `/api/` and as a short
@@ -57,8 +58,14 @@ pub const USER_TIMEOUT: Duration = Duration::from_secs(45);
 pub const VANISHED_WITHIN: Duration =
     Duration::from_secs(HEARTBEAT.as_secs() + USER_TIMEOUT.as_secs() + HEARTBEAT.as_secs());
 
-/// Connections from other machines, together.
+/// Connections from other machines, together, at the smallest open-file limit
+/// (1,024); with a higher limit, up to [`MAX_REMOTE_CAP`] (see [`Budgets::for_fd_limit`]).
 pub const MAX_REMOTE: usize = 512;
+/// The most connections from other machines, however high the open-file limit.
+pub const MAX_REMOTE_CAP: usize = 4096;
+/// Descriptors kept for everything but API connections: the mesh (libp2p allows 128
+/// established and 96 pending), the database, logs, and "busy" answers.
+pub const RESERVED_FDS: u64 = 256;
 /// Connections from one other machine (a phone's browser uses about six).
 pub const MAX_PER_ADDRESS: usize = 32;
 /// Connections from the hub computer itself.
@@ -86,6 +93,42 @@ impl Default for Budgets {
             remote: MAX_REMOTE,
             per_address: MAX_PER_ADDRESS,
         }
+    }
+}
+
+impl Budgets {
+    /// Budgets for a process allowed `limit` open files: other machines get what the
+    /// hub computer's share and [`RESERVED_FDS`] leave, at least [`MAX_REMOTE`] (what
+    /// fits in 1,024) and at most [`MAX_REMOTE_CAP`]. 300 phones hold about 600
+    /// connections while they open the page (the stream and one for requests, kept
+    /// alive [`HEADER_TIMEOUT`]), so the fixed 512 would turn some of them away at
+    /// a limit that has room for them.
+    pub(super) fn for_fd_limit(limit: Option<u64>) -> Self {
+        let room = limit.map_or(0, |l| l.saturating_sub(MAX_LOCAL as u64 + RESERVED_FDS));
+        let remote = usize::try_from(room).unwrap_or(usize::MAX);
+        Self {
+            remote: remote.clamp(MAX_REMOTE, MAX_REMOTE_CAP),
+            ..Self::default()
+        }
+    }
+}
+
+/// The soft limit on open files now (after [`raise_fd_limit`] at start).
+#[allow(clippy::useless_conversion)]
+fn fd_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit only writes the struct passed.
+        (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0)
+            .then(|| u64::from(lim.rlim_cur))
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }
 
@@ -152,7 +195,14 @@ pub(super) async fn accept_loop(
     app: Router,
     shutdown: watch::Receiver<bool>,
 ) {
-    accept_with(listener, app, shutdown, Budgets::default()).await;
+    let budgets = Budgets::for_fd_limit(fd_limit());
+    tracing::info!(
+        other_machines = budgets.remote,
+        per_address = budgets.per_address,
+        hub_computer = budgets.local,
+        "API connection budgets"
+    );
+    accept_with(listener, app, shutdown, budgets).await;
 }
 
 async fn accept_with(
@@ -458,6 +508,18 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[test]
+    fn the_budget_for_other_machines_follows_the_open_file_limit() {
+        assert_eq!(Budgets::for_fd_limit(Some(1024)).remote, MAX_REMOTE);
+        assert_eq!(Budgets::for_fd_limit(None).remote, MAX_REMOTE);
+        assert_eq!(Budgets::for_fd_limit(Some(2048)).remote, 2048 - 256 - 256);
+        assert_eq!(Budgets::for_fd_limit(Some(1 << 20)).remote, MAX_REMOTE_CAP);
+        // Within the limit: the hub computer's share, the reserve and the rest.
+        let b = Budgets::for_fd_limit(Some(4096));
+        assert!((b.remote + b.local) as u64 + RESERVED_FDS <= 4096);
+        assert_eq!(b.local, MAX_LOCAL);
     }
 
     #[test]
