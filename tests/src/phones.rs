@@ -9,8 +9,9 @@
 //!   (redrawn, added in its place or taken off) without a request; messages carrying
 //!   `alerts` need nothing more; `hubs`, an erasure, a message it cannot read, a change
 //!   to a card it does not show, `lagged` and a reconnected stream load the board again;
-//! - **timer**: every [`PagePlan::refresh_ms`] it loads the board again, as a
-//!   conditional request (`If-None-Match` with the board's last `ETag`);
+//! - **timer**: every [`PagePlan::refresh_ms`] (the first time at a random moment
+//!   within that period) it loads the board again, as a conditional request
+//!   (`If-None-Match` with the board's last `ETag`);
 //! - board loads never overlap: one asked for while another runs starts when it ends.
 //!
 //! It is kept in step with the page in two ways: the endpoints, the page size and the
@@ -46,6 +47,9 @@ pub struct PagePlan {
     pub stream: String,
     /// The safety refresh's period.
     pub refresh_ms: u64,
+    /// Whether the first safety refresh comes at a random moment within the period
+    /// (else after one period).
+    pub refresh_first_random: bool,
 }
 
 /// The page's script, as the node serves it.
@@ -91,8 +95,16 @@ impl PagePlan {
             limit: n("limit"),
             stream: s("stream"),
             refresh_ms: n("refresh_ms"),
+            refresh_first_random: v["refresh_first_random"].as_bool().unwrap_or(false),
         };
-        let known: Vec<&str> = vec!["assets", "board", "limit", "stream", "refresh_ms"];
+        let known: Vec<&str> = vec![
+            "assets",
+            "board",
+            "limit",
+            "stream",
+            "refresh_ms",
+            "refresh_first_random",
+        ];
         for k in v.as_object().map(|o| o.keys().collect::<Vec<_>>()).unwrap_or_default() {
             assert!(
                 known.contains(&k.as_str()),
@@ -351,10 +363,13 @@ async fn run(sh: Arc<Shared>, tick: Arc<Notify>) {
     // The stream first, then the board (as the page: nothing stored meanwhile is missed).
     let _stream = AbortOnDrop(tokio::spawn(stream(sh.clone())));
     sh.load.notify_one();
-    let mut timer = tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_millis(sh.plan.refresh_ms),
-        Duration::from_millis(sh.plan.refresh_ms),
-    );
+    let period = Duration::from_millis(sh.plan.refresh_ms);
+    let first = if sh.plan.refresh_first_random {
+        period.mul_f64(random_fraction(sh.n))
+    } else {
+        period
+    };
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
     loop {
         tokio::select! {
             _ = sh.load.notified() => {}
@@ -364,6 +379,14 @@ async fn run(sh: Arc<Shared>, tick: Arc<Notify>) {
         load_board(&sh, &mut http).await;
         sh.idle.notify_waiters();
     }
+}
+
+/// A number in [0, 1) that differs between phones and runs (as `Math.random()`).
+fn random_fraction(n: usize) -> f64 {
+    use std::hash::BuildHasher;
+    // A new RandomState has fresh random keys.
+    let h = std::collections::hash_map::RandomState::new().hash_one(n);
+    (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A task that ends with its owner (the phone's stream ends with the phone).

@@ -23,7 +23,10 @@ fn harness_lifecycle(node: &Node) -> Phases {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
         let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-        let phone = Phone::open(0, PagePlan::from_page(), Target::new(api), None, Some(tx));
+        let mut plan = PagePlan::from_page();
+        // Fired by hand (`tick`), as the Chromium side fast-forwards the page's clock.
+        plan.refresh_ms = 3_600_000;
+        let phone = Phone::open(0, plan, Target::new(api), None, Some(tx));
         assert!(phone.wait_served(Duration::from_secs(20)).await, "{:?}", phone.stats());
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut phases = Vec::new();

@@ -30,7 +30,10 @@ async fn simulated_pages_get_each_new_need_from_the_stream_without_refetching_th
     .await
     .unwrap();
     let api = node.api_url().trim_start_matches("http://").parse().expect("the node's API address");
-    let plan = PagePlan::from_page();
+    let mut plan = PagePlan::from_page();
+    // The timer is fired by hand below (`tick`), as a test fast-forwards a page's clock;
+    // on its own it would fire at a random moment in the middle of the checks.
+    plan.refresh_ms = 3_600_000;
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
     let phones: Vec<Phone> = (0..PHONES)
         .map(|n| Phone::open(n, plan.clone(), Target::new(api), None, Some(seen_tx.clone())))

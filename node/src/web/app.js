@@ -12,7 +12,8 @@ const REQUESTS = {
   "board": "/api/v1/board",
   "limit": 30,
   "stream": "/api/v1/stream",
-  "refresh_ms": 30000
+  "refresh_ms": 30000,
+  "refresh_first_random": true
 };
 // PAGE-REQUESTS-END
 
@@ -670,4 +671,9 @@ stream.addEventListener("open", () => {
 stream.addEventListener("new", onStream);
 stream.addEventListener("lagged", () => refresh());
 refresh();
-setInterval(refresh, REQUESTS.refresh_ms);
+// The safety refresh, every 30 s from a random first moment: pages opened together (or
+// reconnected after the hub computer restarted) do not all ask at once.
+setTimeout(() => {
+  refresh();
+  setInterval(refresh, REQUESTS.refresh_ms);
+}, REQUESTS.refresh_first_random ? Math.random() * REQUESTS.refresh_ms : REQUESTS.refresh_ms);
