@@ -12,6 +12,8 @@
 //! - **timer**: every [`PagePlan::refresh_ms`] (the first time at a random moment
 //!   within that period) it loads the board again, as a conditional request
 //!   (`If-None-Match` with the board's last `ETag`);
+//! - a stream refused (503 "this hub is busy") is opened again after
+//!   [`PagePlan::stream_retry_ms`]; one that ends, after 3 s (as `EventSource`);
 //! - board loads never overlap: one asked for while another runs starts when it ends.
 //!
 //! It is kept in step with the page in two ways: the endpoints, the page size and the
@@ -50,6 +52,10 @@ pub struct PagePlan {
     /// Whether the first safety refresh comes at a random moment within the period
     /// (else after one period).
     pub refresh_first_random: bool,
+    /// Wait before opening the stream again after it was refused (a 503 "busy"; a
+    /// browser's `EventSource` gives up on any answer but 200). A dropped stream is
+    /// reopened after 3 s, as `EventSource` does.
+    pub stream_retry_ms: u64,
 }
 
 /// The page's script, as the node serves it.
@@ -96,6 +102,7 @@ impl PagePlan {
             stream: s("stream"),
             refresh_ms: n("refresh_ms"),
             refresh_first_random: v["refresh_first_random"].as_bool().unwrap_or(false),
+            stream_retry_ms: n("stream_retry_ms"),
         };
         let known: Vec<&str> = vec![
             "assets",
@@ -104,6 +111,7 @@ impl PagePlan {
             "stream",
             "refresh_ms",
             "refresh_first_random",
+            "stream_retry_ms",
         ];
         for k in v.as_object().map(|o| o.keys().collect::<Vec<_>>()).unwrap_or_default() {
             assert!(
@@ -438,17 +446,27 @@ async fn load_board(sh: &Arc<Shared>, http: &mut Http) {
 async fn stream(sh: Arc<Shared>) {
     let mut opened_before = false;
     loop {
-        match open_stream(&sh).await {
+        let wait = match open_stream(&sh).await {
             Ok(mut s) => {
                 if opened_before {
                     sh.load.notify_one();
                 }
                 opened_before = true;
                 read_stream(&sh, &mut s).await;
+                Duration::from_secs(3)
             }
-            Err(e) => sh.error(format!("stream: {e}")),
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
+            // Refused with an answer (a 503): EventSource gives up; the page retries.
+            Err(e) if e.starts_with("stream answered") => {
+                sh.error(format!("stream: {e}"));
+                Duration::from_millis(sh.plan.stream_retry_ms)
+            }
+            // No answer at all: EventSource reconnects by itself after 3 s.
+            Err(e) => {
+                sh.error(format!("stream: {e}"));
+                Duration::from_secs(3)
+            }
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 

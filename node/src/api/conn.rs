@@ -71,6 +71,23 @@ pub const MAX_PER_ADDRESS: usize = 32;
 /// Connections from the hub computer itself.
 pub const MAX_LOCAL: usize = 256;
 
+/// Time for a request head, and for an idle kept-alive connection to ask again, when
+/// other machines hold more than half their budget: a phone's idle request connection
+/// then frees its descriptor sooner, for a phone that is still waiting for its stream.
+pub const PRESSED_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The header (and keep-alive idle) timeout for a new connection: [`HEADER_TIMEOUT`],
+/// or [`PRESSED_HEADER_TIMEOUT`] for another machine's while more than half the budget
+/// of other machines is in use.
+fn header_timeout(counts: &Arc<Mutex<Counts>>, budgets: Budgets, local: bool) -> Duration {
+    let c = counts.lock().unwrap_or_else(|p| p.into_inner());
+    if !local && c.remote > budgets.remote / 2 {
+        PRESSED_HEADER_TIMEOUT
+    } else {
+        HEADER_TIMEOUT
+    }
+}
+
 /// Answers to connections over budget being written at once; more are closed.
 pub const MAX_BUSY: usize = 64;
 /// The longest a "busy" answer holds its socket (reading the request, then writing).
@@ -237,6 +254,7 @@ async fn accept_with(
             continue;
         };
         refused_logged = false;
+        let timeout = header_timeout(&counts, budgets, slot.local);
         let _ = tcp.set_nodelay(true);
         if let Err(e) = detect_vanished(&tcp) {
             tracing::debug!(error = %e, %from, "API: cannot set TCP keepalive on a connection");
@@ -253,7 +271,7 @@ async fn accept_with(
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(timeout)
                 .keep_alive(true);
             let conn = builder.serve_connection(TokioIo::new(tcp), svc);
             tokio::pin!(conn);
@@ -508,6 +526,24 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[test]
+    fn idle_connections_of_other_machines_go_sooner_when_their_budget_is_half_used() {
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let b = Budgets {
+            local: 4,
+            remote: 4,
+            per_address: 4,
+        };
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let mut held = vec![admit(&counts, b, ip).unwrap(), admit(&counts, b, ip).unwrap()];
+        assert_eq!(header_timeout(&counts, b, false), HEADER_TIMEOUT);
+        held.push(admit(&counts, b, ip).unwrap());
+        assert_eq!(header_timeout(&counts, b, false), PRESSED_HEADER_TIMEOUT);
+        assert_eq!(header_timeout(&counts, b, true), HEADER_TIMEOUT, "never the hub computer");
+        held.pop();
+        assert_eq!(header_timeout(&counts, b, false), HEADER_TIMEOUT);
     }
 
     #[test]

@@ -13,7 +13,8 @@ const REQUESTS = {
   "limit": 30,
   "stream": "/api/v1/stream",
   "refresh_ms": 30000,
-  "refresh_first_random": true
+  "refresh_first_random": true,
+  "stream_retry_ms": 60000
 };
 // PAGE-REQUESTS-END
 
@@ -661,15 +662,23 @@ setupWho();
 setupFilters();
 // The stream first, then the board: an event stored meanwhile is then either in the
 // board's answer or drawn from the stream, never missed.
-const stream = new EventSource(REQUESTS.stream);
 let streamOpened = false;
-stream.addEventListener("open", () => {
-  // After a reconnect, events may have been missed while it was down.
-  if (streamOpened) refresh();
-  streamOpened = true;
-});
-stream.addEventListener("new", onStream);
-stream.addEventListener("lagged", () => refresh());
+function openStream() {
+  const stream = new EventSource(REQUESTS.stream);
+  stream.addEventListener("open", () => {
+    // After a reconnect, events may have been missed while it was down.
+    if (streamOpened) refresh();
+    streamOpened = true;
+  });
+  stream.addEventListener("new", onStream);
+  stream.addEventListener("lagged", () => refresh());
+  // A dropped stream reconnects by itself; one refused ("this hub is busy": 503) is
+  // closed for good by the browser, so it is opened again a minute later.
+  stream.addEventListener("error", () => {
+    if (stream.readyState === EventSource.CLOSED) setTimeout(openStream, REQUESTS.stream_retry_ms);
+  });
+}
+openStream();
 refresh();
 // The safety refresh, every 30 s from a random first moment: pages opened together (or
 // reconnected after the hub computer restarted) do not all ask at once.

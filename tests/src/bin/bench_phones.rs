@@ -3,9 +3,10 @@
 //! coordinator posts one need a second from the hub computer.
 //!
 //! ```text
-//! cargo run --release -p aidmesh-tests --bin bench_phones -- [PAGES] [SECONDS]
+//! cargo run --release -p aidmesh-tests --bin bench_phones -- [PAGES] [SECONDS] [hard]
 //! ```
-//! (defaults 300 pages, 60 s of posting). Needs root: it runs in its own network
+//! (defaults 300 pages, 60 s of posting; `hard` sets the hard open-file limit to
+//! 1,024 too, so that the node cannot raise it: a hub whose system allows no more). Needs root: it runs in its own network
 //! namespace (it re-executes itself under `unshare --net`), where every phone has its
 //! own address (10.201.x.y, an AnyIP route on `lo`), so that the node sees 300 other
 //! machines, as on a hub's Wi-Fi, and not its own computer. The node is started with
@@ -35,6 +36,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let pages: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(300);
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(60);
+    let hard = args.get(3).is_some_and(|a| a == "hard");
     if std::env::var_os(NETNS_ENV).is_none() {
         // SAFETY: geteuid has no preconditions.
         assert!(
@@ -63,11 +65,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime")
-        .block_on(bench(pages, seconds));
+        .block_on(bench(pages, seconds, hard));
 }
 
 /// Sets this process's soft open-file limit (the node inherits it); returns the old one.
-fn set_soft_nofile(soft: u64) -> libc::rlimit {
+fn set_soft_nofile(soft: u64, hard: bool) -> libc::rlimit {
     let mut old = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -77,7 +79,7 @@ fn set_soft_nofile(soft: u64) -> libc::rlimit {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
         let new = libc::rlimit {
             rlim_cur: soft as libc::rlim_t,
-            rlim_max: old.rlim_max,
+            rlim_max: if hard { soft as libc::rlim_t } else { old.rlim_max },
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &new), 0);
     }
@@ -127,9 +129,9 @@ fn phone_ip(n: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 201, (n / 250) as u8 + 1, (n % 250) as u8 + 2))
 }
 
-async fn bench(pages: usize, seconds: u64) {
-    eprintln!("starting the node (soft open-file limit {SOFT_NOFILE}) ...");
-    let old = set_soft_nofile(SOFT_NOFILE);
+async fn bench(pages: usize, seconds: u64, hard: bool) {
+    eprintln!("starting the node (soft open-file limit {SOFT_NOFILE}, hard too: {hard}) ...");
+    let old = set_soft_nofile(SOFT_NOFILE, hard);
     let node = tokio::task::spawn_blocking(|| {
         Node::start(
             "hub",
@@ -267,7 +269,8 @@ async fn bench(pages: usize, seconds: u64) {
     println!();
     println!("| Metric | Goal | Measured |");
     println!("|---|---|---|");
-    println!("| Pages served (soft limit {SOFT_NOFILE} at start; node: `{}`) | all {pages} | {served} (in {start_secs:.1} s; {busy} busy answers, {errors} errors) |",
+    let which = if hard { "soft and hard" } else { "soft" };
+    println!("| Pages served ({which} limit {SOFT_NOFILE} at start; node: `{}`) | all {pages} | {served} (in {start_secs:.1} s; {busy} busy answers, {errors} errors) |",
         limit_line.split("open-file limit").nth(1).unwrap_or("").trim());
     println!("| New need on every page, p50 / p99 (post sent → card drawn) | p99 < 1 s | {:.0} / {:.0} ms ({} of {expected} arrivals) |",
         pct(&sorted_lat, 0.5), pct(&sorted_lat, 0.99), lat.len());
