@@ -113,7 +113,11 @@ impl PagePlan {
             "refresh_first_random",
             "stream_retry_ms",
         ];
-        for k in v.as_object().map(|o| o.keys().collect::<Vec<_>>()).unwrap_or_default() {
+        for k in v
+            .as_object()
+            .map(|o| o.keys().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             assert!(
                 known.contains(&k.as_str()),
                 "app.js's REQUESTS has `{k}`, which the harness (tests/src/phones.rs) does not follow"
@@ -512,7 +516,9 @@ async fn read_stream(sh: &Arc<Shared>, c: &mut Conn) {
                 line.push(b);
                 continue;
             }
-            let l = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+            let l = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_string();
             line.clear();
             if l.is_empty() {
                 if !data.is_empty() || !event.is_empty() {
@@ -549,7 +555,11 @@ fn on_message(sh: &Arc<Shared>, event: &str, data: &str) {
         let item = &d["item"];
         let applied = {
             let mut l = sh.lists.lock().unwrap();
-            let list = if item["kind"] == "need" { &mut l.0 } else { &mut l.1 };
+            let list = if item["kind"] == "need" {
+                &mut l.0
+            } else {
+                &mut l.1
+            };
             let ok = list.apply(item);
             let cards = (l.0.cards.len(), l.1.cards.len());
             sh.stats.lock().unwrap().cards = cards;

@@ -27,7 +27,11 @@ fn harness_lifecycle(node: &Node) -> Phases {
         // Fired by hand (`tick`), as the Chromium side fast-forwards the page's clock.
         plan.refresh_ms = 3_600_000;
         let phone = Phone::open(0, plan, Target::new(api), None, Some(tx));
-        assert!(phone.wait_served(Duration::from_secs(20)).await, "{:?}", phone.stats());
+        assert!(
+            phone.wait_served(Duration::from_secs(20)).await,
+            "{:?}",
+            phone.stats()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut phases = Vec::new();
         let mut mark = 0;

@@ -23,23 +23,42 @@ async fn simulated_pages_get_each_new_need_from_the_stream_without_refetching_th
             node.need(&format!("seed need {i}"));
         }
         for i in 0..10 {
-            node.post("/api/v1/offers", &json!({ "title": format!("seed offer {i}"), "category": "food" }));
+            node.post(
+                "/api/v1/offers",
+                &json!({ "title": format!("seed offer {i}"), "category": "food" }),
+            );
         }
         node
     })
     .await
     .unwrap();
-    let api = node.api_url().trim_start_matches("http://").parse().expect("the node's API address");
+    let api = node
+        .api_url()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the node's API address");
     let mut plan = PagePlan::from_page();
     // The timer is fired by hand below (`tick`), as a test fast-forwards a page's clock;
     // on its own it would fire at a random moment in the middle of the checks.
     plan.refresh_ms = 3_600_000;
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
     let phones: Vec<Phone> = (0..PHONES)
-        .map(|n| Phone::open(n, plan.clone(), Target::new(api), None, Some(seen_tx.clone())))
+        .map(|n| {
+            Phone::open(
+                n,
+                plan.clone(),
+                Target::new(api),
+                None,
+                Some(seen_tx.clone()),
+            )
+        })
         .collect();
     for p in &phones {
-        assert!(p.wait_served(Duration::from_secs(20)).await, "a page got its board: {:?}", p.stats());
+        assert!(
+            p.wait_served(Duration::from_secs(20)).await,
+            "a page got its board: {:?}",
+            p.stats()
+        );
         assert_eq!(p.stats().cards, (30, 10), "first page of needs, all offers");
     }
     // Let every stream open (its request is made before the board's).
@@ -53,7 +72,10 @@ async fn simulated_pages_get_each_new_need_from_the_stream_without_refetching_th
         let mut got = s.requests.clone();
         got.sort();
         want.sort();
-        assert_eq!(got, want, "start-up: the page's files, the stream and one board");
+        assert_eq!(
+            got, want,
+            "start-up: the page's files, the stream and one board"
+        );
     }
 
     // Posts, as the coordinator makes them, each awaited by every page.
@@ -71,7 +93,12 @@ async fn simulated_pages_get_each_new_need_from_the_stream_without_refetching_th
         while arrivals.get(&id).map_or(0, HashSet::len) < PHONES {
             let s = tokio::time::timeout(Duration::from_secs(10), seen.recv())
                 .await
-                .unwrap_or_else(|_| panic!("need {i} reached only {:?} of {PHONES} pages within 10 s", arrivals.get(&id).map(HashSet::len)))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "need {i} reached only {:?} of {PHONES} pages within 10 s",
+                        arrivals.get(&id).map(HashSet::len)
+                    )
+                })
                 .expect("phones running");
             arrivals.entry(s.id).or_default().insert(s.phone);
         }

@@ -173,9 +173,12 @@ pub(super) async fn list_offers(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
     let q = q?.0;
-    super::live::conditional(&st, &headers, &["offers", uri.query().unwrap_or("")], || {
-        list(&st, Some(BodyKind::Offer), q)
-    })
+    super::live::conditional(
+        &st,
+        &headers,
+        &["offers", uri.query().unwrap_or("")],
+        || list(&st, Some(BodyKind::Offer), q),
+    )
     .await
 }
 
@@ -436,7 +439,11 @@ pub(super) async fn show_item(
 }
 
 /// Item `id` folded at `now`, with the hub names to show next to its keys.
-pub(super) fn named_item(st: &AppState, id: &EventId, now: u64) -> Result<(Item, HubNames), ApiError> {
+pub(super) fn named_item(
+    st: &AppState,
+    id: &EventId,
+    now: u64,
+) -> Result<(Item, HubNames), ApiError> {
     st.engine
         .with_view(|v| Some((v.item(id, now)?, HubNames::of(v))))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "item disappeared"))

@@ -453,7 +453,10 @@ mod tests {
         let held: Vec<Slot> = (0..MAX_PER_ADDRESS)
             .map(|_| admit(&counts, b, stranger).expect("within the per-address budget"))
             .collect();
-        assert!(admit(&counts, b, stranger).is_none(), "one address is capped");
+        assert!(
+            admit(&counts, b, stranger).is_none(),
+            "one address is capped"
+        );
         // Loopback, also as seen on an IPv6 listener, is still served.
         assert!(admit(&counts, b, "127.0.0.1".parse().unwrap()).is_some());
         assert!(admit(&counts, b, "::ffff:127.0.0.1".parse().unwrap()).is_some());
@@ -498,12 +501,16 @@ mod tests {
         assert!(api.starts_with("HTTP/1.1 503 "), "{api}");
         assert!(api.contains("Retry-After: 60\r\n"), "{api}");
         assert!(api.contains("application/json"), "{api}");
-        let body: serde_json::Value = serde_json::from_str(api.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(api.split("\r\n\r\n").nth(1).unwrap()).unwrap();
         assert_eq!(body["error"], "busy");
         assert_eq!(body["detail"], "this hub is busy, try again in a minute");
         let page = ask(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(page.starts_with("HTTP/1.1 503 "), "{page}");
-        assert!(page.contains("text/html") && page.contains("Try again in a minute"), "{page}");
+        assert!(
+            page.contains("text/html") && page.contains("Try again in a minute"),
+            "{page}"
+        );
         // A client that sends nothing is still answered, within BUSY_WITHIN.
         let started = std::time::Instant::now();
         let silent = ask(addr, "").await;
@@ -537,11 +544,18 @@ mod tests {
             per_address: 4,
         };
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
-        let mut held = vec![admit(&counts, b, ip).unwrap(), admit(&counts, b, ip).unwrap()];
+        let mut held = vec![
+            admit(&counts, b, ip).unwrap(),
+            admit(&counts, b, ip).unwrap(),
+        ];
         assert_eq!(header_timeout(&counts, b, false), HEADER_TIMEOUT);
         held.push(admit(&counts, b, ip).unwrap());
         assert_eq!(header_timeout(&counts, b, false), PRESSED_HEADER_TIMEOUT);
-        assert_eq!(header_timeout(&counts, b, true), HEADER_TIMEOUT, "never the hub computer");
+        assert_eq!(
+            header_timeout(&counts, b, true),
+            HEADER_TIMEOUT,
+            "never the hub computer"
+        );
         held.pop();
         assert_eq!(header_timeout(&counts, b, false), HEADER_TIMEOUT);
     }

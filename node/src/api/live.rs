@@ -62,9 +62,9 @@ pub(super) fn fresh(headers: &HeaderMap, tag: &str) -> bool {
 /// The tag of an answer that depends on the store, the time step and `parts`.
 async fn store_tag(st: &AppState, parts: &[&str]) -> Result<String, ApiError> {
     let engine = st.engine.clone();
-    let digest = blocking(move || engine.digest()).await?.map_err(|e| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string())
-    })?;
+    let digest = blocking(move || engine.digest())
+        .await?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string()))?;
     let step = (st.engine.now_ms() / EXPIRY_STEP_MS).to_le_bytes();
     let mut all: Vec<&[u8]> = vec![&digest, &step];
     all.extend(parts.iter().map(|p| p.as_bytes()));

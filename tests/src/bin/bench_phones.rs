@@ -57,7 +57,10 @@ fn main() {
         &["link", "set", "lo", "up"][..],
         &["route", "add", "local", "10.201.0.0/16", "dev", "lo"][..],
     ] {
-        let ok = Command::new("ip").args(cmd).status().is_ok_and(|s| s.success());
+        let ok = Command::new("ip")
+            .args(cmd)
+            .status()
+            .is_ok_and(|s| s.success());
         assert!(ok, "ip {cmd:?} failed");
     }
     tokio::runtime::Builder::new_multi_thread()
@@ -79,7 +82,11 @@ fn set_soft_nofile(soft: u64, hard: bool) -> libc::rlimit {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
         let new = libc::rlimit {
             rlim_cur: soft as libc::rlim_t,
-            rlim_max: if hard { soft as libc::rlim_t } else { old.rlim_max },
+            rlim_max: if hard {
+                soft as libc::rlim_t
+            } else {
+                old.rlim_max
+            },
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &new), 0);
     }
@@ -126,7 +133,12 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 /// The phone's own address: 10.201.(n / 250).(n % 250 + 2); the node is 10.201.0.1.
 fn phone_ip(n: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 201, (n / 250) as u8 + 1, (n % 250) as u8 + 2))
+    IpAddr::V4(Ipv4Addr::new(
+        10,
+        201,
+        (n / 250) as u8 + 1,
+        (n % 250) as u8 + 2,
+    ))
 }
 
 async fn bench(pages: usize, seconds: u64, hard: bool) {
@@ -147,9 +159,17 @@ async fn bench(pages: usize, seconds: u64, hard: bool) {
     restore_nofile(old);
     let pid = node.pid().expect("node pid");
     let base = node.api_url().to_string();
-    let port: u16 = base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("API port");
+    let port: u16 = base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("API port");
     let log = node.log();
-    let limit_line = log.lines().find(|l| l.contains("open-file limit")).unwrap_or("").to_string();
+    let limit_line = log
+        .lines()
+        .find(|l| l.contains("open-file limit"))
+        .unwrap_or("")
+        .to_string();
     eprintln!("node: {limit_line}");
 
     eprintln!("posting {NEEDS} needs and {OFFERS} offers ...");
@@ -159,7 +179,11 @@ async fn bench(pages: usize, seconds: u64, hard: bool) {
         const CATS: [&str; 4] = ["water", "food", "medical", "shelter"];
         const URG: [&str; 4] = ["low", "normal", "high", "life-threatening"];
         for i in 0..NEEDS + OFFERS {
-            let (path, kind) = if i < NEEDS { ("needs", "need") } else { ("offers", "offer") };
+            let (path, kind) = if i < NEEDS {
+                ("needs", "need")
+            } else {
+                ("offers", "offer")
+            };
             let r = agent.post(format!("{seed_base}/api/v1/{path}")).send_json(json!({
                 "title": format!("{kind} {i}: {} for the family at number {}", CATS[i % 4], i % 97),
                 "category": CATS[i % 4], "urgency": URG[i % 4], "qty": 1 + i % 9,
@@ -182,7 +206,13 @@ async fn bench(pages: usize, seconds: u64, hard: bool) {
     let opened = Instant::now();
     let mut phones = Vec::with_capacity(pages);
     for n in 0..pages {
-        phones.push(Phone::open(n, plan.clone(), target.clone(), Some(phone_ip(n)), Some(seen_tx.clone())));
+        phones.push(Phone::open(
+            n,
+            plan.clone(),
+            target.clone(),
+            Some(phone_ip(n)),
+            Some(seen_tx.clone()),
+        ));
         // Phones arrive over a few seconds, not in one instant.
         if n % 25 == 24 {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -194,7 +224,10 @@ async fn bench(pages: usize, seconds: u64, hard: bool) {
     }
     let served = phones.iter().filter(|p| p.stats().served).count();
     let start_secs = opened.elapsed().as_secs_f64();
-    eprintln!("{served} of {pages} pages served after {start_secs:.1} s; fds {}", open_fds(pid));
+    eprintln!(
+        "{served} of {pages} pages served after {start_secs:.1} s; fds {}",
+        open_fds(pid)
+    );
     // Drain what the streams reported during start-up.
     while seen_rx.try_recv().is_ok() {}
 
@@ -265,7 +298,9 @@ async fn bench(pages: usize, seconds: u64, hard: bool) {
     let full: u64 = stats.iter().map(|s| s.board_full).sum();
     let not_modified: u64 = stats.iter().map(|s| s.board_not_modified).sum();
 
-    println!("## bench_phones: {pages} pages, {NEEDS} needs + {OFFERS} offers, 1 post/s for {seconds} s");
+    println!(
+        "## bench_phones: {pages} pages, {NEEDS} needs + {OFFERS} offers, 1 post/s for {seconds} s"
+    );
     println!();
     println!("| Metric | Goal | Measured |");
     println!("|---|---|---|");
@@ -274,10 +309,25 @@ async fn bench(pages: usize, seconds: u64, hard: bool) {
         limit_line.split("open-file limit").nth(1).unwrap_or("").trim());
     println!("| New need on every page, p50 / p99 (post sent → card drawn) | p99 < 1 s | {:.0} / {:.0} ms ({} of {expected} arrivals) |",
         pct(&sorted_lat, 0.5), pct(&sorted_lat, 0.99), lat.len());
-    println!("| Coordinator's post, p50 / p99 | p99 < 200 ms | {:.1} / {:.1} ms |", pct(&post_ms, 0.5), pct(&post_ms, 0.99));
-    println!("| Node CPU over the posting | < 50 % of a core | {:.1} % |", 100.0 * cpu / busy_secs);
-    println!("| Node resident memory, peak (VmHWM) / during posting | < 100 MB | {:.1} / {:.1} MB |", hwm as f64 / 1024.0, peak_rss as f64 / 1024.0);
-    println!("| Bytes one page read per posted need, median / largest | < 20 KB | {:.0} / {:.0} B |", pct(&per_page, 0.5), pct(&per_page, 1.0));
+    println!(
+        "| Coordinator's post, p50 / p99 | p99 < 200 ms | {:.1} / {:.1} ms |",
+        pct(&post_ms, 0.5),
+        pct(&post_ms, 0.99)
+    );
+    println!(
+        "| Node CPU over the posting | < 50 % of a core | {:.1} % |",
+        100.0 * cpu / busy_secs
+    );
+    println!(
+        "| Node resident memory, peak (VmHWM) / during posting | < 100 MB | {:.1} / {:.1} MB |",
+        hwm as f64 / 1024.0,
+        peak_rss as f64 / 1024.0
+    );
+    println!(
+        "| Bytes one page read per posted need, median / largest | < 20 KB | {:.0} / {:.0} B |",
+        pct(&per_page, 0.5),
+        pct(&per_page, 1.0)
+    );
     println!("| Node's open descriptors, peak | | {peak_fds} |");
     println!("| Board loads by the pages (timer): full / 304 | | {full} / {not_modified} |");
     drop(phones);
