@@ -577,9 +577,9 @@ fn on_message(sh: &Arc<Shared>, event: &str, data: &str) {
         }
     } else if d["alerts"].is_array() {
         // drawn from the message
-    } else if d["hubs"].is_array() {
-        sh.load.notify_one();
-    } else if d["kind"] != "person" && d["kind"] != "checkin" {
+    } else if d["hubs"].is_array() || (d["kind"] != "person" && d["kind"] != "checkin") {
+        // New hub names show on cards; an erasure or an unknown kind says nothing the
+        // page can draw: the board again (the page also draws the hub list first).
         sh.load.notify_one();
     }
 }
