@@ -139,14 +139,14 @@ impl Snapshot {
         self.names.get(a).map_or("", String::as_str)
     }
 
-    /// "made 2026-11-30T15:00:00Z by hub "Elm St" (node 1a2b3c4d), community "x"".
+    /// "made 2026-11-30T15:00:00Z by Elm St hub (node 1a2b3c4d; community test)".
     fn provenance(&self) -> String {
-        let hub = match self.names.get(&self.node) {
-            Some(name) => format!("hub \"{name}\""),
-            None => "a hub that has not announced a name".to_string(),
-        };
+        let hub = self
+            .names
+            .get(&self.node)
+            .map_or("an unnamed hub", String::as_str);
         format!(
-            "made {} by {hub} (node {}), community \"{}\"",
+            "made {} by {hub} (node {}; community {})",
             utc(self.made_ms),
             self.node.short(),
             self.community
@@ -267,10 +267,13 @@ fn table(snap: &Snapshot, hxl: bool) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new()
         .flexible(true)
         .from_writer(Vec::new());
+    let rows = match items.len() {
+        1 => "1 row".to_string(),
+        n => format!("{n} rows"),
+    };
     let title = format!(
-        "aidmesh export of needs and offers, {}; {} rows",
-        snap.provenance(),
-        items.len()
+        "aidmesh export of needs and offers: {}; {rows}",
+        snap.provenance()
     );
     // Writing to a Vec cannot fail; a failure would only lose the export, never panic.
     let _ = w.write_record([cell(&title)]);
@@ -403,7 +406,7 @@ fn pfif(snap: &Snapshot) -> String {
     let about = snap.provenance().replace("--", "- -");
     let _ = writeln!(
         out,
-        "<!-- aidmesh export of the welfare register for responders, {}; {} people who agreed to be shared -->",
+        "<!-- aidmesh export of the welfare register for responders: {}; {} people who agreed to be shared -->",
         xml(&about),
         snap.people.len()
     );
