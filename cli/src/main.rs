@@ -1009,6 +1009,13 @@ fn export(dir: &std::path::Path, format: &str, out: Option<PathBuf>) -> Result<(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if !parent.is_dir() {
+        return Err(CliError(format!(
+            "cannot write {}: there is no directory {}; is the USB stick mounted?",
+            path.display(),
+            parent.display()
+        )));
+    }
     let mut tmp = tempfile::NamedTempFile::new_in(&parent).map_err(cannot)?;
     tmp.write_all(&bytes)
         .and_then(|()| tmp.as_file().sync_all())
