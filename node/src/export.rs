@@ -471,11 +471,7 @@ fn pfif(snap: &Snapshot) -> String {
                 &mut out,
                 j,
                 "note_record_id",
-                &format!(
-                    "{}/note.{}",
-                    pfif_domain(&c.author),
-                    c.id.to_hex()
-                ),
+                &format!("{}/note.{}", pfif_domain(&c.author), c.id.to_hex()),
             );
             el(&mut out, j, "person_record_id", &pid);
             el(&mut out, j, "entry_date", &made);
@@ -530,6 +526,8 @@ mod tests {
     fn formats_parse_by_name() {
         assert_eq!(Format::parse(" GeoJSON "), Some(Format::GeoJson));
         assert_eq!(Format::parse("xls"), None);
-        assert!(Format::ALL.iter().all(|f| Format::parse(f.name()) == Some(*f)));
+        assert!(Format::ALL
+            .iter()
+            .all(|f| Format::parse(f.name()) == Some(*f)));
     }
 }

@@ -625,8 +625,7 @@ impl View {
             .get(id)
             .into_iter()
             .flatten()
-            .filter(|((_, author, sid), _)| *author == p.author && !self.redacted_by(sid, author))
-            .next_back()
+            .rfind(|((_, author, sid), _)| *author == p.author && !self.redacted_by(sid, author))
             .is_some_and(|(_, share)| *share);
         Some(PersonView {
             id: *id,

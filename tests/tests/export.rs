@@ -60,10 +60,16 @@ fn stranger_ip() -> IpAddr {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     out.lines()
-        .filter_map(|l| l.split_whitespace().skip_while(|w| !w.starts_with("inet")).nth(1))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .skip_while(|w| !w.starts_with("inet"))
+                .nth(1)
+        })
         .filter_map(|a| a.split('/').next()?.parse::<IpAddr>().ok())
         .find(|ip| !ip.is_loopback())
-        .unwrap_or_else(|| panic!("this test needs a non-loopback address; `ip addr` shows none:\n{out}"))
+        .unwrap_or_else(|| {
+            panic!("this test needs a non-loopback address; `ip addr` shows none:\n{out}")
+        })
 }
 
 /// libhxl's validator: `$HXLVALIDATE`, the venv .ci/run makes under target/, or PATH.
@@ -124,14 +130,25 @@ fn board() -> Board {
         "/api/v1/offers",
         &json!({ "title": "Generator, 2 kW", "category": "power", "place": "the garage" }),
     );
-    let person = |body: Value| node.post("/api/v1/people", &body)["id"].as_str().expect("id").to_string();
-    let ada = person(json!({ "name": "Ada Okafor", "place": "14 River Rd", "every": "12h",
-                             "risks": ["oxygen"], "share_with_responders": true }));
+    let person = |body: Value| {
+        node.post("/api/v1/people", &body)["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    };
+    let ada = person(
+        json!({ "name": "Ada Okafor", "place": "14 River Rd", "every": "12h",
+                             "risks": ["oxygen"], "share_with_responders": true }),
+    );
     person(json!({ "name": "Bo Lindqvist", "place": "2 Mill Lane", "every": "12h" }));
-    let cy = person(json!({ "name": "Cy Barker", "place": "3 Mill Lane", "every": "12h",
-                            "share_with_responders": true }));
-    let di = person(json!({ "name": "Di Forgotten", "place": "9 Dock St", "every": "12h",
-                            "lat": 51.49, "lon": -0.1, "share_with_responders": true }));
+    let cy = person(
+        json!({ "name": "Cy Barker", "place": "3 Mill Lane", "every": "12h",
+                            "share_with_responders": true }),
+    );
+    let di = person(
+        json!({ "name": "Di Forgotten", "place": "9 Dock St", "every": "12h",
+                            "lat": 51.49, "lon": -0.1, "share_with_responders": true }),
+    );
     let check = |who: &str, outcome: &str, detail: Option<&str>, by: &str| {
         node.post(
             &format!("/api/v1/people/{who}/checkins"),
@@ -141,13 +158,19 @@ fn board() -> Board {
     check(&ada, "safe", None, "Sam");
     check(&ada, "no-answer", None, "Sam");
     check(&ada, "moved", Some("school hall"), "self");
-    let v = node.post(&format!("/api/v1/people/{cy}/sharing"), &json!({ "share": false }));
+    let v = node.post(
+        &format!("/api/v1/people/{cy}/sharing"),
+        &json!({ "share": false }),
+    );
     assert_eq!(v["share_with_responders"], false, "{v}");
     let di_need = check(&di, "needs-help", Some("insulin"), "Sam")["need_id"]
         .as_str()
         .expect("a linked need")
         .to_string();
-    node.post(&format!("/api/v1/people/{di}/forget"), &json!({ "confirm": di }));
+    node.post(
+        &format!("/api/v1/people/{di}/forget"),
+        &json!({ "confirm": di }),
+    );
     let id = |v: &Value| v["id"].as_str().expect("id").to_string();
     Board {
         hub_id: id(&hub),
@@ -163,13 +186,22 @@ fn says_when_and_where(what: &str, text: &str, node: &Node) {
     let status = node.status();
     let short = &status["author"].as_str().expect("author")[..8];
     assert!(text.contains("made 20"), "{what} does not say when: {text}");
-    assert!(text.contains("Elm St hub"), "{what} does not name the hub: {text}");
-    assert!(text.contains(short), "{what} does not name the node {short}: {text}");
+    assert!(
+        text.contains("Elm St hub"),
+        "{what} does not name the hub: {text}"
+    );
+    assert!(
+        text.contains(short),
+        "{what} does not name the node {short}: {text}"
+    );
 }
 
 fn no_forgotten(what: &str, text: &str, b: &Board) {
     for gone in ["Di Forgotten", "9 Dock St", "insulin", &b.di_need] {
-        assert!(!text.contains(gone), "{what} still holds '{gone}' of a forgotten person");
+        assert!(
+            !text.contains(gone),
+            "{what} still holds '{gone}' of a forgotten person"
+        );
     }
 }
 
@@ -188,9 +220,18 @@ fn csv_and_hxl_hold_every_need_and_offer_safely_and_pass_hxlvalidate() {
         let rows: Vec<csv::StringRecord> = r.records().map(|r| r.expect("a CSV record")).collect();
         assert_eq!(rows[0].len(), 1, "a one-cell title row first");
         let header = &rows[1];
-        let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
+        let col = |name: &str| {
+            header
+                .iter()
+                .position(|h| h == name)
+                .unwrap_or_else(|| panic!("no column {name}"))
+        };
         let data = if format == "hxl" {
-            assert!(rows[2].iter().all(|t| t.starts_with('#')), "hashtag row under the header: {:?}", &rows[2]);
+            assert!(
+                rows[2].iter().all(|t| t.starts_with('#')),
+                "hashtag row under the header: {:?}",
+                &rows[2]
+            );
             assert_eq!(&rows[2][col("title")], "#item+name");
             assert_eq!(&rows[2][col("cluster")], "#sector+cluster");
             assert_eq!(&rows[2][col("urgency")], "#severity");
@@ -198,10 +239,22 @@ fn csv_and_hxl_hold_every_need_and_offer_safely_and_pass_hxlvalidate() {
         } else {
             &rows[2..]
         };
-        assert_eq!(data.len(), 2, "{format}: one row per need and offer: {data:?}");
-        let row = |id: &str| data.iter().find(|r| &r[col("id")] == id).unwrap_or_else(|| panic!("{id} not exported"));
+        assert_eq!(
+            data.len(),
+            2,
+            "{format}: one row per need and offer: {data:?}"
+        );
+        let row = |id: &str| {
+            data.iter()
+                .find(|r| &r[col("id")] == id)
+                .unwrap_or_else(|| panic!("{id} not exported"))
+        };
         let need = row(&b.formula_need);
-        assert_eq!(&need[col("title")], "'=HYPERLINK(\"http://evil.example\",\"click\")", "formula escaped");
+        assert_eq!(
+            &need[col("title")],
+            "'=HYPERLINK(\"http://evil.example\",\"click\")",
+            "formula escaped"
+        );
         assert_eq!(&need[col("contact")], "'+44 7700 900123");
         assert_eq!(&need[col("details")], "two households,\n\"no\" tap water");
         assert_eq!(&need[col("cluster")], "WASH");
@@ -209,7 +262,9 @@ fn csv_and_hxl_hold_every_need_and_offer_safely_and_pass_hxlvalidate() {
         assert_eq!(&need[col("quantity")], "20");
         assert_eq!(&need[col("status")], "open");
         assert_eq!(&need[col("author_hub")], "Elm St hub");
-        let lon: f64 = need[col("lon")].parse().expect("a number, not escaped text");
+        let lon: f64 = need[col("lon")]
+            .parse()
+            .expect("a number, not escaped text");
         assert!((lon + 0.142).abs() < 1e-9, "{lon}");
         assert!(need[col("posted_at")].ends_with('Z'));
         let offer = row(&b.offer);
@@ -218,7 +273,10 @@ fn csv_and_hxl_hold_every_need_and_offer_safely_and_pass_hxlvalidate() {
         assert_eq!(&offer[col("lat")], "");
     }
 
-    let file = tempfile::Builder::new().suffix(".csv").tempfile().expect("temp file");
+    let file = tempfile::Builder::new()
+        .suffix(".csv")
+        .tempfile()
+        .expect("temp file");
     std::fs::write(file.path(), export(n, "hxl")).expect("write");
     let out = Command::new(hxlvalidate())
         .args(["-e", "info"])
@@ -230,8 +288,14 @@ fn csv_and_hxl_hold_every_need_and_offer_safely_and_pass_hxlvalidate() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "hxlvalidate refused the export:\n{said}");
-    assert!(said.contains("0 error(s)") || !said.contains("error("), "{said}");
+    assert!(
+        out.status.success(),
+        "hxlvalidate refused the export:\n{said}"
+    );
+    assert!(
+        said.contains("0 error(s)") || !said.contains("error("),
+        "{said}"
+    );
 }
 
 #[test]
@@ -254,7 +318,10 @@ fn geojson_is_a_feature_collection_of_what_has_coordinates() {
         .expect("the aidmesh member says when and where");
     let made = about["made_at"].as_str().unwrap_or("");
     says_when_and_where("geojson", &format!("made {made} {about}"), n);
-    assert!(about["made_at"].as_str().is_some_and(|d| d.ends_with('Z')), "{about}");
+    assert!(
+        about["made_at"].as_str().is_some_and(|d| d.ends_with('Z')),
+        "{about}"
+    );
     // The need and the hub have coordinates; the offer has none; Di's need is gone.
     let ids: Vec<String> = fc
         .features
@@ -279,7 +346,10 @@ fn geojson_is_a_feature_collection_of_what_has_coordinates() {
         match &geom.value {
             geojson::Value::Point(p) => {
                 // RFC 7946: longitude, then latitude.
-                assert!((p[0] - lon).abs() < 1e-7 && (p[1] - lat).abs() < 1e-7, "{p:?}");
+                assert!(
+                    (p[0] - lon).abs() < 1e-7 && (p[1] - lat).abs() < 1e-7,
+                    "{p:?}"
+                );
             }
             other => panic!("{kind}: not a point: {other:?}"),
         }
@@ -298,7 +368,10 @@ fn pfif_holds_only_people_who_agreed_and_only_for_the_hub_or_a_pin() {
     let doc = roxmltree::Document::parse(&text).expect("well-formed XML");
     let ns = "http://zesty.ca/pfif/1.4";
     let root = doc.root_element();
-    assert_eq!((root.tag_name().namespace(), root.tag_name().name()), (Some(ns), "pfif"));
+    assert_eq!(
+        (root.tag_name().namespace(), root.tag_name().name()),
+        (Some(ns), "pfif")
+    );
     let comment = doc
         .root()
         .children()
@@ -313,11 +386,14 @@ fn pfif_holds_only_people_who_agreed_and_only_for_the_hub_or_a_pin() {
             .map(|c| c.text().unwrap_or("").to_string())
     };
     let required = |node: roxmltree::Node, name: &str| -> String {
-        let v = child(node, name).unwrap_or_else(|| panic!("{} without {name}", node.tag_name().name()));
+        let v = child(node, name)
+            .unwrap_or_else(|| panic!("{} without {name}", node.tag_name().name()));
         assert!(!v.trim().is_empty(), "{name} is empty");
         v
     };
-    let is_date = |d: &str| d.len() == 20 && d.as_bytes()[4] == b'-' && d.as_bytes()[10] == b'T' && d.ends_with('Z');
+    let is_date = |d: &str| {
+        d.len() == 20 && d.as_bytes()[4] == b'-' && d.as_bytes()[10] == b'T' && d.ends_with('Z')
+    };
     let persons: Vec<roxmltree::Node> = root
         .children()
         .filter(|c| c.tag_name().namespace() == Some(ns) && c.tag_name().name() == "person")
@@ -333,8 +409,15 @@ fn pfif_holds_only_people_who_agreed_and_only_for_the_hub_or_a_pin() {
     assert!(is_date(&required(ada, "source_date")));
     required(ada, "author_name");
     required(ada, "source_name");
-    assert_eq!(child(ada, "description").as_deref(), Some("At risk: oxygen."));
-    assert_eq!(child(ada, "home_street").as_deref(), Some("school hall"), "where they are now");
+    assert_eq!(
+        child(ada, "description").as_deref(),
+        Some("At risk: oxygen.")
+    );
+    assert_eq!(
+        child(ada, "home_street").as_deref(),
+        Some("school hall"),
+        "where they are now"
+    );
 
     let notes: Vec<roxmltree::Node> = ada
         .children()
@@ -343,7 +426,11 @@ fn pfif_holds_only_people_who_agreed_and_only_for_the_hub_or_a_pin() {
     let mut seen = Vec::new();
     for note in &notes {
         let nid = required(*note, "note_record_id");
-        assert!(nid.split_once('/').is_some_and(|(d, l)| d.contains('.') && !l.is_empty()), "{nid}");
+        assert!(
+            nid.split_once('/')
+                .is_some_and(|(d, l)| d.contains('.') && !l.is_empty()),
+            "{nid}"
+        );
         assert_eq!(required(*note, "person_record_id"), pid);
         assert!(is_date(&required(*note, "entry_date")));
         assert!(is_date(&required(*note, "source_date")));
@@ -360,8 +447,18 @@ fn pfif_holds_only_people_who_agreed_and_only_for_the_hub_or_a_pin() {
         seen,
         [
             ("Sam".into(), "believed_alive".into(), "true".into(), None),
-            ("Sam".into(), "information_sought".into(), "false".into(), None),
-            ("self".into(), "believed_alive".into(), "false".into(), Some("school hall".into())),
+            (
+                "Sam".into(),
+                "information_sought".into(),
+                "false".into(),
+                None
+            ),
+            (
+                "self".into(),
+                "believed_alive".into(),
+                "false".into(),
+                Some("school hall".into())
+            ),
         ]
     );
 
@@ -373,7 +470,11 @@ fn pfif_holds_only_people_who_agreed_and_only_for_the_hub_or_a_pin() {
     };
     let (code, _, body) = fetch(&phone, "pfif", None);
     let err: Value = serde_json::from_slice(&body).expect("a JSON error");
-    assert_eq!((code, err["error"].as_str()), (401, Some("pin_required")), "{err}");
+    assert_eq!(
+        (code, err["error"].as_str()),
+        (401, Some("pin_required")),
+        "{err}"
+    );
     let (code, _, body) = fetch(&phone, "pfif", Some(PIN));
     assert_eq!(code, 200);
     assert!(String::from_utf8_lossy(&body).contains("Ada Okafor"));
@@ -385,7 +486,10 @@ fn pfif_holds_only_people_who_agreed_and_only_for_the_hub_or_a_pin() {
 fn a_wrong_format_is_refused_naming_the_formats() {
     let n = Node::start("export-bad", Opts::default());
     for (query, says) in [
-        ("?format=xls", "unknown format 'xls'; formats: csv, hxl, geojson, pfif"),
+        (
+            "?format=xls",
+            "unknown format 'xls'; formats: csv, hxl, geojson, pfif",
+        ),
         ("", "say which format: csv, hxl, geojson, pfif"),
         ("?format=csv&x=1", "unknown field"),
     ] {
@@ -396,7 +500,10 @@ fn a_wrong_format_is_refused_naming_the_formats() {
         let code = r.status().as_u16();
         let v: Value = r.body_mut().read_json().expect("JSON error");
         assert_eq!(code, 400, "{query}: {v}");
-        assert!(v["detail"].as_str().is_some_and(|d| d.contains(says)), "{query}: {v}");
+        assert!(
+            v["detail"].as_str().is_some_and(|d| d.contains(says)),
+            "{query}: {v}"
+        );
     }
     // An empty board still exports, with its title row.
     let text = wait_for("an export", T, || Some(export(&n, "csv")));

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
 use super::welfare::Guarded;
-use super::{ApiResult, AppState};
+use super::{blocking, ApiResult, AppState};
 use crate::export::{render, Snapshot};
 use crate::input::ExportQuery;
 
@@ -27,12 +27,15 @@ pub(super) async fn export(
         st.pins.check(from, &headers, Guarded::Welfare)?;
     }
     let now = st.engine.now_ms();
-    let node = st.engine.identity().author();
-    let community = st.engine.community().to_string();
-    let snap = st.engine.with_view(|v| {
-        Snapshot::take(v, now, node, &community, format.is_welfare())
-    });
-    let bytes = render(format, &snap);
+    let engine = st.engine.clone();
+    // A big board takes a while to write out: off the async workers.
+    let bytes = blocking(move || {
+        let node = engine.identity().author();
+        let snap = engine
+            .with_view(|v| Snapshot::take(v, now, node, engine.community(), format.is_welfare()));
+        render(format, &snap)
+    })
+    .await?;
     let day = crate::export::utc(now);
     let file = format!("aidmesh-{}.{}", &day[..10], format.extension());
     Ok((
