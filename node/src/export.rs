@@ -159,7 +159,7 @@ pub fn render(format: Format, snap: &Snapshot) -> Vec<u8> {
     match format {
         Format::Csv => table(snap, false),
         Format::Hxl => table(snap, true),
-        Format::GeoJson => geojson(snap).into_bytes(),
+        Format::GeoJson => geojson(snap),
         Format::Pfif => pfif(snap).into_bytes(),
     }
 }
@@ -295,14 +295,32 @@ fn point(lat: f64, lon: f64) -> Value {
 
 /// GeoJSON: a FeatureCollection of every need, offer and hub with coordinates. Where and
 /// when it was made is the foreign member `aidmesh` (RFC 7946, section 6.1).
-fn geojson(snap: &Snapshot) -> String {
-    let mut features = Vec::new();
+///
+/// Written feature by feature, one per line, rather than built as one JSON tree: a
+/// 20,000-item board would otherwise hold hundreds of MB at once (docs/benchmarks.md).
+fn geojson(snap: &Snapshot) -> Vec<u8> {
+    let mut about = Map::new();
+    about.insert("made_at".into(), json!(utc(snap.made_ms)));
+    about.insert("hub".into(), json!(snap.names.get(&snap.node)));
+    about.insert("node".into(), json!(snap.node.to_hex()));
+    about.insert("community".into(), json!(snap.community));
+    let mut out = Vec::with_capacity(1024 * (snap.items.len() + snap.hubs.len()) + 256);
+    out.extend_from_slice(br#"{"type":"FeatureCollection","aidmesh":"#);
+    // Writing JSON values into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &about);
+    out.extend_from_slice(br#","features":["#);
+    let mut first = true;
+    let mut feature = |out: &mut Vec<u8>, f: Value| {
+        out.extend_from_slice(if first { b"\n" } else { b",\n" });
+        first = false;
+        let _ = serde_json::to_writer(out, &f);
+    };
     for i in &snap.items {
         let Some(c) = i.post.place.coords else {
             continue;
         };
         let p = &i.post;
-        features.push(json!({
+        let f = json!({
             "type": "Feature",
             "id": i.id.to_hex(),
             "geometry": point(c.lat(), c.lon()),
@@ -323,13 +341,14 @@ fn geojson(snap: &Snapshot) -> String {
                 "author_hub": snap.names.get(&i.author),
                 "posted_at": utc(i.created.millis()),
             },
-        }));
+        });
+        feature(&mut out, f);
     }
     for h in &snap.hubs {
         let Some(c) = h.hub.place.coords else {
             continue;
         };
-        features.push(json!({
+        let f = json!({
             "type": "Feature",
             "id": h.id.to_hex(),
             "geometry": point(c.lat(), c.lon()),
@@ -341,20 +360,11 @@ fn geojson(snap: &Snapshot) -> String {
                 "author": h.author.to_hex(),
                 "announced_at": utc(h.at.millis()),
             },
-        }));
+        });
+        feature(&mut out, f);
     }
-    let mut about = Map::new();
-    about.insert("made_at".into(), json!(utc(snap.made_ms)));
-    about.insert("hub".into(), json!(snap.names.get(&snap.node)));
-    about.insert("node".into(), json!(snap.node.to_hex()));
-    about.insert("community".into(), json!(snap.community));
-    let out = json!({
-        "type": "FeatureCollection",
-        "aidmesh": about,
-        "features": features,
-    });
-    // serde_json of a Value cannot fail.
-    serde_json::to_string_pretty(&out).unwrap_or_default()
+    out.extend_from_slice(b"\n]}\n");
+    out
 }
 
 /// Text for XML: the five special characters escaped, characters XML 1.0 forbids
@@ -520,6 +530,20 @@ mod tests {
     #[test]
     fn xml_text_is_escaped() {
         assert_eq!(xml("a<b>&\"'\u{1}"), "a&lt;b&gt;&amp;&quot;&apos;");
+    }
+
+    #[test]
+    fn an_empty_board_exports_valid_files() {
+        let me = aidmesh_protocol::Identity::from_seed([1; 32]).author();
+        let snap = Snapshot::take(&View::new(), 1_796_050_861_999, me, "test", true);
+        let gj: Value = serde_json::from_slice(&render(Format::GeoJson, &snap)).unwrap();
+        assert_eq!(gj["type"], "FeatureCollection");
+        assert_eq!(gj["features"], json!([]));
+        assert_eq!(gj["aidmesh"]["made_at"], "2026-11-30T15:01:01Z");
+        let csv = String::from_utf8(render(Format::Hxl, &snap)).unwrap();
+        assert_eq!(csv.lines().count(), 3, "title, header, hashtags: {csv}");
+        let pfif = String::from_utf8(render(Format::Pfif, &snap)).unwrap();
+        assert!(pfif.contains("0 people who agreed"), "{pfif}");
     }
 
     #[test]
