@@ -84,6 +84,25 @@ impl Client {
         Self::answer(req.call())
     }
 
+    /// GET a path whose answer is a file (an export): its bytes, or the node's error.
+    pub fn get_bytes(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<u8>, CliError> {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        for (k, v) in query {
+            req = req.query(*k, v);
+        }
+        let mut resp = req
+            .call()
+            .map_err(|e| CliError(format!("the node did not answer: {e}")))?;
+        if !resp.status().is_success() {
+            return Self::answer(Ok(resp)).map(|_| Vec::new());
+        }
+        resp.body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .map_err(|e| CliError(format!("the node's answer broke off: {e}")))
+    }
+
     /// POST JSON to a path under the API.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
         Self::answer(

@@ -171,6 +171,16 @@ enum Command {
         #[command(subcommand)]
         action: WelfareAction,
     },
+    /// Export for responders: needs and offers (csv, hxl), a map (geojson), or the
+    /// welfare register of people who agreed to be shared (pfif).
+    Export {
+        /// csv, hxl, geojson or pfif.
+        #[arg(long)]
+        format: String,
+        /// Write to this file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Start a small flooded neighbourhood on this machine and watch it work.
     Demo {
         /// Keep the three hubs (and their web pages) running after the tour, until
@@ -260,6 +270,18 @@ enum WelfareAction {
         /// Longitude in degrees.
         #[arg(long, allow_hyphen_values = true)]
         lon: Option<f64>,
+        /// They agree that responders (Red Cross, council) may be given their name,
+        /// place, risks and check-ins (the PFIF export). Ask them; the default is no.
+        #[arg(long)]
+        share_with_responders: bool,
+    },
+    /// Record whether a person agrees to be shared with responders (yes or no); only
+    /// the hub that registered them can.
+    Share {
+        /// Id prefix or unambiguous name.
+        person: String,
+        /// yes or no.
+        answer: YesNo,
     },
     /// Record a check-in on a person (id prefix or name).
     Check {
@@ -292,6 +314,15 @@ enum WelfareAction {
         /// Id prefix or unambiguous name.
         person: String,
     },
+}
+
+/// A person's answer.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum YesNo {
+    /// Yes.
+    Yes,
+    /// No.
+    No,
 }
 
 #[derive(Args)]
@@ -687,6 +718,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Export { format, out } => export(&dir, &format, out),
         Command::Demo { keep } => demo::run(keep),
         Command::Welfare { action } => welfare(&dir, action),
         Command::Peers { json } => show_list(
@@ -954,6 +986,50 @@ fn change(dir: &std::path::Path, status: &str, a: StatusArgs) -> Result<(), CliE
     Ok(())
 }
 
+/// `aidmesh export`: fetches the export and writes it to `out` (whole or not at all:
+/// a temporary file renamed into place) or to standard output.
+fn export(dir: &std::path::Path, format: &str, out: Option<PathBuf>) -> Result<(), CliError> {
+    use std::io::Write;
+    let bytes =
+        Client::for_dir(dir)?.get_bytes("/api/v1/export", &[("format", format.to_string())])?;
+    let Some(path) = out else {
+        let mut stdout = std::io::stdout().lock();
+        return stdout
+            .write_all(&bytes)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| CliError(format!("cannot write the export: {e}")));
+    };
+    let cannot = |e: std::io::Error| {
+        CliError(format!(
+            "cannot write {}: {e}. Is the directory there and writable (a USB stick still mounted)?",
+            path.display()
+        ))
+    };
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(CliError(format!(
+            "cannot write {}: there is no directory {}; is the USB stick mounted?",
+            path.display(),
+            parent.display()
+        )));
+    }
+    let mut tmp = tempfile::NamedTempFile::new_in(&parent).map_err(cannot)?;
+    tmp.write_all(&bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(cannot)?;
+    tmp.persist(&path).map_err(|e| cannot(e.error))?;
+    println!(
+        "wrote {} ({} bytes, {})",
+        path.display(),
+        bytes.len(),
+        format.trim().to_ascii_lowercase()
+    );
+    Ok(())
+}
+
 fn person_path(p: &str) -> String {
     // Names may contain spaces and other characters that must be escaped in a path.
     let enc: String = p
@@ -980,13 +1056,28 @@ fn welfare(dir: &std::path::Path, action: WelfareAction) -> Result<(), CliError>
             consent,
             lat,
             lon,
+            share_with_responders,
         } => {
             let v = Client::for_dir(dir)?.post(
                 "/api/v1/people",
                 &json!({ "name": name, "place": place, "every": every, "risks": risks,
-                         "phone": phone, "consent": consent, "lat": lat, "lon": lon }),
+                         "phone": phone, "consent": consent, "lat": lat, "lon": lon,
+                         "share_with_responders": share_with_responders }),
             )?;
             println!("{}", v["short_id"].as_str().unwrap_or(""));
+        }
+        WelfareAction::Share { person, answer } => {
+            let share = matches!(answer, YesNo::Yes);
+            let v = Client::for_dir(dir)?.post(
+                &format!("{}/sharing", person_path(&person)),
+                &json!({ "share": share }),
+            )?;
+            let name = v["name"].as_str().unwrap_or("");
+            if share {
+                println!("{name} will be shared with responders (pfif export)");
+            } else {
+                println!("{name} will not be shared with responders");
+            }
         }
         WelfareAction::Check {
             person,

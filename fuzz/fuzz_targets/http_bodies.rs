@@ -4,9 +4,10 @@
 #![no_main]
 
 use aidmesh_node::input::{
-    AlertInput, CheckInput, ForgetInput, HubInput, PeerInput, PersonInput, PostInput, StatusInput,
+    AlertInput, CheckInput, ExportQuery, ForgetInput, HubInput, PeerInput, PersonInput, PostInput,
+    SharingInput, StatusInput,
 };
-use aidmesh_protocol::{validate, Body, Event, EventId, Identity, Rules, Timestamp};
+use aidmesh_protocol::{validate, Body, Event, EventId, Identity, Rules, Sharing, Timestamp};
 use libfuzzer_sys::fuzz_target;
 
 const NOW_MS: u64 = 1_796_000_000_000;
@@ -28,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let target = EventId([9; 32]);
-    match which % 9 {
+    match which % 11 {
         0 | 1 => {
             if let Some(Ok(post)) = parse::<PostInput>(json).map(|p| p.into_post(NOW_MS)) {
                 through_validation(if which % 9 == 0 {
@@ -68,9 +69,23 @@ fuzz_target!(|data: &[u8]| {
                 let _ = p.into_addr();
             }
         }
-        _ => {
+        8 => {
             if let Some(f) = parse::<ForgetInput>(json) {
                 let _ = f.confirms(&target, "someone");
+            }
+        }
+        9 => {
+            if let Some(s) = parse::<SharingInput>(json) {
+                through_validation(Body::Sharing(Sharing {
+                    person: target,
+                    share: s.share,
+                }));
+            }
+        }
+        _ => {
+            // The export's query (?format=...), as its fields deserialise.
+            if let Some(q) = parse::<ExportQuery>(json) {
+                let _ = q.format();
             }
         }
     }

@@ -739,6 +739,12 @@ impl Engine {
                 return Ok(true);
             }
         }
+        // Likewise a sharing answer on a person erased before it arrived.
+        if let Body::Sharing(c) = body {
+            if self.store.erased_kind(&c.person)? == Some(BodyKind::Person.code()) {
+                return Ok(true);
+            }
+        }
         Ok(false)
     }
 

@@ -605,6 +605,9 @@ pub struct PersonInput {
     pub consent: Option<String>,
     /// Note.
     pub note: Option<String>,
+    /// Whether they agree to be shared with responders (the PFIF export); default no.
+    #[serde(default)]
+    pub share_with_responders: bool,
 }
 
 impl PersonInput {
@@ -709,6 +712,42 @@ impl ForgetInput {
                 "confirm",
                 format!("forgetting erases {name}'s record and check-ins on every node and cannot be undone; to confirm, send {{\"confirm\": \"{id}\"}}"),
             )),
+        }
+    }
+}
+
+/// A person's answer to sharing with responders (`POST /api/v1/people/{id}/sharing`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharingInput {
+    /// Yes or no.
+    pub share: bool,
+}
+
+/// The query of `GET /api/v1/export`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// csv, hxl, geojson or pfif.
+    pub format: Option<String>,
+}
+
+impl ExportQuery {
+    /// The format asked for; every format is named in the error.
+    pub fn format(&self) -> Result<crate::export::Format, InputError> {
+        use crate::export::Format;
+        let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        match self.format.as_deref() {
+            None => Err(err(
+                "format",
+                format!("say which format: {}", names.join(", ")),
+            )),
+            Some(f) => Format::parse(f).ok_or_else(|| {
+                err(
+                    "format",
+                    format!("unknown format '{f}'; formats: {}", names.join(", ")),
+                )
+            }),
         }
     }
 }

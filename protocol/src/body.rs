@@ -55,11 +55,14 @@ pub enum BodyKind {
     Alert,
     /// 8: redaction of an earlier event's personal data.
     Redaction,
+    /// 10: whether a registered person agrees to be shared with responders (PFIF
+    /// export). Code 9 belongs to another kind.
+    Sharing,
 }
 
 impl BodyKind {
     /// Every kind this version understands.
-    pub const ALL: [BodyKind; 8] = [
+    pub const ALL: [BodyKind; 9] = [
         BodyKind::Need,
         BodyKind::Offer,
         BodyKind::Status,
@@ -68,6 +71,7 @@ impl BodyKind {
         BodyKind::Hub,
         BodyKind::Alert,
         BodyKind::Redaction,
+        BodyKind::Sharing,
     ];
 
     /// The code on the wire.
@@ -81,6 +85,7 @@ impl BodyKind {
             BodyKind::Hub => 6,
             BodyKind::Alert => 7,
             BodyKind::Redaction => 8,
+            BodyKind::Sharing => 10,
         }
     }
 
@@ -100,6 +105,7 @@ impl BodyKind {
             BodyKind::Hub => "hub",
             BodyKind::Alert => "alert",
             BodyKind::Redaction => "redaction",
+            BodyKind::Sharing => "sharing",
         }
     }
 }
@@ -495,6 +501,18 @@ pub struct Redaction {
     pub reason: String,
 }
 
+/// Whether a registered person agrees that their record and check-ins are handed to
+/// responders (the PFIF export). Given at registration or changed later, by the hub
+/// that registered them; the newest such event on a person counts, and without one
+/// the answer is no. Holds no personal data itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sharing {
+    /// The person's registration event.
+    pub person: EventId,
+    /// Yes (share with responders) or no (do not, or no longer).
+    pub share: bool,
+}
+
 /// Any body this version understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
@@ -514,6 +532,8 @@ pub enum Body {
     Alert(Alert),
     /// Kind 8.
     Redaction(Redaction),
+    /// Kind 10.
+    Sharing(Sharing),
 }
 
 fn to_vec<T: Serialize>(v: &T) -> Vec<u8> {
@@ -559,6 +579,7 @@ impl Body {
             Body::Hub(_) => BodyKind::Hub,
             Body::Alert(_) => BodyKind::Alert,
             Body::Redaction(_) => BodyKind::Redaction,
+            Body::Sharing(_) => BodyKind::Sharing,
         }
     }
 
@@ -572,6 +593,7 @@ impl Body {
             Body::Hub(h) => to_vec(h),
             Body::Alert(a) => to_vec(a),
             Body::Redaction(r) => to_vec(r),
+            Body::Sharing(c) => to_vec(c),
         }
     }
 
@@ -590,6 +612,7 @@ impl Body {
             BodyKind::Hub => Body::Hub(from_exact(bytes)?),
             BodyKind::Alert => Body::Alert(from_exact(bytes)?),
             BodyKind::Redaction => Body::Redaction(from_exact(bytes)?),
+            BodyKind::Sharing => Body::Sharing(from_exact(bytes)?),
         };
         Ok(Some(body))
     }
@@ -647,6 +670,7 @@ impl Body {
                 check("area", &a.area, MAX_LABEL, Required::No, Lines::One)
             }
             Body::Redaction(r) => check("reason", &r.reason, MAX_NOTE, Required::No, Lines::Many),
+            Body::Sharing(_) => Ok(()),
         }
     }
 }
@@ -732,6 +756,10 @@ pub(crate) mod tests {
             Body::Redaction(Redaction {
                 target: EventId([3; 32]),
                 reason: String::new(),
+            }),
+            Body::Sharing(Sharing {
+                person: EventId([4; 32]),
+                share: true,
             }),
         ];
         for b in bodies {

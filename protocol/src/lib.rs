@@ -32,7 +32,7 @@ pub mod welfare;
 
 pub use body::{
     Alert, Body, BodyKind, CheckIn, Consent, Coords, HubAnnounced, Outcome, PersonRegistered,
-    Place, Post, Redaction, Severity, Status, StatusChange, Urgency,
+    Place, Post, Redaction, Severity, Sharing, Status, StatusChange, Urgency,
 };
 pub use category::Category;
 pub use error::{DecodeError, ValidationError};

@@ -102,7 +102,7 @@ pub fn validate(
 }
 
 /// Every kind but redactions themselves: a redaction cannot be undone.
-const REDACTABLE: [BodyKind; 7] = [
+const REDACTABLE: [BodyKind; 8] = [
     BodyKind::Need,
     BodyKind::Offer,
     BodyKind::Status,
@@ -110,6 +110,7 @@ const REDACTABLE: [BodyKind; 7] = [
     BodyKind::CheckIn,
     BodyKind::Hub,
     BodyKind::Alert,
+    BodyKind::Sharing,
 ];
 
 fn kind_name(code: u16) -> &'static str {
@@ -135,6 +136,8 @@ fn check_rights(
         ),
         Body::CheckIn(c) => (c.person, &[BodyKind::Person], None),
         Body::Redaction(r) => (r.target, &REDACTABLE, Some("redaction")),
+        // Only the hub that registered a person records their answer.
+        Body::Sharing(c) => (c.person, &[BodyKind::Person], Some("sharing answer")),
         _ => return Ok(()),
     };
     let Some(info) = targets.target(&target) else {

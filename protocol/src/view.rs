@@ -193,6 +193,10 @@ pub struct PersonView {
     pub person: PersonRegistered,
     /// All check-ins, oldest first.
     pub checks: Vec<Check>,
+    /// Whether they agreed to be shared with responders: the newest sharing event on
+    /// them by the hub that registered them (see [`crate::body::Sharing`]); no without
+    /// one.
+    pub shares_with_responders: bool,
 }
 
 impl PersonView {
@@ -320,6 +324,8 @@ pub struct View {
     redactions: BTreeMap<EventId, BTreeMap<EventId, AuthorId>>,
     /// check-in → (person, check-in author), to follow a post's `related` link
     checkin_of: BTreeMap<EventId, (EventId, AuthorId)>,
+    /// person → sharing answers in `(timestamp, author, id)` order
+    sharing: BTreeMap<EventId, BTreeMap<Key, bool>>,
     /// When this node stored events stamped before the build floor (ms, the node's
     /// time): local to the node, noted by it, never part of what converges.
     arrived: BTreeMap<EventId, u64>,
@@ -391,6 +397,12 @@ impl View {
                     .entry(r.target)
                     .or_default()
                     .insert(id, e.author());
+            }
+            Body::Sharing(c) => {
+                self.sharing
+                    .entry(c.person)
+                    .or_default()
+                    .insert(key(e), c.share);
             }
         }
     }
@@ -606,12 +618,22 @@ impl View {
                 check: c.clone(),
             })
             .collect();
+        // Only the registering hub's answers count (as validation refuses others'
+        // locally); a redacted answer does not.
+        let shares_with_responders = self
+            .sharing
+            .get(id)
+            .into_iter()
+            .flatten()
+            .rfind(|((_, author, sid), _)| *author == p.author && !self.redacted_by(sid, author))
+            .is_some_and(|(_, share)| *share);
         Some(PersonView {
             id: *id,
             author: p.author,
             registered: p.at,
             person: p.body.clone(),
             checks,
+            shares_with_responders,
         })
     }
 
@@ -688,6 +710,8 @@ impl View {
                 if info.kind == BodyKind::Person.code() {
                     let checks = self.checkins.get(target).into_iter().flatten();
                     out.extend(checks.map(|((_, _, cid), _)| *cid));
+                    let answers = self.sharing.get(target).into_iter().flatten();
+                    out.extend(answers.map(|((_, _, sid), _)| *sid));
                 }
             }
         }
@@ -727,6 +751,8 @@ impl View {
             }
             out.insert(*pid);
             out.extend(checks.into_iter().flatten().map(|((_, _, cid), _)| *cid));
+            let answers = self.sharing.get(pid).into_iter().flatten();
+            out.extend(answers.map(|((_, _, sid), _)| *sid));
         }
         for (id, (_, post)) in &self.posts {
             if post.body.related.is_some_and(|r| out.contains(&r)) {
@@ -746,3 +772,7 @@ impl TargetLookup for View {
 #[cfg(test)]
 #[path = "view_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "view_sharing_tests.rs"]
+mod sharing_tests;

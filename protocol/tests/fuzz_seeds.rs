@@ -87,7 +87,7 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
             .map(|(i, b)| (format!("sync_messages/{i}"), b)),
     );
     // http_bodies: the first byte picks the input type (see the target).
-    let json: [(u8, &str); 9] = [
+    let json: [(u8, &str); 11] = [
         (
             0,
             r#"{"title":"water","category":"water","urgency":"high","qty":20,"unit":"litres","place":"12 Mill Lane","lat":51.5,"lon":-0.12,"expires":"2d"}"#,
@@ -118,6 +118,8 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
             8,
             r#"{"confirm":"0909090909090909090909090909090909090909090909090909090909090909"}"#,
         ),
+        (9, r#"{"share":true}"#),
+        (10, r#"{"format":"pfif"}"#),
     ];
     out.extend(json.iter().map(|(k, j)| {
         let mut b = vec![*k];

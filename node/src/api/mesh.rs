@@ -161,7 +161,11 @@ pub(super) async fn add_peer(
 /// Whether an event is about welfare records (a person, a check-in, or the erasure of
 /// one): its id and timing say that someone was registered or visited.
 fn is_welfare(engine: &Engine, ne: &NewEvent) -> bool {
-    let welfare = |code: u16| code == BodyKind::Person.code() || code == BodyKind::CheckIn.code();
+    let welfare = |code: u16| {
+        code == BodyKind::Person.code()
+            || code == BodyKind::CheckIn.code()
+            || code == BodyKind::Sharing.code()
+    };
     if welfare(ne.event.kind()) {
         return true;
     }

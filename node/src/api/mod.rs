@@ -27,6 +27,7 @@ use crate::net::NetHandle;
 
 mod board;
 pub mod conn;
+mod export;
 pub mod guard;
 mod live;
 mod mesh;
@@ -236,6 +237,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/people/{id}", get(welfare::show))
         .route("/api/v1/people/{id}/checkins", post(welfare::check_in))
         .route("/api/v1/people/{id}/forget", post(welfare::forget))
+        .route("/api/v1/people/{id}/sharing", post(welfare::sharing))
+        .route("/api/v1/export", get(export::export))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

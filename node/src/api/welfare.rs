@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aidmesh_protocol::body::{Outcome, Redaction};
+use aidmesh_protocol::body::{Outcome, Redaction, Sharing};
 use aidmesh_protocol::view::{Check, PersonView};
 use aidmesh_protocol::welfare::{assess, assess_all, Welfare};
 use aidmesh_protocol::Body;
@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use thiserror::Error;
 
 use super::{blocking, ApiError, ApiResult, AppState};
-use crate::input::{CheckInput, ForgetInput, PersonInput};
+use crate::input::{CheckInput, ForgetInput, PersonInput, SharingInput};
 
 /// Header carrying the volunteer PIN.
 pub const PIN_HEADER: &str = "x-volunteer-pin";
@@ -253,6 +253,7 @@ fn person_json(w: &Welfare) -> Value {
         "id": p.id.to_hex(), "short_id": p.id.short(), "kind": "person", "name": r.name,
         "place": { "label": place.label, "lat": place.coords.map(|c| c.lat()), "lon": place.coords.map(|c| c.lon()) },
         "risks": r.risks, "every_secs": r.check_every_secs, "consent": r.consent.name(),
+        "share_with_responders": p.shares_with_responders,
         "phone": r.phone, "note": r.note, "author": p.author.short(), "registered_at": p.registered.millis(),
         "standing": w.standing.name(), "due_at": w.due_ms, "overdue_ms": w.overdue_ms,
         "latest": p.latest().map(check_json),
@@ -354,9 +355,22 @@ pub async fn register(
     input: Result<Json<PersonInput>, JsonRejection>,
 ) -> ApiResult {
     let Json(i) = input?;
+    let share = i.share_with_responders;
     let body = Body::Person(i.into_person()?);
     let engine = st.engine.clone();
-    let event = blocking(move || engine.post(body)).await??;
+    let event = blocking(move || {
+        let event = engine.post(body)?;
+        if share {
+            // The answer is its own event (kind 10): registrations are frozen. Were it
+            // lost, the person would not be shared: the safe side.
+            engine.post(Body::Sharing(Sharing {
+                person: event.id(),
+                share,
+            }))?;
+        }
+        Ok::<_, crate::engine::IngestError>(event)
+    })
+    .await??;
     let p = st
         .engine
         .with_view(|v| v.person(&event.id()))
@@ -396,6 +410,45 @@ pub async fn check_in(
     out["checkin_id"] = json!(checkin.id().to_hex());
     out["need_id"] = json!(need.map(|n| n.id().to_hex()));
     Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// `POST /api/v1/people/{id}/sharing` with `{"share": true|false}`: records whether the
+/// person agrees to be shared with responders (the PFIF export). Only the hub that
+/// registered them can (validation refuses anyone else's answer).
+pub async fn sharing(
+    State(st): State<AppState>,
+    _: Volunteer,
+    id: Result<Path<String>, PathRejection>,
+    input: Result<Json<SharingInput>, JsonRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    let Json(input) = input?;
+    let person = resolve(&st, &id)?;
+    if person.author != st.engine.identity().author() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_author",
+            format!(
+                "{} was registered by hub {}; only that hub records whether they are shared with responders (ask its coordinator)",
+                person.person.name,
+                person.author.short()
+            ),
+        ));
+    }
+    let engine = st.engine.clone();
+    let target = person.id;
+    blocking(move || {
+        engine.post(Body::Sharing(Sharing {
+            person: target,
+            share: input.share,
+        }))
+    })
+    .await??;
+    let p = st
+        .engine
+        .with_view(|v| v.person(&target))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "person was forgotten"))?;
+    Ok(Json(person_json(&assess(&p, st.engine.now_ms()))).into_response())
 }
 
 /// `POST /api/v1/people/{id}/forget` with `{"confirm": "<the person's full id>"}`: the

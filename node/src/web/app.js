@@ -541,6 +541,7 @@ function personCard(p) {
     el("h2", {}, p.name),
     el("p", {}, "Where: " + p.place.label),
     p.risks.length ? el("p", {}, "At risk: " + p.risks.join(", ")) : null,
+    el("p", { class: "sharing" }, p.share_with_responders ? "Shared with responders" : "Not shared with responders"),
     el("p", {}, "Last check: " + last + (p.latest && p.latest.by ? " by " + p.latest.by : "")),
     el("div", { class: "actions" },
       button("Safe", check("safe")), button("No answer", check("no-answer")),
@@ -573,6 +574,7 @@ $("#person-form").addEventListener("submit", async (ev) => {
     every: (f.get("every") || "").trim(),
     consent: f.get("consent"),
     risks: (f.get("risks") || "").split(",").map((r) => r.trim()).filter((r) => r),
+    share_with_responders: f.get("share") === "on",
   };
   for (const k of ["phone", "note"]) {
     const v = (f.get(k) || "").trim();

@@ -1,0 +1,10 @@
+//! Consent to share with responders on the web page, in a real browser: runs
+//! `node --test tests/web/export.mjs` (playwright-core driving Debian's Chromium against
+//! a real node). `#[ignore]`d like `web_page.rs`; run with `--include-ignored`, where a
+//! missing prerequisite fails it.
+
+#[test]
+#[ignore = "needs chromium and npm ci in tests/web"]
+fn sharing_consent_on_the_page_in_a_real_browser() {
+    aidmesh_tests::run_browser_test("export.mjs", 1);
+}
