@@ -28,8 +28,6 @@ use std::sync::Mutex;
 
 use aidmesh_protocol::{Event, EventId, Timestamp};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 use thiserror::Error;
 use tracing::{info, warn};
 
@@ -440,29 +438,77 @@ impl Store {
     /// Stores an event (already validated). Returns `false` if it was already there.
     /// Not durable until [`Store::flush`].
     pub fn insert(&self, event: &Event) -> Result<bool, StoreError> {
+        if self.contains(&event.id())? {
+            return Ok(false);
+        }
+        self.insert_new(event)?;
+        Ok(true)
+    }
+
+    /// Stores an event the caller has just checked is not held (the engine does, under
+    /// its lock, before filing it): one plain write per tree, no transaction and no
+    /// second look-up. `events` is written last, so an event present there is always
+    /// in `by_time` too; a crash between the two writes leaves only a `by_time` key
+    /// without its event, which [`Store::repair_time_index`] removes at the next
+    /// start. Not durable until [`Store::flush`].
+    pub fn insert_new(&self, event: &Event) -> Result<(), StoreError> {
         let id = event.id();
         let tk = time_key(event.timestamp(), &id);
         // Inside the lock, so a compaction cannot swap the database under the write.
-        let new = self.write(&[("events", &id.0), ("by_time", &tk)], |t| {
-            let res: Result<bool, TransactionError<()>> =
-                (&t.events, &t.by_time).transaction(|(events, by_time)| {
-                    if events.get(id.0)?.is_some() {
-                        return Ok(false);
-                    }
-                    events.insert(&id.0[..], event.bytes())?;
-                    by_time.insert(&tk[..], &[][..])?;
-                    Ok::<_, ConflictableTransactionError<()>>(true)
-                });
-            match res {
-                Ok(new) => Ok(new),
-                Err(TransactionError::Storage(e)) => Err(e),
-                Err(TransactionError::Abort(())) => Ok(false),
-            }
+        self.write(&[("events", &id.0), ("by_time", &tk)], |t| {
+            t.by_time.insert(&tk[..], &[][..])?;
+            t.events.insert(&id.0[..], event.bytes())?;
+            Ok(())
         })?;
-        if new {
-            self.count.fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Makes `by_time` hold exactly the events of `events`, after an unclean stop
+    /// (see [`Store::insert_new`]); `held` is the number of events in `events`, which
+    /// the caller has just counted. Cheap when nothing is wrong: it compares counts.
+    /// Returns how many stray keys it removed.
+    pub fn repair_time_index(&self, held: usize) -> Result<usize, StoreError> {
+        if held == self.len() {
+            return Ok(0);
         }
-        Ok(new)
+        let mut stray = Vec::new();
+        let (events, by_time) = self.with(|t| Ok((t.events.clone(), t.by_time.clone())))?;
+        for k in by_time.iter().keys() {
+            let k = k.map_err(|e| self.io(e))?;
+            let held = k.len() == 40 && events.contains_key(&k[8..]).map_err(|e| self.io(e))?;
+            if !held {
+                stray.push(k);
+            }
+        }
+        for k in &stray {
+            self.write(&[("by_time", k)], |t| t.by_time.remove(k).map(|_| ()))?;
+        }
+        // Should the log ever keep an event but lose its earlier `by_time` write, put
+        // the key back.
+        let mut count = self.with(|t| Ok(t.by_time.len()))?;
+        if count != held {
+            for kv in events.iter() {
+                let (k, v) = kv.map_err(|e| self.io(e))?;
+                let Ok(e) = Event::decode(&v) else { continue };
+                let tk = time_key(e.timestamp(), &e.id());
+                if !by_time.contains_key(tk).map_err(|e| self.io(e))? {
+                    self.write(&[("by_time", &tk)], |t| {
+                        t.by_time.insert(&tk[..], &[][..]).map(|_| ())
+                    })?;
+                    warn!(id = %hex::encode(&k), "restored a missing time-index entry");
+                }
+            }
+            count = self.with(|t| Ok(t.by_time.len()))?;
+        }
+        self.count.store(count, Ordering::Relaxed);
+        if !stray.is_empty() {
+            warn!(
+                removed = stray.len(),
+                "removed time-index entries of events not stored (an unclean stop)"
+            );
+        }
+        Ok(stray.len())
     }
 
     /// Makes every write so far durable (fsync).
@@ -729,6 +775,41 @@ mod tests {
         s.erase(&a.id(), 4).unwrap();
         assert_eq!(s.arrival(&a.id()).unwrap(), None);
         assert_eq!(s.arrivals().unwrap(), vec![(b.id(), 2_000)]);
+    }
+
+    #[test]
+    fn the_time_index_is_repaired_after_an_unclean_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, lost) = (ev(1), ev(2), ev(3));
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.insert_new(&a).unwrap();
+            s.insert_new(&b).unwrap();
+            // A crash between the two writes of `insert_new`: the time key of `lost`
+            // was written, its event was not.
+            let tk = time_key(lost.timestamp(), &lost.id());
+            s.with(|t| t.by_time.insert(&tk[..], &[][..])).unwrap();
+            s.flush().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.len(), 3, "the test must start with a stray key");
+        assert_eq!(s.repair_time_index(2).unwrap(), 1);
+        let both = vec![(a.timestamp(), a.id()), (b.timestamp(), b.id())];
+        assert_eq!((s.len(), s.sync_items().unwrap()), (2, both.clone()));
+        // Nothing to do the second time.
+        assert_eq!(s.repair_time_index(2).unwrap(), 0);
+        // Should the log ever keep a later write but lose an earlier one, the
+        // missing time key is put back.
+        let tk = time_key(b.timestamp(), &b.id());
+        s.with(|t| t.by_time.remove(&tk[..])).unwrap();
+        let s = {
+            s.flush().unwrap();
+            drop(s);
+            Store::open(dir.path()).unwrap()
+        };
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.repair_time_index(2).unwrap(), 0);
+        assert_eq!((s.len(), s.sync_items().unwrap()), (2, both));
     }
 
     #[test]
