@@ -306,11 +306,42 @@ impl<T: Clone> Filed<T> {
     }
 }
 
+/// A need or offer as the view keeps it: its post encoded (postcard), which is about a
+/// third of the decoded [`Post`] with its five heap strings, plus the fields the view
+/// reads itself. Decoded again only when an answer shows it ([`View::item`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PostRecord {
+    kind: BodyKind,
+    author: AuthorId,
+    at: Timestamp,
+    related: Option<EventId>,
+    body: Box<[u8]>,
+}
+
+impl PostRecord {
+    fn new(e: &Event, kind: BodyKind, post: &Post) -> Self {
+        PostRecord {
+            kind,
+            author: e.author(),
+            at: e.timestamp(),
+            related: post.related,
+            // Encoding a decoded post cannot fail (no maps, no unsized types); an
+            // empty body would only make `post` say None, hiding the item.
+            body: postcard::to_stdvec(post).unwrap_or_default().into(),
+        }
+    }
+
+    /// The post, decoded from its own encoding.
+    fn post(&self) -> Option<Post> {
+        postcard::from_bytes(&self.body).ok()
+    }
+}
+
 /// The set of understood events, filed by what they are about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
     known: BTreeMap<EventId, TargetInfo>,
-    posts: BTreeMap<EventId, (BodyKind, Filed<Post>)>,
+    posts: BTreeMap<EventId, PostRecord>,
     changes: BTreeMap<EventId, BTreeMap<Key, (Status, String)>>,
     people: BTreeMap<EventId, Filed<PersonRegistered>>,
     checkins: BTreeMap<EventId, BTreeMap<Key, CheckIn>>,
@@ -359,10 +390,11 @@ impl View {
         );
         match body {
             Body::Need(p) => {
-                self.posts.insert(id, (BodyKind::Need, Filed::new(e, p)));
+                self.posts.insert(id, PostRecord::new(e, BodyKind::Need, p));
             }
             Body::Offer(p) => {
-                self.posts.insert(id, (BodyKind::Offer, Filed::new(e, p)));
+                self.posts
+                    .insert(id, PostRecord::new(e, BodyKind::Offer, p));
             }
             Body::Status(s) => {
                 self.changes
@@ -434,8 +466,8 @@ impl View {
 
     /// Whether a post is hidden: redacted itself, or linked (`related`) to a hidden
     /// check-in (a need raised by a check-in goes when the person is forgotten).
-    fn post_hidden(&self, id: &EventId, author: &AuthorId, post: &Post) -> bool {
-        self.redacted_by(id, author) || post.related.is_some_and(|r| self.checkin_id_hidden(&r))
+    fn post_hidden(&self, id: &EventId, author: &AuthorId, related: Option<EventId>) -> bool {
+        self.redacted_by(id, author) || related.is_some_and(|r| self.checkin_id_hidden(&r))
     }
 
     /// Every need and offer that is not redacted, folded at wall-clock time `now_ms`,
@@ -455,10 +487,11 @@ impl View {
 
     /// One need or offer, folded at `now_ms`.
     pub fn item(&self, id: &EventId, now_ms: u64) -> Option<Item> {
-        let (kind, p) = self.posts.get(id)?;
-        if self.post_hidden(id, &p.author, &p.body) {
+        let p = self.posts.get(id)?;
+        if self.post_hidden(id, &p.author, p.related) {
             return None;
         }
+        let post = p.post()?;
         let mut state = ItemState::Open;
         let mut holder = None;
         let mut history = Vec::new();
@@ -470,7 +503,7 @@ impl View {
             .filter(|((_, author, cid), _)| !self.redacted_by(cid, author))
             .map(|(k, v)| (*k, v.clone()))
             .collect();
-        if let Some(close) = p.body.related.and_then(|r| self.later_check(&r)) {
+        if let Some(close) = p.related.and_then(|r| self.later_check(&r)) {
             changes.insert(close.0, close.1);
         }
         for ((at, author, cid), (status, note)) in &changes {
@@ -512,13 +545,13 @@ impl View {
                 applied: next.is_some(),
             });
         }
-        let expired = state.is_active() && p.body.expires_ms.is_some_and(|exp| now_ms > exp);
+        let expired = state.is_active() && post.expires_ms.is_some_and(|exp| now_ms > exp);
         Some(Item {
             id: *id,
-            kind: *kind,
+            kind: p.kind,
             author: p.author,
             created: p.at,
-            post: p.body.clone(),
+            post,
             state,
             holder,
             expired,
@@ -691,8 +724,8 @@ impl View {
                 }
             }
         }
-        for (id, (_, p)) in &self.posts {
-            if p.body.related.is_some_and(|r| self.checkin_id_hidden(&r)) {
+        for (id, p) in &self.posts {
+            if p.related.is_some_and(|r| self.checkin_id_hidden(&r)) {
                 out.insert(*id);
             }
         }
@@ -728,8 +761,8 @@ impl View {
             out.insert(*pid);
             out.extend(checks.into_iter().flatten().map(|((_, _, cid), _)| *cid));
         }
-        for (id, (_, post)) in &self.posts {
-            if post.body.related.is_some_and(|r| out.contains(&r)) {
+        for (id, p) in &self.posts {
+            if p.related.is_some_and(|r| out.contains(&r)) {
                 out.insert(*id);
             }
         }

@@ -713,3 +713,32 @@ fn an_alert_is_cancelled_by_its_author_or_marked_all_clear_by_anyone() {
     let reopen = ev(&p[3], 40, change(id, Status::Reopened));
     assert_eq!(states(&[a, clear, reopen]), vec![AlertState::Active]);
 }
+
+#[test]
+fn a_post_kept_encoded_comes_back_exactly_as_posted() {
+    let p = &people()[0];
+    let full = Post {
+        title: "Insulin, cold chain — 2 boxes".into(),
+        category: crate::Category::Medical,
+        details: "fridge at the back\nring twice ✓".into(),
+        quantity: Some(2),
+        unit: "boxes".into(),
+        urgency: crate::body::Urgency::High,
+        place: Place {
+            label: "Église Saint-Pierre".into(),
+            coords: crate::body::Coords::from_degrees(48.8566, 2.3522),
+        },
+        contact: "+33 6 00 00 00 00".into(),
+        expires_ms: Some(NOW + 86_400_000),
+        related: Some(EventId([7; 32])),
+    };
+    for body in [Body::Need(full.clone()), Body::Offer(post("blankets"))] {
+        let (e, b) = ev(p, NOW, body.clone());
+        let v = view(&[(e.clone(), b)]);
+        let item = v.item(&e.id(), NOW).expect("shown");
+        let (Body::Need(want) | Body::Offer(want)) = body else {
+            unreachable!()
+        };
+        assert_eq!(item.post, want);
+    }
+}
