@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome, Post, Urgency};
 use aidmesh_protocol::quota::{admit_unknown, Admit};
-use aidmesh_protocol::sync::{digest, SyncSet};
+use aidmesh_protocol::sync::SyncSet;
 use aidmesh_protocol::validate::{validate, Rules, TargetLookup, Verified};
 use aidmesh_protocol::{
     AuthorId, Body, Category, Clock, ClockReading, ClockStatus, Event, EventId, Identity,
@@ -514,8 +514,7 @@ impl Engine {
         };
         // Computed outside the lock; cached only if nothing changed meanwhile, or a
         // concurrent ingest would leave a stale digest in the cache.
-        let ids = self.store.ids()?;
-        let d = digest(&ids);
+        let d = self.store.digest()?;
         let mut st = self.lock();
         if st.generation == generation {
             st.digest = Some(d);
@@ -1056,7 +1055,7 @@ mod tests {
             eng.sync_set().unwrap();
         }
         writer.join().unwrap();
-        let fresh = digest(&eng.store().ids().unwrap());
+        let fresh = aidmesh_protocol::sync::digest(&eng.store().ids().unwrap());
         assert_eq!(eng.digest().unwrap(), fresh, "a stale digest was cached");
         assert_eq!(
             eng.sync_set().unwrap().len(),

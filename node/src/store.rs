@@ -569,6 +569,21 @@ impl Store {
         Ok(out)
     }
 
+    /// [`aidmesh_protocol::sync::digest`] of every held id (BLAKE3 over the ids in
+    /// ascending order), hashed as the keys are walked instead of collected first.
+    pub fn digest(&self) -> Result<[u8; 32], StoreError> {
+        let events = self.with(|t| Ok(t.events.clone()))?;
+        let mut h = blake3::Hasher::new();
+        for k in events.iter().keys() {
+            let k = k.map_err(|e| self.io(e))?;
+            if k.len() != 32 {
+                return Err(self.corrupt("events", format!("key of {} bytes", k.len())));
+            }
+            h.update(&k);
+        }
+        Ok(*h.finalize().as_bytes())
+    }
+
     /// Every held id, ascending (for the digest).
     pub fn ids(&self) -> Result<Vec<EventId>, StoreError> {
         let mut out = Vec::with_capacity(self.len());
@@ -772,6 +787,10 @@ mod tests {
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.arrival(&a.id()).unwrap(), Some(1_000));
+        // The streamed digest is the protocol's digest of the sorted ids.
+        let ids = s.ids().unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(s.digest().unwrap(), aidmesh_protocol::sync::digest(&ids));
         s.erase(&a.id(), 4).unwrap();
         assert_eq!(s.arrival(&a.id()).unwrap(), None);
         assert_eq!(s.arrivals().unwrap(), vec![(b.id(), 2_000)]);
