@@ -340,7 +340,9 @@ impl PostRecord {
 /// The set of understood events, filed by what they are about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
-    known: BTreeMap<EventId, TargetInfo>,
+    /// Status changes and redactions by id (their author and kind, for
+    /// [`TargetLookup`]); every other kind is found in its own map.
+    others: BTreeMap<EventId, TargetInfo>,
     posts: BTreeMap<EventId, PostRecord>,
     changes: BTreeMap<EventId, BTreeMap<Key, (Status, String)>>,
     people: BTreeMap<EventId, Filed<PersonRegistered>>,
@@ -381,13 +383,15 @@ impl View {
     /// Files one validated event. Idempotent: inserting an event twice changes nothing.
     pub fn insert(&mut self, e: &Event, body: &Body) {
         let id = e.id();
-        self.known.insert(
-            id,
-            TargetInfo {
-                author: e.author(),
-                kind: body.kind().code(),
-            },
-        );
+        if matches!(body, Body::Status(_) | Body::Redaction(_)) {
+            self.others.insert(
+                id,
+                TargetInfo {
+                    author: e.author(),
+                    kind: body.kind().code(),
+                },
+            );
+        }
         match body {
             Body::Need(p) => {
                 self.posts.insert(id, PostRecord::new(e, BodyKind::Need, p));
@@ -429,12 +433,18 @@ impl View {
 
     /// Number of distinct understood events filed.
     pub fn len(&self) -> usize {
-        self.known.len()
+        // An id names one event, so it is filed in exactly one of these.
+        self.posts.len()
+            + self.people.len()
+            + self.checkin_of.len()
+            + self.hubs.len()
+            + self.alerts.len()
+            + self.others.len()
     }
 
     /// Whether no event is filed.
     pub fn is_empty(&self) -> bool {
-        self.known.is_empty()
+        self.len() == 0
     }
 
     /// Whether a redaction by `author` targets `target`: the test for "an event by
@@ -713,7 +723,8 @@ impl View {
     /// redaction covers them (including check-ins on a redacted person).
     pub fn purgeable(&self) -> BTreeSet<EventId> {
         let mut out = BTreeSet::new();
-        for (target, info) in &self.known {
+        let redacted = self.redactions.keys();
+        for (target, info) in redacted.filter_map(|t| Some((t, self.target(t)?))) {
             // A redaction of a redaction is void: redactions cannot be undone.
             let void = info.kind == BodyKind::Redaction.code();
             if !void && self.redacted_by(target, &info.author) {
@@ -772,7 +783,23 @@ impl View {
 
 impl TargetLookup for View {
     fn target(&self, id: &EventId) -> Option<TargetInfo> {
-        self.known.get(id).copied()
+        let info = |author, kind: BodyKind| TargetInfo {
+            author,
+            kind: kind.code(),
+        };
+        if let Some(p) = self.posts.get(id) {
+            return Some(info(p.author, p.kind));
+        }
+        if let Some((_, author)) = self.checkin_of.get(id) {
+            return Some(info(*author, BodyKind::CheckIn));
+        }
+        let found = (self
+            .people
+            .get(id)
+            .map(|p| info(p.author, BodyKind::Person)))
+        .or_else(|| self.hubs.get(id).map(|h| info(h.author, BodyKind::Hub)))
+        .or_else(|| self.alerts.get(id).map(|a| info(a.author, BodyKind::Alert)));
+        found.or_else(|| self.others.get(id).copied())
     }
 }
 

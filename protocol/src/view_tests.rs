@@ -742,3 +742,45 @@ fn a_post_kept_encoded_comes_back_exactly_as_posted() {
         assert_eq!(item.post, want);
     }
 }
+
+#[test]
+fn every_filed_kind_is_found_as_a_target_with_its_author_and_kind() {
+    let p = people();
+    let need = ev(&p[0], 10, Body::Need(post("water")));
+    let offer = ev(&p[1], 11, Body::Offer(post("water")));
+    let person = ev(&p[2], 12, person_body("Target Person"));
+    let check = ev(&p[3], 13, checkin(person.0.id(), Outcome::Safe));
+    let hub = ev(
+        &p[0],
+        14,
+        Body::Hub(HubAnnounced {
+            name: "Library".into(),
+            place: Place::default(),
+            services: vec![],
+        }),
+    );
+    let warn = ev(&p[1], 15, alert("Storm"));
+    let status = ev(&p[2], 16, change(need.0.id(), Status::Claimed));
+    let redact = ev(
+        &p[3],
+        17,
+        Body::Redaction(Redaction {
+            target: status.0.id(),
+            reason: String::new(),
+        }),
+    );
+    let all = [need, offer, person, check, hub, warn, status, redact];
+    let mut twice = all.to_vec();
+    twice.extend(all.iter().cloned());
+    let v = view(&twice);
+    assert_eq!(v.len(), all.len(), "each event counts once");
+    for (e, b) in &all {
+        let want = TargetInfo {
+            author: e.author(),
+            kind: b.kind().code(),
+        };
+        assert_eq!(v.target(&e.id()), Some(want), "{:?}", b.kind());
+    }
+    assert_eq!(v.target(&EventId([9; 32])), None);
+    assert!(View::new().is_empty());
+}
