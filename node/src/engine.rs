@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome, Post, Urgency};
 use aidmesh_protocol::quota::{admit_unknown, Admit};
 use aidmesh_protocol::sync::SyncSet;
-use aidmesh_protocol::validate::{validate, Rules, TargetLookup, Verified};
+use aidmesh_protocol::validate::{validate, Rules, Verified};
 use aidmesh_protocol::{
     AuthorId, Body, Category, Clock, ClockReading, ClockStatus, Event, EventId, Identity,
     MeshClock, TimeSource, Timestamp, ValidationError, View,
@@ -668,15 +668,17 @@ impl Engine {
     /// Validates and stores one event (not yet flushed).
     pub fn ingest(&self, bytes: &[u8], origin: Origin) -> Result<Ingested, IngestError> {
         let now = self.now_ms();
-        let mut st = self.lock();
-        // Rights against held targets are checked for local writes only; see
-        // `aidmesh_protocol::TargetLookup` for why peers' events are not.
-        let lookup: &dyn TargetLookup = if origin == Origin::Local {
-            &st.view
+        // Rights against held targets are checked for local writes only, under the
+        // lock; see `aidmesh_protocol::TargetLookup` for why peers' events are not.
+        // Theirs are validated before the lock is taken.
+        let (mut st, verified) = if origin == Origin::Local {
+            let st = self.lock();
+            let v = validate(bytes, &Rules::at(now), &st.view)?;
+            (st, v)
         } else {
-            &()
+            let v = validate(bytes, &Rules::at(now), &())?;
+            (self.lock(), v)
         };
-        let verified = validate(bytes, &Rules::at(now), lookup)?;
         let mut announce = Vec::new();
         let r = self.file(&mut st, verified, origin, now, &mut announce);
         drop(st);
@@ -871,7 +873,7 @@ impl Engine {
     }
 }
 
-/// Validates peers' events (no target look-up, see [`TargetLookup`]) on every core:
+/// Validates peers' events (no target look-up, see [`aidmesh_protocol::TargetLookup`]) on every core:
 /// decoding and the Ed25519 check are independent per event. Results in input order.
 ///
 /// Not `ed25519_dalek::verify_batch`: its cofactorless equation with coefficients
