@@ -570,21 +570,26 @@ impl Store {
     }
 
     /// [`aidmesh_protocol::sync::digest`] of every held id (BLAKE3 over the ids in
-    /// ascending order), hashed as the keys are walked instead of collected first.
+    /// ascending order). The ids are taken from `by_time`, whose keys carry no value,
+    /// and sorted here: walking `events` instead would pull every event's bytes
+    /// through sled's cache (about 20 MB more resident at 100,000 events) for 32
+    /// bytes of each.
     pub fn digest(&self) -> Result<[u8; 32], StoreError> {
-        let events = self.with(|t| Ok(t.events.clone()))?;
-        let mut h = blake3::Hasher::new();
-        for k in events.iter().keys() {
+        let mut ids = Vec::with_capacity(self.len());
+        let by_time = self.with(|t| Ok(t.by_time.clone()))?;
+        for k in by_time.iter().keys() {
             let k = k.map_err(|e| self.io(e))?;
-            if k.len() != 32 {
-                return Err(self.corrupt("events", format!("key of {} bytes", k.len())));
-            }
-            h.update(&k);
+            let id: [u8; 32] = k
+                .get(8..)
+                .and_then(|id| id.try_into().ok())
+                .ok_or_else(|| self.corrupt("by_time", format!("key of {} bytes", k.len())))?;
+            ids.push(EventId(id));
         }
-        Ok(*h.finalize().as_bytes())
+        ids.sort_unstable();
+        Ok(aidmesh_protocol::sync::digest(&ids))
     }
 
-    /// Every held id, ascending (for the digest).
+    /// Every held id, ascending.
     pub fn ids(&self) -> Result<Vec<EventId>, StoreError> {
         let mut out = Vec::with_capacity(self.len());
         let events = self.with(|t| Ok(t.events.clone()))?;

@@ -599,8 +599,12 @@ fn body(rng: &mut Rng, i: usize) -> Body {
 /// `n` signed events by 50 authors, spread over the last 7 days, on two threads.
 fn make_events(n: usize, seed: u64) -> Vec<Vec<u8>> {
     let authors: Vec<Identity> = (1..=50u8).map(|i| Identity::from_seed([i; 32])).collect();
-    let span = 7 * 86_400_000u64;
-    let start = wall_ms() - span - 60_000;
+    // Dated over the past 7 days, but after the build floor: an event stamped before
+    // it is the rare case of a writer with its clock in 1970, for which each node
+    // also records the arrival time (a second write and an entry in the view).
+    let end = wall_ms() - 60_000;
+    let start = (end - 7 * 86_400_000).max(aidmesh_node::engine::BUILD_MS + 1);
+    let span = end.saturating_sub(start).max(1);
     let step = span / n.max(1) as u64;
     let half = n / 2;
     let make = |range: std::ops::Range<usize>, seed: u64| {
