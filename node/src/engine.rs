@@ -706,7 +706,7 @@ impl Engine {
     ) -> Result<Ingested, IngestError> {
         let Verified { event, body } = verified;
         let id = event.id();
-        if self.store.contains(&id)? {
+        if self.store.contains_at(event.timestamp(), &id)? {
             return Ok(Ingested::Duplicate(id));
         }
         if self.store.erased_kind(&id)?.is_some() {
