@@ -821,6 +821,8 @@ impl Engine {
             // Expired records are not hidden by any event, so the view is rebuilt
             // now (rare: one sweep every few minutes, on a blocking thread).
             st.view = load_view(&self.store)?.0;
+            drop(st);
+            release_freed_memory();
             info!(erased = n, "welfare records past retention erased");
         }
         Ok(n)
