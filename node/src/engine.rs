@@ -645,21 +645,26 @@ impl Engine {
         } else {
             let now = self.now_ms();
             let checked = validate_all(batch, &Rules::at(now));
-            let mut announce = Vec::new();
-            let mut st = self.lock();
-            for (bytes, v) in batch.iter().zip(checked) {
-                let r = match v {
-                    Ok(v) => self.file(&mut st, v, origin, now, &mut announce),
-                    Err(e) => Err(e.into()),
-                };
-                if let Err(e) = tally(&mut out, r, bytes) {
-                    drop(st);
-                    self.announce(announce);
-                    return Err(e);
+            let mut filed = batch.iter().zip(checked).peekable();
+            while filed.peek().is_some() {
+                // The lock is let go every few events, so a page or a local post
+                // waits for a few events' filing, not a whole batch's.
+                let mut announce = Vec::new();
+                let mut st = self.lock();
+                for (bytes, v) in filed.by_ref().take(FILE_CHUNK) {
+                    let r = match v {
+                        Ok(v) => self.file(&mut st, v, origin, now, &mut announce),
+                        Err(e) => Err(e.into()),
+                    };
+                    if let Err(e) = tally(&mut out, r, bytes) {
+                        drop(st);
+                        self.announce(announce);
+                        return Err(e);
+                    }
                 }
+                drop(st);
+                self.announce(announce);
             }
-            drop(st);
-            self.announce(announce);
         }
         self.store.flush()?;
         Ok(out)
@@ -874,6 +879,9 @@ impl Engine {
         Ok(erased)
     }
 }
+
+/// Most events filed under one hold of the engine lock by [`Engine::ingest_batch`].
+const FILE_CHUNK: usize = 64;
 
 /// Validates peers' events (no target look-up, see [`aidmesh_protocol::TargetLookup`]) on every core:
 /// decoding and the Ed25519 check are independent per event. Results in input order.
