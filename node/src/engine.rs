@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome, Post, Urgency};
 use aidmesh_protocol::quota::{admit_unknown, Admit};
-use aidmesh_protocol::sync::{digest, SyncSet};
-use aidmesh_protocol::validate::{validate, Rules, TargetLookup, Verified};
+use aidmesh_protocol::sync::SyncSet;
+use aidmesh_protocol::validate::{validate, Rules, Verified};
 use aidmesh_protocol::{
     AuthorId, Body, Category, Clock, ClockReading, ClockStatus, Event, EventId, Identity,
     MeshClock, TimeSource, Timestamp, ValidationError, View,
@@ -234,7 +234,7 @@ fn rebuild_view(store: &Store, state: &Mutex<State>) -> Result<(), StoreError> {
     let loaded = load_view(store);
     let mut st = lock();
     let log = st.rebuild_log.take().unwrap_or_default();
-    let (mut view, _, _) = loaded?;
+    let (mut view, ..) = loaded?;
     for (event, body) in &log {
         view.insert(event, body);
         // Its arrival may have been written after `load_view` read them.
@@ -243,6 +243,8 @@ fn rebuild_view(store: &Store, state: &Mutex<State>) -> Result<(), StoreError> {
         }
     }
     st.view = view;
+    drop(st);
+    release_freed_memory();
     Ok(())
 }
 
@@ -303,12 +305,14 @@ const CHANNEL: usize = 1024;
 /// Builds the view from every stored event, indexes those of unknown kinds, and finds
 /// the newest timestamp held. No signature is re-checked: events were validated
 /// before they were stored.
-fn load_view(store: &Store) -> Result<(View, Unknown, Timestamp), StoreError> {
+fn load_view(store: &Store) -> Result<(View, Unknown, Timestamp, usize), StoreError> {
     let mut view = View::new();
+    let mut held = 0;
     let mut unknown = Unknown::new();
     let mut newest = Timestamp::default();
     for bytes in store.events() {
         let bytes = bytes?;
+        held += 1;
         let Ok(event) = Event::decode(&bytes) else {
             warn!(db = %store.path().display(), "skipping an undecodable stored event");
             continue;
@@ -328,7 +332,7 @@ fn load_view(store: &Store) -> Result<(View, Unknown, Timestamp), StoreError> {
     for (id, at) in store.arrivals()? {
         view.note_arrival(id, at);
     }
-    Ok((view, unknown, newest))
+    Ok((view, unknown, newest, held))
 }
 
 impl Engine {
@@ -340,7 +344,12 @@ impl Engine {
         community: String,
         clock_offset_ms: i64,
     ) -> Result<Engine, StoreError> {
-        let (view, unknown, newest) = load_view(&store)?;
+        let (view, unknown, newest, held) = load_view(&store)?;
+        // Events are written without a transaction (see `Store::insert_new`): after
+        // an unclean stop the time index may need a repair.
+        store.repair_time_index(held)?;
+        // Decoding every stored event left the heap full of freed blocks.
+        release_freed_memory();
         // `newest` may be ahead of our clock; `Clock::now` clamps it so local writes
         // still validate.
         let clock = Clock::new(newest);
@@ -509,8 +518,7 @@ impl Engine {
         };
         // Computed outside the lock; cached only if nothing changed meanwhile, or a
         // concurrent ingest would leave a stale digest in the cache.
-        let ids = self.store.ids()?;
-        let d = digest(&ids);
+        let d = self.store.digest()?;
         let mut st = self.lock();
         if st.generation == generation {
             st.digest = Some(d);
@@ -605,15 +613,17 @@ impl Engine {
         Ok(r)
     }
 
-    /// Validates and stores a batch with one flush at the end.
+    /// Validates and stores a batch with one flush at the end. Peers' events are
+    /// validated before the engine lock is taken, in parallel across the cores (the
+    /// Ed25519 check is most of the cost); only filing them takes the lock.
     pub fn ingest_batch(
         &self,
         batch: &[Vec<u8>],
         origin: Origin,
     ) -> Result<BatchResult, StoreError> {
         let mut out = BatchResult::default();
-        for bytes in batch {
-            match self.ingest(bytes, origin) {
+        let tally = |out: &mut BatchResult, r: Result<Ingested, IngestError>, bytes: &[u8]| {
+            match r {
                 Ok(Ingested::New(_)) => out.new += 1,
                 Ok(_) => out.known += 1,
                 Err(IngestError::Invalid(ValidationError::FromTheFuture { .. })) => {
@@ -624,6 +634,37 @@ impl Engine {
                 Err(IngestError::Invalid(e)) => out.rejected.push(e.to_string()),
                 Err(IngestError::Store(e)) => return Err(e),
             }
+            Ok(())
+        };
+        if origin == Origin::Local {
+            // Local writes are checked against the view (rights on held targets),
+            // which needs the lock: one at a time.
+            for bytes in batch {
+                tally(&mut out, self.ingest(bytes, origin), bytes)?;
+            }
+        } else {
+            let now = self.now_ms();
+            let checked = validate_all(batch, &Rules::at(now));
+            let mut filed = batch.iter().zip(checked).peekable();
+            while filed.peek().is_some() {
+                // The lock is let go every few events, so a page or a local post
+                // waits for a few events' filing, not a whole batch's.
+                let mut announce = Vec::new();
+                let mut st = self.lock();
+                for (bytes, v) in filed.by_ref().take(FILE_CHUNK) {
+                    let r = match v {
+                        Ok(v) => self.file(&mut st, v, origin, now, &mut announce),
+                        Err(e) => Err(e.into()),
+                    };
+                    if let Err(e) = tally(&mut out, r, bytes) {
+                        drop(st);
+                        self.announce(announce);
+                        return Err(e);
+                    }
+                }
+                drop(st);
+                self.announce(announce);
+            }
         }
         self.store.flush()?;
         Ok(out)
@@ -632,17 +673,45 @@ impl Engine {
     /// Validates and stores one event (not yet flushed).
     pub fn ingest(&self, bytes: &[u8], origin: Origin) -> Result<Ingested, IngestError> {
         let now = self.now_ms();
-        let mut st = self.lock();
-        // Rights against held targets are checked for local writes only; see
-        // `aidmesh_protocol::TargetLookup` for why peers' events are not.
-        let lookup: &dyn TargetLookup = if origin == Origin::Local {
-            &st.view
+        // Rights against held targets are checked for local writes only, under the
+        // lock; see `aidmesh_protocol::TargetLookup` for why peers' events are not.
+        // Theirs are validated before the lock is taken.
+        let (mut st, verified) = if origin == Origin::Local {
+            let st = self.lock();
+            let v = validate(bytes, &Rules::at(now), &st.view)?;
+            (st, v)
         } else {
-            &()
+            let v = validate(bytes, &Rules::at(now), &())?;
+            (self.lock(), v)
         };
-        let Verified { event, body } = validate(bytes, &Rules::at(now), lookup)?;
+        let mut announce = Vec::new();
+        let r = self.file(&mut st, verified, origin, now, &mut announce);
+        drop(st);
+        self.announce(announce);
+        r
+    }
+
+    /// Tells subscribers about newly stored events (after the lock is released).
+    fn announce(&self, events: Vec<NewEvent>) {
+        for e in events {
+            // No subscriber is fine (e.g. no page open, network not started yet).
+            let _ = self.tx.send(e);
+        }
+    }
+
+    /// Files one validated event: duplicate and erasure checks, the store (one write
+    /// per tree, not yet flushed), the view. A new event is pushed to `announce`.
+    fn file(
+        &self,
+        st: &mut State,
+        verified: Verified,
+        origin: Origin,
+        now: u64,
+        announce: &mut Vec<NewEvent>,
+    ) -> Result<Ingested, IngestError> {
+        let Verified { event, body } = verified;
         let id = event.id();
-        if self.store.contains(&id)? {
+        if self.store.contains_at(event.timestamp(), &id)? {
             return Ok(Ingested::Duplicate(id));
         }
         if self.store.erased_kind(&id)?.is_some() {
@@ -677,7 +746,8 @@ impl Engine {
                 }
             }
         }
-        self.store.insert(&event)?;
+        // Checked just above, under the lock: no second look-up in the store.
+        self.store.insert_new(&event)?;
         // A stamp before the build floor (an older node's clock in 1970) says nothing
         // about when it happened: remember when it reached us, to show that instead.
         if event.timestamp().millis() < BUILD_MS {
@@ -697,12 +767,10 @@ impl Engine {
                 log.push((event.clone(), body.clone()));
             }
             if matches!(body, Body::Redaction(_)) {
-                self.purge(&mut st)?;
+                self.purge(st)?;
             }
         }
-        drop(st);
-        // No subscriber is fine (e.g. no page open, network not started yet).
-        let _ = self.tx.send(NewEvent {
+        announce.push(NewEvent {
             event,
             body,
             origin,
@@ -764,6 +832,8 @@ impl Engine {
             // Expired records are not hidden by any event, so the view is rebuilt
             // now (rare: one sweep every few minutes, on a blocking thread).
             st.view = load_view(&self.store)?.0;
+            drop(st);
+            release_freed_memory();
             info!(erased = n, "welfare records past retention erased");
         }
         Ok(n)
@@ -813,6 +883,64 @@ impl Engine {
         self.store.flush()?;
         self.compactor.request(false);
         Ok(erased)
+    }
+}
+
+/// Most events filed under one hold of the engine lock by [`Engine::ingest_batch`].
+const FILE_CHUNK: usize = 64;
+
+/// Validates peers' events (no target look-up, see [`aidmesh_protocol::TargetLookup`]) on every core:
+/// decoding and the Ed25519 check are independent per event. Results in input order.
+///
+/// Not `ed25519_dalek::verify_batch`: its cofactorless equation with coefficients
+/// derived from the batch can accept, about one time in eight per try, a crafted
+/// signature whose points carry a small-torsion component that `verify_strict`
+/// rejects. Whether such an event were stored would then depend on which batch it
+/// arrived in, and two nodes could hold different sets for good.
+fn validate_all(batch: &[Vec<u8>], rules: &Rules) -> Vec<Result<Verified, ValidationError>> {
+    /// Below this, starting threads costs more than it saves.
+    const MIN_PARALLEL: usize = 64;
+    let one = |bytes: &Vec<u8>| validate(bytes, rules, &());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 || batch.len() < MIN_PARALLEL {
+        return batch.iter().map(one).collect();
+    }
+    let per = batch.len().div_ceil(cores);
+    std::thread::scope(|s| {
+        let mut parts = batch.chunks(per);
+        // This thread takes the first part; a thread that cannot be started leaves
+        // its part to this one.
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts
+            .map(|part| {
+                let handle = std::thread::Builder::new()
+                    .name("validate".into())
+                    .spawn_scoped(s, move || part.iter().map(one).collect::<Vec<_>>());
+                (part, handle)
+            })
+            .collect();
+        let mut out: Vec<_> = first.iter().map(one).collect();
+        for (part, handle) in others {
+            match handle.map(|h| h.join()) {
+                Ok(Ok(done)) => out.extend(done),
+                // A panic in validation would be a bug; validate here instead.
+                _ => out.extend(part.iter().map(one)),
+            }
+        }
+        out
+    })
+}
+
+/// Hands memory the allocator holds but no longer uses back to the system, after a
+/// step that decoded the whole store (a start, a rebuild of the view). glibc keeps
+/// freed blocks for reuse, so without this the peak of that step would stay
+/// resident for good; on a 512 MB Raspberry Pi that is the difference that matters.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; no pointer is
+    // passed and any return value is fine.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -962,7 +1090,7 @@ mod tests {
             eng.sync_set().unwrap();
         }
         writer.join().unwrap();
-        let fresh = digest(&eng.store().ids().unwrap());
+        let fresh = aidmesh_protocol::sync::digest(&eng.store().ids().unwrap());
         assert_eq!(eng.digest().unwrap(), fresh, "a stale digest was cached");
         assert_eq!(
             eng.sync_set().unwrap().len(),
@@ -1351,6 +1479,84 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_batch_validated_in_parallel_files_exactly_what_one_by_one_ingest_does() {
+        // After the build floor, so no arrival time (local to each node) is noted.
+        let base = wall_now() - 2_000;
+        let people: Vec<Identity> = (10..14).map(|i| Identity::from_seed([i; 32])).collect();
+        let at = |i: u64| Timestamp::from_millis(base + i);
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        for i in 0..300u64 {
+            batch.push(Event::create(&people[i as usize % 4], at(i), &need()).into_bytes());
+        }
+        // A person, a check-in on them and the redaction of the person, all in the
+        // batch; the check-in again after the redaction.
+        let reg = Event::create(&people[0], at(400), &person("Batch Person"));
+        let check = Event::create(
+            &people[1],
+            at(401),
+            &Body::CheckIn(CheckIn {
+                person: reg.id(),
+                outcome: Outcome::Safe,
+                note: String::new(),
+                by: String::new(),
+            }),
+        );
+        let redact = Event::create(
+            &people[0],
+            at(402),
+            &Body::Redaction(Redaction {
+                target: reg.id(),
+                reason: String::new(),
+            }),
+        );
+        batch.splice(
+            100..100,
+            [reg.bytes(), check.bytes(), redact.bytes(), check.bytes()].map(<[u8]>::to_vec),
+        );
+        // A duplicate within the batch, a bad signature, garbage, one from the future.
+        batch.push(batch[5].clone());
+        let mut forged = batch[7].clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        batch.push(forged);
+        batch.push(b"not an event".to_vec());
+        batch.push(Event::create(&people[2], at(DAY * 40 + 600_000), &need()).into_bytes());
+
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (par, seq) = (engine(da.path(), 1), engine(db.path(), 1));
+        let r = par.ingest_batch(&batch, Origin::Sync).unwrap();
+        let mut expect = BatchResult::default();
+        for bytes in &batch {
+            match seq.ingest(bytes, Origin::Sync) {
+                Ok(Ingested::New(_)) => expect.new += 1,
+                Ok(_) => expect.known += 1,
+                Err(IngestError::Invalid(ValidationError::FromTheFuture { .. })) => {
+                    expect.deferred.push(Event::decode(bytes).unwrap().id())
+                }
+                Err(IngestError::Invalid(e)) => expect.rejected.push(e.to_string()),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(r, expect);
+        assert_eq!(
+            (r.new, r.known, r.rejected.len(), r.deferred.len()),
+            (303, 2, 2, 1)
+        );
+        assert_eq!(par.digest().unwrap(), seq.digest().unwrap());
+        assert_eq!(par.store().sync_items().unwrap().len(), par.len());
+        let now = par.now_ms();
+        assert_eq!(
+            par.with_view(|v| (v.items(now), v.people())),
+            seq.with_view(|v| (v.items(now), v.people()))
+        );
+        assert!(par.store().get(&reg.id()).unwrap().is_none(), "not erased");
+        assert!(
+            par.store().get(&check.id()).unwrap().is_none(),
+            "not erased"
+        );
     }
 
     #[test]

@@ -310,11 +310,44 @@ impl<T: Clone> Filed<T> {
     }
 }
 
+/// A need or offer as the view keeps it: its post encoded (postcard), which is about a
+/// third of the decoded [`Post`] with its five heap strings, plus the fields the view
+/// reads itself. Decoded again only when an answer shows it ([`View::item`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PostRecord {
+    kind: BodyKind,
+    author: AuthorId,
+    at: Timestamp,
+    related: Option<EventId>,
+    body: Box<[u8]>,
+}
+
+impl PostRecord {
+    fn new(e: &Event, kind: BodyKind, post: &Post) -> Self {
+        PostRecord {
+            kind,
+            author: e.author(),
+            at: e.timestamp(),
+            related: post.related,
+            // Encoding a decoded post cannot fail (no maps, no unsized types); an
+            // empty body would only make `post` say None, hiding the item.
+            body: postcard::to_stdvec(post).unwrap_or_default().into(),
+        }
+    }
+
+    /// The post, decoded from its own encoding.
+    fn post(&self) -> Option<Post> {
+        postcard::from_bytes(&self.body).ok()
+    }
+}
+
 /// The set of understood events, filed by what they are about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
-    known: BTreeMap<EventId, TargetInfo>,
-    posts: BTreeMap<EventId, (BodyKind, Filed<Post>)>,
+    /// Status changes and redactions by id (their author and kind, for
+    /// [`TargetLookup`]); every other kind is found in its own map.
+    others: BTreeMap<EventId, TargetInfo>,
+    posts: BTreeMap<EventId, PostRecord>,
     changes: BTreeMap<EventId, BTreeMap<Key, (Status, String)>>,
     people: BTreeMap<EventId, Filed<PersonRegistered>>,
     checkins: BTreeMap<EventId, BTreeMap<Key, CheckIn>>,
@@ -356,19 +389,22 @@ impl View {
     /// Files one validated event. Idempotent: inserting an event twice changes nothing.
     pub fn insert(&mut self, e: &Event, body: &Body) {
         let id = e.id();
-        self.known.insert(
-            id,
-            TargetInfo {
-                author: e.author(),
-                kind: body.kind().code(),
-            },
-        );
+        if matches!(body, Body::Status(_) | Body::Redaction(_)) {
+            self.others.insert(
+                id,
+                TargetInfo {
+                    author: e.author(),
+                    kind: body.kind().code(),
+                },
+            );
+        }
         match body {
             Body::Need(p) => {
-                self.posts.insert(id, (BodyKind::Need, Filed::new(e, p)));
+                self.posts.insert(id, PostRecord::new(e, BodyKind::Need, p));
             }
             Body::Offer(p) => {
-                self.posts.insert(id, (BodyKind::Offer, Filed::new(e, p)));
+                self.posts
+                    .insert(id, PostRecord::new(e, BodyKind::Offer, p));
             }
             Body::Status(s) => {
                 self.changes
@@ -409,12 +445,18 @@ impl View {
 
     /// Number of distinct understood events filed.
     pub fn len(&self) -> usize {
-        self.known.len()
+        // An id names one event, so it is filed in exactly one of these.
+        self.posts.len()
+            + self.people.len()
+            + self.checkin_of.len()
+            + self.hubs.len()
+            + self.alerts.len()
+            + self.others.len()
     }
 
     /// Whether no event is filed.
     pub fn is_empty(&self) -> bool {
-        self.known.is_empty()
+        self.len() == 0
     }
 
     /// Whether a redaction by `author` targets `target`: the test for "an event by
@@ -446,8 +488,8 @@ impl View {
 
     /// Whether a post is hidden: redacted itself, or linked (`related`) to a hidden
     /// check-in (a need raised by a check-in goes when the person is forgotten).
-    fn post_hidden(&self, id: &EventId, author: &AuthorId, post: &Post) -> bool {
-        self.redacted_by(id, author) || post.related.is_some_and(|r| self.checkin_id_hidden(&r))
+    fn post_hidden(&self, id: &EventId, author: &AuthorId, related: Option<EventId>) -> bool {
+        self.redacted_by(id, author) || related.is_some_and(|r| self.checkin_id_hidden(&r))
     }
 
     /// Every need and offer that is not redacted, folded at wall-clock time `now_ms`,
@@ -467,10 +509,11 @@ impl View {
 
     /// One need or offer, folded at `now_ms`.
     pub fn item(&self, id: &EventId, now_ms: u64) -> Option<Item> {
-        let (kind, p) = self.posts.get(id)?;
-        if self.post_hidden(id, &p.author, &p.body) {
+        let p = self.posts.get(id)?;
+        if self.post_hidden(id, &p.author, p.related) {
             return None;
         }
+        let post = p.post()?;
         let mut state = ItemState::Open;
         let mut holder = None;
         let mut history = Vec::new();
@@ -482,7 +525,7 @@ impl View {
             .filter(|((_, author, cid), _)| !self.redacted_by(cid, author))
             .map(|(k, v)| (*k, v.clone()))
             .collect();
-        if let Some(close) = p.body.related.and_then(|r| self.later_check(&r)) {
+        if let Some(close) = p.related.and_then(|r| self.later_check(&r)) {
             changes.insert(close.0, close.1);
         }
         for ((at, author, cid), (status, note)) in &changes {
@@ -524,13 +567,13 @@ impl View {
                 applied: next.is_some(),
             });
         }
-        let expired = state.is_active() && p.body.expires_ms.is_some_and(|exp| now_ms > exp);
+        let expired = state.is_active() && post.expires_ms.is_some_and(|exp| now_ms > exp);
         Some(Item {
             id: *id,
-            kind: *kind,
+            kind: p.kind,
             author: p.author,
             created: p.at,
-            post: p.body.clone(),
+            post,
             state,
             holder,
             expired,
@@ -702,7 +745,8 @@ impl View {
     /// redaction covers them (including check-ins on a redacted person).
     pub fn purgeable(&self) -> BTreeSet<EventId> {
         let mut out = BTreeSet::new();
-        for (target, info) in &self.known {
+        let redacted = self.redactions.keys();
+        for (target, info) in redacted.filter_map(|t| Some((t, self.target(t)?))) {
             // A redaction of a redaction is void: redactions cannot be undone.
             let void = info.kind == BodyKind::Redaction.code();
             if !void && self.redacted_by(target, &info.author) {
@@ -715,8 +759,8 @@ impl View {
                 }
             }
         }
-        for (id, (_, p)) in &self.posts {
-            if p.body.related.is_some_and(|r| self.checkin_id_hidden(&r)) {
+        for (id, p) in &self.posts {
+            if p.related.is_some_and(|r| self.checkin_id_hidden(&r)) {
                 out.insert(*id);
             }
         }
@@ -754,8 +798,8 @@ impl View {
             let answers = self.sharing.get(pid).into_iter().flatten();
             out.extend(answers.map(|((_, _, sid), _)| *sid));
         }
-        for (id, (_, post)) in &self.posts {
-            if post.body.related.is_some_and(|r| out.contains(&r)) {
+        for (id, p) in &self.posts {
+            if p.related.is_some_and(|r| out.contains(&r)) {
                 out.insert(*id);
             }
         }
@@ -765,7 +809,23 @@ impl View {
 
 impl TargetLookup for View {
     fn target(&self, id: &EventId) -> Option<TargetInfo> {
-        self.known.get(id).copied()
+        let info = |author, kind: BodyKind| TargetInfo {
+            author,
+            kind: kind.code(),
+        };
+        if let Some(p) = self.posts.get(id) {
+            return Some(info(p.author, p.kind));
+        }
+        if let Some((_, author)) = self.checkin_of.get(id) {
+            return Some(info(*author, BodyKind::CheckIn));
+        }
+        let found = (self
+            .people
+            .get(id)
+            .map(|p| info(p.author, BodyKind::Person)))
+        .or_else(|| self.hubs.get(id).map(|h| info(h.author, BodyKind::Hub)))
+        .or_else(|| self.alerts.get(id).map(|a| info(a.author, BodyKind::Alert)));
+        found.or_else(|| self.others.get(id).copied())
     }
 }
 

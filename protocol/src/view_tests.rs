@@ -713,3 +713,74 @@ fn an_alert_is_cancelled_by_its_author_or_marked_all_clear_by_anyone() {
     let reopen = ev(&p[3], 40, change(id, Status::Reopened));
     assert_eq!(states(&[a, clear, reopen]), vec![AlertState::Active]);
 }
+
+#[test]
+fn a_post_kept_encoded_comes_back_exactly_as_posted() {
+    let p = &people()[0];
+    let full = Post {
+        title: "Insulin, cold chain — 2 boxes".into(),
+        category: crate::Category::Medical,
+        details: "fridge at the back\nring twice ✓".into(),
+        quantity: Some(2),
+        unit: "boxes".into(),
+        urgency: crate::body::Urgency::High,
+        place: Place {
+            label: "Église Saint-Pierre".into(),
+            coords: crate::body::Coords::from_degrees(48.8566, 2.3522),
+        },
+        contact: "+33 6 00 00 00 00".into(),
+        expires_ms: Some(NOW + 86_400_000),
+        related: Some(EventId([7; 32])),
+    };
+    for body in [Body::Need(full.clone()), Body::Offer(post("blankets"))] {
+        let (e, b) = ev(p, NOW, body.clone());
+        let v = view(&[(e.clone(), b)]);
+        let item = v.item(&e.id(), NOW).expect("shown");
+        let (Body::Need(want) | Body::Offer(want)) = body else {
+            unreachable!()
+        };
+        assert_eq!(item.post, want);
+    }
+}
+
+#[test]
+fn every_filed_kind_is_found_as_a_target_with_its_author_and_kind() {
+    let p = people();
+    let need = ev(&p[0], 10, Body::Need(post("water")));
+    let offer = ev(&p[1], 11, Body::Offer(post("water")));
+    let person = ev(&p[2], 12, person_body("Target Person"));
+    let check = ev(&p[3], 13, checkin(person.0.id(), Outcome::Safe));
+    let hub = ev(
+        &p[0],
+        14,
+        Body::Hub(HubAnnounced {
+            name: "Library".into(),
+            place: Place::default(),
+            services: vec![],
+        }),
+    );
+    let warn = ev(&p[1], 15, alert("Storm"));
+    let status = ev(&p[2], 16, change(need.0.id(), Status::Claimed));
+    let redact = ev(
+        &p[3],
+        17,
+        Body::Redaction(Redaction {
+            target: status.0.id(),
+            reason: String::new(),
+        }),
+    );
+    let all = [need, offer, person, check, hub, warn, status, redact];
+    let mut twice = all.to_vec();
+    twice.extend(all.iter().cloned());
+    let v = view(&twice);
+    assert_eq!(v.len(), all.len(), "each event counts once");
+    for (e, b) in &all {
+        let want = TargetInfo {
+            author: e.author(),
+            kind: b.kind().code(),
+        };
+        assert_eq!(v.target(&e.id()), Some(want), "{:?}", b.kind());
+    }
+    assert_eq!(v.target(&EventId([9; 32])), None);
+    assert!(View::new().is_empty());
+}

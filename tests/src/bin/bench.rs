@@ -11,7 +11,7 @@
 //! 1. propagation latency of a new event across 5 nodes in a full mesh: POST at one
 //!    node, arrival on the other four's `/api/v1/stream`;
 //! 2. catch-up of a node missing 10,000 events: time, and sync bytes on the wire over
-//!    the events' own encoded size;
+//!    the events' own encoded size; then of a node missing 100,000;
 //! 3. sync bytes to confirm that two nodes holding the same 100,000 events are in sync;
 //! 4. ingest rate of signed events, validated and flushed to disk;
 //! 5. resident memory of a node holding 100,000 events;
@@ -83,7 +83,8 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
-    // --only ingest|latency|catch-up|in-sync|forget|compacting: one section (for investigating).
+    // --only ingest|latency|catch-up|catch-up-big|in-sync|forget|compacting: one section
+    // (for investigating).
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -103,7 +104,7 @@ fn main() {
     locate_binary();
     print_machine(quick);
 
-    let n = if run("ingest") || run("in-sync") {
+    let n = if run("ingest") || run("in-sync") || run("catch-up-big") {
         sizes.big
     } else if run("forget") || run("compacting") {
         sizes.missing * 2
@@ -177,13 +178,13 @@ fn main() {
                 "Ingest rate, validated + flushed, batches of {}",
                 thousands(sizes.batch)
             ),
-            "≥ 5,000/s",
+            "≥ 15,000/s",
             format!(
                 "{}/s (2 × {} events)",
                 thousands(rate_batched as usize),
                 thousands(n)
             ),
-            Some(rate_batched >= 5_000.0),
+            Some(rate_batched >= 15_000.0),
         ));
         rows.push(row(
             "Ingest rate, validated + flushed, one flush per event",
@@ -203,9 +204,9 @@ fn main() {
         let lat = latency(&sizes);
         rows.push(row(
             &format!("Propagation latency p50, {} loopback nodes", sizes.nodes),
-            "< 50 ms",
+            "< 10 ms",
             format!("{:.1} ms", lat.p50),
-            Some(lat.p50 < 50.0),
+            Some(lat.p50 < 10.0),
         ));
         rows.push(row(
             &format!("Propagation latency p99, {} loopback nodes", sizes.nodes),
@@ -226,7 +227,7 @@ fn main() {
         rows.push(match cu.secs {
             Some(secs) => row(
                 &format!("Catch-up of {missing} missing events: time"),
-                "< 3 s",
+                "< 1 s",
                 format!(
                     "{secs:.2} s{}",
                     if cu.digest_ok {
@@ -235,11 +236,11 @@ fn main() {
                         " (status digest stale afterwards)"
                     }
                 ),
-                Some(secs < 3.0),
+                Some(secs < 1.0),
             ),
             None => row(
                 &format!("Catch-up of {missing} missing events: time"),
-                "< 3 s",
+                "< 1 s",
                 format!(
                     "not done after {:.0} s: {} of {missing} held",
                     cu.waited,
@@ -275,6 +276,29 @@ fn main() {
                     .into(),
             );
         }
+    }
+
+    // 2b. Catch-up of the big set.
+    if run("catch-up-big") {
+        eprintln!("catch-up: a node missing {} events...", sizes.big);
+        let cu = catch_up(&events[..sizes.big], Duration::from_secs(120));
+        let missing = thousands(sizes.big);
+        rows.push(row(
+            &format!("Catch-up of {missing} missing events: time"),
+            "< 10 s",
+            match cu.secs {
+                Some(secs) => format!(
+                    "{secs:.2} s ({:.3} wire bytes per event byte)",
+                    cu.bytes as f64 / cu.event_bytes as f64
+                ),
+                None => format!(
+                    "not done after {:.0} s: {} of {missing} held",
+                    cu.waited,
+                    thousands(cu.held)
+                ),
+            },
+            Some(cu.secs.is_some_and(|s| s < 10.0)),
+        ));
     }
 
     // 7. Forget latency (in-process) with the compaction in the background.
@@ -575,8 +599,12 @@ fn body(rng: &mut Rng, i: usize) -> Body {
 /// `n` signed events by 50 authors, spread over the last 7 days, on two threads.
 fn make_events(n: usize, seed: u64) -> Vec<Vec<u8>> {
     let authors: Vec<Identity> = (1..=50u8).map(|i| Identity::from_seed([i; 32])).collect();
-    let span = 7 * 86_400_000u64;
-    let start = wall_ms() - span - 60_000;
+    // Dated over the past 7 days, but after the build floor: an event stamped before
+    // it is the rare case of a writer with its clock in 1970, for which each node
+    // also records the arrival time (a second write and an entry in the view).
+    let end = wall_ms() - 60_000;
+    let start = (end - 7 * 86_400_000).max(aidmesh_node::engine::BUILD_MS + 1);
+    let span = end.saturating_sub(start).max(1);
     let step = span / n.max(1) as u64;
     let half = n / 2;
     let make = |range: std::ops::Range<usize>, seed: u64| {
