@@ -26,6 +26,7 @@ use crate::input::InputError;
 use crate::net::NetHandle;
 
 mod board;
+mod bundle;
 pub mod conn;
 pub mod guard;
 mod mesh;
@@ -232,6 +233,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/people/{id}", get(welfare::show))
         .route("/api/v1/people/{id}/checkins", post(welfare::check_in))
         .route("/api/v1/people/{id}/forget", post(welfare::forget))
+        .route("/api/v1/bundle", get(bundle::download).post(bundle::upload))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
