@@ -262,4 +262,22 @@ mod tests {
         ));
         assert_eq!(c.len(), 0);
     }
+
+    #[test]
+    fn since_leaves_out_events_stamped_before_it() {
+        use aidmesh_protocol::{Event, Timestamp};
+        let dir = tempfile::tempdir().unwrap();
+        let a = engine(dir.path(), 1, [5; 32]);
+        let recent = a.post(need("recent")).unwrap();
+        let day = 86_400_000;
+        let old = Event::create(
+            &Identity::from_seed([2; 32]),
+            Timestamp::from_millis(a.now_ms() - 2 * day),
+            &need("two days ago"),
+        );
+        a.ingest_durable(old.bytes(), Origin::Sync).unwrap();
+        assert_eq!(export_ids(&a, None).unwrap(), vec![old.id(), recent.id()]);
+        let since = Some(a.now_ms() - day);
+        assert_eq!(export_ids(&a, since).unwrap(), vec![recent.id()]);
+    }
 }
