@@ -30,10 +30,10 @@ fn event() -> Event {
 }
 
 const HEADER: &str = concat!(
-    "4149444d42554e44", // "AIDMBUND"
-    "01000000",         // version 1, reserved
-    "00004004",         // chunk size 16388
-    "000001a0c4506c00", // created 1790000000000 ms
+    "4149444d42554e44",                 // "AIDMBUND"
+    "01000000",                         // version 1, reserved
+    "00004004",                         // chunk size 16388
+    "000001a0c4506c00",                 // created 1790000000000 ms
     "a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5", // salt
     "ea5b841e92b3891cfd80e7972f595b58", // check
 );
