@@ -52,7 +52,7 @@ const CHECK_INFO: &[u8] = b"aidmesh bundle v1 check";
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum BundleError {
     /// It does not start with [`MAGIC`].
-    #[error("this is not an aidmesh bundle (it does not start with the bundle signature); pick the file written by `aidmesh bundle export`")]
+    #[error("this is not an aidmesh bundle (it does not start with the bundle signature); pick the file written by aidmesh bundle export")]
     NotABundle,
     /// A format version this code does not read.
     #[error("this bundle has format version {0}; this node reads version {BUNDLE_VERSION}. Update aidmesh on this computer")]

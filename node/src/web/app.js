@@ -523,3 +523,29 @@ const stream = new EventSource("/api/v1/stream");
 stream.addEventListener("new", soon);
 stream.addEventListener("lagged", soon);
 setInterval(refresh, 30000);
+
+// --- Sneakernet bundles (issue 12): download is a plain link; importing a file needs
+// the hub computer or the volunteer PIN (the node says which). ---
+async function uploadFile(path, type, file) {
+  const headers = Object.assign({ "content-type": type }, pinHeaders());
+  const r = await fetch("/api/v1" + path, { method: "POST", headers, body: file });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.detail || ("error " + r.status));
+  return body;
+}
+
+$("#bundle-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const file = new FormData(ev.target).get("file");
+  const out = $("#bundle-result");
+  out.className = "";
+  out.textContent = "Importing…";
+  try {
+    const r = await uploadFile("/bundle", "application/octet-stream", file);
+    out.textContent = `${r.new} new, ${r.known} already known, ${r.refused} refused.`;
+    refresh();
+  } catch (e) {
+    out.className = "err";
+    out.textContent = e.message;
+  }
+});
