@@ -162,6 +162,10 @@ enum Command {
     },
     /// Active alerts.
     Alerts {
+        /// Show official alerts in this language where they have it (e.g. es, fr-CA;
+        /// default: the LANG of this shell, else the alert's first language).
+        #[arg(long)]
+        lang: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -357,6 +361,12 @@ enum AlertAction {
         /// What changed, e.g. "river back within its banks".
         #[arg(long)]
         note: Option<String>,
+    },
+    /// Post the alerts of an official CAP file (CAP 1.2 or 1.1, as weather and
+    /// civil-protection services publish them), in all its languages.
+    Import {
+        /// The CAP XML file.
+        file: PathBuf,
     },
     /// Make a cancelled or all-clear alert active again.
     Active {
@@ -653,6 +663,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             ..
         } => {
             let (id, status, note) = match action {
+                AlertAction::Import { file } => return import_cap(&dir, &file),
                 AlertAction::Cancel { id, note } => (id, "cancelled", note),
                 AlertAction::Clear { id, note } => (id, "all-clear", note),
                 AlertAction::Active { id, note } => (id, "active", note),
@@ -684,8 +695,16 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             Ok(())
         }
         Command::Bundle { action } => bundle(&dir, action),
-        Command::Alerts { json } => {
-            let v = Client::for_dir(&dir)?.get("/api/v1/alerts")?;
+        Command::Alerts { lang, json } => {
+            // LANG=es_MX.UTF-8 → es-MX.
+            let lang = lang.or_else(|| {
+                std::env::var("LANG")
+                    .ok()
+                    .map(|l| l.split('.').next().unwrap_or("").replace('_', "-"))
+                    .filter(|l| !l.is_empty() && l != "C" && l != "POSIX")
+            });
+            let query: Vec<(&str, String)> = lang.map(|l| ("lang", l)).into_iter().collect();
+            let v = Client::for_dir(&dir)?.get_query("/api/v1/alerts", &query)?;
             if json {
                 print_json(&v["alerts"]);
             } else {
@@ -820,6 +839,37 @@ fn bundle(dir: &std::path::Path, action: BundleAction) -> Result<(), CliError> {
                 println!("  refused: {}", r.as_str().unwrap_or(""));
             }
         }
+    }
+    Ok(())
+}
+
+/// `aidmesh alert import FILE`: prints each alert posted, and those posted before.
+fn import_cap(dir: &std::path::Path, file: &std::path::Path) -> Result<(), CliError> {
+    let client = Client::for_dir(dir)?;
+    let mut f = std::fs::File::open(file)
+        .map_err(|e| CliError(format!("cannot read {}: {e}", file.display())))?;
+    let v = client.post_file("/api/v1/alerts/import", "application/xml", &mut f)?;
+    for a in v["posted"].as_array().into_iter().flatten() {
+        let langs: Vec<&str> = a["official"]["languages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["language"].as_str())
+            .collect();
+        println!(
+            "{}  {}  {} ({}; {})",
+            a["short_id"].as_str().unwrap_or(""),
+            a["severity"].as_str().unwrap_or("").to_uppercase(),
+            a["headline"].as_str().unwrap_or(""),
+            a["official"]["sender"].as_str().unwrap_or(""),
+            langs.join(", ")
+        );
+    }
+    for id in v["already_posted"].as_array().into_iter().flatten() {
+        println!(
+            "{}  already posted from an earlier import",
+            id.as_str().unwrap_or("")
+        );
     }
     Ok(())
 }

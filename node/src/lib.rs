@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod bundle;
+pub mod cap;
 pub mod discovery;
 pub mod engine;
 pub mod ingest;

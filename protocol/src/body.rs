@@ -55,11 +55,13 @@ pub enum BodyKind {
     Alert,
     /// 8: redaction of an earlier event's personal data.
     Redaction,
+    /// 9: an official alert (from a CAP message), in one or more languages.
+    OfficialAlert,
 }
 
 impl BodyKind {
     /// Every kind this version understands.
-    pub const ALL: [BodyKind; 8] = [
+    pub const ALL: [BodyKind; 9] = [
         BodyKind::Need,
         BodyKind::Offer,
         BodyKind::Status,
@@ -68,6 +70,7 @@ impl BodyKind {
         BodyKind::Hub,
         BodyKind::Alert,
         BodyKind::Redaction,
+        BodyKind::OfficialAlert,
     ];
 
     /// The code on the wire.
@@ -81,6 +84,7 @@ impl BodyKind {
             BodyKind::Hub => 6,
             BodyKind::Alert => 7,
             BodyKind::Redaction => 8,
+            BodyKind::OfficialAlert => 9,
         }
     }
 
@@ -100,6 +104,7 @@ impl BodyKind {
             BodyKind::Hub => "hub",
             BodyKind::Alert => "alert",
             BodyKind::Redaction => "redaction",
+            BodyKind::OfficialAlert => "official-alert",
         }
     }
 }
@@ -486,6 +491,134 @@ pub struct Alert {
     pub expires_ms: Option<u64>,
 }
 
+/// How soon people should act on an official alert (CAP `urgency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AlertUrgency {
+    /// Act now.
+    Immediate,
+    /// Act soon (within the next hour).
+    Expected,
+    /// Act in the near future.
+    Future,
+    /// No longer required.
+    Past,
+    /// Not known.
+    Unknown,
+}
+
+impl AlertUrgency {
+    /// Name in the API and in CAP, lowercased ("immediate", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertUrgency::Immediate => "immediate",
+            AlertUrgency::Expected => "expected",
+            AlertUrgency::Future => "future",
+            AlertUrgency::Past => "past",
+            AlertUrgency::Unknown => "unknown",
+        }
+    }
+}
+
+/// Most languages one official alert carries.
+pub const MAX_LANGUAGES: usize = 4;
+
+/// One language's text of an official alert (a CAP `info` block).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertText {
+    /// Language tag (RFC 5646, as CAP's `language`), e.g. "en-US"; 1..=[`MAX_TAG`]
+    /// characters.
+    pub language: String,
+    /// What the alert is about ("Flood Warning"), 1..=[`MAX_TITLE`] characters.
+    pub event: String,
+    /// Headline, 1..=[`MAX_TITLE`] characters.
+    pub headline: String,
+    /// Description and instructions, at most [`MAX_DETAILS`] characters.
+    pub text: String,
+    /// Area description, at most [`MAX_LABEL`] characters.
+    pub area: String,
+}
+
+/// An alert issued by an authority (a weather or civil-protection service), taken in
+/// from a CAP message: one alert, however many languages it comes in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficialAlert {
+    /// How serious (CAP "Unknown" is taken as moderate).
+    pub severity: Severity,
+    /// How soon to act.
+    pub urgency: AlertUrgency,
+    /// Wall-clock milliseconds after which the alert is no longer shown.
+    pub expires_ms: Option<u64>,
+    /// Who issued it (CAP `senderName`, else `sender`), 1..=[`MAX_LABEL`] characters.
+    pub sender: String,
+    /// The message's CAP `identifier`, 1..=[`MAX_LABEL`] characters: with the sender it
+    /// names the message, so the same message is taken in once.
+    pub identifier: String,
+    /// The texts, 1..=[`MAX_LANGUAGES`] of them, each of a different language; the
+    /// first is shown when the reader's language is not among them.
+    pub texts: Vec<AlertText>,
+}
+
+impl OfficialAlert {
+    /// The text in `language` (a tag such as "es" or "es-MX"): the same tag, else the
+    /// same primary language, else the first text.
+    pub fn text_for(&self, language: &str) -> &AlertText {
+        let primary = |t: &str| t.split('-').next().unwrap_or("").to_ascii_lowercase();
+        let want = primary(language);
+        self.texts
+            .iter()
+            .find(|t| t.language.eq_ignore_ascii_case(language))
+            .or_else(|| {
+                self.texts
+                    .iter()
+                    .find(|t| !want.is_empty() && primary(&t.language) == want)
+            })
+            .unwrap_or(&self.texts[0])
+    }
+
+    /// The alert as the board files it: the first language's text.
+    pub fn as_alert(&self) -> Alert {
+        let t = &self.texts[0];
+        Alert {
+            severity: self.severity,
+            headline: t.headline.clone(),
+            text: t.text.clone(),
+            area: t.area.clone(),
+            expires_ms: self.expires_ms,
+        }
+    }
+
+    fn check(&self) -> Result<(), FieldError> {
+        check("sender", &self.sender, MAX_LABEL, Required::Yes, Lines::One)?;
+        check(
+            "identifier",
+            &self.identifier,
+            MAX_LABEL,
+            Required::Yes,
+            Lines::One,
+        )?;
+        if self.texts.is_empty() || self.texts.len() > MAX_LANGUAGES {
+            return Err(FieldError::new(
+                "texts",
+                format!("must hold 1 to {MAX_LANGUAGES} languages"),
+            ));
+        }
+        for (i, t) in self.texts.iter().enumerate() {
+            check("language", &t.language, MAX_TAG, Required::Yes, Lines::One)?;
+            check("event", &t.event, MAX_TITLE, Required::Yes, Lines::One)?;
+            check("headline", &t.headline, MAX_TITLE, Required::Yes, Lines::One)?;
+            check("text", &t.text, MAX_DETAILS, Required::No, Lines::Many)?;
+            check("area", &t.area, MAX_LABEL, Required::No, Lines::One)?;
+            if self.texts[..i]
+                .iter()
+                .any(|o| o.language.eq_ignore_ascii_case(&t.language))
+            {
+                return Err(FieldError::new("language", "appears twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The author removes an earlier event's personal data everywhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redaction {
@@ -514,6 +647,8 @@ pub enum Body {
     Alert(Alert),
     /// Kind 8.
     Redaction(Redaction),
+    /// Kind 9.
+    OfficialAlert(OfficialAlert),
 }
 
 fn to_vec<T: Serialize>(v: &T) -> Vec<u8> {
@@ -559,6 +694,7 @@ impl Body {
             Body::Hub(_) => BodyKind::Hub,
             Body::Alert(_) => BodyKind::Alert,
             Body::Redaction(_) => BodyKind::Redaction,
+            Body::OfficialAlert(_) => BodyKind::OfficialAlert,
         }
     }
 
@@ -572,6 +708,7 @@ impl Body {
             Body::Hub(h) => to_vec(h),
             Body::Alert(a) => to_vec(a),
             Body::Redaction(r) => to_vec(r),
+            Body::OfficialAlert(a) => to_vec(a),
         }
     }
 
@@ -590,6 +727,7 @@ impl Body {
             BodyKind::Hub => Body::Hub(from_exact(bytes)?),
             BodyKind::Alert => Body::Alert(from_exact(bytes)?),
             BodyKind::Redaction => Body::Redaction(from_exact(bytes)?),
+            BodyKind::OfficialAlert => Body::OfficialAlert(from_exact(bytes)?),
         };
         Ok(Some(body))
     }
@@ -647,6 +785,7 @@ impl Body {
                 check("area", &a.area, MAX_LABEL, Required::No, Lines::One)
             }
             Body::Redaction(r) => check("reason", &r.reason, MAX_NOTE, Required::No, Lines::Many),
+            Body::OfficialAlert(a) => a.check(),
         }
     }
 }

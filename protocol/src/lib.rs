@@ -33,7 +33,7 @@ pub mod view;
 pub mod welfare;
 
 pub use body::{
-    Alert, Body, BodyKind, CheckIn, Consent, Coords, HubAnnounced, Outcome, PersonRegistered,
+    Alert, AlertText, AlertUrgency, Body, BodyKind, CheckIn, Consent, Coords, HubAnnounced, OfficialAlert, Outcome, PersonRegistered,
     Place, Post, Redaction, Severity, Status, StatusChange, Urgency,
 };
 pub use category::Category;

@@ -258,8 +258,9 @@ async fn created_id(st: AppState, body: Body) -> ApiResult {
         .into_response())
 }
 
-fn alert_json(a: &aidmesh_protocol::view::AlertView) -> Value {
-    json!({
+/// An alert as JSON; an official alert's text in `lang` where it has that language.
+pub(super) fn alert_json(a: &aidmesh_protocol::view::AlertView, lang: Option<&str>) -> Value {
+    let mut v = json!({
         "id": a.id.to_hex(), "short_id": a.id.short(), "kind": "alert",
         "severity": a.alert.severity.name(), "headline": a.alert.headline, "details": a.alert.text,
         "area": a.alert.area, "expires_at": a.alert.expires_ms, "author": a.author.short(),
@@ -267,7 +268,30 @@ fn alert_json(a: &aidmesh_protocol::view::AlertView) -> Value {
         "ended": a.ended.as_ref().map(|c| json!({
             "by": c.author.short(), "at": c.at.millis(), "note": c.note,
         })),
-    })
+    });
+    if let Some(o) = &a.official {
+        let t = o.text_for(lang.unwrap_or(""));
+        v["kind"] = json!("official-alert");
+        v["headline"] = json!(t.headline);
+        v["details"] = json!(t.text);
+        v["area"] = json!(t.area);
+        v["official"] = json!({
+            "sender": o.sender, "identifier": o.identifier, "urgency": o.urgency.name(),
+            "event": t.event, "language": t.language,
+            "languages": o.texts.iter().map(|x| json!({
+                "language": x.language, "event": x.event, "headline": x.headline,
+                "details": x.text, "area": x.area,
+            })).collect::<Vec<_>>(),
+        });
+    }
+    v
+}
+
+/// Query of `GET /api/v1/alerts`.
+#[derive(serde::Deserialize)]
+pub(super) struct AlertsQuery {
+    /// Preferred language of official alerts ("es", "fr-CA").
+    lang: Option<String>,
 }
 
 /// `POST /api/v1/alerts/{id}/status`: cancel (its author only), mark all clear, or
@@ -287,7 +311,7 @@ pub(super) async fn change_alert(
         .engine
         .with_view(|v| v.alert(&id))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "alert disappeared"))?;
-    Ok(Json(alert_json(&alert)).into_response())
+    Ok(Json(alert_json(&alert, None)).into_response())
 }
 
 /// Resolves a full id or a unique prefix (at least 6 hex characters) among alerts.
@@ -322,13 +346,17 @@ fn resolve_alert(st: &AppState, prefix: &str) -> Result<EventId, ApiError> {
     }
 }
 
-pub(super) async fn list_alerts(State(st): State<AppState>) -> ApiResult {
+pub(super) async fn list_alerts(
+    State(st): State<AppState>,
+    q: Result<Query<AlertsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q?;
     let now = st.engine.now_ms();
     let alerts: Vec<Value> = st
         .engine
         .with_view(|v| v.alerts(now))
         .iter()
-        .map(alert_json)
+        .map(|a| alert_json(a, q.lang.as_deref()))
         .collect();
     Ok(Json(json!({ "alerts": alerts })).into_response())
 }

@@ -27,6 +27,7 @@ use crate::net::NetHandle;
 
 mod board;
 mod bundle;
+mod cap;
 pub mod conn;
 pub mod guard;
 mod mesh;
@@ -228,6 +229,10 @@ pub fn router(state: AppState) -> Router {
             get(board::list_alerts).post(board::post_alert),
         )
         .route("/api/v1/alerts/{id}/status", post(board::change_alert))
+        .route(
+            "/api/v1/alerts/import",
+            post(cap::import).layer(DefaultBodyLimit::max(crate::cap::MAX_CAP_BYTES)),
+        )
         .route("/api/v1/people", get(welfare::list).post(welfare::register))
         .route("/api/v1/people/overdue", get(welfare::overdue))
         .route("/api/v1/people/{id}", get(welfare::show))
