@@ -83,8 +83,8 @@ pub fn parse(bytes: &[u8], now_ms: u64) -> Result<CapMessage, CapError> {
     if bytes.len() > MAX_CAP_BYTES {
         return Err(CapError::TooLarge(bytes.len()));
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| CapError::NotXml(format!("not UTF-8 text: {e}")))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| CapError::NotXml(format!("not UTF-8 text: {e}")))?;
     let opts = ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_NODES,
@@ -127,7 +127,13 @@ pub fn parse(bytes: &[u8], now_ms: u64) -> Result<CapMessage, CapError> {
                 status.to_lowercase()
             )))
         }
-        _ => return Err(bad("status", &status, "CAP allows Actual, Exercise, System, Test or Draft")),
+        _ => {
+            return Err(bad(
+                "status",
+                &status,
+                "CAP allows Actual, Exercise, System, Test or Draft",
+            ))
+        }
     }
     match msg_type.as_str() {
         "Alert" | "Update" => {}
@@ -150,7 +156,13 @@ pub fn parse(bytes: &[u8], now_ms: u64) -> Result<CapMessage, CapError> {
                 "the alert's scope is {scope}: it is not for the public"
             )))
         }
-        _ => return Err(bad("scope", &scope, "CAP allows Public, Restricted or Private")),
+        _ => {
+            return Err(bad(
+                "scope",
+                &scope,
+                "CAP allows Public, Restricted or Private",
+            ))
+        }
     }
     let infos: Vec<Node> = children(root, ns, "info").collect();
     if infos.is_empty() {
@@ -278,7 +290,11 @@ fn read_info(info: Node, ns: &str, sent_ms: u64) -> Result<Info, CapError> {
     }
     let language = one_line(&language);
     if language.is_empty() || language.chars().count() > MAX_TAG {
-        return Err(bad("language", &language, "not a language tag such as en-US"));
+        return Err(bad(
+            "language",
+            &language,
+            "not a language tag such as en-US",
+        ));
     }
     Ok(Info {
         text: AlertText {
@@ -308,8 +324,9 @@ fn children<'a, 'i>(
     ns: &'a str,
     name: &'a str,
 ) -> impl Iterator<Item = Node<'a, 'i>> + 'a {
-    node.children()
-        .filter(move |c| c.is_element() && c.tag_name().name() == name && c.tag_name().namespace() == Some(ns))
+    node.children().filter(move |c| {
+        c.is_element() && c.tag_name().name() == name && c.tag_name().namespace() == Some(ns)
+    })
 }
 
 /// The trimmed text of the first child element `name`, if it has any.
@@ -386,7 +403,13 @@ fn date_ms(element: &'static str, s: &str) -> Result<u64, CapError> {
             .flatten()
     };
     let parsed = (|| {
-        if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        if b.len() < 19
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
@@ -438,6 +461,112 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 mod tests {
     use super::*;
 
+    /// 2027-03-14T16:00Z: the samples in tests/data/cap are current then.
+    const NOW: u64 = 1_805_040_000_000;
+
+    fn sample(name: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/cap")
+            .join(name);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    #[test]
+    fn a_national_weather_service_warning_becomes_one_official_alert() {
+        let m = parse(&sample("nws-flood-warning.xml"), NOW).unwrap();
+        assert_eq!(m.version, "1.2");
+        let [a] = &m.alerts[..] else { panic!("{m:?}") };
+        assert_eq!(a.severity, Severity::Severe);
+        assert_eq!(a.urgency, AlertUrgency::Immediate);
+        assert_eq!(a.sender, "NWS Houston/Galveston TX");
+        assert_eq!(a.expires_ms, Some(1_805_101_200_000)); // 2027-03-15T09:00Z
+        let t = &a.texts[0];
+        assert_eq!(
+            (t.language.as_str(), t.event.as_str()),
+            ("en-US", "Flood Warning")
+        );
+        assert!(
+            t.headline.starts_with("Flood Warning issued March 14"),
+            "{}",
+            t.headline
+        );
+        assert!(t.text.contains("* WHAT...Moderate flooding") && t.text.contains("Turn around"));
+        assert_eq!(t.area, "Wharton, TX");
+        assert!(aidmesh_protocol::Body::OfficialAlert(a.clone())
+            .check()
+            .is_ok());
+    }
+
+    #[test]
+    fn english_and_spanish_blocks_make_one_alert_in_both_languages() {
+        let m = parse(&sample("nws-hurricane-en-es.xml"), NOW).unwrap();
+        let [a] = &m.alerts[..] else { panic!("{m:?}") };
+        assert_eq!(a.severity, Severity::Extreme);
+        let langs: Vec<&str> = a.texts.iter().map(|t| t.language.as_str()).collect();
+        assert_eq!(langs, ["en-US", "es-US"]);
+        assert_eq!(a.text_for("es").event, "Aviso de Huracán");
+        assert_eq!(
+            a.text_for("es-MX").area,
+            "San Juan y sus alrededores; Noreste"
+        );
+        assert_eq!(a.text_for("fr").event, "Hurricane Warning");
+        // CAP 1.1 with a namespace prefix reads the same.
+        let m = parse(&sample("meteoalarm-wind-1.1.xml"), NOW).unwrap();
+        assert_eq!(m.version, "1.1");
+        assert_eq!(m.alerts[0].texts.len(), 2);
+        assert_eq!(
+            m.alerts[0].text_for("en").headline,
+            "Orange warning: severe wind gusts in Zeeland"
+        );
+        assert_eq!(m.alerts[0].urgency, AlertUrgency::Future);
+    }
+
+    #[test]
+    fn hostile_and_wrong_files_are_refused_by_name_without_reading_anything() {
+        let t = std::time::Instant::now();
+        assert_eq!(parse(&sample("hostile-xxe.xml"), NOW), Err(CapError::Dtd));
+        assert_eq!(
+            parse(&sample("hostile-billion-laughs.xml"), NOW),
+            Err(CapError::Dtd)
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "took {:?}",
+            t.elapsed()
+        );
+        assert!(matches!(
+            parse(&sample("not-cap-atom.xml"), NOW),
+            Err(CapError::NotCap { ref name, .. }) if name == "feed"
+        ));
+        assert_eq!(
+            parse(&sample("missing-event.xml"), NOW),
+            Err(CapError::Missing("event"))
+        );
+        assert!(
+            matches!(parse(&sample("exercise.xml"), NOW), Err(CapError::NotForTheBoard(ref w)) if w.contains("exercise"))
+        );
+        assert!(matches!(
+            parse(b"water, bread", NOW),
+            Err(CapError::NotXml(_))
+        ));
+        assert!(matches!(
+            parse(&[0xff, 0xfe, 0], NOW),
+            Err(CapError::NotXml(_))
+        ));
+        // Expired by now.
+        let later = NOW + 30 * 86_400_000;
+        assert!(
+            matches!(parse(&sample("nws-flood-warning.xml"), later), Err(CapError::NotForTheBoard(ref w)) if w.contains("expired"))
+        );
+        // An alert without the namespace is not CAP.
+        let bare = String::from_utf8(sample("nws-flood-warning.xml"))
+            .unwrap()
+            .replace(" xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"", "");
+        assert!(
+            matches!(parse(bare.as_bytes(), NOW), Err(CapError::NotCap { ref ns, .. }) if ns.is_empty())
+        );
+    }
+
     #[test]
     fn cap_dates_with_offsets() {
         assert_eq!(date_ms("sent", "1970-01-01T00:00:00Z"), Ok(0));
@@ -449,14 +578,22 @@ mod tests {
             date_ms("sent", "2000-03-01T00:00:00.250+00:00"),
             Ok(951_868_800_000)
         );
-        for bad in ["2026-11-30", "2026-13-01T00:00:00Z", "2026-11-30T18:00:00+5", "x"] {
+        for bad in [
+            "2026-11-30",
+            "2026-13-01T00:00:00Z",
+            "2026-11-30T18:00:00+5",
+            "x",
+        ] {
             assert!(date_ms("sent", bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn text_is_cleaned_and_cut_not_refused() {
-        assert_eq!(one_line("  Flood\tWarning \u{202E}\n issued "), "Flood Warning issued");
+        assert_eq!(
+            one_line("  Flood\tWarning \u{202E}\n issued "),
+            "Flood Warning issued"
+        );
         assert_eq!(many_lines("a\r\n\r\n\r\nb  \n\n"), "a\n\nb");
         assert_eq!(cut("abcdef", 4), "abc…");
     }

@@ -605,7 +605,13 @@ impl OfficialAlert {
         for (i, t) in self.texts.iter().enumerate() {
             check("language", &t.language, MAX_TAG, Required::Yes, Lines::One)?;
             check("event", &t.event, MAX_TITLE, Required::Yes, Lines::One)?;
-            check("headline", &t.headline, MAX_TITLE, Required::Yes, Lines::One)?;
+            check(
+                "headline",
+                &t.headline,
+                MAX_TITLE,
+                Required::Yes,
+                Lines::One,
+            )?;
             check("text", &t.text, MAX_DETAILS, Required::No, Lines::Many)?;
             check("area", &t.area, MAX_LABEL, Required::No, Lines::One)?;
             if self.texts[..i]

@@ -33,8 +33,9 @@ pub mod view;
 pub mod welfare;
 
 pub use body::{
-    Alert, AlertText, AlertUrgency, Body, BodyKind, CheckIn, Consent, Coords, HubAnnounced, OfficialAlert, Outcome, PersonRegistered,
-    Place, Post, Redaction, Severity, Status, StatusChange, Urgency,
+    Alert, AlertText, AlertUrgency, Body, BodyKind, CheckIn, Consent, Coords, HubAnnounced,
+    OfficialAlert, Outcome, PersonRegistered, Place, Post, Redaction, Severity, Status,
+    StatusChange, Urgency,
 };
 pub use category::Category;
 pub use error::{DecodeError, ValidationError};

@@ -40,8 +40,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::body::{
-    Alert, Body, BodyKind, CheckIn, OfficialAlert, HubAnnounced, Outcome, PersonRegistered, Place, Post, Status,
-    StatusChange,
+    Alert, Body, BodyKind, CheckIn, HubAnnounced, OfficialAlert, Outcome, PersonRegistered, Place,
+    Post, Status, StatusChange,
 };
 use crate::event::{Event, EventId};
 use crate::identity::AuthorId;

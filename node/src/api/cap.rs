@@ -42,9 +42,9 @@ pub(super) async fn import(
         for a in msg.alerts {
             let held = engine.with_view(|v| {
                 v.alert_ids().copied().find(|id| {
-                    v.alert(id).and_then(|x| x.official).is_some_and(|o| {
-                        o.sender == a.sender && o.identifier == a.identifier
-                    })
+                    v.alert(id)
+                        .and_then(|x| x.official)
+                        .is_some_and(|o| o.sender == a.sender && o.identifier == a.identifier)
                 })
             });
             if let Some(id) = held {
