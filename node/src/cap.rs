@@ -122,10 +122,15 @@ pub fn parse(bytes: &[u8], now_ms: u64) -> Result<CapMessage, CapError> {
     match status.as_str() {
         "Actual" => {}
         "Exercise" | "System" | "Test" | "Draft" => {
+            let what = match status.as_str() {
+                "Exercise" => "an exercise",
+                "System" => "a system message",
+                "Test" => "a test",
+                _ => "a draft",
+            };
             return Err(CapError::NotForTheBoard(format!(
-                "this is a {} message (status {status}), not a real alert",
-                status.to_lowercase()
-            )))
+                "this is {what} (status {status}), not a real alert"
+            )));
         }
         _ => {
             return Err(bad(
@@ -543,7 +548,7 @@ mod tests {
             Err(CapError::Missing("event"))
         );
         assert!(
-            matches!(parse(&sample("exercise.xml"), NOW), Err(CapError::NotForTheBoard(ref w)) if w.contains("exercise"))
+            matches!(parse(&sample("exercise.xml"), NOW), Err(CapError::NotForTheBoard(ref w)) if w.contains("an exercise"))
         );
         assert!(matches!(
             parse(b"water, bread", NOW),
