@@ -113,6 +113,23 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         b.extend_from_slice(&file);
         out.push((format!("bundle/{i}"), b));
     }
+    // cap: the CAP samples of the tests, as they are.
+    let cap_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/cap");
+    let mut samples: Vec<_> = std::fs::read_dir(&cap_dir)
+        .expect("tests/data/cap")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    samples.sort();
+    for p in samples {
+        let name = p
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        out.push((format!("cap/{name}"), std::fs::read(&p).expect("sample")));
+    }
     // http_bodies: the first byte picks the input type (see the target).
     let json: [(u8, &str); 9] = [
         (
