@@ -274,7 +274,7 @@ async function refresh() {
   try {
     const asks = [
       api(boardPath("needs", Math.min(boards.needs.shown, MAX_PAGE))), api("/status"),
-      api(boardPath("offers", Math.min(boards.offers.shown, MAX_PAGE))), api("/hubs"), api("/alerts"),
+      api(boardPath("offers", Math.min(boards.offers.shown, MAX_PAGE))), api("/hubs"), api("/alerts?lang=" + encodeURIComponent(navigator.language || "")),
     ];
     for (const a of asks) a.catch(() => {}); // each is awaited below; no unhandled rejections
     // The needs and alerts first: they are the first screen, and need not wait for the
@@ -543,6 +543,23 @@ $("#bundle-form").addEventListener("submit", async (ev) => {
   try {
     const r = await uploadFile("/bundle", "application/octet-stream", file);
     out.textContent = `${r.new} new, ${r.known} already known, ${r.refused} refused.`;
+    refresh();
+  } catch (e) {
+    out.className = "err";
+    out.textContent = e.message;
+  }
+});
+
+// Official alerts (CAP files from a weather or civil-protection service), same rules.
+$("#cap-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const file = new FormData(ev.target).get("file");
+  const out = $("#cap-result");
+  out.className = "";
+  try {
+    const r = await uploadFile("/alerts/import", "application/xml", file);
+    const n = r.posted.length;
+    out.textContent = n ? `Posted ${n} official alert${n === 1 ? "" : "s"}.` : "Already posted from an earlier import.";
     refresh();
   } catch (e) {
     out.className = "err";
