@@ -324,9 +324,18 @@ const NOT_RUN: &[(&str, &str)] = &[
         "is not a CAP alert",
         "needs a CAP sample; tests/tests/cap.rs checks the CAP messages",
     ),
-    ("which CAP requires", "needs a CAP sample; tests/tests/cap.rs checks it"),
-    ("has a DOCTYPE", "needs a hostile file; tests/tests/cap.rs checks it"),
-    ("not posted:", "needs a CAP sample; tests/tests/cap.rs checks it"),
+    (
+        "which CAP requires",
+        "needs a CAP sample; tests/tests/cap.rs checks it",
+    ),
+    (
+        "has a DOCTYPE",
+        "needs a hostile file; tests/tests/cap.rs checks it",
+    ),
+    (
+        "not posted:",
+        "needs a CAP sample; tests/tests/cap.rs checks it",
+    ),
     (
         "cut short inside chunk",
         "needs a damaged file; tests/tests/bundle.rs checks this message",
