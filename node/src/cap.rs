@@ -509,18 +509,18 @@ mod tests {
         assert_eq!(a.severity, Severity::Extreme);
         let langs: Vec<&str> = a.texts.iter().map(|t| t.language.as_str()).collect();
         assert_eq!(langs, ["en-US", "es-US"]);
-        assert_eq!(a.text_for("es").event, "Aviso de Huracán");
+        assert_eq!(a.text_for("es").unwrap().event, "Aviso de Huracán");
         assert_eq!(
-            a.text_for("es-MX").area,
+            a.text_for("es-MX").unwrap().area,
             "San Juan y sus alrededores; Noreste"
         );
-        assert_eq!(a.text_for("fr").event, "Hurricane Warning");
+        assert_eq!(a.text_for("fr").unwrap().event, "Hurricane Warning");
         // CAP 1.1 with a namespace prefix reads the same.
         let m = parse(&sample("meteoalarm-wind-1.1.xml"), NOW).unwrap();
         assert_eq!(m.version, "1.1");
         assert_eq!(m.alerts[0].texts.len(), 2);
         assert_eq!(
-            m.alerts[0].text_for("en").headline,
+            m.alerts[0].text_for("en").unwrap().headline,
             "Orange warning: severe wind gusts in Zeeland"
         );
         assert_eq!(m.alerts[0].urgency, AlertUrgency::Future);

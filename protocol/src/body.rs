@@ -560,8 +560,9 @@ pub struct OfficialAlert {
 
 impl OfficialAlert {
     /// The text in `language` (a tag such as "es" or "es-MX"): the same tag, else the
-    /// same primary language, else the first text.
-    pub fn text_for(&self, language: &str) -> &AlertText {
+    /// same primary language, else the first text (`None` only for a body that breaks
+    /// its limits: validated ones have at least one text).
+    pub fn text_for(&self, language: &str) -> Option<&AlertText> {
         let primary = |t: &str| t.split('-').next().unwrap_or("").to_ascii_lowercase();
         let want = primary(language);
         self.texts
@@ -572,17 +573,18 @@ impl OfficialAlert {
                     .iter()
                     .find(|t| !want.is_empty() && primary(&t.language) == want)
             })
-            .unwrap_or(&self.texts[0])
+            .or_else(|| self.texts.first())
     }
 
     /// The alert as the board files it: the first language's text.
     pub fn as_alert(&self) -> Alert {
-        let t = &self.texts[0];
+        let t = self.texts.first();
+        let field = |f: fn(&AlertText) -> &String| t.map(f).cloned().unwrap_or_default();
         Alert {
             severity: self.severity,
-            headline: t.headline.clone(),
-            text: t.text.clone(),
-            area: t.area.clone(),
+            headline: field(|t| &t.headline),
+            text: field(|t| &t.text),
+            area: field(|t| &t.area),
             expires_ms: self.expires_ms,
         }
     }
@@ -878,6 +880,7 @@ pub(crate) mod tests {
                 target: EventId([3; 32]),
                 reason: String::new(),
             }),
+            Body::OfficialAlert(official()),
         ];
         for b in bodies {
             let bytes = b.encode();
@@ -890,6 +893,66 @@ pub(crate) mod tests {
             longer.push(0);
             assert!(Body::decode(b.kind().code(), &longer).is_err());
         }
+    }
+
+    fn official() -> OfficialAlert {
+        let text = |language: &str, event: &str| AlertText {
+            language: language.into(),
+            event: event.into(),
+            headline: format!("{event} for the coast"),
+            text: "Move inland.\nNow.".into(),
+            area: "Coast".into(),
+        };
+        OfficialAlert {
+            severity: Severity::Extreme,
+            urgency: AlertUrgency::Immediate,
+            expires_ms: Some(9),
+            sender: "NWS San Juan PR".into(),
+            identifier: "urn:oid:2.49.0.1.840.0.1".into(),
+            texts: vec![
+                text("en-US", "Hurricane Warning"),
+                text("es-US", "Aviso de Huracán"),
+            ],
+        }
+    }
+
+    #[test]
+    fn an_official_alert_keeps_its_limits_and_picks_the_readers_language() {
+        let a = official();
+        assert_eq!(
+            a.text_for("es-MX").map(|t| t.event.as_str()),
+            Some("Aviso de Huracán")
+        );
+        assert_eq!(
+            a.text_for("EN-us").map(|t| t.language.as_str()),
+            Some("en-US")
+        );
+        assert_eq!(a.text_for("de").map(|t| t.language.as_str()), Some("en-US"));
+        assert_eq!(a.as_alert().headline, "Hurricane Warning for the coast");
+        let mut twice = a.clone();
+        twice.texts[1].language = "EN-US".into();
+        let e = Body::OfficialAlert(twice).check().unwrap_err();
+        assert_eq!((e.field, e.problem.as_str()), ("language", "appears twice"));
+        let mut none = a.clone();
+        none.texts.clear();
+        assert_eq!(
+            Body::OfficialAlert(none.clone()).check().unwrap_err().field,
+            "texts"
+        );
+        assert!(none.text_for("en").is_none());
+        assert_eq!(none.as_alert().headline, "");
+        let mut many = a;
+        many.texts = (0..5)
+            .map(|i| {
+                let mut t = many.texts[0].clone();
+                t.language = format!("x-{i}");
+                t
+            })
+            .collect();
+        assert_eq!(
+            Body::OfficialAlert(many).check().unwrap_err().field,
+            "texts"
+        );
     }
 
     #[test]

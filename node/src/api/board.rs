@@ -269,8 +269,11 @@ pub(super) fn alert_json(a: &aidmesh_protocol::view::AlertView, lang: Option<&st
             "by": c.author.short(), "at": c.at.millis(), "note": c.note,
         })),
     });
-    if let Some(o) = &a.official {
-        let t = o.text_for(lang.unwrap_or(""));
+    if let Some((o, t)) = a
+        .official
+        .as_ref()
+        .and_then(|o| Some((o, o.text_for(lang.unwrap_or(""))?)))
+    {
         v["kind"] = json!("official-alert");
         v["headline"] = json!(t.headline);
         v["details"] = json!(t.text);
