@@ -126,6 +126,28 @@ fn prefill(dir: &Path, events: &[Vec<u8>]) {
     }
 }
 
+/// CPU time (user + system) the node's process has used so far, in seconds.
+fn cpu_s(node: &Node) -> f64 {
+    let pid = node.pid().expect("the node is running");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime is the 12th, stime
+    // the 13th; in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// Runs the CLI against `node`; returns its stdout, the wall time and the CPU time the
+/// node spent meanwhile (less sensitive than wall time to other work on the machine).
+fn timed_cli_cpu(node: &Node, args: &[&str]) -> (String, Duration, f64) {
+    let before = cpu_s(node);
+    let (out, t) = timed_cli(node, args);
+    (out, t, cpu_s(node) - before)
+}
+
 /// Runs the CLI against `node`; returns its stdout and the wall time.
 fn timed_cli(node: &Node, args: &[&str]) -> (String, Duration) {
     let t = Instant::now();
@@ -180,51 +202,58 @@ fn main() {
     let file = usb.path().join("a.bundle");
     let file = file.to_str().expect("utf-8 path");
     let (mut export, mut import, mut again) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut export_cpu, mut import_cpu, mut again_cpu) = (Vec::new(), Vec::new(), Vec::new());
     let mut size = 0;
     for run in 0..runs {
-        let (out, t) = timed_cli(&a, &["bundle", "export", file]);
+        let (out, t, c) = timed_cli_cpu(&a, &["bundle", "export", file]);
         assert!(out.starts_with(&format!("wrote {n} events")), "{out}");
         export.push(t.as_secs_f64());
+        export_cpu.push(c);
         size = std::fs::metadata(file).expect("bundle").len();
         let b = Node::start(&format!("bundle-b{run}"), opts());
-        let (out, t) = timed_cli(&b, &["bundle", "import", file]);
+        let (out, t, c) = timed_cli_cpu(&b, &["bundle", "import", file]);
         assert_eq!(
             out.lines().next(),
             Some(format!("{n} new, 0 already known, 0 refused").as_str())
         );
         import.push(t.as_secs_f64());
-        let (out, t) = timed_cli(&b, &["bundle", "import", file]);
+        import_cpu.push(c);
+        let (out, t, c) = timed_cli_cpu(&b, &["bundle", "import", file]);
         assert_eq!(
             out.lines().next(),
             Some(format!("0 new, {n} already known, 0 refused").as_str())
         );
         again.push(t.as_secs_f64());
+        again_cpu.push(c);
         assert_eq!(
             b.digest(),
             a.digest(),
             "the import did not bring every event"
         );
         eprintln!(
-            "run {run}: export {:.2} s, import {:.2} s, again {:.2} s",
-            export[run], import[run], again[run]
+            "run {run}: export {:.2} s ({:.2} s CPU), import {:.2} s ({:.2} s CPU), again {:.2} s ({:.2} s CPU)",
+            export[run], export_cpu[run], import[run], import_cpu[run], again[run], again_cpu[run]
         );
     }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let (e, i, g) = (median(export), median(import), median(again));
-    println!("| Bundles, {n} events ({runs} runs, medians) | measured |");
-    println!("|---|---|");
+    let (ec, ic, gc) = (median(export_cpu), median(import_cpu), median(again_cpu));
+    println!("| Bundles, {n} events ({runs} runs, medians) | wall time | node CPU time |");
+    println!("|---|---|---|");
     println!(
-        "| `bundle export` (CLI, node → file on disk) | {e:.2} s ({:.0} events/s) |",
+        "| `bundle export` (CLI, node → file on disk) | {e:.2} s ({:.0} events/s) | {ec:.2} s |",
         n as f64 / e
     );
     println!(
-        "| `bundle import`, all new (validated, stored, flushed) | {i:.2} s ({:.0} events/s) |",
+        "| `bundle import`, all new (validated, stored, flushed, gossiped) | {i:.2} s ({:.0} events/s) | {ic:.2} s |",
         n as f64 / i
     );
-    println!("| `bundle import` again, all already known | {g:.2} s |");
+    println!("| `bundle import` again, all already known | {g:.2} s | {gc:.2} s |");
     println!(
-        "| file size | {:.1} MB ({:.1} MB of events, +{:.2} %) |",
+        "| file size | {:.1} MB ({:.1} MB of events, +{:.2} %) | |",
         size as f64 / 1e6,
         raw as f64 / 1e6,
         (size as f64 / raw as f64 - 1.0) * 100.0
     );
+    println!("\nload average at the end: {}", load.trim());
 }
