@@ -111,4 +111,52 @@ impl Client {
                 .send_json(body),
         )
     }
+
+    /// An agent for whole files (bundles): they may take minutes, not 30 s.
+    fn file_agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30 * 60)))
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+
+    /// GETs a file (query encoded) into `out`; returns the response headers.
+    pub fn download(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        out: &mut dyn std::io::Write,
+    ) -> Result<ureq::http::HeaderMap, CliError> {
+        let mut req = Self::file_agent().get(format!("{}{path}", self.base));
+        for (k, v) in query {
+            req = req.query(*k, v);
+        }
+        let resp = req.call();
+        let ok = resp.as_ref().is_ok_and(|r| r.status().is_success());
+        if !ok {
+            return Self::answer(resp).map(|_| ureq::http::HeaderMap::new());
+        }
+        let resp = resp.map_err(|e| CliError(format!("the node did not answer: {e}")))?;
+        let headers = resp.headers().clone();
+        let mut body = resp.into_body();
+        std::io::copy(&mut body.as_reader(), out)
+            .map_err(|e| CliError(format!("the download broke off: {e}")))?;
+        Ok(headers)
+    }
+
+    /// POSTs the bytes of `file` with `content_type` to a path under the API.
+    pub fn post_file(
+        &self,
+        path: &str,
+        content_type: &str,
+        file: &mut dyn std::io::Read,
+    ) -> Result<Value, CliError> {
+        Self::answer(
+            Self::file_agent()
+                .post(format!("{}{path}", self.base))
+                .content_type(content_type)
+                .send(ureq::SendBody::from_reader(file)),
+        )
+    }
 }

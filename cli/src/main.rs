@@ -162,6 +162,10 @@ enum Command {
     },
     /// Active alerts.
     Alerts {
+        /// Show official alerts in this language where they have it (e.g. es, fr-CA;
+        /// default: the LANG of this shell, else the alert's first language).
+        #[arg(long)]
+        lang: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -187,6 +191,12 @@ enum Command {
         /// Ctrl-C; without it they close when the demo exits.
         #[arg(long)]
         keep: bool,
+    },
+    /// Carry events between hubs that never share a network, on a USB stick: an
+    /// encrypted file only this community can read.
+    Bundle {
+        #[command(subcommand)]
+        action: BundleAction,
     },
     /// Connected peers.
     Peers {
@@ -345,6 +355,25 @@ struct Outcome {
     moved: Option<String>,
 }
 
+/// Writing and reading bundle files.
+#[derive(Subcommand)]
+enum BundleAction {
+    /// Write every event this node holds (or only recent ones) to FILE.
+    Export {
+        /// The file to write, e.g. /media/usb/elm-street.bundle.
+        file: PathBuf,
+        /// Only events of the last DURATION, e.g. 3d or 12h.
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+    },
+    /// Read FILE (written by `bundle export` at any hub of this community) and take in
+    /// its events; prints how many were new, already known and refused.
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+    },
+}
+
 /// Ending (or reviving) an alert.
 #[derive(Subcommand)]
 enum AlertAction {
@@ -363,6 +392,12 @@ enum AlertAction {
         /// What changed, e.g. "river back within its banks".
         #[arg(long)]
         note: Option<String>,
+    },
+    /// Post the alerts of an official CAP file (CAP 1.2 or 1.1, as weather and
+    /// civil-protection services publish them), in all its languages.
+    Import {
+        /// The CAP XML file.
+        file: PathBuf,
     },
     /// Make a cancelled or all-clear alert active again.
     Active {
@@ -659,6 +694,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             ..
         } => {
             let (id, status, note) = match action {
+                AlertAction::Import { file } => return import_cap(&dir, &file),
                 AlertAction::Cancel { id, note } => (id, "cancelled", note),
                 AlertAction::Clear { id, note } => (id, "all-clear", note),
                 AlertAction::Active { id, note } => (id, "active", note),
@@ -689,8 +725,17 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             println!("{}", v["short_id"].as_str().unwrap_or(""));
             Ok(())
         }
-        Command::Alerts { json } => {
-            let v = Client::for_dir(&dir)?.get("/api/v1/alerts")?;
+        Command::Bundle { action } => bundle(&dir, action),
+        Command::Alerts { lang, json } => {
+            // LANG=es_MX.UTF-8 → es-MX.
+            let lang = lang.or_else(|| {
+                std::env::var("LANG")
+                    .ok()
+                    .map(|l| l.split('.').next().unwrap_or("").replace('_', "-"))
+                    .filter(|l| !l.is_empty() && l != "C" && l != "POSIX")
+            });
+            let query: Vec<(&str, String)> = lang.map(|l| ("lang", l)).into_iter().collect();
+            let v = Client::for_dir(&dir)?.get_query("/api/v1/alerts", &query)?;
             if json {
                 print_json(&v["alerts"]);
             } else {
@@ -773,6 +818,101 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
             }
             Ok(())
         }
+    }
+}
+
+/// `aidmesh bundle export|import`.
+fn bundle(dir: &std::path::Path, action: BundleAction) -> Result<(), CliError> {
+    let client = Client::for_dir(dir)?;
+    match action {
+        BundleAction::Export { file, since } => {
+            // Written beside the target and renamed when complete, so a failed export
+            // never leaves a file that looks like a bundle.
+            let part = file.with_extension("part");
+            let mut out = std::fs::File::create(&part)
+                .map_err(|e| CliError(format!("cannot write {}: {e}", part.display())))?;
+            let query: Vec<(&str, String)> = since.map(|s| ("since", s)).into_iter().collect();
+            let result = client
+                .download("/api/v1/bundle", &query, &mut out)
+                .and_then(|h| {
+                    out.sync_all()
+                        .map_err(|e| CliError(format!("cannot write {}: {e}", part.display())))?;
+                    std::fs::rename(&part, &file)
+                        .map_err(|e| CliError(format!("cannot write {}: {e}", file.display())))?;
+                    Ok(h)
+                });
+            let headers = match result {
+                Ok(h) => h,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&part);
+                    return Err(e);
+                }
+            };
+            let events = headers
+                .get("x-aidmesh-events")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?");
+            let bytes = std::fs::metadata(&file).map_or(0, |m| m.len());
+            println!(
+                "wrote {events} events ({}) to {}",
+                human_size(bytes),
+                file.display()
+            );
+        }
+        BundleAction::Import { file } => {
+            let mut f = std::fs::File::open(&file)
+                .map_err(|e| CliError(format!("cannot read {}: {e}", file.display())))?;
+            let v = client.post_file("/api/v1/bundle", "application/octet-stream", &mut f)?;
+            println!(
+                "{} new, {} already known, {} refused",
+                v["new"], v["known"], v["refused"]
+            );
+            for r in v["refused_reasons"].as_array().into_iter().flatten() {
+                println!("  refused: {}", r.as_str().unwrap_or(""));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `aidmesh alert import FILE`: prints each alert posted, and those posted before.
+fn import_cap(dir: &std::path::Path, file: &std::path::Path) -> Result<(), CliError> {
+    let client = Client::for_dir(dir)?;
+    let mut f = std::fs::File::open(file)
+        .map_err(|e| CliError(format!("cannot read {}: {e}", file.display())))?;
+    let v = client.post_file("/api/v1/alerts/import", "application/xml", &mut f)?;
+    for a in v["posted"].as_array().into_iter().flatten() {
+        let langs: Vec<&str> = a["official"]["languages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["language"].as_str())
+            .collect();
+        println!(
+            "{}  {}  {} ({}; {})",
+            a["short_id"].as_str().unwrap_or(""),
+            a["severity"].as_str().unwrap_or("").to_uppercase(),
+            a["headline"].as_str().unwrap_or(""),
+            a["official"]["sender"].as_str().unwrap_or(""),
+            langs.join(", ")
+        );
+    }
+    for id in v["already_posted"].as_array().into_iter().flatten() {
+        println!(
+            "{}  already posted from an earlier import",
+            id.as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// "840 bytes", "12.4 KB", "3.1 MB" (powers of 1000, as file managers show).
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        0..=999 => format!("{bytes} bytes"),
+        1_000..=999_999 => format!("{:.1} KB", bytes as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.1} GB", bytes as f64 / 1e9),
     }
 }
 

@@ -316,6 +316,34 @@ const NOT_RUN: &[(&str, &str)] = &[
         "needs two ids that share 6 hex characters",
     ),
     ("only allowed to its author", "needs a second node"),
+    (
+        "written by another community",
+        "needs a node of another community; tests/tests/bundle.rs checks this message",
+    ),
+    (
+        "is not a CAP alert",
+        "needs a CAP sample; tests/tests/cap.rs checks the CAP messages",
+    ),
+    (
+        "which CAP requires",
+        "needs a CAP sample; tests/tests/cap.rs checks it",
+    ),
+    (
+        "has a DOCTYPE",
+        "needs a hostile file; tests/tests/cap.rs checks it",
+    ),
+    (
+        "not posted:",
+        "needs a CAP sample; tests/tests/cap.rs checks it",
+    ),
+    (
+        "cut short inside chunk",
+        "needs a damaged file; tests/tests/bundle.rs checks this message",
+    ),
+    (
+        "failed authentication",
+        "needs a damaged file; tests/tests/bundle.rs checks this message",
+    ),
     ("the node did not answer", "needs a node that hangs"),
     (
         "already claimed by",

@@ -3,9 +3,11 @@
 //! The I/O half of aidmesh: a node that stores events durably ([`store`]), runs every
 //! event through one validate → store → fan-out path ([`engine`]), talks to peers over
 //! libp2p ([`net`]), finds them with mDNS ([`discovery`]) and serves the HTTP API
-//! ([`api`]). The rules themselves live in `aidmesh-protocol`.
+//! ([`api`]), and reads and writes sneakernet [`bundle`]s. The rules themselves live in `aidmesh-protocol`.
 
 pub mod api;
+pub mod bundle;
+pub mod cap;
 pub mod discovery;
 pub mod engine;
 pub mod export;

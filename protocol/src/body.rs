@@ -55,6 +55,8 @@ pub enum BodyKind {
     Alert,
     /// 8: redaction of an earlier event's personal data.
     Redaction,
+    /// 9: an official alert (from a CAP message), in one or more languages.
+    OfficialAlert,
     /// 10: whether a registered person agrees to be shared with responders (PFIF
     /// export). Code 9 belongs to another kind.
     Sharing,
@@ -62,7 +64,7 @@ pub enum BodyKind {
 
 impl BodyKind {
     /// Every kind this version understands.
-    pub const ALL: [BodyKind; 9] = [
+    pub const ALL: [BodyKind; 10] = [
         BodyKind::Need,
         BodyKind::Offer,
         BodyKind::Status,
@@ -71,6 +73,7 @@ impl BodyKind {
         BodyKind::Hub,
         BodyKind::Alert,
         BodyKind::Redaction,
+        BodyKind::OfficialAlert,
         BodyKind::Sharing,
     ];
 
@@ -85,6 +88,7 @@ impl BodyKind {
             BodyKind::Hub => 6,
             BodyKind::Alert => 7,
             BodyKind::Redaction => 8,
+            BodyKind::OfficialAlert => 9,
             BodyKind::Sharing => 10,
         }
     }
@@ -105,6 +109,7 @@ impl BodyKind {
             BodyKind::Hub => "hub",
             BodyKind::Alert => "alert",
             BodyKind::Redaction => "redaction",
+            BodyKind::OfficialAlert => "official-alert",
             BodyKind::Sharing => "sharing",
         }
     }
@@ -492,6 +497,142 @@ pub struct Alert {
     pub expires_ms: Option<u64>,
 }
 
+/// How soon people should act on an official alert (CAP `urgency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AlertUrgency {
+    /// Act now.
+    Immediate,
+    /// Act soon (within the next hour).
+    Expected,
+    /// Act in the near future.
+    Future,
+    /// No longer required.
+    Past,
+    /// Not known.
+    Unknown,
+}
+
+impl AlertUrgency {
+    /// Name in the API and in CAP, lowercased ("immediate", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertUrgency::Immediate => "immediate",
+            AlertUrgency::Expected => "expected",
+            AlertUrgency::Future => "future",
+            AlertUrgency::Past => "past",
+            AlertUrgency::Unknown => "unknown",
+        }
+    }
+}
+
+/// Most languages one official alert carries.
+pub const MAX_LANGUAGES: usize = 4;
+
+/// One language's text of an official alert (a CAP `info` block).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertText {
+    /// Language tag (RFC 5646, as CAP's `language`), e.g. "en-US"; 1..=[`MAX_TAG`]
+    /// characters.
+    pub language: String,
+    /// What the alert is about ("Flood Warning"), 1..=[`MAX_TITLE`] characters.
+    pub event: String,
+    /// Headline, 1..=[`MAX_TITLE`] characters.
+    pub headline: String,
+    /// Description and instructions, at most [`MAX_DETAILS`] characters.
+    pub text: String,
+    /// Area description, at most [`MAX_LABEL`] characters.
+    pub area: String,
+}
+
+/// An alert issued by an authority (a weather or civil-protection service), taken in
+/// from a CAP message: one alert, however many languages it comes in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficialAlert {
+    /// How serious (CAP "Unknown" is taken as moderate).
+    pub severity: Severity,
+    /// How soon to act.
+    pub urgency: AlertUrgency,
+    /// Wall-clock milliseconds after which the alert is no longer shown.
+    pub expires_ms: Option<u64>,
+    /// Who issued it (CAP `senderName`, else `sender`), 1..=[`MAX_LABEL`] characters.
+    pub sender: String,
+    /// The message's CAP `identifier`, 1..=[`MAX_LABEL`] characters: with the sender it
+    /// names the message, so the same message is taken in once.
+    pub identifier: String,
+    /// The texts, 1..=[`MAX_LANGUAGES`] of them, each of a different language; the
+    /// first is shown when the reader's language is not among them.
+    pub texts: Vec<AlertText>,
+}
+
+impl OfficialAlert {
+    /// The text in `language` (a tag such as "es" or "es-MX"): the same tag, else the
+    /// same primary language, else the first text (`None` only for a body that breaks
+    /// its limits: validated ones have at least one text).
+    pub fn text_for(&self, language: &str) -> Option<&AlertText> {
+        let primary = |t: &str| t.split('-').next().unwrap_or("").to_ascii_lowercase();
+        let want = primary(language);
+        self.texts
+            .iter()
+            .find(|t| t.language.eq_ignore_ascii_case(language))
+            .or_else(|| {
+                self.texts
+                    .iter()
+                    .find(|t| !want.is_empty() && primary(&t.language) == want)
+            })
+            .or_else(|| self.texts.first())
+    }
+
+    /// The alert as the board files it: the first language's text.
+    pub fn as_alert(&self) -> Alert {
+        let t = self.texts.first();
+        let field = |f: fn(&AlertText) -> &String| t.map(f).cloned().unwrap_or_default();
+        Alert {
+            severity: self.severity,
+            headline: field(|t| &t.headline),
+            text: field(|t| &t.text),
+            area: field(|t| &t.area),
+            expires_ms: self.expires_ms,
+        }
+    }
+
+    fn check(&self) -> Result<(), FieldError> {
+        check("sender", &self.sender, MAX_LABEL, Required::Yes, Lines::One)?;
+        check(
+            "identifier",
+            &self.identifier,
+            MAX_LABEL,
+            Required::Yes,
+            Lines::One,
+        )?;
+        if self.texts.is_empty() || self.texts.len() > MAX_LANGUAGES {
+            return Err(FieldError::new(
+                "texts",
+                format!("must hold 1 to {MAX_LANGUAGES} languages"),
+            ));
+        }
+        for (i, t) in self.texts.iter().enumerate() {
+            check("language", &t.language, MAX_TAG, Required::Yes, Lines::One)?;
+            check("event", &t.event, MAX_TITLE, Required::Yes, Lines::One)?;
+            check(
+                "headline",
+                &t.headline,
+                MAX_TITLE,
+                Required::Yes,
+                Lines::One,
+            )?;
+            check("text", &t.text, MAX_DETAILS, Required::No, Lines::Many)?;
+            check("area", &t.area, MAX_LABEL, Required::No, Lines::One)?;
+            if self.texts[..i]
+                .iter()
+                .any(|o| o.language.eq_ignore_ascii_case(&t.language))
+            {
+                return Err(FieldError::new("language", "appears twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The author removes an earlier event's personal data everywhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redaction {
@@ -532,6 +673,8 @@ pub enum Body {
     Alert(Alert),
     /// Kind 8.
     Redaction(Redaction),
+    /// Kind 9.
+    OfficialAlert(OfficialAlert),
     /// Kind 10.
     Sharing(Sharing),
 }
@@ -579,6 +722,7 @@ impl Body {
             Body::Hub(_) => BodyKind::Hub,
             Body::Alert(_) => BodyKind::Alert,
             Body::Redaction(_) => BodyKind::Redaction,
+            Body::OfficialAlert(_) => BodyKind::OfficialAlert,
             Body::Sharing(_) => BodyKind::Sharing,
         }
     }
@@ -593,6 +737,7 @@ impl Body {
             Body::Hub(h) => to_vec(h),
             Body::Alert(a) => to_vec(a),
             Body::Redaction(r) => to_vec(r),
+            Body::OfficialAlert(a) => to_vec(a),
             Body::Sharing(c) => to_vec(c),
         }
     }
@@ -612,6 +757,7 @@ impl Body {
             BodyKind::Hub => Body::Hub(from_exact(bytes)?),
             BodyKind::Alert => Body::Alert(from_exact(bytes)?),
             BodyKind::Redaction => Body::Redaction(from_exact(bytes)?),
+            BodyKind::OfficialAlert => Body::OfficialAlert(from_exact(bytes)?),
             BodyKind::Sharing => Body::Sharing(from_exact(bytes)?),
         };
         Ok(Some(body))
@@ -670,6 +816,7 @@ impl Body {
                 check("area", &a.area, MAX_LABEL, Required::No, Lines::One)
             }
             Body::Redaction(r) => check("reason", &r.reason, MAX_NOTE, Required::No, Lines::Many),
+            Body::OfficialAlert(a) => a.check(),
             Body::Sharing(_) => Ok(()),
         }
     }
@@ -757,6 +904,7 @@ pub(crate) mod tests {
                 target: EventId([3; 32]),
                 reason: String::new(),
             }),
+            Body::OfficialAlert(official()),
             Body::Sharing(Sharing {
                 person: EventId([4; 32]),
                 share: true,
@@ -773,6 +921,66 @@ pub(crate) mod tests {
             longer.push(0);
             assert!(Body::decode(b.kind().code(), &longer).is_err());
         }
+    }
+
+    fn official() -> OfficialAlert {
+        let text = |language: &str, event: &str| AlertText {
+            language: language.into(),
+            event: event.into(),
+            headline: format!("{event} for the coast"),
+            text: "Move inland.\nNow.".into(),
+            area: "Coast".into(),
+        };
+        OfficialAlert {
+            severity: Severity::Extreme,
+            urgency: AlertUrgency::Immediate,
+            expires_ms: Some(9),
+            sender: "NWS San Juan PR".into(),
+            identifier: "urn:oid:2.49.0.1.840.0.1".into(),
+            texts: vec![
+                text("en-US", "Hurricane Warning"),
+                text("es-US", "Aviso de Huracán"),
+            ],
+        }
+    }
+
+    #[test]
+    fn an_official_alert_keeps_its_limits_and_picks_the_readers_language() {
+        let a = official();
+        assert_eq!(
+            a.text_for("es-MX").map(|t| t.event.as_str()),
+            Some("Aviso de Huracán")
+        );
+        assert_eq!(
+            a.text_for("EN-us").map(|t| t.language.as_str()),
+            Some("en-US")
+        );
+        assert_eq!(a.text_for("de").map(|t| t.language.as_str()), Some("en-US"));
+        assert_eq!(a.as_alert().headline, "Hurricane Warning for the coast");
+        let mut twice = a.clone();
+        twice.texts[1].language = "EN-US".into();
+        let e = Body::OfficialAlert(twice).check().unwrap_err();
+        assert_eq!((e.field, e.problem.as_str()), ("language", "appears twice"));
+        let mut none = a.clone();
+        none.texts.clear();
+        assert_eq!(
+            Body::OfficialAlert(none.clone()).check().unwrap_err().field,
+            "texts"
+        );
+        assert!(none.text_for("en").is_none());
+        assert_eq!(none.as_alert().headline, "");
+        let mut many = a;
+        many.texts = (0..5)
+            .map(|i| {
+                let mut t = many.texts[0].clone();
+                t.language = format!("x-{i}");
+                t
+            })
+            .collect();
+        assert_eq!(
+            Body::OfficialAlert(many).check().unwrap_err().field,
+            "texts"
+        );
     }
 
     #[test]

@@ -11,11 +11,13 @@
 //! - [`validate()`]: the one function every entry point uses to accept an event.
 //! - [`view`]: the board, a pure function of a *set* of events.
 //! - [`quota`]: the per-author bound on events of kinds this node does not know.
+//! - [`bundle`]: the encrypted file format that carries events between hubs by hand.
 //! - [`sync`]: the messages of range-based set reconciliation and event fetching.
 //!
 //! The byte-level specification lives in `docs/protocol.md`.
 
 pub mod body;
+pub mod bundle;
 pub mod category;
 pub mod community;
 pub mod error;
@@ -31,8 +33,9 @@ pub mod view;
 pub mod welfare;
 
 pub use body::{
-    Alert, Body, BodyKind, CheckIn, Consent, Coords, HubAnnounced, Outcome, PersonRegistered,
-    Place, Post, Redaction, Severity, Sharing, Status, StatusChange, Urgency,
+    Alert, AlertText, AlertUrgency, Body, BodyKind, CheckIn, Consent, Coords, HubAnnounced,
+    OfficialAlert, Outcome, PersonRegistered, Place, Post, Redaction, Severity, Sharing, Status,
+    StatusChange, Urgency,
 };
 pub use category::Category;
 pub use error::{DecodeError, ValidationError};

@@ -102,7 +102,7 @@ pub fn validate(
 }
 
 /// Every kind but redactions themselves: a redaction cannot be undone.
-const REDACTABLE: [BodyKind; 8] = [
+const REDACTABLE: [BodyKind; 9] = [
     BodyKind::Need,
     BodyKind::Offer,
     BodyKind::Status,
@@ -111,6 +111,7 @@ const REDACTABLE: [BodyKind; 8] = [
     BodyKind::Hub,
     BodyKind::Alert,
     BodyKind::Sharing,
+    BodyKind::OfficialAlert,
 ];
 
 fn kind_name(code: u16) -> &'static str {
@@ -131,7 +132,12 @@ fn check_rights(
         }
         Body::Status(s) => (
             s.target,
-            &[BodyKind::Need, BodyKind::Offer, BodyKind::Alert],
+            &[
+                BodyKind::Need,
+                BodyKind::Offer,
+                BodyKind::Alert,
+                BodyKind::OfficialAlert,
+            ],
             (s.status == Status::Withdrawn).then_some("withdrawal"),
         ),
         Body::CheckIn(c) => (c.person, &[BodyKind::Person], None),
@@ -152,7 +158,7 @@ fn check_rights(
                 expected[0].name()
             } else if expected.len() == 2 {
                 "need or offer"
-            } else if expected.len() == 3 {
+            } else if expected.len() == 4 {
                 "need, offer or alert"
             } else {
                 "event other than a redaction"
@@ -160,7 +166,8 @@ fn check_rights(
         });
     }
     if let Some(mut action) = author_only {
-        if info.kind == BodyKind::Alert.code() && action == "withdrawal" {
+        let alert = [BodyKind::Alert.code(), BodyKind::OfficialAlert.code()];
+        if alert.contains(&info.kind) && action == "withdrawal" {
             action = "cancellation";
         }
         if info.author != event.author() {

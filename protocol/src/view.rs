@@ -40,8 +40,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::body::{
-    Alert, Body, BodyKind, CheckIn, HubAnnounced, Outcome, PersonRegistered, Place, Post, Status,
-    StatusChange,
+    Alert, Body, BodyKind, CheckIn, HubAnnounced, OfficialAlert, Outcome, PersonRegistered, Place,
+    Post, Status, StatusChange,
 };
 use crate::event::{Event, EventId};
 use crate::identity::AuthorId;
@@ -289,6 +289,8 @@ pub struct AlertView {
     pub state: AlertState,
     /// The applied change that set the state (all clear), if any.
     pub ended: Option<Change>,
+    /// For an official alert (kind 9): its issuer, urgency and every language.
+    pub official: Option<OfficialAlert>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,6 +355,8 @@ pub struct View {
     checkins: BTreeMap<EventId, BTreeMap<Key, CheckIn>>,
     hubs: BTreeMap<EventId, Filed<HubAnnounced>>,
     alerts: BTreeMap<EventId, Filed<Alert>>,
+    /// The CAP details of official alerts, by id (also in `alerts`).
+    official: BTreeMap<EventId, OfficialAlert>,
     /// target → (redaction id → redaction author)
     redactions: BTreeMap<EventId, BTreeMap<EventId, AuthorId>>,
     /// check-in → (person, check-in author), to follow a post's `related` link
@@ -427,6 +431,12 @@ impl View {
             }
             Body::Alert(a) => {
                 self.alerts.insert(id, Filed::new(e, a));
+            }
+            Body::OfficialAlert(a) => {
+                // Filed as an alert in its first language (states, expiry, order as
+                // any alert); the other languages and CAP fields ride alongside.
+                self.alerts.insert(id, Filed::new(e, &a.as_alert()));
+                self.official.insert(id, a.clone());
             }
             Body::Redaction(r) => {
                 self.redactions
@@ -738,6 +748,7 @@ impl View {
             alert: a.body.clone(),
             state,
             ended,
+            official: self.official.get(id).cloned(),
         })
     }
 

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use aidmesh_protocol::bundle::{Sealer, CHUNK_SIZE, MIN_CHUNK_SIZE};
 use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
 use aidmesh_protocol::{
     Body, Category, CheckIn, Coords, Event, Identity, Outcome, Place, Post, StatusChange,
@@ -86,6 +87,49 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
             .enumerate()
             .map(|(i, b)| (format!("sync_messages/{i}"), b)),
     );
+    // bundle: the first byte is the piece size; sealed with the target's FUZZ_KEY.
+    let bundle = |evs: &[&Event], chunk_size: u32| {
+        let mut s = Sealer::with_chunk_size(&[0x42; 32], 1_790_000_000_000, [7; 16], chunk_size);
+        let mut f = s.header().to_vec();
+        for e in evs {
+            if let Some(c) = s.add(e.bytes()) {
+                f.extend_from_slice(&c);
+            }
+        }
+        f.extend_from_slice(&s.finish());
+        f
+    };
+    let all: Vec<&Event> = evs.iter().collect();
+    let many: Vec<&Event> = evs.iter().cycle().take(120).collect();
+    for (i, (step, file)) in [
+        (255u8, bundle(&all, CHUNK_SIZE)),
+        (13, bundle(&many, MIN_CHUNK_SIZE)),
+        (64, bundle(&[], CHUNK_SIZE)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut b = vec![step];
+        b.extend_from_slice(&file);
+        out.push((format!("bundle/{i}"), b));
+    }
+    // cap: the CAP samples of the tests, as they are.
+    let cap_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/cap");
+    let mut samples: Vec<_> = std::fs::read_dir(&cap_dir)
+        .expect("tests/data/cap")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    samples.sort();
+    for p in samples {
+        let name = p
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        out.push((format!("cap/{name}"), std::fs::read(&p).expect("sample")));
+    }
     // http_bodies: the first byte picks the input type (see the target).
     let json: [(u8, &str); 11] = [
         (

@@ -293,8 +293,9 @@ async fn created_id(st: AppState, body: Body) -> ApiResult {
         .into_response())
 }
 
-fn alert_json(a: &aidmesh_protocol::view::AlertView) -> Value {
-    json!({
+/// An alert as JSON; an official alert's text in `lang` where it has that language.
+pub(super) fn alert_json(a: &aidmesh_protocol::view::AlertView, lang: Option<&str>) -> Value {
+    let mut v = json!({
         "id": a.id.to_hex(), "short_id": a.id.short(), "kind": "alert",
         "severity": a.alert.severity.name(), "headline": a.alert.headline, "details": a.alert.text,
         "area": a.alert.area, "expires_at": a.alert.expires_ms, "author": a.author.short(),
@@ -302,7 +303,33 @@ fn alert_json(a: &aidmesh_protocol::view::AlertView) -> Value {
         "ended": a.ended.as_ref().map(|c| json!({
             "by": c.author.short(), "at": c.at.millis(), "note": c.note,
         })),
-    })
+    });
+    if let Some((o, t)) = a
+        .official
+        .as_ref()
+        .and_then(|o| Some((o, o.text_for(lang.unwrap_or(""))?)))
+    {
+        v["kind"] = json!("official-alert");
+        v["headline"] = json!(t.headline);
+        v["details"] = json!(t.text);
+        v["area"] = json!(t.area);
+        v["official"] = json!({
+            "sender": o.sender, "identifier": o.identifier, "urgency": o.urgency.name(),
+            "event": t.event, "language": t.language,
+            "languages": o.texts.iter().map(|x| json!({
+                "language": x.language, "event": x.event, "headline": x.headline,
+                "details": x.text, "area": x.area,
+            })).collect::<Vec<_>>(),
+        });
+    }
+    v
+}
+
+/// Query of `GET /api/v1/alerts`.
+#[derive(serde::Deserialize)]
+pub(super) struct AlertsQuery {
+    /// Preferred language of official alerts ("es", "fr-CA").
+    lang: Option<String>,
 }
 
 /// `POST /api/v1/alerts/{id}/status`: cancel (its author only), mark all clear, or
@@ -322,7 +349,7 @@ pub(super) async fn change_alert(
         .engine
         .with_view(|v| v.alert(&id))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "alert disappeared"))?;
-    Ok(Json(alert_json(&alert)).into_response())
+    Ok(Json(alert_json(&alert, None)).into_response())
 }
 
 /// Resolves a full id or a unique prefix (at least 6 hex characters) among alerts.
@@ -357,20 +384,27 @@ fn resolve_alert(st: &AppState, prefix: &str) -> Result<EventId, ApiError> {
     }
 }
 
-pub(super) async fn list_alerts(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
-    super::live::conditional(&st, &headers, &["alerts"], || {
-        Ok(Json(json!({ "alerts": alerts_value(&st) })).into_response())
+pub(super) async fn list_alerts(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<AlertsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q?;
+    let lang = q.lang.unwrap_or_default();
+    super::live::conditional(&st, &headers, &["alerts", &lang], || {
+        Ok(Json(json!({ "alerts": alerts_value(&st, Some(&lang)) })).into_response())
     })
     .await
 }
 
-/// The alerts in force, as JSON.
-pub(super) fn alerts_value(st: &AppState) -> Vec<Value> {
+/// The alerts in force, as JSON; official alerts in `lang` where they have it (every
+/// language is in `official.languages` either way).
+pub(super) fn alerts_value(st: &AppState, lang: Option<&str>) -> Vec<Value> {
     let now = st.engine.now_ms();
     st.engine
         .with_view(|v| v.alerts(now))
         .iter()
-        .map(alert_json)
+        .map(|a| alert_json(a, lang))
         .collect()
 }
 

@@ -135,6 +135,23 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// Whether a write takes a file rather than JSON: a bundle (`application/octet-stream`)
+/// or a CAP alert (`application/xml`, `text/xml`). None of these types is one a
+/// cross-site form can send without a preflight, so the JSON rule's protection holds.
+fn raw_body_allowed(path: &str, headers: &HeaderMap) -> bool {
+    let ty = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match path {
+        "/api/v1/bundle" => ty == "application/octet-stream",
+        "/api/v1/alerts/import" => ty == "application/xml" || ty == "text/xml",
+        _ => false,
+    }
+}
+
 /// The middleware: Host for every request, origin and JSON for writes.
 pub(super) async fn check(State(hosts): State<Arc<Hosts>>, req: Request, next: Next) -> Response {
     let host = req
@@ -157,7 +174,7 @@ pub(super) async fn check(State(hosts): State<Arc<Hosts>>, req: Request, next: N
         if let Some(why) = cross_site(req.headers(), &host) {
             return refuse(StatusCode::FORBIDDEN, "cross_site", why);
         }
-        if !is_json(req.headers()) {
+        if !is_json(req.headers()) && !raw_body_allowed(req.uri().path(), req.headers()) {
             return refuse(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "bad_json",

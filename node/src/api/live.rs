@@ -138,7 +138,7 @@ pub(super) async fn board(
         "needs": needs,
         "offers": offers,
         "hubs": hubs_value(&st),
-        "alerts": alerts_value(&st),
+        "alerts": alerts_value(&st, None),
         "categories": categories_value(),
     }))
     .into_response();
@@ -205,9 +205,11 @@ fn render(st: &AppState, ne: &NewEvent) -> Value {
         }
         Some(Body::Status(change)) => match card(&change.target) {
             Some(c) => data["item"] = c,
-            None => data["alerts"] = json!(alerts_value(st)),
+            None => data["alerts"] = json!(alerts_value(st, None)),
         },
-        Some(Body::Alert(_)) => data["alerts"] = json!(alerts_value(st)),
+        Some(Body::Alert(_) | Body::OfficialAlert(_)) => {
+            data["alerts"] = json!(alerts_value(st, None))
+        }
         Some(Body::Hub(_)) => data["hubs"] = json!(hubs_value(st)),
         _ => {}
     }

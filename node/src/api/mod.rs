@@ -26,6 +26,8 @@ use crate::input::InputError;
 use crate::net::NetHandle;
 
 mod board;
+mod bundle;
+mod cap;
 pub mod conn;
 mod export;
 pub mod guard;
@@ -232,6 +234,10 @@ pub fn router(state: AppState) -> Router {
             get(board::list_alerts).post(board::post_alert),
         )
         .route("/api/v1/alerts/{id}/status", post(board::change_alert))
+        .route(
+            "/api/v1/alerts/import",
+            post(cap::import).layer(DefaultBodyLimit::max(crate::cap::MAX_CAP_BYTES)),
+        )
         .route("/api/v1/people", get(welfare::list).post(welfare::register))
         .route("/api/v1/people/overdue", get(welfare::overdue))
         .route("/api/v1/people/{id}", get(welfare::show))
@@ -239,6 +245,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/people/{id}/forget", post(welfare::forget))
         .route("/api/v1/people/{id}/sharing", post(welfare::sharing))
         .route("/api/v1/export", get(export::export))
+        .route("/api/v1/bundle", get(bundle::download).post(bundle::upload))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

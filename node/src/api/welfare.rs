@@ -89,6 +89,8 @@ pub(super) enum Guarded {
     Welfare,
     /// Adding a peer to dial.
     Peers,
+    /// Importing a bundle or official alerts.
+    Import,
 }
 
 impl PinGuard {
@@ -130,6 +132,11 @@ impl PinGuard {
                     "local_only",
                     "peers are added on the hub computer itself (or with the volunteer PIN, when the node has one)",
                 ),
+                Guarded::Import => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "local_only",
+                    "bundles and official alerts are imported on the hub computer itself (or with the volunteer PIN, when the node has one)",
+                ),
             });
         };
         let key = pin_key(from.ip());
@@ -167,6 +174,7 @@ impl PinGuard {
         let detail = match what {
             Guarded::Welfare => "welfare records need the hub's volunteer PIN (header X-Volunteer-Pin); ask the hub coordinator",
             Guarded::Peers => "adding a peer from another machine needs the hub's volunteer PIN (header X-Volunteer-Pin); or add it on the hub computer",
+            Guarded::Import => "importing from another machine needs the hub's volunteer PIN (header X-Volunteer-Pin); or import on the hub computer",
         };
         Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -455,7 +455,20 @@ function redraw(id) {
 // An alert with its way out: "All clear" (anyone) or "Cancel" (the hub that raised
 // it; the API refuses anyone else and the message says so). An all-clear alert stays
 // up, marked so, until it expires.
+// An official (CAP) alert carries each of its languages: show the reader's (same tag, else
+// same primary language, else as sent), as GET /alerts?lang= does on the server.
+function inReadersLanguage(a) {
+  const texts = a.official && a.official.languages;
+  if (!texts || !texts.length) return a;
+  const want = (navigator.language || "").toLowerCase();
+  const primary = (t) => (t || "").toLowerCase().split("-")[0];
+  const t = texts.find((x) => (x.language || "").toLowerCase() === want) ||
+    texts.find((x) => primary(x.language) === primary(want)) || texts[0];
+  return Object.assign({}, a, { headline: t.headline, details: t.details, area: t.area });
+}
+
 function alertBanner(a) {
+  a = inReadersLanguage(a);
   const clear = a.state === "all-clear";
   const end = (status, ask) => async () => {
     if (!confirm(ask)) return;
@@ -688,3 +701,46 @@ setTimeout(() => {
   refresh();
   setInterval(refresh, REQUESTS.refresh_ms);
 }, REQUESTS.refresh_first_random ? Math.random() * REQUESTS.refresh_ms : REQUESTS.refresh_ms);
+
+// --- Sneakernet bundles (issue 12): download is a plain link; importing a file needs
+// the hub computer or the volunteer PIN (the node says which). ---
+async function uploadFile(path, type, file) {
+  const headers = Object.assign({ "content-type": type }, pinHeaders());
+  const r = await fetch("/api/v1" + path, { method: "POST", headers, body: file });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.detail || ("error " + r.status));
+  return body;
+}
+
+$("#bundle-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const file = new FormData(ev.target).get("file");
+  const out = $("#bundle-result");
+  out.className = "";
+  out.textContent = "Importing…";
+  try {
+    const r = await uploadFile("/bundle", "application/octet-stream", file);
+    out.textContent = `${r.new} new, ${r.known} already known, ${r.refused} refused.`;
+    refresh();
+  } catch (e) {
+    out.className = "err";
+    out.textContent = e.message;
+  }
+});
+
+// Official alerts (CAP files from a weather or civil-protection service), same rules.
+$("#cap-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const file = new FormData(ev.target).get("file");
+  const out = $("#cap-result");
+  out.className = "";
+  try {
+    const r = await uploadFile("/alerts/import", "application/xml", file);
+    const n = r.posted.length;
+    out.textContent = n ? `Posted ${n} official alert${n === 1 ? "" : "s"}.` : "Already posted from an earlier import.";
+    refresh();
+  } catch (e) {
+    out.className = "err";
+    out.textContent = e.message;
+  }
+});

@@ -1,0 +1,263 @@
+//! Bundles over HTTP: `GET /api/v1/bundle` downloads every held event (or those of the
+//! last `?since=` duration) as a bundle file; `POST /api/v1/bundle` (hub computer or
+//! volunteer PIN, `Content-Type: application/octet-stream`) imports one. Both stream:
+//! neither holds the whole file in memory. See [`crate::bundle`].
+
+use std::io::{Read, Write};
+
+use aidmesh_protocol::bundle::BundleError;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::welfare::Guarded;
+use super::{blocking, ApiError, ApiResult, AppState};
+use crate::bundle::{self, BundleIoError, ImportReport};
+
+/// Query of `GET /api/v1/bundle`.
+#[derive(Deserialize)]
+pub(super) struct BundleQuery {
+    /// Only events stamped within this duration (e.g. `2d`).
+    since: Option<String>,
+}
+
+/// Header carrying the number of events in a downloaded bundle.
+pub const EVENTS_HEADER: &str = "x-aidmesh-events";
+
+/// `GET /api/v1/bundle[?since=DURATION]`.
+pub(super) async fn download(
+    State(st): State<AppState>,
+    q: Result<Query<BundleQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q?;
+    let since_ms = match &q.since {
+        Some(s) => {
+            let d = crate::input::parse_duration("since", s)?;
+            Some(
+                st.engine
+                    .now_ms()
+                    .saturating_sub(d.as_millis().try_into().unwrap_or(u64::MAX)),
+            )
+        }
+        None => None,
+    };
+    let engine = st.engine.clone();
+    let ids = blocking(move || bundle::export_ids(&engine, since_ms))
+        .await?
+        .map_err(storage)?;
+    let engine = st.engine.clone();
+    bundle::community_key(&engine).map_err(io_error)?;
+    let count = ids.len();
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(WRITE_CHUNK),
+        };
+        if let Err(e) = bundle::export(&engine, &ids, &mut w) {
+            // The client sees a cut-off body; an import of it says it is cut short.
+            tracing::warn!(error = %e, "bundle download failed");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let name = file_name(st.engine.community(), st.engine.now_ms());
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(EVENTS_HEADER, HeaderValue::from(count));
+    Ok(resp)
+}
+
+/// `aidmesh-elm-street-20261130-1542.bundle`: the community and the time (UTC), in
+/// characters every file system takes.
+fn file_name(community: &str, now_ms: u64) -> String {
+    let slug: String = community
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let slug = slug.trim_matches('-');
+    let secs = now_ms / 1000;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let (hh, mm) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    format!("aidmesh-{slug}-{y:04}{m:02}{d:02}-{hh:02}{mm:02}.bundle")
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// A blocking writer that hands 64 KiB pieces to the response body.
+struct ChannelWriter {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(Ok(piece))
+            .map_err(|_| std::io::Error::other("the download was closed"))
+    }
+}
+
+/// A blocking reader over the request body's frames.
+struct ChannelReader {
+    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Extractor for imports (bundles, CAP alerts): the hub computer, or a PIN holder.
+pub struct Importer;
+
+impl axum::extract::FromRequestParts<AppState> for Importer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &AppState,
+    ) -> Result<Self, ApiError> {
+        let from = super::guard::peer(&parts.extensions);
+        st.pins.check(from, &parts.headers, Guarded::Import)?;
+        Ok(Importer)
+    }
+}
+
+/// `POST /api/v1/bundle`: the body is the bundle file.
+pub(super) async fn upload(_: Importer, State(st): State<AppState>, body: Body) -> ApiResult {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let engine = st.engine.clone();
+    let worker = tokio::task::spawn_blocking(move || {
+        let mut r = ChannelReader {
+            rx,
+            cur: Bytes::new(),
+        };
+        bundle::import(&engine, &mut r)
+    });
+    let mut frames = body.into_data_stream();
+    while let Some(frame) = frames.next().await {
+        let item = frame.map_err(|e| std::io::Error::other(format!("the upload broke off: {e}")));
+        let failed = item.is_err();
+        // The importer stopped (an error in the file): the rest is not needed.
+        if tx.send(item).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    let report = worker
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
+    Ok(report_response(&report))
+}
+
+fn report_response(r: &ImportReport) -> Response {
+    let mut body = json!({
+        "new": r.new, "known": r.known, "refused": r.refused,
+        "refused_reasons": r.reasons, "chunks": r.chunks, "created_ms": r.created_ms,
+    });
+    let Some(e) = &r.error else {
+        return Json(body).into_response();
+    };
+    let (status, code) = match e {
+        BundleIoError::Format(BundleError::NotABundle) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "not_a_bundle")
+        }
+        BundleIoError::Format(BundleError::OtherCommunity) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "other_community")
+        }
+        BundleIoError::Format(BundleError::Version(_)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "bundle_version")
+        }
+        BundleIoError::Format(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bundle_damaged"),
+        BundleIoError::Read(_) => (StatusCode::BAD_REQUEST, "upload_failed"),
+        BundleIoError::NoKey | BundleIoError::Store(_) | BundleIoError::Write(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "storage")
+        }
+    };
+    body["error"] = json!(code);
+    body["detail"] = json!(r.error_text());
+    (status, Json(body)).into_response()
+}
+
+fn storage(e: crate::store::StoreError) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string())
+}
+
+fn io_error(e: BundleIoError) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_carry_the_community_and_the_utc_time() {
+        // 2026-11-30 15:42 UTC.
+        assert_eq!(
+            file_name("Elm Street", 1_796_053_320_000),
+            "aidmesh-elm-street-20261130-1542.bundle"
+        );
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}
