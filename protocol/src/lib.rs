@@ -12,6 +12,7 @@
 //! - [`view`]: the board, a pure function of a *set* of events.
 //! - [`quota`]: the per-author bound on events of kinds this node does not know.
 //! - [`sync`]: the messages of range-based set reconciliation and event fetching.
+//! - [`session`]: the initiator's sync session as a sans-IO state machine.
 //!
 //! The byte-level specification lives in `docs/protocol.md`.
 
@@ -23,6 +24,7 @@ pub mod event;
 pub mod identity;
 pub mod matching;
 pub mod quota;
+pub mod session;
 pub mod sync;
 pub mod text;
 pub mod time;
