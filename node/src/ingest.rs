@@ -55,7 +55,7 @@ pub enum Job {
         peer: PeerId,
         /// Which session of the peer's this is.
         generation: u64,
-        /// A relay session (see [`Session::relay`]).
+        /// A relay session (see [`Session::start`]).
         relay: bool,
     },
     /// Feed a peer's sync response to our session with it.
@@ -187,12 +187,7 @@ fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
             } => Some(Done::Started {
                 peer,
                 generation,
-                result: Session::start(engine).map(|(mut s, r)| {
-                    if relay {
-                        s.relay();
-                    }
-                    (Box::new(s), r)
-                }),
+                result: Session::start(engine, relay).map(|(s, r)| (Box::new(s), r)),
             }),
             Job::Step {
                 peer,
@@ -203,7 +198,7 @@ fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
             } => {
                 let next = session.on_response(engine, &clock_key, response);
                 let lacking = match next {
-                    Ok(Next::Done(_)) => session.lacking_events(engine),
+                    Ok(Next::Done { .. }) => session.lacking_events(engine),
                     _ => Vec::new(),
                 };
                 Some(Done::Stepped {

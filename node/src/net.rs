@@ -907,9 +907,9 @@ impl Task {
                         let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
                         self.pending.insert(rid, peer);
                     }
-                    Ok(Next::Done(s)) => {
+                    Ok(Next::Done { summary: s, millis }) => {
                         if s.fetched > 0 || s.rejected > 0 {
-                            info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred = s.deferred, rounds = s.rounds, ms = s.millis, "synced");
+                            info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred = s.deferred, rounds = s.rounds, ms = millis, "synced");
                         } else if s.deferred > 0 {
                             // Repeats every round until our clock catches up: debug.
                             debug!(%peer, deferred = s.deferred, rounds = s.rounds, "in sync but for events ahead of our clock (set aside until then)");
