@@ -208,7 +208,13 @@ impl Session {
             (_, SyncResponse::Refused { reason }) => {
                 Err(Failure::benign(format!("peer refused: {reason}")))
             }
-            (State::Reconciling, SyncResponse::Reconcile { wall_ms: peer, message }) => {
+            (
+                State::Reconciling,
+                SyncResponse::Reconcile {
+                    wall_ms: peer,
+                    message,
+                },
+            ) => {
                 self.summary.rounds += 1;
                 if self.summary.rounds > MAX_ROUNDS {
                     return Err(Failure::misbehaved(format!(
@@ -329,7 +335,9 @@ impl Session {
                     Ok(self.next_check())
                 }
             }
-            _ => Err(Failure::benign("stored() called while nothing was to store")),
+            _ => Err(Failure::benign(
+                "stored() called while nothing was to store",
+            )),
         };
         self.settle(r)
     }

@@ -49,7 +49,11 @@ impl Side {
     /// The stateless responder, through the wire encoding (which checks the limits).
     fn serve(&self, req: &SyncRequest) -> SyncResponse {
         let bytes = req.encode();
-        assert!(bytes.len() <= MAX_SYNC_MESSAGE, "request of {} bytes", bytes.len());
+        assert!(
+            bytes.len() <= MAX_SYNC_MESSAGE,
+            "request of {} bytes",
+            bytes.len()
+        );
         let resp = match SyncRequest::decode(&bytes).expect("a request within the limits") {
             SyncRequest::Reconcile { message, .. } => SyncResponse::Reconcile {
                 wall_ms: 7,
@@ -208,7 +212,11 @@ fn held_ids_are_not_fetched_and_an_empty_answer_ends_the_asking() {
     let peer = Side::new(p[..20].iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
     let (mut s, req) = Session::start(&us.set(), false, 1).unwrap();
     let out = s.on_response(peer.serve(&req), 1).unwrap();
-    assert_eq!(out.peer_wall_ms, Some(7), "a reconcile round is a clock sample");
+    assert_eq!(
+        out.peer_wall_ms,
+        Some(7),
+        "a reconcile round is a clock sample"
+    );
     let Step::Check(asked) = out.step else {
         panic!("expected a check, got {:?}", out.step)
     };
@@ -240,8 +248,13 @@ fn unrequested_or_invalid_events_and_responses_out_of_turn_are_misbehaviour() {
     let e = s
         .on_response(SyncResponse::Events { events: vec![] }, 1)
         .unwrap_err();
-    assert!(e.misbehaved && e.reason.contains("waiting for a reconciliation"), "{e:?}");
-    assert!(s.on_response(SyncResponse::Events { events: vec![] }, 1).is_err());
+    assert!(
+        e.misbehaved && e.reason.contains("waiting for a reconciliation"),
+        "{e:?}"
+    );
+    assert!(s
+        .on_response(SyncResponse::Events { events: vec![] }, 1)
+        .is_err());
 
     // Events that were not asked for.
     let fetching = || {
