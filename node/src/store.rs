@@ -310,6 +310,7 @@ impl Store {
         *self.dirty.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
         let copied = self.copy_into(&old_db, &fresh);
         let mut guard = self.trees.write().unwrap_or_else(|p| p.into_inner());
+        let exclusive = std::time::Instant::now();
         let dirty = self
             .dirty
             .lock()
@@ -349,6 +350,11 @@ impl Store {
         match swapped {
             Ok(trees) => {
                 *guard = Some(trees);
+                drop(guard);
+                info!(
+                    exclusive_ms = exclusive.elapsed().as_millis() as u64,
+                    "compaction swapped the new database in"
+                );
                 let _ = std::fs::remove_dir_all(&old_dir);
                 self.compactions.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -388,6 +394,9 @@ impl Store {
                 to.insert(k, v)?;
             }
         }
+        // Written out now, while reads and writes go on: the exclusive phase that
+        // follows then only flushes the few writes it replays (issue 14).
+        new.flush()?;
         Ok(new)
     }
 

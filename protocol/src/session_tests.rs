@@ -163,10 +163,18 @@ proptest! {
     fn hostile_responses_give_errors_not_panics(
         inputs in prop::collection::vec(
             (0u8..6, prop::collection::vec(any::<u8>(), 0..200), 0usize..600), 1..12),
+        fetching in any::<bool>(),
     ) {
         let p = pool();
         let ours = Side::new(p[..50].iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
-        let (mut s, _) = Session::start(&ours.set(), true, 1).unwrap();
+        let (mut s, req) = Session::start(&ours.set(), true, 1).unwrap();
+        if fetching {
+            // Start the hostility while the session waits for events.
+            let peer = Side::new(p[40..].iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
+            let step = s.on_response(peer.serve(&req), 1).unwrap().step;
+            prop_assert!(matches!(step, Step::Check(_)));
+            prop_assert!(matches!(s.checked(&[]), Ok(Step::Send(SyncRequest::Fetch { .. }))));
+        }
         let mut ended = false;
         for (kind, bytes, n) in inputs {
             let r = match kind {

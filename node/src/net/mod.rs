@@ -127,15 +127,65 @@ impl NetHandle {
     }
 }
 /// Starts networking: builds the swarm, listens, and spawns the task that runs it.
+///
+/// The task runs on a thread of its own, with its own single-threaded runtime (its
+/// sockets and timers belong to it): nothing that blocks a thread of the node's main
+/// runtime (an API handler waiting for the engine's lock while a compaction holds the
+/// store, say) can hold up gossip. The returned handle completes when that thread ends.
 pub fn start(
     engine: Arc<Engine>,
     keypair: identity::Keypair,
     cfg: NetConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("network".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(NetError::Setup(format!(
+                        "cannot start the network runtime: {e}"
+                    ))));
+                    return;
+                }
+            };
+            // Built inside the runtime, so that its sockets and timers are this
+            // runtime's.
+            match rt.block_on(async { setup(engine, keypair, &cfg, shutdown) }) {
+                Ok((handle, task)) => {
+                    let _ = ready_tx.send(Ok(handle));
+                    rt.block_on(task.run());
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+        })
+        .map_err(|e| NetError::Setup(format!("cannot start the network thread: {e}")))?;
+    let handle = ready
+        .recv()
+        .map_err(|_| NetError::Setup("the network thread stopped while starting".into()))??;
+    let done = tokio::task::spawn_blocking(move || {
+        let _ = thread.join();
+    });
+    Ok((handle, done))
+}
+
+/// Builds the swarm, listens, and makes the task (not yet running).
+fn setup(
+    engine: Arc<Engine>,
+    keypair: identity::Keypair,
+    cfg: &NetConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(NetHandle, task::Task), NetError> {
     let counters = Arc::new(Counters::default());
     let pnet_passed = PnetPassed::default();
-    let mut swarm = transport::build_swarm(keypair, &cfg, counters.clone(), pnet_passed.clone())?;
+    let mut swarm = transport::build_swarm(keypair, cfg, counters.clone(), pnet_passed.clone())?;
     let topic = IdentTopic::new(cfg.topic.clone());
     swarm
         .behaviour_mut()
@@ -170,9 +220,9 @@ pub fn start(
             commands: rx,
             shutdown,
         },
-        &cfg,
+        cfg,
     );
-    Ok((handle, tokio::spawn(task.run())))
+    Ok((handle, task))
 }
 
 /// Whether `addr` is something this node can dial: an IP or DNS host, a TCP port, and
@@ -268,7 +318,7 @@ mod tests {
             peers,
             psk: [7; 32],
             topic: "t".into(),
-            sync_every: Duration::from_secs(1),
+            sync_every: Duration::from_secs(3600),
         };
         let key = identity::Keypair::generate_ed25519;
         let (ha, _ta) = start(ea.clone(), key(), cfg(vec![]), stop.clone()).unwrap();
