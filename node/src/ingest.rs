@@ -13,7 +13,6 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
-use aidmesh_protocol::ValidationError;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::request_response::ResponseChannel;
 use libp2p::PeerId;
@@ -29,12 +28,10 @@ pub const QUEUE: usize = 1024;
 
 /// Work handed to the worker.
 pub enum Job {
-    /// Validate and store a gossip message.
+    /// Store a gossip message (already judged valid by [`crate::gossip`]).
     Gossip {
         /// The message's data (an event).
         data: Vec<u8>,
-        /// Gossipsub's id for it.
-        id: MessageId,
         /// The peer that forwarded it.
         source: PeerId,
     },
@@ -133,14 +130,15 @@ pub enum Done {
     },
 }
 
-/// The network task's end of the worker.
+/// The network task's end of the worker (and the gossip checker's).
+#[derive(Clone)]
 pub struct Worker {
     jobs: SyncSender<Job>,
 }
 
 impl Worker {
-    /// Starts the worker thread; results arrive on `done`. The thread ends when the
-    /// `Worker` is dropped (after the jobs already queued).
+    /// Starts the worker thread; results arrive on `done`. The thread ends when every
+    /// clone of the `Worker` is dropped (after the jobs already queued).
     pub fn start(engine: Arc<Engine>, done: UnboundedSender<Done>) -> std::io::Result<Worker> {
         let (jobs, rx) = sync_channel(QUEUE);
         std::thread::Builder::new()
@@ -161,11 +159,10 @@ impl Worker {
 fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
     while let Ok(job) = jobs.recv() {
         let out = match job {
-            Job::Gossip { data, id, source } => Some(Done::Gossip {
-                acceptance: gossip(engine, &data, &source),
-                id,
-                source,
-            }),
+            Job::Gossip { data, source } => {
+                gossip(engine, &data, &source);
+                None
+            }
             Job::Serve {
                 peer,
                 clock_key,
@@ -230,26 +227,17 @@ fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
     }
 }
 
-fn gossip(engine: &Engine, data: &[u8], source: &PeerId) -> MessageAcceptance {
+/// Stores a gossip event. Its verdict was given already ([`crate::gossip`]); the
+/// store applies every rule again (duplicates, erasure under a redaction).
+fn gossip(engine: &Engine, data: &[u8], source: &PeerId) {
     match engine.ingest(data, Origin::Gossip) {
-        Ok(Ingested::New(id)) => {
-            debug!(peer = %source, id = %id, "event by gossip");
-            MessageAcceptance::Accept
-        }
-        Ok(_) => MessageAcceptance::Ignore,
-        // Valid where it was written, ahead of our clock: not the relay's fault. Not
-        // stored now; sync brings it again once we catch up.
-        Err(IngestError::Invalid(e @ ValidationError::FromTheFuture { .. })) => {
-            debug!(peer = %source, error = %e, "event from gossip ahead of our clock; ignored for now");
-            MessageAcceptance::Ignore
-        }
+        Ok(Ingested::New(id)) => debug!(peer = %source, id = %id, "event by gossip"),
+        Ok(_) => {}
         Err(IngestError::Invalid(e)) => {
-            warn!(peer = %source, error = %e, "rejected an invalid event from gossip; the peer is penalised");
-            MessageAcceptance::Reject
+            debug!(peer = %source, error = %e, "a gossip event was not stored");
         }
         Err(IngestError::Store(e)) => {
-            warn!(error = %e, "could not store an event from gossip");
-            MessageAcceptance::Ignore
+            warn!(error = %e, "could not store an event from gossip; anti-entropy fetches it again");
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod discovery;
 pub mod engine;
+pub mod gossip;
 pub mod ingest;
 pub mod input;
 pub mod matchmaking;

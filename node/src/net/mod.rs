@@ -201,8 +201,10 @@ fn setup(
             })?;
     }
     let (done_tx, done) = mpsc::unbounded_channel();
-    let worker = Worker::start(engine.clone(), done_tx)
+    let worker = Worker::start(engine.clone(), done_tx.clone())
         .map_err(|e| NetError::Setup(format!("cannot start the ingest thread: {e}")))?;
+    let checker = crate::gossip::Checker::start(engine.clone(), worker.clone(), done_tx)
+        .map_err(|e| NetError::Setup(format!("cannot start the gossip thread: {e}")))?;
     let (tx, rx) = mpsc::channel(256);
     let handle = NetHandle {
         commands: tx,
@@ -215,6 +217,7 @@ fn setup(
             topic,
             counters,
             worker,
+            checker,
             done,
             pnet_passed,
             commands: rx,
@@ -308,6 +311,88 @@ mod tests {
         }
     }
 
+    /// a — b — c in a line, gossip only (no periodic sync): while b's store is stalled,
+    /// an event posted at a still reaches c through b (b's verdict does not wait for
+    /// its disk), and b stores its own copy once the disk is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gossip_passes_through_a_node_whose_store_is_stalled() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let engines: Vec<_> = (0..3u8)
+            .map(|i| engine(dirs[i as usize].path(), i + 1))
+            .collect();
+        let (_stop, stop) = watch::channel(false);
+        let cfg = |peers| NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            peers,
+            psk: [7; 32],
+            topic: "t".into(),
+            sync_every: Duration::from_secs(3600),
+        };
+        let key = identity::Keypair::generate_ed25519;
+        let (hb, _tb) = start(engines[1].clone(), key(), cfg(vec![]), stop.clone()).unwrap();
+        let listen = until("b to listen", async || {
+            hb.status().await.and_then(|s| s.listen.first().cloned())
+        })
+        .await;
+        let b_addr: Multiaddr = format!("{listen}/p2p/{}", hb.peer_id).parse().unwrap();
+        let (_ha, _ta) = start(
+            engines[0].clone(),
+            key(),
+            cfg(vec![b_addr.clone()]),
+            stop.clone(),
+        )
+        .unwrap();
+        let (_hc, _tc) = start(engines[2].clone(), key(), cfg(vec![b_addr]), stop.clone()).unwrap();
+        until("b to connect to a and c", async || {
+            (hb.status().await?.peers.len() == 2).then_some(())
+        })
+        .await;
+        // Gossipsub meshes form on heartbeats: post until one reaches c through b.
+        let mut n = 0;
+        until("an event from a to reach c through b", async || {
+            n += 1;
+            let ea = engines[0].clone();
+            let title = format!("warm-up {n}");
+            tokio::task::spawn_blocking(move || ea.post(need(&title)).unwrap())
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            (!engines[2].is_empty()).then_some(())
+        })
+        .await;
+        let (held_a, held_c) = (engines[0].len(), engines[2].len());
+
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let staller = {
+            let eb = engines[1].clone();
+            std::thread::spawn(move || {
+                let _stalled = eb.store().stall();
+                let _ = held_tx.send(());
+                let _ = released.recv();
+            })
+        };
+        held.recv().unwrap();
+        let ea = engines[0].clone();
+        let id =
+            tokio::task::spawn_blocking(move || ea.post(need("through a stalled b")).unwrap().id())
+                .await
+                .unwrap();
+        assert_eq!(engines[0].len(), held_a + 1);
+        until(
+            "c to get the event while b's store is stalled",
+            async || engines[2].knows(&id).unwrap().then_some(()),
+        )
+        .await;
+        assert!(engines[2].len() > held_c);
+        drop(release);
+        staller.join().unwrap();
+        until("b to store its copy once its disk is back", async || {
+            engines[1].knows(&id).unwrap().then_some(())
+        })
+        .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_network_task_keeps_answering_while_the_store_is_stalled() {
         let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -318,7 +403,7 @@ mod tests {
             peers,
             psk: [7; 32],
             topic: "t".into(),
-            sync_every: Duration::from_secs(3600),
+            sync_every: Duration::from_secs(1),
         };
         let key = identity::Keypair::generate_ed25519;
         let (ha, _ta) = start(ea.clone(), key(), cfg(vec![]), stop.clone()).unwrap();

@@ -21,6 +21,7 @@ use super::dialer::{Added, Dialer, BAN, MAX_WANTED};
 use super::transport::{Behaviour, BehaviourEvent, PnetPassed};
 use super::{dialable, remote_ip, split_peer, Command, NetConfig, NetStatus, PeerStatus};
 use crate::engine::{ClockKey, Engine, Origin};
+use crate::gossip::{Check, Checker};
 use crate::ingest::{Done, Job, Worker};
 use crate::sync::{self, Counters, Next};
 
@@ -44,6 +45,8 @@ pub(super) struct Task {
     pending: HashMap<OutboundRequestId, PeerId>,
     /// Where disk work goes.
     worker: Worker,
+    /// Where gossip goes for its verdict.
+    checker: Checker,
     /// Results of that work.
     done: mpsc::UnboundedReceiver<Done>,
     /// Remote address of each connected peer's latest connection.
@@ -80,6 +83,7 @@ pub(super) struct Parts {
     pub topic: IdentTopic,
     pub counters: Arc<Counters>,
     pub worker: Worker,
+    pub checker: Checker,
     pub done: mpsc::UnboundedReceiver<Done>,
     pub pnet_passed: PnetPassed,
     pub commands: mpsc::Receiver<Command>,
@@ -100,6 +104,7 @@ impl Task {
             relay_due: HashSet::new(),
             pending: HashMap::new(),
             worker: p.worker,
+            checker: p.checker,
             done: p.done,
             peer_addr: HashMap::new(),
             dialer: Dialer::new(&cfg.peers, Instant::now()),
@@ -652,15 +657,15 @@ impl Task {
                 message_id,
                 message,
             })) => {
-                // Validated and stored on the worker; gossipsub holds the message (and
-                // does not forward it) until the verdict comes back in `on_done`.
-                let job = Job::Gossip {
+                // Judged on the checker thread, then stored by the worker; gossipsub
+                // holds the message (and does not forward it) until the verdict comes
+                // back in `on_done`, which does not wait for the store.
+                let check = Check {
                     data: message.data,
                     id: message_id,
                     source: propagation_source,
                 };
-                if let Err(Job::Gossip { id, source, .. }) = self.worker.offer(job).map_err(|j| *j)
-                {
+                if let Err(Check { id, source, .. }) = self.checker.offer(check).map_err(|c| *c) {
                     debug!(peer = %source, "ingest queue full; anti-entropy will fetch this event");
                     self.swarm
                         .behaviour_mut()

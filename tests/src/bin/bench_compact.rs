@@ -46,7 +46,10 @@ fn main() {
     println!(
         "bench_compact: {n} events, {} CPUs, load average at start {}",
         std::thread::available_parallelism().map_or(0, |c| c.get()),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let t = Instant::now();
     let events = make_events(n);
@@ -135,7 +138,11 @@ impl std::fmt::Display for Latency {
     }
 }
 
-fn latency(sent: &[(String, Instant)], seen: &HashMap<(usize, String), Instant>, at: usize) -> Latency {
+fn latency(
+    sent: &[(String, Instant)],
+    seen: &HashMap<(usize, String), Instant>,
+    at: usize,
+) -> Latency {
     let mut ms: Vec<f64> = sent
         .iter()
         .filter_map(|(id, t0)| {
@@ -179,15 +186,19 @@ fn compacting(events: &[Vec<u8>]) {
             v["id"].as_str().expect("person id").to_string()
         })
         .collect();
-    wait_for("the people to reach b and c", Duration::from_secs(60), || {
-        (b.events() >= n + 10 && c.events() >= n + 10).then_some(())
-    });
+    wait_for(
+        "the people to reach b and c",
+        Duration::from_secs(60),
+        || (b.events() >= n + 10 && c.events() >= n + 10).then_some(()),
+    );
     let seen = Arc::new(Mutex::new(HashMap::new()));
     watch(0, a.api_url().to_string(), seen.clone());
     watch(1, c.api_url().to_string(), seen.clone());
     // Warm-up: both streams work and gossip reaches A and C (gossipsub meshes are
     // built on 700 ms heartbeats).
-    let warm: Vec<String> = (0..5).map(|k| b.need(&format!("Warm-up need {k}"))).collect();
+    let warm: Vec<String> = (0..5)
+        .map(|k| b.need(&format!("Warm-up need {k}")))
+        .collect();
     wait_for("warm-up needs at a and c", Duration::from_secs(30), || {
         let s = seen.lock().expect("arrivals");
         warm.iter()
@@ -260,7 +271,10 @@ fn compacting(events: &[Vec<u8>]) {
         if trace {
             // Which posts were slow, by wall clock, to read against A's log.
             for ((id, t0), w) in sent.iter().zip(&wall) {
-                let at = |i| s.get(&(i, id.clone())).map(|t: &Instant| t.duration_since(*t0).as_millis());
+                let at = |i| {
+                    s.get(&(i, id.clone()))
+                        .map(|t: &Instant| t.duration_since(*t0).as_millis())
+                };
                 let (to_a, to_c) = (at(0), at(1));
                 if to_a.is_none_or(|m| m > 50) || to_c.is_none_or(|m| m > 50) {
                     let ms = w.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()) % 100_000;
@@ -279,7 +293,10 @@ fn compacting(events: &[Vec<u8>]) {
     let (busy_a, busy_c, mut forgets, busy_s) = run("forget", true);
     let log = a.log();
     if trace {
-        for l in log.lines().filter(|l| l.contains("compact") || l.contains("WARN")) {
+        for l in log
+            .lines()
+            .filter(|l| l.contains("compact") || l.contains("WARN"))
+        {
             println!("a: {l}");
         }
     }
@@ -388,7 +405,10 @@ fn make_events(n: usize) -> Vec<Vec<u8>> {
         range
             .map(|i| {
                 let body = Body::Need(Post {
-                    title: format!("Dry blankets and sleeping bags, {} bags, near Mill Lane", 1 + i % 20),
+                    title: format!(
+                        "Dry blankets and sleeping bags, {} bags, near Mill Lane",
+                        1 + i % 20
+                    ),
                     category: Category::Shelter,
                     details: format!(
                         "Ground floor flooded since Tuesday night; {} people here including two \
@@ -402,7 +422,10 @@ fn make_events(n: usize) -> Vec<Vec<u8>> {
                         label: format!("{} Mill Lane", 1 + i % 200),
                         coords: None,
                     },
-                    contact: format!("Ask for Sam at the Mill Lane hub, 07700 {:06}", i % 1_000_000),
+                    contact: format!(
+                        "Ask for Sam at the Mill Lane hub, 07700 {:06}",
+                        i % 1_000_000
+                    ),
                     expires_ms: None,
                     related: None,
                 });
