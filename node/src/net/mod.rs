@@ -3,7 +3,7 @@
 //! sync pulls whatever a node missed. No QUIC: pnet does not cover it, and it would be
 //! an unprotected way in.
 //!
-//! - [`transport`]: the transport stack and the swarm's behaviours;
+//! - [`transport`](mod@transport): the transport stack and the swarm's behaviours;
 //! - [`dialer`]: the dial list, back-off and bans, as plain data;
 //! - `task`: the one task that owns the swarm ([`start`] spawns it); the rest of the
 //!   node talks to it through [`NetHandle`]. It never waits on disk: storing, sync and

@@ -74,8 +74,6 @@ pub(super) struct Task {
     shutdown: watch::Receiver<bool>,
 }
 
-/// Most addresses kept for (re)dialling; beyond this a new one replaces the worst
-
 /// Everything the task needs, built by [`super::start`].
 pub(super) struct Parts {
     pub engine: Arc<Engine>,

@@ -326,8 +326,13 @@ fn compacting(events: &[Vec<u8>]) {
     let others = |n: &Node| {
         let log = n.log();
         let f = |k: &str| {
+            let line = if k == " ms=" {
+                "database compacted"
+            } else {
+                "compaction swapped"
+            };
             log.lines()
-                .filter(|l| l.contains("compaction swapped"))
+                .filter(|l| l.contains(line))
                 .filter_map(|l| l.split(k).nth(1))
                 .filter_map(|s| s.split_whitespace().next())
                 .map(str::to_string)
@@ -344,10 +349,22 @@ fn compacting(events: &[Vec<u8>]) {
     );
     println!("| | A idle ({idle_s:.1} s) | A forgets 10 people and compacts ({busy_s:.1} s) |");
     println!("|---|---|---|");
-    println!("| POST at B → A p50 / p99 / max | {} | {} |", idle[0], busy[0]);
-    println!("| POST at B → A → C p50 / p99 / max | {} | {} |", idle[1], busy[1]);
-    println!("| stored at B → A p50 / p99 / max | {} | {} |", idle[2], busy[2]);
-    println!("| stored at B → A → C p50 / p99 / max | {} | {} |", idle[3], busy[3]);
+    println!(
+        "| POST at B → A p50 / p99 / max | {} | {} |",
+        idle[0], busy[0]
+    );
+    println!(
+        "| POST at B → A → C p50 / p99 / max | {} | {} |",
+        idle[1], busy[1]
+    );
+    println!(
+        "| stored at B → A p50 / p99 / max | {} | {} |",
+        idle[2], busy[2]
+    );
+    println!(
+        "| stored at B → A → C p50 / p99 / max | {} | {} |",
+        idle[3], busy[3]
+    );
     println!(
         "| forget calls at A: median / max | – | {:.1} / {:.1} ms |",
         percentile(&forgets, 50.0),
