@@ -1,6 +1,6 @@
 //! The ingest worker: everything the network task would otherwise wait on disk for
-//! (validating and storing gossip, answering and driving sync, the peer book) runs
-//! here, on one dedicated thread, so the swarm loop never blocks.
+//! (storing gossip once [`crate::gossip`] has judged it, answering and driving sync,
+//! the peer book) runs here, on one dedicated thread, so the swarm loop never blocks.
 //!
 //! One thread, jobs in arrival order: gossip messages are stored in the order they
 //! came, and each sync session's steps stay sequential (a session is moved into its
