@@ -144,6 +144,8 @@ pub struct Engine {
     identity: Identity,
     community: String,
     clock_offset_ms: i64,
+    /// The mesh clock's correction at its last reading, for [`Engine::now_ms_unlocked`].
+    mesh_correction_ms: std::sync::atomic::AtomicI64,
     state: Arc<Mutex<State>>,
     tx: broadcast::Sender<NewEvent>,
     compactor: Compactor,
@@ -384,6 +386,7 @@ impl Engine {
             identity,
             community,
             clock_offset_ms,
+            mesh_correction_ms: std::sync::atomic::AtomicI64::new(0),
             tx,
         })
     }
@@ -428,7 +431,22 @@ impl Engine {
     /// The times in use now (see [`aidmesh_protocol::MeshClock::read`]).
     pub fn clock(&self) -> ClockReading {
         let wall = self.wall_ms();
-        self.lock().mesh.read(wall)
+        let reading = self.lock().mesh.read(wall);
+        self.mesh_correction_ms.store(
+            reading.now_ms as i64 - wall as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        reading
+    }
+
+    /// [`Engine::now_ms`] without the engine's lock: the local clock with the mesh
+    /// correction of the last reading. For checks that must not wait behind a store
+    /// write (the gossip verdict, `crate::gossip`).
+    pub fn now_ms_unlocked(&self) -> u64 {
+        self.wall_ms().saturating_add_signed(
+            self.mesh_correction_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// The time for new events, validation and due checks: the local clock, corrected

@@ -1,6 +1,6 @@
 //! The ingest worker: everything the network task would otherwise wait on disk for
-//! (validating and storing gossip, answering and driving sync, the peer book) runs
-//! here, on one dedicated thread, so the swarm loop never blocks.
+//! (storing gossip once [`crate::gossip`] has judged it, answering and driving sync,
+//! the peer book) runs here, on one dedicated thread, so the swarm loop never blocks.
 //!
 //! One thread, jobs in arrival order: gossip messages are stored in the order they
 //! came, and each sync session's steps stay sequential (a session is moved into its
@@ -13,7 +13,6 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
-use aidmesh_protocol::ValidationError;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::request_response::ResponseChannel;
 use libp2p::PeerId;
@@ -29,12 +28,10 @@ pub const QUEUE: usize = 1024;
 
 /// Work handed to the worker.
 pub enum Job {
-    /// Validate and store a gossip message.
+    /// Store a gossip message (already judged valid by [`crate::gossip`]).
     Gossip {
         /// The message's data (an event).
         data: Vec<u8>,
-        /// Gossipsub's id for it.
-        id: MessageId,
         /// The peer that forwarded it.
         source: PeerId,
     },
@@ -55,7 +52,7 @@ pub enum Job {
         peer: PeerId,
         /// Which session of the peer's this is.
         generation: u64,
-        /// A relay session (see [`Session::relay`]).
+        /// A relay session (see [`Session::start`]).
         relay: bool,
     },
     /// Feed a peer's sync response to our session with it.
@@ -133,14 +130,15 @@ pub enum Done {
     },
 }
 
-/// The network task's end of the worker.
+/// The network task's end of the worker (and the gossip checker's).
+#[derive(Clone)]
 pub struct Worker {
     jobs: SyncSender<Job>,
 }
 
 impl Worker {
-    /// Starts the worker thread; results arrive on `done`. The thread ends when the
-    /// `Worker` is dropped (after the jobs already queued).
+    /// Starts the worker thread; results arrive on `done`. The thread ends when every
+    /// clone of the `Worker` is dropped (after the jobs already queued).
     pub fn start(engine: Arc<Engine>, done: UnboundedSender<Done>) -> std::io::Result<Worker> {
         let (jobs, rx) = sync_channel(QUEUE);
         std::thread::Builder::new()
@@ -161,11 +159,10 @@ impl Worker {
 fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
     while let Ok(job) = jobs.recv() {
         let out = match job {
-            Job::Gossip { data, id, source } => Some(Done::Gossip {
-                acceptance: gossip(engine, &data, &source),
-                id,
-                source,
-            }),
+            Job::Gossip { data, source } => {
+                gossip(engine, &data, &source);
+                None
+            }
             Job::Serve {
                 peer,
                 clock_key,
@@ -187,12 +184,7 @@ fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
             } => Some(Done::Started {
                 peer,
                 generation,
-                result: Session::start(engine).map(|(mut s, r)| {
-                    if relay {
-                        s.relay();
-                    }
-                    (Box::new(s), r)
-                }),
+                result: Session::start(engine, relay).map(|(s, r)| (Box::new(s), r)),
             }),
             Job::Step {
                 peer,
@@ -203,7 +195,7 @@ fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
             } => {
                 let next = session.on_response(engine, &clock_key, response);
                 let lacking = match next {
-                    Ok(Next::Done(_)) => session.lacking_events(engine),
+                    Ok(Next::Done { .. }) => session.lacking_events(engine),
                     _ => Vec::new(),
                 };
                 Some(Done::Stepped {
@@ -235,26 +227,17 @@ fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
     }
 }
 
-fn gossip(engine: &Engine, data: &[u8], source: &PeerId) -> MessageAcceptance {
+/// Stores a gossip event. Its verdict was given already ([`crate::gossip`]); the
+/// store applies every rule again (duplicates, erasure under a redaction).
+fn gossip(engine: &Engine, data: &[u8], source: &PeerId) {
     match engine.ingest(data, Origin::Gossip) {
-        Ok(Ingested::New(id)) => {
-            debug!(peer = %source, id = %id, "event by gossip");
-            MessageAcceptance::Accept
-        }
-        Ok(_) => MessageAcceptance::Ignore,
-        // Valid where it was written, ahead of our clock: not the relay's fault. Not
-        // stored now; sync brings it again once we catch up.
-        Err(IngestError::Invalid(e @ ValidationError::FromTheFuture { .. })) => {
-            debug!(peer = %source, error = %e, "event from gossip ahead of our clock; ignored for now");
-            MessageAcceptance::Ignore
-        }
+        Ok(Ingested::New(id)) => debug!(peer = %source, id = %id, "event by gossip"),
+        Ok(_) => {}
         Err(IngestError::Invalid(e)) => {
-            warn!(peer = %source, error = %e, "rejected an invalid event from gossip; the peer is penalised");
-            MessageAcceptance::Reject
+            debug!(peer = %source, error = %e, "a gossip event was not stored");
         }
         Err(IngestError::Store(e)) => {
-            warn!(error = %e, "could not store an event from gossip");
-            MessageAcceptance::Ignore
+            warn!(error = %e, "could not store an event from gossip; anti-entropy fetches it again");
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod cap;
 pub mod discovery;
 pub mod engine;
 pub mod export;
+pub mod gossip;
 pub mod ingest;
 pub mod input;
 pub mod matchmaking;

@@ -308,6 +308,8 @@ impl Store {
         *self.dirty.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
         let copied = self.copy_into(&old_db, &fresh);
         let mut guard = self.trees.write().unwrap_or_else(|p| p.into_inner());
+        let exclusive = std::time::Instant::now();
+        let mut replayed = 0u128;
         let dirty = self
             .dirty
             .lock()
@@ -328,6 +330,7 @@ impl Store {
             }
             old_db.flush()?;
             new.flush()?;
+            replayed = exclusive.elapsed().as_millis();
             Ok(())
         });
         drop(old_db);
@@ -339,6 +342,7 @@ impl Store {
         // directory); until the new database opens, the old one can be put back.
         let old_trees = guard.take();
         drop(old_trees);
+        let closed = exclusive.elapsed().as_millis();
         let old_dir = sibling(&self.path, OLD_SUFFIX);
         let swapped = std::fs::rename(&self.path, &old_dir)
             .and_then(|()| std::fs::rename(&fresh, &self.path))
@@ -347,6 +351,16 @@ impl Store {
         match swapped {
             Ok(trees) => {
                 *guard = Some(trees);
+                drop(guard);
+                // Where the exclusive phase goes (issue 14): replaying the writes made
+                // during the copy and flushing, closing the old database, renaming
+                // and reopening.
+                info!(
+                    exclusive_ms = exclusive.elapsed().as_millis() as u64,
+                    replay_ms = replayed as u64,
+                    close_ms = (closed - replayed) as u64,
+                    "compaction swapped the new database in"
+                );
                 let _ = std::fs::remove_dir_all(&old_dir);
                 self.compactions.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -386,6 +400,9 @@ impl Store {
                 to.insert(k, v)?;
             }
         }
+        // Written out now, while reads and writes go on: the exclusive phase that
+        // follows then only flushes the few writes it replays (issue 14).
+        new.flush()?;
         Ok(new)
     }
 

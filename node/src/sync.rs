@@ -1,5 +1,6 @@
 //! Catch-up sync over libp2p request-response: the codec for `/aidmesh/sync/1`, the
-//! stateless responder, and the initiator's session (reconcile, then fetch in batches).
+//! stateless responder, and the I/O driver of the initiator's session (whose state
+//! machine, reconcile then fetch in batches, is `aidmesh_protocol::session`).
 //!
 //! Each side of a connection initiates its own session, so each pulls what it lacks.
 
@@ -8,11 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use aidmesh_protocol::session::{self, Step, Stored};
 use aidmesh_protocol::sync::{
-    Initiator, SyncRequest, SyncResponse, MAX_EVENTS_RESPONSE_BYTES, MAX_FETCH_IDS,
-    MAX_SYNC_MESSAGE,
+    SyncRequest, SyncResponse, MAX_EVENTS_RESPONSE_BYTES, MAX_SYNC_MESSAGE,
 };
-use aidmesh_protocol::EventId;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
@@ -20,16 +20,6 @@ use crate::engine::{ClockKey, Engine, Origin};
 
 /// The request-response protocol name.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/aidmesh/sync/1");
-
-/// Most reconciliation rounds in one session before giving up (a peer feeding us
-/// endless rounds is misbehaving).
-pub const MAX_ROUNDS: u32 = 64;
-
-/// Most events a relay session (see [`Session::relay`]) hands on by gossip: a small
-/// catch-up reaches the other peers at once; the rest of a big one is left to their
-/// own periodic anti-entropy, so a catch-up of 100,000 events does not become 100,000
-/// gossip messages.
-pub const MAX_RELAY: usize = 500;
 
 /// Bytes of sync traffic, for status and benchmarks.
 #[derive(Debug, Default)]
@@ -196,51 +186,7 @@ pub fn serve(engine: &Engine, clock_key: &ClockKey, req: SyncRequest) -> (SyncRe
     }
 }
 
-/// Why a session ended early.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// For the log.
-    pub reason: String,
-    /// The peer broke the protocol (invalid or unrequested events, bad messages); the
-    /// caller penalises it.
-    pub misbehaved: bool,
-}
-
-impl Failure {
-    fn benign(reason: impl Into<String>) -> Self {
-        Failure {
-            reason: reason.into(),
-            misbehaved: false,
-        }
-    }
-
-    fn misbehaved(reason: impl Into<String>) -> Self {
-        Failure {
-            reason: reason.into(),
-            misbehaved: true,
-        }
-    }
-}
-
-/// What a finished session did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// Reconciliation rounds.
-    pub rounds: u32,
-    /// Ids the peer had that we lacked.
-    pub missing: usize,
-    /// Events newly stored.
-    pub fetched: usize,
-    /// Events the peer sent that failed validation.
-    pub rejected: usize,
-    /// Ids we held that the peer lacked.
-    pub lacking: usize,
-    /// Events stamped too far ahead of our clock: not stored now, and not held against
-    /// the peer (they were valid where written); a later sync brings them again.
-    pub deferred: usize,
-    /// Duration in milliseconds.
-    pub millis: u64,
-}
+pub use aidmesh_protocol::session::{Failure, Summary, MAX_RELAY, MAX_ROUNDS};
 
 /// What to do after a response.
 #[derive(Debug)]
@@ -248,165 +194,102 @@ pub enum Next {
     /// Send this request to the peer.
     Send(SyncRequest),
     /// The session is complete.
-    Done(Summary),
+    Done {
+        /// What it did.
+        summary: Summary,
+        /// How long it took, in milliseconds.
+        millis: u64,
+    },
 }
 
-/// One initiator-side sync with one peer.
+/// One initiator-side sync with one peer: the I/O driver of the sans-IO
+/// [`aidmesh_protocol::session::Session`]. It answers the session's questions from
+/// the engine ("which of these ids do we hold", "store these events"), records the
+/// peer's clock samples, and hands the requests to send back to the network task.
 pub struct Session {
-    init: Initiator,
-    need: Vec<EventId>,
-    requested: Vec<EventId>,
-    /// Ids we hold that the peer lacks (kept only for a relay session, at most
-    /// [`MAX_RELAY`]).
-    have: Vec<EventId>,
-    relay: bool,
-    summary: Summary,
+    inner: session::Session,
     started: Instant,
 }
 
 impl Session {
-    /// Starts a session from our current set; returns the first request.
-    pub fn start(engine: &Engine) -> Result<(Session, SyncRequest), String> {
+    /// Starts a session over a shared snapshot of our set (not a copy of it: any
+    /// number of sessions read the one [`Engine::sync_set`]); returns the first
+    /// request. A `relay` session also notes what the peer lacks, for
+    /// [`Session::lacking_events`] to hand on.
+    pub fn start(engine: &Engine, relay: bool) -> Result<(Session, SyncRequest), String> {
         let set = engine.sync_set().map_err(|e| e.to_string())?;
-        let (init, message) = Initiator::start((*set).clone()).map_err(|e| e.to_string())?;
-        let req = SyncRequest::Reconcile {
-            wall_ms: engine.wall_ms(),
-            message,
-        };
+        let (inner, req) =
+            session::Session::start(&set, relay, engine.wall_ms()).map_err(|f| f.reason)?;
         Ok((
             Session {
-                init,
-                need: Vec::new(),
-                requested: Vec::new(),
-                have: Vec::new(),
-                relay: false,
-                summary: Summary::default(),
+                inner,
                 started: Instant::now(),
             },
             req,
         ))
     }
 
-    /// Feeds the peer's response. An `Err` ends the session.
+    /// Feeds the peer's response, answering the session's questions from the engine
+    /// until it has a request to send or is done. An `Err` ends the session.
     pub fn on_response(
         &mut self,
         engine: &Engine,
         clock_key: &ClockKey,
         resp: SyncResponse,
     ) -> Result<Next, Failure> {
-        match resp {
-            SyncResponse::Reconcile { wall_ms, message } => {
-                self.summary.rounds += 1;
-                if self.summary.rounds > MAX_ROUNDS {
-                    return Err(Failure::misbehaved(format!(
-                        "more than {MAX_ROUNDS} reconciliation rounds"
-                    )));
-                }
-                let round = self
-                    .init
-                    .step(&message)
-                    .map_err(|e| Failure::misbehaved(e.to_string()))?;
-                // Only a well-formed exchange counts as a clock sample.
-                engine.record_peer_clock(clock_key, wall_ms);
-                self.summary.missing += round.need.len();
-                self.summary.lacking += round.have.len();
-                if self.relay {
-                    let room = MAX_RELAY.saturating_sub(self.have.len());
-                    self.have.extend(round.have.into_iter().take(room));
-                }
-                self.need.extend(round.need);
-                match round.next {
-                    Some(message) => Ok(Next::Send(SyncRequest::Reconcile {
-                        wall_ms: engine.wall_ms(),
-                        message,
-                    })),
-                    None => self.next_fetch(engine),
-                }
-            }
-            SyncResponse::Events { events } => {
-                // Only what we asked for: an unrequested event is a protocol breach.
-                let asked: std::collections::HashSet<EventId> =
-                    self.requested.iter().copied().collect();
-                let received: std::collections::HashSet<EventId> = events
-                    .iter()
-                    .filter_map(|b| aidmesh_protocol::Event::decode(b).ok())
-                    .map(|e| e.id())
-                    .collect();
-                let unrequested = events
-                    .iter()
-                    .filter(|b| {
-                        aidmesh_protocol::Event::decode(b)
-                            .map_or(true, |e| !asked.contains(&e.id()))
+        let out = self.inner.on_response(resp, engine.wall_ms())?;
+        if let Some(wall_ms) = out.peer_wall_ms {
+            // Only a well-formed exchange counts as a clock sample.
+            engine.record_peer_clock(clock_key, wall_ms);
+        }
+        let mut step = out.step;
+        loop {
+            step = match step {
+                Step::Send(req) => return Ok(Next::Send(req)),
+                Step::Done(summary) => {
+                    return Ok(Next::Done {
+                        summary,
+                        millis: self.started.elapsed().as_millis() as u64,
                     })
-                    .count();
-                if unrequested > 0 {
-                    return Err(Failure::misbehaved(format!(
-                        "{unrequested} events that were not requested"
-                    )));
                 }
-                let r = engine
-                    .ingest_batch(&events, Origin::Sync)
-                    .map_err(|e| Failure::benign(e.to_string()))?;
-                self.summary.fetched += r.new;
-                self.summary.rejected += r.rejected.len();
-                self.summary.deferred += r.deferred.len();
-                if let Some(first) = r.rejected.first() {
-                    tracing::warn!(rejected = r.rejected.len(), first = %first, "peer sent invalid events during sync");
-                    return Err(Failure::misbehaved(format!(
-                        "{} invalid events",
-                        r.rejected.len()
-                    )));
+                Step::Check(ids) => {
+                    let mut held = Vec::new();
+                    for id in ids {
+                        if engine
+                            .knows(&id)
+                            .map_err(|e| Failure::benign(e.to_string()))?
+                        {
+                            held.push(id);
+                        }
+                    }
+                    self.inner.checked(&held)?
                 }
-                // A response cut short by the byte budget: ask again for the rest (not
-                // for what came, stored or deferred as too far ahead of our clock). An
-                // empty one means the peer no longer has them (erased): stop asking.
-                if !received.is_empty() {
-                    let requested = std::mem::take(&mut self.requested);
-                    self.need
-                        .extend(requested.into_iter().filter(|id| !received.contains(id)));
+                Step::Store(events) => {
+                    let r = engine
+                        .ingest_batch(&events, Origin::Sync)
+                        .map_err(|e| Failure::benign(e.to_string()))?;
+                    if let Some(first) = r.rejected.first() {
+                        tracing::warn!(rejected = r.rejected.len(), first = %first, "peer sent invalid events during sync");
+                    }
+                    self.inner.stored(Stored {
+                        new: r.new,
+                        rejected: r.rejected.len(),
+                        deferred: r.deferred.len(),
+                    })?
                 }
-                self.next_fetch(engine)
-            }
-            SyncResponse::Refused { reason } => {
-                Err(Failure::benign(format!("peer refused: {reason}")))
             }
         }
-    }
-
-    /// Marks this as a relay session: one started because we just caught up from
-    /// another peer. Besides pulling, it notes what the peer lacks, for
-    /// [`Session::lacking_events`] to hand on.
-    pub fn relay(&mut self) {
-        self.relay = true;
     }
 
     /// Once a relay session is done: the wire bytes of the events we hold that the
     /// peer lacks (at most [`MAX_RELAY`]), to publish by gossip. Empty for an
     /// ordinary session. Reads the store.
     pub fn lacking_events(&mut self, engine: &Engine) -> Vec<Vec<u8>> {
-        std::mem::take(&mut self.have)
+        self.inner
+            .lacking()
             .iter()
             .filter_map(|id| engine.store().get(id).ok().flatten())
             .collect()
-    }
-
-    fn next_fetch(&mut self, engine: &Engine) -> Result<Next, Failure> {
-        let mut ids = Vec::new();
-        while ids.len() < MAX_FETCH_IDS {
-            let Some(id) = self.need.pop() else { break };
-            if !engine
-                .knows(&id)
-                .map_err(|e| Failure::benign(e.to_string()))?
-            {
-                ids.push(id);
-            }
-        }
-        self.requested.clone_from(&ids);
-        if ids.is_empty() {
-            self.summary.millis = self.started.elapsed().as_millis() as u64;
-            return Ok(Next::Done(self.summary.clone()));
-        }
-        Ok(Next::Send(SyncRequest::Fetch { ids }))
     }
 }
 
@@ -448,7 +331,7 @@ mod tests {
             assert!(!bad);
             match session.on_response(us, &key, resp).unwrap() {
                 Next::Send(r) => req = r,
-                Next::Done(s) => return s,
+                Next::Done { summary, .. } => return summary,
             }
         }
     }
@@ -464,14 +347,13 @@ mod tests {
         }
 
         // An ordinary session keeps nothing: the peer pulls for itself.
-        let (mut s, first) = Session::start(&us).unwrap();
+        let (mut s, first) = Session::start(&us, false).unwrap();
         let summary = run(&us, &peer, &mut s, first);
         assert_eq!(summary.lacking, MAX_RELAY + 20);
         assert!(s.lacking_events(&us).is_empty());
 
         // A relay session names only what the peer lacks, at most MAX_RELAY of it.
-        let (mut s, first) = Session::start(&us).unwrap();
-        s.relay();
+        let (mut s, first) = Session::start(&us, true).unwrap();
         run(&us, &peer, &mut s, first);
         let lacking = s.lacking_events(&us);
         assert_eq!(lacking.len(), MAX_RELAY);

@@ -13,6 +13,7 @@
 //! - [`quota`]: the per-author bound on events of kinds this node does not know.
 //! - [`bundle`]: the encrypted file format that carries events between hubs by hand.
 //! - [`sync`]: the messages of range-based set reconciliation and event fetching.
+//! - [`session`]: the initiator's sync session as a sans-IO state machine.
 //!
 //! The byte-level specification lives in `docs/protocol.md`.
 
@@ -25,6 +26,7 @@ pub mod event;
 pub mod identity;
 pub mod matching;
 pub mod quota;
+pub mod session;
 pub mod sync;
 pub mod text;
 pub mod time;

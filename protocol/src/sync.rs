@@ -13,7 +13,9 @@
 //! clock (corrected values would feed the median back into itself); it feeds
 //! [`crate::MeshClock`].
 
-use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use std::sync::Arc;
+
+use negentropy::{Bound, Id, Item, Negentropy, NegentropyStorageBase, NegentropyStorageVector};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -184,9 +186,41 @@ impl SyncResponse {
 }
 
 /// A node's set of `(timestamp, id)` items, sorted and sealed for reconciliation.
+///
+/// Immutable once built and shared: cloning a `SyncSet` clones a pointer, so any
+/// number of concurrent sessions (initiating or responding) read one copy of the
+/// items rather than one each.
 #[derive(Debug, Clone)]
 pub struct SyncSet {
-    storage: NegentropyStorageVector,
+    storage: Shared,
+}
+
+/// The sealed items behind an [`Arc`]: negentropy's storage trait delegated, so an
+/// [`Initiator`] can own a handle to the set without copying it.
+#[derive(Debug, Clone)]
+struct Shared(Arc<NegentropyStorageVector>);
+
+impl NegentropyStorageBase for Shared {
+    fn size(&self) -> Result<usize, negentropy::Error> {
+        self.0.size()
+    }
+
+    fn get_item(&self, i: usize) -> Result<Option<Item>, negentropy::Error> {
+        self.0.get_item(i)
+    }
+
+    fn iterate(
+        &self,
+        begin: usize,
+        end: usize,
+        cb: &mut dyn FnMut(Item, usize) -> Result<bool, negentropy::Error>,
+    ) -> Result<(), negentropy::Error> {
+        self.0.iterate(begin, end, cb)
+    }
+
+    fn find_lower_bound(&self, first: usize, last: usize, value: &Bound) -> usize {
+        self.0.find_lower_bound(first, last, value)
+    }
 }
 
 impl SyncSet {
@@ -202,12 +236,14 @@ impl SyncSet {
             }
         }
         storage.seal().map_err(reconcile_err)?;
-        Ok(SyncSet { storage })
+        Ok(SyncSet {
+            storage: Shared(Arc::new(storage)),
+        })
     }
 
     /// Number of items.
     pub fn len(&self) -> usize {
-        negentropy::NegentropyStorageBase::size(&self.storage).unwrap_or(0)
+        self.storage.size().unwrap_or(0)
     }
 
     /// Whether the set is empty.
@@ -237,11 +273,12 @@ pub struct Round {
 
 /// The initiating side of one reconciliation.
 pub struct Initiator {
-    neg: Negentropy<'static, NegentropyStorageVector>,
+    neg: Negentropy<'static, Shared>,
 }
 
 impl Initiator {
-    /// Starts a reconciliation of `set`; returns the first message to send.
+    /// Starts a reconciliation of `set`; returns the first message to send. The
+    /// initiator keeps a handle to the shared set, not a copy of it.
     pub fn start(set: SyncSet) -> Result<(Initiator, Vec<u8>), SyncError> {
         let mut neg =
             Negentropy::owned(set.storage, RECONCILE_FRAME_LIMIT as u64).map_err(reconcile_err)?;

@@ -1,0 +1,459 @@
+//! The network: libp2p over TCP inside a pnet private network (the community key), then
+//! noise and yamux. Gossipsub pushes new events to everyone at once; request-response
+//! sync pulls whatever a node missed. No QUIC: pnet does not cover it, and it would be
+//! an unprotected way in.
+//!
+//! - [`transport`](mod@transport): the transport stack and the swarm's behaviours;
+//! - [`dialer`]: the dial list, back-off and bans, as plain data;
+//! - `task`: the one task that owns the swarm ([`start`] spawns it); the rest of the
+//!   node talks to it through [`NetHandle`]. It never waits on disk: storing, sync and
+//!   the peer book run on the ingest worker ([`crate::ingest`]), whose results come
+//!   back to the task.
+
+pub mod dialer;
+mod task;
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::gossipsub::IdentTopic;
+use libp2p::multiaddr::Protocol;
+use libp2p::{identity, Multiaddr, PeerId};
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::engine::Engine;
+use crate::ingest::Worker;
+use crate::sync::Counters;
+
+pub use dialer::{BAN, MAX_WANTED};
+pub use transport::{transport, PnetPassed, HANDSHAKE_DEADLINE, PNET_DEADLINE};
+
+/// Network settings.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Static peers, dialled and redialled with back-off.
+    pub peers: Vec<Multiaddr>,
+    /// The community's pre-shared key.
+    pub psk: [u8; 32],
+    /// The community's gossip topic.
+    pub topic: String,
+    /// How often to re-run anti-entropy with each connected peer.
+    pub sync_every: Duration,
+}
+
+/// A failure to start networking.
+#[derive(Debug, Error)]
+pub enum NetError {
+    /// libp2p could not be set up.
+    #[error("network setup failed: {0}")]
+    Setup(String),
+    /// An address could not be listened on.
+    #[error("cannot listen on {addr}: {reason}. Is another node using that port? Pick another with --listen")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One connected peer, as shown in status.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStatus {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Address of the connection.
+    pub addr: String,
+    /// Wall-clock ms of the last completed sync with it.
+    pub last_sync_ms: Option<u64>,
+}
+
+/// What the network task reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetStatus {
+    /// Our peer id.
+    pub peer_id: String,
+    /// Addresses we listen on.
+    pub listen: Vec<String>,
+    /// Connected peers.
+    pub peers: Vec<PeerStatus>,
+    /// Addresses whose connection failed the community handshake (issue 15).
+    pub refused: Vec<crate::refused::Refused>,
+    /// Addresses this node dialled whose answer failed the community handshake: nodes
+    /// of another community (issue 15, the dialling side).
+    pub refused_by: Vec<crate::refused::Refused>,
+    /// Bytes of sync traffic received.
+    pub sync_bytes_in: u64,
+    /// Bytes of sync traffic sent.
+    pub sync_bytes_out: u64,
+}
+
+/// Requests to the network task.
+#[derive(Debug)]
+pub enum Command {
+    /// Dial a peer found by discovery (or given by a user).
+    Dial(Multiaddr),
+    /// Report status.
+    Status(oneshot::Sender<NetStatus>),
+}
+
+/// How the rest of the node reaches the network task.
+#[derive(Debug, Clone)]
+pub struct NetHandle {
+    /// Commands.
+    pub commands: mpsc::Sender<Command>,
+    /// Our peer id.
+    pub peer_id: PeerId,
+}
+
+impl NetHandle {
+    /// Asks the network task for its status; `None` if it does not answer within 2 s
+    /// (stopping, or busy), so that callers such as the status page never hang.
+    pub async fn status(&self) -> Option<NetStatus> {
+        let ask = async {
+            let (tx, rx) = oneshot::channel();
+            self.commands.send(Command::Status(tx)).await.ok()?;
+            rx.await.ok()
+        };
+        tokio::time::timeout(Duration::from_secs(2), ask)
+            .await
+            .ok()
+            .flatten()
+    }
+}
+/// Starts networking: builds the swarm, listens, and spawns the task that runs it.
+///
+/// The task runs on a thread of its own, with its own single-threaded runtime (its
+/// sockets and timers belong to it): nothing that blocks a thread of the node's main
+/// runtime (an API handler waiting for the engine's lock while a compaction holds the
+/// store, say) can hold up gossip. The returned handle completes when that thread ends.
+pub fn start(
+    engine: Arc<Engine>,
+    keypair: identity::Keypair,
+    cfg: NetConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("network".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(NetError::Setup(format!(
+                        "cannot start the network runtime: {e}"
+                    ))));
+                    return;
+                }
+            };
+            // Built inside the runtime, so that its sockets and timers are this
+            // runtime's.
+            match rt.block_on(async { setup(engine, keypair, &cfg, shutdown) }) {
+                Ok((handle, task)) => {
+                    let _ = ready_tx.send(Ok(handle));
+                    rt.block_on(task.run());
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+        })
+        .map_err(|e| NetError::Setup(format!("cannot start the network thread: {e}")))?;
+    let handle = ready
+        .recv()
+        .map_err(|_| NetError::Setup("the network thread stopped while starting".into()))??;
+    let done = tokio::task::spawn_blocking(move || {
+        let _ = thread.join();
+    });
+    Ok((handle, done))
+}
+
+/// Builds the swarm, listens, and makes the task (not yet running).
+fn setup(
+    engine: Arc<Engine>,
+    keypair: identity::Keypair,
+    cfg: &NetConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(NetHandle, task::Task), NetError> {
+    let counters = Arc::new(Counters::default());
+    let pnet_passed = PnetPassed::default();
+    let mut swarm = transport::build_swarm(keypair, cfg, counters.clone(), pnet_passed.clone())?;
+    let topic = IdentTopic::new(cfg.topic.clone());
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .map_err(|e| NetError::Setup(e.to_string()))?;
+    for addr in &cfg.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    let (done_tx, done) = mpsc::unbounded_channel();
+    let worker = Worker::start(engine.clone(), done_tx.clone())
+        .map_err(|e| NetError::Setup(format!("cannot start the ingest thread: {e}")))?;
+    let checker = crate::gossip::Checker::start(engine.clone(), worker.clone(), done_tx)
+        .map_err(|e| NetError::Setup(format!("cannot start the gossip thread: {e}")))?;
+    let (tx, rx) = mpsc::channel(256);
+    let handle = NetHandle {
+        commands: tx,
+        peer_id: *swarm.local_peer_id(),
+    };
+    let task = task::Task::new(
+        task::Parts {
+            engine,
+            swarm,
+            topic,
+            counters,
+            worker,
+            checker,
+            done,
+            pnet_passed,
+            commands: rx,
+            shutdown,
+        },
+        cfg,
+    );
+    Ok((handle, task))
+}
+
+/// Whether `addr` is something this node can dial: an IP or DNS host, a TCP port, and
+/// optionally a peer id.
+pub fn dialable(addr: &Multiaddr) -> bool {
+    let mut host = false;
+    let mut tcp = false;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(_)
+            | Protocol::Ip6(_)
+            | Protocol::Dns(_)
+            | Protocol::Dns4(_)
+            | Protocol::Dns6(_) => host = true,
+            Protocol::Tcp(port) => tcp = port != 0,
+            Protocol::P2p(_) => {}
+            _ => return false,
+        }
+    }
+    host && tcp
+}
+
+/// Strips a trailing `/p2p/<id>` and returns it.
+pub(crate) fn split_peer(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
+    let mut a = addr.clone();
+    match a.pop() {
+        Some(Protocol::P2p(p)) => (a, Some(p)),
+        Some(other) => {
+            a.push(other);
+            (a, None)
+        }
+        None => (a, None),
+    }
+}
+
+/// The IP address of a multiaddr, if it has one.
+pub(crate) fn remote_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(ip.into()),
+        Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use aidmesh_protocol::{Body, Category, Identity, Place, Post, Urgency};
+    use std::time::Instant;
+
+    fn engine(dir: &std::path::Path, seed: u8) -> Arc<Engine> {
+        let store = Store::open(dir).unwrap();
+        Arc::new(Engine::open(store, Identity::from_seed([seed; 32]), "t".into(), 0).unwrap())
+    }
+
+    fn need(title: &str) -> Body {
+        Body::Need(Post {
+            title: title.into(),
+            category: Category::Water,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::Normal,
+            place: Place::default(),
+            contact: String::new(),
+            expires_ms: None,
+            related: None,
+        })
+    }
+
+    async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after 20 s waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// a — b — c in a line, gossip only (no periodic sync): while b's store is stalled,
+    /// an event posted at a still reaches c through b (b's verdict does not wait for
+    /// its disk), and b stores its own copy once the disk is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gossip_passes_through_a_node_whose_store_is_stalled() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let engines: Vec<_> = (0..3u8)
+            .map(|i| engine(dirs[i as usize].path(), i + 1))
+            .collect();
+        let (_stop, stop) = watch::channel(false);
+        let cfg = |peers| NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            peers,
+            psk: [7; 32],
+            topic: "t".into(),
+            sync_every: Duration::from_secs(3600),
+        };
+        let key = identity::Keypair::generate_ed25519;
+        let (hb, _tb) = start(engines[1].clone(), key(), cfg(vec![]), stop.clone()).unwrap();
+        let listen = until("b to listen", async || {
+            hb.status().await.and_then(|s| s.listen.first().cloned())
+        })
+        .await;
+        let b_addr: Multiaddr = format!("{listen}/p2p/{}", hb.peer_id).parse().unwrap();
+        let (_ha, _ta) = start(
+            engines[0].clone(),
+            key(),
+            cfg(vec![b_addr.clone()]),
+            stop.clone(),
+        )
+        .unwrap();
+        let (_hc, _tc) = start(engines[2].clone(), key(), cfg(vec![b_addr]), stop.clone()).unwrap();
+        until("b to connect to a and c", async || {
+            (hb.status().await?.peers.len() == 2).then_some(())
+        })
+        .await;
+        // Gossipsub meshes form on heartbeats: post until one reaches c through b.
+        let mut n = 0;
+        until("an event from a to reach c through b", async || {
+            n += 1;
+            let ea = engines[0].clone();
+            let title = format!("warm-up {n}");
+            tokio::task::spawn_blocking(move || ea.post(need(&title)).unwrap())
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            (!engines[2].is_empty()).then_some(())
+        })
+        .await;
+        let (held_a, held_c) = (engines[0].len(), engines[2].len());
+
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let staller = {
+            let eb = engines[1].clone();
+            std::thread::spawn(move || {
+                let _stalled = eb.store().stall();
+                let _ = held_tx.send(());
+                let _ = released.recv();
+            })
+        };
+        held.recv().unwrap();
+        let ea = engines[0].clone();
+        let id =
+            tokio::task::spawn_blocking(move || ea.post(need("through a stalled b")).unwrap().id())
+                .await
+                .unwrap();
+        assert_eq!(engines[0].len(), held_a + 1);
+        until(
+            "c to get the event while b's store is stalled",
+            async || engines[2].knows(&id).unwrap().then_some(()),
+        )
+        .await;
+        assert!(engines[2].len() > held_c);
+        drop(release);
+        staller.join().unwrap();
+        until("b to store its copy once its disk is back", async || {
+            engines[1].knows(&id).unwrap().then_some(())
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_network_task_keeps_answering_while_the_store_is_stalled() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ea, eb) = (engine(da.path(), 1), engine(db.path(), 2));
+        let (_stop, stop) = watch::channel(false);
+        let cfg = |peers| NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            peers,
+            psk: [7; 32],
+            topic: "t".into(),
+            sync_every: Duration::from_secs(1),
+        };
+        let key = identity::Keypair::generate_ed25519;
+        let (ha, _ta) = start(ea.clone(), key(), cfg(vec![]), stop.clone()).unwrap();
+        let listen = until("a to listen", async || {
+            ha.status().await.and_then(|s| s.listen.first().cloned())
+        })
+        .await;
+        let a_addr: Multiaddr = format!("{listen}/p2p/{}", ha.peer_id).parse().unwrap();
+        let (hb, _tb) = start(eb.clone(), key(), cfg(vec![a_addr]), stop.clone()).unwrap();
+        until("b to connect to a", async || {
+            (hb.status().await?.peers.len() == 1).then_some(())
+        })
+        .await;
+        ea.post(need("first")).unwrap();
+        until("b to get the first event", async || {
+            (eb.len() == 1).then_some(())
+        })
+        .await;
+
+        // b's disk stalls while a's events arrive by gossip and sync.
+        // (Held on a thread of its own: a lock guard must not live across awaits.)
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let staller = {
+            let eb = eb.clone();
+            std::thread::spawn(move || {
+                let _stalled = eb.store().stall();
+                let _ = held_tx.send(());
+                let _ = released.recv();
+            })
+        };
+        held.recv().unwrap();
+        let ea2 = ea.clone();
+        tokio::task::spawn_blocking(move || ea2.post(need("second")).unwrap())
+            .await
+            .unwrap();
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let status = hb.status().await;
+            assert!(
+                status.is_some_and(|s| s.peers.len() == 1),
+                "b's network task stopped answering while its store was stalled"
+            );
+        }
+        drop(release);
+        staller.join().unwrap();
+        until(
+            "b to store the second event once its disk is back",
+            async || (eb.len() == 2).then_some(()),
+        )
+        .await;
+    }
+}

@@ -1,0 +1,765 @@
+//! The network task: the one loop that owns the swarm. It reacts to swarm events,
+//! commands from the rest of the node and results from the ingest worker, and wakes
+//! on its own only when something is due (a dial, a ban to lift, a periodic sync):
+//! there is no fixed tick. It never waits on disk: storing, sync steps and the peer
+//! book are jobs for the ingest worker ([`crate::ingest`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm};
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::dialer::{Added, Dialer, BAN, MAX_WANTED};
+use super::transport::{Behaviour, BehaviourEvent, PnetPassed};
+use super::{dialable, remote_ip, split_peer, Command, NetConfig, NetStatus, PeerStatus};
+use crate::engine::{ClockKey, Engine, Origin};
+use crate::gossip::{Check, Checker};
+use crate::ingest::{Done, Job, Worker};
+use crate::sync::{self, Counters, Next};
+
+/// How soon a periodic session that could not start (a full queue, a store error) is
+/// tried again.
+const SYNC_RETRY: Duration = Duration::from_secs(1);
+
+pub(super) struct Task {
+    engine: Arc<Engine>,
+    swarm: Swarm<Behaviour>,
+    topic: IdentTopic,
+    counters: Arc<Counters>,
+    events: broadcast::Receiver<crate::engine::NewEvent>,
+    /// Our sync session with each peer: its generation (so a result for a session
+    /// that ended meanwhile is dropped) and the session, `None` while the worker has it.
+    sessions: HashMap<PeerId, (u64, Option<Box<sync::Session>>)>,
+    session_generation: u64,
+    /// Peers to run a relay session with as soon as their current session ends.
+    relay_due: HashSet<PeerId>,
+    /// The id of each session's outstanding request.
+    pending: HashMap<OutboundRequestId, PeerId>,
+    /// Where disk work goes.
+    worker: Worker,
+    /// Where gossip goes for its verdict.
+    checker: Checker,
+    /// Results of that work.
+    done: mpsc::UnboundedReceiver<Done>,
+    /// Remote address of each connected peer's latest connection.
+    peer_addr: HashMap<PeerId, Multiaddr>,
+    /// Addresses we keep dialling (static peers, discovered peers) with back-off,
+    /// and the bans.
+    dialer: Dialer,
+    /// Dials in flight, by connection id, to the address in `wanted`.
+    dialing: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,
+    /// When the last session with each peer finished (wall clock, for status).
+    last_sync: HashMap<PeerId, u64>,
+    /// When each connected peer's next periodic session is due (missing: now).
+    sync_due: HashMap<PeerId, Instant>,
+    /// Remote IP of each connected peer: the key of its vote in the mesh clock, so one
+    /// machine cannot outvote the others by making up peer ids.
+    peer_ip: HashMap<PeerId, std::net::IpAddr>,
+    /// Nodes of another community that tried to connect.
+    refused: crate::refused::RefusedLog,
+    /// Nodes of another community that this node dialled.
+    refused_by: crate::refused::RefusedLog,
+    /// Outbound connections that passed the pnet exchange (see [`PnetPassed`]).
+    pnet_passed: PnetPassed,
+    sync_every: Duration,
+    commands: mpsc::Receiver<Command>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Everything the task needs, built by [`super::start`].
+pub(super) struct Parts {
+    pub engine: Arc<Engine>,
+    pub swarm: Swarm<Behaviour>,
+    pub topic: IdentTopic,
+    pub counters: Arc<Counters>,
+    pub worker: Worker,
+    pub checker: Checker,
+    pub done: mpsc::UnboundedReceiver<Done>,
+    pub pnet_passed: PnetPassed,
+    pub commands: mpsc::Receiver<Command>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Task {
+    /// The task for `cfg`, not yet running.
+    pub(super) fn new(p: Parts, cfg: &NetConfig) -> Task {
+        Task {
+            events: p.engine.subscribe(),
+            engine: p.engine,
+            swarm: p.swarm,
+            topic: p.topic,
+            counters: p.counters,
+            sessions: HashMap::new(),
+            session_generation: 0,
+            relay_due: HashSet::new(),
+            pending: HashMap::new(),
+            worker: p.worker,
+            checker: p.checker,
+            done: p.done,
+            peer_addr: HashMap::new(),
+            dialer: Dialer::new(&cfg.peers, Instant::now()),
+            dialing: HashMap::new(),
+            last_sync: HashMap::new(),
+            sync_due: HashMap::new(),
+            peer_ip: HashMap::new(),
+            refused: Default::default(),
+            refused_by: Default::default(),
+            pnet_passed: p.pnet_passed,
+            sync_every: cfg.sync_every,
+            commands: p.commands,
+            shutdown: p.shutdown,
+        }
+    }
+}
+
+/// Whether a failed dial reached a node of another community. The pnet nonce exchange
+/// passes whatever the key (a failure there reads "Handshake error"); with another key
+/// the bytes after it are garbled, so the upgrade that follows (multistream-select and
+/// noise) fails: libp2p reports that as "Handshake failed" or "Multistream select
+/// failed". Often the other node instead waits in silence for bytes that make sense
+/// to it, and the upgrade times out: that counts when the pnet exchange had completed
+/// (`pnet_passed`). A refused or silent port, or a peer that drops us before the pnet
+/// exchange (its connection limits), is not counted.
+fn other_community(error: &libp2p::swarm::DialError, pnet_passed: bool) -> bool {
+    let libp2p::swarm::DialError::Transport(errors) = error else {
+        return false;
+    };
+    errors.iter().any(|(_, e)| {
+        let mut cur: Option<&dyn std::error::Error> = Some(e);
+        while let Some(err) = cur {
+            let text = err.to_string();
+            if text.contains("Handshake failed")
+                || text.contains("Multistream select failed")
+                || (pnet_passed && text.contains("Timeout has been reached"))
+            {
+                return true;
+            }
+            cur = err.source();
+        }
+        false
+    })
+}
+
+/// A host for the mesh clock's one-vote-per-host rule: an IPv4 address, or an IPv6 /64
+/// (one machine or home network gets a whole /64 and may pick any address in it).
+fn clock_host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = a.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+impl Task {
+    /// The mesh-clock key of a peer: its id, and its host, the IP address (or, unknown,
+    /// its id). The mesh clock counts one vote per host.
+    fn clock_key(&self, peer: &PeerId) -> ClockKey {
+        ClockKey {
+            peer: peer.to_bytes(),
+            host: match self.peer_ip.get(peer) {
+                Some(ip) => clock_host(*ip).into_bytes(),
+                None => peer.to_bytes(),
+            },
+        }
+    }
+
+    /// Disconnects a peer that broke the protocol and keeps it out for [`BAN`].
+    fn ban(&mut self, peer: PeerId, reason: &str) {
+        warn!(%peer, reason, "peer broke the sync protocol; disconnecting it for {} min", BAN.as_secs() / 60);
+        self.sessions.remove(&peer);
+        self.dialer.ban(peer, Instant::now());
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+    }
+
+    pub(super) async fn run(mut self) {
+        loop {
+            // Sleep until the next thing due; recomputed after every event, since any
+            // of them may change it.
+            let wake = self.next_wake();
+            let due = async move {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm(ev),
+                ev = self.events.recv() => match ev {
+                    Ok(ne) => self.on_new_event(ne),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(skipped = n, "gossip fell behind; anti-entropy will cover the skipped events");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                Some(cmd) = self.commands.recv() => self.on_command(cmd),
+                Some(done) = self.done.recv() => self.on_done(done),
+                () = due => self.on_due(),
+                _ = self.shutdown.changed() => break,
+            }
+        }
+        info!("network stopped");
+    }
+
+    fn on_new_event(&mut self, ne: crate::engine::NewEvent) {
+        // Events from gossip are forwarded by gossipsub itself once accepted; events
+        // fetched by sync are handed on by relay sessions (`relay_caught_up`).
+        if !matches!(ne.origin, Origin::Local | Origin::Import) {
+            return;
+        }
+        let bytes = ne.event.into_bytes();
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), bytes)
+        {
+            Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                tracing::trace!("no peer subscribed yet; anti-entropy will deliver the event");
+            }
+            Err(e) => warn!(error = %e, "could not gossip an event; anti-entropy will deliver it"),
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Dial(addr) => {
+                let (_, peer) = split_peer(&addr);
+                if peer == Some(*self.swarm.local_peer_id()) {
+                    return;
+                }
+                if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
+                    return;
+                }
+                if !dialable(&addr) {
+                    debug!(%addr, "not a dialable TCP address; ignored");
+                    return;
+                }
+                match self.dialer.add(addr.clone(), Instant::now()) {
+                    Added::New | Added::Known => {}
+                    Added::Replaced(worst) => {
+                        debug!(dropped = %worst, added = %addr, "dial list full; dropped the address least likely to work");
+                    }
+                    Added::Full => {
+                        warn!(%addr, "already keeping {MAX_WANTED} static peers to dial; ignoring a new address");
+                        return;
+                    }
+                }
+                // Dial now rather than at the next wake.
+                self.dial_due(Instant::now());
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn status(&self) -> NetStatus {
+        let mut peers: Vec<PeerStatus> = self
+            .swarm
+            .connected_peers()
+            .map(|p| PeerStatus {
+                peer_id: p.to_string(),
+                addr: self
+                    .peer_addr
+                    .get(p)
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                last_sync_ms: self.last_sync.get(p).copied(),
+            })
+            .collect();
+        peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        NetStatus {
+            peer_id: self.swarm.local_peer_id().to_string(),
+            listen: self.swarm.listeners().map(|a| a.to_string()).collect(),
+            peers,
+            refused: self.refused.list(),
+            refused_by: self.refused_by.list(),
+            sync_bytes_in: self
+                .counters
+                .bytes_in
+                .load(std::sync::atomic::Ordering::Relaxed),
+            sync_bytes_out: self
+                .counters
+                .bytes_out
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the dial list may skip `addr` now: a dial to it is in flight, or its
+    /// peer is connected already.
+    fn dial_skip(&self, addr: &Multiaddr) -> bool {
+        if self.dialing.values().any(|x| x == addr) {
+            return true;
+        }
+        match split_peer(addr) {
+            (_, Some(p)) => self.swarm.is_connected(&p),
+            (plain, None) => self.connected_via(&plain),
+        }
+    }
+
+    /// When the task must wake next on its own: the earliest dial due, ban to lift or
+    /// periodic sync due. `None`: nothing is pending, sleep until an event.
+    fn next_wake(&self) -> Option<Instant> {
+        let dial = self.dialer.next_due(|a| self.dial_skip(a));
+        let now = Instant::now();
+        let sync = self
+            .swarm
+            .connected_peers()
+            .filter(|p| !self.sessions.contains_key(p))
+            .map(|p| self.sync_due.get(p).copied().unwrap_or(now))
+            .min();
+        dial.into_iter().chain(sync).min()
+    }
+
+    /// Does whatever is due: lifts bans, dials, starts periodic syncs.
+    fn on_due(&mut self) {
+        let now = Instant::now();
+        for p in self.dialer.lift_bans(now) {
+            self.swarm.behaviour_mut().blocked.unblock_peer(p);
+        }
+        self.dial_due(now);
+        // Periodic anti-entropy with every connected peer.
+        let due: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| !self.sessions.contains_key(p))
+            .filter(|p| self.sync_due.get(p).is_none_or(|at| *at <= now))
+            .copied()
+            .collect();
+        for p in due {
+            self.start_sync(p, false);
+        }
+    }
+
+    /// Redials what we want and are not connected to, with back-off.
+    fn dial_due(&mut self, now: Instant) {
+        let due = self.dialer.due(now, |a| self.dial_skip(a));
+        for addr in due {
+            let (plain, peer) = split_peer(&addr);
+            let opts = match peer {
+                Some(p) => DialOpts::peer_id(p).addresses(vec![plain]).build(),
+                None => DialOpts::unknown_peer_id().address(plain).build(),
+            };
+            let cid = opts.connection_id();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%addr, error = %e, "dial not started");
+                self.dialer.failed(&addr, Instant::now());
+            } else {
+                self.dialing.insert(cid, addr);
+            }
+        }
+    }
+
+    /// Whether an established connection goes to this (peer-less) address.
+    fn connected_via(&self, plain: &Multiaddr) -> bool {
+        self.peer_addr
+            .iter()
+            .any(|(p, a)| a == plain && self.swarm.is_connected(p))
+    }
+
+    /// Starts a session with `peer` on the worker (its first request goes out when
+    /// the worker has computed our set). A relay session also notes what the peer
+    /// lacks, to gossip it on (see [`Task::relay_caught_up`]).
+    fn start_sync(&mut self, peer: PeerId, relay: bool) {
+        self.session_generation += 1;
+        let generation = self.session_generation;
+        let job = Job::Start {
+            peer,
+            generation,
+            relay,
+        };
+        if self.worker.offer(job).is_err() {
+            debug!(%peer, "ingest queue full; sync starts at the next round");
+            self.sync_due.insert(peer, Instant::now() + SYNC_RETRY);
+            return;
+        }
+        self.sessions.insert(peer, (generation, None));
+    }
+
+    fn finish_sync(&mut self, peer: PeerId) {
+        self.sessions.remove(&peer);
+        let wall = self.engine.wall_ms();
+        self.last_sync.insert(peer, wall);
+        self.sync_due.insert(peer, Instant::now() + self.sync_every);
+        // The peer book is a cache: if the queue is full, this record is skipped.
+        let _ = self.worker.offer(Job::Synced {
+            peer,
+            wall_ms: wall,
+        });
+        if self.relay_due.remove(&peer) && self.swarm.is_connected(&peer) {
+            self.start_sync(peer, true);
+        }
+    }
+
+    /// We just caught up from `from`: hand it on to every other connected peer at
+    /// once rather than at their next periodic sync. Gossipsub does not forward what
+    /// sync fetched, and the peers cannot know to ask. So a relay session is run with
+    /// each: its reconciliation tells us exactly which events that peer lacks (nothing
+    /// it already has is sent again), and those, up to [`sync::MAX_RELAY`], are
+    /// published by gossip (message id = event id, so none loops).
+    fn relay_caught_up(&mut self, from: PeerId) {
+        let others: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| **p != from)
+            .copied()
+            .collect();
+        for p in others {
+            if self.sessions.contains_key(&p) {
+                self.relay_due.insert(p);
+            } else {
+                self.start_sync(p, true);
+            }
+        }
+    }
+
+    /// Publishes events a peer lacks (found by a relay session) by gossip.
+    fn gossip_lacking(&mut self, peer: PeerId, lacking: Vec<Vec<u8>>, of: usize) {
+        let n = lacking.len();
+        for bytes in lacking {
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(self.topic.clone(), bytes)
+            {
+                Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+                Err(e) => {
+                    debug!(error = %e, "could not relay an event; anti-entropy will deliver it");
+                }
+            }
+        }
+        if of > n {
+            info!(%peer, relayed = n, lacking = of, "relayed caught-up events; the peer fetches the rest at its next sync");
+        } else {
+            info!(%peer, relayed = n, "relayed caught-up events the peer lacked");
+        }
+    }
+
+    /// Whether `generation` is still `peer`'s current session.
+    fn current(&self, peer: &PeerId, generation: u64) -> bool {
+        self.sessions
+            .get(peer)
+            .is_some_and(|(g, _)| *g == generation)
+    }
+
+    /// Acts on what the worker did.
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Gossip {
+                id,
+                source,
+                acceptance,
+            } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+            }
+            Done::Served {
+                peer,
+                channel,
+                response,
+                misbehaved,
+            } => {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    debug!(%peer, "sync response not sent: connection closed");
+                }
+                if misbehaved {
+                    self.ban(peer, "malformed reconciliation message");
+                }
+            }
+            Done::Started {
+                peer,
+                generation,
+                result,
+            } => {
+                if !self.current(&peer, generation) {
+                    return;
+                }
+                match result {
+                    Ok((session, req)) if self.swarm.is_connected(&peer) => {
+                        let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                        self.pending.insert(rid, peer);
+                        self.sessions.insert(peer, (generation, Some(session)));
+                    }
+                    Ok(_) => {
+                        self.sessions.remove(&peer);
+                    }
+                    Err(e) => {
+                        warn!(%peer, error = %e, "could not start sync");
+                        self.sessions.remove(&peer);
+                        self.sync_due.insert(peer, Instant::now() + SYNC_RETRY);
+                    }
+                }
+            }
+            Done::Stepped {
+                peer,
+                generation,
+                session,
+                next,
+                lacking,
+            } => {
+                if !self.current(&peer, generation) {
+                    return;
+                }
+                self.sessions.insert(peer, (generation, Some(session)));
+                match next {
+                    Ok(Next::Send(req)) => {
+                        let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+                        self.pending.insert(rid, peer);
+                    }
+                    Ok(Next::Done { summary: s, millis }) => {
+                        if s.fetched > 0 || s.rejected > 0 {
+                            info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred = s.deferred, rounds = s.rounds, ms = millis, "synced");
+                        } else if s.deferred > 0 {
+                            // Repeats every round until our clock catches up: debug.
+                            debug!(%peer, deferred = s.deferred, rounds = s.rounds, "in sync but for events ahead of our clock (set aside until then)");
+                        } else {
+                            debug!(%peer, rounds = s.rounds, "in sync");
+                        }
+                        self.finish_sync(peer);
+                        if !lacking.is_empty() {
+                            self.gossip_lacking(peer, lacking, s.lacking);
+                        }
+                        if s.fetched > 0 {
+                            self.relay_caught_up(peer);
+                        }
+                    }
+                    Err(f) if f.misbehaved => {
+                        self.finish_sync(peer);
+                        self.ban(peer, &f.reason);
+                    }
+                    Err(f) => {
+                        warn!(%peer, error = %f.reason, "sync stopped");
+                        self.finish_sync(peer);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                connection_id,
+                ..
+            } => {
+                let addr = endpoint.get_remote_address().clone();
+                if endpoint.is_dialer() {
+                    // A member: a later timeout to this address proves nothing.
+                    self.pnet_passed.take(&addr);
+                }
+                if let Some(wanted) = self.dialing.remove(&connection_id) {
+                    self.dialer.reached(&wanted);
+                }
+                if let Some(ip) = remote_ip(&addr) {
+                    self.peer_ip.insert(peer_id, ip);
+                }
+                if num_established.get() == 1 {
+                    info!(peer = %peer_id, %addr, "connected");
+                    self.peer_addr.insert(peer_id, addr.clone());
+                    let _ = self.worker.offer(Job::Connected {
+                        peer: peer_id,
+                        addr: addr.to_string(),
+                    });
+                    if !self.sessions.contains_key(&peer_id) {
+                        self.start_sync(peer_id, false);
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause,
+                ..
+            } => {
+                info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
+                self.sessions.remove(&peer_id);
+                self.relay_due.remove(&peer_id);
+                // The engine's lock may be held by a store write: not on this task.
+                let (engine, key) = (self.engine.clone(), peer_id.to_bytes());
+                tokio::task::spawn_blocking(move || engine.forget_peer_clock(&key));
+                self.peer_ip.remove(&peer_id);
+                self.peer_addr.remove(&peer_id);
+                self.sync_due.remove(&peer_id);
+                self.dialer.disconnected(peer_id, Instant::now());
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                if let Some(addr) = self.dialing.remove(&connection_id) {
+                    let failures = self.dialer.failures(&addr) + 1;
+                    warn!(%addr, peer = ?peer_id, failures, error = %error,
+                        "could not connect (if this keeps failing: is the other node in the same community, with the same passphrase?)");
+                    let passed = self.pnet_passed.take(&addr);
+                    if let (true, Some(ip)) = (other_community(&error, passed), remote_ip(&addr)) {
+                        self.refused_by.note(ip, self.engine.wall_ms());
+                    }
+                    self.dialer.failed(&addr, Instant::now());
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error: libp2p::swarm::ListenError::Denied { .. },
+                ..
+            } => {
+                debug!(from = %send_back_addr, "refused a connection (banned peer or connection limit)");
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                warn!(from = %send_back_addr, error = %error,
+                    "a connection attempt failed: most likely a node with a different community key");
+                // Another key passes the pnet nonce exchange, then garbles the bytes
+                // after it, so protocol negotiation fails: only that is counted, not a
+                // silent socket, a reset or a peer that gave up mid-handshake.
+                let other_key = matches!(&error, libp2p::swarm::ListenError::Transport(_))
+                    && error.to_string().contains("negotiate");
+                if let (true, Some(ip)) = (other_key, remote_ip(&send_back_addr)) {
+                    self.refused.note(ip, self.engine.wall_ms());
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                // Judged on the checker thread, then stored by the worker; gossipsub
+                // holds the message (and does not forward it) until the verdict comes
+                // back in `on_done`, which does not wait for the store.
+                let check = Check {
+                    data: message.data,
+                    id: message_id,
+                    source: propagation_source,
+                };
+                if let Err(Check { id, source, .. }) = self.checker.offer(check).map_err(|c| *c) {
+                    debug!(peer = %source, "ingest queue full; anti-entropy will fetch this event");
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
+            _ => {}
+        }
+    }
+
+    fn on_sync(
+        &mut self,
+        ev: request_response::Event<
+            aidmesh_protocol::sync::SyncRequest,
+            aidmesh_protocol::sync::SyncResponse,
+        >,
+    ) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let job = Job::Serve {
+                        peer,
+                        clock_key: self.clock_key(&peer),
+                        request,
+                        channel,
+                    };
+                    if let Err(Job::Serve { channel, .. }) = self.worker.offer(job).map_err(|j| *j)
+                    {
+                        let busy = aidmesh_protocol::sync::SyncResponse::Refused {
+                            reason: "busy; try again later".into(),
+                        };
+                        let _ = self.swarm.behaviour_mut().sync.send_response(channel, busy);
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    self.pending.remove(&request_id);
+                    let clock_key = self.clock_key(&peer);
+                    let Some((generation, slot)) = self.sessions.get_mut(&peer) else {
+                        return;
+                    };
+                    let Some(session) = slot.take() else {
+                        return;
+                    };
+                    let job = Job::Step {
+                        peer,
+                        generation: *generation,
+                        clock_key,
+                        session,
+                        response,
+                    };
+                    if self.worker.offer(job).is_err() {
+                        debug!(%peer, "ingest queue full; sync runs again at the next round");
+                        self.finish_sync(peer);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.pending.remove(&request_id);
+                debug!(%peer, error = %error, "sync request failed");
+                self.finish_sync(peer);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, error = %error, "sync request from peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_ipv6_network_is_one_clock_host() {
+        let a = clock_host("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = clock_host("2001:db8:1:2:bbbb:cccc:dddd:eeee".parse().unwrap());
+        let other = clock_host("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b, "privacy addresses of one /64 are one vote");
+        assert_ne!(a, other);
+        assert_eq!(clock_host("::ffff:10.0.0.2".parse().unwrap()), "10.0.0.2");
+        assert_ne!(
+            clock_host("10.0.0.2".parse().unwrap()),
+            clock_host("10.0.0.3".parse().unwrap())
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! The peer transport and the swarm: TCP inside a pnet private network keyed by the
+//! community key, then noise and yamux; the behaviours (gossipsub, sync
+//! request-response, connection limits, bans) and their settings. Built once by
+//! [`super::start`]; no state of its own beyond the swarm.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aidmesh_protocol::event::MAX_EVENT_BYTES;
+use aidmesh_protocol::Event;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::upgrade::Version;
+use libp2p::gossipsub::{self, IdentTopic, MessageId, TopicHash};
+use libp2p::multiaddr::Protocol;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    allow_block_list, connection_limits, identity, noise, tcp, yamux, Multiaddr, PeerId, Swarm,
+    Transport,
+};
+
+use super::{remote_ip, NetConfig, NetError};
+use crate::sync::{self, Codec, Counters};
+
+#[derive(NetworkBehaviour)]
+pub(super) struct Behaviour {
+    pub(super) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub(super) pending_per_ip: crate::pending::PendingPerIp,
+    pub(super) limits: connection_limits::Behaviour,
+    pub(super) gossipsub: gossipsub::Behaviour,
+    pub(super) sync: request_response::Behaviour<Codec>,
+}
+
+/// Connection limits: a hub LAN has tens of nodes, not thousands. Connections in their
+/// handshake are also bounded per remote address ([`crate::pending`]), so one host
+/// cannot take every pending slot.
+fn limits() -> connection_limits::ConnectionLimits {
+    connection_limits::ConnectionLimits::default()
+        .with_max_pending_incoming(Some(64))
+        .with_max_pending_outgoing(Some(32))
+        .with_max_established(Some(128))
+        .with_max_established_per_peer(Some(2))
+}
+
+/// Gossipsub message id = event id, so the same event relayed by many peers is one
+/// message. Undecodable data gets a hash of its bytes (and will be rejected).
+fn message_id(m: &gossipsub::Message) -> MessageId {
+    match Event::decode(&m.data) {
+        Ok(e) => MessageId::from(e.id().0.to_vec()),
+        Err(_) => MessageId::from(blake3::hash(&m.data).as_bytes().to_vec()),
+    }
+}
+
+fn gossipsub(topic: &TopicHash) -> Result<gossipsub::Behaviour, String> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(message_id)
+        .max_transmit_size(MAX_EVENT_BYTES + 1024)
+        .heartbeat_interval(Duration::from_millis(700))
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Events are signed by their authors; gossipsub's own signatures would add nothing.
+    let mut b = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)?;
+    // Peer scoring: an invalid event costs a peer heavily, so a forger is quickly
+    // graylisted. Delivery-rate penalties are off: a quiet LAN is normal, and many
+    // test nodes share one IP, so the IP-colocation penalty is off too.
+    let topic_params = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0,
+        first_message_deliveries_weight: 1.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -100.0,
+        invalid_message_deliveries_decay: 0.5,
+        ..Default::default()
+    };
+    let mut params = gossipsub::PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    };
+    params.topics.insert(topic.clone(), topic_params);
+    b.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
+    Ok(b)
+}
+
+/// Time for the pnet handshake (24 bytes each way) on a new connection.
+pub const PNET_DEADLINE: Duration = Duration::from_secs(3);
+/// Time for the whole upgrade of a new connection (pnet, noise, yamux).
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The peer transport: TCP inside a pnet private network keyed by the community key,
+/// then noise and yamux. Public so that test peers speak exactly the node's stack.
+pub fn transport(
+    key: &identity::Keypair,
+    psk: [u8; 32],
+) -> Result<
+    libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>,
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    transport_noting(key, psk, PnetPassed::default())
+}
+
+/// Outbound connections (remote IP and TCP port) whose pnet exchange completed, so
+/// that a dial which then times out can be told apart from a silent port: a node of
+/// another community passes the exchange (any key does), then often waits in silence
+/// for bytes that never make sense to it. Bounded: cleared when it grows past 256.
+#[derive(Debug, Clone, Default)]
+pub struct PnetPassed(Arc<std::sync::Mutex<HashSet<(std::net::IpAddr, u16)>>>);
+
+impl PnetPassed {
+    pub(super) fn note(&self, addr: &Multiaddr) {
+        if let Some(k) = ip_port(addr) {
+            let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if s.len() >= 256 {
+                s.clear();
+            }
+            s.insert(k);
+        }
+    }
+
+    /// Whether the pnet exchange with `addr` completed since the last call; forgets it.
+    pub(super) fn take(&self, addr: &Multiaddr) -> bool {
+        ip_port(addr).is_some_and(|k| self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&k))
+    }
+}
+
+fn ip_port(addr: &Multiaddr) -> Option<(std::net::IpAddr, u16)> {
+    let port = addr.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })?;
+    Some((remote_ip(addr)?, port))
+}
+
+/// [`transport`], noting in `passed` every outbound connection whose pnet exchange
+/// completed.
+fn transport_noting(
+    key: &identity::Keypair,
+    psk: [u8; 32],
+    passed: PnetPassed,
+) -> Result<
+    libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>,
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let psk = PreSharedKey::new(psk);
+    Ok(
+        tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+            .and_then(move |socket, endpoint| {
+                let passed = passed.clone();
+                async move {
+                    // A peer of the community sends its pnet nonce at once; a socket held
+                    // open in silence is dropped soon, freeing its pending slot.
+                    let out =
+                        tokio::time::timeout(PNET_DEADLINE, PnetConfig::new(psk).handshake(socket))
+                            .await
+                            .map_err(|_| {
+                                std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    "no private-network handshake in time",
+                                )
+                            })?
+                            .map_err(std::io::Error::other)?;
+                    if let libp2p::core::ConnectedPoint::Dialer { address, .. } = &endpoint {
+                        passed.note(address);
+                    }
+                    Ok::<_, std::io::Error>(out)
+                }
+            })
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise::Config::new(key)?)
+            .multiplex(yamux::Config::default())
+            .timeout(HANDSHAKE_DEADLINE)
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+    )
+}
+
+pub(super) fn build_swarm(
+    keypair: identity::Keypair,
+    cfg: &NetConfig,
+    counters: Arc<Counters>,
+    passed: PnetPassed,
+) -> Result<Swarm<Behaviour>, NetError> {
+    let topic = IdentTopic::new(cfg.topic.clone()).hash();
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_other_transport(|key| transport_noting(key, cfg.psk, passed))
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|_| {
+            Ok(Behaviour {
+                blocked: allow_block_list::Behaviour::default(),
+                pending_per_ip: crate::pending::PendingPerIp::default(),
+                limits: connection_limits::Behaviour::new(limits()),
+                gossipsub: gossipsub(&topic)?,
+                sync: request_response::Behaviour::with_codec(
+                    Codec::new(counters),
+                    [(sync::PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(30))
+                        .with_max_concurrent_streams(32),
+                ),
+            })
+        })
+        .map_err(|e| setup(&e))?
+        // libp2p's default idle timeout (10 s) drops quiet LAN links; keep them.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    Ok(swarm)
+}

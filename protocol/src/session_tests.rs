@@ -1,0 +1,325 @@
+//! The session state machine, driven deterministically against a simulated peer.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use super::*;
+use crate::body::tests::post;
+use crate::body::Body;
+use crate::identity::Identity;
+use crate::sync::{MAX_EVENTS_RESPONSE_BYTES, MAX_SYNC_MESSAGE, RECONCILE_FRAME_LIMIT};
+use crate::time::Timestamp;
+use proptest::prelude::*;
+
+/// A pool of signed events shared by the tests (signing is the slow part).
+fn pool() -> &'static [Event] {
+    static POOL: OnceLock<Vec<Event>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let who = Identity::from_seed([9; 32]);
+        (0..MAX_RELAY as u64 + 40)
+            // Some share a timestamp: the set is ordered by (timestamp, id).
+            .map(|n| {
+                let body = Body::Need(post(&format!("need {n}")));
+                Event::create(&who, Timestamp(1_000 + n / 3), &body)
+            })
+            .collect()
+    })
+}
+
+/// One simulated node: its events, a responder and a store that accepts all.
+#[derive(Default, Clone)]
+struct Side {
+    events: BTreeMap<EventId, Event>,
+    /// Byte budget of a fetch response (the real one is [`MAX_EVENTS_RESPONSE_BYTES`]).
+    budget: usize,
+}
+
+impl Side {
+    fn new(events: impl IntoIterator<Item = Event>, budget: usize) -> Side {
+        Side {
+            events: events.into_iter().map(|e| (e.id(), e)).collect(),
+            budget,
+        }
+    }
+
+    fn set(&self) -> SyncSet {
+        SyncSet::new(self.events.values().map(|e| (e.timestamp(), e.id()))).unwrap()
+    }
+
+    /// The stateless responder, through the wire encoding (which checks the limits).
+    fn serve(&self, req: &SyncRequest) -> SyncResponse {
+        let bytes = req.encode();
+        assert!(
+            bytes.len() <= MAX_SYNC_MESSAGE,
+            "request of {} bytes",
+            bytes.len()
+        );
+        let resp = match SyncRequest::decode(&bytes).expect("a request within the limits") {
+            SyncRequest::Reconcile { message, .. } => SyncResponse::Reconcile {
+                wall_ms: 7,
+                message: self.set().respond(&message).unwrap(),
+            },
+            SyncRequest::Fetch { ids } => {
+                let mut events = Vec::new();
+                let mut total = 0;
+                for id in ids {
+                    if let Some(e) = self.events.get(&id) {
+                        if !events.is_empty() && total + e.bytes().len() > self.budget {
+                            break;
+                        }
+                        total += e.bytes().len();
+                        events.push(e.bytes().to_vec());
+                    }
+                }
+                SyncResponse::Events { events }
+            }
+        };
+        let bytes = resp.encode();
+        assert!(bytes.len() <= MAX_SYNC_MESSAGE);
+        SyncResponse::decode(&bytes).expect("a response within the limits")
+    }
+
+    /// Runs our session against `peer` to the end, storing what arrives.
+    fn pull_from(&mut self, peer: &Side, relay: bool) -> Result<(Summary, Vec<EventId>), Failure> {
+        let (mut s, first) = Session::start(&self.set(), relay, 5)?;
+        let mut step = Step::Send(first);
+        loop {
+            step = match step {
+                Step::Send(req) => {
+                    if let SyncRequest::Reconcile { message, .. } = &req {
+                        assert!(message.len() <= RECONCILE_FRAME_LIMIT);
+                    }
+                    if let SyncRequest::Fetch { ids } = &req {
+                        assert!(!ids.is_empty() && ids.len() <= MAX_FETCH_IDS);
+                        assert!(ids.iter().all(|i| !self.events.contains_key(i)));
+                    }
+                    let out = s.on_response(peer.serve(&req), 5)?;
+                    out.step
+                }
+                Step::Check(ids) => {
+                    assert!(ids.len() <= MAX_FETCH_IDS);
+                    let held: Vec<EventId> = ids
+                        .into_iter()
+                        .filter(|i| self.events.contains_key(i))
+                        .collect();
+                    s.checked(&held)?
+                }
+                Step::Store(events) => {
+                    let mut new = 0;
+                    for b in events {
+                        let e = Event::decode(&b).unwrap();
+                        new += usize::from(self.events.insert(e.id(), e).is_none());
+                    }
+                    s.stored(Stored {
+                        new,
+                        ..Stored::default()
+                    })?
+                }
+                Step::Done(summary) => {
+                    assert!(s.is_over());
+                    return Ok((summary, s.lacking()));
+                }
+            }
+        }
+    }
+}
+
+fn ids(side: &Side) -> Vec<EventId> {
+    side.events.keys().copied().collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Two sides with random sets, each pulling from the other, end with the union,
+    /// whatever the fetch byte budget (small budgets cut responses short).
+    #[test]
+    fn two_sides_with_random_sets_always_converge(
+        membership in prop::collection::vec(0u8..4, 1..300),
+        budget in prop_oneof![Just(MAX_EVENTS_RESPONSE_BYTES), 1usize..2_000],
+    ) {
+        let p = pool();
+        let pick = |want: u8| membership.iter().enumerate()
+            .filter(move |(_, m)| **m == 0 || **m == want)
+            .map(|(i, _)| p[i].clone());
+        let mut a = Side::new(pick(1), budget);
+        let mut b = Side::new(pick(2), budget);
+        let only_b = b.events.keys().filter(|k| !a.events.contains_key(k)).count();
+        let (sa, _) = a.pull_from(&b, false).unwrap();
+        prop_assert_eq!(sa.fetched, only_b);
+        prop_assert_eq!(sa.missing, only_b);
+        let (sb, _) = b.pull_from(&a, false).unwrap();
+        prop_assert_eq!(sb.lacking, 0);
+        prop_assert_eq!(ids(&a), ids(&b));
+        // Once equal, a session finds nothing to do.
+        let (again, _) = a.pull_from(&b, false).unwrap();
+        prop_assert_eq!((again.missing, again.lacking, again.fetched), (0, 0, 0));
+    }
+
+    /// Garbled or hostile responses, in any order, with any answers to the session's
+    /// questions, end in an error or a summary: never a panic, and nothing is accepted
+    /// after the session ended.
+    #[test]
+    fn hostile_responses_give_errors_not_panics(
+        inputs in prop::collection::vec(
+            (0u8..6, prop::collection::vec(any::<u8>(), 0..200), 0usize..600), 1..12),
+        fetching in any::<bool>(),
+    ) {
+        let p = pool();
+        let ours = Side::new(p[..50].iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
+        let (mut s, req) = Session::start(&ours.set(), true, 1).unwrap();
+        if fetching {
+            // Start the hostility while the session waits for events.
+            let peer = Side::new(p[40..].iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
+            let mut step = s.on_response(peer.serve(&req), 1).unwrap().step;
+            while let Step::Send(next) = step {
+                step = s.on_response(peer.serve(&next), 1).unwrap().step;
+            }
+            prop_assert!(matches!(step, Step::Check(_)));
+            let fetch = matches!(s.checked(&[]), Ok(Step::Send(SyncRequest::Fetch { .. })));
+            prop_assert!(fetch, "expected a fetch request");
+        }
+        let mut ended = false;
+        for (kind, bytes, n) in inputs {
+            let r = match kind {
+                0 => s.on_response(SyncResponse::Reconcile { wall_ms: n as u64, message: bytes }, 1).map(|o| o.step),
+                1 => s.on_response(SyncResponse::Events { events: vec![bytes] }, 1).map(|o| o.step),
+                2 => s.on_response(SyncResponse::Events { events: vec![p[n % p.len()].bytes().to_vec()] }, 1).map(|o| o.step),
+                3 => s.checked(&[p[n % p.len()].id()]),
+                4 => s.stored(Stored { new: n, rejected: n % 2, deferred: 0 }),
+                _ => match SyncResponse::decode(&bytes) {
+                    Ok(resp) => s.on_response(resp, 1).map(|o| o.step),
+                    Err(_) => continue,
+                },
+            };
+            if ended {
+                prop_assert!(r.is_err(), "an input was accepted after the session ended");
+            }
+            if r.is_err() || matches!(r, Ok(Step::Done(_))) {
+                ended = true;
+                prop_assert!(s.is_over());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_relay_session_names_what_the_peer_lacks_up_to_the_bound() {
+    let p = pool();
+    let mut us = Side::new(p.iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
+    let peer = Side::new(p[..10].iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
+    let lacks = p.len() - 10;
+    let (summary, lacking) = us.pull_from(&peer, false).unwrap();
+    assert_eq!(summary.lacking, lacks);
+    assert!(lacking.is_empty(), "an ordinary session keeps nothing");
+    let (_, lacking) = us.pull_from(&peer, true).unwrap();
+    assert_eq!(lacking.len(), MAX_RELAY);
+    assert!(lacking.iter().all(|i| !peer.events.contains_key(i)));
+}
+
+#[test]
+fn held_ids_are_not_fetched_and_an_empty_answer_ends_the_asking() {
+    let p = pool();
+    let us = Side::new(p[..5].iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
+    let peer = Side::new(p[..20].iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
+    let (mut s, req) = Session::start(&us.set(), false, 1).unwrap();
+    let out = s.on_response(peer.serve(&req), 1).unwrap();
+    assert_eq!(
+        out.peer_wall_ms,
+        Some(7),
+        "a reconcile round is a clock sample"
+    );
+    let Step::Check(asked) = out.step else {
+        panic!("expected a check, got {:?}", out.step)
+    };
+    assert_eq!(asked.len(), 15);
+    // Meanwhile gossip brought us three of them.
+    let step = s.checked(&asked[..3]).unwrap();
+    let Step::Send(SyncRequest::Fetch { ids }) = step else {
+        panic!("expected a fetch, got {step:?}")
+    };
+    assert_eq!(ids, asked[3..]);
+    // The peer erased them all meanwhile: stop asking, done.
+    let out = s
+        .on_response(SyncResponse::Events { events: vec![] }, 1)
+        .unwrap();
+    assert_eq!(out.peer_wall_ms, None);
+    assert_eq!(out.step, Step::Store(vec![]));
+    assert!(matches!(s.stored(Stored::default()), Ok(Step::Done(_))));
+}
+
+#[test]
+fn unrequested_or_invalid_events_and_responses_out_of_turn_are_misbehaviour() {
+    let p = pool();
+    let us = Side::new(p[..5].iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
+    let peer = Side::new(p[..8].iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
+    let start = || Session::start(&us.set(), false, 1).unwrap();
+
+    // Events before any were asked for.
+    let (mut s, _) = start();
+    let e = s
+        .on_response(SyncResponse::Events { events: vec![] }, 1)
+        .unwrap_err();
+    assert!(
+        e.misbehaved && e.reason.contains("waiting for a reconciliation"),
+        "{e:?}"
+    );
+    assert!(s
+        .on_response(SyncResponse::Events { events: vec![] }, 1)
+        .is_err());
+
+    // Events that were not asked for.
+    let fetching = || {
+        let (mut s, req) = start();
+        let Step::Check(asked) = s.on_response(peer.serve(&req), 1).unwrap().step else {
+            panic!("expected a check")
+        };
+        assert!(matches!(s.checked(&[]), Ok(Step::Send(_))));
+        (s, asked)
+    };
+    let (mut s, _) = fetching();
+    let e = s
+        .on_response(
+            SyncResponse::Events {
+                events: vec![p[0].bytes().to_vec(), vec![1, 2, 3]],
+            },
+            1,
+        )
+        .unwrap_err();
+    assert_eq!(e, Failure::misbehaved("2 events that were not requested"));
+
+    // Asked-for events that fail validation.
+    let (mut s, asked) = fetching();
+    let events = asked
+        .iter()
+        .map(|i| peer.events[i].bytes().to_vec())
+        .collect();
+    assert!(matches!(
+        s.on_response(SyncResponse::Events { events }, 1),
+        Ok(Output {
+            step: Step::Store(_),
+            ..
+        })
+    ));
+    let e = s
+        .stored(Stored {
+            new: 1,
+            rejected: 2,
+            deferred: 0,
+        })
+        .unwrap_err();
+    assert_eq!(e, Failure::misbehaved("2 invalid events"));
+    assert_eq!(s.summary().rejected, 2);
+
+    // A refusal is nobody's fault.
+    let (mut s, _) = start();
+    let e = s
+        .on_response(
+            SyncResponse::Refused {
+                reason: "busy".into(),
+            },
+            1,
+        )
+        .unwrap_err();
+    assert_eq!(e, Failure::benign("peer refused: busy"));
+}

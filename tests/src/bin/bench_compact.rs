@@ -1,0 +1,519 @@
+//! Never blocked (issue 14): what a node's peers see while it compacts, and what
+//! concurrent sync sessions cost in memory. Results go to `docs/benchmarks.md`
+//! ("Never blocked (issue 14)").
+//!
+//! ```text
+//! cargo run --release -p aidmesh-tests --bin bench_compact                  # 100,000 events
+//! cargo run --release -p aidmesh-tests --bin bench_compact -- --quick       # 10,000
+//! cargo run --release -p aidmesh-tests --bin bench_compact -- --only memory # or compacting
+//! # --trace-slow: also list the posts slower than 50 ms and A's compaction log lines
+//! ```
+//!
+//! 1. `memory`: an engine (in-process, the node's own code) holding N events; resident
+//!    memory once its reconciliation set is built, then with 3 sync sessions open over
+//!    the shared set (as now), then with 3 more holding a copy each (what a session
+//!    used to hold: `Initiator::start((*set).clone())` over a deep copy).
+//! 2. `compacting`: three real `aidmesh up` processes in a line, B — A — C, each holding
+//!    the same N events. B posts a need every 25 ms; its arrival is timed on A's and on
+//!    C's `/api/v1/stream` (B→A: into the compacting node; B→A→C: through it), from the
+//!    POST and from its arrival on B's own stream (when B had stored it). Once with A
+//!    idle, once while A's API forgets 10 people and A compacts its database (posting
+//!    goes on until A's log shows the compaction finished). The redactions reach B and
+//!    C, which erase and compact too.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aidmesh_node::engine::{Engine, Origin};
+use aidmesh_node::store::Store;
+use aidmesh_protocol::sync::SyncSet;
+use aidmesh_protocol::{Body, Category, Event, Identity, Place, Post, Timestamp, Urgency};
+use aidmesh_tests::{wait_for, Node, Opts, TEST_PASSPHRASE};
+use serde_json::{json, Value};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let n = if quick { 10_000 } else { 100_000 };
+    aidmesh_tests::binary();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "bench_compact: {n} events, {} CPUs, load average at start {}",
+        std::thread::available_parallelism().map_or(0, |c| c.get()),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let t = Instant::now();
+    let events = make_events(n);
+    println!("signed {n} events in {:.1} s", t.elapsed().as_secs_f64());
+    if only.as_deref().is_none_or(|o| o == "memory") {
+        memory(&events);
+    }
+    if only.as_deref().is_none_or(|o| o == "compacting") {
+        compacting(&events);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 1. Memory of concurrent sessions
+
+/// VmRSS of this process, in kB.
+fn self_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn memory(events: &[Vec<u8>]) {
+    let dir = tempdir("memory");
+    prefill(dir.path(), events);
+    let engine = open_engine(dir.path());
+    let set = engine.sync_set().expect("sync set");
+    assert_eq!(set.len(), events.len());
+    let base = self_rss_kb();
+    let shared: Vec<_> = (0..3)
+        .map(|_| aidmesh_node::sync::Session::start(&engine, false).expect("session"))
+        .collect();
+    let with_shared = self_rss_kb();
+    // The old way: each session over a copy of the set (a copy has exactly the
+    // footprint of the clone the old code made).
+    let items = engine.store().sync_items().expect("items");
+    let copies: Vec<_> = (0..3)
+        .map(|_| {
+            let copy = SyncSet::new(items.iter().copied()).expect("set");
+            aidmesh_protocol::session::Session::start(&copy, false, 0).expect("session")
+        })
+        .collect();
+    drop(items);
+    let with_copies = self_rss_kb();
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    println!();
+    println!("## memory: {} events, 3 sessions", events.len());
+    println!("| | VmRSS | added by 3 sessions |");
+    println!("|---|---|---|");
+    println!("| engine, set built, no session | {:.1} MB | – |", mb(base));
+    println!(
+        "| 3 sessions sharing the set (now) | {:.1} MB | {:.2} MB |",
+        mb(with_shared),
+        mb(with_shared.saturating_sub(base))
+    );
+    println!(
+        "| + 3 sessions holding a copy each (before) | {:.1} MB | {:.2} MB |",
+        mb(with_copies),
+        mb(with_copies.saturating_sub(with_shared))
+    );
+    drop((shared, copies));
+}
+
+// ---------------------------------------------------------------------------------
+// 2. Propagation while a node compacts
+
+struct Latency {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    arrived: usize,
+    expected: usize,
+}
+
+impl std::fmt::Display for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} / {:.1} / {:.1} ms ({} of {})",
+            self.p50, self.p99, self.max, self.arrived, self.expected
+        )
+    }
+}
+
+fn latency(
+    sent: &[(String, Instant)],
+    seen: &HashMap<(usize, String), Instant>,
+    at: usize,
+) -> Latency {
+    let mut ms: Vec<f64> = sent
+        .iter()
+        .filter_map(|(id, t0)| {
+            seen.get(&(at, id.clone()))
+                .map(|t| t.duration_since(*t0).as_secs_f64() * 1e3)
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    Latency {
+        p50: percentile(&ms, 50.0),
+        p99: percentile(&ms, 99.0),
+        max: ms.last().copied().unwrap_or(f64::NAN),
+        arrived: ms.len(),
+        expected: sent.len(),
+    }
+}
+
+fn compacting(events: &[Vec<u8>]) {
+    let n = events.len() as u64;
+    let dirs: Vec<tempfile::TempDir> = ["a", "b", "c"].iter().map(|s| tempdir(s)).collect();
+    let t = Instant::now();
+    for d in &dirs {
+        prefill(d.path(), events);
+    }
+    println!("prefilled 3 nodes in {:.1} s", t.elapsed().as_secs_f64());
+    let mut dirs = dirs.into_iter();
+    let a = Node::open("compact-a", dirs.next().expect("a"), opts(vec![]));
+    let b = Node::open("compact-b", dirs.next().expect("b"), opts(vec![a.addr()]));
+    let c = Node::open("compact-c", dirs.next().expect("c"), opts(vec![a.addr()]));
+    wait_for("b and c to connect to a", Duration::from_secs(60), || {
+        (a.status()["peers"].as_u64() == Some(2)).then_some(())
+    });
+    let agent = aidmesh_tests::http();
+    let people: Vec<String> = (0..10)
+        .map(|i| {
+            let mut r = agent
+                .post(format!("{}/api/v1/people", a.api_url()))
+                .send_json(json!({"name": format!("Compaction Person {i}"), "place": "1 Bench Road", "every": "12h"}))
+                .expect("register");
+            let v: Value = r.body_mut().read_json().expect("json");
+            v["id"].as_str().expect("person id").to_string()
+        })
+        .collect();
+    wait_for(
+        "the people to reach b and c",
+        Duration::from_secs(60),
+        || (b.events() >= n + 10 && c.events() >= n + 10).then_some(()),
+    );
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    watch(0, a.api_url().to_string(), seen.clone());
+    watch(1, c.api_url().to_string(), seen.clone());
+    watch(2, b.api_url().to_string(), seen.clone());
+    // Warm-up: both streams are connected and gossip reaches A and C (gossipsub meshes
+    // are built on 700 ms heartbeats): post until one need has arrived at both.
+    let mut k = 0;
+    wait_for("a warm-up need at a and c", Duration::from_secs(60), || {
+        k += 1;
+        let id = b.need(&format!("Warm-up need {k}"));
+        std::thread::sleep(Duration::from_millis(200));
+        let s = seen.lock().expect("arrivals");
+        (s.contains_key(&(0, id.clone())) && s.contains_key(&(1, id))).then_some(())
+    });
+    let trace = std::env::args().any(|a| a == "--trace-slow");
+    let compactions = |a: &Node| a.log().matches("database compacted").count();
+    let run = |tag: &str, forget: bool| -> ([Latency; 4], Vec<f64>, f64) {
+        let before = compactions(&a);
+        let forgetter = forget.then(|| {
+            let (api, people) = (a.api_url().to_string(), people.clone());
+            std::thread::spawn(move || {
+                let agent = aidmesh_tests::http();
+                std::thread::sleep(Duration::from_millis(500));
+                people
+                    .iter()
+                    .map(|id| {
+                        let t = Instant::now();
+                        let r = agent
+                            .post(format!("{api}/api/v1/people/{id}/forget"))
+                            .send_json(json!({ "confirm": id }))
+                            .expect("forget");
+                        assert!(r.status().is_success(), "forget refused: {}", r.status());
+                        t.elapsed().as_secs_f64() * 1e3
+                    })
+                    .collect::<Vec<f64>>()
+            })
+        });
+        let mut sent = Vec::new();
+        let mut wall = Vec::new();
+        let t = Instant::now();
+        let mut compacted_at = None;
+        for k in 0u32.. {
+            let slot = t + Duration::from_millis(25) * k;
+            if let Some(d) = slot.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            let t0 = Instant::now();
+            let id = b.need(&format!("Sandbags for the {tag} run ({k})"));
+            sent.push((id, t0));
+            wall.push(SystemTime::now());
+            // 4 s at least; while forgetting, until the compaction finished (+0.5 s).
+            if k % 20 == 0 && forget && compacted_at.is_none() && compactions(&a) > before {
+                compacted_at = Some(t.elapsed().as_secs_f64());
+            }
+            let enough = t.elapsed() >= Duration::from_secs(4)
+                && (!forget || compacted_at.is_some_and(|s| t.elapsed().as_secs_f64() > s + 0.5));
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "a did not finish compacting within 120 s:\n{}",
+                a.log_tail(20)
+            );
+            if enough {
+                break;
+            }
+        }
+        let forgets = forgetter
+            .map(|h| h.join().expect("forgetter"))
+            .unwrap_or_default();
+        let all = |s: &HashMap<(usize, String), Instant>| {
+            sent.iter()
+                .all(|(id, _)| s.contains_key(&(0, id.clone())) && s.contains_key(&(1, id.clone())))
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !all(&seen.lock().expect("arrivals")) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let s = seen.lock().expect("arrivals");
+        // From when B had stored it (its own stream), which leaves out B's own write.
+        let from_b: Vec<(String, Instant)> = sent
+            .iter()
+            .filter_map(|(id, _)| s.get(&(2, id.clone())).map(|t| (id.clone(), *t)))
+            .collect();
+        if trace {
+            // Which posts were slow, by wall clock, to read against A's log.
+            for ((id, t0), w) in sent.iter().zip(&wall) {
+                let at = |i| {
+                    s.get(&(i, id.clone()))
+                        .map(|t: &Instant| t.duration_since(*t0).as_millis())
+                };
+                let (to_a, to_c) = (at(0), at(1));
+                if to_a.is_none_or(|m| m > 50) || to_c.is_none_or(|m| m > 50) {
+                    let ms = w.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()) % 100_000;
+                    println!("slow: sent at …{ms:05} ms: to A {to_a:?} ms, to C {to_c:?} ms");
+                }
+            }
+        }
+        (
+            [
+                latency(&sent, &s, 0),
+                latency(&sent, &s, 1),
+                latency(&from_b, &s, 0),
+                latency(&from_b, &s, 1),
+            ],
+            forgets,
+            t.elapsed().as_secs_f64(),
+        )
+    };
+    let (idle, _, idle_s) = run("idle", false);
+    let (busy, mut forgets, busy_s) = run("forget", true);
+    let log = a.log();
+    if trace {
+        for l in log
+            .lines()
+            .filter(|l| l.contains("compact") || l.contains("WARN"))
+        {
+            println!("a: {l}");
+        }
+    }
+    let field = |what: &str, key: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains(what))
+            .filter_map(|l| l.split(key).nth(1))
+            .filter_map(|s| s.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    };
+    let compaction_ms = field("database compacted", " ms=");
+    let exclusive_ms = field("compaction swapped", "exclusive_ms=");
+    let replay_ms = field("compaction swapped", "replay_ms=");
+    let close_ms = field("compaction swapped", "close_ms=");
+    let others = |n: &Node| {
+        let log = n.log();
+        let f = |k: &str| {
+            let line = if k == " ms=" {
+                "database compacted"
+            } else {
+                "compaction swapped"
+            };
+            log.lines()
+                .filter(|l| l.contains(line))
+                .filter_map(|l| l.split(k).nth(1))
+                .filter_map(|s| s.split_whitespace().next())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!("{} (exclusive {})", f(" ms="), f("exclusive_ms="))
+    };
+    forgets.sort_by(f64::total_cmp);
+    println!();
+    println!(
+        "## compacting: B — A — C, {} events each; B posts every 25 ms",
+        events.len()
+    );
+    println!("| | A idle ({idle_s:.1} s) | A forgets 10 people and compacts ({busy_s:.1} s) |");
+    println!("|---|---|---|");
+    println!(
+        "| POST at B → A p50 / p99 / max | {} | {} |",
+        idle[0], busy[0]
+    );
+    println!(
+        "| POST at B → A → C p50 / p99 / max | {} | {} |",
+        idle[1], busy[1]
+    );
+    println!(
+        "| stored at B → A p50 / p99 / max | {} | {} |",
+        idle[2], busy[2]
+    );
+    println!(
+        "| stored at B → A → C p50 / p99 / max | {} | {} |",
+        idle[3], busy[3]
+    );
+    println!(
+        "| forget calls at A: median / max | – | {:.1} / {:.1} ms |",
+        percentile(&forgets, 50.0),
+        forgets.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "| A's compactions, in all / store held exclusively (replay+flush, close old) (ms each, from its log) | – | {} / {} ({}, {}) |",
+        compaction_ms.join(", "),
+        exclusive_ms.join(", "),
+        replay_ms.join(", "),
+        close_ms.join(", ")
+    );
+    println!(
+        "| B's and C's compactions (the redactions reach them too): ms in all (exclusive) | – | B: {}; C: {} |",
+        others(&b),
+        others(&c)
+    );
+    let goal = busy[2].p99 < 50.0 && busy[3].p99 < 50.0;
+    println!(
+        "goal p99 < 50 ms while compacting: {}",
+        if goal { "met" } else { "MISSED" }
+    );
+}
+
+fn opts(peers: Vec<String>) -> Opts {
+    Opts {
+        peers,
+        sync_every: Some("10m".into()),
+        log: Some("info,libp2p_gossipsub=warn".into()),
+        start_timeout: Some(Duration::from_secs(120)),
+        ..Opts::default()
+    }
+}
+
+/// Subscribes to a node's event stream; records when each event id first arrives.
+fn watch(idx: usize, api: String, seen: Arc<Mutex<HashMap<(usize, String), Instant>>>) {
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+        let Ok(resp) = agent.get(format!("{api}/api/v1/stream")).call() else {
+            return;
+        };
+        let reader = BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            let Some(data) = line.strip_prefix("data:") else {
+                continue;
+            };
+            let now = Instant::now();
+            if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                if let Some(id) = v["id"].as_str() {
+                    seen.lock()
+                        .expect("arrivals")
+                        .entry((idx, id.to_string()))
+                        .or_insert(now);
+                }
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// Events and node directories
+
+fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("aidmesh-bench-compact-{name}-"))
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// `n` signed needs of a realistic size by 50 authors over the last 7 days.
+fn make_events(n: usize) -> Vec<Vec<u8>> {
+    let authors: Vec<Identity> = (1..=50u8).map(|i| Identity::from_seed([i; 32])).collect();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let span = 7 * 86_400_000u64;
+    let start = now - span - 60_000;
+    let step = span / n.max(1) as u64;
+    let make = |range: std::ops::Range<usize>| {
+        range
+            .map(|i| {
+                let body = Body::Need(Post {
+                    title: format!(
+                        "Dry blankets and sleeping bags, {} bags, near Mill Lane",
+                        1 + i % 20
+                    ),
+                    category: Category::Shelter,
+                    details: format!(
+                        "Ground floor flooded since Tuesday night; {} people here including two \
+                         children. Ring the bell at the side gate, we are upstairs. Ref {i}.",
+                        1 + i % 8
+                    ),
+                    quantity: Some(1 + (i % 20) as u32),
+                    unit: "bags".into(),
+                    urgency: Urgency::Normal,
+                    place: Place {
+                        label: format!("{} Mill Lane", 1 + i % 200),
+                        coords: None,
+                    },
+                    contact: format!(
+                        "Ask for Sam at the Mill Lane hub, 07700 {:06}",
+                        i % 1_000_000
+                    ),
+                    expires_ms: None,
+                    related: None,
+                });
+                let ts = Timestamp::from_millis(start + i as u64 * step);
+                Event::create(&authors[i % authors.len()], ts, &body).into_bytes()
+            })
+            .collect::<Vec<_>>()
+    };
+    std::thread::scope(|s| {
+        let second = s.spawn(|| make(n / 2..n));
+        let mut out = make(0..n / 2);
+        out.extend(second.join().expect("signing thread"));
+        out
+    })
+}
+
+/// Initialises a node directory of the test community and ingests `events` into it.
+fn prefill(dir: &Path, events: &[Vec<u8>]) {
+    aidmesh_node::node::init(dir, "test", Some(TEST_PASSPHRASE)).expect("init data dir");
+    let engine = open_engine(dir);
+    for chunk in events.chunks(1_000) {
+        let r = engine.ingest_batch(chunk, Origin::Sync).expect("ingest");
+        assert!(r.rejected.is_empty(), "rejected: {:?}", r.rejected.first());
+    }
+}
+
+fn open_engine(dir: &Path) -> Engine {
+    let store = Store::open(&dir.join("db")).expect("open store");
+    let profile = aidmesh_node::node::load_profile(&store)
+        .expect("load profile")
+        .expect("a profile");
+    Engine::open(
+        store,
+        Identity::from_seed(profile.seed),
+        profile.community,
+        0,
+    )
+    .expect("open engine")
+}
