@@ -738,6 +738,9 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
                     Some(w) => println!("clock      {}", output::alarm(w)),
                     None => println!("clock      {}", v["clock"]["status"].as_str().unwrap_or("")),
                 }
+                if let Some(line) = output::disk(&v["disk"]) {
+                    println!("disk       {line}");
+                }
             }
             Ok(())
         }

@@ -147,6 +147,8 @@ pub struct Engine {
     state: Arc<Mutex<State>>,
     tx: broadcast::Sender<NewEvent>,
     compactor: Compactor,
+    /// Refuses new events while the disk is nearly full (see [`crate::disk`]).
+    disk: crate::disk::Guard,
 }
 
 /// How long the background compaction waits after an erasure for more erasures to
@@ -370,6 +372,7 @@ impl Engine {
         }
         Ok(Engine {
             compactor,
+            disk: crate::disk::Guard::new(store.path()),
             store,
             state,
             identity,
@@ -631,6 +634,11 @@ impl Engine {
 
     /// Validates and stores one event (not yet flushed).
     pub fn ingest(&self, bytes: &[u8], origin: Origin) -> Result<Ingested, IngestError> {
+        // Before anything is written: a full disk refuses local posts (HTTP 507) and
+        // leaves peers' events with the peers until there is room.
+        self.disk
+            .admit(origin == Origin::Local)
+            .map_err(StoreError::from)?;
         let now = self.now_ms();
         let mut st = self.lock();
         // Rights against held targets are checked for local writes only; see

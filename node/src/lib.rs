@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod discovery;
+pub mod disk;
 pub mod engine;
 pub mod ingest;
 pub mod input;
