@@ -27,6 +27,7 @@ cleanup() {
   [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null || true
   dpkg -r aidmesh >/dev/null 2>&1 || true
   if [ "$fresh" = 1 ]; then
+    dpkg --purge aidmesh >/dev/null 2>&1 || true
     rm -rf /var/lib/aidmesh
     deluser --quiet --system aidmesh >/dev/null 2>&1 || userdel aidmesh 2>/dev/null || true
     getent group aidmesh >/dev/null && groupdel aidmesh 2>/dev/null || true
@@ -91,4 +92,10 @@ echo "-- dpkg -r"
 dpkg -r aidmesh
 [ ! -e /usr/bin/aidmesh ] || fail "/usr/bin/aidmesh left after dpkg -r"
 [ ! -e "$unit" ] || fail "$unit left after dpkg -r"
+[ -f /etc/default/aidmesh ] || fail "dpkg -r removed the settings (a conffile: only a purge should)"
+if [ "$fresh" = 1 ]; then
+  echo "-- dpkg --purge"
+  dpkg --purge aidmesh
+  [ ! -e /etc/default/aidmesh ] || fail "/etc/default/aidmesh left after a purge"
+fi
 echo "deb-check: $(basename "$deb") OK"

@@ -19,7 +19,16 @@ pub mod lan;
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| match std::env::var_os("AIDMESH_BIN") {
-        Some(p) => PathBuf::from(p),
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "AIDMESH_BIN={} is not a file (a relative path is taken from the test's \
+                 package directory; give an absolute one)",
+                p.display()
+            );
+            p
+        }
         None => cargo_bin("aidmesh", "aidmesh"),
     })
 }

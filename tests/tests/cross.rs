@@ -4,7 +4,7 @@
 //! and gossiping on real sockets. Without them it runs the native build, like any test.
 //!
 //! ```sh
-//! AIDMESH_BIN=target/aarch64-unknown-linux-gnu/release/aidmesh \
+//! AIDMESH_BIN=$PWD/target/aarch64-unknown-linux-gnu/release/aidmesh \
 //! AIDMESH_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu" \
 //!   cargo test -p aidmesh-tests --test cross
 //! ```
