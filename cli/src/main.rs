@@ -459,8 +459,7 @@ fn system_data_dir(text: &str) -> Option<PathBuf> {
             l.strip_prefix("AIDMESH_DIR=")
         })
         .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\''))
-        .filter(|v| !v.is_empty())
-        .last()
+        .rfind(|v| !v.is_empty())
         .map(PathBuf::from)
 }
 
@@ -512,7 +511,10 @@ fn start_hint(dir: &std::path::Path, system: bool) -> String {
     if system {
         "Start the hub (and at every boot) with:  sudo systemctl enable --now aidmesh".into()
     } else {
-        format!("Start the node with:  aidmesh --data-dir {} up", dir.display())
+        format!(
+            "Start the node with:  aidmesh --data-dir {} up",
+            dir.display()
+        )
     }
 }
 
@@ -1180,7 +1182,8 @@ mod tests {
 
     #[test]
     fn the_packaged_hubs_directory_is_read_from_etc_default() {
-        let text = "# aidmesh hub\nAIDMESH_DIR=/var/lib/aidmesh\nAIDMESH_UP_ARGS=\"--api 0.0.0.0:4611\"\n";
+        let text =
+            "# aidmesh hub\nAIDMESH_DIR=/var/lib/aidmesh\nAIDMESH_UP_ARGS=\"--api 0.0.0.0:4611\"\n";
         assert_eq!(
             system_data_dir(text),
             Some(PathBuf::from("/var/lib/aidmesh"))

@@ -75,8 +75,11 @@ impl Space {
         if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        // The field types differ between 32- and 64-bit targets (armv7 vs aarch64).
+        // The field types differ between 32- and 64-bit targets (u32 on armv7, u64 on
+        // aarch64 and x86-64): `from` is needed on the one, a no-op on the other.
+        #[allow(clippy::useless_conversion)]
         let unit = u64::from(st.f_frsize);
+        #[allow(clippy::useless_conversion)]
         Ok(Space {
             free_bytes: u64::from(st.f_bavail).saturating_mul(unit),
             total_bytes: u64::from(st.f_blocks).saturating_mul(unit),

@@ -51,13 +51,18 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         // Lazy: a node process killed just before may still hold files open.
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
 /// Free bytes on the filesystem holding `p`, as the node computes them.
 fn free(p: &Path) -> u64 {
-    aidmesh_node::disk::Space::of(p).expect("statvfs").free_bytes
+    aidmesh_node::disk::Space::of(p)
+        .expect("statvfs")
+        .free_bytes
 }
 
 /// Grows the filler file `f` until at most `leave` bytes are free on its filesystem.
@@ -109,7 +114,13 @@ fn start_in(root: &Path, name: &str, opts: Opts) -> Node {
     let out = Command::new(binary())
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["init", "--community", "test", "--passphrase", TEST_PASSPHRASE])
+        .args([
+            "init",
+            "--community",
+            "test",
+            "--passphrase",
+            TEST_PASSPHRASE,
+        ])
         .output()
         .expect("run aidmesh init");
     assert!(
@@ -189,7 +200,11 @@ fn a_full_disk_refuses_new_posts_keeps_the_board_and_recovers() {
     for id in &acked {
         assert!(held.contains(id), "acknowledged {id} missing: {held:?}");
     }
-    assert_eq!(held.len(), acked.len(), "a refused post was stored: {held:?}");
+    assert_eq!(
+        held.len(),
+        acked.len(),
+        "a refused post was stored: {held:?}"
+    );
     let page = aidmesh_tests::http()
         .get(format!("{}/", hub.api_url()))
         .call()
