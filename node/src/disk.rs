@@ -195,8 +195,9 @@ impl Guard {
         let last = self.checked_at.load(Ordering::Relaxed);
         if local || last == 0 || now.saturating_sub(last) >= PEER_RECHECK_MS {
             self.checked_at.store(now, Ordering::Relaxed);
-            if let Ok(space) = Space::of(&self.path) {
-                self.record(space);
+            match Space::of(&self.path) {
+                Ok(space) => self.record(space),
+                Err(_) => self.level.store(Level::Ok.code(), Ordering::Relaxed),
             }
         }
         if self.level.load(Ordering::Relaxed) == Level::Full.code() {
