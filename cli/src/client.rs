@@ -33,7 +33,17 @@ impl Client {
     /// Finds the node running on `dir`.
     pub fn for_dir(dir: &Path) -> Result<Client, CliError> {
         let file = dir.join(aidmesh_node::node::API_FILE);
-        let addr = std::fs::read_to_string(&file).map_err(|_| not_running(dir))?;
+        let addr = std::fs::read_to_string(&file).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                // The Debian package's hub (/var/lib/aidmesh) is readable by its group.
+                CliError(format!(
+                    "cannot read {}: permission denied. This is another user's node: run the command with sudo, or join its group (sudo adduser $USER aidmesh, then log in again)",
+                    file.display()
+                ))
+            } else {
+                not_running(dir)
+            }
+        })?;
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(30)))
             .http_status_as_error(false)

@@ -486,14 +486,47 @@ struct StatusArgs {
     by: Option<String>,
 }
 
-fn default_data_dir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(x).join("aidmesh");
+/// Written by the Debian package: `AIDMESH_DIR=` names the data directory of the hub
+/// node its systemd unit runs, so `aidmesh init`, `status` and the rest find that node.
+const SYSTEM_DEFAULTS: &str = "/etc/default/aidmesh";
+
+/// The data directory when neither `--data-dir` nor `AIDMESH_DIR` names one: the
+/// user's own (`$XDG_DATA_HOME/aidmesh` or `~/.local/share/aidmesh`) if it exists,
+/// else the packaged hub's (see [`SYSTEM_DEFAULTS`]) if one is installed, else the
+/// user's own. The flag says whether it is the packaged hub's.
+fn default_data_dir() -> (PathBuf, bool) {
+    let own = if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        PathBuf::from(x).join("aidmesh")
+    } else {
+        match std::env::var_os("HOME") {
+            Some(h) => PathBuf::from(h).join(".local/share/aidmesh"),
+            None => PathBuf::from("aidmesh-data"),
+        }
+    };
+    if !own.exists() {
+        if let Some(dir) = std::fs::read_to_string(SYSTEM_DEFAULTS)
+            .ok()
+            .and_then(|t| system_data_dir(&t))
+        {
+            return (dir, true);
+        }
     }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".local/share/aidmesh"),
-        None => PathBuf::from("aidmesh-data"),
-    }
+    (own, false)
+}
+
+/// `AIDMESH_DIR` from the text of an `/etc/default/aidmesh` (shell `KEY=value` lines,
+/// `#` comments, optional quotes and `export`).
+fn system_data_dir(text: &str) -> Option<PathBuf> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let l = l.strip_prefix("export ").unwrap_or(l).trim_start();
+            l.strip_prefix("AIDMESH_DIR=")
+        })
+        .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\''))
+        .rfind(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 fn main() -> ExitCode {
@@ -505,8 +538,11 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = parse_args();
-    let dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
-    match run(cli.command, dir) {
+    let (dir, system) = match cli.data_dir.clone() {
+        Some(d) => (d, false),
+        None => default_data_dir(),
+    };
+    match run(cli.command, dir, system) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -535,7 +571,44 @@ fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
+/// How to start the node on `dir` once it is made: the packaged hub's systemd unit
+/// (`system`), or `up`.
+fn start_hint(dir: &std::path::Path, system: bool) -> String {
+    if system {
+        "Start the hub (and at every boot) with:  sudo systemctl enable --now aidmesh".into()
+    } else {
+        format!(
+            "Start the node with:  aidmesh --data-dir {} up",
+            dir.display()
+        )
+    }
+}
+
+/// The packaged hub's directory belongs to the `aidmesh` user: making a node there
+/// needs root (the unit hands the files to that user when it starts).
+fn check_system_dir(dir: &std::path::Path, system: bool) -> Result<(), CliError> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    // SAFETY: `c` is a valid NUL-terminated path; access only reads it.
+    let writable = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
+    if system && !writable {
+        return Err(CliError(format!(
+            "cannot write to {}, the hub's data directory (from {SYSTEM_DEFAULTS}): run this with sudo",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
+    if matches!(
+        cmd,
+        Command::Init { .. } | Command::Start { .. } | Command::Join { .. }
+    ) {
+        check_system_dir(&dir, system)?;
+    }
     match cmd {
         Command::Init {
             community,
@@ -551,10 +624,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
                     output::passphrase("New community passphrase", &p.community, &p.passphrase)
                 );
             }
-            println!(
-                "Start the node with:  aidmesh --data-dir {} up",
-                dir.display()
-            );
+            println!("{}", start_hint(&dir, system));
             Ok(())
         }
         Command::Start { community } => {
@@ -568,10 +638,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
                 "{}",
                 output::passphrase("Community passphrase", &p.community, &p.passphrase)
             );
-            println!(
-                "Start the node with:  aidmesh --data-dir {} up",
-                dir.display()
-            );
+            println!("{}", start_hint(&dir, system));
             println!(
                 "Show this card again: aidmesh --data-dir {} passphrase",
                 dir.display()
@@ -581,7 +648,7 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
         Command::Join {
             community,
             passphrase,
-        } => join(&dir, community, passphrase),
+        } => join(&dir, community, passphrase, system),
         Command::Passphrase => {
             let Some((community, words)) =
                 node::community_card(&dir).map_err(|e| CliError(e.to_string()))?
@@ -815,6 +882,9 @@ fn run(cmd: Command, dir: PathBuf) -> Result<(), CliError> {
                     Some(w) => println!("clock      {}", output::alarm(w)),
                     None => println!("clock      {}", v["clock"]["status"].as_str().unwrap_or("")),
                 }
+                if let Some(line) = output::disk(&v["disk"]) {
+                    println!("disk       {line}");
+                }
             }
             Ok(())
         }
@@ -934,6 +1004,7 @@ fn join(
     dir: &std::path::Path,
     community: Option<String>,
     passphrase: Option<String>,
+    system: bool,
 ) -> Result<(), CliError> {
     let community = match community {
         Some(c) => c,
@@ -947,10 +1018,7 @@ fn join(
         .map_err(|e| CliError(e.to_string()))?;
     let p = node::init(dir, &community, Some(&words)).map_err(|e| CliError(e.to_string()))?;
     println!("Joined community '{}' in {}", p.community, dir.display());
-    println!(
-        "Start the node with:  aidmesh --data-dir {} up",
-        dir.display()
-    );
+    println!("{}", start_hint(dir, system));
     println!(
         "It finds hubs on the same network by itself; for others add --peer /ip4/ADDRESS/tcp/4610"
     );
@@ -1337,4 +1405,24 @@ fn show_list(
         print!("{}", render(&list));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_packaged_hubs_directory_is_read_from_etc_default() {
+        let text =
+            "# aidmesh hub\nAIDMESH_DIR=/var/lib/aidmesh\nAIDMESH_UP_ARGS=\"--api 0.0.0.0:4611\"\n";
+        assert_eq!(
+            system_data_dir(text),
+            Some(PathBuf::from("/var/lib/aidmesh"))
+        );
+        assert_eq!(
+            system_data_dir("export AIDMESH_DIR=\"/srv/aid\"\n"),
+            Some(PathBuf::from("/srv/aid"))
+        );
+        assert_eq!(system_data_dir("#AIDMESH_DIR=/x\nAIDMESH_DIR=\n"), None);
+    }
 }

@@ -370,6 +370,24 @@ pub fn qr(text: &str) -> String {
     }
 }
 
+/// The `disk` line of `status`: the database's size and the free space of its
+/// filesystem, in whole megabytes, with the node's warning in red when there is one.
+pub fn disk(d: &Value) -> Option<String> {
+    let free = d["free_bytes"].as_u64()?;
+    let total = d["total_bytes"].as_u64().unwrap_or(0);
+    let db = d["db_bytes"].as_u64().unwrap_or(0);
+    let percent = (free.saturating_mul(100)).checked_div(total).unwrap_or(0);
+    let line = format!(
+        "database {} MB; {} MB free ({percent}%)",
+        db.div_ceil(1_000_000),
+        free / 1_000_000
+    );
+    Some(match d["warning"].as_str() {
+        Some(w) => format!("{line}: {}", alarm(w)),
+        None => line,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

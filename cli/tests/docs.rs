@@ -346,6 +346,18 @@ const NOT_RUN: &[(&str, &str)] = &[
     ),
     ("the node did not answer", "needs a node that hangs"),
     (
+        "the disk holding",
+        "needs a full disk; tests/tests/disk.rs (root, tmpfs) checks this message",
+    ),
+    (
+        "permission denied",
+        "needs another user's node (the Debian package's hub); tests/pi/deb-check.sh runs it",
+    ),
+    (
+        "cannot write to",
+        "needs the Debian package's /etc/default/aidmesh; tests/pi/deb-check.sh runs it",
+    ),
+    (
         "already claimed by",
         "the holder's hub and clock time vary; cli/tests/holder.rs checks this message",
     ),

@@ -149,6 +149,8 @@ pub struct Engine {
     state: Arc<Mutex<State>>,
     tx: broadcast::Sender<NewEvent>,
     compactor: Compactor,
+    /// Refuses new events while the disk is nearly full (see [`crate::disk`]).
+    disk: crate::disk::Guard,
 }
 
 /// How long the background compaction waits after an erasure for more erasures to
@@ -381,6 +383,7 @@ impl Engine {
         }
         Ok(Engine {
             compactor,
+            disk: crate::disk::Guard::new(store.path()),
             store,
             state,
             identity,
@@ -661,6 +664,9 @@ impl Engine {
                 tally(&mut out, self.ingest(bytes, origin), bytes)?;
             }
         } else {
+            // A nearly full disk leaves peers' and imported events where they came from
+            // (the batch fails as a whole; catch-up fetches it again once there is room).
+            self.disk.admit(false)?;
             let now = self.now_ms();
             let checked = validate_all(batch, &Rules::at(now));
             let mut filed = batch.iter().zip(checked).peekable();
@@ -690,6 +696,11 @@ impl Engine {
 
     /// Validates and stores one event (not yet flushed).
     pub fn ingest(&self, bytes: &[u8], origin: Origin) -> Result<Ingested, IngestError> {
+        // Before anything is written: a full disk refuses local posts (HTTP 507) and
+        // leaves peers' events with the peers until there is room.
+        self.disk
+            .admit(origin == Origin::Local)
+            .map_err(StoreError::from)?;
         let now = self.now_ms();
         // Rights against held targets are checked for local writes only, under the
         // lock; see `aidmesh_protocol::TargetLookup` for why peers' events are not.

@@ -64,6 +64,9 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// Too little free disk to take new events (see [`crate::disk`]).
+    #[error(transparent)]
+    DiskFull(#[from] crate::disk::DiskFull),
 }
 
 /// What the peer book remembers about a peer.

@@ -20,9 +20,47 @@ pub mod phones;
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| match std::env::var_os("AIDMESH_BIN") {
-        Some(p) => PathBuf::from(p),
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "AIDMESH_BIN={} is not a file (a relative path is taken from the test's \
+                 package directory; give an absolute one)",
+                p.display()
+            );
+            p
+        }
         None => cargo_bin("aidmesh", "aidmesh"),
     })
+}
+
+/// A command that runs the `aidmesh` binary: directly, or through `AIDMESH_RUNNER`
+/// when set (words split on spaces, e.g. `qemu-aarch64-static -L /usr/aarch64-linux-gnu`
+/// with `AIDMESH_BIN` pointing at a cross-built binary, as .ci/run does). qemu-user
+/// runs the program in its own process, so the child's pid and signals are the node's.
+pub fn aidmesh_command() -> Command {
+    match std::env::var("AIDMESH_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut c = Command::new(words.next().expect("a runner word"));
+            c.args(words).arg(binary());
+            c
+        }
+        _ => Command::new(binary()),
+    }
+}
+
+/// The machine the `aidmesh` binary is built for, from its ELF header (`x86_64`,
+/// `aarch64`, `arm`, or `other`), so a test run through `AIDMESH_RUNNER` can check that
+/// it really runs a cross-built binary.
+pub fn binary_arch() -> &'static str {
+    let head = std::fs::read(binary()).map(|b| b[..20.min(b.len())].to_vec());
+    match head.as_deref().ok().and_then(|h| h.get(18..20)) {
+        Some([0x3e, 0]) => "x86_64",
+        Some([0xb7, 0]) => "aarch64",
+        Some([0x28, 0]) => "arm",
+        _ => "other",
+    }
 }
 
 /// Builds binary `bin` of `package` with the cargo running these tests, in the same
@@ -137,7 +175,7 @@ impl Node {
             .prefix(&format!("aidmesh-{name}-"))
             .tempdir()
             .expect("temp dir");
-        let out = Command::new(binary())
+        let out = aidmesh_command()
             .arg("--data-dir")
             .arg(dir.path())
             .args(["init", "--community"])
@@ -209,7 +247,7 @@ impl Node {
             .expect("log file");
         let mut cmd = match &self.lan {
             None => {
-                let mut c = Command::new(binary());
+                let mut c = aidmesh_command();
                 c.arg("--data-dir").arg(self.dir.path()).args([
                     "up",
                     "--listen",

@@ -80,6 +80,8 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
     let digest = blocking(move || engine.digest())
         .await?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string()))?;
+    let db = st.engine.store().path().to_path_buf();
+    let disk = blocking(move || crate::disk::usage_json(&db)).await?;
     let (clock, offset) = st.engine.clock_status();
     let reading = st.engine.clock();
     let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
@@ -98,6 +100,7 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
         "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
         "sync_bytes_in": net.as_ref().map_or(0, |n| n.sync_bytes_in),
         "sync_bytes_out": net.as_ref().map_or(0, |n| n.sync_bytes_out),
+        "disk": disk,
     }))
     .into_response())
 }

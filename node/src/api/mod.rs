@@ -166,6 +166,9 @@ impl From<IngestError> for ApiError {
                 };
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", detail)
             }
+            IngestError::Store(s @ crate::store::StoreError::DiskFull(_)) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk_full", s.to_string())
+            }
             IngestError::Store(s) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", s.to_string())
             }
