@@ -38,12 +38,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
 
-use aidmesh_protocol::sync::{
-    Initiator, SyncSet, MAX_EVENTS_RESPONSE_BYTES, MAX_FETCH_IDS,
-};
-use aidmesh_protocol::{
-    Body, Category, Event, EventId, Identity, Place, Post, Timestamp, Urgency,
-};
+use aidmesh_protocol::sync::{Initiator, SyncSet, MAX_EVENTS_RESPONSE_BYTES, MAX_FETCH_IDS};
+use aidmesh_protocol::{Body, Category, Event, EventId, Identity, Place, Post, Timestamp, Urgency};
 
 /// Microseconds of simulated time.
 pub type Micros = u64;
@@ -366,11 +362,26 @@ enum Item {
         bytes: u64,
         msg: Msg,
     },
-    Heartbeat { hub: usize, life: u64 },
-    Tick { hub: usize, life: u64 },
-    Validated { hub: usize, life: u64, ev: u32, source: usize },
-    Toggle { hub: usize },
-    Connect { link: usize },
+    Heartbeat {
+        hub: usize,
+        life: u64,
+    },
+    Tick {
+        hub: usize,
+        life: u64,
+    },
+    Validated {
+        hub: usize,
+        life: u64,
+        ev: u32,
+        source: usize,
+    },
+    Toggle {
+        hub: usize,
+    },
+    Connect {
+        link: usize,
+    },
 }
 
 struct Entry {
@@ -594,6 +605,21 @@ impl Sim {
             }
         }
         sim
+    }
+
+    /// Stops churn: hubs stay as they are from now on.
+    pub fn stop_churn(&mut self) {
+        self.cfg.churn = None;
+    }
+
+    /// Number of peers `hub` is connected to.
+    pub fn peers_of(&self, hub: usize) -> usize {
+        self.hubs[hub].peers.len()
+    }
+
+    /// Events `hub` holds.
+    pub fn held_count(&self, hub: usize) -> usize {
+        self.hubs[hub].held_items.len()
     }
 
     /// Simulated time now.
@@ -996,7 +1022,9 @@ impl Sim {
         let wall = EPOCH_MS + self.now / MS;
         let ev = self.make_event(hub, wall, n);
         let reachable = self.component(hub);
-        let targets = (0..self.hubs.len()).map(|h| reachable.contains(&h)).collect();
+        let targets = (0..self.hubs.len())
+            .map(|h| reachable.contains(&h))
+            .collect();
         self.push_event(ev, hub, targets);
         self.store(hub, n, Via::Local);
         self.publish(hub, n);
@@ -1132,7 +1160,9 @@ impl Sim {
                 let h = &mut self.hubs[to];
                 let want: Vec<u32> = ids
                     .into_iter()
-                    .filter(|id| !h.seen.contains(id) && h.promises.get(id).is_none_or(|t| *t <= now))
+                    .filter(|id| {
+                        !h.seen.contains(id) && h.promises.get(id).is_none_or(|t| *t <= now)
+                    })
                     .collect();
                 if want.is_empty() {
                     return;
@@ -1741,7 +1771,11 @@ impl fmt::Display for CatchUp {
     }
 }
 
-fn diff(after: &[[u64; CATS]], before: &[[u64; CATS]], hubs: impl Iterator<Item = usize>) -> [u64; CATS] {
+fn diff(
+    after: &[[u64; CATS]],
+    before: &[[u64; CATS]],
+    hubs: impl Iterator<Item = usize>,
+) -> [u64; CATS] {
     let mut out = [0; CATS];
     for h in hubs {
         for c in 0..CATS {
@@ -1831,7 +1865,9 @@ pub fn returning_hub(cfg: &Config, away_h: f64, per_hub_per_h: f64, limit_s: u64
         missing_events: missed,
         converged_s,
         bytes: diff(&after, &before, 0..n),
-        bytes_at_target: diff(&after, &before, std::iter::once(lan_only)).iter().sum(),
+        bytes_at_target: diff(&after, &before, std::iter::once(lan_only))
+            .iter()
+            .sum(),
         crossed_early: 0,
         counters: sim.counters.clone(),
     }
@@ -1873,7 +1909,10 @@ mod tests {
         let mut r = Rng::new(1);
         let v: Vec<u64> = (0..3).map(|_| r.next_u64() % 1000).collect();
         let mut again = Rng::new(1);
-        assert_eq!(v, (0..3).map(|_| again.next_u64() % 1000).collect::<Vec<_>>());
+        assert_eq!(
+            v,
+            (0..3).map(|_| again.next_u64() % 1000).collect::<Vec<_>>()
+        );
         assert_ne!(Rng::new(2).next_u64(), Rng::new(1).next_u64());
     }
 }

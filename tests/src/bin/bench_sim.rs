@@ -18,7 +18,9 @@ fn main() {
         .unwrap_or(1);
     let t0 = Instant::now();
 
-    println!("== propagation, 300 hubs, churn (mean up 2 h, down 10 min), 200 events one every 2 s");
+    println!(
+        "== propagation, 300 hubs, churn (mean up 2 h, down 10 min), 200 events one every 2 s"
+    );
     let mut cfg = Config::town(300, seed);
     cfg.churn = Some(Churn {
         mean_up_s: 7_200.0,
@@ -58,7 +60,10 @@ fn main() {
 
     println!("\n== one hub back after 4 h away, 2 events per hub per hour meanwhile");
     for n in [30, 100, 300] {
-        print!("{}", sim::returning_hub(&Config::town(n, seed), 4.0, 2.0, 300));
+        print!(
+            "{}",
+            sim::returning_hub(&Config::town(n, seed), 4.0, 2.0, 300)
+        );
     }
     eprintln!("(took {:.1} s)", t0.elapsed().as_secs_f64());
 }
