@@ -493,7 +493,11 @@ pub struct Counters {
 /// [`Sim::heal`], [`Sim::set_up`].
 pub struct Sim {
     cfg: Config,
+    /// Network randomness: loss, mesh choices, delays.
     rng: Rng,
+    /// Churn: its own stream, so the same seed gives the same ups and downs whatever
+    /// the protocol's parameters.
+    churn_rng: Rng,
     now: Micros,
     seq: u64,
     queue: BinaryHeap<Entry>,
@@ -575,7 +579,8 @@ impl Sim {
             })
             .collect();
         let mut sim = Sim {
-            rng,
+            rng: Rng::new(cfg.seed ^ 0x6e65_7477_6f72_6b00),
+            churn_rng: Rng::new(cfg.seed ^ 0x6368_7572_6e00),
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -592,7 +597,7 @@ impl Sim {
         };
         for h in 0..n {
             let up = match &sim.cfg.churn {
-                Some(c) => sim.rng.chance(c.mean_up_s / (c.mean_up_s + c.mean_down_s)),
+                Some(c) => sim.churn_rng.chance(c.mean_up_s / (c.mean_up_s + c.mean_down_s)),
                 None => true,
             };
             if up {
@@ -600,7 +605,7 @@ impl Sim {
             }
             if let Some(c) = sim.cfg.churn.clone() {
                 let mean = if up { c.mean_up_s } else { c.mean_down_s };
-                let at = (sim.rng.exp(mean) * SEC as f64) as Micros;
+                let at = (sim.churn_rng.exp(mean) * SEC as f64) as Micros;
                 sim.schedule(at, Item::Toggle { hub: h });
             }
         }
@@ -798,7 +803,7 @@ impl Sim {
                 let up = !self.hubs[hub].up;
                 self.set_up(hub, up);
                 let mean = if up { c.mean_up_s } else { c.mean_down_s };
-                let at = self.now + (self.rng.exp(mean) * SEC as f64) as Micros;
+                let at = self.now + (self.churn_rng.exp(mean) * SEC as f64) as Micros;
                 self.schedule(at, Item::Toggle { hub });
             }
             Item::Connect { link } => {
@@ -1102,13 +1107,17 @@ impl Sim {
         if self.hubs[hub].seen.contains(&ev) {
             return;
         }
-        let flood = self.cfg.gossip.flood_publish;
-        let to: Vec<usize> = self.hubs[hub]
-            .peers
-            .iter()
-            .filter(|(_, p)| flood || p.mesh)
-            .map(|(k, _)| *k)
-            .collect();
+        let all: Vec<usize> = self.hubs[hub].peers.keys().copied().collect();
+        let to = if self.cfg.gossip.flood_publish {
+            all
+        } else {
+            // The mesh, topped up with random other peers to mesh_n.
+            let mut to = self.mesh_peers(hub);
+            let others: Vec<usize> = all.into_iter().filter(|p| !to.contains(p)).collect();
+            let extra = self.cfg.gossip.mesh_n.saturating_sub(to.len());
+            to.extend(self.rng.sample(&others, extra));
+            to
+        };
         if to.is_empty() {
             return; // NoPeersSubscribedToTopic: not cached, anti-entropy delivers it.
         }
@@ -1625,6 +1634,11 @@ impl fmt::Display for Propagation {
     }
 }
 
+/// Where and when events are posted: a stream of its own, like churn.
+fn posts_rng(seed: u64) -> Rng {
+    Rng::new(seed ^ 0x706f_7374_7300)
+}
+
 fn ms(t: Micros) -> f64 {
     t as f64 / MS as f64
 }
@@ -1636,6 +1650,7 @@ pub fn propagation(cfg: &Config, events: usize, every_ms: u64, drain_s: u64) -> 
     sim.run_until(15 * SEC);
     let before = sim.received();
     let start = sim.now();
+    let mut posts = posts_rng(cfg.seed);
     let mut posted = Vec::new();
     let mut cut_off = 0usize;
     for i in 0..events {
@@ -1644,7 +1659,7 @@ pub fn propagation(cfg: &Config, events: usize, every_ms: u64, drain_s: u64) -> 
         if up.is_empty() {
             continue;
         }
-        let hub = up[sim.rng.below(up.len())];
+        let hub = up[posts.below(up.len())];
         cut_off += up.len() - sim.component(hub).len();
         posted.push(sim.post(hub));
     }
@@ -1796,10 +1811,11 @@ pub fn partition(cfg: &Config, split_s: u64, per_hub: usize, limit_s: u64) -> Ca
     sim.cut(side.clone());
     let split_at = sim.now();
     let total = sim.hubs() * per_hub;
+    let mut posts = posts_rng(cfg.seed);
     let mut posted = Vec::new();
     for i in 0..total {
         sim.run_until(split_at + (i as u64 * split_s * SEC) / total.max(1) as u64);
-        let hub = sim.rng.below(sim.hubs());
+        let hub = posts.below(sim.hubs());
         if sim.is_up(hub) {
             posted.push(sim.post(hub));
         }
@@ -1842,9 +1858,10 @@ pub fn returning_hub(cfg: &Config, away_h: f64, per_hub_per_h: f64, limit_s: u64
     sim.set_up(lan_only, false);
     let missed = (away_h * per_hub_per_h * (sim.hubs() - 1) as f64).round() as usize;
     let away_ms = (away_h * 3_600_000.0) as u64;
+    let mut posts = posts_rng(cfg.seed);
     for i in 0..missed {
         let origin = loop {
-            let h = sim.rng.below(sim.hubs());
+            let h = posts.below(sim.hubs());
             if h != lan_only {
                 break h;
             }
