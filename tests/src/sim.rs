@@ -705,6 +705,42 @@ impl Sim {
             && self.held_total >= up * self.events.len() as u64
     }
 
+    /// Whether the catch-up traffic has died down: no session is fetching or relaying,
+    /// no relay session is due, and no event, gossip or fetch is on the wire (periodic
+    /// reconciliation that finds nothing may go on).
+    pub fn quiet(&self) -> bool {
+        let busy = self.hubs.iter().any(|h| {
+            !h.relay_due.is_empty()
+                || h
+                    .sessions
+                    .values()
+                    .any(|s| s.relay || s.fetched > 0 || !s.requested.is_empty())
+        });
+        !busy
+            && !self.queue.iter().any(|e| {
+                matches!(
+                    e.item,
+                    Item::Deliver {
+                        msg: Msg::Gossip(..)
+                            | Msg::IHave(_)
+                            | Msg::IWant(_)
+                            | Msg::Fetch { .. }
+                            | Msg::Events { .. },
+                        ..
+                    }
+                )
+            })
+    }
+
+    /// After convergence: runs in steps of 100 ms until [`Sim::quiet`], at most `limit`
+    /// longer, so that the bytes still in flight are counted.
+    pub fn settle(&mut self, limit: Micros) {
+        let end = self.now + limit;
+        while !self.quiet() && self.now < end {
+            self.run_until(self.now + 100 * MS);
+        }
+    }
+
     /// Hubs that are up and connected (through any path) to `hub`.
     pub fn component(&self, hub: usize) -> BTreeSet<usize> {
         let mut seen = BTreeSet::from([hub]);
@@ -1745,7 +1781,8 @@ pub struct CatchUp {
     /// Seconds from the heal (or return) until every up hub held every event; `None`
     /// if not within the limit.
     pub converged_s: Option<f64>,
-    /// Bytes received by all hubs during the catch-up, per [`Cat`].
+    /// Bytes received by all hubs from the heal (or return) until the catch-up traffic
+    /// died down ([`Sim::quiet`]), per [`Cat`]; periodic sync meanwhile included.
     pub bytes: [u64; CATS],
     /// Bytes received by the returning hub (absence), or by the hubs of the smaller
     /// side (partition).
@@ -1833,6 +1870,7 @@ pub fn partition(cfg: &Config, split_s: u64, per_hub: usize, limit_s: u64) -> Ca
     sim.heal();
     let ok = sim.run_while_not(heal_at + limit_s * SEC, Sim::converged);
     let converged_s = ok.then(|| (sim.now() - heal_at) as f64 / SEC as f64);
+    sim.settle(60 * SEC);
     let after = sim.received();
     let n = sim.hubs();
     let smaller = (0..n).filter(|h| side(*h));
@@ -1875,6 +1913,7 @@ pub fn returning_hub(cfg: &Config, away_h: f64, per_hub_per_h: f64, limit_s: u64
     sim.set_up(lan_only, true);
     let ok = sim.run_while_not(back_at + limit_s * SEC, Sim::converged);
     let converged_s = ok.then(|| (sim.now() - back_at) as f64 / SEC as f64);
+    sim.settle(60 * SEC);
     let after = sim.received();
     let n = sim.hubs();
     CatchUp {
