@@ -597,7 +597,9 @@ impl Sim {
         };
         for h in 0..n {
             let up = match &sim.cfg.churn {
-                Some(c) => sim.churn_rng.chance(c.mean_up_s / (c.mean_up_s + c.mean_down_s)),
+                Some(c) => sim
+                    .churn_rng
+                    .chance(c.mean_up_s / (c.mean_up_s + c.mean_down_s)),
                 None => true,
             };
             if up {
@@ -711,8 +713,7 @@ impl Sim {
     pub fn quiet(&self) -> bool {
         let busy = self.hubs.iter().any(|h| {
             !h.relay_due.is_empty()
-                || h
-                    .sessions
+                || h.sessions
                     .values()
                     .any(|s| s.relay || s.fetched > 0 || !s.requested.is_empty())
         });
