@@ -191,6 +191,10 @@ pub struct Config {
     pub details_chars: usize,
     /// Length of the gossip topic (`aidmesh/1/<community>`).
     pub topic_len: usize,
+    /// A what-if, *not* what the node does today: a hub asks only one of its sessions
+    /// at a time for an id (ids already asked of another peer are skipped; if that
+    /// answer never comes, a later session fetches them).
+    pub fetch_once: bool,
 }
 
 impl Config {
@@ -217,6 +221,7 @@ impl Config {
             churn: None,
             details_chars: 120,
             topic_len: 19,
+            fetch_once: false,
         }
     }
 }
@@ -456,6 +461,10 @@ struct Hub {
     sessions: BTreeMap<usize, Session>,
     last_sync: BTreeMap<usize, Micros>,
     relay_due: BTreeSet<usize>,
+    /// Ids asked for and not answered yet, and of which peer ([`Config::fetch_once`]).
+    in_flight: BTreeMap<u32, usize>,
+    /// Events this hub first received by sync.
+    by_sync: BTreeSet<u32>,
     rx: [u64; CATS],
 }
 
@@ -478,6 +487,9 @@ pub struct Counters {
     /// its sessions, with different peers, asked for the same id before either answer
     /// came back).
     pub sync_duplicate_arrivals: u64,
+    /// Of those, events the hub had itself received by sync before (not by gossip):
+    /// "received twice through sync".
+    pub sync_twice: u64,
     /// Ids a sync session asked for that the hub already held when it asked. The
     /// session filters them out, so this must stay 0.
     pub sync_requested_held: u64,
@@ -875,6 +887,7 @@ impl Sim {
             h.sessions.clear();
             h.last_sync.clear();
             h.relay_due.clear();
+            h.in_flight.clear();
             h.backoff.clear();
         }
     }
@@ -977,6 +990,7 @@ impl Sim {
             h.peers.remove(&y);
             h.sessions.remove(&y);
             h.relay_due.remove(&y);
+            h.in_flight.retain(|_, p| *p != y);
         }
         // Each side redials: discovery finds a LAN peer again; a long link is a static
         // peer, redialled with back-off (the heal above; a cut link waits for it).
@@ -1478,12 +1492,18 @@ impl Sim {
         if self.current(hub, peer, generation).is_none() {
             return;
         }
+        // One fetch outstanding per session: everything this peer was asked is answered.
+        self.hubs[hub].in_flight.retain(|_, p| *p != peer);
         let mut new = 0;
         for &id in &ids {
             if self.hubs[hub].holds(id) {
                 self.counters.sync_duplicate_arrivals += 1;
+                if self.hubs[hub].by_sync.contains(&id) {
+                    self.counters.sync_twice += 1;
+                }
             } else {
                 self.store(hub, id, Via::Sync);
+                self.hubs[hub].by_sync.insert(id);
                 new += 1;
             }
         }
@@ -1504,12 +1524,17 @@ impl Sim {
         let Some(s) = h.sessions.get_mut(&peer) else {
             return;
         };
+        let once = self.cfg.fetch_once;
         let mut ids = Vec::new();
         while ids.len() < MAX_FETCH_IDS {
             let Some(id) = s.need.pop() else { break };
-            if !h.held.get(id as usize).copied().unwrap_or(false) {
+            let asked_elsewhere = once && h.in_flight.get(&id).is_some_and(|p| *p != peer);
+            if !h.held.get(id as usize).copied().unwrap_or(false) && !asked_elsewhere {
                 ids.push(id);
             }
+        }
+        if once {
+            h.in_flight.extend(ids.iter().map(|id| (*id, peer)));
         }
         s.requested.clone_from(&ids);
         let generation = s.generation;
@@ -1535,6 +1560,7 @@ impl Sim {
         let Some(s) = self.hubs[hub].sessions.remove(&peer) else {
             return;
         };
+        self.hubs[hub].in_flight.retain(|_, p| *p != peer);
         self.hubs[hub].last_sync.insert(peer, self.now);
         if self.hubs[hub].relay_due.remove(&peer) && self.hubs[hub].peers.contains_key(&peer) {
             self.start_sync(hub, peer, true);
@@ -1807,7 +1833,7 @@ impl fmt::Display for CatchUp {
         let total = self.total();
         writeln!(
             f,
-            "{} hubs, {} events missing: converged in {}; {} bytes received in all ({} per hub; gossip data {}, gossip control {}, reconcile {}, fetch {}); at the target {}; duplicate sync arrivals {}; crossed early {}",
+            "{} hubs, {} events missing: converged in {}; {} bytes received in all ({} per hub; gossip data {}, gossip control {}, reconcile {}, fetch {}); at the target {}; duplicate sync arrivals {} (twice through sync {}); crossed early {}",
             self.hubs,
             self.missing_events,
             self.converged_s.map_or("(not within the limit)".to_string(), |s| format!("{s:.1} s")),
@@ -1819,6 +1845,7 @@ impl fmt::Display for CatchUp {
             self.bytes[3],
             self.bytes_at_target,
             self.counters.sync_duplicate_arrivals,
+            self.counters.sync_twice,
             self.crossed_early
         )
     }

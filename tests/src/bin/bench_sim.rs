@@ -68,5 +68,11 @@ fn main() {
             sim::returning_hub(&Config::town(n, seed), 4.0, 2.0, 300)
         );
     }
+    println!("\n== the same, what-if: a hub asks one session at a time for an id (fetch_once)");
+    for n in [30, 100, 300] {
+        let mut c = Config::town(n, seed);
+        c.fetch_once = true;
+        print!("{}", sim::returning_hub(&c, 4.0, 2.0, 300));
+    }
     eprintln!("(took {:.1} s)", t0.elapsed().as_secs_f64());
 }
