@@ -1464,12 +1464,29 @@ impl Sim {
             self.hubs[hub].sessions.remove(&peer);
             return;
         };
+        // negentropy lists the ids a side lacks in a hash set's order, which changes
+        // from run to run: sort them, then shuffle them with the seeded generator, so the
+        // order is random as in the node, and the same for one seed.
         if s.relay {
             let room = MAX_RELAY.saturating_sub(s.have.len());
-            s.have
-                .extend(round.have.iter().filter_map(|i| ids.get(i)).take(room));
+            let mut have: Vec<u32> = round
+                .have
+                .iter()
+                .filter_map(|i| ids.get(i))
+                .copied()
+                .collect();
+            have.sort_unstable();
+            let have = self.rng.sample(&have, have.len());
+            s.have.extend(have.into_iter().take(room));
         }
-        s.need.extend(round.need.iter().filter_map(|i| ids.get(i)));
+        let mut need: Vec<u32> = round
+            .need
+            .iter()
+            .filter_map(|i| ids.get(i))
+            .copied()
+            .collect();
+        need.sort_unstable();
+        s.need.extend(self.rng.sample(&need, need.len()));
         match round.next {
             Some(message) => {
                 let bytes = reconcile_bytes(&message) + STREAM;

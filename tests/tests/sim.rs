@@ -133,13 +133,14 @@ fn the_same_seed_gives_the_same_report_and_another_seed_another() {
         (
             sim::propagation(&cfg, 10, 1_000, 20),
             sim::partition(&Config::town(40, seed), 30, 1, 200),
+            sim::returning_hub(&Config::town(40, seed), 2.0, 4.0, 200),
         )
     };
     let a = run(11);
     assert_eq!(a, run(11), "one seed, two reports");
-    assert_eq!(format!("{} {}", a.0, a.1), {
+    assert_eq!(format!("{} {} {}", a.0, a.1, a.2), {
         let b = run(11);
-        format!("{} {}", b.0, b.1)
+        format!("{} {} {}", b.0, b.1, b.2)
     });
     assert_ne!(a, run(12), "two seeds gave the very same report");
 }
