@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The figures are in simulated time, so the build profile changes only how long the
-//! run takes (about 3.5 min in the dev profile on 2 busy cores), not what it prints.
+//! run takes (about a minute in the dev profile on 2 busy cores), not what it prints.
 
 use std::time::Instant;
 
