@@ -30,8 +30,15 @@
 //! are counted), fast retransmit and tail-loss probes (delays under loss are on the
 //! pessimistic side), peer scoring, the duplicate cache's expiry.
 //!
-//! Everything random comes from one [`Rng`] seeded by [`Config::seed`], and every
-//! collection iterated is ordered, so one seed gives one report, byte for byte.
+//! Everything random comes from [`Rng`]s seeded by [`Config::seed`] (the town, churn,
+//! posting and the network each have their own stream, so variants of the protocol's
+//! parameters run on the same town with the same ups and downs), every collection
+//! iterated is ordered, and negentropy's hash-set order is replaced by a seeded
+//! shuffle: one seed gives one report, byte for byte.
+//!
+//! The experiments ([`propagation`], [`partition`], [`returning_hub`]) are what
+//! `bench_sim` prints and `docs/reliability.md` reports; [`Config::fetch_once`] is a
+//! what-if the node does not do.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
