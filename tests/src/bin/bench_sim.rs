@@ -1,0 +1,78 @@
+//! The simulated town of 300 hubs (issue 10): propagation time, bytes per hub per
+//! event, and catch-up traffic against the number of hubs. Deterministic: the same
+//! seed prints the same figures. Results go to `docs/reliability.md` ("Simulated town
+//! of 300 hubs").
+//!
+//! ```text
+//! cargo run -p aidmesh-tests --bin bench_sim [seed]
+//! ```
+//!
+//! The figures are in simulated time, so the build profile changes only how long the
+//! run takes (about a minute in the dev profile on 2 busy cores), not what it prints.
+
+use std::time::Instant;
+
+use aidmesh_tests::sim::{self, Churn, Config};
+
+fn main() {
+    let seed: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let t0 = Instant::now();
+
+    println!(
+        "== propagation, 300 hubs, churn (mean up 2 h, down 10 min), 200 events one every 2 s"
+    );
+    let mut cfg = Config::town(300, seed);
+    cfg.churn = Some(Churn {
+        mean_up_s: 7_200.0,
+        mean_down_s: 600.0,
+    });
+    print!("{}", sim::propagation(&cfg, 200, 2_000, 60));
+
+    println!("\n== the same without loss (perfect links)");
+    let mut clean = cfg.clone();
+    clean.lan.loss = 0.0;
+    clean.long.loss = 0.0;
+    print!("{}", sim::propagation(&clean, 200, 2_000, 60));
+
+    println!("\n== the same with 30% loss on the LANs");
+    let mut lossy = cfg.clone();
+    lossy.lan.loss = 0.30;
+    print!("{}", sim::propagation(&lossy, 200, 2_000, 60));
+
+    println!("\n== a LAN-tuned gossipsub (D=4, D_lo=3, D_hi=6, gossip_lazy=3, no flood publish)");
+    let mut tuned = cfg.clone();
+    tuned.gossip.mesh_n = 4;
+    tuned.gossip.mesh_n_low = 3;
+    tuned.gossip.mesh_n_high = 6;
+    tuned.gossip.gossip_lazy = 3;
+    tuned.gossip.flood_publish = false;
+    print!("{}", sim::propagation(&tuned, 200, 2_000, 60));
+
+    println!("\n== event size: 1,000 characters of details");
+    let mut big = cfg.clone();
+    big.details_chars = 1_000;
+    print!("{}", sim::propagation(&big, 200, 2_000, 60));
+
+    println!("\n== partition of the town into two halves for 10 min, 1 event per hub meanwhile, then heal");
+    for n in [30, 100, 300] {
+        print!("{}", sim::partition(&Config::town(n, seed), 600, 1, 300));
+    }
+
+    println!("\n== one hub back after 4 h away, 2 events per hub per hour meanwhile");
+    for n in [30, 100, 300] {
+        print!(
+            "{}",
+            sim::returning_hub(&Config::town(n, seed), 4.0, 2.0, 300)
+        );
+    }
+    println!("\n== the same, what-if: a hub asks one session at a time for an id (fetch_once)");
+    for n in [30, 100, 300] {
+        let mut c = Config::town(n, seed);
+        c.fetch_once = true;
+        print!("{}", sim::returning_hub(&c, 4.0, 2.0, 300));
+    }
+    eprintln!("(took {:.1} s)", t0.elapsed().as_secs_f64());
+}
