@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::welfare::Guarded;
+use super::welfare::Importer;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::bundle::{self, BundleIoError, ImportReport};
 
@@ -163,22 +163,6 @@ impl Read for ChannelReader {
         out[..n].copy_from_slice(&self.cur[..n]);
         self.cur = self.cur.slice(n..);
         Ok(n)
-    }
-}
-
-/// Extractor for imports (bundles, CAP alerts): the hub computer, or a PIN holder.
-pub struct Importer;
-
-impl axum::extract::FromRequestParts<AppState> for Importer {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        st: &AppState,
-    ) -> Result<Self, ApiError> {
-        let from = super::guard::peer(&parts.extensions);
-        st.pins.check(from, &parts.headers, Guarded::Import)?;
-        Ok(Importer)
     }
 }
 

@@ -14,7 +14,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::board::alert_json;
-use super::bundle::Importer;
+use super::welfare::Importer;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::cap::{self, CapError};
 

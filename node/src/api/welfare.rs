@@ -198,37 +198,43 @@ impl Failures {
     }
 }
 
-/// Extractor for every welfare handler: the request passed the [`PinGuard`].
-pub struct Volunteer;
+/// Declares an extractor that only requests passing the [`PinGuard`] for one door get:
+/// the hub computer itself, or a holder of the volunteer PIN.
+macro_rules! pin_door {
+    ($(#[$doc:meta])* $name:ident, $door:expr) => {
+        $(#[$doc])*
+        pub struct $name;
 
-impl axum::extract::FromRequestParts<AppState> for Volunteer {
-    type Rejection = ApiError;
+        impl axum::extract::FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        st: &AppState,
-    ) -> Result<Self, ApiError> {
-        let from = super::guard::peer(&parts.extensions);
-        st.pins.check(from, &parts.headers, Guarded::Welfare)?;
-        Ok(Volunteer)
-    }
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                st: &AppState,
+            ) -> Result<Self, ApiError> {
+                let from = super::guard::peer(&parts.extensions);
+                st.pins.check(from, &parts.headers, $door)?;
+                Ok($name)
+            }
+        }
+    };
 }
 
-/// Extractor for `POST /api/v1/peers`: the hub computer, or a PIN holder.
-pub struct HubOrPin;
-
-impl axum::extract::FromRequestParts<AppState> for HubOrPin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        st: &AppState,
-    ) -> Result<Self, ApiError> {
-        let from = super::guard::peer(&parts.extensions);
-        st.pins.check(from, &parts.headers, Guarded::Peers)?;
-        Ok(HubOrPin)
-    }
-}
+pin_door!(
+    /// Extractor for every welfare handler.
+    Volunteer,
+    Guarded::Welfare
+);
+pin_door!(
+    /// Extractor for `POST /api/v1/peers`.
+    HubOrPin,
+    Guarded::Peers
+);
+pin_door!(
+    /// Extractor for imports (bundles, CAP alerts).
+    Importer,
+    Guarded::Import
+);
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
