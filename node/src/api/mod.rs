@@ -209,6 +209,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page::html))
         .route("/app.js", get(page::js))
         .route("/style.css", get(page::css))
+        .route("/i18n/{file}", get(page::catalogue))
         .route("/api/v1/categories", get(board::categories))
         .route("/api/v1/status", get(mesh::status))
         .route("/api/v1/peers", get(mesh::peers).post(mesh::add_peer))
