@@ -178,7 +178,7 @@ h1{font-size:22pt;margin:0 0 4pt}h2{font-size:18pt;border-bottom:2pt solid #000;
 h3{font-size:16pt;margin:10pt 0 2pt}.meta{font-size:12pt;margin:0}\
 header{display:flex;justify-content:space-between;align-items:flex-start;gap:12pt}\
 .qr{width:30mm;height:30mm;flex:none}ol,ul{margin:0;padding:0;list-style:none}\
-li{padding:4pt 0;border-bottom:0.5pt solid #888;break-inside:avoid}\
+ol.two{columns:2;column-gap:8mm}li{padding:3pt 0;border-bottom:0.5pt solid #888;break-inside:avoid}\
 .id{font-family:ui-monospace,monospace;font-weight:bold}.u{font-weight:bold;text-transform:uppercase}\
 .box{display:inline-block;margin-right:10pt;white-space:nowrap}\
 .box::before{content:'';display:inline-block;width:11pt;height:11pt;border:1.5pt solid #000;\
@@ -269,7 +269,7 @@ pub(super) async fn board(
         }
         for group in by_cat.values() {
             let cat = group[0]["category"].as_str().unwrap_or("other");
-            let _ = write!(out, "<h3>{}</h3>\n<ol>\n", w.name("cat", cat));
+            let _ = write!(out, "<h3>{}</h3>\n<ol class=\"two\">\n", w.name("cat", cat));
             for i in group {
                 let s = |k: &str| i[k].as_str().unwrap_or("").to_string();
                 let _ = write!(
@@ -289,25 +289,20 @@ pub(super) async fn board(
                     };
                     let _ = write!(out, " · <span dir=\"auto\">{}</span>", esc(&q));
                 }
+                // One small line: where, when, and the hub it was posted at.
                 let place = i["place"]["label"].as_str().unwrap_or("");
+                let mut small = Vec::new();
                 if !place.is_empty() {
-                    let _ = write!(
-                        out,
-                        "<br><span class=\"small\" dir=\"auto\">{}</span>",
-                        w.t("card.where", &[("place", place)])
-                    );
+                    small.push(w.t("card.where", &[("place", place)]));
                 }
-                let by = i["author_hub"].as_str().unwrap_or("");
-                let at = utc(i["created_at"].as_u64().unwrap_or(0));
+                small.push(esc(&utc(i["created_at"].as_u64().unwrap_or(0))));
+                if let Some(by) = i["author_hub"].as_str() {
+                    small.push(esc(by));
+                }
                 let _ = write!(
                     out,
-                    "<br><span class=\"small\" dir=\"auto\">{}{}</span></li>\n",
-                    esc(&at),
-                    if by.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" · {}", esc(by))
-                    }
+                    "<br><span class=\"small\" dir=\"auto\">{}</span></li>\n",
+                    small.join(" · ")
                 );
             }
             out.push_str("</ol>\n");
