@@ -80,6 +80,8 @@ async function setLang(l) {
     }
   }
   $("#lang").value = l;
+  $("#print-board").href = "/print?lang=" + l;
+  $("#print-round").href = "/print/round?lang=" + l;
 }
 
 function num(n) {
@@ -612,11 +614,13 @@ async function refreshPeople() {
     form.hidden = true;
     $("#person-form").hidden = false;
     $("#by-label").hidden = false;
+    $("#print-round-box").hidden = false;
     fill($("#people"), r.people, personCard, t("people.empty"));
   } catch (e) {
     $("#people").replaceChildren();
     $("#person-form").hidden = true;
     $("#by-label").hidden = true;
+    $("#print-round-box").hidden = true;
     form.hidden = false;
     $("#pin-why").textContent = e.message;
   }
