@@ -404,6 +404,8 @@ function showCategories(list) {
   const opt = (x) => el("option", { value: x.name, "data-i18n": "cat." + x.name }, tn("cat", x.name));
   $("#category").replaceChildren(...list.map(opt));
   $("#f-category").append(...list.map(opt));
+  restoreDraft();
+  showChip();
 }
 
 // The board: one request (GET /board) for status, both lists, hubs, alerts and the
@@ -693,12 +695,55 @@ $("#post-form").addEventListener("submit", async (ev) => {
     out.className = "";
     out.textContent = t("post.posted", { id: item.short_id });
     ev.target.reset();
+    localStorage.removeItem(DRAFT);
+    showChip();
     applyItem(item);
   } catch (e) {
     out.className = "err";
     out.textContent = e.message;
   }
 });
+
+// --- The desk (issue 13): one short form, the common categories one tap, and what was
+// typed kept in this browser until it is posted (a node restart or a reload mid-entry
+// loses nothing). ---
+const DRAFT = "post-draft";
+
+function saveDraft() {
+  const f = new FormData($("#post-form"));
+  localStorage.setItem(DRAFT, JSON.stringify(Object.fromEntries(f.entries())));
+}
+
+// Puts a saved draft back (once the category list is there to choose from).
+function restoreDraft() {
+  let d;
+  try { d = JSON.parse(localStorage.getItem(DRAFT) || "null"); } catch (e) { d = null; }
+  if (!d) return;
+  const form = $("#post-form");
+  for (const [k, v] of Object.entries(d)) {
+    const fields = form.elements.namedItem(k);
+    if (!fields) continue;
+    if (fields instanceof RadioNodeList) {
+      for (const r of fields) r.checked = r.value === v;
+    } else {
+      fields.value = v;
+    }
+  }
+  showChip();
+}
+
+// The chip of the chosen category shows as pressed.
+function showChip() {
+  for (const b of document.querySelectorAll("#quick-cat button")) {
+    b.setAttribute("aria-pressed", String(b.dataset.cat === $("#category").value));
+  }
+}
+
+$("#post-form").addEventListener("input", saveDraft);
+$("#post-form").addEventListener("change", () => { saveDraft(); showChip(); });
+for (const b of document.querySelectorAll("#quick-cat button")) {
+  b.addEventListener("click", () => { $("#category").value = b.dataset.cat; showChip(); saveDraft(); });
+}
 
 // Work that may wait a moment and is done once for a burst of events.
 const later = new Map();
