@@ -64,9 +64,10 @@ test("the printed board and round sheet, in Spanish and English, as PDF text", a
     "Dónde: 14 River Rd", "Generador con gasolina", "40 litros", urgent.short_id, offer.short_id]) {
     assert.ok(f.includes(flat(want)), `board PDF lacks ${want}:\n${text}`);
   }
-  // Grouped by category in the protocol's order (water before medical), most urgent
-  // first within a group, and the low-urgency shelter need after both.
-  assert.ok(f.indexOf(flat("Agua potable")) < f.indexOf(flat("Insulina para Rosa")), text);
+  // Grouped by category, the most urgent first (medical, with a life-threatening need,
+  // before water), and the low-urgency shelter need after both.
+  assert.ok(f.indexOf(flat("Insulina para Rosa")) < f.indexOf(flat("Agua potable")), text);
+  assert.ok(f.indexOf(flat("atención médica")) < f.indexOf(flat("agua e higiene")), text);
   assert.ok(f.indexOf(flat("Insulina para Rosa")) < f.indexOf(flat("Mantas para 2")), text);
   const pages = pdfPages(pdf);
   assert.ok(pages >= 1 && pages <= 4, `a typical board (45 items) on 1-4 A4 pages, not ${pages}`);

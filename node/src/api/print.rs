@@ -5,7 +5,6 @@
 //! of `?lang=` (else the browser's Accept-Language), worded from the page's own
 //! catalogues (`node/src/web/i18n/*.json`), so one file per language serves both.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use aidmesh_protocol::body::BodyKind;
@@ -174,6 +173,7 @@ fn head(w: &Words, title: &str) -> String {
 /// Large type, black on white, no colour needed; A4 with modest margins.
 const STYLE: &str = "@page{size:A4;margin:14mm}\
 body{font:15pt/1.3 system-ui,sans-serif;color:#000;background:#fff;margin:0}\
+@media screen{body{margin:1rem}}\
 h1{font-size:22pt;margin:0 0 4pt}h2{font-size:18pt;border-bottom:2pt solid #000;margin:12pt 0 4pt}\
 h3{font-size:16pt;margin:10pt 0 2pt}.meta{font-size:12pt;margin:0}\
 header{display:flex;justify-content:space-between;align-items:flex-start;gap:12pt}\
@@ -257,17 +257,17 @@ pub(super) async fn board(
             let _ = write!(out, "<p>{}</p>\n", w.t("print.none", &[]));
             continue;
         }
-        // Categories in the protocol's order, items in the list's order within each.
-        let mut by_cat: BTreeMap<usize, Vec<&Value>> = BTreeMap::new();
+        // By category, the category of the most urgent item first; items in the list's
+        // order (most urgent, then newest) within each.
+        let mut groups: Vec<(&str, Vec<&Value>)> = Vec::new();
         for i in &items {
             let c = i["category"].as_str().unwrap_or("other");
-            let rank = aidmesh_protocol::Category::ALL
-                .iter()
-                .position(|x| x.name() == c)
-                .unwrap_or(usize::MAX);
-            by_cat.entry(rank).or_default().push(i);
+            match groups.iter_mut().find(|(name, _)| *name == c) {
+                Some((_, g)) => g.push(i),
+                None => groups.push((c, vec![i])),
+            }
         }
-        for group in by_cat.values() {
+        for (_, group) in &groups {
             let cat = group[0]["category"].as_str().unwrap_or("other");
             let _ = write!(out, "<h3>{}</h3>\n<ol class=\"two\">\n", w.name("cat", cat));
             for i in group {
