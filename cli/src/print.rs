@@ -25,15 +25,20 @@ fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("CHROMIUM") {
         return Some(PathBuf::from(p));
     }
-    ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
-        .iter()
-        .find_map(|name| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|d| d.join(name))
-                    .find(|p| p.is_file())
-            })
+    [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]
+    .iter()
+    .find_map(|name| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
         })
+    })
 }
 
 fn cannot(path: &Path) -> impl Fn(std::io::Error) -> CliError + '_ {
@@ -95,7 +100,10 @@ pub fn run(dir: &Path, a: PrintArgs) -> Result<(), CliError> {
             "--disable-gpu",
             "--no-pdf-header-footer",
         ])
-        .arg(format!("--user-data-dir={}", work.path().join("profile").display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            work.path().join("profile").display()
+        ))
         .arg(format!("--print-to-pdf={}", target.display()))
         .arg(format!("file://{}", src.display()))
         .output()

@@ -6,5 +6,5 @@
 #[test]
 #[ignore = "needs chromium, pdftotext and npm ci in tests/web"]
 fn printed_board_and_round_sheet_read_back_from_pdf() {
-    aidmesh_tests::run_browser_test("print.mjs", 1);
+    aidmesh_tests::run_browser_test("print.mjs", 2);
 }

@@ -23,19 +23,19 @@ export async function waitFor(what, fn, ms = 15000) {
   }
 }
 
-/** Starts a node (`init` + `up`) and returns { base, dir, args, stop, restart }. */
-export async function startNode(t, community = "Elm Street", extra = []) {
+/** Starts a node (`init` + `up`): { base, dir, cli, up, down }. `upArgs` go to `up`. */
+export async function startNode(t, community = "Elm Street", extra = [], upArgs = [], api0 = "127.0.0.1:0") {
   assert.ok(existsSync(bin), `aidmesh binary not found at ${bin}: run cargo build -p aidmesh`);
   const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-13-"));
   execFileSync(bin, ["--data-dir", dir, "init", "--community", community, ...extra]);
   const n = { dir, proc: null, base: null };
   n.cli = (...args) => execFileSync(bin, ["--data-dir", dir, ...args], { encoding: "utf8" });
-  n.up = async (api = "127.0.0.1:0") => {
+  n.up = async (api = api0) => {
     rmSync(join(dir, "api.addr"), { force: true });
     n.proc = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
-      "--api", api, "--no-mdns"], { stdio: "ignore" });
+      "--api", api, "--no-mdns", ...upArgs], { stdio: "ignore" });
     n.base = await waitFor("the node's API address", async () => {
-      const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
+      const a = readFileSync(join(dir, "api.addr"), "utf8").trim().replace("0.0.0.0", "127.0.0.1");
       const r = await fetch(`http://${a}/api/v1/status`);
       return r.ok && `http://${a}`;
     });

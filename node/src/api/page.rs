@@ -105,10 +105,17 @@ mod tests {
         let js = include_str!("../web/app.js");
         let html = include_str!("../web/index.html");
         for (src, starts) in [
-            (js, &["t(\"", "\"data-i18n\": \"", "\"data-i18n-placeholder\": \""][..]),
+            (
+                js,
+                &["t(\"", "\"data-i18n\": \"", "\"data-i18n-placeholder\": \""][..],
+            ),
             (
                 html,
-                &["data-i18n=\"", "data-i18n-placeholder=\"", "data-i18n-aria-label=\""][..],
+                &[
+                    "data-i18n=\"",
+                    "data-i18n-placeholder=\"",
+                    "data-i18n-aria-label=\"",
+                ][..],
             ),
         ] {
             for start in starts {
@@ -150,7 +157,10 @@ mod tests {
         assert!(used.len() > 100, "found only {} keys", used.len());
         let en = keys(CATALOGUES[0].1);
         let missing: Vec<_> = used.difference(&en).collect();
-        assert!(missing.is_empty(), "keys used by the page but not in en.json: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "keys used by the page but not in en.json: {missing:?}"
+        );
     }
 
     #[test]

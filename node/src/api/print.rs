@@ -248,7 +248,10 @@ pub(super) async fn board(
     } else {
         out.push_str("</div></header>\n");
     }
-    for (kind, heading) in [(BodyKind::Need, "tab.needs"), (BodyKind::Offer, "tab.offers")] {
+    for (kind, heading) in [
+        (BodyKind::Need, "tab.needs"),
+        (BodyKind::Offer, "tab.offers"),
+    ] {
         // The list API's order: most urgent first, then newest.
         let list = super::board::list_value(&st, Some(kind), ListQuery::default())?;
         let items = list["items"].as_array().cloned().unwrap_or_default();
@@ -345,7 +348,11 @@ fn street_shown(label: &str) -> String {
     let first = label.split(',').next().unwrap_or("").trim();
     let lead = first.len() - first.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let trail = first.len() - first.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-    let s = if lead > 0 { &first[lead..] } else { &first[..first.len() - trail] };
+    let s = if lead > 0 {
+        &first[lead..]
+    } else {
+        &first[..first.len() - trail]
+    };
     let s = s.trim();
     // "14a River Rd": drop the "a".
     match s.split_once(' ') {
@@ -407,7 +414,10 @@ pub(super) async fn round(
         let last = match p["latest"].as_object() {
             Some(l) => format!(
                 "{}, {}",
-                w.name("outcome", l.get("outcome").and_then(Value::as_str).unwrap_or("")),
+                w.name(
+                    "outcome",
+                    l.get("outcome").and_then(Value::as_str).unwrap_or("")
+                ),
                 esc(&utc(l.get("at").and_then(Value::as_u64).unwrap_or(0)))
             ),
             None => w.t("person.never", &[]),
@@ -462,11 +472,43 @@ mod tests {
 
     #[test]
     fn walking_order_is_by_street_then_house_number() {
-        let mut places = vec!["14 River Rd, 3rd floor", "2 Mill Lane", "3 River Rd", "Mill Lane 40", "12 Mill Lane"];
+        let mut places = vec![
+            "14 River Rd, 3rd floor",
+            "2 Mill Lane",
+            "3 River Rd",
+            "Mill Lane 40",
+            "12 Mill Lane",
+        ];
         places.sort_by_cached_key(|p| street_key(p));
-        assert_eq!(places, ["2 Mill Lane", "12 Mill Lane", "Mill Lane 40", "3 River Rd", "14 River Rd, 3rd floor"]);
+        assert_eq!(
+            places,
+            [
+                "2 Mill Lane",
+                "12 Mill Lane",
+                "Mill Lane 40",
+                "3 River Rd",
+                "14 River Rd, 3rd floor"
+            ]
+        );
         assert_eq!(street_key("14a River Rd").0, "river rd");
         assert_eq!(street_shown("14a River Rd, flat 2"), "River Rd");
         assert_eq!(street_shown("Mill Lane 40"), "Mill Lane");
+        // Anything people type: no panic, a key for each.
+        for odd in [
+            "",
+            "12",
+            ",",
+            "١٢ شارع النيل",
+            "é",
+            "14é Rue",
+            "7 ",
+            "  ,9",
+            "9a",
+            "a 1",
+        ] {
+            let _ = street_key(odd);
+            let _ = street_shown(odd);
+        }
+        assert_eq!(street_key("١٢ شارع النيل").0, "١٢ شارع النيل");
     }
 }
