@@ -239,9 +239,9 @@ pub(super) async fn board(
         w.t("print.printed", &[("time", &utc(now))]),
     );
     if let Some(url) = page_url(&q, &headers) {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"meta\">{}</p></div>{}</header>\n",
+            "<p class=\"meta\">{}</p></div>{}</header>",
             w.t("print.scan", &[("url", &url)]),
             qr_svg(&url).unwrap_or_default()
         );
@@ -255,9 +255,9 @@ pub(super) async fn board(
         // The list API's order: most urgent first, then newest.
         let list = super::board::list_value(&st, Some(kind), ListQuery::default())?;
         let items = list["items"].as_array().cloned().unwrap_or_default();
-        let _ = write!(out, "<h2>{}</h2>\n", w.t(heading, &[]));
+        let _ = writeln!(out, "<h2>{}</h2>", w.t(heading, &[]));
         if items.is_empty() {
-            let _ = write!(out, "<p>{}</p>\n", w.t("print.none", &[]));
+            let _ = writeln!(out, "<p>{}</p>", w.t("print.none", &[]));
             continue;
         }
         // By category, the category of the most urgent item first; items in the list's
@@ -272,7 +272,7 @@ pub(super) async fn board(
         }
         for (_, group) in &groups {
             let cat = group[0]["category"].as_str().unwrap_or("other");
-            let _ = write!(out, "<h3>{}</h3>\n<ol class=\"two\">\n", w.name("cat", cat));
+            let _ = writeln!(out, "<h3>{}</h3>\n<ol class=\"two\">", w.name("cat", cat));
             for i in group {
                 let s = |k: &str| i[k].as_str().unwrap_or("").to_string();
                 let _ = write!(
@@ -302,9 +302,9 @@ pub(super) async fn board(
                 if let Some(by) = i["author_hub"].as_str() {
                     small.push(esc(by));
                 }
-                let _ = write!(
+                let _ = writeln!(
                     out,
-                    "<br><span class=\"small\" dir=\"auto\">{}</span></li>\n",
+                    "<br><span class=\"small\" dir=\"auto\">{}</span></li>",
                     small.join(" · ")
                 );
             }
@@ -379,16 +379,16 @@ pub(super) async fn round(
     due.sort_by_cached_key(|p| street_key(p["place"]["label"].as_str().unwrap_or("")));
     let title = w.t("print.round_title", &[]);
     let mut out = head(&w, &title);
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<header><div><h1>{title}</h1><p class=\"meta\">{}</p><p class=\"meta\">{}</p>\
-         <p class=\"meta\">{}</p></div></header>\n",
+         <p class=\"meta\">{}</p></div></header>",
         w.t("print.hub", &[("hub", &hub_name(&st))]),
         w.t("print.printed", &[("time", &utc(now))]),
         w.t("print.round_intro", &[]),
     );
     if due.is_empty() {
-        let _ = write!(out, "<p>{}</p>\n", w.t("print.nobody", &[]));
+        let _ = writeln!(out, "<p>{}</p>", w.t("print.nobody", &[]));
     }
     let mut street: Option<String> = None;
     for p in &due {
@@ -403,7 +403,7 @@ pub(super) async fn round(
             } else {
                 esc(&street_shown(label))
             };
-            let _ = write!(out, "<h2 dir=\"auto\">{shown}</h2>\n<ol>\n");
+            let _ = writeln!(out, "<h2 dir=\"auto\">{shown}</h2>\n<ol>");
             street = Some(s);
         }
         let str_of = |k: &str| p[k].as_str().unwrap_or("").to_string();
