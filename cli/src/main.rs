@@ -6,6 +6,7 @@
 mod client;
 mod demo;
 mod output;
+mod print;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -184,6 +185,22 @@ enum Command {
         /// Write to this file (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// A printable board (open needs and offers by category) or, with --round, the
+    /// welfare volunteers' street round sheet, as HTML (or PDF through Chromium).
+    Print {
+        /// Write to this file: .html, or .pdf (needs Chromium).
+        #[arg(long)]
+        out: PathBuf,
+        /// The street round sheet of people due a visit, instead of the board.
+        #[arg(long)]
+        round: bool,
+        /// Language: en or es.
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// The hub page address phones use, for the QR code (e.g. http://192.168.1.5:8080/).
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Start a small flooded neighbourhood on this machine and watch it work.
     Demo {
@@ -831,6 +848,20 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
             Ok(())
         }
         Command::Export { format, out } => export(&dir, &format, out),
+        Command::Print {
+            out,
+            round,
+            lang,
+            url,
+        } => print::run(
+            &dir,
+            print::PrintArgs {
+                round,
+                lang,
+                url,
+                out,
+            },
+        ),
         Command::Demo { keep } => demo::run(keep),
         Command::Welfare { action } => welfare(&dir, action),
         Command::Peers { json } => show_list(

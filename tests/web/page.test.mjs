@@ -326,7 +326,7 @@ test("who holds what: a named claim, confirmed done, undo, withdraw and history 
   await card.locator("details.history summary").click();
   const history = await card.locator("details.history").innerText();
   assert.match(history, /claimed by Ana \(Elm St hall\).*: van at 3pm/);
-  assert.match(history, /fulfilled by Ana \(Elm St hall\)/);
+  assert.match(history, /done by Ana \(Elm St hall\)/);
   assert.match(history, /reopened by Ana \(Elm St hall\).*undone/);
 
   // Withdraw (posts made through this hub are its own), and undo that too.
@@ -434,12 +434,12 @@ test("a busy board: 2,000 items, the first screen in under a second on a phone; 
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   const cards = page.locator("#needs li[data-id]");
-  await page.locator("#needs-more", { hasText: "Showing 30 of 1600" }).waitFor();
+  await page.locator("#needs-more", { hasText: "Showing 30 of 1,600" }).waitFor();
   assert.equal(await cards.count(), 30);
 
   // More, a page at a time.
   await page.locator("#needs-more").getByRole("button", { name: "Show more" }).click();
-  await page.locator("#needs-more", { hasText: "Showing 60 of 1600" }).waitFor();
+  await page.locator("#needs-more", { hasText: "Showing 60 of 1,600" }).waitFor();
   assert.equal(await cards.count(), 60);
   const ids = await cards.evaluateAll((ls) => ls.map((l) => l.dataset.id));
   assert.equal(new Set(ids).size, 60, "no card twice");

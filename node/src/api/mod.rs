@@ -35,6 +35,7 @@ mod live;
 mod mesh;
 mod names;
 mod page;
+mod print;
 pub mod welfare;
 
 pub use board::item_json;
@@ -214,6 +215,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page::html))
         .route("/app.js", get(page::js))
         .route("/style.css", get(page::css))
+        .route("/i18n/{file}", get(page::catalogue))
+        .route("/print", get(print::board))
+        .route("/print/round", get(print::round))
         .route("/api/v1/categories", get(board::categories))
         .route("/api/v1/status", get(mesh::status))
         .route("/api/v1/peers", get(mesh::peers).post(mesh::add_peer))

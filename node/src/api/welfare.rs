@@ -258,7 +258,7 @@ fn check_json(c: &Check) -> Value {
 }
 
 /// JSON of one person with their standing.
-fn person_json(w: &Welfare) -> Value {
+pub(super) fn person_json(w: &Welfare) -> Value {
     let p = &w.person;
     let r = &p.person;
     // Where they are now: a "moved" check-in overrides the registered place.

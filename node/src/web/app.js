@@ -8,7 +8,7 @@
 // page's requests in Chromium and compares them with the harness's. Keep it JSON.
 // PAGE-REQUESTS-BEGIN
 const REQUESTS = {
-  "assets": ["/", "/app.js", "/style.css"],
+  "assets": ["/", "/app.js", "/style.css", "/i18n/en.json"],
   "board": "/api/v1/board",
   "limit": 30,
   "stream": "/api/v1/stream",
@@ -32,12 +32,70 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// --- Languages (issue 13): every string the page shows comes from a catalogue,
+// /i18n/<lang>.json (node/src/web/i18n/), chosen from the browser's languages or the
+// switch, remembered in localStorage. What people typed is shown as typed. ---
+
+// The languages the node serves, as the switch in index.html lists them.
+const LANGS = [...document.querySelectorAll("#lang option")].map((o) => o.value);
+let lang = "en";
+let catalogue = {};
+
+// The catalogue's text for `key`, with {name} placeholders filled from `vars`.
+function t(key, vars) {
+  const text = Object.prototype.hasOwnProperty.call(catalogue, key) ? catalogue[key] : key;
+  return text.replace(/\{(\w+)\}/g, (m, k) => (vars && k in vars ? String(vars[k]) : m));
+}
+
+// A name from the node (a category, urgency, status...) in the chosen language; one
+// the catalogue does not know is shown as the node sent it.
+function tn(group, name) {
+  const key = group + "." + name;
+  return Object.prototype.hasOwnProperty.call(catalogue, key) ? catalogue[key] : name;
+}
+
+// The language asked for: remembered choice, else the browser's first we have.
+function chooseLang() {
+  const saved = localStorage.getItem("lang");
+  if (LANGS.includes(saved)) return saved;
+  for (const l of navigator.languages || [navigator.language || "en"]) {
+    const base = String(l).toLowerCase().split("-")[0];
+    if (LANGS.includes(base)) return base;
+  }
+  return "en";
+}
+
+// Loads a catalogue and relabels the page's fixed text (data-i18n attributes).
+async function setLang(l) {
+  const r = await fetch("/i18n/" + l + ".json");
+  if (!r.ok) throw new Error("no catalogue for " + l);
+  catalogue = await r.json();
+  lang = l;
+  document.documentElement.lang = l;
+  document.documentElement.dir = catalogue._dir === "rtl" ? "rtl" : "ltr";
+  for (const e of document.querySelectorAll("[data-i18n]")) e.textContent = t(e.dataset.i18n);
+  for (const a of ["placeholder", "aria-label"]) {
+    for (const e of document.querySelectorAll("[data-i18n-" + a + "]")) {
+      e.setAttribute(a, t(e.getAttribute("data-i18n-" + a)));
+    }
+  }
+  $("#lang").value = l;
+  $("#print-board").href = "/print?lang=" + l;
+  $("#print-round").href = "/print/round?lang=" + l;
+}
+
+function num(n) {
+  return new Intl.NumberFormat(lang).format(n);
+}
+
+// "2 hours ago", "hace 2 horas": the browser's own words for the chosen language.
 function ago(ms) {
   const s = Math.round((Date.now() - ms) / 1000);
-  if (s < 45) return "just now";
-  if (s < 3600) return Math.round(s / 60) + " min ago";
-  if (s < 86400) return Math.floor(s / 3600) + " h ago";
-  return Math.floor(s / 86400) + " days ago";
+  const rtf = new Intl.RelativeTimeFormat(lang, { numeric: "auto" });
+  if (s < 45) return rtf.format(0, "second");
+  if (s < 3600) return rtf.format(-Math.round(s / 60), "minute");
+  if (s < 86400) return rtf.format(-Math.floor(s / 3600), "hour");
+  return rtf.format(-Math.floor(s / 86400), "day");
 }
 
 // The volunteer PIN, kept for this browser tab only.
@@ -67,19 +125,20 @@ function volunteerName() {
 // "Your name" box above the boards; claims and other changes carry it as `by`.
 function setupWho() {
   const input = el("input", { id: "who", name: "who", maxlength: "80", autocomplete: "name",
-    placeholder: "e.g. Ana" });
+    "data-i18n-placeholder": "who.name_placeholder", placeholder: t("who.name_placeholder") });
   input.value = volunteerName();
   input.addEventListener("change", () => sessionStorage.setItem("volunteer-name", input.value.trim()));
   const note = el("input", { id: "who-note", name: "who-note", maxlength: "500",
-    placeholder: "e.g. bringing 2 cases at 3pm" });
-  const box = el("p", { id: "who-box" }, el("label", {}, "Your name (shown when you claim) ", input),
-    " ", el("label", {}, "Note with your next change (optional) ", note));
+    "data-i18n-placeholder": "who.note_placeholder", placeholder: t("who.note_placeholder") });
+  const box = el("p", { id: "who-box" },
+    el("label", {}, el("span", { "data-i18n": "who.name" }, t("who.name")), " ", input),
+    " ", el("label", {}, el("span", { "data-i18n": "who.note" }, t("who.note")), " ", note));
   const undo = el("p", { id: "undo", role: "status", hidden: "" });
   document.querySelector("main").before(box, undo);
 }
 
 function hhmm(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" }).format(new Date(ms));
 }
 
 // Posts a status change; shows the node's reason if it was not applied. Returns whether
@@ -107,14 +166,11 @@ async function setStatus(id, status, note) {
   return ok;
 }
 
-const VERB = { claimed: "Claimed", "in-progress": "Started", fulfilled: "Marked done",
-  withdrawn: "Withdrew", reopened: "Reopened" };
-
 // After a change, a bar that can undo it (reopen), since done items leave the board.
 function showUndo(text, undo) {
   const bar = $("#undo");
   if (!bar) return;
-  bar.replaceChildren(text, undo ? button("Undo", async () => {
+  bar.replaceChildren(text, undo ? button(t("btn.undo"), async () => {
     bar.hidden = true;
     await setStatus(undo, "reopened", "undone");
   }) : null);
@@ -124,7 +180,7 @@ function showUndo(text, undo) {
 
 async function change(i, status) {
   if (await setStatus(i.short_id, status)) {
-    showUndo(VERB[status] + ": " + i.title + ". ", status === "reopened" ? null : i.short_id);
+    showUndo(t("verb." + status, { title: i.title }) + " ", status === "reopened" ? null : i.short_id);
   }
 }
 
@@ -133,57 +189,58 @@ async function change(i, status) {
 let confirming = null;
 
 function doneButton(i) {
-  return button("Done", () => { confirming = i.id; redraw(i.id); });
+  return button(t("btn.done"), () => { confirming = i.id; redraw(i.id); });
 }
 
 function confirmDone(i) {
-  return el("div", { class: "actions confirm" }, el("span", {}, "Really done? "),
-    button("Yes, done", () => { confirming = null; change(i, "fulfilled"); }),
-    button("Not yet", () => { confirming = null; redraw(i.id); }));
+  return el("div", { class: "actions confirm" }, el("span", {}, t("confirm.done") + " "),
+    button(t("btn.yes_done"), () => { confirming = null; change(i, "fulfilled"); }),
+    button(t("btn.not_yet"), () => { confirming = null; redraw(i.id); }));
 }
 
 // Who holds it: the name they gave, the hub they claimed at, and since when.
 function holderLine(i) {
   if (!i.held_since) return null;
-  const at = i.holder_hub ? " at " + i.holder_hub : "";
-  const who = i.holder_name || (i.holder_hub ? "someone" : "node " + i.holder);
-  return el("p", { class: "holder" }, "Held by " + who + at + " since " + hhmm(i.held_since));
+  const who = i.holder_name || (i.holder_hub ? t("holder.someone") : t("holder.node", { id: i.holder }));
+  return el("p", { class: "holder", dir: "auto" }, t(i.holder_hub ? "holder.line_at" : "holder.line",
+    { who, hub: i.holder_hub, time: hhmm(i.held_since) }));
 }
 
 function historyList(i) {
   if (!i.history || !i.history.length) return null;
   return el("details", { class: "history" },
-    el("summary", {}, "History (" + i.history.length + ")"),
-    el("ol", {}, ...i.history.map((h) => el("li", {},
-      h.status + " by " + (h.by ? h.by + " (" + (h.hub || h.author) + ")" : (h.hub || h.author)) +
-      ", " + hhmm(h.at) + (h.applied ? "" : " (not applied)") + (h.note ? ": " + h.note : "")))));
+    el("summary", {}, t("history.summary", { n: num(i.history.length) })),
+    el("ol", {}, ...i.history.map((h) => el("li", { dir: "auto" },
+      t("history.entry", { status: tn("status", h.status),
+        who: h.by ? h.by + " (" + (h.hub || h.author) + ")" : (h.hub || h.author), time: hhmm(h.at) }) +
+      (h.applied ? "" : " " + t("history.not_applied")) + (h.note ? ": " + h.note : "")))));
 }
 
 function itemCard(i) {
-  const qty = i.qty ? i.qty + (i.unit ? " " + i.unit : "") : null;
+  const qty = i.qty ? num(i.qty) + (i.unit ? " " + i.unit : "") : null;
   const actions = el("div", { class: "actions" });
-  if (i.status === "open") actions.append(button("Claim", () => change(i, "claimed")));
-  if (["open", "claimed"].includes(i.status)) actions.append(button("Start", () => change(i, "in-progress")));
+  if (i.status === "open") actions.append(button(t("btn.claim"), () => change(i, "claimed")));
+  if (["open", "claimed"].includes(i.status)) actions.append(button(t("btn.start"), () => change(i, "in-progress")));
   if (["open", "claimed", "in-progress"].includes(i.status)) actions.append(doneButton(i));
-  if (["claimed", "in-progress", "fulfilled"].includes(i.status)) actions.append(button("Reopen", () => change(i, "reopened")));
+  if (["claimed", "in-progress", "fulfilled"].includes(i.status)) actions.append(button(t("btn.reopen"), () => change(i, "reopened")));
   // Only the poster can withdraw; posts made through this hub are this node's.
   if (["open", "claimed", "in-progress"].includes(i.status) && i.author === myAuthor) {
-    actions.append(button("Withdraw", () => change(i, "withdrawn")));
+    actions.append(button(t("btn.withdraw"), () => change(i, "withdrawn")));
   }
   cards.set(i.id, i);
   return el("li", { "data-id": i.id },
-    el("span", { class: "badge u-" + i.urgency }, i.urgency),
-    el("span", { class: "badge s-" + i.status }, i.status),
-    el("span", { class: "badge" }, i.category),
-    el("h2", {}, i.title),
-    qty ? el("p", {}, "Quantity: " + qty) : null,
-    i.place && i.place.label ? el("p", {}, "Where: " + i.place.label) : null,
-    i.contact ? el("p", {}, "Contact: " + i.contact) : null,
-    i.details ? el("p", {}, i.details) : null,
+    el("span", { class: "badge u-" + i.urgency }, tn("urgency", i.urgency)),
+    el("span", { class: "badge s-" + i.status }, tn("status", i.status)),
+    el("span", { class: "badge" }, tn("cat", i.category)),
+    el("h2", { dir: "auto" }, i.title),
+    qty ? el("p", { dir: "auto" }, t("card.qty", { qty })) : null,
+    i.place && i.place.label ? el("p", { dir: "auto" }, t("card.where", { place: i.place.label })) : null,
+    i.contact ? el("p", { dir: "auto" }, t("card.contact", { contact: i.contact })) : null,
+    i.details ? el("p", { dir: "auto" }, i.details) : null,
     holderLine(i),
     // An event stamped before this program was built (a Pi without a clock) is shown
     // with when it arrived here, not with its 1970 stamp.
-    el("p", {}, (i.arrived_at ? "arrived " + ago(i.arrived_at) + " (its computer's clock was wrong)"
+    el("p", { dir: "auto" }, (i.arrived_at ? t("card.arrived", { ago: ago(i.arrived_at) })
       : ago(i.created_at)) + " · " + (i.author_hub || i.short_id)),
     historyList(i),
     confirming === i.id ? confirmDone(i) : actions);
@@ -247,10 +304,10 @@ function moreLine(kind) {
   const shown = list.querySelectorAll("li[data-id]").length;
   b.shown = Math.max(PAGE, shown);
   if (!shown && !list.querySelector("li.empty")) {
-    list.replaceChildren(el("li", { class: "empty" }, kind === "needs" ? "No open needs." : "No open offers."));
+    list.replaceChildren(el("li", { class: "empty" }, t(kind === "needs" ? "empty.needs" : "empty.offers")));
   }
-  $("#" + kind + "-more").replaceChildren(b.total ? "Showing " + shown + " of " + b.total : "",
-    b.next ? button("Show more", () => loadMore(kind)) : null);
+  $("#" + kind + "-more").replaceChildren(b.total ? t("more.showing", { shown: num(shown), total: num(b.total) }) : "",
+    b.next ? button(t("btn.show_more"), () => loadMore(kind)) : null);
 }
 
 // Draws a page of a board (or appends it), with "Showing n of N" and "Show more".
@@ -260,8 +317,8 @@ function showBoard(kind, page, append) {
   if (append) {
     list.append(...page.items.map(itemCard));
   } else {
-    const empty = [...filterQuery().keys()].length ? "Nothing matches these filters."
-      : kind === "needs" ? "No open needs." : "No open offers.";
+    const empty = [...filterQuery().keys()].length ? t("empty.filtered")
+      : t(kind === "needs" ? "empty.needs" : "empty.offers");
     fill(list, page.items, itemCard, empty);
   }
   b.next = page.next_cursor || null;
@@ -301,16 +358,16 @@ function hubChoices(hubs) {
   if (names.join("\n") === sel.dataset.names) return;
   sel.dataset.names = names.join("\n");
   const chosen = sel.value;
-  sel.replaceChildren(el("option", { value: "" }, "All hubs"), ...names.map((n) => el("option", { value: n }, n)));
+  sel.replaceChildren(el("option", { value: "", "data-i18n": "filters.all_hubs" }, t("filters.all_hubs")), ...names.map((n) => el("option", { value: n }, n)));
   sel.value = names.includes(chosen) ? chosen : "";
 }
 
 function showHubs(hubs) {
   hubChoices(hubs);
   fill($("#hubs"), hubs, (h) => el("li", {},
-    el("h2", {}, h.name),
-    h.place.label ? el("p", {}, h.place.label) : null,
-    el("p", {}, h.services.join(" · "))), "No hubs announced yet.");
+    el("h2", { dir: "auto" }, h.name),
+    h.place.label ? el("p", { dir: "auto" }, h.place.label) : null,
+    el("p", { dir: "auto" }, h.services.join(" · "))), t("hubs.empty"));
 }
 
 let lastStatus = null;
@@ -319,8 +376,8 @@ let records = 0;
 function showMeta() {
   const st = lastStatus;
   if (!st) return;
-  $("#meta").textContent = st.peers + " hub computers connected" + peerNames(st.peer_list) +
-    " · " + records + " records";
+  $("#meta").textContent = t("meta.line", { peers: num(st.peers), names: peerNames(st.peer_list),
+    records: num(records) });
 }
 
 function showStatus(st) {
@@ -335,11 +392,8 @@ function showStatus(st) {
   // ... and those this node dialled that answered for another community.
   const refusedBy = st.refused_by || [];
   $("#refused").hidden = !st.refused.length && !refusedBy.length;
-  $("#refused").textContent = st.refused.map((r) => "A node at " + r.ip +
-    " tried to join with a different passphrase or community name (" + r.attempts + "×).")
-    .concat(refusedBy.map((r) => "The node at " + r.ip +
-      " belongs to another community (a different passphrase or community name; " +
-      r.attempts + "×)."))
+  $("#refused").textContent = st.refused.map((r) => t("refused.in", { ip: r.ip, n: num(r.attempts) }))
+    .concat(refusedBy.map((r) => t("refused.by", { ip: r.ip, n: num(r.attempts) })))
     .join(" ");
 }
 
@@ -347,8 +401,11 @@ let categoriesShown = false;
 function showCategories(list) {
   if (categoriesShown) return;
   categoriesShown = true;
-  $("#category").replaceChildren(...list.map((x) => el("option", { value: x.name }, x.description)));
-  $("#f-category").append(...list.map((x) => el("option", { value: x.name }, x.description)));
+  const opt = (x) => el("option", { value: x.name, "data-i18n": "cat." + x.name }, tn("cat", x.name));
+  $("#category").replaceChildren(...list.map(opt));
+  $("#f-category").append(...list.map(opt));
+  restoreDraft();
+  showChip();
 }
 
 // The board: one request (GET /board) for status, both lists, hubs, alerts and the
@@ -393,7 +450,7 @@ async function loadBoard() {
     showBoard("offers", b.offers, false);
     showHubs(b.hubs);
   } catch (e) {
-    if (seq === refreshes) $("#meta").textContent = "cannot reach the hub computer: " + e.message;
+    if (seq === refreshes) $("#meta").textContent = t("meta.unreachable", { error: e.message });
   }
 }
 
@@ -484,11 +541,12 @@ function alertBanner(a) {
     refresh();
   };
   return el("div", { class: "alert" + (clear ? " clear" : ""), role: "alert", "data-id": a.id },
-    (clear ? "ALL CLEAR: " : a.severity.toUpperCase() + ": ") + a.headline,
-    a.area ? el("small", {}, a.area) : null,
+    el("span", { dir: "auto" }, clear ? t("alert.all_clear", { headline: a.headline })
+      : t("alert.headline", { severity: tn("severity", a.severity).toLocaleUpperCase(lang), headline: a.headline })),
+    a.area ? el("small", { dir: "auto" }, a.area) : null,
     clear ? null : el("div", { class: "actions" },
-      button("All clear", end("all-clear", "Mark \"" + a.headline + "\" all clear for everyone?")),
-      button("Cancel alert", end("cancelled", "Cancel \"" + a.headline + "\"? Only the hub that raised it can."))));
+      button(t("alert.btn_clear"), end("all-clear", t("alert.ask_clear", { headline: a.headline }))),
+      button(t("alert.btn_cancel"), end("cancelled", t("alert.ask_cancel", { headline: a.headline })))));
 }
 
 // The match view costs the hub computer real work, so it is fetched only while shown,
@@ -496,12 +554,13 @@ function alertBanner(a) {
 function matchCard(m) {
   const more = m.offers_total - m.offers.length;
   return el("li", {},
-    el("span", { class: "badge u-" + m.need.urgency }, m.need.urgency),
-    el("h2", {}, m.need.title),
+    el("span", { class: "badge u-" + m.need.urgency }, tn("urgency", m.need.urgency)),
+    el("h2", { dir: "auto" }, m.need.title),
     ...(m.offers.length
-      ? m.offers.map((o) => el("p", {}, "← " + o.title + (o.distance_m != null ? " (" + o.distance_m + " m)" : "")))
-      : [el("p", {}, "No offer matches yet.")]),
-    more > 0 ? el("p", {}, "… and " + more + " more") : null);
+      ? m.offers.map((o) => el("p", { dir: "auto" }, "← " + (o.distance_m != null
+        ? t("match.distance", { title: o.title, m: num(o.distance_m) }) : o.title)))
+      : [el("p", {}, t("match.none"))]),
+    more > 0 ? el("p", {}, t("match.more", { n: num(more) })) : null);
 }
 
 async function refreshMatch(cursor) {
@@ -512,22 +571,22 @@ async function refreshMatch(cursor) {
       list.querySelector("li.more")?.remove();
       list.append(...page.matches.map(matchCard));
     } else {
-      fill(list, page.matches, matchCard, "No open needs.");
+      fill(list, page.matches, matchCard, t("empty.needs"));
     }
     if (page.next_cursor) {
       const shown = list.querySelectorAll("li:not(.more)").length;
       list.append(el("li", { class: "more" },
-        button("Show more (" + shown + " of " + page.needs_total + " needs)", () => refreshMatch(page.next_cursor))));
+        button(t("match.show_more", { shown: num(shown), total: num(page.needs_total) }), () => refreshMatch(page.next_cursor))));
     }
   } catch (e) {
-    list.replaceChildren(el("li", { class: "empty" }, "cannot load matches: " + e.message));
+    list.replaceChildren(el("li", { class: "empty" }, t("match.error", { error: e.message })));
   }
 }
 
 function personCard(p) {
   const last = p.latest
-    ? p.latest.outcome + (p.latest.detail ? " (" + p.latest.detail + ")" : "") + ", " + ago(p.latest.at)
-    : "never visited";
+    ? tn("outcome", p.latest.outcome) + (p.latest.detail ? " (" + p.latest.detail + ")" : "") + ", " + ago(p.latest.at)
+    : t("person.never");
   const check = (outcome, detail) => async () => {
     const by = $("#checked-by").value.trim();
     try {
@@ -542,23 +601,25 @@ function personCard(p) {
     refreshPeople();
   };
   const help = async () => {
-    const what = prompt("What help does " + p.name + " need?");
+    const what = prompt(t("person.ask_help", { name: p.name }));
     if (what && what.trim()) await check("needs-help", what.trim())();
   };
   const moved = async () => {
-    const where = prompt("Where is " + p.name + " now?");
+    const where = prompt(t("person.ask_where", { name: p.name }));
     if (where && where.trim()) await check("moved", where.trim())();
   };
   return el("li", { "data-id": p.id },
-    el("span", { class: "badge w-" + p.standing }, p.standing.replace("-", " ")),
-    el("h2", {}, p.name),
-    el("p", {}, "Where: " + p.place.label),
-    p.risks.length ? el("p", {}, "At risk: " + p.risks.join(", ")) : null,
-    el("p", { class: "sharing" }, p.share_with_responders ? "Shared with responders" : "Not shared with responders"),
-    el("p", {}, "Last check: " + last + (p.latest && p.latest.by ? " by " + p.latest.by : "")),
+    el("span", { class: "badge w-" + p.standing }, tn("standing", p.standing)),
+    el("h2", { dir: "auto" }, p.name),
+    el("p", { dir: "auto" }, t("person.where", { place: p.place.label })),
+    p.risks.length ? el("p", { dir: "auto" }, t("person.at_risk", { risks: p.risks.join(", ") })) : null,
+    el("p", { class: "sharing" }, t(p.share_with_responders ? "person.shared" : "person.not_shared")),
+    el("p", { dir: "auto" }, p.latest && p.latest.by ? t("person.last_by", { last, by: p.latest.by })
+      : t("person.last", { last })),
     el("div", { class: "actions" },
-      button("Safe", check("safe")), button("No answer", check("no-answer")),
-      button("Not at home", check("not-home")), button("Needs help…", help), button("Moved…", moved)));
+      button(t("person.safe"), check("safe")), button(t("person.no_answer"), check("no-answer")),
+      button(t("person.not_home"), check("not-home")), button(t("person.needs_help"), help),
+      button(t("person.moved"), moved)));
 }
 
 async function refreshPeople() {
@@ -568,11 +629,13 @@ async function refreshPeople() {
     form.hidden = true;
     $("#person-form").hidden = false;
     $("#by-label").hidden = false;
-    fill($("#people"), r.people, personCard, "Nobody registered for welfare checks.");
+    $("#print-round-box").hidden = false;
+    fill($("#people"), r.people, personCard, t("people.empty"));
   } catch (e) {
     $("#people").replaceChildren();
     $("#person-form").hidden = true;
     $("#by-label").hidden = true;
+    $("#print-round-box").hidden = true;
     form.hidden = false;
     $("#pin-why").textContent = e.message;
   }
@@ -597,7 +660,7 @@ $("#person-form").addEventListener("submit", async (ev) => {
   try {
     await api("/people", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     out.className = "";
-    out.textContent = "Added. Every hub's volunteers will see when a visit is due.";
+    out.textContent = t("person.added");
     ev.target.reset();
     refreshPeople();
   } catch (e) {
@@ -643,14 +706,57 @@ $("#post-form").addEventListener("submit", async (ev) => {
       body: JSON.stringify(body),
     });
     out.className = "";
-    out.textContent = "Posted (" + item.short_id + "). Every hub will see it.";
+    out.textContent = t("post.posted", { id: item.short_id });
     ev.target.reset();
+    localStorage.removeItem(DRAFT);
+    showChip();
     applyItem(item);
   } catch (e) {
     out.className = "err";
     out.textContent = e.message;
   }
 });
+
+// --- The desk (issue 13): one short form, the common categories one tap, and what was
+// typed kept in this browser until it is posted (a node restart or a reload mid-entry
+// loses nothing). ---
+const DRAFT = "post-draft";
+
+function saveDraft() {
+  const f = new FormData($("#post-form"));
+  localStorage.setItem(DRAFT, JSON.stringify(Object.fromEntries(f.entries())));
+}
+
+// Puts a saved draft back (once the category list is there to choose from).
+function restoreDraft() {
+  let d;
+  try { d = JSON.parse(localStorage.getItem(DRAFT) || "null"); } catch (e) { d = null; }
+  if (!d) return;
+  const form = $("#post-form");
+  for (const [k, v] of Object.entries(d)) {
+    const fields = form.elements.namedItem(k);
+    if (!fields) continue;
+    if (fields instanceof RadioNodeList) {
+      for (const r of fields) r.checked = r.value === v;
+    } else {
+      fields.value = v;
+    }
+  }
+  showChip();
+}
+
+// The chip of the chosen category shows as pressed.
+function showChip() {
+  for (const b of document.querySelectorAll("#quick-cat button")) {
+    b.setAttribute("aria-pressed", String(b.dataset.cat === $("#category").value));
+  }
+}
+
+$("#post-form").addEventListener("input", saveDraft);
+$("#post-form").addEventListener("change", () => { saveDraft(); showChip(); });
+for (const b of document.querySelectorAll("#quick-cat button")) {
+  b.addEventListener("click", () => { $("#category").value = b.dataset.cat; showChip(); saveDraft(); });
+}
 
 // Work that may wait a moment and is done once for a burst of events.
 const later = new Map();
@@ -673,10 +779,16 @@ function onStream(ev) {
   if (!$("#tab-match").hidden && ["need", "offer", "status", "redaction"].includes(d.kind)) soon(refreshMatch);
 }
 
-setupWho();
-setupFilters();
-// The stream first, then the board: an event stored meanwhile is then either in the
-// board's answer or drawn from the stream, never missed.
+// A new language redraws everything drawn from the node's answers.
+$("#lang").addEventListener("change", async (ev) => {
+  localStorage.setItem("lang", ev.target.value);
+  await setLang(ev.target.value);
+  board.etag = null;
+  await refresh();
+  if (!$("#tab-people").hidden) refreshPeople();
+  if (!$("#tab-match").hidden) refreshMatch();
+});
+
 let streamOpened = false;
 function openStream() {
   const stream = new EventSource(REQUESTS.stream);
@@ -693,8 +805,17 @@ function openStream() {
     if (stream.readyState === EventSource.CLOSED) setTimeout(openStream, REQUESTS.stream_retry_ms);
   });
 }
-openStream();
-refresh();
+// The catalogue before anything is drawn; then the stream, then the board: an event
+// stored meanwhile is then either in the board's answer or drawn from the stream, never
+// missed.
+async function start() {
+  await setLang(chooseLang()).catch(() => setLang("en")).catch(() => {});
+  setupWho();
+  setupFilters();
+  openStream();
+  refresh();
+}
+start();
 // The safety refresh, every 30 s from a random first moment: pages opened together (or
 // reconnected after the hub computer restarted) do not all ask at once.
 setTimeout(() => {
