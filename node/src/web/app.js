@@ -517,7 +517,7 @@ function redraw(id) {
 function inReadersLanguage(a) {
   const texts = a.official && a.official.languages;
   if (!texts || !texts.length) return a;
-  const want = (navigator.language || "").toLowerCase();
+  const want = (lang || navigator.language || "").toLowerCase();
   const primary = (t) => (t || "").toLowerCase().split("-")[0];
   const t = texts.find((x) => (x.language || "").toLowerCase() === want) ||
     texts.find((x) => primary(x.language) === primary(want)) || texts[0];
@@ -838,10 +838,10 @@ $("#bundle-form").addEventListener("submit", async (ev) => {
   const file = new FormData(ev.target).get("file");
   const out = $("#bundle-result");
   out.className = "";
-  out.textContent = "Importing…";
+  out.textContent = t("usb.importing");
   try {
     const r = await uploadFile("/bundle", "application/octet-stream", file);
-    out.textContent = `${r.new} new, ${r.known} already known, ${r.refused} refused.`;
+    out.textContent = t("usb.result", { new: r.new, known: r.known, refused: r.refused });
     refresh();
   } catch (e) {
     out.className = "err";
@@ -858,7 +858,7 @@ $("#cap-form").addEventListener("submit", async (ev) => {
   try {
     const r = await uploadFile("/alerts/import", "application/xml", file);
     const n = r.posted.length;
-    out.textContent = n ? `Posted ${n} official alert${n === 1 ? "" : "s"}.` : "Already posted from an earlier import.";
+    out.textContent = n ? t("cap.posted", { n }) : t("cap.already");
     refresh();
   } catch (e) {
     out.className = "err";
