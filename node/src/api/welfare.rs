@@ -426,6 +426,23 @@ pub async fn check_in(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
+/// Refuses (403 `not_author`) unless this hub registered `person`: only that hub may
+/// `act` on their record; the message names the hub to ask.
+fn registered_here(st: &AppState, person: &PersonView, act: &str) -> Result<(), ApiError> {
+    if person.author == st.engine.identity().author() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "not_author",
+        format!(
+            "{} was registered by hub {}; only that hub {act} (ask its coordinator)",
+            person.person.name,
+            person.author.short()
+        ),
+    ))
+}
+
 /// `POST /api/v1/people/{id}/sharing` with `{"share": true|false}`: records whether the
 /// person agrees to be shared with responders (the PFIF export). Only the hub that
 /// registered them can (validation refuses anyone else's answer).
@@ -438,17 +455,11 @@ pub async fn sharing(
     let Path(id) = id?;
     let Json(input) = input?;
     let person = resolve(&st, &id)?;
-    if person.author != st.engine.identity().author() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_author",
-            format!(
-                "{} was registered by hub {}; only that hub records whether they are shared with responders (ask its coordinator)",
-                person.person.name,
-                person.author.short()
-            ),
-        ));
-    }
+    registered_here(
+        &st,
+        &person,
+        "records whether they are shared with responders",
+    )?;
     let engine = st.engine.clone();
     let target = person.id;
     blocking(move || {
@@ -478,17 +489,7 @@ pub async fn forget(
     let Path(id) = id?;
     let Json(input) = input?;
     let person = resolve(&st, &id)?;
-    if person.author != st.engine.identity().author() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_author",
-            format!(
-                "{} was registered by hub {}; only that hub can forget them (ask its coordinator)",
-                person.person.name,
-                person.author.short()
-            ),
-        ));
-    }
+    registered_here(&st, &person, "can forget them")?;
     input.confirms(&person.id, &person.person.name)?;
     let engine = st.engine.clone();
     let target = person.id;
