@@ -503,6 +503,30 @@ pub fn try_post_need(agent: &ureq::Agent, base: &str, title: &str) -> Result<Str
         .ok_or_else(|| "no id".into())
 }
 
+/// Starts forgetting `people` (full ids) at the node whose API is `api`, half a second
+/// from now, one after the other, on a thread of its own; the thread answers how long
+/// each `forget` took, in milliseconds. The benches use it to run a compaction while
+/// they measure something else.
+pub fn forget_in_background(api: &str, people: Vec<String>) -> std::thread::JoinHandle<Vec<f64>> {
+    let api = api.to_string();
+    std::thread::spawn(move || {
+        let agent = http();
+        std::thread::sleep(Duration::from_millis(500));
+        people
+            .iter()
+            .map(|id| {
+                let t = Instant::now();
+                let r = agent
+                    .post(format!("{api}/api/v1/people/{id}/forget"))
+                    .send_json(json!({ "confirm": id }))
+                    .expect("forget");
+                assert!(r.status().is_success(), "forget refused: {}", r.status());
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect()
+    })
+}
+
 /// An HTTP client with the harness's timeouts.
 pub fn http() -> ureq::Agent {
     agent()

@@ -790,25 +790,8 @@ fn through_compaction(events: &[Vec<u8>]) -> ThroughCompaction {
     watch(0, c.api_url().to_string(), seen.clone());
     std::thread::sleep(Duration::from_secs(3)); // gossipsub meshes (700 ms heartbeats)
     let run = |tag: &str, forget: bool| -> (Latency, Vec<f64>) {
-        let forgetter = forget.then(|| {
-            let (api, people) = (a.api_url().to_string(), people.clone());
-            std::thread::spawn(move || {
-                let agent = aidmesh_tests::http();
-                std::thread::sleep(Duration::from_millis(500));
-                people
-                    .iter()
-                    .map(|id| {
-                        let t = Instant::now();
-                        let r = agent
-                            .post(format!("{api}/api/v1/people/{id}/forget"))
-                            .send_json(json!({ "confirm": id }))
-                            .expect("forget");
-                        assert!(r.status().is_success(), "forget refused: {}", r.status());
-                        t.elapsed().as_secs_f64() * 1e3
-                    })
-                    .collect::<Vec<f64>>()
-            })
-        });
+        let forgetter =
+            forget.then(|| aidmesh_tests::forget_in_background(a.api_url(), people.clone()));
         let mut sent = Vec::new();
         let t = Instant::now();
         for k in 0..160u32 {
