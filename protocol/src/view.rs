@@ -41,8 +41,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::body::{
     Alert, Body, BodyKind, CheckIn, HubAnnounced, OfficialAlert, Outcome, PersonRegistered, Place,
-    Post, Status, StatusChange,
+    Post, Status, StatusChange, Urgency,
 };
+use crate::category::Category;
 use crate::event::{Event, EventId};
 use crate::identity::AuthorId;
 use crate::time::Timestamp;
@@ -312,44 +313,116 @@ impl<T: Clone> Filed<T> {
     }
 }
 
-/// A need or offer as the view keeps it: its post encoded (postcard), which is about a
-/// third of the decoded [`Post`] with its five heap strings, plus the fields the view
-/// reads itself. Decoded again only when an answer shows it ([`View::item`]).
+/// A need or offer as the view keeps it: the index an answer filters and sorts on,
+/// about 40 bytes, never the post itself. The post is read back from the view's
+/// [`PostSource`] (the node's store) when an answer shows the item, or, in a view
+/// without one, from the encoded copy in [`View::kept`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PostRecord {
     kind: BodyKind,
-    author: AuthorId,
+    category: Category,
+    urgency: Urgency,
+    /// Index into [`Authors`]: a few dozen authors write most posts.
+    author: u32,
     at: Timestamp,
-    related: Option<EventId>,
-    body: Box<[u8]>,
+    expires_ms: Option<u64>,
+    /// Boxed: most posts have none, and 8 bytes beat 33.
+    related: Option<Box<EventId>>,
 }
 
 impl PostRecord {
-    fn new(e: &Event, kind: BodyKind, post: &Post) -> Self {
-        PostRecord {
-            kind,
-            author: e.author(),
-            at: e.timestamp(),
-            related: post.related,
-            // Encoding a decoded post cannot fail (no maps, no unsized types); an
-            // empty body would only make `post` say None, hiding the item.
-            body: postcard::to_stdvec(post).unwrap_or_default().into(),
-        }
-    }
-
-    /// The post, decoded from its own encoding.
-    fn post(&self) -> Option<Post> {
-        postcard::from_bytes(&self.body).ok()
+    fn related(&self) -> Option<EventId> {
+        self.related.as_deref().copied()
     }
 }
 
+/// Where a view reads a need or offer's post back when it shows the item: the node
+/// implements it over its store, tests over a map. With one set
+/// ([`View::with_source`]) the view keeps no post in memory.
+pub trait PostSource: Send + Sync {
+    /// The post of the need or offer `id`, or `None` if it is not held (or cannot be
+    /// read: the item is then left out of the answer).
+    fn post(&self, id: &EventId) -> Option<Post>;
+}
+
+/// The view's post source, if any. Not part of what a view *is*: two views of the
+/// same events are equal whether or not they read their posts from a source.
+#[derive(Clone, Default)]
+struct Source(Option<std::sync::Arc<dyn PostSource>>);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Source(set)"
+        } else {
+            "Source(none)"
+        })
+    }
+}
+
+/// Distinct authors of posts, each stored once; records hold an index.
+#[derive(Debug, Clone, Default)]
+struct Authors {
+    list: Vec<AuthorId>,
+    index: BTreeMap<AuthorId, u32>,
+}
+
+impl Authors {
+    fn intern(&mut self, a: AuthorId) -> u32 {
+        if let Some(i) = self.index.get(&a) {
+            return *i;
+        }
+        // More than 4 billion distinct authors cannot be held in memory anyway.
+        let i = u32::try_from(self.list.len()).unwrap_or(u32::MAX);
+        self.list.push(a);
+        self.index.insert(a, i);
+        i
+    }
+
+    fn get(&self, i: u32) -> AuthorId {
+        // Every index in a record came from `intern` on this same table.
+        self.list
+            .get(i as usize)
+            .copied()
+            .unwrap_or(AuthorId([0; 32]))
+    }
+}
+
+/// The fields of a need or offer an answer filters and sorts on, folded at a time,
+/// without its post (see [`View::heads`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemHead {
+    /// The posting event.
+    pub id: EventId,
+    /// [`BodyKind::Need`] or [`BodyKind::Offer`].
+    pub kind: BodyKind,
+    /// Who posted it.
+    pub author: AuthorId,
+    /// When it was posted.
+    pub created: Timestamp,
+    /// Its category.
+    pub category: Category,
+    /// Its urgency.
+    pub urgency: Urgency,
+    /// Current state.
+    pub state: ItemState,
+    /// Past its `expires_ms` at the time asked, while still active.
+    pub expired: bool,
+}
+
 /// The set of understood events, filed by what they are about.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct View {
     /// Status changes and redactions by id (their author and kind, for
     /// [`TargetLookup`]); every other kind is found in its own map.
     others: BTreeMap<EventId, TargetInfo>,
     posts: BTreeMap<EventId, PostRecord>,
+    /// Authors of `posts`.
+    authors: Authors,
+    /// Posts encoded (postcard), in a view without a [`PostSource`] only.
+    kept: BTreeMap<EventId, Box<[u8]>>,
+    /// Where posts are read back from, if set.
+    source: Source,
     changes: BTreeMap<EventId, BTreeMap<Key, (Status, String)>>,
     people: BTreeMap<EventId, Filed<PersonRegistered>>,
     checkins: BTreeMap<EventId, BTreeMap<Key, CheckIn>>,
@@ -372,6 +445,44 @@ impl View {
     /// An empty view.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty view that keeps no post in memory and reads each from `source` when
+    /// an answer shows it. Answers are the same as a view without one, as long as
+    /// `source` gives back the post of every need and offer filed.
+    pub fn with_source(source: std::sync::Arc<dyn PostSource>) -> Self {
+        View {
+            source: Source(Some(source)),
+            ..View::default()
+        }
+    }
+
+    /// The post of need or offer `id`: from the source, else from the kept copy.
+    fn post_of(&self, id: &EventId) -> Option<Post> {
+        match &self.source.0 {
+            Some(src) => src.post(id),
+            None => postcard::from_bytes(self.kept.get(id)?).ok(),
+        }
+    }
+
+    fn file_post(&mut self, e: &Event, kind: BodyKind, post: &Post) {
+        let id = e.id();
+        let record = PostRecord {
+            kind,
+            category: post.category,
+            urgency: post.urgency,
+            author: self.authors.intern(e.author()),
+            at: e.timestamp(),
+            expires_ms: post.expires_ms,
+            related: post.related.map(Box::new),
+        };
+        self.posts.insert(id, record);
+        if self.source.0.is_none() {
+            // Encoding a decoded post cannot fail (no maps, no unsized types); an
+            // empty body would only make `post_of` say None, hiding the item.
+            let bytes = postcard::to_stdvec(post).unwrap_or_default();
+            self.kept.insert(id, bytes.into());
+        }
     }
 
     /// Notes when this node stored event `id` (ms), for an event whose own stamp
@@ -403,13 +514,8 @@ impl View {
             );
         }
         match body {
-            Body::Need(p) => {
-                self.posts.insert(id, PostRecord::new(e, BodyKind::Need, p));
-            }
-            Body::Offer(p) => {
-                self.posts
-                    .insert(id, PostRecord::new(e, BodyKind::Offer, p));
-            }
+            Body::Need(p) => self.file_post(e, BodyKind::Need, p),
+            Body::Offer(p) => self.file_post(e, BodyKind::Offer, p),
             Body::Status(s) => {
                 self.changes
                     .entry(s.target)
@@ -519,11 +625,41 @@ impl View {
 
     /// One need or offer, folded at `now_ms`.
     pub fn item(&self, id: &EventId, now_ms: u64) -> Option<Item> {
+        let (head, holder, history) = self.fold(id, now_ms)?;
+        let post = self.post_of(id)?;
+        Some(Item {
+            id: head.id,
+            kind: head.kind,
+            author: head.author,
+            created: head.created,
+            post,
+            state: head.state,
+            holder,
+            expired: head.expired,
+            history,
+            arrived: self.arrived.get(id).copied(),
+        })
+    }
+
+    /// Every need and offer that is not redacted, folded at `now_ms`, in id order,
+    /// without their posts: what a list filters and sorts on before it reads the
+    /// posts of the items it shows ([`View::item`]). The same items as
+    /// [`View::items`], with the same state, expiry, kind, category and urgency.
+    pub fn heads(&self, now_ms: u64) -> Vec<ItemHead> {
+        self.posts
+            .keys()
+            .filter_map(|id| Some(self.fold(id, now_ms)?.0))
+            .collect()
+    }
+
+    /// Folds the status changes of need or offer `id` at `now_ms` (see the module
+    /// doc): its head, holder and history, or `None` when it is not shown.
+    fn fold(&self, id: &EventId, now_ms: u64) -> Option<(ItemHead, Option<AuthorId>, Vec<Change>)> {
         let p = self.posts.get(id)?;
-        if self.post_hidden(id, &p.author, p.related) {
+        let author = self.authors.get(p.author);
+        if self.post_hidden(id, &author, p.related()) {
             return None;
         }
-        let post = p.post()?;
         let mut state = ItemState::Open;
         let mut holder = None;
         let mut history = Vec::new();
@@ -535,11 +671,11 @@ impl View {
             .filter(|((_, author, cid), _)| !self.redacted_by(cid, author))
             .map(|(k, v)| (*k, v.clone()))
             .collect();
-        if let Some(close) = p.related.and_then(|r| self.later_check(&r)) {
+        if let Some(close) = p.related().and_then(|r| self.later_check(&r)) {
             changes.insert(close.0, close.1);
         }
-        for ((at, author, cid), (status, note)) in &changes {
-            let by_author = *author == p.author;
+        for ((at, by, cid), (status, note)) in &changes {
+            let by_author = *by == author;
             let next = match (state, status) {
                 (ItemState::Open, Status::Claimed) => Some(ItemState::Claimed),
                 (ItemState::Open | ItemState::Claimed, Status::InProgress) => {
@@ -562,34 +698,33 @@ impl View {
             };
             if let Some(next) = next {
                 holder = match next {
-                    ItemState::Claimed => Some(*author),
-                    ItemState::InProgress => holder.or(Some(*author)),
+                    ItemState::Claimed => Some(*by),
+                    ItemState::InProgress => holder.or(Some(*by)),
                     _ => None,
                 };
                 state = next;
             }
             history.push(Change {
                 id: *cid,
-                author: *author,
+                author: *by,
                 at: *at,
                 status: *status,
                 note: note.clone(),
                 applied: next.is_some(),
             });
         }
-        let expired = state.is_active() && post.expires_ms.is_some_and(|exp| now_ms > exp);
-        Some(Item {
+        let expired = state.is_active() && p.expires_ms.is_some_and(|exp| now_ms > exp);
+        let head = ItemHead {
             id: *id,
             kind: p.kind,
-            author: p.author,
+            author,
             created: p.at,
-            post,
+            category: p.category,
+            urgency: p.urgency,
             state,
-            holder,
             expired,
-            history,
-            arrived: self.arrived.get(id).copied(),
-        })
+        };
+        Some((head, holder, history))
     }
 
     /// The check-in that closes a need raised by check-in `raised`: the first visible
@@ -771,7 +906,7 @@ impl View {
             }
         }
         for (id, p) in &self.posts {
-            if p.related.is_some_and(|r| self.checkin_id_hidden(&r)) {
+            if p.related().is_some_and(|r| self.checkin_id_hidden(&r)) {
                 out.insert(*id);
             }
         }
@@ -810,13 +945,50 @@ impl View {
             out.extend(answers.map(|((_, _, sid), _)| *sid));
         }
         for (id, p) in &self.posts {
-            if p.related.is_some_and(|r| out.contains(&r)) {
+            if p.related().is_some_and(|r| out.contains(&r)) {
                 out.insert(*id);
             }
         }
         out
     }
 }
+
+/// Two views are equal when they file the same events: the same index and posts,
+/// whatever order authors were first seen in and wherever the posts are read from.
+impl PartialEq for View {
+    fn eq(&self, other: &Self) -> bool {
+        let posts = |v: &View| -> Vec<_> {
+            v.posts
+                .iter()
+                .map(|(id, p)| {
+                    let r = (
+                        p.kind,
+                        p.category,
+                        p.urgency,
+                        p.at,
+                        p.expires_ms,
+                        p.related(),
+                    );
+                    (*id, v.authors.get(p.author), r, v.post_of(id))
+                })
+                .collect()
+        };
+        self.others == other.others
+            && self.changes == other.changes
+            && self.people == other.people
+            && self.checkins == other.checkins
+            && self.hubs == other.hubs
+            && self.alerts == other.alerts
+            && self.official == other.official
+            && self.redactions == other.redactions
+            && self.checkin_of == other.checkin_of
+            && self.sharing == other.sharing
+            && self.arrived == other.arrived
+            && posts(self) == posts(other)
+    }
+}
+
+impl Eq for View {}
 
 impl TargetLookup for View {
     fn target(&self, id: &EventId) -> Option<TargetInfo> {
@@ -825,7 +997,7 @@ impl TargetLookup for View {
             kind: kind.code(),
         };
         if let Some(p) = self.posts.get(id) {
-            return Some(info(p.author, p.kind));
+            return Some(info(self.authors.get(p.author), p.kind));
         }
         if let Some((_, author)) = self.checkin_of.get(id) {
             return Some(info(*author, BodyKind::CheckIn));

@@ -784,3 +784,80 @@ fn every_filed_kind_is_found_as_a_target_with_its_author_and_kind() {
     assert_eq!(v.target(&EventId([9; 32])), None);
     assert!(View::new().is_empty());
 }
+
+/// The posts of a set of events, by id: what the node's store gives a view.
+struct MapSource(BTreeMap<EventId, Post>);
+
+impl PostSource for MapSource {
+    fn post(&self, id: &EventId) -> Option<Post> {
+        self.0.get(id).cloned()
+    }
+}
+
+fn sourced(events: &[(Event, Body)]) -> View {
+    let posts = events
+        .iter()
+        .filter_map(|(e, b)| match b {
+            Body::Need(p) | Body::Offer(p) => Some((e.id(), p.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut v = View::with_source(std::sync::Arc::new(MapSource(posts)));
+    for (e, b) in events {
+        v.insert(e, b);
+    }
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn a_view_reading_posts_from_a_source_answers_exactly_as_one_keeping_them(
+        ops in proptest::collection::vec(op(), 1..60),
+        seed in 1u64..u64::MAX,
+    ) {
+        let events = materialise(&ops);
+        let kept = view(&events);
+        let mut shuffled = events.clone();
+        shuffle(&mut shuffled, seed);
+        let read = sourced(&shuffled);
+        prop_assert!(read.kept.is_empty(), "a view with a source keeps no post");
+        prop_assert_eq!(&kept, &read);
+        prop_assert_eq!(answers(&kept), answers(&read));
+    }
+
+    #[test]
+    fn heads_are_the_items_without_their_posts(ops in proptest::collection::vec(op(), 1..60)) {
+        let v = view(&materialise(&ops));
+        for now in [0, NOW] {
+            let from_items: Vec<ItemHead> = v
+                .items(now)
+                .into_iter()
+                .map(|i| ItemHead {
+                    id: i.id,
+                    kind: i.kind,
+                    author: i.author,
+                    created: i.created,
+                    category: i.post.category,
+                    urgency: i.post.urgency,
+                    state: i.state,
+                    expired: i.expired,
+                })
+                .collect();
+            prop_assert_eq!(v.heads(now), from_items);
+        }
+    }
+}
+
+#[test]
+fn a_post_its_source_cannot_give_is_left_out_not_shown_empty() {
+    let p = &people()[0];
+    let (e, b) = ev(p, NOW, Body::Need(post("water")));
+    let mut v = View::with_source(std::sync::Arc::new(MapSource(BTreeMap::new())));
+    v.insert(&e, &b);
+    assert!(v.item(&e.id(), NOW).is_none());
+    assert!(v.items(NOW).is_empty());
+    // Its index stays: rights and targets do not depend on reading the post.
+    assert_eq!(v.target(&e.id()).map(|t| t.author), Some(e.author()));
+}
