@@ -21,6 +21,7 @@ use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome, Post, Urgency};
 use aidmesh_protocol::quota::{admit_unknown, Admit};
 use aidmesh_protocol::sync::SyncSet;
 use aidmesh_protocol::validate::{validate, Rules, Verified};
+use aidmesh_protocol::view::PostSource;
 use aidmesh_protocol::{
     AuthorId, Body, Category, Clock, ClockReading, ClockStatus, Event, EventId, Identity,
     MeshClock, TimeSource, Timestamp, ValidationError, View,
@@ -232,7 +233,7 @@ fn sleep_until(flags: &(Mutex<CompactFlags>, Condvar), deadline: Instant) -> boo
 /// Rebuilds the view from the store without holding the engine lock for the long
 /// part: events stored meanwhile are logged by `ingest` and filed into the new view
 /// (filing is idempotent and order-free, so one seen twice is harmless).
-fn rebuild_view(store: &Store, state: &Mutex<State>) -> Result<(), StoreError> {
+fn rebuild_view(store: &Arc<Store>, state: &Mutex<State>) -> Result<(), StoreError> {
     let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
     lock().rebuild_log = Some(Vec::new());
     let loaded = load_view(store);
@@ -252,7 +253,7 @@ fn rebuild_view(store: &Store, state: &Mutex<State>) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn compact_loop(store: &Store, state: &Mutex<State>, flags: &(Mutex<CompactFlags>, Condvar)) {
+fn compact_loop(store: &Arc<Store>, state: &Mutex<State>, flags: &(Mutex<CompactFlags>, Condvar)) {
     let (m, cv) = flags;
     loop {
         {
@@ -306,11 +307,33 @@ fn compact_loop(store: &Store, state: &Mutex<State>, flags: &(Mutex<CompactFlags
 /// events (gossip has anti-entropy behind it, pages reload).
 const CHANNEL: usize = 1024;
 
+/// The view's [`PostSource`]: a need or offer's post read back from the store when an
+/// answer shows it, so the view keeps only its index in memory (issue 14).
+struct StoredPosts(Arc<Store>);
+
+impl PostSource for StoredPosts {
+    fn post(&self, id: &EventId) -> Option<Post> {
+        let bytes = match self.0.get(id) {
+            Ok(Some(bytes)) => bytes,
+            // Erased since it was filed: the view is rebuilt after every erasure.
+            Ok(None) => return None,
+            Err(e) => {
+                warn!(error = %e, id = %id.short(), "could not read a post from the store; it is left out of this answer");
+                return None;
+            }
+        };
+        match Event::decode(&bytes).ok()?.body() {
+            Ok(Some(Body::Need(p) | Body::Offer(p))) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 /// Builds the view from every stored event, indexes those of unknown kinds, and finds
 /// the newest timestamp held. No signature is re-checked: events were validated
-/// before they were stored.
-fn load_view(store: &Store) -> Result<(View, Unknown, Timestamp, usize), StoreError> {
-    let mut view = View::new();
+/// before they were stored. The view reads posts back from `store`.
+fn load_view(store: &Arc<Store>) -> Result<(View, Unknown, Timestamp, usize), StoreError> {
+    let mut view = View::with_source(Arc::new(StoredPosts(store.clone())));
     let mut held = 0;
     let mut unknown = Unknown::new();
     let mut newest = Timestamp::default();
@@ -348,6 +371,7 @@ impl Engine {
         community: String,
         clock_offset_ms: i64,
     ) -> Result<Engine, StoreError> {
+        let store = Arc::new(store);
         let (view, unknown, newest, held) = load_view(&store)?;
         // Events are written without a transaction (see `Store::insert_new`): after
         // an unclean stop the time index may need a repair.
@@ -365,7 +389,6 @@ impl Engine {
                 "this computer's clock is before this program was built; using the build time until a peer tells the time. Set the clock if you can"
             );
         }
-        let store = Arc::new(store);
         let state = Arc::new(Mutex::new(State {
             view,
             unknown,

@@ -4,7 +4,7 @@
 
 use aidmesh_protocol::body::BodyKind;
 use aidmesh_protocol::body::Status;
-use aidmesh_protocol::view::{Item, ItemState};
+use aidmesh_protocol::view::{Item, ItemHead, ItemState};
 use aidmesh_protocol::{Body, EventId};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 use super::names::HubNames;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::input::{
-    AlertInput, AlertStatusInput, HubInput, ListKey, ListQuery, ListStatus, PostInput, StatusInput,
+    AlertInput, AlertStatusInput, HubInput, ListKey, ListPage, ListQuery, ListStatus, PostInput,
+    StatusInput,
 };
 
 pub(super) async fn categories() -> Response {
@@ -94,49 +95,75 @@ pub(super) fn list_value(
     let hub = q.hub()?;
     let page = q.page()?;
     let now = st.engine.now_ms();
-    let (mut items, names): (Vec<Item>, HubNames) =
-        st.engine.with_view(|v| (v.items(now), HubNames::of(v)));
-    items.retain(|i| kind.is_none_or(|k| i.kind == k));
-    items.retain(|i| category.is_none_or(|c| i.post.category == c));
-    items.retain(|i| urgency.is_none_or(|u| i.post.urgency == u));
-    items.retain(|i| match status {
-        ListStatus::Active => i.state.is_active() && !i.expired,
-        ListStatus::All => true,
-        ListStatus::Expired => i.expired,
-        ListStatus::Is(s) => !i.expired && i.state.name() == s,
-    });
-    if let Some(hub) = &hub {
-        items.retain(|i| {
-            i.author.short() == *hub
-                || names
-                    .author(&i.author)
-                    .is_some_and(|n| n.to_lowercase() == *hub)
+    // Filter and sort on the view's index; read posts (from the store) only for the
+    // items a word search must look into and the items shown.
+    let (shown, total, next, names) = st.engine.with_view(|v| {
+        let names = HubNames::of(v);
+        let mut heads = v.heads(now);
+        heads.retain(|h| kind.is_none_or(|k| h.kind == k));
+        heads.retain(|h| category.is_none_or(|c| h.category == c));
+        heads.retain(|h| urgency.is_none_or(|u| h.urgency == u));
+        heads.retain(|h| match status {
+            ListStatus::Active => h.state.is_active() && !h.expired,
+            ListStatus::All => true,
+            ListStatus::Expired => h.expired,
+            ListStatus::Is(s) => !h.expired && h.state.name() == s,
         });
-    }
-    if !words.is_empty() {
-        items.retain(|i| matches_words(&i.post, &words));
-    }
-    // Most urgent first, then newest; the id settles ties so that pages never overlap.
-    let key = |i: &Item| ListKey::new(i.post.urgency, i.created.0, i.id);
-    items.sort_by_key(key);
+        if let Some(hub) = &hub {
+            heads.retain(|h| {
+                h.author.short() == *hub
+                    || names
+                        .author(&h.author)
+                        .is_some_and(|n| n.to_lowercase() == *hub)
+            });
+        }
+        // Most urgent first, then newest; the id settles ties so that pages never
+        // overlap.
+        let key = |h: &ItemHead| ListKey::new(h.urgency, h.created.0, h.id);
+        heads.sort_by_key(key);
+        if !words.is_empty() {
+            let found: Vec<Item> = heads
+                .iter()
+                .filter_map(|h| v.item(&h.id, now))
+                .filter(|i| matches_words(&i.post, &words))
+                .collect();
+            let (shown, total, next) = one_page(&found, page, |i| {
+                ListKey::new(i.post.urgency, i.created.0, i.id)
+            });
+            return (shown.to_vec(), total, next, names);
+        }
+        let (shown, total, next) = one_page(&heads, page, key);
+        let shown = shown.iter().filter_map(|h| v.item(&h.id, now)).collect();
+        (shown, total, next, names)
+    });
+    let out: Vec<Value> = shown.iter().map(|i| named_item_json(i, &names)).collect();
     let Some(page) = page else {
-        let out: Vec<Value> = items.iter().map(|i| named_item_json(i, &names)).collect();
         return Ok(json!({ "items": out }));
     };
-    // A page: the items after the cursor, the filtered total, and where the next starts.
-    let total = items.len();
-    let start = page
-        .after
-        .map_or(0, |after| items.partition_point(|i| key(i) <= after));
-    let rest = &items[start..];
-    let shown = &rest[..rest.len().min(page.limit)];
-    let next = (rest.len() > shown.len())
-        .then(|| shown.last().map(|i| key(i).to_string()))
-        .flatten();
-    let out: Vec<Value> = shown.iter().map(|i| named_item_json(i, &names)).collect();
     Ok(json!({
         "items": out, "total": total, "limit": page.limit, "next_cursor": next,
     }))
+}
+
+/// The rows of one page of a sorted list (all of them without a page), the list's
+/// length and the cursor of the next page: the rows after the cursor, up to the limit.
+fn one_page<T>(
+    rows: &[T],
+    page: Option<ListPage>,
+    key: impl Fn(&T) -> ListKey,
+) -> (&[T], usize, Option<String>) {
+    let Some(page) = page else {
+        return (rows, rows.len(), None);
+    };
+    let start = page
+        .after
+        .map_or(0, |after| rows.partition_point(|r| key(r) <= after));
+    let rest = &rows[start..];
+    let shown = &rest[..rest.len().min(page.limit)];
+    let next = (rest.len() > shown.len())
+        .then(|| shown.last().map(|r| key(r).to_string()))
+        .flatten();
+    (shown, rows.len(), next)
 }
 
 /// Whether every search word appears in the title, details, place, contact or unit.
