@@ -376,6 +376,11 @@ impl Engine {
         // Events are written without a transaction (see `Store::insert_new`): after
         // an unclean stop the time index may need a repair.
         store.repair_time_index(held)?;
+        // Reading every stored event left sled holding each page it read; a reopen
+        // hands them back (the view reads posts from the store from now on).
+        if let Err(e) = store.release_cache() {
+            warn!(error = %e, "could not reopen the database after reading it; it keeps its cache");
+        }
         // Decoding every stored event left the heap full of freed blocks.
         release_freed_memory();
         // `newest` may be ahead of our clock; `Clock::now` clamps it so local writes
@@ -1065,6 +1070,28 @@ mod tests {
         // A new local event is ordered after what was loaded.
         let e2 = eng.post(need()).unwrap();
         assert!(e2.timestamp() > e.timestamp());
+    }
+
+    #[test]
+    fn posts_are_read_back_from_the_store_after_a_start_and_a_reopened_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut posted = need();
+        if let Body::Need(p) = &mut posted {
+            p.details = "ring twice\nback door".into();
+            p.contact = "+33 6 00 00 00 00".into();
+        }
+        let e = engine(dir.path(), 1).post(posted.clone()).unwrap();
+        // The start read every event, then closed and reopened the database.
+        let eng = engine(dir.path(), 1);
+        let shown = eng.with_view(|v| v.item(&e.id(), 0)).expect("shown");
+        assert_eq!(Body::Need(shown.post), posted);
+        // Writes after the reopen land in the reopened database and are shown.
+        let e2 = eng.post(need()).unwrap();
+        assert_eq!(eng.with_view(|v| v.items(0).len()), 2);
+        eng.store().release_cache().unwrap();
+        assert!(eng.with_view(|v| v.item(&e2.id(), 0)).is_some());
+        drop(eng);
+        assert_eq!(engine(dir.path(), 1).len(), 2);
     }
 
     #[test]

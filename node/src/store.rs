@@ -756,6 +756,27 @@ impl Store {
             t.peers.insert(peer, v).map(|_| ())
         })
     }
+
+    /// Flushes, closes and reopens the database (added by the view work, issue 14).
+    /// sled keeps every page read since it was opened whatever `cache_capacity` says
+    /// (about 28 MB once a start has read all 100,000 events; 8 MB after a reopen), and
+    /// only closing hands that back. For the engine right after its start read every
+    /// event; about 0.2 s at 100,000 events. Waits for a running compaction.
+    pub fn release_cache(&self) -> Result<(), StoreError> {
+        let _one = self.compacting.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.trees.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(trees) = guard.take() {
+            // On an error the old handle is put back: nothing is lost, only not freed.
+            if let Err(e) = trees.db.flush() {
+                *guard = Some(trees);
+                return Err(self.io(e));
+            }
+        }
+        // The old handle is dropped above; `open_db` waits for its file lock. On an
+        // error the trees stay closed and the next `with` reopens them.
+        *guard = Some(Trees::open(&self.path).map_err(|e| self.io(e))?);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1176,13 +1176,13 @@ fn self_rss_kb() -> u64 {
 }
 
 /// Run in a child process on a stopped node's directory: how much resident memory
-/// each part of a node's state adds (store opened, engine with its view, sync set).
+/// each part of a node's state adds (store opened, engine with its view, sync set,
+/// digest, a board page read back from the store). A step may give memory back (the
+/// engine's start closes and reopens sled): deltas are signed.
 fn memory_probe(dir: &Path) {
     let mut parts = vec![("process", self_rss_kb())];
     let store = Store::open(&dir.join("db")).expect("open store");
     parts.push(("sled opened", self_rss_kb()));
-    let bytes: usize = store.events().map(|e| e.map_or(0, |b| b.len())).sum();
-    parts.push(("sled after reading every event", self_rss_kb()));
     let profile = aidmesh_node::node::load_profile(&store)
         .expect("profile")
         .expect("initialised");
@@ -1193,25 +1193,34 @@ fn memory_probe(dir: &Path) {
         0,
     )
     .expect("open engine");
-    parts.push(("engine with its view", self_rss_kb()));
+    parts.push((
+        "engine with its view (start read every event)",
+        self_rss_kb(),
+    ));
     let set = engine.sync_set().expect("sync set");
     parts.push(("sync set", self_rss_kb()));
     let digest = engine.digest().expect("digest");
     parts.push(("digest", self_rss_kb()));
+    // What a board page costs: 50 items' posts read back from the store.
+    let page: usize = engine.with_view(|v| {
+        let ids: Vec<_> = v.post_ids().take(50).copied().collect();
+        ids.iter().filter_map(|id| v.item(id, 0)).count()
+    });
+    parts.push(("a page of 50 items read back", self_rss_kb()));
     let mut prev = 0;
     let shown: Vec<String> = parts
         .iter()
         .map(|(what, kb)| {
-            let d = format!("{what} +{:.1} MB", mb(kb - prev.min(*kb)));
+            let d = *kb as f64 / 1024.0 - prev as f64 / 1024.0;
             prev = *kb;
-            d
+            format!("{what} {d:+.1} MB")
         })
         .collect();
     println!(
-        "{} (total {:.1} MB, {} events)",
+        "{} (total {:.1} MB, {} events, {page} items on the page)",
         shown.join(", "),
         mb(prev),
         engine.len()
     );
-    drop((set, digest, bytes));
+    drop((set, digest));
 }
