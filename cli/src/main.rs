@@ -554,6 +554,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    aidmesh_node::engine::limit_malloc_arenas();
     let cli = parse_args();
     let (dir, system) = match cli.data_dir.clone() {
         Some(d) => (d, false),

@@ -1180,6 +1180,8 @@ fn self_rss_kb() -> u64 {
 /// digest, a board page read back from the store). A step may give memory back (the
 /// engine's start closes and reopens sled): deltas are signed.
 fn memory_probe(dir: &Path) {
+    // As `aidmesh` does first thing.
+    aidmesh_node::engine::limit_malloc_arenas();
     let mut parts = vec![("process", self_rss_kb())];
     let store = Store::open(&dir.join("db")).expect("open store");
     parts.push(("sled opened", self_rss_kb()));
