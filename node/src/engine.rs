@@ -995,8 +995,9 @@ fn validate_all(batch: &[Vec<u8>], rules: &Rules) -> Vec<Result<Verified, Valida
 /// Caps glibc's malloc at two arenas. By default it gives each thread that meets
 /// contention an arena of its own (up to 8 per core), and the node's threads (runtime
 /// workers, network, sled, compactor, API) each keep freed blocks in theirs: at
-/// 100,000 events, 2 arenas hold the node about 16 MB smaller after a start (78 → 62 MB,
-/// `docs/benchmarks.md`). Call first thing in `main`, before any thread starts; a
+/// 100,000 events, with 2 arenas half the starts settle 15 MB smaller (76 → 61 MB; the
+/// other half do not gain, see `docs/benchmarks.md`). Call first thing in `main`,
+/// before any thread starts; a
 /// `MALLOC_ARENA_MAX` set in the environment wins.
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
