@@ -992,19 +992,20 @@ fn validate_all(batch: &[Vec<u8>], rules: &Rules) -> Vec<Result<Verified, Valida
 /// step that decoded the whole store (a start, a rebuild of the view). glibc keeps
 /// freed blocks for reuse, so without this the peak of that step would stay
 /// resident for good; on a 512 MB Raspberry Pi that is the difference that matters.
-/// Caps glibc's malloc at two arenas. By default it gives each thread that meets
+/// Caps glibc's malloc at one arena. By default it gives each thread that meets
 /// contention an arena of its own (up to 8 per core), and the node's threads (runtime
-/// workers, network, sled, compactor, API) each keep freed blocks in theirs: at
-/// 100,000 events, with 2 arenas half the starts settle 15 MB smaller (76 → 61 MB; the
-/// other half do not gain, see `docs/benchmarks.md`). Call first thing in `main`,
-/// before any thread starts; a
-/// `MALLOC_ARENA_MAX` set in the environment wins.
+/// workers, network, sled, compactor, API) each keep freed blocks in theirs. At 100,000
+/// events a node then settles at 76 MB after its start; with one arena at 60–61 MB in
+/// every start measured, with two in only half of them (`docs/benchmarks.md`). Small
+/// blocks still go through each thread's own cache (glibc's tcache) without the arena
+/// lock. Call first thing in `main`, before any thread starts; a `MALLOC_ARENA_MAX` set
+/// in the environment wins.
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // SAFETY: mallopt only sets an allocator parameter; any return value is fine.
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
 }
