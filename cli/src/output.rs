@@ -97,8 +97,7 @@ fn posted_ms(i: &Value) -> u64 {
 pub fn items(items: &[Value]) -> String {
     let now = now_ms();
     let mut t = table(&[
-        "id", "kind", "urgency", "status", "category", "qty", "title", "where", "posted",
-        "known",
+        "id", "kind", "urgency", "status", "category", "qty", "title", "where", "posted", "known",
     ]);
     for i in items {
         let qty = quantity(i).unwrap_or_default();
@@ -505,6 +504,57 @@ mod tests {
         assert_eq!(ago(now + 5 * 3_600_000, now), "in 5 h");
         assert_eq!(ago(now + 2 * 86_400_000 - 1000, now), "in 2 days");
         assert_eq!(ago(now - 86_400_000, now), "1 day ago");
+    }
+
+    #[test]
+    fn known_at_reads_as_the_issue_says() {
+        let now = 10_000_000_000;
+        let item = serde_json::json!({
+            "known": { "at": 3, "of": 4 },
+            "known_at": [
+                { "node": "567f60ec", "name": "Elm St", "at_ms": now },
+                { "node": "9a8b7c6d", "name": "Oak Rd", "at_ms": now },
+                { "node": "1b2c3d4e", "name": "Quay St", "at_ms": now },
+            ],
+            "not_yet": [{ "node": "5e6f7a8b", "name": "Mill Lane", "last_heard_ms": now - 2 * 3_600_000 }],
+        });
+        assert_eq!(
+            known_at(&item, now).as_deref(),
+            Some("known at 3 of 4 hubs (Elm St, Oak Rd, Quay St; not yet: Mill Lane, last heard 2 h ago)")
+        );
+        assert_eq!(known_count(&item), "3/4");
+        // An unnamed hub is shown by its node id; one never heard from says so.
+        let item = serde_json::json!({
+            "known": { "at": 1, "of": 2 },
+            "known_at": [{ "node": "567f60ec", "name": null, "at_ms": now }],
+            "not_yet": [{ "node": "5e6f7a8b", "name": null, "last_heard_ms": null }],
+        });
+        assert_eq!(
+            known_at(&item, now).as_deref(),
+            Some("known at 1 of 2 hubs (567f60ec; not yet: 5e6f7a8b, never heard from directly)")
+        );
+        // An older node without the fields: nothing is claimed.
+        assert_eq!(known_at(&serde_json::json!({}), now), None);
+        assert_eq!(known_count(&serde_json::json!({})), "");
+    }
+
+    #[test]
+    fn the_roster_flags_silent_hubs() {
+        let now = now_ms();
+        let hubs = [
+            serde_json::json!({ "node": "567f60ec", "name": "Elm St", "me": true, "last_heard_ms": null, "via": null, "behind": null, "reachable": false, "silent": false }),
+            serde_json::json!({ "node": "9a8b7c6d", "name": "Oak Rd", "me": false, "last_heard_ms": now, "via": "direct", "behind": 0, "reachable": true, "silent": false }),
+            serde_json::json!({ "node": "5e6f7a8b", "name": null, "me": false, "last_heard_ms": now - 3 * 3_600_000, "via": "relayed", "behind": 12, "reachable": false, "silent": true }),
+        ];
+        let out = roster(&hubs);
+        let row = |needle: &str| out.lines().find(|l| l.contains(needle)).unwrap_or("");
+        assert!(row("Elm St").contains("this hub"), "{out}");
+        assert!(row("Oak Rd").contains("just now (direct)"), "{out}");
+        assert!(row("Oak Rd").contains("connected"), "{out}");
+        let silent = row("5e6f7a8b");
+        assert!(silent.contains("3 h ago (relayed)"), "{out}");
+        assert!(silent.contains("12 events"), "{out}");
+        assert!(silent.contains("SILENT"), "{out}");
     }
 
     #[test]
