@@ -190,6 +190,7 @@ pub fn roster(hubs: &[Value]) -> String {
             heard,
             h["behind"]
                 .as_u64()
+                .filter(|_| !me)
                 .map_or(String::new(), |b| format!("{b} events")),
             state,
         ]);
