@@ -427,6 +427,8 @@ function hubChoices(hubs) {
 }
 
 function showHubs(hubs) {
+  // Announced hubs only (a roster entry of a node that announced none has no place).
+  hubs = (hubs || []).filter((h) => h.name && h.place);
   hubChoices(hubs);
   fill($("#hubs"), hubs, (h) => el("li", {},
     el("h2", { dir: "auto" }, h.name),
