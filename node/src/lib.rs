@@ -9,6 +9,7 @@ pub mod api;
 pub mod bundle;
 pub mod cap;
 pub mod discovery;
+pub mod delivery;
 pub mod disk;
 pub mod engine;
 pub mod export;
