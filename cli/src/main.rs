@@ -748,10 +748,18 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
             action: HubAction::List { json },
         } => {
             let v = Client::for_dir(&dir)?.get("/api/v1/hubs")?;
+            // The roster (issue 11): the nodes that announced a hub, by name.
+            let mut hubs: Vec<Value> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|h| h["id"].is_string())
+                .cloned()
+                .collect();
+            hubs.sort_by_key(|h| h["name"].as_str().unwrap_or("").to_lowercase());
             if json {
-                print_json(&v["hubs"]);
+                print_json(&json!(hubs));
             } else {
-                let hubs = v["hubs"].as_array().cloned().unwrap_or_default();
                 if hubs.is_empty() {
                     println!("No hubs announced yet.");
                 }

@@ -193,6 +193,17 @@ pub struct Delivery {
     changes: broadcast::Sender<u64>,
 }
 
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Delivery({}, generation {})",
+            self.me.short(),
+            self.generation()
+        )
+    }
+}
+
 /// libp2p's peer id of a node: the node's libp2p key is its identity key.
 pub fn peer_of(node: &AuthorId) -> Option<PeerId> {
     let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(&node.0).ok()?;
@@ -202,7 +213,12 @@ pub fn peer_of(node: &AuthorId) -> Option<PeerId> {
 impl Delivery {
     /// Knowledge for node `me` in the community with key `psk`, starting from what
     /// `store` holds (read once, here).
-    pub fn open(store: &Store, me: AuthorId, psk: &[u8; 32], now_ms: u64) -> Result<Self, StoreError> {
+    pub fn open(
+        store: &Store,
+        me: AuthorId,
+        psk: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<Self, StoreError> {
         let items = store.sync_items()?;
         let mut authors: HashMap<AuthorId, u64> = HashMap::new();
         for bytes in store.events() {
@@ -513,7 +529,9 @@ impl Delivery {
 /// Whether a roster entry is silent at `now_ms`: not heard from for longer than
 /// [`SILENT_AFTER_MS`] (or never).
 pub fn silent(e: &RosterEntry, now_ms: u64) -> bool {
-    !e.me && e.last_heard_ms.is_none_or(|t| now_ms.saturating_sub(t) > SILENT_AFTER_MS)
+    !e.me
+        && e.last_heard_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) > SILENT_AFTER_MS)
 }
 
 #[cfg(test)]
@@ -570,9 +588,18 @@ mod tests {
         assert!(a.d.known(x.timestamp(), &x.id()).is_empty());
         // C gets x: its next summary proves it (listed, and the bucket matches).
         c.d.observe(&x, NOW + 100);
-        assert_eq!(a.d.receive(&summary(&c, NOW + 200), None, NOW + 300), Received::Newer);
+        assert_eq!(
+            a.d.receive(&summary(&c, NOW + 200), None, NOW + 300),
+            Received::Newer
+        );
         let k = a.d.known(x.timestamp(), &x.id());
-        assert_eq!(k, vec![KnownAt { node: c.id.author(), at_ms: NOW + 200 }]);
+        assert_eq!(
+            k,
+            vec![KnownAt {
+                node: c.id.author(),
+                at_ms: NOW + 200
+            }]
+        );
         // A replay of the older summary changes nothing.
         let old = {
             c.d.lock().last_sent_ms = None;
@@ -603,7 +630,11 @@ mod tests {
             a.d.receive(&foreign, None, NOW),
             Received::Refused(SummaryError::OtherCommunity)
         );
-        assert_eq!(a.d.roster(&[], NOW).len(), 1, "nothing refused enters the roster");
+        assert_eq!(
+            a.d.roster(&[], NOW).len(),
+            1,
+            "nothing refused enters the roster"
+        );
     }
 
     #[test]
@@ -619,7 +650,10 @@ mod tests {
         let bb = r.iter().find(|e| e.node == b.id.author()).unwrap();
         assert!(bb.reachable && bb.via.is_none());
         let cc = r.iter().find(|e| e.node == c.id.author()).unwrap();
-        assert_eq!((cc.via, cc.reachable, cc.behind), (Some(Via::Relayed), false, Some(1)));
+        assert_eq!(
+            (cc.via, cc.reachable, cc.behind),
+            (Some(Via::Relayed), false, Some(1))
+        );
         assert!(!silent(cc, NOW + SILENT_AFTER_MS));
         assert!(silent(cc, NOW + SILENT_AFTER_MS + 1));
     }
@@ -633,6 +667,9 @@ mod tests {
         assert!(a.d.summary_due(&a.id, NOW + MIN_GAP_MS - 1, NOW).is_none());
         assert!(a.d.summary_due(&a.id, NOW + MIN_GAP_MS, NOW).is_some());
         assert_eq!(a.d.next_summary_ms(), NOW + MIN_GAP_MS + KEEPALIVE_MS);
-        assert!(a.d.summary_due(&a.id, NOW + MIN_GAP_MS + KEEPALIVE_MS, NOW).is_some());
+        assert!(a
+            .d
+            .summary_due(&a.id, NOW + MIN_GAP_MS + KEEPALIVE_MS, NOW)
+            .is_some());
     }
 }

@@ -8,8 +8,8 @@
 pub mod api;
 pub mod bundle;
 pub mod cap;
-pub mod discovery;
 pub mod delivery;
+pub mod discovery;
 pub mod disk;
 pub mod engine;
 pub mod export;
