@@ -765,12 +765,13 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
             action: HubAction::List { json },
         } => {
             let v = Client::for_dir(&dir)?.get("/api/v1/hubs")?;
-            // The roster lists every node; announced hubs are the entries with an
-            // announcement (its id and kind).
-            let hubs: Vec<Value> = roster_of(&v)
+            // The roster (issue 11) lists every node; announced hubs are the entries
+            // with an announcement, by name.
+            let mut hubs: Vec<Value> = roster_of(&v)
                 .into_iter()
-                .filter(|h| h["kind"].as_str() == Some("hub"))
+                .filter(|h| h["id"].is_string())
                 .collect();
+            hubs.sort_by_key(|h| h["name"].as_str().unwrap_or("").to_lowercase());
             if json {
                 print_json(&Value::Array(hubs));
             } else {

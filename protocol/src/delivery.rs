@@ -211,7 +211,11 @@ impl Summary {
             made_ms,
             count: buckets.iter().map(|b| u64::from(b.count)).sum(),
             buckets,
-            recent: recent.into_iter().take(MAX_RECENT).map(|i| prefix(&i)).collect(),
+            recent: recent
+                .into_iter()
+                .take(MAX_RECENT)
+                .map(|i| prefix(&i))
+                .collect(),
         }
     }
 
@@ -311,7 +315,9 @@ impl Summary {
                 return Err(SummaryError::Inconsistent("a bucket ends before it starts"));
             }
             if b.start_ms < last_end {
-                return Err(SummaryError::Inconsistent("buckets overlap or are out of order"));
+                return Err(SummaryError::Inconsistent(
+                    "buckets overlap or are out of order",
+                ));
             }
             if b.count == 0 {
                 return Err(SummaryError::Inconsistent("an empty bucket is listed"));
@@ -320,7 +326,9 @@ impl Summary {
             total += u64::from(b.count);
         }
         if total != s.count {
-            return Err(SummaryError::Inconsistent("bucket counts do not add up to the count"));
+            return Err(SummaryError::Inconsistent(
+                "bucket counts do not add up to the count",
+            ));
         }
         Ok(s)
     }
@@ -469,7 +477,10 @@ mod tests {
 
     #[test]
     fn buckets_are_fine_for_recent_times_and_coarse_for_old_ones() {
-        assert_eq!(bucket_of(NOW - 30_000, NOW).1 - bucket_of(NOW - 30_000, NOW).0, MINUTE);
+        assert_eq!(
+            bucket_of(NOW - 30_000, NOW).1 - bucket_of(NOW - 30_000, NOW).0,
+            MINUTE
+        );
         let (s, e) = bucket_of(NOW - 5 * HOUR, NOW);
         assert_eq!(e - s, 2 * HOUR);
         let (s, e) = bucket_of(NOW - 10 * DAY, NOW);
@@ -486,7 +497,13 @@ mod tests {
         );
         let b = buckets(&items, NOW);
         assert!(b.len() <= 140, "{} buckets", b.len());
-        let s = Summary::make(TAG, hub().author(), NOW, &items, (0..MAX_RECENT as u32).map(id));
+        let s = Summary::make(
+            TAG,
+            hub().author(),
+            NOW,
+            &items,
+            (0..MAX_RECENT as u32).map(id),
+        );
         let bytes = s.sign(&hub());
         assert!(bytes.len() < 6_000, "{} bytes", bytes.len());
         assert_eq!(Summary::open(&bytes, &TAG).unwrap().count, 100_000);
