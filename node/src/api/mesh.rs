@@ -107,9 +107,9 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
 }
 
 /// What the page shows of the node (in `GET /board`): `community`, `author`,
-/// `peers`, `peer_list`, `events`, `clock` (`status`, `warning`), `refused` and
-/// `refused_by`. Nothing in it changes by itself with time, so it can be part of a
-/// validator.
+/// `peers`, `peer_list`, `events`, `clock` (`status`, `warning`), `refused`,
+/// `refused_by` and `unreached` (issue 11). The board's validator is made over this
+/// JSON, so a need that becomes unreached with time changes it too.
 pub(super) async fn page_status(st: &AppState) -> Value {
     let net = st.net.status().await;
     let (clock, offset) = st.engine.clock_status();
@@ -124,6 +124,8 @@ pub(super) async fn page_status(st: &AppState) -> Value {
         "clock": { "status": clock["status"], "warning": clock["warning"] },
         "refused": net.as_ref().map(|n| n.refused.clone()).unwrap_or_default(),
         "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
+        // The page flags these (issue 11); part of the board's ETag through this JSON.
+        "unreached": super::delivery::unreached_value(st),
     })
 }
 
