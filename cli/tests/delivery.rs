@@ -23,6 +23,7 @@ fn list_row(node: &Node, short: &str) -> String {
         .lines()
         .find(|l| l.contains(short))
         .unwrap_or_else(|| panic!("{short} not in `aidmesh list`"))
+        .trim_end()
         .to_string()
 }
 
