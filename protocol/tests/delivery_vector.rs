@@ -62,3 +62,67 @@ fn spec_summary_vector_matches() {
         assert!(opened.confirms(&items, *ts, id));
     }
 }
+
+/// Seeds of the `delivery` fuzz target (fuzz/seeds/delivery): summaries signed for
+/// the target's community key. Fails when they go stale; `AIDMESH_WRITE_SEEDS=1`
+/// writes them anew.
+#[test]
+fn delivery_fuzz_seeds_are_current() {
+    let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+    let hub = Identity::from_seed([1; 32]);
+    let at = |s: u64| Timestamp::from_millis(1_789_999_000_000 + s * 30_000);
+    let big: Vec<_> = {
+        let mut v: Vec<_> = (0..40u8)
+            .map(|i| (at(u64::from(i)), EventId([i; 32])))
+            .chain((0..200u32).map(|n| {
+                let ms = 1_700_000_000_000 + u64::from(n) * 3_600_000;
+                (Timestamp::from_millis(ms), EventId(*blake3_like(n)))
+            }))
+            .collect();
+        v.sort();
+        v
+    };
+    let seeds: Vec<Vec<u8>> = vec![
+        Summary::make(community_tag(&key), hub.author(), 1_790_000_030_000, &[], []).sign(&hub),
+        Summary::make(
+            community_tag(&key),
+            hub.author(),
+            1_790_000_030_000,
+            &big[..40.min(big.len())],
+            [EventId([3; 32])],
+        )
+        .sign(&hub),
+        Summary::make(
+            community_tag(&key),
+            hub.author(),
+            1_790_000_030_000,
+            &big,
+            (0..40u8).map(|i| EventId([i; 32])),
+        )
+        .sign(&hub),
+    ];
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/delivery");
+    if std::env::var_os("AIDMESH_WRITE_SEEDS").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, s) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(i.to_string()), s).unwrap();
+        }
+    }
+    for (i, s) in seeds.iter().enumerate() {
+        let held = std::fs::read(dir.join(i.to_string())).unwrap_or_default();
+        assert_eq!(&held, s, "fuzz/seeds/delivery/{i} is stale: run with AIDMESH_WRITE_SEEDS=1");
+    }
+}
+
+/// A spread of ids without a hash crate in the test: 32 bytes from a counter.
+fn blake3_like(n: u32) -> Box<[u8; 32]> {
+    let mut out = [0u8; 32];
+    let mut x = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for b in out.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    Box::new(out)
+}
