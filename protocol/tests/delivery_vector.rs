@@ -83,7 +83,14 @@ fn delivery_fuzz_seeds_are_current() {
         v
     };
     let seeds: Vec<Vec<u8>> = vec![
-        Summary::make(community_tag(&key), hub.author(), 1_790_000_030_000, &[], []).sign(&hub),
+        Summary::make(
+            community_tag(&key),
+            hub.author(),
+            1_790_000_030_000,
+            &[],
+            [],
+        )
+        .sign(&hub),
         Summary::make(
             community_tag(&key),
             hub.author(),
@@ -110,7 +117,10 @@ fn delivery_fuzz_seeds_are_current() {
     }
     for (i, s) in seeds.iter().enumerate() {
         let held = std::fs::read(dir.join(i.to_string())).unwrap_or_default();
-        assert_eq!(&held, s, "fuzz/seeds/delivery/{i} is stale: run with AIDMESH_WRITE_SEEDS=1");
+        assert_eq!(
+            &held, s,
+            "fuzz/seeds/delivery/{i} is stale: run with AIDMESH_WRITE_SEEDS=1"
+        );
     }
 }
 
