@@ -130,7 +130,7 @@ fn run(every_ms: Option<u64>) -> Run {
             // what it received): it checks every other hub's summary.
             if i != 0 {
                 let t = Instant::now();
-                hubs[0].receive(&s, None, now);
+                hubs[0].receive(&s, None, now, now);
                 if now >= warm {
                     check.push(t.elapsed().as_secs_f64() * 1e3);
                 }
