@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use aidmesh_protocol::delivery::{community_tag, fingerprint, prefix, Summary, SummaryError};
+use aidmesh_protocol::time::MAX_FUTURE_MS;
 use aidmesh_protocol::{AuthorId, Event, EventId, Identity, Timestamp};
 use libp2p::PeerId;
 use tokio::sync::broadcast;
@@ -397,8 +398,15 @@ impl Delivery {
         Some(s.sign(identity))
     }
 
-    /// A summary from gossip, passed on by `source` (at local wall time `now_ms`).
-    pub fn receive(&self, bytes: &[u8], source: Option<PeerId>, now_ms: u64) -> Received {
+    /// A summary from gossip, passed on by `source`, at local wall time `now_ms` and
+    /// mesh-corrected time `made_now_ms` (the clock summaries are stamped with).
+    pub fn receive(
+        &self,
+        bytes: &[u8],
+        source: Option<PeerId>,
+        now_ms: u64,
+        made_now_ms: u64,
+    ) -> Received {
         let s = match Summary::open(bytes, &self.tag) {
             Ok(s) => s,
             Err(e) => return Received::Refused(e),
@@ -407,11 +415,12 @@ impl Delivery {
             return Received::Stale;
         }
         let mut st = self.lock();
-        if st
-            .hubs
-            .get(&s.hub)
-            .is_some_and(|h| h.summary.made_ms >= s.made_ms)
-        {
+        // Newest wins; but a held summary stamped beyond the clock rules' future limit
+        // (the hub's clock was ahead, then corrected) does not lock its later ones out.
+        if st.hubs.get(&s.hub).is_some_and(|h| {
+            h.summary.made_ms >= s.made_ms
+                && h.summary.made_ms <= made_now_ms.saturating_add(MAX_FUTURE_MS)
+        }) {
             return Received::Stale;
         }
         st.merge();
@@ -584,12 +593,15 @@ mod tests {
         let x = event(&a.id, 1, NOW - 5_000);
         a.d.observe(&x, NOW);
         // C lacks x: nothing is claimed.
-        assert_eq!(a.d.receive(&summary(&c, NOW), None, NOW), Received::Newer);
+        assert_eq!(
+            a.d.receive(&summary(&c, NOW), None, NOW, NOW),
+            Received::Newer
+        );
         assert!(a.d.known(x.timestamp(), &x.id()).is_empty());
         // C gets x: its next summary proves it (listed, and the bucket matches).
         c.d.observe(&x, NOW + 100);
         assert_eq!(
-            a.d.receive(&summary(&c, NOW + 200), None, NOW + 300),
+            a.d.receive(&summary(&c, NOW + 200), None, NOW + 300, NOW + 300),
             Received::Newer
         );
         let k = a.d.known(x.timestamp(), &x.id());
@@ -605,7 +617,10 @@ mod tests {
             c.d.lock().last_sent_ms = None;
             c.d.summary_due(&c.id, NOW + 150, NOW + 150).unwrap()
         };
-        assert_eq!(a.d.receive(&old, None, NOW + 400), Received::Stale);
+        assert_eq!(
+            a.d.receive(&old, None, NOW + 400, NOW + 400),
+            Received::Stale
+        );
         // A new event y in the same minute: C is not claimed for y, still for x.
         let y = event(&a.id, 2, NOW - 4_000);
         a.d.observe(&y, NOW + 500);
@@ -620,14 +635,14 @@ mod tests {
         // Signed by another key in C's name.
         let s = Summary::make(community_tag(&PSK), c.id.author(), NOW, &[], []);
         assert_eq!(
-            a.d.receive(&s.sign(&forger), None, NOW),
+            a.d.receive(&s.sign(&forger), None, NOW, NOW),
             Received::Refused(SummaryError::BadSignature)
         );
         // Made with another community key.
         let other = Delivery::new(c.id.author(), &[6; 32]);
         let foreign = other.summary_due(&c.id, NOW, NOW).unwrap();
         assert_eq!(
-            a.d.receive(&foreign, None, NOW),
+            a.d.receive(&foreign, None, NOW, NOW),
             Received::Refused(SummaryError::OtherCommunity)
         );
         assert_eq!(
@@ -643,7 +658,7 @@ mod tests {
         let x = event(&b.id, 1, NOW - 1_000);
         a.d.observe(&x, NOW);
         a.d.set_connected(peer_of(&b.id.author()).unwrap(), true);
-        a.d.receive(&summary(&c, NOW), peer_of(&b.id.author()), NOW);
+        a.d.receive(&summary(&c, NOW), peer_of(&b.id.author()), NOW, NOW);
         let r = a.d.roster(&[], NOW);
         assert_eq!(r.len(), 3);
         assert!(r[0].me);

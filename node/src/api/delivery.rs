@@ -118,6 +118,26 @@ pub(super) fn add_known_at(
     out["not_yet"] = json!(not_yet);
 }
 
+/// Adds `known` to every check-in of a person's JSON (`checks`), and `known_at` and
+/// `not_yet` to the latest (`latest`).
+pub(super) fn add_known_checks(
+    st: &AppState,
+    out: &mut Value,
+    checks: &[aidmesh_protocol::view::Check],
+) {
+    let roster = Roster::of(st);
+    for (i, c) in checks.iter().enumerate() {
+        if let Some(v) = out["checks"].get_mut(i) {
+            if v["id"] == c.id.to_hex() {
+                add_known_event(st, &roster, v, c.at, &c.id);
+            }
+        }
+        if out["latest"]["id"] == c.id.to_hex() {
+            add_known_at(st, &mut out["latest"], c.at, &c.id, c.at.millis());
+        }
+    }
+}
+
 /// The roster as JSON: one entry per node heard of, with its newest hub announcement's
 /// fields (as `GET /hubs` had them) where it announced one.
 pub(super) fn roster_value(st: &AppState) -> Vec<Value> {

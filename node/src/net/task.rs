@@ -707,6 +707,7 @@ impl Task {
                     &message.data,
                     Some(propagation_source),
                     self.engine.wall_ms(),
+                    self.engine.now_ms_unlocked(),
                 );
                 let acceptance = match got {
                     crate::delivery::Received::Newer => MessageAcceptance::Accept,
