@@ -264,7 +264,8 @@ function applyKnown(counts) {
   for (const [id, k] of Object.entries(counts || {})) {
     const i = cards.get(id);
     if (i) i.known = k;
-    const li = document.querySelector('li[data-id="' + id + '"]');
+    // A card, or an alert banner.
+    const li = document.querySelector('[data-id="' + id + '"]');
     const old = li && li.querySelector(".badge.known");
     const badge = knownBadge(k);
     if (old && badge) old.replaceWith(badge);
@@ -611,6 +612,7 @@ function alertBanner(a) {
   return el("div", { class: "alert" + (clear ? " clear" : ""), role: "alert", "data-id": a.id },
     el("span", { dir: "auto" }, clear ? t("alert.all_clear", { headline: a.headline })
       : t("alert.headline", { severity: tn("severity", a.severity).toLocaleUpperCase(lang), headline: a.headline })),
+    " ", knownBadge(a.known),
     a.area ? el("small", { dir: "auto" }, a.area) : null,
     clear ? null : el("div", { class: "actions" },
       button(t("alert.btn_clear"), end("all-clear", t("alert.ask_clear", { headline: a.headline }))),
