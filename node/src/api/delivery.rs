@@ -234,6 +234,17 @@ pub(super) struct Sent {
     roster: Vec<(AuthorId, bool)>,
 }
 
+impl Sent {
+    /// What a stream opened now starts from: the page loads the board after opening
+    /// the stream, so only later changes are news (else the first message would carry
+    /// every count and `roster: true`, and every page would load the board again).
+    pub(super) fn current(st: &AppState) -> Sent {
+        let mut sent = Sent::default();
+        let _ = known_message(st, &mut sent);
+        sent
+    }
+}
+
 /// The data of a stream `known` message, if anything changed since `sent`.
 pub(super) fn known_message(st: &AppState, sent: &mut Sent) -> Option<String> {
     let now = counts(st);

@@ -870,12 +870,12 @@ function openStream() {
   stream.addEventListener("new", onStream);
   stream.addEventListener("lagged", () => refresh());
   // New "3/4" counts; a changed roster (a hub heard of, connected or gone silent) needs
-  // the board again.
+  // the board again (its ETag covers the roster). tests/src/phones.rs does the same.
   stream.addEventListener("known", (ev) => {
     let d;
     try { d = JSON.parse(ev.data); } catch (e) { soon(refresh); return; }
     applyKnown(d.counts);
-    if (d.roster) { board.etag = null; soon(refresh); }
+    if (d.roster) soon(refresh);
   });
   // A dropped stream reconnects by itself; one refused ("this hub is busy": 503) is
   // closed for good by the browser, so it is opened again a minute later.
