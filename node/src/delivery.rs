@@ -20,7 +20,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use aidmesh_protocol::delivery::{community_tag, fingerprint, prefix, Summary, SummaryError};
+use aidmesh_protocol::delivery::{
+    bucket_of, community_tag, fingerprint, prefix, Bucket, Summary, SummaryError, MAX_RECENT,
+};
 use aidmesh_protocol::time::MAX_FUTURE_MS;
 use aidmesh_protocol::{AuthorId, Event, EventId, Identity, Timestamp};
 use libp2p::PeerId;
@@ -29,11 +31,11 @@ use tokio::sync::broadcast;
 use crate::store::{Store, StoreError};
 
 /// Least time between two summaries of ours (a change waits at most this long).
-pub const MIN_GAP_MS: u64 = 3_000;
+pub const MIN_GAP_MS: u64 = 5_000;
 /// A summary goes out at least this often, changed or not (a keep-alive).
 pub const KEEPALIVE_MS: u64 = 60_000;
 /// Our events received this recently are listed by id prefix in our summary.
-pub const RECENT_MS: u64 = 5 * 60_000;
+pub const RECENT_MS: u64 = 2 * 60_000;
 /// A hub not heard from for longer than this is flagged silent.
 pub const SILENT_AFTER_MS: u64 = 15 * 60_000;
 /// An urgent need posted here and known nowhere else after this long is flagged.
@@ -45,6 +47,8 @@ const STICKY_RANGE_MAX: usize = 512;
 /// Most events remembered as proven held ("sticky"); beyond, the memory is cleared and
 /// rebuilt from the next summaries (claims can only shrink, never be wrong).
 const STICKY_MAX: usize = 200_000;
+/// Cached bucket fingerprints of ours (see `State::fps`); beyond, the cache restarts.
+const FPS_KEPT: usize = 4_096;
 /// Our own arrivals kept for the recent-id lookups (prefix -> id).
 const ARRIVALS_KEPT: usize = 4_096;
 
@@ -137,6 +141,10 @@ struct State {
     dirty: bool,
     /// When our last summary was made (local wall ms).
     last_sent_ms: Option<u64>,
+    /// Count and fingerprint of our events in `[start, end)` ms, by range: old
+    /// buckets rarely change, so making our summary and checking another hub's costs
+    /// only the recent ones. A range is dropped when an event arrives in it.
+    fps: HashMap<(u64, u64), (u32, [u8; 8])>,
 }
 
 impl State {
@@ -170,6 +178,47 @@ impl State {
         let lo = self.items.partition_point(|(t, _)| t.millis() < start_ms);
         let hi = lo + self.items[lo..].partition_point(|(t, _)| t.millis() < end_ms);
         &self.items[lo..hi]
+    }
+
+    /// Count and fingerprint of our events in `[start_ms, end_ms)` (after a merge).
+    fn fp(&mut self, start_ms: u64, end_ms: u64) -> (u32, [u8; 8]) {
+        if let Some(v) = self.fps.get(&(start_ms, end_ms)) {
+            return *v;
+        }
+        let mut ids: Vec<EventId> = self
+            .range(start_ms, end_ms)
+            .iter()
+            .map(|(_, i)| *i)
+            .collect();
+        ids.sort_unstable();
+        let v = (
+            u32::try_from(ids.len()).unwrap_or(u32::MAX),
+            fingerprint(&ids),
+        );
+        if self.fps.len() >= FPS_KEPT {
+            self.fps.clear();
+        }
+        self.fps.insert((start_ms, end_ms), v);
+        v
+    }
+
+    /// Our buckets at `made_ms` (the layout of [`aidmesh_protocol::delivery::bucket_of`]),
+    /// from the cache where it can.
+    fn buckets(&mut self, made_ms: u64) -> Vec<Bucket> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.items.len() {
+            let (start, end) = bucket_of(self.items[i].0.millis(), made_ms);
+            i += self.items[i..].partition_point(|(t, _)| t.millis() < end);
+            let (count, fp) = self.fp(start, end);
+            out.push(Bucket {
+                start_ms: start,
+                end_ms: end,
+                count,
+                fp,
+            });
+        }
+        out
     }
 
     fn stick(&mut self, id: EventId, hub: AuthorId, at_ms: u64) {
@@ -305,6 +354,7 @@ impl Delivery {
                 }
             }
         }
+        st.fps.retain(|(start, end), _| ms < *start || ms >= *end);
         st.pending.push((ts, id));
         if st.pending.len() > 4096 {
             st.merge();
@@ -339,6 +389,7 @@ impl Delivery {
         st.items = items;
         st.items.sort_unstable();
         st.pending.clear();
+        st.fps.clear();
         st.stale = false;
         st.dirty = true;
     }
@@ -392,7 +443,15 @@ impl Delivery {
             .take_while(|(at, _)| at + RECENT_MS >= now_ms)
             .map(|(_, id)| *id)
             .collect();
-        let s = Summary::make(self.tag, self.me, made_ms, &st.items, recent);
+        let buckets = st.buckets(made_ms);
+        let s = Summary {
+            community: self.tag,
+            hub: self.me,
+            made_ms,
+            count: buckets.iter().map(|b| u64::from(b.count)).sum(),
+            buckets,
+            recent: recent.iter().take(MAX_RECENT).map(prefix).collect(),
+        };
         st.dirty = false;
         st.last_sent_ms = Some(now_ms);
         Some(s.sign(identity))
@@ -429,12 +488,10 @@ impl Delivery {
         let (mut covered, mut short) = (0u64, 0u64);
         let stale = st.stale;
         for b in &s.buckets {
-            let ours = st.range(b.start_ms, b.end_ms);
-            let mut ids: Vec<EventId> = ours.iter().map(|(_, i)| *i).collect();
-            ids.sort_unstable();
-            let n = ids.len() as u64;
+            let (n, fp) = st.fp(b.start_ms, b.end_ms);
+            let n = u64::from(n);
             covered += n;
-            if n == u64::from(b.count) && fingerprint(&ids) == b.fp {
+            if n == u64::from(b.count) && fp == b.fp {
                 if !stale {
                     matched.insert(b.start_ms, b.end_ms);
                 }
@@ -671,6 +728,26 @@ mod tests {
         );
         assert!(!silent(cc, NOW + SILENT_AFTER_MS));
         assert!(silent(cc, NOW + SILENT_AFTER_MS + 1));
+    }
+
+    #[test]
+    fn the_cached_summary_is_the_protocol_s_summary() {
+        let a = node(1);
+        let mut all = Vec::new();
+        for n in 0..300u32 {
+            let e = event(&a.id, n, NOW - u64::from(n) * 977_000);
+            all.push((e.timestamp(), e.id()));
+            a.d.observe(&e, NOW);
+            if n % 50 == 0 {
+                // Fill the cache, then keep changing the set under it.
+                let _ = summary(&a, NOW);
+            }
+        }
+        all.sort();
+        let got = Summary::open(&summary(&a, NOW), &community_tag(&PSK)).unwrap();
+        let want = Summary::make(community_tag(&PSK), a.id.author(), NOW, &all, []);
+        assert_eq!(got.buckets, want.buckets);
+        assert_eq!(got.count, 300);
     }
 
     #[test]

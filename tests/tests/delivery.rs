@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use aidmesh_tests::{poll, wait_for, Node, Opts};
+use std::process::{Command, Stdio};
+
+use aidmesh_tests::{poll, wait_for, Node, Opts, TEST_PASSPHRASE};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(30);
@@ -165,4 +167,77 @@ fn an_urgent_need_known_only_here_is_flagged_after_a_minute_then_cleared() {
         unreached(&a).is_empty().then_some(())
     });
     drop(b);
+}
+
+/// Runs the `rogue` binary with `--summaries victim:event` against `target`; returns
+/// its JSON report. Bounded; the rogue must exit by itself.
+fn run_rogue(target: &Node, victim: &str, event: &str) -> Value {
+    let bin = aidmesh_tests::cargo_bin("aidmesh-tests", "rogue");
+    let out = tempfile::tempdir().expect("temp dir");
+    let (so, se) = (out.path().join("stdout"), out.path().join("stderr"));
+    let mut child = Command::new(bin)
+        .args(["--peer", &target.addr(), "--community", "test"])
+        .args(["--passphrase", TEST_PASSPHRASE, "--seconds", "4"])
+        .args(["--summaries", &format!("{victim}:{event}")])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&so).expect("stdout file"))
+        .stderr(std::fs::File::create(&se).expect("stderr file"))
+        .spawn()
+        .expect("spawn rogue");
+    let status = wait_for(
+        "the rogue to exit by itself",
+        Duration::from_secs(40),
+        || child.try_wait().ok().flatten(),
+    );
+    let err = std::fs::read_to_string(&se).unwrap_or_default();
+    assert!(status.success(), "rogue failed ({status}):\n{err}");
+    let text = std::fs::read_to_string(&so).unwrap_or_default();
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("no rogue report ({e}): {text}\n{err}"))
+}
+
+#[test]
+fn forged_and_foreign_summaries_from_a_rogue_peer_claim_nothing() {
+    let a = Node::start("a", Opts::default());
+    let mut c = Node::start(
+        "c",
+        Opts {
+            peers: vec![a.addr()],
+            ..Opts::default()
+        },
+    );
+    wait_for("c connected to a", T, || {
+        (a.status()["peers"].as_u64() == Some(1)).then_some(())
+    });
+    let c_author = c.status()["author"].as_str().expect("author").to_string();
+    wait_for("c's summary at a", T, || {
+        roster_entry(&a, &c_author[..8]).filter(|e| e["via"] == "direct")
+    });
+    c.kill();
+    let x = a.need("Baby formula for 7 Quay St");
+    let report = run_rogue(&a, &c_author, &x);
+    for what in ["summary_forged", "summary_foreign", "summary_own"] {
+        assert!(
+            report["sent"][what].as_u64().unwrap_or(0) > 0,
+            "the rogue sent no {what}: {report}"
+        );
+    }
+    let rogue = &report["author"].as_str().unwrap()[..8];
+    let foreign = &report["foreign_author"].as_str().unwrap()[..8];
+    // The control: the rogue's own valid summary did arrive (the path works) ...
+    wait_for("the rogue's own summary in a's roster", T, || {
+        roster_entry(&a, rogue).map(|_| ())
+    });
+    // ... while its claims for c and for another community's node were refused.
+    let k = known_at(&a, &x);
+    assert_eq!(k, vec![short_author(&a)], "only a holds the need: {k:?}");
+    assert!(
+        roster_entry(&a, foreign).is_none(),
+        "another community's node in the roster"
+    );
+    let ec = roster_entry(&a, &c_author[..8]).expect("c in a's roster");
+    assert_eq!(
+        ec["via"], "direct",
+        "c's entry untouched by the forgery: {ec}"
+    );
 }
