@@ -34,13 +34,12 @@ fn known_at(node: &Node, id: &str) -> (BTreeSet<String>, Value) {
     (at, item["known"].clone())
 }
 
-/// The roster of `node` (`GET /api/v1/hubs`: an array, or `{"hubs": [...]}`).
+/// The roster of `node` (`GET /api/v1/hubs`).
 fn roster(node: &Node) -> Vec<Value> {
     let v = node.get("/api/v1/hubs");
-    match v {
-        Value::Array(a) => a,
-        _ => v["hubs"].as_array().cloned().unwrap_or_default(),
-    }
+    v.as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("{}: the roster is not an array: {v:#}", node.name))
 }
 
 #[test]
