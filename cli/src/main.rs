@@ -134,6 +134,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The hub roster: every hub heard of in this community, when it was last heard
+    /// from, how far behind it was, whether it is connected now; silent ones flagged.
+    Hubs {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Hubs: places where help is organised.
     Hub {
         #[command(subcommand)]
@@ -745,14 +752,30 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
             println!("{}", v["short_id"].as_str().unwrap_or(""));
             Ok(())
         }
+        Command::Hubs { json } => {
+            let v = Client::for_dir(&dir)?.get("/api/v1/hubs")?;
+            let roster = roster_of(&v);
+            if json {
+                print_json(&Value::Array(roster));
+            } else {
+                print!("{}", output::roster(&roster));
+            }
+            Ok(())
+        }
         Command::Hub {
             action: HubAction::List { json },
         } => {
             let v = Client::for_dir(&dir)?.get("/api/v1/hubs")?;
+            // The roster (issue 11) lists every node; announced hubs are the entries
+            // with an announcement, by name.
+            let mut hubs: Vec<Value> = roster_of(&v)
+                .into_iter()
+                .filter(|h| h["id"].is_string())
+                .collect();
+            hubs.sort_by_key(|h| h["name"].as_str().unwrap_or("").to_lowercase());
             if json {
-                print_json(&v["hubs"]);
+                print_json(&Value::Array(hubs));
             } else {
-                let hubs = v["hubs"].as_array().cloned().unwrap_or_default();
                 if hubs.is_empty() {
                     println!("No hubs announced yet.");
                 }
@@ -916,6 +939,10 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
                 }
                 if let Some(line) = output::disk(&v["disk"]) {
                     println!("disk       {line}");
+                }
+                let unreached = v["unreached"].as_array().map_or(&[][..], Vec::as_slice);
+                for line in output::unreached(unreached, now) {
+                    println!("unreached  {line}");
                 }
             }
             Ok(())
@@ -1415,6 +1442,15 @@ fn show_matches(
         );
     }
     Ok(())
+}
+
+/// The entries of GET /api/v1/hubs: the roster array (issue 11), or the `hubs` list
+/// of an older node's `{"hubs": [...]}` answer.
+fn roster_of(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a.clone(),
+        _ => v["hubs"].as_array().cloned().unwrap_or_default(),
+    }
 }
 
 fn show_list(

@@ -97,7 +97,7 @@ fn posted_ms(i: &Value) -> u64 {
 pub fn items(items: &[Value]) -> String {
     let now = now_ms();
     let mut t = table(&[
-        "id", "kind", "urgency", "status", "category", "qty", "title", "where", "posted",
+        "id", "kind", "urgency", "status", "category", "qty", "title", "where", "posted", "known",
     ]);
     for i in items {
         let qty = quantity(i).unwrap_or_default();
@@ -111,9 +111,108 @@ pub fn items(items: &[Value]) -> String {
             s(i, "title").to_string(),
             s(&i["place"], "label").to_string(),
             ago(posted_ms(i), now),
+            known_count(i),
         ]);
     }
     t.to_string()
+}
+
+/// "3/4": how many hubs are known to hold an item, of all the hubs heard of (issue 11);
+/// empty when the node does not say.
+pub fn known_count(i: &Value) -> String {
+    match (i["known"]["at"].as_u64(), i["known"]["of"].as_u64()) {
+        (Some(at), Some(of)) => format!("{at}/{of}"),
+        _ => String::new(),
+    }
+}
+
+/// A hub as people call it: its announced name, else its node's short id.
+fn hub_name(h: &Value) -> &str {
+    h["name"].as_str().unwrap_or(s(h, "node"))
+}
+
+/// "known at 3 of 4 hubs (Elm St, Oak Rd, Quay St; not yet: Mill Lane, last heard 2 h
+/// ago)": the hubs that said they hold the item, and those not (yet) known to.
+/// `None` when the node gave no `known_at` list.
+pub fn known_at(i: &Value, now: u64) -> Option<String> {
+    let at = i["known_at"].as_array()?;
+    let not_yet: &[Value] = i["not_yet"].as_array().map_or(&[], Vec::as_slice);
+    let of = i["known"]["of"]
+        .as_u64()
+        .unwrap_or((at.len() + not_yet.len()) as u64);
+    let names: Vec<&str> = at.iter().map(hub_name).collect();
+    let missing: Vec<String> = not_yet
+        .iter()
+        .map(|h| match h["last_heard_ms"].as_u64() {
+            Some(ms) => format!("{}, last heard {}", hub_name(h), ago(ms, now)),
+            None => format!("{}, never heard from directly", hub_name(h)),
+        })
+        .collect();
+    let mut text = format!(
+        "known at {} of {of} hub{} ({}",
+        at.len(),
+        if of == 1 { "" } else { "s" },
+        names.join(", ")
+    );
+    if !missing.is_empty() {
+        text.push_str("; not yet: ");
+        text.push_str(&missing.join("; "));
+    }
+    text.push(')');
+    Some(text)
+}
+
+/// The hub roster (`aidmesh hubs`): every hub heard of, when, how far behind it was,
+/// and whether it is connected now; a hub silent for too long is flagged.
+pub fn roster(hubs: &[Value]) -> String {
+    let now = now_ms();
+    let mut t = table(&["hub", "node", "last heard", "behind", "now"]);
+    for h in hubs {
+        let me = h["me"].as_bool() == Some(true);
+        let heard = match (h["last_heard_ms"].as_u64(), h["via"].as_str()) {
+            _ if me => String::new(),
+            (Some(ms), Some(via)) => format!("{} ({via})", ago(ms, now)),
+            (Some(ms), None) => ago(ms, now),
+            (None, _) => "never".to_string(),
+        };
+        let state = if me {
+            "this hub".to_string()
+        } else if h["reachable"].as_bool() == Some(true) {
+            "connected".to_string()
+        } else if h["silent"].as_bool() == Some(true) {
+            alarm("SILENT")
+        } else {
+            "not connected".to_string()
+        };
+        t.add_row(vec![
+            hub_name(h).to_string(),
+            s(h, "node").to_string(),
+            heard,
+            h["behind"]
+                .as_u64()
+                .filter(|_| !me)
+                .map_or(String::new(), |b| format!("{b} events")),
+            state,
+        ]);
+    }
+    format!("{t}\n")
+}
+
+/// The `unreached` lines of `status`: urgent needs posted here that no other hub is
+/// known to hold yet.
+pub fn unreached(list: &[Value], now: u64) -> Vec<String> {
+    list.iter()
+        .map(|n| {
+            format!(
+                "{} {} {} (posted {}): {}",
+                s(n, "short_id"),
+                urgency(s(n, "urgency")),
+                s(n, "text"),
+                ago(n["since_ms"].as_u64().unwrap_or(0), now),
+                alarm("not reached any other hub yet: carry it or link the networks")
+            )
+        })
+        .collect()
 }
 
 /// "claimed (Ana)" when the holder gave a name, else the plain status.
@@ -168,6 +267,7 @@ pub fn item(i: &Value) -> String {
     if let Some(e) = i["expires_at"].as_u64() {
         line("expires", ago(e, now));
     }
+
     if let Some(since) = i["held_since"].as_u64() {
         let node = match i["holder_hub"].as_str() {
             Some(hub) => hub.to_string(),
@@ -180,6 +280,9 @@ pub fn item(i: &Value) -> String {
         line("held by", format!("{who}, since {}", ago(since, now)));
     }
     line("id", s(i, "id").to_string());
+    if let Some(k) = known_at(i, now) {
+        out.push_str(&format!("  {k}\n"));
+    }
     for h in i["history"].as_array().into_iter().flatten() {
         let note = h["note"]
             .as_str()
@@ -402,6 +505,57 @@ mod tests {
         assert_eq!(ago(now + 5 * 3_600_000, now), "in 5 h");
         assert_eq!(ago(now + 2 * 86_400_000 - 1000, now), "in 2 days");
         assert_eq!(ago(now - 86_400_000, now), "1 day ago");
+    }
+
+    #[test]
+    fn known_at_reads_as_the_issue_says() {
+        let now = 10_000_000_000;
+        let item = serde_json::json!({
+            "known": { "at": 3, "of": 4 },
+            "known_at": [
+                { "node": "567f60ec", "name": "Elm St", "at_ms": now },
+                { "node": "9a8b7c6d", "name": "Oak Rd", "at_ms": now },
+                { "node": "1b2c3d4e", "name": "Quay St", "at_ms": now },
+            ],
+            "not_yet": [{ "node": "5e6f7a8b", "name": "Mill Lane", "last_heard_ms": now - 2 * 3_600_000 }],
+        });
+        assert_eq!(
+            known_at(&item, now).as_deref(),
+            Some("known at 3 of 4 hubs (Elm St, Oak Rd, Quay St; not yet: Mill Lane, last heard 2 h ago)")
+        );
+        assert_eq!(known_count(&item), "3/4");
+        // An unnamed hub is shown by its node id; one never heard from says so.
+        let item = serde_json::json!({
+            "known": { "at": 1, "of": 2 },
+            "known_at": [{ "node": "567f60ec", "name": null, "at_ms": now }],
+            "not_yet": [{ "node": "5e6f7a8b", "name": null, "last_heard_ms": null }],
+        });
+        assert_eq!(
+            known_at(&item, now).as_deref(),
+            Some("known at 1 of 2 hubs (567f60ec; not yet: 5e6f7a8b, never heard from directly)")
+        );
+        // An older node without the fields: nothing is claimed.
+        assert_eq!(known_at(&serde_json::json!({}), now), None);
+        assert_eq!(known_count(&serde_json::json!({})), "");
+    }
+
+    #[test]
+    fn the_roster_flags_silent_hubs() {
+        let now = now_ms();
+        let hubs = [
+            serde_json::json!({ "node": "567f60ec", "name": "Elm St", "me": true, "last_heard_ms": null, "via": null, "behind": null, "reachable": false, "silent": false }),
+            serde_json::json!({ "node": "9a8b7c6d", "name": "Oak Rd", "me": false, "last_heard_ms": now, "via": "direct", "behind": 0, "reachable": true, "silent": false }),
+            serde_json::json!({ "node": "5e6f7a8b", "name": null, "me": false, "last_heard_ms": now - 3 * 3_600_000, "via": "relayed", "behind": 12, "reachable": false, "silent": true }),
+        ];
+        let out = roster(&hubs);
+        let row = |needle: &str| out.lines().find(|l| l.contains(needle)).unwrap_or("");
+        assert!(row("Elm St").contains("this hub"), "{out}");
+        assert!(row("Oak Rd").contains("just now (direct)"), "{out}");
+        assert!(row("Oak Rd").contains("connected"), "{out}");
+        let silent = row("5e6f7a8b");
+        assert!(silent.contains("3 h ago (relayed)"), "{out}");
+        assert!(silent.contains("12 events"), "{out}");
+        assert!(silent.contains("SILENT"), "{out}");
     }
 
     #[test]

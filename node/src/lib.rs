@@ -8,6 +8,7 @@
 pub mod api;
 pub mod bundle;
 pub mod cap;
+pub mod delivery;
 pub mod discovery;
 pub mod disk;
 pub mod engine;

@@ -14,6 +14,7 @@
 //! - [`bundle`]: the encrypted file format that carries events between hubs by hand.
 //! - [`sync`]: the messages of range-based set reconciliation and event fetching.
 //! - [`session`]: the initiator's sync session as a sans-IO state machine.
+//! - [`delivery`]: signed hub summaries and what they prove ("known at 3 of 4 hubs").
 //!
 //! The byte-level specification lives in `docs/protocol.md`.
 
@@ -21,6 +22,7 @@ pub mod body;
 pub mod bundle;
 pub mod category;
 pub mod community;
+pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod identity;

@@ -9,6 +9,7 @@
 //!   (redrawn, added in its place or taken off) without a request; messages carrying
 //!   `alerts` need nothing more; `hubs`, an erasure, a message it cannot read, a change
 //!   to a card it does not show, `lagged` and a reconnected stream load the board again;
+//!   a `known` message (issue 11) is drawn as it is, unless it says the roster changed;
 //! - **timer**: every [`PagePlan::refresh_ms`] (the first time at a random moment
 //!   within that period) it loads the board again, as a conditional request
 //!   (`If-None-Match` with the board's last `ETag`);
@@ -542,6 +543,14 @@ fn on_message(sh: &Arc<Shared>, event: &str, data: &str) {
     sh.stats.lock().unwrap().messages += 1;
     if event == "lagged" {
         sh.load.notify_one();
+        return;
+    }
+    if event == "known" {
+        // Issue 11: new "3/4" counts are drawn from the message; a changed roster (or a
+        // message it cannot read) needs the board again, as on the page.
+        if serde_json::from_str::<Value>(data).map_or(true, |d| d["roster"] == true) {
+            sh.load.notify_one();
+        }
         return;
     }
     if event != "new" {

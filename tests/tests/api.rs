@@ -1361,7 +1361,8 @@ fn hubs() {
     assert_eq!(v["short_id"].as_str(), Some(&id[..10]));
     assert_eq!(api.events(), before + 1);
     let hubs = api.get(p);
-    let h = hubs["hubs"]
+    // The roster (issue 11): one entry per node, with its hub announcement's fields.
+    let h = hubs
         .as_array()
         .expect("hubs array")
         .iter()
@@ -1385,7 +1386,7 @@ fn hubs() {
         201,
     );
     let hubs = api.get(p);
-    let same: Vec<&Value> = hubs["hubs"]
+    let same: Vec<&Value> = hubs
         .as_array()
         .expect("hubs")
         .iter()

@@ -66,10 +66,14 @@ test("the printed board and round sheet, in Spanish and English, as PDF text", a
     assert.ok(f.includes(flat(want)), `board PDF lacks ${want}:\n${text}`);
   }
   // Grouped by category, the most urgent first (medical, with a life-threatening need,
-  // before water), and the low-urgency shelter need after both.
-  assert.ok(f.indexOf(flat("Insulina para Rosa")) < f.indexOf(flat("Agua potable")), text);
+  // before water), and the low-urgency shelter need after both. By short id: a title
+  // may be split by a line of the other column in pdftotext's layout.
+  const at = (id) => { const i = f.indexOf(id); assert.ok(i >= 0, `${id} not in:\n${text}`); return i; };
+  assert.ok(at(urgent.short_id) < at(water.short_id), text);
   assert.ok(f.indexOf(flat("atención médica")) < f.indexOf(flat("agua e higiene")), text);
-  assert.ok(f.indexOf(flat("Insulina para Rosa")) < f.indexOf(flat("Mantas para 2")), text);
+  assert.ok(at(urgent.short_id) < at(low.short_id), text);
+  // Issue 11: at how many of the community's hubs each item is known.
+  assert.ok(f.includes(flat("conocido en 1 de 1 centros")), text);
   const pages = pdfPages(pdf);
   assert.ok(pages >= 1 && pages <= 4, `a typical board (45 items) on 1-4 A4 pages, not ${pages}`);
   // The QR code is there (an SVG image of the hub address).
@@ -81,7 +85,8 @@ test("the printed board and round sheet, in Spanish and English, as PDF text", a
   const enPdf = join(node.dir, "board-en.pdf");
   await en.pdf({ path: enPdf, format: "A4" });
   const enText = flat(pdfText(enPdf));
-  for (const want of ["Needs and offers", "medical care and medication", "LIFE-THREATENING", "Printed"]) {
+  for (const want of ["Needs and offers", "medical care and medication", "LIFE-THREATENING", "Printed",
+    "known at 1 of 1 hubs"]) {
     assert.ok(enText.includes(flat(want)), `English board PDF lacks ${want}`);
   }
 

@@ -136,7 +136,9 @@ pub(super) fn list_value(
         let shown = shown.iter().filter_map(|h| v.item(&h.id, now)).collect();
         (shown, total, next, names)
     });
-    let out: Vec<Value> = shown.iter().map(|i| named_item_json(i, &names)).collect();
+    let roster = super::delivery::Roster::of(st);
+    let card = |i: &Item| super::delivery::item_value(st, &roster, i, &names);
+    let out: Vec<Value> = shown.iter().map(card).collect();
     let Some(page) = page else {
         return Ok(json!({ "items": out }));
     };
@@ -241,7 +243,9 @@ async fn create(
                 "stored item not in view",
             )
         })?;
-    Ok((StatusCode::CREATED, Json(item_json(&item))).into_response())
+    let mut out = item_json(&item);
+    super::delivery::add_known(&st, &super::delivery::Roster::of(&st), &mut out, &item);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 pub(super) async fn post_need(
@@ -274,13 +278,6 @@ pub(super) async fn match_offers(
         out,
     )
         .into_response())
-}
-
-pub(super) async fn list_hubs(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
-    super::live::conditional(&st, &headers, &["hubs"], || {
-        Ok(Json(json!({ "hubs": hubs_value(&st) })).into_response())
-    })
-    .await
 }
 
 /// Every announced hub, as JSON.
@@ -428,10 +425,15 @@ pub(super) async fn list_alerts(
 /// language is in `official.languages` either way).
 pub(super) fn alerts_value(st: &AppState, lang: Option<&str>) -> Vec<Value> {
     let now = st.engine.now_ms();
+    let roster = super::delivery::Roster::of(st);
     st.engine
         .with_view(|v| v.alerts(now))
         .iter()
-        .map(|a| alert_json(a, lang))
+        .map(|a| {
+            let mut out = alert_json(a, lang);
+            super::delivery::add_known_event(st, &roster, &mut out, a.at, &a.id);
+            out
+        })
         .collect()
 }
 
@@ -496,7 +498,10 @@ pub(super) async fn show_item(
     let id = resolve_item(&st, &id)?;
     let now = st.engine.now_ms();
     let (item, names) = named_item(&st, &id, now)?;
-    Ok(Json(named_item_json(&item, &names)).into_response())
+    let mut out = named_item_json(&item, &names);
+    let arrived = item.arrived.unwrap_or(item.created.millis());
+    super::delivery::add_known_at(&st, &mut out, item.created, &item.id, arrived);
+    Ok(Json(out).into_response())
 }
 
 /// Item `id` folded at `now`, with the hub names to show next to its keys.
@@ -533,7 +538,8 @@ pub(super) async fn change_status(
     let now = st.engine.now_ms();
     let (item, names) = named_item(&st, &id, now)?;
     let applied = item.history.iter().any(|c| c.id == event.id() && c.applied);
-    let mut out = named_item_json(&item, &names);
+    let mut out =
+        super::delivery::item_value(&st, &super::delivery::Roster::of(&st), &item, &names);
     out["change"] = json!({ "id": event.id().to_hex(), "applied": applied });
     if !applied {
         let reason = not_applied_reason(&item, status, &names);

@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::board::{alerts_value, categories_value, hubs_value, list_value, named_item_json};
+use super::board::{alerts_value, categories_value, hubs_value, list_value};
 use super::names::HubNames;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::engine::NewEvent;
@@ -66,7 +66,9 @@ async fn store_tag(st: &AppState, parts: &[&str]) -> Result<String, ApiError> {
         .await?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", e.to_string()))?;
     let step = (st.engine.now_ms() / EXPIRY_STEP_MS).to_le_bytes();
-    let mut all: Vec<&[u8]> = vec![&digest, &step];
+    // Delivery counts and the roster change without the store (issue 11).
+    let delivery = st.net.delivery.generation().to_le_bytes();
+    let mut all: Vec<&[u8]> = vec![&digest, &step, &delivery];
     all.extend(parts.iter().map(|p| p.as_bytes()));
     Ok(tag(&all))
 }
@@ -138,6 +140,7 @@ pub(super) async fn board(
         "needs": needs,
         "offers": offers,
         "hubs": hubs_value(&st),
+        "roster": super::delivery::roster_value(&st),
         "alerts": alerts_value(&st, None),
         "categories": categories_value(),
     }))
@@ -195,7 +198,10 @@ fn render(st: &AppState, ne: &NewEvent) -> Value {
     let card = |id: &EventId| {
         st.engine
             .with_view(|v| Some((v.item(id, now)?, HubNames::of(v))))
-            .map(|(item, names)| named_item_json(&item, &names))
+            .map(|(item, names)| {
+                let roster = super::delivery::Roster::of(st);
+                super::delivery::item_value(st, &roster, &item, &names)
+            })
     };
     match &ne.body {
         Some(Body::Need(_) | Body::Offer(_)) => {

@@ -101,14 +101,15 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
         "sync_bytes_in": net.as_ref().map_or(0, |n| n.sync_bytes_in),
         "sync_bytes_out": net.as_ref().map_or(0, |n| n.sync_bytes_out),
         "disk": disk,
+        "unreached": super::delivery::unreached_value(&st),
     }))
     .into_response())
 }
 
 /// What the page shows of the node (in `GET /board`): `community`, `author`,
-/// `peers`, `peer_list`, `events`, `clock` (`status`, `warning`), `refused` and
-/// `refused_by`. Nothing in it changes by itself with time, so it can be part of a
-/// validator.
+/// `peers`, `peer_list`, `events`, `clock` (`status`, `warning`), `refused`,
+/// `refused_by` and `unreached` (issue 11). The board's validator is made over this
+/// JSON, so a need that becomes unreached with time changes it too.
 pub(super) async fn page_status(st: &AppState) -> Value {
     let net = st.net.status().await;
     let (clock, offset) = st.engine.clock_status();
@@ -123,6 +124,8 @@ pub(super) async fn page_status(st: &AppState) -> Value {
         "clock": { "status": clock["status"], "warning": clock["warning"] },
         "refused": net.as_ref().map(|n| n.refused.clone()).unwrap_or_default(),
         "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
+        // The page flags these (issue 11); part of the board's ETag through this JSON.
+        "unreached": super::delivery::unreached_value(st),
     })
 }
 
@@ -197,24 +200,41 @@ pub(super) async fn stream(
     use tokio::sync::broadcast::error::RecvError;
     let welfare_ok = st.pins.allows(from, &headers);
     let rx = st.engine.subscribe();
-    let events = futures::stream::unfold((rx, st), move |(mut rx, st)| async move {
-        let ev = loop {
-            match rx.recv().await {
-                Ok(ne) if !welfare_ok && is_welfare(&st.engine, &ne) => continue,
-                Ok(ne) => break Ok(ne),
-                Err(e) => break Err(e),
-            }
-        };
-        let ev = match ev {
-            Ok(ne) => {
-                let data = st.cards.data(&st, &ne);
-                SseEvent::default().event("new").data(&*data)
-            }
-            Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok::<_, std::convert::Infallible>(ev), (rx, st)))
-    });
+    let known = st.net.delivery.subscribe();
+    let sent = super::delivery::Sent::current(&st);
+    let events = futures::stream::unfold(
+        (rx, known, sent, st),
+        move |(mut rx, mut known, mut sent, st)| async move {
+            let ev = loop {
+                tokio::select! {
+                    got = rx.recv() => match got {
+                        Ok(ne) if !welfare_ok && is_welfare(&st.engine, &ne) => continue,
+                        Ok(ne) => break Ok(ne),
+                        Err(e) => break Err(e),
+                    },
+                    // Delivery counts changed (issue 11): send the counts that did.
+                    Ok(_) | Err(RecvError::Lagged(_)) = known.recv() => {
+                        while known.try_recv().is_ok() {}
+                        if let Some(data) = super::delivery::known_message(&st, &mut sent) {
+                            let ev = SseEvent::default().event("known").data(data);
+                            return Some((Ok(ev), (rx, known, sent, st)));
+                        }
+                    }
+                }
+            };
+            let ev = match ev {
+                Ok(ne) => {
+                    let data = st.cards.data(&st, &ne);
+                    SseEvent::default().event("new").data(&*data)
+                }
+                Err(RecvError::Lagged(n)) => {
+                    SseEvent::default().event("lagged").data(n.to_string())
+                }
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok::<_, std::convert::Infallible>(ev), (rx, known, sent, st)))
+        },
+    );
     Sse::new(events)
         // A comment line now and then: a reader that vanished fails the write (see
         // `conn::USER_TIMEOUT`), which ends the stream.

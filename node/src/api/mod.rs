@@ -29,6 +29,7 @@ mod board;
 mod bundle;
 mod cap;
 pub mod conn;
+mod delivery;
 mod export;
 pub mod guard;
 mod live;
@@ -235,7 +236,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/items/{id}", get(board::show_item))
         .route("/api/v1/items/{id}/status", post(board::change_status))
         .route("/api/v1/match", get(board::match_offers))
-        .route("/api/v1/hubs", get(board::list_hubs).post(board::post_hub))
+        .route("/api/v1/hubs", get(delivery::hubs).post(board::post_hub))
         .route(
             "/api/v1/alerts",
             get(board::list_alerts).post(board::post_alert),

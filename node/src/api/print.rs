@@ -302,6 +302,13 @@ pub(super) async fn board(
                 if let Some(by) = i["author_hub"].as_str() {
                     small.push(esc(by));
                 }
+                // Issue 11: how many of the community's hubs are known to hold it, so a
+                // reader of the paper knows whether the other hubs have seen it.
+                if let (Some(at), Some(of)) = (i["known"]["at"].as_u64(), i["known"]["of"].as_u64())
+                {
+                    let (at, of) = (at.to_string(), of.to_string());
+                    small.push(w.t("print.known", &[("at", &at), ("of", &of)]));
+                }
                 let _ = writeln!(
                     out,
                     "<br><span class=\"small\" dir=\"auto\">{}</span></li>",

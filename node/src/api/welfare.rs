@@ -359,7 +359,9 @@ pub async fn show(
 ) -> ApiResult {
     let Path(id) = id?;
     let p = resolve(&st, &id)?;
-    Ok(Json(person_json(&assess(&p, st.engine.now_ms()))).into_response())
+    let mut out = person_json(&assess(&p, st.engine.now_ms()));
+    super::delivery::add_known_checks(&st, &mut out, &p.checks);
+    Ok(Json(out).into_response())
 }
 
 /// `POST /api/v1/people`: register someone to check on.

@@ -109,6 +109,8 @@ pub struct NetHandle {
     pub commands: mpsc::Sender<Command>,
     /// Our peer id.
     pub peer_id: PeerId,
+    /// What we know of which hubs hold what (issue 11), kept up by the network task.
+    pub delivery: Arc<crate::delivery::Delivery>,
 }
 
 impl NetHandle {
@@ -200,6 +202,21 @@ fn setup(
                 reason: e.to_string(),
             })?;
     }
+    let delivery_topic = IdentTopic::new(delivery_topic(&cfg.topic));
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&delivery_topic)
+        .map_err(|e| NetError::Setup(e.to_string()))?;
+    let delivery = Arc::new(
+        crate::delivery::Delivery::open(
+            engine.store(),
+            engine.identity().author(),
+            &cfg.psk,
+            engine.wall_ms(),
+        )
+        .map_err(|e| NetError::Setup(format!("cannot read the store for delivery: {e}")))?,
+    );
     let (done_tx, done) = mpsc::unbounded_channel();
     let worker = Worker::start(engine.clone(), done_tx.clone())
         .map_err(|e| NetError::Setup(format!("cannot start the ingest thread: {e}")))?;
@@ -209,12 +226,15 @@ fn setup(
     let handle = NetHandle {
         commands: tx,
         peer_id: *swarm.local_peer_id(),
+        delivery: delivery.clone(),
     };
     let task = task::Task::new(
         task::Parts {
             engine,
             swarm,
             topic,
+            delivery_topic,
+            delivery,
             counters,
             worker,
             checker,
@@ -226,6 +246,11 @@ fn setup(
         cfg,
     );
     Ok((handle, task))
+}
+
+/// The gossip topic of hub summaries (issue 11), next to the community's event topic.
+pub fn delivery_topic(topic: &str) -> String {
+    format!("{topic}/delivery")
 }
 
 /// Whether `addr` is something this node can dial: an IP or DNS host, a TCP port, and

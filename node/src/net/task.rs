@@ -33,6 +33,9 @@ pub(super) struct Task {
     engine: Arc<Engine>,
     swarm: Swarm<Behaviour>,
     topic: IdentTopic,
+    /// Hub summaries (issue 11).
+    delivery_topic: IdentTopic,
+    delivery: Arc<crate::delivery::Delivery>,
     counters: Arc<Counters>,
     events: broadcast::Receiver<crate::engine::NewEvent>,
     /// Our sync session with each peer: its generation (so a result for a session
@@ -79,6 +82,8 @@ pub(super) struct Parts {
     pub engine: Arc<Engine>,
     pub swarm: Swarm<Behaviour>,
     pub topic: IdentTopic,
+    pub delivery_topic: IdentTopic,
+    pub delivery: Arc<crate::delivery::Delivery>,
     pub counters: Arc<Counters>,
     pub worker: Worker,
     pub checker: Checker,
@@ -96,6 +101,8 @@ impl Task {
             engine: p.engine,
             swarm: p.swarm,
             topic: p.topic,
+            delivery_topic: p.delivery_topic,
+            delivery: p.delivery,
             counters: p.counters,
             sessions: HashMap::new(),
             session_generation: 0,
@@ -201,6 +208,7 @@ impl Task {
                     Ok(ne) => self.on_new_event(ne),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         warn!(skipped = n, "gossip fell behind; anti-entropy will cover the skipped events");
+                        self.reload_delivery();
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -214,6 +222,7 @@ impl Task {
     }
 
     fn on_new_event(&mut self, ne: crate::engine::NewEvent) {
+        self.delivery.observe(&ne.event, self.engine.wall_ms());
         // Events from gossip are forwarded by gossipsub itself once accepted; events
         // fetched by sync are handed on by relay sessions (`relay_caught_up`).
         if !matches!(ne.origin, Origin::Local | Origin::Import) {
@@ -322,7 +331,41 @@ impl Task {
             .filter(|p| !self.sessions.contains_key(p))
             .map(|p| self.sync_due.get(p).copied().unwrap_or(now))
             .min();
-        dial.into_iter().chain(sync).min()
+        // Our hub summary (issue 11): soon after a change, else a keep-alive.
+        let wall = self.engine.wall_ms();
+        let summary =
+            now + Duration::from_millis(self.delivery.next_summary_ms().saturating_sub(wall));
+        dial.into_iter().chain(sync).chain([summary]).min()
+    }
+
+    /// Publishes our hub summary if one is due.
+    fn send_summary(&mut self) {
+        let (wall, made) = (self.engine.wall_ms(), self.engine.now_ms_unlocked());
+        let Some(bytes) = self
+            .delivery
+            .summary_due(self.engine.identity(), wall, made)
+        else {
+            return;
+        };
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.delivery_topic.clone(), bytes)
+        {
+            Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+            Err(e) => tracing::trace!(error = %e, "hub summary not sent; the next one will be"),
+        }
+    }
+
+    /// Some new events were missed: re-read what we hold (off this task).
+    fn reload_delivery(&self) {
+        self.delivery.mark_stale();
+        let (engine, delivery) = (self.engine.clone(), self.delivery.clone());
+        tokio::task::spawn_blocking(move || match engine.store().sync_items() {
+            Ok(items) => delivery.reload(items),
+            Err(e) => warn!(error = %e, "cannot re-read the store for delivery counts"),
+        });
     }
 
     /// Does whatever is due: lifts bans, dials, starts periodic syncs.
@@ -332,6 +375,7 @@ impl Task {
             self.swarm.behaviour_mut().blocked.unblock_peer(p);
         }
         self.dial_due(now);
+        self.send_summary();
         // Periodic anti-entropy with every connected peer.
         let due: Vec<PeerId> = self
             .swarm
@@ -584,6 +628,7 @@ impl Task {
                 }
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, %addr, "connected");
+                    self.delivery.set_connected(peer_id, true);
                     self.peer_addr.insert(peer_id, addr.clone());
                     let _ = self.worker.offer(Job::Connected {
                         peer: peer_id,
@@ -601,6 +646,7 @@ impl Task {
                 ..
             } => {
                 info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
+                self.delivery.set_connected(peer_id, false);
                 self.sessions.remove(&peer_id);
                 self.relay_due.remove(&peer_id);
                 // The engine's lock may be held by a store write: not on this task.
@@ -649,6 +695,32 @@ impl Task {
                 if let (true, Some(ip)) = (other_key, remote_ip(&send_back_addr)) {
                     self.refused.note(ip, self.engine.wall_ms());
                 }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) if message.topic == self.delivery_topic.hash() => {
+                // A hub summary: checked here (a signature check, no disk); passed on
+                // only if it is new knowledge.
+                let got = self.delivery.receive(
+                    &message.data,
+                    Some(propagation_source),
+                    self.engine.wall_ms(),
+                    self.engine.now_ms_unlocked(),
+                );
+                let acceptance = match got {
+                    crate::delivery::Received::Newer => MessageAcceptance::Accept,
+                    crate::delivery::Received::Stale => MessageAcceptance::Ignore,
+                    crate::delivery::Received::Refused(e) => {
+                        debug!(peer = %propagation_source, error = %e, "refused a hub summary");
+                        MessageAcceptance::Reject
+                    }
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,

@@ -228,10 +228,11 @@ function itemCard(i) {
     actions.append(button(t("btn.withdraw"), () => change(i, "withdrawn")));
   }
   cards.set(i.id, i);
-  return el("li", { "data-id": i.id },
+  return el("li", { "data-id": i.id, class: unreachedIds.has(i.id) ? "unreached" : "" },
     el("span", { class: "badge u-" + i.urgency }, tn("urgency", i.urgency)),
     el("span", { class: "badge s-" + i.status }, tn("status", i.status)),
     el("span", { class: "badge" }, tn("cat", i.category)),
+    knownBadge(i.known),
     el("h2", { dir: "auto" }, i.title),
     qty ? el("p", { dir: "auto" }, t("card.qty", { qty })) : null,
     i.place && i.place.label ? el("p", { dir: "auto" }, t("card.where", { place: i.place.label })) : null,
@@ -244,6 +245,70 @@ function itemCard(i) {
       : ago(i.created_at)) + " · " + (i.author_hub || i.short_id)),
     historyList(i),
     confirming === i.id ? confirmDone(i) : actions);
+}
+
+// --- Honest delivery (issue 11): at how many of the community's hubs an item is known,
+// the roster of hubs, and this hub's urgent needs that no other hub holds yet. ---
+
+// "3/4" on a card: hubs that confirmed holding it (this one included), of all heard of.
+// Alone (only here, with other hubs about) it is marked, so it is seen.
+function knownBadge(k) {
+  if (!k || typeof k.at !== "number" || typeof k.of !== "number") return null;
+  return el("span", { class: "badge known" + (k.at < 2 && k.of > 1 ? " alone" : ""),
+    title: t("known.title", { at: num(k.at), of: num(k.of) }) }, num(k.at) + "/" + num(k.of));
+}
+
+// The stream's `known` event: new counts for some items, redrawn in place on the cards.
+function applyKnown(counts) {
+  let reached = false;
+  for (const [id, k] of Object.entries(counts || {})) {
+    const i = cards.get(id);
+    if (i) i.known = k;
+    // A card, or an alert banner.
+    const li = document.querySelector('[data-id="' + id + '"]');
+    const old = li && li.querySelector(".badge.known");
+    const badge = knownBadge(k);
+    if (old && badge) old.replaceWith(badge);
+    if (unreachedIds.has(id) && k.at > 1) reached = true;
+  }
+  // A flagged need reached another hub: the flag is the node's to lift.
+  if (reached) soon(refresh);
+}
+
+// Ids (full) of the urgent needs posted here that no other hub is known to hold.
+let unreachedIds = new Set();
+
+function showUnreached(list) {
+  list = list || [];
+  unreachedIds = new Set(list.map((n) => n.id));
+  const box = $("#unreached");
+  box.hidden = !list.length;
+  box.replaceChildren(...list.map((n) => el("p", { dir: "auto" },
+    t("unreached.line", { title: n.text, ago: ago(n.since_ms) }))));
+  for (const li of document.querySelectorAll("li[data-id]")) {
+    li.classList.toggle("unreached", unreachedIds.has(li.dataset.id));
+  }
+}
+
+// One hub of the roster: its name (else its node id), where it is, when it was last
+// heard from (directly or through another hub), how far behind it was, and whether it
+// is connected now; one silent for too long is flagged.
+function rosterCard(h) {
+  const state = h.me ? "me" : h.reachable ? "connected" : h.silent ? "silent" : "away";
+  const heard = h.last_heard_ms != null
+    ? t(h.via === "relayed" ? "roster.heard_relayed" : "roster.heard", { ago: ago(h.last_heard_ms) })
+    : t("roster.never");
+  return el("li", { "data-node": h.node },
+    el("span", { class: "badge r-" + state }, t("roster." + state)),
+    el("h2", { dir: "auto" }, h.name || t("roster.unnamed", { node: h.node })),
+    h.place && h.place.label ? el("p", { dir: "auto" }, h.place.label) : null,
+    h.me ? null : el("p", {}, heard),
+    !h.me && h.behind != null ? el("p", {}, t("roster.behind", { n: num(h.behind) })) : null);
+}
+
+function showRoster(roster) {
+  if (!roster) return;
+  fill($("#roster"), roster, rosterCard, t("roster.empty"));
 }
 
 // Connected hubs by the name they announced (issue 15); unnamed ones are counted only.
@@ -363,6 +428,8 @@ function hubChoices(hubs) {
 }
 
 function showHubs(hubs) {
+  // Announced hubs only (a roster entry of a node that announced none has no place).
+  hubs = (hubs || []).filter((h) => h.name && h.place);
   hubChoices(hubs);
   fill($("#hubs"), hubs, (h) => el("li", {},
     el("h2", { dir: "auto" }, h.name),
@@ -449,6 +516,8 @@ async function loadBoard() {
     showBoard("needs", b.needs, false);
     showBoard("offers", b.offers, false);
     showHubs(b.hubs);
+    showRoster(b.roster);
+    showUnreached(b.status.unreached);
   } catch (e) {
     if (seq === refreshes) $("#meta").textContent = t("meta.unreachable", { error: e.message });
   }
@@ -543,6 +612,7 @@ function alertBanner(a) {
   return el("div", { class: "alert" + (clear ? " clear" : ""), role: "alert", "data-id": a.id },
     el("span", { dir: "auto" }, clear ? t("alert.all_clear", { headline: a.headline })
       : t("alert.headline", { severity: tn("severity", a.severity).toLocaleUpperCase(lang), headline: a.headline })),
+    " ", knownBadge(a.known),
     a.area ? el("small", { dir: "auto" }, a.area) : null,
     clear ? null : el("div", { class: "actions" },
       button(t("alert.btn_clear"), end("all-clear", t("alert.ask_clear", { headline: a.headline }))),
@@ -799,6 +869,14 @@ function openStream() {
   });
   stream.addEventListener("new", onStream);
   stream.addEventListener("lagged", () => refresh());
+  // New "3/4" counts; a changed roster (a hub heard of, connected or gone silent) needs
+  // the board again (its ETag covers the roster). tests/src/phones.rs does the same.
+  stream.addEventListener("known", (ev) => {
+    let d;
+    try { d = JSON.parse(ev.data); } catch (e) { soon(refresh); return; }
+    applyKnown(d.counts);
+    if (d.roster) soon(refresh);
+  });
   // A dropped stream reconnects by itself; one refused ("this hub is busy": 503) is
   // closed for good by the browser, so it is opened again a minute later.
   stream.addEventListener("error", () => {

@@ -20,8 +20,14 @@
 //! test can check that no node stored any of them. It never trusts what the node sends
 //! back and exits by itself.
 //!
+//! With `--summaries VICTIM:EVENT` (issue 11) it sends hub summaries only, no other
+//! abuse: each round, one in the victim's name (hex author id) signed with its own key
+//! that claims the victim holds the event (hex id), one of another community that
+//! claims the same for a second identity of its own, junk on the summary topic, and
+//! one valid summary of its own (the control: it shows the path works).
+//!
 //! Usage: `rogue --peer MULTIADDR --community NAME --passphrase WORDS [--seconds N]
-//! [--control]`. `--control` also publishes one *valid* need first (reported as
+//! [--control] [--gossip-only] [--summaries VICTIM:EVENT]`. `--control` also publishes one *valid* need first (reported as
 //! `control_id`), to check that the path from the rogue to the other nodes works.
 
 use std::collections::hash_map::RandomState;
@@ -33,8 +39,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aidmesh_protocol::body::{Body, BodyKind, Place, Post, Urgency};
+use aidmesh_protocol::delivery::{self, Summary};
 use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
-use aidmesh_protocol::{community, Category, Event, EventId, Identity, Timestamp};
+use aidmesh_protocol::{community, AuthorId, Category, Event, EventId, Identity, Timestamp};
 use aidmesh_protocol::{MAX_EVENT_BYTES, PROTOCOL_VERSION};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::gossipsub::{self, IdentTopic, MessageId};
@@ -71,7 +78,7 @@ const TOO_MANY_IDS: usize = 10_000;
 const YEAR_MS: u64 = 365 * 24 * 3600 * 1000;
 
 const USAGE: &str = "usage: rogue --peer MULTIADDR --community NAME --passphrase WORDS \
-                     [--seconds N] [--control] [--gossip-only]";
+                     [--seconds N] [--control] [--gossip-only] [--summaries VICTIM:EVENT]";
 
 /// Command-line arguments.
 #[derive(Debug)]
@@ -90,6 +97,8 @@ struct Args {
     /// requests with a proper refusal (the node bans sync abusers at once, which would
     /// end the gossip attack before it starts).
     gossip_only: bool,
+    /// Send forged hub summaries only: the victim's author id and the event to claim.
+    summaries: Option<(AuthorId, EventId)>,
 }
 
 /// Parses `std::env::args`.
@@ -100,6 +109,7 @@ fn parse_args() -> Result<Args, String> {
     let mut seconds = 10;
     let mut control = false;
     let mut gossip_only = false;
+    let mut summaries = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -119,6 +129,15 @@ fn parse_args() -> Result<Args, String> {
             }
             "--control" => control = true,
             "--gossip-only" => gossip_only = true,
+            "--summaries" => {
+                let v = value("--summaries")?;
+                let (who, what) = v
+                    .split_once(':')
+                    .ok_or_else(|| format!("bad --summaries {v}: want VICTIM:EVENT"))?;
+                let who: AuthorId = who.parse().map_err(|e| format!("bad victim {who}: {e}"))?;
+                let what: EventId = what.parse().map_err(|e| format!("bad event {what}: {e}"))?;
+                summaries = Some((who, what));
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -129,6 +148,7 @@ fn parse_args() -> Result<Args, String> {
         seconds,
         control,
         gossip_only,
+        summaries,
     })
 }
 
@@ -334,6 +354,10 @@ struct Rogue {
     gossip_only: bool,
     control_id: Option<String>,
     reconnects: u64,
+    /// `--summaries`: the summary topic, the community's tag, victim and event.
+    summaries: Option<(IdentTopic, [u8; 8], AuthorId, EventId)>,
+    /// The second identity, of "another community".
+    foreign: Identity,
 }
 
 impl Rogue {
@@ -445,6 +469,10 @@ impl Rogue {
     /// drop the gossip stream (and, after a few, gossip with us on this connection).
     fn round(&mut self, late: bool) {
         self.rounds += 1;
+        if let Some((topic, tag, victim, event)) = self.summaries.clone() {
+            self.summary_round(topic, tag, victim, event);
+            return;
+        }
         let b = self.forged_signature();
         self.publish("forged_signature", b);
         let b = self.future_stamped();
@@ -482,6 +510,41 @@ impl Rogue {
                 .encode(),
             );
             self.request("sync_bad_reconcile", b);
+        }
+    }
+
+    /// One round of `--summaries`.
+    fn summary_round(&mut self, topic: IdentTopic, tag: [u8; 8], victim: AuthorId, event: EventId) {
+        let now = now_ms();
+        let claim = |community, hub| Summary {
+            community,
+            hub,
+            made_ms: now,
+            count: 0,
+            buckets: Vec::new(),
+            recent: vec![delivery::prefix(&event)],
+        };
+        let forged = claim(tag, victim).sign(&self.author);
+        let foreign =
+            claim(delivery::community_tag(&[0xee; 32]), self.foreign.author()).sign(&self.foreign);
+        let own = Summary::make(tag, self.author.author(), now, &[], []).sign(&self.author);
+        let len = 1 + (self.rng.next_u64() % 512) as usize;
+        let junk = self.rng.bytes(len);
+        for (what, data) in [
+            ("summary_forged", forged),
+            ("summary_foreign", foreign),
+            ("summary_junk", junk),
+            ("summary_own", own),
+        ] {
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(topic.clone(), data)
+            {
+                Ok(_) => Self::count(&mut self.sent, what),
+                Err(_) => Self::count(&mut self.publish_errors, what),
+            }
         }
     }
 
@@ -600,6 +663,8 @@ impl Rogue {
             "sync": self.sync,
             "forged_ids": self.forged_ids,
             "control_id": self.control_id,
+            "author": self.author.author().to_hex(),
+            "foreign_author": self.foreign.author().to_hex(),
         })
     }
 }
@@ -615,7 +680,20 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
     let mut rng = Rng::seeded();
     let keypair = identity::Keypair::ed25519_from_bytes(rng.seed32()).map_err(|e| e.to_string())?;
     let author = Identity::from_seed(rng.seed32());
+    let foreign = Identity::from_seed(rng.seed32());
     let mut swarm = build_swarm(keypair, psk)?;
+    let summaries = match args.summaries {
+        Some((victim, event)) => {
+            let t = IdentTopic::new(format!("{}/delivery", community::topic(&args.community)));
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&t)
+                .map_err(|e| e.to_string())?;
+            Some((t, delivery::community_tag(&psk), victim, event))
+        }
+        None => None,
+    };
     swarm
         .behaviour_mut()
         .gossipsub
@@ -637,7 +715,9 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         forged_ids: Vec::new(),
         control_id: None,
         reconnects: 0,
-        gossip_only: args.gossip_only,
+        gossip_only: args.gossip_only || summaries.is_some(),
+        summaries,
+        foreign,
     };
     rogue.dial();
 

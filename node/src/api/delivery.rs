@@ -1,0 +1,268 @@
+//! Honest delivery in the API (issue 11): the `known` count on every item, the
+//! `known_at` / `not_yet` lists of one item, the hub roster (`GET /api/v1/hubs`, the
+//! board's `roster`), the status's `unreached` urgent needs and the stream's `known`
+//! messages. The knowledge itself lives in [`crate::delivery`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use aidmesh_protocol::view::Item;
+use aidmesh_protocol::{AuthorId, BodyKind, EventId, Timestamp, Urgency};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::names::HubNames;
+use super::{ApiResult, AppState};
+use crate::delivery::{silent, KnownAt, RosterEntry};
+
+/// Items whose counts one stream `known` message carries at most.
+pub const KNOWN_CAP: usize = 200;
+
+/// The roster as this request sees it (computed once per answer).
+pub(super) struct Roster {
+    entries: Vec<RosterEntry>,
+    names: HubNames,
+    now_ms: u64,
+}
+
+impl Roster {
+    /// The roster now.
+    pub(super) fn of(st: &AppState) -> Roster {
+        let now_ms = st.engine.wall_ms();
+        let (announced, names) = st.engine.with_view(|v| {
+            let a: Vec<AuthorId> = v.hubs().iter().map(|h| h.author).collect();
+            (a, HubNames::of(v))
+        });
+        Roster {
+            entries: st.net.delivery.roster(&announced, now_ms),
+            names,
+            now_ms,
+        }
+    }
+
+    /// Roster size: the `of` of every count.
+    pub(super) fn size(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn name(&self, node: &AuthorId) -> Option<&str> {
+        self.names.author(node)
+    }
+}
+
+/// The hubs known to hold `(ts, id)`, this node first (it arrived here at
+/// `arrived_ms`).
+fn known_at(st: &AppState, ts: Timestamp, id: &EventId, arrived_ms: u64) -> Vec<KnownAt> {
+    let me = KnownAt {
+        node: st.net.delivery.me(),
+        at_ms: arrived_ms,
+    };
+    std::iter::once(me)
+        .chain(st.net.delivery.known(ts, id))
+        .collect()
+}
+
+/// `{"at": n, "of": m}` for an event held here.
+fn count(st: &AppState, roster: &Roster, ts: Timestamp, id: &EventId) -> Value {
+    let at = 1 + st.net.delivery.known(ts, id).len();
+    json!({ "at": at, "of": roster.size().max(at) })
+}
+
+/// Adds `known` to an item's JSON.
+pub(super) fn add_known(st: &AppState, roster: &Roster, out: &mut Value, item: &Item) {
+    out["known"] = count(st, roster, item.created, &item.id);
+}
+
+/// An item's JSON with its hub names and `known` count.
+pub(super) fn item_value(st: &AppState, roster: &Roster, item: &Item, names: &HubNames) -> Value {
+    let mut out = super::board::named_item_json(item, names);
+    add_known(st, roster, &mut out, item);
+    out
+}
+
+/// Adds `known` to an alert's JSON.
+pub(super) fn add_known_event(
+    st: &AppState,
+    roster: &Roster,
+    out: &mut Value,
+    ts: Timestamp,
+    id: &EventId,
+) {
+    out["known"] = count(st, roster, ts, id);
+}
+
+/// Adds `known`, `known_at` and `not_yet` to one item's (or alert's) JSON.
+pub(super) fn add_known_at(
+    st: &AppState,
+    out: &mut Value,
+    ts: Timestamp,
+    id: &EventId,
+    arrived_ms: u64,
+) {
+    let roster = Roster::of(st);
+    let known = known_at(st, ts, id, arrived_ms);
+    let list: Vec<Value> = known
+        .iter()
+        .map(|k| json!({ "node": k.node.short(), "name": roster.name(&k.node), "at_ms": k.at_ms }))
+        .collect();
+    let not_yet: Vec<Value> = roster
+        .entries
+        .iter()
+        .filter(|e| !known.iter().any(|k| k.node == e.node))
+        .map(|e| json!({ "node": e.node.short(), "name": roster.name(&e.node), "last_heard_ms": e.last_heard_ms }))
+        .collect();
+    out["known"] = json!({ "at": list.len(), "of": roster.size().max(list.len()) });
+    out["known_at"] = json!(list);
+    out["not_yet"] = json!(not_yet);
+}
+
+/// Adds `known` to every check-in of a person's JSON (`checks`), and `known_at` and
+/// `not_yet` to the latest (`latest`).
+pub(super) fn add_known_checks(
+    st: &AppState,
+    out: &mut Value,
+    checks: &[aidmesh_protocol::view::Check],
+) {
+    let roster = Roster::of(st);
+    for (i, c) in checks.iter().enumerate() {
+        if let Some(v) = out["checks"].get_mut(i) {
+            if v["id"] == c.id.to_hex() {
+                add_known_event(st, &roster, v, c.at, &c.id);
+            }
+        }
+        if out["latest"]["id"] == c.id.to_hex() {
+            add_known_at(st, &mut out["latest"], c.at, &c.id, c.at.millis());
+        }
+    }
+}
+
+/// The roster as JSON: one entry per node heard of, with its newest hub announcement's
+/// fields (as `GET /hubs` had them) where it announced one.
+pub(super) fn roster_value(st: &AppState) -> Vec<Value> {
+    let roster = Roster::of(st);
+    let mut announced: HashMap<AuthorId, Value> = HashMap::new();
+    let mut newest: BTreeMap<AuthorId, u64> = BTreeMap::new();
+    for h in super::board::hubs_value(st) {
+        let Some(author) = st.engine.with_view(|v| {
+            v.hubs()
+                .into_iter()
+                .find(|x| Some(x.id.to_hex().as_str()) == h["id"].as_str())
+                .map(|x| x.author)
+        }) else {
+            continue;
+        };
+        let at = h["created_at"].as_u64().unwrap_or(0);
+        if newest.get(&author).is_none_or(|t| at >= *t) {
+            newest.insert(author, at);
+            announced.insert(author, h);
+        }
+    }
+    roster
+        .entries
+        .iter()
+        .map(|e| {
+            let mut v = announced.remove(&e.node).unwrap_or_else(|| json!({}));
+            v["node"] = json!(e.node.short());
+            v["name"] = json!(roster.name(&e.node));
+            v["me"] = json!(e.me);
+            v["last_heard_ms"] = json!(e.last_heard_ms);
+            v["via"] = json!(e.via.map(|x| x.name()));
+            v["behind"] = json!(e.behind);
+            v["reachable"] = json!(e.reachable);
+            v["silent"] = json!(silent(e, roster.now_ms));
+            v
+        })
+        .collect()
+}
+
+/// `GET /api/v1/hubs`: the roster.
+pub(super) async fn hubs(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
+    super::live::conditional(&st, &headers, &["hubs"], || {
+        Ok(Json(json!(roster_value(&st))).into_response())
+    })
+    .await
+}
+
+/// Urgent or life-threatening needs posted here, still open, known at no other hub
+/// and older than [`crate::delivery::UNREACHED_AFTER_MS`].
+pub(super) fn unreached_value(st: &AppState) -> Vec<Value> {
+    let now = st.engine.now_ms();
+    let me = st.net.delivery.me();
+    let items = st.engine.with_view(|v| v.items(now));
+    items
+        .iter()
+        .filter(|i| i.kind == BodyKind::Need && i.author == me)
+        .filter(|i| matches!(i.post.urgency, Urgency::High | Urgency::LifeThreatening))
+        .filter(|i| i.state.is_active() && !i.expired)
+        .filter(|i| now.saturating_sub(i.created.millis()) > crate::delivery::UNREACHED_AFTER_MS)
+        .filter(|i| st.net.delivery.known(i.created, &i.id).is_empty())
+        .map(|i| {
+            json!({
+                "id": i.id.to_hex(), "short_id": i.id.short(), "text": i.post.title,
+                "urgency": i.post.urgency.name(), "since_ms": i.created.millis(),
+            })
+        })
+        .collect()
+}
+
+/// Counts of the items a page shows (open needs and offers, most urgent first, at
+/// most [`KNOWN_CAP`]), by id hex.
+pub(super) fn counts(st: &AppState) -> BTreeMap<String, Value> {
+    let roster = Roster::of(st);
+    let now = st.engine.now_ms();
+    let mut items = st.engine.with_view(|v| v.items(now));
+    items.retain(|i| i.state.is_active() && !i.expired);
+    items.sort_by_key(|i| {
+        (
+            std::cmp::Reverse(i.post.urgency),
+            std::cmp::Reverse(i.created),
+        )
+    });
+    items
+        .iter()
+        .take(KNOWN_CAP)
+        .map(|i| (i.id.to_hex(), count(st, &roster, i.created, &i.id)))
+        .collect()
+}
+
+/// What one stream remembers to send only changes.
+#[derive(Default)]
+pub(super) struct Sent {
+    counts: BTreeMap<String, Value>,
+    roster: Vec<(AuthorId, bool)>,
+}
+
+impl Sent {
+    /// What a stream opened now starts from: the page loads the board after opening
+    /// the stream, so only later changes are news (else the first message would carry
+    /// every count and `roster: true`, and every page would load the board again).
+    pub(super) fn current(st: &AppState) -> Sent {
+        let mut sent = Sent::default();
+        let _ = known_message(st, &mut sent);
+        sent
+    }
+}
+
+/// The data of a stream `known` message, if anything changed since `sent`.
+pub(super) fn known_message(st: &AppState, sent: &mut Sent) -> Option<String> {
+    let now = counts(st);
+    let roster: Vec<(AuthorId, bool)> = Roster::of(st)
+        .entries
+        .iter()
+        .map(|e| (e.node, e.reachable))
+        .collect();
+    let changed: BTreeMap<&String, &Value> = now
+        .iter()
+        .filter(|(k, v)| sent.counts.get(*k) != Some(v))
+        .collect();
+    let roster_changed = roster != sent.roster;
+    if changed.is_empty() && !roster_changed {
+        return None;
+    }
+    let msg = json!({ "counts": changed, "roster": roster_changed }).to_string();
+    sent.counts = now;
+    sent.roster = roster;
+    Some(msg)
+}

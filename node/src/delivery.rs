@@ -1,0 +1,767 @@
+//! Honest delivery (issue 11), the node's side: what this node knows about which hubs
+//! hold which events, and the hub roster.
+//!
+//! - It keeps the `(timestamp, id)` set of what this node holds (fed by the engine's
+//!   new-event broadcast through the network task) and makes this node's signed
+//!   summary ([`aidmesh_protocol::delivery::Summary`]) from it.
+//! - It keeps the newest summary of every other hub, checked against what we hold:
+//!   the time ranges where the hub holds exactly what we hold ("matched"), and events
+//!   proven held by an earlier summary ("sticky": a matched range stops proving
+//!   anything the moment an event arrives here in it, so the events it proved are
+//!   remembered first).
+//! - It answers "which hubs are known to hold event X, since when", the roster (every
+//!   node heard of: summaries, hub announcements, authors of events) and which urgent
+//!   needs posted here have reached no other hub.
+//!
+//! Nothing here waits on disk: [`Delivery::open`] reads the store once at start; the
+//! rest is memory, called from the network task and the API.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use aidmesh_protocol::delivery::{
+    bucket_of, community_tag, fingerprint, prefix, Bucket, Summary, SummaryError, MAX_RECENT,
+};
+use aidmesh_protocol::time::MAX_FUTURE_MS;
+use aidmesh_protocol::{AuthorId, Event, EventId, Identity, Timestamp};
+use libp2p::PeerId;
+use tokio::sync::broadcast;
+
+use crate::store::{Store, StoreError};
+
+/// Least time between two summaries of ours (a change waits at most this long).
+pub const MIN_GAP_MS: u64 = 5_000;
+/// A summary goes out at least this often, changed or not (a keep-alive).
+pub const KEEPALIVE_MS: u64 = 60_000;
+/// Our events received this recently are listed by id prefix in our summary.
+pub const RECENT_MS: u64 = 2 * 60_000;
+/// A hub not heard from for longer than this is flagged silent.
+pub const SILENT_AFTER_MS: u64 = 15 * 60_000;
+/// An urgent need posted here and known nowhere else after this long is flagged.
+pub const UNREACHED_AFTER_MS: u64 = 60_000;
+/// A matched range holding more events than this is not remembered event by event
+/// when it stops proving (an old coarse bucket): its events are confirmed again by
+/// the hub's next summary.
+const STICKY_RANGE_MAX: usize = 512;
+/// Most events remembered as proven held ("sticky"); beyond, the memory is cleared and
+/// rebuilt from the next summaries (claims can only shrink, never be wrong).
+const STICKY_MAX: usize = 200_000;
+/// Cached bucket fingerprints of ours (see `State::fps`); beyond, the cache restarts.
+const FPS_KEPT: usize = 4_096;
+/// Our own arrivals kept for the recent-id lookups (prefix -> id).
+const ARRIVALS_KEPT: usize = 4_096;
+
+/// How a hub's newest summary reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// From the hub itself.
+    Direct,
+    /// Passed on by another node.
+    Relayed,
+}
+
+impl Via {
+    /// `"direct"` or `"relayed"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Direct => "direct",
+            Via::Relayed => "relayed",
+        }
+    }
+}
+
+/// What became of a summary received by gossip.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// New knowledge: keep and pass on.
+    Newer,
+    /// Ours, or not newer than the one held: drop without passing on.
+    Stale,
+    /// Refused: never passed on.
+    Refused(SummaryError),
+}
+
+/// One hub known to hold an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownAt {
+    /// The hub.
+    pub node: AuthorId,
+    /// When it was proven (the hub's summary time; for this node, the arrival here).
+    pub at_ms: u64,
+}
+
+/// One node of the roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterEntry {
+    /// Its identity.
+    pub node: AuthorId,
+    /// Whether it is this node.
+    pub me: bool,
+    /// When we last heard from it (its summary arrived, or an event it made), local
+    /// wall-clock ms.
+    pub last_heard_ms: Option<u64>,
+    /// How its newest summary reached us.
+    pub via: Option<Via>,
+    /// At least this many events we held that it lacked, when its summary was made.
+    pub behind: Option<u64>,
+    /// Connected to this node now.
+    pub reachable: bool,
+}
+
+/// The newest summary of one hub and what it proves.
+struct Hub {
+    summary: Summary,
+    heard_ms: u64,
+    via: Via,
+    behind: u64,
+    /// Matched ranges: start ms -> end ms.
+    matched: BTreeMap<u64, u64>,
+}
+
+#[derive(Default)]
+struct State {
+    /// What we hold, sorted by `(timestamp, id)`; `pending` is merged in lazily.
+    items: Vec<(Timestamp, EventId)>,
+    pending: Vec<(Timestamp, EventId)>,
+    /// Set when an insert may have been missed: no range proves anything until the
+    /// set is reloaded.
+    stale: bool,
+    /// Our arrivals, oldest first: (local wall ms, id).
+    arrivals: VecDeque<(u64, EventId)>,
+    hubs: BTreeMap<AuthorId, Hub>,
+    /// Events proven held by hubs whose matched range has since moved on.
+    sticky: HashMap<EventId, Vec<(AuthorId, u64)>>,
+    /// Authors of events we hold, with the newest event time of each (capped at
+    /// arrival), so the roster includes nodes we only heard of.
+    authors: HashMap<AuthorId, u64>,
+    /// Peers connected now.
+    connected: HashSet<PeerId>,
+    /// Our set changed since our last summary.
+    dirty: bool,
+    /// When our last summary was made (local wall ms).
+    last_sent_ms: Option<u64>,
+    /// Count and fingerprint of our events in `[start, end)` ms, by range: old
+    /// buckets rarely change, so making our summary and checking another hub's costs
+    /// only the recent ones. A range is dropped when an event arrives in it.
+    fps: HashMap<(u64, u64), (u32, [u8; 8])>,
+}
+
+impl State {
+    fn merge(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_unstable();
+        let old = std::mem::take(&mut self.items);
+        let mut out = Vec::with_capacity(old.len() + pending.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), pending.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x <= y => a.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => break,
+            };
+            if let Some(n) = next {
+                if out.last() != Some(&n) {
+                    out.push(n);
+                }
+            }
+        }
+        self.items = out;
+    }
+
+    /// Our events in `[start_ms, end_ms)` (after a merge).
+    fn range(&self, start_ms: u64, end_ms: u64) -> &[(Timestamp, EventId)] {
+        let lo = self.items.partition_point(|(t, _)| t.millis() < start_ms);
+        let hi = lo + self.items[lo..].partition_point(|(t, _)| t.millis() < end_ms);
+        &self.items[lo..hi]
+    }
+
+    /// Count and fingerprint of our events in `[start_ms, end_ms)` (after a merge).
+    fn fp(&mut self, start_ms: u64, end_ms: u64) -> (u32, [u8; 8]) {
+        if let Some(v) = self.fps.get(&(start_ms, end_ms)) {
+            return *v;
+        }
+        let mut ids: Vec<EventId> = self
+            .range(start_ms, end_ms)
+            .iter()
+            .map(|(_, i)| *i)
+            .collect();
+        ids.sort_unstable();
+        let v = (
+            u32::try_from(ids.len()).unwrap_or(u32::MAX),
+            fingerprint(&ids),
+        );
+        if self.fps.len() >= FPS_KEPT {
+            self.fps.clear();
+        }
+        self.fps.insert((start_ms, end_ms), v);
+        v
+    }
+
+    /// Our buckets at `made_ms` (the layout of [`aidmesh_protocol::delivery::bucket_of`]),
+    /// from the cache where it can.
+    fn buckets(&mut self, made_ms: u64) -> Vec<Bucket> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.items.len() {
+            let (start, end) = bucket_of(self.items[i].0.millis(), made_ms);
+            i += self.items[i..].partition_point(|(t, _)| t.millis() < end);
+            let (count, fp) = self.fp(start, end);
+            out.push(Bucket {
+                start_ms: start,
+                end_ms: end,
+                count,
+                fp,
+            });
+        }
+        out
+    }
+
+    fn stick(&mut self, id: EventId, hub: AuthorId, at_ms: u64) {
+        if self.sticky.len() >= STICKY_MAX {
+            self.sticky.clear();
+        }
+        let v = self.sticky.entry(id).or_default();
+        if !v.iter().any(|(h, _)| *h == hub) {
+            v.push((hub, at_ms));
+        }
+    }
+}
+
+/// This node's delivery knowledge. Shared by the network task and the API.
+pub struct Delivery {
+    me: AuthorId,
+    tag: [u8; 8],
+    state: Mutex<State>,
+    /// Bumped whenever an answer of [`Delivery::known`] or the roster may change:
+    /// part of the API's validators.
+    generation: AtomicU64,
+    changes: broadcast::Sender<u64>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Delivery({}, generation {})",
+            self.me.short(),
+            self.generation()
+        )
+    }
+}
+
+/// libp2p's peer id of a node: the node's libp2p key is its identity key.
+pub fn peer_of(node: &AuthorId) -> Option<PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(&node.0).ok()?;
+    Some(PeerId::from_public_key(&key.into()))
+}
+
+impl Delivery {
+    /// Knowledge for node `me` in the community with key `psk`, starting from what
+    /// `store` holds (read once, here).
+    pub fn open(
+        store: &Store,
+        me: AuthorId,
+        psk: &[u8; 32],
+        now_ms: u64,
+    ) -> Result<Self, StoreError> {
+        let items = store.sync_items()?;
+        let mut authors: HashMap<AuthorId, u64> = HashMap::new();
+        for bytes in store.events() {
+            if let Ok(e) = Event::decode(&bytes?) {
+                let t = e.timestamp().millis().min(now_ms);
+                let slot = authors.entry(e.author()).or_insert(t);
+                *slot = (*slot).max(t);
+            }
+        }
+        let d = Self::new(me, psk);
+        {
+            let mut st = d.lock();
+            st.items = items;
+            st.items.sort_unstable();
+            st.authors = authors;
+            st.dirty = true;
+        }
+        Ok(d)
+    }
+
+    /// Empty knowledge (nothing held yet).
+    pub fn new(me: AuthorId, psk: &[u8; 32]) -> Self {
+        Delivery {
+            me,
+            tag: community_tag(psk),
+            state: Mutex::new(State {
+                dirty: true,
+                ..State::default()
+            }),
+            generation: AtomicU64::new(0),
+            changes: broadcast::channel(16).0,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self) {
+        let g = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let _ = self.changes.send(g);
+    }
+
+    /// This node.
+    pub fn me(&self) -> AuthorId {
+        self.me
+    }
+
+    /// Changes whenever what [`Delivery::known`] or [`Delivery::roster`] answer may.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Told (with the new generation) whenever counts or the roster may have changed.
+    pub fn subscribe(&self) -> broadcast::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Notes an event newly stored here, at local wall time `now_ms`.
+    pub fn observe(&self, event: &Event, now_ms: u64) {
+        let (ts, id) = (event.timestamp(), event.id());
+        let mut st = self.lock();
+        // Every range matched by a hub over this time now also covers an event it was
+        // not proven to hold: remember what the range did prove, then drop it.
+        let ms = ts.millis();
+        let hubs: Vec<AuthorId> = st.hubs.keys().copied().collect();
+        for h in hubs {
+            let Some(hub) = st.hubs.get_mut(&h) else {
+                continue;
+            };
+            let Some((&start, &end)) = hub.matched.range(..=ms).next_back() else {
+                continue;
+            };
+            if ms >= end {
+                continue;
+            }
+            hub.matched.remove(&start);
+            let made = hub.summary.made_ms;
+            let proven: Vec<EventId> = st.range(start, end).iter().map(|(_, i)| *i).collect();
+            if proven.len() <= STICKY_RANGE_MAX {
+                for i in proven {
+                    st.stick(i, h, made);
+                }
+            }
+        }
+        st.fps.retain(|(start, end), _| ms < *start || ms >= *end);
+        st.pending.push((ts, id));
+        if st.pending.len() > 4096 {
+            st.merge();
+        }
+        st.arrivals.push_back((now_ms, id));
+        while st.arrivals.len() > ARRIVALS_KEPT {
+            st.arrivals.pop_front();
+        }
+        let t = ms.min(now_ms);
+        let slot = st.authors.entry(event.author()).or_insert(t);
+        *slot = (*slot).max(t);
+        st.dirty = true;
+        drop(st);
+        self.changed();
+    }
+
+    /// Some inserts may have been missed (the broadcast lagged): prove nothing by
+    /// range until [`Delivery::reload`].
+    pub fn mark_stale(&self) {
+        let mut st = self.lock();
+        st.stale = true;
+        for hub in st.hubs.values_mut() {
+            hub.matched.clear();
+        }
+        drop(st);
+        self.changed();
+    }
+
+    /// Replaces our set with the store's (after [`Delivery::mark_stale`]).
+    pub fn reload(&self, items: Vec<(Timestamp, EventId)>) {
+        let mut st = self.lock();
+        st.items = items;
+        st.items.sort_unstable();
+        st.pending.clear();
+        st.fps.clear();
+        st.stale = false;
+        st.dirty = true;
+    }
+
+    /// A peer connected or disconnected.
+    pub fn set_connected(&self, peer: PeerId, connected: bool) {
+        let mut st = self.lock();
+        let flipped = if connected {
+            st.connected.insert(peer)
+        } else {
+            st.connected.remove(&peer)
+        };
+        if connected {
+            // A new neighbour learns about us at once.
+            st.dirty = true;
+        }
+        drop(st);
+        if flipped {
+            self.changed();
+        }
+    }
+
+    /// When our next summary is due (local wall ms): soon after a change, else the
+    /// keep-alive.
+    pub fn next_summary_ms(&self) -> u64 {
+        let st = self.lock();
+        match st.last_sent_ms {
+            None => 0,
+            Some(last) if st.dirty => last + MIN_GAP_MS,
+            Some(last) => last + KEEPALIVE_MS,
+        }
+    }
+
+    /// Our signed summary if one is due at `now_ms` (local wall ms); `made_ms` is the
+    /// mesh-corrected time it carries.
+    pub fn summary_due(&self, identity: &Identity, now_ms: u64, made_ms: u64) -> Option<Vec<u8>> {
+        let mut st = self.lock();
+        let due = match st.last_sent_ms {
+            None => true,
+            Some(last) if st.dirty => now_ms >= last + MIN_GAP_MS,
+            Some(last) => now_ms >= last + KEEPALIVE_MS,
+        };
+        if !due || st.stale {
+            return None;
+        }
+        st.merge();
+        let recent: Vec<EventId> = st
+            .arrivals
+            .iter()
+            .rev()
+            .take_while(|(at, _)| at + RECENT_MS >= now_ms)
+            .map(|(_, id)| *id)
+            .collect();
+        let buckets = st.buckets(made_ms);
+        let s = Summary {
+            community: self.tag,
+            hub: self.me,
+            made_ms,
+            count: buckets.iter().map(|b| u64::from(b.count)).sum(),
+            buckets,
+            recent: recent.iter().take(MAX_RECENT).map(prefix).collect(),
+        };
+        st.dirty = false;
+        st.last_sent_ms = Some(now_ms);
+        Some(s.sign(identity))
+    }
+
+    /// A summary from gossip, passed on by `source`, at local wall time `now_ms` and
+    /// mesh-corrected time `made_now_ms` (the clock summaries are stamped with).
+    pub fn receive(
+        &self,
+        bytes: &[u8],
+        source: Option<PeerId>,
+        now_ms: u64,
+        made_now_ms: u64,
+    ) -> Received {
+        let s = match Summary::open(bytes, &self.tag) {
+            Ok(s) => s,
+            Err(e) => return Received::Refused(e),
+        };
+        if s.hub == self.me {
+            return Received::Stale;
+        }
+        let mut st = self.lock();
+        // Newest wins; but a held summary stamped beyond the clock rules' future limit
+        // (the hub's clock was ahead, then corrected) does not lock its later ones out.
+        if st.hubs.get(&s.hub).is_some_and(|h| {
+            h.summary.made_ms >= s.made_ms
+                && h.summary.made_ms <= made_now_ms.saturating_add(MAX_FUTURE_MS)
+        }) {
+            return Received::Stale;
+        }
+        st.merge();
+        let direct = source.is_some() && source == peer_of(&s.hub);
+        let mut matched = BTreeMap::new();
+        let (mut covered, mut short) = (0u64, 0u64);
+        let stale = st.stale;
+        for b in &s.buckets {
+            let (n, fp) = st.fp(b.start_ms, b.end_ms);
+            let n = u64::from(n);
+            covered += n;
+            if n == u64::from(b.count) && fp == b.fp {
+                if !stale {
+                    matched.insert(b.start_ms, b.end_ms);
+                }
+            } else {
+                short += n.saturating_sub(u64::from(b.count));
+            }
+        }
+        let behind = short + (st.items.len() as u64).saturating_sub(covered);
+        // Recently received ids: find ours among them (most are our recent arrivals).
+        let listed: HashSet<[u8; 8]> = s.recent.iter().copied().collect();
+        let found: Vec<EventId> = st
+            .arrivals
+            .iter()
+            .map(|(_, id)| *id)
+            .filter(|id| listed.contains(&prefix(id)))
+            .collect();
+        for id in found {
+            st.stick(id, s.hub, s.made_ms);
+        }
+        st.hubs.insert(
+            s.hub,
+            Hub {
+                heard_ms: now_ms,
+                via: if direct { Via::Direct } else { Via::Relayed },
+                behind,
+                matched,
+                summary: s,
+            },
+        );
+        drop(st);
+        self.changed();
+        Received::Newer
+    }
+
+    /// The other hubs known to hold event `(ts, id)` (which this node holds), each
+    /// with the time it was proven, ordered by node.
+    pub fn known(&self, ts: Timestamp, id: &EventId) -> Vec<KnownAt> {
+        let st = self.lock();
+        let ms = ts.millis();
+        let mut out = Vec::new();
+        for (node, hub) in &st.hubs {
+            let in_range = hub
+                .matched
+                .range(..=ms)
+                .next_back()
+                .is_some_and(|(_, end)| ms < *end);
+            let at = if in_range || hub.summary.lists(id) {
+                Some(hub.summary.made_ms)
+            } else {
+                st.sticky
+                    .get(id)
+                    .and_then(|v| v.iter().find(|(h, _)| h == node).map(|(_, at)| *at))
+            };
+            if let Some(at_ms) = at {
+                out.push(KnownAt { node: *node, at_ms });
+            }
+        }
+        out
+    }
+
+    /// Every node heard of: this node, the hubs whose summaries we hold, the authors
+    /// of events we hold, and `announced` (authors of hub announcements). This node
+    /// first, then by node.
+    pub fn roster(&self, announced: &[AuthorId], now_ms: u64) -> Vec<RosterEntry> {
+        let st = self.lock();
+        let mut nodes: BTreeMap<AuthorId, RosterEntry> = BTreeMap::new();
+        let entry = |node: AuthorId| RosterEntry {
+            node,
+            me: false,
+            last_heard_ms: None,
+            via: None,
+            behind: None,
+            reachable: peer_of(&node).is_some_and(|p| st.connected.contains(&p)),
+        };
+        for (a, t) in &st.authors {
+            let e = nodes.entry(*a).or_insert_with(|| entry(*a));
+            e.last_heard_ms = Some(*t);
+        }
+        for a in announced {
+            nodes.entry(*a).or_insert_with(|| entry(*a));
+        }
+        for (a, h) in &st.hubs {
+            let e = nodes.entry(*a).or_insert_with(|| entry(*a));
+            e.last_heard_ms = Some(e.last_heard_ms.unwrap_or(0).max(h.heard_ms));
+            e.via = Some(h.via);
+            e.behind = Some(h.behind);
+        }
+        nodes.remove(&self.me);
+        let me = RosterEntry {
+            node: self.me,
+            me: true,
+            last_heard_ms: Some(now_ms),
+            via: None,
+            behind: Some(0),
+            reachable: true,
+        };
+        std::iter::once(me).chain(nodes.into_values()).collect()
+    }
+}
+
+/// Whether a roster entry is silent at `now_ms`: not heard from for longer than
+/// [`SILENT_AFTER_MS`] (or never).
+pub fn silent(e: &RosterEntry, now_ms: u64) -> bool {
+    !e.me
+        && e.last_heard_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) > SILENT_AFTER_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aidmesh_protocol::{Body, Category, Place, Post, Urgency};
+
+    const PSK: [u8; 32] = [5; 32];
+    const NOW: u64 = 1_795_000_000_000;
+
+    fn event(who: &Identity, n: u32, at_ms: u64) -> Event {
+        Event::create(
+            who,
+            Timestamp::from_millis(at_ms),
+            &Body::Need(Post {
+                title: format!("need {n}"),
+                category: Category::Water,
+                details: String::new(),
+                quantity: None,
+                unit: String::new(),
+                urgency: Urgency::Normal,
+                place: Place::default(),
+                contact: String::new(),
+                expires_ms: None,
+                related: None,
+            }),
+        )
+    }
+
+    struct Node {
+        id: Identity,
+        d: Delivery,
+    }
+
+    fn node(seed: u8) -> Node {
+        let id = Identity::from_seed([seed; 32]);
+        let d = Delivery::new(id.author(), &PSK);
+        Node { id, d }
+    }
+
+    fn summary(n: &Node, now: u64) -> Vec<u8> {
+        // Force one out whatever the rate limit.
+        n.d.lock().last_sent_ms = None;
+        n.d.summary_due(&n.id, now, now).unwrap()
+    }
+
+    #[test]
+    fn a_hub_is_known_to_hold_what_its_summary_proves_and_nothing_else() {
+        let (a, c) = (node(1), node(3));
+        let x = event(&a.id, 1, NOW - 5_000);
+        a.d.observe(&x, NOW);
+        // C lacks x: nothing is claimed.
+        assert_eq!(
+            a.d.receive(&summary(&c, NOW), None, NOW, NOW),
+            Received::Newer
+        );
+        assert!(a.d.known(x.timestamp(), &x.id()).is_empty());
+        // C gets x: its next summary proves it (listed, and the bucket matches).
+        c.d.observe(&x, NOW + 100);
+        assert_eq!(
+            a.d.receive(&summary(&c, NOW + 200), None, NOW + 300, NOW + 300),
+            Received::Newer
+        );
+        let k = a.d.known(x.timestamp(), &x.id());
+        assert_eq!(
+            k,
+            vec![KnownAt {
+                node: c.id.author(),
+                at_ms: NOW + 200
+            }]
+        );
+        // A replay of the older summary changes nothing.
+        let old = {
+            c.d.lock().last_sent_ms = None;
+            c.d.summary_due(&c.id, NOW + 150, NOW + 150).unwrap()
+        };
+        assert_eq!(
+            a.d.receive(&old, None, NOW + 400, NOW + 400),
+            Received::Stale
+        );
+        // A new event y in the same minute: C is not claimed for y, still for x.
+        let y = event(&a.id, 2, NOW - 4_000);
+        a.d.observe(&y, NOW + 500);
+        assert!(a.d.known(y.timestamp(), &y.id()).is_empty());
+        assert_eq!(a.d.known(x.timestamp(), &x.id()).len(), 1, "x stays proven");
+    }
+
+    #[test]
+    fn forged_and_foreign_summaries_are_refused() {
+        let (a, c) = (node(1), node(3));
+        let forger = Identity::from_seed([9; 32]);
+        // Signed by another key in C's name.
+        let s = Summary::make(community_tag(&PSK), c.id.author(), NOW, &[], []);
+        assert_eq!(
+            a.d.receive(&s.sign(&forger), None, NOW, NOW),
+            Received::Refused(SummaryError::BadSignature)
+        );
+        // Made with another community key.
+        let other = Delivery::new(c.id.author(), &[6; 32]);
+        let foreign = other.summary_due(&c.id, NOW, NOW).unwrap();
+        assert_eq!(
+            a.d.receive(&foreign, None, NOW, NOW),
+            Received::Refused(SummaryError::OtherCommunity)
+        );
+        assert_eq!(
+            a.d.roster(&[], NOW).len(),
+            1,
+            "nothing refused enters the roster"
+        );
+    }
+
+    #[test]
+    fn the_roster_lists_every_node_heard_of_and_how() {
+        let (a, b, c) = (node(1), node(2), node(3));
+        let x = event(&b.id, 1, NOW - 1_000);
+        a.d.observe(&x, NOW);
+        a.d.set_connected(peer_of(&b.id.author()).unwrap(), true);
+        a.d.receive(&summary(&c, NOW), peer_of(&b.id.author()), NOW, NOW);
+        let r = a.d.roster(&[], NOW);
+        assert_eq!(r.len(), 3);
+        assert!(r[0].me);
+        let bb = r.iter().find(|e| e.node == b.id.author()).unwrap();
+        assert!(bb.reachable && bb.via.is_none());
+        let cc = r.iter().find(|e| e.node == c.id.author()).unwrap();
+        assert_eq!(
+            (cc.via, cc.reachable, cc.behind),
+            (Some(Via::Relayed), false, Some(1))
+        );
+        assert!(!silent(cc, NOW + SILENT_AFTER_MS));
+        assert!(silent(cc, NOW + SILENT_AFTER_MS + 1));
+    }
+
+    #[test]
+    fn the_cached_summary_is_the_protocol_s_summary() {
+        let a = node(1);
+        let mut all = Vec::new();
+        for n in 0..300u32 {
+            let e = event(&a.id, n, NOW - u64::from(n) * 977_000);
+            all.push((e.timestamp(), e.id()));
+            a.d.observe(&e, NOW);
+            if n % 50 == 0 {
+                // Fill the cache, then keep changing the set under it.
+                let _ = summary(&a, NOW);
+            }
+        }
+        all.sort();
+        let got = Summary::open(&summary(&a, NOW), &community_tag(&PSK)).unwrap();
+        let want = Summary::make(community_tag(&PSK), a.id.author(), NOW, &all, []);
+        assert_eq!(got.buckets, want.buckets);
+        assert_eq!(got.count, 300);
+    }
+
+    #[test]
+    fn summaries_are_rate_limited_with_a_keepalive() {
+        let a = node(1);
+        assert!(a.d.summary_due(&a.id, NOW, NOW).is_some());
+        assert!(a.d.summary_due(&a.id, NOW + 10, NOW).is_none());
+        a.d.observe(&event(&a.id, 1, NOW), NOW + 20);
+        assert!(a.d.summary_due(&a.id, NOW + MIN_GAP_MS - 1, NOW).is_none());
+        assert!(a.d.summary_due(&a.id, NOW + MIN_GAP_MS, NOW).is_some());
+        assert_eq!(a.d.next_summary_ms(), NOW + MIN_GAP_MS + KEEPALIVE_MS);
+        assert!(a
+            .d
+            .summary_due(&a.id, NOW + MIN_GAP_MS + KEEPALIVE_MS, NOW)
+            .is_some());
+    }
+}

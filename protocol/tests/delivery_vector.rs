@@ -1,0 +1,138 @@
+//! The hub summary test vector of docs/protocol.md §12.6, computed independently of
+//! this crate (Python: the `blake3` package, `cryptography`'s Ed25519 and a hand-written
+//! postcard varint). If this fails, the code or the specification changed the format.
+
+use aidmesh_protocol::delivery::{community_tag, Summary};
+use aidmesh_protocol::{EventId, Identity, Timestamp};
+
+const WIRE: &str = concat!(
+    "01",                                                               // version
+    "4f6d7d7f1c19f893",                                                 // community tag
+    "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // hub
+    "b0c2c3a28c34",                                                     // made_ms 1790000030000
+    "03",                                                               // count 3
+    "02",                                                               // 2 buckets
+    "c09eeca18c34",
+    "80ee90a28c34",
+    "02",
+    "2dc0ad4c8ebec52e", // [1789998600000, 1789999200000) 2
+    "e0bbc0a28c34",
+    "c090c4a28c34",
+    "01",
+    "820d7006a88ab4a1", // [1789999980000, 1790000040000) 1
+    "01",
+    "1111111111111111", // 1 recent prefix
+    "620ad0a33ae926ec645e65fdcbdff1cc0ee6ab43d3fe09754ed53f5c9b36c8f3", // signature
+    "5ba35979724a2a7c72e66e1a036c732cb4ec47484149bf063cae15bc37a0c703",
+);
+
+#[test]
+fn spec_summary_vector_matches() {
+    let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+    let hub = Identity::from_seed([1; 32]);
+    let mut items = vec![
+        (
+            Timestamp::from_millis(1_790_000_000_000),
+            EventId([0x11; 32]),
+        ),
+        (
+            Timestamp::from_millis(1_789_999_000_000),
+            EventId([0x22; 32]),
+        ),
+        (
+            Timestamp::from_millis(1_789_999_100_000),
+            EventId([0x33; 32]),
+        ),
+    ];
+    items.sort();
+    let s = Summary::make(
+        community_tag(&key),
+        hub.author(),
+        1_790_000_030_000,
+        &items,
+        [EventId([0x11; 32])],
+    );
+    let wire = s.sign(&hub);
+    assert_eq!(hex::encode(&wire), WIRE);
+    assert_eq!(wire.len(), 164);
+    let opened = Summary::open(&wire, &community_tag(&key)).unwrap();
+    assert_eq!(opened, s);
+    // What it proves to a node holding exactly these three events: all of them.
+    for (ts, id) in &items {
+        assert!(opened.confirms(&items, *ts, id));
+    }
+}
+
+/// Seeds of the `delivery` fuzz target (fuzz/seeds/delivery): summaries signed for
+/// the target's community key. Fails when they go stale; `AIDMESH_WRITE_SEEDS=1`
+/// writes them anew.
+#[test]
+fn delivery_fuzz_seeds_are_current() {
+    let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+    let hub = Identity::from_seed([1; 32]);
+    let at = |s: u64| Timestamp::from_millis(1_789_999_000_000 + s * 30_000);
+    let big: Vec<_> = {
+        let mut v: Vec<_> = (0..40u8)
+            .map(|i| (at(u64::from(i)), EventId([i; 32])))
+            .chain((0..200u32).map(|n| {
+                let ms = 1_700_000_000_000 + u64::from(n) * 3_600_000;
+                (Timestamp::from_millis(ms), EventId(*blake3_like(n)))
+            }))
+            .collect();
+        v.sort();
+        v
+    };
+    let seeds: Vec<Vec<u8>> = vec![
+        Summary::make(
+            community_tag(&key),
+            hub.author(),
+            1_790_000_030_000,
+            &[],
+            [],
+        )
+        .sign(&hub),
+        Summary::make(
+            community_tag(&key),
+            hub.author(),
+            1_790_000_030_000,
+            &big[..40.min(big.len())],
+            [EventId([3; 32])],
+        )
+        .sign(&hub),
+        Summary::make(
+            community_tag(&key),
+            hub.author(),
+            1_790_000_030_000,
+            &big,
+            (0..40u8).map(|i| EventId([i; 32])),
+        )
+        .sign(&hub),
+    ];
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/delivery");
+    if std::env::var_os("AIDMESH_WRITE_SEEDS").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, s) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(i.to_string()), s).unwrap();
+        }
+    }
+    for (i, s) in seeds.iter().enumerate() {
+        let held = std::fs::read(dir.join(i.to_string())).unwrap_or_default();
+        assert_eq!(
+            &held, s,
+            "fuzz/seeds/delivery/{i} is stale: run with AIDMESH_WRITE_SEEDS=1"
+        );
+    }
+}
+
+/// A spread of ids without a hash crate in the test: 32 bytes from a counter.
+fn blake3_like(n: u32) -> Box<[u8; 32]> {
+    let mut out = [0u8; 32];
+    let mut x = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for b in out.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    Box::new(out)
+}

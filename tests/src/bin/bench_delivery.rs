@@ -1,0 +1,176 @@
+//! Cost of honest delivery (issue 11): bytes of hub summaries per hub per minute, and
+//! the CPU time to make one and to check one, at 30 hubs holding 100,000 events each.
+//! Results go to `docs/benchmarks.md` ("Honest delivery"); this prints the same table.
+//!
+//! ```text
+//! cargo run --release -p aidmesh-tests --bin bench_delivery
+//! ```
+//!
+//! It runs the node's own code (`aidmesh_node::delivery::Delivery`, which the network
+//! task drives) in one process, without sockets: 30 hubs, each with the same 100,000
+//! events spread over the last 30 days; then 3 simulated minutes in 100 ms steps,
+//! during which new events arrive at every hub (as gossip delivers them) at a given
+//! rate, every hub sends its summary whenever the rate limit lets it, and every other
+//! hub's summaries are checked by one hub, which stands for every receiver. Bytes are summary payloads; gossipsub's framing adds about 50 bytes
+//! per message (topic name, protobuf fields), counted separately below.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use aidmesh_node::delivery::Delivery;
+use aidmesh_protocol::{Body, Category, Event, EventId, Identity, Place, Post, Timestamp, Urgency};
+
+const HUBS: usize = 30;
+const EVENTS: usize = 100_000;
+const MINUTES: u64 = 3;
+const STEP_MS: u64 = 100;
+/// Gossipsub's framing per message, beyond the payload (estimate: the topic string,
+/// protobuf tags and lengths, no signature in anonymous mode).
+const GOSSIP_OVERHEAD: usize = 50;
+
+fn id(n: u64) -> EventId {
+    let mut out = [0u8; 32];
+    let mut x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for b in out.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    EventId(out)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+struct Run {
+    per_minute: f64,
+    messages_per_minute: f64,
+    mean_size: f64,
+    make_ms: f64,
+    check_ms: f64,
+}
+
+/// One simulation with a new event every `every_ms` mesh-wide (`None`: no new events).
+fn run(every_ms: Option<u64>) -> Run {
+    let psk = [7u8; 32];
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let span = 30 * 24 * 3_600_000u64;
+    let mut base: Vec<(Timestamp, EventId)> = (0..EVENTS as u64)
+        .map(|n| {
+            (
+                Timestamp::from_millis(start - span + n * span / EVENTS as u64),
+                id(n),
+            )
+        })
+        .collect();
+    base.sort();
+    let ids: Vec<Identity> = (0..HUBS)
+        .map(|i| Identity::from_seed([i as u8 + 1; 32]))
+        .collect();
+    let hubs: Vec<Delivery> = ids
+        .iter()
+        .map(|i| {
+            let d = Delivery::new(i.author(), &psk);
+            d.reload(base.clone());
+            d
+        })
+        .collect();
+    let author = Identity::from_seed([200; 32]);
+    let (mut bytes, mut messages) = (0usize, 0usize);
+    let (mut make, mut check) = (Vec::new(), Vec::new());
+    let mut next_event = every_ms.map(|e| start + e);
+    let mut n = 0u64;
+    let mut now = start;
+    // The first half minute (every hub's first summary) is start-up, not steady state.
+    let warm = start + 30_000;
+    while now < warm + MINUTES * 60_000 {
+        if let (Some(at), Some(every)) = (next_event, every_ms) {
+            if now >= at {
+                n += 1;
+                let e = Event::create(
+                    &author,
+                    Timestamp::from_millis(now - 500),
+                    &Body::Need(Post {
+                        title: format!("need {n}"),
+                        category: Category::Water,
+                        details: String::new(),
+                        quantity: None,
+                        unit: String::new(),
+                        urgency: Urgency::Normal,
+                        place: Place::default(),
+                        contact: String::new(),
+                        expires_ms: None,
+                        related: None,
+                    }),
+                );
+                for h in &hubs {
+                    h.observe(&e, now);
+                }
+                next_event = Some(at + every);
+            }
+        }
+        for (i, h) in hubs.iter().enumerate() {
+            let t = Instant::now();
+            let Some(s) = h.summary_due(&ids[i], now, now) else {
+                continue;
+            };
+            if now >= warm {
+                make.push(t.elapsed().as_secs_f64() * 1e3);
+                bytes += s.len();
+                messages += 1;
+            }
+            // Hub 0 stands for every receiver (what a hub sends does not depend on
+            // what it received): it checks every other hub's summary.
+            if i != 0 {
+                let t = Instant::now();
+                hubs[0].receive(&s, None, now, now);
+                if now >= warm {
+                    check.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+        now += STEP_MS;
+    }
+    let per_hub = bytes as f64 / HUBS as f64 / MINUTES as f64;
+    Run {
+        per_minute: per_hub,
+        messages_per_minute: messages as f64 / HUBS as f64 / MINUTES as f64,
+        mean_size: bytes as f64 / messages.max(1) as f64,
+        make_ms: median(make),
+        check_ms: median(check),
+    }
+}
+
+fn main() {
+    println!("Honest delivery: {HUBS} hubs, {EVENTS} events each over 30 days, {MINUTES} simulated minutes");
+    println!();
+    println!("| new events, mesh-wide | summaries / hub / min | mean summary | bytes / hub / min (payload) | with gossip framing | received by each node / min | make one (median) | check one (median) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (label, every) in [
+        ("none (quiet)", None),
+        ("1 every 10 s", Some(10_000)),
+        ("1 a second (busy)", Some(1_000)),
+    ] {
+        let t = Instant::now();
+        let r = run(every);
+        let framed = r.per_minute + r.messages_per_minute * GOSSIP_OVERHEAD as f64;
+        println!(
+            "| {label} | {:.1} | {:.0} B | {:.0} B | {:.0} B | {:.1} KB | {:.2} ms | {:.2} ms |",
+            r.messages_per_minute,
+            r.mean_size,
+            r.per_minute,
+            framed,
+            framed * (HUBS - 1) as f64 / 1000.0,
+            r.make_ms,
+            r.check_ms,
+        );
+        eprintln!("({label}: {:?})", t.elapsed());
+    }
+}

@@ -1,0 +1,243 @@
+//! Honest delivery (issue 11) with real processes on loopback: on a chain A - B - C
+//! (A and C never connect) A learns from C's signed summaries, relayed by B, which of
+//! its needs C holds; never while C is away; again once C is back.
+
+use std::time::{Duration, Instant};
+
+use std::process::{Command, Stdio};
+
+use aidmesh_tests::{poll, wait_for, Node, Opts, TEST_PASSPHRASE};
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(30);
+
+fn short_author(n: &Node) -> String {
+    n.status()["author"].as_str().expect("author")[..8].to_string()
+}
+
+/// The nodes `n` lists in `known_at` of item `id`.
+fn known_at(n: &Node, id: &str) -> Vec<String> {
+    let v = n.get(&format!("/api/v1/items/{id}"));
+    v["known_at"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no known_at in {v}"))
+        .iter()
+        .filter_map(|k| k["node"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn roster_entry(n: &Node, node: &str) -> Option<Value> {
+    let v = n.get("/api/v1/hubs");
+    v.as_array()
+        .unwrap_or_else(|| panic!("GET /hubs is not an array: {v}"))
+        .iter()
+        .find(|e| e["node"] == node)
+        .cloned()
+}
+
+#[test]
+fn a_need_shows_the_far_hub_in_known_at_only_while_it_holds_it() {
+    // c dials b (so that a restarted c finds b again), b dials a.
+    let a = Node::start("a", Opts::default());
+    let b = Node::start(
+        "b",
+        Opts {
+            peers: vec![a.addr()],
+            ..Opts::default()
+        },
+    );
+    let mut c = Node::start(
+        "c",
+        Opts {
+            peers: vec![b.addr()],
+            ..Opts::default()
+        },
+    );
+    wait_for("b connected to a and c", T, || {
+        (b.status()["peers"].as_u64() == Some(2)).then_some(())
+    });
+    let (sa, sb, sc) = (short_author(&a), short_author(&b), short_author(&c));
+
+    let x = a.need("Insulin for 3 Elm St");
+    let started = Instant::now();
+    wait_for("a to list b and c in the known_at of its need", T, || {
+        let k = known_at(&a, &x);
+        (k.contains(&sb) && k.contains(&sc)).then_some(())
+    });
+    let took = started.elapsed();
+    eprintln!(
+        "b and c in a's known_at {} ms after posting",
+        took.as_millis()
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "b and c showed in a's known_at only after {took:?}"
+    );
+    let item = a.get(&format!("/api/v1/items/{x}"));
+    assert_eq!(item["known"], json!({ "at": 3, "of": 3 }), "{item}");
+    assert_eq!(item["known_at"][0]["node"], sa, "this hub first: {item}");
+    assert_eq!(item["not_yet"], json!([]));
+    let listed = a.get("/api/v1/items");
+    let card = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == x)
+        .unwrap();
+    assert_eq!(card["known"], json!({ "at": 3, "of": 3 }));
+
+    // The roster at a: b heard directly, c through b (and never connected).
+    let eb = roster_entry(&a, &sb).expect("b in a's roster");
+    assert_eq!(
+        (eb["via"].as_str(), eb["reachable"].as_bool()),
+        (Some("direct"), Some(true)),
+        "{eb}"
+    );
+    let ec = roster_entry(&a, &sc).expect("c in a's roster");
+    assert_eq!(
+        (ec["via"].as_str(), ec["reachable"].as_bool()),
+        (Some("relayed"), Some(false)),
+        "{ec}"
+    );
+    assert_eq!(ec["silent"], false);
+    let me = roster_entry(&a, &sa).expect("a in its own roster");
+    assert_eq!(me["me"], true);
+
+    // C stops: a new need reaches b, and never shows c.
+    c.kill();
+    let y = a.need("Generator fuel for Quay St");
+    wait_for("a to list b for the second need", T, || {
+        known_at(&a, &y).contains(&sb).then_some(())
+    });
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_secs(8) {
+        let k = known_at(&a, &y);
+        assert!(
+            !k.contains(&sc),
+            "c, stopped, shown holding the need: {k:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let item = a.get(&format!("/api/v1/items/{y}"));
+    assert_eq!(item["known"], json!({ "at": 2, "of": 3 }), "{item}");
+    assert_eq!(item["not_yet"][0]["node"], sc, "{item}");
+    assert!(known_at(&a, &x).contains(&sc), "what c held stays known");
+
+    // C back: it catches up from b, and its next summary says so.
+    c.restart();
+    wait_for("a to list c for the second need once c is back", T, || {
+        known_at(&a, &y).contains(&sc).then_some(())
+    });
+}
+
+#[test]
+fn an_urgent_need_known_only_here_is_flagged_after_a_minute_then_cleared() {
+    let a = Node::start("a", Opts::default());
+    let id = a.post(
+        "/api/v1/needs",
+        &json!({ "title": "Oxygen for 12 Mill Lane", "category": "medical", "urgency": "life-threatening" }),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.need("Sandbags (not urgent)");
+    let unreached = |n: &Node| -> Vec<String> {
+        n.status()["unreached"]
+            .as_array()
+            .expect("unreached in status")
+            .iter()
+            .filter_map(|u| u["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert!(unreached(&a).is_empty(), "flagged before a minute passed");
+    poll(
+        "the urgent need to be flagged",
+        Duration::from_secs(90),
+        Duration::from_secs(1),
+        || (unreached(&a) == vec![id.clone()]).then_some(()),
+    );
+    let b = Node::start(
+        "b",
+        Opts {
+            peers: vec![a.addr()],
+            ..Opts::default()
+        },
+    );
+    wait_for("the flag to clear once b holds the need", T, || {
+        unreached(&a).is_empty().then_some(())
+    });
+    drop(b);
+}
+
+/// Runs the `rogue` binary with `--summaries victim:event` against `target`; returns
+/// its JSON report. Bounded; the rogue must exit by itself.
+fn run_rogue(target: &Node, victim: &str, event: &str) -> Value {
+    let bin = aidmesh_tests::cargo_bin("aidmesh-tests", "rogue");
+    let out = tempfile::tempdir().expect("temp dir");
+    let (so, se) = (out.path().join("stdout"), out.path().join("stderr"));
+    let mut child = Command::new(bin)
+        .args(["--peer", &target.addr(), "--community", "test"])
+        .args(["--passphrase", TEST_PASSPHRASE, "--seconds", "4"])
+        .args(["--summaries", &format!("{victim}:{event}")])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&so).expect("stdout file"))
+        .stderr(std::fs::File::create(&se).expect("stderr file"))
+        .spawn()
+        .expect("spawn rogue");
+    let status = wait_for(
+        "the rogue to exit by itself",
+        Duration::from_secs(40),
+        || child.try_wait().ok().flatten(),
+    );
+    let err = std::fs::read_to_string(&se).unwrap_or_default();
+    assert!(status.success(), "rogue failed ({status}):\n{err}");
+    let text = std::fs::read_to_string(&so).unwrap_or_default();
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("no rogue report ({e}): {text}\n{err}"))
+}
+
+#[test]
+fn forged_and_foreign_summaries_from_a_rogue_peer_claim_nothing() {
+    let a = Node::start("a", Opts::default());
+    let mut c = Node::start(
+        "c",
+        Opts {
+            peers: vec![a.addr()],
+            ..Opts::default()
+        },
+    );
+    wait_for("c connected to a", T, || {
+        (a.status()["peers"].as_u64() == Some(1)).then_some(())
+    });
+    let c_author = c.status()["author"].as_str().expect("author").to_string();
+    wait_for("c's summary at a", T, || {
+        roster_entry(&a, &c_author[..8]).filter(|e| e["via"] == "direct")
+    });
+    c.kill();
+    let x = a.need("Baby formula for 7 Quay St");
+    let report = run_rogue(&a, &c_author, &x);
+    for what in ["summary_forged", "summary_foreign", "summary_own"] {
+        assert!(
+            report["sent"][what].as_u64().unwrap_or(0) > 0,
+            "the rogue sent no {what}: {report}"
+        );
+    }
+    let rogue = &report["author"].as_str().unwrap()[..8];
+    let foreign = &report["foreign_author"].as_str().unwrap()[..8];
+    // The control: the rogue's own valid summary did arrive (the path works) ...
+    wait_for("the rogue's own summary in a's roster", T, || {
+        roster_entry(&a, rogue).map(|_| ())
+    });
+    // ... while its claims for c and for another community's node were refused.
+    let k = known_at(&a, &x);
+    assert_eq!(k, vec![short_author(&a)], "only a holds the need: {k:?}");
+    assert!(
+        roster_entry(&a, foreign).is_none(),
+        "another community's node in the roster"
+    );
+    let ec = roster_entry(&a, &c_author[..8]).expect("c in a's roster");
+    assert_eq!(
+        ec["via"], "direct",
+        "c's entry untouched by the forgery: {ec}"
+    );
+}
