@@ -249,12 +249,15 @@ impl Sent {
 /// shared (300 pages must not fold the board 300 times per summary that arrives).
 type Shared = (Arc<BTreeMap<String, Value>>, Arc<Vec<(AuthorId, bool)>>);
 
-/// The last [`Shared`] computed, by node (the delivery's address), delivery
-/// generation, events held and expiry step.
-static SHARED: Mutex<Option<((usize, u64, usize, u64), Shared)>> = Mutex::new(None);
+/// What [`Shared`] depends on: the node (its delivery's address), the delivery
+/// generation, the events held and the expiry step.
+type SharedKey = (usize, u64, usize, u64);
+
+/// The last [`Shared`] computed.
+static SHARED: Mutex<Option<(SharedKey, Shared)>> = Mutex::new(None);
 
 fn shared(st: &AppState) -> Shared {
-    let key = (
+    let key: SharedKey = (
         Arc::as_ptr(&st.net.delivery) as usize,
         st.net.delivery.generation(),
         st.engine.len(),
