@@ -262,14 +262,19 @@ pub fn peer_of(node: &AuthorId) -> Option<PeerId> {
 
 impl Delivery {
     /// Knowledge for node `me` in the community with key `psk`, starting from what
-    /// `store` holds (read once, here).
-    pub fn open(
-        store: &Store,
-        me: AuthorId,
-        psk: &[u8; 32],
-        now_ms: u64,
-    ) -> Result<Self, StoreError> {
+    /// `store` holds (its `(timestamp, id)` set, read here; the authors of its events
+    /// come later, from [`Delivery::load_authors`]).
+    pub fn open(store: &Store, me: AuthorId, psk: &[u8; 32]) -> Result<Self, StoreError> {
         let items = store.sync_items()?;
+        let d = Self::new(me, psk);
+        d.reload(items);
+        Ok(d)
+    }
+
+    /// Adds the authors of every event in `store` to the roster (each with its newest
+    /// event time, capped at `now_ms`). Reads and decodes every event: run it off the
+    /// start-up path.
+    pub fn load_authors(&self, store: &Store, now_ms: u64) -> Result<(), StoreError> {
         let mut authors: HashMap<AuthorId, u64> = HashMap::new();
         for bytes in store.events() {
             if let Ok(e) = Event::decode(&bytes?) {
@@ -278,15 +283,14 @@ impl Delivery {
                 *slot = (*slot).max(t);
             }
         }
-        let d = Self::new(me, psk);
-        {
-            let mut st = d.lock();
-            st.items = items;
-            st.items.sort_unstable();
-            st.authors = authors;
-            st.dirty = true;
+        let mut st = self.lock();
+        for (a, t) in authors {
+            let slot = st.authors.entry(a).or_insert(t);
+            *slot = (*slot).max(t);
         }
-        Ok(d)
+        drop(st);
+        self.changed();
+        Ok(())
     }
 
     /// Empty knowledge (nothing held yet).

@@ -136,3 +136,34 @@ fn blake3_like(n: u32) -> Box<[u8; 32]> {
     }
     Box::new(out)
 }
+
+/// The `delivery` fuzz target's body, run over its seeds and their truncations: a
+/// summary that opens is checked against a small set without a panic.
+#[test]
+fn the_fuzz_targets_path_takes_its_seeds_and_their_truncations() {
+    let key: [u8; 32] = std::array::from_fn(|i| i as u8);
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/delivery");
+    let mut opened = 0;
+    for i in 0..3 {
+        let seed = std::fs::read(dir.join(i.to_string())).expect("seed");
+        for cut in 0..=seed.len() {
+            let Ok(s) = Summary::open(&seed[..cut], &community_tag(&key)) else {
+                continue;
+            };
+            opened += 1;
+            let ours: Vec<(Timestamp, EventId)> = (0..40u8)
+                .map(|i| {
+                    let ms = 1_789_999_000_000 + u64::from(i) * 30_000;
+                    (Timestamp::from_millis(ms), EventId([i; 32]))
+                })
+                .collect();
+            let checks = s.check(&ours);
+            let _ = s.behind(&checks, ours.len() as u64);
+            for (ts, id) in &ours {
+                let _ = s.confirms(&ours, *ts, id);
+            }
+            let _ = s.bucket_at(u64::MAX);
+        }
+    }
+    assert_eq!(opened, 3, "only the whole seeds open");
+}

@@ -241,3 +241,56 @@ fn forged_and_foreign_summaries_from_a_rogue_peer_claim_nothing() {
         "c's entry untouched by the forgery: {ec}"
     );
 }
+
+/// Reads `GET /api/v1/stream` on a thread; its lines come back on a channel.
+fn open_stream(n: &Node) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url = format!("{}/api/v1/stream", n.api_url());
+    let agent = aidmesh_tests::http();
+    std::thread::spawn(move || {
+        let Ok(r) = agent.get(&url).header("Accept", "text/event-stream").call() else {
+            return;
+        };
+        for line in std::io::BufReader::new(r.into_body().into_reader()).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn the_stream_tells_a_page_when_a_count_changes() {
+    let a = Node::start("a", Opts::default());
+    let rx = open_stream(&a);
+    let x = a.need("Tarpaulins for 9 Mill Lane");
+    let b = Node::start(
+        "b",
+        Opts {
+            peers: vec![a.addr()],
+            ..Opts::default()
+        },
+    );
+    // A `known` message whose counts say b holds x (2 of 2).
+    let deadline = Instant::now() + T;
+    let mut prev = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no `known` message with x at 2 of 2 within {T:?}"));
+        if prev == "event: known" {
+            let data: Value = serde_json::from_str(line.trim_start_matches("data:").trim())
+                .unwrap_or_else(|e| panic!("`known` data is not JSON ({e}): {line}"));
+            assert!(data["roster"].is_boolean(), "{data}");
+            if data["counts"][&x] == json!({ "at": 2, "of": 2 }) {
+                break;
+            }
+        }
+        prev = line;
+    }
+    drop(b);
+}

@@ -4,6 +4,7 @@
 //! messages. The knowledge itself lives in [`crate::delivery`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use aidmesh_protocol::view::Item;
 use aidmesh_protocol::{AuthorId, BodyKind, EventId, Timestamp, Urgency};
@@ -228,41 +229,71 @@ pub(super) fn counts(st: &AppState) -> BTreeMap<String, Value> {
 }
 
 /// What one stream remembers to send only changes.
-#[derive(Default)]
 pub(super) struct Sent {
     counts: BTreeMap<String, Value>,
     roster: Vec<(AuthorId, bool)>,
 }
 
 impl Sent {
-    /// What a stream opened now starts from: the page loads the board after opening
-    /// the stream, so only later changes are news (else the first message would carry
-    /// every count and `roster: true`, and every page would load the board again).
-    pub(super) fn current(st: &AppState) -> Sent {
-        let mut sent = Sent::default();
-        let _ = known_message(st, &mut sent);
-        sent
+    /// What a page that just loaded the board has: the counts and roster of now.
+    pub(super) fn now(st: &AppState) -> Sent {
+        let (counts, roster) = shared(st);
+        Sent {
+            counts: (*counts).clone(),
+            roster: (*roster).clone(),
+        }
     }
 }
 
-/// The data of a stream `known` message, if anything changed since `sent`.
-pub(super) fn known_message(st: &AppState, sent: &mut Sent) -> Option<String> {
-    let now = counts(st);
+/// Counts and roster as every open stream sees them, computed once per change and
+/// shared (300 pages must not fold the board 300 times per summary that arrives).
+type Shared = (Arc<BTreeMap<String, Value>>, Arc<Vec<(AuthorId, bool)>>);
+
+/// What [`Shared`] depends on: the node (its delivery's address), the delivery
+/// generation, the events held and the expiry step.
+type SharedKey = (usize, u64, usize, u64);
+
+/// The last [`Shared`] computed.
+static SHARED: Mutex<Option<(SharedKey, Shared)>> = Mutex::new(None);
+
+fn shared(st: &AppState) -> Shared {
+    let key: SharedKey = (
+        Arc::as_ptr(&st.net.delivery) as usize,
+        st.net.delivery.generation(),
+        st.engine.len(),
+        st.engine.now_ms() / super::live::EXPIRY_STEP_MS,
+    );
+    {
+        let held = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, v)) = held.as_ref() {
+            if *k == key {
+                return v.clone();
+            }
+        }
+    }
     let roster: Vec<(AuthorId, bool)> = Roster::of(st)
         .entries
         .iter()
         .map(|e| (e.node, e.reachable))
         .collect();
+    let v = (Arc::new(counts(st)), Arc::new(roster));
+    *SHARED.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, v.clone()));
+    v
+}
+
+/// The data of a stream `known` message, if anything changed since `sent`.
+pub(super) fn known_message(st: &AppState, sent: &mut Sent) -> Option<String> {
+    let (now, roster) = shared(st);
     let changed: BTreeMap<&String, &Value> = now
         .iter()
         .filter(|(k, v)| sent.counts.get(*k) != Some(v))
         .collect();
-    let roster_changed = roster != sent.roster;
+    let roster_changed = *roster != sent.roster;
     if changed.is_empty() && !roster_changed {
         return None;
     }
     let msg = json!({ "counts": changed, "roster": roster_changed }).to_string();
-    sent.counts = now;
-    sent.roster = roster;
+    sent.counts = (*now).clone();
+    sent.roster = (*roster).clone();
     Some(msg)
 }

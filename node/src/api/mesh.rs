@@ -201,7 +201,7 @@ pub(super) async fn stream(
     let welfare_ok = st.pins.allows(from, &headers);
     let rx = st.engine.subscribe();
     let known = st.net.delivery.subscribe();
-    let sent = super::delivery::Sent::current(&st);
+    let sent = super::delivery::Sent::now(&st);
     let events = futures::stream::unfold(
         (rx, known, sent, st),
         move |(mut rx, mut known, mut sent, st)| async move {

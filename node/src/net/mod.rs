@@ -209,14 +209,23 @@ fn setup(
         .subscribe(&delivery_topic)
         .map_err(|e| NetError::Setup(e.to_string()))?;
     let delivery = Arc::new(
-        crate::delivery::Delivery::open(
-            engine.store(),
-            engine.identity().author(),
-            &cfg.psk,
-            engine.wall_ms(),
-        )
-        .map_err(|e| NetError::Setup(format!("cannot read the store for delivery: {e}")))?,
+        crate::delivery::Delivery::open(engine.store(), engine.identity().author(), &cfg.psk)
+            .map_err(|e| NetError::Setup(format!("cannot read the store for delivery: {e}")))?,
     );
+    {
+        // The roster's authors: every event decoded once, off the start-up path.
+        let (engine, delivery) = (engine.clone(), delivery.clone());
+        let loaded = std::thread::Builder::new()
+            .name("roster".into())
+            .spawn(move || {
+                if let Err(e) = delivery.load_authors(engine.store(), engine.wall_ms()) {
+                    tracing::warn!(error = %e, "cannot read the store's authors for the hub roster");
+                }
+            });
+        if let Err(e) = loaded {
+            tracing::warn!(error = %e, "cannot start the roster thread; the roster lists only nodes heard of from now");
+        }
+    }
     let (done_tx, done) = mpsc::unbounded_channel();
     let worker = Worker::start(engine.clone(), done_tx.clone())
         .map_err(|e| NetError::Setup(format!("cannot start the ingest thread: {e}")))?;
