@@ -331,9 +331,7 @@ impl Session {
                     (Phase::Over, _) => "nothing: the session is over",
                     (_, Asked::Check(_) | Asked::Store) => "nothing from the peer",
                     (Phase::Reconciling, _) => "a reconciliation message",
-                    (Phase::Fetching, _) if self.in_flight.is_empty() => {
-                        "nothing from the peer"
-                    }
+                    (Phase::Fetching, _) if self.in_flight.is_empty() => "nothing from the peer",
                     (Phase::Fetching, _) => "events",
                 };
                 Err(Failure::misbehaved(format!(

@@ -96,11 +96,17 @@ impl Side {
                         assert!(ids.iter().all(|i| !self.events.contains_key(i)));
                     }
                     in_flight.push_back(req);
-                    assert!(in_flight.len() <= WINDOW, "{} requests in flight", in_flight.len());
+                    assert!(
+                        in_flight.len() <= WINDOW,
+                        "{} requests in flight",
+                        in_flight.len()
+                    );
                     s.next()?
                 }
                 Step::Wait => {
-                    let req = in_flight.pop_front().expect("a wait with nothing in flight");
+                    let req = in_flight
+                        .pop_front()
+                        .expect("a wait with nothing in flight");
                     s.on_response(peer.serve(&req), 5)?.step
                 }
                 Step::Check(ids) => {
@@ -355,7 +361,11 @@ fn fetches_are_pipelined_up_to_the_window() {
         }
     }
     let batches = p.len().div_ceil(MAX_FETCH_IDS);
-    assert_eq!(sent, batches.min(WINDOW), "fetches in flight before any answer");
+    assert_eq!(
+        sent,
+        batches.min(WINDOW),
+        "fetches in flight before any answer"
+    );
     // The session waits for answers now; it asks nothing more of the driver.
     assert_eq!(s.next().unwrap(), Step::Wait);
 }
@@ -427,7 +437,10 @@ fn concurrent_sessions_ask_each_id_once() {
     }
     assert_eq!(ids(&us), ids(&peers[0]), "every event arrived");
     assert_eq!(received, p.len() - 7, "an event came twice");
-    let fetched: Vec<usize> = sessions.iter().map(|x| x.3.as_ref().unwrap().fetched).collect();
+    let fetched: Vec<usize> = sessions
+        .iter()
+        .map(|x| x.3.as_ref().unwrap().fetched)
+        .collect();
     assert!(
         fetched.iter().all(|f| *f > 0),
         "the work was not shared: {fetched:?}"
