@@ -124,8 +124,9 @@ pub struct LinkSpec {
     pub bandwidth_bps: u64,
 }
 
-/// Gossipsub parameters (defaults: libp2p-gossipsub 0.50's, with aidmesh's 700 ms
-/// heartbeat, as `node/src/net.rs` configures it).
+/// Gossipsub parameters (defaults: as `node/src/net/transport.rs` configures
+/// libp2p-gossipsub 0.50 for LANs: mesh degree 4, IHAVE of the last heartbeat window
+/// to 2 non-mesh peers, publish to the mesh only, 700 ms heartbeat).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GossipParams {
     /// Target mesh degree (D).
@@ -151,15 +152,15 @@ pub struct GossipParams {
 impl Default for GossipParams {
     fn default() -> Self {
         GossipParams {
-            mesh_n: 6,
-            mesh_n_low: 5,
-            mesh_n_high: 12,
-            gossip_lazy: 6,
-            gossip_factor: 0.25,
-            history_gossip: 3,
+            mesh_n: 4,
+            mesh_n_low: 3,
+            mesh_n_high: 6,
+            gossip_lazy: 2,
+            gossip_factor: 0.0,
+            history_gossip: 1,
             history_length: 5,
             heartbeat_ms: 700,
-            flood_publish: true,
+            flood_publish: false,
         }
     }
 }
