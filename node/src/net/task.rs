@@ -68,6 +68,10 @@ pub(super) struct Task {
     /// Outbound connections that passed the pnet exchange (see [`PnetPassed`]).
     pnet_passed: PnetPassed,
     sync_every: Duration,
+    /// The static peers (`--peer`): the links discovery cannot make, often the long
+    /// ones between segments. A peer reached through one is a gossipsub *explicit*
+    /// peer: every event crosses to it at once, whatever the mesh.
+    static_peers: HashSet<Multiaddr>,
     commands: mpsc::Receiver<Command>,
     shutdown: watch::Receiver<bool>,
 }
@@ -137,6 +141,7 @@ impl Task {
             refused_by: Default::default(),
             pnet_passed: p.pnet_passed,
             sync_every: cfg.sync_every,
+            static_peers: cfg.peers.iter().cloned().collect(),
             commands: p.commands,
             shutdown: p.shutdown,
         }
@@ -646,6 +651,14 @@ impl Task {
                 }
                 if let Some(wanted) = self.dialing.remove(&connection_id) {
                     self.dialer.reached(&wanted);
+                    if self.static_peers.contains(&wanted) {
+                        // With a LAN-sized mesh of 4, a long link is often outside
+                        // both ends' meshes and would carry events only by IHAVE.
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .add_explicit_peer(&peer_id);
+                    }
                 }
                 if let Some(ip) = remote_ip(&addr) {
                     self.peer_ip.insert(peer_id, ip);

@@ -96,10 +96,10 @@ fn main() {
             sim::returning_hub(&Config::town(n, seed), 4.0, 2.0, 300)
         );
     }
-    println!("\n== the same, what-if: a hub asks one session at a time for an id (fetch_once)");
+    println!("\n== the same, the old way: every session fetches what the hub lacks (no claims)");
     for n in [30, 100, 300] {
         let mut c = Config::town(n, seed);
-        c.fetch_once = true;
+        c.fetch_once = false;
         print!("{}", sim::returning_hub(&c, 4.0, 2.0, 300));
     }
     eprintln!("(took {:.1} s)", t0.elapsed().as_secs_f64());
@@ -116,6 +116,7 @@ fn lan_variants() -> Vec<(&'static str, GossipParams)> {
         gossip_factor: 0.25,
         history_gossip: 3,
         flood_publish: true,
+        explicit_long: false,
         ..node.clone()
     };
     let d4_flood = GossipParams {
@@ -143,31 +144,47 @@ fn lan_variants() -> Vec<(&'static str, GossipParams)> {
         ..node.clone()
     };
     vec![
-        ("the node's settings", node),
+        ("the node's settings", node.clone()),
+        (
+            "the node's settings, long links not explicit peers",
+            GossipParams {
+                explicit_long: false,
+                ..node.clone()
+            },
+        ),
         ("libp2p defaults (D=6, 5-12, lazy 6, flood publish)", libp2p),
         ("D=4 (3-6), lazy 3, flood publish", d4_flood),
         ("D=4 (3-6), lazy 3, no flood publish", d4.clone()),
         ("D=3 (2-5), lazy 3, no flood publish", d3),
-        ("D=4 (3-6), IHAVE to 2 peers of the last window, no flood publish", GossipParams {
-            gossip_lazy: 2,
-            gossip_factor: 0.0,
-            history_gossip: 1,
-            ..d4.clone()
-        }),
-        ("D=4 (3-6), IHAVE to 3 peers of the last 2 windows, no flood publish", GossipParams {
-            gossip_lazy: 3,
-            gossip_factor: 0.0,
-            history_gossip: 2,
-            ..d4.clone()
-        }),
-        ("D=5 (4-8), IHAVE to 2 peers of the last window, no flood publish", GossipParams {
-            mesh_n: 5,
-            mesh_n_low: 4,
-            mesh_n_high: 8,
-            gossip_lazy: 2,
-            gossip_factor: 0.0,
-            history_gossip: 1,
-            ..d4.clone()
-        }),
+        (
+            "D=4 (3-6), IHAVE to 2 peers of the last window, no flood publish",
+            GossipParams {
+                gossip_lazy: 2,
+                gossip_factor: 0.0,
+                history_gossip: 1,
+                ..d4.clone()
+            },
+        ),
+        (
+            "D=4 (3-6), IHAVE to 3 peers of the last 2 windows, no flood publish",
+            GossipParams {
+                gossip_lazy: 3,
+                gossip_factor: 0.0,
+                history_gossip: 2,
+                ..d4.clone()
+            },
+        ),
+        (
+            "D=5 (4-8), IHAVE to 2 peers of the last window, no flood publish",
+            GossipParams {
+                mesh_n: 5,
+                mesh_n_low: 4,
+                mesh_n_high: 8,
+                gossip_lazy: 2,
+                gossip_factor: 0.0,
+                history_gossip: 1,
+                ..d4.clone()
+            },
+        ),
     ]
 }
