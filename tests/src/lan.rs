@@ -259,3 +259,11 @@ impl Drop for Lan {
         }
     }
 }
+
+impl Lan {
+    /// The name of a segment's bridge, for test beds that attach more to it
+    /// ([`crate::thin`]).
+    pub fn bridge_name(&self, s: Segment) -> String {
+        self.bridge(s).to_string()
+    }
+}
