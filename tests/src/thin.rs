@@ -60,7 +60,17 @@ impl ThinLink {
         run("ip", &["-n", &ns, "link", "add", "br0", "type", "bridge"]);
         run(
             "ip",
-            &["-n", &ns, "link", "set", "br0", "type", "bridge", "mcast_snooping", "0"],
+            &[
+                "-n",
+                &ns,
+                "link",
+                "set",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ],
         );
         for end in ["a0", "b0"] {
             run("ip", &["-n", &ns, "link", "set", end, "master", "br0"]);
@@ -86,9 +96,7 @@ impl ThinLink {
 impl Drop for ThinLink {
     fn drop(&mut self) {
         // The veth pairs go with the namespace.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.ns])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
     }
 }
 
@@ -122,7 +130,11 @@ pub fn need_like(title: &str, ts_ms: u64) -> Event {
         expires_ms: None,
         related: None,
     });
-    Event::create(&Identity::from_seed([7; 32]), Timestamp::from_millis(ts_ms), &body)
+    Event::create(
+        &Identity::from_seed([7; 32]),
+        Timestamp::from_millis(ts_ms),
+        &body,
+    )
 }
 
 /// `n` signed needs with 120 characters of details (about 300 bytes each), stamped
@@ -144,7 +156,8 @@ pub fn make_events(n: usize, now_ms: u64) -> Vec<Vec<u8>> {
                 expires_ms: None,
                 related: None,
             });
-            let ts = (now_ms - (n - i) as u64 * 10).max(aidmesh_node::engine::BUILD_MS + 1 + i as u64);
+            let ts =
+                (now_ms - (n - i) as u64 * 10).max(aidmesh_node::engine::BUILD_MS + 1 + i as u64);
             Event::create(&who, Timestamp::from_millis(ts), &body).into_bytes()
         })
         .collect()

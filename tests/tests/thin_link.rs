@@ -63,9 +63,11 @@ fn thin_link_carries_a_catch_up_and_urgent_events_still_cross() {
     let t = Instant::now();
     let empty = Node::start("thin-empty", lan_opts(far, "10m"));
     // The catch-up is under way once some events have crossed.
-    wait_for("the catch-up to start across the link", Duration::from_secs(120), || {
-        (empty.events() >= 300).then_some(())
-    });
+    wait_for(
+        "the catch-up to start across the link",
+        Duration::from_secs(120),
+        || (empty.events() >= 300).then_some(()),
+    );
     let posted = Instant::now();
     let id = full.need("URGENT: the bridge on Mill Road is down");
     let urgent = wait_for(
@@ -131,9 +133,17 @@ fn thirty_hosts_gossip_amplification() {
     // Gossipsub builds its mesh at its first heartbeats; first syncs settle.
     std::thread::sleep(Duration::from_secs(5));
     let rx = |h: &aidmesh_tests::LanHost| rx_bytes(&h.netns, "eth0");
-    let before: Vec<u64> = hosts.iter().map(rx).collect();
+    let total = |hosts: &[aidmesh_tests::LanHost]| -> u64 { hosts.iter().map(rx).sum() };
+    // An idle window first (periodic sync, mDNS, keep-alives), then a window of the
+    // same length with the events: the difference is what the events cost. Nothing
+    // polls the nodes during either window.
+    let window = Duration::from_millis(250) * EVENTS as u32 + Duration::from_secs(3);
+    let idle0 = total(&hosts);
+    std::thread::sleep(window);
+    let idle = total(&hosts) - idle0;
     let agent = http();
     let t = Instant::now();
+    let busy0 = total(&hosts);
     let mut ids = Vec::new();
     for i in 0..EVENTS {
         let n = &nodes[i * 7 % nodes.len()];
@@ -141,23 +151,27 @@ fn thirty_hosts_gossip_amplification() {
         ids.push(try_post_need(&agent, n.api_url(), &title).expect("post"));
         std::thread::sleep(Duration::from_millis(250));
     }
+    std::thread::sleep(window.saturating_sub(t.elapsed()));
+    let busy = total(&hosts) - busy0;
     let last = ids.last().expect("posted").clone();
-    wait_for("every host to hold every probe", Duration::from_secs(120), || {
-        nodes.iter().all(|n| holds(n, &last)).then_some(())
-    });
-    // Let the last copies and announcements land.
-    std::thread::sleep(Duration::from_secs(2));
-    let window = t.elapsed().as_secs_f64();
-    let got: u64 = hosts.iter().zip(&before).map(|(h, b)| rx(h) - b).sum();
-    let size = need_like("amplification probe 000", wall_ms()).bytes().len();
-    let per = got as f64 / f64::from(HOSTS) / EVENTS as f64;
+    wait_for(
+        "every host to hold every probe",
+        Duration::from_secs(120),
+        || nodes.iter().all(|n| holds(n, &last)).then_some(()),
+    );
+    let size = need_like("amplification probe 000", wall_ms())
+        .bytes()
+        .len();
+    let per = busy.saturating_sub(idle) as f64 / f64::from(HOSTS) / EVENTS as f64;
     eprintln!(
         "REPORT amplification: {HOSTS} hosts (full mesh by mDNS in {:.1} s), {EVENTS} events of \
-         about {size} bytes over {window:.1} s: {per:.0} bytes received per host per event on \
-         eth0 ({:.1}x the event; every byte: IP and TCP headers, ACKs, mDNS and periodic sync \
-         included)",
+         {size} bytes in {:.1} s: {per:.0} bytes received per host per event on eth0 \
+         ({:.1}x the event; every byte on the wire, IP and TCP headers and ACKs included; \
+         an idle window of the same length, {:.0} bytes per host, subtracted)",
         mesh.as_secs_f64(),
-        per / size as f64
+        window.as_secs_f64(),
+        per / size as f64,
+        idle as f64 / f64::from(HOSTS)
     );
     for n in &nodes {
         for id in &ids {
