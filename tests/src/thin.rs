@@ -115,13 +115,13 @@ pub fn rx_bytes(ns: &str, dev: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counters for {dev} in namespace {ns}:\n{text}"))
 }
 
-/// A need as the API makes it for `title` (category water), signed by a fixed
-/// author: to learn an event's size on the wire without asking a node.
-pub fn need_like(title: &str, ts_ms: u64) -> Event {
+/// A need as the API makes it for `title` and `details` (category water), signed by
+/// a fixed author: to learn an event's size on the wire without asking a node.
+pub fn need_like(title: &str, details: &str, ts_ms: u64) -> Event {
     let body = Body::Need(Post {
         title: title.into(),
         category: Category::Water,
-        details: String::new(),
+        details: details.into(),
         quantity: None,
         unit: String::new(),
         urgency: Urgency::Normal,

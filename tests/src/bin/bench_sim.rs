@@ -70,14 +70,10 @@ fn main() {
     lossy.lan.loss = 0.30;
     print!("{}", sim::propagation(&lossy, 200, 2_000, 60));
 
-    println!("\n== a LAN-tuned gossipsub (D=4, D_lo=3, D_hi=6, gossip_lazy=3, no flood publish)");
-    let mut tuned = cfg.clone();
-    tuned.gossip.mesh_n = 4;
-    tuned.gossip.mesh_n_low = 3;
-    tuned.gossip.mesh_n_high = 6;
-    tuned.gossip.gossip_lazy = 3;
-    tuned.gossip.flood_publish = false;
-    print!("{}", sim::propagation(&tuned, 200, 2_000, 60));
+    println!("\n== libp2p's gossipsub defaults, the node before (D=6, 5-12, IHAVE of 3 windows to max(6, 1/4 of the others), flood publish, long links not explicit)");
+    let mut before = cfg.clone();
+    before.gossip = lan_variants()[2].1.clone();
+    print!("{}", sim::propagation(&before, 200, 2_000, 60));
 
     println!("\n== event size: 1,000 characters of details");
     let mut big = cfg.clone();
