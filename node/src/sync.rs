@@ -295,7 +295,7 @@ impl Session {
             step = match step {
                 Step::Send(req) => {
                     send.push(req);
-                    self.inner.next()?
+                    self.inner.after_send()?
                 }
                 Step::Wait => return Ok(Next::Send(send)),
                 Step::Done(summary) => {

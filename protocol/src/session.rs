@@ -8,7 +8,7 @@
 //! ```text
 //! start ──► Send(Reconcile) ──► on_response(Reconcile) ─┬─► Send(Reconcile)   (another round)
 //!                                                       └─► Check(ids) | Done
-//! Check(ids) ──► checked(held, busy) ─┬─► Send(Fetch) ──► next() ──► Check | Wait
+//! Check(ids) ──► checked(held, busy) ─┬─► Send(Fetch) ──► after_send() ──► Check | Wait
 //!                                     ├─► Check(ids)   (none of that batch to fetch)
 //!                                     └─► Wait | Done(summary)
 //! on_response(Events) ──► Store(events) ──► stored(outcome) ──► Check | Wait | Done
@@ -146,7 +146,7 @@ enum Phase {
 /// What the session waits for from the driver (at most one question at a time).
 #[derive(Debug)]
 enum Asked {
-    /// Nothing: the driver may feed a response or call [`Session::next`].
+    /// Nothing: the driver may feed a response or call [`Session::after_send`].
     Nothing,
     /// [`Session::checked`] on these ids.
     Check(Vec<EventId>),
@@ -409,12 +409,12 @@ impl Session {
     /// [`Step::Check`] (leading to another fetch); otherwise [`Step::Wait`] (feed the
     /// next response) or [`Step::Done`]. A driver that never calls it keeps one
     /// request in flight.
-    pub fn next(&mut self) -> Result<Step, Failure> {
+    pub fn after_send(&mut self) -> Result<Step, Failure> {
         let r = match (self.phase, &self.asked) {
             (Phase::Fetching, Asked::Nothing) => Ok(self.advance()),
             (Phase::Reconciling, Asked::Nothing) => Ok(Step::Wait),
             _ => Err(Failure::benign(
-                "next() called while the session waits for an answer, or is over",
+                "after_send() called while the session waits for an answer, or is over",
             )),
         };
         self.settle(r)

@@ -101,7 +101,7 @@ impl Side {
                         "{} requests in flight",
                         in_flight.len()
                     );
-                    s.next()?
+                    s.after_send()?
                 }
                 Step::Wait => {
                     let req = in_flight
@@ -203,7 +203,7 @@ proptest! {
                 2 => s.on_response(SyncResponse::Events { events: vec![p[n % p.len()].bytes().to_vec()] }, 1).map(|o| o.step),
                 3 => s.checked(&[p[n % p.len()].id()], &[]),
                 4 => s.stored(Stored { new: n, rejected: n % 2, ..Stored::default() }),
-                5 => s.next(),
+                5 => s.after_send(),
                 _ => match SyncResponse::decode(&bytes) {
                     Ok(resp) => s.on_response(resp, 1).map(|o| o.step),
                     Err(_) => continue,
@@ -354,7 +354,7 @@ fn fetches_are_pipelined_up_to_the_window() {
             Step::Check(_) => s.checked(&[], &[]).unwrap(),
             Step::Send(_) => {
                 sent += 1;
-                s.next().unwrap()
+                s.after_send().unwrap()
             }
             Step::Wait => break,
             other => panic!("expected checks and fetches, got {other:?}"),
@@ -367,7 +367,7 @@ fn fetches_are_pipelined_up_to_the_window() {
         "fetches in flight before any answer"
     );
     // The session waits for answers now; it asks nothing more of the driver.
-    assert_eq!(s.next().unwrap(), Step::Wait);
+    assert_eq!(s.after_send().unwrap(), Step::Wait);
 }
 
 /// Two sessions of one node with two peers that hold the same events, stepped in
@@ -396,7 +396,7 @@ fn concurrent_sessions_ask_each_id_once() {
             *step = match std::mem::replace(step, Step::Wait) {
                 Step::Send(req) => {
                     in_flight.push_back(req);
-                    s.next().unwrap()
+                    s.after_send().unwrap()
                 }
                 Step::Wait => {
                     let req = in_flight.pop_front().unwrap();
