@@ -267,3 +267,9 @@ impl Lan {
         self.bridge(s).to_string()
     }
 }
+
+/// Lists a namespace a test bed made outside [`Lan`] (e.g. [`crate::thin`]) in this
+/// run's registry, so that a later run removes it if this one is interrupted.
+pub fn register_netns(ns: &str) {
+    register(&format!("netns {ns}"));
+}

@@ -42,6 +42,7 @@ impl ThinLink {
         let n = std::process::id() % 100_000;
         let ns = format!("amthin{tag}{n}");
         let link = ThinLink { ns: ns.clone() };
+        crate::lan::register_netns(&ns);
         run("ip", &["netns", "add", &ns]);
         for (end, seg) in [("a0", Segment::A), ("b0", Segment::B)] {
             let outside: String = format!("t{end}{tag}{n}").chars().take(15).collect();
