@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(out) = s.on_response(reply, NOW_MS) {
         if let Step::Check(_) = out.step {
-            if let Ok(Step::Send(_)) = s.checked(&[]) {
+            if let Ok(Step::Send(_)) = s.checked(&[], &[]) {
                 let _ = s.on_response(resp, NOW_MS);
             }
         }

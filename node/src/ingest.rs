@@ -143,7 +143,7 @@ impl Worker {
         let (jobs, rx) = sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("ingest".into())
-            .spawn(move || run(&engine, &rx, &done))?;
+            .spawn(move || run(&engine, &rx, &done, &Default::default()))?;
         Ok(Worker { jobs })
     }
 
@@ -156,7 +156,13 @@ impl Worker {
     }
 }
 
-fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
+/// `claims`: what this node's sync sessions are fetching (each id asked once).
+fn run(
+    engine: &Engine,
+    jobs: &Receiver<Job>,
+    done: &UnboundedSender<Done>,
+    claims: &Arc<sync::Claims>,
+) {
     while let Ok(job) = jobs.recv() {
         let out = match job {
             Job::Gossip { data, source } => {
@@ -184,7 +190,7 @@ fn run(engine: &Engine, jobs: &Receiver<Job>, done: &UnboundedSender<Done>) {
             } => Some(Done::Started {
                 peer,
                 generation,
-                result: Session::start(engine, relay).map(|(s, r)| (Box::new(s), r)),
+                result: Session::start(engine, relay, claims).map(|(s, r)| (Box::new(s), r)),
             }),
             Job::Step {
                 peer,

@@ -4,11 +4,14 @@
 //!
 //! Each side of a connection initiates its own session, so each pulls what it lacks.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use aidmesh_protocol::event::EventId;
 use aidmesh_protocol::session::{self, Step, Stored};
 use aidmesh_protocol::sync::{
     SyncRequest, SyncResponse, MAX_EVENTS_RESPONSE_BYTES, MAX_SYNC_MESSAGE,
@@ -186,13 +189,14 @@ pub fn serve(engine: &Engine, clock_key: &ClockKey, req: SyncRequest) -> (SyncRe
     }
 }
 
-pub use aidmesh_protocol::session::{Failure, Summary, MAX_RELAY, MAX_ROUNDS};
+pub use aidmesh_protocol::session::{Failure, Summary, MAX_RELAY, MAX_ROUNDS, WINDOW};
 
 /// What to do after a response.
 #[derive(Debug)]
 pub enum Next {
-    /// Send this request to the peer.
-    Send(SyncRequest),
+    /// Send these requests to the peer, in this order (none: wait for the responses
+    /// in flight).
+    Send(Vec<SyncRequest>),
     /// The session is complete.
     Done {
         /// What it did.
@@ -202,21 +206,61 @@ pub enum Next {
     },
 }
 
+/// The ids each of a node's sessions is fetching now, shared by all of them, so
+/// that sessions with several peers at once ask each id of one peer only (a node
+/// back from hours away otherwise fetched the same events from every neighbour).
+#[derive(Debug, Default)]
+pub struct Claims(Mutex<HashMap<EventId, u64>>);
+
+impl Claims {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<EventId, u64>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of ids claimed now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no id is claimed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One initiator-side sync with one peer: the I/O driver of the sans-IO
 /// [`aidmesh_protocol::session::Session`]. It answers the session's questions from
-/// the engine ("which of these ids do we hold", "store these events"), records the
-/// peer's clock samples, and hands the requests to send back to the network task.
+/// the engine ("which of these ids do we hold", "store these events") and from the
+/// node's [`Claims`], records the peer's clock samples, and hands the requests to
+/// send back to the network task (up to [`session::WINDOW`] fetches in flight).
 pub struct Session {
     inner: session::Session,
     started: Instant,
+    claims: Arc<Claims>,
+    /// This session's key in `claims`.
+    key: u64,
 }
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let key = self.key;
+        self.claims.lock().retain(|_, k| *k != key);
+    }
+}
+
+static SESSION_KEYS: AtomicU64 = AtomicU64::new(1);
 
 impl Session {
     /// Starts a session over a shared snapshot of our set (not a copy of it: any
     /// number of sessions read the one [`Engine::sync_set`]); returns the first
     /// request. A `relay` session also notes what the peer lacks, for
-    /// [`Session::lacking_events`] to hand on.
-    pub fn start(engine: &Engine, relay: bool) -> Result<(Session, SyncRequest), String> {
+    /// [`Session::lacking_events`] to hand on. Sessions sharing `claims` ask each
+    /// id once between them.
+    pub fn start(
+        engine: &Engine,
+        relay: bool,
+        claims: &Arc<Claims>,
+    ) -> Result<(Session, SyncRequest), String> {
         let set = engine.sync_set().map_err(|e| e.to_string())?;
         let (inner, req) =
             session::Session::start(&set, relay, engine.wall_ms()).map_err(|f| f.reason)?;
@@ -224,13 +268,16 @@ impl Session {
             Session {
                 inner,
                 started: Instant::now(),
+                claims: claims.clone(),
+                key: SESSION_KEYS.fetch_add(1, Ordering::Relaxed),
             },
             req,
         ))
     }
 
-    /// Feeds the peer's response, answering the session's questions from the engine
-    /// until it has a request to send or is done. An `Err` ends the session.
+    /// Feeds the peer's response (to the oldest request in flight), answering the
+    /// session's questions from the engine until it has requests to send, waits for
+    /// more responses, or is done. An `Err` ends the session.
     pub fn on_response(
         &mut self,
         engine: &Engine,
@@ -243,9 +290,14 @@ impl Session {
             engine.record_peer_clock(clock_key, wall_ms);
         }
         let mut step = out.step;
+        let mut send = Vec::new();
         loop {
             step = match step {
-                Step::Send(req) => return Ok(Next::Send(req)),
+                Step::Send(req) => {
+                    send.push(req);
+                    self.inner.after_send()?
+                }
+                Step::Wait => return Ok(Next::Send(send)),
                 Step::Done(summary) => {
                     return Ok(Next::Done {
                         summary,
@@ -253,16 +305,8 @@ impl Session {
                     })
                 }
                 Step::Check(ids) => {
-                    let mut held = Vec::new();
-                    for id in ids {
-                        if engine
-                            .knows(&id)
-                            .map_err(|e| Failure::benign(e.to_string()))?
-                        {
-                            held.push(id);
-                        }
-                    }
-                    self.inner.checked(&held)?
+                    let (held, busy) = self.check(engine, &ids)?;
+                    self.inner.checked(&held, &busy)?
                 }
                 Step::Store(events) => {
                     let r = engine
@@ -279,6 +323,39 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Which of `ids` we hold, and which another session is fetching; claims the
+    /// rest for this one.
+    fn check(
+        &self,
+        engine: &Engine,
+        ids: &[EventId],
+    ) -> Result<(Vec<EventId>, Vec<EventId>), Failure> {
+        let mut held = Vec::new();
+        let mut want = Vec::new();
+        for id in ids {
+            if engine
+                .knows(id)
+                .map_err(|e| Failure::benign(e.to_string()))?
+            {
+                held.push(*id);
+            } else {
+                want.push(*id);
+            }
+        }
+        let mut busy = Vec::new();
+        let mut claims = self.claims.lock();
+        for id in want {
+            match claims.entry(id) {
+                Entry::Occupied(o) if *o.get() != self.key => busy.push(id),
+                Entry::Occupied(_) => {}
+                Entry::Vacant(v) => {
+                    v.insert(self.key);
+                }
+            }
+        }
+        Ok((held, busy))
     }
 
     /// Once a relay session is done: the wire bytes of the events we hold that the
@@ -298,6 +375,7 @@ mod tests {
     use super::*;
     use crate::store::Store;
     use aidmesh_protocol::{Body, Category, Identity, Place, Post, Urgency};
+    use std::collections::VecDeque;
 
     fn engine(dir: &std::path::Path, seed: u8) -> Engine {
         let store = Store::open(dir).unwrap();
@@ -319,21 +397,70 @@ mod tests {
         })
     }
 
-    /// Runs `session` (ours, on `us`) against `peer` answering, to the end.
-    fn run(us: &Engine, peer: &Engine, session: &mut Session, first: SyncRequest) -> Summary {
-        let key = ClockKey {
+    fn key() -> ClockKey {
+        ClockKey {
             peer: vec![1],
             host: vec![1],
-        };
-        let mut req = first;
-        loop {
-            let (resp, bad) = serve(peer, &key, req);
+        }
+    }
+
+    /// Runs `session` (ours, on `us`) against `peer` answering, to the end.
+    fn run(us: &Engine, peer: &Engine, session: &mut Session, first: SyncRequest) -> Summary {
+        let mut in_flight = VecDeque::from([first]);
+        while let Some(req) = in_flight.pop_front() {
+            let (resp, bad) = serve(peer, &key(), req);
             assert!(!bad);
-            match session.on_response(us, &key, resp).unwrap() {
-                Next::Send(r) => req = r,
+            match session.on_response(us, &key(), resp).unwrap() {
+                Next::Send(reqs) => in_flight.extend(reqs),
                 Next::Done { summary, .. } => return summary,
             }
         }
+        panic!("the session waits with nothing in flight")
+    }
+
+    /// Two sessions of one node, with two peers holding the same events, answered in
+    /// turn: every event comes once, and the work is shared.
+    #[test]
+    fn concurrent_sessions_fetch_each_event_once() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let us = engine(dirs[0].path(), 1);
+        let peers = [engine(dirs[1].path(), 2), engine(dirs[2].path(), 3)];
+        for i in 0..1_500 {
+            let e = peers[0].post(need(format!("need {i}"))).unwrap();
+            peers[1].ingest(&e.into_bytes(), Origin::Sync).unwrap();
+        }
+        let claims = Arc::new(Claims::default());
+        let mut sessions: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, first) = Session::start(&us, false, &claims).unwrap();
+                (s, VecDeque::from([first]), None::<Summary>)
+            })
+            .collect();
+        let mut received = 0;
+        while sessions.iter().any(|s| s.2.is_none()) {
+            for (k, (s, in_flight, done)) in sessions.iter_mut().enumerate() {
+                let Some(req) = in_flight.pop_front() else {
+                    continue;
+                };
+                let (resp, _) = serve(&peers[k], &key(), req);
+                if let SyncResponse::Events { events } = &resp {
+                    received += events.len();
+                }
+                match s.on_response(&us, &key(), resp).unwrap() {
+                    Next::Send(reqs) => in_flight.extend(reqs),
+                    Next::Done { summary, .. } => *done = Some(summary),
+                }
+            }
+        }
+        assert_eq!(us.sync_set().unwrap().len(), 1_500, "every event arrived");
+        assert_eq!(received, 1_500, "events fetched more than once");
+        let fetched: Vec<usize> = sessions
+            .iter()
+            .map(|s| s.2.as_ref().unwrap().fetched)
+            .collect();
+        assert!(fetched.iter().all(|f| *f > 0), "not shared: {fetched:?}");
+        drop(sessions);
+        assert!(claims.is_empty(), "claims outlived their sessions");
     }
 
     #[test]
@@ -347,13 +474,13 @@ mod tests {
         }
 
         // An ordinary session keeps nothing: the peer pulls for itself.
-        let (mut s, first) = Session::start(&us, false).unwrap();
+        let (mut s, first) = Session::start(&us, false, &Default::default()).unwrap();
         let summary = run(&us, &peer, &mut s, first);
         assert_eq!(summary.lacking, MAX_RELAY + 20);
         assert!(s.lacking_events(&us).is_empty());
 
         // A relay session names only what the peer lacks, at most MAX_RELAY of it.
-        let (mut s, first) = Session::start(&us, true).unwrap();
+        let (mut s, first) = Session::start(&us, true, &Default::default()).unwrap();
         run(&us, &peer, &mut s, first);
         let lacking = s.lacking_events(&us);
         assert_eq!(lacking.len(), MAX_RELAY);

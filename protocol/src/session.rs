@@ -7,19 +7,24 @@
 //!
 //! ```text
 //! start ──► Send(Reconcile) ──► on_response(Reconcile) ─┬─► Send(Reconcile)   (another round)
-//!                                                       └─► Check(ids) ──► checked(held)
-//! Check(ids) ──► checked(held) ─┬─► Send(Fetch)  ──► on_response(Events) ──► Store(events)
-//!                               ├─► Check(ids)   (all of that batch were held)
-//!                               └─► Done(summary)
-//! Store(events) ──► stored(outcome) ──► Check(ids) | Done(summary)
+//!                                                       └─► Check(ids) | Done
+//! Check(ids) ──► checked(held, busy) ─┬─► Send(Fetch) ──► after_send() ──► Check | Wait
+//!                                     ├─► Check(ids)   (none of that batch to fetch)
+//!                                     └─► Wait | Done(summary)
+//! on_response(Events) ──► Store(events) ──► stored(outcome) ──► Check | Wait | Done
 //! ```
+//!
+//! Fetching is pipelined: up to [`WINDOW`] fetches are in flight, so the peer reads
+//! and sends the next batches while we store one. Responses are fed in the order the
+//! requests were sent. Ids another of our sessions is fetching (`busy`) are not asked
+//! again, so a node syncing with several peers at once asks each id of one of them.
 //!
 //! Each input is accepted in exactly one state; anything else (a response out of
 //! turn, garbled bytes, events nobody asked for) ends the session with a
 //! [`Failure`], never a panic. Every request it returns respects the wire limits of
 //! [`crate::sync`].
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use crate::event::{Event, EventId};
 use crate::sync::{Initiator, SyncRequest, SyncResponse, SyncSet, MAX_FETCH_IDS};
@@ -33,6 +38,11 @@ pub const MAX_ROUNDS: u32 = 64;
 /// big one is left to their own periodic anti-entropy, so a catch-up of 100,000
 /// events does not become 100,000 gossip messages.
 pub const MAX_RELAY: usize = 500;
+
+/// Most fetch requests in flight at once in one session: the peer reads the next
+/// batch and the wire carries it while we store the last one. Four batches of
+/// [`MAX_FETCH_IDS`] typical 300-byte events are about 300 KB in flight per peer.
+pub const WINDOW: usize = 4;
 
 /// Why a session ended early.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +88,8 @@ pub struct Summary {
     /// Events stamped too far ahead of our clock: not stored now, and not held against
     /// the peer (they were valid where written); a later sync brings them again.
     pub deferred: usize,
+    /// Ids left to another of our sessions that was still fetching them at the end.
+    pub busy: usize,
 }
 
 /// What the driver does next.
@@ -92,6 +104,8 @@ pub enum Step {
     /// Validate and store these events (wire bytes, each one we asked for), then call
     /// [`Session::stored`].
     Store(Vec<Vec<u8>>),
+    /// Nothing to do until the next response arrives (fetches are in flight).
+    Wait,
     /// The session is complete.
     Done(Summary),
 }
@@ -118,26 +132,43 @@ pub struct Stored {
     pub deferred: usize,
 }
 
-#[derive(Debug)]
-enum State {
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
     /// Waiting for a reconciliation response.
     Reconciling,
-    /// Waiting for [`Session::checked`] on these ids.
-    Checking(Vec<EventId>),
-    /// Waiting for the events of this fetch.
-    Fetching(Vec<EventId>),
-    /// Waiting for [`Session::stored`].
-    Storing,
+    /// Fetching what we lack, up to [`WINDOW`] requests in flight.
+    Fetching,
     /// Finished or failed: every further input is an error.
     Over,
+}
+
+/// What the session waits for from the driver (at most one question at a time).
+#[derive(Debug)]
+enum Asked {
+    /// Nothing: the driver may feed a response or call [`Session::after_send`].
+    Nothing,
+    /// [`Session::checked`] on these ids.
+    Check(Vec<EventId>),
+    /// [`Session::stored`].
+    Store,
 }
 
 /// One initiator-side sync with one peer.
 pub struct Session {
     init: Initiator,
-    state: State,
+    phase: Phase,
+    asked: Asked,
+    /// The ids of each fetch sent and not yet answered, oldest first (responses are
+    /// fed in the order the requests were sent).
+    in_flight: VecDeque<Vec<EventId>>,
     /// Ids the peer holds that we still have to check and fetch.
     need: Vec<EventId>,
+    /// Ids another of our sessions was fetching when we checked them: looked at again
+    /// once, when everything else is done.
+    later: Vec<EventId>,
+    /// Whether `later` was looked at again already.
+    relooked: bool,
     /// Ids we hold that the peer lacks (kept only for a relay session, at most
     /// [`MAX_RELAY`]).
     have: Vec<EventId>,
@@ -148,7 +179,9 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("state", &self.state)
+            .field("phase", &self.phase)
+            .field("asked", &self.asked)
+            .field("in_flight", &self.in_flight.len())
             .field("need", &self.need.len())
             .field("relay", &self.relay)
             .field("summary", &self.summary)
@@ -169,8 +202,12 @@ impl Session {
             Initiator::start(set.clone()).map_err(|e| Failure::benign(e.to_string()))?;
         let session = Session {
             init,
-            state: State::Reconciling,
+            phase: Phase::Reconciling,
+            asked: Asked::Nothing,
+            in_flight: VecDeque::new(),
             need: Vec::new(),
+            later: Vec::new(),
+            relooked: false,
             have: Vec::new(),
             relay,
             summary: Summary::default(),
@@ -180,7 +217,7 @@ impl Session {
 
     /// Whether the session has finished or failed.
     pub fn is_over(&self) -> bool {
-        matches!(self.state, State::Over)
+        self.phase == Phase::Over
     }
 
     /// What the session has counted so far.
@@ -195,26 +232,27 @@ impl Session {
         std::mem::take(&mut self.have)
     }
 
-    /// Feeds the peer's response; `wall_ms` is our wall clock now (for the next
-    /// reconciliation request). An `Err` ends the session.
+    /// Feeds the peer's response to the oldest request not yet answered (responses
+    /// are fed in the order the requests were sent); `wall_ms` is our wall clock now
+    /// (for the next reconciliation request). An `Err` ends the session.
     pub fn on_response(&mut self, resp: SyncResponse, wall_ms: u64) -> Result<Output, Failure> {
         let r = self.response(resp, wall_ms);
         self.settle(r)
     }
 
     fn response(&mut self, resp: SyncResponse, wall_ms: u64) -> Result<Output, Failure> {
-        let state = std::mem::replace(&mut self.state, State::Over);
-        match (state, resp) {
-            (_, SyncResponse::Refused { reason }) => {
-                Err(Failure::benign(format!("peer refused: {reason}")))
-            }
+        if let SyncResponse::Refused { reason } = resp {
+            return Err(Failure::benign(format!("peer refused: {reason}")));
+        }
+        let free = matches!(self.asked, Asked::Nothing);
+        match (self.phase, resp) {
             (
-                State::Reconciling,
+                Phase::Reconciling,
                 SyncResponse::Reconcile {
                     wall_ms: peer,
                     message,
                 },
-            ) => {
+            ) if free => {
                 self.summary.rounds += 1;
                 if self.summary.rounds > MAX_ROUNDS {
                     return Err(Failure::misbehaved(format!(
@@ -233,18 +271,21 @@ impl Session {
                 }
                 self.need.extend(round.need);
                 let step = match round.next {
-                    Some(message) => {
-                        self.state = State::Reconciling;
-                        Step::Send(SyncRequest::Reconcile { wall_ms, message })
+                    Some(message) => Step::Send(SyncRequest::Reconcile { wall_ms, message }),
+                    None => {
+                        self.phase = Phase::Fetching;
+                        self.advance()
                     }
-                    None => self.next_check(),
                 };
                 Ok(Output {
                     peer_wall_ms: Some(peer),
                     step,
                 })
             }
-            (State::Fetching(asked), SyncResponse::Events { events }) => {
+            (Phase::Fetching, SyncResponse::Events { events })
+                if free && !self.in_flight.is_empty() =>
+            {
+                let asked = self.in_flight.pop_front().unwrap_or_default();
                 // Only what we asked for: an unrequested (or undecodable) event is a
                 // protocol breach.
                 let asked_set: HashSet<EventId> = asked.iter().copied().collect();
@@ -274,23 +315,24 @@ impl Session {
                     self.need
                         .extend(asked.into_iter().filter(|id| !received.contains(id)));
                 }
-                self.state = State::Storing;
+                self.asked = Asked::Store;
                 Ok(Output {
                     peer_wall_ms: None,
                     step: Step::Store(events),
                 })
             }
-            (state, resp) => {
+            (phase, resp) => {
                 let got = match resp {
                     SyncResponse::Reconcile { .. } => "a reconciliation message",
                     SyncResponse::Events { .. } => "events",
                     SyncResponse::Refused { .. } => "a refusal",
                 };
-                let waiting = match state {
-                    State::Reconciling => "a reconciliation message",
-                    State::Fetching(_) => "events",
-                    State::Checking(_) | State::Storing => "nothing from the peer",
-                    State::Over => "nothing: the session is over",
+                let waiting = match (phase, &self.asked) {
+                    (Phase::Over, _) => "nothing: the session is over",
+                    (_, Asked::Check(_) | Asked::Store) => "nothing from the peer",
+                    (Phase::Reconciling, _) => "a reconciliation message",
+                    (Phase::Fetching, _) if self.in_flight.is_empty() => "nothing from the peer",
+                    (Phase::Fetching, _) => "events",
                 };
                 Err(Failure::misbehaved(format!(
                     "peer sent {got} while the session was waiting for {waiting}"
@@ -299,17 +341,37 @@ impl Session {
         }
     }
 
-    /// Answers a [`Step::Check`]: `held` are the asked ids we already hold (others are
-    /// ignored). Returns the fetch request, another check, or the end.
-    pub fn checked(&mut self, held: &[EventId]) -> Result<Step, Failure> {
-        let r = match std::mem::replace(&mut self.state, State::Over) {
-            State::Checking(asked) => {
+    /// Answers a [`Step::Check`]: `held` are the asked ids we already hold, `busy`
+    /// those another of our sessions is fetching now (others in either list are
+    /// ignored). Busy ids are not asked for now, and looked at once more when the rest
+    /// is done: so concurrent sessions ask each id once. Returns the fetch request,
+    /// another check, a wait or the end.
+    pub fn checked(&mut self, held: &[EventId], busy: &[EventId]) -> Result<Step, Failure> {
+        let r = match std::mem::replace(&mut self.asked, Asked::Nothing) {
+            Asked::Check(asked) if self.phase == Phase::Fetching => {
                 let held: HashSet<&EventId> = held.iter().collect();
-                let ids: Vec<EventId> = asked.into_iter().filter(|i| !held.contains(i)).collect();
+                let busy: HashSet<&EventId> = busy.iter().collect();
+                let mut ids = Vec::with_capacity(asked.len());
+                for id in asked {
+                    if held.contains(&id) {
+                        continue;
+                    }
+                    if busy.contains(&id) {
+                        // Looked at once more at the end; after that, left to the
+                        // session fetching it (or to the next periodic sync).
+                        if self.relooked {
+                            self.summary.busy += 1;
+                        } else {
+                            self.later.push(id);
+                        }
+                        continue;
+                    }
+                    ids.push(id);
+                }
                 if ids.is_empty() {
-                    Ok(self.next_check())
+                    Ok(self.advance())
                 } else {
-                    self.state = State::Fetching(ids.clone());
+                    self.in_flight.push_back(ids.clone());
                     Ok(Step::Send(SyncRequest::Fetch { ids }))
                 }
             }
@@ -321,8 +383,8 @@ impl Session {
     /// Answers a [`Step::Store`]: how storing the batch went. Rejected events end the
     /// session (the peer misbehaved); otherwise the fetching goes on.
     pub fn stored(&mut self, outcome: Stored) -> Result<Step, Failure> {
-        let r = match std::mem::replace(&mut self.state, State::Over) {
-            State::Storing => {
+        let r = match std::mem::replace(&mut self.asked, Asked::Nothing) {
+            Asked::Store => {
                 self.summary.fetched += outcome.new;
                 self.summary.rejected += outcome.rejected;
                 self.summary.deferred += outcome.deferred;
@@ -332,7 +394,7 @@ impl Session {
                         outcome.rejected
                     )))
                 } else {
-                    Ok(self.next_check())
+                    Ok(self.advance())
                 }
             }
             _ => Err(Failure::benign(
@@ -342,22 +404,50 @@ impl Session {
         self.settle(r)
     }
 
-    /// The next batch of needed ids to check, or the end.
-    fn next_check(&mut self) -> Step {
-        let take = self.need.len().min(MAX_FETCH_IDS);
-        if take == 0 {
-            self.state = State::Over;
-            return Step::Done(self.summary.clone());
+    /// After carrying out a [`Step::Send`] of a fetch: what else the session wants
+    /// now. While fewer than [`WINDOW`] fetches are in flight and ids remain, another
+    /// [`Step::Check`] (leading to another fetch); otherwise [`Step::Wait`] (feed the
+    /// next response) or [`Step::Done`]. A driver that never calls it keeps one
+    /// request in flight.
+    pub fn after_send(&mut self) -> Result<Step, Failure> {
+        let r = match (self.phase, &self.asked) {
+            (Phase::Fetching, Asked::Nothing) => Ok(self.advance()),
+            (Phase::Reconciling, Asked::Nothing) => Ok(Step::Wait),
+            _ => Err(Failure::benign(
+                "after_send() called while the session waits for an answer, or is over",
+            )),
+        };
+        self.settle(r)
+    }
+
+    /// While fetching: the next batch of needed ids to check if the window has room,
+    /// else a wait for the responses in flight, else the end.
+    fn advance(&mut self) -> Step {
+        if self.in_flight.len() < WINDOW {
+            if self.need.is_empty() && self.in_flight.is_empty() && !self.relooked {
+                // Everything else is done: look once more at what another session
+                // was fetching (most of it is stored by now).
+                self.relooked = true;
+                self.need = std::mem::take(&mut self.later);
+            }
+            let take = self.need.len().min(MAX_FETCH_IDS);
+            if take > 0 {
+                let ids = self.need.split_off(self.need.len() - take);
+                self.asked = Asked::Check(ids.clone());
+                return Step::Check(ids);
+            }
         }
-        let ids = self.need.split_off(self.need.len() - take);
-        self.state = State::Checking(ids.clone());
-        Step::Check(ids)
+        if !self.in_flight.is_empty() {
+            return Step::Wait;
+        }
+        self.phase = Phase::Over;
+        Step::Done(self.summary.clone())
     }
 
     /// Any failure ends the session for good.
     fn settle<T>(&mut self, r: Result<T, Failure>) -> Result<T, Failure> {
         if r.is_err() {
-            self.state = State::Over;
+            self.phase = Phase::Over;
         }
         r
     }

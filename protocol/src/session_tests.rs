@@ -1,6 +1,6 @@
 //! The session state machine, driven deterministically against a simulated peer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::OnceLock;
 
 use super::*;
@@ -79,9 +79,11 @@ impl Side {
         SyncResponse::decode(&bytes).expect("a response within the limits")
     }
 
-    /// Runs our session against `peer` to the end, storing what arrives.
+    /// Runs our session against `peer` to the end, storing what arrives, with as
+    /// many requests in flight as the session wants (answered in order).
     fn pull_from(&mut self, peer: &Side, relay: bool) -> Result<(Summary, Vec<EventId>), Failure> {
         let (mut s, first) = Session::start(&self.set(), relay, 5)?;
+        let mut in_flight = VecDeque::new();
         let mut step = Step::Send(first);
         loop {
             step = match step {
@@ -93,8 +95,19 @@ impl Side {
                         assert!(!ids.is_empty() && ids.len() <= MAX_FETCH_IDS);
                         assert!(ids.iter().all(|i| !self.events.contains_key(i)));
                     }
-                    let out = s.on_response(peer.serve(&req), 5)?;
-                    out.step
+                    in_flight.push_back(req);
+                    assert!(
+                        in_flight.len() <= WINDOW,
+                        "{} requests in flight",
+                        in_flight.len()
+                    );
+                    s.after_send()?
+                }
+                Step::Wait => {
+                    let req = in_flight
+                        .pop_front()
+                        .expect("a wait with nothing in flight");
+                    s.on_response(peer.serve(&req), 5)?.step
                 }
                 Step::Check(ids) => {
                     assert!(ids.len() <= MAX_FETCH_IDS);
@@ -102,24 +115,27 @@ impl Side {
                         .into_iter()
                         .filter(|i| self.events.contains_key(i))
                         .collect();
-                    s.checked(&held)?
+                    s.checked(&held, &[])?
                 }
-                Step::Store(events) => {
-                    let mut new = 0;
-                    for b in events {
-                        let e = Event::decode(&b).unwrap();
-                        new += usize::from(self.events.insert(e.id(), e).is_none());
-                    }
-                    s.stored(Stored {
-                        new,
-                        ..Stored::default()
-                    })?
-                }
+                Step::Store(events) => s.stored(self.store(events))?,
                 Step::Done(summary) => {
                     assert!(s.is_over());
+                    assert!(in_flight.is_empty(), "done with requests in flight");
                     return Ok((summary, s.lacking()));
                 }
             }
+        }
+    }
+
+    fn store(&mut self, events: Vec<Vec<u8>>) -> Stored {
+        let mut new = 0;
+        for b in events {
+            let e = Event::decode(&b).unwrap();
+            new += usize::from(self.events.insert(e.id(), e).is_none());
+        }
+        Stored {
+            new,
+            ..Stored::default()
         }
     }
 }
@@ -162,7 +178,7 @@ proptest! {
     #[test]
     fn hostile_responses_give_errors_not_panics(
         inputs in prop::collection::vec(
-            (0u8..6, prop::collection::vec(any::<u8>(), 0..200), 0usize..600), 1..12),
+            (0u8..7, prop::collection::vec(any::<u8>(), 0..200), 0usize..600), 1..12),
         fetching in any::<bool>(),
     ) {
         let p = pool();
@@ -176,7 +192,7 @@ proptest! {
                 step = s.on_response(peer.serve(&next), 1).unwrap().step;
             }
             prop_assert!(matches!(step, Step::Check(_)));
-            let fetch = matches!(s.checked(&[]), Ok(Step::Send(SyncRequest::Fetch { .. })));
+            let fetch = matches!(s.checked(&[], &[]), Ok(Step::Send(SyncRequest::Fetch { .. })));
             prop_assert!(fetch, "expected a fetch request");
         }
         let mut ended = false;
@@ -185,8 +201,9 @@ proptest! {
                 0 => s.on_response(SyncResponse::Reconcile { wall_ms: n as u64, message: bytes }, 1).map(|o| o.step),
                 1 => s.on_response(SyncResponse::Events { events: vec![bytes] }, 1).map(|o| o.step),
                 2 => s.on_response(SyncResponse::Events { events: vec![p[n % p.len()].bytes().to_vec()] }, 1).map(|o| o.step),
-                3 => s.checked(&[p[n % p.len()].id()]),
-                4 => s.stored(Stored { new: n, rejected: n % 2, deferred: 0 }),
+                3 => s.checked(&[p[n % p.len()].id()], &[]),
+                4 => s.stored(Stored { new: n, rejected: n % 2, ..Stored::default() }),
+                5 => s.after_send(),
                 _ => match SyncResponse::decode(&bytes) {
                     Ok(resp) => s.on_response(resp, 1).map(|o| o.step),
                     Err(_) => continue,
@@ -234,7 +251,7 @@ fn held_ids_are_not_fetched_and_an_empty_answer_ends_the_asking() {
     };
     assert_eq!(asked.len(), 15);
     // Meanwhile gossip brought us three of them.
-    let step = s.checked(&asked[..3]).unwrap();
+    let step = s.checked(&asked[..3], &[]).unwrap();
     let Step::Send(SyncRequest::Fetch { ids }) = step else {
         panic!("expected a fetch, got {step:?}")
     };
@@ -274,7 +291,7 @@ fn unrequested_or_invalid_events_and_responses_out_of_turn_are_misbehaviour() {
         let Step::Check(asked) = s.on_response(peer.serve(&req), 1).unwrap().step else {
             panic!("expected a check")
         };
-        assert!(matches!(s.checked(&[]), Ok(Step::Send(_))));
+        assert!(matches!(s.checked(&[], &[]), Ok(Step::Send(_))));
         (s, asked)
     };
     let (mut s, _) = fetching();
@@ -322,4 +339,110 @@ fn unrequested_or_invalid_events_and_responses_out_of_turn_are_misbehaviour() {
         )
         .unwrap_err();
     assert_eq!(e, Failure::benign("peer refused: busy"));
+}
+
+#[test]
+fn fetches_are_pipelined_up_to_the_window() {
+    let p = pool();
+    let us = Side::new([], MAX_EVENTS_RESPONSE_BYTES);
+    let peer = Side::new(p.iter().cloned(), MAX_EVENTS_RESPONSE_BYTES);
+    let (mut s, req) = Session::start(&us.set(), false, 1).unwrap();
+    let mut step = s.on_response(peer.serve(&req), 1).unwrap().step;
+    let mut sent = 0;
+    loop {
+        step = match step {
+            Step::Check(_) => s.checked(&[], &[]).unwrap(),
+            Step::Send(_) => {
+                sent += 1;
+                s.after_send().unwrap()
+            }
+            Step::Wait => break,
+            other => panic!("expected checks and fetches, got {other:?}"),
+        }
+    }
+    let batches = p.len().div_ceil(MAX_FETCH_IDS);
+    assert_eq!(
+        sent,
+        batches.min(WINDOW),
+        "fetches in flight before any answer"
+    );
+    // The session waits for answers now; it asks nothing more of the driver.
+    assert_eq!(s.after_send().unwrap(), Step::Wait);
+}
+
+/// Two sessions of one node with two peers that hold the same events, stepped in
+/// turn and sharing a record of which ids each is fetching: every id comes once.
+#[test]
+fn concurrent_sessions_ask_each_id_once() {
+    let p = pool();
+    let mut us = Side::new(p[..7].iter().cloned(), 40 * 300);
+    let peers = [
+        Side::new(p.iter().cloned(), 40 * 300),
+        Side::new(p.iter().cloned(), 40 * 300),
+    ];
+    let mut claims: HashMap<EventId, usize> = HashMap::new();
+    let mut received = 0;
+    let mut sessions = Vec::new();
+    for _ in &peers {
+        let (s, first) = Session::start(&us.set(), false, 1).unwrap();
+        sessions.push((s, VecDeque::from([first]), Step::Wait, None::<Summary>));
+    }
+    while sessions.iter().any(|(_, _, _, done)| done.is_none()) {
+        for (k, (s, in_flight, step, done)) in sessions.iter_mut().enumerate() {
+            if done.is_some() {
+                continue;
+            }
+            // One step of session k.
+            *step = match std::mem::replace(step, Step::Wait) {
+                Step::Send(req) => {
+                    in_flight.push_back(req);
+                    s.after_send().unwrap()
+                }
+                Step::Wait => {
+                    let req = in_flight.pop_front().unwrap();
+                    s.on_response(peers[k].serve(&req), 1).unwrap().step
+                }
+                Step::Check(ids) => {
+                    let held: Vec<EventId> = ids
+                        .iter()
+                        .filter(|i| us.events.contains_key(i))
+                        .copied()
+                        .collect();
+                    let busy: Vec<EventId> = ids
+                        .iter()
+                        .filter(|i| claims.get(i).is_some_and(|c| *c != k))
+                        .copied()
+                        .collect();
+                    for i in &ids {
+                        if !held.contains(i) && !busy.contains(i) {
+                            claims.insert(*i, k);
+                        }
+                    }
+                    s.checked(&held, &busy).unwrap()
+                }
+                Step::Store(events) => {
+                    received += events.len();
+                    for b in &events {
+                        claims.remove(&Event::decode(b).unwrap().id());
+                    }
+                    let out = us.store(events);
+                    s.stored(out).unwrap()
+                }
+                Step::Done(summary) => {
+                    *done = Some(summary);
+                    Step::Wait
+                }
+            };
+        }
+    }
+    assert_eq!(ids(&us), ids(&peers[0]), "every event arrived");
+    assert_eq!(received, p.len() - 7, "an event came twice");
+    let fetched: Vec<usize> = sessions
+        .iter()
+        .map(|x| x.3.as_ref().unwrap().fetched)
+        .collect();
+    assert!(
+        fetched.iter().all(|f| *f > 0),
+        "the work was not shared: {fetched:?}"
+    );
 }

@@ -259,3 +259,17 @@ impl Drop for Lan {
         }
     }
 }
+
+impl Lan {
+    /// The name of a segment's bridge, for test beds that attach more to it
+    /// ([`crate::thin`]).
+    pub fn bridge_name(&self, s: Segment) -> String {
+        self.bridge(s).to_string()
+    }
+}
+
+/// Lists a namespace a test bed made outside [`Lan`] (e.g. [`crate::thin`]) in this
+/// run's registry, so that a later run removes it if this one is interrupted.
+pub fn register_netns(ns: &str) {
+    register(&format!("netns {ns}"));
+}

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 pub mod lan;
 pub mod phones;
 pub mod sim;
+pub mod thin;
 
 /// Path of the `aidmesh` binary (`AIDMESH_BIN`, or built once per test process).
 pub fn binary() -> &'static Path {

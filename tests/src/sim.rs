@@ -8,15 +8,16 @@
 //! real ones), and the sync message sizes (the real encoding, see [`fetch_bytes`]).
 //! What is a *model*, written from `node/src/net.rs`, `node/src/sync.rs` and
 //! libp2p-gossipsub 0.50's `behaviour.rs`:
-//! - gossipsub: flood publish to every connected peer, forwarding to mesh peers after
+//! - gossipsub: publish to the mesh (or, per [`GossipParams::flood_publish`], to every
+//!   connected peer), forwarding to mesh peers after
 //!   validation (minus the source and peers that sent a duplicate meanwhile), mesh
-//!   upkeep at every heartbeat (700 ms, first after 5 s), IHAVE of the last 3 heartbeat
-//!   windows to `max(gossip_lazy, 0.25 × non-mesh)` non-mesh peers, IWANT for unseen
+//!   upkeep at every heartbeat (700 ms, first after 5 s), IHAVE of the last `history_gossip` heartbeat
+//!   windows to `max(gossip_lazy, gossip_factor × non-mesh)` non-mesh peers, IWANT for unseen
 //!   ids, a duplicate cache, "ignore" (no forwarding) for events the node already held;
 //!   GRAFT/PRUNE act at once on both ends (only their bytes travel);
 //! - sync: a session at every new connection and every `sync_every` (checked on a
 //!   500 ms tick) per peer and per side; reconcile rounds, then fetches of at most 256
-//!   ids of what the node does not hold *when it asks*; relay sessions with every other
+//!   ids of what the node does not hold and no other session of it is fetching; relay sessions with every other
 //!   peer after a session fetched something, publishing up to 500 lacking events;
 //! - links: TCP, so nothing is lost, but each lost segment costs a 200 ms retransmission
 //!   timeout (doubling when lost again); bandwidth is serialised per direction, and a
@@ -37,8 +38,9 @@
 //! shuffle: one seed gives one report, byte for byte.
 //!
 //! The experiments ([`propagation`], [`partition`], [`returning_hub`]) are what
-//! `bench_sim` prints and `docs/reliability.md` reports; [`Config::fetch_once`] is a
-//! what-if the node does not do.
+//! `bench_sim` prints and `docs/reliability.md` reports; [`Config::fetch_once`] off
+//! is the node's old way of fetching, kept for comparison. Not modelled: the node's
+//! pipelined fetches (up to 4 in flight per session); the model asks one at a time.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -124,8 +126,9 @@ pub struct LinkSpec {
     pub bandwidth_bps: u64,
 }
 
-/// Gossipsub parameters (defaults: libp2p-gossipsub 0.50's, with aidmesh's 700 ms
-/// heartbeat, as `node/src/net.rs` configures it).
+/// Gossipsub parameters (defaults: as `node/src/net/transport.rs` configures
+/// libp2p-gossipsub 0.50 for LANs: mesh degree 4, IHAVE of the last heartbeat window
+/// to 2 non-mesh peers, publish to the mesh only, 700 ms heartbeat).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GossipParams {
     /// Target mesh degree (D).
@@ -146,20 +149,25 @@ pub struct GossipParams {
     pub heartbeat_ms: u64,
     /// Publish to every connected peer (true), or to the mesh only.
     pub flood_publish: bool,
+    /// Long links are gossipsub *explicit peers* at both ends (each end names the
+    /// other with `--peer`, which the node makes explicit): every event is sent
+    /// across them at once, and they are never in the mesh.
+    pub explicit_long: bool,
 }
 
 impl Default for GossipParams {
     fn default() -> Self {
         GossipParams {
-            mesh_n: 6,
-            mesh_n_low: 5,
-            mesh_n_high: 12,
-            gossip_lazy: 6,
-            gossip_factor: 0.25,
-            history_gossip: 3,
+            mesh_n: 4,
+            mesh_n_low: 3,
+            mesh_n_high: 6,
+            gossip_lazy: 2,
+            gossip_factor: 0.0,
+            history_gossip: 1,
             history_length: 5,
             heartbeat_ms: 700,
-            flood_publish: true,
+            flood_publish: false,
+            explicit_long: true,
         }
     }
 }
@@ -198,9 +206,10 @@ pub struct Config {
     pub details_chars: usize,
     /// Length of the gossip topic (`aidmesh/1/<community>`).
     pub topic_len: usize,
-    /// A what-if, *not* what the node does today: a hub asks only one of its sessions
-    /// at a time for an id (ids already asked of another peer are skipped; if that
-    /// answer never comes, a later session fetches them).
+    /// A hub asks only one of its sessions at a time for an id (ids already asked of
+    /// another peer are skipped; if that answer never comes, a later session fetches
+    /// them), as the node's shared sync claims (`node/src/sync.rs`) do. `false`: the
+    /// old way, each session fetches whatever the hub does not hold when it asks.
     pub fetch_once: bool,
 }
 
@@ -228,7 +237,7 @@ impl Config {
             churn: None,
             details_chars: 120,
             topic_len: 19,
-            fetch_once: false,
+            fetch_once: true,
         }
     }
 }
@@ -975,7 +984,10 @@ impl Sim {
         self.hubs[a].rx[Cat::GossipControl as usize] += control_bytes(topic);
         self.hubs[b].rx[Cat::GossipControl as usize] += control_bytes(topic);
         for (x, y) in [(a, b), (b, a)] {
-            if self.hubs[x].mesh_len() < self.cfg.gossip.mesh_n_low && !self.backed_off(x, y) {
+            if self.hubs[x].mesh_len() < self.cfg.gossip.mesh_n_low
+                && !self.backed_off(x, y)
+                && !self.explicit(x, y)
+            {
                 self.graft(x, y);
             }
         }
@@ -1166,6 +1178,11 @@ impl Sim {
             return;
         }
         let all: Vec<usize> = self.hubs[hub].peers.keys().copied().collect();
+        let all_explicit: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|p| self.explicit(hub, *p))
+            .collect();
         let to = if self.cfg.gossip.flood_publish {
             all
         } else {
@@ -1174,6 +1191,11 @@ impl Sim {
             let others: Vec<usize> = all.into_iter().filter(|p| !to.contains(p)).collect();
             let extra = self.cfg.gossip.mesh_n.saturating_sub(to.len());
             to.extend(self.rng.sample(&others, extra));
+            for p in all_explicit {
+                if !to.contains(&p) {
+                    to.push(p);
+                }
+            }
             to
         };
         if to.is_empty() {
@@ -1316,7 +1338,9 @@ impl Sim {
         let to: Vec<usize> = self.hubs[hub]
             .peers
             .iter()
-            .filter(|(k, p)| p.mesh && **k != source && !originating.contains(k))
+            .filter(|(k, p)| {
+                (p.mesh || self.explicit(hub, **k)) && **k != source && !originating.contains(k)
+            })
             .map(|(k, _)| *k)
             .collect();
         let bytes = gossip_data_bytes(self.events[ev as usize].bytes, self.cfg.topic_len as u64);
@@ -1333,7 +1357,7 @@ impl Sim {
             let candidates: Vec<usize> = self.hubs[hub]
                 .peers
                 .iter()
-                .filter(|(k, p)| !p.mesh && !self.backed_off(hub, **k))
+                .filter(|(k, p)| !p.mesh && !self.backed_off(hub, **k) && !self.explicit(hub, **k))
                 .map(|(k, _)| *k)
                 .collect();
             for p in self.rng.sample(&candidates, g.mesh_n - mesh.len()) {
@@ -1377,6 +1401,16 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// Whether `peer` is an explicit gossip peer of `hub` (a long link, when
+    /// [`GossipParams::explicit_long`]).
+    fn explicit(&self, hub: usize, peer: usize) -> bool {
+        self.cfg.gossip.explicit_long
+            && self.hubs[hub]
+                .peers
+                .get(&peer)
+                .is_some_and(|p| self.links[p.link].long)
     }
 
     fn mesh_peers(&self, hub: usize) -> Vec<usize> {

@@ -174,7 +174,7 @@ fn a_town_of_300_hubs_in_under_a_minute() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 4, failure_persistence: None, rng_seed: RngSeed::Fixed(10), ..ProptestConfig::default() })]
 
-    /// With the `fetch_once` what-if (one session at a time asks for an id), no hub
+    /// With `fetch_once` (the node's way: one session at a time asks for an id), no hub
     /// receives an event twice through sync, even under churn and loss, and the town
     /// still converges.
     #[test]

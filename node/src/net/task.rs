@@ -4,7 +4,7 @@
 //! there is no fixed tick. It never waits on disk: storing, sync steps and the peer
 //! book are jobs for the ingest worker ([`crate::ingest`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use crate::engine::{ClockKey, Engine, Origin};
 use crate::gossip::{Check, Checker};
 use crate::ingest::{Done, Job, Worker};
 use crate::sync::{self, Counters, Next};
+use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
 
 /// How soon a periodic session that could not start (a full queue, a store error) is
 /// tried again.
@@ -38,14 +39,11 @@ pub(super) struct Task {
     delivery: Arc<crate::delivery::Delivery>,
     counters: Arc<Counters>,
     events: broadcast::Receiver<crate::engine::NewEvent>,
-    /// Our sync session with each peer: its generation (so a result for a session
-    /// that ended meanwhile is dropped) and the session, `None` while the worker has it.
-    sessions: HashMap<PeerId, (u64, Option<Box<sync::Session>>)>,
+    /// Our sync session with each peer.
+    sessions: HashMap<PeerId, Running>,
     session_generation: u64,
     /// Peers to run a relay session with as soon as their current session ends.
     relay_due: HashSet<PeerId>,
-    /// The id of each session's outstanding request.
-    pending: HashMap<OutboundRequestId, PeerId>,
     /// Where disk work goes.
     worker: Worker,
     /// Where gossip goes for its verdict.
@@ -73,8 +71,38 @@ pub(super) struct Task {
     /// Outbound connections that passed the pnet exchange (see [`PnetPassed`]).
     pnet_passed: PnetPassed,
     sync_every: Duration,
+    /// The static peers (`--peer`): the links discovery cannot make, often the long
+    /// ones between segments. A peer reached through one is a gossipsub *explicit*
+    /// peer: every event crosses to it at once, whatever the mesh.
+    static_peers: HashSet<Multiaddr>,
     commands: mpsc::Receiver<Command>,
     shutdown: watch::Receiver<bool>,
+}
+
+/// Our sync session with one peer, as the task holds it.
+struct Running {
+    /// Which session of the peer's this is (a result for a session that ended
+    /// meanwhile is dropped).
+    generation: u64,
+    /// The session; `None` while the worker has it.
+    session: Option<Box<sync::Session>>,
+    /// Requests sent and not yet fed to the session, oldest first: responses may
+    /// arrive out of order (one stream each), the session takes them in order.
+    in_flight: VecDeque<OutboundRequestId>,
+    /// Responses that arrived before those of older requests, or while the worker
+    /// had the session.
+    arrived: HashMap<OutboundRequestId, SyncResponse>,
+}
+
+impl Running {
+    fn new(generation: u64) -> Running {
+        Running {
+            generation,
+            session: None,
+            in_flight: VecDeque::new(),
+            arrived: HashMap::new(),
+        }
+    }
 }
 
 /// Everything the task needs, built by [`super::start`].
@@ -107,7 +135,6 @@ impl Task {
             sessions: HashMap::new(),
             session_generation: 0,
             relay_due: HashSet::new(),
-            pending: HashMap::new(),
             worker: p.worker,
             checker: p.checker,
             done: p.done,
@@ -121,6 +148,7 @@ impl Task {
             refused_by: Default::default(),
             pnet_passed: p.pnet_passed,
             sync_every: cfg.sync_every,
+            static_peers: cfg.peers.iter().cloned().collect(),
             commands: p.commands,
             shutdown: p.shutdown,
         }
@@ -431,7 +459,7 @@ impl Task {
             self.sync_due.insert(peer, Instant::now() + SYNC_RETRY);
             return;
         }
-        self.sessions.insert(peer, (generation, None));
+        self.sessions.insert(peer, Running::new(generation));
     }
 
     fn finish_sync(&mut self, peer: PeerId) {
@@ -494,11 +522,53 @@ impl Task {
         }
     }
 
+    /// Sends a session's requests to `peer`, noting their order.
+    fn send_requests(&mut self, peer: PeerId, reqs: Vec<SyncRequest>) {
+        for req in reqs {
+            let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
+            if let Some(r) = self.sessions.get_mut(&peer) {
+                r.in_flight.push_back(rid);
+            }
+        }
+    }
+
+    /// Hands the worker the next response for `peer`'s session, if the session is
+    /// here (not on the worker) and the response to its oldest request has arrived.
+    fn feed_session(&mut self, peer: PeerId) {
+        let clock_key = self.clock_key(&peer);
+        let Some(r) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        let Some(oldest) = r.in_flight.front() else {
+            return;
+        };
+        if r.session.is_none() || !r.arrived.contains_key(oldest) {
+            return;
+        }
+        let (Some(rid), Some(session)) = (r.in_flight.pop_front(), r.session.take()) else {
+            return;
+        };
+        let Some(response) = r.arrived.remove(&rid) else {
+            return;
+        };
+        let job = Job::Step {
+            peer,
+            generation: r.generation,
+            clock_key,
+            session,
+            response,
+        };
+        if self.worker.offer(job).is_err() {
+            debug!(%peer, "ingest queue full; sync runs again at the next round");
+            self.finish_sync(peer);
+        }
+    }
+
     /// Whether `generation` is still `peer`'s current session.
     fn current(&self, peer: &PeerId, generation: u64) -> bool {
         self.sessions
             .get(peer)
-            .is_some_and(|(g, _)| *g == generation)
+            .is_some_and(|r| r.generation == generation)
     }
 
     /// Acts on what the worker did.
@@ -543,9 +613,10 @@ impl Task {
                 }
                 match result {
                     Ok((session, req)) if self.swarm.is_connected(&peer) => {
-                        let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
-                        self.pending.insert(rid, peer);
-                        self.sessions.insert(peer, (generation, Some(session)));
+                        self.send_requests(peer, vec![req]);
+                        if let Some(r) = self.sessions.get_mut(&peer) {
+                            r.session = Some(session);
+                        }
                     }
                     Ok(_) => {
                         self.sessions.remove(&peer);
@@ -567,11 +638,13 @@ impl Task {
                 if !self.current(&peer, generation) {
                     return;
                 }
-                self.sessions.insert(peer, (generation, Some(session)));
+                if let Some(r) = self.sessions.get_mut(&peer) {
+                    r.session = Some(session);
+                }
                 match next {
-                    Ok(Next::Send(req)) => {
-                        let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
-                        self.pending.insert(rid, peer);
+                    Ok(Next::Send(reqs)) => {
+                        self.send_requests(peer, reqs);
+                        self.feed_session(peer);
                     }
                     Ok(Next::Done { summary: s, millis }) => {
                         if s.fetched > 0 || s.rejected > 0 {
@@ -622,6 +695,14 @@ impl Task {
                 }
                 if let Some(wanted) = self.dialing.remove(&connection_id) {
                     self.dialer.reached(&wanted);
+                    if self.static_peers.contains(&wanted) {
+                        // With a LAN-sized mesh of 4, a long link is often outside
+                        // both ends' meshes and would carry events only by IHAVE.
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .add_explicit_peer(&peer_id);
+                    }
                 }
                 if let Some(ip) = remote_ip(&addr) {
                     self.peer_ip.insert(peer_id, ip);
@@ -778,24 +859,12 @@ impl Task {
                     request_id,
                     response,
                 } => {
-                    self.pending.remove(&request_id);
-                    let clock_key = self.clock_key(&peer);
-                    let Some((generation, slot)) = self.sessions.get_mut(&peer) else {
+                    let Some(r) = self.sessions.get_mut(&peer) else {
                         return;
                     };
-                    let Some(session) = slot.take() else {
-                        return;
-                    };
-                    let job = Job::Step {
-                        peer,
-                        generation: *generation,
-                        clock_key,
-                        session,
-                        response,
-                    };
-                    if self.worker.offer(job).is_err() {
-                        debug!(%peer, "ingest queue full; sync runs again at the next round");
-                        self.finish_sync(peer);
+                    if r.in_flight.contains(&request_id) {
+                        r.arrived.insert(request_id, response);
+                        self.feed_session(peer);
                     }
                 }
             },
@@ -805,9 +874,14 @@ impl Task {
                 error,
                 ..
             } => {
-                self.pending.remove(&request_id);
                 debug!(%peer, error = %error, "sync request failed");
-                self.finish_sync(peer);
+                if self
+                    .sessions
+                    .get(&peer)
+                    .is_some_and(|r| r.in_flight.contains(&request_id))
+                {
+                    self.finish_sync(peer);
+                }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 debug!(%peer, error = %error, "sync request from peer failed");

@@ -86,7 +86,10 @@ fn memory(events: &[Vec<u8>]) {
     assert_eq!(set.len(), events.len());
     let base = self_rss_kb();
     let shared: Vec<_> = (0..3)
-        .map(|_| aidmesh_node::sync::Session::start(&engine, false).expect("session"))
+        .map(|_| {
+            aidmesh_node::sync::Session::start(&engine, false, &Default::default())
+                .expect("session")
+        })
         .collect();
     let with_shared = self_rss_kb();
     // The old way: each session over a copy of the set (a copy has exactly the

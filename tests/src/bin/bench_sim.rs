@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use aidmesh_tests::sim::{self, Churn, Config};
+use aidmesh_tests::sim::{self, Churn, Config, GossipParams};
 
 fn main() {
     let seed: u64 = std::env::args()
@@ -20,6 +20,34 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let t0 = Instant::now();
+    let only_lan = std::env::args().nth(2).is_some();
+
+    println!("== one LAN of 30 hubs (every hub connected to every other), no loss, no churn,");
+    println!("== 200 events one every 500 ms: gossip variants (the node's is the first)");
+    for (name, g) in lan_variants() {
+        let mut cfg = Config::town(30, seed);
+        cfg.cluster_size = (30, 30);
+        cfg.lan.loss = 0.0;
+        cfg.gossip = g;
+        println!("-- {name}");
+        print!("{}", sim::propagation(&cfg, 200, 500, 30));
+    }
+    if std::env::args().nth(2).as_deref() == Some("town") {
+        for (name, g) in lan_variants() {
+            let mut cfg = Config::town(300, seed);
+            cfg.churn = Some(Churn {
+                mean_up_s: 7_200.0,
+                mean_down_s: 600.0,
+            });
+            cfg.gossip = g;
+            println!("-- town: {name}");
+            print!("{}", sim::propagation(&cfg, 200, 2_000, 60));
+        }
+    }
+    if only_lan {
+        eprintln!("(took {:.1} s)", t0.elapsed().as_secs_f64());
+        return;
+    }
 
     println!(
         "== propagation, 300 hubs, churn (mean up 2 h, down 10 min), 200 events one every 2 s"
@@ -42,14 +70,10 @@ fn main() {
     lossy.lan.loss = 0.30;
     print!("{}", sim::propagation(&lossy, 200, 2_000, 60));
 
-    println!("\n== a LAN-tuned gossipsub (D=4, D_lo=3, D_hi=6, gossip_lazy=3, no flood publish)");
-    let mut tuned = cfg.clone();
-    tuned.gossip.mesh_n = 4;
-    tuned.gossip.mesh_n_low = 3;
-    tuned.gossip.mesh_n_high = 6;
-    tuned.gossip.gossip_lazy = 3;
-    tuned.gossip.flood_publish = false;
-    print!("{}", sim::propagation(&tuned, 200, 2_000, 60));
+    println!("\n== libp2p's gossipsub defaults, the node before (D=6, 5-12, IHAVE of 3 windows to max(6, 1/4 of the others), flood publish, long links not explicit)");
+    let mut before = cfg.clone();
+    before.gossip = lan_variants()[2].1.clone();
+    print!("{}", sim::propagation(&before, 200, 2_000, 60));
 
     println!("\n== event size: 1,000 characters of details");
     let mut big = cfg.clone();
@@ -68,11 +92,95 @@ fn main() {
             sim::returning_hub(&Config::town(n, seed), 4.0, 2.0, 300)
         );
     }
-    println!("\n== the same, what-if: a hub asks one session at a time for an id (fetch_once)");
+    println!("\n== the same, the old way: every session fetches what the hub lacks (no claims)");
     for n in [30, 100, 300] {
         let mut c = Config::town(n, seed);
-        c.fetch_once = true;
+        c.fetch_once = false;
         print!("{}", sim::returning_hub(&c, 4.0, 2.0, 300));
     }
     eprintln!("(took {:.1} s)", t0.elapsed().as_secs_f64());
+}
+
+/// Gossipsub variants compared on one LAN: the node's settings first.
+fn lan_variants() -> Vec<(&'static str, GossipParams)> {
+    let node = GossipParams::default();
+    let libp2p = GossipParams {
+        mesh_n: 6,
+        mesh_n_low: 5,
+        mesh_n_high: 12,
+        gossip_lazy: 6,
+        gossip_factor: 0.25,
+        history_gossip: 3,
+        flood_publish: true,
+        explicit_long: false,
+        ..node.clone()
+    };
+    let d4_flood = GossipParams {
+        mesh_n: 4,
+        mesh_n_low: 3,
+        mesh_n_high: 6,
+        gossip_lazy: 3,
+        gossip_factor: 0.25,
+        history_gossip: 3,
+        flood_publish: true,
+        ..node.clone()
+    };
+    let d4 = GossipParams {
+        flood_publish: false,
+        ..d4_flood.clone()
+    };
+    let d3 = GossipParams {
+        mesh_n: 3,
+        mesh_n_low: 2,
+        mesh_n_high: 5,
+        gossip_lazy: 3,
+        gossip_factor: 0.25,
+        history_gossip: 3,
+        flood_publish: false,
+        ..node.clone()
+    };
+    vec![
+        ("the node's settings", node.clone()),
+        (
+            "the node's settings, long links not explicit peers",
+            GossipParams {
+                explicit_long: false,
+                ..node.clone()
+            },
+        ),
+        ("libp2p defaults (D=6, 5-12, lazy 6, flood publish)", libp2p),
+        ("D=4 (3-6), lazy 3, flood publish", d4_flood),
+        ("D=4 (3-6), lazy 3, no flood publish", d4.clone()),
+        ("D=3 (2-5), lazy 3, no flood publish", d3),
+        (
+            "D=4 (3-6), IHAVE to 2 peers of the last window, no flood publish",
+            GossipParams {
+                gossip_lazy: 2,
+                gossip_factor: 0.0,
+                history_gossip: 1,
+                ..d4.clone()
+            },
+        ),
+        (
+            "D=4 (3-6), IHAVE to 3 peers of the last 2 windows, no flood publish",
+            GossipParams {
+                gossip_lazy: 3,
+                gossip_factor: 0.0,
+                history_gossip: 2,
+                ..d4.clone()
+            },
+        ),
+        (
+            "D=5 (4-8), IHAVE to 2 peers of the last window, no flood publish",
+            GossipParams {
+                mesh_n: 5,
+                mesh_n_low: 4,
+                mesh_n_high: 8,
+                gossip_lazy: 2,
+                gossip_factor: 0.0,
+                history_gossip: 1,
+                ..d4.clone()
+            },
+        ),
+    ]
 }
