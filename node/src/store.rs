@@ -254,6 +254,24 @@ impl Layout<'_> {
     }
 }
 
+/// Copies the current value (or absence) of each `(tree, key)` from `old` to `new`.
+fn replay(
+    old: &sled::Db,
+    new: &sled::Db,
+    mut keys: Vec<(&'static str, sled::IVec)>,
+) -> Result<(), sled::Error> {
+    keys.sort_unstable();
+    keys.dedup();
+    for (tree, key) in keys {
+        let (from, to) = (old.open_tree(tree)?, new.open_tree(tree)?);
+        match from.get(&key)? {
+            Some(v) => to.insert(key, v)?,
+            None => to.remove(key)?,
+        };
+    }
+    Ok(())
+}
+
 /// Makes a directory's entries (a rename, a new file) durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -470,28 +488,43 @@ impl Store {
         let gen = Gen(old_gen.0 + 1);
         let fresh = layout.dir(gen);
         *self.dirty.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
-        let copied = self.copy_into(&old_db, &fresh);
+        let take_dirty = |last: bool| {
+            let mut d = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+            let keys = if last {
+                d.take()
+            } else {
+                d.replace(Vec::new())
+            };
+            keys.unwrap_or_default()
+        };
+        let copied = self.copy_into(&old_db, &fresh).and_then(|new| {
+            // Catch up with the writes made during the copy while writes go on (each is
+            // recorded again if written again), so that the exclusive phase replays and
+            // flushes only the last few.
+            for _ in 0..4 {
+                let keys = take_dirty(false);
+                let n = keys.len();
+                replay(&old_db, &new, keys)?;
+                new.flush()?;
+                if n < 16 {
+                    break;
+                }
+            }
+            Ok(new)
+        });
         let mut guard = self.trees.write().unwrap_or_else(|p| p.into_inner());
         let exclusive = std::time::Instant::now();
-        let dirty = self
-            .dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .unwrap_or_default();
+        let dirty = take_dirty(true);
+        let mut steps = [0u64; 3];
         let replayed = copied.and_then(|new| {
             // Nothing writes now: bring the copy up to date and make it durable.
-            for (tree, key) in dirty {
-                let (from, to) = (old_db.open_tree(tree)?, new.open_tree(tree)?);
-                match from.get(&key)? {
-                    Some(v) => to.insert(key, v)?,
-                    None => to.remove(key)?,
-                };
-            }
+            replay(&old_db, &new, dirty)?;
             if self.erasures.load(Ordering::SeqCst) == started {
                 new.open_tree("meta")?.remove(COMPACTION_PENDING)?;
             }
+            steps[0] = exclusive.elapsed().as_micros() as u64;
             new.flush()?;
+            steps[1] = exclusive.elapsed().as_micros() as u64;
             #[cfg(test)]
             if self.take_failure(FailAt::CrashAfterCopy) {
                 return Err(crash());
@@ -543,6 +576,7 @@ impl Store {
             let _ = std::fs::remove_file(self.path.join(POINTER_TMP));
             return Err(self.io(sled::Error::Io(e)));
         }
+        steps[2] = exclusive.elapsed().as_micros() as u64;
         let old_trees = std::mem::replace(&mut *guard, new_trees);
         drop(guard);
         let held_us = exclusive.elapsed().as_micros() as u64;
@@ -561,6 +595,9 @@ impl Store {
         }
         info!(
             exclusive_us = held_us,
+            replay_us = steps[0],
+            flush_us = steps[1] - steps[0],
+            pointer_us = steps[2] - steps[1],
             close_and_remove_ms = closing.elapsed().as_millis() as u64,
             "compaction put the new database generation in service"
         );

@@ -1331,9 +1331,9 @@ fn idle_cpu(secs: u64) -> Idle {
         nodes
             .iter()
             .all(|n| {
-                n.status()["peer_list"].as_array().is_some_and(|l| {
-                    l.len() == 2 && l.iter().all(|p| p["last_sync_ms"].is_u64())
-                })
+                n.status()["peer_list"]
+                    .as_array()
+                    .is_some_and(|l| l.len() == 2 && l.iter().all(|p| p["last_sync_ms"].is_u64()))
             })
             .then_some(())
     });
@@ -1383,8 +1383,9 @@ fn latency_under_ingest(sizes: &Sizes, bulk: &[Vec<u8>]) -> UnderLoad {
     let api0 = nodes[0].api_url().to_string();
     let post = |k: usize| -> (String, Instant) {
         let t0 = Instant::now();
-        let id = aidmesh_tests::try_post_need(&agent, &api0, &format!("Water near Mill Lane ({k})"))
-            .expect("post a need");
+        let id =
+            aidmesh_tests::try_post_need(&agent, &api0, &format!("Water near Mill Lane ({k})"))
+                .expect("post a need");
         (id, t0)
     };
     let receivers = 1..sizes.nodes;
@@ -1437,7 +1438,10 @@ fn latency_under_ingest(sizes: &Sizes, bulk: &[Vec<u8>]) -> UnderLoad {
         sent.push(post(k));
     }
     let held = watcher.join().expect("watcher");
-    assert!(held >= target, "node {LOADED} never caught up on the bulk batch");
+    assert!(
+        held >= target,
+        "node {LOADED} never caught up on the bulk batch"
+    );
     let ingest_s = done
         .lock()
         .expect("done")

@@ -307,7 +307,10 @@ fn compacting(events: &[Vec<u8>]) {
     const SWAP: &str = "compaction put the new database generation in service";
     let us_as_ms = |v: Vec<String>| -> Vec<String> {
         v.iter()
-            .map(|us| us.parse::<f64>().map_or(us.clone(), |us| format!("{:.1}", us / 1000.0)))
+            .map(|us| {
+                us.parse::<f64>()
+                    .map_or(us.clone(), |us| format!("{:.1}", us / 1000.0))
+            })
             .collect()
     };
     let exclusive_ms = us_as_ms(field(SWAP, "exclusive_us="));
