@@ -1,9 +1,12 @@
 //! Durable storage. The only module that knows the engine underneath is sled.
 //!
 //! Trees:
-//! - `events`: event id → wire bytes, append-only except for erasure by redaction;
-//! - `by_time`: `timestamp (8 bytes BE) || id` → empty, the order set reconciliation
-//!   walks;
+//! - `log`: `timestamp (8 bytes BE) || id` → wire bytes, in the order set
+//!   reconciliation walks; append-only except for erasure by redaction. Keyed by
+//!   stamp so that an ingest (sync and gossip bring mostly recent events) appends near
+//!   the end instead of writing a random page of a tree that outgrows sled's cache;
+//! - `ids`: event id → timestamp (8 bytes BE): the small index that finds an event by
+//!   id (duplicate checks, fetches), and the ids in order for the digest;
 //! - `erased`: id → kind code (2 bytes BE) of events whose content a redaction removed;
 //!   they are never fetched or stored again;
 //! - `meta`: identity seed, community, settings, and the pending-compaction flag;
@@ -13,6 +16,9 @@
 //!
 //! Writes are not durable until [`Store::flush`] returns; the engine flushes before it
 //! acknowledges a write to a user.
+//!
+//! A database written before `log` and `ids` (trees `events`: id → bytes and
+//! `by_time`: time key → empty) is migrated when it is opened (`migrate`).
 //!
 //! Compaction: sled keeps the bytes of removed values in old log segments, so after an
 //! erasure the database is copied into a new generation and put in service
@@ -88,8 +94,8 @@ pub struct PeerRecord {
 /// The open sled database and its trees.
 pub(crate) struct Trees {
     db: sled::Db,
-    events: sled::Tree,
-    by_time: sled::Tree,
+    log: sled::Tree,
+    ids: sled::Tree,
     erased: sled::Tree,
     meta: sled::Tree,
     peers: sled::Tree,
@@ -124,14 +130,15 @@ fn open_db(config: sled::Config) -> Result<sled::Db, sled::Error> {
 impl Trees {
     fn open(dir: &Path, gen: Gen) -> Result<Trees, sled::Error> {
         let db = open_db(sled::Config::new().path(dir).cache_capacity(CACHE_BYTES))?;
+        migrate(&db)?;
         Trees::of(db, gen)
     }
 
     /// The trees of a database already open (a compacted copy put in service).
     fn of(db: sled::Db, gen: Gen) -> Result<Trees, sled::Error> {
         Ok(Trees {
-            events: db.open_tree("events")?,
-            by_time: db.open_tree("by_time")?,
+            log: db.open_tree("log")?,
+            ids: db.open_tree("ids")?,
             erased: db.open_tree("erased")?,
             meta: db.open_tree("meta")?,
             peers: db.open_tree("peers")?,
@@ -277,6 +284,54 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Trees of the layout before `log` and `ids`.
+const OLD_EVENTS: &str = "events";
+const OLD_BY_TIME: &str = "by_time";
+
+/// Moves a database of the layout before `log` and `ids` to it: every event of
+/// `events` (id → bytes) is written to `log` and `ids`, then the old trees are dropped
+/// (`by_time` is not read: `ids` is built from the events themselves). A crash before the drops leaves
+/// the old trees whole and the migration runs again at the next open (its writes are
+/// idempotent). An undecodable stored event is skipped with a warning, as the engine's
+/// start would skip it.
+fn migrate(db: &sled::Db) -> Result<(), sled::Error> {
+    let names = db.tree_names();
+    let has = |n: &str| names.iter().any(|t| t.as_ref() == n.as_bytes());
+    if !has(OLD_EVENTS) && !has(OLD_BY_TIME) {
+        return Ok(());
+    }
+    if has(OLD_EVENTS) {
+        let (old, log, ids) = (
+            db.open_tree(OLD_EVENTS)?,
+            db.open_tree("log")?,
+            db.open_tree("ids")?,
+        );
+        let mut moved = 0usize;
+        for kv in old.iter() {
+            let (k, v) = kv?;
+            let Ok(e) = Event::decode(&v) else {
+                warn!(id = %hex::encode(&k), "skipping an undecodable stored event while migrating");
+                continue;
+            };
+            let (ts, id) = (e.timestamp(), e.id());
+            ids.insert(id.0, &ts.0.to_be_bytes())?;
+            log.insert(time_key(ts, &id), v)?;
+            moved += 1;
+        }
+        db.flush()?;
+        db.drop_tree(OLD_EVENTS)?;
+        info!(
+            events = moved,
+            "migrated the database to trees keyed by time"
+        );
+    }
+    if has(OLD_BY_TIME) {
+        db.drop_tree(OLD_BY_TIME)?;
+    }
+    db.flush()?;
+    Ok(())
+}
+
 /// The node's database.
 pub struct Store {
     path: PathBuf,
@@ -378,6 +433,13 @@ fn recover(path: &Path) -> std::io::Result<Gen> {
     Ok(gen)
 }
 
+/// A stamp stored in `ids` (8 bytes BE).
+fn stamp(v: &[u8]) -> Option<Timestamp> {
+    <[u8; 8]>::try_from(v)
+        .ok()
+        .map(|b| Timestamp(u64::from_be_bytes(b)))
+}
+
 fn time_key(ts: Timestamp, id: &EventId) -> [u8; 40] {
     let mut k = [0u8; 40];
     k[..8].copy_from_slice(&ts.0.to_be_bytes());
@@ -395,7 +457,7 @@ impl Store {
         };
         let gen = recover(path).map_err(|e| open_err(sled::Error::Io(e)))?;
         let trees = Trees::open(&Layout(path).dir(gen), gen).map_err(open_err)?;
-        let count = trees.by_time.len();
+        let count = trees.ids.len();
         let store = Store {
             path: path.to_path_buf(),
             trees: std::sync::RwLock::new(trees),
@@ -704,65 +766,70 @@ impl Store {
 
     /// Stores an event the caller has just checked is not held (the engine does, under
     /// its lock, before filing it): one plain write per tree, no transaction and no
-    /// second look-up. `events` is written last, so an event present there is always
-    /// in `by_time` too; a crash between the two writes leaves only a `by_time` key
-    /// without its event, which [`Store::repair_time_index`] removes at the next
-    /// start. Not durable until [`Store::flush`].
+    /// second look-up. `log` is written last, so an event present there is always in
+    /// `ids` too; a crash between the two writes leaves only an `ids` entry without
+    /// its event, which [`Store::repair_time_index`] removes at the next start. Not
+    /// durable until [`Store::flush`].
     pub fn insert_new(&self, event: &Event) -> Result<(), StoreError> {
         let id = event.id();
-        let tk = time_key(event.timestamp(), &id);
+        let ts = event.timestamp();
+        let tk = time_key(ts, &id);
         // Inside the lock, so a compaction cannot swap the database under the write.
-        self.write(&[("events", &id.0), ("by_time", &tk)], |t| {
-            t.by_time.insert(&tk[..], &[][..])?;
-            t.events.insert(&id.0[..], event.bytes())?;
+        self.write(&[("ids", &id.0), ("log", &tk)], |t| {
+            t.ids.insert(&id.0[..], &ts.0.to_be_bytes())?;
+            t.log.insert(&tk[..], event.bytes())?;
             Ok(())
         })?;
         self.count.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Makes `by_time` hold exactly the events of `events`, after an unclean stop
-    /// (see [`Store::insert_new`]); `held` is the number of events in `events`, which
-    /// the caller has just counted. Cheap when nothing is wrong: it compares counts.
-    /// Returns how many stray keys it removed.
+    /// Makes `ids` hold exactly the events of `log`, after an unclean stop (see
+    /// [`Store::insert_new`]); `held` is the number of events in `log`, which the
+    /// caller has just counted. Cheap when nothing is wrong: it compares counts.
+    /// Returns how many stray entries it removed.
     pub fn repair_time_index(&self, held: usize) -> Result<usize, StoreError> {
         if held == self.len() {
             return Ok(0);
         }
         let mut stray = Vec::new();
-        let (events, by_time) = self.with(|t| Ok((t.events.clone(), t.by_time.clone())))?;
-        for k in by_time.iter().keys() {
-            let k = k.map_err(|e| self.io(e))?;
-            let held = k.len() == 40 && events.contains_key(&k[8..]).map_err(|e| self.io(e))?;
+        let (log, ids) = self.with(|t| Ok((t.log.clone(), t.ids.clone())))?;
+        for kv in ids.iter() {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            let held = match (<[u8; 32]>::try_from(k.as_ref()), stamp(&v)) {
+                (Ok(id), Some(ts)) => log
+                    .contains_key(time_key(ts, &EventId(id)))
+                    .map_err(|e| self.io(e))?,
+                _ => false,
+            };
             if !held {
                 stray.push(k);
             }
         }
         for k in &stray {
-            self.write(&[("by_time", k)], |t| t.by_time.remove(k).map(|_| ()))?;
+            self.write(&[("ids", k)], |t| t.ids.remove(k).map(|_| ()))?;
         }
-        // Should the log ever keep an event but lose its earlier `by_time` write, put
-        // the key back.
-        let mut count = self.with(|t| Ok(t.by_time.len()))?;
+        // Should the log ever keep an event but lose its earlier `ids` write, put the
+        // entry back.
+        let mut count = self.with(|t| Ok(t.ids.len()))?;
         if count != held {
-            for kv in events.iter() {
+            for kv in log.iter() {
                 let (k, v) = kv.map_err(|e| self.io(e))?;
                 let Ok(e) = Event::decode(&v) else { continue };
-                let tk = time_key(e.timestamp(), &e.id());
-                if !by_time.contains_key(tk).map_err(|e| self.io(e))? {
-                    self.write(&[("by_time", &tk)], |t| {
-                        t.by_time.insert(&tk[..], &[][..]).map(|_| ())
-                    })?;
-                    warn!(id = %hex::encode(&k), "restored a missing time-index entry");
+                let id = e.id();
+                if !ids.contains_key(id.0).map_err(|e| self.io(e))? {
+                    let ts = e.timestamp().0.to_be_bytes();
+                    self.write(&[("ids", &id.0)], |t| t.ids.insert(id.0, &ts).map(|_| ()))?;
+                    warn!(key = %hex::encode(&k), "restored a missing id-index entry");
                 }
             }
-            count = self.with(|t| Ok(t.by_time.len()))?;
+            count = self.with(|t| Ok(t.ids.len()))?;
         }
         self.count.store(count, Ordering::Relaxed);
         if !stray.is_empty() {
             warn!(
                 removed = stray.len(),
-                "removed time-index entries of events not stored (an unclean stop)"
+                "removed id-index entries of events not stored (an unclean stop)"
             );
         }
         Ok(stray.len())
@@ -775,21 +842,26 @@ impl Store {
 
     /// Wire bytes of an event, if held.
     pub fn get(&self, id: &EventId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(|t| Ok(t.events.get(id.0)?.map(|v| v.to_vec())))
+        self.with(|t| {
+            let Some(ts) = t.ids.get(id.0)?.as_deref().and_then(stamp) else {
+                return Ok(None);
+            };
+            Ok(t.log.get(time_key(ts, id))?.map(|v| v.to_vec()))
+        })
     }
 
     /// Whether an event is held.
     pub fn contains(&self, id: &EventId) -> Result<bool, StoreError> {
-        self.with(|t| t.events.contains_key(id.0))
+        self.with(|t| t.ids.contains_key(id.0))
     }
 
-    /// Whether the event `id` stamped `ts` is held: a look-up in `by_time`, whose
-    /// value-less keys stay in sled's cache where `events` (every event's bytes) does
-    /// not, so the duplicate check of an ingest does not read a page from disk.
-    /// Same answer as [`Store::contains`]: an id fixes its stamp, and `by_time` and
-    /// `events` hold the same events (see [`Store::insert_new`]).
+    /// Whether the event `id` stamped `ts` is held: a look-up in the small `ids`
+    /// tree, which stays in sled's cache where `log` (every event's bytes) does not,
+    /// so the duplicate check of an ingest does not read a page from disk. Same answer
+    /// as [`Store::contains`] (an id fixes its stamp); `ts` is kept for callers that
+    /// hold it.
     pub fn contains_at(&self, ts: Timestamp, id: &EventId) -> Result<bool, StoreError> {
-        self.with(|t| t.by_time.contains_key(time_key(ts, id)))
+        self.with(|t| Ok(t.ids.get(id.0)?.as_deref().and_then(stamp) == Some(ts)))
     }
 
     /// Number of events held.
@@ -802,10 +874,10 @@ impl Store {
         self.len() == 0
     }
 
-    /// Every held event's wire bytes, in id order.
+    /// Every held event's wire bytes, in time order.
     pub fn events(&self) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
         // A clone of the tree handle: the iterator does not hold the lock.
-        let tree = self.with(|t| Ok(t.events.clone()));
+        let tree = self.with(|t| Ok(t.log.clone()));
         let (iter, err) = match tree {
             Ok(t) => (Some(t.iter().values()), None),
             Err(e) => (None, Some(e)),
@@ -818,56 +890,38 @@ impl Store {
     }
 
     /// Every held event's `(timestamp, id)`, in time order: the reconciliation set.
+    /// Read from `ids` and sorted here: walking `log`'s keys would pull every event's
+    /// bytes through sled's cache for 40 bytes of each.
     pub fn sync_items(&self) -> Result<Vec<(Timestamp, EventId)>, StoreError> {
+        let mut out = self.id_index()?;
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// `(timestamp, id)` of every held event, in id order.
+    fn id_index(&self) -> Result<Vec<(Timestamp, EventId)>, StoreError> {
         let mut out = Vec::with_capacity(self.len());
-        let by_time = self.with(|t| Ok(t.by_time.clone()))?;
-        for k in by_time.iter().keys() {
-            let k = k.map_err(|e| self.io(e))?;
-            if k.len() != 40 {
-                return Err(self.corrupt("by_time", format!("key of {} bytes", k.len())));
-            }
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&k[..8]);
-            let mut id = [0u8; 32];
-            id.copy_from_slice(&k[8..]);
-            out.push((Timestamp(u64::from_be_bytes(ts)), EventId(id)));
+        let ids = self.with(|t| Ok(t.ids.clone()))?;
+        for kv in ids.iter() {
+            let (k, v) = kv.map_err(|e| self.io(e))?;
+            let id = <[u8; 32]>::try_from(k.as_ref())
+                .map_err(|_| self.corrupt("ids", format!("key of {} bytes", k.len())))?;
+            let ts = stamp(&v)
+                .ok_or_else(|| self.corrupt("ids", format!("stamp of {} bytes", v.len())))?;
+            out.push((ts, EventId(id)));
         }
         Ok(out)
     }
 
     /// [`aidmesh_protocol::sync::digest`] of every held id (BLAKE3 over the ids in
-    /// ascending order). The ids are taken from `by_time`, whose keys carry no value,
-    /// and sorted here: walking `events` instead would pull every event's bytes
-    /// through sled's cache (about 20 MB more resident at 100,000 events) for 32
-    /// bytes of each.
+    /// ascending order), from `ids`, which is in that order.
     pub fn digest(&self) -> Result<[u8; 32], StoreError> {
-        let mut ids = Vec::with_capacity(self.len());
-        let by_time = self.with(|t| Ok(t.by_time.clone()))?;
-        for k in by_time.iter().keys() {
-            let k = k.map_err(|e| self.io(e))?;
-            let id: [u8; 32] = k
-                .get(8..)
-                .and_then(|id| id.try_into().ok())
-                .ok_or_else(|| self.corrupt("by_time", format!("key of {} bytes", k.len())))?;
-            ids.push(EventId(id));
-        }
-        ids.sort_unstable();
-        Ok(aidmesh_protocol::sync::digest(&ids))
+        Ok(aidmesh_protocol::sync::digest(&self.ids()?))
     }
 
     /// Every held id, ascending.
     pub fn ids(&self) -> Result<Vec<EventId>, StoreError> {
-        let mut out = Vec::with_capacity(self.len());
-        let events = self.with(|t| Ok(t.events.clone()))?;
-        for k in events.iter().keys() {
-            let k = k.map_err(|e| self.io(e))?;
-            let id: [u8; 32] = k
-                .as_ref()
-                .try_into()
-                .map_err(|_| self.corrupt("events", format!("key of {} bytes", k.len())))?;
-            out.push(EventId(id));
-        }
-        Ok(out)
+        Ok(self.id_index()?.into_iter().map(|(_, id)| id).collect())
     }
 
     /// Removes an event's bytes and remembers that it was erased, with its kind; if it
@@ -876,35 +930,34 @@ impl Store {
     /// [`Store::flush`].
     pub fn erase(&self, id: &EventId, kind: u16) -> Result<bool, StoreError> {
         let tk = self
-            .get(id)?
-            .and_then(|b| Event::decode(&b).ok())
-            .map(|e| time_key(e.timestamp(), id));
+            .with(|t| t.ids.get(id.0))?
+            .as_deref()
+            .and_then(stamp)
+            .map(|ts| time_key(ts, id));
         let mut touched: Vec<(&'static str, &[u8])> = vec![
             ("erased", &id.0),
-            ("events", &id.0),
+            ("ids", &id.0),
             ("arrived", &id.0),
             ("meta", COMPACTION_PENDING.as_bytes()),
         ];
         if let Some(tk) = &tk {
-            touched.push(("by_time", tk));
+            touched.push(("log", tk));
         }
         let removed = self.write(&touched, |t| {
             t.erased.insert(id.0, &kind.to_be_bytes())?;
             t.arrived.remove(id.0)?;
-            let Some(_) = t.events.remove(id.0)? else {
+            let Some(tk) = &tk else {
                 // Never stored: nothing to compact away.
                 return Ok(false);
             };
+            // `log` first: an event in `log` is always in `ids` (see `insert_new`).
+            t.log.remove(&tk[..])?;
+            t.ids.remove(id.0)?;
             t.meta.insert(COMPACTION_PENDING, &[1])?;
-            if let Some(tk) = &tk {
-                t.by_time.remove(tk)?;
-            }
             Ok(true)
         })?;
         if removed {
             self.erasures.fetch_add(1, Ordering::SeqCst);
-        }
-        if removed {
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(removed)
@@ -1077,10 +1130,10 @@ mod tests {
             let s = Store::open(dir.path()).unwrap();
             s.insert_new(&a).unwrap();
             s.insert_new(&b).unwrap();
-            // A crash between the two writes of `insert_new`: the time key of `lost`
+            // A crash between the two writes of `insert_new`: the id entry of `lost`
             // was written, its event was not.
-            let tk = time_key(lost.timestamp(), &lost.id());
-            s.with(|t| t.by_time.insert(&tk[..], &[][..])).unwrap();
+            let ts = lost.timestamp().0.to_be_bytes();
+            s.with(|t| t.ids.insert(lost.id().0, &ts)).unwrap();
             s.flush().unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
@@ -1091,9 +1144,8 @@ mod tests {
         // Nothing to do the second time.
         assert_eq!(s.repair_time_index(2).unwrap(), 0);
         // Should the log ever keep a later write but lose an earlier one, the
-        // missing time key is put back.
-        let tk = time_key(b.timestamp(), &b.id());
-        s.with(|t| t.by_time.remove(&tk[..])).unwrap();
+        // missing id entry is put back.
+        s.with(|t| t.ids.remove(b.id().0)).unwrap();
         let s = {
             s.flush().unwrap();
             drop(s);
@@ -1264,6 +1316,87 @@ mod tests {
         assert_eq!(s.len(), 20);
         assert!(s.get(&ev(99).id()).unwrap().is_some());
         assert!(s.get(&events[0].id()).unwrap().is_none());
+    }
+
+    /// Writes `events` as every node stored them before `log` and `ids`.
+    fn old_layout(path: &Path, events: &[Event]) {
+        let db = sled::Config::new().path(path).open().unwrap();
+        let (t, e) = (
+            db.open_tree(OLD_BY_TIME).unwrap(),
+            db.open_tree(OLD_EVENTS).unwrap(),
+        );
+        for ev in events {
+            t.insert(time_key(ev.timestamp(), &ev.id()), &[][..])
+                .unwrap();
+            e.insert(ev.id().0, ev.bytes()).unwrap();
+        }
+        db.open_tree("erased")
+            .unwrap()
+            .insert([9u8; 32], &4u16.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    #[test]
+    fn a_database_of_the_old_layout_is_migrated_at_open_and_answers_the_same() {
+        for cut_short in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db");
+            // Stamps out of id order, so time order and id order differ.
+            let events: Vec<Event> = (1..=300).map(|n| ev((n * 7919) % 1000 + 1)).collect();
+            old_layout(&path, &events);
+            if cut_short {
+                // A migration a crash cut short: some events already in the new trees.
+                let db = sled::Config::new().path(&path).open().unwrap();
+                let (log, ids) = (db.open_tree("log").unwrap(), db.open_tree("ids").unwrap());
+                for e in &events[..100] {
+                    ids.insert(e.id().0, &e.timestamp().0.to_be_bytes())
+                        .unwrap();
+                    log.insert(time_key(e.timestamp(), &e.id()), e.bytes())
+                        .unwrap();
+                }
+                db.flush().unwrap();
+            }
+            let mut want: Vec<(Timestamp, EventId)> =
+                events.iter().map(|e| (e.timestamp(), e.id())).collect();
+            want.sort();
+            let mut ids: Vec<EventId> = events.iter().map(Event::id).collect();
+            ids.sort();
+            for reopen in 0..2 {
+                let s = Store::open(&path).unwrap();
+                let case = format!("cut short {cut_short}, open {reopen}");
+                assert_eq!(s.len(), 300, "{case}");
+                assert_eq!(s.sync_items().unwrap(), want, "{case}");
+                assert_eq!(s.ids().unwrap(), ids, "{case}");
+                assert_eq!(
+                    s.digest().unwrap(),
+                    aidmesh_protocol::sync::digest(&ids),
+                    "{case}"
+                );
+                for e in &events {
+                    assert_eq!(
+                        s.get(&e.id()).unwrap().as_deref(),
+                        Some(e.bytes()),
+                        "{case}"
+                    );
+                    assert!(s.contains_at(e.timestamp(), &e.id()).unwrap(), "{case}");
+                }
+                // In time order now.
+                let stamps: Vec<Timestamp> = s
+                    .events()
+                    .map(|b| Event::decode(&b.unwrap()).unwrap().timestamp())
+                    .collect();
+                assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{case}");
+                assert_eq!(s.erased_kind(&EventId([9; 32])).unwrap(), Some(4), "{case}");
+                let names = s.with(|t| Ok(t.db.tree_names())).unwrap();
+                assert!(
+                    !names
+                        .iter()
+                        .any(|n| n.as_ref() == b"events" || n.as_ref() == b"by_time"),
+                    "{case}: the old trees are still there"
+                );
+            }
+        }
     }
 
     #[test]
