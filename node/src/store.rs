@@ -224,7 +224,7 @@ impl Layout<'_> {
             let stale = if name == POINTER_TMP {
                 true
             } else if let Some(n) = name.strip_prefix(GEN_PREFIX) {
-                n.parse::<u64>().map_or(false, |n| n != keep.0)
+                n.parse::<u64>().is_ok_and(|n| n != keep.0)
             } else {
                 keep.0 != 0 && is_sled_file(&name)
             };
