@@ -919,9 +919,18 @@ impl Store {
         Ok(aidmesh_protocol::sync::digest(&self.ids()?))
     }
 
-    /// Every held id, ascending.
+    /// Every held id, ascending: `ids`' keys, collected straight into one vector (the
+    /// digest's peak memory at 100,000 events is this 3.2 MB).
     pub fn ids(&self) -> Result<Vec<EventId>, StoreError> {
-        Ok(self.id_index()?.into_iter().map(|(_, id)| id).collect())
+        let mut out = Vec::with_capacity(self.len());
+        let ids = self.with(|t| Ok(t.ids.clone()))?;
+        for k in ids.iter().keys() {
+            let k = k.map_err(|e| self.io(e))?;
+            let id = <[u8; 32]>::try_from(k.as_ref())
+                .map_err(|_| self.corrupt("ids", format!("key of {} bytes", k.len())))?;
+            out.push(EventId(id));
+        }
+        Ok(out)
     }
 
     /// Removes an event's bytes and remembers that it was erased, with its kind; if it
