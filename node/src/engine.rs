@@ -643,6 +643,20 @@ impl Engine {
         origin: Origin,
     ) -> Result<BatchResult, StoreError> {
         let mut out = BatchResult::default();
+        let tally = |out: &mut BatchResult, r: Result<Ingested, IngestError>, bytes: &[u8]| {
+            match r {
+                Ok(Ingested::New(_)) => out.new += 1,
+                Ok(_) => out.known += 1,
+                Err(IngestError::Invalid(ValidationError::FromTheFuture { .. })) => {
+                    if let Ok(e) = Event::decode(bytes) {
+                        out.deferred.push(e.id());
+                    }
+                }
+                Err(IngestError::Invalid(e)) => out.rejected.push(e.to_string()),
+                Err(IngestError::Store(e)) => return Err(e),
+            }
+            Ok(())
+        };
         if origin == Origin::Local {
             // Local writes are checked against the view (rights on held targets),
             // which needs the lock: one at a time.
@@ -654,81 +668,30 @@ impl Engine {
             // (the batch fails as a whole; catch-up fetches it again once there is room).
             self.disk.admit(false)?;
             let now = self.now_ms();
-            let rules = Rules::at(now);
-            // A pipeline: the next part is validated (on every core) while this thread
-            // files the current one, so validation and the store's writes overlap.
-            let parts = batch.chunks(PIPELINE_PART);
-            let filed = std::thread::scope(|s| {
-                let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                let validator = std::thread::Builder::new()
-                    .name("validate-next".into())
-                    .spawn_scoped(s, {
-                        let (parts, rules) = (parts.clone(), &rules);
-                        move || {
-                            for part in parts {
-                                if tx.send(validate_all(part, rules)).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    })
-                    .ok();
-                let mut result = Ok(());
-                for part in parts {
-                    // If the validator could not start, or stopped, validate here.
-                    let checked = match validator.as_ref().map(|_| rx.recv()) {
-                        Some(Ok(c)) => c,
-                        _ => validate_all(part, &rules),
+            let checked = validate_all(batch, &Rules::at(now));
+            let mut filed = batch.iter().zip(checked).peekable();
+            while filed.peek().is_some() {
+                // The lock is let go every few events, so a page or a local post
+                // waits for a few events' filing, not a whole batch's.
+                let mut announce = Vec::new();
+                let mut st = self.lock();
+                for (bytes, v) in filed.by_ref().take(FILE_CHUNK) {
+                    let r = match v {
+                        Ok(v) => self.file(&mut st, v, origin, now, &mut announce),
+                        Err(e) => Err(e.into()),
                     };
-                    if let Err(e) = self.file_part(part, checked, origin, now, &mut out) {
-                        result = Err(e);
-                        break;
+                    if let Err(e) = tally(&mut out, r, bytes) {
+                        drop(st);
+                        self.announce(announce);
+                        return Err(e);
                     }
                 }
-                // Stops a validator still running (its next send fails).
-                drop(rx);
-                if let Some(v) = validator {
-                    // A panic in validation would be a bug; its part was validated here.
-                    let _ = v.join();
-                }
-                result
-            });
-            filed?;
+                drop(st);
+                self.announce(announce);
+            }
         }
         self.store.flush()?;
         Ok(out)
-    }
-
-    /// Files a validated part of a batch from peers, letting go of the engine lock
-    /// every [`FILE_CHUNK`] events so that a page or a local post waits for a few
-    /// events' filing, not a whole batch's.
-    fn file_part(
-        &self,
-        part: &[Vec<u8>],
-        checked: Vec<Result<Verified, ValidationError>>,
-        origin: Origin,
-        now: u64,
-        out: &mut BatchResult,
-    ) -> Result<(), StoreError> {
-        let mut filed = part.iter().zip(checked).peekable();
-        while filed.peek().is_some() {
-            let mut announce = Vec::new();
-            let mut st = self.lock();
-            for (bytes, v) in filed.by_ref().take(FILE_CHUNK) {
-                let r = match v {
-                    Ok(v) => self.file(&mut st, v, origin, now, &mut announce),
-                    Err(e) => Err(e.into()),
-                };
-                if let Err(e) = tally(out, r, bytes) {
-                    drop(st);
-                    self.announce(announce);
-                    return Err(e);
-                }
-            }
-            drop(st);
-            self.announce(announce);
-        }
-        Ok(())
     }
 
     /// Validates and stores one event (not yet flushed).
@@ -954,29 +917,6 @@ impl Engine {
 
 /// Most events filed under one hold of the engine lock by [`Engine::ingest_batch`].
 const FILE_CHUNK: usize = 64;
-
-/// Events of a batch from peers validated together, while the part before is filed.
-const PIPELINE_PART: usize = 128;
-
-/// Counts one event's outcome in a batch's result; a store failure fails the batch.
-fn tally(
-    out: &mut BatchResult,
-    r: Result<Ingested, IngestError>,
-    bytes: &[u8],
-) -> Result<(), StoreError> {
-    match r {
-        Ok(Ingested::New(_)) => out.new += 1,
-        Ok(_) => out.known += 1,
-        Err(IngestError::Invalid(ValidationError::FromTheFuture { .. })) => {
-            if let Ok(e) = Event::decode(bytes) {
-                out.deferred.push(e.id());
-            }
-        }
-        Err(IngestError::Invalid(e)) => out.rejected.push(e.to_string()),
-        Err(IngestError::Store(e)) => return Err(e),
-    }
-    Ok(())
-}
 
 /// Validates peers' events (no target look-up, see [`aidmesh_protocol::TargetLookup`]) on every core:
 /// decoding and the Ed25519 check are independent per event. Results in input order.
