@@ -1379,7 +1379,7 @@ mod tests {
 
     #[test]
     fn a_failed_compaction_keeps_the_store_serving_and_finishes_at_the_next_start() {
-        for at in [FailAt::Copy, FailAt::OpenNew] {
+        for at in [FailAt::Copy, FailAt::Pointer] {
             let dir = tempfile::tempdir().unwrap();
             let eng = engine(dir.path(), 1);
             let reg = eng.post(person("Wilhelmina Failsafe")).unwrap();

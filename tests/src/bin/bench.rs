@@ -18,7 +18,9 @@
 //! 6. start time of a node holding 100,000 events (until its API answers);
 //! 7. forget latency of a node holding 20,000 events (compaction in the background),
 //!    and, for comparison, a forget with its compaction in the same call;
-//! 8. propagation from B through A to C while A (20,000 events) forgets people.
+//! 8. propagation from B through A to C while A (20,000 events) forgets people;
+//! 9. idle CPU of 3 connected nodes left alone for 30 s (`/proc/PID/stat`), and
+//!    propagation across 5 nodes while one of them catches up on 40,000 events.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -94,7 +96,8 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
-    // --only ingest|latency|catch-up|catch-up-big|in-sync|forget|compacting: one section
+    // --only ingest|latency|latency-load|idle|catch-up|catch-up-big|in-sync|forget|compacting:
+    // one section
     // (for investigating).
     let only = args
         .iter()
@@ -227,6 +230,60 @@ fn main() {
                 lat.p99, lat.arrived, lat.expected, lat.max
             ),
             None,
+        ));
+    }
+
+    // 9. Idle CPU and propagation under ingest load (issue 14).
+    if run("idle") {
+        let secs = if quick { 10 } else { 30 };
+        eprintln!("idle: 3 connected nodes left alone for {secs} s...");
+        let idle = idle_cpu(secs);
+        let worst = idle.percent.iter().copied().fold(0.0, f64::max);
+        rows.push(row(
+            "Idle CPU, node with 2 peers (3 connected nodes)",
+            "< 0.5 % of a core",
+            format!(
+                "{worst:.2} % worst node ({} over {:.0} s)",
+                idle.percent
+                    .iter()
+                    .map(|p| format!("{p:.2} %"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                idle.secs
+            ),
+            Some(worst < 0.5),
+        ));
+    }
+    if run("latency-load") {
+        let bulk_n = if quick { 4_000 } else { 40_000 };
+        eprintln!(
+            "latency-load: {} nodes, one catching up on {bulk_n} events...",
+            sizes.nodes
+        );
+        let bulk = make_events(bulk_n, 0x0b01_d0e5);
+        let ul = latency_under_ingest(&sizes, &bulk);
+        rows.push(row(
+            &format!(
+                "Propagation p50, {} loopback nodes, one ingesting {} events by sync",
+                sizes.nodes,
+                thousands(bulk_n)
+            ),
+            "< 10 ms",
+            format!(
+                "{:.1} ms (p99 {:.1}, max {:.1} ms, {} of {} arrivals); from stored at node 0: p50 {:.1} / p99 {:.1} ms; at the ingesting node p50 {:.1} / p99 {:.1} ms; it took in {} events in {:.1} s",
+                ul.all.p50,
+                ul.all.p99,
+                ul.all.max,
+                ul.all.arrived,
+                ul.all.expected,
+                ul.stored.p50,
+                ul.stored.p99,
+                ul.loaded.p50,
+                ul.loaded.p99,
+                thousands(ul.ingested as usize),
+                ul.ingest_s
+            ),
+            Some(ul.all.p50 < 10.0),
         ));
     }
 
@@ -1225,4 +1282,233 @@ fn memory_probe(dir: &Path) {
         engine.len()
     );
     drop((set, digest));
+}
+
+// ---------------------------------------------------------------------------------
+// 9. Idle CPU, and propagation while one node ingests a bulk batch (issue 14)
+
+/// CPU time (user + system) a node's process has used so far, in seconds, from
+/// `/proc/PID/stat` (fields 14 and 15, in clock ticks).
+fn cpu_s(node: &Node) -> f64 {
+    let pid = node.pid().expect("the node is running");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name (which ends with ')'), utime is the 12th field and stime
+    // the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / clock_ticks()
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux if that fails).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// `n` nodes in a full mesh (default options, as a hub runs), each reporting `n - 1`
+/// peers.
+fn full_mesh(prefix: &str, n: usize) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..n {
+        let peers = nodes.iter().map(Node::addr).collect();
+        nodes.push(Node::start(
+            &format!("{prefix}-{i}"),
+            Opts {
+                peers,
+                ..Opts::default()
+            },
+        ));
+    }
+    let want = n as u64 - 1;
+    wait_for("a full mesh", Duration::from_secs(60), || {
+        nodes
+            .iter()
+            .all(|n| n.status()["peers"].as_u64() == Some(want))
+            .then_some(())
+    });
+    nodes
+}
+
+struct Idle {
+    /// % of one core, per node.
+    percent: Vec<f64>,
+    secs: f64,
+}
+
+/// Three connected nodes left alone: CPU used over `secs`, after the sessions of the
+/// connection have finished.
+fn idle_cpu(secs: u64) -> Idle {
+    let nodes = full_mesh("idle", 3);
+    // Let the first sync sessions and gossipsub's mesh settle: every node has synced
+    // with both peers.
+    wait_for("first syncs", Duration::from_secs(60), || {
+        nodes
+            .iter()
+            .all(|n| {
+                n.status()["peer_list"]
+                    .as_array()
+                    .is_some_and(|l| l.len() == 2 && l.iter().all(|p| p["last_sync_ms"].is_u64()))
+            })
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let before: Vec<f64> = nodes.iter().map(cpu_s).collect();
+    let t = Instant::now();
+    // Nothing is asked of the nodes meanwhile (no status polling, no stream).
+    std::thread::sleep(Duration::from_secs(secs));
+    let wall = t.elapsed().as_secs_f64();
+    let percent = nodes
+        .iter()
+        .zip(before)
+        .map(|(n, b)| (cpu_s(n) - b) / wall * 100.0)
+        .collect();
+    Idle {
+        percent,
+        secs: wall,
+    }
+}
+
+struct UnderLoad {
+    /// All receivers.
+    all: Latency,
+    /// All receivers, from the post's arrival on node 0's own stream (node 0 has
+    /// stored it: leaves out the poster's write and fsync).
+    stored: Latency,
+    /// The ingesting node only.
+    loaded: Latency,
+    /// Events the loaded node took in, and how long it took.
+    ingested: u64,
+    ingest_s: f64,
+}
+
+/// Propagation over `sizes.nodes` nodes in a full mesh (as [`latency`]) while node 2
+/// catches up on `bulk` events from a sixth node it is told to dial (sync: validated
+/// batch ingest on its ingest worker, flushed per batch). Posts at node 0 every
+/// `sizes.pace` from the dial until node 2 holds every bulk event.
+fn latency_under_ingest(sizes: &Sizes, bulk: &[Vec<u8>]) -> UnderLoad {
+    const LOADED: usize = 2;
+    let src_dir = tempdir("bulk-src");
+    prefill(src_dir.path(), bulk, sizes.batch);
+    let src = Node::open("bulk-src", src_dir, bench_opts());
+    let nodes = full_mesh("load", sizes.nodes);
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    for (i, n) in nodes.iter().enumerate() {
+        watch(i, n.api_url().to_string(), seen.clone());
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let agent = aidmesh_tests::http();
+    let api0 = nodes[0].api_url().to_string();
+    let post = |k: usize| -> (String, Instant) {
+        let t0 = Instant::now();
+        let id =
+            aidmesh_tests::try_post_need(&agent, &api0, &format!("Water near Mill Lane ({k})"))
+                .expect("post a need");
+        (id, t0)
+    };
+    let receivers = 1..sizes.nodes;
+    let all_arrived = |ids: &[(String, Instant)]| {
+        let s = seen.lock().expect("arrivals");
+        ids.iter()
+            .all(|(id, _)| receivers.clone().all(|r| s.contains_key(&(r, id.clone()))))
+    };
+    let warm: Vec<_> = (0..10).map(|k| post(1_000_000 + k)).collect();
+    wait_for("warm-up events everywhere", Duration::from_secs(30), || {
+        all_arrived(&warm).then_some(())
+    });
+    let base = nodes[LOADED].events();
+    let target = base + bulk.len() as u64;
+    // Polled on its own thread, so the posting pace does not depend on it.
+    let done = Arc::new(Mutex::new(None::<Instant>));
+    let watcher = {
+        let (api, done) = (nodes[LOADED].api_url().to_string(), done.clone());
+        std::thread::spawn(move || {
+            let agent = aidmesh_tests::http();
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while Instant::now() < deadline {
+                let held = agent
+                    .get(format!("{api}/api/v1/status"))
+                    .call()
+                    .ok()
+                    .and_then(|r| r.into_body().read_json::<Value>().ok())
+                    .and_then(|v| v["events"].as_u64())
+                    .unwrap_or(0);
+                if held >= target {
+                    *done.lock().expect("done") = Some(Instant::now());
+                    return held;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            0
+        })
+    };
+    let dialled = Instant::now();
+    nodes[LOADED].connect(&src.addr());
+    let mut sent = Vec::new();
+    for k in 0.. {
+        if done.lock().expect("done").is_some() || k >= 20_000 {
+            break;
+        }
+        let slot = dialled + sizes.pace * k as u32;
+        if let Some(d) = slot.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+        sent.push(post(k));
+    }
+    let held = watcher.join().expect("watcher");
+    assert!(
+        held >= target,
+        "node {LOADED} never caught up on the bulk batch"
+    );
+    let ingest_s = done
+        .lock()
+        .expect("done")
+        .map_or(f64::NAN, |t| t.duration_since(dialled).as_secs_f64());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !all_arrived(&sent) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let guard = seen.lock().expect("arrivals");
+    let s = &*guard;
+    let stats = |rs: &[usize], from_stored: bool| {
+        let mut ms: Vec<f64> = sent
+            .iter()
+            .flat_map(|(id, t0)| {
+                let t0 = if from_stored {
+                    s.get(&(0, id.clone())).copied()
+                } else {
+                    Some(*t0)
+                };
+                rs.iter().filter_map(move |r| {
+                    let t0 = t0?;
+                    s.get(&(*r, id.clone()))
+                        .map(|at| at.saturating_duration_since(t0).as_secs_f64() * 1000.0)
+                })
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        Latency {
+            p50: percentile(&ms, 50.0),
+            p99: percentile(&ms, 99.0),
+            max: ms.last().copied().unwrap_or(f64::NAN),
+            arrived: ms.len(),
+            expected: sent.len() * rs.len(),
+        }
+    };
+    UnderLoad {
+        all: stats(&receivers.clone().collect::<Vec<_>>(), false),
+        stored: stats(&receivers.clone().collect::<Vec<_>>(), true),
+        loaded: stats(&[LOADED], false),
+        ingested: held - base,
+        ingest_s,
+    }
 }

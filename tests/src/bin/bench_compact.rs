@@ -306,26 +306,33 @@ fn compacting(events: &[Vec<u8>]) {
             .collect()
     };
     let compaction_ms = field("database compacted", " ms=");
-    let exclusive_ms = field("compaction swapped", "exclusive_ms=");
-    let replay_ms = field("compaction swapped", "replay_ms=");
-    let close_ms = field("compaction swapped", "close_ms=");
+    // The store's log line of a swap (node/src/store.rs, `Store::compact`).
+    const SWAP: &str = "compaction put the new database generation in service";
+    let us_as_ms = |v: Vec<String>| -> Vec<String> {
+        v.iter()
+            .map(|us| {
+                us.parse::<f64>()
+                    .map_or(us.clone(), |us| format!("{:.1}", us / 1000.0))
+            })
+            .collect()
+    };
+    let exclusive_ms = us_as_ms(field(SWAP, "exclusive_us="));
+    let close_ms = field(SWAP, "close_and_remove_ms=");
     let others = |n: &Node| {
         let log = n.log();
-        let f = |k: &str| {
-            let line = if k == " ms=" {
-                "database compacted"
-            } else {
-                "compaction swapped"
-            };
+        let f = |line: &str, k: &str| {
             log.lines()
                 .filter(|l| l.contains(line))
                 .filter_map(|l| l.split(k).nth(1))
                 .filter_map(|s| s.split_whitespace().next())
                 .map(str::to_string)
                 .collect::<Vec<_>>()
-                .join(", ")
         };
-        format!("{} (exclusive {})", f(" ms="), f("exclusive_ms="))
+        format!(
+            "{} (exclusive {})",
+            f("database compacted", " ms=").join(", "),
+            us_as_ms(f(SWAP, "exclusive_us=")).join(", ")
+        )
     };
     forgets.sort_by(f64::total_cmp);
     println!();
@@ -357,10 +364,9 @@ fn compacting(events: &[Vec<u8>]) {
         forgets.last().copied().unwrap_or(f64::NAN)
     );
     println!(
-        "| A's compactions, in all / store held exclusively (replay+flush, close old) (ms each, from its log) | – | {} / {} ({}, {}) |",
+        "| A's compactions, in all / store held exclusively / closing and removing the old generation, off the lock (ms each, from its log) | – | {} / {} / {} |",
         compaction_ms.join(", "),
         exclusive_ms.join(", "),
-        replay_ms.join(", "),
         close_ms.join(", ")
     );
     println!(
