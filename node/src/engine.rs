@@ -378,9 +378,8 @@ impl Engine {
         store.repair_time_index(held)?;
         // Reading every stored event left sled holding each page it read; a reopen
         // hands them back (the view reads posts from the store from now on).
-        if let Err(e) = store.release_cache() {
-            warn!(error = %e, "could not reopen the database after reading it; it keeps its cache");
-        }
+        // An error means the database could not be reopened: no start.
+        store.release_cache()?;
         // Decoding every stored event left the heap full of freed blocks.
         release_freed_memory();
         // `newest` may be ahead of our clock; `Clock::now` clamps it so local writes

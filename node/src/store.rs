@@ -1064,16 +1064,24 @@ impl Store {
     pub fn release_cache(&self) -> Result<(), StoreError> {
         let _one = self.compacting.lock().unwrap_or_else(|p| p.into_inner());
         let mut guard = self.trees.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(trees) = guard.take() {
-            // On an error the old handle is put back: nothing is lost, only not freed.
-            if let Err(e) = trees.db.flush() {
-                *guard = Some(trees);
-                return Err(self.io(e));
-            }
+        if let Err(e) = guard.db.flush() {
+            // Nothing is closed yet: the store works on, only its cache is not freed.
+            tracing::warn!(error = %e, "could not flush the database to reopen it; it keeps its cache");
+            return Ok(());
         }
-        // The old handle is dropped above; `open_db` waits for its file lock. On an
-        // error the trees stay closed and the next `with` reopens them.
-        *guard = Some(Trees::open(&self.path).map_err(|e| self.io(e))?);
+        let gen = guard.gen;
+        // sled allows one handle per directory, so the old one must be dropped before
+        // the reopen: a throwaway in-memory database stands in for that moment (the
+        // write lock keeps everyone out of it).
+        let stand_in = sled::Config::new()
+            .temporary(true)
+            .open()
+            .and_then(|db| Trees::of(db, gen))
+            .map_err(|e| self.io(e))?;
+        drop(std::mem::replace(&mut *guard, stand_in));
+        // An error here leaves the store unusable: the caller (the engine's start)
+        // fails rather than serve from the stand-in.
+        *guard = Trees::open(&Layout(&self.path).dir(gen), gen).map_err(|e| self.io(e))?;
         Ok(())
     }
 }
