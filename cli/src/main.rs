@@ -243,6 +243,9 @@ struct UpArgs {
     /// Do not use mDNS discovery.
     #[arg(long)]
     no_mdns: bool,
+    /// Do not use the broadcast beacon (UDP 4612) to discover peers.
+    #[arg(long)]
+    no_beacon: bool,
     /// PIN that volunteers enter to see welfare records from other machines.
     #[arg(long, env = "AIDMESH_VOLUNTEER_PIN")]
     volunteer_pin: Option<String>,
@@ -1081,6 +1084,7 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
         .collect::<Result<_, _>>()?;
     cfg.api = args.api.parse().map_err(|e| bad("--api", &args.api, &e))?;
     cfg.mdns = !args.no_mdns;
+    cfg.beacon = !args.no_beacon;
     cfg.volunteer_pin = args.volunteer_pin;
     cfg.sync_every = aidmesh_node::input::parse_duration("--sync-every", &args.sync_every)
         .map_err(|e| CliError(e.to_string()))?;

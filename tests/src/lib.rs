@@ -256,6 +256,7 @@ impl Node {
                     "--api",
                     &self.api_arg,
                     "--no-mdns",
+                    "--no-beacon",
                 ]);
                 c
             }

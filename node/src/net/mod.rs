@@ -5,12 +5,14 @@
 //!
 //! - [`transport`](mod@transport): the transport stack and the swarm's behaviours;
 //! - [`dialer`]: the dial list, back-off and bans, as plain data;
+//! - [`pex`]: peer exchange, learning the other members' addresses from a peer;
 //! - `task`: the one task that owns the swarm ([`start`] spawns it); the rest of the
 //!   node talks to it through [`NetHandle`]. It never waits on disk: storing, sync and
 //!   the peer book run on the ingest worker ([`crate::ingest`]), whose results come
 //!   back to the task.
 
 pub mod dialer;
+pub mod pex;
 mod task;
 pub mod transport;
 
