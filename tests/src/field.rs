@@ -152,7 +152,7 @@ impl Field {
         }
         if wifi.loss_percent > 0 {
             rules.push_str(&format!(
-                "numgen random mod 100 < {} drop\n",
+                "numgen random mod 100 < {} counter drop\n",
                 wifi.loss_percent
             ));
         }
@@ -179,6 +179,24 @@ impl Field {
             "nft rules for {ns} refused: {}\n{rules}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+impl Field {
+    /// Packets the host's loss rule has dropped so far (proof that the loss applies).
+    pub fn dropped(&self, host: &LanHost) -> u64 {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &host.netns, "nft", "list", "ruleset"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        out.lines()
+            .filter(|l| l.contains("numgen"))
+            .filter_map(|l| {
+                let rest = l.split("packets ").nth(1)?;
+                rest.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum()
     }
 }
 

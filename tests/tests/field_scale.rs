@@ -82,8 +82,11 @@ fn thirty_hosts(tag: u8, loss: u8) {
         loss_percent: loss,
         block_mdns: true,
     };
-    let nodes: Vec<Node> = (1..=N as u8)
-        .map(|i| on(field.host(i, &[0], wifi), &format!("h{i}")))
+    let hosts: Vec<LanHost> = (1..=N as u8).map(|i| field.host(i, &[0], wifi)).collect();
+    let nodes: Vec<Node> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| on(h.clone(), &format!("h{}", i + 1)))
         .collect();
     let all_up = Instant::now();
     wait_for(
@@ -118,10 +121,12 @@ fn thirty_hosts(tag: u8, loss: u8) {
     let cpu = nodes.iter().filter_map(Node::pid).map(cpu_s).sum::<f64>() - cpu0;
     let wall = measured.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
+    let dropped: u64 = hosts.iter().map(|h| field.dropped(h)).sum();
+    assert!(dropped > 0, "the loss rules dropped nothing");
     let mut rss: Vec<f64> = nodes.iter().filter_map(Node::pid).map(rss_mib).collect();
     rss.sort_by(f64::total_cmp);
     eprintln!(
-        "REPORT field-30-hosts {loss}% loss, mDNS dropped: full mesh (29 peers each) {:.1} s after the last start; {} arrivals of {EVENTS} events at all 30: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; RSS per node median {:.0} MiB max {:.0} MiB; CPU of all 30 while measuring {:.1} s in {:.1} s; load {}",
+        "REPORT field-30-hosts {loss}% loss, mDNS dropped: full mesh (29 peers each) {:.1} s after the last start; {} arrivals of {EVENTS} events at all 30: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; RSS per node median {:.0} MiB max {:.0} MiB; CPU of all 30 while measuring {:.1} s in {:.1} s; {dropped} packets dropped by the loss rules; load {}",
         mesh.as_secs_f64(),
         lat.len(),
         quantile(&lat, 0.5),
