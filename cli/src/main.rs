@@ -215,11 +215,13 @@ enum Command {
         #[command(subcommand)]
         action: BundleAction,
     },
-    /// Connected peers.
+    /// Connected peers; `peers add ADDR` connects to another node now.
     Peers {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        action: Option<PeersAction>,
     },
     /// This node: peer id, community, events, digest, peers, clock.
     Status {
@@ -265,6 +267,16 @@ struct UpArgs {
     /// Testing: look for welfare records past retention this often (default 10m).
     #[arg(long, hide = true)]
     retention_sweep_every: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PeersAction {
+    /// Connect to a node now, e.g. /ip4/192.168.1.20/tcp/4610 (the running node redials
+    /// it with back-off; give it with --peer or in the peers file to keep it).
+    Add {
+        /// The other node's address.
+        addr: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -867,7 +879,18 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
         ),
         Command::Demo { keep } => demo::run(keep),
         Command::Welfare { action } => welfare(&dir, action),
-        Command::Peers { json } => show_list(
+        Command::Peers {
+            action: Some(PeersAction::Add { addr }),
+            ..
+        } => {
+            let v = Client::for_dir(&dir)?.post("/api/v1/peers", &json!({ "addr": addr }))?;
+            println!(
+                "dialling {}; `aidmesh peers` shows it once connected",
+                v["dialing"].as_str().unwrap_or(&addr)
+            );
+            Ok(())
+        }
+        Command::Peers { json, .. } => show_list(
             &dir,
             "/api/v1/peers",
             "peers",

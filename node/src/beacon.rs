@@ -247,6 +247,7 @@ async fn run(
     let mut look = tokio::time::interval(INTERFACES_EVERY);
     let mut seen_targets: HashSet<Ipv4Addr> = HashSet::new();
     let mut other_community: HashSet<PeerId> = HashSet::new();
+    let mut found: HashSet<PeerId> = HashSet::new();
     let mut buf = [0u8; 512];
     loop {
         tokio::select! {
@@ -276,7 +277,16 @@ async fn run(
                 };
                 match hear(&buf[..n], from, &me, &tag) {
                     Heard::Dial(addr) => {
-                        debug!(%addr, "beacon: found a peer");
+                        // Logged once per peer (bounded); every 30 s it is only a debug line.
+                        if found.len() >= 256 {
+                            found.clear();
+                        }
+                        let peer = crate::net::split_peer(&addr).1.unwrap_or(me);
+                        if found.insert(peer) {
+                            info!(%addr, "beacon: found a peer");
+                        } else {
+                            debug!(%addr, "beacon: found a peer");
+                        }
                         if commands.send(Command::Dial(addr)).await.is_err() {
                             return;
                         }
