@@ -13,7 +13,8 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use libp2p::{Multiaddr, PeerId};
+use libp2p::Multiaddr;
+pub use libp2p::PeerId;
 use thiserror::Error;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
