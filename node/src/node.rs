@@ -491,7 +491,13 @@ pub async fn run(
                 _ => None,
             })
         });
-    let _beacon = match (cfg.beacon, tcp_port) {
+    // A node listening on loopback only cannot be reached from the LAN: no beacon (so
+    // test nodes on one machine do not announce themselves to each other).
+    let lan_reachable = cfg
+        .listen
+        .iter()
+        .any(|a| net::remote_ip(a).is_some_and(|ip| !ip.is_loopback()));
+    let _beacon = match (cfg.beacon && lan_reachable, tcp_port) {
         (true, Some(port)) => {
             match beacon::start(
                 net.peer_id,
