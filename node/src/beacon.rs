@@ -40,6 +40,45 @@ pub const START_BURST: [Duration; 3] = [
 ];
 /// How often the interfaces are looked at (a new one gets a beacon at once).
 pub const INTERFACES_EVERY: Duration = Duration::from_secs(5);
+/// Most beacons acted on per second: a flood of made-up beacons from one machine
+/// turns into at most this many dials a second (and the dial list stays bounded).
+pub const MAX_HEARD_PER_SEC: u32 = 20;
+
+/// A fixed-window rate limit, as plain data (times passed in).
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    window: Option<std::time::Instant>,
+    used: u32,
+    per_sec: u32,
+}
+
+impl RateLimit {
+    /// At most `per_sec` a second.
+    pub fn new(per_sec: u32) -> RateLimit {
+        RateLimit {
+            window: None,
+            used: 0,
+            per_sec,
+        }
+    }
+
+    /// Whether one more is allowed at `now` (and counts it).
+    pub fn allow(&mut self, now: std::time::Instant) -> bool {
+        match self.window {
+            Some(w) if now.saturating_duration_since(w) < Duration::from_secs(1) => {}
+            _ => {
+                self.window = Some(now);
+                self.used = 0;
+            }
+        }
+        if self.used < self.per_sec {
+            self.used += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// What a beacon says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +288,7 @@ async fn run(
     let mut seen_targets: HashSet<Ipv4Addr> = HashSet::new();
     let mut other_community: HashSet<PeerId> = HashSet::new();
     let mut found: HashSet<PeerId> = HashSet::new();
+    let mut limit = RateLimit::new(MAX_HEARD_PER_SEC);
     let mut buf = [0u8; 512];
     loop {
         tokio::select! {
@@ -276,6 +316,10 @@ async fn run(
                         continue;
                     }
                 };
+                if !limit.allow(std::time::Instant::now()) {
+                    debug!(%from, "beacon: over {MAX_HEARD_PER_SEC} datagrams a second; dropped");
+                    continue;
+                }
                 match hear(&buf[..n], from, &me, &tag) {
                     Heard::Dial(addr) => {
                         // Logged once per peer (bounded); every 30 s it is only a debug line.
@@ -418,6 +462,19 @@ mod tests {
         let (lo, hi) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
         assert!(*lo >= Duration::from_secs(24) && *hi <= Duration::from_secs(36));
         assert!(*hi - *lo > Duration::from_secs(10), "the wait is jittered");
+    }
+
+    #[test]
+    fn a_flood_of_beacons_is_cut_to_the_rate_limit_each_second() {
+        let t0 = std::time::Instant::now();
+        let mut l = RateLimit::new(MAX_HEARD_PER_SEC);
+        let allowed = (0..1000).filter(|_| l.allow(t0)).count();
+        assert_eq!(allowed, MAX_HEARD_PER_SEC as usize);
+        assert!(!l.allow(t0 + Duration::from_millis(999)));
+        assert!(
+            l.allow(t0 + Duration::from_secs(1)),
+            "a new second, a new budget"
+        );
     }
 
     #[test]

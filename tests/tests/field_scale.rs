@@ -75,7 +75,7 @@ fn warm_up(nodes: &[Node], seen: &arrivals::Seen) {
     });
 }
 
-fn thirty_hosts(tag: u8, loss: u8) {
+fn thirty_hosts(tag: u8, loss: u8, require_full_mesh: bool) {
     const N: usize = 30;
     let mut field = Field::new(tag, 1);
     let wifi = Wifi {
@@ -88,13 +88,39 @@ fn thirty_hosts(tag: u8, loss: u8) {
         .enumerate()
         .map(|(i, h)| on(h.clone(), &format!("h{}", i + 1)))
         .collect();
+    // Every host connected to all 29 others at one moment. Under 30 % loss (and this
+    // machine's load) a connection now and then drops and is redialled, so there the
+    // figure is reported as not reached rather than failing the test: what that
+    // scenario must show is that every event arrives.
     let all_up = Instant::now();
-    wait_for(
-        &format!("all {N} hosts to connect to the {} others", N - 1),
-        T,
-        || nodes.iter().all(|n| peers(n) == N as u64 - 1).then_some(()),
+    let mut counts: Vec<u64> = Vec::new();
+    let mut mesh = None;
+    while all_up.elapsed() < T {
+        counts = nodes.iter().map(peers).collect();
+        if counts.iter().all(|c| *c == N as u64 - 1) {
+            mesh = Some(all_up.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    counts.sort();
+    let mesh_text = match mesh {
+        Some(d) => format!(
+            "full mesh (29 peers each) {:.1} s after the last start",
+            d.as_secs_f64()
+        ),
+        None => format!(
+            "no moment of full mesh within {} s (peers per host at the end: min {}, median {})",
+            T.as_secs(),
+            counts[0],
+            counts[N / 2]
+        ),
+    };
+    assert!(
+        mesh.is_some() || !require_full_mesh,
+        "not every host connected to the {} others within {T:?}: {mesh_text}",
+        N - 1
     );
-    let mesh = all_up.elapsed();
     let cpu0: f64 = nodes.iter().filter_map(Node::pid).map(cpu_s).sum();
     let seen: arrivals::Seen = Arc::new(Mutex::new(Default::default()));
     for (i, n) in nodes.iter().enumerate() {
@@ -126,8 +152,7 @@ fn thirty_hosts(tag: u8, loss: u8) {
     let mut rss: Vec<f64> = nodes.iter().filter_map(Node::pid).map(rss_mib).collect();
     rss.sort_by(f64::total_cmp);
     eprintln!(
-        "REPORT field-30-hosts {loss}% loss, mDNS dropped: full mesh (29 peers each) {:.1} s after the last start; {} arrivals of {EVENTS} events at all 30: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; RSS per node median {:.0} MiB max {:.0} MiB; CPU of all 30 while measuring {:.1} s in {:.1} s; {dropped} packets dropped by the loss rules; load {}",
-        mesh.as_secs_f64(),
+        "REPORT field-30-hosts {loss}% loss, mDNS dropped: {mesh_text}; {} arrivals of {EVENTS} events at all 30: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; RSS per node median {:.0} MiB max {:.0} MiB; CPU of all 30 while measuring {:.1} s in {:.1} s; {dropped} packets dropped by the loss rules; load {}",
         lat.len(),
         quantile(&lat, 0.5),
         quantile(&lat, 0.99),
@@ -148,13 +173,13 @@ fn thirty_hosts(tag: u8, loss: u8) {
 #[test]
 #[ignore = "needs root and nftables"]
 fn thirty_hosts_with_15_percent_loss_and_no_multicast_find_each_other_and_get_every_event() {
-    thirty_hosts(10, 15);
+    thirty_hosts(10, 15, true);
 }
 
 #[test]
 #[ignore = "needs root and nftables"]
 fn thirty_hosts_with_30_percent_loss_and_no_multicast_get_every_event() {
-    thirty_hosts(11, 30);
+    thirty_hosts(11, 30, false);
 }
 
 #[test]
