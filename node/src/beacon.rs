@@ -297,6 +297,7 @@ async fn run(
                 seen_targets.extend(t.iter().copied());
                 send_all(&socket, &datagram, &t).await;
                 sent += 1;
+                debug!(sent, "beacon: sent");
                 next = tokio::time::Instant::now() + next_after(sent, random_u64());
             }
             _ = look.tick() => {

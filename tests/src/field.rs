@@ -110,27 +110,7 @@ impl Field {
         must(&["netns", "add", &ns]);
         must(&["-n", &ns, "link", "set", "lo", "up"]);
         for (k, &s) in segments.iter().enumerate() {
-            let veth = format!("{}h{i}e{k}", self.prefix);
-            let eth = format!("eth{k}");
-            let addr = format!("{}.{i}", self.subnets[s]);
-            register(&format!("link {veth}"));
-            must(&[
-                "link", "add", &veth, "type", "veth", "peer", "name", &eth, "netns", &ns,
-            ]);
-            must(&["link", "set", &veth, "master", &self.bridges[s]]);
-            must(&["link", "set", &veth, "up"]);
-            must(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "brd",
-                "+",
-                "dev",
-                &eth,
-            ]);
-            must(&["-n", &ns, "link", "set", &eth, "up"]);
+            self.interface(&ns, i, k, s);
         }
         must(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "eth0"]);
         self.wifi(&ns, wifi);
@@ -138,6 +118,36 @@ impl Field {
             netns: ns,
             ip: format!("{}.{i}", self.subnets[segments[0]]),
         }
+    }
+
+    /// Plugs host number `i` (`host`) into segment `segment` with a new interface
+    /// `eth<k>` (as a laptop given a cable while it runs); `k` must be the next unused.
+    pub fn plug(&mut self, host: &LanHost, i: u8, k: usize, segment: usize) {
+        self.interface(&host.netns, i, k, segment);
+    }
+
+    fn interface(&self, ns: &str, i: u8, k: usize, s: usize) {
+        let veth = format!("{}h{i}e{k}", self.prefix);
+        let eth = format!("eth{k}");
+        let addr = format!("{}.{i}", self.subnets[s]);
+        register(&format!("link {veth}"));
+        must(&[
+            "link", "add", &veth, "type", "veth", "peer", "name", &eth, "netns", ns,
+        ]);
+        must(&["link", "set", &veth, "master", &self.bridges[s]]);
+        must(&["link", "set", &veth, "up"]);
+        must(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "brd",
+            "+",
+            "dev",
+            &eth,
+        ]);
+        must(&["-n", ns, "link", "set", &eth, "up"]);
     }
 
     fn wifi(&self, ns: &str, wifi: Wifi) {

@@ -142,3 +142,34 @@ fn a_two_interface_host_joins_two_segments_for_gossip_and_catch_up() {
         took.as_secs_f64()
     );
 }
+
+#[test]
+#[ignore = "needs root and nftables"]
+fn a_new_interface_gets_a_beacon_at_once_not_at_the_next_period() {
+    let mut field = Field::new(4, 2);
+    let b = on(field.host(11, &[1], NO_MULTICAST), "b");
+    let a_host = field.host(1, &[0], NO_MULTICAST);
+    let a = on(a_host.clone(), "a");
+    // Both start bursts (beacons at 0, 1 and 3 s) are over: the next periodic beacons
+    // are 24 to 36 s away. a is plugged into b's segment now: only a's beacon on its
+    // new interface (interfaces are looked at every 5 s) can connect them within 10 s.
+    for n in [&a, &b] {
+        wait_for(
+            &format!("{}'s start burst to end", n.name),
+            Duration::from_secs(30),
+            || n.log().contains("beacon: sent sent=3").then_some(()),
+        );
+    }
+    assert_eq!(peers(&a), 0);
+    let plugged = Instant::now();
+    field.plug(&a_host, 1, 1, 1);
+    wait_for(
+        "a's beacon on its new interface to connect a and b",
+        Duration::from_secs(10),
+        || (peers(&a) == 1 && peers(&b) == 1).then_some(()),
+    );
+    eprintln!(
+        "REPORT field-new-interface: a host plugged into a second segment was found there {:.1} s later (interfaces looked at every 5 s; the period is 30 s)",
+        plugged.elapsed().as_secs_f64()
+    );
+}
