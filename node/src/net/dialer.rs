@@ -46,6 +46,8 @@ struct Dial {
     next_at: Instant,
     /// A static peer (`--peer`, peers file): never evicted.
     pinned: bool,
+    /// Given by a user (`aidmesh peers add`): never given up on (but may be evicted).
+    kept: bool,
     /// A dial to it ever succeeded.
     reached: bool,
     /// When it was added (the oldest of equals goes first).
@@ -58,6 +60,7 @@ impl Dial {
             failures: 0,
             next_at: now,
             pinned,
+            kept: false,
             reached: false,
             added: now,
         }
@@ -125,6 +128,17 @@ impl Dialer {
         added
     }
 
+    /// Adds an address a user gave: as [`Dialer::add`] (also when given up on before),
+    /// but never given up on after failures.
+    pub fn add_kept(&mut self, addr: Multiaddr, now: Instant) -> Added {
+        self.given_up.remove(&addr);
+        let added = self.add(addr.clone(), now);
+        if let Some(d) = self.wanted.get_mut(&addr) {
+            d.kept = true;
+        }
+        added
+    }
+
     /// Which address to drop to make room in a full dial list: never a static peer;
     /// first those never reached, then the most failures, then the oldest. Spoofed
     /// mDNS adverts and made-up addresses are never reached, so a real peer that
@@ -178,7 +192,7 @@ impl Dialer {
         d.failures += 1;
         d.next_at = now + backoff(d.failures);
         let failures = d.failures;
-        if d.pinned || failures < MAX_FAILURES {
+        if d.pinned || d.kept || failures < MAX_FAILURES {
             return (failures, false);
         }
         self.wanted.remove(addr);
@@ -382,6 +396,18 @@ mod tests {
         assert!(d
             .due(t0 + Duration::from_secs(3600), NONE)
             .contains(&addr(1)));
+        // An address a user typed is never given up on, even one given up on before.
+        let typed: Multiaddr = "/ip4/10.0.0.8/tcp/4610".parse().unwrap();
+        d.add(typed.clone(), t0);
+        for _ in 0..MAX_FAILURES {
+            let _ = d.failed(&typed, t0);
+        }
+        assert_eq!(d.add(typed.clone(), t0), Added::GivenUp);
+        assert_eq!(d.add_kept(typed.clone(), t0), Added::New);
+        for _ in 0..20 {
+            assert!(!d.failed(&typed, t0).1);
+        }
+        assert!(d.due(t0 + Duration::from_secs(3600), NONE).contains(&typed));
     }
 
     #[test]

@@ -98,8 +98,12 @@ pub struct NetStatus {
 /// Requests to the network task.
 #[derive(Debug)]
 pub enum Command {
-    /// Dial a peer found by discovery (or given by a user).
+    /// Dial a peer found by discovery (given up on after failed dials).
     Dial(Multiaddr),
+    /// Dial a peer a user gave (`POST /api/v1/peers`, `aidmesh peers add`): redialled
+    /// with back-off however often it fails, as a `--peer` is, but it may be replaced
+    /// when the dial list is full.
+    DialKept(Multiaddr),
     /// Report status.
     Status(oneshot::Sender<NetStatus>),
 }

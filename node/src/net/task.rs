@@ -240,16 +240,17 @@ impl Task {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Dial(addr) => self.want(addr),
+            Command::Dial(addr) => self.want(addr, false),
+            Command::DialKept(addr) => self.want(addr, true),
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
         }
     }
 
-    /// Adds an address found by discovery, peer exchange or a user to the dial list,
-    /// and dials it now if it is due.
-    fn want(&mut self, addr: Multiaddr) {
+    /// Adds an address found by discovery, peer exchange or (`kept`) given by a user to
+    /// the dial list, and dials it now if it is due.
+    fn want(&mut self, addr: Multiaddr, kept: bool) {
         let (_, peer) = split_peer(&addr);
         if peer == Some(*self.swarm.local_peer_id()) {
             return;
@@ -261,7 +262,13 @@ impl Task {
             debug!(%addr, "not a dialable TCP address; ignored");
             return;
         }
-        match self.dialer.add(addr.clone(), Instant::now()) {
+        let now = Instant::now();
+        let added = if kept {
+            self.dialer.add_kept(addr.clone(), now)
+        } else {
+            self.dialer.add(addr.clone(), now)
+        };
+        match added {
             Added::New | Added::Known => {}
             Added::Replaced(worst) => {
                 debug!(dropped = %worst, added = %addr, "dial list full; dropped the address least likely to work");
@@ -332,7 +339,7 @@ impl Task {
                         debug!(%peer, n = learned.len(), "peer exchange: learned addresses");
                     }
                     for a in learned {
-                        self.want(a);
+                        self.want(a, false);
                     }
                 }
             },
