@@ -222,11 +222,13 @@ enum Command {
         #[command(subcommand)]
         action: BundleAction,
     },
-    /// Connected peers.
+    /// Connected peers; `peers add ADDR` connects to another node now.
     Peers {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        action: Option<PeersAction>,
     },
     /// This node: peer id, community, events, digest, peers, clock.
     Status {
@@ -250,6 +252,9 @@ struct UpArgs {
     /// Do not use mDNS discovery.
     #[arg(long)]
     no_mdns: bool,
+    /// Do not use the broadcast beacon (UDP 4612) to discover peers.
+    #[arg(long)]
+    no_beacon: bool,
     /// PIN that volunteers enter to see welfare records from other machines.
     #[arg(long, env = "AIDMESH_VOLUNTEER_PIN")]
     volunteer_pin: Option<String>,
@@ -269,6 +274,16 @@ struct UpArgs {
     /// Testing: look for welfare records past retention this often (default 10m).
     #[arg(long, hide = true)]
     retention_sweep_every: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PeersAction {
+    /// Connect to a node now, e.g. /ip4/192.168.1.20/tcp/4610 (the running node redials
+    /// it with back-off; give it with --peer or in the peers file to keep it).
+    Add {
+        /// The other node's address.
+        addr: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -888,7 +903,18 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
         ),
         Command::Demo { keep } => demo::run(keep),
         Command::Welfare { action } => welfare(&dir, action),
-        Command::Peers { json } => show_list(
+        Command::Peers {
+            action: Some(PeersAction::Add { addr }),
+            ..
+        } => {
+            let v = Client::for_dir(&dir)?.post("/api/v1/peers", &json!({ "addr": addr }))?;
+            println!(
+                "dialling {}; `aidmesh peers` shows it once connected",
+                v["dialing"].as_str().unwrap_or(&addr)
+            );
+            Ok(())
+        }
+        Command::Peers { json, .. } => show_list(
             &dir,
             "/api/v1/peers",
             "peers",
@@ -1109,6 +1135,7 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
         .collect::<Result<_, _>>()?;
     cfg.api = args.api.parse().map_err(|e| bad("--api", &args.api, &e))?;
     cfg.mdns = !args.no_mdns;
+    cfg.beacon = !args.no_beacon;
     cfg.volunteer_pin = args.volunteer_pin;
     cfg.sync_every = aidmesh_node::input::parse_duration("--sync-every", &args.sync_every)
         .map_err(|e| CliError(e.to_string()))?;

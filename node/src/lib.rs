@@ -6,6 +6,7 @@
 //! ([`api`]), and reads and writes sneakernet [`bundle`]s. The rules themselves live in `aidmesh-protocol`.
 
 pub mod api;
+pub mod beacon;
 pub mod bundle;
 pub mod cap;
 pub mod delivery;

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use crate::engine::Engine;
 use crate::net::{self, NetConfig, NetError};
 use crate::store::{Store, StoreError};
-use crate::{api, discovery};
+use crate::{api, beacon, discovery};
 
 /// Default TCP port for peers.
 pub const DEFAULT_PORT: u16 = 4610;
@@ -339,6 +339,8 @@ pub struct NodeConfig {
     pub peers: Vec<Multiaddr>,
     /// mDNS discovery on.
     pub mdns: bool,
+    /// Broadcast-beacon discovery on ([`crate::beacon`]).
+    pub beacon: bool,
     /// Added to the system clock (testing a node with a wrong clock).
     pub clock_offset_ms: i64,
     /// Anti-entropy period.
@@ -391,6 +393,7 @@ impl NodeConfig {
             api: DEFAULT_API.parse().expect("constant socket address"),
             peers: Vec::new(),
             mdns: true,
+            beacon: true,
             clock_offset_ms: 0,
             sync_every: Duration::from_secs(30),
             volunteer_pin: None,
@@ -479,17 +482,40 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let tcp_port = listen
+        .iter()
+        .filter_map(|a| a.parse::<Multiaddr>().ok())
+        .find_map(|a| {
+            a.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+                _ => None,
+            })
+        });
+    // A node listening on loopback only cannot be reached from the LAN: no beacon (so
+    // test nodes on one machine do not announce themselves to each other).
+    let lan_reachable = cfg
+        .listen
+        .iter()
+        .any(|a| net::remote_ip(a).is_some_and(|ip| !ip.is_loopback()));
+    let _beacon = match (cfg.beacon && lan_reachable, tcp_port) {
+        (true, Some(port)) => {
+            match beacon::start(
+                net.peer_id,
+                port,
+                &key_tag(&profile.psk),
+                net.commands.clone(),
+            ) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    warn!(error = %e, port = beacon::PORT, "beacon discovery could not start (is UDP {} free?); use --peer to connect", beacon::PORT);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let _discovery = if cfg.mdns {
-        let port = listen
-            .iter()
-            .filter_map(|a| a.parse::<Multiaddr>().ok())
-            .find_map(|a| {
-                a.iter().find_map(|p| match p {
-                    libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
-                    _ => None,
-                })
-            });
-        match port {
+        match tcp_port {
             Some(port) => match discovery::start(
                 net.peer_id,
                 port,

@@ -20,7 +20,7 @@ use std::process::Command;
 
 use crate::LanHost;
 
-fn ip(args: &[&str]) -> Result<(), String> {
+pub(crate) fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -56,7 +56,7 @@ const REGISTRY: &str = "/tmp/aidmesh-testbed";
 
 /// Appends a created resource ("netns NAME", "link NAME", "route ADDR") to this run's
 /// registry file.
-fn register(line: &str) {
+pub(crate) fn register(line: &str) {
     use std::io::Write;
     let _ = std::fs::create_dir_all(REGISTRY);
     let path = format!("{REGISTRY}/{}", std::process::id());
@@ -70,7 +70,7 @@ fn register(line: &str) {
 }
 
 /// Removes what earlier, interrupted runs left behind.
-fn sweep_stale_runs() {
+pub(crate) fn sweep_stale_runs() {
     let Ok(entries) = std::fs::read_dir(REGISTRY) else {
         return;
     };
@@ -104,7 +104,7 @@ fn sweep_stale_runs() {
 }
 
 /// Kills the processes left inside a namespace (they would keep it alive).
-fn kill_inside(ns: &str) {
+pub(crate) fn kill_inside(ns: &str) {
     if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
         for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
             let _ = Command::new("kill").args(["-9", pid]).status();

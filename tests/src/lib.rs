@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod field;
 pub mod lan;
 pub mod phones;
 pub mod sim;
@@ -257,6 +258,7 @@ impl Node {
                     "--api",
                     &self.api_arg,
                     "--no-mdns",
+                    "--no-beacon",
                 ]);
                 c
             }

@@ -148,7 +148,7 @@ pub(super) async fn add_peer(
     let addr = input.into_addr()?;
     st.net
         .commands
-        .send(crate::net::Command::Dial(addr.clone()))
+        .send(crate::net::Command::DialKept(addr.clone()))
         .await
         .map_err(|_| {
             ApiError::new(

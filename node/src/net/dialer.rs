@@ -1,6 +1,6 @@
 //! The dial list as plain data: which addresses we keep (re)dialling, their back-off,
-//! which to drop when the list is full, and the peers kept out for breaking the sync
-//! protocol. No sockets and no clock reads: times are passed in, and [`Dialer::next_due`]
+//! which to drop when the list is full, which learned addresses to give up on, and the
+//! peers kept out for breaking the sync protocol. No sockets and no clock reads: times are passed in, and [`Dialer::next_due`]
 //! says when the network task must next wake for it (there is no fixed tick).
 
 use std::collections::HashMap;
@@ -21,6 +21,19 @@ pub const BAN: Duration = Duration::from_secs(600);
 /// this (a peer that is restarting needs a moment).
 pub const REDIAL_AFTER_CLOSE: Duration = Duration::from_secs(1);
 
+/// A learned address (discovery, peer exchange, a user's `peers add`) is dropped after
+/// this many failed dials in a row (about a minute of back-off); static peers never are.
+pub const MAX_FAILURES: u32 = 5;
+
+/// An address given up on is not taken back from discovery or peer exchange for this
+/// long (a peer that comes back meanwhile is found when it dials us, or by its beacon
+/// once this runs out).
+pub const GIVE_UP_FOR: Duration = Duration::from_secs(300);
+
+/// Most addresses remembered as given up on; beyond this the one given up longest ago
+/// is forgotten.
+pub const MAX_GIVEN_UP: usize = 256;
+
 /// Back-off after `failures` failed dials in a row: 2 s, 4 s, … up to 60 s.
 pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs((1u64 << failures.min(6)).min(60))
@@ -33,6 +46,8 @@ struct Dial {
     next_at: Instant,
     /// A static peer (`--peer`, peers file): never evicted.
     pinned: bool,
+    /// Given by a user (`aidmesh peers add`): never given up on (but may be evicted).
+    kept: bool,
     /// A dial to it ever succeeded.
     reached: bool,
     /// When it was added (the oldest of equals goes first).
@@ -45,6 +60,7 @@ impl Dial {
             failures: 0,
             next_at: now,
             pinned,
+            kept: false,
             reached: false,
             added: now,
         }
@@ -62,6 +78,8 @@ pub enum Added {
     Replaced(Multiaddr),
     /// The list is full of static peers: the address was not added.
     Full,
+    /// Given up on after [`MAX_FAILURES`] failed dials, less than [`GIVE_UP_FOR`] ago.
+    GivenUp,
 }
 
 /// The dial list and the bans.
@@ -69,6 +87,8 @@ pub enum Added {
 pub struct Dialer {
     wanted: HashMap<Multiaddr, Dial>,
     bans: HashMap<PeerId, Instant>,
+    /// Learned addresses dropped after too many failures, and when.
+    given_up: HashMap<Multiaddr, Instant>,
 }
 
 impl Dialer {
@@ -80,6 +100,7 @@ impl Dialer {
                 .map(|a| (a.clone(), Dial::new(now, true)))
                 .collect(),
             bans: HashMap::new(),
+            given_up: HashMap::new(),
         }
     }
 
@@ -88,6 +109,12 @@ impl Dialer {
     pub fn add(&mut self, addr: Multiaddr, now: Instant) -> Added {
         if self.wanted.contains_key(&addr) {
             return Added::Known;
+        }
+        if let Some(at) = self.given_up.get(&addr) {
+            if now < *at + GIVE_UP_FOR {
+                return Added::GivenUp;
+            }
+            self.given_up.remove(&addr);
         }
         let mut added = Added::New;
         if self.wanted.len() >= MAX_WANTED {
@@ -98,6 +125,17 @@ impl Dialer {
             added = Added::Replaced(worst);
         }
         self.wanted.insert(addr, Dial::new(now, false));
+        added
+    }
+
+    /// Adds an address a user gave: as [`Dialer::add`] (also when given up on before),
+    /// but never given up on after failures.
+    pub fn add_kept(&mut self, addr: Multiaddr, now: Instant) -> Added {
+        self.given_up.remove(&addr);
+        let added = self.add(addr.clone(), now);
+        if let Some(d) = self.wanted.get_mut(&addr) {
+            d.kept = true;
+        }
         added
     }
 
@@ -143,17 +181,49 @@ impl Dialer {
         }
     }
 
-    /// A dial to `addr` failed at `now`: it is due again after [`backoff`]. Returns the
-    /// failures in a row (0 for an address not on the list).
-    pub fn failed(&mut self, addr: &Multiaddr, now: Instant) -> u32 {
-        match self.wanted.get_mut(addr) {
-            Some(d) => {
-                d.failures += 1;
-                d.next_at = now + backoff(d.failures);
-                d.failures
-            }
-            None => 0,
+    /// A dial to `addr` failed at `now`: it is due again after [`backoff`], or, a
+    /// learned address that failed [`MAX_FAILURES`] times in a row, dropped and given
+    /// up on for [`GIVE_UP_FOR`]. Returns the failures in a row (0 for an address not
+    /// on the list) and whether it was dropped.
+    pub fn failed(&mut self, addr: &Multiaddr, now: Instant) -> (u32, bool) {
+        let Some(d) = self.wanted.get_mut(addr) else {
+            return (0, false);
+        };
+        d.failures += 1;
+        d.next_at = now + backoff(d.failures);
+        let failures = d.failures;
+        if d.pinned || d.kept || failures < MAX_FAILURES {
+            return (failures, false);
         }
+        self.wanted.remove(addr);
+        if self.given_up.len() >= MAX_GIVEN_UP {
+            if let Some(oldest) = self
+                .given_up
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(a, _)| a.clone())
+            {
+                self.given_up.remove(&oldest);
+            }
+        }
+        self.given_up.insert(addr.clone(), now);
+        (failures, true)
+    }
+
+    /// `peer` connected (either way): its addresses are no longer given up on.
+    pub fn connected(&mut self, peer: &PeerId) {
+        self.given_up
+            .retain(|a, _| split_peer(a).1.as_ref() != Some(peer));
+    }
+
+    /// Addresses on the list (for status and tests).
+    pub fn len(&self) -> usize {
+        self.wanted.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.wanted.is_empty()
     }
 
     /// Failures in a row of `addr` so far.
@@ -249,7 +319,7 @@ mod tests {
         assert_eq!(d.due(t0, NONE), vec![addr(1)]);
         let mut waits = Vec::new();
         for _ in 0..8 {
-            d.failed(&addr(1), t0);
+            let _ = d.failed(&addr(1), t0);
             let next = d.next_due(NONE).unwrap();
             waits.push((next - t0).as_secs());
             assert!(d.due(next - Duration::from_millis(1), NONE).is_empty());
@@ -258,7 +328,7 @@ mod tests {
         assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60, 60]);
         d.reached(&addr(1));
         assert_eq!(d.failures(&addr(1)), 0);
-        assert_eq!(d.failed(&addr(1), t0), 1);
+        assert_eq!(d.failed(&addr(1), t0), (1, false));
     }
 
     #[test]
@@ -302,5 +372,69 @@ mod tests {
         let mut want = vec![with(p, 1), with(other, 2), addr(3)];
         want.sort();
         assert_eq!(due, want);
+    }
+
+    #[test]
+    fn a_learned_address_is_dropped_after_five_failures_and_not_taken_back_for_a_while() {
+        let t0 = Instant::now();
+        let p = PeerId::random();
+        let learned: Multiaddr = format!("/ip4/10.0.0.9/tcp/4610/p2p/{p}").parse().unwrap();
+        let mut d = Dialer::new(&[addr(1)], t0);
+        assert_eq!(d.add(learned.clone(), t0), Added::New);
+        for n in 1..MAX_FAILURES {
+            assert_eq!(d.failed(&learned, t0), (n, false));
+        }
+        assert_eq!(d.failed(&learned, t0), (MAX_FAILURES, true));
+        assert_eq!(d.len(), 1, "only the static peer is left");
+        // Discovery and peer exchange offer it again: refused while given up on.
+        assert_eq!(d.add(learned.clone(), t0 + GIVE_UP_FOR / 2), Added::GivenUp);
+        assert_eq!(d.add(learned.clone(), t0 + GIVE_UP_FOR), Added::New);
+        // A static peer keeps being dialled, whatever its failures.
+        for _ in 0..20 {
+            assert!(!d.failed(&addr(1), t0).1);
+        }
+        assert!(d
+            .due(t0 + Duration::from_secs(3600), NONE)
+            .contains(&addr(1)));
+        // An address a user typed is never given up on, even one given up on before.
+        let typed: Multiaddr = "/ip4/10.0.0.8/tcp/4610".parse().unwrap();
+        d.add(typed.clone(), t0);
+        for _ in 0..MAX_FAILURES {
+            let _ = d.failed(&typed, t0);
+        }
+        assert_eq!(d.add(typed.clone(), t0), Added::GivenUp);
+        assert_eq!(d.add_kept(typed.clone(), t0), Added::New);
+        for _ in 0..20 {
+            assert!(!d.failed(&typed, t0).1);
+        }
+        assert!(d.due(t0 + Duration::from_secs(3600), NONE).contains(&typed));
+    }
+
+    #[test]
+    fn a_peer_that_connects_is_no_longer_given_up_on_and_the_memory_is_bounded() {
+        let t0 = Instant::now();
+        let p = PeerId::random();
+        let a: Multiaddr = format!("/ip4/10.0.0.9/tcp/4610/p2p/{p}").parse().unwrap();
+        let mut d = Dialer::default();
+        d.add(a.clone(), t0);
+        for _ in 0..MAX_FAILURES {
+            let _ = d.failed(&a, t0);
+        }
+        assert_eq!(d.add(a.clone(), t0), Added::GivenUp);
+        d.connected(&p);
+        assert_eq!(d.add(a.clone(), t0), Added::New);
+        // Thousands of dead addresses: the table of given-up ones stays bounded.
+        for i in 0..(3 * MAX_GIVEN_UP as u32) {
+            let x: Multiaddr = format!("/ip4/10.1.{}.{}/tcp/4610", i / 250, i % 250)
+                .parse()
+                .unwrap();
+            let at = t0 + Duration::from_millis(u64::from(i));
+            d.add(x.clone(), at);
+            for _ in 0..MAX_FAILURES {
+                let _ = d.failed(&x, at);
+            }
+        }
+        assert!(d.given_up.len() <= MAX_GIVEN_UP);
+        assert!(d.len() <= MAX_WANTED);
     }
 }

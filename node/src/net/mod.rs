@@ -5,12 +5,14 @@
 //!
 //! - [`transport`](mod@transport): the transport stack and the swarm's behaviours;
 //! - [`dialer`]: the dial list, back-off and bans, as plain data;
+//! - [`pex`]: peer exchange, learning the other members' addresses from a peer;
 //! - `task`: the one task that owns the swarm ([`start`] spawns it); the rest of the
 //!   node talks to it through [`NetHandle`]. It never waits on disk: storing, sync and
 //!   the peer book run on the ingest worker ([`crate::ingest`]), whose results come
 //!   back to the task.
 
 pub mod dialer;
+pub mod pex;
 mod task;
 pub mod transport;
 
@@ -96,8 +98,12 @@ pub struct NetStatus {
 /// Requests to the network task.
 #[derive(Debug)]
 pub enum Command {
-    /// Dial a peer found by discovery (or given by a user).
+    /// Dial a peer found by discovery (given up on after failed dials).
     Dial(Multiaddr),
+    /// Dial a peer a user gave (`POST /api/v1/peers`, `aidmesh peers add`): redialled
+    /// with back-off however often it fails, as a `--peer` is, but it may be replaced
+    /// when the dial list is full.
+    DialKept(Multiaddr),
     /// Report status.
     Status(oneshot::Sender<NetStatus>),
 }

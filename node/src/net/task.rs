@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::dialer::{Added, Dialer, BAN, MAX_WANTED};
+use super::pex::{Pex, PexRequest};
 use super::transport::{Behaviour, BehaviourEvent, PnetPassed};
 use super::{dialable, remote_ip, split_peer, Command, NetConfig, NetStatus, PeerStatus};
 use crate::engine::{ClockKey, Engine, Origin};
@@ -75,6 +76,8 @@ pub(super) struct Task {
     /// ones between segments. A peer reached through one is a gossipsub *explicit*
     /// peer: every event crosses to it at once, whatever the mesh.
     static_peers: HashSet<Multiaddr>,
+    /// Peer exchange: the members' addresses we hand out, and when to ask each peer.
+    pex: Pex,
     commands: mpsc::Receiver<Command>,
     shutdown: watch::Receiver<bool>,
 }
@@ -149,6 +152,7 @@ impl Task {
             pnet_passed: p.pnet_passed,
             sync_every: cfg.sync_every,
             static_peers: cfg.peers.iter().cloned().collect(),
+            pex: Pex::default(),
             commands: p.commands,
             shutdown: p.shutdown,
         }
@@ -273,34 +277,116 @@ impl Task {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Dial(addr) => {
-                let (_, peer) = split_peer(&addr);
-                if peer == Some(*self.swarm.local_peer_id()) {
-                    return;
-                }
-                if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
-                    return;
-                }
-                if !dialable(&addr) {
-                    debug!(%addr, "not a dialable TCP address; ignored");
-                    return;
-                }
-                match self.dialer.add(addr.clone(), Instant::now()) {
-                    Added::New | Added::Known => {}
-                    Added::Replaced(worst) => {
-                        debug!(dropped = %worst, added = %addr, "dial list full; dropped the address least likely to work");
-                    }
-                    Added::Full => {
-                        warn!(%addr, "already keeping {MAX_WANTED} static peers to dial; ignoring a new address");
-                        return;
-                    }
-                }
-                // Dial now rather than at the next wake.
-                self.dial_due(Instant::now());
-            }
+            Command::Dial(addr) => self.want(addr, false),
+            Command::DialKept(addr) => self.want(addr, true),
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
+        }
+    }
+
+    /// Adds an address found by discovery, peer exchange or (`kept`) given by a user to
+    /// the dial list, and dials it now if it is due.
+    fn want(&mut self, addr: Multiaddr, kept: bool) {
+        let (_, peer) = split_peer(&addr);
+        if peer == Some(*self.swarm.local_peer_id()) {
+            return;
+        }
+        if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
+            return;
+        }
+        if !dialable(&addr) {
+            debug!(%addr, "not a dialable TCP address; ignored");
+            return;
+        }
+        let now = Instant::now();
+        let added = if kept {
+            self.dialer.add_kept(addr.clone(), now)
+        } else {
+            self.dialer.add(addr.clone(), now)
+        };
+        match added {
+            Added::New | Added::Known => {}
+            Added::Replaced(worst) => {
+                debug!(dropped = %worst, added = %addr, "dial list full; dropped the address least likely to work");
+            }
+            Added::Full => {
+                warn!(%addr, "already keeping {MAX_WANTED} static peers to dial; ignoring a new address");
+                return;
+            }
+            Added::GivenUp => {
+                debug!(%addr, "an address given up on after failed dials; ignored for now");
+                return;
+            }
+        }
+        // Dial now rather than at the next wake.
+        self.dial_due(Instant::now());
+    }
+
+    /// The TCP ports we listen on, for peer exchange.
+    fn listen_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .swarm
+            .listeners()
+            .filter_map(|a| {
+                a.iter().find_map(|p| match p {
+                    libp2p::multiaddr::Protocol::Tcp(port) if port != 0 => Some(port),
+                    _ => None,
+                })
+            })
+            .collect();
+        ports.sort();
+        ports.dedup();
+        ports.truncate(super::pex::MAX_PORTS);
+        ports
+    }
+
+    /// Asks the peers due for peer exchange.
+    fn ask_pex(&mut self, now: Instant) {
+        let due = self.pex.due(now);
+        if due.is_empty() {
+            return;
+        }
+        let req = PexRequest {
+            ports: self.listen_ports(),
+        };
+        for p in due {
+            self.swarm.behaviour_mut().pex.send_request(&p, req.clone());
+        }
+    }
+
+    fn on_pex(&mut self, ev: request_response::Event<PexRequest, super::pex::PexResponse>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    self.pex.heard(peer, &request);
+                    let answer = self.pex.answer(&peer);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .pex
+                        .send_response(channel, answer);
+                }
+                request_response::Message::Response { response, .. } => {
+                    let me = *self.swarm.local_peer_id();
+                    let learned = self.pex.learned(&me, response);
+                    if !learned.is_empty() {
+                        debug!(%peer, n = learned.len(), "peer exchange: learned addresses");
+                    }
+                    for a in learned {
+                        self.want(a, false);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, error = %error, "peer exchange request failed");
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, error = %error, "peer exchange request from peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
 
@@ -363,7 +449,11 @@ impl Task {
         let wall = self.engine.wall_ms();
         let summary =
             now + Duration::from_millis(self.delivery.next_summary_ms().saturating_sub(wall));
-        dial.into_iter().chain(sync).chain([summary]).min()
+        dial.into_iter()
+            .chain(sync)
+            .chain([summary])
+            .chain(self.pex.next_due())
+            .min()
     }
 
     /// Publishes our hub summary if one is due.
@@ -404,6 +494,7 @@ impl Task {
         }
         self.dial_due(now);
         self.send_summary();
+        self.ask_pex(now);
         // Periodic anti-entropy with every connected peer.
         let due: Vec<PeerId> = self
             .swarm
@@ -429,7 +520,7 @@ impl Task {
             let cid = opts.connection_id();
             if let Err(e) = self.swarm.dial(opts) {
                 debug!(%addr, error = %e, "dial not started");
-                self.dialer.failed(&addr, Instant::now());
+                let _ = self.dialer.failed(&addr, Instant::now());
             } else {
                 self.dialing.insert(cid, addr);
             }
@@ -710,6 +801,9 @@ impl Task {
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, %addr, "connected");
                     self.delivery.set_connected(peer_id, true);
+                    self.dialer.connected(&peer_id);
+                    let dialed = endpoint.is_dialer().then_some(&addr);
+                    self.pex.connected(peer_id, dialed, &addr, Instant::now());
                     self.peer_addr.insert(peer_id, addr.clone());
                     let _ = self.worker.offer(Job::Connected {
                         peer: peer_id,
@@ -736,6 +830,7 @@ impl Task {
                 self.peer_ip.remove(&peer_id);
                 self.peer_addr.remove(&peer_id);
                 self.sync_due.remove(&peer_id);
+                self.pex.disconnected(&peer_id);
                 self.dialer.disconnected(peer_id, Instant::now());
             }
             SwarmEvent::OutgoingConnectionError {
@@ -751,7 +846,9 @@ impl Task {
                     if let (true, Some(ip)) = (other_community(&error, passed), remote_ip(&addr)) {
                         self.refused_by.note(ip, self.engine.wall_ms());
                     }
-                    self.dialer.failed(&addr, Instant::now());
+                    if let (n, true) = self.dialer.failed(&addr, Instant::now()) {
+                        info!(%addr, failures = n, "gave up on a learned address after failed dials");
+                    }
                 }
             }
             SwarmEvent::IncomingConnectionError {
@@ -825,6 +922,7 @@ impl Task {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Pex(ev)) => self.on_pex(ev),
             _ => {}
         }
     }

@@ -31,6 +31,7 @@ pub(super) struct Behaviour {
     pub(super) limits: connection_limits::Behaviour,
     pub(super) gossipsub: gossipsub::Behaviour,
     pub(super) sync: request_response::Behaviour<Codec>,
+    pub(super) pex: request_response::Behaviour<super::pex::Codec>,
 }
 
 /// Connection limits: a hub LAN has tens of nodes, not thousands. Connections in their
@@ -220,6 +221,13 @@ pub(super) fn build_swarm(
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(30))
                         .with_max_concurrent_streams(32),
+                ),
+                pex: request_response::Behaviour::with_codec(
+                    super::pex::Codec,
+                    [(super::pex::PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10))
+                        .with_max_concurrent_streams(8),
                 ),
             })
         })

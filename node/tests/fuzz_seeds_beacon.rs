@@ -1,0 +1,70 @@
+//! The seeds of the `beacon` fuzz target (fuzz/seeds/beacon/): a valid beacon, a
+//! peer-exchange request and an answer, each behind its kind byte. Fails when they no
+//! longer match what the node encodes; `AIDMESH_WRITE_SEEDS=1 cargo test -p
+//! aidmesh-node --test fuzz_seeds_beacon` writes them anew.
+
+use std::path::PathBuf;
+
+use aidmesh_node::beacon::{Beacon, PeerId};
+use aidmesh_node::net::pex::{PexRequest, PexResponse};
+
+fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let peer: PeerId = "12D3KooWFe1tHkzdbVqvZwZpWNFigXWvPC4E6MaefTQdqhhSwZ3N"
+        .parse()
+        .unwrap();
+    let other: PeerId = "12D3KooWGEiqSPn1YJnVCCQ1kFpPryNmFFxhJWX2w9QLTmqa6KYh"
+        .parse()
+        .unwrap();
+    let beacon = Beacon {
+        peer,
+        port: 4610,
+        tag: *b"\x01\x23\x45\x67\x89\xab\xcd\xef",
+    }
+    .encode();
+    let req = PexRequest { ports: vec![4610] }.encode();
+    let resp = PexResponse {
+        addrs: vec![
+            format!("/ip4/192.168.1.20/tcp/4610/p2p/{peer}")
+                .parse()
+                .unwrap(),
+            format!("/ip6/fd00::7/tcp/4610/p2p/{other}")
+                .parse()
+                .unwrap(),
+            format!("/dns4/hall.local/tcp/4610/p2p/{other}")
+                .parse()
+                .unwrap(),
+        ],
+    }
+    .encode();
+    let tagged = |k: u8, b: Vec<u8>| [vec![k], b].concat();
+    vec![
+        ("beacon", tagged(0, beacon)),
+        ("pex_request", tagged(1, req)),
+        ("pex_response", tagged(2, resp)),
+    ]
+}
+
+#[test]
+fn beacon_fuzz_seeds_are_current() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/beacon");
+    let write = std::env::var_os("AIDMESH_WRITE_SEEDS").is_some();
+    for (name, bytes) in seeds() {
+        let path = dir.join(name);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let held = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; write the seeds with AIDMESH_WRITE_SEEDS=1",
+                path.display()
+            )
+        });
+        assert_eq!(
+            held,
+            bytes,
+            "{} is stale; write the seeds anew",
+            path.display()
+        );
+    }
+}
