@@ -78,7 +78,54 @@ pub fn item_json(i: &Item) -> Value {
 }
 
 fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
-    Ok(Json(list_value(st, kind, q)?).into_response())
+    let rows = list_rows(st, kind, q)?;
+    if rows.page.is_some() {
+        return Ok(Json(rows.value(st)).into_response());
+    }
+    // Every item, unpaged: written out one card at a time. A JSON tree of the whole
+    // list costs several KB per item (about 690 MB at 100,000 items, more than a Pi
+    // Zero has); the text costs what it weighs. Same bytes as `Json(rows.value(..))`.
+    let roster = super::delivery::Roster::of(st);
+    let mut body = Vec::with_capacity(64 + rows.items.len() * 512);
+    body.extend_from_slice(b"{\"items\":[");
+    for (n, i) in rows.items.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        let card = super::delivery::item_value(st, &roster, i, &rows.names);
+        // `Display` of a `Value` is the compact JSON `Json` writes.
+        body.extend_from_slice(card.to_string().as_bytes());
+    }
+    body.extend_from_slice(b"]}");
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+/// The items of a list (or of one page of it), before they become JSON.
+pub(super) struct ListRows {
+    items: Vec<Item>,
+    names: HubNames,
+    page: Option<ListPage>,
+    total: usize,
+    next: Option<String>,
+}
+
+impl ListRows {
+    /// The list as JSON (see [`list_value`]).
+    fn value(&self, st: &AppState) -> Value {
+        let roster = super::delivery::Roster::of(st);
+        let card = |i: &Item| super::delivery::item_value(st, &roster, i, &self.names);
+        let out: Vec<Value> = self.items.iter().map(card).collect();
+        let Some(page) = &self.page else {
+            return json!({ "items": out });
+        };
+        json!({
+            "items": out, "total": self.total, "limit": page.limit, "next_cursor": self.next,
+        })
+    }
 }
 
 /// A list (or one page of it) as JSON: what `GET /needs`, `/offers` and `/items`
@@ -88,6 +135,11 @@ pub(super) fn list_value(
     kind: Option<BodyKind>,
     q: ListQuery,
 ) -> Result<Value, ApiError> {
+    Ok(list_rows(st, kind, q)?.value(st))
+}
+
+/// The items [`list_value`] shows: filtered, sorted, one page if asked.
+fn list_rows(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> Result<ListRows, ApiError> {
     let category = q.category()?;
     let status = q.status()?;
     let words = q.search()?;
@@ -136,15 +188,13 @@ pub(super) fn list_value(
         let shown = shown.iter().filter_map(|h| v.item(&h.id, now)).collect();
         (shown, total, next, names)
     });
-    let roster = super::delivery::Roster::of(st);
-    let card = |i: &Item| super::delivery::item_value(st, &roster, i, &names);
-    let out: Vec<Value> = shown.iter().map(card).collect();
-    let Some(page) = page else {
-        return Ok(json!({ "items": out }));
-    };
-    Ok(json!({
-        "items": out, "total": total, "limit": page.limit, "next_cursor": next,
-    }))
+    Ok(ListRows {
+        items: shown,
+        names,
+        page,
+        total,
+        next,
+    })
 }
 
 /// The rows of one page of a sorted list (all of them without a page), the list's
