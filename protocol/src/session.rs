@@ -384,7 +384,7 @@ impl Session {
     /// session (the peer misbehaved); otherwise the fetching goes on.
     pub fn stored(&mut self, outcome: Stored) -> Result<Step, Failure> {
         let r = match std::mem::replace(&mut self.asked, Asked::Nothing) {
-            Asked::Store => {
+            Asked::Store if self.phase != Phase::Over => {
                 self.summary.fetched += outcome.new;
                 self.summary.rejected += outcome.rejected;
                 self.summary.deferred += outcome.deferred;
@@ -447,7 +447,10 @@ impl Session {
     /// Any failure ends the session for good.
     fn settle<T>(&mut self, r: Result<T, Failure>) -> Result<T, Failure> {
         if r.is_err() {
+            // Over for good: no question stays open (a late `stored()` or `checked()`
+            // must not revive it).
             self.phase = Phase::Over;
+            self.asked = Asked::Nothing;
         }
         r
     }
