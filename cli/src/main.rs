@@ -255,6 +255,10 @@ struct UpArgs {
     /// Do not use the broadcast beacon (UDP 4612) to discover peers.
     #[arg(long)]
     no_beacon: bool,
+    /// Do not learn other members' addresses from peers, nor tell peers ours (peer
+    /// exchange): only --peer, mDNS and the beacon make connections.
+    #[arg(long)]
+    no_peer_exchange: bool,
     /// PIN that volunteers enter to see welfare records from other machines.
     #[arg(long, env = "AIDMESH_VOLUNTEER_PIN")]
     volunteer_pin: Option<String>,
@@ -1136,6 +1140,7 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
     cfg.api = args.api.parse().map_err(|e| bad("--api", &args.api, &e))?;
     cfg.mdns = !args.no_mdns;
     cfg.beacon = !args.no_beacon;
+    cfg.peer_exchange = !args.no_peer_exchange;
     cfg.volunteer_pin = args.volunteer_pin;
     cfg.sync_every = aidmesh_node::input::parse_duration("--sync-every", &args.sync_every)
         .map_err(|e| CliError(e.to_string()))?;

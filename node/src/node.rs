@@ -341,6 +341,8 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Broadcast-beacon discovery on ([`crate::beacon`]).
     pub beacon: bool,
+    /// Peer exchange on (learning members' addresses from members, and telling them).
+    pub peer_exchange: bool,
     /// Added to the system clock (testing a node with a wrong clock).
     pub clock_offset_ms: i64,
     /// Anti-entropy period.
@@ -394,6 +396,7 @@ impl NodeConfig {
             peers: Vec::new(),
             mdns: true,
             beacon: true,
+            peer_exchange: true,
             clock_offset_ms: 0,
             sync_every: Duration::from_secs(30),
             volunteer_pin: None,
@@ -468,6 +471,7 @@ pub async fn run(
             psk: profile.psk,
             topic: topic(&profile.community),
             sync_every: cfg.sync_every,
+            peer_exchange: cfg.peer_exchange,
         },
         stop_rx.clone(),
     )?;

@@ -37,8 +37,17 @@ fn roster_entry(n: &Node, node: &str) -> Option<Value> {
 
 #[test]
 fn a_need_shows_the_far_hub_in_known_at_only_while_it_holds_it() {
-    // c dials b (so that a restarted c finds b again), b dials a.
-    let a = Node::start("a", Opts::default());
+    // c dials b (so that a restarted c finds b again), b dials a. On loopback every
+    // node can reach every other: without peer exchange at a and c, b is their only
+    // link, as a wall or a street would make it.
+    let no_pex = || vec!["--no-peer-exchange".to_string()];
+    let a = Node::start(
+        "a",
+        Opts {
+            args: no_pex(),
+            ..Opts::default()
+        },
+    );
     let b = Node::start(
         "b",
         Opts {
@@ -50,6 +59,7 @@ fn a_need_shows_the_far_hub_in_known_at_only_while_it_holds_it() {
         "c",
         Opts {
             peers: vec![b.addr()],
+            args: no_pex(),
             ..Opts::default()
         },
     );

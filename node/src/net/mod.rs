@@ -46,6 +46,9 @@ pub struct NetConfig {
     pub topic: String,
     /// How often to re-run anti-entropy with each connected peer.
     pub sync_every: Duration,
+    /// Peer exchange on: ask members for the others' addresses and answer them
+    /// ([`pex`]). Off, this node neither learns nor hands out addresses.
+    pub peer_exchange: bool,
 }
 
 /// A failure to start networking.
@@ -367,6 +370,7 @@ mod tests {
             psk: [7; 32],
             topic: "t".into(),
             sync_every: Duration::from_secs(3600),
+            peer_exchange: true,
         };
         let key = identity::Keypair::generate_ed25519;
         let (hb, _tb) = start(engines[1].clone(), key(), cfg(vec![]), stop.clone()).unwrap();
@@ -444,6 +448,7 @@ mod tests {
             psk: [7; 32],
             topic: "t".into(),
             sync_every: Duration::from_secs(1),
+            peer_exchange: true,
         };
         let key = identity::Keypair::generate_ed25519;
         let (ha, _ta) = start(ea.clone(), key(), cfg(vec![]), stop.clone()).unwrap();

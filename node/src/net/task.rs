@@ -78,6 +78,8 @@ pub(super) struct Task {
     static_peers: HashSet<Multiaddr>,
     /// Peer exchange: the members' addresses we hand out, and when to ask each peer.
     pex: Pex,
+    /// `--no-peer-exchange` makes this false: never ask, answer with no address.
+    peer_exchange: bool,
     commands: mpsc::Receiver<Command>,
     shutdown: watch::Receiver<bool>,
 }
@@ -153,6 +155,7 @@ impl Task {
             sync_every: cfg.sync_every,
             static_peers: cfg.peers.iter().cloned().collect(),
             pex: Pex::default(),
+            peer_exchange: cfg.peer_exchange,
             commands: p.commands,
             shutdown: p.shutdown,
         }
@@ -344,7 +347,7 @@ impl Task {
     /// Asks the peers due for peer exchange.
     fn ask_pex(&mut self, now: Instant) {
         let due = self.pex.due(now);
-        if due.is_empty() {
+        if due.is_empty() || !self.peer_exchange {
             return;
         }
         let req = PexRequest {
@@ -362,7 +365,11 @@ impl Task {
                     request, channel, ..
                 } => {
                     self.pex.heard(peer, &request);
-                    let answer = self.pex.answer(&peer);
+                    let answer = if self.peer_exchange {
+                        self.pex.answer(&peer)
+                    } else {
+                        super::pex::PexResponse::default()
+                    };
                     let _ = self
                         .swarm
                         .behaviour_mut()
