@@ -831,8 +831,13 @@ fn through_compaction(events: &[Vec<u8>]) -> ThroughCompaction {
     let dir = tempdir("compacting-a");
     prefill(dir.path(), events, 1_000);
     let a = Node::open("compacting-a", dir, bench_opts());
-    let b = Node::start("b", Opts::default());
-    let c = Node::start("c", Opts::default());
+    // No peer exchange: b and c stay a line through a instead of learning each other.
+    let line = || Opts {
+        args: vec!["--no-peer-exchange".into()],
+        ..Opts::default()
+    };
+    let b = Node::start("b", line());
+    let c = Node::start("c", line());
     b.connect(&a.addr());
     c.connect(&a.addr());
     let want = events.len() as u64;

@@ -381,9 +381,11 @@ fn compacting(events: &[Vec<u8>]) {
     );
 }
 
+/// No peer exchange: b and c must stay a line through a, not learn each other.
 fn opts(peers: Vec<String>) -> Opts {
     Opts {
         peers,
+        args: vec!["--no-peer-exchange".into()],
         sync_every: Some("10m".into()),
         log: Some("info,libp2p_gossipsub=warn".into()),
         start_timeout: Some(Duration::from_secs(120)),
