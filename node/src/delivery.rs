@@ -271,26 +271,18 @@ impl Delivery {
         Ok(d)
     }
 
-    /// Adds the authors of every event in `store` to the roster (each with its newest
-    /// event time, capped at `now_ms`). Reads and decodes every event: run it off the
-    /// start-up path.
-    pub fn load_authors(&self, store: &Store, now_ms: u64) -> Result<(), StoreError> {
-        let mut authors: HashMap<AuthorId, u64> = HashMap::new();
-        for bytes in store.events() {
-            if let Ok(e) = Event::decode(&bytes?) {
-                let t = e.timestamp().millis().min(now_ms);
-                let slot = authors.entry(e.author()).or_insert(t);
-                *slot = (*slot).max(t);
-            }
-        }
+    /// Adds `authors` (each with its newest event time, capped at `now_ms`) to the
+    /// roster: at start, the authors of every stored event, which the engine collected
+    /// while it read them for its view ([`crate::engine::Engine::authors_at_start`]).
+    pub fn add_authors(&self, authors: &HashMap<AuthorId, u64>, now_ms: u64) {
         let mut st = self.lock();
         for (a, t) in authors {
-            let slot = st.authors.entry(a).or_insert(t);
+            let t = (*t).min(now_ms);
+            let slot = st.authors.entry(*a).or_insert(t);
             *slot = (*slot).max(t);
         }
         drop(st);
         self.changed();
-        Ok(())
     }
 
     /// Empty knowledge (nothing held yet).

@@ -152,6 +152,10 @@ pub struct Engine {
     compactor: Compactor,
     /// Refuses new events while the disk is nearly full (see [`crate::disk`]).
     disk: crate::disk::Guard,
+    /// Every author of a stored event at start, with its newest event's time (ms):
+    /// the hub roster's first members, read with the view (not by a second walk of
+    /// the store, which would page every event into sled's cache again).
+    authors_at_start: std::collections::HashMap<AuthorId, u64>,
 }
 
 /// How long the background compaction waits after an erasure for more erasures to
@@ -239,7 +243,7 @@ fn rebuild_view(store: &Arc<Store>, state: &Mutex<State>) -> Result<(), StoreErr
     let loaded = load_view(store);
     let mut st = lock();
     let log = st.rebuild_log.take().unwrap_or_default();
-    let (mut view, ..) = loaded?;
+    let mut view = loaded?.view;
     for (event, body) in &log {
         view.insert(event, body);
         // Its arrival may have been written after `load_view` read them.
@@ -332,11 +336,21 @@ impl PostSource for StoredPosts {
 /// Builds the view from every stored event, indexes those of unknown kinds, and finds
 /// the newest timestamp held. No signature is re-checked: events were validated
 /// before they were stored. The view reads posts back from `store`.
-fn load_view(store: &Arc<Store>) -> Result<(View, Unknown, Timestamp, usize), StoreError> {
+/// What the start reads from every stored event.
+struct Loaded {
+    view: View,
+    unknown: Unknown,
+    newest: Timestamp,
+    held: usize,
+    authors: std::collections::HashMap<AuthorId, u64>,
+}
+
+fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
     let mut view = View::with_source(Arc::new(StoredPosts(store.clone())));
     let mut held = 0;
     let mut unknown = Unknown::new();
     let mut newest = Timestamp::default();
+    let mut authors: std::collections::HashMap<AuthorId, u64> = std::collections::HashMap::new();
     for bytes in store.events() {
         let bytes = bytes?;
         held += 1;
@@ -345,6 +359,8 @@ fn load_view(store: &Arc<Store>) -> Result<(View, Unknown, Timestamp, usize), St
             continue;
         };
         newest = newest.max(event.timestamp());
+        let t = authors.entry(event.author()).or_default();
+        *t = (*t).max(event.timestamp().millis());
         match event.body() {
             Ok(Some(body)) => view.insert(&event, &body),
             Ok(None) => {
@@ -359,7 +375,13 @@ fn load_view(store: &Arc<Store>) -> Result<(View, Unknown, Timestamp, usize), St
     for (id, at) in store.arrivals()? {
         view.note_arrival(id, at);
     }
-    Ok((view, unknown, newest, held))
+    Ok(Loaded {
+        view,
+        unknown,
+        newest,
+        held,
+        authors,
+    })
 }
 
 impl Engine {
@@ -372,7 +394,13 @@ impl Engine {
         clock_offset_ms: i64,
     ) -> Result<Engine, StoreError> {
         let store = Arc::new(store);
-        let (view, unknown, newest, held) = load_view(&store)?;
+        let Loaded {
+            view,
+            unknown,
+            newest,
+            held,
+            authors,
+        } = load_view(&store)?;
         // Events are written without a transaction (see `Store::insert_new`): after
         // an unclean stop the time index may need a repair.
         store.repair_time_index(held)?;
@@ -411,6 +439,7 @@ impl Engine {
         Ok(Engine {
             compactor,
             disk: crate::disk::Guard::new(store.path()),
+            authors_at_start: authors,
             store,
             state,
             identity,
@@ -430,6 +459,11 @@ impl Engine {
     /// This node's identity.
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// Every author of an event stored at start, with its newest event's time (ms).
+    pub fn authors_at_start(&self) -> &std::collections::HashMap<AuthorId, u64> {
+        &self.authors_at_start
     }
 
     /// The community name.
@@ -887,7 +921,7 @@ impl Engine {
         if n > 0 {
             // Expired records are not hidden by any event, so the view is rebuilt
             // now (rare: one sweep every few minutes, on a blocking thread).
-            st.view = load_view(&self.store)?.0;
+            st.view = load_view(&self.store)?.view;
             drop(st);
             release_freed_memory();
             info!(erased = n, "welfare records past retention erased");

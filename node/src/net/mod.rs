@@ -221,20 +221,8 @@ fn setup(
         crate::delivery::Delivery::open(engine.store(), engine.identity().author(), &cfg.psk)
             .map_err(|e| NetError::Setup(format!("cannot read the store for delivery: {e}")))?,
     );
-    {
-        // The roster's authors: every event decoded once, off the start-up path.
-        let (engine, delivery) = (engine.clone(), delivery.clone());
-        let loaded = std::thread::Builder::new()
-            .name("roster".into())
-            .spawn(move || {
-                if let Err(e) = delivery.load_authors(engine.store(), engine.wall_ms()) {
-                    tracing::warn!(error = %e, "cannot read the store's authors for the hub roster");
-                }
-            });
-        if let Err(e) = loaded {
-            tracing::warn!(error = %e, "cannot start the roster thread; the roster lists only nodes heard of from now");
-        }
-    }
+    // The roster's first members: the authors of every stored event.
+    delivery.add_authors(engine.authors_at_start(), engine.wall_ms());
     let (done_tx, done) = mpsc::unbounded_channel();
     let worker = Worker::start(engine.clone(), done_tx.clone())
         .map_err(|e| NetError::Setup(format!("cannot start the ingest thread: {e}")))?;
