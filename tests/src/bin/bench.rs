@@ -22,8 +22,8 @@
 //! 9. idle CPU of 3 connected nodes left alone for 30 s (`/proc/PID/stat`), and
 //!    propagation across 5 nodes while one of them catches up on 40,000 events.
 
+use aidmesh_tests::field::arrivals::watch;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -973,32 +973,6 @@ struct Latency {
     max: f64,
     arrived: usize,
     expected: usize,
-}
-
-/// Subscribes to a node's event stream; records when each event id arrives.
-fn watch(idx: usize, api: String, seen: Arc<Mutex<HashMap<(usize, String), Instant>>>) {
-    std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-        let Ok(resp) = agent.get(format!("{api}/api/v1/stream")).call() else {
-            return;
-        };
-        let reader = BufReader::new(resp.into_body().into_reader());
-        for line in reader.lines() {
-            let Ok(line) = line else { break };
-            let Some(data) = line.strip_prefix("data:") else {
-                continue;
-            };
-            let now = Instant::now();
-            if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
-                if let Some(id) = v["id"].as_str() {
-                    seen.lock()
-                        .expect("arrivals")
-                        .entry((idx, id.to_string()))
-                        .or_insert(now);
-                }
-            }
-        }
-    });
 }
 
 fn latency(sizes: &Sizes) -> Latency {

@@ -21,8 +21,8 @@
 //!    goes on until A's log shows the compaction finished). The redactions reach B and
 //!    C, which erase and compact too.
 
+use aidmesh_tests::field::arrivals::watch;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -391,32 +391,6 @@ fn opts(peers: Vec<String>) -> Opts {
         start_timeout: Some(Duration::from_secs(120)),
         ..Opts::default()
     }
-}
-
-/// Subscribes to a node's event stream; records when each event id first arrives.
-fn watch(idx: usize, api: String, seen: Arc<Mutex<HashMap<(usize, String), Instant>>>) {
-    std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-        let Ok(resp) = agent.get(format!("{api}/api/v1/stream")).call() else {
-            return;
-        };
-        let reader = BufReader::new(resp.into_body().into_reader());
-        for line in reader.lines() {
-            let Ok(line) = line else { break };
-            let Some(data) = line.strip_prefix("data:") else {
-                continue;
-            };
-            let now = Instant::now();
-            if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
-                if let Some(id) = v["id"].as_str() {
-                    seen.lock()
-                        .expect("arrivals")
-                        .entry((idx, id.to_string()))
-                        .or_insert(now);
-                }
-            }
-        }
-    });
 }
 
 // ---------------------------------------------------------------------------------
