@@ -285,25 +285,48 @@ impl Node {
             .expect("spawn aidmesh up");
         self.child = Some(child);
         let name = self.name.clone();
+        // Each probe gives up after 3 s and is tried again: one request lost or stuck
+        // (a namespace's link still settling while thirty others start) must not use
+        // up the whole start timeout. The last failure is said when it expires.
+        let probe: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(3)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut last = String::from("api.addr not written yet");
+        let deadline = Instant::now() + self.start_timeout;
         // Polled often: the benchmark reports this wait as the start time.
-        poll(
-            &format!("{name} to start and its API to answer"),
-            self.start_timeout,
-            Duration::from_millis(2),
-            || {
-                if let Some(c) = self.child.as_mut() {
-                    if let Ok(Some(st)) = c.try_wait() {
-                        panic!("{name} exited at start ({st}); log:\n{}", self.log_tail(30));
-                    }
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("{name} exited at start ({st}); log:\n{}", self.log_tail(30));
                 }
-                if self.api.is_empty() {
-                    let a = std::fs::read_to_string(&api_file).ok()?;
-                    let addr: std::net::SocketAddr = a.trim().parse().ok()?;
+            }
+            if self.api.is_empty() {
+                if let Some(addr) = std::fs::read_to_string(&api_file)
+                    .ok()
+                    .and_then(|a| a.trim().parse::<std::net::SocketAddr>().ok())
+                {
                     self.api = format!("http://{addr}");
                 }
-                self.try_get("/api/v1/status").ok()
-            },
-        );
+            }
+            if !self.api.is_empty() {
+                match probe.get(format!("{}/api/v1/status", self.api)).call() {
+                    Ok(r) if r.status().is_success() => break,
+                    Ok(r) => last = format!("status answered {}", r.status()),
+                    Err(e) => last = format!("status: {e}"),
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {:?} waiting for {name} to start and its API to answer \
+                     (last: {last}); log:\n{}",
+                    self.start_timeout,
+                    self.log_tail(30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
         self.start_time = started.elapsed();
         self.start_time
     }

@@ -12,6 +12,15 @@ use aidmesh_tests::{wait_for, LanHost, Node, Opts};
 
 const T: Duration = Duration::from_secs(120);
 
+/// The scenarios run one at a time: two fields of thirty debug nodes at once on a
+/// two-core machine measure the machine, not the network (and once starved a node's
+/// start past its timeout in CI).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Nodes run with the production sync period (30 s), so what is measured is gossip.
 fn on(host: LanHost, name: &str) -> Node {
     Node::start(
@@ -77,6 +86,7 @@ fn warm_up(nodes: &[Node], seen: &arrivals::Seen) {
 
 fn thirty_hosts(tag: u8, loss: u8, require_full_mesh: bool) {
     const N: usize = 30;
+    let _alone = alone();
     let mut field = Field::new(tag, 1);
     let wifi = Wifi {
         loss_percent: loss,
@@ -185,6 +195,7 @@ fn thirty_hosts_with_30_percent_loss_and_no_multicast_get_every_event() {
 #[test]
 #[ignore = "needs root and nftables"]
 fn an_event_crosses_a_chain_of_four_segments_joined_by_two_interface_hosts() {
+    let _alone = alone();
     let mut field = Field::new(12, 4);
     let wifi = Wifi {
         loss_percent: 0,
