@@ -191,14 +191,26 @@ pub(super) async fn hubs(State(st): State<AppState>, headers: HeaderMap) -> ApiR
 pub(super) fn unreached_value(st: &AppState) -> Vec<Value> {
     let now = st.engine.now_ms();
     let me = st.net.delivery.me();
-    let items = st.engine.with_view(|v| v.items(now));
-    items
+    // Heads only (no post read from the store) until the few flagged ones: this runs
+    // for every `/status` and board answer.
+    let heads = st.engine.with_view(|v| v.heads(now));
+    let flagged: Vec<EventId> = heads
         .iter()
         .filter(|i| i.kind == BodyKind::Need && i.author == me)
-        .filter(|i| matches!(i.post.urgency, Urgency::High | Urgency::LifeThreatening))
+        .filter(|i| matches!(i.urgency, Urgency::High | Urgency::LifeThreatening))
         .filter(|i| i.state.is_active() && !i.expired)
         .filter(|i| now.saturating_sub(i.created.millis()) > crate::delivery::UNREACHED_AFTER_MS)
         .filter(|i| st.net.delivery.known(i.created, &i.id).is_empty())
+        .map(|i| i.id)
+        .collect();
+    let items = st.engine.with_view(|v| {
+        flagged
+            .iter()
+            .filter_map(|id| v.item(id, now))
+            .collect::<Vec<_>>()
+    });
+    items
+        .iter()
         .map(|i| {
             json!({
                 "id": i.id.to_hex(), "short_id": i.id.short(), "text": i.post.title,
@@ -213,14 +225,11 @@ pub(super) fn unreached_value(st: &AppState) -> Vec<Value> {
 pub(super) fn counts(st: &AppState) -> BTreeMap<String, Value> {
     let roster = Roster::of(st);
     let now = st.engine.now_ms();
-    let mut items = st.engine.with_view(|v| v.items(now));
+    // Heads only: this runs on every change a stream may send, and reading every post
+    // from the store made a page's stream fall seconds behind at 20,000 items.
+    let mut items = st.engine.with_view(|v| v.heads(now));
     items.retain(|i| i.state.is_active() && !i.expired);
-    items.sort_by_key(|i| {
-        (
-            std::cmp::Reverse(i.post.urgency),
-            std::cmp::Reverse(i.created),
-        )
-    });
+    items.sort_by_key(|i| (std::cmp::Reverse(i.urgency), std::cmp::Reverse(i.created)));
     items
         .iter()
         .take(KNOWN_CAP)
