@@ -1,7 +1,8 @@
 //! Honest delivery in the command line (issue 11), with the real binary against real
 //! nodes: `aidmesh hubs` lists the roster, `show` says at which hubs an item is known
 //! and which not yet, `list` has a compact "2/2" column, `status` flags an urgent need
-//! no other hub holds after a minute, and the printed board says "known at N of M hubs".
+//! no other hub holds after a minute, the printed board says "known at N of M hubs",
+//! and a hub not heard from for 15 minutes is flagged silent.
 
 mod common;
 
@@ -208,5 +209,26 @@ fn hubs_show_list_status_and_print_say_where_an_item_is_known() {
     assert!(!status.contains(&first), "{status}");
     let st = json(a.dir(), &["status", "--json"]);
     assert_eq!(array(&st["unreached"]).len(), 1, "{st:#}");
+
+    // Sixteen minutes on (the clock moved by an offset, across a restart), Oak Rd has
+    // been silent for longer than the 15-minute threshold: flagged, in JSON and table.
+    a.restart_with(&["--clock-offset", "16m"]);
+    let oak = poll("Oak Rd to be flagged silent", T, EVERY, || {
+        roster_entry(&a, "Oak Rd").filter(|h| h["silent"] == true)
+    });
+    assert_eq!(oak["reachable"], false, "{oak:#}");
+    let table = ok(a.dir(), &["hubs"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("Oak Rd") && l.contains("SILENT")),
+        "{table}"
+    );
+    assert!(
+        !table
+            .lines()
+            .any(|l| l.contains("Elm St") && l.contains("SILENT")),
+        "this hub is never silent: {table}"
+    );
     a.kill();
 }
