@@ -39,6 +39,8 @@ pub(super) struct Task {
     delivery_topic: IdentTopic,
     delivery: Arc<crate::delivery::Delivery>,
     counters: Arc<Counters>,
+    /// libp2p's own counts of gossip and stream bytes (issue 10).
+    meter: super::metrics::Meter,
     events: broadcast::Receiver<crate::engine::NewEvent>,
     /// Our sync session with each peer.
     sessions: HashMap<PeerId, Running>,
@@ -118,6 +120,7 @@ pub(super) struct Parts {
     pub delivery_topic: IdentTopic,
     pub delivery: Arc<crate::delivery::Delivery>,
     pub counters: Arc<Counters>,
+    pub meter: super::metrics::Meter,
     pub worker: Worker,
     pub checker: Checker,
     pub done: mpsc::UnboundedReceiver<Done>,
@@ -137,6 +140,7 @@ impl Task {
             delivery_topic: p.delivery_topic,
             delivery: p.delivery,
             counters: p.counters,
+            meter: p.meter,
             sessions: HashMap::new(),
             session_generation: 0,
             relay_due: HashSet::new(),
@@ -426,6 +430,7 @@ impl Task {
                 .counters
                 .bytes_out
                 .load(std::sync::atomic::Ordering::Relaxed),
+            metered: self.meter.read(),
         }
     }
 
