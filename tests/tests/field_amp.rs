@@ -8,10 +8,12 @@
 //! with `--include-ignored` (CI does). Figures: docs/reliability.md, "Thin link and
 //! gossip amplification".
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_tests::lan::Lan;
-use aidmesh_tests::thin::{need_like, rx_bytes};
+use aidmesh_tests::thin::need_like;
 use aidmesh_tests::{wait_for, LanHost, Node, Opts};
 use serde_json::Value;
 
@@ -174,11 +176,66 @@ impl std::ops::Sub for Reading {
     }
 }
 
-/// Sums over every host: the wire counters first, all of them, then the statuses
-/// (which cross eth0 too: each window starts with the same reads, so the idle
-/// window's share cancels them).
+/// Counts what a host receives from peer connections (TCP port 4610 at either end):
+/// not the API, mDNS or beacons, whose start-up bursts would swamp the events.
+fn count_peer_traffic(host: &LanHost) {
+    let rules = "table inet amp {\n\
+                 chain in { type filter hook input priority 0; policy accept;\n\
+                 tcp sport 4610 counter\n\
+                 tcp dport 4610 counter\n\
+                 }\n}\n";
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &host.netns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run nft (this test needs nftables)");
+    child
+        .stdin
+        .take()
+        .expect("nft stdin")
+        .write_all(rules.as_bytes())
+        .expect("write nft rules");
+    let out = child.wait_with_output().expect("nft");
+    assert!(
+        out.status.success(),
+        "nft rules for {} refused: {}",
+        host.netns,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Bytes of peer traffic a host has received, as on the wire: the IP packets the
+/// counters saw plus 14 bytes of Ethernet header each (as `/proc/net/dev` counts).
+fn peer_wire_bytes(host: &LanHost) -> u64 {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &host.netns,
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "amp",
+        ])
+        .output()
+        .expect("nft list");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("counter packets ").nth(1)?;
+            let mut w = rest.split_whitespace();
+            let packets: u64 = w.next()?.parse().ok()?;
+            let bytes: u64 = w.nth(1)?.parse().ok()?;
+            Some(bytes + 14 * packets)
+        })
+        .sum()
+}
+
+/// Sums over every host: the wire counters first, all of them, then the statuses.
 fn read_all(hosts: &[LanHost], nodes: &[Node]) -> Reading {
-    let wire: u64 = hosts.iter().map(|h| rx_bytes(&h.netns, "eth0")).sum();
+    let wire: u64 = hosts.iter().map(peer_wire_bytes).sum();
     let mut r = Reading {
         wire,
         ..Reading::default()
@@ -196,10 +253,11 @@ fn read_all(hosts: &[LanHost], nodes: &[Node]) -> Reading {
 }
 
 /// The profiles compared: `AIDMESH_AMP_PROFILES` (`;`-separated, each as
-/// `AIDMESH_GOSSIP_PROFILE` takes it), else libp2p's defaults against the node's.
+/// `AIDMESH_GOSSIP_PROFILE` takes it), else libp2p's defaults against the node's,
+/// both on event gossip alone (summaries off), then the node as it runs.
 fn profiles() -> Vec<String> {
     std::env::var("AIDMESH_AMP_PROFILES")
-        .unwrap_or_else(|_| "libp2p-default;lan".into())
+        .unwrap_or_else(|_| "libp2p-default,summaries=off;lan,summaries=off;lan".into())
         .split(';')
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
@@ -213,6 +271,9 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
     const EVENTS: usize = 40;
     let mut lan = Lan::new("m");
     let hosts: Vec<LanHost> = (1..=HOSTS).map(|i| lan.host(i)).collect();
+    for h in &hosts {
+        count_peer_traffic(h);
+    }
     let size = need_like("amplification probe 000", DETAILS, wall_ms())
         .bytes()
         .len() as f64;
@@ -229,6 +290,10 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
                     Opts {
                         lan: Some(h.clone()),
                         sync_every: Some("10m".into()),
+                        // Peer exchange asks every peer every 30 s, all in step here
+                        // (every connection is made in the same few seconds), so one
+                        // window would carry a round and the other not.
+                        args: vec!["--no-peer-exchange".into()],
                         env: vec![("AIDMESH_GOSSIP_PROFILE".into(), profile.clone())],
                         ..Opts::default()
                     },
@@ -293,7 +358,7 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
              gossip messages {gossip:.0} B ({copies:.2} copies, {:.2}x), \
              gossip messages + control {:.0} B ({:.2}x), \
              hub summaries {summary:.0} B, sync {sync:.0} B, peer exchange {pex:.0} B, \
-             all streams {stream:.0} B ({:.2}x), wire {wire:.0} B ({:.2}x); \
+             all streams {stream:.0} B ({:.2}x), peer traffic on the wire {wire:.0} B ({:.2}x); \
              idle window per host: wire {:.0} B, streams {:.0} B",
             mesh.as_secs_f64(),
             window.as_secs_f64(),

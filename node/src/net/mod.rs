@@ -201,12 +201,14 @@ fn setup(
     let counters = Arc::new(Counters::default());
     let pnet_passed = PnetPassed::default();
     let mut meter = metrics::Meter::new(&cfg.topic, &delivery_topic(&cfg.topic));
+    let profile = transport::GossipProfile::from_env().map_err(NetError::Setup)?;
     let mut swarm = transport::build_swarm(
         keypair,
         cfg,
         counters.clone(),
         pnet_passed.clone(),
         &mut meter,
+        profile,
     )?;
     let topic = IdentTopic::new(cfg.topic.clone());
     swarm
@@ -254,6 +256,7 @@ fn setup(
             delivery,
             counters,
             meter,
+            summaries: profile.summaries,
             worker,
             checker,
             done,

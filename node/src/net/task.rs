@@ -41,6 +41,9 @@ pub(super) struct Task {
     counters: Arc<Counters>,
     /// libp2p's own counts of gossip and stream bytes (issue 10).
     meter: super::metrics::Meter,
+    /// Whether our hub summaries are published (off only in the test bed's
+    /// measurements of event gossip alone, [`super::transport::GossipProfile`]).
+    summaries: bool,
     events: broadcast::Receiver<crate::engine::NewEvent>,
     /// Our sync session with each peer.
     sessions: HashMap<PeerId, Running>,
@@ -121,6 +124,7 @@ pub(super) struct Parts {
     pub delivery: Arc<crate::delivery::Delivery>,
     pub counters: Arc<Counters>,
     pub meter: super::metrics::Meter,
+    pub summaries: bool,
     pub worker: Worker,
     pub checker: Checker,
     pub done: mpsc::UnboundedReceiver<Done>,
@@ -141,6 +145,7 @@ impl Task {
             delivery: p.delivery,
             counters: p.counters,
             meter: p.meter,
+            summaries: p.summaries,
             sessions: HashMap::new(),
             session_generation: 0,
             relay_due: HashSet::new(),
@@ -477,6 +482,9 @@ impl Task {
         else {
             return;
         };
+        if !self.summaries {
+            return;
+        }
         match self
             .swarm
             .behaviour_mut()

@@ -58,7 +58,8 @@ fn message_id(m: &gossipsub::Message) -> MessageId {
 /// chosen with the environment variable `AIDMESH_GOSSIP_PROFILE` for the test bed's
 /// comparisons (docs/reliability.md, "Thin link and gossip amplification"): a base,
 /// `lan` or `libp2p-default`, then optional comma-separated overrides, e.g.
-/// `lan,mesh=3/2/4,idontwant=0`.
+/// `lan,mesh=3/2/4,idontwant=0`. Not for hubs: every node of a community should
+/// run the same settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GossipProfile {
     /// Mesh degree: target, low and high (libp2p's D, D_lo, D_hi).
@@ -73,6 +74,9 @@ pub struct GossipProfile {
     pub flood_publish: bool,
     /// Messages over this many bytes make a node send IDONTWANT to its mesh.
     pub idontwant: usize,
+    /// Whether hub summaries (issue 11) are published. Off only to measure event
+    /// gossip alone in the test bed: without them no other hub confirms delivery.
+    pub summaries: bool,
 }
 
 /// The environment variable that picks a [`GossipProfile`].
@@ -91,6 +95,7 @@ impl GossipProfile {
         history_gossip: 1,
         flood_publish: false,
         idontwant: 1000,
+        summaries: true,
     };
 
     /// libp2p's defaults (the node before the LAN tuning).
@@ -101,6 +106,7 @@ impl GossipProfile {
         history_gossip: 3,
         flood_publish: true,
         idontwant: 1000,
+        summaries: true,
     };
 
     /// The profile `AIDMESH_GOSSIP_PROFILE` names, [`GossipProfile::LAN`] if unset.
@@ -123,7 +129,8 @@ impl GossipProfile {
             other => {
                 return Err(format!(
                     "unknown profile {other:?}: use lan or libp2p-default, then overrides \
-                     such as mesh=3/2/4, lazy=2, factor=0.25, history=1, flood=on, idontwant=0"
+                     such as mesh=3/2/4, lazy=2, factor=0.25, history=1, flood=on, idontwant=0, \
+                     summaries=off"
                 ))
             }
         };
@@ -163,6 +170,13 @@ impl GossipProfile {
                     }
                 }
                 "idontwant" => p.idontwant = num(v)?,
+                "summaries" => {
+                    p.summaries = match v {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(format!("summaries={v}: give on or off")),
+                    }
+                }
                 _ => return Err(format!("unknown setting {k:?}")),
             }
         }
@@ -317,10 +331,10 @@ pub(super) fn build_swarm(
     counters: Arc<Counters>,
     passed: PnetPassed,
     meter: &mut super::metrics::Meter,
+    profile: GossipProfile,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let topic = IdentTopic::new(cfg.topic.clone()).hash();
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
-    let profile = GossipProfile::from_env().map_err(|e| setup(&e))?;
     if profile != GossipProfile::LAN {
         tracing::info!(?profile, "gossipsub settings from {GOSSIP_PROFILE_ENV}");
     }
