@@ -153,6 +153,8 @@ fn a_bad_gossip_profile_stops_the_node_with_a_clear_error() {
 #[derive(Debug, Clone, Copy, Default)]
 struct Reading {
     wire: u64,
+    packets: u64,
+    acks: u64,
     stream: u64,
     gossip: u64,
     copies: u64,
@@ -166,6 +168,8 @@ impl std::ops::Sub for Reading {
     fn sub(self, o: Reading) -> Reading {
         Reading {
             wire: self.wire.saturating_sub(o.wire),
+            packets: self.packets.saturating_sub(o.packets),
+            acks: self.acks.saturating_sub(o.acks),
             stream: self.stream.saturating_sub(o.stream),
             gossip: self.gossip.saturating_sub(o.gossip),
             copies: self.copies.saturating_sub(o.copies),
@@ -176,13 +180,16 @@ impl std::ops::Sub for Reading {
     }
 }
 
-/// Counts what a host receives from peer connections (TCP port 4610 at either end):
-/// not the API, mDNS or beacons, whose start-up bursts would swamp the events.
+/// Counts what a host receives from peer connections (TCP port 4610 at either end,
+/// each packet once: nodes dial from their listening port, so often both ends are
+/// 4610): not the API, mDNS or beacons, whose start-up bursts would swamp the events.
 fn count_peer_traffic(host: &LanHost) {
     let rules = "table inet amp {\n\
                  chain in { type filter hook input priority 0; policy accept;\n\
+                 tcp sport 4610 meta length 52 counter comment \"ack\"\n\
                  tcp sport 4610 counter\n\
-                 tcp dport 4610 counter\n\
+                 tcp dport 4610 tcp sport != 4610 meta length 52 counter comment \"ack\"\n\
+                 tcp dport 4610 tcp sport != 4610 counter\n\
                  }\n}\n";
     let mut child = Command::new("ip")
         .args(["netns", "exec", &host.netns, "nft", "-f", "-"])
@@ -205,41 +212,42 @@ fn count_peer_traffic(host: &LanHost) {
     );
 }
 
-/// Bytes of peer traffic a host has received, as on the wire: the IP packets the
-/// counters saw plus 14 bytes of Ethernet header each (as `/proc/net/dev` counts).
-fn peer_wire_bytes(host: &LanHost) -> u64 {
+/// Peer traffic a host has received, as on the wire: bytes (the IP packets the
+/// counters saw plus 14 bytes of Ethernet header each, as `/proc/net/dev` counts),
+/// packets, and of those the bare ACKs (52-byte IP packets: no payload).
+fn peer_wire(host: &LanHost) -> (u64, u64, u64) {
     let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &host.netns,
-            "nft",
-            "list",
-            "table",
-            "inet",
-            "amp",
-        ])
+        .args(["netns", "exec", &host.netns])
+        .args(["nft", "list", "table", "inet", "amp"])
         .output()
         .expect("nft list");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let rest = l.split("counter packets ").nth(1)?;
-            let mut w = rest.split_whitespace();
-            let packets: u64 = w.next()?.parse().ok()?;
-            let bytes: u64 = w.nth(1)?.parse().ok()?;
-            Some(bytes + 14 * packets)
-        })
-        .sum()
+    let (mut bytes, mut packets, mut acks) = (0, 0, 0);
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(rest) = l.split("counter packets ").nth(1) else {
+            continue;
+        };
+        let mut w = rest.split_whitespace();
+        let p: u64 = w.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let b: u64 = w.nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        if l.contains("\"ack\"") {
+            acks += p;
+        } else {
+            bytes += b + 14 * p;
+            packets += p;
+        }
+    }
+    (bytes, packets, acks)
 }
 
 /// Sums over every host: the wire counters first, all of them, then the statuses.
 fn read_all(hosts: &[LanHost], nodes: &[Node]) -> Reading {
-    let wire: u64 = hosts.iter().map(peer_wire_bytes).sum();
-    let mut r = Reading {
-        wire,
-        ..Reading::default()
-    };
+    let mut r = Reading::default();
+    for h in hosts {
+        let (bytes, packets, acks) = peer_wire(h);
+        r.wire += bytes;
+        r.packets += packets;
+        r.acks += acks;
+    }
     for n in nodes {
         let s = n.status();
         r.stream += count(&s, "stream_bytes_in");
@@ -343,6 +351,8 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
             busy.saturating_sub(idle) as f64 / f64::from(HOSTS) / EVENTS as f64
         };
         let wire = per(busy.wire, idle.wire);
+        let packets = per(busy.packets, idle.packets);
+        let acks = per(busy.acks, idle.acks);
         let stream = per(busy.stream, idle.stream);
         let gossip = per(busy.gossip, idle.gossip);
         let copies = per(busy.copies, idle.copies);
@@ -358,7 +368,8 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
              gossip messages {gossip:.0} B ({copies:.2} copies, {:.2}x), \
              gossip messages + control {:.0} B ({:.2}x), \
              hub summaries {summary:.0} B, sync {sync:.0} B, peer exchange {pex:.0} B, \
-             all streams {stream:.0} B ({:.2}x), peer traffic on the wire {wire:.0} B ({:.2}x); \
+             all streams {stream:.0} B ({:.2}x), peer traffic on the wire {wire:.0} B ({:.2}x) in {packets:.1} packets \
+             ({acks:.1} of them bare ACKs); \
              idle window per host: wire {:.0} B, streams {:.0} B",
             mesh.as_secs_f64(),
             window.as_secs_f64(),
