@@ -533,9 +533,21 @@ impl Task {
         let due = self.dialer.due(now, |a| self.dial_skip(a));
         for addr in due {
             let (plain, peer) = split_peer(&addr);
+            // From a port of its own, not the listening one (libp2p's default reuses
+            // it): two nodes that dial each other at once from their listening ports
+            // make one TCP connection by simultaneous open, on which both act as
+            // dialer and the handshake fails ("Handshake failed: input error"). On a
+            // lossy LAN, where retransmitted SYNs cross often, that held a 30-host
+            // full mesh back by hundreds of failed dials.
             let opts = match peer {
-                Some(p) => DialOpts::peer_id(p).addresses(vec![plain]).build(),
-                None => DialOpts::unknown_peer_id().address(plain).build(),
+                Some(p) => DialOpts::peer_id(p)
+                    .addresses(vec![plain])
+                    .allocate_new_port()
+                    .build(),
+                None => DialOpts::unknown_peer_id()
+                    .address(plain)
+                    .allocate_new_port()
+                    .build(),
             };
             let cid = opts.connection_id();
             if let Err(e) = self.swarm.dial(opts) {
