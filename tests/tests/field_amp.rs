@@ -287,6 +287,8 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
         .len() as f64;
     let peers = u64::from(HOSTS) - 1;
     let mut rows = Vec::new();
+    // (profile, gossip messages + control, wire), per host per event.
+    let mut costs: Vec<(String, f64, f64)> = Vec::new();
     for profile in profiles() {
         // Periodic sync out of the way (10 min): what is measured is what gossip costs.
         let nodes: Vec<Node> = hosts
@@ -383,11 +385,30 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
         );
         eprintln!("{row}");
         rows.push(row);
+        costs.push((profile.clone(), gossip + control, wire));
         drop(nodes);
     }
     eprintln!("SUMMARY (load {})", load());
     for r in rows {
         eprintln!("{r}");
+    }
+    // The node's settings must cost well under libp2p's defaults (measured 3.2-3.8x
+    // against 9.8x for gossip, 6.0-6.8x against 16.7x on the wire). The ratio, not the
+    // 4x goal itself, is asserted: the absolute figures move with the machine's load.
+    let cost = |name: &str| costs.iter().find(|c| c.0 == name).map(|c| (c.1, c.2));
+    if let (Some(old), Some(new)) = (
+        cost("libp2p-default,summaries=off"),
+        cost("lan,summaries=off"),
+    ) {
+        assert!(
+            new.0 < old.0 * 0.6 && new.1 < old.1 * 0.75,
+            "the node's gossip settings cost {:.0} B of gossip and {:.0} B on the wire per \
+             host per event, libp2p's defaults {:.0} B and {:.0} B",
+            new.0,
+            new.1,
+            old.0,
+            old.1
+        );
     }
 }
 
