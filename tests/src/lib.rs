@@ -123,6 +123,7 @@ pub struct Node {
     extra: Vec<String>,
     lan: Option<LanHost>,
     api_arg: String,
+    env: Vec<(String, String)>,
     agent: ureq::Agent,
 }
 
@@ -148,6 +149,8 @@ pub struct Opts {
     pub lan: Option<LanHost>,
     /// The API address (`--api`), instead of `127.0.0.1:0`.
     pub api: Option<String>,
+    /// Extra environment variables of the node's process (e.g. `AIDMESH_GOSSIP_PROFILE`).
+    pub env: Vec<(String, String)>,
 }
 
 /// A node's place on a namespace LAN (see [`lan`]).
@@ -220,6 +223,7 @@ impl Node {
             extra,
             lan: opts.lan.clone(),
             api_arg: opts.api.clone().unwrap_or_else(|| "127.0.0.1:0".into()),
+            env: opts.env.clone(),
             agent: agent(),
         };
         node.restart();
@@ -279,6 +283,7 @@ impl Node {
             .args(["--sync-every", &self.sync_every])
             .args(&self.extra)
             .env("AIDMESH_LOG", &self.log_filter)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

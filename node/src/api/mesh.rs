@@ -85,6 +85,7 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
     let (clock, offset) = st.engine.clock_status();
     let reading = st.engine.clock();
     let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
+    let metered = net.as_ref().map(|n| n.metered).unwrap_or_default();
     Ok(Json(json!({
         "peer_id": net.as_ref().map(|n| n.peer_id.clone()).unwrap_or_else(|| st.net.peer_id.to_string()),
         "community": st.engine.community(),
@@ -100,6 +101,13 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
         "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
         "sync_bytes_in": net.as_ref().map_or(0, |n| n.sync_bytes_in),
         "sync_bytes_out": net.as_ref().map_or(0, |n| n.sync_bytes_out),
+        "gossip_msgs_in": metered.gossip_msgs_in,
+        "gossip_bytes_in": metered.gossip_bytes_in,
+        "summary_msgs_in": metered.summary_msgs_in,
+        "summary_bytes_in": metered.summary_bytes_in,
+        "pex_bytes_in": metered.pex_bytes_in,
+        "stream_bytes_in": metered.stream_bytes_in,
+        "stream_bytes_out": metered.stream_bytes_out,
         "disk": disk,
         "unreached": super::delivery::unreached_value(&st),
     }))

@@ -12,6 +12,7 @@
 //!   back to the task.
 
 pub mod dialer;
+pub mod metrics;
 pub mod pex;
 mod task;
 pub mod transport;
@@ -96,6 +97,9 @@ pub struct NetStatus {
     pub sync_bytes_in: u64,
     /// Bytes of sync traffic sent.
     pub sync_bytes_out: u64,
+    /// Gossip and stream byte counts, from libp2p's metrics (issue 10).
+    #[serde(flatten)]
+    pub metered: metrics::Metered,
 }
 
 /// Requests to the network task.
@@ -196,7 +200,16 @@ fn setup(
 ) -> Result<(NetHandle, task::Task), NetError> {
     let counters = Arc::new(Counters::default());
     let pnet_passed = PnetPassed::default();
-    let mut swarm = transport::build_swarm(keypair, cfg, counters.clone(), pnet_passed.clone())?;
+    let mut meter = metrics::Meter::new(&cfg.topic, &delivery_topic(&cfg.topic));
+    let profile = transport::GossipProfile::from_env().map_err(NetError::Setup)?;
+    let mut swarm = transport::build_swarm(
+        keypair,
+        cfg,
+        counters.clone(),
+        pnet_passed.clone(),
+        &mut meter,
+        profile,
+    )?;
     let topic = IdentTopic::new(cfg.topic.clone());
     swarm
         .behaviour_mut()
@@ -242,6 +255,8 @@ fn setup(
             delivery_topic,
             delivery,
             counters,
+            meter,
+            summaries: profile.summaries,
             worker,
             checker,
             done,

@@ -279,9 +279,26 @@ impl Pex {
 }
 
 /// Length-prefixed (u16 big-endian) peer-exchange messages, size-checked before
-/// reading.
+/// reading. Counts the bytes it reads (length prefixes included) into its counter,
+/// so that status can tell peer exchange apart from gossip (issue 10).
 #[derive(Debug, Clone, Default)]
-pub struct Codec;
+pub struct Codec {
+    bytes_in: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Codec {
+    /// A codec counting the bytes it reads into `bytes_in`.
+    pub fn new(bytes_in: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Codec {
+        Codec { bytes_in }
+    }
+
+    async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<Vec<u8>> {
+        let b = read_frame(io).await?;
+        self.bytes_in
+            .fetch_add(2 + b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(b)
+    }
+}
 
 async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 2];
@@ -319,7 +336,7 @@ impl libp2p::request_response::Codec for Codec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<PexRequest> {
-        PexRequest::decode(&read_frame(io).await?).map_err(invalid)
+        PexRequest::decode(&self.read(io).await?).map_err(invalid)
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -327,7 +344,7 @@ impl libp2p::request_response::Codec for Codec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<PexResponse> {
-        PexResponse::decode(&read_frame(io).await?).map_err(invalid)
+        PexResponse::decode(&self.read(io).await?).map_err(invalid)
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(

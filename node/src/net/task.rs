@@ -39,6 +39,11 @@ pub(super) struct Task {
     delivery_topic: IdentTopic,
     delivery: Arc<crate::delivery::Delivery>,
     counters: Arc<Counters>,
+    /// libp2p's own counts of gossip and stream bytes (issue 10).
+    meter: super::metrics::Meter,
+    /// Whether our hub summaries are published (off only in the test bed's
+    /// measurements of event gossip alone, [`super::transport::GossipProfile`]).
+    summaries: bool,
     events: broadcast::Receiver<crate::engine::NewEvent>,
     /// Our sync session with each peer.
     sessions: HashMap<PeerId, Running>,
@@ -118,6 +123,8 @@ pub(super) struct Parts {
     pub delivery_topic: IdentTopic,
     pub delivery: Arc<crate::delivery::Delivery>,
     pub counters: Arc<Counters>,
+    pub meter: super::metrics::Meter,
+    pub summaries: bool,
     pub worker: Worker,
     pub checker: Checker,
     pub done: mpsc::UnboundedReceiver<Done>,
@@ -137,6 +144,8 @@ impl Task {
             delivery_topic: p.delivery_topic,
             delivery: p.delivery,
             counters: p.counters,
+            meter: p.meter,
+            summaries: p.summaries,
             sessions: HashMap::new(),
             session_generation: 0,
             relay_due: HashSet::new(),
@@ -426,6 +435,7 @@ impl Task {
                 .counters
                 .bytes_out
                 .load(std::sync::atomic::Ordering::Relaxed),
+            metered: self.meter.read(),
         }
     }
 
@@ -472,6 +482,9 @@ impl Task {
         else {
             return;
         };
+        if !self.summaries {
+            return;
+        }
         match self
             .swarm
             .behaviour_mut()
@@ -520,9 +533,21 @@ impl Task {
         let due = self.dialer.due(now, |a| self.dial_skip(a));
         for addr in due {
             let (plain, peer) = split_peer(&addr);
+            // From a port of its own, not the listening one (libp2p's default reuses
+            // it): two nodes that dial each other at once from their listening ports
+            // make one TCP connection by simultaneous open, on which both act as
+            // dialer and the handshake fails ("Handshake failed: input error"). On a
+            // lossy LAN, where retransmitted SYNs cross often, that held a 30-host
+            // full mesh back by hundreds of failed dials.
             let opts = match peer {
-                Some(p) => DialOpts::peer_id(p).addresses(vec![plain]).build(),
-                None => DialOpts::unknown_peer_id().address(plain).build(),
+                Some(p) => DialOpts::peer_id(p)
+                    .addresses(vec![plain])
+                    .allocate_new_port()
+                    .build(),
+                None => DialOpts::unknown_peer_id()
+                    .address(plain)
+                    .allocate_new_port()
+                    .build(),
             };
             let cid = opts.connection_id();
             if let Err(e) = self.swarm.dial(opts) {

@@ -54,35 +54,163 @@ fn message_id(m: &gossipsub::Message) -> MessageId {
     }
 }
 
-fn gossipsub(topic: &TopicHash) -> Result<gossipsub::Behaviour, String> {
+/// The gossipsub settings. [`GossipProfile::LAN`] is the node's; another can be
+/// chosen with the environment variable `AIDMESH_GOSSIP_PROFILE` for the test bed's
+/// comparisons (docs/reliability.md, "Thin link and gossip amplification"): a base,
+/// `lan` or `libp2p-default`, then optional comma-separated overrides, e.g.
+/// `lan,mesh=3/2/4,idontwant=0`. Not for hubs: every node of a community should
+/// run the same settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GossipProfile {
+    /// Mesh degree: target, low and high (libp2p's D, D_lo, D_hi).
+    pub mesh: (usize, usize, usize),
+    /// Non-mesh peers sent IHAVE at each heartbeat, at least (D_lazy).
+    pub lazy: usize,
+    /// Share of the other non-mesh peers sent IHAVE too.
+    pub factor: f64,
+    /// Heartbeat windows whose message ids an IHAVE carries.
+    pub history_gossip: usize,
+    /// Publish to every subscribed peer instead of to the mesh.
+    pub flood_publish: bool,
+    /// Messages over this many bytes make a node send IDONTWANT to its mesh.
+    pub idontwant: usize,
+    /// Whether hub summaries (issue 11) are published. Off only to measure event
+    /// gossip alone in the test bed: without them no other hub confirms delivery.
+    pub summaries: bool,
+}
+
+/// The environment variable that picks a [`GossipProfile`].
+pub const GOSSIP_PROFILE_ENV: &str = "AIDMESH_GOSSIP_PROFILE";
+
+impl GossipProfile {
+    /// Tuned for hub LANs, where every node reaches every other and links are short
+    /// (docs/reliability.md, "Thin link and gossip amplification"). A mesh of 4
+    /// still forms a connected overlay of a LAN; publishing to the mesh (topped up
+    /// to 4 when it is short) instead of to every peer, and announcing only the last
+    /// window's ids to 2 non-mesh peers, cut what each node receives per event.
+    pub const LAN: GossipProfile = GossipProfile {
+        mesh: (4, 3, 6),
+        lazy: 2,
+        factor: 0.0,
+        history_gossip: 1,
+        flood_publish: false,
+        idontwant: 1000,
+        summaries: true,
+    };
+
+    /// libp2p's defaults (the node before the LAN tuning).
+    pub const LIBP2P_DEFAULT: GossipProfile = GossipProfile {
+        mesh: (6, 5, 12),
+        lazy: 6,
+        factor: 0.25,
+        history_gossip: 3,
+        flood_publish: true,
+        idontwant: 1000,
+        summaries: true,
+    };
+
+    /// The profile `AIDMESH_GOSSIP_PROFILE` names, [`GossipProfile::LAN`] if unset.
+    pub fn from_env() -> Result<GossipProfile, String> {
+        match std::env::var(GOSSIP_PROFILE_ENV) {
+            Ok(v) => {
+                GossipProfile::parse(&v).map_err(|e| format!("{GOSSIP_PROFILE_ENV}={v:?}: {e}"))
+            }
+            Err(std::env::VarError::NotPresent) => Ok(GossipProfile::LAN),
+            Err(e) => Err(format!("{GOSSIP_PROFILE_ENV}: {e}")),
+        }
+    }
+
+    /// Parses `base[,key=value...]`; see [`GossipProfile`].
+    pub fn parse(s: &str) -> Result<GossipProfile, String> {
+        let mut parts = s.split(',').map(str::trim);
+        let mut p = match parts.next().unwrap_or("") {
+            "lan" | "" => GossipProfile::LAN,
+            "libp2p-default" => GossipProfile::LIBP2P_DEFAULT,
+            other => {
+                return Err(format!(
+                    "unknown profile {other:?}: use lan or libp2p-default, then overrides \
+                     such as mesh=3/2/4, lazy=2, factor=0.25, history=1, flood=on, idontwant=0, \
+                     summaries=off"
+                ))
+            }
+        };
+        for part in parts {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?} is not key=value"))?;
+            let num = |v: &str| {
+                v.parse::<usize>()
+                    .map_err(|_| format!("{k}={v}: not a whole number"))
+            };
+            match k {
+                "mesh" => {
+                    let n: Vec<usize> = v.split('/').map(num).collect::<Result<_, _>>()?;
+                    let [d, lo, hi] = n[..] else {
+                        return Err(format!("mesh={v}: give target/low/high, e.g. 4/3/6"));
+                    };
+                    if !(1 <= lo && lo <= d && d <= hi) {
+                        return Err(format!("mesh={v}: need 1 <= low <= target <= high"));
+                    }
+                    p.mesh = (d, lo, hi);
+                }
+                "lazy" => p.lazy = num(v)?,
+                "factor" => {
+                    p.factor = v
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|f| (0.0..=1.0).contains(f))
+                        .ok_or_else(|| format!("factor={v}: give a number from 0 to 1"))?
+                }
+                "history" => p.history_gossip = num(v)?.clamp(1, 5),
+                "flood" => {
+                    p.flood_publish = match v {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(format!("flood={v}: give on or off")),
+                    }
+                }
+                "idontwant" => p.idontwant = num(v)?,
+                "summaries" => {
+                    p.summaries = match v {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(format!("summaries={v}: give on or off")),
+                    }
+                }
+                _ => return Err(format!("unknown setting {k:?}")),
+            }
+        }
+        Ok(p)
+    }
+}
+
+fn gossipsub(
+    topic: &TopicHash,
+    profile: GossipProfile,
+    metrics: &mut prometheus_client::registry::Registry,
+) -> Result<gossipsub::Behaviour, String> {
+    let (d, lo, hi) = profile.mesh;
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Anonymous)
         .validate_messages()
         .message_id_fn(message_id)
         .max_transmit_size(MAX_EVENT_BYTES + 1024)
         .heartbeat_interval(Duration::from_millis(700))
-        // Tuned for hub LANs, where every node reaches every other and links are
-        // short (docs/reliability.md, "Thin link and gossip amplification"): with
-        // libp2p's defaults (mesh of 6, publish to every peer, IHAVE of 3 heartbeat
-        // windows to a quarter of the other peers) each node of 30 received the
-        // event's bytes 6.3 times over, most of them duplicates and announcements.
-        // A mesh of 4 still forms a connected overlay of a LAN; publishing to the
-        // mesh (topped up to 4 when it is short) instead of to every peer, and
-        // announcing only the last window's ids to 2 non-mesh peers, brings it under
-        // 4x. IDONTWANT (gossipsub 1.2) stays at libp2p's 1 kB threshold: for a
-        // 300-byte event the notice to each mesh peer costs about as much as the
-        // copy it might save.
-        .mesh_n(4)
-        .mesh_n_low(3)
-        .mesh_n_high(6)
-        .gossip_lazy(2)
-        .gossip_factor(0.0)
-        .history_gossip(1)
-        .flood_publish(false)
+        .mesh_n(d)
+        .mesh_n_low(lo)
+        .mesh_n_high(hi)
+        // libp2p's 2, lowered for a mesh under 4 (it must be at most half of it).
+        .mesh_outbound_min((d / 2).min(2).min(lo))
+        .gossip_lazy(profile.lazy)
+        .gossip_factor(profile.factor)
+        .history_gossip(profile.history_gossip)
+        .flood_publish(profile.flood_publish)
+        .idontwant_message_size_threshold(profile.idontwant)
         .build()
         .map_err(|e| e.to_string())?;
     // Events are signed by their authors; gossipsub's own signatures would add nothing.
-    let mut b = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)?;
+    let mut b = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)?
+        .with_metrics(metrics, gossipsub::MetricsConfig::default());
     // Peer scoring: an invalid event costs a peer heavily, so a forger is quickly
     // graylisted. Delivery-rate penalties are off: a quiet LAN is normal, and many
     // test nodes share one IP, so the IP-colocation penalty is off too.
@@ -202,19 +330,25 @@ pub(super) fn build_swarm(
     cfg: &NetConfig,
     counters: Arc<Counters>,
     passed: PnetPassed,
+    meter: &mut super::metrics::Meter,
+    profile: GossipProfile,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let topic = IdentTopic::new(cfg.topic.clone()).hash();
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    if profile != GossipProfile::LAN {
+        tracing::info!(?profile, "gossipsub settings from {GOSSIP_PROFILE_ENV}");
+    }
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_other_transport(|key| transport_noting(key, cfg.psk, passed))
         .map_err(|e| setup(&e))?
+        .with_bandwidth_metrics(meter.transport())
         .with_behaviour(|_| {
             Ok(Behaviour {
                 blocked: allow_block_list::Behaviour::default(),
                 pending_per_ip: crate::pending::PendingPerIp::default(),
                 limits: connection_limits::Behaviour::new(limits()),
-                gossipsub: gossipsub(&topic)?,
+                gossipsub: gossipsub(&topic, profile, meter.gossipsub())?,
                 sync: request_response::Behaviour::with_codec(
                     Codec::new(counters),
                     [(sync::PROTOCOL, ProtocolSupport::Full)],
@@ -223,7 +357,7 @@ pub(super) fn build_swarm(
                         .with_max_concurrent_streams(32),
                 ),
                 pex: request_response::Behaviour::with_codec(
-                    super::pex::Codec,
+                    super::pex::Codec::new(meter.pex_bytes_in()),
                     [(super::pex::PROTOCOL, ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(10))
@@ -236,4 +370,53 @@ pub(super) fn build_swarm(
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
     Ok(swarm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gossip_profiles_parse_with_overrides_and_build() {
+        assert_eq!(GossipProfile::parse("lan"), Ok(GossipProfile::LAN));
+        assert_eq!(GossipProfile::parse(""), Ok(GossipProfile::LAN));
+        let old = GossipProfile::parse("libp2p-default").unwrap();
+        assert_eq!(old, GossipProfile::LIBP2P_DEFAULT);
+        let p = GossipProfile::parse(
+            "lan, mesh=3/2/4, idontwant=0, flood=on, lazy=3, factor=0.5, history=2",
+        )
+        .unwrap();
+        assert_eq!(p.mesh, (3, 2, 4));
+        assert_eq!(p.idontwant, 0);
+        assert!(p.flood_publish);
+        assert_eq!((p.lazy, p.factor, p.history_gossip), (3, 0.5, 2));
+        // Every profile named here builds a gossipsub (libp2p checks the mesh bounds).
+        let topic = IdentTopic::new("t").hash();
+        for p in [
+            GossipProfile::LAN,
+            old,
+            p,
+            GossipProfile::parse("lan,mesh=2/1/3").unwrap(),
+        ] {
+            let mut r = prometheus_client::registry::Registry::default();
+            assert!(gossipsub(&topic, p, &mut r).is_ok(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn bad_gossip_profiles_say_what_is_wrong() {
+        for (s, says) in [
+            ("fast", "unknown profile"),
+            ("lan,mesh=4", "target/low/high"),
+            ("lan,mesh=3/4/2", "low <= target <= high"),
+            ("lan,mesh=a/b/c", "not a whole number"),
+            ("lan,factor=2", "from 0 to 1"),
+            ("lan,flood=yes", "on or off"),
+            ("lan,colour=blue", "unknown setting"),
+            ("lan,idontwant", "not key=value"),
+        ] {
+            let e = GossipProfile::parse(s).unwrap_err();
+            assert!(e.contains(says), "{s}: {e}");
+        }
+    }
 }
