@@ -188,17 +188,30 @@ pub(super) async fn hubs(State(st): State<AppState>, headers: HeaderMap) -> ApiR
 
 /// Urgent or life-threatening needs posted here, still open, known at no other hub
 /// and older than [`crate::delivery::UNREACHED_AFTER_MS`].
+///
+/// Filtered on the view's heads; only the survivors' posts are read back (for their
+/// title). Every status answer asks this, and folding every item with its post read
+/// from the store paged the whole event log into sled's cache (20 MB at 100,000
+/// events, issue 14).
 pub(super) fn unreached_value(st: &AppState) -> Vec<Value> {
     let now = st.engine.now_ms();
     let me = st.net.delivery.me();
-    let items = st.engine.with_view(|v| v.items(now));
+    let mut heads = st.engine.with_view(|v| v.heads(now));
+    heads.retain(|h| {
+        h.kind == BodyKind::Need
+            && h.author == me
+            && matches!(h.urgency, Urgency::High | Urgency::LifeThreatening)
+            && h.state.is_active()
+            && !h.expired
+            && now.saturating_sub(h.created.millis()) > crate::delivery::UNREACHED_AFTER_MS
+    });
+    // Asked outside the view's lock, as before.
+    heads.retain(|h| st.net.delivery.known(h.created, &h.id).is_empty());
+    let items: Vec<Item> = st
+        .engine
+        .with_view(|v| heads.iter().filter_map(|h| v.item(&h.id, now)).collect());
     items
         .iter()
-        .filter(|i| i.kind == BodyKind::Need && i.author == me)
-        .filter(|i| matches!(i.post.urgency, Urgency::High | Urgency::LifeThreatening))
-        .filter(|i| i.state.is_active() && !i.expired)
-        .filter(|i| now.saturating_sub(i.created.millis()) > crate::delivery::UNREACHED_AFTER_MS)
-        .filter(|i| st.net.delivery.known(i.created, &i.id).is_empty())
         .map(|i| {
             json!({
                 "id": i.id.to_hex(), "short_id": i.id.short(), "text": i.post.title,
@@ -209,22 +222,17 @@ pub(super) fn unreached_value(st: &AppState) -> Vec<Value> {
 }
 
 /// Counts of the items a page shows (open needs and offers, most urgent first, at
-/// most [`KNOWN_CAP`]), by id hex.
+/// most [`KNOWN_CAP`]), by id hex. From the view's heads: no post is read.
 pub(super) fn counts(st: &AppState) -> BTreeMap<String, Value> {
     let roster = Roster::of(st);
     let now = st.engine.now_ms();
-    let mut items = st.engine.with_view(|v| v.items(now));
-    items.retain(|i| i.state.is_active() && !i.expired);
-    items.sort_by_key(|i| {
-        (
-            std::cmp::Reverse(i.post.urgency),
-            std::cmp::Reverse(i.created),
-        )
-    });
-    items
+    let mut heads = st.engine.with_view(|v| v.heads(now));
+    heads.retain(|h| h.state.is_active() && !h.expired);
+    heads.sort_by_key(|h| (std::cmp::Reverse(h.urgency), std::cmp::Reverse(h.created)));
+    heads
         .iter()
         .take(KNOWN_CAP)
-        .map(|i| (i.id.to_hex(), count(st, &roster, i.created, &i.id)))
+        .map(|h| (h.id.to_hex(), count(st, &roster, h.created, &h.id)))
         .collect()
 }
 
