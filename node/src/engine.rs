@@ -631,6 +631,16 @@ impl Engine {
         Ok(set)
     }
 
+    /// A sync session has ended (the worker records it in the peer book): the cached
+    /// reconciliation set (40 bytes an event) is dropped until the next session
+    /// needs it, and the heap the session freed is handed back to the system. A node
+    /// otherwise kept both until its next change (issue 14: 13 MB at 100,000
+    /// events). Call off the network task: the trim walks the allocator's free lists.
+    pub fn after_sync(&self) {
+        self.lock().sync_set = None;
+        release_freed_memory();
+    }
+
     /// Whether an id is held or was erased (so there is no point fetching it).
     pub fn knows(&self, id: &EventId) -> Result<bool, StoreError> {
         Ok(self.store.contains(id)? || self.store.erased_kind(id)?.is_some())
