@@ -1156,6 +1156,62 @@ mod tests {
         );
     }
 
+    /// The time index in memory (issue 14) answers exactly as the database: after
+    /// inserts (in and out of time order), duplicates, erasures, a compaction and a
+    /// reopen that reads it back from `ids`.
+    #[test]
+    fn the_time_index_in_memory_answers_as_the_database_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        // Out of time order, as a catch-up brings old events after new ones.
+        let events: Vec<Event> = [9u64, 3, 7, 1, 5, 8, 2].into_iter().map(ev).collect();
+        for e in &events {
+            assert!(s.insert(e).unwrap());
+            assert!(!s.insert(e).unwrap(), "a duplicate is refused");
+        }
+        s.erase(&events[1].id(), 999).unwrap();
+        s.erase(&events[4].id(), 999).unwrap();
+        // Never held: nothing to remove from the index.
+        s.erase(&ev(42).id(), 999).unwrap();
+        let kept: Vec<&Event> = events
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1 && *i != 4)
+            .map(|(_, e)| e)
+            .collect();
+        let mut want: Vec<(Timestamp, EventId)> =
+            kept.iter().map(|e| (e.timestamp(), e.id())).collect();
+        want.sort_unstable();
+        let mut want_ids: Vec<EventId> = kept.iter().map(|e| e.id()).collect();
+        want_ids.sort_unstable();
+        let check = |s: &Store, when: &str| {
+            assert_eq!(s.sync_items().unwrap(), want, "{when}: sync items");
+            assert_eq!(s.ids().unwrap(), want_ids, "{when}: ids");
+            assert_eq!(s.len(), want.len(), "{when}: count");
+            for e in &events {
+                let held = kept.iter().any(|k| k.id() == e.id());
+                assert_eq!(
+                    s.contains_at(e.timestamp(), &e.id()).unwrap(),
+                    held,
+                    "{when}"
+                );
+                assert_eq!(s.contains(&e.id()).unwrap(), held, "{when}");
+            }
+            assert!(
+                !s.contains_at(Timestamp(1), &events[0].id()).unwrap(),
+                "{when}: wrong stamp"
+            );
+        };
+        check(&s, "after writes");
+        s.compact().unwrap();
+        check(&s, "after a compaction");
+        s.release_cache().unwrap();
+        check(&s, "after a reopen of sled");
+        s.flush().unwrap();
+        drop(s);
+        check(&Store::open(dir.path()).unwrap(), "read back at open");
+    }
+
     #[test]
     fn erase_removes_the_bytes_and_remembers() {
         let dir = tempfile::tempdir().unwrap();
