@@ -375,6 +375,7 @@ fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
     for (id, at) in store.arrivals()? {
         view.note_arrival(id, at);
     }
+    view.pack();
     Ok(Loaded {
         view,
         unknown,
