@@ -375,6 +375,7 @@ fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
     for (id, at) in store.arrivals()? {
         view.note_arrival(id, at);
     }
+    view.pack();
     Ok(Loaded {
         view,
         unknown,
@@ -629,6 +630,16 @@ impl Engine {
             st.sync_set = Some(set.clone());
         }
         Ok(set)
+    }
+
+    /// A sync session has ended (the worker records it in the peer book): the cached
+    /// reconciliation set (40 bytes an event) is dropped until the next session
+    /// needs it, and the heap the session freed is handed back to the system. A node
+    /// otherwise kept both until its next change (issue 14: 13 MB at 100,000
+    /// events). Call off the network task: the trim walks the allocator's free lists.
+    pub fn after_sync(&self) {
+        self.lock().sync_set = None;
+        release_freed_memory();
     }
 
     /// Whether an id is held or was erased (so there is no point fetching it).
@@ -1021,28 +1032,48 @@ fn validate_all(batch: &[Vec<u8>], rules: &Rules) -> Vec<Result<Verified, Valida
     })
 }
 
-/// Hands memory the allocator holds but no longer uses back to the system, after a
-/// step that decoded the whole store (a start, a rebuild of the view). glibc keeps
-/// freed blocks for reuse, so without this the peak of that step would stay
-/// resident for good; on a 512 MB Raspberry Pi that is the difference that matters.
-/// Caps glibc's malloc at one arena. By default it gives each thread that meets
-/// contention an arena of its own (up to 8 per core), and the node's threads (runtime
-/// workers, network, sled, compactor, API) each keep freed blocks in theirs. At 100,000
-/// events a node then settles at 76 MB after its start; with one arena at 60–61 MB in
-/// every start measured, with two in only half of them (`docs/benchmarks.md`). Small
-/// blocks still go through each thread's own cache (glibc's tcache) without the arena
-/// lock. Call first thing in `main`, before any thread starts; a `MALLOC_ARENA_MAX` set
-/// in the environment wins.
+/// Caps glibc's malloc at one arena and fixes its mmap threshold. By default glibc
+/// gives each thread that meets contention an arena of its own (up to 8 per core), and
+/// the node's threads (runtime workers, network, sled, compactor, API) each keep freed
+/// blocks in theirs. At 100,000 events a node then settles at 76 MB after its start;
+/// with one arena at 60–61 MB in every start measured, with two in only half of them
+/// (`docs/benchmarks.md`). Small blocks still go through each thread's own cache
+/// (glibc's tcache) without the arena lock.
+///
+/// The mmap threshold: glibc raises it each time a block it had mapped is freed (up
+/// to 32 MB), after which the node's big short-lived vectors (the sync set and its
+/// copies, 4 MB each at 100,000 events) are carved from the heap and leave holes it
+/// cannot hand back. Fixed at [`MMAP_THRESHOLD`], they are mapped and unmapped whole.
+///
+/// Call first thing in `main`, before any thread starts; `MALLOC_ARENA_MAX` and
+/// `MALLOC_MMAP_THRESHOLD_` set in the environment win.
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter; any return value is fine.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 1);
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            // SAFETY: mallopt only sets an allocator parameter; any return value is fine.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 1);
+            }
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            // SAFETY: as above.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            }
         }
     }
 }
 
+/// Blocks of this size or more are mapped on their own (see [`limit_malloc_arenas`]):
+/// glibc's default starting value, kept from rising.
+pub const MMAP_THRESHOLD: i32 = 128 * 1024;
+
+/// Hands memory the allocator holds but no longer uses back to the system, after a
+/// step that decoded the whole store (a start, a rebuild of the view) or a sync
+/// session. glibc keeps freed blocks for reuse, so without this the peak of that step
+/// would stay resident for good; on a 512 MB Raspberry Pi that is the difference that
+/// matters.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; no pointer is
@@ -1201,6 +1232,26 @@ mod tests {
         drop(eng);
         let again = engine(dir.path(), 1);
         assert_eq!(again.len(), n);
+    }
+
+    /// Between sessions a node keeps no reconciliation set (issue 14: 4 MB at
+    /// 100,000 events); the next session builds it again, the same.
+    #[test]
+    fn after_a_sync_the_cached_set_is_let_go_and_built_again_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let eng = engine(dir.path(), 1);
+        eng.post(need()).unwrap();
+        let set = eng.sync_set().unwrap();
+        assert_eq!(Arc::strong_count(&set), 2, "the engine caches the set");
+        eng.after_sync();
+        assert_eq!(Arc::strong_count(&set), 1, "the engine let go of it");
+        let again = eng.sync_set().unwrap();
+        assert_eq!(again.len(), set.len());
+        assert_eq!(
+            eng.store().sync_items().unwrap().len(),
+            again.len(),
+            "built from the store's time index"
+        );
     }
 
     #[test]

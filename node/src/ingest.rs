@@ -222,6 +222,7 @@ fn run(
             }
             Job::Synced { peer, wall_ms } => {
                 update_peer(engine, &peer, |rec| rec.last_sync_ms = Some(wall_ms));
+                engine.after_sync();
                 None
             }
         };

@@ -226,14 +226,14 @@ impl NegentropyStorageBase for Shared {
 impl SyncSet {
     /// Builds the set. Duplicates are harmless.
     pub fn new(items: impl IntoIterator<Item = (Timestamp, EventId)>) -> Result<Self, SyncError> {
-        let mut storage = NegentropyStorageVector::new();
-        let mut seen = std::collections::BTreeSet::new();
+        let items = items.into_iter();
+        // Sized from the iterator (exact for a vector): a set grown by doubling kept up
+        // to a third more than its 40 bytes an item. `seal` sorts and drops duplicates.
+        let mut storage = NegentropyStorageVector::with_capacity(items.size_hint().0);
         for (ts, id) in items {
-            if seen.insert((ts, id)) {
-                storage
-                    .insert(ts.0, Id::from_byte_array(id.0))
-                    .map_err(reconcile_err)?;
-            }
+            storage
+                .insert(ts.0, Id::from_byte_array(id.0))
+                .map_err(reconcile_err)?;
         }
         storage.seal().map_err(reconcile_err)?;
         Ok(SyncSet {

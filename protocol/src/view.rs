@@ -559,6 +559,17 @@ impl View {
         }
     }
 
+    /// Rebuilds the per-event maps in one sorted pass, so that their nodes are full.
+    /// A map filled in random key order (ids, as a start reads events in time order)
+    /// leaves its nodes about two-thirds full; at 100,000 needs and offers that is
+    /// 3 MB (issue 14). Changes no answer. For after a bulk load.
+    pub fn pack(&mut self) {
+        self.posts = std::mem::take(&mut self.posts).into_iter().collect();
+        self.others = std::mem::take(&mut self.others).into_iter().collect();
+        self.changes = std::mem::take(&mut self.changes).into_iter().collect();
+        self.kept = std::mem::take(&mut self.kept).into_iter().collect();
+    }
+
     /// Number of distinct understood events filed.
     pub fn len(&self) -> usize {
         // An id names one event, so it is filed in exactly one of these.

@@ -828,6 +828,29 @@ proptest! {
     }
 
     #[test]
+    fn a_packed_view_answers_exactly_as_before(
+        ops in proptest::collection::vec(op(), 1..60),
+        seed in 1u64..u64::MAX,
+    ) {
+        let mut events = materialise(&ops);
+        shuffle(&mut events, seed);
+        for v in [view(&events), sourced(&events)] {
+            let mut packed = v.clone();
+            packed.pack();
+            prop_assert_eq!(&packed, &v);
+            prop_assert_eq!(answers(&packed), answers(&v));
+            // Still takes new events after packing.
+            let mut more = packed.clone();
+            let mut again = v.clone();
+            for (e, b) in events.iter().take(3) {
+                more.insert(e, b);
+                again.insert(e, b);
+            }
+            prop_assert_eq!(&more, &again);
+        }
+    }
+
+    #[test]
     fn heads_are_the_items_without_their_posts(ops in proptest::collection::vec(op(), 1..60)) {
         let v = view(&materialise(&ops));
         for now in [0, NOW] {

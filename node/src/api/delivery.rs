@@ -243,7 +243,7 @@ fn unreached_now(st: &AppState) -> Vec<Value> {
 }
 
 /// Counts of the items a page shows (open needs and offers, most urgent first, at
-/// most [`KNOWN_CAP`]), by id hex.
+/// most [`KNOWN_CAP`]), by id hex. From the view's heads: no post is read.
 pub(super) fn counts(st: &AppState) -> BTreeMap<String, Value> {
     let roster = Roster::of(st);
     let now = st.engine.now_ms();
@@ -255,7 +255,7 @@ pub(super) fn counts(st: &AppState) -> BTreeMap<String, Value> {
     items
         .iter()
         .take(KNOWN_CAP)
-        .map(|i| (i.id.to_hex(), count(st, &roster, i.created, &i.id)))
+        .map(|h| (h.id.to_hex(), count(st, &roster, h.created, &h.id)))
         .collect()
 }
 

@@ -84,15 +84,19 @@ fn main() {
         memory_probe(Path::new(dir));
         return;
     }
-    // --fill DIR N: an initialised node directory holding the bench's first N events
-    // (for `--memory-probe` without a full run).
+    // --fill DIR N [DIR2...]: initialised node directories (each its own identity)
+    // holding the same first N events of the bench (for `--memory-probe` or an
+    // in-sync pair without a full run).
     if let (Some("--fill"), Some(dir), Some(n)) = (
         args.get(1).map(String::as_str),
         args.get(2),
         args.get(3).and_then(|n| n.parse::<usize>().ok()),
     ) {
-        let took = prefill(Path::new(dir), &make_events(n, 0x00a1_d0e5), FULL.batch);
-        eprintln!("{n} events filed in {:.1} s", took.as_secs_f64());
+        let events = make_events(n, 0x00a1_d0e5);
+        for dir in std::iter::once(dir).chain(&args[4..]) {
+            let took = prefill(Path::new(dir), &events, FULL.batch);
+            eprintln!("{n} events filed in {dir} in {:.1} s", took.as_secs_f64());
+        }
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
