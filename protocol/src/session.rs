@@ -29,9 +29,18 @@ use std::collections::{HashSet, VecDeque};
 use crate::event::{Event, EventId};
 use crate::sync::{Initiator, SyncRequest, SyncResponse, SyncSet, MAX_FETCH_IDS};
 
-/// Most reconciliation rounds in one session before giving up (a peer feeding us
-/// endless rounds is misbehaving).
+/// Reconciliation rounds one session may take however little it learns; a session
+/// that learns many ids gets more (see [`IDS_PER_EXTRA_ROUND`]). Past that budget a
+/// peer feeding us rounds is misbehaving.
 pub const MAX_ROUNDS: u32 = 64;
+
+/// One more round is allowed for every this many ids the rounds so far have found
+/// missing on either side. A round's message is at most
+/// [`crate::sync::RECONCILE_FRAME_LIMIT`] bytes, so two big sets that differ in most
+/// of their ids need a round per ~1,800 differing ids on top of the logarithmic ones:
+/// two hubs of 100,000 different events each need about 110 rounds, and were cut off
+/// at 64. A round that finds nothing adds nothing, so endless empty rounds still end.
+pub const IDS_PER_EXTRA_ROUND: usize = 256;
 
 /// Most ids a relay session (see [`Session::start`]) keeps of what the peer lacks, to
 /// hand on by gossip: a small catch-up reaches the other peers at once; the rest of a
@@ -174,6 +183,11 @@ pub struct Session {
     have: Vec<EventId>,
     relay: bool,
     summary: Summary,
+    /// Distinct ids found missing here so far, while reconciling (dropped after): a
+    /// peer repeating the same ids earns no extra rounds and no longer `need` list.
+    seen_need: HashSet<EventId>,
+    /// How many ids our set holds: at most that many can be lacking at the peer.
+    our_len: usize,
 }
 
 impl std::fmt::Debug for Session {
@@ -211,6 +225,8 @@ impl Session {
             have: Vec::new(),
             relay,
             summary: Summary::default(),
+            seen_need: HashSet::new(),
+            our_len: set.len(),
         };
         Ok((session, SyncRequest::Reconcile { wall_ms, message }))
     }
@@ -254,26 +270,37 @@ impl Session {
                 },
             ) if free => {
                 self.summary.rounds += 1;
-                if self.summary.rounds > MAX_ROUNDS {
+                let learned = self.seen_need.len() + self.summary.lacking.min(self.our_len);
+                let budget = MAX_ROUNDS.saturating_add(
+                    u32::try_from(learned / IDS_PER_EXTRA_ROUND).unwrap_or(u32::MAX),
+                );
+                if self.summary.rounds > budget {
                     return Err(Failure::misbehaved(format!(
-                        "more than {MAX_ROUNDS} reconciliation rounds"
+                        "more than {budget} reconciliation rounds for {learned} differing ids"
                     )));
                 }
                 let round = self
                     .init
                     .step(&message)
                     .map_err(|e| Failure::misbehaved(e.to_string()))?;
-                self.summary.missing += round.need.len();
                 self.summary.lacking += round.have.len();
                 if self.relay {
                     let room = MAX_RELAY.saturating_sub(self.have.len());
                     self.have.extend(round.have.into_iter().take(room));
                 }
-                self.need.extend(round.need);
+                let before = self.need.len();
+                self.need.extend(
+                    round
+                        .need
+                        .into_iter()
+                        .filter(|id| self.seen_need.insert(*id)),
+                );
+                self.summary.missing += self.need.len() - before;
                 let step = match round.next {
                     Some(message) => Step::Send(SyncRequest::Reconcile { wall_ms, message }),
                     None => {
                         self.phase = Phase::Fetching;
+                        self.seen_need = HashSet::new();
                         self.advance()
                     }
                 };

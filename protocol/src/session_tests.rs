@@ -446,3 +446,70 @@ fn concurrent_sessions_ask_each_id_once() {
         "the work was not shared: {fetched:?}"
     );
 }
+
+/// `n` made-up ids tagged `tag` (no events: reconciliation needs only ids and stamps).
+fn made_up(tag: u8, n: u32) -> impl Iterator<Item = (Timestamp, EventId)> {
+    (0..n).map(move |i| {
+        let mut b = [0u8; 32];
+        b[0] = tag;
+        b[1..5].copy_from_slice(&i.to_be_bytes());
+        (Timestamp(1_000 + u64::from(i)), EventId(b))
+    })
+}
+
+/// Runs reconciliation only, ours against `theirs`, until it ends or fails.
+fn reconcile_only(ours: &SyncSet, theirs: &SyncSet) -> Result<Summary, Failure> {
+    let (mut s, mut req) = Session::start(ours, false, 0)?;
+    loop {
+        let SyncRequest::Reconcile { message, .. } = req else {
+            return Ok(s.summary().clone());
+        };
+        let answer = SyncResponse::Reconcile {
+            wall_ms: 0,
+            message: theirs.respond(&message).expect("respond"),
+        };
+        match s.on_response(answer, 0)?.step {
+            Step::Send(r @ SyncRequest::Reconcile { .. }) => req = r,
+            _ => return Ok(s.summary().clone()),
+        }
+    }
+}
+
+#[test]
+fn two_hubs_of_100_000_different_events_reconcile_past_64_rounds() {
+    let ours = SyncSet::new(made_up(1, 100_000)).unwrap();
+    let theirs = SyncSet::new(made_up(2, 100_000)).unwrap();
+    let s = reconcile_only(&ours, &theirs).expect("a big honest difference is not misbehaviour");
+    assert_eq!((s.missing, s.lacking), (100_000, 100_000));
+    assert!(
+        s.rounds > MAX_ROUNDS,
+        "the case needs more than {MAX_ROUNDS} rounds: {s:?}"
+    );
+}
+
+#[test]
+fn rounds_that_find_nothing_still_end_at_the_budget() {
+    // A responder that always answers with the initiator's own first message: it
+    // never lets the session finish and teaches it nothing new after the first round.
+    let ours = SyncSet::new(made_up(1, 10)).unwrap();
+    let (mut s, first) = Session::start(&ours, false, 0).unwrap();
+    let SyncRequest::Reconcile { message, .. } = first else {
+        panic!("a session starts by reconciling")
+    };
+    let stuck = SyncSet::new(made_up(3, 50_000)).unwrap();
+    let reply = stuck.respond(&message).unwrap();
+    let mut rounds = 0;
+    let failure = loop {
+        rounds += 1;
+        assert!(rounds < 10_000, "the session never gave up");
+        let answer = SyncResponse::Reconcile {
+            wall_ms: 0,
+            message: reply.clone(),
+        };
+        match s.on_response(answer, 0) {
+            Ok(_) => continue,
+            Err(f) => break f,
+        }
+    };
+    assert!(failure.misbehaved, "{failure:?}");
+}
