@@ -191,13 +191,21 @@ pub(super) async fn hubs(State(st): State<AppState>, headers: HeaderMap) -> ApiR
 pub(super) fn unreached_value(st: &AppState) -> Vec<Value> {
     let now = st.engine.now_ms();
     let me = st.net.delivery.me();
-    let items = st.engine.with_view(|v| v.items(now));
+    // Filtered on the heads (no post read), so a status on a board of 100,000 items
+    // reads the posts of this hub's few urgent needs only, not every post under the
+    // engine lock (which stalled ingest while a client polled the status).
+    let items: Vec<Item> = st.engine.with_view(|v| {
+        v.heads(now)
+            .into_iter()
+            .filter(|h| h.kind == BodyKind::Need && h.author == me)
+            .filter(|h| matches!(h.urgency, Urgency::High | Urgency::LifeThreatening))
+            .filter(|h| h.state.is_active() && !h.expired)
+            .filter(|h| now.saturating_sub(h.created.millis()) > crate::delivery::UNREACHED_AFTER_MS)
+            .filter_map(|h| v.item(&h.id, now))
+            .collect()
+    });
     items
         .iter()
-        .filter(|i| i.kind == BodyKind::Need && i.author == me)
-        .filter(|i| matches!(i.post.urgency, Urgency::High | Urgency::LifeThreatening))
-        .filter(|i| i.state.is_active() && !i.expired)
-        .filter(|i| now.saturating_sub(i.created.millis()) > crate::delivery::UNREACHED_AFTER_MS)
         .filter(|i| st.net.delivery.known(i.created, &i.id).is_empty())
         .map(|i| {
             json!({
@@ -213,14 +221,10 @@ pub(super) fn unreached_value(st: &AppState) -> Vec<Value> {
 pub(super) fn counts(st: &AppState) -> BTreeMap<String, Value> {
     let roster = Roster::of(st);
     let now = st.engine.now_ms();
-    let mut items = st.engine.with_view(|v| v.items(now));
+    // The heads carry all that is filtered and sorted on: no post is read.
+    let mut items = st.engine.with_view(|v| v.heads(now));
     items.retain(|i| i.state.is_active() && !i.expired);
-    items.sort_by_key(|i| {
-        (
-            std::cmp::Reverse(i.post.urgency),
-            std::cmp::Reverse(i.created),
-        )
-    });
+    items.sort_by_key(|i| (std::cmp::Reverse(i.urgency), std::cmp::Reverse(i.created)));
     items
         .iter()
         .take(KNOWN_CAP)
