@@ -11,9 +11,7 @@
 //!   go every few events.
 //! - **sync** (and the peer book): answers peers' sync requests and drives our sessions;
 //!   each session's steps stay sequential (a session is moved into its job and handed
-//!   back with the result). On Linux this thread, and the validation threads it
-//!   starts, run at a lower CPU priority ([`BULK_NICE`]): bulk work yields the cores to
-//!   gossip, local posts, the API and the network task, and takes whatever is left.
+//!   back with the result).
 //!
 //! Both queues are bounded; when one is full the network task sheds load without
 //! waiting (gossip is ignored, to be fetched by anti-entropy; a sync request is refused
@@ -35,10 +33,6 @@ use crate::sync::{self, Failure, Next, Session};
 
 /// Most jobs waiting for each of the worker's threads.
 pub const QUEUE: usize = 1024;
-
-/// The nice value of the sync thread (and of the validation threads it starts): bulk
-/// catch-up runs behind gossip and local work on a busy node.
-pub const BULK_NICE: i32 = 10;
 
 /// Work handed to the worker.
 pub enum Job {
@@ -170,10 +164,9 @@ impl Worker {
                 }
             })?;
         let (jobs, rx) = sync_channel(QUEUE);
-        std::thread::Builder::new().name("ingest".into()).spawn(move || {
-            lower_priority();
-            run(&engine, &rx, &done, &Default::default())
-        })?;
+        std::thread::Builder::new()
+            .name("ingest".into())
+            .spawn(move || run(&engine, &rx, &done, &Default::default()))?;
         Ok(Worker {
             jobs,
             gossip: gossip_tx,
@@ -194,24 +187,6 @@ impl Worker {
         self.jobs.try_send(job).map_err(|e| match e {
             TrySendError::Full(j) | TrySendError::Disconnected(j) => Box::new(j),
         })
-    }
-}
-
-/// Gives the calling thread (and the threads it starts later, which inherit it) the
-/// nice value [`BULK_NICE`]. Linux sets nice values per thread; elsewhere, or if it
-/// fails, the thread keeps the normal priority.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid has no preconditions; setpriority only changes this thread's
-        // nice value, and a failure is reported through its return value.
-        let r = unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BULK_NICE)
-        };
-        if r != 0 {
-            debug!(error = %std::io::Error::last_os_error(), "bulk sync keeps the normal CPU priority");
-        }
     }
 }
 
