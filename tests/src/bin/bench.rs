@@ -1296,7 +1296,8 @@ fn clock_ticks() -> f64 {
 
 /// `n` nodes in a full mesh (default options, as a hub runs), each reporting `n - 1`
 /// peers.
-fn full_mesh(prefix: &str, n: usize) -> Vec<Node> {
+/// `n` nodes joined by `--peer` to every earlier one, each with `args` added to `up`.
+fn full_mesh(prefix: &str, n: usize, args: &[&str]) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
         let peers = nodes.iter().map(Node::addr).collect();
@@ -1304,6 +1305,7 @@ fn full_mesh(prefix: &str, n: usize) -> Vec<Node> {
             &format!("{prefix}-{i}"),
             Opts {
                 peers,
+                args: args.iter().map(|a| a.to_string()).collect(),
                 ..Opts::default()
             },
         ));
@@ -1327,7 +1329,7 @@ struct Idle {
 /// Three connected nodes left alone: CPU used over `secs`, after the sessions of the
 /// connection have finished.
 fn idle_cpu(secs: u64) -> Idle {
-    let nodes = full_mesh("idle", 3);
+    let nodes = full_mesh("idle", 3, &[]);
     // Let the first sync sessions and gossipsub's mesh settle: every node has synced
     // with both peers.
     wait_for("first syncs", Duration::from_secs(60), || {
@@ -1378,8 +1380,18 @@ fn latency_under_ingest(sizes: &Sizes, bulk: &[Vec<u8>]) -> UnderLoad {
     const LOADED: usize = 2;
     let src_dir = tempdir("bulk-src");
     prefill(src_dir.path(), bulk, sizes.batch);
-    let src = Node::open("bulk-src", src_dir, bench_opts());
-    let nodes = full_mesh("load", sizes.nodes);
+    // Without peer exchange, so that only the loaded node learns of the source and
+    // catches up (with it, every node dialled the source and took in the bulk, and
+    // their streams, far behind, skipped most arrivals as `lagged`).
+    let src = Node::open(
+        "bulk-src",
+        src_dir,
+        Opts {
+            args: vec!["--no-peer-exchange".into()],
+            ..bench_opts()
+        },
+    );
+    let nodes = full_mesh("load", sizes.nodes, &["--no-peer-exchange"]);
     let seen = Arc::new(Mutex::new(HashMap::new()));
     for (i, n) in nodes.iter().enumerate() {
         watch(i, n.api_url().to_string(), seen.clone());
