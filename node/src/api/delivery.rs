@@ -200,7 +200,9 @@ pub(super) fn unreached_value(st: &AppState) -> Vec<Value> {
             .filter(|h| h.kind == BodyKind::Need && h.author == me)
             .filter(|h| matches!(h.urgency, Urgency::High | Urgency::LifeThreatening))
             .filter(|h| h.state.is_active() && !h.expired)
-            .filter(|h| now.saturating_sub(h.created.millis()) > crate::delivery::UNREACHED_AFTER_MS)
+            .filter(|h| {
+                now.saturating_sub(h.created.millis()) > crate::delivery::UNREACHED_AFTER_MS
+            })
             .filter_map(|h| v.item(&h.id, now))
             .collect()
     });
