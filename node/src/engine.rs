@@ -14,7 +14,6 @@
 //! compaction is owed is durable with the erasure, so a crash or failure only delays
 //! it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -731,13 +730,14 @@ impl Engine {
             // (the batch fails as a whole; catch-up fetches it again once there is room).
             self.disk.admit(false)?;
             let now = self.now_ms();
-            // Filed a chunk at a time, in order, while the other cores validate the
-            // next chunks: the lock is let go between chunks, so a page or a local
-            // post waits for a few events' filing, not a whole batch's.
-            validate_then_file(batch, &Rules::at(now), |chunk, checked| {
+            let checked = validate_all(batch, &Rules::at(now));
+            let mut filed = batch.iter().zip(checked).peekable();
+            while filed.peek().is_some() {
+                // The lock is let go every few events, so a page or a local post
+                // waits for a few events' filing, not a whole batch's.
                 let mut announce = Vec::new();
                 let mut st = self.lock();
-                for (bytes, v) in chunk.iter().zip(checked) {
+                for (bytes, v) in filed.by_ref().take(FILE_CHUNK) {
                     let r = match v {
                         Ok(v) => self.file(&mut st, v, origin, now, &mut announce),
                         Err(e) => Err(e.into()),
@@ -750,8 +750,7 @@ impl Engine {
                 }
                 drop(st);
                 self.announce(announce);
-                Ok(())
-            })?;
+            }
         }
         self.store.flush()?;
         Ok(out)
@@ -981,95 +980,45 @@ impl Engine {
 /// Most events filed under one hold of the engine lock by [`Engine::ingest_batch`].
 const FILE_CHUNK: usize = 64;
 
-/// Validates peers' events (no target look-up, see [`aidmesh_protocol::TargetLookup`])
-/// on every core and hands them to `file` in input order, [`FILE_CHUNK`] at a time,
-/// with their results. Validation and filing overlap: helper threads (one per other
-/// core) validate chunks in order; this thread files each chunk as soon as it is
-/// validated, and while the next one is not, validates a chunk itself. So every core
-/// stays busy until the end, where validating the whole batch first left all but one
-/// idle while it was filed. Stops at `file`'s first error.
+/// Validates peers' events (no target look-up, see [`aidmesh_protocol::TargetLookup`]) on every core:
+/// decoding and the Ed25519 check are independent per event. Results in input order.
 ///
 /// Not `ed25519_dalek::verify_batch`: its cofactorless equation with coefficients
 /// derived from the batch can accept, about one time in eight per try, a crafted
 /// signature whose points carry a small-torsion component that `verify_strict`
 /// rejects. Whether such an event were stored would then depend on which batch it
 /// arrived in, and two nodes could hold different sets for good.
-fn validate_then_file<E>(
-    batch: &[Vec<u8>],
-    rules: &Rules,
-    mut file: impl FnMut(&[Vec<u8>], Vec<Result<Verified, ValidationError>>) -> Result<(), E>,
-) -> Result<(), E> {
+fn validate_all(batch: &[Vec<u8>], rules: &Rules) -> Vec<Result<Verified, ValidationError>> {
     /// Below this, starting threads costs more than it saves.
-    const MIN_PARALLEL: usize = 2 * FILE_CHUNK;
+    const MIN_PARALLEL: usize = 64;
     let one = |bytes: &Vec<u8>| validate(bytes, rules, &());
-    let chunks: Vec<&[Vec<u8>]> = batch.chunks(FILE_CHUNK).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cores < 2 || batch.len() < MIN_PARALLEL {
-        for chunk in chunks {
-            file(chunk, chunk.iter().map(one).collect())?;
-        }
-        return Ok(());
+        return batch.iter().map(one).collect();
     }
-    type Checked = Vec<Result<Verified, ValidationError>>;
-    // Each chunk is validated once, by whoever claims it first.
-    let claim = AtomicUsize::new(0);
-    // Validated chunks not yet filed, by index.
-    let slots: Mutex<Vec<Option<Checked>>> = Mutex::new(chunks.iter().map(|_| None).collect());
-    let lock = || slots.lock().unwrap_or_else(|p| p.into_inner());
-    let ready = Condvar::new();
-    let put = |i: usize, checked: Checked| {
-        lock()[i] = Some(checked);
-        ready.notify_all();
-    };
-    let validate_claimed = || loop {
-        let i = claim.fetch_add(1, Ordering::Relaxed);
-        let Some(chunk) = chunks.get(i) else { return };
-        put(i, chunk.iter().map(one).collect());
-    };
+    let per = batch.len().div_ceil(cores);
     std::thread::scope(|s| {
-        let helpers: Vec<_> = (1..cores.min(chunks.len()))
-            .filter_map(|_| {
-                std::thread::Builder::new()
+        let mut parts = batch.chunks(per);
+        // This thread takes the first part; a thread that cannot be started leaves
+        // its part to this one.
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts
+            .map(|part| {
+                let handle = std::thread::Builder::new()
                     .name("validate".into())
-                    .spawn_scoped(s, validate_claimed)
-                    .ok()
+                    .spawn_scoped(s, move || part.iter().map(one).collect::<Vec<_>>());
+                (part, handle)
             })
             .collect();
-        let mut result = Ok(());
-        for (i, chunk) in chunks.iter().enumerate() {
-            let checked = loop {
-                if let Some(c) = lock()[i].take() {
-                    break c;
-                }
-                // Not validated yet: validate an unclaimed chunk meanwhile (maybe
-                // this one), or wait for the helper that claimed it.
-                let j = claim.fetch_add(1, Ordering::Relaxed);
-                if let Some(other) = chunks.get(j) {
-                    put(j, other.iter().map(one).collect());
-                    continue;
-                }
-                if helpers.iter().all(|h| h.is_finished()) {
-                    // A helper that stopped without handing its chunk in (a panic
-                    // in validation would be a bug): validate it here.
-                    if lock()[i].is_none() {
-                        break chunk.iter().map(one).collect();
-                    }
-                    continue;
-                }
-                let held = lock();
-                if held[i].is_none() {
-                    // Bounded, so a helper that died without a word is noticed.
-                    let _ = ready.wait_timeout(held, Duration::from_millis(50));
-                }
-            };
-            result = file(chunk, checked);
-            if result.is_err() {
-                // No more validation: the helpers stop at their next claim.
-                claim.store(chunks.len(), Ordering::Relaxed);
-                break;
+        let mut out: Vec<_> = first.iter().map(one).collect();
+        for (part, handle) in others {
+            match handle.map(|h| h.join()) {
+                Ok(Ok(done)) => out.extend(done),
+                // A panic in validation would be a bug; validate here instead.
+                _ => out.extend(part.iter().map(one)),
             }
         }
-        result
+        out
     })
 }
 
