@@ -696,9 +696,8 @@ impl Engine {
     }
 
     /// Validates and stores a batch with one flush at the end. Peers' events are
-    /// validated outside the engine lock, in parallel across the cores (the Ed25519
-    /// check is most of the cost), and filed in order a chunk at a time while the next
-    /// chunks are validated; only filing takes the lock.
+    /// validated before the engine lock is taken, in parallel across the cores (the
+    /// Ed25519 check is most of the cost); only filing them takes the lock.
     pub fn ingest_batch(
         &self,
         batch: &[Vec<u8>],
