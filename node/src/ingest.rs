@@ -1,13 +1,21 @@
 //! The ingest worker: everything the network task would otherwise wait on disk for
 //! (storing gossip once [`crate::gossip`] has judged it, answering and driving sync,
-//! the peer book) runs here, on one dedicated thread, so the swarm loop never blocks.
+//! the peer book) runs here, off the swarm loop, so the swarm loop never blocks.
 //!
-//! One thread, jobs in arrival order: gossip messages are stored in the order they
-//! came, and each sync session's steps stay sequential (a session is moved into its
-//! job and handed back with the result). The queue is bounded; when it is full the
-//! network task sheds load without waiting (gossip is ignored, to be fetched by
-//! anti-entropy; a sync request is refused as busy; a sync session ends and runs again
-//! at the next round).
+//! Two threads, each taking its jobs in arrival order:
+//! - **gossip**: stores gossip messages, in the order they came. It has a thread of its
+//!   own so that a fresh event never waits behind a bulk catch-up: a sync batch of 256
+//!   events takes tens of milliseconds to validate and file, and with one queue every
+//!   gossip message behind it waited that long (issue 14: propagation under ingest
+//!   load). Filing still takes turns with sync at the engine lock, which a batch lets
+//!   go every few events.
+//! - **sync** (and the peer book): answers peers' sync requests and drives our sessions;
+//!   each session's steps stay sequential (a session is moved into its job and handed
+//!   back with the result).
+//!
+//! Both queues are bounded; when one is full the network task sheds load without
+//! waiting (gossip is ignored, to be fetched by anti-entropy; a sync request is refused
+//! as busy; a sync session ends and runs again at the next round).
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -23,7 +31,7 @@ use crate::engine::{ClockKey, Engine, IngestError, Ingested, Origin};
 use crate::store::PeerRecord;
 use crate::sync::{self, Failure, Next, Session};
 
-/// Most jobs waiting for the worker.
+/// Most jobs waiting for each of the worker's threads.
 pub const QUEUE: usize = 1024;
 
 /// Work handed to the worker.
@@ -82,6 +90,9 @@ pub enum Job {
         /// Wall-clock ms.
         wall_ms: u64,
     },
+    /// Tests: keeps the sync thread busy until the sender is dropped or sends.
+    #[cfg(test)]
+    Hold(std::sync::mpsc::Receiver<()>),
 }
 
 /// What the worker hands back to the network task.
@@ -133,23 +144,46 @@ pub enum Done {
 /// The network task's end of the worker (and the gossip checker's).
 #[derive(Clone)]
 pub struct Worker {
+    /// To the sync thread: everything but gossip.
     jobs: SyncSender<Job>,
+    /// To the gossip thread.
+    gossip: SyncSender<(Vec<u8>, PeerId)>,
 }
 
 impl Worker {
-    /// Starts the worker thread; results arrive on `done`. The thread ends when every
+    /// Starts the worker's threads; results arrive on `done`. They end when every
     /// clone of the `Worker` is dropped (after the jobs already queued).
     pub fn start(engine: Arc<Engine>, done: UnboundedSender<Done>) -> std::io::Result<Worker> {
+        let (gossip_tx, gossip_rx) = sync_channel::<(Vec<u8>, PeerId)>(QUEUE);
+        let eng = engine.clone();
+        std::thread::Builder::new()
+            .name("ingest-gossip".into())
+            .spawn(move || {
+                while let Ok((data, source)) = gossip_rx.recv() {
+                    gossip(&eng, &data, &source);
+                }
+            })?;
         let (jobs, rx) = sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("ingest".into())
             .spawn(move || run(&engine, &rx, &done, &Default::default()))?;
-        Ok(Worker { jobs })
+        Ok(Worker {
+            jobs,
+            gossip: gossip_tx,
+        })
     }
 
-    /// Queues a job without waiting; gives it back if the queue is full (or the
+    /// Queues a job without waiting; gives it back if its queue is full (or the
     /// worker is gone).
     pub fn offer(&self, job: Job) -> Result<(), Box<Job>> {
+        if let Job::Gossip { data, source } = job {
+            return self.gossip.try_send((data, source)).map_err(|e| {
+                let (data, source) = match e {
+                    TrySendError::Full(g) | TrySendError::Disconnected(g) => g,
+                };
+                Box::new(Job::Gossip { data, source })
+            });
+        }
         self.jobs.try_send(job).map_err(|e| match e {
             TrySendError::Full(j) | TrySendError::Disconnected(j) => Box::new(j),
         })
@@ -165,6 +199,7 @@ fn run(
 ) {
     while let Ok(job) = jobs.recv() {
         let out = match job {
+            // Not sent here by `Worker::offer`; stored all the same if it came.
             Job::Gossip { data, source } => {
                 gossip(engine, &data, &source);
                 None
@@ -225,6 +260,11 @@ fn run(
                 engine.after_sync();
                 None
             }
+            #[cfg(test)]
+            Job::Hold(release) => {
+                let _ = release.recv();
+                None
+            }
         };
         if let Some(d) = out {
             if done.send(d).is_err() {
@@ -255,5 +295,60 @@ fn update_peer(engine: &Engine, peer: &PeerId, f: impl FnOnce(&mut PeerRecord)) 
     f(&mut rec);
     if let Err(e) = engine.store().set_peer(&key, &rec) {
         debug!(%peer, error = %e, "could not update the peer book");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use aidmesh_protocol::{Body, Category, Event, Identity, Place, Post, Timestamp, Urgency};
+    use std::time::{Duration, Instant};
+
+    fn need(title: &str, author: &Identity, at_ms: u64) -> Event {
+        let body = Body::Need(Post {
+            title: title.into(),
+            category: Category::Water,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency: Urgency::Normal,
+            place: Place::default(),
+            contact: String::new(),
+            expires_ms: None,
+            related: None,
+        });
+        Event::try_create(author, Timestamp::from_millis(at_ms), &body).unwrap()
+    }
+
+    /// A gossip message is stored while the sync thread is busy (as during a bulk
+    /// catch-up): it does not wait in line behind sync work.
+    #[test]
+    fn gossip_is_stored_while_the_sync_thread_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let engine =
+            Arc::new(Engine::open(store, Identity::from_seed([1; 32]), "t".into(), 0).unwrap());
+        let (done, _done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let worker = Worker::start(engine.clone(), done).unwrap();
+        let (release, hold) = std::sync::mpsc::channel();
+        assert!(worker.offer(Job::Hold(hold)).is_ok());
+        let e = need("water", &Identity::from_seed([2; 32]), engine.now_ms());
+        let source = PeerId::random();
+        assert!(worker
+            .offer(Job::Gossip {
+                data: e.bytes().to_vec(),
+                source,
+            })
+            .is_ok());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !engine.knows(&e.id()).unwrap() {
+            assert!(
+                Instant::now() < deadline,
+                "the gossip event was not stored in 20 s while a sync job ran"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(release);
     }
 }

@@ -203,7 +203,21 @@ pub enum Next {
         summary: Summary,
         /// How long it took, in milliseconds.
         millis: u64,
+        /// Where that time went.
+        phases: Phases,
     },
+}
+
+/// Where a session's time went, in milliseconds (for the log and benchmarks): the
+/// rest of its time it waited for the peer's answers or for its turn on the worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// From the start until the reconciliation was done.
+    pub reconcile_ms: u64,
+    /// Looking up which ids we hold (and claiming the rest).
+    pub check_ms: u64,
+    /// Validating and storing the events fetched.
+    pub store_ms: u64,
 }
 
 /// The ids each of a node's sessions is fetching now, shared by all of them, so
@@ -236,6 +250,8 @@ impl Claims {
 pub struct Session {
     inner: session::Session,
     started: Instant,
+    /// Time spent in each phase, in microseconds: reconcile (set once), check, store.
+    phase_us: [u64; 3],
     claims: Arc<Claims>,
     /// This session's key in `claims`.
     key: u64,
@@ -268,6 +284,7 @@ impl Session {
             Session {
                 inner,
                 started: Instant::now(),
+                phase_us: [0; 3],
                 claims: claims.clone(),
                 key: SESSION_KEYS.fetch_add(1, Ordering::Relaxed),
             },
@@ -291,7 +308,11 @@ impl Session {
         }
         let mut step = out.step;
         let mut send = Vec::new();
+        if self.phase_us[0] == 0 && !matches!(step, Step::Send(SyncRequest::Reconcile { .. })) {
+            self.phase_us[0] = (self.started.elapsed().as_micros() as u64).max(1);
+        }
         loop {
+            let t = Instant::now();
             step = match step {
                 Step::Send(req) => {
                     send.push(req);
@@ -299,14 +320,22 @@ impl Session {
                 }
                 Step::Wait => return Ok(Next::Send(send)),
                 Step::Done(summary) => {
+                    let [r, c, s] = self.phase_us.map(|us| us / 1000);
                     return Ok(Next::Done {
                         summary,
                         millis: self.started.elapsed().as_millis() as u64,
-                    })
+                        phases: Phases {
+                            reconcile_ms: r,
+                            check_ms: c,
+                            store_ms: s,
+                        },
+                    });
                 }
                 Step::Check(ids) => {
                     let (held, busy) = self.check(engine, &ids)?;
-                    self.inner.checked(&held, &busy)?
+                    let next = self.inner.checked(&held, &busy)?;
+                    self.phase_us[1] += t.elapsed().as_micros() as u64;
+                    next
                 }
                 Step::Store(events) => {
                     let r = engine
@@ -315,11 +344,13 @@ impl Session {
                     if let Some(first) = r.rejected.first() {
                         tracing::warn!(rejected = r.rejected.len(), first = %first, "peer sent invalid events during sync");
                     }
-                    self.inner.stored(Stored {
+                    let next = self.inner.stored(Stored {
                         new: r.new,
                         rejected: r.rejected.len(),
                         deferred: r.deferred.len(),
-                    })?
+                    })?;
+                    self.phase_us[2] += t.elapsed().as_micros() as u64;
+                    next
                 }
             }
         }

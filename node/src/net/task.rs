@@ -769,9 +769,13 @@ impl Task {
                         self.send_requests(peer, reqs);
                         self.feed_session(peer);
                     }
-                    Ok(Next::Done { summary: s, millis }) => {
+                    Ok(Next::Done {
+                        summary: s,
+                        millis,
+                        phases: p,
+                    }) => {
                         if s.fetched > 0 || s.rejected > 0 {
-                            info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred = s.deferred, rounds = s.rounds, ms = millis, "synced");
+                            info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred = s.deferred, rounds = s.rounds, ms = millis, reconcile_ms = p.reconcile_ms, check_ms = p.check_ms, store_ms = p.store_ms, "synced");
                         } else if s.deferred > 0 {
                             // Repeats every round until our clock catches up: debug.
                             debug!(%peer, deferred = s.deferred, rounds = s.rounds, "in sync but for events ahead of our clock (set aside until then)");
