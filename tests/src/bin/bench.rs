@@ -1102,7 +1102,16 @@ fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
             secs = Some(t.elapsed().as_secs_f64());
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // Each poll costs the node a digest over every id it holds (sorted anew after
+        // each change): at 100,000 events, polling every 20 ms took a quarter of a core
+        // from the catch-up it measures. Fine-grained for the first 2 s (the
+        // 10,000-event case), then every 100 ms (under 1 % of a 10 s catch-up).
+        let every = if t.elapsed() < Duration::from_secs(2) {
+            20
+        } else {
+            100
+        };
+        std::thread::sleep(Duration::from_millis(every));
     }
     let waited = t.elapsed().as_secs_f64();
     let digest_ok = empty.status()["digest"].as_str() == Some(digest.as_str());
