@@ -187,7 +187,10 @@ impl Compactor {
         let shared = flags.clone();
         let thread = std::thread::Builder::new()
             .name("compactor".into())
-            .spawn(move || compact_loop(&store, &state, &shared))
+            .spawn(move || {
+                lower_this_threads_priority();
+                compact_loop(&store, &state, &shared)
+            })
             .ok();
         if thread.is_none() {
             warn!(
@@ -203,6 +206,18 @@ impl Compactor {
         f.requested = true;
         f.rebuild |= rebuild;
         cv.notify_all();
+    }
+}
+
+/// Nice 10 for the calling thread (Linux keeps a nice value per thread): the
+/// compaction's copy of a big database then yields a busy core to gossip, posts and
+/// the API instead of taking an equal share of it. Best effort.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread, with no pointers.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 
