@@ -171,24 +171,7 @@ impl Field {
             rules.push_str("udp dport 5353 drop\n");
         }
         rules.push_str("}\n}\n");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run nft");
-        child
-            .stdin
-            .take()
-            .expect("nft stdin")
-            .write_all(rules.as_bytes())
-            .expect("write nft rules");
-        let out = child.wait_with_output().expect("nft");
-        assert!(
-            out.status.success(),
-            "nft rules for {ns} refused: {}\n{rules}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        nft(ns, &rules);
     }
 }
 
@@ -285,4 +268,27 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
     }
     let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
     v[rank - 1]
+}
+
+/// Loads nftables `rules` into namespace `ns`; panics with nft's complaint and the
+/// rules if it refuses them.
+pub fn nft(ns: &str, rules: &str) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run nft (the field test bed needs nftables)");
+    child
+        .stdin
+        .take()
+        .expect("nft stdin")
+        .write_all(rules.as_bytes())
+        .expect("write nft rules");
+    let out = child.wait_with_output().expect("nft");
+    assert!(
+        out.status.success(),
+        "nft rules for {ns} refused: {}\n{rules}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -8,8 +8,7 @@
 //! with `--include-ignored` (CI does). Figures: docs/reliability.md, "Thin link and
 //! gossip amplification".
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_tests::lan::Lan;
@@ -191,25 +190,7 @@ fn count_peer_traffic(host: &LanHost) {
                  tcp dport 4610 tcp sport != 4610 meta length 52 counter comment \"ack\"\n\
                  tcp dport 4610 tcp sport != 4610 counter\n\
                  }\n}\n";
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &host.netns, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run nft (this test needs nftables)");
-    child
-        .stdin
-        .take()
-        .expect("nft stdin")
-        .write_all(rules.as_bytes())
-        .expect("write nft rules");
-    let out = child.wait_with_output().expect("nft");
-    assert!(
-        out.status.success(),
-        "nft rules for {} refused: {}",
-        host.netns,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    aidmesh_tests::field::nft(&host.netns, rules);
 }
 
 /// Peer traffic a host has received, as on the wire: bytes (the IP packets the
