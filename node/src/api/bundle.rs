@@ -178,12 +178,27 @@ pub(super) async fn upload(_: Importer, State(st): State<AppState>, body: Body) 
         bundle::import(&engine, &mut r)
     });
     let mut frames = body.into_data_stream();
+    // Once the importer has stopped (an error in the file) the rest is read and
+    // dropped, up to DRAIN bytes: a client still sending when the answer comes and the
+    // connection closes gets "broken pipe", not the error that names what is wrong.
+    const DRAIN: usize = 64 << 20;
+    let mut importing = true;
+    let mut drained = 0usize;
     while let Some(frame) = frames.next().await {
+        if !importing {
+            match frame {
+                Ok(b) if drained < DRAIN => drained += b.len(),
+                _ => break,
+            }
+            continue;
+        }
         let item = frame.map_err(|e| std::io::Error::other(format!("the upload broke off: {e}")));
-        let failed = item.is_err();
-        // The importer stopped (an error in the file): the rest is not needed.
-        if tx.send(item).await.is_err() || failed {
+        if item.is_err() {
+            let _ = tx.send(item).await;
             break;
+        }
+        if tx.send(item).await.is_err() {
+            importing = false;
         }
     }
     drop(tx);
