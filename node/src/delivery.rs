@@ -524,16 +524,23 @@ impl Delivery {
 
     /// The other hubs known to hold event `(ts, id)` (which this node holds), each
     /// with the time it was proven, ordered by node.
+    ///
+    /// An event this node's set does not hold yet (the API drew its card before the
+    /// engine's broadcast reached [`Delivery::observe`]) is proven by no range: a
+    /// range that matched before it arrived says nothing about it.
     pub fn known(&self, ts: Timestamp, id: &EventId) -> Vec<KnownAt> {
-        let st = self.lock();
+        let mut st = self.lock();
+        st.merge();
+        let held = st.items.binary_search(&(ts, *id)).is_ok();
         let ms = ts.millis();
         let mut out = Vec::new();
         for (node, hub) in &st.hubs {
-            let in_range = hub
-                .matched
-                .range(..=ms)
-                .next_back()
-                .is_some_and(|(_, end)| ms < *end);
+            let in_range = held
+                && hub
+                    .matched
+                    .range(..=ms)
+                    .next_back()
+                    .is_some_and(|(_, end)| ms < *end);
             let at = if in_range || hub.summary.lists(id) {
                 Some(hub.summary.made_ms)
             } else {
@@ -677,6 +684,27 @@ mod tests {
         // A new event y in the same minute: C is not claimed for y, still for x.
         let y = event(&a.id, 2, NOW - 4_000);
         a.d.observe(&y, NOW + 500);
+        assert!(a.d.known(y.timestamp(), &y.id()).is_empty());
+        assert_eq!(a.d.known(x.timestamp(), &x.id()).len(), 1, "x stays proven");
+    }
+
+    #[test]
+    fn an_event_not_yet_observed_here_is_proven_by_no_range() {
+        let (a, c) = (node(1), node(3));
+        let x = event(&a.id, 1, NOW - 5_000);
+        a.d.observe(&x, NOW);
+        c.d.observe(&x, NOW);
+        a.d.receive(&summary(&c, NOW + 100), None, NOW + 100, NOW + 100);
+        assert_eq!(a.d.known(x.timestamp(), &x.id()).len(), 1);
+        // y is stored by the engine, and a page asks for its count before the
+        // broadcast reached `observe`: C's matched range covers y's time, but C was
+        // never shown to hold y.
+        let y = event(&a.id, 2, NOW - 4_000);
+        assert!(
+            a.d.known(y.timestamp(), &y.id()).is_empty(),
+            "C's bucket matched before y existed here"
+        );
+        a.d.observe(&y, NOW + 200);
         assert!(a.d.known(y.timestamp(), &y.id()).is_empty());
         assert_eq!(a.d.known(x.timestamp(), &x.id()).len(), 1, "x stays proven");
     }
