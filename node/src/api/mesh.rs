@@ -210,22 +210,34 @@ pub(super) async fn stream(
     let rx = st.engine.subscribe();
     let known = st.net.delivery.subscribe();
     let sent = super::delivery::Sent::now(&st);
+    // The counts fold every item's head (a quarter of a second at 100,000 items), so
+    // they are looked at once a second at most, after the change that asked; new
+    // events go first.
+    let known_every = std::time::Duration::from_secs(1);
+    let known_at = tokio::time::Instant::now();
     let events = futures::stream::unfold(
-        (rx, known, sent, st),
-        move |(mut rx, mut known, mut sent, st)| async move {
+        (rx, known, sent, st, false, known_at),
+        move |(mut rx, mut known, mut sent, st, mut pending, mut known_at)| async move {
             let ev = loop {
                 tokio::select! {
+                    biased;
                     got = rx.recv() => match got {
                         Ok(ne) if !welfare_ok && is_welfare(&st.engine, &ne) => continue,
                         Ok(ne) => break Ok(ne),
                         Err(e) => break Err(e),
                     },
-                    // Delivery counts changed (issue 11): send the counts that did.
-                    Ok(_) | Err(RecvError::Lagged(_)) = known.recv() => {
+                    // Delivery counts changed (issue 11): look soon.
+                    Ok(_) | Err(RecvError::Lagged(_)) = known.recv(), if !pending => {
                         while known.try_recv().is_ok() {}
+                        pending = true;
+                    }
+                    () = tokio::time::sleep_until(known_at + known_every), if pending => {
+                        while known.try_recv().is_ok() {}
+                        pending = false;
+                        known_at = tokio::time::Instant::now();
                         if let Some(data) = super::delivery::known_message(&st, &mut sent) {
                             let ev = SseEvent::default().event("known").data(data);
-                            return Some((Ok(ev), (rx, known, sent, st)));
+                            return Some((Ok(ev), (rx, known, sent, st, pending, known_at)));
                         }
                     }
                 }
@@ -240,7 +252,10 @@ pub(super) async fn stream(
                 }
                 Err(RecvError::Closed) => return None,
             };
-            Some((Ok::<_, std::convert::Infallible>(ev), (rx, known, sent, st)))
+            Some((
+                Ok::<_, std::convert::Infallible>(ev),
+                (rx, known, sent, st, pending, known_at),
+            ))
         },
     );
     Sse::new(events)
