@@ -30,12 +30,19 @@ use tokio::sync::broadcast;
 
 use crate::store::{Store, StoreError};
 
-/// Least time between two summaries of ours (a change waits at most this long).
+/// Least time between two summaries of ours (a change waits at most this long in a
+/// small mesh).
 pub const MIN_GAP_MS: u64 = 5_000;
+/// The gap grows by this much per hub heard of, so that the whole mesh sends about
+/// one summary a second while events arrive, however many hubs it has (every hub
+/// receives every summary: at 30 hubs and a 5 s gap, summaries cost each host twice
+/// the bytes of the events' own gossip).
+pub const GAP_PER_HUB_MS: u64 = 1_000;
+/// Most time between a change and our summary saying it (below
+/// [`UNREACHED_AFTER_MS`], so a reached hub says so before the need is flagged).
+pub const MAX_GAP_MS: u64 = 30_000;
 /// A summary goes out at least this often, changed or not (a keep-alive).
 pub const KEEPALIVE_MS: u64 = 60_000;
-/// Our events received this recently are listed by id prefix in our summary.
-pub const RECENT_MS: u64 = 2 * 60_000;
 /// A hub not heard from for longer than this is flagged silent.
 pub const SILENT_AFTER_MS: u64 = 15 * 60_000;
 /// An urgent need posted here and known nowhere else after this long is flagged.
@@ -51,6 +58,8 @@ const STICKY_MAX: usize = 200_000;
 const FPS_KEPT: usize = 4_096;
 /// Our own arrivals kept for the recent-id lookups (prefix -> id).
 const ARRIVALS_KEPT: usize = 4_096;
+/// Most id prefixes remembered that hubs listed before the event reached us.
+const UNFOUND_MAX: usize = 16_384;
 
 /// How a hub's newest summary reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +138,13 @@ struct State {
     stale: bool,
     /// Our arrivals, oldest first: (local wall ms, id).
     arrivals: VecDeque<(u64, EventId)>,
+    /// Arrivals ever, and how many of them our summaries listed: a summary lists only
+    /// what arrived since the one before (each arrival is listed once).
+    arrived: u64,
+    listed: u64,
+    /// Prefixes listed by a hub's summary before the event reached us: the event is
+    /// proven held by those hubs when it arrives ([`Delivery::observe`]).
+    unfound: HashMap<[u8; 8], Vec<(AuthorId, u64)>>,
     hubs: BTreeMap<AuthorId, Hub>,
     /// Events proven held by hubs whose matched range has since moved on.
     sticky: HashMap<EventId, Vec<(AuthorId, u64)>>,
@@ -219,6 +235,13 @@ impl State {
             });
         }
         out
+    }
+
+    /// Least time between two summaries of ours: grows with the hubs heard of.
+    fn gap_ms(&self) -> u64 {
+        (self.hubs.len() as u64 + 1)
+            .saturating_mul(GAP_PER_HUB_MS)
+            .clamp(MIN_GAP_MS, MAX_GAP_MS)
     }
 
     fn stick(&mut self, id: EventId, hub: AuthorId, at_ms: u64) {
@@ -356,8 +379,14 @@ impl Delivery {
             st.merge();
         }
         st.arrivals.push_back((now_ms, id));
+        st.arrived += 1;
         while st.arrivals.len() > ARRIVALS_KEPT {
             st.arrivals.pop_front();
+        }
+        if let Some(hubs) = st.unfound.remove(&prefix(&id)) {
+            for (h, made) in hubs {
+                st.stick(id, h, made);
+            }
         }
         let t = ms.min(now_ms);
         let slot = st.authors.entry(event.author()).or_insert(t);
@@ -414,7 +443,7 @@ impl Delivery {
         let st = self.lock();
         match st.last_sent_ms {
             None => 0,
-            Some(last) if st.dirty => last + MIN_GAP_MS,
+            Some(last) if st.dirty => last + st.gap_ms(),
             Some(last) => last + KEEPALIVE_MS,
         }
     }
@@ -425,20 +454,24 @@ impl Delivery {
         let mut st = self.lock();
         let due = match st.last_sent_ms {
             None => true,
-            Some(last) if st.dirty => now_ms >= last + MIN_GAP_MS,
+            Some(last) if st.dirty => now_ms >= last + st.gap_ms(),
             Some(last) => now_ms >= last + KEEPALIVE_MS,
         };
         if !due || st.stale {
             return None;
         }
         st.merge();
+        // What arrived since our last summary (newest first); what came before was
+        // listed then, and a receiver remembers it (or its buckets prove it now).
+        let new = usize::try_from(st.arrived - st.listed).unwrap_or(usize::MAX);
         let recent: Vec<EventId> = st
             .arrivals
             .iter()
             .rev()
-            .take_while(|(at, _)| at + RECENT_MS >= now_ms)
+            .take(new.min(MAX_RECENT))
             .map(|(_, id)| *id)
             .collect();
+        st.listed = st.arrived;
         let buckets = st.buckets(made_ms);
         let s = Summary {
             community: self.tag,
@@ -504,8 +537,20 @@ impl Delivery {
             .map(|(_, id)| *id)
             .filter(|id| listed.contains(&prefix(id)))
             .collect();
+        let found_prefixes: HashSet<[u8; 8]> = found.iter().map(prefix).collect();
         for id in found {
             st.stick(id, s.hub, s.made_ms);
+        }
+        // Listed but not here yet (the hub got it first): proven when it arrives.
+        // A prefix listed is listed once, so it is remembered, not looked up again.
+        for p in listed.difference(&found_prefixes) {
+            if st.unfound.len() >= UNFOUND_MAX {
+                st.unfound.clear();
+            }
+            let v = st.unfound.entry(*p).or_default();
+            if !v.iter().any(|(h, _)| *h == s.hub) {
+                v.push((s.hub, s.made_ms));
+            }
         }
         st.hubs.insert(
             s.hub,
@@ -772,6 +817,60 @@ mod tests {
         let want = Summary::make(community_tag(&PSK), a.id.author(), NOW, &all, []);
         assert_eq!(got.buckets, want.buckets);
         assert_eq!(got.count, 300);
+    }
+
+    #[test]
+    fn a_summary_lists_each_arrival_once_and_a_listing_seen_early_proves_it_later() {
+        let (a, c) = (node(1), node(3));
+        let x = event(&c.id, 1, NOW - 5_000);
+        let y = event(&c.id, 2, NOW - 4_000);
+        c.d.observe(&x, NOW);
+        let first = Summary::open(&summary(&c, NOW), &community_tag(&PSK)).unwrap();
+        assert_eq!(first.recent, vec![prefix(&x.id())]);
+        c.d.observe(&y, NOW + 10);
+        let second = summary(&c, NOW + 20);
+        assert_eq!(
+            Summary::open(&second, &community_tag(&PSK)).unwrap().recent,
+            vec![prefix(&y.id())],
+            "x was listed in the summary before"
+        );
+        // A gets C's second summary before y reaches it (C got it first), and holds
+        // other events in y's minute, so no bucket can prove y.
+        let z = event(&a.id, 3, NOW - 3_000);
+        a.d.observe(&z, NOW + 30);
+        a.d.receive(&second, None, NOW + 40, NOW + 40);
+        // C's next summary lists nothing new: y's listing is behind us.
+        a.d.receive(&summary(&c, NOW + 45), None, NOW + 45, NOW + 45);
+        a.d.observe(&y, NOW + 50);
+        assert_eq!(
+            a.d.known(y.timestamp(), &y.id()),
+            vec![KnownAt {
+                node: c.id.author(),
+                at_ms: NOW + 20
+            }]
+        );
+        assert!(
+            a.d.known(z.timestamp(), &z.id()).is_empty(),
+            "C never had z"
+        );
+    }
+
+    #[test]
+    fn the_summary_gap_grows_with_the_hubs_heard_of() {
+        let a = node(1);
+        assert_eq!(a.d.lock().gap_ms(), MIN_GAP_MS);
+        for seed in 2..40u8 {
+            let h = node(seed);
+            a.d.receive(&summary(&h, NOW), None, NOW, NOW);
+            let n = u64::from(seed);
+            assert_eq!(
+                a.d.lock().gap_ms(),
+                (n * GAP_PER_HUB_MS).clamp(MIN_GAP_MS, MAX_GAP_MS),
+                "{n} hubs"
+            );
+        }
+        assert_eq!(a.d.lock().gap_ms(), MAX_GAP_MS);
+        const { assert!(MAX_GAP_MS < UNREACHED_AFTER_MS) };
     }
 
     #[test]
