@@ -41,8 +41,15 @@ pub const GAP_PER_HUB_MS: u64 = 1_000;
 /// Most time between a change and our summary saying it (below
 /// [`UNREACHED_AFTER_MS`], so a reached hub says so before the need is flagged).
 pub const MAX_GAP_MS: u64 = 30_000;
-/// A summary goes out at least this often, changed or not (a keep-alive).
+/// A summary goes out at least this often, changed or not (a keep-alive), in a small
+/// mesh.
 pub const KEEPALIVE_MS: u64 = 60_000;
+/// The keep-alive grows by this much per hub heard of: a mesh of any size sends about
+/// one keep-alive every 4 s.
+pub const KEEPALIVE_PER_HUB_MS: u64 = 4_000;
+/// Longest keep-alive: well within [`SILENT_AFTER_MS`], so two lost in a row do not
+/// make a hub look silent.
+pub const MAX_KEEPALIVE_MS: u64 = 5 * 60_000;
 /// A hub not heard from for longer than this is flagged silent.
 pub const SILENT_AFTER_MS: u64 = 15 * 60_000;
 /// An urgent need posted here and known nowhere else after this long is flagged.
@@ -242,6 +249,13 @@ impl State {
         (self.hubs.len() as u64 + 1)
             .saturating_mul(GAP_PER_HUB_MS)
             .clamp(MIN_GAP_MS, MAX_GAP_MS)
+    }
+
+    /// Most time between two summaries of ours: grows with the hubs heard of.
+    fn keepalive_ms(&self) -> u64 {
+        (self.hubs.len() as u64 + 1)
+            .saturating_mul(KEEPALIVE_PER_HUB_MS)
+            .clamp(KEEPALIVE_MS, MAX_KEEPALIVE_MS)
     }
 
     fn stick(&mut self, id: EventId, hub: AuthorId, at_ms: u64) {
@@ -444,7 +458,7 @@ impl Delivery {
         match st.last_sent_ms {
             None => 0,
             Some(last) if st.dirty => last + st.gap_ms(),
-            Some(last) => last + KEEPALIVE_MS,
+            Some(last) => last + st.keepalive_ms(),
         }
     }
 
@@ -455,7 +469,7 @@ impl Delivery {
         let due = match st.last_sent_ms {
             None => true,
             Some(last) if st.dirty => now_ms >= last + st.gap_ms(),
-            Some(last) => now_ms >= last + KEEPALIVE_MS,
+            Some(last) => now_ms >= last + st.keepalive_ms(),
         };
         if !due || st.stale {
             return None;
@@ -856,7 +870,7 @@ mod tests {
     }
 
     #[test]
-    fn the_summary_gap_grows_with_the_hubs_heard_of() {
+    fn the_summary_gap_and_keepalive_grow_with_the_hubs_heard_of() {
         let a = node(1);
         assert_eq!(a.d.lock().gap_ms(), MIN_GAP_MS);
         for seed in 2..40u8 {
@@ -870,7 +884,9 @@ mod tests {
             );
         }
         assert_eq!(a.d.lock().gap_ms(), MAX_GAP_MS);
+        assert_eq!(a.d.lock().keepalive_ms(), 39 * KEEPALIVE_PER_HUB_MS);
         const { assert!(MAX_GAP_MS < UNREACHED_AFTER_MS) };
+        const { assert!(3 * MAX_KEEPALIVE_MS <= SILENT_AFTER_MS) };
     }
 
     #[test]

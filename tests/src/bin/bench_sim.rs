@@ -162,6 +162,18 @@ fn lan_variants() -> Vec<(&'static str, GossipParams)> {
             },
         ),
         (
+            "D=3 (2-4), IHAVE to 2 peers of the last window, no flood publish (the test bed's mesh=3/2/4)",
+            GossipParams {
+                mesh_n: 3,
+                mesh_n_low: 2,
+                mesh_n_high: 4,
+                gossip_lazy: 2,
+                gossip_factor: 0.0,
+                history_gossip: 1,
+                ..d4.clone()
+            },
+        ),
+        (
             "D=4 (3-6), IHAVE to 3 peers of the last 2 windows, no flood publish",
             GossipParams {
                 gossip_lazy: 3,
