@@ -41,6 +41,10 @@ pub const GAP_PER_HUB_MS: u64 = 1_000;
 /// Most time between a change and our summary saying it (below
 /// [`UNREACHED_AFTER_MS`], so a reached hub says so before the need is flagged).
 pub const MAX_GAP_MS: u64 = 30_000;
+/// Our arrivals this recent (and since our previous summary) are listed by id prefix
+/// in our summary; older ones are proven by its buckets. In a small mesh (a gap of
+/// 5 s) that is every arrival.
+pub const LIST_MS: u64 = 10_000;
 /// A summary goes out at least this often, changed or not (a keep-alive), in a small
 /// mesh.
 pub const KEEPALIVE_MS: u64 = 60_000;
@@ -475,14 +479,18 @@ impl Delivery {
             return None;
         }
         st.merge();
-        // What arrived since our last summary (newest first); what came before was
-        // listed then, and a receiver remembers it (or its buckets prove it now).
+        // What arrived since our last summary and in the last `LIST_MS` (newest first).
+        // What came before our last summary was listed then, and a receiver
+        // remembers it; what came earlier since has reached the hubs around us, and
+        // our buckets prove it (listing every arrival cost each host 30 x 8 bytes per
+        // event and copy at 30 hubs, three times the event's own gossip).
         let new = usize::try_from(st.arrived - st.listed).unwrap_or(usize::MAX);
         let recent: Vec<EventId> = st
             .arrivals
             .iter()
             .rev()
             .take(new.min(MAX_RECENT))
+            .take_while(|(at, _)| at.saturating_add(LIST_MS) >= now_ms)
             .map(|(_, id)| *id)
             .collect();
         st.listed = st.arrived;
@@ -867,6 +875,24 @@ mod tests {
             a.d.known(z.timestamp(), &z.id()).is_empty(),
             "C never had z"
         );
+    }
+
+    #[test]
+    fn an_arrival_older_than_the_listing_window_is_proven_by_its_bucket() {
+        let (a, c) = (node(1), node(3));
+        let w = event(&a.id, 1, NOW - 50_000);
+        a.d.observe(&w, NOW);
+        c.d.observe(&w, NOW);
+        let s = summary(&c, NOW + LIST_MS + 1);
+        assert!(
+            Summary::open(&s, &community_tag(&PSK))
+                .unwrap()
+                .recent
+                .is_empty(),
+            "w arrived {LIST_MS} ms before the summary"
+        );
+        a.d.receive(&s, None, NOW + LIST_MS + 2, NOW + LIST_MS + 1);
+        assert_eq!(a.d.known(w.timestamp(), &w.id()).len(), 1, "by its bucket");
     }
 
     #[test]

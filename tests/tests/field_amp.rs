@@ -257,7 +257,13 @@ fn profiles() -> Vec<String> {
 #[ignore = "needs root"]
 fn thirty_hosts_gossip_bytes_per_event_by_profile() {
     const HOSTS: u8 = 30;
-    const EVENTS: usize = 40;
+    // `AIDMESH_AMP_EVENTS` lengthens the windows (one event every 250 ms): hub
+    // summaries go out every 30 s at 30 hubs, so 40 events (13 s) catch some hubs'
+    // and not others'; 240 (63 s) show their steady cost.
+    let events: usize = std::env::var("AIDMESH_AMP_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
     let mut lan = Lan::new("m");
     let hosts: Vec<LanHost> = (1..=HOSTS).map(|i| lan.host(i)).collect();
     for h in &hosts {
@@ -306,13 +312,13 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
         // Gossipsub builds its mesh at its first heartbeats (700 ms); the sessions
         // started on connection end.
         std::thread::sleep(Duration::from_secs(5));
-        let window = Duration::from_millis(250) * EVENTS as u32 + Duration::from_secs(3);
+        let window = Duration::from_millis(250) * events as u32 + Duration::from_secs(3);
         let r0 = read_all(&hosts, &nodes);
         std::thread::sleep(window);
         let t = Instant::now();
         let r1 = read_all(&hosts, &nodes);
         let mut ids = Vec::new();
-        for i in 0..EVENTS {
+        for i in 0..events {
             let n = &nodes[i * 7 % nodes.len()];
             ids.push(post_probe(n, &format!("amplification probe {i:03}")));
             std::thread::sleep(Duration::from_millis(250));
@@ -331,7 +337,7 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
         );
         let (idle, busy) = (r1 - r0, r2 - r1);
         let per = |busy: u64, idle: u64| {
-            busy.saturating_sub(idle) as f64 / f64::from(HOSTS) / EVENTS as f64
+            busy.saturating_sub(idle) as f64 / f64::from(HOSTS) / events as f64
         };
         let wire = per(busy.wire, idle.wire);
         let packets = per(busy.packets, idle.packets);
@@ -347,7 +353,7 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
         let control = stream - gossip - summary - sync - pex;
         let row = format!(
             "REPORT amplification [{profile}]: {HOSTS} hosts (full mesh by mDNS in {:.1} s), \
-             {EVENTS} events of {size} bytes in {:.1} s, per host per event: \
+             {events} events of {size} bytes in {:.1} s, per host per event: \
              gossip messages {gossip:.0} B ({copies:.2} copies, {:.2}x), \
              gossip messages + control {:.0} B ({:.2}x), \
              hub summaries {summary:.0} B, sync {sync:.0} B, peer exchange {pex:.0} B, \
