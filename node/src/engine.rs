@@ -156,6 +156,9 @@ pub struct Engine {
     /// the hub roster's first members, read with the view (not by a second walk of
     /// the store, which would page every event into sled's cache again).
     authors_at_start: std::collections::HashMap<AuthorId, u64>,
+    /// Random at each start: with the state's generation, names what is stored
+    /// ([`Engine::version`]) across restarts too.
+    boot: u64,
 }
 
 /// How long the background compaction waits after an erasure for more erasures to
@@ -463,6 +466,14 @@ impl Engine {
             clock_offset_ms,
             mesh_correction_ms: std::sync::atomic::AtomicI64::new(0),
             tx,
+            boot: {
+                let mut b = [0u8; 8];
+                // Without randomness, the start time still differs between starts.
+                if getrandom::fill(&mut b).is_err() {
+                    b = system_ms().to_le_bytes();
+                }
+                u64::from_le_bytes(b)
+            },
         })
     }
 
@@ -603,6 +614,12 @@ impl Engine {
     /// Whether no event is held.
     pub fn is_empty(&self) -> bool {
         self.store.is_empty()
+    }
+
+    /// Changes with every stored or erased event, and at every start: what an HTTP
+    /// validator needs, at no cost (the digest reads every id after each change).
+    pub fn version(&self) -> (u64, u64) {
+        (self.boot, self.lock().generation)
     }
 
     /// BLAKE3 over the sorted ids of every held event.
