@@ -192,22 +192,44 @@ pub(super) async fn hubs(State(st): State<AppState>, headers: HeaderMap) -> ApiR
 /// Every `/status` and board answer (each phone's poll) asks, so the answer is kept
 /// until an event arrives, a summary changes what is known, or 5 s pass.
 pub(super) fn unreached_value(st: &AppState) -> Vec<Value> {
-    type Key = (usize, u64, usize, u64);
-    static KEPT: Mutex<Option<(Key, Vec<Value>)>> = Mutex::new(None);
-    let key: Key = (
+    static KEPT: Kept<Key, Vec<Value>> = Kept::new();
+    KEPT.get_or(key(st, 5_000), || unreached_now(st))
+}
+
+/// What the answers cached here depend on: the node (its delivery's address), the
+/// delivery generation, the engine's version (the events held) and a time step of
+/// `step_ms`.
+type Key = (usize, u64, (u64, u64), u64);
+
+fn key(st: &AppState, step_ms: u64) -> Key {
+    (
         Arc::as_ptr(&st.net.delivery) as usize,
         st.net.delivery.generation(),
-        st.engine.len(),
-        st.engine.now_ms() / 5_000,
-    );
-    if let Some((k, v)) = KEPT.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-        if *k == key {
-            return v.clone();
-        }
+        st.engine.version(),
+        st.engine.now_ms() / step_ms,
+    )
+}
+
+/// The last value computed, with the key it was computed for: given again while the
+/// key is the same.
+struct Kept<K, V>(Mutex<Option<(K, V)>>);
+
+impl<K: PartialEq, V: Clone> Kept<K, V> {
+    const fn new() -> Self {
+        Kept(Mutex::new(None))
     }
-    let v = unreached_now(st);
-    *KEPT.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, v.clone()));
-    v
+
+    fn get_or(&self, key: K, make: impl FnOnce() -> V) -> V {
+        if let Some((k, v)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if *k == key {
+                return v.clone();
+            }
+        }
+        // Made outside the lock: a slow fold does not hold up the other answers.
+        let v = make();
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, v.clone()));
+        v
+    }
 }
 
 fn unreached_now(st: &AppState) -> Vec<Value> {
@@ -280,36 +302,16 @@ impl Sent {
 /// shared (300 pages must not fold the board 300 times per summary that arrives).
 type Shared = (Arc<BTreeMap<String, Value>>, Arc<Vec<(AuthorId, bool)>>);
 
-/// What [`Shared`] depends on: the node (its delivery's address), the delivery
-/// generation, the events held and the expiry step.
-type SharedKey = (usize, u64, usize, u64);
-
-/// The last [`Shared`] computed.
-static SHARED: Mutex<Option<(SharedKey, Shared)>> = Mutex::new(None);
-
 fn shared(st: &AppState) -> Shared {
-    let key: SharedKey = (
-        Arc::as_ptr(&st.net.delivery) as usize,
-        st.net.delivery.generation(),
-        st.engine.len(),
-        st.engine.now_ms() / super::live::EXPIRY_STEP_MS,
-    );
-    {
-        let held = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((k, v)) = held.as_ref() {
-            if *k == key {
-                return v.clone();
-            }
-        }
-    }
-    let roster: Vec<(AuthorId, bool)> = Roster::of(st)
-        .entries
-        .iter()
-        .map(|e| (e.node, e.reachable))
-        .collect();
-    let v = (Arc::new(counts(st)), Arc::new(roster));
-    *SHARED.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, v.clone()));
-    v
+    static SHARED: Kept<Key, Shared> = Kept::new();
+    SHARED.get_or(key(st, super::live::EXPIRY_STEP_MS), || {
+        let roster: Vec<(AuthorId, bool)> = Roster::of(st)
+            .entries
+            .iter()
+            .map(|e| (e.node, e.reachable))
+            .collect();
+        (Arc::new(counts(st)), Arc::new(roster))
+    })
 }
 
 /// The data of a stream `known` message, if anything changed since `sent`.
