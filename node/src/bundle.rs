@@ -220,7 +220,7 @@ fn import_into(
 mod tests {
     use super::*;
     use crate::store::Store;
-    use aidmesh_protocol::{Body, Category, Identity, Place, Post, Urgency};
+    use aidmesh_protocol::{Body, Category, Identity, Post, Urgency};
 
     fn engine(dir: &std::path::Path, seed: u8, psk: [u8; 32]) -> Engine {
         let store = Store::open(dir).unwrap();
@@ -229,18 +229,7 @@ mod tests {
     }
 
     fn need(title: &str) -> Body {
-        Body::Need(Post {
-            title: title.into(),
-            category: Category::Water,
-            details: String::new(),
-            quantity: None,
-            unit: String::new(),
-            urgency: Urgency::Normal,
-            place: Place::default(),
-            contact: String::new(),
-            expires_ms: None,
-            related: None,
-        })
+        Body::Need(Post::new(title, Category::Water, Urgency::Normal))
     }
 
     #[test]

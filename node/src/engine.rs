@@ -717,16 +717,9 @@ impl Engine {
             .take(120)
             .collect();
         let need = self.post(Body::Need(Post {
-            title,
-            category: Category::Welfare,
-            details: String::new(),
-            quantity: None,
-            unit: String::new(),
-            urgency: Urgency::High,
             place,
-            contact: String::new(),
-            expires_ms: None,
             related: Some(c.id()),
+            ..Post::new(title, Category::Welfare, Urgency::High)
         }))?;
         Ok((c, Some(need)))
     }
@@ -1152,18 +1145,7 @@ mod tests {
     }
 
     fn need() -> Body {
-        Body::Need(Post {
-            title: "water".into(),
-            category: Category::Water,
-            details: String::new(),
-            quantity: None,
-            unit: String::new(),
-            urgency: Urgency::Normal,
-            place: Place::default(),
-            contact: String::new(),
-            expires_ms: None,
-            related: None,
-        })
+        Body::Need(Post::new("water", Category::Water, Urgency::Normal))
     }
 
     #[test]

@@ -302,22 +302,11 @@ fn update_peer(engine: &Engine, peer: &PeerId, f: impl FnOnce(&mut PeerRecord)) 
 mod tests {
     use super::*;
     use crate::store::Store;
-    use aidmesh_protocol::{Body, Category, Event, Identity, Place, Post, Timestamp, Urgency};
+    use aidmesh_protocol::{Body, Category, Event, Identity, Post, Timestamp, Urgency};
     use std::time::{Duration, Instant};
 
     fn need(title: &str, author: &Identity, at_ms: u64) -> Event {
-        let body = Body::Need(Post {
-            title: title.into(),
-            category: Category::Water,
-            details: String::new(),
-            quantity: None,
-            unit: String::new(),
-            urgency: Urgency::Normal,
-            place: Place::default(),
-            contact: String::new(),
-            expires_ms: None,
-            related: None,
-        });
+        let body = Body::Need(Post::new(title, Category::Water, Urgency::Normal));
         Event::try_create(author, Timestamp::from_millis(at_ms), &body).unwrap()
     }
 

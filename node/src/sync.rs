@@ -405,7 +405,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::store::Store;
-    use aidmesh_protocol::{Body, Category, Identity, Place, Post, Urgency};
+    use aidmesh_protocol::{Body, Category, Identity, Post, Urgency};
     use std::collections::VecDeque;
 
     fn engine(dir: &std::path::Path, seed: u8) -> Engine {
@@ -414,18 +414,7 @@ mod tests {
     }
 
     fn need(title: String) -> Body {
-        Body::Need(Post {
-            title,
-            category: Category::Water,
-            details: String::new(),
-            quantity: None,
-            unit: String::new(),
-            urgency: Urgency::Normal,
-            place: Place::default(),
-            contact: String::new(),
-            expires_ms: None,
-            related: None,
-        })
+        Body::Need(Post::new(title, Category::Water, Urgency::Normal))
     }
 
     fn key() -> ClockKey {

@@ -251,6 +251,24 @@ pub struct Post {
 }
 
 impl Post {
+    /// A post of `title` in `category` at `urgency`, with every other field empty (no
+    /// details, quantity, place, contact, expiry or relation): fill in what is known
+    /// with struct update syntax.
+    pub fn new(title: impl Into<String>, category: Category, urgency: Urgency) -> Post {
+        Post {
+            title: title.into(),
+            category,
+            details: String::new(),
+            quantity: None,
+            unit: String::new(),
+            urgency,
+            place: Place::default(),
+            contact: String::new(),
+            expires_ms: None,
+            related: None,
+        }
+    }
+
     fn check(&self) -> Result<(), FieldError> {
         check("title", &self.title, MAX_TITLE, Required::Yes, Lines::One)?;
         check(

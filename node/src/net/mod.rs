@@ -320,7 +320,7 @@ pub(crate) fn remote_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
 mod tests {
     use super::*;
     use crate::store::Store;
-    use aidmesh_protocol::{Body, Category, Identity, Place, Post, Urgency};
+    use aidmesh_protocol::{Body, Category, Identity, Post, Urgency};
     use std::time::Instant;
 
     fn engine(dir: &std::path::Path, seed: u8) -> Arc<Engine> {
@@ -329,18 +329,7 @@ mod tests {
     }
 
     fn need(title: &str) -> Body {
-        Body::Need(Post {
-            title: title.into(),
-            category: Category::Water,
-            details: String::new(),
-            quantity: None,
-            unit: String::new(),
-            urgency: Urgency::Normal,
-            place: Place::default(),
-            contact: String::new(),
-            expires_ms: None,
-            related: None,
-        })
+        Body::Need(Post::new(title, Category::Water, Urgency::Normal))
     }
 
     async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {

@@ -38,7 +38,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aidmesh_protocol::body::{Body, BodyKind, Place, Post, Urgency};
+use aidmesh_protocol::body::{Body, BodyKind, Post, Urgency};
 use aidmesh_protocol::delivery::{self, Summary};
 use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
 use aidmesh_protocol::{community, AuthorId, Category, Event, EventId, Identity, Timestamp};
@@ -317,18 +317,7 @@ fn now_ms() -> u64 {
 
 /// A need that would be valid if nothing were tampered with.
 fn need(title: String) -> Body {
-    Body::Need(Post {
-        title,
-        category: Category::Water,
-        details: String::new(),
-        quantity: None,
-        unit: String::new(),
-        urgency: Urgency::Normal,
-        place: Place::default(),
-        contact: String::new(),
-        expires_ms: None,
-        related: None,
-    })
+    Body::Need(Post::new(title, Category::Water, Urgency::Normal))
 }
 
 /// The rogue's state: its swarm, its identity as an author, and what it has done.
