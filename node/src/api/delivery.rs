@@ -234,18 +234,13 @@ impl<K: PartialEq, V: Clone> Kept<K, V> {
 
 fn unreached_now(st: &AppState) -> Vec<Value> {
     let now = st.engine.now_ms();
-    let me = st.net.delivery.me();
-    // Heads only (no post read from the store) until the few flagged ones: this runs
-    // for every `/status` and board answer.
-    let heads = st.engine.with_view(|v| v.heads(now));
-    let flagged: Vec<EventId> = heads
+    // From the folded heads (no post read from the store) until the few flagged ones.
+    let flagged: Vec<EventId> = heads(st)
+        .urgent
         .iter()
-        .filter(|i| i.kind == BodyKind::Need && i.author == me)
-        .filter(|i| matches!(i.urgency, Urgency::High | Urgency::LifeThreatening))
-        .filter(|i| i.state.is_active() && !i.expired)
-        .filter(|i| now.saturating_sub(i.created.millis()) > crate::delivery::UNREACHED_AFTER_MS)
-        .filter(|i| st.net.delivery.known(i.created, &i.id).is_empty())
-        .map(|i| i.id)
+        .filter(|(ts, _)| now.saturating_sub(ts.millis()) > crate::delivery::UNREACHED_AFTER_MS)
+        .filter(|(ts, id)| st.net.delivery.known(*ts, id).is_empty())
+        .map(|(_, id)| *id)
         .collect();
     let items = st.engine.with_view(|v| {
         flagged
@@ -264,20 +259,51 @@ fn unreached_now(st: &AppState) -> Vec<Value> {
         .collect()
 }
 
+/// The items the delivery answers are about, from the view's heads (no post read).
+struct Heads {
+    /// The open needs and offers a page shows counts for: most urgent first, at most
+    /// [`KNOWN_CAP`].
+    shown: Vec<(Timestamp, EventId)>,
+    /// This node's open urgent or life-threatening needs (the `unreached` candidates).
+    urgent: Vec<(Timestamp, EventId)>,
+}
+
+/// [`Heads`], folded once per change of the store or expiry step. Delivery knowledge
+/// changes more often (a summary arrives about once a second in a busy mesh), and a
+/// fold of every item is a quarter of a second at 100,000 items; a change of what is
+/// known only asks [`crate::delivery::Delivery::known`] again for these few.
+fn heads(st: &AppState) -> Arc<Heads> {
+    static HEADS: Kept<((u64, u64), u64), Arc<Heads>> = Kept::new();
+    let now = st.engine.now_ms();
+    let key = (st.engine.version(), now / super::live::EXPIRY_STEP_MS);
+    HEADS.get_or(key, || {
+        let me = st.net.delivery.me();
+        let mut items = st.engine.with_view(|v| v.heads(now));
+        items.retain(|i| i.state.is_active() && !i.expired);
+        let urgent = items
+            .iter()
+            .filter(|i| i.kind == BodyKind::Need && i.author == me)
+            .filter(|i| matches!(i.urgency, Urgency::High | Urgency::LifeThreatening))
+            .map(|i| (i.created, i.id))
+            .collect();
+        items.sort_by_key(|i| (std::cmp::Reverse(i.urgency), std::cmp::Reverse(i.created)));
+        let shown = items
+            .iter()
+            .take(KNOWN_CAP)
+            .map(|i| (i.created, i.id))
+            .collect();
+        Arc::new(Heads { shown, urgent })
+    })
+}
+
 /// Counts of the items a page shows (open needs and offers, most urgent first, at
-/// most [`KNOWN_CAP`]), by id hex. From the view's heads: no post is read.
+/// most [`KNOWN_CAP`]), by id hex.
 pub(super) fn counts(st: &AppState) -> BTreeMap<String, Value> {
     let roster = Roster::of(st);
-    let now = st.engine.now_ms();
-    // Heads only: this runs on every change a stream may send, and reading every post
-    // from the store made a page's stream fall seconds behind at 20,000 items.
-    let mut items = st.engine.with_view(|v| v.heads(now));
-    items.retain(|i| i.state.is_active() && !i.expired);
-    items.sort_by_key(|i| (std::cmp::Reverse(i.urgency), std::cmp::Reverse(i.created)));
-    items
+    heads(st)
+        .shown
         .iter()
-        .take(KNOWN_CAP)
-        .map(|h| (h.id.to_hex(), count(st, &roster, h.created, &h.id)))
+        .map(|(ts, id)| (id.to_hex(), count(st, &roster, *ts, id)))
         .collect()
 }
 
