@@ -232,6 +232,11 @@ impl Summary {
         postcard::to_stdvec(self).unwrap_or_default()
     }
 
+    /// Length of [`Summary::sign`]'s output, without signing.
+    pub fn wire_len(&self) -> usize {
+        1 + self.body().len() + SIGNATURE_LEN
+    }
+
     /// Wire bytes, signed by `identity` (which must be the summary's hub): version
     /// byte, postcard of the summary, 64-byte Ed25519 signature over
     /// `"aidmesh delivery summary v2\0" || postcard`.
