@@ -72,6 +72,10 @@ const FPS_KEPT: usize = 4_096;
 const ARRIVALS_KEPT: usize = 4_096;
 /// Most id prefixes remembered that hubs listed before the event reached us.
 const UNFOUND_MAX: usize = 16_384;
+/// Stamps of our full summaries never reused (`State::full_stamps`): a receiver
+/// holding an older full summary of ours than the last 64 (it missed at least 64
+/// keep-alives) while our clock went back to exactly its millisecond is not guarded.
+const FULL_STAMPS_KEPT: usize = 64;
 
 /// How a hub's newest summary reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +183,10 @@ struct State {
     last_full: Option<(Summary, u64)>,
     /// The next summary must be full (a peer connected: it holds no base of ours).
     want_full: bool,
+    /// `made_ms` of our recent full summaries, oldest first: a receiver finds a
+    /// delta's base by its `made_ms`, so after the clock went back no summary of
+    /// ours takes one of these again (see [`FULL_STAMPS_KEPT`]).
+    full_stamps: VecDeque<u64>,
     /// Count and fingerprint of our events in `[start, end)` ms, by range: old
     /// buckets rarely change, so making our summary and checking another hub's costs
     /// only the recent ones. A range is dropped when an event arrives in it.
@@ -491,6 +499,13 @@ impl Delivery {
         if !due || st.stale {
             return None;
         }
+        // Two different full summaries with one `made_ms` would let a receiver
+        // rebuild a delta on the wrong base (a false proof): after the clock went
+        // back, step past the stamps of our recent full ones.
+        let mut made_ms = made_ms;
+        while st.full_stamps.contains(&made_ms) {
+            made_ms += 1;
+        }
         st.merge();
         // What arrived since our last summary (newest first); what came before was
         // listed then, and a receiver remembers it (or its buckets prove it now).
@@ -531,6 +546,10 @@ impl Delivery {
             None => {
                 st.want_full = false;
                 st.last_full = Some((s.clone(), now_ms));
+                if st.full_stamps.len() >= FULL_STAMPS_KEPT {
+                    st.full_stamps.pop_front();
+                }
+                st.full_stamps.push_back(made_ms);
                 s
             }
         };
@@ -885,7 +904,9 @@ mod tests {
             }
         }
         all.sort();
+        a.d.lock().want_full = true;
         let got = Summary::open(&summary(&a, NOW), &community_tag(&PSK)).unwrap();
+        assert!(!got.is_delta());
         let want = Summary::make(community_tag(&PSK), a.id.author(), NOW, &all, []);
         assert_eq!(got.buckets, want.buckets);
         assert_eq!(got.count, 300);
@@ -1082,6 +1103,33 @@ mod tests {
         assert!(!open(&summary(&e, NOW)).is_delta());
         e.d.observe(&event(&e.id, 1, NOW), NOW);
         assert!(!open(&summary(&e, NOW + MIN_GAP_MS)).is_delta());
+    }
+
+    #[test]
+    fn after_the_clock_went_back_no_full_summary_takes_an_earlier_one_s_stamp() {
+        let (a, c) = (node(1), node(3));
+        let h = shared_history(&a, &c);
+        // A holds C's full summary of NOW, then misses the ones after it.
+        a.d.receive(&summary(&c, NOW), None, NOW, NOW);
+        c.d.set_connected(peer_of(&node(7).id.author()).unwrap(), true);
+        let _missed = summary(&c, NOW + 60_000);
+        // C's clock goes back to NOW; an event arrives and a peer connects: C sends
+        // a full summary, stamped past NOW.
+        let x = event(&c.id, 1, NOW - 2_000);
+        c.d.observe(&x, NOW + 61_000);
+        c.d.set_connected(peer_of(&node(8).id.author()).unwrap(), true);
+        let full = open(&summary(&c, NOW));
+        assert!(!full.is_delta());
+        assert_eq!(full.made_ms, NOW + 1);
+        // Its next delta is against NOW + 1, which A does not hold: A proves nothing
+        // by range rather than rebuild it on the full summary of NOW.
+        let y = event(&c.id, 2, NOW - 1_000);
+        c.d.observe(&y, NOW + 62_000);
+        let d = summary(&c, NOW + 5_000);
+        assert_eq!(open(&d).base_ms, NOW + 1);
+        a.d.receive(&d, None, NOW + 62_000, NOW + 5_000);
+        assert!(a.d.known(h[0].timestamp(), &h[0].id()).is_empty());
+        assert_eq!(a.d.roster(&[], NOW + 62_000)[1].behind, None);
     }
 
     #[test]
