@@ -62,7 +62,8 @@ struct Run {
     fulls_per_minute: f64,
     mean_size: f64,
     mean_full: f64,
-    mean_delta: f64,
+    /// None when no delta was sent.
+    mean_delta: Option<f64>,
     make_ms: f64,
     check_ms: f64,
 }
@@ -182,7 +183,8 @@ fn run(every_ms: Option<u64>) -> Run {
         fulls_per_minute: fulls as f64 / HUBS as f64 / MINUTES as f64,
         mean_size: bytes as f64 / messages.max(1) as f64,
         mean_full: full_bytes as f64 / fulls.max(1) as f64,
-        mean_delta: (bytes - full_bytes) as f64 / (messages - fulls).max(1) as f64,
+        mean_delta: (messages > fulls)
+            .then(|| (bytes - full_bytes) as f64 / (messages - fulls) as f64),
         make_ms: median(make),
         check_ms: median(check),
     }
@@ -202,12 +204,12 @@ fn main() {
         let r = run(every);
         let framed = r.per_minute + r.messages_per_minute * GOSSIP_OVERHEAD as f64;
         println!(
-            "| {label} | {:.2} ({:.2}) | {:.0} B ({:.0} / {:.0}) | {:.0} B | {:.0} B | {:.0} B | {:.1} KB | {:.2} ms | {:.2} ms |",
+            "| {label} | {:.2} ({:.2}) | {:.0} B ({:.0} / {}) | {:.0} B | {:.0} B | {:.0} B | {:.1} KB | {:.2} ms | {:.2} ms |",
             r.messages_per_minute,
             r.fulls_per_minute,
             r.mean_size,
             r.mean_full,
-            r.mean_delta,
+            r.mean_delta.map_or("–".to_string(), |d| format!("{d:.0}")),
             r.per_minute,
             r.all_full_per_minute,
             framed,
