@@ -1,11 +1,12 @@
 //! Hub summaries as gossip delivers them (issue 11): the decoder bounds every length
 //! before allocating and never panics; a summary that opens (seeds are signed for the
-//! key below) is then checked against a small set of ours, as the node does, without
-//! a panic.
+//! key below) is then checked against a small set of ours, as the node does, and a
+//! delta is applied to a fixed base (the hub holding that set; seed 3 is a delta of
+//! it), without a panic.
 #![no_main]
 
 use aidmesh_protocol::delivery::{community_tag, Summary};
-use aidmesh_protocol::{EventId, Timestamp};
+use aidmesh_protocol::{EventId, Identity, Timestamp};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -22,4 +23,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = s.confirms(&ours, *ts, id);
     }
     let _ = s.bucket_at(u64::MAX);
+    // The base of protocol/tests/delivery_vector.rs's `fuzz_base`.
+    let hub = Identity::from_seed([1; 32]);
+    let base = Summary::make(community_tag(&key), hub.author(), 1_790_000_030_000, &ours, []);
+    if let Ok(full) = s.apply(&base) {
+        let checks = full.check(&ours);
+        let _ = full.behind(&checks, ours.len() as u64);
+    }
+    let _ = base.apply(&s);
 });

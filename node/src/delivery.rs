@@ -4,11 +4,16 @@
 //! - It keeps the `(timestamp, id)` set of what this node holds (fed by the engine's
 //!   new-event broadcast through the network task) and makes this node's signed
 //!   summary ([`aidmesh_protocol::delivery::Summary`]) from it.
+//! - It sends a full summary (every bucket) at first, at every keep-alive, soon after a
+//!   peer connects, and whenever a delta would not save a third; otherwise a delta
+//!   against its last full one (only the buckets that changed: most of a long
+//!   history never does).
 //! - It keeps the newest summary of every other hub, checked against what we hold:
 //!   the time ranges where the hub holds exactly what we hold ("matched"), and events
 //!   proven held by an earlier summary ("sticky": a matched range stops proving
 //!   anything the moment an event arrives here in it, so the events it proved are
-//!   remembered first).
+//!   remembered first). A delta is read through the hub's last full summary; one
+//!   whose base we missed proves nothing by range until the hub's next full one.
 //! - It answers "which hubs are known to hold event X, since when", the roster (every
 //!   node heard of: summaries, hub announcements, authors of events) and which urgent
 //!   needs posted here have reached no other hub.
@@ -71,6 +76,10 @@ const FPS_KEPT: usize = 4_096;
 const ARRIVALS_KEPT: usize = 4_096;
 /// Most id prefixes remembered that hubs listed before the event reached us.
 const UNFOUND_MAX: usize = 16_384;
+/// Stamps of our full summaries never reused (`State::full_stamps`): a receiver
+/// holding an older full summary of ours than the last 64 (it missed at least 64
+/// keep-alives) while our clock went back to exactly its millisecond is not guarded.
+const FULL_STAMPS_KEPT: usize = 64;
 
 /// How a hub's newest summary reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,10 +140,15 @@ pub struct RosterEntry {
 
 /// The newest summary of one hub and what it proves.
 struct Hub {
+    /// The newest summary: full, or a delta made full through `base`, or a delta
+    /// whose base we lack (then only its recent ids count).
     summary: Summary,
+    /// The hub's newest full summary received (what its deltas are made against).
+    base: Option<Summary>,
     heard_ms: u64,
     via: Via,
-    behind: u64,
+    /// Unknown when the newest summary is a delta whose base we lack.
+    behind: Option<u64>,
     /// Matched ranges: start ms -> end ms.
     matched: BTreeMap<u64, u64>,
 }
@@ -168,6 +182,15 @@ struct State {
     dirty: bool,
     /// When our last summary was made (local wall ms).
     last_sent_ms: Option<u64>,
+    /// Our last full summary (the base of our deltas) and when it was made (local
+    /// wall ms).
+    last_full: Option<(Summary, u64)>,
+    /// The next summary must be full (a peer connected: it holds no base of ours).
+    want_full: bool,
+    /// `made_ms` of our recent full summaries, oldest first: a receiver finds a
+    /// delta's base by its `made_ms`, so after the clock went back no summary of
+    /// ours takes one of these again (see [`FULL_STAMPS_KEPT`]).
+    full_stamps: VecDeque<u64>,
     /// Count and fingerprint of our events in `[start, end)` ms, by range: old
     /// buckets rarely change, so making our summary and checking another hub's costs
     /// only the recent ones. A range is dropped when an event arrives in it.
@@ -446,8 +469,10 @@ impl Delivery {
             st.connected.remove(&peer)
         };
         if connected {
-            // A new neighbour learns about us at once.
+            // A new neighbour learns about us at once, in full: it holds no base
+            // for our deltas.
             st.dirty = true;
+            st.want_full = true;
         }
         drop(st);
         if flipped {
@@ -478,6 +503,13 @@ impl Delivery {
         if !due || st.stale {
             return None;
         }
+        // Two different full summaries with one `made_ms` would let a receiver
+        // rebuild a delta on the wrong base (a false proof): after the clock went
+        // back, step past the stamps of our recent full ones.
+        let mut made_ms = made_ms;
+        while st.full_stamps.contains(&made_ms) {
+            made_ms += 1;
+        }
         st.merge();
         // What arrived since our last summary and in the last `LIST_MS` (newest first).
         // What came before our last summary was listed then, and a receiver
@@ -500,12 +532,38 @@ impl Delivery {
             hub: self.me,
             made_ms,
             count: buckets.iter().map(|b| u64::from(b.count)).sum(),
+            base_ms: 0,
             buckets,
             recent: recent.iter().take(MAX_RECENT).map(prefix).collect(),
         };
+        // A delta against our last full summary, unless a full one is due: a peer
+        // connected, a keep-alive since the last full one passed (someone who
+        // missed it gets a base at least that often), the clock went back, or the
+        // delta would not save a third of the bytes.
+        let keepalive = st.keepalive_ms();
+        let delta = match &st.last_full {
+            Some((base, at))
+                if !st.want_full && now_ms < at + keepalive && base.made_ms < made_ms =>
+            {
+                Some(s.delta(base)).filter(|d| 3 * d.wire_len() <= 2 * s.wire_len())
+            }
+            _ => None,
+        };
+        let out = match delta {
+            Some(d) => d,
+            None => {
+                st.want_full = false;
+                st.last_full = Some((s.clone(), now_ms));
+                if st.full_stamps.len() >= FULL_STAMPS_KEPT {
+                    st.full_stamps.pop_front();
+                }
+                st.full_stamps.push_back(made_ms);
+                s
+            }
+        };
         st.dirty = false;
         st.last_sent_ms = Some(now_ms);
-        Some(s.sign(identity))
+        Some(out.sign(identity))
     }
 
     /// A summary from gossip, passed on by `source`, at local wall time `now_ms` and
@@ -533,24 +591,42 @@ impl Delivery {
         }) {
             return Received::Stale;
         }
+        // A delta is read through the hub's last full summary; one whose base we
+        // lack (we missed it) proves nothing by range.
+        let held_base = st.hubs.get(&s.hub).and_then(|h| h.base.as_ref());
+        let (full, base) = if !s.is_delta() {
+            (Some(s.clone()), Some(s.clone()))
+        } else {
+            match held_base {
+                Some(b) if b.made_ms == s.base_ms => match s.apply(b) {
+                    Ok(f) => (Some(f), Some(b.clone())),
+                    // Signed by the hub, against the base we hold, and wrong.
+                    Err(e) => return Received::Refused(e),
+                },
+                other => (None, other.cloned()),
+            }
+        };
         st.merge();
         let direct = source.is_some() && source == peer_of(&s.hub);
         let mut matched = BTreeMap::new();
-        let (mut covered, mut short) = (0u64, 0u64);
-        let stale = st.stale;
-        for b in &s.buckets {
-            let (n, fp) = st.fp(b.start_ms, b.end_ms);
-            let n = u64::from(n);
-            covered += n;
-            if n == u64::from(b.count) && fp == b.fp {
-                if !stale {
-                    matched.insert(b.start_ms, b.end_ms);
+        let mut behind = None;
+        if let Some(full) = &full {
+            let (mut covered, mut short) = (0u64, 0u64);
+            let stale = st.stale;
+            for b in &full.buckets {
+                let (n, fp) = st.fp(b.start_ms, b.end_ms);
+                let n = u64::from(n);
+                covered += n;
+                if n == u64::from(b.count) && fp == b.fp {
+                    if !stale {
+                        matched.insert(b.start_ms, b.end_ms);
+                    }
+                } else {
+                    short += n.saturating_sub(u64::from(b.count));
                 }
-            } else {
-                short += n.saturating_sub(u64::from(b.count));
             }
+            behind = Some(short + (st.items.len() as u64).saturating_sub(covered));
         }
-        let behind = short + (st.items.len() as u64).saturating_sub(covered);
         // Recently received ids: find ours among them (most are our recent arrivals).
         let listed: HashSet<[u8; 8]> = s.recent.iter().copied().collect();
         let found: Vec<EventId> = st
@@ -581,7 +657,8 @@ impl Delivery {
                 via: if direct { Via::Direct } else { Via::Relayed },
                 behind,
                 matched,
-                summary: s,
+                summary: full.unwrap_or(s),
+                base,
             },
         );
         drop(st);
@@ -647,7 +724,7 @@ impl Delivery {
             let e = nodes.entry(*a).or_insert_with(|| entry(*a));
             e.last_heard_ms = Some(e.last_heard_ms.unwrap_or(0).max(h.heard_ms));
             e.via = Some(h.via);
-            e.behind = Some(h.behind);
+            e.behind = h.behind;
         }
         nodes.remove(&self.me);
         let me = RosterEntry {
@@ -835,7 +912,9 @@ mod tests {
             }
         }
         all.sort();
+        a.d.lock().want_full = true;
         let got = Summary::open(&summary(&a, NOW), &community_tag(&PSK)).unwrap();
+        assert!(!got.is_delta());
         let want = Summary::make(community_tag(&PSK), a.id.author(), NOW, &all, []);
         assert_eq!(got.buckets, want.buckets);
         assert_eq!(got.count, 300);
@@ -913,6 +992,170 @@ mod tests {
         assert_eq!(a.d.lock().keepalive_ms(), 39 * KEEPALIVE_PER_HUB_MS);
         const { assert!(MAX_GAP_MS < UNREACHED_AFTER_MS) };
         const { assert!(3 * MAX_KEEPALIVE_MS <= SILENT_AFTER_MS) };
+    }
+
+    /// C's history: 30 events over the last 30 days, held by A as well (read from
+    /// the store at start: no summary lists them as recent arrivals).
+    fn shared_history(a: &Node, c: &Node) -> Vec<Event> {
+        let h: Vec<Event> = (0..30u32)
+            .map(|n| {
+                event(
+                    &c.id,
+                    100 + n,
+                    NOW - 3 * 3_600_000 - u64::from(n) * 86_400_000,
+                )
+            })
+            .collect();
+        let items: Vec<_> = h.iter().map(|e| (e.timestamp(), e.id())).collect();
+        a.d.reload(items.clone());
+        c.d.reload(items);
+        h
+    }
+
+    fn open(bytes: &[u8]) -> Summary {
+        Summary::open(bytes, &community_tag(&PSK)).unwrap()
+    }
+
+    #[test]
+    fn a_delta_is_read_through_the_hub_s_last_full_summary() {
+        let (a, c) = (node(1), node(3));
+        let h = shared_history(&a, &c);
+        let first = summary(&c, NOW);
+        assert!(!open(&first).is_delta(), "the first summary is full");
+        a.d.receive(&first, None, NOW, NOW);
+        // A new event at both: C's next summary lists only its minute.
+        let x = event(&c.id, 1, NOW + 5_000);
+        a.d.observe(&x, NOW + 6_000);
+        c.d.observe(&x, NOW + 6_000);
+        let second = summary(&c, NOW + 10_000);
+        let d = open(&second);
+        assert_eq!((d.is_delta(), d.base_ms, d.buckets.len()), (true, NOW, 1));
+        assert!(
+            3 * second.len() <= first.len(),
+            "{} vs {} bytes",
+            second.len(),
+            first.len()
+        );
+        assert_eq!(
+            a.d.receive(&second, None, NOW + 10_000, NOW + 10_000),
+            Received::Newer
+        );
+        // The old events are proven by the base's buckets, as of the delta.
+        for e in h.iter().chain([&x]) {
+            assert_eq!(
+                a.d.known(e.timestamp(), &e.id()),
+                vec![KnownAt {
+                    node: c.id.author(),
+                    at_ms: NOW + 10_000
+                }]
+            );
+        }
+        let r = a.d.roster(&[], NOW + 10_000);
+        assert_eq!(r[1].behind, Some(0));
+        // A delta against the base A holds that does not add up is refused.
+        let mut bad = d.clone();
+        bad.made_ms += 1;
+        bad.count += 1;
+        assert!(matches!(
+            a.d.receive(&bad.sign(&c.id), None, NOW + 11_000, NOW + 11_000),
+            Received::Refused(SummaryError::Inconsistent(_))
+        ));
+    }
+
+    #[test]
+    fn a_delta_whose_base_was_missed_proves_nothing_by_range_but_its_recent_ids_count() {
+        let (a, c) = (node(1), node(3));
+        let h = shared_history(&a, &c);
+        a.d.receive(&summary(&c, NOW), None, NOW, NOW);
+        assert_eq!(a.d.known(h[0].timestamp(), &h[0].id()).len(), 1);
+        // C sends a full summary A misses (C met a new peer), then a delta on it.
+        c.d.set_connected(peer_of(&node(7).id.author()).unwrap(), true);
+        let missed = summary(&c, NOW + 10_000);
+        assert!(!open(&missed).is_delta());
+        let x = event(&c.id, 1, NOW + 15_000);
+        a.d.observe(&x, NOW + 16_000);
+        c.d.observe(&x, NOW + 16_000);
+        let d = summary(&c, NOW + 20_000);
+        assert_eq!(open(&d).base_ms, NOW + 10_000);
+        let via = peer_of(&c.id.author());
+        assert_eq!(
+            a.d.receive(&d, via, NOW + 20_000, NOW + 20_000),
+            Received::Newer
+        );
+        // No range is proven (not even the one the older full summary matched)...
+        assert!(a.d.known(h[0].timestamp(), &h[0].id()).is_empty());
+        // ...but the listed arrival is, and C counts as heard, directly.
+        assert_eq!(
+            a.d.known(x.timestamp(), &x.id()),
+            vec![KnownAt {
+                node: c.id.author(),
+                at_ms: NOW + 20_000
+            }]
+        );
+        let r = a.d.roster(&[], NOW + 20_000);
+        assert_eq!(
+            (r[1].last_heard_ms, r[1].via, r[1].behind),
+            (Some(NOW + 20_000), Some(Via::Direct), None)
+        );
+        // C's next full summary proves the history again.
+        c.d.set_connected(peer_of(&node(8).id.author()).unwrap(), true);
+        a.d.receive(&summary(&c, NOW + 30_000), None, NOW + 30_000, NOW + 30_000);
+        assert_eq!(a.d.known(h[0].timestamp(), &h[0].id()).len(), 1);
+    }
+
+    #[test]
+    fn a_full_summary_goes_out_to_a_new_peer_at_the_keepalive_and_when_a_delta_saves_little() {
+        let c = node(3);
+        let a = node(1);
+        shared_history(&a, &c);
+        let is_delta = |now: u64| open(&summary(&c, now)).is_delta();
+        assert!(!is_delta(NOW), "first");
+        c.d.observe(&event(&c.id, 1, NOW), NOW + 1);
+        assert!(is_delta(NOW + MIN_GAP_MS));
+        // A peer connects: the next summary is due after the gap, and full.
+        c.d.set_connected(peer_of(&a.id.author()).unwrap(), true);
+        assert_eq!(c.d.next_summary_ms(), NOW + 2 * MIN_GAP_MS);
+        let next =
+            c.d.summary_due(&c.id, NOW + 2 * MIN_GAP_MS, NOW + 2 * MIN_GAP_MS)
+                .unwrap();
+        assert!(!open(&next).is_delta(), "a new peer gets a full summary");
+        c.d.observe(&event(&c.id, 2, NOW + 11_000), NOW + 11_000);
+        assert!(is_delta(NOW + 15_000));
+        // Changes keep coming: a keep-alive after the last full one, the next is full.
+        c.d.observe(&event(&c.id, 3, NOW + 16_000), NOW + 16_000);
+        assert!(!is_delta(NOW + 2 * MIN_GAP_MS + KEEPALIVE_MS));
+        // An empty history: a delta would save nothing.
+        let e = node(4);
+        assert!(!open(&summary(&e, NOW)).is_delta());
+        e.d.observe(&event(&e.id, 1, NOW), NOW);
+        assert!(!open(&summary(&e, NOW + MIN_GAP_MS)).is_delta());
+    }
+
+    #[test]
+    fn after_the_clock_went_back_no_full_summary_takes_an_earlier_one_s_stamp() {
+        let (a, c) = (node(1), node(3));
+        let h = shared_history(&a, &c);
+        // A holds C's full summary of NOW, then misses the ones after it.
+        a.d.receive(&summary(&c, NOW), None, NOW, NOW);
+        c.d.set_connected(peer_of(&node(7).id.author()).unwrap(), true);
+        let _missed = summary(&c, NOW + 60_000);
+        // C's clock goes back to NOW; an event arrives and a peer connects: C sends
+        // a full summary, stamped past NOW.
+        let x = event(&c.id, 1, NOW - 2_000);
+        c.d.observe(&x, NOW + 61_000);
+        c.d.set_connected(peer_of(&node(8).id.author()).unwrap(), true);
+        let full = open(&summary(&c, NOW));
+        assert!(!full.is_delta());
+        assert_eq!(full.made_ms, NOW + 1);
+        // Its next delta is against NOW + 1, which A does not hold: A proves nothing
+        // by range rather than rebuild it on the full summary of NOW.
+        let y = event(&c.id, 2, NOW - 1_000);
+        c.d.observe(&y, NOW + 62_000);
+        let d = summary(&c, NOW + 5_000);
+        assert_eq!(open(&d).base_ms, NOW + 1);
+        a.d.receive(&d, None, NOW + 62_000, NOW + 5_000);
+        assert!(a.d.known(h[0].timestamp(), &h[0].id()).is_empty());
+        assert_eq!(a.d.roster(&[], NOW + 62_000)[1].behind, None);
     }
 
     #[test]

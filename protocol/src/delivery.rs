@@ -17,7 +17,8 @@
 //! hub's identity key (the key that authors its events) and carries a keyed tag of the
 //! community key, so nobody can make one for another hub, and another community's
 //! summary is refused. The newest summary per hub wins, so replaying an old one
-//! changes nothing. Byte layout: `docs/protocol.md` section 10.
+//! changes nothing. A summary is full (every bucket) or a delta against the hub's last
+//! full one (only the buckets that changed). Byte layout: `docs/protocol.md` §12.3.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -28,7 +29,7 @@ use crate::identity::{AuthorId, Identity};
 use crate::time::Timestamp;
 
 /// Version byte in front of every summary.
-pub const SUMMARY_VERSION: u8 = 1;
+pub const SUMMARY_VERSION: u8 = 2;
 
 /// Largest encoded summary accepted (checked before decoding). A summary of a long
 /// history is about 2 KB; gossip carries up to 16 KB.
@@ -48,7 +49,7 @@ pub const PREFIX_LEN: usize = 8;
 pub const FINGERPRINT_LEN: usize = 8;
 
 /// Prefix of the signed message: a summary signature can never pass for an event's.
-const SIGN_CONTEXT: &[u8] = b"aidmesh delivery summary v1\0";
+const SIGN_CONTEXT: &[u8] = b"aidmesh delivery summary v2\0";
 
 /// Domain of the bucket fingerprint hash.
 const FINGERPRINT_CONTEXT: &[u8] = b"aidmesh delivery bucket v1\0";
@@ -74,7 +75,7 @@ const LEVELS: [(u64, u64); 5] = [
 
 /// One time bucket: the hub's events whose timestamp's milliseconds lie in
 /// `[start_ms, end_ms)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Bucket {
     /// First millisecond covered.
     pub start_ms: u64,
@@ -96,9 +97,14 @@ pub struct Summary {
     /// The hub's (mesh-corrected) clock when it made the summary, ms since the epoch;
     /// the newest per hub wins.
     pub made_ms: u64,
-    /// Events held.
+    /// Events held (in a delta too: always the hub's total).
     pub count: u64,
-    /// Non-empty buckets, ascending and disjoint; their counts add up to `count`.
+    /// 0 for a full summary; otherwise this is a delta against the hub's full summary
+    /// made at `base_ms` (see [`Summary::delta`] and [`Summary::apply`]).
+    pub base_ms: u64,
+    /// Buckets, ascending and disjoint. In a full summary: every non-empty bucket,
+    /// their counts adding up to `count`. In a delta: the buckets that differ from the
+    /// base, and tombstones (count 0, fingerprint zero) for base ranges now empty.
     pub buckets: Vec<Bucket>,
     /// Prefixes of ids the hub received in the last minutes, newest first.
     pub recent: Vec<[u8; PREFIX_LEN]>,
@@ -116,7 +122,8 @@ pub enum SummaryError {
     /// The signature is not the hub's.
     #[error("summary signature is not the hub's")]
     BadSignature,
-    /// Buckets overlap, are out of order, empty, or do not add up to the count.
+    /// Buckets overlap, are out of order, empty, or do not add up to the count; or a
+    /// delta does not fit the base it was applied to.
     #[error("summary buckets are inconsistent: {0}")]
     Inconsistent(&'static str),
 }
@@ -210,6 +217,7 @@ impl Summary {
             hub,
             made_ms,
             count: buckets.iter().map(|b| u64::from(b.count)).sum(),
+            base_ms: 0,
             buckets,
             recent: recent
                 .into_iter()
@@ -224,9 +232,14 @@ impl Summary {
         postcard::to_stdvec(self).unwrap_or_default()
     }
 
+    /// Length of [`Summary::sign`]'s output, without signing.
+    pub fn wire_len(&self) -> usize {
+        1 + self.body().len() + SIGNATURE_LEN
+    }
+
     /// Wire bytes, signed by `identity` (which must be the summary's hub): version
     /// byte, postcard of the summary, 64-byte Ed25519 signature over
-    /// `"aidmesh delivery summary v1\0" || postcard`.
+    /// `"aidmesh delivery summary v2\0" || postcard`.
     pub fn sign(&self, identity: &Identity) -> Vec<u8> {
         let body = self.body();
         let mut msg = SIGN_CONTEXT.to_vec();
@@ -258,7 +271,7 @@ impl Summary {
             return Err(DecodeError::Version {
                 what,
                 version,
-                supported: "1",
+                supported: "2",
             }
             .into());
         }
@@ -308,6 +321,12 @@ impl Summary {
         if !s.hub.verify(&msg, &signature) {
             return Err(SummaryError::BadSignature);
         }
+        let delta = s.is_delta();
+        if delta && s.base_ms >= s.made_ms {
+            return Err(SummaryError::Inconsistent(
+                "a delta is not newer than its base",
+            ));
+        }
         let mut last_end = 0u64;
         let mut total = 0u64;
         for b in &s.buckets {
@@ -319,18 +338,103 @@ impl Summary {
                     "buckets overlap or are out of order",
                 ));
             }
-            if b.count == 0 {
+            if b.count == 0 && !delta {
                 return Err(SummaryError::Inconsistent("an empty bucket is listed"));
+            }
+            if b.count == 0 && b.fp != [0; FINGERPRINT_LEN] {
+                return Err(SummaryError::Inconsistent("a tombstone has a fingerprint"));
             }
             last_end = b.end_ms;
             total += u64::from(b.count);
         }
-        if total != s.count {
+        // A delta lists some of the hub's buckets: their sum is checked by `apply`.
+        if (!delta && total != s.count) || (delta && total > s.count) {
             return Err(SummaryError::Inconsistent(
                 "bucket counts do not add up to the count",
             ));
         }
         Ok(s)
+    }
+
+    /// Whether this is a delta against an earlier full summary (`base_ms` not 0).
+    pub fn is_delta(&self) -> bool {
+        self.base_ms != 0
+    }
+
+    /// The delta of this full summary against `base`, an older full summary of the
+    /// same hub: every bucket of ours not identical to one of the base, and a tombstone
+    /// for every base bucket that matches none of ours and overlaps none listed (its
+    /// range holds nothing now). `recent` is ours.
+    ///
+    /// Bucket grids nest (docs/protocol.md §12.2), so each of our buckets equals,
+    /// contains, lies within, or is disjoint from each base bucket, and a base bucket
+    /// not dropped by an overlapping listed bucket is either kept as it is or
+    /// tombstoned: [`Summary::apply`] gets our buckets back.
+    pub fn delta(&self, base: &Summary) -> Summary {
+        let same: std::collections::HashSet<&Bucket> = base.buckets.iter().collect();
+        let changed: Vec<Bucket> = self
+            .buckets
+            .iter()
+            .filter(|b| !same.contains(b))
+            .copied()
+            .collect();
+        let mine: std::collections::HashSet<&Bucket> = self.buckets.iter().collect();
+        let tombstones = base
+            .buckets
+            .iter()
+            .filter(|b| !mine.contains(b) && !overlaps(&changed, b.start_ms, b.end_ms))
+            .map(|b| Bucket {
+                count: 0,
+                fp: [0; FINGERPRINT_LEN],
+                ..*b
+            });
+        let mut buckets: Vec<Bucket> = changed.iter().copied().chain(tombstones).collect();
+        buckets.sort_unstable_by_key(|b| b.start_ms);
+        Summary {
+            base_ms: base.made_ms,
+            buckets,
+            ..self.clone()
+        }
+    }
+
+    /// The full summary this delta stands for, given `base` (the hub's full summary
+    /// made at `base_ms`): the base buckets that overlap no listed bucket, plus the
+    /// listed non-empty ones. Refused if this is not a delta of that base, or the
+    /// buckets do not add up to `count`.
+    pub fn apply(&self, base: &Summary) -> Result<Summary, SummaryError> {
+        if !self.is_delta() {
+            return Err(SummaryError::Inconsistent("not a delta"));
+        }
+        if base.is_delta() {
+            return Err(SummaryError::Inconsistent("the base is itself a delta"));
+        }
+        if base.hub != self.hub || base.community != self.community {
+            return Err(SummaryError::Inconsistent("the base is another hub's"));
+        }
+        if self.base_ms != base.made_ms {
+            return Err(SummaryError::Inconsistent(
+                "the delta is against another base",
+            ));
+        }
+        let mut buckets: Vec<Bucket> = base
+            .buckets
+            .iter()
+            .filter(|b| !overlaps(&self.buckets, b.start_ms, b.end_ms))
+            .chain(self.buckets.iter().filter(|b| b.count > 0))
+            .copied()
+            .collect();
+        buckets.sort_unstable_by_key(|b| b.start_ms);
+        let total: u64 = buckets.iter().map(|b| u64::from(b.count)).sum();
+        if total != self.count {
+            return Err(SummaryError::Inconsistent(
+                "the delta and its base do not add up to the count",
+            ));
+        }
+        Ok(Summary {
+            base_ms: 0,
+            buckets,
+            ..self.clone()
+        })
     }
 
     /// The bucket covering millisecond `ms`, if the hub has events there.
@@ -395,6 +499,12 @@ impl Summary {
             .sum();
         short + ours_total.saturating_sub(covered)
     }
+}
+
+/// Whether any of `sorted` (ascending, disjoint buckets) overlaps `[start_ms, end_ms)`.
+fn overlaps(sorted: &[Bucket], start_ms: u64, end_ms: u64) -> bool {
+    let i = sorted.partition_point(|b| b.end_ms <= start_ms);
+    sorted.get(i).is_some_and(|b| b.start_ms < end_ms)
 }
 
 /// One bucket of a summary checked against what we hold.
@@ -509,6 +619,86 @@ mod tests {
         assert_eq!(Summary::open(&bytes, &TAG).unwrap().count, 100_000);
     }
 
+    #[test]
+    fn a_version_1_summary_is_refused_naming_version_2() {
+        let s = Summary::make(TAG, hub().author(), NOW, &[], []);
+        let mut bytes = s.sign(&hub());
+        bytes[0] = 1;
+        match Summary::open(&bytes, &TAG) {
+            Err(SummaryError::Decode(DecodeError::Version {
+                version: 1,
+                supported,
+                ..
+            })) => assert_eq!(supported, "2"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tombstones_open_only_in_a_delta_and_a_delta_only_on_its_own_base() {
+        let old = sorted((0..6).map(|n| item(n, u64::from(n) * 3 * HOUR)).collect());
+        // Event 5 (15 hours old) is deleted; event 9 arrives.
+        let new = sorted(old[1..].iter().copied().chain([item(9, 20_000)]).collect());
+        let base = Summary::make(TAG, hub().author(), NOW, &old, []);
+        let full = Summary::make(TAG, hub().author(), NOW + 30_000, &new, [id(9)]);
+        let d = full.delta(&base);
+        assert!(d.is_delta() && d.base_ms == NOW);
+        assert!(d.buckets.iter().any(|b| b.count == 0), "a tombstone: {d:?}");
+        let opened = Summary::open(&d.sign(&hub()), &TAG).unwrap();
+        assert_eq!(opened.apply(&base).unwrap(), full);
+        // A tombstone in a full summary is refused; so is one with a fingerprint.
+        let mut bad = full.clone();
+        bad.buckets.insert(
+            0,
+            Bucket {
+                start_ms: 0,
+                end_ms: 1,
+                count: 0,
+                fp: [0; 8],
+            },
+        );
+        assert_eq!(
+            Summary::open(&bad.sign(&hub()), &TAG),
+            Err(SummaryError::Inconsistent("an empty bucket is listed"))
+        );
+        let mut bad = d.clone();
+        bad.buckets.insert(
+            0,
+            Bucket {
+                start_ms: 0,
+                end_ms: 1,
+                count: 0,
+                fp: [1; 8],
+            },
+        );
+        assert_eq!(
+            Summary::open(&bad.sign(&hub()), &TAG),
+            Err(SummaryError::Inconsistent("a tombstone has a fingerprint"))
+        );
+        // A delta not newer than its base.
+        let mut bad = d.clone();
+        bad.base_ms = bad.made_ms;
+        assert!(matches!(
+            Summary::open(&bad.sign(&hub()), &TAG),
+            Err(SummaryError::Inconsistent(_))
+        ));
+        // Applied to another base, to a delta, or not adding up: refused.
+        let other = Summary::make(TAG, hub().author(), NOW - 1, &old, []);
+        assert!(d.apply(&other).is_err());
+        assert!(d.apply(&d).is_err());
+        assert!(full.apply(&base).is_err(), "a full summary is not a delta");
+        let mut short = d.clone();
+        short.count += 1;
+        assert_eq!(
+            short.apply(&base),
+            Err(SummaryError::Inconsistent(
+                "the delta and its base do not add up to the count"
+            ))
+        );
+        let foreign = Summary::make(TAG, Identity::from_seed([4; 32]).author(), NOW, &old, []);
+        assert!(d.apply(&foreign).is_err());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -553,6 +743,58 @@ mod tests {
             let ours_only: BTreeSet<EventId> = ours.iter().map(|(_, i)| *i).filter(|i| !held.contains(i)).collect();
             let behind = s.behind(&s.check(&ours), ours.len() as u64);
             prop_assert!(behind <= ours_only.len() as u64);
+        }
+        /// A delta against an older full summary gives the newer full one back,
+        /// whatever was added or deleted and however far the grid moved; and when
+        /// only a few recent buckets changed it is smaller than the full one.
+        #[test]
+        fn a_delta_applied_to_its_base_is_the_full_summary(
+            kept in prop::collection::vec(0u32..4000, 0..80),
+            deleted in prop::collection::vec(4000u32..6000, 0..20),
+            added in prop::collection::vec(6000u32..8000, 0..20),
+            spread in prop::sample::select(vec![10 * MINUTE, 6 * HOUR, 3 * DAY, 90 * DAY, 400 * DAY]),
+            later in prop::sample::select(vec![1_000u64, 40_000, 11 * MINUTE, 3 * HOUR, 2 * DAY + 1, 45 * DAY]),
+        ) {
+            let t0 = NOW;
+            let t1 = NOW + later;
+            // An id fixes its time; some of the added ones are younger than the base.
+            let at = |n: &u32, now: u64| {
+                let age = u64::from(*n).wrapping_mul(7_919_333) % spread;
+                (Timestamp::from_millis(now - age), id(*n))
+            };
+            let a = sorted(kept.iter().chain(&deleted).map(|n| at(n, t0)).collect());
+            let b = sorted(
+                kept.iter().map(|n| at(n, t0)).chain(added.iter().map(|n| at(n, t1))).collect(),
+            );
+            let base = Summary::make(TAG, hub().author(), t0, &a, []);
+            let full = Summary::make(TAG, hub().author(), t1, &b, added.iter().map(|n| id(*n)));
+            let d = full.delta(&base);
+            let opened = Summary::open(&d.sign(&hub()), &TAG).unwrap();
+            prop_assert_eq!(opened.apply(&base).unwrap(), full.clone());
+            if deleted.is_empty() {
+                // No tombstones: at most the 5 bytes of `base_ms` more.
+                prop_assert!(d.body().len() <= full.body().len() + 5);
+            }
+        }
+
+        /// A long history and a few new events: the delta is a small part of the full.
+        #[test]
+        fn a_delta_of_a_few_new_events_is_small(
+            old in prop::collection::vec(0u32..100_000, 30..200),
+            added in prop::collection::vec(100_000u32..101_000, 0..4),
+            later in 1_000u64..5 * MINUTE,
+        ) {
+            // History 3 to 50 days old (day buckets that do not move in 5 minutes).
+            let at_age = |n: &u32| item(*n, 3 * DAY + u64::from(*n) * 7_919_333 % (47 * DAY));
+            let a = sorted(old.iter().map(at_age).collect());
+            let recent = |n: &u32| (Timestamp::from_millis(NOW + later - u64::from(*n) % 60_000), id(*n));
+            let b = sorted(a.iter().copied().chain(added.iter().map(recent)).collect());
+            let base = Summary::make(TAG, hub().author(), NOW, &a, []);
+            let full = Summary::make(TAG, hub().author(), NOW + later, &b, []);
+            let d = full.delta(&base);
+            prop_assert!(d.buckets.len() <= added.len());
+            prop_assert!(d.body().len() < full.body().len(), "{} >= {}", d.body().len(), full.body().len());
+            prop_assert_eq!(d.apply(&base).unwrap(), full);
         }
     }
 }

@@ -10,18 +10,26 @@
 //! task drives) in one process, without sockets: 30 hubs, each with the same 100,000
 //! events spread over the last 30 days; then 3 simulated minutes in 100 ms steps,
 //! during which new events arrive at every hub (as gossip delivers them) at a given
-//! rate, every hub sends its summary whenever the rate limit lets it, and every other
-//! hub's summaries are checked by one hub, which stands for every receiver. Bytes are summary payloads; gossipsub's framing adds about 50 bytes
-//! per message (topic name, protobuf fields), counted separately below.
+//! rate, every hub sends its summary whenever the node's cadence lets it
+//! (`Delivery::summary_due`: full or delta, as the node decides), and every other
+//! hub's summaries are received by every hub (so each hears of 29 others, which sets
+//! the node's gap and keep-alive), and checked, timed at one hub, which stands for
+//! every receiver (it holds every hub's last full summary, so it applies every
+//! delta). "All full" is what the same summaries would have cost had each been full
+//! (each delta applied to its base). Bytes are summary
+//! payloads; gossipsub's framing adds about 50 bytes per message (topic name, protobuf
+//! fields), counted separately below.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_node::delivery::Delivery;
+use aidmesh_protocol::delivery::{community_tag, Summary};
 use aidmesh_protocol::{Body, Category, Event, EventId, Identity, Place, Post, Timestamp, Urgency};
 
 const HUBS: usize = 30;
 const EVENTS: usize = 100_000;
-const MINUTES: u64 = 3;
+/// Long enough for a few keep-alives (about 2 min at 30 hubs), each a full summary.
+const MINUTES: u64 = 10;
 const STEP_MS: u64 = 100;
 /// Gossipsub's framing per message, beyond the payload (estimate: the topic string,
 /// protobuf tags and lengths, no signature in anonymous mode).
@@ -49,8 +57,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 struct Run {
     per_minute: f64,
+    all_full_per_minute: f64,
     messages_per_minute: f64,
+    fulls_per_minute: f64,
     mean_size: f64,
+    mean_full: f64,
+    /// None when no delta was sent.
+    mean_delta: Option<f64>,
     make_ms: f64,
     check_ms: f64,
 }
@@ -84,6 +97,12 @@ fn run(every_ms: Option<u64>) -> Run {
         .collect();
     let author = Identity::from_seed([200; 32]);
     let (mut bytes, mut messages) = (0usize, 0usize);
+    // Full summaries among them: count and bytes.
+    let (mut full_bytes, mut fulls) = (0usize, 0usize);
+    // Each hub's last full summary, and the bytes had every summary been full.
+    let mut bases: Vec<Option<Summary>> = vec![None; HUBS];
+    let mut all_full_bytes = 0usize;
+    let tag = community_tag(&psk);
     let (mut make, mut check) = (Vec::new(), Vec::new());
     let mut next_event = every_ms.map(|e| start + e);
     let mut n = 0u64;
@@ -121,17 +140,35 @@ fn run(every_ms: Option<u64>) -> Run {
             let Some(s) = h.summary_due(&ids[i], now, now) else {
                 continue;
             };
+            let made = t.elapsed().as_secs_f64() * 1e3;
+            let Ok(opened) = Summary::open(&s, &tag) else {
+                panic!("hub {i} made a summary that does not open");
+            };
+            let full_len = if opened.is_delta() {
+                let base = bases[i].as_ref().expect("a delta follows a full summary");
+                opened.apply(base).map_or(0, |f| f.wire_len())
+            } else {
+                bases[i] = Some(opened.clone());
+                s.len()
+            };
             if now >= warm {
-                make.push(t.elapsed().as_secs_f64() * 1e3);
+                make.push(made);
                 bytes += s.len();
                 messages += 1;
+                all_full_bytes += full_len;
+                if !opened.is_delta() {
+                    full_bytes += s.len();
+                    fulls += 1;
+                }
             }
-            // Hub 0 stands for every receiver (what a hub sends does not depend on
-            // what it received): it checks every other hub's summary.
-            if i != 0 {
+            // Every other hub receives it; hub 0's checks are timed.
+            for (j, h) in hubs.iter().enumerate() {
+                if j == i {
+                    continue;
+                }
                 let t = Instant::now();
-                hubs[0].receive(&s, None, now, now);
-                if now >= warm {
+                h.receive(&s, None, now, now);
+                if j == 0 && now >= warm {
                     check.push(t.elapsed().as_secs_f64() * 1e3);
                 }
             }
@@ -141,8 +178,13 @@ fn run(every_ms: Option<u64>) -> Run {
     let per_hub = bytes as f64 / HUBS as f64 / MINUTES as f64;
     Run {
         per_minute: per_hub,
+        all_full_per_minute: all_full_bytes as f64 / HUBS as f64 / MINUTES as f64,
         messages_per_minute: messages as f64 / HUBS as f64 / MINUTES as f64,
+        fulls_per_minute: fulls as f64 / HUBS as f64 / MINUTES as f64,
         mean_size: bytes as f64 / messages.max(1) as f64,
+        mean_full: full_bytes as f64 / fulls.max(1) as f64,
+        mean_delta: (messages > fulls)
+            .then(|| (bytes - full_bytes) as f64 / (messages - fulls) as f64),
         make_ms: median(make),
         check_ms: median(check),
     }
@@ -151,8 +193,8 @@ fn run(every_ms: Option<u64>) -> Run {
 fn main() {
     println!("Honest delivery: {HUBS} hubs, {EVENTS} events each over 30 days, {MINUTES} simulated minutes");
     println!();
-    println!("| new events, mesh-wide | summaries / hub / min | mean summary | bytes / hub / min (payload) | with gossip framing | received by each node / min | make one (median) | check one (median) |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| new events, mesh-wide | summaries / hub / min (of them full) | mean summary (full / delta) | bytes / hub / min (payload) | all full | with gossip framing | received by each node / min | make one (median) | check one (median) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (label, every) in [
         ("none (quiet)", None),
         ("1 every 10 s", Some(10_000)),
@@ -162,10 +204,14 @@ fn main() {
         let r = run(every);
         let framed = r.per_minute + r.messages_per_minute * GOSSIP_OVERHEAD as f64;
         println!(
-            "| {label} | {:.1} | {:.0} B | {:.0} B | {:.0} B | {:.1} KB | {:.2} ms | {:.2} ms |",
+            "| {label} | {:.2} ({:.2}) | {:.0} B ({:.0} / {}) | {:.0} B | {:.0} B | {:.0} B | {:.1} KB | {:.2} ms | {:.2} ms |",
             r.messages_per_minute,
+            r.fulls_per_minute,
             r.mean_size,
+            r.mean_full,
+            r.mean_delta.map_or("–".to_string(), |d| format!("{d:.0}")),
             r.per_minute,
+            r.all_full_per_minute,
             framed,
             framed * (HUBS - 1) as f64 / 1000.0,
             r.make_ms,

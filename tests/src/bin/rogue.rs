@@ -510,6 +510,7 @@ impl Rogue {
             hub,
             made_ms: now,
             count: 0,
+            base_ms: 0,
             buckets: Vec::new(),
             recent: vec![delivery::prefix(&event)],
         };
