@@ -750,7 +750,7 @@ pub fn silent(e: &RosterEntry, now_ms: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aidmesh_protocol::{Body, Category, Place, Post, Urgency};
+    use aidmesh_protocol::{Body, Category, Post, Urgency};
 
     const PSK: [u8; 32] = [5; 32];
     const NOW: u64 = 1_795_000_000_000;
@@ -759,18 +759,11 @@ mod tests {
         Event::create(
             who,
             Timestamp::from_millis(at_ms),
-            &Body::Need(Post {
-                title: format!("need {n}"),
-                category: Category::Water,
-                details: String::new(),
-                quantity: None,
-                unit: String::new(),
-                urgency: Urgency::Normal,
-                place: Place::default(),
-                contact: String::new(),
-                expires_ms: None,
-                related: None,
-            }),
+            &Body::Need(Post::new(
+                format!("need {n}"),
+                Category::Water,
+                Urgency::Normal,
+            )),
         )
     }
 

@@ -24,7 +24,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_node::delivery::Delivery;
 use aidmesh_protocol::delivery::{community_tag, Summary};
-use aidmesh_protocol::{Body, Category, Event, EventId, Identity, Place, Post, Timestamp, Urgency};
+use aidmesh_protocol::{Body, Category, Event, EventId, Identity, Post, Timestamp, Urgency};
 
 const HUBS: usize = 30;
 const EVENTS: usize = 100_000;
@@ -116,18 +116,11 @@ fn run(every_ms: Option<u64>) -> Run {
                 let e = Event::create(
                     &author,
                     Timestamp::from_millis(now - 500),
-                    &Body::Need(Post {
-                        title: format!("need {n}"),
-                        category: Category::Water,
-                        details: String::new(),
-                        quantity: None,
-                        unit: String::new(),
-                        urgency: Urgency::Normal,
-                        place: Place::default(),
-                        contact: String::new(),
-                        expires_ms: None,
-                        related: None,
-                    }),
+                    &Body::Need(Post::new(
+                        format!("need {n}"),
+                        Category::Water,
+                        Urgency::Normal,
+                    )),
                 );
                 for h in &hubs {
                     h.observe(&e, now);
