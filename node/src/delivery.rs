@@ -271,18 +271,21 @@ impl State {
         out
     }
 
+    /// `per_hub` for every hub heard of (this node included), within `[min, max]`.
+    fn per_hub_ms(&self, per_hub: u64, min: u64, max: u64) -> u64 {
+        (self.hubs.len() as u64 + 1)
+            .saturating_mul(per_hub)
+            .clamp(min, max)
+    }
+
     /// Least time between two summaries of ours: grows with the hubs heard of.
     fn gap_ms(&self) -> u64 {
-        (self.hubs.len() as u64 + 1)
-            .saturating_mul(GAP_PER_HUB_MS)
-            .clamp(MIN_GAP_MS, MAX_GAP_MS)
+        self.per_hub_ms(GAP_PER_HUB_MS, MIN_GAP_MS, MAX_GAP_MS)
     }
 
     /// Most time between two summaries of ours: grows with the hubs heard of.
     fn keepalive_ms(&self) -> u64 {
-        (self.hubs.len() as u64 + 1)
-            .saturating_mul(KEEPALIVE_PER_HUB_MS)
-            .clamp(KEEPALIVE_MS, MAX_KEEPALIVE_MS)
+        self.per_hub_ms(KEEPALIVE_PER_HUB_MS, KEEPALIVE_MS, MAX_KEEPALIVE_MS)
     }
 
     fn stick(&mut self, id: EventId, hub: AuthorId, at_ms: u64) {

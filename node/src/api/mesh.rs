@@ -210,9 +210,9 @@ pub(super) async fn stream(
     let rx = st.engine.subscribe();
     let known = st.net.delivery.subscribe();
     let sent = super::delivery::Sent::now(&st);
-    // The counts fold every item's head (a quarter of a second at 100,000 items), so
-    // they are looked at once a second at most, after the change that asked; new
-    // events go first.
+    // The counts are looked at once a second at most, after the change that asked
+    // (while events arrive, each look folds every item's head again: a quarter of a
+    // second at 100,000 items); new events go first.
     let known_every = std::time::Duration::from_secs(1);
     let known_at = tokio::time::Instant::now();
     let events = futures::stream::unfold(
