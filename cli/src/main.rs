@@ -222,6 +222,15 @@ enum Command {
         #[command(subcommand)]
         action: BundleAction,
     },
+    /// Who posted through this hub from other machines in the last days (most posts
+    /// first); `flood withdraw ADDR` takes back everything one address posted.
+    Flood {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        action: Option<FloodAction>,
+    },
     /// Connected peers; `peers add ADDR` connects to another node now.
     Peers {
         /// Machine-readable output.
@@ -278,6 +287,31 @@ struct UpArgs {
     /// Testing: look for welfare records past retention this often (default 10m).
     #[arg(long, hide = true)]
     retention_sweep_every: Option<String>,
+    /// Posts a minute one phone (or any other machine) may make through this hub's page
+    /// or API; the hub computer itself is not limited.
+    #[arg(long, default_value_t = aidmesh_node::api::posting_default_per_minute())]
+    posts_per_minute: u32,
+    /// A desk computer at the hub where volunteers enter many items (its IP address):
+    /// it may post --desk-posts-per-minute. Repeatable.
+    #[arg(long)]
+    desk: Vec<String>,
+    /// Posts a minute a --desk computer may make.
+    #[arg(long, default_value_t = aidmesh_node::api::posting_default_desk_per_minute())]
+    desk_posts_per_minute: u32,
+}
+
+#[derive(Subcommand)]
+enum FloodAction {
+    /// Erase every post this hub took from one address (from the board and from every
+    /// hub's disk), e.g. `aidmesh flood withdraw 192.168.1.57 --since 2h`.
+    Withdraw {
+        /// The address, as `aidmesh flood` lists it.
+        addr: String,
+        /// Only posts made in this last stretch of time, e.g. 30m or 2h (default: all
+        /// kept, the last 3 days).
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -907,6 +941,36 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
         ),
         Command::Demo { keep } => demo::run(keep),
         Command::Welfare { action } => welfare(&dir, action),
+        Command::Flood {
+            action: Some(FloodAction::Withdraw { addr, since }),
+            ..
+        } => {
+            let mut body = json!({ "from": addr });
+            if let Some(since) = since {
+                let d = aidmesh_node::input::parse_duration("--since", &since)
+                    .map_err(|e| CliError(e.to_string()))?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |t| t.as_millis() as u64);
+                body["since_ms"] = json!(now.saturating_sub(d.as_millis() as u64));
+            }
+            let v = Client::for_dir(&dir)?.post("/api/v1/flood/withdraw", &body)?;
+            println!(
+                "took back {} posts from {addr} (erased at every hub as the erasures spread); {} were gone already",
+                v["withdrawn"].as_u64().unwrap_or(0),
+                v["gone_already"].as_u64().unwrap_or(0)
+            );
+            Ok(())
+        }
+        Command::Flood { json, .. } => {
+            let v = Client::for_dir(&dir)?.get("/api/v1/flood")?;
+            if json {
+                print_json(&v);
+            } else {
+                print!("{}", output::flood(&v));
+            }
+            Ok(())
+        }
         Command::Peers {
             action: Some(PeersAction::Add { addr }),
             ..
@@ -1142,6 +1206,19 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
     cfg.beacon = !args.no_beacon;
     cfg.peer_exchange = !args.no_peer_exchange;
     cfg.volunteer_pin = args.volunteer_pin;
+    cfg.posting = aidmesh_node::api::PostingLimits {
+        per_minute: args.posts_per_minute,
+        desk_per_minute: args.desk_posts_per_minute,
+        desks: args
+            .desk
+            .iter()
+            .map(|a| {
+                a.parse::<std::net::IpAddr>()
+                    .map(|ip| ip.to_canonical())
+                    .map_err(|e| bad("--desk", a, &e))
+            })
+            .collect::<Result<_, _>>()?,
+    };
     cfg.sync_every = aidmesh_node::input::parse_duration("--sync-every", &args.sync_every)
         .map_err(|e| CliError(e.to_string()))?;
     cfg.welfare_retention =

@@ -444,6 +444,29 @@ pub fn peers(ps: &[Value]) -> String {
     format!("{t}\n")
 }
 
+/// `aidmesh flood`: the addresses that posted through this hub, most posts first.
+pub fn flood(v: &Value) -> String {
+    let rows = v["addresses"].as_array().cloned().unwrap_or_default();
+    let days = v["kept_days"].as_u64().unwrap_or(3);
+    if rows.is_empty() {
+        return format!("No posts from other machines in the last {days} days.\n");
+    }
+    let now = now_ms();
+    let mut t = table(&["address", "posts", "first", "last"]);
+    for r in &rows {
+        let at = |k: &str| r[k].as_u64().map_or(String::new(), |ms| ago(ms, now));
+        t.add_row(vec![
+            s(r, "address").to_string(),
+            r["posts"].as_u64().unwrap_or(0).to_string(),
+            at("first_ms"),
+            at("last_ms"),
+        ]);
+    }
+    format!(
+        "Posts through this hub from other machines, last {days} days:\n{t}\nTo take back everything one address posted: aidmesh flood withdraw ADDRESS\n"
+    )
+}
+
 /// A community card as handed to the next hub: the words, the one command that joins,
 /// and a QR code of that command (a phone scanning it shows everything to type: the
 /// community name is part of the key, so it is on the card too).

@@ -17,6 +17,11 @@ use tracing::warn;
 /// Below this many free bytes new events are refused (the hard floor): room for sled's
 /// log and compaction, and for the rest of the system.
 pub const FLOOR_BYTES: u64 = 32_000_000;
+/// Below this many free bytes even an erasure is refused. Erasures (forgetting a
+/// person, taking back a flood) are small and free space once compacted, so they are
+/// taken below [`FLOOR_BYTES`], where every other write is refused (issue 24: a flood
+/// that filled the disk stopped `forget` mesh-wide).
+pub const ERASE_FLOOR_BYTES: u64 = 1_000_000;
 /// Below this many free bytes `status` warns.
 pub const WARN_FREE_BYTES: u64 = 100_000_000;
 /// Below this share of the filesystem free (in percent) `status` warns.
@@ -208,6 +213,19 @@ impl Guard {
             });
         }
         Ok(())
+    }
+
+    /// Whether an erasure may be stored: only a disk with less than
+    /// [`ERASE_FLOOR_BYTES`] free refuses it (the space is read each time).
+    pub fn admit_erasure(&self) -> Result<(), DiskFull> {
+        match Space::of(&self.path) {
+            Ok(space) if space.free_bytes < ERASE_FLOOR_BYTES => Err(DiskFull {
+                path: self.path.clone(),
+                free_mb: mb(space.free_bytes),
+                floor_mb: mb(ERASE_FLOOR_BYTES),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Remembers a reading; logs when the level changes.

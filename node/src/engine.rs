@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome, Post, Urgency};
-use aidmesh_protocol::quota::{admit_unknown, Admit};
+use aidmesh_protocol::quota::{self, admit_unknown, Admit, DAILY_EVENTS_PER_AUTHOR};
 use aidmesh_protocol::sync::SyncSet;
 use aidmesh_protocol::validate::{validate, Rules, Verified};
 use aidmesh_protocol::view::PostSource;
@@ -65,6 +65,10 @@ pub enum Ingested {
     Duplicate(EventId),
     /// Covered by a redaction: its content is not kept.
     Erased(EventId),
+    /// Not kept: its author signed its day's quota of events already
+    /// ([`aidmesh_protocol::quota::DAILY_EVENTS_PER_AUTHOR`]). Nothing is remembered
+    /// of it.
+    OverQuota(EventId),
 }
 
 /// Why an event was not stored.
@@ -76,6 +80,12 @@ pub enum IngestError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A local write past this hub's daily quota: peers would drop it.
+    #[error("this hub has signed {limit} events today, the most any hub may sign in a day (UTC); other hubs would not take more. Erasures and withdrawals still work; new posts can be made again from 00:00 UTC, or at another hub")]
+    OverQuota {
+        /// The quota.
+        limit: u32,
+    },
 }
 
 /// Result of ingesting a batch.
@@ -123,6 +133,11 @@ const fn parse_ms(s: &str) -> u64 {
 type Unknown =
     std::collections::HashMap<AuthorId, std::collections::BTreeSet<(Timestamp, EventId)>>;
 
+/// Held events that count toward the daily quota, by author and day (see
+/// [`aidmesh_protocol::quota::day_of`]); a count past the quota means a refusal was
+/// logged already.
+type Daily = std::collections::HashMap<(AuthorId, u64), u32>;
+
 struct State {
     view: View,
     unknown: Unknown,
@@ -159,6 +174,9 @@ pub struct Engine {
     /// Random at each start: with the state's generation, names what is stored
     /// ([`Engine::version`]) across restarts too.
     boot: u64,
+    /// Events per author and day, for the daily quota: apart from the state's lock,
+    /// so the gossip checker reads it without waiting for the store.
+    daily: Mutex<Daily>,
 }
 
 /// How long the background compaction waits after an erasure for more erasures to
@@ -361,6 +379,7 @@ struct Loaded {
     newest: Timestamp,
     held: usize,
     authors: std::collections::HashMap<AuthorId, u64>,
+    daily: Daily,
 }
 
 fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
@@ -369,6 +388,7 @@ fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
     let mut unknown = Unknown::new();
     let mut newest = Timestamp::default();
     let mut authors: std::collections::HashMap<AuthorId, u64> = std::collections::HashMap::new();
+    let mut daily = Daily::new();
     for bytes in store.events() {
         let bytes = bytes?;
         held += 1;
@@ -379,15 +399,22 @@ fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
         newest = newest.max(event.timestamp());
         let t = authors.entry(event.author()).or_default();
         *t = (*t).max(event.timestamp().millis());
-        match event.body() {
-            Ok(Some(body)) => view.insert(&event, &body),
-            Ok(None) => {
+        let Ok(body) = event.body() else {
+            continue;
+        };
+        if quota::counts_toward_daily(body.as_ref()) {
+            *daily
+                .entry((event.author(), quota::day_of(event.timestamp())))
+                .or_default() += 1;
+        }
+        match body {
+            Some(body) => view.insert(&event, &body),
+            None => {
                 unknown
                     .entry(event.author())
                     .or_default()
                     .insert((event.timestamp(), event.id()));
             }
-            Err(_) => {}
         }
     }
     for (id, at) in store.arrivals()? {
@@ -400,6 +427,7 @@ fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
         newest,
         held,
         authors,
+        daily,
     })
 }
 
@@ -419,6 +447,7 @@ impl Engine {
             newest,
             held,
             authors,
+            daily,
         } = load_view(&store)?;
         // Events are written without a transaction (see `Store::insert_new`): after
         // an unclean stop the time index may need a repair.
@@ -474,6 +503,7 @@ impl Engine {
                 }
                 u64::from_le_bytes(b)
             },
+            daily: Mutex::new(daily),
         })
     }
 
@@ -750,6 +780,7 @@ impl Engine {
                     }
                 }
                 Err(IngestError::Invalid(e)) => out.rejected.push(e.to_string()),
+                Err(e @ IngestError::OverQuota { .. }) => out.rejected.push(e.to_string()),
                 Err(IngestError::Store(e)) => return Err(e),
             }
             Ok(())
@@ -795,9 +826,14 @@ impl Engine {
     pub fn ingest(&self, bytes: &[u8], origin: Origin) -> Result<Ingested, IngestError> {
         // Before anything is written: a full disk refuses local posts (HTTP 507) and
         // leaves peers' events with the peers until there is room.
-        self.disk
-            .admit(origin == Origin::Local)
-            .map_err(StoreError::from)?;
+        // Erasures are taken nearly to the last byte: they free space.
+        let erasure = Event::decode(bytes).is_ok_and(|e| e.kind() == BodyKind::Redaction.code());
+        if erasure {
+            self.disk.admit_erasure()
+        } else {
+            self.disk.admit(origin == Origin::Local)
+        }
+        .map_err(StoreError::from)?;
         let now = self.now_ms();
         // Rights against held targets are checked for local writes only, under the
         // lock; see `aidmesh_protocol::TargetLookup` for why peers' events are not.
@@ -814,7 +850,33 @@ impl Engine {
         let r = self.file(&mut st, verified, origin, now, &mut announce);
         drop(st);
         self.announce(announce);
-        r
+        match r {
+            // Our own write past the quota: refused, so that we never sign what
+            // peers would drop.
+            Ok(Ingested::OverQuota(_)) if origin == Origin::Local => Err(IngestError::OverQuota {
+                limit: DAILY_EVENTS_PER_AUTHOR,
+            }),
+            r => r,
+        }
+    }
+
+    /// Events `author` signed on the UTC day of `at` that count toward the daily quota.
+    pub fn signed_on_day(&self, author: &AuthorId, at: Timestamp) -> u32 {
+        let daily = self.daily.lock().unwrap_or_else(|p| p.into_inner());
+        daily
+            .get(&(*author, quota::day_of(at)))
+            .map_or(0, |n| (*n).min(DAILY_EVENTS_PER_AUTHOR))
+    }
+
+    /// Whether the event in `bytes` (valid) is one its author may not sign any more
+    /// today: the gossip checker does not forward it (it is not stored either).
+    pub fn over_daily_quota(&self, bytes: &[u8]) -> bool {
+        let Ok(event) = Event::decode(bytes) else {
+            return false;
+        };
+        let body = event.body().ok().flatten();
+        quota::counts_toward_daily(body.as_ref())
+            && self.signed_on_day(&event.author(), event.timestamp()) >= DAILY_EVENTS_PER_AUTHOR
     }
 
     /// Tells subscribers about newly stored events (after the lock is released).
@@ -849,6 +911,23 @@ impl Engine {
                 return Ok(Ingested::Erased(id));
             }
         }
+        let day = (event.author(), quota::day_of(event.timestamp()));
+        let counted = quota::counts_toward_daily(body.as_ref());
+        if counted {
+            let mut daily = self.daily.lock().unwrap_or_else(|p| p.into_inner());
+            let n = daily.entry(day).or_default();
+            if *n >= DAILY_EVENTS_PER_AUTHOR {
+                if *n == DAILY_EVENTS_PER_AUTHOR {
+                    *n += 1; // logged once a day and author
+                    warn!(
+                        author = %event.author().short(),
+                        limit = DAILY_EVENTS_PER_AUTHOR,
+                        "an author signed its day's quota of events; more of its events of that day are not kept nor forwarded (a flood? see docs/security.md)"
+                    );
+                }
+                return Ok(Ingested::OverQuota(id));
+            }
+        }
         let key = (event.timestamp(), id);
         if body.is_none() {
             // The per-author bound on events nobody here can read or redact.
@@ -874,6 +953,14 @@ impl Engine {
         }
         // Checked just above, under the lock: no second look-up in the store.
         self.store.insert_new(&event)?;
+        if counted {
+            *self
+                .daily
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(day)
+                .or_default() += 1;
+        }
         // A stamp before the build floor (an older node's clock in 1970) says nothing
         // about when it happened: remember when it reached us, to show that instead.
         if event.timestamp().millis() < BUILD_MS {
@@ -1593,6 +1680,90 @@ mod tests {
                 "a write made during a compaction was lost"
             );
         }
+    }
+
+    #[test]
+    fn an_author_s_day_past_the_quota_is_neither_kept_nor_signed_and_erasures_still_are() {
+        use aidmesh_protocol::body::Redaction;
+        use aidmesh_protocol::quota::DAILY_EVENTS_PER_AUTHOR;
+        let flooder = Identity::from_seed([9; 32]);
+        // The start of today (UTC) by our clock, so the whole flood is one day's.
+        let day_start = wall_now() / 86_400_000 * 86_400_000;
+        let flood: Vec<Vec<u8>> = (0..u64::from(DAILY_EVENTS_PER_AUTHOR) + 5)
+            .map(|i| {
+                let body = Body::Need(Post::new(
+                    format!("flood {i}"),
+                    Category::Water,
+                    Urgency::Low,
+                ));
+                Event::try_create(&flooder, Timestamp::from_millis(day_start + i), &body)
+                    .unwrap()
+                    .bytes()
+                    .to_vec()
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let eng = engine(dir.path(), 1);
+        let r = eng.ingest_batch(&flood, Origin::Sync).unwrap();
+        assert_eq!(r.new, DAILY_EVENTS_PER_AUTHOR as usize, "{r:?}");
+        assert_eq!(eng.len(), DAILY_EVENTS_PER_AUTHOR as usize);
+        assert!(eng.over_daily_quota(&flood[DAILY_EVENTS_PER_AUTHOR as usize]));
+        // The same author's events of another day, and another author's, are kept.
+        let yesterday = Event::try_create(
+            &flooder,
+            Timestamp::from_millis(day_start - 1),
+            &Body::Need(Post::new("yesterday", Category::Water, Urgency::Low)),
+        )
+        .unwrap();
+        assert!(!eng.over_daily_quota(yesterday.bytes()));
+        assert!(matches!(
+            eng.ingest(yesterday.bytes(), Origin::Gossip).unwrap(),
+            Ingested::New(_)
+        ));
+        // Counted again at a restart.
+        drop(eng);
+        let eng = engine(dir.path(), 1);
+        let late = &flood[DAILY_EVENTS_PER_AUTHOR as usize + 1];
+        assert!(matches!(
+            eng.ingest(late, Origin::Gossip).unwrap(),
+            Ingested::OverQuota(_)
+        ));
+        assert!(!eng.knows(&Event::decode(late).unwrap().id()).unwrap());
+        // A hub past its own quota refuses to sign, except an erasure.
+        let me = Identity::from_seed([1; 32]);
+        let mine: Vec<Vec<u8>> = (0..u64::from(DAILY_EVENTS_PER_AUTHOR))
+            .map(|i| {
+                let body = Body::Offer(Post::new(
+                    format!("mine {i}"),
+                    Category::Water,
+                    Urgency::Low,
+                ));
+                Event::try_create(&me, Timestamp::from_millis(day_start + i), &body)
+                    .unwrap()
+                    .bytes()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(
+            eng.ingest_batch(&mine, Origin::Sync).unwrap().new,
+            DAILY_EVENTS_PER_AUTHOR as usize
+        );
+        let refused = eng.post(Body::Need(Post::new(
+            "one more",
+            Category::Water,
+            Urgency::Low,
+        )));
+        assert!(
+            matches!(refused, Err(IngestError::OverQuota { .. })),
+            "{refused:?}"
+        );
+        let first = Event::decode(&mine[0]).unwrap().id();
+        eng.post(Body::Redaction(Redaction {
+            target: first,
+            reason: String::new(),
+        }))
+        .expect("an erasure past the quota");
+        assert!(!eng.store().contains(&first).unwrap(), "erased");
     }
 
     #[test]

@@ -82,7 +82,14 @@ pub fn verdict(data: &[u8], now_ms: u64, source: &PeerId) -> MessageAcceptance {
 
 fn run(engine: &Engine, worker: &Worker, jobs: &Receiver<Check>, done: &UnboundedSender<Done>) {
     while let Ok(Check { data, id, source }) = jobs.recv() {
-        let acceptance = verdict(&data, engine.now_ms_unlocked(), &source);
+        let mut acceptance = verdict(&data, engine.now_ms_unlocked(), &source);
+        // Valid, but its author signed its day's quota already: not forwarded, so a
+        // flood from one key stops here (see `aidmesh_protocol::quota`). Not the
+        // relay's fault: ignored, not penalised.
+        if matches!(acceptance, MessageAcceptance::Accept) && engine.over_daily_quota(&data) {
+            debug!(peer = %source, "gossip event past its author's daily quota; not forwarded");
+            acceptance = MessageAcceptance::Ignore;
+        }
         let store = matches!(acceptance, MessageAcceptance::Accept);
         if done
             .send(Done::Gossip {

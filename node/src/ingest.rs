@@ -286,6 +286,9 @@ fn gossip(engine: &Engine, data: &[u8], source: &PeerId) {
         Err(IngestError::Store(e)) => {
             warn!(error = %e, "could not store an event from gossip; anti-entropy fetches it again");
         }
+        Err(e @ IngestError::OverQuota { .. }) => {
+            debug!(error = %e, "a gossip event was not stored")
+        }
     }
 }
 

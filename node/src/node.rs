@@ -353,6 +353,8 @@ pub struct NodeConfig {
     pub welfare_retention: Duration,
     /// How often welfare records past retention are looked for (tests shorten it).
     pub retention_sweep: Duration,
+    /// How fast other machines may write through the API.
+    pub posting: crate::api::PostingLimits,
 }
 
 /// How often the node looks for people who became overdue, to log it.
@@ -402,6 +404,7 @@ impl NodeConfig {
             volunteer_pin: None,
             welfare_retention: DEFAULT_WELFARE_RETENTION,
             retention_sweep: RETENTION_SWEEP,
+            posting: crate::api::PostingLimits::default(),
         }
     }
 }
@@ -539,7 +542,8 @@ pub async fn run(
     };
     let (api_addr, api_task) = api::serve(
         cfg.api,
-        api::AppState::new(engine.clone(), net.clone(), cfg.volunteer_pin.clone()),
+        api::AppState::new(engine.clone(), net.clone(), cfg.volunteer_pin.clone())
+            .with_posting_limits(cfg.posting.clone()),
         stop_rx,
     )
     .await?;

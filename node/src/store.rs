@@ -9,7 +9,9 @@
 //!   id (duplicate checks, fetches), and the ids in order for the digest;
 //! - `erased`: id → kind code (2 bytes BE) of events whose content a redaction removed;
 //!   they are never fetched or stored again;
-//! - `meta`: identity seed, community, settings, and the pending-compaction flag;
+//! - `meta`: identity seed, community, settings, the pending-compaction flag, and
+//!   for a few days the address each write from another machine came from (for a
+//!   coordinator taking back a flood, see `Store::note_posted_from`);
 //! - `peers`: the peer book (peer id → postcard [`PeerRecord`]);
 //! - `arrived`: id → ms (8 bytes BE) when this node stored an event stamped before the
 //!   build floor (an older node's clock in 1970): local, shown instead of the stamp.
@@ -163,6 +165,10 @@ impl Trees {
 /// service; without it, generation 0 is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Gen(u64);
+
+/// Prefix of the `meta` keys noting where a write from another machine came from:
+/// `posted-from/` || ms (8 bytes BE) || event id → the address, as text.
+const POSTED_FROM: &[u8] = b"posted-from/";
 
 /// The file naming the generation in service (`gen-<n>`), replaced atomically.
 const POINTER: &str = "CURRENT";
@@ -1056,6 +1062,60 @@ impl Store {
     pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.write(&[("meta", key.as_bytes())], |t| t.meta.insert(key, value))?;
         self.flush()
+    }
+
+    /// Notes that this node's event `id`, written at `at_ms`, was posted from another
+    /// machine at `from` (kept in `meta` under [`POSTED_FROM`]), and lets go of notes
+    /// older than `keep_ms`. Local: never sent anywhere. Not flushed: a crash may lose
+    /// the note, never the event.
+    pub fn note_posted_from(
+        &self,
+        id: &EventId,
+        from: &str,
+        at_ms: u64,
+        keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut key = POSTED_FROM.to_vec();
+        key.extend_from_slice(&at_ms.to_be_bytes());
+        key.extend_from_slice(&id.0);
+        let mut end = POSTED_FROM.to_vec();
+        end.extend_from_slice(&at_ms.saturating_sub(keep_ms).to_be_bytes());
+        let old: Vec<sled::IVec> = self.with(|t| {
+            t.meta
+                .range(POSTED_FROM..end.as_slice())
+                .keys()
+                .collect::<Result<_, _>>()
+        })?;
+        let mut touched: Vec<(&'static str, &[u8])> = vec![("meta", &key)];
+        touched.extend(old.iter().map(|k| ("meta", k.as_ref())));
+        self.write(&touched, |t| {
+            for k in &old {
+                t.meta.remove(k)?;
+            }
+            t.meta.insert(key.as_slice(), from.as_bytes()).map(|_| ())
+        })
+    }
+
+    /// Every note of [`Store::note_posted_from`]: when, which event, from where.
+    pub fn posted_from(&self) -> Result<Vec<(u64, EventId, String)>, StoreError> {
+        self.with(|t| {
+            let mut out = Vec::new();
+            for kv in t.meta.scan_prefix(POSTED_FROM) {
+                let (k, v) = kv?;
+                let rest = &k[POSTED_FROM.len()..];
+                if let (Ok(ms), Ok(id)) = (
+                    <[u8; 8]>::try_from(rest.get(..8).unwrap_or_default()),
+                    <[u8; 32]>::try_from(rest.get(8..).unwrap_or_default()),
+                ) {
+                    out.push((
+                        u64::from_be_bytes(ms),
+                        EventId(id),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    ));
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// A peer's record.

@@ -9,11 +9,48 @@
 //! The rule depends only on the events, never on the order they arrive in: whatever
 //! a node has seen, it holds the earliest ones of what it has seen, so once the same
 //! events have reached two nodes they hold the same of them, and the sets converge.
+//!
+//! # The daily quota
+//! A second bound covers every kind: an author (a hub's key) signs at most
+//! [`DAILY_EVENTS_PER_AUTHOR`] events a UTC day (by the event's own stamp, see
+//! [`day_of`]) that hubs keep and forward, erasures and withdrawals apart
+//! ([`counts_toward_daily`]), so that an author can always take back what it posted.
+//! A hub refuses its own writes past it (so honest hubs never send more, and their
+//! sets converge), and drops and does not forward a peer's: a flood signed by one
+//! key stops at the first hub that has counted its day full (issue 24: one phone
+//! posted 10,000 needs in 4 s through a hub, and they reached every hub). Which of
+//! a misbehaving author's excess events a hub keeps depends on what reached it
+//! first; the quota bounds what that author costs, not which of its events survive.
 
 use std::collections::BTreeSet;
 
+use crate::body::{Body, Status};
 use crate::event::EventId;
 use crate::time::Timestamp;
+
+/// Most events one author may sign in one UTC day that hubs keep and forward (a busy
+/// hub signs a few thousand on its worst day: every post, claim and check-in its
+/// phones and desk make).
+pub const DAILY_EVENTS_PER_AUTHOR: u32 = 10_000;
+
+/// The day an event counts in: whole days since the Unix epoch of its stamp (UTC).
+pub fn day_of(ts: Timestamp) -> u64 {
+    ts.millis() / 86_400_000
+}
+
+/// Whether an event with this body (`None`: a kind this node cannot read) counts
+/// toward its author's daily quota: everything but an erasure (redaction) and a
+/// withdrawal, so that forgetting a person and taking back a flood always work.
+pub fn counts_toward_daily(body: Option<&Body>) -> bool {
+    !matches!(
+        body,
+        Some(Body::Redaction(_))
+            | Some(Body::Status(crate::body::StatusChange {
+                status: Status::Withdrawn,
+                ..
+            }))
+    )
+}
 
 /// Most events of unknown kinds kept per author (with events of at most
 /// [`crate::MAX_EVENT_BYTES`], 512 KiB per author).
@@ -95,6 +132,31 @@ mod tests {
             }
             assert_eq!(held_after(&order), expected, "round {round}");
         }
+    }
+
+    #[test]
+    fn erasures_and_withdrawals_never_count_toward_the_daily_quota() {
+        use crate::body::{Post, Redaction, StatusChange, Urgency};
+        use crate::category::Category;
+        let need = Body::Need(Post::new("water", Category::Water, Urgency::Normal));
+        assert!(counts_toward_daily(Some(&need)));
+        assert!(counts_toward_daily(None), "unknown kinds count");
+        let change = |status| {
+            Body::Status(StatusChange {
+                target: EventId([1; 32]),
+                status,
+                note: String::new(),
+            })
+        };
+        assert!(counts_toward_daily(Some(&change(Status::Claimed))));
+        assert!(!counts_toward_daily(Some(&change(Status::Withdrawn))));
+        let forget = Body::Redaction(Redaction {
+            target: EventId([1; 32]),
+            reason: String::new(),
+        });
+        assert!(!counts_toward_daily(Some(&forget)));
+        assert_eq!(day_of(Timestamp::from_millis(86_400_000 - 1)), 0);
+        assert_eq!(day_of(Timestamp::from_millis(86_400_000)), 1);
     }
 
     #[test]

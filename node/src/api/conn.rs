@@ -14,6 +14,17 @@
 //!   page otherwise), written without hyper and within [`BUSY_WITHIN`]; at most
 //!   [`MAX_BUSY`] such answers are under way at once, and beyond that a connection is
 //!   closed at once, so a flood costs no descriptors and nobody waits on a hang;
+//! - when other machines' budget is full, a connection from an address that holds few
+//!   takes the oldest connection of the address that holds the most (if that one holds
+//!   at least two more): on a /24 Wi-Fi no set of addresses can shut phones out by
+//!   holding every slot (issue 24: 128 addresses × 32 streams took all 4,096 slots);
+//! - a phone needs one live stream: another machine holds at most
+//!   [`MAX_STREAMS_PER_ADDRESS`], and a new one ends that address's oldest
+//!   ([`Streams`]);
+//! - a request head (request line and headers) is at most [`MAX_HEAD_BYTES`]; a larger
+//!   one is answered `431` and the connection closed, so heads in progress hold at most
+//!   that much per connection (issue 24: 390 KB heads on 2,048 connections took a node
+//!   from 64 MB to 990 MB);
 //! - at start the soft limit on open files is raised to the hard limit;
 //! - a client that vanishes without a word (a phone walking off the Wi-Fi, an access
 //!   point losing power: no FIN, no RST) is let go within [`VANISHED_WITHIN`]: TCP
@@ -21,7 +32,7 @@
 //!   goes unacknowledged (the live stream writes a [`HEARTBEAT`] comment, so a dead
 //!   stream always has data in flight), and the failed write ends the stream.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -32,7 +43,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tower_service::Service;
 
 use super::guard::is_local;
@@ -70,6 +81,13 @@ pub const RESERVED_FDS: u64 = 256;
 pub const MAX_PER_ADDRESS: usize = 32;
 /// Connections from the hub computer itself.
 pub const MAX_LOCAL: usize = 256;
+/// Live streams one other machine may hold at once (a phone's page needs one; a few
+/// tabs or a page reloaded before its old stream ended need a few more).
+pub const MAX_STREAMS_PER_ADDRESS: usize = 4;
+/// The largest request head (request line and headers) read from any connection. hyper
+/// reads a head into a buffer of at most this size and answers `431` beyond it (its
+/// default, about 400 KB, let heads in progress take 990 MB).
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// Time for a request head, and for an idle kept-alive connection to ask again, when
 /// other machines hold more than half their budget: a phone's idle request connection
@@ -154,7 +172,17 @@ fn fd_limit() -> Option<u64> {
 struct Counts {
     local: usize,
     remote: usize,
-    by_ip: HashMap<IpAddr, usize>,
+    /// Other machines' connections by address, oldest first.
+    by_ip: HashMap<IpAddr, VecDeque<Held>>,
+    /// The next connection's number.
+    next: u64,
+}
+
+/// One connection of another machine, as its address's list holds it.
+struct Held {
+    id: u64,
+    /// Notified when the connection must end to make room for another address's.
+    evict: Arc<Notify>,
 }
 
 /// A held connection slot; released when dropped.
@@ -162,6 +190,9 @@ struct Slot {
     counts: Arc<Mutex<Counts>>,
     ip: IpAddr,
     local: bool,
+    id: u64,
+    /// Notified when this connection is taken for another address's (see [`admit`]).
+    evict: Arc<Notify>,
 }
 
 impl Drop for Slot {
@@ -169,41 +200,162 @@ impl Drop for Slot {
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         if self.local {
             c.local -= 1;
-        } else {
-            c.remote -= 1;
-            if let Some(n) = c.by_ip.get_mut(&self.ip) {
-                *n -= 1;
-                if *n == 0 {
-                    c.by_ip.remove(&self.ip);
-                }
-            }
+            return;
         }
+        // An evicted connection was taken off its list (and the count) already.
+        let Some(q) = c.by_ip.get_mut(&self.ip) else {
+            return;
+        };
+        let Some(pos) = q.iter().position(|h| h.id == self.id) else {
+            return;
+        };
+        q.remove(pos);
+        if q.is_empty() {
+            c.by_ip.remove(&self.ip);
+        }
+        c.remote -= 1;
     }
 }
 
-/// Takes a slot for a connection from `ip`, or `None` when its budget is spent.
+/// Takes a slot for a connection from `ip`, or `None` when its budget is spent. When
+/// other machines' budget is full, an address holding `n` connections takes the
+/// oldest of the address holding the most, if that one holds `n + 2` or more: so
+/// addresses end up holding about as many each, and a newcomer always gets in.
 fn admit(counts: &Arc<Mutex<Counts>>, budgets: Budgets, ip: IpAddr) -> Option<Slot> {
     let ip = ip.to_canonical();
     let local = is_local(ip);
     let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
+    let id = c.next;
+    c.next += 1;
+    let evict = Arc::new(Notify::new());
     if local {
         if c.local >= budgets.local {
             return None;
         }
         c.local += 1;
     } else {
-        let from_ip = c.by_ip.get(&ip).copied().unwrap_or(0);
-        if c.remote >= budgets.remote || from_ip >= budgets.per_address {
+        let from_ip = c.by_ip.get(&ip).map_or(0, VecDeque::len);
+        if from_ip >= budgets.per_address {
             return None;
         }
+        if c.remote >= budgets.remote {
+            let (heavy, most) = c
+                .by_ip
+                .iter()
+                .map(|(a, q)| (*a, q.len()))
+                .max_by_key(|(_, n)| *n)?;
+            if most < from_ip + 2 {
+                return None;
+            }
+            let q = c.by_ip.get_mut(&heavy)?;
+            let victim = q.pop_front()?;
+            if q.is_empty() {
+                c.by_ip.remove(&heavy);
+            }
+            c.remote -= 1;
+            // A permit is stored if the connection's task is not waiting yet.
+            victim.evict.notify_one();
+            tracing::debug!(from = %heavy, "API: budget full; the oldest connection of the address holding the most makes room for another address");
+        }
         c.remote += 1;
-        c.by_ip.insert(ip, from_ip + 1);
+        c.by_ip.entry(ip).or_default().push_back(Held {
+            id,
+            evict: evict.clone(),
+        });
     }
     Some(Slot {
         counts: counts.clone(),
         ip,
         local,
+        id,
+        evict,
     })
+}
+
+/// The live streams other machines hold, by address, oldest first: at most
+/// [`MAX_STREAMS_PER_ADDRESS`] each; a new one ends that address's oldest. The hub
+/// computer's streams are not counted (its connection budget bounds them).
+#[derive(Default)]
+pub(super) struct Streams {
+    by_ip: Mutex<(u64, HashMap<IpAddr, VecDeque<Held>>)>,
+}
+
+/// A live stream's place in [`Streams`]; given up when dropped.
+pub(super) struct StreamTicket {
+    streams: Option<Arc<Streams>>,
+    ip: IpAddr,
+    id: u64,
+    evict: Arc<Notify>,
+}
+
+impl Streams {
+    /// A place for a new stream from `ip`, ending that address's oldest when it holds
+    /// [`MAX_STREAMS_PER_ADDRESS`] already.
+    pub(super) fn admit(self: &Arc<Self>, ip: IpAddr) -> StreamTicket {
+        self.admit_with(ip, MAX_STREAMS_PER_ADDRESS)
+    }
+
+    fn admit_with(self: &Arc<Self>, ip: IpAddr, most: usize) -> StreamTicket {
+        let ip = ip.to_canonical();
+        let evict = Arc::new(Notify::new());
+        if is_local(ip) {
+            return StreamTicket {
+                streams: None,
+                ip,
+                id: 0,
+                evict,
+            };
+        }
+        let mut g = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let (next, by_ip) = &mut *g;
+        let id = *next;
+        *next += 1;
+        let q = by_ip.entry(ip).or_default();
+        while q.len() >= most {
+            if let Some(old) = q.pop_front() {
+                old.evict.notify_one();
+            }
+        }
+        q.push_back(Held {
+            id,
+            evict: evict.clone(),
+        });
+        StreamTicket {
+            streams: Some(self.clone()),
+            ip,
+            id,
+            evict,
+        }
+    }
+
+    /// Streams other machines hold now.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        let g = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        g.1.values().map(VecDeque::len).sum()
+    }
+}
+
+impl StreamTicket {
+    /// Resolves when a newer stream of the same address took this one's place.
+    pub(super) async fn ended(&self) {
+        self.evict.notified().await;
+    }
+}
+
+impl Drop for StreamTicket {
+    fn drop(&mut self) {
+        let Some(streams) = &self.streams else {
+            return;
+        };
+        let mut g = streams.by_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = g.1.get_mut(&self.ip) {
+            q.retain(|h| h.id != self.id);
+            if q.is_empty() {
+                g.1.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Accepts and serves connections until `shutdown` flips.
@@ -262,6 +414,7 @@ async fn accept_with(
         let app = app.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
+            let evict = slot.evict.clone();
             let _slot = slot;
             let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(from));
@@ -272,6 +425,7 @@ async fn accept_with(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(timeout)
+                .max_buf_size(MAX_HEAD_BYTES)
                 .keep_alive(true);
             let conn = builder.serve_connection(TokioIo::new(tcp), svc);
             tokio::pin!(conn);
@@ -285,6 +439,8 @@ async fn accept_with(
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
                 }
+                // Another address needed the slot (see `admit`): closed at once.
+                () = evict.notified() => {}
             }
         });
     }
@@ -533,6 +689,112 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Whether `slot` was told to end.
+    fn evicted(slot: &Slot) -> bool {
+        use futures::FutureExt;
+        slot.evict.notified().now_or_never().is_some()
+    }
+
+    #[test]
+    fn a_newcomer_takes_the_oldest_connection_of_the_address_holding_the_most() {
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let b = Budgets {
+            local: 1,
+            remote: 8,
+            per_address: 8,
+        };
+        let hog: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut held: Vec<Slot> = (0..8).map(|_| admit(&counts, b, hog).unwrap()).collect();
+        // The budget is full; a phone that holds nothing still gets in, and the hog's
+        // oldest connection is the one told to go.
+        let phone: IpAddr = "192.0.2.77".parse().unwrap();
+        let p1 = admit(&counts, b, phone).expect("a newcomer is never shut out");
+        assert!(
+            evicted(&held[0]),
+            "the oldest of the address holding the most"
+        );
+        assert!(held[1..].iter().all(|s| !evicted(s)));
+        // Dropping the evicted slot later does not count it twice.
+        drop(held.remove(0));
+        {
+            let c = counts.lock().unwrap();
+            assert_eq!(c.remote, 8);
+            assert_eq!(c.by_ip[&hog].len(), 7);
+        }
+        // Addresses even out: the phone keeps taking while it holds 2 fewer.
+        let mut phone_slots = vec![p1];
+        for _ in 0..3 {
+            phone_slots.push(admit(&counts, b, phone).expect("room from the hog"));
+        }
+        {
+            let c = counts.lock().unwrap();
+            assert_eq!((c.by_ip[&hog].len(), c.by_ip[&phone].len()), (4, 4));
+        }
+        // Equal shares: nobody is taken from any more.
+        assert!(admit(&counts, b, phone).is_none());
+        assert!(admit(&counts, b, hog).is_none());
+        drop(held);
+        drop(phone_slots);
+        let c = counts.lock().unwrap();
+        assert_eq!((c.local, c.remote, c.by_ip.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn one_address_holds_a_few_streams_and_a_new_one_ends_its_oldest() {
+        use futures::FutureExt;
+        let streams = Arc::new(Streams::default());
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let first = streams.admit(ip);
+        let rest: Vec<StreamTicket> = (1..MAX_STREAMS_PER_ADDRESS)
+            .map(|_| streams.admit(ip))
+            .collect();
+        assert!(first.ended().now_or_never().is_none());
+        let newest = streams.admit(ip);
+        assert!(first.ended().now_or_never().is_some(), "the oldest ends");
+        assert_eq!(streams.held(), MAX_STREAMS_PER_ADDRESS);
+        // Another address and the hub computer are not touched.
+        let other = streams.admit("192.0.2.10".parse().unwrap());
+        let local: Vec<StreamTicket> = (0..3 * MAX_STREAMS_PER_ADDRESS)
+            .map(|_| streams.admit("127.0.0.1".parse().unwrap()))
+            .collect();
+        assert!(rest.iter().all(|t| t.ended().now_or_never().is_none()));
+        assert!(local.iter().all(|t| t.ended().now_or_never().is_none()));
+        drop((first, rest, newest, other, local));
+        assert_eq!(streams.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_head_over_16_kib_is_refused_with_431() {
+        use axum::routing::get;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let app = Router::new().route("/api/v1/status", get(|| async { "fine" }));
+        let (_stop, shutdown) = watch::channel(false);
+        tokio::spawn(accept_with(l, app, shutdown, Budgets::default()));
+        let with_header = |n: usize| {
+            format!(
+                "GET /api/v1/status HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+                "a".repeat(n)
+            )
+        };
+        assert!(ask(addr, &with_header(12 * 1024)).await.ends_with("fine"));
+        // The server stops reading at 16 KiB and answers: the client may see the 431
+        // or, its unread rest making the close a reset, only the reset; never "fine".
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = c.write_all(with_header(300 * 1024).as_bytes()).await;
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut out))
+            .await
+            .expect("an answer or a close within 5 s, never a hang");
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with("HTTP/1.1 431 ") || (read.is_err() && text.is_empty()),
+            "{read:?} {}",
+            &text[..text.len().min(200)]
+        );
     }
 
     #[test]

@@ -207,6 +207,8 @@ pub(super) async fn stream(
     use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
     let welfare_ok = st.pins.allows(from, &headers);
+    // Another machine holds a few streams at most; a new one ends its oldest.
+    let ticket = st.streams.admit(from.ip());
     let rx = st.engine.subscribe();
     let known = st.net.delivery.subscribe();
     let sent = super::delivery::Sent::now(&st);
@@ -258,6 +260,7 @@ pub(super) async fn stream(
             ))
         },
     );
+    let events = futures::StreamExt::take_until(events, async move { ticket.ended().await });
     Sse::new(events)
         // A comment line now and then: a reader that vanished fails the write (see
         // `conn::USER_TIMEOUT`), which ends the stream.

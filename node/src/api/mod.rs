@@ -31,15 +31,28 @@ mod cap;
 pub mod conn;
 mod delivery;
 mod export;
+mod flood;
 pub mod guard;
 mod live;
 mod mesh;
 mod names;
 mod page;
+mod posting;
 mod print;
 pub mod welfare;
 
 pub use board::item_json;
+pub use posting::Limits as PostingLimits;
+
+/// Posts a minute one other machine may make, by default (for `aidmesh up`'s help).
+pub const fn posting_default_per_minute() -> u32 {
+    posting::DEFAULT_PER_MINUTE
+}
+
+/// Posts a minute a desk computer may make, by default.
+pub const fn posting_default_desk_per_minute() -> u32 {
+    posting::DEFAULT_DESK_PER_MINUTE
+}
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -51,6 +64,8 @@ pub struct AppState {
     net: NetHandle,
     pins: Arc<welfare::PinGuard>,
     cards: Arc<live::StreamCards>,
+    streams: Arc<conn::Streams>,
+    posting: Arc<posting::Posting>,
 }
 
 impl AppState {
@@ -61,7 +76,15 @@ impl AppState {
             net,
             pins: Arc::new(welfare::PinGuard::new(pin)),
             cards: Arc::default(),
+            streams: Arc::default(),
+            posting: Arc::default(),
         }
+    }
+
+    /// With these posting limits for other machines (see [`PostingLimits`]).
+    pub fn with_posting_limits(mut self, limits: PostingLimits) -> Self {
+        self.posting = Arc::new(posting::Posting::new(limits));
+        self
     }
 }
 
@@ -174,6 +197,9 @@ impl From<IngestError> for ApiError {
             IngestError::Store(s) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", s.to_string())
             }
+            e @ IngestError::OverQuota { .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "daily_quota", e.to_string())
+            }
         }
     }
 }
@@ -254,6 +280,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/people/{id}/sharing", post(welfare::sharing))
         .route("/api/v1/export", get(export::export))
         .route("/api/v1/bundle", get(bundle::download).post(bundle::upload))
+        .route("/api/v1/flood", get(flood::list))
+        .route("/api/v1/flood/withdraw", post(flood::withdraw))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -269,5 +297,9 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            posting::check,
+        ))
         .with_state(state)
 }

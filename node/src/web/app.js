@@ -110,6 +110,11 @@ async function api(path, opts) {
   const r = await fetch("/api/v1" + path, opts);
   if (r.status === 304) return null; // the conditional request's answer: nothing changed
   const body = await r.json().catch(() => ({}));
+  // Posting too fast (a phone's minute of posts, or the hub's day): say what to do,
+  // in the page's language (the node's detail is English).
+  if (r.status === 429 && (body.error === "too_many_posts" || body.error === "hub_daily_share")) {
+    throw new Error(t("err." + body.error, { s: r.headers.get("retry-after") || "60" }));
+  }
   if (!r.ok) throw new Error(body.detail || ("error " + r.status));
   if (opts.etag) opts.etag.value = r.headers.get("etag");
   return body;

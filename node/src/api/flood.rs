@@ -1,0 +1,121 @@
+//! Taking back a flood (issue 24): which other machines posted through this hub in the
+//! last few days, and erasing everything one of them posted. The hub is the author of
+//! what phones post through it, so only this hub can take it back, and an erasure
+//! (a redaction) removes the posts' bytes at every hub, not only from the board.
+//! For the hub computer only (loopback): the addresses of phones are not shown to
+//! other machines.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use aidmesh_protocol::body::Redaction;
+use aidmesh_protocol::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::guard::is_local;
+use super::{blocking, ApiError, ApiResult, AppState};
+
+/// Refuses unless the request comes from the hub computer.
+fn hub_computer_only(from: SocketAddr) -> Result<(), ApiError> {
+    if is_local(from.ip()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "local_only",
+            "the flood tools are only on the hub computer itself (aidmesh flood)",
+        ))
+    }
+}
+
+/// `GET /api/v1/flood`: the addresses that posted through this hub in the last days,
+/// most posts first.
+pub(super) async fn list(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+) -> ApiResult {
+    hub_computer_only(from)?;
+    let engine = st.engine.clone();
+    let notes = blocking(move || engine.store().posted_from())
+        .await?
+        .map_err(crate::engine::IngestError::from)?;
+    let mut by: HashMap<String, (u64, u64, u64)> = HashMap::new();
+    for (ms, _, addr) in notes {
+        let e = by.entry(addr).or_insert((0, u64::MAX, 0));
+        e.0 += 1;
+        e.1 = e.1.min(ms);
+        e.2 = e.2.max(ms);
+    }
+    let mut rows: Vec<_> = by.into_iter().collect();
+    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
+    let kept_days = super::posting::POSTED_FROM_KEPT_MS / 86_400_000;
+    Ok(Json(json!({
+        "kept_days": kept_days,
+        "addresses": rows.iter().map(|(a, (n, first, last))| json!({
+            "address": a, "posts": n, "first_ms": first, "last_ms": last,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// The body of `POST /api/v1/flood/withdraw`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WithdrawBody {
+    /// The address whose posts are taken back.
+    from: String,
+    /// Only posts made at or after this time (ms since the epoch).
+    #[serde(default)]
+    since_ms: Option<u64>,
+}
+
+/// `POST /api/v1/flood/withdraw`: erases every post of this hub's that came from one
+/// address (and is still held), so it leaves the board and every hub's disk.
+pub(super) async fn withdraw(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    body: Result<Json<WithdrawBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    hub_computer_only(from)?;
+    let Json(body) = body?;
+    let addr: IpAddr = body.from.trim().parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!(
+                "from: '{}' is not an IP address; `aidmesh flood` lists the addresses that posted",
+                body.from
+            ),
+        )
+    })?;
+    let addr = addr.to_canonical().to_string();
+    let since = body.since_ms.unwrap_or(0);
+    let engine = st.engine.clone();
+    let (erased, already) = blocking(move || {
+        let mut erased = 0u64;
+        let mut already = 0u64;
+        for (ms, id, a) in engine.store().posted_from()? {
+            if a != addr || ms < since {
+                continue;
+            }
+            if !engine.store().contains(&id)? {
+                already += 1;
+                continue;
+            }
+            engine.post(Body::Redaction(Redaction {
+                target: id,
+                reason: "withdrawn by the hub: posted in a flood".into(),
+            }))?;
+            erased += 1;
+        }
+        Ok::<_, crate::engine::IngestError>((erased, already))
+    })
+    .await??;
+    tracing::warn!(from = %body.from, erased, "flood: posts from one address taken back");
+    Ok(Json(json!({ "withdrawn": erased, "gone_already": already })).into_response())
+}
