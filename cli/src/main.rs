@@ -289,7 +289,7 @@ struct UpArgs {
     retention_sweep_every: Option<String>,
     /// Posts a minute one phone (or any other machine) may make through this hub's page
     /// or API; the hub computer itself is not limited.
-    #[arg(long, default_value_t = aidmesh_node::api::posting_default_per_minute())]
+    #[arg(long, env = "AIDMESH_POSTS_PER_MINUTE", default_value_t = aidmesh_node::api::posting_default_per_minute())]
     posts_per_minute: u32,
     /// A desk computer at the hub where volunteers enter many items (its IP address):
     /// it may post --desk-posts-per-minute. Repeatable.

@@ -274,7 +274,10 @@ impl Node {
                     .arg("--data-dir")
                     .arg(self.dir.path())
                     .args(["up", "--listen", "/ip4/0.0.0.0/tcp/4610", "--api"])
-                    .arg(format!("{}:4611", h.ip));
+                    .arg(format!("{}:4611", h.ip))
+                    // The test process posts from another address, as a phone would,
+                    // and faster: not limited unless a test sets its own (`Opts::env`).
+                    .env("AIDMESH_POSTS_PER_MINUTE", "1000000");
                 c
             }
         };

@@ -2,8 +2,8 @@
 //! last few days, and erasing everything one of them posted. The hub is the author of
 //! what phones post through it, so only this hub can take it back, and an erasure
 //! (a redaction) removes the posts' bytes at every hub, not only from the board.
-//! For the hub computer only (loopback): the addresses of phones are not shown to
-//! other machines.
+//! For the hub computer (loopback) or the volunteer PIN: the addresses of phones are
+//! not shown to anyone else.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -11,35 +11,23 @@ use std::net::{IpAddr, SocketAddr};
 use aidmesh_protocol::body::Redaction;
 use aidmesh_protocol::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::guard::is_local;
+use super::welfare::Guarded;
 use super::{blocking, ApiError, ApiResult, AppState};
-
-/// Refuses unless the request comes from the hub computer.
-fn hub_computer_only(from: SocketAddr) -> Result<(), ApiError> {
-    if is_local(from.ip()) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "local_only",
-            "the flood tools are only on the hub computer itself (aidmesh flood)",
-        ))
-    }
-}
 
 /// `GET /api/v1/flood`: the addresses that posted through this hub in the last days,
 /// most posts first.
 pub(super) async fn list(
     State(st): State<AppState>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> ApiResult {
-    hub_computer_only(from)?;
+    st.pins.check(from, &headers, Guarded::Flood)?;
     let engine = st.engine.clone();
     let notes = blocking(move || engine.store().posted_from())
         .await?
@@ -79,9 +67,10 @@ pub(super) struct WithdrawBody {
 pub(super) async fn withdraw(
     State(st): State<AppState>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Json<WithdrawBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    hub_computer_only(from)?;
+    st.pins.check(from, &headers, Guarded::Flood)?;
     let Json(body) = body?;
     let addr: IpAddr = body.from.trim().parse().map_err(|_| {
         ApiError::new(

@@ -91,6 +91,8 @@ pub(super) enum Guarded {
     Peers,
     /// Importing a bundle or official alerts.
     Import,
+    /// Seeing who posted through the hub, and taking back a flood.
+    Flood,
 }
 
 impl PinGuard {
@@ -137,6 +139,11 @@ impl PinGuard {
                     "local_only",
                     "bundles and official alerts are imported on the hub computer itself (or with the volunteer PIN, when the node has one)",
                 ),
+                Guarded::Flood => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "local_only",
+                    "the flood tools are on the hub computer itself, aidmesh flood (or with the volunteer PIN, when the node has one)",
+                ),
             });
         };
         let key = pin_key(from.ip());
@@ -175,6 +182,7 @@ impl PinGuard {
             Guarded::Welfare => "welfare records need the hub's volunteer PIN (header X-Volunteer-Pin); ask the hub coordinator",
             Guarded::Peers => "adding a peer from another machine needs the hub's volunteer PIN (header X-Volunteer-Pin); or add it on the hub computer",
             Guarded::Import => "importing from another machine needs the hub's volunteer PIN (header X-Volunteer-Pin); or import on the hub computer",
+            Guarded::Flood => "the flood tools need the hub's volunteer PIN (header X-Volunteer-Pin) from another machine; or use aidmesh flood on the hub computer",
         };
         Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
