@@ -155,6 +155,13 @@ fn a_full_disk_refuses_new_posts_keeps_the_board_and_recovers() {
         "{d}"
     );
     let mut acked: Vec<String> = (0..5).map(|i| hub.need(&format!("water {i}"))).collect();
+    let ada = hub.post(
+        "/api/v1/people",
+        &json!({ "name": "Ada Lovelace", "place": "14 River Rd", "every": "12h" }),
+    )["id"]
+        .as_str()
+        .expect("person id")
+        .to_string();
 
     // Low (60 MB free of 160, under the 100 MB warning): a warning, posts still taken.
     fill_until(&filler, 60_000_000);
@@ -192,6 +199,13 @@ fn a_full_disk_refuses_new_posts_keeps_the_board_and_recovers() {
         "{text}"
     );
     assert_eq!(disk(&hub)["level"], "full");
+    // Forgetting a person still works at the reserve (issue 24: a flood that filled
+    // the disk stopped erasure mesh-wide).
+    let (code, body) = hub.post_raw(
+        &format!("/api/v1/people/{ada}/forget"),
+        &json!({ "confirm": ada }),
+    );
+    assert_eq!(code, 200, "forget on a full disk: {body}");
     let (ok, text) = cli(hub.dir(), &["status"]);
     assert!(ok && text.contains("the disk is full"), "{text}");
 
