@@ -207,7 +207,7 @@ fn import_into(
         }
         opener.push(&buf[..n]);
         while let Some(chunk) = opener.next_chunk()? {
-            report.created_ms = opener.header().map(|h| h.created_ms);
+            report.created_ms = opener.header().map(|h| h.created_ms).or(report.created_ms);
             report.take(engine, &chunk.events)?;
             report.chunks += 1;
         }
@@ -248,6 +248,10 @@ mod tests {
         let r = import(&b, &mut file.as_slice());
         assert!(r.error.is_none(), "{:?}", r.error);
         assert_eq!((r.new, r.known, r.refused), (50, 0, 0));
+        assert!(
+            r.created_ms.is_some(),
+            "a completed import says when it was made"
+        );
         assert_eq!(b.digest().unwrap(), a.digest().unwrap());
         // Twice changes nothing.
         let r = import(&b, &mut file.as_slice());

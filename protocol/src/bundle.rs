@@ -334,6 +334,7 @@ enum OpenState {
     },
     Done {
         last: u64,
+        header: Box<Header>,
     },
     Failed(BundleError),
 }
@@ -349,10 +350,10 @@ impl Opener {
         }
     }
 
-    /// The header, once read and checked.
+    /// The header, once read and checked (also after the final chunk).
     pub fn header(&self) -> Option<Header> {
         match &self.state {
-            OpenState::Chunks { header, .. } => Some(**header),
+            OpenState::Chunks { header, .. } | OpenState::Done { header, .. } => Some(**header),
             _ => None,
         }
     }
@@ -377,7 +378,7 @@ impl Opener {
     fn step(&mut self) -> Result<Option<Chunk>, BundleError> {
         match &mut self.state {
             OpenState::Failed(e) => Err(e.clone()),
-            OpenState::Done { last } => {
+            OpenState::Done { last, .. } => {
                 if self.buf.is_empty() {
                     Ok(None)
                 } else {
@@ -462,7 +463,11 @@ impl Opener {
                 self.buf.drain(..end);
                 self.offset += end as u64;
                 if last {
-                    self.state = OpenState::Done { last: index };
+                    let header = header.clone();
+                    self.state = OpenState::Done {
+                        last: index,
+                        header,
+                    };
                 }
                 Ok(Some(Chunk {
                     index,
@@ -485,7 +490,7 @@ impl Opener {
         // Anything still complete in the buffer is read first.
         while self.next_chunk()?.is_some() {}
         match &self.state {
-            OpenState::Done { last } => Ok(last + 1),
+            OpenState::Done { last, .. } => Ok(last + 1),
             OpenState::Failed(e) => Err(e.clone()),
             OpenState::Header if self.buf.is_empty() => Err(BundleError::NotABundle),
             OpenState::Header => Err(BundleError::TruncatedHeader(self.buf.len())),

@@ -206,6 +206,33 @@ fn a_full_disk_refuses_new_posts_keeps_the_board_and_recovers() {
         &json!({ "confirm": ada }),
     );
     assert_eq!(code, 200, "forget on a full disk: {body}");
+    // A bundle import is refused as the disk being full (507), not as a storage fault.
+    peer.need("only at the peer, on a stick");
+    let agent = aidmesh_tests::http();
+    let stick = agent
+        .get(format!("{}/api/v1/bundle", peer.api_url()))
+        .call()
+        .expect("download a bundle")
+        .body_mut()
+        .with_config()
+        .limit(10_000_000)
+        .read_to_vec()
+        .expect("bundle bytes");
+    let mut r = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .post(format!("{}/api/v1/bundle", hub.api_url()))
+        .content_type("application/octet-stream")
+        .send(&stick[..])
+        .expect("upload");
+    let code = r.status().as_u16();
+    let body: Value = r.body_mut().read_json().unwrap_or(Value::Null);
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (507, Some("disk_full")),
+        "{body}"
+    );
     let (ok, text) = cli(hub.dir(), &["status"]);
     assert!(ok && text.contains("the disk is full"), "{text}");
 

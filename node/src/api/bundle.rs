@@ -228,6 +228,9 @@ fn report_response(r: &ImportReport) -> Response {
         }
         BundleIoError::Format(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bundle_damaged"),
         BundleIoError::Read(_) => (StatusCode::BAD_REQUEST, "upload_failed"),
+        BundleIoError::Store(crate::store::StoreError::DiskFull(_)) => {
+            (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
+        }
         BundleIoError::NoKey | BundleIoError::Store(_) | BundleIoError::Write(_) => {
             (StatusCode::SERVICE_UNAVAILABLE, "storage")
         }

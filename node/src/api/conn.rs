@@ -448,7 +448,8 @@ async fn accept_with(
 
 /// The start of a "busy" answer; `Content-Type`, `Content-Length` and the body follow.
 const BUSY_HEAD: &str = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 60\r\n\
-Connection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
+Connection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
+Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n";
 /// The "busy" answer to the API (`/api/...`).
 const BUSY_JSON: &str =
     r#"{"error":"busy","detail":"this hub is busy, try again in a minute","retry_after_s":60}"#;

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use aidmesh_protocol::body::BodyKind;
 use aidmesh_protocol::welfare::{assess_all, Standing};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -22,7 +22,8 @@ use super::{ApiError, AppState};
 use crate::input::ListQuery;
 
 /// Printouts carry their style inline and no script at all.
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+const CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'";
 
 /// The query of both printouts.
 #[derive(Debug, Default, Deserialize)]
@@ -184,20 +185,69 @@ ol.two{columns:2;column-gap:8mm}li{padding:3pt 0;border-bottom:0.5pt solid #888;
 .box::before{content:'';display:inline-block;width:11pt;height:11pt;border:1.5pt solid #000;\
 margin-right:3pt;vertical-align:-1pt}.small{font-size:12pt}";
 
-/// The hub page address: `?url=` if it is a plain http(s) address, else the Host the
-/// browser (or the CLI) reached this node at.
-fn page_url(q: &PrintQuery, headers: &HeaderMap) -> Option<String> {
+/// The hub page address: `?url=` if it is a plain http(s) address on the local
+/// network ([`on_the_lan`]), else the Host the browser (or the CLI) reached this node
+/// at. Any other `?url=` is refused: a printed board's QR code must not send phones
+/// to an address of someone else's choosing (issue 24).
+fn page_url(q: &PrintQuery, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     if let Some(u) = &q.url {
         let u = u.trim();
         let plain = (u.starts_with("http://") || u.starts_with("https://"))
             && u.len() <= 200
             && !u.chars().any(char::is_whitespace);
-        if plain {
-            return Some(u.to_string());
+        if !plain || !on_the_lan(u) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("url: the QR code must point at this hub's page on the local network (an address like http://192.168.1.5:4611/); '{}' is not one", u.chars().take(80).collect::<String>()),
+            ));
         }
+        return Ok(Some(u.to_string()));
     }
-    let host = headers.get(header::HOST)?.to_str().ok()?;
-    Some(format!("http://{host}/"))
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return Ok(None);
+    };
+    Ok(Some(format!("http://{host}/")))
+}
+
+/// Whether an http(s) address names a host on the local network: a private,
+/// link-local, shared (100.64/10) or loopback IP address, or a name that only a local
+/// network resolves (one label, or ending in .local, .lan, .home.arpa or .internal).
+fn on_the_lan(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false; // user info: a way to dress up another host
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return match ip.to_canonical() {
+            std::net::IpAddr::V4(v4) => {
+                v4.is_private()
+                    || v4.is_link_local()
+                    || v4.is_loopback()
+                    || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+            }
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback()
+                    || (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        };
+    }
+    let name = host.to_ascii_lowercase();
+    let name = name.strip_suffix('.').unwrap_or(&name);
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && (!name.contains('.')
+            || [".local", ".lan", ".home.arpa", ".internal", ".localhost"]
+                .iter()
+                .any(|s| name.ends_with(s)))
 }
 
 fn html(body: String) -> Response {
@@ -238,7 +288,7 @@ pub(super) async fn board(
         w.t("print.hub", &[("hub", &hub)]),
         w.t("print.printed", &[("time", &utc(now))]),
     );
-    if let Some(url) = page_url(&q, &headers) {
+    if let Some(url) = page_url(&q, &headers)? {
         let _ = writeln!(
             out,
             "<p class=\"meta\">{}</p></div>{}</header>",
@@ -468,7 +518,35 @@ pub(super) async fn round(
 
 #[cfg(test)]
 mod tests {
-    use super::{street_key, street_shown, utc};
+    use super::{on_the_lan, street_key, street_shown, utc};
+
+    #[test]
+    fn the_qr_code_points_only_at_the_local_network() {
+        for ok in [
+            "http://192.168.1.5:4611/",
+            "http://10.0.0.5/",
+            "https://172.20.1.1:8443/page",
+            "http://100.64.3.2:4611/",
+            "http://169.254.10.1/",
+            "http://[fd00::5]:4611/",
+            "http://[fe80::1]/",
+            "http://hub.local:4611/",
+            "http://elmstreet/",
+            "http://127.0.0.1:4611/",
+        ] {
+            assert!(on_the_lan(ok), "{ok}");
+        }
+        for bad in [
+            "http://evil.example/",
+            "https://8.8.8.8/",
+            "http://192.168.1.5@evil.example/",
+            "http://[2001:db8::1]/",
+            "http://hub.local.evil.example/",
+            "http://xn--hb-ska.example/",
+        ] {
+            assert!(!on_the_lan(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn utc_dates() {
