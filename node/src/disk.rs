@@ -17,6 +17,11 @@ use tracing::warn;
 /// Below this many free bytes new events are refused (the hard floor): room for sled's
 /// log and compaction, and for the rest of the system.
 pub const FLOOR_BYTES: u64 = 32_000_000;
+/// Below this many free bytes the node does not open its database at all: opening
+/// writes to it (sled's snapshot), and a write cut short by a full disk left a
+/// database that no longer opened once space came back (issue 24). Far below
+/// [`FLOOR_BYTES`], so a node already past the floor still restarts and serves.
+pub const OPEN_FLOOR_BYTES: u64 = 8_000_000;
 /// Below this many free bytes `status` warns.
 pub const WARN_FREE_BYTES: u64 = 100_000_000;
 /// Below this share of the filesystem free (in percent) `status` warns.
