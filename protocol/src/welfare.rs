@@ -691,6 +691,21 @@ mod area_tests {
 #[cfg(test)]
 mod follow_up_tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the volunteer typed, the need says one of the fixed titles, in its
+        /// kind's category, with no details or contact: no word of the text is in it.
+        #[test]
+        fn nothing_typed_reaches_the_need(what in "\\PC{1,120}") {
+            let need = follow_up(&what, &Place::default(), EventId([1; 32]));
+            prop_assert!(HELP_KINDS.contains(&need.category));
+            prop_assert_eq!(&need.title, &follow_up_title(need.category));
+            prop_assert!(need.details.is_empty() && need.contact.is_empty());
+            prop_assert!(need.unit.is_empty() && need.quantity.is_none());
+            prop_assert_eq!(follow_up_kind(&need), Some(need.category));
+        }
+    }
 
     #[test]
     fn the_kind_of_help_comes_from_a_fixed_list_in_english_and_spanish() {
