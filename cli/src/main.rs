@@ -8,7 +8,7 @@ mod demo;
 mod output;
 mod print;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -268,9 +268,20 @@ struct UpArgs {
     /// exchange): only --peer, mDNS and the beacon make connections.
     #[arg(long)]
     no_peer_exchange: bool,
-    /// PIN that volunteers enter to see welfare records from other machines.
-    #[arg(long, env = "AIDMESH_VOLUNTEER_PIN")]
+    /// PIN that volunteers enter to see welfare records from other machines. Prefer
+    /// AIDMESH_VOLUNTEER_PIN or --volunteer-pin-file: a PIN on the command line is
+    /// visible to every user of this computer in the process list (ps).
+    #[arg(long, env = "AIDMESH_VOLUNTEER_PIN", hide_env_values = true)]
     volunteer_pin: Option<String>,
+    /// Read the volunteer PIN from this file (its first line; keep it readable only by
+    /// the node's user, e.g. chmod 600), so it never shows in the process list.
+    #[arg(
+        long,
+        env = "AIDMESH_VOLUNTEER_PIN_FILE",
+        value_name = "PATH",
+        hide_env_values = true
+    )]
+    volunteer_pin_file: Option<PathBuf>,
     /// Re-run catch-up sync with each peer this often.
     #[arg(long, default_value = "30s")]
     sync_every: String,
@@ -1205,7 +1216,7 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
     cfg.mdns = !args.no_mdns;
     cfg.beacon = !args.no_beacon;
     cfg.peer_exchange = !args.no_peer_exchange;
-    cfg.volunteer_pin = args.volunteer_pin;
+    cfg.volunteer_pin = volunteer_pin(args.volunteer_pin, args.volunteer_pin_file.as_deref())?;
     cfg.posting = aidmesh_node::api::PostingLimits {
         per_minute: args.posts_per_minute,
         desk_per_minute: args.desk_posts_per_minute,
@@ -1255,6 +1266,15 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
     // A refused PIN should not leave a community behind: checked before one is made.
     aidmesh_node::api::welfare::check_pin(cfg.volunteer_pin.as_deref())
         .map_err(|e| CliError(e.to_string()))?;
+    // A PIN typed on the command line shows in every user's process list: said once
+    // it is accepted, with what to use instead.
+    if pin_on_command_line(std::env::args_os()) {
+        eprintln!(
+            "warning: --volunteer-pin on the command line is visible to every user of this \
+             computer in the process list (ps); set AIDMESH_VOLUNTEER_PIN in the \
+             environment or use --volunteer-pin-file PATH instead"
+        );
+    }
     // Made (and its card printed) before anything can fail to bind, so a busy port
     // never hides the passphrase of a community just created.
     let created = node::prepare(&dir).map_err(|e| CliError(e.to_string()))?;
@@ -1281,6 +1301,40 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
     .map_err(|e| CliError(e.to_string()))?;
     rt.shutdown_timeout(Duration::from_secs(2));
     Ok(())
+}
+
+/// The volunteer PIN of `up`, from `--volunteer-pin` / `AIDMESH_VOLUNTEER_PIN` or from
+/// the first line of `--volunteer-pin-file` (one of them).
+fn volunteer_pin(pin: Option<String>, file: Option<&Path>) -> Result<Option<String>, CliError> {
+    let Some(path) = file else {
+        return Ok(pin);
+    };
+    if pin.is_some() {
+        return Err(CliError(format!(
+            "the volunteer PIN is given twice (--volunteer-pin or AIDMESH_VOLUNTEER_PIN, and \
+             --volunteer-pin-file {}): give it once",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError(format!(
+            "cannot read the volunteer PIN from {}: {e}; write the PIN on the first line of \
+             that file, readable by this user only (chmod 600)",
+            path.display()
+        ))
+    })?;
+    // The first line, without its line ending; spaces are the PIN's own (a PIN of
+    // spaces is refused at start like any other weak PIN).
+    let first = text.lines().next().unwrap_or("");
+    Ok(Some(first.to_string()))
+}
+
+/// Whether these arguments hold `--volunteer-pin` itself (not the environment variable
+/// nor `--volunteer-pin-file`).
+fn pin_on_command_line(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--volunteer-pin" || a.to_string_lossy().starts_with("--volunteer-pin="))
 }
 
 /// What `up` prints when it made a node on an empty directory: the new community's
@@ -1587,6 +1641,25 @@ fn show_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pin_on_the_command_line_is_noticed_and_the_others_are_not() {
+        let on = |args: &[&str]| pin_on_command_line(args.iter().map(Into::into));
+        assert!(on(&["aidmesh", "up", "--volunteer-pin", "471147"]));
+        assert!(on(&["aidmesh", "up", "--volunteer-pin=471147"]));
+        assert!(!on(&[
+            "aidmesh",
+            "up",
+            "--volunteer-pin-file",
+            "/etc/aidmesh/pin"
+        ]));
+        assert!(!on(&[
+            "aidmesh",
+            "up",
+            "--volunteer-pin-file=/etc/aidmesh/pin"
+        ]));
+        assert!(!on(&["aidmesh", "up"]));
+    }
 
     #[test]
     fn the_packaged_hubs_directory_is_read_from_etc_default() {

@@ -943,7 +943,7 @@ fn welfare_commands_against_a_real_node() {
     );
     let needs = json(dir, &["list", "needs", "--json"]);
     assert!(
-        array(&needs).iter().any(|i| i["category"] == "welfare"),
+        array(&needs).iter().any(|i| i["welfare_help"] == "medical"),
         "{needs}"
     );
     ok(

@@ -20,8 +20,14 @@ pub const FLOOR_BYTES: u64 = 32_000_000;
 /// Below this many free bytes even an erasure is refused. Erasures (forgetting a
 /// person, taking back a flood) are small and free space once compacted, so they are
 /// taken below [`FLOOR_BYTES`], where every other write is refused (issue 24: a flood
-/// that filled the disk stopped `forget` mesh-wide).
-pub const ERASE_FLOOR_BYTES: u64 = 1_000_000;
+/// that filled the disk stopped `forget` mesh-wide); not below [`OPEN_FLOOR_BYTES`],
+/// where a write cut short could damage the database.
+pub const ERASE_FLOOR_BYTES: u64 = OPEN_FLOOR_BYTES;
+/// Below this many free bytes the node does not open its database at all: opening
+/// writes to it (sled's snapshot), and a write cut short by a full disk left a
+/// database that no longer opened once space came back (issue 24). Far below
+/// [`FLOOR_BYTES`], so a node already past the floor still restarts and serves.
+pub const OPEN_FLOOR_BYTES: u64 = 8_000_000;
 /// Below this many free bytes `status` warns.
 pub const WARN_FREE_BYTES: u64 = 100_000_000;
 /// Below this share of the filesystem free (in percent) `status` warns.

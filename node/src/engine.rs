@@ -17,14 +17,14 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome, Post, Urgency};
+use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome, Post};
 use aidmesh_protocol::quota::{self, admit_unknown, Admit, DAILY_EVENTS_PER_AUTHOR};
 use aidmesh_protocol::sync::SyncSet;
 use aidmesh_protocol::validate::{validate, Rules, Verified};
 use aidmesh_protocol::view::PostSource;
 use aidmesh_protocol::{
-    AuthorId, Body, Category, Clock, ClockReading, ClockStatus, Event, EventId, Identity,
-    MeshClock, TimeSource, Timestamp, ValidationError, View,
+    AuthorId, Body, Clock, ClockReading, ClockStatus, Event, EventId, Identity, MeshClock,
+    TimeSource, Timestamp, ValidationError, View,
 };
 use thiserror::Error;
 use tokio::sync::broadcast;
@@ -723,11 +723,11 @@ impl Engine {
         Ok(event)
     }
 
-    /// Records a welfare check-in. A "needs help" check-in also posts a linked need
-    /// (category welfare, urgency high) so the open board shows that help is needed;
-    /// it names what is needed and the coarse area (street, no number; see
-    /// [`aidmesh_protocol::welfare::area_of`]), never who or which door: the person's
-    /// record stays behind the volunteer PIN. Returns the check-in and the need.
+    /// Records a welfare check-in. A "needs help" check-in also posts a linked need on
+    /// the open board, as [`aidmesh_protocol::welfare::follow_up`] words it: the kind
+    /// of help and the coarse area of where the person is, never who, which door or
+    /// the volunteer's text (those stay in the check-in, behind the volunteer PIN).
+    /// Returns the check-in and the need.
     pub fn check_in(&self, check: CheckIn) -> Result<(Event, Option<Event>), IngestError> {
         let help = match &check.outcome {
             Outcome::NeedsHelp(what) => Some(what.clone()),
@@ -740,17 +740,13 @@ impl Engine {
         };
         let place = self
             .with_view(|v| v.person(&person))
-            .map(|p| aidmesh_protocol::welfare::area_of(&p.place()))
+            .map(|p| p.place())
             .unwrap_or_default();
-        let title: String = format!("Help needed (welfare check): {what}")
-            .chars()
-            .take(120)
-            .collect();
-        let need = self.post(Body::Need(Post {
-            place,
-            related: Some(c.id()),
-            ..Post::new(title, Category::Welfare, Urgency::High)
-        }))?;
+        let need = self.post(Body::Need(aidmesh_protocol::welfare::follow_up(
+            &what,
+            &place,
+            c.id(),
+        )))?;
         Ok((c, Some(need)))
     }
 
@@ -1958,6 +1954,8 @@ mod tests {
         assert_eq!(post.place.label, "River Rd");
         assert_eq!(post.related, Some(check.id()));
         assert!(!post.title.contains("Ada"), "{}", post.title);
+        assert!(!post.title.contains("oxygen"), "{}", post.title);
+        assert_eq!(post.category, Category::Medical);
         // Other outcomes post nothing.
         let (_, none) = eng
             .check_in(CheckIn {

@@ -111,6 +111,23 @@ pub enum NodeError {
         /// Its process id.
         pid: u32,
     },
+    /// The database is not opened because its disk is full.
+    #[error("cannot open the database in {dir}: the disk is full ({free} bytes free; the node needs {floor} to open it without risk). Free space on that disk (`df -h {dir}` shows it: delete or move other files) and run `aidmesh up` again. Or move the WHOLE directory {dir} to a disk with room and run `aidmesh --data-dir NEW_PLACE up`: its db/ holds this hub's identity (the key that registered people and alone may forget them) and the community key, and community.card the community's name and six words; keep them together. Do not start over in a new directory: that is a new hub, in a new community, that can never forget the people this one registered", floor = crate::disk::OPEN_FLOOR_BYTES)]
+    DiskFull {
+        /// The data directory.
+        dir: PathBuf,
+        /// Free bytes on its filesystem.
+        free: u64,
+    },
+    /// `up` found no node in the directory but signs that one lived there (a
+    /// moved-aside data directory, or a community card without its database).
+    #[error("not creating a new community in {dir}: {found}. A new community here would be a new hub with a new identity: it would never catch up with your community and could not forget the people your hub registered. Put that data directory back at {dir} (free disk space first if the disk was full), or, to really make a new node here, run `aidmesh --data-dir {dir} join` (an existing community) or `aidmesh --data-dir {dir} start --community NAME` (a new one)")]
+    MovedAside {
+        /// The data directory `up` was asked to run.
+        dir: PathBuf,
+        /// What was found, and where.
+        found: String,
+    },
     /// A bad setting.
     #[error("{0}")]
     Config(String),
@@ -197,8 +214,13 @@ pub fn init(dir: &Path, community: &str, passphrase: Option<&str>) -> Result<Pro
 
 /// Makes sure `dir` holds a node before `run`: on an empty directory, creates one in a
 /// new community [`DEFAULT_COMMUNITY`] and returns its profile (so the caller can show
-/// the passphrase even if the node then fails to start, e.g. on a busy port).
+/// the passphrase even if the node then fails to start, e.g. on a busy port). Never
+/// where a data directory was moved aside (see [`check_not_moved_aside`]).
 pub fn prepare(dir: &Path) -> Result<Option<Profile>, NodeError> {
+    if !db_path(dir).exists() {
+        // Before anything is made here.
+        check_not_moved_aside(dir)?;
+    }
     std::fs::create_dir_all(dir).map_err(|source| NodeError::Io {
         what: "cannot create the data directory",
         path: dir.to_path_buf(),
@@ -208,18 +230,88 @@ pub fn prepare(dir: &Path) -> Result<Option<Profile>, NodeError> {
     if load_profile(&store)?.is_some() {
         return Ok(None);
     }
+    check_not_moved_aside(dir)?;
     let p = init_store(&store, dir, DEFAULT_COMMUNITY, None)?;
     store.set_meta(AUTO_CREATED, b"1")?;
     Ok(Some(p))
 }
 
 /// Opens the directory's database; if another live process holds it, says so (a node
-/// already running) rather than suggesting the database is damaged.
+/// already running). On a full disk it does not open it at all (opening writes, and a
+/// write cut short damaged the database): it says to free space or move the whole
+/// directory, rather than suggesting the database is damaged.
 fn open_store(dir: &Path) -> Result<Store, NodeError> {
-    Store::open(&db_path(dir)).map_err(|e| match running_pid(dir) {
-        Some(pid) => NodeError::AlreadyRunning { pid },
-        None => e.into(),
+    let full = |free: u64| NodeError::DiskFull {
+        dir: dir.to_path_buf(),
+        free,
+    };
+    let existing = if dir.exists() { dir } else { Path::new(".") };
+    let free = crate::disk::Space::of(existing).map(|s| s.free_bytes).ok();
+    if let Some(free) = free.filter(|&f| f < crate::disk::OPEN_FLOOR_BYTES) {
+        return Err(match running_pid(dir) {
+            Some(pid) => NodeError::AlreadyRunning { pid },
+            None => full(free),
+        });
+    }
+    Store::open(&db_path(dir)).map_err(|e| {
+        if let Some(pid) = running_pid(dir) {
+            return NodeError::AlreadyRunning { pid };
+        }
+        match &e {
+            StoreError::Open {
+                source: sled::Error::Io(io),
+                ..
+            } if matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
+                full(free.unwrap_or(0))
+            }
+            _ => e.into(),
+        }
     })
+}
+
+/// Whether `path` looks like an aidmesh data directory: it holds a community card or
+/// a database directory.
+fn is_data_dir(path: &Path) -> bool {
+    path.join(CARD_FILE).is_file() || db_path(path).is_dir()
+}
+
+/// Refuses to let `up` make a community by itself in `dir` (which holds no node) where
+/// a hub's data directory was moved aside: `dir` holds a community card (its database
+/// is gone), or a directory beside it whose name contains `dir`'s name
+/// (`aidmesh.old`, `old-aidmesh`, `aidmesh-full`...) is an aidmesh data directory.
+/// `start` and `join` are not refused: they say what they make.
+pub fn check_not_moved_aside(dir: &Path) -> Result<(), NodeError> {
+    let refuse = |found: String| NodeError::MovedAside {
+        dir: dir.to_path_buf(),
+        found,
+    };
+    if dir.join(CARD_FILE).is_file() {
+        return Err(refuse(format!(
+            "{} is there but the database that belongs with it (db/, with this hub's identity) is not",
+            dir.join(CARD_FILE).display()
+        )));
+    }
+    let Some(name) = dir.file_name().map(|n| n.to_string_lossy().to_lowercase()) else {
+        return Ok(());
+    };
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let sibling = entry.file_name().to_string_lossy().to_lowercase();
+        let path = entry.path();
+        if sibling != name && sibling.contains(&name) && is_data_dir(&path) {
+            return Err(refuse(format!(
+                "{} beside it is an aidmesh data directory (moved aside?): it holds a hub's identity and community",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The process id in the directory's pid file, if that process is alive and not us.
@@ -446,6 +538,7 @@ pub async fn run(
     let (profile, created) = match load_profile(&store)? {
         Some(p) => (p, None),
         None => {
+            check_not_moved_aside(&cfg.data_dir)?;
             let p = init_store(&store, &cfg.data_dir, DEFAULT_COMMUNITY, None)?;
             store.set_meta(AUTO_CREATED, b"1")?;
             (p.clone(), Some(p))
@@ -606,6 +699,33 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn up_makes_no_community_where_a_data_directory_was_moved_aside() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("aidmesh");
+        // Nothing around: `up` may make one.
+        assert!(check_not_moved_aside(&dir).is_ok());
+        // A hub's directory moved aside beside it (`mv aidmesh aidmesh.old`).
+        let aside = root.path().join("aidmesh.old");
+        init(&aside, "Elm Street", None).unwrap();
+        let e = check_not_moved_aside(&dir).unwrap_err().to_string();
+        assert!(e.contains("aidmesh.old") && e.contains("join"), "{e}");
+        // prepare refuses before it makes anything.
+        assert!(prepare(&dir).is_err());
+        assert!(!dir.exists(), "prepare made {}", dir.display());
+        // A directory beside it whose name does not hold this one's: not a sign.
+        std::fs::rename(&aside, root.path().join("hub-b")).unwrap();
+        assert!(check_not_moved_aside(&dir).is_ok());
+        // A community card without its database.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(CARD_FILE), "Elm Street\nwords\n").unwrap();
+        let e = check_not_moved_aside(&dir).unwrap_err().to_string();
+        assert!(e.contains(CARD_FILE), "{e}");
+        // `init` (start, join) is deliberate and not refused.
+        assert!(init(&dir, "Elm Street", None).is_ok());
+        assert!(prepare(&dir).unwrap().is_none(), "a node is there now");
+    }
 
     #[test]
     fn peers_file_lines_comments_and_errors() {

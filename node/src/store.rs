@@ -62,7 +62,7 @@ pub const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// The database could not be opened.
-    #[error("cannot open the database at {path}: {source}. If it is damaged, move that directory aside and restart; the node will catch up from its peers")]
+    #[error("cannot open the database at {path}: {source}. Keep this directory: it holds this hub's identity (the key that registered people and alone may forget them) and the community key; the data directory's community.card holds the community's name and six words. If the disk is full, free space and restart; if the database is damaged, see \"Data\" in docs/hub.md")]
     Open {
         /// The database directory.
         path: PathBuf,

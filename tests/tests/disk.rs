@@ -2,15 +2,18 @@
 //! file. `status` reports the database size and the free space, warns when it runs
 //! low; below the floor new local posts are refused (HTTP 507, and the CLI says why)
 //! while the board is still served, a restart on the full disk keeps everything, and
-//! once space comes back posts work again and peers' events arrive.
+//! once space comes back posts work again and peers' events arrive. With no byte free
+//! at all, `up` says what is true (free space, or move the whole directory: its files
+//! hold the identity and community) and, where the directory was then moved aside,
+//! never makes a new community by itself (issue 24, item 8).
 //!
 //! Mounting a tmpfs needs root, so the test is `#[ignore = "needs root ..."]`: run it
 //! with `cargo test -p aidmesh-tests --test disk -- --include-ignored` (CI does).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use aidmesh_tests::{binary, wait_for, Node, Opts, TEST_PASSPHRASE};
 use serde_json::{json, Value};
@@ -289,4 +292,146 @@ fn a_full_disk_refuses_new_posts_keeps_the_board_and_recovers() {
         assert!(held.contains(id), "acknowledged {id} lost");
     }
     drop(hub);
+}
+
+/// Fills the filesystem holding `f` until not one more byte can be written.
+fn fill_completely(f: &Path) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(f)
+        .expect("filler file");
+    for size in [1usize << 20, 4096, 1] {
+        let chunk = vec![0x5au8; size];
+        while file
+            .write_all(&chunk)
+            .and_then(|()| file.sync_all())
+            .is_ok()
+        {}
+    }
+    assert_eq!(free(f), 0, "the filesystem still has room");
+}
+
+/// Runs `aidmesh up` on `dir` until it exits by itself, or 30 s (then it is stopped):
+/// (whether it exited by itself, and with success; stdout + stderr).
+fn up_once(dir: &Path) -> (Option<bool>, String) {
+    let out_file = tempfile::NamedTempFile::new().expect("output file");
+    let mut child = Command::new(binary())
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "up",
+            "--api",
+            "127.0.0.1:0",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+        .args(["--no-mdns", "--no-beacon"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(out_file.reopen().expect("reopen")))
+        .stderr(Stdio::from(out_file.reopen().expect("reopen")))
+        .spawn()
+        .expect("spawn aidmesh up");
+    let started = Instant::now();
+    let exited = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st.success());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(out_file.path()).unwrap_or_default();
+    (exited, text)
+}
+
+#[test]
+#[ignore = "needs root (mounts a tmpfs)"]
+fn a_full_disk_says_keep_the_directory_and_a_moved_aside_hub_is_not_replaced() {
+    let fs = Tmpfs::mount(64);
+    let filler = fs.path().join("filler");
+    // The hub's data directory is called "aidmesh", as the default one is.
+    let dir = tempfile::Builder::new()
+        .prefix("aidmesh")
+        .rand_bytes(0)
+        .tempdir_in(fs.path())
+        .expect("data dir");
+    let path = dir.path().to_path_buf();
+    let (ok, out) = cli(
+        &path,
+        &[
+            "init",
+            "--community",
+            "test",
+            "--passphrase",
+            TEST_PASSPHRASE,
+        ],
+    );
+    assert!(ok, "init: {out}");
+    let mut hub = Node::open("full-hub", dir, Opts::default());
+    let before = hub.status();
+    let ada = hub.post(
+        "/api/v1/people",
+        &json!({ "name": "Ada Lovelace", "place": "14 River Rd", "every": "12h" }),
+    )["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert!(hub.interrupt(), "the hub did not stop cleanly");
+
+    // Not one byte free: `up` says to free space or move the whole directory, and
+    // names the files that hold the identity and the community.
+    fill_completely(&filler);
+    let (exited, out) = up_once(&path);
+    assert_eq!(exited, Some(false), "up on a full disk: {out}");
+    for says in [
+        "disk is full",
+        "Free space",
+        "move the WHOLE directory",
+        "db/",
+        "community.card",
+        "identity",
+    ] {
+        assert!(
+            out.contains(says),
+            "up on a full disk does not say {says:?}:\n{out}"
+        );
+    }
+    assert!(
+        !out.contains("catch up"),
+        "up on a full disk says it will catch up:\n{out}"
+    );
+
+    // Someone moves it aside anyway, makes room and runs `up` again: refused, naming
+    // the moved directory, and nothing is made in its place.
+    let aside = fs.path().join("aidmesh.full");
+    std::fs::rename(&path, &aside).expect("move aside");
+    std::fs::remove_file(&filler).expect("remove the filler");
+    let (exited, out) = up_once(&path);
+    assert_eq!(exited, Some(false), "up where a hub was moved aside: {out}");
+    assert!(
+        out.contains("not creating a new community") && out.contains("aidmesh.full"),
+        "{out}"
+    );
+    assert!(!out.contains("New node and community"), "{out}");
+    assert!(
+        !path.join("db").exists(),
+        "a database was made in {}",
+        path.display()
+    );
+
+    // Moved back, the hub is itself again: same identity, community and people.
+    if path.exists() {
+        std::fs::remove_dir_all(&path).expect("clear the new directory");
+    }
+    std::fs::rename(&aside, &path).expect("move back");
+    hub.restart();
+    let after = hub.status();
+    assert_eq!(after["peer_id"], before["peer_id"], "{after}");
+    assert_eq!(after["community"], before["community"], "{after}");
+    let person = hub.get(&format!("/api/v1/people/{ada}"));
+    assert_eq!(person["name"], "Ada Lovelace", "{person}");
 }

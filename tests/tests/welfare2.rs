@@ -1,11 +1,12 @@
 //! Welfare details and ending alerts across two real nodes (issue 15): a "safe" at
 //! one hub closes the need a "needs help" at the other hub posted, on both; a move
 //! shows the new place on both; an alert is cancelled only by the hub that raised it,
-//! marked all clear by anyone, and every node shows the same alerts.
+//! marked all clear by anyone, and every node shows the same alerts; and a "needs
+//! help" check-in puts no name, health detail or door on any open page (issue 24).
 
 use std::time::Duration;
 
-use aidmesh_tests::{wait_converged, Node, Opts};
+use aidmesh_tests::{http, wait_converged, Node, Opts};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(30);
@@ -127,4 +128,108 @@ fn alerts_end_the_same_way_on_every_node() {
         &json!({ "status": "cancelled" }),
     );
     assert_eq!(code, 404, "{err}");
+}
+
+/// An open page of `n` (no PIN header), as text, expecting 200.
+fn open_text(n: &Node, path: &str) -> String {
+    let mut r = http()
+        .get(format!("{}{path}", n.api_url()))
+        .call()
+        .unwrap_or_else(|e| panic!("{}: GET {path}: {e}", n.name));
+    let code = r.status().as_u16();
+    let body = r.body_mut().read_to_string().expect("a text body");
+    assert_eq!(code, 200, "{}: GET {path}: {body}", n.name);
+    body
+}
+
+#[test]
+fn a_needs_help_check_in_puts_no_name_health_or_door_on_the_open_board() {
+    let a = Node::start(
+        "w2-guarded",
+        Opts {
+            args: vec!["--volunteer-pin".into(), "471147".into()],
+            ..Opts::default()
+        },
+    );
+    let b = Node::start(
+        "w2-synced",
+        Opts {
+            peers: vec![a.addr()],
+            ..Opts::default()
+        },
+    );
+    let zeb = a.post(
+        "/api/v1/people",
+        &json!({
+            "name": "Zebulon Quartermaine",
+            "place": "c/o Mrs Jones, 57 Elm St, Flat 9",
+            "every": "12h",
+            "risks": ["oxygen"],
+        }),
+    );
+    let zeb = zeb["short_id"].as_str().expect("short id").to_string();
+    let v = check(
+        &a,
+        &zeb,
+        "needs-help",
+        Some("oxygen running low for Zebulon Quartermaine"),
+    );
+    let need = v["need_id"].as_str().expect("a linked need").to_string();
+    wait_converged(&[&a, &b], 3, T);
+    let secrets = [
+        "Zebulon",
+        "Quartermaine",
+        "oxygen",
+        "Jones",
+        "c/o",
+        "57 Elm",
+        "Flat 9",
+    ];
+    for n in [&a, &b] {
+        let pages = [
+            "/api/v1/needs",
+            "/api/v1/board",
+            "/api/v1/items",
+            "/api/v1/needs?q=oxygen",
+            "/api/v1/needs?q=Zebulon",
+            "/api/v1/needs?q=Jones",
+            "/api/v1/export?format=csv",
+            "/api/v1/export?format=hxl",
+            "/api/v1/export?format=geojson",
+            "/print",
+            "/print?lang=es",
+        ];
+        for path in pages {
+            let text = open_text(n, path);
+            for s in secrets {
+                assert!(
+                    !text.contains(s),
+                    "{}: {path} shows {s:?} without the PIN:\n{text}",
+                    n.name
+                );
+            }
+        }
+        // A search for the words of the check-in finds nothing; the board has the need.
+        for q in ["oxygen", "Zebulon", "Jones"] {
+            let found = n.get(&format!("/api/v1/needs?q={q}"));
+            assert_eq!(
+                found["items"].as_array().map(Vec::len),
+                Some(0),
+                "{q}: {found}"
+            );
+        }
+        // The need is there, saying the kind of help at the street, on every node.
+        let item = n.get(&format!("/api/v1/items/{need}"));
+        assert_eq!(item["welfare_help"], "medical", "{}: {item}", n.name);
+        assert_eq!(item["category"], "medical", "{}: {item}", n.name);
+        assert_eq!(item["place"]["label"], "Elm St", "{}: {item}", n.name);
+        assert!(open_text(n, "/api/v1/needs").contains(&need), "{}", n.name);
+        assert!(open_text(n, "/print").contains("Welfare visit: help needed"));
+        let es = open_text(n, "/print?lang=es");
+        assert!(
+            es.contains("Visita de bienestar: necesita ayuda (atención médica"),
+            "{}: the Spanish sheet words the kind of help:\n{es}",
+            n.name
+        );
+    }
 }

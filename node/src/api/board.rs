@@ -54,6 +54,9 @@ pub fn item_json(i: &Item) -> Value {
         "short_id": i.id.short(),
         "kind": i.kind.name(),
         "title": p.title,
+        // A need a welfare check raised: its kind of help, so pages word the title in
+        // their own language (docs/api.md).
+        "welfare_help": aidmesh_protocol::welfare::follow_up_kind(p).map(|c| c.name()),
         "category": p.category.name(),
         "urgency": p.urgency.name(),
         "status": state,

@@ -331,7 +331,7 @@ pub(super) async fn board(
                      <strong dir=\"auto\">{}</strong>",
                     esc(&s("short_id")),
                     w.name("urgency", &s("urgency")),
-                    esc(&s("title"))
+                    title_of(&w, i)
                 );
                 if let Some(qty) = i["qty"].as_u64() {
                     let unit = s("unit");
@@ -514,6 +514,18 @@ pub(super) async fn round(
     }
     out.push_str("</body>\n</html>\n");
     Ok(html(out))
+}
+
+/// An item's title as the printed board shows it (HTML-escaped): a need a welfare
+/// check raised (`welfare_help`) is worded in the sheet's language from its kind.
+fn title_of(w: &Words, i: &Value) -> String {
+    match i["welfare_help"].as_str() {
+        Some("welfare") => w.t("followup.general", &[]),
+        Some(kind) => w
+            .t("followup.kind", &[])
+            .replace("{kind}", &w.name("cat", kind)),
+        None => esc(i["title"].as_str().unwrap_or("")),
+    }
 }
 
 #[cfg(test)]

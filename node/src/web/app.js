@@ -54,6 +54,14 @@ function tn(group, name) {
   return Object.prototype.hasOwnProperty.call(catalogue, key) ? catalogue[key] : name;
 }
 
+// An item's title; a need a welfare check raised (welfare_help, docs/api.md) has a
+// fixed title, worded here in the chosen language from its kind of help.
+function titleOf(i) {
+  if (!i.welfare_help) return i.title;
+  return i.welfare_help === "welfare" ? t("followup.general")
+    : t("followup.kind", { kind: tn("cat", i.welfare_help) });
+}
+
 // The language asked for: remembered choice, else the browser's first we have.
 function chooseLang() {
   const saved = localStorage.getItem("lang");
@@ -185,7 +193,7 @@ function showUndo(text, undo) {
 
 async function change(i, status) {
   if (await setStatus(i.short_id, status)) {
-    showUndo(t("verb." + status, { title: i.title }) + " ", status === "reopened" ? null : i.short_id);
+    showUndo(t("verb." + status, { title: titleOf(i) }) + " ", status === "reopened" ? null : i.short_id);
   }
 }
 
@@ -238,7 +246,7 @@ function itemCard(i) {
     el("span", { class: "badge s-" + i.status }, tn("status", i.status)),
     el("span", { class: "badge" }, tn("cat", i.category)),
     knownBadge(i.known),
-    el("h2", { dir: "auto" }, i.title),
+    el("h2", { dir: "auto" }, titleOf(i)),
     qty ? el("p", { dir: "auto" }, t("card.qty", { qty })) : null,
     i.place && i.place.label ? el("p", { dir: "auto" }, t("card.where", { place: i.place.label })) : null,
     i.contact ? el("p", { dir: "auto" }, t("card.contact", { contact: i.contact })) : null,
@@ -630,7 +638,7 @@ function matchCard(m) {
   const more = m.offers_total - m.offers.length;
   return el("li", {},
     el("span", { class: "badge u-" + m.need.urgency }, tn("urgency", m.need.urgency)),
-    el("h2", { dir: "auto" }, m.need.title),
+    el("h2", { dir: "auto" }, titleOf(m.need)),
     ...(m.offers.length
       ? m.offers.map((o) => el("p", { dir: "auto" }, "← " + (o.distance_m != null
         ? t("match.distance", { title: o.title, m: num(o.distance_m) }) : o.title)))
