@@ -9,7 +9,8 @@
 //! heard again (its sequence number is not new).
 //!
 //! It is sent to the broadcast address of every up IPv4 interface (computed from the
-//! netmask when none is set, or when it is 0.0.0.0) and 255.255.255.255, at start (a
+//! netmask when none is set, as for an address added without `brd`: [`broadcast_of`])
+//! and 255.255.255.255, at start (a
 //! short burst, for lossy Wi-Fi), when an interface appears, and every [`EVERY`]
 //! (jittered); listened for on UDP [`PORT`]. What is heard is judged in this order,
 //! and nothing is spent on a datagram before it passes: length and magic, then the
@@ -386,12 +387,16 @@ pub fn next_after(sent: usize, jitter: u64) -> Duration {
     Duration::from_millis(EVERY.as_millis() as u64 - span / 2 + jitter % (span + 1))
 }
 
-/// The broadcast address of one IPv4 address: the one the interface has set, unless
-/// it is unset or 0.0.0.0 (an address added without `brd`), then `ip | !netmask`.
+/// The broadcast address of one IPv4 address: the one the interface has set if it is
+/// one (in the address's subnet, not the address itself), else `ip | !netmask`. An
+/// address added without `brd` (`ip addr add 10.0.0.5/24 dev wlan0`) has none set,
+/// and is reported with the broadcast 0.0.0.0 or with its own address, depending on
+/// the C library: sending there reaches no one else.
 pub fn broadcast_of(v4: &if_addrs::Ifv4Addr) -> Ipv4Addr {
-    match v4.broadcast {
-        Some(b) if !b.is_unspecified() => b,
-        _ => Ipv4Addr::from(u32::from(v4.ip) | !u32::from(v4.netmask)),
+    let (ip, mask) = (u32::from(v4.ip), u32::from(v4.netmask));
+    match v4.broadcast.map(u32::from) {
+        Some(b) if b != 0 && b != ip && b & mask == ip & mask => Ipv4Addr::from(b),
+        _ => Ipv4Addr::from(ip | !mask),
     }
 }
 
@@ -917,13 +922,16 @@ mod tests {
 
     #[test]
     fn an_address_added_without_brd_gets_its_broadcast_computed_never_0_0_0_0() {
-        // `ip addr add 10.0.0.5/24 dev wlan0` (no `brd`) reports broadcast 0.0.0.0.
-        let t = targets(&[iface("wlan0", "10.0.0.5", "255.255.255.0", Some("0.0.0.0"))]);
+        // `ip addr add 10.0.0.5/24 dev wlan0` (no `brd`) reports broadcast 0.0.0.0, or
+        // the address itself, or nothing, depending on the C library.
         let want: Vec<Ipv4Addr> = ["10.0.0.255", "255.255.255.255"]
             .iter()
             .map(|s| s.parse().unwrap())
             .collect();
-        assert_eq!(t, want);
+        for reported in [Some("0.0.0.0"), Some("10.0.0.5"), None, Some("10.9.9.255")] {
+            let t = targets(&[iface("wlan0", "10.0.0.5", "255.255.255.0", reported)]);
+            assert_eq!(t, want, "broadcast reported as {reported:?}");
+        }
         // With `brd +` the set one is used as it is.
         let t = targets(&[iface(
             "wlan0",
