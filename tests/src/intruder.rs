@@ -118,9 +118,9 @@ pub fn flood(socket: UdpSocket, to: SocketAddr, per_sec: u32, datagram: Vec<u8>)
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let (s, n) = (stop.clone(), sent.clone());
+    let started = Instant::now();
     std::thread::spawn(move || {
         let batch = (per_sec / 100).max(1);
-        let started = Instant::now();
         let mut ticks = 0u64;
         while !s.load(Ordering::Relaxed) {
             for _ in 0..batch {
@@ -133,19 +133,29 @@ pub fn flood(socket: UdpSocket, to: SocketAddr, per_sec: u32, datagram: Vec<u8>)
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
     });
-    Flood { stop, sent }
+    Flood {
+        stop,
+        sent,
+        started,
+    }
 }
 
 /// A running flood; stops when dropped.
 pub struct Flood {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
+    started: Instant,
 }
 
 impl Flood {
     /// Datagrams sent so far.
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams a second since it started.
+    pub fn rate(&self) -> f64 {
+        self.sent() as f64 / self.started.elapsed().as_secs_f64().max(0.001)
     }
 }
 
