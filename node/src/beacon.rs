@@ -671,6 +671,32 @@ mod tests {
     }
 
     #[test]
+    fn the_beacon_is_the_test_vector_of_protocol_md() {
+        // docs/protocol.md 9.1, computed from the spec with Python's blake3.
+        let community: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let b = Beacon {
+            peer: "12D3KooWFe1tHkzdbVqvZwZpWNFigXWvPC4E6MaefTQdqhhSwZ3N"
+                .parse()
+                .unwrap(),
+            port: 4610,
+            addr: Ipv4Addr::new(192, 168, 1, 20),
+            boot: 0x0123_4567_89ab_cdef,
+            seq: 1,
+            time_ms: 1_790_000_000_000,
+        };
+        let key = BeaconKey::of(&community);
+        assert_eq!(
+            hex::encode(key.0),
+            "f4353f69c1a2e371667ce98e7f0afa4844ce18d9afe5a36b358c08c488923a3b"
+        );
+        let want = "414d42321202c0a801140123456789abcdef0000000000000001000001a0c4506c00\
+                    26002408011220567f60ecc56be878a7723fd0d7a8e4ac3562b894290c202100b27e\
+                    193891450986e64eedf91aacf294795f1952d43428";
+        assert_eq!(hex::encode(b.encode(&key)), want);
+        assert_eq!(Beacon::decode(&hex::decode(want).unwrap(), &key), Ok(b));
+    }
+
+    #[test]
     fn any_changed_byte_fails_the_mac_before_any_field_is_read() {
         let good = beacon().encode(&key());
         for i in 4..good.len() {
