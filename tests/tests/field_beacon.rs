@@ -10,9 +10,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use aidmesh_node::beacon::{Beacon, BeaconKey, PeerId};
+use aidmesh_protocol::community::derive_key;
 use aidmesh_tests::field::{Field, Wifi};
 use aidmesh_tests::intruder::{capture, flood, udp, Knocks};
-use aidmesh_tests::{wait_for, LanHost, Node, Opts};
+use aidmesh_tests::{wait_for, LanHost, Node, Opts, TEST_PASSPHRASE};
 use serde_json::Value;
 
 const BEACON_PORT: u16 = 4612;
@@ -93,6 +95,52 @@ fn a_beacon_captured_and_re_sent_or_changed_makes_no_dial() {
     );
     eprintln!(
         "REPORT field-beacon-forged: a's beacon captured on the Wi-Fi, re-sent from another host 24 times and re-sent with its port changed 24 times to a hub that had never heard a: 0 connections to the intruder; an honest hub found at the same time"
+    );
+}
+
+#[test]
+#[ignore = "needs root and nftables"]
+fn a_members_beacon_makes_one_dial_however_often_it_is_sent() {
+    // Made with the community key (as a member could): the most a beacon can get.
+    let mut field = Field::new(24, 1);
+    let x = field.host(9, &[0], NO_MULTICAST);
+    let b = on(field.host(2, &[0], NO_MULTICAST), "b");
+    wait_for("b's beacon to listen", Duration::from_secs(10), || {
+        b.log().contains("beacon: broadcasting").then_some(())
+    });
+    let key = BeaconKey::of(&derive_key("test", TEST_PASSPHRASE));
+    let knocks = Knocks::listen(&x, 4701);
+    let mouth = udp(&x, 0);
+    let mut beacon = Beacon {
+        peer: PeerId::random(),
+        port: knocks.port,
+        addr: x.ip.parse().expect("an IPv4 address"),
+        boot: 7,
+        seq: 0,
+        time_ms: 1_790_000_000_000,
+    };
+    let b_at = at(&format!("{}.2", field.subnet(0)), BEACON_PORT);
+    // Ten fresh beacons (each a new sequence number) over 3 s.
+    for _ in 0..10 {
+        beacon.seq += 1;
+        mouth.send_to(&beacon.encode(&key), b_at).expect("send");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    wait_for(
+        "b to dial the announced address",
+        Duration::from_secs(10),
+        || (knocks.count() >= 1).then_some(()),
+    );
+    // An absence: the old back-off would have redialled after 2 s and 4 s.
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(
+        knocks.count(),
+        1,
+        "one dial a minute per address, not retried after it failed\nb's log:\n{}",
+        b.log_tail(30)
+    );
+    eprintln!(
+        "REPORT field-beacon-once: 10 valid beacons in 3 s naming an address that is not a hub: 1 connection in 10 s"
     );
 }
 
