@@ -599,12 +599,7 @@ pub async fn run(
         .any(|a| net::remote_ip(a).is_some_and(|ip| !ip.is_loopback()));
     let _beacon = match (cfg.beacon && lan_reachable, tcp_port) {
         (true, Some(port)) => {
-            match beacon::start(
-                net.peer_id,
-                port,
-                &key_tag(&profile.psk),
-                net.commands.clone(),
-            ) {
+            match beacon::start(net.peer_id, port, &profile.psk, net.commands.clone()) {
                 Ok(b) => Some(b),
                 Err(e) => {
                     warn!(error = %e, port = beacon::PORT, "beacon discovery could not start (is UDP {} free?); use --peer to connect", beacon::PORT);

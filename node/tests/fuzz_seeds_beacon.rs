@@ -1,11 +1,11 @@
-//! The seeds of the `beacon` fuzz target (fuzz/seeds/beacon/): a valid beacon, a
+//! The seeds of the `beacon` fuzz target (fuzz/seeds/beacon/): a valid AMB2 beacon, a
 //! peer-exchange request and an answer, each behind its kind byte. Fails when they no
 //! longer match what the node encodes; `AIDMESH_WRITE_SEEDS=1 cargo test -p
 //! aidmesh-node --test fuzz_seeds_beacon` writes them anew.
 
 use std::path::PathBuf;
 
-use aidmesh_node::beacon::{Beacon, PeerId};
+use aidmesh_node::beacon::{Beacon, BeaconKey, PeerId};
 use aidmesh_node::net::pex::{PexRequest, PexResponse};
 
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
@@ -15,12 +15,17 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let other: PeerId = "12D3KooWGEiqSPn1YJnVCCQ1kFpPryNmFFxhJWX2w9QLTmqa6KYh"
         .parse()
         .unwrap();
+    // Under the all-zero community key's beacon key, as the fuzz target judges it;
+    // sent from 10.0.0.1, the source the target gives.
     let beacon = Beacon {
         peer,
         port: 4610,
-        tag: *b"\x01\x23\x45\x67\x89\xab\xcd\xef",
+        addr: [10, 0, 0, 1].into(),
+        boot: 0x0123_4567_89ab_cdef,
+        seq: 1,
+        time_ms: 1_796_000_000_000,
     }
-    .encode();
+    .encode(&BeaconKey::of(&[0; 32]));
     let req = PexRequest { ports: vec![4610] }.encode();
     let resp = PexResponse {
         addrs: vec![

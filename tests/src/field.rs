@@ -103,6 +103,17 @@ impl Field {
     /// each, and `wifi` applied. A node there listens on every interface; its API is on
     /// the first.
     pub fn host(&mut self, i: u8, segments: &[usize], wifi: Wifi) -> LanHost {
+        self.host_with(i, segments, wifi, true)
+    }
+
+    /// As [`Field::host`], but its addresses are added without `brd` (as `ip addr add
+    /// 10.0.0.5/24 dev wlan0` does): the interface reports the broadcast address
+    /// 0.0.0.0.
+    pub fn host_without_brd(&mut self, i: u8, segments: &[usize], wifi: Wifi) -> LanHost {
+        self.host_with(i, segments, wifi, false)
+    }
+
+    fn host_with(&mut self, i: u8, segments: &[usize], wifi: Wifi, brd: bool) -> LanHost {
         assert!(!segments.is_empty(), "a host needs an interface");
         let ns = format!("{}-{i}", self.prefix);
         self.hosts.push(ns.clone());
@@ -110,7 +121,7 @@ impl Field {
         must(&["netns", "add", &ns]);
         must(&["-n", &ns, "link", "set", "lo", "up"]);
         for (k, &s) in segments.iter().enumerate() {
-            self.interface(&ns, i, k, s);
+            self.interface(&ns, i, k, s, brd);
         }
         must(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "eth0"]);
         self.wifi(&ns, wifi);
@@ -123,10 +134,10 @@ impl Field {
     /// Plugs host number `i` (`host`) into segment `segment` with a new interface
     /// `eth<k>` (as a laptop given a cable while it runs); `k` must be the next unused.
     pub fn plug(&mut self, host: &LanHost, i: u8, k: usize, segment: usize) {
-        self.interface(&host.netns, i, k, segment);
+        self.interface(&host.netns, i, k, segment, true);
     }
 
-    fn interface(&self, ns: &str, i: u8, k: usize, s: usize) {
+    fn interface(&self, ns: &str, i: u8, k: usize, s: usize, brd: bool) {
         let veth = format!("{}h{i}e{k}", self.prefix);
         let eth = format!("eth{k}");
         let addr = format!("{}.{i}", self.subnets[s]);
@@ -136,17 +147,12 @@ impl Field {
         ]);
         must(&["link", "set", &veth, "master", &self.bridges[s]]);
         must(&["link", "set", &veth, "up"]);
-        must(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{addr}/24"),
-            "brd",
-            "+",
-            "dev",
-            &eth,
-        ]);
+        let cidr = format!("{addr}/24");
+        if brd {
+            must(&["-n", ns, "addr", "add", &cidr, "brd", "+", "dev", &eth]);
+        } else {
+            must(&["-n", ns, "addr", "add", &cidr, "dev", &eth]);
+        }
         must(&["-n", ns, "link", "set", &eth, "up"]);
     }
 

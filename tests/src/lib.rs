@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub mod field;
+pub mod intruder;
 pub mod lan;
 pub mod phones;
 pub mod sim;

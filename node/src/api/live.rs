@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use aidmesh_protocol::body::BodyKind;
 use aidmesh_protocol::{Body, EventId};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -116,6 +116,7 @@ pub(super) async fn conditional(
 /// `cursor`: later pages come from `/needs` and `/offers`).
 pub(super) async fn board(
     State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<std::net::SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -129,7 +130,8 @@ pub(super) async fn board(
         ));
     }
     q.limit.get_or_insert_with(|| BOARD_LIMIT.to_string());
-    let status = super::mesh::page_status(&st).await;
+    let dial_results = super::mesh::sees_dial_results(&st, from, &headers);
+    let status = super::mesh::page_status(&st, dial_results).await;
     let status_text = status.to_string();
     let query = uri.query().unwrap_or("");
     let tag = store_tag(&st, &["board", query, &status_text]).await?;

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::names::HubNames;
 
-use super::welfare::HubOrPin;
+use super::welfare::{Guarded, HubOrPin};
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::engine::{Engine, NewEvent};
 use crate::input::PeerInput;
@@ -73,8 +73,23 @@ fn clock_json(
     })
 }
 
-/// `GET /api/v1/status`.
-pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
+/// Whether the asker sees `refused_by`, the addresses whose answer to our dials failed
+/// the community handshake: only the hub computer itself or a holder of the volunteer
+/// PIN (issue 24). Dials go where discovery (mDNS, peer exchange; before AMB2, any
+/// beacon) pointed, so for anyone else on the Wi-Fi this list was the result of a port
+/// scan made through the hub. A wrong PIN counts as a guess, as at every PIN door.
+pub(super) fn sees_dial_results(st: &AppState, from: SocketAddr, headers: &HeaderMap) -> bool {
+    super::guard::is_local(from.ip())
+        || (headers.contains_key(super::welfare::PIN_HEADER)
+            && st.pins.check(from, headers, Guarded::Peers).is_ok())
+}
+
+/// `GET /api/v1/status`. `refused_by` only for [`sees_dial_results`].
+pub(super) async fn status(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult {
     let net = st.net.status().await;
     let engine = st.engine.clone();
     let digest = blocking(move || engine.digest())
@@ -86,7 +101,7 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
     let reading = st.engine.clock();
     let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
     let metered = net.as_ref().map(|n| n.metered).unwrap_or_default();
-    Ok(Json(json!({
+    let mut v = json!({
         "peer_id": net.as_ref().map(|n| n.peer_id.clone()).unwrap_or_else(|| st.net.peer_id.to_string()),
         "community": st.engine.community(),
         "author": st.engine.identity().author().to_hex(),
@@ -110,20 +125,30 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
         "stream_bytes_out": metered.stream_bytes_out,
         "disk": disk,
         "unreached": super::delivery::unreached_value(&st),
-    }))
-    .into_response())
+    });
+    if !sees_dial_results(&st, from, &headers) {
+        drop_dial_results(&mut v);
+    }
+    Ok(Json(v).into_response())
+}
+
+fn drop_dial_results(v: &mut Value) {
+    if let Some(m) = v.as_object_mut() {
+        m.remove("refused_by");
+    }
 }
 
 /// What the page shows of the node (in `GET /board`): `community`, `author`,
 /// `peers`, `peer_list`, `events`, `clock` (`status`, `warning`), `refused`,
-/// `refused_by` and `unreached` (issue 11). The board's validator is made over this
-/// JSON, so a need that becomes unreached with time changes it too.
-pub(super) async fn page_status(st: &AppState) -> Value {
+/// `refused_by` (only if `dial_results`: see [`sees_dial_results`]) and `unreached`
+/// (issue 11). The board's validator is made over this JSON, so a need that becomes
+/// unreached with time changes it too.
+pub(super) async fn page_status(st: &AppState, dial_results: bool) -> Value {
     let net = st.net.status().await;
     let (clock, offset) = st.engine.clock_status();
     let clock = clock_json(clock, offset, st.engine.clock(), st.engine.clock_floor_ms());
     let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
-    json!({
+    let mut v = json!({
         "community": st.engine.community(),
         "author": st.engine.identity().author().to_hex(),
         "events": st.engine.len(),
@@ -134,7 +159,11 @@ pub(super) async fn page_status(st: &AppState) -> Value {
         "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
         // The page flags these (issue 11); part of the board's ETag through this JSON.
         "unreached": super::delivery::unreached_value(st),
-    })
+    });
+    if !dial_results {
+        drop_dial_results(&mut v);
+    }
+    v
 }
 
 /// `GET /api/v1/peers`.

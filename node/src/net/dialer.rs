@@ -48,6 +48,9 @@ struct Dial {
     pinned: bool,
     /// Given by a user (`aidmesh peers add`): never given up on (but may be evicted).
     kept: bool,
+    /// Announced by a beacon: dropped at its first failed dial, and not remembered as
+    /// given up on (the beacon task decides when to try it again).
+    once: bool,
     /// A dial to it ever succeeded.
     reached: bool,
     /// When it was added (the oldest of equals goes first).
@@ -61,6 +64,7 @@ impl Dial {
             next_at: now,
             pinned,
             kept: false,
+            once: false,
             reached: false,
             added: now,
         }
@@ -139,6 +143,19 @@ impl Dialer {
         added
     }
 
+    /// Adds an address a beacon announced: as [`Dialer::add`], but dropped at its first
+    /// failed dial (a forged or stale announcement costs one dial, not a minute of
+    /// them). An address already on the list keeps its standing.
+    pub fn add_once(&mut self, addr: Multiaddr, now: Instant) -> Added {
+        let added = self.add(addr.clone(), now);
+        if added != Added::Known {
+            if let Some(d) = self.wanted.get_mut(&addr) {
+                d.once = true;
+            }
+        }
+        added
+    }
+
     /// Which address to drop to make room in a full dial list: never a static peer;
     /// first those never reached, then the most failures, then the oldest. Spoofed
     /// mDNS adverts and made-up addresses are never reached, so a real peer that
@@ -181,7 +198,8 @@ impl Dialer {
         }
     }
 
-    /// A dial to `addr` failed at `now`: it is due again after [`backoff`], or, a
+    /// A dial to `addr` failed at `now`: it is due again after [`backoff`], or, an
+    /// address a beacon announced ([`Dialer::add_once`]), dropped; or, a
     /// learned address that failed [`MAX_FAILURES`] times in a row, dropped and given
     /// up on for [`GIVE_UP_FOR`]. Returns the failures in a row (0 for an address not
     /// on the list) and whether it was dropped.
@@ -192,6 +210,10 @@ impl Dialer {
         d.failures += 1;
         d.next_at = now + backoff(d.failures);
         let failures = d.failures;
+        if d.once && !d.pinned && !d.kept {
+            self.wanted.remove(addr);
+            return (failures, true);
+        }
         if d.pinned || d.kept || failures < MAX_FAILURES {
             return (failures, false);
         }
@@ -408,6 +430,28 @@ mod tests {
             assert!(!d.failed(&typed, t0).1);
         }
         assert!(d.due(t0 + Duration::from_secs(3600), NONE).contains(&typed));
+    }
+
+    #[test]
+    fn a_beaconed_address_is_dialled_once_and_not_retried_after_a_failure() {
+        let t0 = Instant::now();
+        let p = PeerId::random();
+        let a: Multiaddr = format!("/ip4/10.0.0.9/tcp/4610/p2p/{p}").parse().unwrap();
+        let mut d = Dialer::default();
+        assert_eq!(d.add_once(a.clone(), t0), Added::New);
+        assert_eq!(d.due(t0, NONE), vec![a.clone()]);
+        assert_eq!(d.failed(&a, t0), (1, true));
+        assert!(d.is_empty(), "no retry: {:?}", d.due(t0 + BAN, NONE));
+        // Not given up on either: the next beacon (a minute on) may try again.
+        assert_eq!(
+            d.add_once(a.clone(), t0 + Duration::from_secs(60)),
+            Added::New
+        );
+        // An address mDNS found keeps its retries when a beacon names it too.
+        let m: Multiaddr = "/ip4/10.0.0.8/tcp/4610".parse().unwrap();
+        d.add(m.clone(), t0);
+        assert_eq!(d.add_once(m.clone(), t0), Added::Known);
+        assert_eq!(d.failed(&m, t0), (1, false));
     }
 
     #[test]

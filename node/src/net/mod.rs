@@ -111,6 +111,9 @@ pub enum Command {
     /// with back-off however often it fails, as a `--peer` is, but it may be replaced
     /// when the dial list is full.
     DialKept(Multiaddr),
+    /// Dial a peer a beacon announced, once: not redialled after a failure (the beacon
+    /// task decides when to try again, at most once a minute), nor when connected.
+    DialOnce(Multiaddr),
     /// Report status.
     Status(oneshot::Sender<NetStatus>),
 }

@@ -27,6 +27,17 @@ use crate::ingest::{Done, Job, Worker};
 use crate::sync::{self, Counters, Next};
 use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
 
+/// How an address came to be wanted, which decides how hard it is redialled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// Found by mDNS or peer exchange: given up on after failed dials.
+    Learned,
+    /// Given by a user: never given up on.
+    Kept,
+    /// Announced by a beacon: one dial, not retried after a failure.
+    Once,
+}
+
 /// How soon a periodic session that could not start (a full queue, a store error) is
 /// tried again.
 const SYNC_RETRY: Duration = Duration::from_secs(1);
@@ -289,17 +300,18 @@ impl Task {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Dial(addr) => self.want(addr, false),
-            Command::DialKept(addr) => self.want(addr, true),
+            Command::Dial(addr) => self.want(addr, Wanted::Learned),
+            Command::DialKept(addr) => self.want(addr, Wanted::Kept),
+            Command::DialOnce(addr) => self.want(addr, Wanted::Once),
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
         }
     }
 
-    /// Adds an address found by discovery, peer exchange or (`kept`) given by a user to
-    /// the dial list, and dials it now if it is due.
-    fn want(&mut self, addr: Multiaddr, kept: bool) {
+    /// Adds an address found by discovery, peer exchange, a beacon or given by a user
+    /// (`how`) to the dial list, and dials it now if it is due.
+    fn want(&mut self, addr: Multiaddr, how: Wanted) {
         let (_, peer) = split_peer(&addr);
         if peer == Some(*self.swarm.local_peer_id()) {
             return;
@@ -312,10 +324,10 @@ impl Task {
             return;
         }
         let now = Instant::now();
-        let added = if kept {
-            self.dialer.add_kept(addr.clone(), now)
-        } else {
-            self.dialer.add(addr.clone(), now)
+        let added = match how {
+            Wanted::Learned => self.dialer.add(addr.clone(), now),
+            Wanted::Kept => self.dialer.add_kept(addr.clone(), now),
+            Wanted::Once => self.dialer.add_once(addr.clone(), now),
         };
         match added {
             Added::New | Added::Known => {}
@@ -392,7 +404,7 @@ impl Task {
                         debug!(%peer, n = learned.len(), "peer exchange: learned addresses");
                     }
                     for a in learned {
-                        self.want(a, false);
+                        self.want(a, Wanted::Learned);
                     }
                 }
             },
