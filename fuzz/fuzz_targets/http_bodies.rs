@@ -4,8 +4,8 @@
 #![no_main]
 
 use aidmesh_node::input::{
-    AlertInput, CheckInput, ExportQuery, ForgetInput, HubInput, PeerInput, PersonInput, PostInput,
-    SharingInput, StatusInput,
+    AlertInput, CheckInput, ExportQuery, FloodInput, ForgetInput, HubInput, PeerInput, PersonInput,
+    PostInput, SharingInput, StatusInput,
 };
 use aidmesh_protocol::{validate, Body, Event, EventId, Identity, Rules, Sharing, Timestamp};
 use libfuzzer_sys::fuzz_target;
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let target = EventId([9; 32]);
-    match which % 11 {
+    match which % 12 {
         0 | 1 => {
             if let Some(Ok(post)) = parse::<PostInput>(json).map(|p| p.into_post(NOW_MS)) {
                 through_validation(if which % 9 == 0 {
@@ -80,6 +80,11 @@ fuzz_target!(|data: &[u8]| {
                     person: target,
                     share: s.share,
                 }));
+            }
+        }
+        10 => {
+            if let Some(f) = parse::<FloodInput>(json) {
+                let _ = f.into_target();
             }
         }
         _ => {

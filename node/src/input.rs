@@ -540,6 +540,34 @@ impl AlertStatusInput {
     }
 }
 
+/// Which posts to take back (`POST /api/v1/flood/withdraw`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FloodInput {
+    /// The address the posts came from, as `aidmesh flood` lists it.
+    pub from: String,
+    /// Only posts made at or after this time (ms since the epoch).
+    #[serde(default)]
+    pub since_ms: Option<u64>,
+}
+
+impl FloodInput {
+    /// The address (canonical: an IPv4 client of an IPv6 listener as IPv4) and the
+    /// earliest time.
+    pub fn into_target(self) -> Result<(std::net::IpAddr, u64), InputError> {
+        let ip: std::net::IpAddr = self.from.trim().parse().map_err(|_| {
+            err(
+                "from",
+                format!(
+                    "'{}' is not an IP address; `aidmesh flood` lists the addresses that posted",
+                    self.from.chars().take(60).collect::<String>()
+                ),
+            )
+        })?;
+        Ok((ip.to_canonical(), self.since_ms.unwrap_or(0)))
+    }
+}
+
 /// A peer address as typed (`POST /api/v1/peers`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

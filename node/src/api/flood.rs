@@ -6,19 +6,19 @@
 //! not shown to anyone else.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use aidmesh_protocol::body::Redaction;
 use aidmesh_protocol::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::welfare::Guarded;
-use super::{blocking, ApiError, ApiResult, AppState};
+use super::{blocking, ApiResult, AppState};
+use crate::input::FloodInput;
 
 /// `GET /api/v1/flood`: the addresses that posted through this hub in the last days,
 /// most posts first.
@@ -51,39 +51,19 @@ pub(super) async fn list(
     .into_response())
 }
 
-/// The body of `POST /api/v1/flood/withdraw`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct WithdrawBody {
-    /// The address whose posts are taken back.
-    from: String,
-    /// Only posts made at or after this time (ms since the epoch).
-    #[serde(default)]
-    since_ms: Option<u64>,
-}
-
 /// `POST /api/v1/flood/withdraw`: erases every post of this hub's that came from one
 /// address (and is still held), so it leaves the board and every hub's disk.
 pub(super) async fn withdraw(
     State(st): State<AppState>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<WithdrawBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<FloodInput>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     st.pins.check(from, &headers, Guarded::Flood)?;
     let Json(body) = body?;
-    let addr: IpAddr = body.from.trim().parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-            format!(
-                "from: '{}' is not an IP address; `aidmesh flood` lists the addresses that posted",
-                body.from
-            ),
-        )
-    })?;
-    let addr = addr.to_canonical().to_string();
-    let since = body.since_ms.unwrap_or(0);
+    let (addr, since) = body.into_target()?;
+    let addr = addr.to_string();
+    let shown = addr.clone();
     let engine = st.engine.clone();
     let (erased, already) = blocking(move || {
         let mut erased = 0u64;
@@ -105,6 +85,6 @@ pub(super) async fn withdraw(
         Ok::<_, crate::engine::IngestError>((erased, already))
     })
     .await??;
-    tracing::warn!(from = %body.from, erased, "flood: posts from one address taken back");
+    tracing::warn!(from = %shown, erased, "flood: posts from one address taken back");
     Ok(Json(json!({ "withdrawn": erased, "gone_already": already })).into_response())
 }
