@@ -45,7 +45,8 @@ test("a phone at the hub works; a hostile page and a rebinding name change and r
   const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-guard-"));
   execFileSync(bin, ["--data-dir", dir, "init", "--community", "Elm Street"]);
   const node = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
-    "--api", "0.0.0.0:0", "--no-mdns", "--volunteer-pin", PIN], { stdio: "ignore" });
+    "--api", "0.0.0.0:0", "--no-mdns", "--volunteer-pin", PIN],
+    { stdio: "ignore", env: { ...process.env, AIDMESH_POSTS_PER_MINUTE: "2" } });
   let browser;
   let evil;
   t.after(async () => {
@@ -89,6 +90,19 @@ test("a phone at the hub works; a hostile page and a rebinding name change and r
   await phone.click("#post-form button[type=submit]");
   await phone.locator("#post-result", { hasText: "Posted" }).waitFor();
   assert.ok((await needs()).some((i) => i.title === "Drinking water for 4 people"));
+  // A phone posting faster than its share (2 a minute here; 10 by default) is told
+  // what to do, and what it typed stays in the form.
+  const postNeed = async (title) => {
+    await phone.fill("#post-form input[name=title]", title);
+    await phone.selectOption("#post-form select[name=category]", "water");
+    await phone.click("#post-form button[type=submit]");
+  };
+  await postNeed("Bottled water for the shelter");
+  await waitFor("the second need", async () => (await needs()).some((i) => i.title === "Bottled water for the shelter"));
+  await postNeed("Water for the school");
+  await phone.locator("#post-result.err", { hasText: "This phone has posted a lot in a short time" }).waitFor();
+  assert.equal(await phone.inputValue("#post-form input[name=title]"), "Water for the school");
+  assert.ok(!(await needs()).some((i) => i.title === "Water for the school"));
   await phone.click("nav button[data-tab=people]");
   await phone.fill("#pin-form input[name=pin]", PIN);
   await phone.click("#pin-form button[type=submit]");
