@@ -1685,19 +1685,23 @@ mod tests {
         let flooder = Identity::from_seed([9; 32]);
         // The start of today (UTC) by our clock, so the whole flood is one day's.
         let day_start = wall_now() / 86_400_000 * 86_400_000;
-        let flood: Vec<Vec<u8>> = (0..u64::from(DAILY_EVENTS_PER_AUTHOR) + 5)
-            .map(|i| {
-                let body = Body::Need(Post::new(
-                    format!("flood {i}"),
-                    Category::Water,
-                    Urgency::Low,
-                ));
-                Event::try_create(&flooder, Timestamp::from_millis(day_start + i), &body)
-                    .unwrap()
-                    .bytes()
-                    .to_vec()
-            })
-            .collect();
+        // `n` needs by `who`, a millisecond apart from the start of today.
+        let day_of = |who: &Identity, n: u64| -> Vec<Vec<u8>> {
+            (0..n)
+                .map(|i| {
+                    let body = Body::Need(Post::new(
+                        format!("post {i}"),
+                        Category::Water,
+                        Urgency::Low,
+                    ));
+                    Event::try_create(who, Timestamp::from_millis(day_start + i), &body)
+                        .unwrap()
+                        .bytes()
+                        .to_vec()
+                })
+                .collect()
+        };
+        let flood = day_of(&flooder, u64::from(DAILY_EVENTS_PER_AUTHOR) + 5);
         let dir = tempfile::tempdir().unwrap();
         let eng = engine(dir.path(), 1);
         let r = eng.ingest_batch(&flood, Origin::Sync).unwrap();
@@ -1727,19 +1731,7 @@ mod tests {
         assert!(!eng.knows(&Event::decode(late).unwrap().id()).unwrap());
         // A hub past its own quota refuses to sign, except an erasure.
         let me = Identity::from_seed([1; 32]);
-        let mine: Vec<Vec<u8>> = (0..u64::from(DAILY_EVENTS_PER_AUTHOR))
-            .map(|i| {
-                let body = Body::Offer(Post::new(
-                    format!("mine {i}"),
-                    Category::Water,
-                    Urgency::Low,
-                ));
-                Event::try_create(&me, Timestamp::from_millis(day_start + i), &body)
-                    .unwrap()
-                    .bytes()
-                    .to_vec()
-            })
-            .collect();
+        let mine = day_of(&me, u64::from(DAILY_EVENTS_PER_AUTHOR));
         assert_eq!(
             eng.ingest_batch(&mine, Origin::Sync).unwrap().new,
             DAILY_EVENTS_PER_AUTHOR as usize
