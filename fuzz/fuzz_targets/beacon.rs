@@ -7,7 +7,7 @@
 //! `node/tests/fuzz_seeds_beacon.rs`.
 #![no_main]
 
-use aidmesh_node::beacon::{hear, Beacon, BeaconKey, Freshness, PeerId};
+use aidmesh_node::net::beacon::{hear, Beacon, BeaconKey, Freshness, PeerId};
 use aidmesh_node::net::pex::{PexRequest, PexResponse};
 use libfuzzer_sys::fuzz_target;
 
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = hear(rest, from, &me, &key, &mut fresh, now);
             // Heard twice: never dialled twice.
             let again = hear(rest, from, &me, &key, &mut fresh, now);
-            assert!(!matches!(again, aidmesh_node::beacon::Heard::Dial(..)));
+            assert!(!matches!(again, aidmesh_node::net::beacon::Heard::Dial(..)));
         }
         1 => {
             if let Ok(r) = PexRequest::decode(rest) {

@@ -1647,7 +1647,7 @@ impl Sim {
     }
 }
 
-/// Most events a relay session publishes (`node::sync::MAX_RELAY`).
+/// Most events a relay session publishes (`node::net::sync::MAX_RELAY`).
 pub const MAX_RELAY: usize = 500;
 
 /// Marks a gossip message that came in answer to an IWANT (in `Item::Validated`).

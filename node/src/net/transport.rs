@@ -21,13 +21,13 @@ use libp2p::{
     Transport,
 };
 
+use super::sync::{self, Codec, Counters};
 use super::{remote_ip, NetConfig, NetError};
-use crate::sync::{self, Codec, Counters};
 
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
     pub(super) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    pub(super) pending_per_ip: crate::pending::PendingPerIp,
+    pub(super) pending_per_ip: super::pending::PendingPerIp,
     pub(super) limits: connection_limits::Behaviour,
     pub(super) gossipsub: gossipsub::Behaviour,
     pub(super) sync: request_response::Behaviour<Codec>,
@@ -35,7 +35,7 @@ pub(super) struct Behaviour {
 }
 
 /// Connection limits: a hub LAN has tens of nodes, not thousands. Connections in their
-/// handshake are also bounded per remote address ([`crate::pending`]), so one host
+/// handshake are also bounded per remote address ([`super::pending`]), so one host
 /// cannot take every pending slot.
 fn limits() -> connection_limits::ConnectionLimits {
     connection_limits::ConnectionLimits::default()
@@ -346,7 +346,7 @@ pub(super) fn build_swarm(
         .with_behaviour(|_| {
             Ok(Behaviour {
                 blocked: allow_block_list::Behaviour::default(),
-                pending_per_ip: crate::pending::PendingPerIp::default(),
+                pending_per_ip: super::pending::PendingPerIp::default(),
                 limits: connection_limits::Behaviour::new(limits()),
                 gossipsub: gossipsub(&topic, profile, meter.gossipsub())?,
                 sync: request_response::Behaviour::with_codec(
