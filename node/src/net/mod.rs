@@ -16,12 +16,14 @@
 //! - [`dialer`]: the dial list, back-off and bans, as plain data;
 //! - [`discovery`] (mDNS) and [`beacon`] (IPv4 broadcast): finding peers on the LAN;
 //! - [`pex`]: peer exchange, learning the other members' addresses from a peer;
+//! - [`framed`]: the length-prefixed codec that sync and peer exchange share;
 //! - [`refused`]: nodes of another community that tried to connect;
 //! - [`metrics`]: what the peer connections carry, as libp2p counts it.
 
 pub mod beacon;
 pub mod dialer;
 pub mod discovery;
+pub mod framed;
 mod gossip;
 mod ingest;
 pub mod metrics;

@@ -350,14 +350,14 @@ pub(super) fn build_swarm(
                 limits: connection_limits::Behaviour::new(limits()),
                 gossipsub: gossipsub(&topic, profile, meter.gossipsub())?,
                 sync: request_response::Behaviour::with_codec(
-                    Codec::new(counters),
+                    sync::codec(counters),
                     [(sync::PROTOCOL, ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(30))
                         .with_max_concurrent_streams(32),
                 ),
                 pex: request_response::Behaviour::with_codec(
-                    super::pex::Codec::new(meter.pex_bytes_in()),
+                    super::pex::codec(meter.pex_counters()),
                     [(super::pex::PROTOCOL, ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(10))
