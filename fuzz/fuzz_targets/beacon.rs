@@ -1,5 +1,5 @@
 //! What arrives from the LAN before any connection, and what a member says in peer
-//! exchange: a beacon datagram (node/src/beacon.rs, format AMB2, from anyone on the
+//! exchange: a beacon datagram (node/src/net/beacon.rs, format AMB2, from anyone on the
 //! subnet; judged with the beacon key of the all-zero community key, which the seed
 //! is made with, so that the fuzzer reaches past the MAC) when the first byte is 0, a peer-exchange request when 1, an answer when 2 (net/pex.rs,
 //! from a connected member). Decoding must answer a value or an error, never panic;
