@@ -5,12 +5,12 @@
 //!
 //! Everything peers do lives in this folder:
 //! - [`transport`](mod@transport): the transport stack and the swarm's behaviours;
-//!   [`pending`]: the bound on handshakes per remote address;
+//!   `pending`: the bound on handshakes per remote address;
 //! - `task`: the one task that owns the swarm ([`start`] spawns it); the rest of the
 //!   node talks to it through [`NetHandle`]. It never waits on disk: storing, sync and
-//!   the peer book run on the ingest worker ([`ingest`]), whose results come
+//!   the peer book run on the ingest worker (`ingest`), whose results come
 //!   back to the task;
-//! - [`gossip`]: the verdict on a gossip message, given off the swarm loop;
+//! - `gossip`: the verdict on a gossip message, given off the swarm loop;
 //! - [`sync`](mod@sync): catch-up sync's codec, responder and session driver (its
 //!   state machine is `aidmesh_protocol::session`);
 //! - [`dialer`]: the dial list, back-off and bans, as plain data;
