@@ -1,5 +1,5 @@
 //! What arrives from the LAN before any connection, and what a member says in peer
-//! exchange: a beacon datagram (node/src/beacon.rs, format AMB2, from anyone on the
+//! exchange: a beacon datagram (node/src/net/beacon.rs, format AMB2, from anyone on the
 //! subnet; judged with the beacon key of the all-zero community key, which the seed
 //! is made with, so that the fuzzer reaches past the MAC) when the first byte is 0, a peer-exchange request when 1, an answer when 2 (net/pex.rs,
 //! from a connected member). Decoding must answer a value or an error, never panic;
@@ -7,7 +7,7 @@
 //! `node/tests/fuzz_seeds_beacon.rs`.
 #![no_main]
 
-use aidmesh_node::beacon::{hear, Beacon, BeaconKey, Freshness, PeerId};
+use aidmesh_node::net::beacon::{hear, Beacon, BeaconKey, Freshness, PeerId};
 use aidmesh_node::net::pex::{PexRequest, PexResponse};
 use libfuzzer_sys::fuzz_target;
 
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = hear(rest, from, &me, &key, &mut fresh, now);
             // Heard twice: never dialled twice.
             let again = hear(rest, from, &me, &key, &mut fresh, now);
-            assert!(!matches!(again, aidmesh_node::beacon::Heard::Dial(..)));
+            assert!(!matches!(again, aidmesh_node::net::beacon::Heard::Dial(..)));
         }
         1 => {
             if let Ok(r) = PexRequest::decode(rest) {

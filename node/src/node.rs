@@ -16,10 +16,10 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::api;
 use crate::engine::Engine;
-use crate::net::{self, NetConfig, NetError};
+use crate::net::{self, beacon, discovery, NetConfig, NetError};
 use crate::store::{Store, StoreError};
-use crate::{api, beacon, discovery};
 
 /// Default TCP port for peers.
 pub const DEFAULT_PORT: u16 = 4610;
@@ -431,7 +431,7 @@ pub struct NodeConfig {
     pub peers: Vec<Multiaddr>,
     /// mDNS discovery on.
     pub mdns: bool,
-    /// Broadcast-beacon discovery on ([`crate::beacon`]).
+    /// Broadcast-beacon discovery on ([`crate::net::beacon`]).
     pub beacon: bool,
     /// Peer exchange on (learning members' addresses from members, and telling them).
     pub peer_exchange: bool,

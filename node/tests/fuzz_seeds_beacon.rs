@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use aidmesh_node::beacon::{Beacon, BeaconKey, PeerId};
+use aidmesh_node::net::beacon::{Beacon, BeaconKey, PeerId};
 use aidmesh_node::net::pex::{PexRequest, PexResponse};
 
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {

@@ -2,7 +2,7 @@
 //! then fetch what we lack in bounded batches.
 //!
 //! The session never touches a store, a socket or a clock. The driver (the node's
-//! `sync.rs`) feeds it the peer's responses and the answers to its questions, and
+//! `node/src/net/sync.rs`) feeds it the peer's responses and the answers to its questions, and
 //! carries out what it returns ([`Step`]):
 //!
 //! ```text

@@ -6,8 +6,9 @@
 //! set reconciliation (every sync session runs `protocol::sync`'s negentropy
 //! [`Initiator`] against the peer's [`SyncSet`], so rounds and message sizes are the
 //! real ones), and the sync message sizes (the real encoding, see [`fetch_bytes`]).
-//! What is a *model*, written from `node/src/net.rs`, `node/src/sync.rs` and
-//! libp2p-gossipsub 0.50's `behaviour.rs`:
+//! What is a *model*, written from the node's swarm loop (then `node/src/net.rs`, now
+//! `node/src/net/task.rs`), `node/src/net/sync.rs` and libp2p-gossipsub 0.50's
+//! `behaviour.rs`:
 //! - gossipsub: publish to the mesh (or, per [`GossipParams::flood_publish`], to every
 //!   connected peer), forwarding to mesh peers after
 //!   validation (minus the source and peers that sent a duplicate meanwhile), mesh
@@ -16,7 +17,7 @@
 //!   ids, a duplicate cache, "ignore" (no forwarding) for events the node already held;
 //!   GRAFT/PRUNE act at once on both ends (only their bytes travel);
 //! - sync: a session at every new connection and every `sync_every` (checked on a
-//!   500 ms tick) per peer and per side; reconcile rounds, then fetches of at most 256
+//!   500 ms tick, as the node once did; it now sets a timer per peer) per peer and per side; reconcile rounds, then fetches of at most 256
 //!   ids of what the node does not hold and no other session of it is fetching; relay sessions with every other
 //!   peer after a session fetched something, publishing up to 500 lacking events;
 //! - links: TCP, so nothing is lost, but each lost segment costs a 200 ms retransmission
@@ -208,7 +209,7 @@ pub struct Config {
     pub topic_len: usize,
     /// A hub asks only one of its sessions at a time for an id (ids already asked of
     /// another peer are skipped; if that answer never comes, a later session fetches
-    /// them), as the node's shared sync claims (`node/src/sync.rs`) do. `false`: the
+    /// them), as the node's shared sync claims (`node/src/net/sync.rs`) do. `false`: the
     /// old way, each session fetches whatever the hub does not hold when it asks.
     pub fetch_once: bool,
 }
@@ -276,7 +277,8 @@ const FIRST_HEARTBEAT: Micros = 5 * SEC;
 const PRUNE_BACKOFF: Micros = 60 * SEC;
 /// Gossipsub's iwant_followup_time: a promise is not asked again before this.
 const IWANT_FOLLOWUP: Micros = 3 * SEC;
-/// The node's sync tick (`net.rs`).
+/// The sync tick the node had (in the old `node/src/net.rs`). The node now sets a
+/// timer for each peer's next session (`node/src/net/task.rs`); this model still ticks.
 const TICK: Micros = 500 * MS;
 
 fn varint_len(mut v: u64) -> u64 {
@@ -1612,7 +1614,7 @@ impl Sim {
         );
     }
 
-    /// As `net.rs`: end the session, run a due relay session, publish what a relay
+    /// As `node/src/net/task.rs`: end the session, run a due relay session, publish what a relay
     /// session found the peer lacks, and relay to the others if something was fetched.
     fn finish_sync(&mut self, hub: usize, peer: usize) {
         let Some(s) = self.hubs[hub].sessions.remove(&peer) else {
@@ -1647,7 +1649,7 @@ impl Sim {
     }
 }
 
-/// Most events a relay session publishes (`node::sync::MAX_RELAY`).
+/// Most events a relay session publishes (`node::net::sync::MAX_RELAY`).
 pub const MAX_RELAY: usize = 500;
 
 /// Marks a gossip message that came in answer to an IWANT (in `Item::Validated`).

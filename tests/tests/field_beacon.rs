@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use aidmesh_node::beacon::{Beacon, BeaconKey, PeerId};
+use aidmesh_node::net::beacon::{Beacon, BeaconKey, PeerId};
 use aidmesh_protocol::community::derive_key;
 use aidmesh_tests::field::{Field, Wifi};
 use aidmesh_tests::intruder::{capture, flood, udp, Knocks};

@@ -6,10 +6,12 @@
 //! noise). Both live in one prometheus registry owned by the network task; status
 //! reads it through [`Meter::read`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
+
+use super::framed::Counters;
 
 /// The counters of one node's peer connections since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -34,7 +36,7 @@ pub struct Metered {
 /// The registry libp2p counts into, and the two topics read back from it.
 pub struct Meter {
     registry: Registry,
-    pex_bytes_in: Arc<AtomicU64>,
+    pex: Arc<Counters>,
     topic: String,
     delivery_topic: String,
 }
@@ -58,7 +60,7 @@ impl Meter {
     pub fn new(topic: &str, delivery_topic: &str) -> Meter {
         Meter {
             registry: Registry::default(),
-            pex_bytes_in: Arc::default(),
+            pex: Arc::default(),
             topic: topic.to_string(),
             delivery_topic: delivery_topic.to_string(),
         }
@@ -74,9 +76,9 @@ impl Meter {
         &mut self.registry
     }
 
-    /// The counter the peer-exchange codec reads into.
-    pub fn pex_bytes_in(&self) -> Arc<AtomicU64> {
-        self.pex_bytes_in.clone()
+    /// The counters the peer-exchange codec counts into.
+    pub fn pex_counters(&self) -> Arc<Counters> {
+        self.pex.clone()
     }
 
     /// The counters now. prometheus-client has no way to read a value back but its
@@ -87,7 +89,7 @@ impl Meter {
             return Metered::default();
         }
         Metered {
-            pex_bytes_in: self.pex_bytes_in.load(Ordering::Relaxed),
+            pex_bytes_in: self.pex.bytes_in.load(Ordering::Relaxed),
             ..parse(&text, &self.topic, &self.delivery_topic)
         }
     }

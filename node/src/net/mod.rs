@@ -3,17 +3,34 @@
 //! sync pulls whatever a node missed. No QUIC: pnet does not cover it, and it would be
 //! an unprotected way in.
 //!
+//! Everything peers do lives in this folder:
 //! - [`transport`](mod@transport): the transport stack and the swarm's behaviours;
-//! - [`dialer`]: the dial list, back-off and bans, as plain data;
-//! - [`pex`]: peer exchange, learning the other members' addresses from a peer;
+//!   `pending`: the bound on handshakes per remote address;
 //! - `task`: the one task that owns the swarm ([`start`] spawns it); the rest of the
 //!   node talks to it through [`NetHandle`]. It never waits on disk: storing, sync and
-//!   the peer book run on the ingest worker ([`crate::ingest`]), whose results come
-//!   back to the task.
+//!   the peer book run on the ingest worker (`ingest`), whose results come
+//!   back to the task;
+//! - `gossip`: the verdict on a gossip message, given off the swarm loop;
+//! - [`sync`](mod@sync): catch-up sync's codec, responder and session driver (its
+//!   state machine is `aidmesh_protocol::session`);
+//! - [`dialer`]: the dial list, back-off and bans, as plain data;
+//! - [`discovery`] (mDNS) and [`beacon`] (IPv4 broadcast): finding peers on the LAN;
+//! - [`pex`]: peer exchange, learning the other members' addresses from a peer;
+//! - [`framed`]: the length-prefixed codec that sync and peer exchange share;
+//! - [`refused`]: nodes of another community that tried to connect;
+//! - [`metrics`]: what the peer connections carry, as libp2p counts it.
 
+pub mod beacon;
 pub mod dialer;
+pub mod discovery;
+pub mod framed;
+mod gossip;
+mod ingest;
 pub mod metrics;
+mod pending;
 pub mod pex;
+pub mod refused;
+pub mod sync;
 mod task;
 pub mod transport;
 
@@ -28,8 +45,8 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::engine::Engine;
-use crate::ingest::Worker;
-use crate::sync::Counters;
+use ingest::Worker;
+use sync::Counters;
 
 pub use dialer::{BAN, MAX_WANTED};
 pub use transport::{transport, PnetPassed, HANDSHAKE_DEADLINE, PNET_DEADLINE};
@@ -89,10 +106,10 @@ pub struct NetStatus {
     /// Connected peers.
     pub peers: Vec<PeerStatus>,
     /// Addresses whose connection failed the community handshake (issue 15).
-    pub refused: Vec<crate::refused::Refused>,
+    pub refused: Vec<refused::Refused>,
     /// Addresses this node dialled whose answer failed the community handshake: nodes
     /// of another community (issue 15, the dialling side).
-    pub refused_by: Vec<crate::refused::Refused>,
+    pub refused_by: Vec<refused::Refused>,
     /// Bytes of sync traffic received.
     pub sync_bytes_in: u64,
     /// Bytes of sync traffic sent.
@@ -242,7 +259,7 @@ fn setup(
     let (done_tx, done) = mpsc::unbounded_channel();
     let worker = Worker::start(engine.clone(), done_tx.clone())
         .map_err(|e| NetError::Setup(format!("cannot start the ingest thread: {e}")))?;
-    let checker = crate::gossip::Checker::start(engine.clone(), worker.clone(), done_tx)
+    let checker = gossip::Checker::start(engine.clone(), worker.clone(), done_tx)
         .map_err(|e| NetError::Setup(format!("cannot start the gossip thread: {e}")))?;
     let (tx, rx) = mpsc::channel(256);
     let handle = NetHandle {

@@ -11,14 +11,14 @@
 //! in) so it is tested without sockets.
 
 use std::collections::HashMap;
-use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use thiserror::Error;
 
+use super::framed::{self, Counters, Framing, Message, Prefix};
 use super::{dialable, remote_ip, split_peer};
 
 /// The request-response protocol name.
@@ -278,91 +278,41 @@ impl Pex {
     }
 }
 
-/// Length-prefixed (u16 big-endian) peer-exchange messages, size-checked before
-/// reading. Counts the bytes it reads (length prefixes included) into its counter,
-/// so that status can tell peer exchange apart from gossip (issue 10).
-#[derive(Debug, Clone, Default)]
-pub struct Codec {
-    bytes_in: std::sync::Arc<std::sync::atomic::AtomicU64>,
+/// How peer-exchange messages are framed on a stream (docs/protocol.md §9.2): a u16
+/// big-endian length, at most [`MAX_MESSAGE`], checked before reading.
+pub const FRAMING: Framing = Framing {
+    prefix: Prefix::U16,
+    limit: MAX_MESSAGE,
+    name: "peer-exchange message",
+};
+
+/// The `/aidmesh/pex/1` codec: one message per frame ([`FRAMING`]). It counts the
+/// bytes it reads and writes (length prefixes included), so that status can tell
+/// peer exchange apart from gossip (issue 10).
+pub type Codec = framed::Codec<PexRequest, PexResponse>;
+
+/// A peer-exchange codec counting into `counters`.
+pub fn codec(counters: Arc<Counters>) -> Codec {
+    Codec::new(FRAMING, counters)
 }
 
-impl Codec {
-    /// A codec counting the bytes it reads into `bytes_in`.
-    pub fn new(bytes_in: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Codec {
-        Codec { bytes_in }
+impl Message for PexRequest {
+    type Error = PexError;
+    fn encode(&self) -> Vec<u8> {
+        PexRequest::encode(self)
     }
-
-    async fn read<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<Vec<u8>> {
-        let b = read_frame(io).await?;
-        self.bytes_in
-            .fetch_add(2 + b.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(b)
+    fn decode(bytes: &[u8]) -> Result<Self, PexError> {
+        PexRequest::decode(bytes)
     }
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 2];
-    io.read_exact(&mut len).await?;
-    let n = usize::from(u16::from_be_bytes(len));
-    if n > MAX_MESSAGE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("peer-exchange message of {n} bytes is over the limit of {MAX_MESSAGE}"),
-        ));
+impl Message for PexResponse {
+    type Error = PexError;
+    fn encode(&self) -> Vec<u8> {
+        PexResponse::encode(self)
     }
-    let mut buf = vec![0u8; n];
-    io.read_exact(&mut buf).await?;
-    Ok(buf)
-}
-
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, b: Vec<u8>) -> io::Result<()> {
-    // Encoders bound both messages well under u16::MAX.
-    io.write_all(&(b.len() as u16).to_be_bytes()).await?;
-    io.write_all(&b).await?;
-    io.flush().await
-}
-
-fn invalid(e: PexError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
-}
-
-impl libp2p::request_response::Codec for Codec {
-    type Protocol = StreamProtocol;
-    type Request = PexRequest;
-    type Response = PexResponse;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<PexRequest> {
-        PexRequest::decode(&self.read(io).await?).map_err(invalid)
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<PexResponse> {
-        PexResponse::decode(&self.read(io).await?).map_err(invalid)
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: PexRequest,
-    ) -> io::Result<()> {
-        write_frame(io, req.encode()).await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: PexResponse,
-    ) -> io::Result<()> {
-        write_frame(io, res.encode()).await
+    fn decode(bytes: &[u8]) -> Result<Self, PexError> {
+        PexResponse::decode(bytes)
     }
 }
 

@@ -2,7 +2,7 @@
 //! commands from the rest of the node and results from the ingest worker, and wakes
 //! on its own only when something is due (a dial, a ban to lift, a periodic sync):
 //! there is no fixed tick. It never waits on disk: storing, sync steps and the peer
-//! book are jobs for the ingest worker ([`crate::ingest`]).
+//! book are jobs for the ingest worker ([`super::ingest`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -18,13 +18,13 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::dialer::{Added, Dialer, BAN, MAX_WANTED};
+use super::gossip::{Check, Checker};
+use super::ingest::{Done, Job, Worker};
 use super::pex::{Pex, PexRequest};
+use super::sync::{self, Counters, Next};
 use super::transport::{Behaviour, BehaviourEvent, PnetPassed};
 use super::{dialable, remote_ip, split_peer, Command, NetConfig, NetStatus, PeerStatus};
 use crate::engine::{ClockKey, Engine, Origin};
-use crate::gossip::{Check, Checker};
-use crate::ingest::{Done, Job, Worker};
-use crate::sync::{self, Counters, Next};
 use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
 
 /// How an address came to be wanted, which decides how hard it is redialled.
@@ -82,9 +82,9 @@ pub(super) struct Task {
     /// machine cannot outvote the others by making up peer ids.
     peer_ip: HashMap<PeerId, std::net::IpAddr>,
     /// Nodes of another community that tried to connect.
-    refused: crate::refused::RefusedLog,
+    refused: super::refused::RefusedLog,
     /// Nodes of another community that this node dialled.
-    refused_by: crate::refused::RefusedLog,
+    refused_by: super::refused::RefusedLog,
     /// Outbound connections that passed the pnet exchange (see [`PnetPassed`]).
     pnet_passed: PnetPassed,
     sync_every: Duration,

@@ -21,13 +21,13 @@ use libp2p::{
     Transport,
 };
 
+use super::sync::{self, Codec, Counters};
 use super::{remote_ip, NetConfig, NetError};
-use crate::sync::{self, Codec, Counters};
 
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
     pub(super) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    pub(super) pending_per_ip: crate::pending::PendingPerIp,
+    pub(super) pending_per_ip: super::pending::PendingPerIp,
     pub(super) limits: connection_limits::Behaviour,
     pub(super) gossipsub: gossipsub::Behaviour,
     pub(super) sync: request_response::Behaviour<Codec>,
@@ -35,7 +35,7 @@ pub(super) struct Behaviour {
 }
 
 /// Connection limits: a hub LAN has tens of nodes, not thousands. Connections in their
-/// handshake are also bounded per remote address ([`crate::pending`]), so one host
+/// handshake are also bounded per remote address ([`super::pending`]), so one host
 /// cannot take every pending slot.
 fn limits() -> connection_limits::ConnectionLimits {
     connection_limits::ConnectionLimits::default()
@@ -346,18 +346,18 @@ pub(super) fn build_swarm(
         .with_behaviour(|_| {
             Ok(Behaviour {
                 blocked: allow_block_list::Behaviour::default(),
-                pending_per_ip: crate::pending::PendingPerIp::default(),
+                pending_per_ip: super::pending::PendingPerIp::default(),
                 limits: connection_limits::Behaviour::new(limits()),
                 gossipsub: gossipsub(&topic, profile, meter.gossipsub())?,
                 sync: request_response::Behaviour::with_codec(
-                    Codec::new(counters),
+                    sync::codec(counters),
                     [(sync::PROTOCOL, ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(30))
                         .with_max_concurrent_streams(32),
                 ),
                 pex: request_response::Behaviour::with_codec(
-                    super::pex::Codec::new(meter.pex_bytes_in()),
+                    super::pex::codec(meter.pex_counters()),
                     [(super::pex::PROTOCOL, ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(10))

@@ -87,7 +87,7 @@ fn memory(events: &[Vec<u8>]) {
     let base = self_rss_kb();
     let shared: Vec<_> = (0..3)
         .map(|_| {
-            aidmesh_node::sync::Session::start(&engine, false, &Default::default())
+            aidmesh_node::net::sync::Session::start(&engine, false, &Default::default())
                 .expect("session")
         })
         .collect();

@@ -4,7 +4,7 @@
 //! swarm's pending slots. Without a per-address bound, one host holding a few dozen raw
 //! TCP sockets open (sending nothing) takes every slot and locks real peers out for as
 //! long as it likes. With it, one address gets at most [`MAX_PENDING_PER_IP`] slots,
-//! and the handshake deadline (see `net::transport`) frees them soon.
+//! and the handshake deadline (see [`super::transport`]) frees them soon.
 
 use std::collections::HashMap;
 use std::convert::Infallible;

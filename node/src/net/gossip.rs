@@ -1,7 +1,7 @@
 //! The gossip verdict, apart from storing: a thread that validates each gossip message
 //! (signature, envelope, body limits: pure checks, no disk, no engine lock) and hands
 //! the verdict straight back to the network task, so gossipsub forwards a valid event
-//! at once; then it queues the event for the ingest worker ([`crate::ingest`]) to store.
+//! at once; then it queues the event for the ingest worker ([`super::ingest`]) to store.
 //!
 //! Before, the verdict waited for the store, so a node whose store was busy (a
 //! compaction's exclusive phase, a slow fsync) held up every event passing through it.
@@ -19,8 +19,8 @@ use libp2p::PeerId;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
 
+use super::ingest::{Done, Job, Worker};
 use crate::engine::Engine;
-use crate::ingest::{Done, Job, Worker};
 
 /// Most gossip messages waiting for a verdict.
 pub const QUEUE: usize = 1024;

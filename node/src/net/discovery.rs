@@ -11,7 +11,7 @@ use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::net::Command;
+use super::Command;
 
 /// The DNS-SD service type.
 pub const SERVICE: &str = "_aidmesh._tcp.local.";

@@ -1,12 +1,12 @@
-//! Catch-up sync over libp2p request-response: the codec for `/aidmesh/sync/1`, the
-//! stateless responder, and the I/O driver of the initiator's session (whose state
+//! Catch-up sync over libp2p request-response: the `/aidmesh/sync/1` codec (the shared
+//! [`framed`] codec with sync's framing and messages), the stateless responder, and
+//! the I/O driver of the initiator's session (whose state
 //! machine, reconcile then fetch in batches, is `aidmesh_protocol::session`).
 //!
 //! Each side of a connection initiates its own session, so each pulls what it lacks.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -16,111 +16,51 @@ use aidmesh_protocol::session::{self, Step, Stored};
 use aidmesh_protocol::sync::{
     SyncRequest, SyncResponse, MAX_EVENTS_RESPONSE_BYTES, MAX_SYNC_MESSAGE,
 };
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use aidmesh_protocol::DecodeError;
 use libp2p::StreamProtocol;
 
+use super::framed::{self, Framing, Message, Prefix};
 use crate::engine::{ClockKey, Engine, Origin};
+
+pub use super::framed::Counters;
 
 /// The request-response protocol name.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/aidmesh/sync/1");
 
-/// Bytes of sync traffic, for status and benchmarks.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Bytes read (frames and length prefixes).
-    pub bytes_in: AtomicU64,
-    /// Bytes written.
-    pub bytes_out: AtomicU64,
+/// How sync messages are framed on a stream (docs/protocol.md §8.1): a u32 big-endian
+/// length, at most [`MAX_SYNC_MESSAGE`], checked before reading.
+pub const FRAMING: Framing = Framing {
+    prefix: Prefix::U32,
+    limit: MAX_SYNC_MESSAGE,
+    name: "sync frame",
+};
+
+/// The `/aidmesh/sync/1` codec: one sync message per frame ([`FRAMING`]), counting
+/// the bytes into [`Counters`].
+pub type Codec = framed::Codec<SyncRequest, SyncResponse>;
+
+/// A sync codec counting into `counters`.
+pub fn codec(counters: Arc<Counters>) -> Codec {
+    Codec::new(FRAMING, counters)
 }
 
-/// Length-prefixed (u32 big-endian) sync messages, size-checked before reading.
-#[derive(Debug, Clone, Default)]
-pub struct Codec {
-    counters: Arc<Counters>,
-}
-
-impl Codec {
-    /// A codec counting into `counters`.
-    pub fn new(counters: Arc<Counters>) -> Self {
-        Self { counters }
+impl Message for SyncRequest {
+    type Error = DecodeError;
+    fn encode(&self) -> Vec<u8> {
+        SyncRequest::encode(self)
     }
-
-    async fn read_frame<T: AsyncRead + Unpin + Send>(&self, io: &mut T) -> io::Result<Vec<u8>> {
-        let mut len = [0u8; 4];
-        io.read_exact(&mut len).await?;
-        let n = u32::from_be_bytes(len) as usize;
-        if n > MAX_SYNC_MESSAGE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("sync frame of {n} bytes is over the limit of {MAX_SYNC_MESSAGE}"),
-            ));
-        }
-        let mut buf = vec![0u8; n];
-        io.read_exact(&mut buf).await?;
-        self.counters
-            .bytes_in
-            .fetch_add(4 + n as u64, Ordering::Relaxed);
-        Ok(buf)
-    }
-
-    async fn write_frame<T: AsyncWrite + Unpin + Send>(
-        &self,
-        io: &mut T,
-        bytes: Vec<u8>,
-    ) -> io::Result<()> {
-        let len = u32::try_from(bytes.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "sync frame too large"))?;
-        io.write_all(&len.to_be_bytes()).await?;
-        io.write_all(&bytes).await?;
-        io.flush().await?;
-        self.counters
-            .bytes_out
-            .fetch_add(4 + bytes.len() as u64, Ordering::Relaxed);
-        Ok(())
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        SyncRequest::decode(bytes)
     }
 }
 
-fn invalid(e: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
-}
-
-impl libp2p::request_response::Codec for Codec {
-    type Protocol = StreamProtocol;
-    type Request = SyncRequest;
-    type Response = SyncResponse;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<SyncRequest> {
-        SyncRequest::decode(&self.read_frame(io).await?).map_err(invalid)
+impl Message for SyncResponse {
+    type Error = DecodeError;
+    fn encode(&self) -> Vec<u8> {
+        SyncResponse::encode(self)
     }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<SyncResponse> {
-        SyncResponse::decode(&self.read_frame(io).await?).map_err(invalid)
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: SyncRequest,
-    ) -> io::Result<()> {
-        self.write_frame(io, req.encode()).await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: SyncResponse,
-    ) -> io::Result<()> {
-        self.write_frame(io, res.encode()).await
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        SyncResponse::decode(bytes)
     }
 }
 

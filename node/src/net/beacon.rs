@@ -31,7 +31,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::net::Command;
+use super::Command;
 
 /// The UDP port beacons are sent to and listened on.
 pub const PORT: u16 = 4612;

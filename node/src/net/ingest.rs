@@ -1,5 +1,5 @@
 //! The ingest worker: everything the network task would otherwise wait on disk for
-//! (storing gossip once [`crate::gossip`] has judged it, answering and driving sync,
+//! (storing gossip once [`super::gossip`] has judged it, answering and driving sync,
 //! the peer book) runs here, off the swarm loop, so the swarm loop never blocks.
 //!
 //! Two threads, each taking its jobs in arrival order:
@@ -27,16 +27,16 @@ use libp2p::PeerId;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
 
+use super::sync::{self, Failure, Next, Session};
 use crate::engine::{ClockKey, Engine, IngestError, Ingested, Origin};
 use crate::store::PeerRecord;
-use crate::sync::{self, Failure, Next, Session};
 
 /// Most jobs waiting for each of the worker's threads.
 pub const QUEUE: usize = 1024;
 
 /// Work handed to the worker.
 pub enum Job {
-    /// Store a gossip message (already judged valid by [`crate::gossip`]).
+    /// Store a gossip message (already judged valid by [`super::gossip`]).
     Gossip {
         /// The message's data (an event).
         data: Vec<u8>,
@@ -274,7 +274,7 @@ fn run(
     }
 }
 
-/// Stores a gossip event. Its verdict was given already ([`crate::gossip`]); the
+/// Stores a gossip event. Its verdict was given already ([`super::gossip`]); the
 /// store applies every rule again (duplicates, erasure under a redaction).
 fn gossip(engine: &Engine, data: &[u8], source: &PeerId) {
     match engine.ingest(data, Origin::Gossip) {
