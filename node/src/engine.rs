@@ -562,7 +562,7 @@ impl Engine {
 
     /// [`Engine::now_ms`] without the engine's lock: the local clock with the mesh
     /// correction of the last reading. For checks that must not wait behind a store
-    /// write (the gossip verdict, `crate::gossip`).
+    /// write (the gossip verdict, `crate::net::gossip`).
     pub fn now_ms_unlocked(&self) -> u64 {
         self.wall_ms().saturating_add_signed(
             self.mesh_correction_ms
