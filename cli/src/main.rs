@@ -974,6 +974,10 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
                 for line in output::unreached(unreached, now) {
                     println!("unreached  {line}");
                 }
+                let total = v["unreached_total"].as_u64().unwrap_or(0);
+                if let Some(line) = output::unreached_more(unreached.len(), total) {
+                    println!("unreached  {line}");
+                }
             }
             Ok(())
         }

@@ -330,18 +330,37 @@ pub(super) async fn match_offers(
         .into_response())
 }
 
-/// Every announced hub, as JSON.
+/// Every announced hub, as JSON (the newest announcement per author and name), at
+/// most [`crate::delivery::ROSTER_MAX`]: the most recently announced.
 pub(super) fn hubs_value(st: &AppState) -> Vec<Value> {
-    st
-        .engine
-        .with_view(|v| v.hubs())
-        .iter()
+    hubs_authored(st).into_iter().map(|(_, v)| v).collect()
+}
+
+/// [`hubs_value`], each with its author.
+pub(super) fn hubs_authored(st: &AppState) -> Vec<(aidmesh_protocol::AuthorId, Value)> {
+    let mut hubs = st.engine.with_view(|v| v.hubs());
+    if hubs.len() > crate::delivery::ROSTER_MAX {
+        // Name order kept for those shown.
+        let mut newest: Vec<(aidmesh_protocol::Timestamp, usize)> =
+            hubs.iter().enumerate().map(|(n, h)| (h.at, n)).collect();
+        newest.sort_unstable_by_key(|x| std::cmp::Reverse(*x));
+        let mut keep = vec![false; hubs.len()];
+        for (_, n) in newest.iter().take(crate::delivery::ROSTER_MAX) {
+            keep[*n] = true;
+        }
+        let mut n = 0;
+        hubs.retain(|_| {
+            n += 1;
+            keep[n - 1]
+        });
+    }
+    hubs.iter()
         .map(|h| {
-            json!({
+            (h.author, json!({
                 "id": h.id.to_hex(), "short_id": h.id.short(), "kind": "hub", "name": h.hub.name,
                 "place": { "label": h.hub.place.label, "lat": h.hub.place.coords.map(|c| c.lat()), "lon": h.hub.place.coords.map(|c| c.lon()) },
                 "services": h.hub.services, "author": h.author.short(), "created_at": h.at.millis(),
-            })
+            }))
         })
         .collect()
 }
@@ -471,14 +490,19 @@ pub(super) async fn list_alerts(
     .await
 }
 
-/// The alerts in force, as JSON; official alerts in `lang` where they have it (every
-/// language is in `official.languages` either way).
+/// Most alerts in one answer (the board's, the stream's, `GET /alerts`): the most
+/// severe, then newest.
+pub const ALERTS_MAX: usize = 100;
+
+/// The alerts in force (at most [`ALERTS_MAX`]), as JSON; official alerts in `lang`
+/// where they have it (every language is in `official.languages` either way).
 pub(super) fn alerts_value(st: &AppState, lang: Option<&str>) -> Vec<Value> {
     let now = st.engine.now_ms();
     let roster = super::delivery::Roster::of(st);
     st.engine
         .with_view(|v| v.alerts(now))
         .iter()
+        .take(ALERTS_MAX)
         .map(|a| {
             let mut out = alert_json(a, lang);
             super::delivery::add_known_event(st, &roster, &mut out, a.at, &a.id);

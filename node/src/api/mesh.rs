@@ -86,6 +86,7 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
     let reading = st.engine.clock();
     let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
     let metered = net.as_ref().map(|n| n.metered).unwrap_or_default();
+    let (unreached, unreached_total) = super::delivery::unreached_value(&st);
     Ok(Json(json!({
         "peer_id": net.as_ref().map(|n| n.peer_id.clone()).unwrap_or_else(|| st.net.peer_id.to_string()),
         "community": st.engine.community(),
@@ -109,20 +110,23 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
         "stream_bytes_in": metered.stream_bytes_in,
         "stream_bytes_out": metered.stream_bytes_out,
         "disk": disk,
-        "unreached": super::delivery::unreached_value(&st),
+        "unreached": unreached,
+        "unreached_total": unreached_total,
     }))
     .into_response())
 }
 
 /// What the page shows of the node (in `GET /board`): `community`, `author`,
 /// `peers`, `peer_list`, `events`, `clock` (`status`, `warning`), `refused`,
-/// `refused_by` and `unreached` (issue 11). The board's validator is made over this
-/// JSON, so a need that becomes unreached with time changes it too.
+/// `refused_by`, `unreached` (the first few, issue 11) and `unreached_total`. The
+/// board's validator is made over this JSON, so a need that becomes unreached with
+/// time changes it too.
 pub(super) async fn page_status(st: &AppState) -> Value {
     let net = st.net.status().await;
     let (clock, offset) = st.engine.clock_status();
     let clock = clock_json(clock, offset, st.engine.clock(), st.engine.clock_floor_ms());
     let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
+    let (unreached, unreached_total) = super::delivery::unreached_value(st);
     json!({
         "community": st.engine.community(),
         "author": st.engine.identity().author().to_hex(),
@@ -133,7 +137,8 @@ pub(super) async fn page_status(st: &AppState) -> Value {
         "refused": net.as_ref().map(|n| n.refused.clone()).unwrap_or_default(),
         "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
         // The page flags these (issue 11); part of the board's ETag through this JSON.
-        "unreached": super::delivery::unreached_value(st),
+        "unreached": unreached,
+        "unreached_total": unreached_total,
     })
 }
 
