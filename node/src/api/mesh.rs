@@ -73,8 +73,19 @@ fn clock_json(
     })
 }
 
-/// `GET /api/v1/status`.
-pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
+/// `GET /api/v1/status`. `events` counts every event held for the hub computer and
+/// PIN holders; for anyone else, the events that are not welfare records (issue 24
+/// item 9: a count that rises with each check-in tells when someone is visited).
+pub(super) async fn status(
+    State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let events = if st.pins.allows(from, &headers) {
+        st.engine.len()
+    } else {
+        st.engine.public_len()
+    };
     let net = st.net.status().await;
     let engine = st.engine.clone();
     let digest = blocking(move || engine.digest())
@@ -92,7 +103,7 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
         "community": st.engine.community(),
         "author": st.engine.identity().author().to_hex(),
         "listen": net.as_ref().map(|n| n.listen.clone()).unwrap_or_default(),
-        "events": st.engine.len(),
+        "events": events,
         "digest": hex::encode(digest),
         "peers": net_peers.len(),
         "peer_list": st.engine.with_view(HubNames::of).peers(&net_peers),
@@ -117,7 +128,7 @@ pub(super) async fn status(State(st): State<AppState>) -> ApiResult {
 }
 
 /// What the page shows of the node (in `GET /board`): `community`, `author`,
-/// `peers`, `peer_list`, `events`, `clock` (`status`, `warning`), `refused`,
+/// `peers`, `peer_list`, `events` (not counting welfare records), `clock` (`status`, `warning`), `refused`,
 /// `refused_by`, `unreached` (the first few, issue 11) and `unreached_total`. The
 /// board's validator is made over this JSON, so a need that becomes unreached with
 /// time changes it too.
@@ -130,7 +141,8 @@ pub(super) async fn page_status(st: &AppState) -> Value {
     json!({
         "community": st.engine.community(),
         "author": st.engine.identity().author().to_hex(),
-        "events": st.engine.len(),
+        // Every phone sees the page: welfare records are not counted (issue 24).
+        "events": st.engine.public_len(),
         "peers": net_peers.len(),
         "peer_list": st.engine.with_view(HubNames::of).peers(&net_peers),
         "clock": { "status": clock["status"], "warning": clock["warning"] },
