@@ -5,6 +5,7 @@
 //! messages. The knowledge itself lives in [`crate::delivery`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aidmesh_protocol::view::Item;
@@ -204,10 +205,36 @@ pub(super) fn unreached_value(st: &AppState) -> (Vec<Value>, usize) {
 /// The unreached needs' list keys, sorted (ids only: no post is read).
 ///
 /// Every `/status` and board answer (each phone's poll) asks, so the answer is kept
-/// until an event arrives, a summary changes what is known, or 5 s pass.
+/// until an event arrives, a summary changes what is known, or 5 s pass. Then the
+/// answer kept is given once more while a new one is made on a thread of its own:
+/// at a million events the fold under it takes seconds, and `status` must answer in
+/// milliseconds (issue 28). Only the first answer of a node waits for the fold.
 fn unreached_keys(st: &AppState) -> Arc<Vec<ListKey>> {
-    static KEPT: Kept<Key, Arc<Vec<ListKey>>> = Kept::new();
-    KEPT.get_or(key(st, 5_000), || Arc::new(unreached_now(st)))
+    static KEPT: Mutex<Option<(Key, Arc<Vec<ListKey>>)>> = Mutex::new(None);
+    static BUSY: AtomicBool = AtomicBool::new(false);
+    let lock = || KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    let want = key(st, 5_000);
+    let held = lock().clone();
+    match held {
+        Some((k, v)) if k == want => v,
+        // The same node's older answer (the key's first part is the node).
+        Some((k, v)) if k.0 == want.0 => {
+            if !BUSY.swap(true, Ordering::SeqCst) {
+                let st = st.clone();
+                std::thread::spawn(move || {
+                    let v = Arc::new(unreached_now(&st));
+                    *KEPT.lock().unwrap_or_else(|p| p.into_inner()) = Some((want, v));
+                    BUSY.store(false, Ordering::SeqCst);
+                });
+            }
+            v
+        }
+        _ => {
+            let v = Arc::new(unreached_now(st));
+            *lock() = Some((want, v.clone()));
+            v
+        }
+    }
 }
 
 /// `GET /api/v1/unreached[?limit=&cursor=]`: every unreached need, a page at a time
@@ -329,17 +356,15 @@ fn heads(st: &AppState) -> Arc<Heads> {
     let key = (st.engine.version(), now / super::live::EXPIRY_STEP_MS);
     HEADS.get_or(key, || {
         let me = st.net.delivery.me();
-        let mut items = st.engine.with_view(|v| v.heads(now));
-        items.retain(|i| i.state.is_active() && !i.expired);
-        let urgent = items
-            .iter()
+        // In list order already (most urgent, then newest), shared with the lists.
+        let all = super::board::sorted_heads(st, now);
+        let active = || all.iter().filter(|i| i.state.is_active() && !i.expired);
+        let urgent = active()
             .filter(|i| i.kind == BodyKind::Need && i.author == me)
             .filter(|i| matches!(i.urgency, Urgency::High | Urgency::LifeThreatening))
             .map(|i| (i.urgency, i.created, i.id))
             .collect();
-        items.sort_by_key(|i| (std::cmp::Reverse(i.urgency), std::cmp::Reverse(i.created)));
-        let shown = items
-            .iter()
+        let shown = active()
             .take(KNOWN_CAP)
             .map(|i| (i.created, i.id))
             .collect();
