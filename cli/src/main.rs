@@ -1049,6 +1049,10 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
                 for line in output::unreached(unreached, now) {
                     println!("unreached  {line}");
                 }
+                let total = v["unreached_total"].as_u64().unwrap_or(0);
+                if let Some(line) = output::unreached_more(unreached.len(), total) {
+                    println!("unreached  {line}");
+                }
             }
             Ok(())
         }
@@ -1385,12 +1389,27 @@ fn list(
         .iter()
         .filter_map(|(k, v)| Some((*k, v.clone()?)))
         .collect();
-    let v = Client::for_dir(dir)?.get_query(path, &query)?;
+    // The node answers a long list a page at a time (`next_cursor`): follow it.
+    let client = Client::for_dir(dir)?;
+    let mut items: Vec<serde_json::Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = query.clone();
+        if let Some(c) = &cursor {
+            q.push(("limit", aidmesh_node::input::MAX_LIST_LIMIT.to_string()));
+            q.push(("cursor", c.clone()));
+        }
+        let v = client.get_query(path, &q)?;
+        items.extend(v["items"].as_array().cloned().unwrap_or_default());
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
     if json {
-        print_json(&v["items"]);
+        print_json(&serde_json::Value::Array(items));
         return Ok(());
     }
-    let items = v["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         println!("Nothing to show.");
     } else {

@@ -215,6 +215,18 @@ pub fn unreached(list: &[Value], now: u64) -> Vec<String> {
         .collect()
 }
 
+/// The line after the `unreached` lines of `status` when the node named only the
+/// first few of them (`GET /api/v1/unreached` pages through all).
+pub fn unreached_more(shown: usize, total: u64) -> Option<String> {
+    let more = total.saturating_sub(shown as u64);
+    (more > 0).then(|| {
+        alarm(&format!(
+            "and {more} more urgent need{} not reached any other hub yet (GET /api/v1/unreached lists them)",
+            if more == 1 { "" } else { "s" }
+        ))
+    })
+}
+
 /// "claimed (Ana)" when the holder gave a name, else the plain status.
 fn status_with_holder(i: &Value) -> String {
     match i["holder_name"].as_str() {

@@ -15,7 +15,8 @@
 //!   remembered first). A delta is read through the hub's last full summary; one
 //!   whose base we missed proves nothing by range until the hub's next full one.
 //! - It answers "which hubs are known to hold event X, since when", the roster (every
-//!   node heard of: summaries, hub announcements, authors of events) and which urgent
+//!   hub that earned its place: its summaries, its hub announcement, a connection to
+//!   it; not the mere author of events; bounded) and which urgent
 //!   needs posted here have reached no other hub.
 //!
 //! Nothing here waits on disk: [`Delivery::open`] reads the store once at start; the
@@ -76,6 +77,12 @@ const FPS_KEPT: usize = 4_096;
 const ARRIVALS_KEPT: usize = 4_096;
 /// Most id prefixes remembered that hubs listed before the event reached us.
 const UNFOUND_MAX: usize = 16_384;
+/// Most nodes on the roster, this node included (a town of 300 hubs fits): what
+/// every board answer and every `known` count's `of` is bounded by.
+pub const ROSTER_MAX: usize = 512;
+/// Most other hubs whose summaries are kept (each summary is checked against what we
+/// hold, and every `known` answer looks at each of them).
+const HUBS_KEPT: usize = 1_024;
 /// Stamps of our full summaries never reused (`State::full_stamps`): a receiver
 /// holding an older full summary of ours than the last 64 (it missed at least 64
 /// keep-alives) while our clock went back to exactly its millisecond is not guarded.
@@ -653,6 +660,18 @@ impl Delivery {
                 v.push((s.hub, s.made_ms));
             }
         }
+        // Bounded: a new hub beyond the bound takes the place of the one heard from
+        // longest ago (a real hub's keep-alives keep it heard from).
+        if st.hubs.len() >= HUBS_KEPT && !st.hubs.contains_key(&s.hub) {
+            if let Some(oldest) = st
+                .hubs
+                .iter()
+                .min_by_key(|(_, h)| h.heard_ms)
+                .map(|(a, _)| *a)
+            {
+                st.hubs.remove(&oldest);
+            }
+        }
         st.hubs.insert(
             s.hub,
             Hub {
@@ -703,26 +722,29 @@ impl Delivery {
         out
     }
 
-    /// Every node heard of: this node, the hubs whose summaries we hold, the authors
-    /// of events we hold, and `announced` (authors of hub announcements). This node
-    /// first, then by node.
+    /// The hubs of the mesh: this node, the hubs whose summaries we hold, the peers
+    /// connected now and `announced` (authors of hub announcements), each with when
+    /// it was last heard from (its summary, or the newest event it made). An author of
+    /// events that did none of these is not a hub: a bundle of events under a
+    /// thousand throwaway keys adds no one (issue 24). At most [`ROSTER_MAX`]: this
+    /// node first, then the others by key; beyond the bound, those connected and
+    /// heard from most recently are kept.
     pub fn roster(&self, announced: &[AuthorId], now_ms: u64) -> Vec<RosterEntry> {
         let st = self.lock();
         let mut nodes: BTreeMap<AuthorId, RosterEntry> = BTreeMap::new();
         let entry = |node: AuthorId| RosterEntry {
             node,
             me: false,
-            last_heard_ms: None,
+            last_heard_ms: st.authors.get(&node).copied(),
             via: None,
             behind: None,
             reachable: peer_of(&node).is_some_and(|p| st.connected.contains(&p)),
         };
-        for (a, t) in &st.authors {
-            let e = nodes.entry(*a).or_insert_with(|| entry(*a));
-            e.last_heard_ms = Some(*t);
-        }
         for a in announced {
             nodes.entry(*a).or_insert_with(|| entry(*a));
+        }
+        for a in st.connected.iter().filter_map(author_of) {
+            nodes.entry(a).or_insert_with(|| entry(a));
         }
         for (a, h) in &st.hubs {
             let e = nodes.entry(*a).or_insert_with(|| entry(*a));
@@ -731,6 +753,18 @@ impl Delivery {
             e.behind = h.behind;
         }
         nodes.remove(&self.me);
+        let mut others: Vec<RosterEntry> = nodes.into_values().collect();
+        if others.len() >= ROSTER_MAX {
+            others.sort_by_key(|e| {
+                (
+                    std::cmp::Reverse(e.reachable),
+                    std::cmp::Reverse(e.last_heard_ms),
+                    e.node,
+                )
+            });
+            others.truncate(ROSTER_MAX - 1);
+            others.sort_by_key(|e| e.node);
+        }
         let me = RosterEntry {
             node: self.me,
             me: true,
@@ -739,8 +773,18 @@ impl Delivery {
             behind: Some(0),
             reachable: true,
         };
-        std::iter::once(me).chain(nodes.into_values()).collect()
+        std::iter::once(me).chain(others).collect()
     }
+}
+
+/// The node whose libp2p peer id is `peer` (its identity key is inlined in the id).
+pub fn author_of(peer: &PeerId) -> Option<AuthorId> {
+    let hash = peer.as_ref();
+    if hash.code() != 0 {
+        return None;
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(hash.digest()).ok()?;
+    Some(AuthorId(key.try_into_ed25519().ok()?.to_bytes()))
 }
 
 /// Whether a roster entry is silent at `now_ms`: not heard from for longer than
@@ -893,6 +937,38 @@ mod tests {
         );
         assert!(!silent(cc, NOW + SILENT_AFTER_MS));
         assert!(silent(cc, NOW + SILENT_AFTER_MS + 1));
+    }
+
+    #[test]
+    fn authors_of_events_alone_are_not_hubs_and_the_roster_is_bounded() {
+        let a = node(1);
+        // 2,000 events under throwaway keys (issue 24): no hub among them.
+        let mut authors = HashMap::new();
+        for n in 0..2_000u32 {
+            let mut seed = [9u8; 32];
+            seed[..4].copy_from_slice(&n.to_le_bytes());
+            let junk = Identity::from_seed(seed);
+            let e = event(&junk, n, NOW - 1_000);
+            a.d.observe(&e, NOW);
+            authors.insert(junk.author(), NOW);
+        }
+        a.d.add_authors(&authors, NOW);
+        assert_eq!(a.d.roster(&[], NOW).len(), 1);
+        // Hubs that announced themselves are listed, at most ROSTER_MAX in all.
+        let announced: Vec<AuthorId> = authors.keys().copied().collect();
+        let r = a.d.roster(&announced, NOW);
+        assert_eq!(r.len(), ROSTER_MAX);
+        assert!(r[0].me);
+        // Beyond the bound, a connected hub is kept.
+        let b = node(2);
+        a.d.set_connected(peer_of(&b.id.author()).unwrap(), true);
+        let r = a.d.roster(&announced, NOW);
+        assert_eq!(r.len(), ROSTER_MAX);
+        assert!(r.iter().any(|e| e.node == b.id.author() && e.reachable));
+        assert_eq!(
+            author_of(&peer_of(&b.id.author()).unwrap()),
+            Some(b.id.author())
+        );
     }
 
     #[test]

@@ -378,6 +378,8 @@ struct Loaded {
     unknown: Unknown,
     newest: Timestamp,
     held: usize,
+    /// Of `held`, events of the welfare kinds ([`crate::store::is_welfare_kind`]).
+    welfare: usize,
     authors: std::collections::HashMap<AuthorId, u64>,
     daily: Daily,
 }
@@ -385,6 +387,7 @@ struct Loaded {
 fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
     let mut view = View::with_source(Arc::new(StoredPosts(store.clone())));
     let mut held = 0;
+    let mut welfare = 0;
     let mut unknown = Unknown::new();
     let mut newest = Timestamp::default();
     let mut authors: std::collections::HashMap<AuthorId, u64> = std::collections::HashMap::new();
@@ -397,6 +400,7 @@ fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
             continue;
         };
         newest = newest.max(event.timestamp());
+        welfare += usize::from(crate::store::is_welfare_kind(event.kind()));
         let t = authors.entry(event.author()).or_default();
         *t = (*t).max(event.timestamp().millis());
         let Ok(body) = event.body() else {
@@ -426,6 +430,7 @@ fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
         unknown,
         newest,
         held,
+        welfare,
         authors,
         daily,
     })
@@ -446,9 +451,11 @@ impl Engine {
             unknown,
             newest,
             held,
+            welfare,
             authors,
             daily,
         } = load_view(&store)?;
+        store.set_welfare_len(welfare);
         // Events are written without a transaction (see `Store::insert_new`): after
         // an unclean stop the time index may need a repair.
         store.repair_time_index(held)?;
@@ -639,6 +646,12 @@ impl Engine {
     /// Number of events held.
     pub fn len(&self) -> usize {
         self.store.len()
+    }
+
+    /// Number of events held that are not welfare records: the count a stranger is
+    /// told (issue 24 item 9).
+    pub fn public_len(&self) -> usize {
+        self.store.len().saturating_sub(self.store.welfare_len())
     }
 
     /// Whether no event is held.

@@ -346,12 +346,26 @@ fn migrate(db: &sled::Db) -> Result<(), sled::Error> {
     Ok(())
 }
 
+/// Whether events of `kind` are welfare records (a person registered, a check-in, a
+/// sharing choice): how many of them a node holds is not told to strangers (issue 24
+/// item 9: a count that rises with each visit tells when someone is checked on).
+pub fn is_welfare_kind(kind: u16) -> bool {
+    use aidmesh_protocol::BodyKind;
+    [BodyKind::Person, BodyKind::CheckIn, BodyKind::Sharing]
+        .iter()
+        .any(|k| k.code() == kind)
+}
+
 /// The node's database.
 pub struct Store {
     path: PathBuf,
     /// Replaced wholesale by [`Store::compact`].
     trees: std::sync::RwLock<Trees>,
     count: AtomicUsize,
+    /// Held events of the welfare kinds ([`is_welfare_kind`]): what a stranger's
+    /// count leaves out. Set at start by whoever reads every event
+    /// ([`Store::set_welfare_len`]), kept by inserts and erasures.
+    welfare: AtomicUsize,
     /// `(timestamp, id)` of every event in `log` (see the module doc). Changed only
     /// inside a write to `ids`, so it always holds exactly what `ids` holds.
     held: Mutex<BTreeSet<(Timestamp, EventId)>>,
@@ -511,6 +525,7 @@ impl Store {
             path: path.to_path_buf(),
             trees: std::sync::RwLock::new(trees),
             count: AtomicUsize::new(held.len()),
+            welfare: AtomicUsize::new(0),
             held: Mutex::new(held),
             dirty: Mutex::new(None),
             erasures: AtomicU64::new(0),
@@ -832,6 +847,9 @@ impl Store {
             Ok(())
         })?;
         self.count.fetch_add(1, Ordering::Relaxed);
+        if is_welfare_kind(event.kind()) {
+            self.welfare.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -917,6 +935,17 @@ impl Store {
     /// Number of events held.
     pub fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// Number of held events of the welfare kinds (see [`is_welfare_kind`]).
+    pub fn welfare_len(&self) -> usize {
+        self.welfare.load(Ordering::Relaxed).min(self.len())
+    }
+
+    /// Sets the number of held welfare events, counted by a reader of every event
+    /// at start (before anything is written).
+    pub fn set_welfare_len(&self, n: usize) {
+        self.welfare.store(n, Ordering::Relaxed);
     }
 
     /// Whether no event is held.
@@ -1006,6 +1035,13 @@ impl Store {
         if removed {
             self.erasures.fetch_add(1, Ordering::SeqCst);
             self.count.fetch_sub(1, Ordering::Relaxed);
+            if is_welfare_kind(kind) {
+                let _ = self
+                    .welfare
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        Some(n.saturating_sub(1))
+                    });
+            }
         }
         Ok(removed)
     }

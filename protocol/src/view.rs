@@ -408,6 +408,8 @@ pub struct ItemHead {
     pub state: ItemState,
     /// Past its `expires_ms` at the time asked, while still active.
     pub expired: bool,
+    /// Its post's `expires_ms`: until when a head folded now stays true.
+    pub expires_ms: Option<u64>,
 }
 
 /// The set of understood events, filed by what they are about.
@@ -734,6 +736,7 @@ impl View {
             urgency: p.urgency,
             state,
             expired,
+            expires_ms: p.expires_ms,
         };
         Some((head, holder, history))
     }

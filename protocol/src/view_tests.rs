@@ -866,6 +866,7 @@ proptest! {
                     urgency: i.post.urgency,
                     state: i.state,
                     expired: i.expired,
+                    expires_ms: i.post.expires_ms,
                 })
                 .collect();
             prop_assert_eq!(v.heads(now), from_items);

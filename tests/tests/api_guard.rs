@@ -513,3 +513,78 @@ fn the_soft_open_file_limit_is_raised_to_the_hard_limit_at_start() {
     let soft: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(soft.get(3..5), Some(&["4096", "4096"][..]), "{line}");
 }
+
+/// Issue 24 item 9: a stranger on the hub's Wi-Fi polling `/status` (or the board,
+/// or the bundle's event count) saw the count rise with every registration and
+/// check-in: when someone is being visited. Strangers are told the count of the other
+/// events; the hub computer and PIN holders the whole count.
+#[test]
+fn strangers_are_not_told_how_many_welfare_records_are_held() {
+    let mut n = hub("counts");
+    let phone = SocketAddr::new(stranger_ip(), port(&n));
+    let pin = ("X-Volunteer-Pin", PIN);
+    let status = |to: SocketAddr, headers: &[(&str, &str)]| {
+        let a = raw(to, "GET", "/api/v1/status", headers, "");
+        a.body["events"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no events count in {a:?}"))
+    };
+    let board = || {
+        let a = raw(phone, "GET", "/api/v1/board", &[], "");
+        a.body["status"]["events"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no events count in the board's status: {a:?}"))
+    };
+    let bundle_count = |headers: &[(&str, &str)]| {
+        let mut req = aidmesh_tests::http().get(format!("http://{phone}/api/v1/bundle"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.call().expect("GET /bundle");
+        assert_eq!(r.status().as_u16(), 200);
+        r.headers()
+            .get("x-aidmesh-events")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    n.need("Sandbags for Mill Lane");
+    let (public, board_before) = (status(phone, &[]), board());
+    let all = status(loopback(&n), &[]);
+    let person = register(&n, "Ada Lovelace");
+    n.post(
+        &format!("/api/v1/people/{person}/checkins"),
+        &json!({ "outcome": "safe", "detail": "fine, has water", "by": "Sam" }),
+    );
+    assert_eq!(
+        status(phone, &[]),
+        public,
+        "a stranger's count rose with welfare writes"
+    );
+    assert_eq!(
+        board(),
+        board_before,
+        "the board's count rose with welfare writes"
+    );
+    assert_eq!(
+        bundle_count(&[]),
+        None,
+        "a stranger was told the bundle's count"
+    );
+    assert_eq!(
+        status(loopback(&n), &[]),
+        all + 2,
+        "the hub computer counts all"
+    );
+    assert_eq!(status(phone, &[pin]), all + 2, "a PIN holder counts all");
+    assert_eq!(bundle_count(&[pin]), Some(all + 2));
+    // Events of the open board still count for everyone.
+    n.need("Drinking water");
+    assert_eq!(status(phone, &[]), public + 1);
+    // Counted again from the store at start.
+    assert!(n.interrupt(), "the node stops cleanly");
+    n.restart();
+    let phone = SocketAddr::new(stranger_ip(), port(&n));
+    let a = raw(phone, "GET", "/api/v1/status", &[], "");
+    assert_eq!(a.body["events"], public + 1, "after a restart: {a:?}");
+    assert_eq!(status(loopback(&n), &[]), all + 3);
+}

@@ -179,6 +179,86 @@ fn an_urgent_need_known_only_here_is_flagged_after_a_minute_then_cleared() {
     drop(b);
 }
 
+/// GET `path` as text; (status, body).
+fn get_text(node: &Node, path: &str) -> (u16, String) {
+    let mut r = aidmesh_tests::http()
+        .get(format!("{}{path}", node.api_url()))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let code = r.status().as_u16();
+    (code, r.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn status_names_the_first_unreached_needs_counts_the_rest_and_pages_them_all() {
+    // Issue 28: a hub cut off at a million events held 333,333 unreached needs and
+    // `/status` listed every one (over 10 MB). Now: the first 10, the count, and
+    // `GET /api/v1/unreached` a page at a time.
+    const SHOWN: usize = 10;
+    const POSTED: usize = SHOWN + 5;
+    let a = Node::start("a", Opts::default());
+    let mut posted: Vec<String> = (0..POSTED)
+        .map(|n| {
+            let urgency = if n % 2 == 0 { "high" } else { "life-threatening" };
+            a.post(
+                "/api/v1/needs",
+                &json!({ "title": format!("Insulin for flat {n}"), "category": "medical", "urgency": urgency }),
+            )["id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        })
+        .collect();
+    posted.sort();
+    let status = poll(
+        "every urgent need to be counted unreached",
+        Duration::from_secs(90),
+        Duration::from_secs(1),
+        || {
+            let s = a.status();
+            (s["unreached_total"] == POSTED).then_some(s)
+        },
+    );
+    let named = status["unreached"].as_array().expect("unreached list");
+    assert_eq!(named.len(), SHOWN, "{status:#}");
+    let board = a.get("/api/v1/board");
+    assert_eq!(board["status"]["unreached_total"], POSTED);
+    assert_eq!(
+        board["status"]["unreached"].as_array().map(Vec::len),
+        Some(SHOWN)
+    );
+    // Every one, a page of 4 at a time, each once.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/unreached?limit=4".to_string();
+    for _ in 0..POSTED {
+        let page = a.get(&path);
+        assert_eq!(page["total"], POSTED, "{page:#}");
+        seen.extend(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|i| i["id"].as_str().expect("id").to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/unreached?limit=4&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), POSTED, "{seen:?}");
+    assert_eq!(
+        named[0]["id"], seen[0],
+        "the status names the first page's first"
+    );
+    seen.sort();
+    assert_eq!(seen, posted);
+    for (query, field) in [("limit=0", "limit"), ("cursor=abc", "cursor")] {
+        let (code, body) = get_text(&a, &format!("/api/v1/unreached?{query}"));
+        assert_eq!(code, 400, "{query}: {body}");
+        assert!(body.contains(&format!("\"{field}:")), "{query}: {body}");
+    }
+}
+
 /// Runs the `rogue` binary with `--summaries victim:event` against `target`; returns
 /// its JSON report. Bounded; the rogue must exit by itself.
 fn run_rogue(target: &Node, victim: &str, event: &str) -> Value {

@@ -2,6 +2,8 @@
 //! alerts, and the category list. Anyone who can reach the API may read and post here
 //! (that is the point of a hub); welfare records are elsewhere ([`super::welfare`]).
 
+use std::sync::{Arc, Mutex};
+
 use aidmesh_protocol::body::BodyKind;
 use aidmesh_protocol::body::Status;
 use aidmesh_protocol::view::{Item, ItemHead, ItemState};
@@ -81,30 +83,7 @@ pub fn item_json(i: &Item) -> Value {
 }
 
 fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
-    let rows = list_rows(st, kind, q)?;
-    if rows.page.is_some() {
-        return Ok(Json(rows.value(st)).into_response());
-    }
-    // Every item, unpaged: written out one card at a time. A JSON tree of the whole
-    // list costs several KB per item (about 690 MB at 100,000 items, more than a Pi
-    // Zero has); the text costs what it weighs. Same bytes as `Json(rows.value(..))`.
-    let roster = super::delivery::Roster::of(st);
-    let mut body = Vec::with_capacity(64 + rows.items.len() * 512);
-    body.extend_from_slice(b"{\"items\":[");
-    for (n, i) in rows.items.iter().enumerate() {
-        if n > 0 {
-            body.push(b',');
-        }
-        let card = super::delivery::item_value(st, &roster, i, &rows.names);
-        // `Display` of a `Value` is the compact JSON `Json` writes.
-        body.extend_from_slice(card.to_string().as_bytes());
-    }
-    body.extend_from_slice(b"]}");
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response())
+    Ok(Json(list_rows(st, kind, q)?.value(st)).into_response())
 }
 
 /// The items of a list (or of one page of it), before they become JSON.
@@ -122,14 +101,22 @@ impl ListRows {
         let roster = super::delivery::Roster::of(st);
         let card = |i: &Item| super::delivery::item_value(st, &roster, i, &self.names);
         let out: Vec<Value> = self.items.iter().map(card).collect();
-        let Some(page) = &self.page else {
-            return json!({ "items": out });
+        let limit = match &self.page {
+            Some(page) => page.limit,
+            // Unpaged and all of it fits: as it always was.
+            None if self.next.is_none() => return json!({ "items": out }),
+            None => UNPAGED_MAX,
         };
         json!({
-            "items": out, "total": self.total, "limit": page.limit, "next_cursor": self.next,
+            "items": out, "total": self.total, "limit": limit, "next_cursor": self.next,
         })
     }
 }
+
+/// Most items in an answer that asked for no page (neither `limit` nor `cursor`):
+/// beyond, it is the first page of this size, with `total` and `next_cursor` (issue
+/// 28: the whole list at a million items was 55 MB, and a Pi's memory).
+pub const UNPAGED_MAX: usize = crate::input::MAX_LIST_LIMIT;
 
 /// A list (or one page of it) as JSON: what `GET /needs`, `/offers` and `/items`
 /// answer, and the lists in the page's `GET /board`.
@@ -149,46 +136,72 @@ fn list_rows(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> Result<List
     let urgency = q.urgency()?;
     let hub = q.hub()?;
     let page = q.page()?;
+    let bounded = page.unwrap_or(ListPage {
+        limit: UNPAGED_MAX,
+        after: None,
+    });
     let now = st.engine.now_ms();
-    // Filter and sort on the view's index; read posts (from the store) only for the
-    // items a word search must look into and the items shown.
+    let all = sorted_heads(st, now);
+    // Filter on the view's index, sorted once per change; read posts (from the store)
+    // only for the items a word search must look into and the items shown.
     let (shown, total, next, names) = st.engine.with_view(|v| {
         let names = HubNames::of(v);
-        let mut heads = v.heads(now);
-        heads.retain(|h| kind.is_none_or(|k| h.kind == k));
-        heads.retain(|h| category.is_none_or(|c| h.category == c));
-        heads.retain(|h| urgency.is_none_or(|u| h.urgency == u));
-        heads.retain(|h| match status {
-            ListStatus::Active => h.state.is_active() && !h.expired,
-            ListStatus::All => true,
-            ListStatus::Expired => h.expired,
-            ListStatus::Is(s) => !h.expired && h.state.name() == s,
-        });
-        if let Some(hub) = &hub {
-            heads.retain(|h| {
-                h.author.short() == *hub
-                    || names
-                        .author(&h.author)
-                        .is_some_and(|n| n.to_lowercase() == *hub)
-            });
+        let keep = |h: &ItemHead| {
+            kind.is_none_or(|k| h.kind == k)
+                && category.is_none_or(|c| h.category == c)
+                && urgency.is_none_or(|u| h.urgency == u)
+                && match status {
+                    ListStatus::Active => h.state.is_active() && !h.expired,
+                    ListStatus::All => true,
+                    ListStatus::Expired => h.expired,
+                    ListStatus::Is(s) => !h.expired && h.state.name() == s,
+                }
+                && hub.as_ref().is_none_or(|hub| {
+                    h.author.short() == *hub
+                        || names
+                            .author(&h.author)
+                            .is_some_and(|n| n.to_lowercase() == *hub)
+                })
+        };
+        let start = bounded
+            .after
+            .map_or(0, |after| all.partition_point(|h| head_key(h) <= after));
+        // With a search, an item is in the list if its post has every word: read one
+        // post at a time, keep only the page's.
+        let in_list = |h: &ItemHead| -> Option<Option<Item>> {
+            if !keep(h) {
+                return None;
+            }
+            if words.is_empty() {
+                return Some(None);
+            }
+            let i = v.item(&h.id, now)?;
+            matches_words(&i.post, &words).then_some(Some(i))
+        };
+        let mut total = all[..start].iter().filter(|h| in_list(h).is_some()).count();
+        let mut shown: Vec<Item> = Vec::new();
+        let mut more = false;
+        for h in &all[start..] {
+            let Some(found) = in_list(h) else {
+                continue;
+            };
+            total += 1;
+            if shown.len() >= bounded.limit {
+                // Past the page: only counted.
+                more = true;
+                continue;
+            }
+            if let Some(i) = found.or_else(|| v.item(&h.id, now)) {
+                shown.push(i);
+            }
         }
-        // Most urgent first, then newest; the id settles ties so that pages never
-        // overlap.
-        let key = |h: &ItemHead| ListKey::new(h.urgency, h.created.0, h.id);
-        heads.sort_by_key(key);
-        if !words.is_empty() {
-            let found: Vec<Item> = heads
-                .iter()
-                .filter_map(|h| v.item(&h.id, now))
-                .filter(|i| matches_words(&i.post, &words))
-                .collect();
-            let (shown, total, next) = one_page(&found, page, |i| {
-                ListKey::new(i.post.urgency, i.created.0, i.id)
-            });
-            return (shown.to_vec(), total, next, names);
-        }
-        let (shown, total, next) = one_page(&heads, page, key);
-        let shown = shown.iter().filter_map(|h| v.item(&h.id, now)).collect();
+        let next = more
+            .then(|| {
+                shown
+                    .last()
+                    .map(|i| ListKey::new(i.post.urgency, i.created.0, i.id).to_string())
+            })
+            .flatten();
         (shown, total, next, names)
     });
     Ok(ListRows {
@@ -200,25 +213,53 @@ fn list_rows(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> Result<List
     })
 }
 
-/// The rows of one page of a sorted list (all of them without a page), the list's
-/// length and the cursor of the next page: the rows after the cursor, up to the limit.
-fn one_page<T>(
-    rows: &[T],
-    page: Option<ListPage>,
-    key: impl Fn(&T) -> ListKey,
-) -> (&[T], usize, Option<String>) {
-    let Some(page) = page else {
-        return (rows, rows.len(), None);
+/// The list order of an item: most urgent first, then newest; the id settles ties
+/// so that pages never overlap.
+fn head_key(h: &ItemHead) -> ListKey {
+    ListKey::new(h.urgency, h.created.0, h.id)
+}
+
+/// Every need and offer's head in list order ([`head_key`]), folded and sorted once
+/// per change of the store, and again when an item it holds expires (a fold of
+/// every item is a quarter of a second at 100,000 items, and 50 phones loading the
+/// board at once asked for 100 of them). Made outside the kept value's lock, so
+/// answers that find it are not held up.
+pub(super) fn sorted_heads(st: &AppState, now: u64) -> Arc<Vec<ItemHead>> {
+    /// The engine (by address) and its version.
+    type Key = (usize, (u64, u64));
+    /// The heads for a key, good until a time (ms).
+    type Kept = (Key, u64, Arc<Vec<ItemHead>>);
+    static KEPT: Mutex<Option<Kept>> = Mutex::new(None);
+    static MAKING: Mutex<()> = Mutex::new(());
+    let key = (Arc::as_ptr(&st.engine) as usize, st.engine.version());
+    let kept = || {
+        KEPT.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(k, until, _)| *k == key && now <= *until)
+            .map(|(_, _, v)| v.clone())
     };
-    let start = page
-        .after
-        .map_or(0, |after| rows.partition_point(|r| key(r) <= after));
-    let rest = &rows[start..];
-    let shown = &rest[..rest.len().min(page.limit)];
-    let next = (rest.len() > shown.len())
-        .then(|| shown.last().map(|r| key(r).to_string()))
-        .flatten();
-    (shown, rows.len(), next)
+    if let Some(v) = kept() {
+        return v;
+    }
+    // One fold at a time: 50 phones arriving after a change wait for the one fold
+    // rather than make 50 (each the size of the board).
+    let _making = MAKING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(v) = kept() {
+        return v;
+    }
+    let mut heads = st.engine.with_view(|v| v.heads(now));
+    heads.sort_unstable_by_key(head_key);
+    // An active item is expired once the time is past its `expires_ms`.
+    let until = heads
+        .iter()
+        .filter(|h| h.state.is_active() && !h.expired)
+        .filter_map(|h| h.expires_ms)
+        .min()
+        .unwrap_or(u64::MAX);
+    let heads = Arc::new(heads);
+    *KEPT.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, until, heads.clone()));
+    heads
 }
 
 /// Whether every search word appears in the title, details, place, contact or unit.
@@ -333,18 +374,37 @@ pub(super) async fn match_offers(
         .into_response())
 }
 
-/// Every announced hub, as JSON.
+/// Every announced hub, as JSON (the newest announcement per author and name), at
+/// most [`crate::delivery::ROSTER_MAX`]: the most recently announced.
 pub(super) fn hubs_value(st: &AppState) -> Vec<Value> {
-    st
-        .engine
-        .with_view(|v| v.hubs())
-        .iter()
+    hubs_authored(st).into_iter().map(|(_, v)| v).collect()
+}
+
+/// [`hubs_value`], each with its author.
+pub(super) fn hubs_authored(st: &AppState) -> Vec<(aidmesh_protocol::AuthorId, Value)> {
+    let mut hubs = st.engine.with_view(|v| v.hubs());
+    if hubs.len() > crate::delivery::ROSTER_MAX {
+        // Name order kept for those shown.
+        let mut newest: Vec<(aidmesh_protocol::Timestamp, usize)> =
+            hubs.iter().enumerate().map(|(n, h)| (h.at, n)).collect();
+        newest.sort_unstable_by_key(|x| std::cmp::Reverse(*x));
+        let mut keep = vec![false; hubs.len()];
+        for (_, n) in newest.iter().take(crate::delivery::ROSTER_MAX) {
+            keep[*n] = true;
+        }
+        let mut n = 0;
+        hubs.retain(|_| {
+            n += 1;
+            keep[n - 1]
+        });
+    }
+    hubs.iter()
         .map(|h| {
-            json!({
+            (h.author, json!({
                 "id": h.id.to_hex(), "short_id": h.id.short(), "kind": "hub", "name": h.hub.name,
                 "place": { "label": h.hub.place.label, "lat": h.hub.place.coords.map(|c| c.lat()), "lon": h.hub.place.coords.map(|c| c.lon()) },
                 "services": h.hub.services, "author": h.author.short(), "created_at": h.at.millis(),
-            })
+            }))
         })
         .collect()
 }
@@ -474,14 +534,19 @@ pub(super) async fn list_alerts(
     .await
 }
 
-/// The alerts in force, as JSON; official alerts in `lang` where they have it (every
-/// language is in `official.languages` either way).
+/// Most alerts in one answer (the board's, the stream's, `GET /alerts`): the most
+/// severe, then newest.
+pub const ALERTS_MAX: usize = 100;
+
+/// The alerts in force (at most [`ALERTS_MAX`]), as JSON; official alerts in `lang`
+/// where they have it (every language is in `official.languages` either way).
 pub(super) fn alerts_value(st: &AppState, lang: Option<&str>) -> Vec<Value> {
     let now = st.engine.now_ms();
     let roster = super::delivery::Roster::of(st);
     st.engine
         .with_view(|v| v.alerts(now))
         .iter()
+        .take(ALERTS_MAX)
         .map(|a| {
             let mut out = alert_json(a, lang);
             super::delivery::add_known_event(st, &roster, &mut out, a.at, &a.id);

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use aidmesh_protocol::bundle::BundleError;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -31,11 +31,15 @@ pub(super) struct BundleQuery {
 /// Header carrying the number of events in a downloaded bundle.
 pub const EVENTS_HEADER: &str = "x-aidmesh-events";
 
-/// `GET /api/v1/bundle[?since=DURATION]`.
+/// `GET /api/v1/bundle[?since=DURATION]`. The event count header goes to the hub
+/// computer and PIN holders only: it rises with welfare writes (issue 24 item 9).
 pub(super) async fn download(
     State(st): State<AppState>,
+    ConnectInfo(from): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     q: Result<Query<BundleQuery>, QueryRejection>,
 ) -> ApiResult {
+    let counted = st.pins.allows(from, &headers);
     let Query(q) = q?;
     let since_ms = match &q.since {
         Some(s) => {
@@ -79,7 +83,9 @@ pub(super) async fn download(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    h.insert(EVENTS_HEADER, HeaderValue::from(count));
+    if counted {
+        h.insert(EVENTS_HEADER, HeaderValue::from(count));
+    }
     Ok(resp)
 }
 

@@ -1,14 +1,17 @@
 //! Honest delivery in the API (issue 11): the `known` count on every item, the
 //! `known_at` / `not_yet` lists of one item, the hub roster (`GET /api/v1/hubs`, the
-//! board's `roster`), the status's `unreached` urgent needs and the stream's `known`
+//! board's `roster`), the status's `unreached` urgent needs (the first few and a count;
+//! all of them a page at a time from `GET /api/v1/unreached`) and the stream's `known`
 //! messages. The knowledge itself lives in [`crate::delivery`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aidmesh_protocol::view::Item;
 use aidmesh_protocol::{AuthorId, BodyKind, EventId, Timestamp, Urgency};
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -17,6 +20,7 @@ use serde_json::{json, Value};
 use super::names::HubNames;
 use super::{ApiResult, AppState};
 use crate::delivery::{silent, KnownAt, RosterEntry};
+use crate::input::{ListKey, ListPage, ListQuery};
 
 /// Items whose counts one stream `known` message carries at most.
 pub const KNOWN_CAP: usize = 200;
@@ -145,15 +149,8 @@ pub(super) fn roster_value(st: &AppState) -> Vec<Value> {
     let roster = Roster::of(st);
     let mut announced: HashMap<AuthorId, Value> = HashMap::new();
     let mut newest: BTreeMap<AuthorId, u64> = BTreeMap::new();
-    for h in super::board::hubs_value(st) {
-        let Some(author) = st.engine.with_view(|v| {
-            v.hubs()
-                .into_iter()
-                .find(|x| Some(x.id.to_hex().as_str()) == h["id"].as_str())
-                .map(|x| x.author)
-        }) else {
-            continue;
-        };
+    // One pass over the announcements (not one look-up in them per roster entry).
+    for (author, h) in super::board::hubs_authored(st) {
         let at = h["created_at"].as_u64().unwrap_or(0);
         if newest.get(&author).is_none_or(|t| at >= *t) {
             newest.insert(author, at);
@@ -186,14 +183,108 @@ pub(super) async fn hubs(State(st): State<AppState>, headers: HeaderMap) -> ApiR
     .await
 }
 
+/// Unreached needs named in `/status` and the board; the rest are counted
+/// (`unreached_total`) and paged by `GET /api/v1/unreached` (issue 28: at a million
+/// events a hub cut off held 333,333 of them, and status listed every one).
+pub const UNREACHED_SHOWN: usize = 10;
+
 /// Urgent or life-threatening needs posted here, still open, known at no other hub
-/// and older than [`crate::delivery::UNREACHED_AFTER_MS`].
+/// and older than [`crate::delivery::UNREACHED_AFTER_MS`], in the board's order (most
+/// urgent, then newest first): the first [`UNREACHED_SHOWN`] as JSON and how many
+/// there are.
+pub(super) fn unreached_value(st: &AppState) -> (Vec<Value>, usize) {
+    let all = unreached_keys(st);
+    let first: Vec<EventId> = all
+        .iter()
+        .take(UNREACHED_SHOWN)
+        .map(|k| k.0 .0 .2)
+        .collect();
+    (unreached_json(st, &first), all.len())
+}
+
+/// The unreached needs' list keys, sorted (ids only: no post is read).
 ///
 /// Every `/status` and board answer (each phone's poll) asks, so the answer is kept
-/// until an event arrives, a summary changes what is known, or 5 s pass.
-pub(super) fn unreached_value(st: &AppState) -> Vec<Value> {
-    static KEPT: Kept<Key, Vec<Value>> = Kept::new();
-    KEPT.get_or(key(st, 5_000), || unreached_now(st))
+/// until an event arrives, a summary changes what is known, or 5 s pass. Then the
+/// answer kept is given once more while a new one is made on a thread of its own:
+/// at a million events the fold under it takes seconds, and `status` must answer in
+/// milliseconds (issue 28). Only the first answer of a node waits for the fold.
+fn unreached_keys(st: &AppState) -> Arc<Vec<ListKey>> {
+    static KEPT: Mutex<Option<(Key, Arc<Vec<ListKey>>)>> = Mutex::new(None);
+    static BUSY: AtomicBool = AtomicBool::new(false);
+    let lock = || KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    let want = key(st, 5_000);
+    let held = lock().clone();
+    match held {
+        Some((k, v)) if k == want => v,
+        // The same node's older answer (the key's first part is the node).
+        Some((k, v)) if k.0 == want.0 => {
+            if !BUSY.swap(true, Ordering::SeqCst) {
+                let st = st.clone();
+                std::thread::spawn(move || {
+                    let v = Arc::new(unreached_now(&st));
+                    *KEPT.lock().unwrap_or_else(|p| p.into_inner()) = Some((want, v));
+                    BUSY.store(false, Ordering::SeqCst);
+                });
+            }
+            v
+        }
+        _ => {
+            let v = Arc::new(unreached_now(st));
+            *lock() = Some((want, v.clone()));
+            v
+        }
+    }
+}
+
+/// `GET /api/v1/unreached[?limit=&cursor=]`: every unreached need, a page at a time
+/// (`limit` 1..=500, default 50; `cursor` the previous page's `next_cursor`), as
+/// `{"items", "total", "limit", "next_cursor"}`.
+pub(super) async fn unreached(
+    State(st): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = q?.0;
+    let page = ListPage {
+        limit: crate::input::DEFAULT_LIST_LIMIT,
+        after: None,
+    };
+    let page = q.page()?.unwrap_or(page);
+    let all = unreached_keys(&st);
+    let start = page.after.map_or(0, |a| all.partition_point(|k| *k <= a));
+    let rest = &all[start..];
+    let shown = &rest[..rest.len().min(page.limit)];
+    let next = (rest.len() > shown.len())
+        .then(|| shown.last().map(ToString::to_string))
+        .flatten();
+    let ids: Vec<EventId> = shown.iter().map(|k| k.0 .0 .2).collect();
+    Ok(Json(json!({
+        "items": unreached_json(&st, &ids),
+        "total": all.len(),
+        "limit": page.limit,
+        "next_cursor": next,
+    }))
+    .into_response())
+}
+
+/// The unreached needs `ids` as JSON (`id`, `short_id`, `text`, `urgency`,
+/// `since_ms`): only these posts are read.
+fn unreached_json(st: &AppState, ids: &[EventId]) -> Vec<Value> {
+    let now = st.engine.now_ms();
+    let items = st.engine.with_view(|v| {
+        ids.iter()
+            .filter_map(|id| v.item(id, now))
+            .collect::<Vec<_>>()
+    });
+    items
+        .iter()
+        .map(|i| {
+            json!({
+                "id": i.id.to_hex(), "short_id": i.id.short(), "text": i.post.title,
+                "urgency": i.post.urgency.name(), "since_ms": i.created.millis(),
+            })
+        })
+        .collect()
 }
 
 /// What the answers cached here depend on: the node (its delivery's address), the
@@ -232,31 +323,18 @@ impl<K: PartialEq, V: Clone> Kept<K, V> {
     }
 }
 
-fn unreached_now(st: &AppState) -> Vec<Value> {
+fn unreached_now(st: &AppState) -> Vec<ListKey> {
     let now = st.engine.now_ms();
-    // From the folded heads (no post read from the store) until the few flagged ones.
-    let flagged: Vec<EventId> = heads(st)
+    // From the folded heads (no post read from the store).
+    let mut keys: Vec<ListKey> = heads(st)
         .urgent
         .iter()
-        .filter(|(ts, _)| now.saturating_sub(ts.millis()) > crate::delivery::UNREACHED_AFTER_MS)
-        .filter(|(ts, id)| st.net.delivery.known(*ts, id).is_empty())
-        .map(|(_, id)| *id)
+        .filter(|(_, ts, _)| now.saturating_sub(ts.millis()) > crate::delivery::UNREACHED_AFTER_MS)
+        .filter(|(_, ts, id)| st.net.delivery.known(*ts, id).is_empty())
+        .map(|(u, ts, id)| ListKey::new(*u, ts.0, *id))
         .collect();
-    let items = st.engine.with_view(|v| {
-        flagged
-            .iter()
-            .filter_map(|id| v.item(id, now))
-            .collect::<Vec<_>>()
-    });
-    items
-        .iter()
-        .map(|i| {
-            json!({
-                "id": i.id.to_hex(), "short_id": i.id.short(), "text": i.post.title,
-                "urgency": i.post.urgency.name(), "since_ms": i.created.millis(),
-            })
-        })
-        .collect()
+    keys.sort_unstable();
+    keys
 }
 
 /// The items the delivery answers are about, from the view's heads (no post read).
@@ -265,7 +343,7 @@ struct Heads {
     /// [`KNOWN_CAP`].
     shown: Vec<(Timestamp, EventId)>,
     /// This node's open urgent or life-threatening needs (the `unreached` candidates).
-    urgent: Vec<(Timestamp, EventId)>,
+    urgent: Vec<(Urgency, Timestamp, EventId)>,
 }
 
 /// [`Heads`], folded once per change of the store or expiry step. Delivery knowledge
@@ -278,17 +356,15 @@ fn heads(st: &AppState) -> Arc<Heads> {
     let key = (st.engine.version(), now / super::live::EXPIRY_STEP_MS);
     HEADS.get_or(key, || {
         let me = st.net.delivery.me();
-        let mut items = st.engine.with_view(|v| v.heads(now));
-        items.retain(|i| i.state.is_active() && !i.expired);
-        let urgent = items
-            .iter()
+        // In list order already (most urgent, then newest), shared with the lists.
+        let all = super::board::sorted_heads(st, now);
+        let active = || all.iter().filter(|i| i.state.is_active() && !i.expired);
+        let urgent = active()
             .filter(|i| i.kind == BodyKind::Need && i.author == me)
             .filter(|i| matches!(i.urgency, Urgency::High | Urgency::LifeThreatening))
-            .map(|i| (i.created, i.id))
+            .map(|i| (i.urgency, i.created, i.id))
             .collect();
-        items.sort_by_key(|i| (std::cmp::Reverse(i.urgency), std::cmp::Reverse(i.created)));
-        let shown = items
-            .iter()
+        let shown = active()
             .take(KNOWN_CAP)
             .map(|i| (i.created, i.id))
             .collect();

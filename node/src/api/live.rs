@@ -197,7 +197,8 @@ fn render(st: &AppState, ne: &NewEvent) -> Value {
         "kind": kind,
         "origin": format!("{:?}", ne.origin).to_lowercase(),
         "at": ne.event.timestamp().millis(),
-        "events": st.engine.len(),
+        // Shared by every stream: welfare records are not counted (issue 24).
+        "events": st.engine.public_len(),
     });
     let now = st.engine.now_ms();
     let card = |id: &EventId| {

@@ -84,12 +84,20 @@ pub(super) fn sees_dial_results(st: &AppState, from: SocketAddr, headers: &Heade
             && st.pins.check(from, headers, Guarded::Peers).is_ok())
 }
 
-/// `GET /api/v1/status`. `refused_by` only for [`sees_dial_results`].
+/// `GET /api/v1/status`. `refused_by` only for [`sees_dial_results`]. `events`
+/// counts every event held for the hub computer and PIN holders; for anyone else, the
+/// events that are not welfare records (issue 24 item 9: a count that rises with each
+/// check-in tells when someone is visited).
 pub(super) async fn status(
     State(st): State<AppState>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> ApiResult {
+    let events = if st.pins.allows(from, &headers) {
+        st.engine.len()
+    } else {
+        st.engine.public_len()
+    };
     let net = st.net.status().await;
     let engine = st.engine.clone();
     let digest = blocking(move || engine.digest())
@@ -101,12 +109,13 @@ pub(super) async fn status(
     let reading = st.engine.clock();
     let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
     let metered = net.as_ref().map(|n| n.metered).unwrap_or_default();
+    let (unreached, unreached_total) = super::delivery::unreached_value(&st);
     let mut v = json!({
         "peer_id": net.as_ref().map(|n| n.peer_id.clone()).unwrap_or_else(|| st.net.peer_id.to_string()),
         "community": st.engine.community(),
         "author": st.engine.identity().author().to_hex(),
         "listen": net.as_ref().map(|n| n.listen.clone()).unwrap_or_default(),
-        "events": st.engine.len(),
+        "events": events,
         "digest": hex::encode(digest),
         "peers": net_peers.len(),
         "peer_list": st.engine.with_view(HubNames::of).peers(&net_peers),
@@ -124,7 +133,8 @@ pub(super) async fn status(
         "stream_bytes_in": metered.stream_bytes_in,
         "stream_bytes_out": metered.stream_bytes_out,
         "disk": disk,
-        "unreached": super::delivery::unreached_value(&st),
+        "unreached": unreached,
+        "unreached_total": unreached_total,
     });
     if !sees_dial_results(&st, from, &headers) {
         drop_dial_results(&mut v);
@@ -139,26 +149,30 @@ fn drop_dial_results(v: &mut Value) {
 }
 
 /// What the page shows of the node (in `GET /board`): `community`, `author`,
-/// `peers`, `peer_list`, `events`, `clock` (`status`, `warning`), `refused`,
-/// `refused_by` (only if `dial_results`: see [`sees_dial_results`]) and `unreached`
-/// (issue 11). The board's validator is made over this JSON, so a need that becomes
-/// unreached with time changes it too.
+/// `peers`, `peer_list`, `events` (not counting welfare records), `clock` (`status`,
+/// `warning`), `refused`, `refused_by` (only if `dial_results`: see
+/// [`sees_dial_results`]), `unreached` (the first few, issue 11) and
+/// `unreached_total`. The board's validator is made over this JSON, so a need that
+/// becomes unreached with time changes it too.
 pub(super) async fn page_status(st: &AppState, dial_results: bool) -> Value {
     let net = st.net.status().await;
     let (clock, offset) = st.engine.clock_status();
     let clock = clock_json(clock, offset, st.engine.clock(), st.engine.clock_floor_ms());
     let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
+    let (unreached, unreached_total) = super::delivery::unreached_value(st);
     let mut v = json!({
         "community": st.engine.community(),
         "author": st.engine.identity().author().to_hex(),
-        "events": st.engine.len(),
+        // Every phone sees the page: welfare records are not counted (issue 24).
+        "events": st.engine.public_len(),
         "peers": net_peers.len(),
         "peer_list": st.engine.with_view(HubNames::of).peers(&net_peers),
         "clock": { "status": clock["status"], "warning": clock["warning"] },
         "refused": net.as_ref().map(|n| n.refused.clone()).unwrap_or_default(),
         "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
         // The page flags these (issue 11); part of the board's ETag through this JSON.
-        "unreached": super::delivery::unreached_value(st),
+        "unreached": unreached,
+        "unreached_total": unreached_total,
     });
     if !dial_results {
         drop_dial_results(&mut v);

@@ -250,6 +250,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/peers", get(mesh::peers).post(mesh::add_peer))
         .route("/api/v1/stream", get(mesh::stream))
         .route("/api/v1/board", get(live::board))
+        .route("/api/v1/unreached", get(delivery::unreached))
         .route(
             "/api/v1/needs",
             get(board::list_needs).post(board::post_need),

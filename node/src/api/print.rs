@@ -302,9 +302,13 @@ pub(super) async fn board(
         (BodyKind::Need, "tab.needs"),
         (BodyKind::Offer, "tab.offers"),
     ] {
-        // The list API's order: most urgent first, then newest.
+        // The list API's order: most urgent first, then newest; the first
+        // `UNPAGED_MAX` of them (a printout of 100,000 items is no use to anyone).
         let list = super::board::list_value(&st, Some(kind), ListQuery::default())?;
         let items = list["items"].as_array().cloned().unwrap_or_default();
+        let more = list["total"]
+            .as_u64()
+            .map_or(0, |t| t.saturating_sub(items.len() as u64));
         let _ = writeln!(out, "<h2>{}</h2>", w.t(heading, &[]));
         if items.is_empty() {
             let _ = writeln!(out, "<p>{}</p>", w.t("print.none", &[]));
@@ -366,6 +370,10 @@ pub(super) async fn board(
                 );
             }
             out.push_str("</ol>\n");
+        }
+        if more > 0 {
+            let n = more.to_string();
+            let _ = writeln!(out, "<p>{}</p>", w.t("print.more", &[("n", &n)]));
         }
     }
     out.push_str("</body>\n</html>\n");

@@ -291,13 +291,16 @@ function applyKnown(counts) {
 // Ids (full) of the urgent needs posted here that no other hub is known to hold.
 let unreachedIds = new Set();
 
-function showUnreached(list) {
+// The node names the first few and counts the rest (`total`).
+function showUnreached(list, total) {
   list = list || [];
   unreachedIds = new Set(list.map((n) => n.id));
+  const more = Math.max(0, (total || 0) - list.length);
   const box = $("#unreached");
   box.hidden = !list.length;
   box.replaceChildren(...list.map((n) => el("p", { dir: "auto" },
-    t("unreached.line", { title: n.text, ago: ago(n.since_ms) }))));
+    t("unreached.line", { title: n.text, ago: ago(n.since_ms) }))),
+    ...(more ? [el("p", {}, t("unreached.more", { n: num(more) }))] : []));
   for (const li of document.querySelectorAll("li[data-id]")) {
     li.classList.toggle("unreached", unreachedIds.has(li.dataset.id));
   }
@@ -530,7 +533,7 @@ async function loadBoard() {
     showBoard("offers", b.offers, false);
     showHubs(b.hubs);
     showRoster(b.roster);
-    showUnreached(b.status.unreached);
+    showUnreached(b.status.unreached, b.status.unreached_total);
   } catch (e) {
     if (seq === refreshes) $("#meta").textContent = t("meta.unreachable", { error: e.message });
   }

@@ -1,0 +1,187 @@
+//! What grows without bound (issue 28): a hub whose peers are gone, holding `N` open
+//! needs and offers it posted itself (a third of the needs urgent, so most are
+//! "unreached"). Measures, against a real `aidmesh up` on loopback: `GET /status`
+//! (size and time), the page's first screen `GET /board` (size and time), and the
+//! node's resident memory while `PHONES` phones load the board at once, just after a
+//! need was posted (so the board is folded again). Results go to `docs/benchmarks.md`
+//! ("Status and the first screen at size"); this prints one row of its table:
+//! items, unreached, status size, status median of 5, status just after a change,
+//! board size, board median of 5, board just after a change, the phones' load time,
+//! resident memory before and at the peak of the phones' load.
+//!
+//! ```text
+//! cargo run --release -p aidmesh-tests --bin bench_bounds                 # 100,000 items, 50 phones
+//! cargo run --release -p aidmesh-tests --bin bench_bounds -- 10000 50     # smaller
+//! ```
+//!
+//! The node's directory is filled through the engine with events signed by the node's
+//! own key (so they count as posted here), stamped over the last 7 days up to two
+//! minutes ago, so only the answers are timed.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aidmesh_node::engine::{Engine, Origin};
+use aidmesh_node::store::Store;
+use aidmesh_protocol::{Body, Category, Event, Identity, Place, Post, Timestamp, Urgency};
+use aidmesh_tests::{http, Node, Opts, TEST_PASSPHRASE};
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Item `i`: a need (two in three) or an offer, every third need urgent.
+fn body(i: usize) -> Body {
+    let urgency = Urgency::ALL[i % Urgency::ALL.len()];
+    let post = Post {
+        title: format!("Drinking water for flat {i}"),
+        category: Category::ALL[i % Category::ALL.len()],
+        details: format!("Ground floor flooded at {} Mill Lane.", i % 200),
+        quantity: Some(1 + (i % 50) as u32),
+        unit: "boxes".into(),
+        urgency,
+        place: Place {
+            label: format!("{} Mill Lane", i % 200),
+            coords: None,
+        },
+        contact: format!("07700 {:06}", i % 1_000_000),
+        expires_ms: None,
+        related: None,
+    };
+    if i % 3 == 2 {
+        Body::Offer(post)
+    } else {
+        Body::Need(post)
+    }
+}
+
+/// A data directory holding `n` items posted by its own node.
+fn filled(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("aidmesh-bench-bounds-")
+        .tempdir()
+        .expect("temp dir");
+    let profile =
+        aidmesh_node::node::init(dir.path(), "test", Some(TEST_PASSPHRASE)).expect("init data dir");
+    let me = Identity::from_seed(profile.seed);
+    // At most 9,000 a day (and over 7 days at least): a hub keeps at most 10,000 events
+    // a UTC day from one author (aidmesh_protocol::quota), so 1,000,000 span 112 days.
+    let span = (n as u64).div_ceil(9_000).max(7) * 86_400_000u64;
+    let start = wall_ms() - span - 120_000;
+    let step = span / n.max(1) as u64;
+    let store = Store::open(&dir.path().join("db")).expect("open store");
+    let engine = Engine::open(store, Identity::from_seed(profile.seed), "test".into(), 0)
+        .expect("open engine");
+    let mut batch = Vec::with_capacity(1_000);
+    for i in 0..n {
+        let ts = Timestamp::from_millis(start + i as u64 * step);
+        batch.push(Event::create(&me, ts, &body(i)).into_bytes());
+        if batch.len() == 1_000 || i + 1 == n {
+            let r = engine.ingest_batch(&batch, Origin::Sync).expect("ingest");
+            assert!(r.rejected.is_empty(), "rejected: {:?}", r.rejected.first());
+            batch.clear();
+        }
+    }
+    assert_eq!(engine.len(), n, "every item stored (none past a daily quota)");
+    dir
+}
+
+/// GET `path`: (bytes, time).
+fn get(node: &Node, path: &str) -> (usize, Duration) {
+    let t = Instant::now();
+    let mut r = http()
+        .get(format!("{}{path}", node.api_url()))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(r.status().as_u16(), 200, "GET {path}");
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .expect("body");
+    (body.len(), t.elapsed())
+}
+
+/// Median size and time of `runs` GETs of `path`.
+fn median_get(node: &Node, path: &str, runs: usize) -> (usize, f64) {
+    let mut times: Vec<f64> = Vec::new();
+    let mut size = 0;
+    for _ in 0..runs {
+        let (s, t) = get(node, path);
+        size = s;
+        times.push(t.as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    (size, times[times.len() / 2])
+}
+
+/// Resident memory of the node now, in MB.
+fn rss_mb(node: &Node) -> f64 {
+    let pid = node.pid().expect("running");
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    st.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let phones: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(50);
+    eprintln!("filling a node with {n} items…");
+    let dir = filled(n);
+    let node = Node::open(
+        "bounds",
+        dir,
+        Opts {
+            sync_every: Some("10m".into()),
+            log: Some("info,libp2p_gossipsub=warn".into()),
+            start_timeout: Some(Duration::from_secs(300)),
+            ..Opts::default()
+        },
+    );
+    // The unreached needs are flagged a minute after they were posted: all are older.
+    // (The start's readiness probe asked for the status once already.)
+    let (status_size, status_ms) = median_get(&node, "/api/v1/status", 5);
+    let (board_size, board_ms) = median_get(&node, "/api/v1/board", 5);
+    // After a change (a need posted): the first answers fold the board again.
+    node.need("Sandbags for Mill Lane");
+    let (_, status_changed) = get(&node, "/api/v1/status");
+    let (_, board_changed) = get(&node, "/api/v1/board");
+    let status = node.status();
+    let idle = rss_mb(&node);
+    // PHONES phones load the first screen at once, just after a change; the peak
+    // resident memory meanwhile.
+    node.need("Drinking water for Mill Lane");
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let (peak, took) = std::thread::scope(|s| {
+        let t = Instant::now();
+        for _ in 0..phones {
+            s.spawn(|| {
+                get(&node, "/api/v1/board?limit=30");
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        let mut peak = idle;
+        while done.load(std::sync::atomic::Ordering::SeqCst) < phones {
+            peak = peak.max(rss_mb(&node));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (peak, t.elapsed())
+    });
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "| {n} | {} | {:.1} KB | {status_ms:.1} ms | {:.0} ms | {:.1} KB | {board_ms:.0} ms | {:.0} ms | {:.2} s | {idle:.1} MB | {peak:.1} MB |",
+        status["unreached_total"],
+        status_size as f64 / 1024.0,
+        ms(status_changed),
+        board_size as f64 / 1024.0,
+        ms(board_changed),
+        took.as_secs_f64(),
+    );
+}
