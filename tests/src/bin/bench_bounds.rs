@@ -83,7 +83,11 @@ fn filled(n: usize) -> tempfile::TempDir {
             batch.clear();
         }
     }
-    assert_eq!(engine.len(), n, "every item stored (none past a daily quota)");
+    assert_eq!(
+        engine.len(),
+        n,
+        "every item stored (none past a daily quota)"
+    );
     dir
 }
 
