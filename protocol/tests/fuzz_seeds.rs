@@ -131,7 +131,7 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         out.push((format!("cap/{name}"), std::fs::read(&p).expect("sample")));
     }
     // http_bodies: the first byte picks the input type (see the target).
-    let json: [(u8, &str); 11] = [
+    let json: [(u8, &str); 12] = [
         (
             0,
             r#"{"title":"water","category":"water","urgency":"high","qty":20,"unit":"litres","place":"12 Mill Lane","lat":51.5,"lon":-0.12,"expires":"2d"}"#,
@@ -163,7 +163,8 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
             r#"{"confirm":"0909090909090909090909090909090909090909090909090909090909090909"}"#,
         ),
         (9, r#"{"share":true}"#),
-        (10, r#"{"format":"pfif"}"#),
+        (10, r#"{"from":"192.168.1.57","since_ms":1796053320000}"#),
+        (11, r#"{"format":"pfif"}"#),
     ];
     out.extend(json.iter().map(|(k, j)| {
         let mut b = vec![*k];

@@ -498,13 +498,23 @@ impl Node {
 
     /// Ids of every item on the board, any status.
     pub fn item_ids(&self) -> Vec<String> {
-        let v = self.get("/api/v1/items?status=all");
-        v["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i["id"].as_str().map(str::to_string))
-            .collect()
+        // A list answers at most 500 items; the rest follow `next_cursor`.
+        let mut ids = Vec::new();
+        let mut path = "/api/v1/items?status=all&limit=500".to_string();
+        loop {
+            let v = self.get(&path);
+            ids.extend(
+                v["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i["id"].as_str().map(str::to_string)),
+            );
+            match v["next_cursor"].as_str() {
+                Some(c) => path = format!("/api/v1/items?status=all&limit=500&cursor={c}"),
+                None => return ids,
+            }
+        }
     }
 }
 
