@@ -66,22 +66,24 @@ pub(super) async fn withdraw(
     let shown = addr.clone();
     let engine = st.engine.clone();
     let (erased, already) = blocking(move || {
-        let mut erased = 0u64;
-        let mut already = 0u64;
+        let mut targets = Vec::new();
+        let mut already = 0usize;
         for (ms, id, a) in engine.store().posted_from()? {
             if a != addr || ms < since {
                 continue;
             }
-            if !engine.store().contains(&id)? {
+            if engine.store().contains(&id)? {
+                targets.push(id);
+            } else {
                 already += 1;
-                continue;
             }
-            engine.post(Body::Redaction(Redaction {
-                target: id,
-                reason: "withdrawn by the hub: posted in a flood".into(),
-            }))?;
-            erased += 1;
         }
+        let erased = engine.post_all(targets.into_iter().map(|target| {
+            Body::Redaction(Redaction {
+                target,
+                reason: "withdrawn by the hub: posted in a flood".into(),
+            })
+        }))?;
         Ok::<_, crate::engine::IngestError>((erased, already))
     })
     .await??;
