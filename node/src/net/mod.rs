@@ -11,8 +11,11 @@
 //!   the peer book run on the ingest worker (`ingest`), whose results come
 //!   back to the task;
 //! - `gossip`: the verdict on a gossip message, given off the swarm loop;
-//! - [`sync`](mod@sync): catch-up sync's codec, responder and session driver (its
-//!   state machine is `aidmesh_protocol::session`);
+//! - catch-up sync: [`sync`](mod@sync), its codec, responder and the session's I/O
+//!   on the worker (its state machine is `aidmesh_protocol::session`); `sessions`,
+//!   the task's side of it: which session runs with which peer, what is in flight,
+//!   when the next is due, relays;
+//! - `summaries`: hub summaries (issue 11) published and received by gossip;
 //! - [`dialer`]: the dial list, back-off and bans, as plain data;
 //! - [`discovery`] (mDNS) and [`beacon`] (IPv4 broadcast): finding peers on the LAN;
 //! - [`pex`]: peer exchange, learning the other members' addresses from a peer;
@@ -30,6 +33,8 @@ pub mod metrics;
 mod pending;
 pub mod pex;
 pub mod refused;
+mod sessions;
+mod summaries;
 pub mod sync;
 mod task;
 pub mod transport;
