@@ -130,7 +130,7 @@ pub enum SyncDone {
         /// Which session.
         generation: u64,
         /// The session and its first request.
-        result: Result<(Box<Session>, SyncRequest), String>,
+        result: Result<(Box<Session>, SyncRequest), sync::StartError>,
     },
     /// A session took a step.
     Stepped {
