@@ -166,9 +166,9 @@ impl Sessions {
         self.last_sync.get(peer).copied()
     }
 
-    /// The earliest periodic session due with a connected peer that has none running.
-    pub(super) fn next_due(&self, swarm: &Swarm<Behaviour>) -> Option<Instant> {
-        let now = Instant::now();
+    /// The earliest periodic session due with a connected peer that has none running
+    /// (one never run with a peer is due `now`).
+    pub(super) fn next_due(&self, swarm: &Swarm<Behaviour>, now: Instant) -> Option<Instant> {
         swarm
             .connected_peers()
             .filter(|p| !self.running.contains_key(p))

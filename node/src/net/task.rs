@@ -16,7 +16,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::request_response;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, Swarm};
+use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -61,7 +61,7 @@ pub(super) struct Task {
     /// Results of that work.
     done: mpsc::UnboundedReceiver<Done>,
     /// Remote address of each connected peer's latest connection.
-    peer_addr: HashMap<libp2p::PeerId, Multiaddr>,
+    peer_addr: HashMap<PeerId, Multiaddr>,
     /// Addresses we keep dialling (static peers, discovered peers) with back-off,
     /// and the bans.
     dialer: Dialer,
@@ -399,7 +399,7 @@ impl Task {
     fn next_wake(&self) -> Option<Instant> {
         let dial = self.dialer.next_due(|a| self.dial_skip(a));
         let now = Instant::now();
-        let sync = self.sessions.next_due(&self.swarm);
+        let sync = self.sessions.next_due(&self.swarm, now);
         // Our hub summary (issue 11): soon after a change, else a keep-alive.
         let summary = self.summaries.next_due(now);
         dial.into_iter()
