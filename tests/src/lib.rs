@@ -556,6 +556,8 @@ pub fn forget_in_background(api: &str, people: Vec<String>) -> std::thread::Join
     let api = api.to_string();
     std::thread::spawn(move || {
         let agent = http();
+        // Not a wait for anything: the schedule this function promises, so that the
+        // caller's measurement is under way when the compaction starts.
         std::thread::sleep(Duration::from_millis(500));
         people
             .iter()
@@ -599,6 +601,25 @@ pub fn poll<T>(
             panic!("timed out after {timeout:?} waiting for {what}");
         }
         std::thread::sleep(every);
+    }
+}
+
+/// [`wait_for`] in async code: polls `f` every 20 ms until it returns `Some`, or panics
+/// after `timeout` saying what was awaited.
+pub async fn wait_for_async<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -309,11 +309,30 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
             },
         );
         let mesh = t.elapsed();
-        // Gossipsub builds its mesh at its first heartbeats (700 ms); the sessions
-        // started on connection end.
-        std::thread::sleep(Duration::from_secs(5));
+        // The sessions started on connection end: every node has finished one with
+        // each of its peers.
+        wait_for(
+            &format!("every node to finish its first sync with each peer ({profile})"),
+            T,
+            || {
+                nodes
+                    .iter()
+                    .all(|n| {
+                        let list = n.status()["peer_list"].as_array().cloned();
+                        list.is_some_and(|l| {
+                            l.len() as u64 == peers && l.iter().all(|p| p["last_sync_ms"].is_u64())
+                        })
+                    })
+                    .then_some(())
+            },
+        );
+        // Gossipsub builds its mesh at its heartbeats (every 700 ms) after the
+        // connections; the mesh is not in status, so the only handle on it is its period:
+        // two heartbeats.
+        std::thread::sleep(Duration::from_millis(1400));
         let window = Duration::from_millis(250) * events as u32 + Duration::from_secs(3);
         let r0 = read_all(&hosts, &nodes);
+        // The idle window: a measurement, as long as the busy one below.
         std::thread::sleep(window);
         let t = Instant::now();
         let r1 = read_all(&hosts, &nodes);
@@ -321,8 +340,10 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
         for i in 0..events {
             let n = &nodes[i * 7 % nodes.len()];
             ids.push(post_probe(n, &format!("amplification probe {i:03}")));
+            // The load's pace: one event every 250 ms.
             std::thread::sleep(Duration::from_millis(250));
         }
+        // The rest of the busy window (a measurement, as long as the idle one).
         std::thread::sleep(window.saturating_sub(t.elapsed()));
         let r2 = read_all(&hosts, &nodes);
         wait_for(

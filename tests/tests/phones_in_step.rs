@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use aidmesh_tests::phones::{PagePlan, Phone, Target};
-use aidmesh_tests::{Node, Opts};
+use aidmesh_tests::{wait_for_async, Node, Opts};
 
 /// Phases of requests, each sorted (requests in one phase may go out in any order).
 type Phases = Vec<Vec<String>>;
@@ -26,12 +26,22 @@ fn harness_lifecycle(node: &Node) -> Phases {
         let mut plan = PagePlan::from_page();
         // Fired by hand (`tick`), as the Chromium side fast-forwards the page's clock.
         plan.refresh_ms = 3_600_000;
+        let stream = format!("GET {}", plan.stream);
         let phone = Phone::open(0, plan, Target::new(api), None, Some(tx));
         assert!(
             phone.wait_served(Duration::from_secs(20)).await,
             "{:?}",
             phone.stats()
         );
+        // As record_requests.mjs: the stream asked for, then the same 300 ms window,
+        // in which whatever the start-up still asks for falls in this phase on both
+        // sides (a window, not a wait: an absence of requests is only seen over one).
+        wait_for_async(
+            "the phone to ask for the stream",
+            Duration::from_secs(10),
+            || phone.stats().requests.contains(&stream).then_some(()),
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut phases = Vec::new();
         let mut mark = 0;
@@ -58,6 +68,8 @@ fn harness_lifecycle(node: &Node) -> Phases {
                 break;
             }
         }
+        // The phase's window, as record_requests.mjs's 300 ms: a new need must make no
+        // request, and an absence is only seen over a window.
         tokio::time::sleep(Duration::from_millis(300)).await;
         phase(&phone);
         for _ in 0..2 {

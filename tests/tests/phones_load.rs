@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aidmesh_tests::phones::{PagePlan, Phone, Target};
-use aidmesh_tests::{Node, Opts};
+use aidmesh_tests::{wait_for_async, Node, Opts};
 use serde_json::json;
 
 const PHONES: usize = 12;
@@ -61,8 +61,20 @@ async fn simulated_pages_get_each_new_need_from_the_stream_without_refetching_th
         );
         assert_eq!(p.stats().cards, (30, 10), "first page of needs, all offers");
     }
-    // Let every stream open (its request is made before the board's).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every stream is asked for (the stream is opened before the board is loaded,
+    // but by a task of its own, so its request may be noted after the board's).
+    let stream = format!("GET {}", plan.stream);
+    wait_for_async(
+        "every phone to ask for the stream",
+        Duration::from_secs(10),
+        || {
+            phones
+                .iter()
+                .all(|p| p.stats().requests.contains(&stream))
+                .then_some(())
+        },
+    )
+    .await;
     let before: Vec<_> = phones.iter().map(Phone::stats).collect();
     for s in &before {
         let mut want: Vec<String> = plan.assets.iter().map(|a| format!("GET {a}")).collect();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_tests::lan::{Lan, Segment};
 use aidmesh_tests::thin::{make_events, prefill, ThinLink};
-use aidmesh_tests::{http, wait_for, Node, Opts};
+use aidmesh_tests::{http, poll, wait_for, Node, Opts};
 
 /// How soon an urgent event must cross the thin link while the catch-up fills it.
 const URGENT_BOUND: Duration = Duration::from_secs(10);
@@ -80,9 +80,20 @@ fn thin_link_carries_a_catch_up_and_urgent_events_still_cross() {
         (empty.events() > N as u64).then_some(())
     });
     let took = t.elapsed();
-    // Let the closing sync rounds finish before reading the counters.
-    std::thread::sleep(Duration::from_millis(500));
-    let crossed = link.bytes() - before;
+    // The closing sync rounds are over once the link falls quiet: no byte crossed it
+    // between two readings half a second apart.
+    let mut last = link.bytes();
+    let crossed = poll(
+        "the link to fall quiet after the catch-up (no byte across it for 500 ms)",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || {
+            let now = link.bytes();
+            let quiet = now == last;
+            last = now;
+            quiet.then_some(now - before)
+        },
+    );
     eprintln!(
         "REPORT thin link: {N} events ({event_bytes} bytes) caught up across 1 Mbit/s in {:.1} s \
          (the wire alone: {:.1} s); {crossed} bytes crossed the link ({:.2}x the events' bytes); \

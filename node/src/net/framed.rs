@@ -110,6 +110,24 @@ pub trait Message: Sized + Send {
     fn decode(bytes: &[u8]) -> Result<Self, Self::Error>;
 }
 
+/// Makes [`Message`]s of types whose own `encode(&self) -> Vec<u8>` and
+/// `decode(&[u8]) -> Result<Self, E>` give their bytes:
+/// `messages!(DecodeError: SyncRequest, SyncResponse);`.
+macro_rules! messages {
+    ($error:ty: $($message:ty),+ $(,)?) => {$(
+        impl $crate::net::framed::Message for $message {
+            type Error = $error;
+            fn encode(&self) -> Vec<u8> {
+                <$message>::encode(self)
+            }
+            fn decode(bytes: &[u8]) -> Result<Self, $error> {
+                <$message>::decode(bytes)
+            }
+        }
+    )+};
+}
+pub(crate) use messages;
+
 /// Bytes a codec read and wrote, prefixes included, for status and benchmarks.
 #[derive(Debug, Default)]
 pub struct Counters {

@@ -106,6 +106,12 @@ pub enum Done {
         /// The verdict.
         acceptance: MessageAcceptance,
     },
+    /// Sync work, for the sync driver ([`super::sessions`]).
+    Sync(SyncDone),
+}
+
+/// What the worker hands back to the sync driver.
+pub enum SyncDone {
     /// An answer to send.
     Served {
         /// The peer.
@@ -124,7 +130,7 @@ pub enum Done {
         /// Which session.
         generation: u64,
         /// The session and its first request.
-        result: Result<(Box<Session>, SyncRequest), String>,
+        result: Result<(Box<Session>, SyncRequest), sync::StartError>,
     },
     /// A session took a step.
     Stepped {
@@ -211,22 +217,22 @@ fn run(
                 channel,
             } => {
                 let (response, misbehaved) = sync::serve(engine, &clock_key, request);
-                Some(Done::Served {
+                Some(Done::Sync(SyncDone::Served {
                     peer,
                     channel,
                     response,
                     misbehaved,
-                })
+                }))
             }
             Job::Start {
                 peer,
                 generation,
                 relay,
-            } => Some(Done::Started {
+            } => Some(Done::Sync(SyncDone::Started {
                 peer,
                 generation,
                 result: Session::start(engine, relay, claims).map(|(s, r)| (Box::new(s), r)),
-            }),
+            })),
             Job::Step {
                 peer,
                 generation,
@@ -239,13 +245,13 @@ fn run(
                     Ok(Next::Done { .. }) => session.lacking_events(engine),
                     _ => Vec::new(),
                 };
-                Some(Done::Stepped {
+                Some(Done::Sync(SyncDone::Stepped {
                     peer,
                     generation,
                     session,
                     next,
                     lacking,
-                })
+                }))
             }
             Job::Connected { peer, addr } => {
                 update_peer(engine, &peer, |rec| {

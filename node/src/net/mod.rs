@@ -11,8 +11,11 @@
 //!   the peer book run on the ingest worker (`ingest`), whose results come
 //!   back to the task;
 //! - `gossip`: the verdict on a gossip message, given off the swarm loop;
-//! - [`sync`](mod@sync): catch-up sync's codec, responder and session driver (its
-//!   state machine is `aidmesh_protocol::session`);
+//! - catch-up sync: [`sync`](mod@sync), its codec, responder and the session's I/O
+//!   on the worker (its state machine is `aidmesh_protocol::session`); `sessions`,
+//!   the task's side of it: which session runs with which peer, what is in flight,
+//!   when the next is due, relays;
+//! - `summaries`: hub summaries (issue 11) published and received by gossip;
 //! - [`dialer`]: the dial list, back-off and bans, as plain data;
 //! - [`discovery`] (mDNS) and [`beacon`] (IPv4 broadcast): finding peers on the LAN;
 //! - [`pex`]: peer exchange, learning the other members' addresses from a peer;
@@ -30,6 +33,8 @@ pub mod metrics;
 mod pending;
 pub mod pex;
 pub mod refused;
+mod sessions;
+mod summaries;
 pub mod sync;
 mod task;
 pub mod transport;
@@ -72,9 +77,26 @@ pub struct NetConfig {
 /// A failure to start networking.
 #[derive(Debug, Error)]
 pub enum NetError {
-    /// libp2p could not be set up.
+    /// A thread (or the network's runtime) could not be started.
+    #[error("network setup failed: cannot start the {what}: {error}")]
+    Start {
+        /// What: "network runtime", "network thread", "ingest thread", "gossip thread".
+        what: &'static str,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The network thread ended before it was ready.
+    #[error("network setup failed: the network thread stopped while starting")]
+    Stopped,
+    /// [`transport::GOSSIP_PROFILE_ENV`] names no valid gossip profile.
     #[error("network setup failed: {0}")]
-    Setup(String),
+    Profile(transport::ProfileEnvError),
+    /// libp2p could not build the swarm or subscribe to a topic.
+    #[error("network setup failed: {0}")]
+    Libp2p(String),
+    /// The store could not be read for the delivery counts.
+    #[error("network setup failed: cannot read the store for delivery: {0}")]
+    Delivery(crate::store::StoreError),
     /// An address could not be listened on.
     #[error("cannot listen on {addr}: {reason}. Is another node using that port? Pick another with --listen")]
     Listen {
@@ -182,10 +204,11 @@ pub fn start(
                 .build()
             {
                 Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(NetError::Setup(format!(
-                        "cannot start the network runtime: {e}"
-                    ))));
+                Err(error) => {
+                    let _ = ready_tx.send(Err(NetError::Start {
+                        what: "network runtime",
+                        error,
+                    }));
                     return;
                 }
             };
@@ -201,10 +224,11 @@ pub fn start(
                 }
             }
         })
-        .map_err(|e| NetError::Setup(format!("cannot start the network thread: {e}")))?;
-    let handle = ready
-        .recv()
-        .map_err(|_| NetError::Setup("the network thread stopped while starting".into()))??;
+        .map_err(|error| NetError::Start {
+            what: "network thread",
+            error,
+        })?;
+    let handle = ready.recv().map_err(|_| NetError::Stopped)??;
     let done = tokio::task::spawn_blocking(move || {
         let _ = thread.join();
     });
@@ -221,7 +245,7 @@ fn setup(
     let counters = Arc::new(Counters::default());
     let pnet_passed = PnetPassed::default();
     let mut meter = metrics::Meter::new(&cfg.topic, &delivery_topic(&cfg.topic));
-    let profile = transport::GossipProfile::from_env().map_err(NetError::Setup)?;
+    let profile = transport::GossipProfile::from_env().map_err(NetError::Profile)?;
     let mut swarm = transport::build_swarm(
         keypair,
         cfg,
@@ -235,7 +259,7 @@ fn setup(
         .behaviour_mut()
         .gossipsub
         .subscribe(&topic)
-        .map_err(|e| NetError::Setup(e.to_string()))?;
+        .map_err(|e| NetError::Libp2p(e.to_string()))?;
     for addr in &cfg.listen {
         swarm
             .listen_on(addr.clone())
@@ -249,18 +273,26 @@ fn setup(
         .behaviour_mut()
         .gossipsub
         .subscribe(&delivery_topic)
-        .map_err(|e| NetError::Setup(e.to_string()))?;
+        .map_err(|e| NetError::Libp2p(e.to_string()))?;
     let delivery = Arc::new(
         crate::delivery::Delivery::open(engine.store(), engine.identity().author(), &cfg.psk)
-            .map_err(|e| NetError::Setup(format!("cannot read the store for delivery: {e}")))?,
+            .map_err(NetError::Delivery)?,
     );
     // The roster's first members: the authors of every stored event.
     delivery.add_authors(engine.authors_at_start(), engine.wall_ms());
     let (done_tx, done) = mpsc::unbounded_channel();
-    let worker = Worker::start(engine.clone(), done_tx.clone())
-        .map_err(|e| NetError::Setup(format!("cannot start the ingest thread: {e}")))?;
-    let checker = gossip::Checker::start(engine.clone(), worker.clone(), done_tx)
-        .map_err(|e| NetError::Setup(format!("cannot start the gossip thread: {e}")))?;
+    let worker =
+        Worker::start(engine.clone(), done_tx.clone()).map_err(|error| NetError::Start {
+            what: "ingest thread",
+            error,
+        })?;
+    let checker =
+        gossip::Checker::start(engine.clone(), worker.clone(), done_tx).map_err(|error| {
+            NetError::Start {
+                what: "gossip thread",
+                error,
+            }
+        })?;
     let (tx, rx) = mpsc::channel(256);
     let handle = NetHandle {
         commands: tx,
@@ -352,6 +384,18 @@ mod tests {
         Body::Need(Post::new(title, Category::Water, Urgency::Normal))
     }
 
+    /// A node on loopback dialling `peers`, with a periodic sync every `sync_every`.
+    fn cfg(peers: Vec<Multiaddr>, sync_every: Duration) -> NetConfig {
+        NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            peers,
+            psk: [7; 32],
+            topic: "t".into(),
+            sync_every,
+            peer_exchange: true,
+        }
+    }
+
     async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -376,14 +420,8 @@ mod tests {
             .map(|i| engine(dirs[i as usize].path(), i + 1))
             .collect();
         let (_stop, stop) = watch::channel(false);
-        let cfg = |peers| NetConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            peers,
-            psk: [7; 32],
-            topic: "t".into(),
-            sync_every: Duration::from_secs(3600),
-            peer_exchange: true,
-        };
+        // Gossip only: no periodic sync.
+        let cfg = |peers| cfg(peers, Duration::from_secs(3600));
         let key = identity::Keypair::generate_ed25519;
         let (hb, _tb) = start(engines[1].clone(), key(), cfg(vec![]), stop.clone()).unwrap();
         let listen = until("b to listen", async || {
@@ -454,14 +492,7 @@ mod tests {
         let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (ea, eb) = (engine(da.path(), 1), engine(db.path(), 2));
         let (_stop, stop) = watch::channel(false);
-        let cfg = |peers| NetConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            peers,
-            psk: [7; 32],
-            topic: "t".into(),
-            sync_every: Duration::from_secs(1),
-            peer_exchange: true,
-        };
+        let cfg = |peers| cfg(peers, Duration::from_secs(1));
         let key = identity::Keypair::generate_ed25519;
         let (ha, _ta) = start(ea.clone(), key(), cfg(vec![]), stop.clone()).unwrap();
         let listen = until("a to listen", async || {

@@ -18,7 +18,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use thiserror::Error;
 
-use super::framed::{self, Counters, Framing, Message, Prefix};
+use super::framed::{self, Counters, Framing, Prefix};
 use super::{dialable, remote_ip, split_peer};
 
 /// The request-response protocol name.
@@ -296,25 +296,7 @@ pub fn codec(counters: Arc<Counters>) -> Codec {
     Codec::new(FRAMING, counters)
 }
 
-impl Message for PexRequest {
-    type Error = PexError;
-    fn encode(&self) -> Vec<u8> {
-        PexRequest::encode(self)
-    }
-    fn decode(bytes: &[u8]) -> Result<Self, PexError> {
-        PexRequest::decode(bytes)
-    }
-}
-
-impl Message for PexResponse {
-    type Error = PexError;
-    fn encode(&self) -> Vec<u8> {
-        PexResponse::encode(self)
-    }
-    fn decode(bytes: &[u8]) -> Result<Self, PexError> {
-        PexResponse::decode(bytes)
-    }
-}
+framed::messages!(PexError: PexRequest, PexResponse);
 
 #[cfg(test)]
 mod tests {

@@ -18,9 +18,11 @@ use aidmesh_protocol::sync::{
 };
 use aidmesh_protocol::DecodeError;
 use libp2p::StreamProtocol;
+use thiserror::Error;
 
-use super::framed::{self, Framing, Message, Prefix};
+use super::framed::{self, Framing, Prefix};
 use crate::engine::{ClockKey, Engine, Origin};
+use crate::store::StoreError;
 
 pub use super::framed::Counters;
 
@@ -44,25 +46,7 @@ pub fn codec(counters: Arc<Counters>) -> Codec {
     Codec::new(FRAMING, counters)
 }
 
-impl Message for SyncRequest {
-    type Error = DecodeError;
-    fn encode(&self) -> Vec<u8> {
-        SyncRequest::encode(self)
-    }
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        SyncRequest::decode(bytes)
-    }
-}
-
-impl Message for SyncResponse {
-    type Error = DecodeError;
-    fn encode(&self) -> Vec<u8> {
-        SyncResponse::encode(self)
-    }
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        SyncResponse::decode(bytes)
-    }
-}
+framed::messages!(DecodeError: SyncRequest, SyncResponse);
 
 /// Answers a peer's request from our store. Stateless. `clock_key` identifies the
 /// peer and its host (one vote per host in the mesh clock). The flag is true when the request
@@ -182,6 +166,17 @@ impl Claims {
     }
 }
 
+/// Why a session could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// Our set could not be read from the store (tried again soon).
+    #[error("{0}")]
+    Store(StoreError),
+    /// The session refused to start with this set.
+    #[error("{}", .0.reason)]
+    Session(Failure),
+}
+
 /// One initiator-side sync with one peer: the I/O driver of the sans-IO
 /// [`aidmesh_protocol::session::Session`]. It answers the session's questions from
 /// the engine ("which of these ids do we hold", "store these events") and from the
@@ -216,10 +211,10 @@ impl Session {
         engine: &Engine,
         relay: bool,
         claims: &Arc<Claims>,
-    ) -> Result<(Session, SyncRequest), String> {
-        let set = engine.sync_set().map_err(|e| e.to_string())?;
+    ) -> Result<(Session, SyncRequest), StartError> {
+        let set = engine.sync_set().map_err(StartError::Store)?;
         let (inner, req) =
-            session::Session::start(&set, relay, engine.wall_ms()).map_err(|f| f.reason)?;
+            session::Session::start(&set, relay, engine.wall_ms()).map_err(StartError::Session)?;
         Ok((
             Session {
                 inner,

@@ -1,16 +1,19 @@
 //! The network task: the one loop that owns the swarm. It reacts to swarm events,
 //! commands from the rest of the node and results from the ingest worker, and wakes
-//! on its own only when something is due (a dial, a ban to lift, a periodic sync):
-//! there is no fixed tick. It never waits on disk: storing, sync steps and the peer
-//! book are jobs for the ingest worker ([`super::ingest`]).
+//! on its own only when something is due (a dial, a ban to lift, a periodic sync, a
+//! hub summary): there is no fixed tick. It never waits on disk: storing, sync steps
+//! and the peer book are jobs for the ingest worker ([`super::ingest`]). It keeps the
+//! connections, dials and peer exchange itself; the sync driver
+//! ([`super::sessions`]) and the hub summaries ([`super::summaries`]) each keep
+//! their own state, and the loop hands them their events.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
-use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::request_response;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm};
@@ -21,11 +24,12 @@ use super::dialer::{Added, Dialer, BAN, MAX_WANTED};
 use super::gossip::{Check, Checker};
 use super::ingest::{Done, Job, Worker};
 use super::pex::{Pex, PexRequest};
-use super::sync::{self, Counters, Next};
+use super::sessions::{Broke, Sessions};
+use super::summaries::Summaries;
+use super::sync::Counters;
 use super::transport::{Behaviour, BehaviourEvent, PnetPassed};
 use super::{dialable, remote_ip, split_peer, Command, NetConfig, NetStatus, PeerStatus};
-use crate::engine::{ClockKey, Engine, Origin};
-use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
+use crate::engine::{Engine, Origin};
 
 /// How an address came to be wanted, which decides how hard it is redialled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,29 +42,18 @@ enum Wanted {
     Once,
 }
 
-/// How soon a periodic session that could not start (a full queue, a store error) is
-/// tried again.
-const SYNC_RETRY: Duration = Duration::from_secs(1);
-
 pub(super) struct Task {
     engine: Arc<Engine>,
     swarm: Swarm<Behaviour>,
     topic: IdentTopic,
     /// Hub summaries (issue 11).
-    delivery_topic: IdentTopic,
-    delivery: Arc<crate::delivery::Delivery>,
+    summaries: Summaries,
     counters: Arc<Counters>,
     /// libp2p's own counts of gossip and stream bytes (issue 10).
     meter: super::metrics::Meter,
-    /// Whether our hub summaries are published (off only in the test bed's
-    /// measurements of event gossip alone, [`super::transport::GossipProfile`]).
-    summaries: bool,
     events: broadcast::Receiver<crate::engine::NewEvent>,
-    /// Our sync session with each peer.
-    sessions: HashMap<PeerId, Running>,
-    session_generation: u64,
-    /// Peers to run a relay session with as soon as their current session ends.
-    relay_due: HashSet<PeerId>,
+    /// Our sync sessions with the peers.
+    sessions: Sessions,
     /// Where disk work goes.
     worker: Worker,
     /// Where gossip goes for its verdict.
@@ -74,20 +67,12 @@ pub(super) struct Task {
     dialer: Dialer,
     /// Dials in flight, by connection id, to the address in `wanted`.
     dialing: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,
-    /// When the last session with each peer finished (wall clock, for status).
-    last_sync: HashMap<PeerId, u64>,
-    /// When each connected peer's next periodic session is due (missing: now).
-    sync_due: HashMap<PeerId, Instant>,
-    /// Remote IP of each connected peer: the key of its vote in the mesh clock, so one
-    /// machine cannot outvote the others by making up peer ids.
-    peer_ip: HashMap<PeerId, std::net::IpAddr>,
     /// Nodes of another community that tried to connect.
     refused: super::refused::RefusedLog,
     /// Nodes of another community that this node dialled.
     refused_by: super::refused::RefusedLog,
     /// Outbound connections that passed the pnet exchange (see [`PnetPassed`]).
     pnet_passed: PnetPassed,
-    sync_every: Duration,
     /// The static peers (`--peer`): the links discovery cannot make, often the long
     /// ones between segments. A peer reached through one is a gossipsub *explicit*
     /// peer: every event crosses to it at once, whatever the mesh.
@@ -98,32 +83,6 @@ pub(super) struct Task {
     peer_exchange: bool,
     commands: mpsc::Receiver<Command>,
     shutdown: watch::Receiver<bool>,
-}
-
-/// Our sync session with one peer, as the task holds it.
-struct Running {
-    /// Which session of the peer's this is (a result for a session that ended
-    /// meanwhile is dropped).
-    generation: u64,
-    /// The session; `None` while the worker has it.
-    session: Option<Box<sync::Session>>,
-    /// Requests sent and not yet fed to the session, oldest first: responses may
-    /// arrive out of order (one stream each), the session takes them in order.
-    in_flight: VecDeque<OutboundRequestId>,
-    /// Responses that arrived before those of older requests, or while the worker
-    /// had the session.
-    arrived: HashMap<OutboundRequestId, SyncResponse>,
-}
-
-impl Running {
-    fn new(generation: u64) -> Running {
-        Running {
-            generation,
-            session: None,
-            in_flight: VecDeque::new(),
-            arrived: HashMap::new(),
-        }
-    }
 }
 
 /// Everything the task needs, built by [`super::start`].
@@ -149,30 +108,27 @@ impl Task {
     pub(super) fn new(p: Parts, cfg: &NetConfig) -> Task {
         Task {
             events: p.engine.subscribe(),
+            summaries: Summaries::new(p.engine.clone(), p.delivery, p.delivery_topic, p.summaries),
+            sessions: Sessions::new(
+                p.engine.clone(),
+                p.worker.clone(),
+                p.topic.clone(),
+                cfg.sync_every,
+            ),
             engine: p.engine,
             swarm: p.swarm,
             topic: p.topic,
-            delivery_topic: p.delivery_topic,
-            delivery: p.delivery,
             counters: p.counters,
             meter: p.meter,
-            summaries: p.summaries,
-            sessions: HashMap::new(),
-            session_generation: 0,
-            relay_due: HashSet::new(),
             worker: p.worker,
             checker: p.checker,
             done: p.done,
             peer_addr: HashMap::new(),
             dialer: Dialer::new(&cfg.peers, Instant::now()),
             dialing: HashMap::new(),
-            last_sync: HashMap::new(),
-            sync_due: HashMap::new(),
-            peer_ip: HashMap::new(),
             refused: Default::default(),
             refused_by: Default::default(),
             pnet_passed: p.pnet_passed,
-            sync_every: cfg.sync_every,
             static_peers: cfg.peers.iter().cloned().collect(),
             pex: Pex::default(),
             peer_exchange: cfg.peer_exchange,
@@ -210,38 +166,12 @@ fn other_community(error: &libp2p::swarm::DialError, pnet_passed: bool) -> bool 
     })
 }
 
-/// A host for the mesh clock's one-vote-per-host rule: an IPv4 address, or an IPv6 /64
-/// (one machine or home network gets a whole /64 and may pick any address in it).
-fn clock_host(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(a) => a.to_string(),
-        std::net::IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = a.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
-}
-
 impl Task {
-    /// The mesh-clock key of a peer: its id, and its host, the IP address (or, unknown,
-    /// its id). The mesh clock counts one vote per host.
-    fn clock_key(&self, peer: &PeerId) -> ClockKey {
-        ClockKey {
-            peer: peer.to_bytes(),
-            host: match self.peer_ip.get(peer) {
-                Some(ip) => clock_host(*ip).into_bytes(),
-                None => peer.to_bytes(),
-            },
-        }
-    }
-
     /// Disconnects a peer that broke the protocol and keeps it out for [`BAN`].
-    fn ban(&mut self, peer: PeerId, reason: &str) {
+    fn ban(&mut self, Broke { peer, reason }: Broke) {
+        let reason = reason.as_str();
         warn!(%peer, reason, "peer broke the sync protocol; disconnecting it for {} min", BAN.as_secs() / 60);
-        self.sessions.remove(&peer);
+        self.sessions.stop(&peer);
         self.dialer.ban(peer, Instant::now());
         self.swarm.behaviour_mut().blocked.block_peer(peer);
     }
@@ -263,7 +193,7 @@ impl Task {
                     Ok(ne) => self.on_new_event(ne),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         warn!(skipped = n, "gossip fell behind; anti-entropy will cover the skipped events");
-                        self.reload_delivery();
+                        self.summaries.reload();
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -277,7 +207,7 @@ impl Task {
     }
 
     fn on_new_event(&mut self, ne: crate::engine::NewEvent) {
-        self.delivery.observe(&ne.event, self.engine.wall_ms());
+        self.summaries.observe(&ne);
         // Events from gossip are forwarded by gossipsub itself once accepted; events
         // fetched by sync are handed on by relay sessions (`relay_caught_up`).
         if !matches!(ne.origin, Origin::Local | Origin::Import) {
@@ -429,7 +359,7 @@ impl Task {
                     .get(p)
                     .map(|a| a.to_string())
                     .unwrap_or_default(),
-                last_sync_ms: self.last_sync.get(p).copied(),
+                last_sync_ms: self.sessions.last_sync(p),
             })
             .collect();
         peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
@@ -463,59 +393,20 @@ impl Task {
         }
     }
 
-    /// When the task must wake next on its own: the earliest dial due, ban to lift or
-    /// periodic sync due. `None`: nothing is pending, sleep until an event.
+    /// When the task must wake next on its own: the earliest dial due, ban to lift,
+    /// periodic sync or hub summary due. `None`: nothing is pending, sleep until an
+    /// event.
     fn next_wake(&self) -> Option<Instant> {
         let dial = self.dialer.next_due(|a| self.dial_skip(a));
         let now = Instant::now();
-        let sync = self
-            .swarm
-            .connected_peers()
-            .filter(|p| !self.sessions.contains_key(p))
-            .map(|p| self.sync_due.get(p).copied().unwrap_or(now))
-            .min();
+        let sync = self.sessions.next_due(&self.swarm, now);
         // Our hub summary (issue 11): soon after a change, else a keep-alive.
-        let wall = self.engine.wall_ms();
-        let summary =
-            now + Duration::from_millis(self.delivery.next_summary_ms().saturating_sub(wall));
+        let summary = self.summaries.next_due(now);
         dial.into_iter()
             .chain(sync)
             .chain([summary])
             .chain(self.pex.next_due())
             .min()
-    }
-
-    /// Publishes our hub summary if one is due.
-    fn send_summary(&mut self) {
-        let (wall, made) = (self.engine.wall_ms(), self.engine.now_ms_unlocked());
-        let Some(bytes) = self
-            .delivery
-            .summary_due(self.engine.identity(), wall, made)
-        else {
-            return;
-        };
-        if !self.summaries {
-            return;
-        }
-        match self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(self.delivery_topic.clone(), bytes)
-        {
-            Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
-            Err(e) => tracing::trace!(error = %e, "hub summary not sent; the next one will be"),
-        }
-    }
-
-    /// Some new events were missed: re-read what we hold (off this task).
-    fn reload_delivery(&self) {
-        self.delivery.mark_stale();
-        let (engine, delivery) = (self.engine.clone(), self.delivery.clone());
-        tokio::task::spawn_blocking(move || match engine.store().sync_items() {
-            Ok(items) => delivery.reload(items),
-            Err(e) => warn!(error = %e, "cannot re-read the store for delivery counts"),
-        });
     }
 
     /// Does whatever is due: lifts bans, dials, starts periodic syncs.
@@ -525,19 +416,11 @@ impl Task {
             self.swarm.behaviour_mut().blocked.unblock_peer(p);
         }
         self.dial_due(now);
-        self.send_summary();
+        self.summaries
+            .send_due(&mut self.swarm.behaviour_mut().gossipsub);
         self.ask_pex(now);
         // Periodic anti-entropy with every connected peer.
-        let due: Vec<PeerId> = self
-            .swarm
-            .connected_peers()
-            .filter(|p| !self.sessions.contains_key(p))
-            .filter(|p| self.sync_due.get(p).is_none_or(|at| *at <= now))
-            .copied()
-            .collect();
-        for p in due {
-            self.start_sync(p, false);
-        }
+        self.sessions.start_due(&self.swarm, now);
     }
 
     /// Redials what we want and are not connected to, with back-off.
@@ -578,134 +461,6 @@ impl Task {
             .any(|(p, a)| a == plain && self.swarm.is_connected(p))
     }
 
-    /// Starts a session with `peer` on the worker (its first request goes out when
-    /// the worker has computed our set). A relay session also notes what the peer
-    /// lacks, to gossip it on (see [`Task::relay_caught_up`]).
-    fn start_sync(&mut self, peer: PeerId, relay: bool) {
-        self.session_generation += 1;
-        let generation = self.session_generation;
-        let job = Job::Start {
-            peer,
-            generation,
-            relay,
-        };
-        if self.worker.offer(job).is_err() {
-            debug!(%peer, "ingest queue full; sync starts at the next round");
-            self.sync_due.insert(peer, Instant::now() + SYNC_RETRY);
-            return;
-        }
-        self.sessions.insert(peer, Running::new(generation));
-    }
-
-    fn finish_sync(&mut self, peer: PeerId) {
-        self.sessions.remove(&peer);
-        let wall = self.engine.wall_ms();
-        self.last_sync.insert(peer, wall);
-        self.sync_due.insert(peer, Instant::now() + self.sync_every);
-        // The peer book is a cache: if the queue is full, this record is skipped.
-        let _ = self.worker.offer(Job::Synced {
-            peer,
-            wall_ms: wall,
-        });
-        if self.relay_due.remove(&peer) && self.swarm.is_connected(&peer) {
-            self.start_sync(peer, true);
-        }
-    }
-
-    /// We just caught up from `from`: hand it on to every other connected peer at
-    /// once rather than at their next periodic sync. Gossipsub does not forward what
-    /// sync fetched, and the peers cannot know to ask. So a relay session is run with
-    /// each: its reconciliation tells us exactly which events that peer lacks (nothing
-    /// it already has is sent again), and those, up to [`sync::MAX_RELAY`], are
-    /// published by gossip (message id = event id, so none loops).
-    fn relay_caught_up(&mut self, from: PeerId) {
-        let others: Vec<PeerId> = self
-            .swarm
-            .connected_peers()
-            .filter(|p| **p != from)
-            .copied()
-            .collect();
-        for p in others {
-            if self.sessions.contains_key(&p) {
-                self.relay_due.insert(p);
-            } else {
-                self.start_sync(p, true);
-            }
-        }
-    }
-
-    /// Publishes events a peer lacks (found by a relay session) by gossip.
-    fn gossip_lacking(&mut self, peer: PeerId, lacking: Vec<Vec<u8>>, of: usize) {
-        let n = lacking.len();
-        for bytes in lacking {
-            match self
-                .swarm
-                .behaviour_mut()
-                .gossipsub
-                .publish(self.topic.clone(), bytes)
-            {
-                Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
-                Err(e) => {
-                    debug!(error = %e, "could not relay an event; anti-entropy will deliver it");
-                }
-            }
-        }
-        if of > n {
-            info!(%peer, relayed = n, lacking = of, "relayed caught-up events; the peer fetches the rest at its next sync");
-        } else {
-            info!(%peer, relayed = n, "relayed caught-up events the peer lacked");
-        }
-    }
-
-    /// Sends a session's requests to `peer`, noting their order.
-    fn send_requests(&mut self, peer: PeerId, reqs: Vec<SyncRequest>) {
-        for req in reqs {
-            let rid = self.swarm.behaviour_mut().sync.send_request(&peer, req);
-            if let Some(r) = self.sessions.get_mut(&peer) {
-                r.in_flight.push_back(rid);
-            }
-        }
-    }
-
-    /// Hands the worker the next response for `peer`'s session, if the session is
-    /// here (not on the worker) and the response to its oldest request has arrived.
-    fn feed_session(&mut self, peer: PeerId) {
-        let clock_key = self.clock_key(&peer);
-        let Some(r) = self.sessions.get_mut(&peer) else {
-            return;
-        };
-        let Some(oldest) = r.in_flight.front() else {
-            return;
-        };
-        if r.session.is_none() || !r.arrived.contains_key(oldest) {
-            return;
-        }
-        let (Some(rid), Some(session)) = (r.in_flight.pop_front(), r.session.take()) else {
-            return;
-        };
-        let Some(response) = r.arrived.remove(&rid) else {
-            return;
-        };
-        let job = Job::Step {
-            peer,
-            generation: r.generation,
-            clock_key,
-            session,
-            response,
-        };
-        if self.worker.offer(job).is_err() {
-            debug!(%peer, "ingest queue full; sync runs again at the next round");
-            self.finish_sync(peer);
-        }
-    }
-
-    /// Whether `generation` is still `peer`'s current session.
-    fn current(&self, peer: &PeerId, generation: u64) -> bool {
-        self.sessions
-            .get(peer)
-            .is_some_and(|r| r.generation == generation)
-    }
-
     /// Acts on what the worker did.
     fn on_done(&mut self, done: Done) {
         match done {
@@ -719,97 +474,9 @@ impl Task {
                     .gossipsub
                     .report_message_validation_result(&id, &source, acceptance);
             }
-            Done::Served {
-                peer,
-                channel,
-                response,
-                misbehaved,
-            } => {
-                if self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_response(channel, response)
-                    .is_err()
-                {
-                    debug!(%peer, "sync response not sent: connection closed");
-                }
-                if misbehaved {
-                    self.ban(peer, "malformed reconciliation message");
-                }
-            }
-            Done::Started {
-                peer,
-                generation,
-                result,
-            } => {
-                if !self.current(&peer, generation) {
-                    return;
-                }
-                match result {
-                    Ok((session, req)) if self.swarm.is_connected(&peer) => {
-                        self.send_requests(peer, vec![req]);
-                        if let Some(r) = self.sessions.get_mut(&peer) {
-                            r.session = Some(session);
-                        }
-                    }
-                    Ok(_) => {
-                        self.sessions.remove(&peer);
-                    }
-                    Err(e) => {
-                        warn!(%peer, error = %e, "could not start sync");
-                        self.sessions.remove(&peer);
-                        self.sync_due.insert(peer, Instant::now() + SYNC_RETRY);
-                    }
-                }
-            }
-            Done::Stepped {
-                peer,
-                generation,
-                session,
-                next,
-                lacking,
-            } => {
-                if !self.current(&peer, generation) {
-                    return;
-                }
-                if let Some(r) = self.sessions.get_mut(&peer) {
-                    r.session = Some(session);
-                }
-                match next {
-                    Ok(Next::Send(reqs)) => {
-                        self.send_requests(peer, reqs);
-                        self.feed_session(peer);
-                    }
-                    Ok(Next::Done {
-                        summary: s,
-                        millis,
-                        phases: p,
-                    }) => {
-                        if s.fetched > 0 || s.rejected > 0 {
-                            info!(%peer, fetched = s.fetched, rejected = s.rejected, deferred = s.deferred, rounds = s.rounds, ms = millis, reconcile_ms = p.reconcile_ms, check_ms = p.check_ms, store_ms = p.store_ms, "synced");
-                        } else if s.deferred > 0 {
-                            // Repeats every round until our clock catches up: debug.
-                            debug!(%peer, deferred = s.deferred, rounds = s.rounds, "in sync but for events ahead of our clock (set aside until then)");
-                        } else {
-                            debug!(%peer, rounds = s.rounds, "in sync");
-                        }
-                        self.finish_sync(peer);
-                        if !lacking.is_empty() {
-                            self.gossip_lacking(peer, lacking, s.lacking);
-                        }
-                        if s.fetched > 0 {
-                            self.relay_caught_up(peer);
-                        }
-                    }
-                    Err(f) if f.misbehaved => {
-                        self.finish_sync(peer);
-                        self.ban(peer, &f.reason);
-                    }
-                    Err(f) => {
-                        warn!(%peer, error = %f.reason, "sync stopped");
-                        self.finish_sync(peer);
-                    }
+            Done::Sync(done) => {
+                if let Some(broke) = self.sessions.on_done(&mut self.swarm, done) {
+                    self.ban(broke);
                 }
             }
         }
@@ -844,11 +511,11 @@ impl Task {
                     }
                 }
                 if let Some(ip) = remote_ip(&addr) {
-                    self.peer_ip.insert(peer_id, ip);
+                    self.sessions.note_host(peer_id, ip);
                 }
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, %addr, "connected");
-                    self.delivery.set_connected(peer_id, true);
+                    self.summaries.set_connected(peer_id, true);
                     self.dialer.connected(&peer_id);
                     let dialed = endpoint.is_dialer().then_some(&addr);
                     self.pex.connected(peer_id, dialed, &addr, Instant::now());
@@ -857,9 +524,7 @@ impl Task {
                         peer: peer_id,
                         addr: addr.to_string(),
                     });
-                    if !self.sessions.contains_key(&peer_id) {
-                        self.start_sync(peer_id, false);
-                    }
+                    self.sessions.connected(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -869,15 +534,9 @@ impl Task {
                 ..
             } => {
                 info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "disconnected");
-                self.delivery.set_connected(peer_id, false);
-                self.sessions.remove(&peer_id);
-                self.relay_due.remove(&peer_id);
-                // The engine's lock may be held by a store write: not on this task.
-                let (engine, key) = (self.engine.clone(), peer_id.to_bytes());
-                tokio::task::spawn_blocking(move || engine.forget_peer_clock(&key));
-                self.peer_ip.remove(&peer_id);
+                self.summaries.set_connected(peer_id, false);
+                self.sessions.disconnected(&peer_id);
                 self.peer_addr.remove(&peer_id);
-                self.sync_due.remove(&peer_id);
                 self.pex.disconnected(&peer_id);
                 self.dialer.disconnected(peer_id, Instant::now());
             }
@@ -926,23 +585,10 @@ impl Task {
                 propagation_source,
                 message_id,
                 message,
-            })) if message.topic == self.delivery_topic.hash() => {
+            })) if self.summaries.is_summary(&message.topic) => {
                 // A hub summary: checked here (a signature check, no disk); passed on
                 // only if it is new knowledge.
-                let got = self.delivery.receive(
-                    &message.data,
-                    Some(propagation_source),
-                    self.engine.wall_ms(),
-                    self.engine.now_ms_unlocked(),
-                );
-                let acceptance = match got {
-                    crate::delivery::Received::Newer => MessageAcceptance::Accept,
-                    crate::delivery::Received::Stale => MessageAcceptance::Ignore,
-                    crate::delivery::Received::Refused(e) => {
-                        debug!(peer = %propagation_source, error = %e, "refused a hub summary");
-                        MessageAcceptance::Reject
-                    }
-                };
+                let acceptance = self.summaries.receive(&message.data, propagation_source);
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
@@ -969,89 +615,11 @@ impl Task {
                         .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => {
+                self.sessions.on_event(&mut self.swarm, ev)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Pex(ev)) => self.on_pex(ev),
             _ => {}
         }
-    }
-
-    fn on_sync(
-        &mut self,
-        ev: request_response::Event<
-            aidmesh_protocol::sync::SyncRequest,
-            aidmesh_protocol::sync::SyncResponse,
-        >,
-    ) {
-        match ev {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let job = Job::Serve {
-                        peer,
-                        clock_key: self.clock_key(&peer),
-                        request,
-                        channel,
-                    };
-                    if let Err(Job::Serve { channel, .. }) = self.worker.offer(job).map_err(|j| *j)
-                    {
-                        let busy = aidmesh_protocol::sync::SyncResponse::Refused {
-                            reason: "busy; try again later".into(),
-                        };
-                        let _ = self.swarm.behaviour_mut().sync.send_response(channel, busy);
-                    }
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    let Some(r) = self.sessions.get_mut(&peer) else {
-                        return;
-                    };
-                    if r.in_flight.contains(&request_id) {
-                        r.arrived.insert(request_id, response);
-                        self.feed_session(peer);
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                debug!(%peer, error = %error, "sync request failed");
-                if self
-                    .sessions
-                    .get(&peer)
-                    .is_some_and(|r| r.in_flight.contains(&request_id))
-                {
-                    self.finish_sync(peer);
-                }
-            }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                debug!(%peer, error = %error, "sync request from peer failed");
-            }
-            request_response::Event::ResponseSent { .. } => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_ipv6_network_is_one_clock_host() {
-        let a = clock_host("2001:db8:1:2:aaaa::1".parse().unwrap());
-        let b = clock_host("2001:db8:1:2:bbbb:cccc:dddd:eeee".parse().unwrap());
-        let other = clock_host("2001:db8:1:3::1".parse().unwrap());
-        assert_eq!(a, b, "privacy addresses of one /64 are one vote");
-        assert_ne!(a, other);
-        assert_eq!(clock_host("::ffff:10.0.0.2".parse().unwrap()), "10.0.0.2");
-        assert_ne!(
-            clock_host("10.0.0.2".parse().unwrap()),
-            clock_host("10.0.0.3".parse().unwrap())
-        );
     }
 }

@@ -20,6 +20,7 @@ use libp2p::{
     allow_block_list, connection_limits, identity, noise, tcp, yamux, Multiaddr, PeerId, Swarm,
     Transport,
 };
+use thiserror::Error;
 
 use super::sync::{self, Codec, Counters};
 use super::{remote_ip, NetConfig, NetError};
@@ -82,6 +83,50 @@ pub struct GossipProfile {
 /// The environment variable that picks a [`GossipProfile`].
 pub const GOSSIP_PROFILE_ENV: &str = "AIDMESH_GOSSIP_PROFILE";
 
+/// Why a text is not a [`GossipProfile`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProfileError {
+    /// The base is neither `lan` nor `libp2p-default`.
+    #[error(
+        "unknown profile {0:?}: use lan or libp2p-default, then overrides \
+         such as mesh=3/2/4, lazy=2, factor=0.25, history=1, flood=on, idontwant=0, \
+         summaries=off"
+    )]
+    UnknownProfile(String),
+    /// An override without `=`.
+    #[error("{0:?} is not key=value")]
+    NotKeyValue(String),
+    /// An override of no setting.
+    #[error("unknown setting {0:?}")]
+    UnknownSetting(String),
+    /// A setting given a value it cannot take.
+    #[error("{key}={value}: {wants}")]
+    BadValue {
+        /// The setting.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What it takes.
+        wants: &'static str,
+    },
+}
+
+/// Why [`GOSSIP_PROFILE_ENV`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProfileEnvError {
+    /// It names no valid profile.
+    #[error("{GOSSIP_PROFILE_ENV}={value:?}: {error}")]
+    Invalid {
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        error: ProfileError,
+    },
+    /// It is not Unicode.
+    #[error("{GOSSIP_PROFILE_ENV}: {0}")]
+    Unreadable(std::env::VarError),
+}
+
 impl GossipProfile {
     /// Tuned for hub LANs, where every node reaches every other and links are short
     /// (docs/reliability.md, "Thin link and gossip amplification"). A mesh of 4
@@ -110,46 +155,46 @@ impl GossipProfile {
     };
 
     /// The profile `AIDMESH_GOSSIP_PROFILE` names, [`GossipProfile::LAN`] if unset.
-    pub fn from_env() -> Result<GossipProfile, String> {
+    pub fn from_env() -> Result<GossipProfile, ProfileEnvError> {
         match std::env::var(GOSSIP_PROFILE_ENV) {
-            Ok(v) => {
-                GossipProfile::parse(&v).map_err(|e| format!("{GOSSIP_PROFILE_ENV}={v:?}: {e}"))
-            }
+            Ok(v) => GossipProfile::parse(&v)
+                .map_err(|error| ProfileEnvError::Invalid { value: v, error }),
             Err(std::env::VarError::NotPresent) => Ok(GossipProfile::LAN),
-            Err(e) => Err(format!("{GOSSIP_PROFILE_ENV}: {e}")),
+            Err(e) => Err(ProfileEnvError::Unreadable(e)),
         }
     }
 
     /// Parses `base[,key=value...]`; see [`GossipProfile`].
-    pub fn parse(s: &str) -> Result<GossipProfile, String> {
+    pub fn parse(s: &str) -> Result<GossipProfile, ProfileError> {
         let mut parts = s.split(',').map(str::trim);
         let mut p = match parts.next().unwrap_or("") {
             "lan" | "" => GossipProfile::LAN,
             "libp2p-default" => GossipProfile::LIBP2P_DEFAULT,
-            other => {
-                return Err(format!(
-                    "unknown profile {other:?}: use lan or libp2p-default, then overrides \
-                     such as mesh=3/2/4, lazy=2, factor=0.25, history=1, flood=on, idontwant=0, \
-                     summaries=off"
-                ))
-            }
+            other => return Err(ProfileError::UnknownProfile(other.into())),
         };
         for part in parts {
             let (k, v) = part
                 .split_once('=')
-                .ok_or_else(|| format!("{part:?} is not key=value"))?;
-            let num = |v: &str| {
-                v.parse::<usize>()
-                    .map_err(|_| format!("{k}={v}: not a whole number"))
+                .ok_or_else(|| ProfileError::NotKeyValue(part.into()))?;
+            let bad = |value: &str, wants| ProfileError::BadValue {
+                key: k.into(),
+                value: value.into(),
+                wants,
+            };
+            let num = |v: &str| v.parse::<usize>().map_err(|_| bad(v, "not a whole number"));
+            let on_off = |v: &str| match v {
+                "on" => Ok(true),
+                "off" => Ok(false),
+                _ => Err(bad(v, "give on or off")),
             };
             match k {
                 "mesh" => {
                     let n: Vec<usize> = v.split('/').map(num).collect::<Result<_, _>>()?;
                     let [d, lo, hi] = n[..] else {
-                        return Err(format!("mesh={v}: give target/low/high, e.g. 4/3/6"));
+                        return Err(bad(v, "give target/low/high, e.g. 4/3/6"));
                     };
                     if !(1 <= lo && lo <= d && d <= hi) {
-                        return Err(format!("mesh={v}: need 1 <= low <= target <= high"));
+                        return Err(bad(v, "need 1 <= low <= target <= high"));
                     }
                     p.mesh = (d, lo, hi);
                 }
@@ -159,25 +204,13 @@ impl GossipProfile {
                         .parse::<f64>()
                         .ok()
                         .filter(|f| (0.0..=1.0).contains(f))
-                        .ok_or_else(|| format!("factor={v}: give a number from 0 to 1"))?
+                        .ok_or_else(|| bad(v, "give a number from 0 to 1"))?
                 }
                 "history" => p.history_gossip = num(v)?.clamp(1, 5),
-                "flood" => {
-                    p.flood_publish = match v {
-                        "on" => true,
-                        "off" => false,
-                        _ => return Err(format!("flood={v}: give on or off")),
-                    }
-                }
+                "flood" => p.flood_publish = on_off(v)?,
                 "idontwant" => p.idontwant = num(v)?,
-                "summaries" => {
-                    p.summaries = match v {
-                        "on" => true,
-                        "off" => false,
-                        _ => return Err(format!("summaries={v}: give on or off")),
-                    }
-                }
-                _ => return Err(format!("unknown setting {k:?}")),
+                "summaries" => p.summaries = on_off(v)?,
+                _ => return Err(ProfileError::UnknownSetting(k.into())),
             }
         }
         Ok(p)
@@ -188,7 +221,7 @@ fn gossipsub(
     topic: &TopicHash,
     profile: GossipProfile,
     metrics: &mut prometheus_client::registry::Registry,
-) -> Result<gossipsub::Behaviour, String> {
+) -> Result<gossipsub::Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     let (d, lo, hi) = profile.mesh;
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Anonymous)
@@ -206,8 +239,7 @@ fn gossipsub(
         .history_gossip(profile.history_gossip)
         .flood_publish(profile.flood_publish)
         .idontwant_message_size_threshold(profile.idontwant)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     // Events are signed by their authors; gossipsub's own signatures would add nothing.
     let mut b = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)?
         .with_metrics(metrics, gossipsub::MetricsConfig::default());
@@ -334,7 +366,7 @@ pub(super) fn build_swarm(
     profile: GossipProfile,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let topic = IdentTopic::new(cfg.topic.clone()).hash();
-    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let setup = |e: &dyn std::fmt::Display| NetError::Libp2p(e.to_string());
     if profile != GossipProfile::LAN {
         tracing::info!(?profile, "gossipsub settings from {GOSSIP_PROFILE_ENV}");
     }
@@ -415,7 +447,7 @@ mod tests {
             ("lan,colour=blue", "unknown setting"),
             ("lan,idontwant", "not key=value"),
         ] {
-            let e = GossipProfile::parse(s).unwrap_err();
+            let e = GossipProfile::parse(s).unwrap_err().to_string();
             assert!(e.contains(says), "{s}: {e}");
         }
     }
