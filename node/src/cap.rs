@@ -313,9 +313,7 @@ fn decode(bytes: &[u8]) -> Result<String, CapError> {
     };
     let text = encoding
         .decode_without_bom_handling_and_without_replacement(body)
-        .ok_or_else(|| {
-            CapError::NotXml(format!("not {} text", encoding.name()))
-        })?;
+        .ok_or_else(|| CapError::NotXml(format!("not {} text", encoding.name())))?;
     Ok(text.into_owned())
 }
 
@@ -326,7 +324,9 @@ fn declared_encoding(bytes: &[u8]) -> Option<String> {
     let decl = head.strip_prefix("<?xml")?;
     let decl = &decl[..decl.find("?>")?];
     let at = decl.find("encoding")?;
-    let rest = decl[at + "encoding".len()..].trim_start().strip_prefix('=')?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?;
     let rest = rest.trim_start();
     let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
     let rest = &rest[1..];
@@ -748,7 +748,11 @@ mod tests {
         let a = m.alert.unwrap();
         assert!(a.texts[0].headline.contains("Usulután"), "{a:?}");
         // Environment Canada: an all-clear update of two earlier messages.
-        let m = parse(&sample("ec-thunderstorm-allclear-update.xml"), 1_336_001_400_000).unwrap();
+        let m = parse(
+            &sample("ec-thunderstorm-allclear-update.xml"),
+            1_336_001_400_000,
+        )
+        .unwrap();
         assert_eq!(m.msg_type, MsgType::Update);
         assert!(m.all_clear);
         assert_eq!(

@@ -33,15 +33,18 @@ fn read(name: &str) -> String {
 fn current(name: &str) -> Vec<u8> {
     let mut b = std::fs::read(sample(name)).expect("sample");
     let moves: &[(&str, &str)] = match name {
-        "ec-thunderstorm-allclear-update.xml" => {
-            &[("2012-05-02T", "2027-03-14T"), ("2012-05-03T", "2027-03-15T")]
-        }
-        "usgs-earthquake-iso-8859-1.xml" => {
-            &[("2012-10-14T", "2027-03-14T"), ("2012-10-21T", "2027-03-21T")]
-        }
-        "nsw-rfs-mva-gwandalan.xml" => {
-            &[("2014-05-08T", "2027-03-14T"), ("2014-05-09T", "2027-03-15T")]
-        }
+        "ec-thunderstorm-allclear-update.xml" => &[
+            ("2012-05-02T", "2027-03-14T"),
+            ("2012-05-03T", "2027-03-15T"),
+        ],
+        "usgs-earthquake-iso-8859-1.xml" => &[
+            ("2012-10-14T", "2027-03-14T"),
+            ("2012-10-21T", "2027-03-21T"),
+        ],
+        "nsw-rfs-mva-gwandalan.xml" => &[
+            ("2014-05-08T", "2027-03-14T"),
+            ("2014-05-09T", "2027-03-15T"),
+        ],
         _ => &[],
     };
     for (from, to) in moves {
@@ -110,7 +113,10 @@ fn alerts(n: &Node, lang: &str) -> Vec<Value> {
 fn a_usgs_file_in_iso_8859_1_is_read_in_the_encoding_it_declares() {
     let a = node("cap-usgs", NWS_AT);
     let file = current("usgs-earthquake-iso-8859-1.xml");
-    assert!(std::str::from_utf8(&file).is_err(), "the file is ISO-8859-1");
+    assert!(
+        std::str::from_utf8(&file).is_err(),
+        "the file is ISO-8859-1"
+    );
     let (ok, out, err) = import_bytes(&a, "usgs.xml", &file);
     assert!(ok, "{out}{err}");
     assert!(
@@ -144,10 +150,19 @@ fn an_environment_canada_all_clear_update_ends_the_watch_it_references() {
             "<responseType>Monitor</responseType>",
         )
         .replace("<urgency>Past</urgency>", "<urgency>Future</urgency>")
-        .replace("<severity>Minor</severity>", "<severity>Moderate</severity>")
-        .replace("<certainty>Observed</certainty>", "<certainty>Possible</certainty>");
+        .replace(
+            "<severity>Minor</severity>",
+            "<severity>Moderate</severity>",
+        )
+        .replace(
+            "<certainty>Observed</certainty>",
+            "<certainty>Possible</certainty>",
+        );
     let (ok, out, err) = import_bytes(&a, "ec-watch.xml", watch.as_bytes());
-    assert!(ok && out.contains("MODERATE  severe thunderstorm watch"), "{out}{err}");
+    assert!(
+        ok && out.contains("MODERATE  severe thunderstorm watch"),
+        "{out}{err}"
+    );
     let watch_id = out.split_whitespace().next().expect("id").to_string();
     wait_for("hub B to hold the watch", T, || {
         (alerts(&b, "en").len() == 1).then_some(())
@@ -168,7 +183,9 @@ fn an_environment_canada_all_clear_update_ends_the_watch_it_references() {
         let l = alerts(&a, "fr");
         (l.len() == 2 && l.iter().all(|x| x["state"] == "all-clear")).then_some(l)
     });
-    assert!(list.iter().any(|x| x["headline"] == "veille d'orages violents"));
+    assert!(list
+        .iter()
+        .any(|x| x["headline"] == "veille d'orages violents"));
     let (ok, out, _) = cli(&a, &["alerts", "--lang", "en"]);
     assert!(
         ok && out.matches("ALL CLEAR  severe thunderstorm watch").count() == 2,
@@ -183,7 +200,10 @@ fn an_update_replaces_the_alert_it_references_and_a_cancel_ends_it_on_every_hub(
     b.connect(&a.addr());
     let first = read("nws-flood-warning.xml");
     let (ok, out, err) = import_bytes(&a, "first.xml", first.as_bytes());
-    assert!(ok && out.contains("SEVERE  Flood Warning issued March 14"), "{out}{err}");
+    assert!(
+        ok && out.contains("SEVERE  Flood Warning issued March 14"),
+        "{out}{err}"
+    );
     let first_id = out.split_whitespace().next().expect("id").to_string();
     let old_ident = "urn:oid:2.49.0.1.840.0.7c1e2b9f4d1a6e0c3b8a5d2f9e4c7b1a0d3e6f29.001.1";
     // The issuer's update of it: a new identifier, msgType Update, <references>.
@@ -198,9 +218,14 @@ fn an_update_replaces_the_alert_it_references_and_a_cancel_ends_it_on_every_hub(
         .replace("<severity>Severe</severity>", "<severity>Extreme</severity>");
     assert_ne!(update, first);
     let (ok, out, err) = import_bytes(&a, "update.xml", update.as_bytes());
-    assert!(ok && out.contains("EXTREME  Flood Warning issued March 14"), "{out}{err}");
     assert!(
-        out.contains(&format!("{first_id}  cancelled  replaced by the issuer's update")),
+        ok && out.contains("EXTREME  Flood Warning issued March 14"),
+        "{out}{err}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{first_id}  cancelled  replaced by the issuer's update"
+        )),
         "{out}"
     );
     let update_id = out.split_whitespace().next().expect("id").to_string();
@@ -212,8 +237,7 @@ fn an_update_replaces_the_alert_it_references_and_a_cancel_ends_it_on_every_hub(
     assert_eq!(list[0]["severity"], "extreme");
 
     // The issuer cancels the update: the alert ends, everywhere, imported on hub B.
-    let cancel = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
+    let cancel = r#"<?xml version="1.0" encoding="UTF-8"?>
 <alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
   <identifier>urn:oid:2.49.0.1.840.0.cancel.001.1</identifier>
   <sender>w-nws.webmaster@noaa.gov</sender>
@@ -223,8 +247,7 @@ fn an_update_replaces_the_alert_it_references_and_a_cancel_ends_it_on_every_hub(
   <scope>Public</scope>
   <references>w-nws.webmaster@noaa.gov,urn:oid:2.49.0.1.840.0.update.001.1,2027-03-14T09:51:00-06:00</references>
 </alert>
-"#
-    );
+"#;
     let (ok, out, err) = import_bytes(&b, "cancel.xml", cancel.as_bytes());
     assert!(ok, "{out}{err}");
     assert!(
@@ -241,7 +264,10 @@ fn an_update_replaces_the_alert_it_references_and_a_cancel_ends_it_on_every_hub(
         "cancel-other.xml",
         cancel.replace("update.001.1", "unknown.9").as_bytes(),
     );
-    assert!(!ok && err.contains("which this board does not hold"), "{err}");
+    assert!(
+        !ok && err.contains("which this board does not hold"),
+        "{err}"
+    );
 }
 
 /// The NWS flood warning with `extra` more `<info>` blocks, each a copy of its own
@@ -256,8 +282,14 @@ fn with_languages(langs: &[&str]) -> String {
         more.push_str("\n    ");
         more.push_str(
             &info
-                .replace("<language>en-US</language>", &format!("<language>{l}</language>"))
-                .replace("Flood Warning issued", &format!("[{l}] Flood Warning issued")),
+                .replace(
+                    "<language>en-US</language>",
+                    &format!("<language>{l}</language>"),
+                )
+                .replace(
+                    "Flood Warning issued",
+                    &format!("[{l}] Flood Warning issued"),
+                ),
         );
     }
     format!("{}{more}{}", &base[..end], &base[end..])
@@ -270,7 +302,10 @@ fn a_warning_in_eight_languages_is_one_alert_and_the_english_reader_reads_englis
     let (ok, out, err) = import_bytes(&a, "eight.xml", file.as_bytes());
     assert!(ok, "{out}{err}");
     assert_eq!(out.matches("Flood Warning issued").count(), 1, "{out}");
-    assert!(out.contains("(NWS Houston/Galveston TX; en-US, de-DE, es-ES, fr-FR)"), "{out}");
+    assert!(
+        out.contains("(NWS Houston/Galveston TX; en-US, de-DE, es-ES, fr-FR)"),
+        "{out}"
+    );
     assert!(
         out.contains("not carried (an alert holds at most 4 languages): ar, tr-TR, pl-PL, ru-RU"),
         "{out}"
@@ -292,7 +327,10 @@ fn an_nsw_rfs_alert_whose_blocks_differ_only_in_geocode_posts_once() {
     let (ok, out, err) = import_bytes(&a, "rfs-two.xml", file.as_bytes());
     assert!(ok, "{out}{err}");
     assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(out.contains("MINOR  MVA Gwandalan (NSW Rural Fire Service; en-AU)"), "{out}");
+    assert!(
+        out.contains("MINOR  MVA Gwandalan (NSW Rural Fire Service; en-AU)"),
+        "{out}"
+    );
     let list = alerts(&a, "en");
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["area"], "86 Kullaroo Rd Gwandalan, Wyong");
@@ -329,7 +367,11 @@ fn big_files_many_blocks_and_far_expiries_are_bounded() {
         ));
     }
     many.push_str(&base[end..]);
-    assert!(many.len() > 300_000 && many.len() < 1_048_576, "{}", many.len());
+    assert!(
+        many.len() > 300_000 && many.len() < 1_048_576,
+        "{}",
+        many.len()
+    );
     let (ok, out, err) = import_bytes(&a, "many.xml", many.as_bytes());
     assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 1, "{}", &out[..out.len().min(2000)]);

@@ -83,7 +83,8 @@ fn record_id_ok(id: &str) -> bool {
 /// The validator's `DATE`: `^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$`.
 fn date_ok(d: &str) -> bool {
     let b = d.as_bytes();
-    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
     b.len() == 20
         && digits(0..4)
         && b[4] == b'-'
@@ -187,7 +188,12 @@ fn the_pfif_export_follows_pfif_1_4_as_person_finder_reads_it() {
             &json!({ "outcome": outcome, "detail": detail, "by": by, "note": note }),
         )
     };
-    check("safe", None, "Sam", "spare key with the neighbour\nat number 16");
+    check(
+        "safe",
+        None,
+        "Sam",
+        "spare key with the neighbour\nat number 16",
+    );
     check("moved", Some("Elm St school hall"), "self", "");
 
     let text = export(&node);
@@ -204,7 +210,11 @@ fn the_pfif_export_follows_pfif_1_4_as_person_finder_reads_it() {
         .collect();
     assert_eq!(notes.len(), 2, "{text}");
     for n in &notes {
-        check_record(*n, NOTE, &["note_record_id", "author_name", "source_date", "text"]);
+        check_record(
+            *n,
+            NOTE,
+            &["note_record_id", "author_name", "source_date", "text"],
+        );
         assert_eq!(field(*n, "person_record_id"), field(p, "person_record_id"));
     }
 
@@ -252,7 +262,9 @@ fn the_pfif_export_follows_pfif_1_4_as_person_finder_reads_it() {
 
 #[test]
 fn the_record_id_rule_is_the_validators() {
-    assert!(record_id_ok("hub-96ae36ecdc1a1a64.aidmesh.invalid/person.1"));
+    assert!(record_id_ok(
+        "hub-96ae36ecdc1a1a64.aidmesh.invalid/person.1"
+    ));
     assert!(record_id_ok("example.com./p1"));
     assert!(!record_id_ok("96ae36ecdc1a1a64.aidmesh.invalid/person.1"));
     assert!(!record_id_ok("example.com"));

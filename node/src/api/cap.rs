@@ -104,7 +104,9 @@ pub(super) async fn import(
                 continue;
             }
             let replaced = match new_id {
-                Some(n) if !msg.all_clear => format!("replaced by the issuer's update {}", n.short()),
+                Some(n) if !msg.all_clear => {
+                    format!("replaced by the issuer's update {}", n.short())
+                }
                 _ if msg.msg_type == MsgType::Cancel => "cancelled by the issuer".to_string(),
                 _ => "all clear from the issuer".to_string(),
             };
