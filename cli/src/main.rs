@@ -1164,6 +1164,10 @@ fn import_cap(dir: &std::path::Path, file: &std::path::Path) -> Result<(), CliEr
             e["note"].as_str().unwrap_or("")
         );
     }
+    let none = |k: &str| v[k].as_array().is_none_or(|a| a.is_empty());
+    if none("posted") && none("already_posted") && none("ended") {
+        println!("nothing changed: the alerts this message names have already ended");
+    }
     let left: Vec<&str> = v["languages_left_out"]
         .as_array()
         .into_iter()

@@ -252,7 +252,8 @@ pub fn parse(bytes: &[u8], now_ms: u64) -> Result<CapMessage, CapError> {
             }
         }
     }
-    let expires_ms = expires_ms.min(now_ms.max(sent_ms).saturating_add(MAX_EXPIRY_MS));
+    // From now, not from `sent`: a message may claim to be sent in 9999 too.
+    let expires_ms = expires_ms.min(now_ms.saturating_add(MAX_EXPIRY_MS));
     if expires_ms <= now_ms {
         return Err(CapError::NotForTheBoard(
             "the alert has already expired".into(),
@@ -776,6 +777,13 @@ mod tests {
             .unwrap()
             .replace("2027-03-15T03:00:00-06:00", "9999-12-31T23:59:59Z");
         let a = parse(far.as_bytes(), NOW).unwrap().alert.unwrap();
+        assert_eq!(a.expires_ms, Some(NOW + MAX_EXPIRY_MS));
+        let later = far.replace(
+            "<sent>2027-03-14T09:51:00-06:00",
+            "<sent>9999-01-01T00:00:00Z",
+        );
+        assert_ne!(later, far);
+        let a = parse(later.as_bytes(), NOW).unwrap().alert.unwrap();
         assert_eq!(a.expires_ms, Some(NOW + MAX_EXPIRY_MS));
     }
 

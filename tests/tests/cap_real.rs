@@ -258,6 +258,12 @@ fn an_update_replaces_the_alert_it_references_and_a_cancel_ends_it_on_every_hub(
         let l = alerts(&a, "en");
         (l.len() == 1 && l[0]["state"] == "all-clear").then_some(())
     });
+    // The same Cancel again: nothing left to end, and it says so.
+    let (ok, out, err) = import_bytes(&b, "cancel.xml", cancel.as_bytes());
+    assert!(
+        ok && out.contains("nothing changed: the alerts this message names have already ended"),
+        "{out}{err}"
+    );
     // A Cancel of an alert this board never held says so.
     let (ok, _, err) = import_bytes(
         &b,

@@ -74,7 +74,8 @@ pub(super) async fn import(
             ));
         }
         let (mut posted, mut known) = (Vec::new(), Vec::new());
-        let mut new_id = None;
+        // The alert posted now, and the one this message is (posted now or before).
+        let (mut new_id, mut current) = (None, None);
         if let Some(a) = msg.alert {
             let held = engine.with_view(|v| {
                 v.alert_ids().copied().find(|id| {
@@ -84,7 +85,10 @@ pub(super) async fn import(
                 })
             });
             match held {
-                Some(id) => known.push(id.short()),
+                Some(id) => {
+                    known.push(id.short());
+                    current = Some(id);
+                }
                 None => {
                     let id = engine.post(Body::OfficialAlert(a))?.id();
                     if msg.all_clear {
@@ -95,6 +99,7 @@ pub(super) async fn import(
                         }))?;
                     }
                     new_id = Some(id);
+                    current = Some(id);
                 }
             }
         }
@@ -103,7 +108,7 @@ pub(super) async fn import(
             if state != AlertState::Active {
                 continue;
             }
-            let replaced = match new_id {
+            let replaced = match current {
                 Some(n) if !msg.all_clear => {
                     format!("replaced by the issuer's update {}", n.short())
                 }
