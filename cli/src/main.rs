@@ -1118,6 +1118,17 @@ fn import_cap(dir: &std::path::Path, file: &std::path::Path) -> Result<(), CliEr
     let client = Client::for_dir(dir)?;
     let mut f = std::fs::File::open(file)
         .map_err(|e| CliError(format!("cannot read {}: {e}", file.display())))?;
+    // The hub stops reading past its limit, which the sender would see as a broken pipe.
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let max = aidmesh_node::cap::MAX_CAP_BYTES as u64;
+    if size > max {
+        return Err(CliError(format!(
+            "{} is {}; a CAP alert is at most {} ({max} bytes): give one alert's file, not a feed or an archive",
+            file.display(),
+            human_size(size),
+            human_size(max)
+        )));
+    }
     let v = client.post_file("/api/v1/alerts/import", "application/xml", &mut f)?;
     for a in v["posted"].as_array().into_iter().flatten() {
         let langs: Vec<&str> = a["official"]["languages"]
@@ -1129,7 +1140,11 @@ fn import_cap(dir: &std::path::Path, file: &std::path::Path) -> Result<(), CliEr
         println!(
             "{}  {}  {} ({}; {})",
             a["short_id"].as_str().unwrap_or(""),
-            a["severity"].as_str().unwrap_or("").to_uppercase(),
+            if a["state"] == "all-clear" {
+                "ALL CLEAR".to_string()
+            } else {
+                a["severity"].as_str().unwrap_or("").to_uppercase()
+            },
             a["headline"].as_str().unwrap_or(""),
             a["official"]["sender"].as_str().unwrap_or(""),
             langs.join(", ")
@@ -1139,6 +1154,30 @@ fn import_cap(dir: &std::path::Path, file: &std::path::Path) -> Result<(), CliEr
         println!(
             "{}  already posted from an earlier import",
             id.as_str().unwrap_or("")
+        );
+    }
+    for e in v["ended"].as_array().into_iter().flatten() {
+        println!(
+            "{}  {}  {}",
+            e["short_id"].as_str().unwrap_or(""),
+            e["state"].as_str().unwrap_or(""),
+            e["note"].as_str().unwrap_or("")
+        );
+    }
+    let none = |k: &str| v[k].as_array().is_none_or(|a| a.is_empty());
+    if none("posted") && none("already_posted") && none("ended") {
+        println!("nothing changed: the alerts this message names have already ended");
+    }
+    let left: Vec<&str> = v["languages_left_out"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str())
+        .collect();
+    if !left.is_empty() {
+        println!(
+            "not carried (an alert holds at most 4 languages): {}",
+            left.join(", ")
         );
     }
     Ok(())

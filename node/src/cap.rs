@@ -69,28 +69,54 @@ pub enum CapError {
     NotForTheBoard(String),
 }
 
-/// What a CAP file gives: one alert per group of languages.
+/// What a CAP message asks of the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsgType {
+    /// A new alert.
+    Alert,
+    /// A new version of the alerts it references: it replaces them.
+    Update,
+    /// The issuer ends the alerts it references.
+    Cancel,
+}
+
+/// What a CAP file gives: at most one alert (one CAP message is one alert, however many
+/// languages and areas its `info` blocks carry), and what it does to earlier ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapMessage {
     /// "1.2" or "1.1".
     pub version: &'static str,
-    /// The alerts to post.
-    pub alerts: Vec<OfficialAlert>,
+    /// Alert, Update or Cancel.
+    pub msg_type: MsgType,
+    /// The alert to post (`None` for a Cancel).
+    pub alert: Option<OfficialAlert>,
+    /// The CAP identifiers of the earlier messages this one updates or cancels
+    /// (`<references>`, cleaned as [`OfficialAlert::identifier`] is).
+    pub references: Vec<String>,
+    /// The issuer says the threat is over (`responseType` AllClear): the alert is
+    /// posted already ended.
+    pub all_clear: bool,
+    /// Languages of the file the alert does not carry (the board holds at most
+    /// [`MAX_LANGUAGES`]; the first ones in the file are kept).
+    pub left_out: Vec<String>,
 }
+
+/// Furthest an official alert's expiry is taken, from when it is read: a year, as for
+/// alerts raised by hand. A later `expires` (9999-12-31) is brought back to it.
+pub const MAX_EXPIRY_MS: u64 = 365 * 86_400_000;
 
 /// Reads a CAP message. `now_ms` refuses alerts that have already expired.
 pub fn parse(bytes: &[u8], now_ms: u64) -> Result<CapMessage, CapError> {
     if bytes.len() > MAX_CAP_BYTES {
         return Err(CapError::TooLarge(bytes.len()));
     }
-    let text =
-        std::str::from_utf8(bytes).map_err(|e| CapError::NotXml(format!("not UTF-8 text: {e}")))?;
+    let text = decode(bytes)?;
     let opts = ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_NODES,
         ..ParsingOptions::default()
     };
-    let doc = Document::parse_with_options(text, opts).map_err(|e| match e {
+    let doc = Document::parse_with_options(&text, opts).map_err(|e| match e {
         roxmltree::Error::DtdDetected => CapError::Dtd,
         other => CapError::NotXml(other.to_string()),
     })?;
@@ -117,7 +143,7 @@ pub fn parse(bytes: &[u8], now_ms: u64) -> Result<CapMessage, CapError> {
     let sent = required(root, ns, "sent")?;
     let sent_ms = date_ms("sent", &sent)?;
     let status = required(root, ns, "status")?;
-    let msg_type = required(root, ns, "msgType")?;
+    let msg_type_s = required(root, ns, "msgType")?;
     let scope = required(root, ns, "scope")?;
     match status.as_str() {
         "Actual" => {}
@@ -140,20 +166,23 @@ pub fn parse(bytes: &[u8], now_ms: u64) -> Result<CapMessage, CapError> {
             ))
         }
     }
-    match msg_type.as_str() {
-        "Alert" | "Update" => {}
-        "Cancel" => {
-            return Err(CapError::NotForTheBoard(
-                "this message cancels an earlier alert; end that alert with `aidmesh alert clear ID` (or All clear on the page)".into(),
-            ))
-        }
+    let msg_type = match msg_type_s.as_str() {
+        "Alert" => MsgType::Alert,
+        "Update" => MsgType::Update,
+        "Cancel" => MsgType::Cancel,
         "Ack" | "Error" => {
             return Err(CapError::NotForTheBoard(format!(
-                "an {msg_type} message is for the alert's sender, not a warning for people"
+                "an {msg_type_s} message is for the alert's sender, not a warning for people"
             )))
         }
-        _ => return Err(bad("msgType", &msg_type, "CAP allows Alert, Update, Cancel, Ack or Error")),
-    }
+        _ => {
+            return Err(bad(
+                "msgType",
+                &msg_type_s,
+                "CAP allows Alert, Update, Cancel, Ack or Error",
+            ))
+        }
+    };
     match scope.as_str() {
         "Public" => {}
         "Restricted" | "Private" => {
@@ -169,70 +198,180 @@ pub fn parse(bytes: &[u8], now_ms: u64) -> Result<CapMessage, CapError> {
             ))
         }
     }
+    // "sender,identifier,sent" triples separated by spaces; the identifier names the
+    // earlier message (the sender is its address, which the board does not keep).
+    let references: Vec<String> = child_text(root, ns, "references")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|r| r.split(',').nth(1))
+        .map(|id| cut(&one_line(id), MAX_LABEL))
+        .filter(|id| !id.is_empty())
+        .collect();
+    if msg_type == MsgType::Cancel {
+        if references.is_empty() {
+            return Err(CapError::NotForTheBoard(
+                "this Cancel names no earlier alert in <references>, so there is nothing to end"
+                    .into(),
+            ));
+        }
+        return Ok(CapMessage {
+            version,
+            msg_type,
+            alert: None,
+            references,
+            all_clear: false,
+            left_out: Vec::new(),
+        });
+    }
     let infos: Vec<Node> = children(root, ns, "info").collect();
     if infos.is_empty() {
         return Err(CapError::Missing("info"));
     }
-    // The n-th block of each language goes to alert n.
-    let mut groups: Vec<Vec<Info>> = Vec::new();
+    // One alert: the first block of each language gives that language's text; later
+    // blocks of the same language add their areas (and their text when it differs).
+    let mut langs: Vec<Info> = Vec::new();
+    let mut left_out: Vec<String> = Vec::new();
+    let mut all_clear = false;
+    let (mut severity, mut urgency, mut expires_ms) = (None, None, 0u64);
     for node in infos {
         let info = read_info(node, ns, sent_ms)?;
-        let slot = groups.iter_mut().find(|g| {
-            g.len() < MAX_LANGUAGES
-                && !g
-                    .iter()
-                    .any(|i| i.text.language.eq_ignore_ascii_case(&info.text.language))
-        });
-        match slot {
-            Some(g) => g.push(info),
-            None => groups.push(vec![info]),
+        all_clear |= info.all_clear;
+        severity = severity.max(Some(info.severity));
+        urgency = Some(urgency.map_or(info.urgency, |u: AlertUrgency| u.min(info.urgency)));
+        expires_ms = expires_ms.max(info.expires_ms);
+        let same = langs
+            .iter()
+            .position(|i| i.text.language.eq_ignore_ascii_case(&info.text.language));
+        match same {
+            Some(n) => langs[n].absorb(info),
+            None if langs.len() < MAX_LANGUAGES => langs.push(info),
+            None => {
+                if !left_out.contains(&info.text.language) {
+                    left_out.push(info.text.language)
+                }
+            }
         }
     }
-    let sender_name = groups[0]
-        .iter()
-        .find_map(|i| i.sender_name.clone())
-        .unwrap_or(sender.clone());
-    let mut alerts = Vec::new();
-    let several = groups.len() > 1;
-    for (n, mut group) in groups.into_iter().enumerate() {
-        let first = &group[0];
-        if first.expires_ms <= now_ms {
-            continue;
-        }
-        let (severity, urgency, expires_ms) = (first.severity, first.urgency, first.expires_ms);
-        // Every language's text shares the event's room: cut each to its share.
-        let share = MAX_DETAILS / group.len();
-        for i in &mut group {
-            i.text.text = cut(&i.text.text, share);
-        }
-        let id = if several {
-            format!("{identifier}#{}", n + 1)
-        } else {
-            identifier.clone()
-        };
-        alerts.push(OfficialAlert {
-            severity,
-            urgency,
-            expires_ms: Some(expires_ms),
-            sender: cut(&one_line(&sender_name), MAX_LABEL),
-            identifier: cut(&one_line(&id), MAX_LABEL),
-            texts: group.into_iter().map(|i| i.text).collect(),
-        });
-    }
-    if alerts.is_empty() {
+    // From now, not from `sent`: a message may claim to be sent in 9999 too.
+    let expires_ms = expires_ms.min(now_ms.saturating_add(MAX_EXPIRY_MS));
+    if expires_ms <= now_ms {
         return Err(CapError::NotForTheBoard(
             "the alert has already expired".into(),
         ));
     }
-    Ok(CapMessage { version, alerts })
+    let sender_name = langs
+        .iter()
+        .find_map(|i| i.sender_name.clone())
+        .unwrap_or(sender.clone());
+    // Every language's text shares the event's room: cut each to its share.
+    let share = MAX_DETAILS / langs.len();
+    let texts = langs
+        .into_iter()
+        .map(|i| {
+            let mut t = i.text;
+            t.text = cut(&many_lines(&t.text), share);
+            t.area = cut(&one_line(&i.areas.join("; ")), MAX_LABEL);
+            t
+        })
+        .collect();
+    let alert = OfficialAlert {
+        severity: severity.unwrap_or(Severity::Moderate),
+        urgency: urgency.unwrap_or(AlertUrgency::Unknown),
+        expires_ms: Some(expires_ms),
+        sender: cut(&one_line(&sender_name), MAX_LABEL),
+        identifier: cut(&one_line(&identifier), MAX_LABEL),
+        texts,
+    };
+    Ok(CapMessage {
+        version,
+        msg_type,
+        alert: Some(alert),
+        references,
+        all_clear,
+        left_out,
+    })
+}
+
+/// The file's text in the encoding it declares (a byte-order mark, else the XML
+/// declaration's `encoding`, else UTF-8): USGS publishes ISO-8859-1.
+fn decode(bytes: &[u8]) -> Result<String, CapError> {
+    let (encoding, body) = match encoding_rs::Encoding::for_bom(bytes) {
+        Some((enc, len)) => (enc, &bytes[len..]),
+        None => {
+            let declared = declared_encoding(bytes);
+            let enc = match &declared {
+                None => encoding_rs::UTF_8,
+                Some(label) => {
+                    encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+                        CapError::NotXml(format!(
+                            "the file declares encoding=\"{label}\", which this node does not know"
+                        ))
+                    })?
+                }
+            };
+            (enc, bytes)
+        }
+    };
+    let text = encoding
+        .decode_without_bom_handling_and_without_replacement(body)
+        .ok_or_else(|| CapError::NotXml(format!("not {} text", encoding.name())))?;
+    Ok(text.into_owned())
+}
+
+/// The `encoding` of an XML declaration at the start of `bytes`, if any.
+fn declared_encoding(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..bytes.len().min(200)];
+    let head: String = head.iter().map(|&b| b as char).collect();
+    let decl = head.strip_prefix("<?xml")?;
+    let decl = &decl[..decl.find("?>")?];
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?;
+    let rest = rest.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let rest = &rest[1..];
+    Some(rest[..rest.find(quote)?].trim().to_string())
 }
 
 struct Info {
     text: AlertText,
+    /// Area descriptions, each once.
+    areas: Vec<String>,
     severity: Severity,
     urgency: AlertUrgency,
     expires_ms: u64,
     sender_name: Option<String>,
+    all_clear: bool,
+}
+
+impl Info {
+    /// Takes in a later block of the same language: its areas, and its headline and
+    /// text when they say something this one does not (blocks that differ only in
+    /// geocode, as NSW RFS sends, add nothing).
+    fn absorb(&mut self, other: Info) {
+        for a in other.areas {
+            if !self.areas.contains(&a) {
+                self.areas.push(a);
+            }
+        }
+        let t = &mut self.text;
+        let o = other.text;
+        if o.event != t.event || o.headline != t.headline || o.text != t.text {
+            let more = [o.headline, o.text]
+                .into_iter()
+                .filter(|x| !x.is_empty() && !t.text.contains(x.as_str()) && *x != t.headline)
+                .collect::<Vec<_>>()
+                .join("\n");
+            // Bounded: the text is cut to the board's room when the alert is made.
+            if !more.is_empty() && t.text.chars().count() <= MAX_DETAILS {
+                if !t.text.is_empty() {
+                    t.text.push_str("\n\n");
+                }
+                t.text.push_str(&more);
+            }
+        }
+    }
 }
 
 fn read_info(info: Node, ns: &str, sent_ms: u64) -> Result<Info, CapError> {
@@ -289,10 +428,15 @@ fn read_info(info: Node, ns: &str, sent_ms: u64) -> Result<Info, CapError> {
         }
         text.push_str(&instr);
     }
-    let mut areas = Vec::new();
+    let mut areas: Vec<String> = Vec::new();
     for area in children(info, ns, "area") {
-        areas.push(required(area, ns, "areaDesc")?);
+        let a = one_line(&required(area, ns, "areaDesc")?);
+        if !areas.contains(&a) {
+            areas.push(a);
+        }
     }
+    let all_clear = children(info, ns, "responseType")
+        .any(|r| r.text().is_some_and(|t| t.trim() == "AllClear"));
     let language = one_line(&language);
     if language.is_empty() || language.chars().count() > MAX_TAG {
         return Err(bad(
@@ -307,12 +451,14 @@ fn read_info(info: Node, ns: &str, sent_ms: u64) -> Result<Info, CapError> {
             event: cut(&one_line(&event), MAX_TITLE),
             headline: cut(&one_line(&headline), MAX_TITLE),
             text: many_lines(&text),
-            area: cut(&one_line(&areas.join("; ")), MAX_LABEL),
+            area: String::new(),
         },
+        areas,
         severity,
         urgency,
         expires_ms,
         sender_name: child_text(info, ns, "senderName").map(|s| one_line(&s)),
+        all_clear,
     })
 }
 
@@ -480,7 +626,9 @@ mod tests {
     fn a_national_weather_service_warning_becomes_one_official_alert() {
         let m = parse(&sample("nws-flood-warning.xml"), NOW).unwrap();
         assert_eq!(m.version, "1.2");
-        let [a] = &m.alerts[..] else { panic!("{m:?}") };
+        assert_eq!(m.msg_type, MsgType::Alert);
+        assert!(!m.all_clear && m.references.is_empty() && m.left_out.is_empty());
+        let Some(a) = &m.alert else { panic!("{m:?}") };
         assert_eq!(a.severity, Severity::Severe);
         assert_eq!(a.urgency, AlertUrgency::Immediate);
         assert_eq!(a.sender, "NWS Houston/Galveston TX");
@@ -505,7 +653,7 @@ mod tests {
     #[test]
     fn english_and_spanish_blocks_make_one_alert_in_both_languages() {
         let m = parse(&sample("nws-hurricane-en-es.xml"), NOW).unwrap();
-        let [a] = &m.alerts[..] else { panic!("{m:?}") };
+        let Some(a) = &m.alert else { panic!("{m:?}") };
         assert_eq!(a.severity, Severity::Extreme);
         let langs: Vec<&str> = a.texts.iter().map(|t| t.language.as_str()).collect();
         assert_eq!(langs, ["en-US", "es-US"]);
@@ -518,12 +666,13 @@ mod tests {
         // CAP 1.1 with a namespace prefix reads the same.
         let m = parse(&sample("meteoalarm-wind-1.1.xml"), NOW).unwrap();
         assert_eq!(m.version, "1.1");
-        assert_eq!(m.alerts[0].texts.len(), 2);
+        let a = m.alert.unwrap();
+        assert_eq!(a.texts.len(), 2);
         assert_eq!(
-            m.alerts[0].text_for("en").unwrap().headline,
+            a.text_for("en").unwrap().headline,
             "Orange warning: severe wind gusts in Zeeland"
         );
-        assert_eq!(m.alerts[0].urgency, AlertUrgency::Future);
+        assert_eq!(a.urgency, AlertUrgency::Future);
     }
 
     #[test]
@@ -591,6 +740,51 @@ mod tests {
         ] {
             assert!(date_ms("sent", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn real_files_as_the_services_send_them() {
+        // USGS, ISO-8859-1 as declared.
+        let m = parse(&sample("usgs-earthquake-iso-8859-1.xml"), 1_350_259_200_000).unwrap();
+        let a = m.alert.unwrap();
+        assert!(a.texts[0].headline.contains("Usulután"), "{a:?}");
+        // Environment Canada: an all-clear update of two earlier messages.
+        let m = parse(
+            &sample("ec-thunderstorm-allclear-update.xml"),
+            1_336_001_400_000,
+        )
+        .unwrap();
+        assert_eq!(m.msg_type, MsgType::Update);
+        assert!(m.all_clear);
+        assert_eq!(
+            m.references,
+            ["2.49.0.1.124.a3f342a4.2012", "2.49.0.1.124.60f31a3a.2012"]
+        );
+        assert_eq!(m.alert.unwrap().texts.len(), 2);
+        // A declared encoding that is not what the bytes are is refused, naming it.
+        let lie = b"<?xml version='1.0' encoding='UTF-8'?><alert>\xe1</alert>";
+        assert!(matches!(parse(lie, 0), Err(CapError::NotXml(ref w)) if w.contains("UTF-8")));
+        assert_eq!(
+            declared_encoding(b"<?xml version=\"1.0\" encoding = 'ISO-8859-1' ?><a/>"),
+            Some("ISO-8859-1".into())
+        );
+        assert_eq!(declared_encoding(b"<a/>"), None);
+    }
+
+    #[test]
+    fn expiry_is_bounded_to_a_year() {
+        let far = String::from_utf8(sample("nws-flood-warning.xml"))
+            .unwrap()
+            .replace("2027-03-15T03:00:00-06:00", "9999-12-31T23:59:59Z");
+        let a = parse(far.as_bytes(), NOW).unwrap().alert.unwrap();
+        assert_eq!(a.expires_ms, Some(NOW + MAX_EXPIRY_MS));
+        let later = far.replace(
+            "<sent>2027-03-14T09:51:00-06:00",
+            "<sent>9999-01-01T00:00:00Z",
+        );
+        assert_ne!(later, far);
+        let a = parse(later.as_bytes(), NOW).unwrap().alert.unwrap();
+        assert_eq!(a.expires_ms, Some(NOW + MAX_EXPIRY_MS));
     }
 
     #[test]

@@ -388,23 +388,38 @@ fn xml(s: &str) -> String {
 
 /// The PFIF domain of records registered by `author`: a name under `.invalid` (RFC
 /// 2606, never resolves) that names the hub's key, so records from two hubs never
-/// collide and a copy can be traced back to the hub that holds the original.
+/// collide and a copy can be traced back to the hub that holds the original. The
+/// label starts with `hub-`: a DNS label (and PFIF's record id rule, which Person
+/// Finder's validator applies) must start with a letter, and a key's hex may not. The
+/// same hub gives the same domain, so a person keeps their record id in every export.
 pub fn pfif_domain(author: &AuthorId) -> String {
-    format!("{}.aidmesh.invalid", &author.to_hex()[..16])
+    format!("hub-{}.aidmesh.invalid", &author.to_hex()[..16])
+}
+
+/// Whether a check-in was made by the person themselves (`by` "self").
+fn by_self(by: &str) -> bool {
+    by.trim().eq_ignore_ascii_case("self")
 }
 
 /// PFIF 1.4 note status, and whether the author made contact, for a check-in outcome.
-/// A check-in the person made themselves (`by` "self") is `is_note_author`.
+/// A check-in the person made themselves (`by` "self") is `is_note_author`: the person
+/// wrote the note (PFIF: "this person is also the author of this note").
 fn note_status(outcome: &Outcome, by: &str) -> (&'static str, bool) {
-    let own = by.trim().eq_ignore_ascii_case("self");
+    let own = by_self(by);
     match outcome {
-        Outcome::Safe | Outcome::NeedsHelp(_) if own => ("is_note_author", true),
+        Outcome::Safe | Outcome::NeedsHelp(_) | Outcome::Moved(_) if own => {
+            ("is_note_author", true)
+        }
         Outcome::Safe | Outcome::NeedsHelp(_) => ("believed_alive", true),
         // Someone said where they went: alive, though not seen by the author.
         Outcome::Moved(_) => ("believed_alive", false),
         Outcome::NoAnswer | Outcome::NotAtHome => ("information_sought", false),
     }
 }
+
+/// When a welfare record is erased if nothing more is heard (the hub's default
+/// retention after the last check-in, `--welfare-retention`): PFIF's `expiry_date`.
+const PFIF_RETENTION_MS: u64 = 30 * 86_400_000;
 
 /// PFIF 1.4: one `person` per person who agreed to be shared, each with one `note` per
 /// check-in. Which fields are written is listed in docs/api.md; phone, the
@@ -436,7 +451,6 @@ fn pfif(snap: &Snapshot) -> String {
         } else {
             format!("aidmesh hub {hub}")
         };
-        let place = p.place();
         let mut description = String::new();
         if !p.person.risks.is_empty() {
             description = format!("At risk: {}.", p.person.risks.join(", "));
@@ -447,15 +461,33 @@ fn pfif(snap: &Snapshot) -> String {
         // When this repository stored it: the export gives its own time, so a reader
         // that loads exports in turn sees entry dates that never go back.
         el(&mut out, i, "entry_date", &made);
+        // PFIF: after this date the record and its notes are to be deleted; here, when
+        // the hub erases it unless someone checks on the person again.
+        let last = p
+            .checks
+            .iter()
+            .map(|c| c.at.millis())
+            .fold(p.registered.millis(), u64::max);
+        el(
+            &mut out,
+            i,
+            "expiry_date",
+            &utc(last.saturating_add(PFIF_RETENTION_MS)),
+        );
         el(&mut out, i, "author_name", &source);
         el(&mut out, i, "source_name", &source);
         el(&mut out, i, "source_date", &utc(p.registered.millis()));
         el(&mut out, i, "full_name", &p.person.name);
         el(&mut out, i, "description", &description);
-        el(&mut out, i, "home_street", &place.label);
+        // Their home: the registered place. Where they went is in the notes
+        // (`last_known_location`), not their home address.
+        el(&mut out, i, "home_street", &p.person.place.label);
         for c in &p.checks {
             let (status, contact) = note_status(&c.check.outcome, &c.check.by);
-            let author = if c.check.by.trim().is_empty() {
+            let author = if by_self(&c.check.by) {
+                // The person wrote it: the note's author is the person.
+                p.person.name.clone()
+            } else if c.check.by.trim().is_empty() {
                 let h = snap.hub_of(&c.author);
                 if h.is_empty() {
                     format!("volunteer of aidmesh hub {}", c.author.short())

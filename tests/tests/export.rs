@@ -448,8 +448,8 @@ fn pfif_holds_only_people_who_agreed_and_only_for_the_hub_or_a_pin() {
     );
     assert_eq!(
         child(ada, "home_street").as_deref(),
-        Some("school hall"),
-        "where they are now"
+        Some("14 River Rd"),
+        "their home; where they went is the note's last_known_location"
     );
 
     let notes: Vec<roxmltree::Node> = ada
@@ -487,9 +487,9 @@ fn pfif_holds_only_people_who_agreed_and_only_for_the_hub_or_a_pin() {
                 None
             ),
             (
-                "self".into(),
-                "believed_alive".into(),
-                "false".into(),
+                "Ada Okafor".into(),
+                "is_note_author".into(),
+                "true".into(),
                 Some("school hall".into())
             ),
         ]
