@@ -609,22 +609,9 @@ fn wall_now() -> u64 {
 }
 
 fn files_contain(dir: &std::path::Path, needle: &[u8]) -> Option<std::path::PathBuf> {
-    walk(dir)
+    crate::store::tests::files(dir)
         .into_iter()
         .find(|f| std::fs::read(f).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)))
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
