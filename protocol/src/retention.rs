@@ -1,10 +1,12 @@
-//! Retention rules: which content a node must not keep. Every node decides by the same
-//! rules, so an erasure reaches the whole mesh and a late copy is not stored again.
+//! Retention rules: which content a node must not keep, and which counts it must not
+//! tell. Every node decides by the same rules, so an erasure reaches the whole mesh and
+//! a late copy is not stored again.
 //!
 //! - [`covered_by_redaction`]: whether an arriving event's content is covered by a
 //!   redaction already filed, or by an erasure the store remembers.
 //! - [`View::welfare_expired`]: the welfare records past retention (it reads the
-//!   view's index, so it lives with the view).
+//!   view's index, so it lives with the view; its property test is here).
+//! - [`is_welfare_kind`]: the kinds whose count a stranger is not told.
 //!
 //! The node applies them: it erases from its store what they name.
 
@@ -63,6 +65,15 @@ pub fn covered_by_redaction(view: &View, id: &EventId, author: &AuthorId, body: 
         Body::Sharing(s) => Covered::IfErased(s.person, BodyKind::Person),
         _ => Covered::No,
     }
+}
+
+/// Whether events of `kind` are welfare records (a person registered, a check-in, a
+/// sharing choice): how many of them a node holds is not told to strangers (issue 24
+/// item 9: a count that rises with each visit tells when someone is checked on).
+pub fn is_welfare_kind(kind: u16) -> bool {
+    [BodyKind::Person, BodyKind::CheckIn, BodyKind::Sharing]
+        .iter()
+        .any(|k| k.code() == kind)
 }
 
 #[cfg(test)]
@@ -196,7 +207,54 @@ mod tests {
         assert_eq!(c.decide(|_| Err("store failed")), Err("store failed"));
     }
 
+    #[test]
+    fn welfare_kinds_are_people_check_ins_and_sharing_answers() {
+        let welfare = [BodyKind::Person, BodyKind::CheckIn, BodyKind::Sharing];
+        for k in welfare {
+            assert!(is_welfare_kind(k.code()));
+        }
+        for k in [BodyKind::Need, BodyKind::Offer, BodyKind::Redaction] {
+            assert!(!is_welfare_kind(k.code()));
+        }
+        assert!(!is_welfare_kind(999));
+    }
+
     proptest! {
+        /// A welfare record expires exactly when its last activity (the newest of its
+        /// registration and check-in) is at or after the floor and more than
+        /// `retention` ago; it then goes whole, with its check-in.
+        #[test]
+        fn a_welfare_record_expires_exactly_past_retention_of_its_last_activity(
+            reg_ms in 0u64..1_000_000,
+            check_ms in proptest::option::of(0u64..1_000_000),
+            now_ms in 0u64..3_000_000,
+            retention_ms in 0u64..1_000_000,
+            floor_ms in 0u64..500_000,
+        ) {
+            let (a, b) = (Identity::from_seed([1; 32]), Identity::from_seed([2; 32]));
+            let p = ev(&a, Timestamp::from_millis(reg_ms).0, person());
+            let pid = p.0.id();
+            let mut events = vec![p];
+            if let Some(at) = check_ms {
+                let body = Body::CheckIn(CheckIn {
+                    person: pid,
+                    outcome: Outcome::Safe,
+                    note: String::new(),
+                    by: String::new(),
+                });
+                events.push(ev(&b, Timestamp::from_millis(at).0, body));
+            }
+            let last = reg_ms.max(check_ms.unwrap_or(0));
+            let gone = view(&events).welfare_expired(now_ms, retention_ms, floor_ms);
+            if last >= floor_ms && now_ms.saturating_sub(last) > retention_ms {
+                let all: std::collections::BTreeSet<_> = events.iter().map(|e| e.0.id()).collect();
+                prop_assert_eq!(gone, all);
+            } else {
+                prop_assert!(gone.is_empty());
+            }
+        }
+
+
         /// With no redaction filed, a need is covered exactly when it hangs on an
         /// erased check-in, whatever it says.
         #[test]

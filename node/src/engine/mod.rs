@@ -210,7 +210,7 @@ struct Loaded {
     unknown: Unknown,
     newest: Timestamp,
     held: usize,
-    /// Of `held`, events of the welfare kinds ([`crate::store::is_welfare_kind`]).
+    /// Of `held`, events of the welfare kinds ([`aidmesh_protocol::retention::is_welfare_kind`]).
     welfare: usize,
     authors: std::collections::HashMap<AuthorId, u64>,
     daily: Daily,
@@ -232,7 +232,7 @@ fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
             continue;
         };
         newest = newest.max(event.timestamp());
-        welfare += usize::from(crate::store::is_welfare_kind(event.kind()));
+        welfare += usize::from(aidmesh_protocol::retention::is_welfare_kind(event.kind()));
         let t = authors.entry(event.author()).or_default();
         *t = (*t).max(event.timestamp().millis());
         let Ok(body) = event.body() else {

@@ -63,6 +63,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use aidmesh_protocol::retention::is_welfare_kind;
 use aidmesh_protocol::{Event, EventId, Timestamp};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -174,16 +175,6 @@ impl Trees {
             gen,
         })
     }
-}
-
-/// Whether events of `kind` are welfare records (a person registered, a check-in, a
-/// sharing choice): how many of them a node holds is not told to strangers (issue 24
-/// item 9: a count that rises with each visit tells when someone is checked on).
-pub fn is_welfare_kind(kind: u16) -> bool {
-    use aidmesh_protocol::BodyKind;
-    [BodyKind::Person, BodyKind::CheckIn, BodyKind::Sharing]
-        .iter()
-        .any(|k| k.code() == kind)
 }
 
 /// The node's database.
