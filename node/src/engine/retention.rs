@@ -27,7 +27,7 @@ impl Engine {
 
     /// Erases welfare records past retention (see
     /// [`aidmesh_protocol::View::welfare_expired`]); returns how many events went.
-    /// Uses [`ClockReading::erase_ms`]: a corrected clock ahead of ours never hastens an
+    /// Uses [`aidmesh_protocol::ClockReading::erase_ms`]: a corrected clock ahead of ours never hastens an
     /// erasure.
     pub fn expire_welfare(&self, retention_ms: u64) -> Result<usize, StoreError> {
         let now = self.clock().erase_ms;
@@ -56,8 +56,6 @@ impl Engine {
         let erased = self.erase(st, &targets)?;
         if erased > 0 {
             self.compactor.request(true);
-        }
-        if erased > 0 {
             info!(
                 erased,
                 "redaction applied: content erased from the database"
