@@ -11,6 +11,7 @@
 //! - [`validate()`]: the one function every entry point uses to accept an event.
 //! - [`view`]: the board, a pure function of a *set* of events.
 //! - [`quota`]: the per-author bound on events of kinds this node does not know.
+//! - [`retention`]: which content a node must not keep (redactions, erasures).
 //! - [`bundle`]: the encrypted file format that carries events between hubs by hand.
 //! - [`sync`]: the messages of range-based set reconciliation and event fetching.
 //! - [`session`]: the initiator's sync session as a sans-IO state machine.
@@ -28,6 +29,7 @@ pub mod event;
 pub mod identity;
 pub mod matching;
 pub mod quota;
+pub mod retention;
 pub mod session;
 pub mod sync;
 pub mod text;

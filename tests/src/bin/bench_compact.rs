@@ -306,7 +306,7 @@ fn compacting(events: &[Vec<u8>]) {
             .collect()
     };
     let compaction_ms = field("database compacted", " ms=");
-    // The store's log line of a swap (node/src/store.rs, `Store::compact`).
+    // The store's log line of a swap (node/src/store/compact.rs, `Store::compact`).
     const SWAP: &str = "compaction put the new database generation in service";
     let us_as_ms = |v: Vec<String>| -> Vec<String> {
         v.iter()

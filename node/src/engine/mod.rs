@@ -1,0 +1,463 @@
+//! The engine: the one path every event takes, whatever door it came through:
+//! validate (protocol) → store (durably, once) → view → fan out (gossip, live pages).
+//!
+//! Local writes and imports are flushed to disk before they are acknowledged. Events
+//! from peers are flushed in batches: if a crash loses one, anti-entropy fetches it
+//! again from the peer that sent it.
+//!
+//! A redaction takes effect on the board as soon as it is filed, and the content it
+//! covers is removed from the store's trees in the same call. The slow parts run on a
+//! background thread, after [`COMPACT_COALESCE`] so several forgets share them, and at
+//! most once per [`COMPACT_MIN_GAP`]: rebuilding the view from the store (so no erased
+//! text stays in memory), without holding the engine lock for it, and rewriting the
+//! database files so the bytes are gone for good ([`Store::compact`]). The flag that a
+//! compaction is owed is durable with the erasure, so a crash or failure only delays
+//! it.
+//!
+//! This file holds the engine's state, its start (reading the store into the view) and
+//! its reads. The rest, by job:
+//! - [`write`]: signing, validating and filing events (the write path);
+//! - [`retention`]: erasing what redactions cover and welfare records past retention,
+//!   as the protocol's rules ([`aidmesh_protocol::retention`]) decide;
+//! - [`compactor`]: the background thread that rebuilds the view and compacts the store;
+//! - [`clock`]: the local clock, peers' clock samples and the mesh clock;
+//! - [`memory`]: the allocator's tuning and handing freed memory back.
+
+mod clock;
+mod compactor;
+mod memory;
+mod retention;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use aidmesh_protocol::body::Post;
+use aidmesh_protocol::quota;
+use aidmesh_protocol::sync::SyncSet;
+use aidmesh_protocol::view::PostSource;
+use aidmesh_protocol::{
+    AuthorId, Body, Clock, ClockStatus, Event, EventId, Identity, MeshClock, Timestamp,
+    ValidationError, View,
+};
+use thiserror::Error;
+use tokio::sync::broadcast;
+use tracing::warn;
+
+use crate::store::{Store, StoreError};
+
+use clock::system_ms;
+pub use clock::{human_ms, ClockKey, BUILD_MS};
+use compactor::Compactor;
+pub use compactor::{COMPACT_COALESCE, COMPACT_MIN_GAP};
+use memory::release_freed_memory;
+pub use memory::{limit_malloc_arenas, MMAP_THRESHOLD};
+
+/// Where an event came from (for logs and for deciding what to gossip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Written on this node (CLI, HTTP).
+    Local,
+    /// Pushed by a peer over gossip.
+    Gossip,
+    /// Pulled from a peer by anti-entropy sync.
+    Sync,
+    /// Read from a bundle file.
+    Import,
+}
+
+/// A newly stored event, as announced to subscribers.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The event.
+    pub event: Event,
+    /// Its decoded body, if understood.
+    pub body: Option<Body>,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// What happened to an offered event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// Stored for the first time.
+    New(EventId),
+    /// Already held.
+    Duplicate(EventId),
+    /// Covered by a redaction: its content is not kept.
+    Erased(EventId),
+    /// Not kept: its author signed its day's quota of events already
+    /// ([`aidmesh_protocol::quota::DAILY_EVENTS_PER_AUTHOR`]). Nothing is remembered
+    /// of it.
+    OverQuota(EventId),
+}
+
+/// Why an event was not stored.
+#[derive(Debug, Error)]
+pub enum IngestError {
+    /// The protocol rejected it.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A local write past this hub's daily quota: peers would drop it.
+    #[error("this hub has signed {limit} events today, the most any hub may sign in a day (UTC); other hubs would not take more. Erasures and withdrawals still work; new posts can be made again from 00:00 UTC, or at another hub")]
+    OverQuota {
+        /// The quota.
+        limit: u32,
+    },
+}
+
+/// Result of ingesting a batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchResult {
+    /// Newly stored.
+    pub new: usize,
+    /// Already held or erased.
+    pub known: usize,
+    /// Rejected, with reasons.
+    pub rejected: Vec<String>,
+    /// Stamped too far ahead of our clock: not stored now, not the sender's fault (it was
+    /// valid where it was written); sync brings it again later.
+    pub deferred: Vec<EventId>,
+}
+
+/// Held events of kinds this node does not understand, by author: what
+/// [`aidmesh_protocol::quota`] bounds.
+type Unknown =
+    std::collections::HashMap<AuthorId, std::collections::BTreeSet<(Timestamp, EventId)>>;
+
+/// Held events that count toward the daily quota, by author and day (see
+/// [`aidmesh_protocol::quota::day_of`]); a count past the quota means a refusal was
+/// logged already.
+type Daily = std::collections::HashMap<(AuthorId, u64), u32>;
+
+struct State {
+    view: View,
+    unknown: Unknown,
+    clock: Clock,
+    mesh: MeshClock,
+    digest: Option<[u8; 32]>,
+    sync_set: Option<Arc<SyncSet>>,
+    /// Bumped on every change of the stored set; caches computed outside the lock are
+    /// kept only if it did not move meanwhile.
+    generation: u64,
+    warned: ClockStatus,
+    /// While the background thread rebuilds the view from the store: the events
+    /// stored meanwhile, to file into the new view before it replaces this one.
+    rebuild_log: Option<Vec<(Event, Body)>>,
+}
+
+/// The node's state and its single write path.
+pub struct Engine {
+    store: Arc<Store>,
+    identity: Identity,
+    community: String,
+    clock_offset_ms: i64,
+    /// The mesh clock's correction at its last reading, for [`Engine::now_ms_unlocked`].
+    mesh_correction_ms: std::sync::atomic::AtomicI64,
+    state: Arc<Mutex<State>>,
+    tx: broadcast::Sender<NewEvent>,
+    compactor: Compactor,
+    /// Refuses new events while the disk is nearly full (see [`crate::disk`]).
+    disk: crate::disk::Guard,
+    /// Every author of a stored event at start, with its newest event's time (ms):
+    /// the hub roster's first members, read with the view (not by a second walk of
+    /// the store, which would page every event into sled's cache again).
+    authors_at_start: std::collections::HashMap<AuthorId, u64>,
+    /// Random at each start: with the state's generation, names what is stored
+    /// ([`Engine::version`]) across restarts too.
+    boot: u64,
+    /// Events per author and day, for the daily quota: apart from the state's lock,
+    /// so the gossip checker reads it without waiting for the store.
+    daily: Mutex<Daily>,
+}
+
+/// Capacity of the new-event channel; a subscriber that falls further behind skips
+/// events (gossip has anti-entropy behind it, pages reload).
+const CHANNEL: usize = 1024;
+
+/// The view's [`PostSource`]: a need or offer's post read back from the store when an
+/// answer shows it, so the view keeps only its index in memory (issue 14).
+struct StoredPosts(Arc<Store>);
+
+impl PostSource for StoredPosts {
+    fn post(&self, id: &EventId) -> Option<Post> {
+        let bytes = match self.0.get(id) {
+            Ok(Some(bytes)) => bytes,
+            // Erased since it was filed: the view is rebuilt after every erasure.
+            Ok(None) => return None,
+            Err(e) => {
+                warn!(error = %e, id = %id.short(), "could not read a post from the store; it is left out of this answer");
+                return None;
+            }
+        };
+        match Event::decode(&bytes).ok()?.body() {
+            Ok(Some(Body::Need(p) | Body::Offer(p))) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// Builds the view from every stored event, indexes those of unknown kinds, and finds
+/// the newest timestamp held. No signature is re-checked: events were validated
+/// before they were stored. The view reads posts back from `store`.
+/// What the start reads from every stored event.
+struct Loaded {
+    view: View,
+    unknown: Unknown,
+    newest: Timestamp,
+    held: usize,
+    /// Of `held`, events of the welfare kinds ([`aidmesh_protocol::retention::is_welfare_kind`]).
+    welfare: usize,
+    authors: std::collections::HashMap<AuthorId, u64>,
+    daily: Daily,
+}
+
+fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
+    let mut view = View::with_source(Arc::new(StoredPosts(store.clone())));
+    let mut held = 0;
+    let mut welfare = 0;
+    let mut unknown = Unknown::new();
+    let mut newest = Timestamp::default();
+    let mut authors: std::collections::HashMap<AuthorId, u64> = std::collections::HashMap::new();
+    let mut daily = Daily::new();
+    for bytes in store.events() {
+        let bytes = bytes?;
+        held += 1;
+        let Ok(event) = Event::decode(&bytes) else {
+            warn!(db = %store.path().display(), "skipping an undecodable stored event");
+            continue;
+        };
+        newest = newest.max(event.timestamp());
+        welfare += usize::from(aidmesh_protocol::retention::is_welfare_kind(event.kind()));
+        let t = authors.entry(event.author()).or_default();
+        *t = (*t).max(event.timestamp().millis());
+        let Ok(body) = event.body() else {
+            continue;
+        };
+        if quota::counts_toward_daily(body.as_ref()) {
+            *daily
+                .entry((event.author(), quota::day_of(event.timestamp())))
+                .or_default() += 1;
+        }
+        match body {
+            Some(body) => view.insert(&event, &body),
+            None => {
+                unknown
+                    .entry(event.author())
+                    .or_default()
+                    .insert((event.timestamp(), event.id()));
+            }
+        }
+    }
+    for (id, at) in store.arrivals()? {
+        view.note_arrival(id, at);
+    }
+    view.pack();
+    Ok(Loaded {
+        view,
+        unknown,
+        newest,
+        held,
+        welfare,
+        authors,
+        daily,
+    })
+}
+
+impl Engine {
+    /// Loads every stored event into the view. No signature is re-checked: events were
+    /// validated before they were stored.
+    pub fn open(
+        store: Store,
+        identity: Identity,
+        community: String,
+        clock_offset_ms: i64,
+    ) -> Result<Engine, StoreError> {
+        let store = Arc::new(store);
+        let Loaded {
+            view,
+            unknown,
+            newest,
+            held,
+            welfare,
+            authors,
+            daily,
+        } = load_view(&store)?;
+        store.set_welfare_len(welfare);
+        // Events are written without a transaction (see `Store::insert_new`): after
+        // an unclean stop the time index may need a repair.
+        store.repair_time_index(held)?;
+        // Reading every stored event left sled holding each page it read; a reopen
+        // hands them back (the view reads posts from the store from now on).
+        // An error means the database could not be reopened: no start.
+        store.release_cache()?;
+        // Decoding every stored event left the heap full of freed blocks.
+        release_freed_memory();
+        // `newest` may be ahead of our clock; `Clock::now` clamps it so local writes
+        // still validate.
+        let clock = Clock::new(newest);
+        let (tx, _) = broadcast::channel(CHANNEL);
+        let started = system_ms().saturating_add_signed(clock_offset_ms);
+        if started < BUILD_MS {
+            warn!(
+                behind_build_ms = BUILD_MS - started,
+                "this computer's clock is before this program was built; using the build time until a peer tells the time. Set the clock if you can"
+            );
+        }
+        let state = Arc::new(Mutex::new(State {
+            view,
+            unknown,
+            clock,
+            mesh: MeshClock::new(BUILD_MS, started),
+            digest: None,
+            sync_set: None,
+            generation: 0,
+            warned: ClockStatus::Unknown,
+            rebuild_log: None,
+        }));
+        let compactor = Compactor::start(store.clone(), state.clone());
+        if store.compaction_pending()? {
+            compactor.request(false);
+        }
+        Ok(Engine {
+            compactor,
+            disk: crate::disk::Guard::new(store.path()),
+            authors_at_start: authors,
+            store,
+            state,
+            identity,
+            community,
+            clock_offset_ms,
+            mesh_correction_ms: std::sync::atomic::AtomicI64::new(0),
+            tx,
+            boot: {
+                let mut b = [0u8; 8];
+                // Without randomness, the start time still differs between starts.
+                if getrandom::fill(&mut b).is_err() {
+                    b = system_ms().to_le_bytes();
+                }
+                u64::from_le_bytes(b)
+            },
+            daily: Mutex::new(daily),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug; the data is still consistent
+        // (every step below is idempotent), so keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This node's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Every author of an event stored at start, with its newest event's time (ms).
+    pub fn authors_at_start(&self) -> &std::collections::HashMap<AuthorId, u64> {
+        &self.authors_at_start
+    }
+
+    /// The community name.
+    pub fn community(&self) -> &str {
+        &self.community
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Subscribes to newly stored events.
+    pub fn subscribe(&self) -> broadcast::Receiver<NewEvent> {
+        self.tx.subscribe()
+    }
+
+    /// Runs `f` on the current view.
+    pub fn with_view<R>(&self, f: impl FnOnce(&View) -> R) -> R {
+        f(&self.lock().view)
+    }
+
+    /// Number of events held.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Number of events held that are not welfare records: the count a stranger is
+    /// told (issue 24 item 9).
+    pub fn public_len(&self) -> usize {
+        self.store.len().saturating_sub(self.store.welfare_len())
+    }
+
+    /// Whether no event is held.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// Changes with every stored or erased event, and at every start: what an HTTP
+    /// validator needs, at no cost (the digest reads every id after each change).
+    pub fn version(&self) -> (u64, u64) {
+        (self.boot, self.lock().generation)
+    }
+
+    /// BLAKE3 over the sorted ids of every held event.
+    pub fn digest(&self) -> Result<[u8; 32], StoreError> {
+        let generation = {
+            let st = self.lock();
+            if let Some(d) = st.digest {
+                return Ok(d);
+            }
+            st.generation
+        };
+        // Computed outside the lock; cached only if nothing changed meanwhile, or a
+        // concurrent ingest would leave a stale digest in the cache.
+        let d = self.store.digest()?;
+        let mut st = self.lock();
+        if st.generation == generation {
+            st.digest = Some(d);
+        }
+        Ok(d)
+    }
+
+    /// The reconciliation set, cached until the next change.
+    pub fn sync_set(&self) -> Result<Arc<SyncSet>, StoreError> {
+        let generation = {
+            let st = self.lock();
+            if let Some(s) = &st.sync_set {
+                return Ok(s.clone());
+            }
+            st.generation
+        };
+        let items = self.store.sync_items()?;
+        // Only fails on negentropy-internal errors, which a sorted set cannot trigger.
+        let set = Arc::new(SyncSet::new(items).map_err(|e| StoreError::Corrupt {
+            path: self.store.path().to_path_buf(),
+            tree: "by_time",
+            detail: e.to_string(),
+        })?);
+        let mut st = self.lock();
+        if st.generation == generation {
+            st.sync_set = Some(set.clone());
+        }
+        Ok(set)
+    }
+
+    /// A sync session has ended (the worker records it in the peer book): the cached
+    /// reconciliation set (40 bytes an event) is dropped until the next session
+    /// needs it, and the heap the session freed is handed back to the system. A node
+    /// otherwise kept both until its next change (issue 14: 13 MB at 100,000
+    /// events). Call off the network task: the trim walks the allocator's free lists.
+    pub fn after_sync(&self) {
+        self.lock().sync_set = None;
+        release_freed_memory();
+    }
+
+    /// Whether an id is held or was erased (so there is no point fetching it).
+    pub fn knows(&self, id: &EventId) -> Result<bool, StoreError> {
+        Ok(self.store.contains(id)? || self.store.erased_kind(id)?.is_some())
+    }
+}
