@@ -136,8 +136,8 @@ pub enum CliError {
         /// What it said.
         stderr: String,
     },
-    /// `aidmesh demo` failed (its hubs are temporary: nothing to act on but to retry).
-    Demo(String),
+    /// `aidmesh demo` failed.
+    Demo(DemoError),
 }
 
 impl fmt::Display for CliError {
@@ -243,12 +243,54 @@ impl fmt::Display for CliError {
                 browser.display(),
                 stderr.trim()
             ),
-            CliError::Demo(what) => f.write_str(what),
+            CliError::Demo(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for CliError {}
+
+/// Why `aidmesh demo` failed (its hubs are temporary, on this machine).
+#[derive(Debug)]
+pub enum DemoError {
+    /// A demo hub could not be reached.
+    NoAnswer(ureq::Error),
+    /// A demo hub answered a GET with something that is not JSON.
+    BadJson(ureq::Error),
+    /// A demo hub answered a POST with something that is not JSON.
+    BadBody(ureq::Error),
+    /// A demo hub refused a post; its `detail`.
+    Refused(serde_json::Value),
+    /// Something the tour waits for did not happen in time.
+    TimedOut(String),
+    /// The async runtime could not start.
+    Runtime(std::io::Error),
+    /// A demo hub's address did not parse.
+    BadAddress,
+    /// A demo hub did not start in time.
+    HubDidNotStart(&'static str),
+}
+
+impl fmt::Display for DemoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DemoError::NoAnswer(e) => write!(f, "demo node did not answer: {e}"),
+            DemoError::BadJson(e) => write!(f, "demo node sent bad JSON: {e}"),
+            DemoError::BadBody(e) => e.fmt(f),
+            DemoError::Refused(detail) => write!(f, "demo post refused: {detail}"),
+            DemoError::TimedOut(what) => write!(f, "demo: timed out waiting for {what}"),
+            DemoError::Runtime(e) => e.fmt(f),
+            DemoError::BadAddress => f.write_str("bad demo address"),
+            DemoError::HubDidNotStart(name) => write!(f, "demo hub '{name}' did not start"),
+        }
+    }
+}
+
+impl From<DemoError> for CliError {
+    fn from(e: DemoError) -> Self {
+        CliError::Demo(e)
+    }
+}
 
 impl From<NodeError> for CliError {
     fn from(e: NodeError) -> Self {

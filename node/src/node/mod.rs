@@ -1,6 +1,7 @@
 //! Setting up and running a node: the data directory, identity and community
-//! ([`init`], in [`profile`]), and [`run`], which starts the store, engine, network,
-//! discovery, API and welfare watch and stops them cleanly.
+//! ([`init`], [`prepare`]; `profile.rs`), the settings ([`NodeConfig`]), and [`run`],
+//! which starts the store, engine, network, discovery, API and welfare watch and stops
+//! them cleanly.
 
 mod config;
 mod overdue;
