@@ -333,3 +333,68 @@ impl CliError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_they_did_when_they_were_strings() {
+        let dir = PathBuf::from("/srv/aid");
+        assert_eq!(
+            CliError::NotRunning { dir: dir.clone() }.to_string(),
+            "no node is running for /srv/aid.\nStart one with:  aidmesh --data-dir /srv/aid up"
+        );
+        assert_eq!(
+            CliError::BadArg {
+                flag: "--peer",
+                value: "x".into(),
+                reason: "invalid multiaddr".into(),
+                hint: "; give the other hub's address like /ip4/192.168.1.20/tcp/4610",
+            }
+            .to_string(),
+            "--peer 'x' is not valid: invalid multiaddr; give the other hub's address like /ip4/192.168.1.20/tcp/4610"
+        );
+        let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(
+            CliError::write(
+                Path::new("/mnt/a.csv"),
+                ". Is the directory there and writable?"
+            )(gone)
+            .to_string(),
+            format!(
+                "cannot write /mnt/a.csv: {}. Is the directory there and writable?",
+                std::io::Error::from(std::io::ErrorKind::NotFound)
+            )
+        );
+        assert_eq!(
+            CliError::NoDirectory {
+                path: "/mnt/usb/a.csv".into(),
+                parent: "/mnt/usb".into(),
+                hint: "; is the USB stick mounted?",
+            }
+            .to_string(),
+            "cannot write /mnt/usb/a.csv: there is no directory /mnt/usb; is the USB stick mounted?"
+        );
+        assert_eq!(
+            CliError::Refused {
+                status: ureq::http::StatusCode::BAD_GATEWAY,
+                detail: None,
+            }
+            .to_string(),
+            "the node answered 502 Bad Gateway"
+        );
+        assert_eq!(
+            CliError::Refused {
+                status: ureq::http::StatusCode::BAD_REQUEST,
+                detail: Some("title is empty".into()),
+            }
+            .to_string(),
+            "title is empty"
+        );
+        assert_eq!(
+            CliError::Node(NodeError::BadCommunityName).to_string(),
+            "the community name must be 1 to 64 printable characters"
+        );
+    }
+}
