@@ -6,15 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// A failure the user can act on.
-#[derive(Debug)]
-pub struct CliError(pub String);
-
-impl std::fmt::Display for CliError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::error::CliError;
 
 /// The local node's API.
 pub struct Client {
@@ -23,10 +15,9 @@ pub struct Client {
 }
 
 fn not_running(dir: &Path) -> CliError {
-    CliError(format!(
-        "no node is running for {dir}.\nStart one with:  aidmesh --data-dir {dir} up",
-        dir = dir.display()
-    ))
+    CliError::NotRunning {
+        dir: dir.to_path_buf(),
+    }
 }
 
 impl Client {
@@ -36,10 +27,7 @@ impl Client {
         let addr = std::fs::read_to_string(&file).map_err(|e| {
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 // The Debian package's hub (/var/lib/aidmesh) is readable by its group.
-                CliError(format!(
-                    "cannot read {}: permission denied. This is another user's node: run the command with sudo, or join its group (sudo adduser $USER aidmesh, then log in again)",
-                    file.display()
-                ))
+                CliError::NotPermitted { file: file.clone() }
             } else {
                 not_running(dir)
             }
@@ -65,18 +53,25 @@ impl Client {
     fn answer(
         resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Value, CliError> {
-        let mut resp = resp.map_err(|e| CliError(format!("the node did not answer: {e}")))?;
+        let mut resp = resp.map_err(CliError::Unreachable)?;
         let code = resp.status();
         let body: Value = resp
             .body_mut()
             .read_json()
-            .map_err(|e| CliError(format!("the node sent an unreadable answer ({code}): {e}")))?;
+            .map_err(|source| CliError::Unreadable {
+                status: code,
+                source,
+            })?;
         if code.is_success() {
             Ok(body)
-        } else if let Some(detail) = body.get("detail").and_then(Value::as_str) {
-            Err(CliError(detail.to_string()))
         } else {
-            Err(CliError(format!("the node answered {code}")))
+            Err(CliError::Refused {
+                status: code,
+                detail: body
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            })
         }
     }
 
@@ -100,9 +95,7 @@ impl Client {
         for (k, v) in query {
             req = req.query(*k, v);
         }
-        let mut resp = req
-            .call()
-            .map_err(|e| CliError(format!("the node did not answer: {e}")))?;
+        let mut resp = req.call().map_err(CliError::Unreachable)?;
         if !resp.status().is_success() {
             return Self::answer(Ok(resp)).map(|_| Vec::new());
         }
@@ -110,7 +103,7 @@ impl Client {
             .with_config()
             .limit(1 << 30)
             .read_to_vec()
-            .map_err(|e| CliError(format!("the node's answer broke off: {e}")))
+            .map_err(CliError::AnswerCut)
     }
 
     /// POST JSON to a path under the API.
@@ -147,11 +140,10 @@ impl Client {
         if !ok {
             return Self::answer(resp).map(|_| ureq::http::HeaderMap::new());
         }
-        let resp = resp.map_err(|e| CliError(format!("the node did not answer: {e}")))?;
+        let resp = resp.map_err(CliError::Unreachable)?;
         let headers = resp.headers().clone();
         let mut body = resp.into_body();
-        std::io::copy(&mut body.as_reader(), out)
-            .map_err(|e| CliError(format!("the download broke off: {e}")))?;
+        std::io::copy(&mut body.as_reader(), out).map_err(CliError::DownloadCut)?;
         Ok(headers)
     }
 

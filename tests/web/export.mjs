@@ -3,49 +3,11 @@
 // Run by tests/tests/web_export.rs (after `cargo build -p aidmesh`).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const bin = process.env.AIDMESH_BIN || join(root, "target", "debug", "aidmesh");
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
-
-async function waitFor(what, fn, ms = 15000) {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() - start > ms) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { startNode, launch } from "./helpers.mjs";
 
 test("the registration form asks about sharing with responders, default no", async (t) => {
-  assert.ok(existsSync(bin), `aidmesh binary not found at ${bin}: run cargo build -p aidmesh`);
-  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-export-"));
-  execFileSync(bin, ["--data-dir", dir, "init", "--community", "Elm Street"]);
-  const node = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
-    "--api", "127.0.0.1:0", "--no-mdns"], { stdio: "ignore" });
-  let browser;
-  t.after(async () => {
-    if (browser) await browser.close();
-    node.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const base = await waitFor("the node's API address", async () => {
-    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
-    const r = await fetch(`http://${a}/api/v1/status`);
-    return r.ok && `http://${a}`;
-  });
-  browser = await chromium.launch({
-    executablePath: browserPath,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const { base } = await startNode(t);
+  const browser = await launch(t);
   const page = await browser.newPage({ viewport: { width: 412, height: 915 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));

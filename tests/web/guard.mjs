@@ -8,59 +8,17 @@
 // Run by tests/tests/web_guard.rs (`node --test tests/web/guard.mjs`).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
 import { createServer } from "node:http";
-import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
-import { tmpdir, networkInterfaces } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { startNode, launch, waitFor, lanAddress } from "./helpers.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const bin = process.env.AIDMESH_BIN || join(root, "target", "debug", "aidmesh");
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const PIN = "246810";
 
-async function waitFor(what, fn, ms = 15000) {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() - start > ms) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function lanAddress() {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list || []) {
-      if (a.family === "IPv4" && !a.internal) return a.address;
-    }
-  }
-  throw new Error("this test needs a non-loopback IPv4 address on this machine");
-}
-
 test("a phone at the hub works; a hostile page and a rebinding name change and read nothing", async (t) => {
-  assert.ok(existsSync(bin), `aidmesh binary not found at ${bin}: run cargo build -p aidmesh`);
-  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-guard-"));
-  execFileSync(bin, ["--data-dir", dir, "init", "--community", "Elm Street"]);
-  const node = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
-    "--api", "0.0.0.0:0", "--no-mdns", "--volunteer-pin", PIN],
-    { stdio: "ignore", env: { ...process.env, AIDMESH_POSTS_PER_MINUTE: "2" } });
-  let browser;
+  const node = await startNode(t, "Elm Street", [], ["--volunteer-pin", PIN], "0.0.0.0:0",
+    { env: { AIDMESH_POSTS_PER_MINUTE: "2" } });
   let evil;
-  t.after(async () => {
-    if (browser) await browser.close();
-    if (evil) evil.close();
-    node.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const port = await waitFor("the node's API address", async () => {
-    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
-    const p = a.split(":").pop();
-    const r = await fetch(`http://127.0.0.1:${p}/api/v1/status`);
-    return r.ok && p;
-  });
+  t.after(() => { if (evil) evil.close(); });
+  const port = node.base.split(":").pop();
   const hub = `http://127.0.0.1:${port}`;
   const post = (path, body) => fetch(hub + "/api/v1/" + path, {
     method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
@@ -70,12 +28,7 @@ test("a phone at the hub works; a hostile page and a rebinding name change and r
   const people = async () => (await (await fetch(hub + "/api/v1/people")).json()).people;
   const needs = async () => (await (await fetch(hub + "/api/v1/items?status=all")).json()).items;
 
-  browser = await chromium.launch({
-    executablePath: browserPath,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--host-resolver-rules=MAP attacker.test 127.0.0.1"],
-  });
+  const browser = await launch(t, ["--host-resolver-rules=MAP attacker.test 127.0.0.1"]);
 
   // A phone at the hub: the page by the LAN address, a need posted through the form,
   // the People tab with the volunteer PIN.

@@ -1,8 +1,9 @@
-// Shared by the issue-13 browser tests (i18n, print, a11y, desk): a real node in a
-// temporary directory and Debian's Chromium driven by playwright-core.
+// Shared by every browser test in tests/web: a real node in a temporary directory
+// (`startNode`), Debian's Chromium driven by playwright-core (`launch`), and small
+// helpers (`waitFor`, `post`, `lanAddress`).
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { tmpdir, networkInterfaces } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
@@ -23,17 +24,23 @@ export async function waitFor(what, fn, ms = 15000) {
   }
 }
 
-/** Starts a node (`init` + `up`): { base, dir, cli, up, down }. `upArgs` go to `up`. */
-export async function startNode(t, community = "Elm Street", extra = [], upArgs = [], api0 = "127.0.0.1:0") {
+/**
+ * Starts a node (`init` + `up`), stopped and removed when the test ends:
+ * { base, dir, cli, up, down }. `extra` go to `init`, `upArgs` to `up`, which serves
+ * the API on `api0`. Options: `make`, the command that makes the node instead of
+ * `init` (`start`, `join`); `env`, added to the environment of `up`.
+ */
+export async function startNode(t, community = "Elm Street", extra = [], upArgs = [], api0 = "127.0.0.1:0",
+  { make = "init", env = {} } = {}) {
   assert.ok(existsSync(bin), `aidmesh binary not found at ${bin}: run cargo build -p aidmesh`);
-  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-13-"));
-  execFileSync(bin, ["--data-dir", dir, "init", "--community", community, ...extra]);
+  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-"));
+  execFileSync(bin, ["--data-dir", dir, make, "--community", community, ...extra]);
   const n = { dir, proc: null, base: null };
   n.cli = (...args) => execFileSync(bin, ["--data-dir", dir, ...args], { encoding: "utf8" });
   n.up = async (api = api0) => {
     rmSync(join(dir, "api.addr"), { force: true });
     n.proc = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
-      "--api", api, "--no-mdns", ...upArgs], { stdio: "ignore" });
+      "--api", api, "--no-mdns", ...upArgs], { stdio: "ignore", env: { ...process.env, ...env } });
     n.base = await waitFor("the node's API address", async () => {
       const a = readFileSync(join(dir, "api.addr"), "utf8").trim().replace("0.0.0.0", "127.0.0.1");
       const r = await fetch(`http://${a}/api/v1/status`);
@@ -57,15 +64,30 @@ export async function startNode(t, community = "Elm Street", extra = [], upArgs 
   return n;
 }
 
-/** Launches Chromium, closed when the test ends. */
-export async function launch(t) {
-  const browser = await chromium.launch({
-    executablePath: browserPath,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+/** Launches Chromium (with `args` besides the usual), closed when the test ends. */
+export async function launch(t, args = []) {
+  const browser = await launchBrowser(args);
   t.after(() => browser.close());
   return browser;
+}
+
+/** Launches Chromium (with `args` besides the usual); the caller closes it. */
+export async function launchBrowser(args = []) {
+  return chromium.launch({
+    executablePath: browserPath,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync", ...args],
+  });
+}
+
+/** This machine's first non-loopback IPv4 address (a phone on the hub's Wi-Fi uses it). */
+export function lanAddress() {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list || []) {
+      if (a.family === "IPv4" && !a.internal) return a.address;
+    }
+  }
+  throw new Error("this test needs a non-loopback IPv4 address on this machine");
 }
 
 /** Posts a need or offer through the API. */

@@ -3,45 +3,13 @@
 // Run with `node --test` (after `cargo build -p aidmesh`), as tests/tests/web_page.rs does.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { startNode, launch, waitFor } from "./helpers.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const bin = process.env.AIDMESH_BIN || join(root, "target", "debug", "aidmesh");
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
-
-async function waitFor(what, fn, ms = 15000) {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() - start > ms) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-// A node of its own, stopped (and its directory removed) when the test ends.
+// A node of its own and a browser, stopped (and the node's directory removed) when the
+// test ends: { base, browser, post }.
 async function startHub(t) {
-  assert.ok(existsSync(bin), `aidmesh binary not found at ${bin}: run cargo build -p aidmesh`);
-  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-live-"));
-  execFileSync(bin, ["--data-dir", dir, "init", "--community", "Elm Street"]);
-  const node = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
-    "--api", "127.0.0.1:0", "--no-mdns"], { stdio: "ignore" });
-  const hub = { browser: null };
-  t.after(async () => {
-    if (hub.browser) await hub.browser.close();
-    node.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-  });
-  hub.base = await waitFor("the node's API address", async () => {
-    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
-    const r = await fetch(`http://${a}/api/v1/status`);
-    return r.ok && `http://${a}`;
-  });
+  const node = await startNode(t);
+  const hub = { base: node.base };
   hub.post = async (path, body) => {
     const r = await fetch(hub.base + "/api/v1/" + path, {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
@@ -49,8 +17,7 @@ async function startHub(t) {
     assert.ok(r.ok, path + " answered " + r.status);
     return r.json();
   };
-  hub.browser = await chromium.launch({ executablePath: browserPath,
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"] });
+  hub.browser = await launch(t);
   return hub;
 }
 

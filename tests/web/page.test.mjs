@@ -2,44 +2,13 @@
 // against a real `aidmesh up` process. Run with `npm test` (after `cargo build -p aidmesh`).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { join } from "node:path";
+import { startNode, launch, waitFor, root } from "./helpers.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const bin = process.env.AIDMESH_BIN || join(root, "target", "debug", "aidmesh");
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
-
-async function waitFor(what, fn, ms = 15000) {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() - start > ms) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const PASSPHRASE = ["--passphrase", "maple harbor ozone river ozone harbor"];
 
 test("a phone at the hub sees the board, posts a need and gets live updates", async (t) => {
-  assert.ok(existsSync(bin), `aidmesh binary not found at ${bin}: run cargo build -p aidmesh`);
-  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-"));
-  execFileSync(bin, ["--data-dir", dir, "init", "--community", "Elm Street"]);
-  const node = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
-    "--api", "127.0.0.1:0", "--no-mdns"], { stdio: "ignore" });
-  let browser;
-  t.after(async () => {
-    if (browser) await browser.close();
-    node.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const base = await waitFor("the node's API address", async () => {
-    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
-    const r = await fetch(`http://${a}/api/v1/status`);
-    return r.ok && `http://${a}`;
-  });
+  const { base } = await startNode(t);
   const post = (path, body) => fetch(base + "/api/v1/" + path, {
     method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
   }).then((r) => r.json());
@@ -50,11 +19,7 @@ test("a phone at the hub sees the board, posts a need and gets live updates", as
   const evil = "<img src=x onerror=alert(1)> & <b>bold</b>";
   await post("needs", { title: evil, category: "other" });
 
-  browser = await chromium.launch({
-    executablePath: browserPath,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch(t);
   const page = await browser.newPage({ viewport: { width: 412, height: 915 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
@@ -145,64 +110,38 @@ test("a phone at the hub sees the board, posts a need and gets live updates", as
 });
 
 test("the page says when a node of another community tried to connect (issue 15)", async (t) => {
-  const dirs = [mkdtempSync(join(tmpdir(), "aidmesh-web-a-")), mkdtempSync(join(tmpdir(), "aidmesh-web-b-"))];
-  execFileSync(bin, ["--data-dir", dirs[0], "start", "--community", "Elm Street"]);
-  execFileSync(bin, ["--data-dir", dirs[1], "join", "--community", "Elm Street",
-    "--passphrase", "maple harbor ozone river ozone harbor"]);
-  const up = (dir, extra) => spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
-    "--api", "127.0.0.1:0", "--no-mdns", ...extra], { stdio: "ignore" });
-  const nodes = [up(dirs[0], [])];
-  let browser;
-  t.after(async () => {
-    if (browser) await browser.close();
-    for (const n of nodes) n.kill("SIGKILL");
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
-  const status = async (dir) => {
-    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
-    const r = await fetch(`http://${a}/api/v1/status`);
-    return r.ok && { base: `http://${a}`, st: await r.json() };
+  const status = async (n) => {
+    const r = await fetch(`${n.base}/api/v1/status`);
+    return r.ok && { base: n.base, st: await r.json() };
   };
-  const { base, st } = await waitFor("the first node", () => status(dirs[0]));
-  nodes.push(up(dirs[1], ["--peer", `${st.listen[0]}/p2p/${st.peer_id}`]));
-  browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox", "--disable-gpu"] });
+  const a = await startNode(t, "Elm Street", [], [], undefined, { make: "start" });
+  const { base, st } = await waitFor("the first node", () => status(a));
+  const b = await startNode(t, "Elm Street", PASSPHRASE, ["--peer", `${st.listen[0]}/p2p/${st.peer_id}`], undefined,
+    { make: "join" });
+  const browser = await launch(t);
   const page = await browser.newPage({ viewport: { width: 412, height: 915 } });
   await page.goto(base + "/");
-  await waitFor("the refused attempt in status", async () => (await status(dirs[0])).st.refused.length > 0, 30000);
+  await waitFor("the refused attempt in status", async () => (await status(a)).st.refused.length > 0, 30000);
   await page.reload();
   const warning = page.locator("#refused");
   await warning.waitFor();
   assert.match(await warning.innerText(), /A node at 127\.0\.0\.1 tried to join with a different passphrase/);
 
   // The node that dialled says so on its page too.
-  const other = await waitFor("the dialling node", () => status(dirs[1]));
-  await waitFor("the refusal seen by the dialling node", async () => (await status(dirs[1])).st.refused_by.length > 0, 30000);
+  const other = await waitFor("the dialling node", () => status(b));
+  await waitFor("the refusal seen by the dialling node", async () => (await status(b)).st.refused_by.length > 0, 30000);
   await page.goto(other.base + "/");
   await page.locator("#refused", { hasText: "belongs to another community" }).waitFor();
 });
 
 test("welfare from the page: phone, note, any interval, checked by, every outcome; alerts end (issue 15)", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-w2-"));
-  execFileSync(bin, ["--data-dir", dir, "init", "--community", "Elm Street"]);
-  const node = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
-    "--api", "127.0.0.1:0", "--no-mdns"], { stdio: "ignore" });
-  let browser;
-  t.after(async () => {
-    if (browser) await browser.close();
-    node.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const base = await waitFor("the node's API address", async () => {
-    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
-    const r = await fetch(`http://${a}/api/v1/status`);
-    return r.ok && `http://${a}`;
-  });
+  const { base } = await startNode(t);
   const get = (path) => fetch(base + "/api/v1/" + path).then((r) => r.json());
   await fetch(base + "/api/v1/alerts", {
     method: "POST", headers: { "content-type": "application/json" },
     body: JSON.stringify({ headline: "Water rising on River Road" }),
   });
-  browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox", "--disable-gpu"] });
+  const browser = await launch(t);
   const page = await browser.newPage({ viewport: { width: 412, height: 915 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
@@ -254,26 +193,7 @@ test("welfare from the page: phone, note, any interval, checked by, every outcom
 });
 
 test("who holds what: a named claim, confirmed done, undo, withdraw and history (issue 15)", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-holder-"));
-  const dir2 = mkdtempSync(join(tmpdir(), "aidmesh-web-holder2-"));
-  for (const d of [dir, dir2]) {
-    execFileSync(bin, ["--data-dir", d, "join", "--community", "Elm Street",
-      "--passphrase", "maple harbor ozone river ozone harbor"]);
-  }
-  const up = (d, extra) => spawn(bin, ["--data-dir", d, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
-    "--api", "127.0.0.1:0", "--no-mdns", ...extra], { stdio: "ignore" });
-  const nodes = [up(dir, [])];
-  let browser;
-  t.after(async () => {
-    if (browser) await browser.close();
-    for (const n of nodes) n.kill("SIGKILL");
-    for (const d of [dir, dir2]) rmSync(d, { recursive: true, force: true });
-  });
-  const base = await waitFor("the node's API address", async () => {
-    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
-    const r = await fetch(`http://${a}/api/v1/status`);
-    return r.ok && `http://${a}`;
-  });
+  const { base } = await startNode(t, "Elm Street", PASSPHRASE, [], undefined, { make: "join" });
   const post = (path, body) => fetch(base + "/api/v1/" + path, {
     method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
   }).then((r) => r.json());
@@ -281,7 +201,7 @@ test("who holds what: a named claim, confirmed done, undo, withdraw and history 
   await post("hubs", { name: "Elm St hall" });
   const need = await post("needs", { title: "Blankets for the school", category: "shelter" });
 
-  browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox", "--disable-gpu"] });
+  const browser = await launch(t);
   const page = await browser.newPage({ viewport: { width: 412, height: 915 } });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
@@ -343,12 +263,8 @@ test("who holds what: a named claim, confirmed done, undo, withdraw and history 
 
   // A connected hub is shown by its announced name, not its key.
   const st = await get("status");
-  nodes.push(up(dir2, ["--peer", `${st.listen[0]}/p2p/${st.peer_id}`]));
-  const base2 = await waitFor("the second node", async () => {
-    const a = readFileSync(join(dir2, "api.addr"), "utf8").trim();
-    const r = await fetch(`http://${a}/api/v1/status`);
-    return r.ok && `http://${a}`;
-  });
+  const { base: base2 } = await startNode(t, "Elm Street", PASSPHRASE,
+    ["--peer", `${st.listen[0]}/p2p/${st.peer_id}`], undefined, { make: "join" });
   await fetch(base2 + "/api/v1/hubs", { method: "POST", headers: { "content-type": "application/json" },
     body: JSON.stringify({ name: "School hall" }) });
   await page.locator("#meta", { hasText: "1 hub computers connected (School hall)" }).waitFor({ timeout: 30000 });
@@ -357,21 +273,7 @@ test("who holds what: a named claim, confirmed done, undo, withdraw and history 
 });
 
 test("a busy board: 2,000 items, the first screen in under a second on a phone; search, filters, more (issue 15)", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "aidmesh-web-busy-"));
-  execFileSync(bin, ["--data-dir", dir, "init", "--community", "Elm Street"]);
-  const node = spawn(bin, ["--data-dir", dir, "up", "--listen", "/ip4/127.0.0.1/tcp/0",
-    "--api", "127.0.0.1:0", "--no-mdns"], { stdio: "ignore" });
-  let browser;
-  t.after(async () => {
-    if (browser) await browser.close();
-    node.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const base = await waitFor("the node's API address", async () => {
-    const a = readFileSync(join(dir, "api.addr"), "utf8").trim();
-    const r = await fetch(`http://${a}/api/v1/status`);
-    return r.ok && `http://${a}`;
-  });
+  const { base } = await startNode(t);
   const post = async (path, body) => {
     const r = await fetch(base + "/api/v1/" + path, {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
@@ -396,7 +298,7 @@ test("a busy board: 2,000 items, the first screen in under a second on a phone; 
   }));
   console.log(`filled ${N} items through the API in ${Date.now() - filled} ms`);
 
-  browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox", "--disable-gpu"] });
+  const browser = await launch(t);
   // A phone: its screen size, pixel density and touch.
   const phone = { viewport: { width: 412, height: 915 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
   // From navigation to the first cards visible: in the page, from its navigation start

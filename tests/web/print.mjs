@@ -5,8 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { networkInterfaces } from "node:os";
-import { startNode, launch, post } from "./helpers.mjs";
+import { startNode, launch, post, lanAddress } from "./helpers.mjs";
 
 function pdfText(file) {
   return execFileSync("pdftotext", ["-layout", file, "-"], { encoding: "utf8" });
@@ -122,15 +121,6 @@ test("the printed board and round sheet, in Spanish and English, as PDF text", a
   const html = execFileSync("cat", [cliHtml], { encoding: "utf8" });
   assert.ok(html.includes("Welfare round") && html.includes("Ada Okafor"), html);
 });
-
-function lanAddress() {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list || []) {
-      if (a.family === "IPv4" && !a.internal) return a.address;
-    }
-  }
-  throw new Error("this test needs a non-loopback IPv4 address on this machine");
-}
 
 test("a phone on the hub's Wi-Fi prints the board; the round sheet needs the PIN", async (t) => {
   const PIN = "246810";

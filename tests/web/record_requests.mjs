@@ -8,23 +8,11 @@
 // hub computer (until its card is drawn); the refresh timer fired; fired again. Prints
 // one JSON line: an array of phases, each the sorted list of "GET /path?query", with
 // " (conditional)" when the request carried If-None-Match.
-import { chromium } from "playwright-core";
+import { launchBrowser, waitFor } from "./helpers.mjs";
 
 const base = process.argv[2];
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 
-async function waitFor(what, fn, ms = 15000) {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() - start > ms) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const browser = await chromium.launch({ executablePath: browserPath,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"] });
+const browser = await launchBrowser();
 try {
   const page = await browser.newPage({ viewport: { width: 412, height: 915 } });
   await page.clock.install();

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::client::{CliError, Client};
+use crate::client::Client;
+use crate::error::CliError;
 
 /// What `aidmesh print` was asked for.
 pub struct PrintArgs {
@@ -41,13 +42,8 @@ fn chromium() -> Option<PathBuf> {
     })
 }
 
-fn cannot(path: &Path) -> impl Fn(std::io::Error) -> CliError + '_ {
-    move |e| {
-        CliError(format!(
-            "cannot write {}: {e}. Is the directory there and writable?",
-            path.display()
-        ))
-    }
+fn cannot(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + use<> {
+    CliError::write(path, ". Is the directory there and writable?")
 }
 
 /// Fetches the printout and writes it.
@@ -63,11 +59,11 @@ pub fn run(dir: &Path, a: PrintArgs) -> Result<(), CliError> {
         _ => PathBuf::from("."),
     };
     if !parent.is_dir() {
-        return Err(CliError(format!(
-            "cannot write {}: there is no directory {}",
-            a.out.display(),
-            parent.display()
-        )));
+        return Err(CliError::NoDirectory {
+            path: a.out.clone(),
+            parent,
+            hint: "",
+        });
     }
     let pdf = a
         .out
@@ -82,13 +78,7 @@ pub fn run(dir: &Path, a: PrintArgs) -> Result<(), CliError> {
         println!("wrote {} ({} bytes, html)", a.out.display(), html.len());
         return Ok(());
     }
-    let browser = chromium().ok_or_else(|| {
-        CliError(
-            "a PDF needs Chromium, and none was found (chromium, chromium-browser, \
-             google-chrome; or set CHROMIUM). Write --out FILE.html and print that instead"
-                .into(),
-        )
-    })?;
+    let browser = chromium().ok_or(CliError::NoChromium)?;
     let work = tempfile::tempdir().map_err(cannot(&a.out))?;
     let src = work.path().join("print.html");
     std::fs::write(&src, &html).map_err(cannot(&src))?;
@@ -107,14 +97,16 @@ pub fn run(dir: &Path, a: PrintArgs) -> Result<(), CliError> {
         .arg(format!("--print-to-pdf={}", target.display()))
         .arg(format!("file://{}", src.display()))
         .output()
-        .map_err(|e| CliError(format!("cannot run {}: {e}", browser.display())))?;
+        .map_err(|source| CliError::Chromium {
+            browser: browser.clone(),
+            source,
+        })?;
     if !target.is_file() {
-        return Err(CliError(format!(
-            "{} made no PDF ({}): {}",
-            browser.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(CliError::NoPdf {
+            browser,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
     }
     let bytes = std::fs::read(&target).map_err(cannot(&target))?;
     let mut tmp = tempfile::NamedTempFile::new_in(&parent).map_err(cannot(&a.out))?;

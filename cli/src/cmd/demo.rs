@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use aidmesh_node::node::{self, NodeConfig, Started};
 use serde_json::{json, Value};
 
-use crate::client::CliError;
+use crate::error::{CliError, DemoError};
 use crate::output;
 
 struct Hub {
@@ -29,24 +29,18 @@ fn agent() -> ureq::Agent {
 fn get(a: &ureq::Agent, url: &str) -> Result<Value, CliError> {
     a.get(url)
         .call()
-        .map_err(|e| CliError(format!("demo node did not answer: {e}")))?
+        .map_err(DemoError::NoAnswer)?
         .body_mut()
         .read_json()
-        .map_err(|e| CliError(format!("demo node sent bad JSON: {e}")))
+        .map_err(|e| DemoError::BadJson(e).into())
 }
 
 fn post(a: &ureq::Agent, url: &str, body: Value) -> Result<Value, CliError> {
-    let mut r = a
-        .post(url)
-        .send_json(body)
-        .map_err(|e| CliError(format!("demo node did not answer: {e}")))?;
+    let mut r = a.post(url).send_json(body).map_err(DemoError::NoAnswer)?;
     let ok = r.status().is_success();
-    let v: Value = r
-        .body_mut()
-        .read_json()
-        .map_err(|e| CliError(e.to_string()))?;
+    let v: Value = r.body_mut().read_json().map_err(DemoError::BadBody)?;
     if !ok {
-        return Err(CliError(format!("demo post refused: {}", v["detail"])));
+        return Err(DemoError::Refused(v["detail"].clone()).into());
     }
     Ok(v)
 }
@@ -62,7 +56,7 @@ fn wait(
             return Ok(start.elapsed());
         }
         if start.elapsed() > timeout {
-            return Err(CliError(format!("demo: timed out waiting for {what}")));
+            return Err(DemoError::TimedOut(what.to_string()).into());
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -78,7 +72,7 @@ pub fn run(keep: bool) -> Result<(), CliError> {
 
 fn run_in(root: &std::path::Path, keep: bool) -> Result<(), CliError> {
     println!("aidmesh demo: a flooded neighbourhood with three hubs on this machine.\n");
-    let rt = tokio::runtime::Runtime::new().map_err(|e| CliError(e.to_string()))?;
+    let rt = tokio::runtime::Runtime::new().map_err(DemoError::Runtime)?;
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let names = ["Elm St church hall", "Riverside school gym", "Fire station"];
     let passphrase = "demo harbor lantern river otter maple";
@@ -86,17 +80,14 @@ fn run_in(root: &std::path::Path, keep: bool) -> Result<(), CliError> {
     let mut tasks = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let dir = root.join(format!("hub{i}"));
-        node::init(&dir, "Riverside", Some(passphrase)).map_err(|e| CliError(e.to_string()))?;
+        node::init(&dir, "Riverside", Some(passphrase))?;
         let mut cfg = NodeConfig::new(dir);
         cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("constant multiaddr")];
         cfg.api = "127.0.0.1:0".parse().expect("constant address");
         cfg.mdns = false;
         // A chain: each hub knows only the previous one, so events must hop.
         if let Some(prev) = hubs.last() {
-            cfg.peers = vec![prev
-                .addr
-                .parse()
-                .map_err(|_| CliError("bad demo address".into()))?];
+            cfg.peers = vec![prev.addr.parse().map_err(|_| DemoError::BadAddress)?];
         }
         let (tx, rx) = mpsc::channel::<Started>();
         let mut stop = stop_tx.subscribe();
@@ -111,7 +102,7 @@ fn run_in(root: &std::path::Path, keep: bool) -> Result<(), CliError> {
         )));
         let s = rx
             .recv_timeout(Duration::from_secs(20))
-            .map_err(|_| CliError(format!("demo hub '{name}' did not start")))?;
+            .map_err(|_| DemoError::HubDidNotStart(name))?;
         let addr = format!(
             "{}/p2p/{}",
             s.listen.first().cloned().unwrap_or_default(),
