@@ -229,8 +229,9 @@ test("welfare from the page: phone, note, any interval, checked by, every outcom
   assert.equal(p0.standing, "never-visited");
 
   // Check-ins record who checked, for every outcome the CLI has.
-  await page.fill("#checked-by", "Sam");
-  await page.press("#checked-by", "Tab");
+  await page.click("#who-box summary");
+  await page.fill("#who", "Sam");
+  await page.press("#who", "Tab");
   const outcomes = async (n) => waitFor(n + " check-ins", async () => {
     const p = await person();
     return p.checks.length === n && p;
@@ -292,6 +293,7 @@ test("who holds what: a named claim, confirmed done, undo, withdraw and history 
 
   // The name is typed once and carried by the claim, with an optional note; the card
   // shows the holder.
+  await page.click("#who-box summary");
   await page.fill("#who", "Ana");
   await page.locator("#who").dispatchEvent("change");
   await page.fill("#who-note", "van at 3pm");
