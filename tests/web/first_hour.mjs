@@ -247,6 +247,9 @@ test("the welfare tab on a phone: plain words in Spanish, a wrong PIN said, help
   const [sheet] = await Promise.all([ctx.waitForEvent("page"), page.click("#print-round")]);
   await waitFor("the round sheet", async () => /Ronda de visitas/.test(await sheet.locator("body").textContent()));
   assert.doesNotMatch(await sheet.locator("body").textContent(), /pin_required/);
+  // Styled (its inline <style> is refused by the page's CSP; the rules are adopted).
+  assert.ok(await sheet.evaluate(() => document.adoptedStyleSheets.some((x) => x.cssRules.length > 3)),
+    "the round sheet keeps its print styles");
 });
 
 test("keyboard and dark mode: Shift+Tab never hides the focus under the tabs; dark and clean for axe", async (t) => {

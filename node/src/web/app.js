@@ -234,19 +234,23 @@ function act(name, text, what, onclick) {
   return b;
 }
 
-// Keeps keyboard focus where it was across a redraw of cards: on the same button of the
-// same card (by data-id and data-act), else on the card itself.
+// Keeps keyboard focus where it was across a redraw of cards (or alert banners): on the
+// same button of the same card (by data-id and data-act), else on the card itself.
 function keepFocus(draw) {
   const a = document.activeElement;
-  const li = a && a.closest && a.closest("li[data-id]");
+  const li = a && a.closest && a.closest("[data-id]");
   if (!li) return draw();
   const id = li.dataset.id, name = a.dataset ? a.dataset.act : undefined;
   const r = draw();
   if (document.activeElement && document.activeElement !== document.body && li.isConnected) return r;
-  const again = document.querySelector('li[data-id="' + id + '"]');
+  const again = document.querySelector('[data-id="' + id + '"]');
   if (again) {
     const b = name && again.querySelector('[data-act="' + name + '"]');
-    if (b) b.focus();
+    if (b) {
+      b.focus();
+      // A text field redrawn while typed in: the caret goes back to the end.
+      try { b.setSelectionRange(b.value.length, b.value.length); } catch (e) { /* not a text field */ }
+    }
     else { again.tabIndex = -1; again.focus(); }
   }
   return r;
@@ -436,8 +440,16 @@ function moreLine(kind) {
   if (!shown && !list.querySelector("li.empty")) {
     list.replaceChildren(el("li", { class: "empty" }, t(kind === "needs" ? "empty.needs" : "empty.offers")));
   }
-  $("#" + kind + "-more").replaceChildren(b.total ? t("more.showing", { shown: num(shown), total: num(b.total) }) : "",
+  const line = $("#" + kind + "-more");
+  const had = line.contains(document.activeElement);
+  line.replaceChildren(b.total ? t("more.showing", { shown: num(shown), total: num(b.total) }) : "",
     ...(b.next ? [button(t("btn.show_more"), () => loadMore(kind))] : []));
+  // "Show more" pressed: the focus goes on with the button, or to the last card.
+  if (had) {
+    const next = line.querySelector("button") || [...list.querySelectorAll("li[data-id]")].at(-1);
+    if (next && next.tagName !== "BUTTON") next.tabIndex = -1;
+    if (next) next.focus();
+  }
 }
 
 // Draws a page of a board (or appends it), with "Showing n of N" and "Show more".
@@ -856,7 +868,9 @@ async function refreshPeople() {
 }
 
 // The round sheet needs the PIN too, and a link cannot carry it: fetched with the PIN,
-// then shown as a page of its own (the sheet is the node's HTML, escaped there).
+// then written into a new tab (the sheet is the node's HTML, escaped there). That tab
+// has this page's Content-Security-Policy, which refuses the sheet's inline <style>: its
+// rules are given to the tab's document as a constructed stylesheet instead.
 $("#print-round").addEventListener("click", async (ev) => {
   ev.preventDefault();
   const out = $("#round-result");
@@ -866,8 +880,18 @@ $("#print-round").addEventListener("click", async (ev) => {
   try {
     const r = await fetch($("#print-round").getAttribute("href"), { headers: pinHeaders() });
     if (!r.ok) throw new Error(r.status === 401 ? t("pin.wrong") : t("pin.error", { error: r.status }));
-    const url = URL.createObjectURL(new Blob([await r.text()], { type: "text/html" }));
-    if (win) win.location.href = url; else location.href = url;
+    const html = await r.text();
+    if (!win) throw new Error(t("round.blocked"));
+    const doc = new DOMParser().parseFromString(html, "text/html");
+    const styles = [...doc.querySelectorAll("style")];
+    const css = styles.map((e) => e.textContent).join("\n");
+    for (const e of styles) e.remove();
+    win.document.open();
+    win.document.write("<!doctype html>\n" + doc.documentElement.outerHTML);
+    win.document.close();
+    const sheet = new win.CSSStyleSheet();
+    sheet.replaceSync(css);
+    win.document.adoptedStyleSheets = [sheet];
     out.textContent = t("round.opened");
   } catch (e) {
     if (win) win.close();
