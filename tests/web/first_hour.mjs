@@ -225,6 +225,16 @@ test("the welfare tab on a phone: plain words in Spanish, a wrong PIN said, help
   await card.waitFor();
   assert.match(await card.textContent(), new RegExp("ID " + ada.short_id), "short id on people cards");
 
+  // Adding someone with nothing typed: asked for in Spanish, next to each field.
+  await page.fill("#person-form input[name=every]", "");
+  await page.click("#person-form button[type=submit]");
+  const nameInput = page.locator("#person-form input[name=name]");
+  assert.equal(await nameInput.getAttribute("aria-invalid"), "true");
+  assert.match(await page.locator("#" + await nameInput.getAttribute("aria-describedby")).textContent(),
+    /^Escribe su nombre/);
+  assert.match(await page.locator("#err-person-every").textContent(), /^Di cada cuánto visitarla/);
+  assert.match(await page.locator("#person-result").textContent(), /^Todavía no se ha añadido/);
+
   // Needs help: a form on the card, no prompt(); the name comes from the one name field.
   await page.click("#who-box summary");
   await page.fill("#who", "Sam");

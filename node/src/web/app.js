@@ -900,8 +900,30 @@ $("#print-round").addEventListener("click", async (ev) => {
   }
 });
 
+// Someone to check on: name, where and how often are asked for on the page, in its
+// language, next to each field (the node's own refusals are in English).
+for (const k of ["name", "place", "every"]) {
+  const input = $("#person-form").elements.namedItem(k);
+  fieldMsg(input);
+  input.addEventListener("input", () => clearCheck(input));
+}
+
 $("#person-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  const missing = ["name", "place", "every"].map((k) => ev.target.elements.namedItem(k))
+    .filter((input) => { clearCheck(input); return !input.value.trim(); });
+  for (const input of missing) {
+    input.setAttribute("aria-invalid", "true");
+    const msg = fieldMsg(input);
+    msg.className = "field-msg err";
+    msg.textContent = t("person.need_" + input.name);
+  }
+  if (missing.length) {
+    missing[0].focus();
+    $("#person-result").className = "err";
+    $("#person-result").textContent = t("person.fix");
+    return;
+  }
   const f = new FormData(ev.target);
   const body = {
     name: (f.get("name") || "").trim(),
@@ -955,9 +977,10 @@ for (const b of document.querySelectorAll("nav button")) {
 // spaces, a category chosen, no field longer than the node takes ([data-max]; nothing is
 // cut: a counter shows near the limit and the field is flagged past it).
 function fieldMsg(input) {
-  let msg = document.getElementById("err-" + input.name);
+  const id = (input.form && input.form.id === "person-form" ? "err-person-" : "err-") + input.name;
+  let msg = document.getElementById(id);
   if (!msg) {
-    msg = el("small", { class: "field-msg", id: "err-" + input.name });
+    msg = el("small", { class: "field-msg", id });
     input.after(msg);
     input.setAttribute("aria-describedby", msg.id);
   }
