@@ -916,7 +916,8 @@ $("#person-form").addEventListener("submit", async (ev) => {
     input.setAttribute("aria-invalid", "true");
     const msg = fieldMsg(input);
     msg.className = "field-msg err";
-    msg.textContent = t("person.need_" + input.name);
+    msg.textContent = { name: t("person.need_name"), place: t("person.need_place"),
+      every: t("person.need_every") }[input.name];
   }
   if (missing.length) {
     missing[0].focus();
