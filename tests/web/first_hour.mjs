@@ -251,6 +251,11 @@ test("the welfare tab on a phone: plain words in Spanish, a wrong PIN said, help
   const people = await (await fetch(node.base + "/api/v1/people")).json();
   const checks = people.people.find((p) => p.id === ada.id).checks;
   assert.deepEqual(checks.map((c) => [c.outcome, c.detail, c.by]), [["needs-help", "agua y medicinas", "Sam"]]);
+  // Moved: the same kind of form.
+  await card.getByRole("button", { name: "Se ha trasladado…: Ada Okafor" }).click();
+  await card.locator("input[name=where]").fill("polideportivo");
+  await card.locator("[data-act=help-send]").click();
+  await card.locator("p", { hasText: "Dónde: polideportivo" }).waitFor();
   assert.deepEqual(dialogs, [], "no native dialogs");
 
   // The round sheet opens with the PIN, not as a raw 401.

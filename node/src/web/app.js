@@ -767,19 +767,30 @@ function personCard(p) {
     }
     await refreshPeople();
   };
-  // "Needs help…": a small form on the card (a phone's native prompt() is easily lost),
-  // kept open across the redraws of the list until sent or closed.
-  const help = () => { helping.set(p.id, helping.get(p.id) || ""); focusHelp = p.id; refreshPeople(); };
+  // "Needs help…" and "Moved…": a small form on the card (a phone's native prompt() is
+  // easily lost), kept open, with what was typed, across the redraws of the list until
+  // sent or closed.
+  const ask = (outcome) => () => {
+    const open = helping.get(p.id);
+    helping.set(p.id, { outcome, text: open && open.outcome === outcome ? open.text : "" });
+    focusHelp = p.id;
+    refreshPeople();
+  };
+  const help = ask("needs-help");
+  const moved = ask("moved");
   const helpForm = () => {
-    const input = el("input", { name: "help", required: "", maxlength: "500", "data-act": "help-text",
-      "aria-describedby": "help-msg-" + p.short_id });
-    input.value = helping.get(p.id) || "";
-    input.addEventListener("input", () => helping.set(p.id, input.value));
+    const open = helping.get(p.id);
+    const isHelp = open.outcome === "needs-help";
+    const input = el("input", { name: isHelp ? "help" : "where", required: "", maxlength: isHelp ? "500" : "120",
+      "data-act": "help-text", "aria-describedby": "help-msg-" + p.short_id });
+    input.value = open.text;
+    input.addEventListener("input", () => { open.text = input.value; });
     const msg = el("small", { class: "field-msg", id: "help-msg-" + p.short_id });
     const form = el("form", { class: "help-form" },
-      el("label", {}, el("span", {}, t("person.ask_help", { name: p.name })), " ", input), msg,
+      el("label", {}, el("span", {}, isHelp ? t("person.ask_help", { name: p.name }) : t("person.ask_where", { name: p.name })),
+        " ", input), msg,
       el("div", { class: "actions" },
-        act("help-send", t("person.help_send"), p.name, () => {}),
+        act("help-send", isHelp ? t("person.help_send") : t("person.moved_send"), p.name, () => {}),
         act("help-cancel", t("btn.cancel"), p.name, () => { helping.delete(p.id); refreshPeople(); })));
     form.querySelector("[data-act=help-send]").type = "submit";
     form.setAttribute("novalidate", "");
@@ -788,17 +799,13 @@ function personCard(p) {
       const what = input.value.trim();
       if (!what) {
         input.setAttribute("aria-invalid", "true");
-        msg.textContent = t("person.help_empty");
+        msg.textContent = isHelp ? t("person.help_empty") : t("person.moved_empty");
         input.focus();
         return;
       }
-      await check("needs-help", what)();
+      await check(open.outcome, what)();
     });
     return form;
-  };
-  const moved = async () => {
-    const where = prompt(t("person.ask_where", { name: p.name }));
-    if (where && where.trim()) await check("moved", where.trim())();
   };
   return el("li", { "data-id": p.id },
     el("span", { class: "badge w-" + p.standing }, tn("standing", p.standing)),
@@ -817,8 +824,8 @@ function personCard(p) {
     el("p", { class: "check-result", role: "status" }));
 }
 
-// People whose "Needs help" form is open (full id → what was typed), and the one whose
-// form was just opened (its field gets the focus).
+// People whose "Needs help" or "Moved" form is open (full id → { outcome, text typed }),
+// and the one whose form was just opened (its field gets the focus).
 const helping = new Map();
 let focusHelp = null;
 
