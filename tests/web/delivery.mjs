@@ -1,5 +1,5 @@
 // Honest delivery on the page (issue 11), in Debian's Chromium against real nodes: the
-// "1/1" on a card becomes "2/2" live (no reload) when a second hub connects, the Hubs
+// "at 1 of 1 hub" on a card becomes "at 2 of 2 hubs" live (no reload) when a second hub connects, the Hubs
 // tab lists both hubs, and an urgent need that no other hub holds after a minute is
 // flagged on this hub's page. Run by tests/tests/web_delivery.rs.
 import { test } from "node:test";
@@ -24,13 +24,13 @@ test("the 3/4 badge follows the mesh live, the roster lists both hubs, the unrea
   const page = await browser.newPage({ locale: "en-GB" });
   await page.goto(a.base + "/");
   await page.locator(`li[data-id="${first.id}"]`).waitFor();
-  assert.equal(await badge(page, first.id), "1/1", "a lone hub holds it");
+  assert.equal(await badge(page, first.id), "at 1 of 1 hub", "a lone hub holds it");
   // Marks this document: a reload would lose the mark.
   await page.evaluate(() => { window.notReloaded = true; });
 
   const b = await startNode(t, "Elm Street", PASSPHRASE, ["--peer", await peerAddr(a.base)]);
   b.cli("hub", "announce", "Oak Rd");
-  await waitFor("the card to say 2/2", async () => (await badge(page, first.id)) === "2/2", 30000);
+  await waitFor("the card to say at 2 of 2 hubs", async () => (await badge(page, first.id)) === "at 2 of 2 hubs", 30000);
   assert.equal(await page.evaluate(() => window.notReloaded), true, "updated live, not by reloading");
 
   await page.click("nav button[data-tab=hubs]");
@@ -51,7 +51,7 @@ test("the 3/4 badge follows the mesh live, the roster lists both hubs, the unrea
   const second = await post(a.base, "needs", { title: "Boat to 14 River Rd", category: "rescue",
     urgency: "life-threatening" });
   await page.locator(`li[data-id="${second.id}"]`).waitFor();
-  assert.equal(await badge(page, second.id), "1/2", "known here only");
+  assert.equal(await badge(page, second.id), "at 1 of 2 hubs", "known here only");
   assert.match(await page.locator(`li[data-id="${second.id}"] .badge.known`).getAttribute("class"), /alone/);
   await waitFor("the unreached flag", async () => {
     const box = page.locator("#unreached");

@@ -47,6 +47,21 @@ function t(key, vars) {
   return text.replace(/\{(\w+)\}/g, (m, k) => (vars && k in vars ? String(vars[k]) : m));
 }
 
+// Like t, for a count: the catalogue's `key.one`, `key.few`, `key.other`... as the
+// language's plural rules choose for `n` (Intl.PluralRules), else `key` itself.
+function tp(key, n, vars) {
+  const form = key + "." + new Intl.PluralRules(lang).select(n);
+  const k = Object.prototype.hasOwnProperty.call(catalogue, form) ? form : key + ".other";
+  return t(Object.prototype.hasOwnProperty.call(catalogue, k) ? k : key, vars);
+}
+
+// Says `text` once to screen readers (the polite live region #announce).
+function announce(text) {
+  const box = $("#announce");
+  box.textContent = "";
+  setTimeout(() => { box.textContent = text; }, 50);
+}
+
 // A name from the node (a category, urgency, status...) in the chosen language; one
 // the catalogue does not know is shown as the node sent it.
 function tn(group, name) {
@@ -130,24 +145,23 @@ async function api(path, opts) {
 
 // --- Who holds what (issue 15): the volunteer's name, status actions, history, undo. ---
 
-// The volunteer's name or handle, typed once per phone session (kept for this tab).
+// The volunteer's name or handle: one field (#who, folded in the header), typed once and
+// remembered on this phone; claims, changes and welfare check-ins carry it as `by`.
 function volunteerName() {
-  return (sessionStorage.getItem("volunteer-name") || "").trim();
+  return (localStorage.getItem("volunteer-name") || localStorage.getItem("checked-by") || "").trim();
 }
 
-// "Your name" box above the boards; claims and other changes carry it as `by`.
+function showWho() {
+  $("#who-shown").textContent = volunteerName() || t("who.none");
+}
+
 function setupWho() {
-  const input = el("input", { id: "who", name: "who", maxlength: "80", autocomplete: "name",
-    "data-i18n-placeholder": "who.name_placeholder", placeholder: t("who.name_placeholder") });
+  const input = $("#who");
   input.value = volunteerName();
-  input.addEventListener("change", () => sessionStorage.setItem("volunteer-name", input.value.trim()));
-  const note = el("input", { id: "who-note", name: "who-note", maxlength: "500",
-    "data-i18n-placeholder": "who.note_placeholder", placeholder: t("who.note_placeholder") });
-  const box = el("p", { id: "who-box" },
-    el("label", {}, el("span", { "data-i18n": "who.name" }, t("who.name")), " ", input),
-    " ", el("label", {}, el("span", { "data-i18n": "who.note" }, t("who.note")), " ", note));
+  input.addEventListener("change", () => { localStorage.setItem("volunteer-name", input.value.trim()); showWho(); });
+  showWho();
   const undo = el("p", { id: "undo", role: "status", hidden: "" });
-  document.querySelector("main").before(box, undo);
+  document.querySelector("main").before(undo);
 }
 
 function hhmm(ms) {
@@ -183,10 +197,10 @@ async function setStatus(id, status, note) {
 function showUndo(text, undo) {
   const bar = $("#undo");
   if (!bar) return;
-  bar.replaceChildren(text, undo ? button(t("btn.undo"), async () => {
+  bar.replaceChildren(text, ...(undo ? [button(t("btn.undo"), async () => {
     bar.hidden = true;
     await setStatus(undo, "reopened", "undone");
-  }) : null);
+  })] : []));
   bar.className = undo ? "" : "err";
   bar.hidden = false;
 }
@@ -202,13 +216,44 @@ async function change(i, status) {
 let confirming = null;
 
 function doneButton(i) {
-  return button(t("btn.done"), () => { confirming = i.id; redraw(i.id); });
+  return act("done", t("btn.done"), titleOf(i), () => { confirming = i.id; redraw(i.id); });
 }
 
 function confirmDone(i) {
   return el("div", { class: "actions confirm" }, el("span", {}, t("confirm.done") + " "),
-    button(t("btn.yes_done"), () => { confirming = null; change(i, "fulfilled"); }),
-    button(t("btn.not_yet"), () => { confirming = null; redraw(i.id); }));
+    act("yes", t("btn.yes_done"), titleOf(i), () => { confirming = null; change(i, "fulfilled"); }),
+    act("done", t("btn.not_yet"), titleOf(i), () => { confirming = null; redraw(i.id); }));
+}
+
+// A card's button: its visible word, and the item or person it acts on in its accessible
+// name ("Claim: Blankets for the school"); `name` finds it again after a redraw.
+function act(name, text, what, onclick) {
+  const b = button(text, onclick);
+  b.dataset.act = name;
+  b.setAttribute("aria-label", text + ": " + what);
+  return b;
+}
+
+// Keeps keyboard focus where it was across a redraw of cards (or alert banners): on the
+// same button of the same card (by data-id and data-act), else on the card itself.
+function keepFocus(draw) {
+  const a = document.activeElement;
+  const li = a && a.closest && a.closest("[data-id]");
+  if (!li) return draw();
+  const id = li.dataset.id, name = a.dataset ? a.dataset.act : undefined;
+  const r = draw();
+  if (document.activeElement && document.activeElement !== document.body && li.isConnected) return r;
+  const again = document.querySelector('[data-id="' + id + '"]');
+  if (again) {
+    const b = name && again.querySelector('[data-act="' + name + '"]');
+    if (b) {
+      b.focus();
+      // A text field redrawn while typed in: the caret goes back to the end.
+      try { b.setSelectionRange(b.value.length, b.value.length); } catch (e) { /* not a text field */ }
+    }
+    else { again.tabIndex = -1; again.focus(); }
+  }
+  return r;
 }
 
 // Who holds it: the name they gave, the hub they claimed at, and since when.
@@ -232,13 +277,14 @@ function historyList(i) {
 function itemCard(i) {
   const qty = i.qty ? num(i.qty) + (i.unit ? " " + i.unit : "") : null;
   const actions = el("div", { class: "actions" });
-  if (i.status === "open") actions.append(button(t("btn.claim"), () => change(i, "claimed")));
-  if (["open", "claimed"].includes(i.status)) actions.append(button(t("btn.start"), () => change(i, "in-progress")));
+  const what = titleOf(i);
+  if (i.status === "open") actions.append(act("claim", t("btn.claim"), what, () => change(i, "claimed")));
+  if (["open", "claimed"].includes(i.status)) actions.append(act("start", t("btn.start"), what, () => change(i, "in-progress")));
   if (["open", "claimed", "in-progress"].includes(i.status)) actions.append(doneButton(i));
-  if (["claimed", "in-progress", "fulfilled"].includes(i.status)) actions.append(button(t("btn.reopen"), () => change(i, "reopened")));
+  if (["claimed", "in-progress", "fulfilled"].includes(i.status)) actions.append(act("reopen", t("btn.reopen"), what, () => change(i, "reopened")));
   // Only the poster can withdraw; posts made through this hub are this node's.
   if (["open", "claimed", "in-progress"].includes(i.status) && i.author === myAuthor) {
-    actions.append(button(t("btn.withdraw"), () => change(i, "withdrawn")));
+    actions.append(act("withdraw", t("btn.withdraw"), what, () => change(i, "withdrawn")));
   }
   cards.set(i.id, i);
   return el("li", { "data-id": i.id, class: unreachedIds.has(i.id) ? "unreached" : "" },
@@ -255,7 +301,8 @@ function itemCard(i) {
     // An event stamped before this program was built (a Pi without a clock) is shown
     // with when it arrived here, not with its 1970 stamp.
     el("p", { dir: "auto" }, (i.arrived_at ? t("card.arrived", { ago: ago(i.arrived_at) })
-      : ago(i.created_at)) + " · " + (i.author_hub || i.short_id)),
+      : ago(i.created_at)) + (i.author_hub ? " · " + i.author_hub : "") + " · ",
+    el("span", { class: "id" }, t("card.id", { id: i.short_id }))),
     historyList(i),
     confirming === i.id ? confirmDone(i) : actions);
 }
@@ -267,8 +314,8 @@ function itemCard(i) {
 // Alone (only here, with other hubs about) it is marked, so it is seen.
 function knownBadge(k) {
   if (!k || typeof k.at !== "number" || typeof k.of !== "number") return null;
-  return el("span", { class: "badge known" + (k.at < 2 && k.of > 1 ? " alone" : ""),
-    title: t("known.title", { at: num(k.at), of: num(k.of) }) }, num(k.at) + "/" + num(k.of));
+  return el("span", { class: "badge known" + (k.at < 2 && k.of > 1 ? " alone" : "") },
+    tp("known.words", k.of, { at: num(k.at), of: num(k.of) }));
 }
 
 // The stream's `known` event: new counts for some items, redrawn in place on the cards.
@@ -298,9 +345,15 @@ function showUnreached(list, total) {
   const more = Math.max(0, (total || 0) - list.length);
   const box = $("#unreached");
   box.hidden = !list.length;
-  box.replaceChildren(...list.map((n) => el("p", { dir: "auto" },
-    t("unreached.line", { title: n.text, ago: ago(n.since_ms) }))),
-    ...(more ? [el("p", {}, t("unreached.more", { n: num(more) }))] : []));
+  // Redrawn only when it says something new: a live region re-filled every refresh is
+  // announced again and again.
+  const said = JSON.stringify([lang, list.map((n) => [n.id, n.text]), more]);
+  if (box.dataset.said !== said) {
+    box.dataset.said = said;
+    box.replaceChildren(...list.map((n) => el("p", { dir: "auto" },
+      t("unreached.line", { title: n.text, ago: ago(n.since_ms) }))),
+      ...(more ? [el("p", {}, tp("unreached.more", more, { n: num(more) }))] : []));
+  }
   for (const li of document.querySelectorAll("li[data-id]")) {
     li.classList.toggle("unreached", unreachedIds.has(li.dataset.id));
   }
@@ -319,7 +372,7 @@ function rosterCard(h) {
     el("h2", { dir: "auto" }, h.name || t("roster.unnamed", { node: h.node })),
     h.place && h.place.label ? el("p", { dir: "auto" }, h.place.label) : null,
     h.me ? null : el("p", {}, heard),
-    !h.me && h.behind != null ? el("p", {}, t("roster.behind", { n: num(h.behind) })) : null);
+    !h.me && h.behind != null ? el("p", {}, tp("roster.behind", h.behind, { n: num(h.behind) })) : null);
 }
 
 function showRoster(roster) {
@@ -343,7 +396,7 @@ function button(text, onclick) {
 }
 
 function fill(list, items, render, empty) {
-  list.replaceChildren(...(items.length ? items.map(render) : [el("li", { class: "empty" }, empty)]));
+  keepFocus(() => list.replaceChildren(...(items.length ? items.map(render) : [el("li", { class: "empty" }, empty)])));
 }
 
 // --- A busy board (issue 15): search, filters, and a page at a time. ---
@@ -387,8 +440,16 @@ function moreLine(kind) {
   if (!shown && !list.querySelector("li.empty")) {
     list.replaceChildren(el("li", { class: "empty" }, t(kind === "needs" ? "empty.needs" : "empty.offers")));
   }
-  $("#" + kind + "-more").replaceChildren(b.total ? t("more.showing", { shown: num(shown), total: num(b.total) }) : "",
-    b.next ? button(t("btn.show_more"), () => loadMore(kind)) : null);
+  const line = $("#" + kind + "-more");
+  const had = line.contains(document.activeElement);
+  line.replaceChildren(b.total ? t("more.showing", { shown: num(shown), total: num(b.total) }) : "",
+    ...(b.next ? [button(t("btn.show_more"), () => loadMore(kind))] : []));
+  // "Show more" pressed: the focus goes on with the button, or to the last card.
+  if (had) {
+    const next = line.querySelector("button") || [...list.querySelectorAll("li[data-id]")].at(-1);
+    if (next && next.tagName !== "BUTTON") next.tabIndex = -1;
+    if (next) next.focus();
+  }
 }
 
 // Draws a page of a board (or appends it), with "Showing n of N" and "Show more".
@@ -459,7 +520,7 @@ let records = 0;
 function showMeta() {
   const st = lastStatus;
   if (!st) return;
-  $("#meta").textContent = t("meta.line", { peers: num(st.peers), names: peerNames(st.peer_list),
+  $("#meta").textContent = tp("meta.line", st.peers, { peers: num(st.peers), names: peerNames(st.peer_list),
     records: num(records) });
 }
 
@@ -485,7 +546,9 @@ function showCategories(list) {
   if (categoriesShown) return;
   categoriesShown = true;
   const opt = (x) => el("option", { value: x.name, "data-i18n": "cat." + x.name }, tn("cat", x.name));
-  $("#category").replaceChildren(...list.map(opt));
+  // No category is chosen for the poster: one left unchosen is asked for, not posted as water.
+  $("#category").replaceChildren(el("option", { value: "", "data-i18n": "post.choose_category" },
+    t("post.choose_category")), ...list.map(opt));
   $("#f-category").append(...list.map(opt));
   restoreDraft();
   showChip();
@@ -527,7 +590,7 @@ async function loadBoard() {
     board.query = query;
     showCategories(b.categories);
     // The alerts and needs first: they are the first screen.
-    $("#alerts").replaceChildren(...b.alerts.map(alertBanner));
+    showAlerts(b.alerts);
     showStatus(b.status);
     showBoard("needs", b.needs, false);
     showBoard("offers", b.offers, false);
@@ -564,8 +627,12 @@ function applyItem(i) {
   const show = ACTIVE.includes(i.status);
   if (old) {
     if (show) {
-      old.replaceWith(itemCard(i));
+      keepFocus(() => old.replaceWith(itemCard(i)));
     } else {
+      if (old.contains(document.activeElement)) {
+        const next = old.nextElementSibling || old.previousElementSibling;
+        if (next) { next.tabIndex = -1; next.focus(); }
+      }
       old.remove();
       cards.delete(i.id);
       b.total = Math.max(0, b.total - 1);
@@ -581,6 +648,7 @@ function applyItem(i) {
   const isNew = !i.history || !i.history.length;
   if (!isNew) { refresh(); return; }
   b.total += 1;
+  announce(t(kind === "needs" ? "announce.need" : "announce.offer", { title: titleOf(i) }));
   if (at) at.before(itemCard(i));
   else if (!b.next) list.append(itemCard(i));
   list.querySelector("li.empty")?.remove();
@@ -591,7 +659,7 @@ function applyItem(i) {
 function redraw(id) {
   const full = [...cards.keys()].find((k) => k === id || k.startsWith(id));
   const li = full && document.querySelector('li[data-id="' + full + '"]');
-  if (li) li.replaceWith(itemCard(cards.get(full)));
+  if (li) keepFocus(() => li.replaceWith(itemCard(cards.get(full))));
 }
 
 // An alert with its way out: "All clear" (anyone) or "Cancel" (the hub that raised
@@ -607,6 +675,16 @@ function inReadersLanguage(a) {
   const t = texts.find((x) => (x.language || "").toLowerCase() === want) ||
     texts.find((x) => primary(x.language) === primary(want)) || texts[0];
   return Object.assign({}, a, { headline: t.headline, details: t.details, area: t.area });
+}
+
+// The banners are role=alert: put in again, each is read out again. Only a change (or a
+// new language) redraws them.
+function showAlerts(list) {
+  const box = $("#alerts");
+  const said = JSON.stringify([lang, list]);
+  if (box.dataset.said === said) return;
+  box.dataset.said = said;
+  keepFocus(() => box.replaceChildren(...list.map(alertBanner)));
 }
 
 function alertBanner(a) {
@@ -674,28 +752,64 @@ function personCard(p) {
     ? tn("outcome", p.latest.outcome) + (p.latest.detail ? " (" + p.latest.detail + ")" : "") + ", " + ago(p.latest.at)
     : t("person.never");
   const check = (outcome, detail) => async () => {
-    const by = $("#checked-by").value.trim();
+    const by = volunteerName();
     try {
       await api("/people/" + p.short_id + "/checkins", {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ outcome, detail, by: by || undefined }),
       });
+      helping.delete(p.id);
     } catch (e) {
-      alert(e.message);
+      const out = document.querySelector('#people li[data-id="' + p.id + '"] .check-result');
+      if (out) { out.className = "check-result err"; out.textContent = e.message; }
+      return;
     }
+    await refreshPeople();
+  };
+  // "Needs help…" and "Moved…": a small form on the card (a phone's native prompt() is
+  // easily lost), kept open, with what was typed, across the redraws of the list until
+  // sent or closed.
+  const ask = (outcome) => () => {
+    const open = helping.get(p.id);
+    helping.set(p.id, { outcome, text: open && open.outcome === outcome ? open.text : "" });
+    focusHelp = p.id;
     refreshPeople();
   };
-  const help = async () => {
-    const what = prompt(t("person.ask_help", { name: p.name }));
-    if (what && what.trim()) await check("needs-help", what.trim())();
-  };
-  const moved = async () => {
-    const where = prompt(t("person.ask_where", { name: p.name }));
-    if (where && where.trim()) await check("moved", where.trim())();
+  const help = ask("needs-help");
+  const moved = ask("moved");
+  const helpForm = () => {
+    const open = helping.get(p.id);
+    const isHelp = open.outcome === "needs-help";
+    const input = el("input", { name: isHelp ? "help" : "where", required: "", maxlength: isHelp ? "500" : "120",
+      "data-act": "help-text", "aria-describedby": "help-msg-" + p.short_id });
+    input.value = open.text;
+    input.addEventListener("input", () => { open.text = input.value; });
+    const msg = el("small", { class: "field-msg", id: "help-msg-" + p.short_id });
+    const form = el("form", { class: "help-form" },
+      el("label", {}, el("span", {}, isHelp ? t("person.ask_help", { name: p.name }) : t("person.ask_where", { name: p.name })),
+        " ", input), msg,
+      el("div", { class: "actions" },
+        act("help-send", isHelp ? t("person.help_send") : t("person.moved_send"), p.name, () => {}),
+        act("help-cancel", t("btn.cancel"), p.name, () => { helping.delete(p.id); refreshPeople(); })));
+    form.querySelector("[data-act=help-send]").type = "submit";
+    form.setAttribute("novalidate", "");
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const what = input.value.trim();
+      if (!what) {
+        input.setAttribute("aria-invalid", "true");
+        msg.textContent = isHelp ? t("person.help_empty") : t("person.moved_empty");
+        input.focus();
+        return;
+      }
+      await check(open.outcome, what)();
+    });
+    return form;
   };
   return el("li", { "data-id": p.id },
     el("span", { class: "badge w-" + p.standing }, tn("standing", p.standing)),
+    el("span", { class: "badge id" }, t("card.id", { id: p.short_id })),
     el("h2", { dir: "auto" }, p.name),
     el("p", { dir: "auto" }, t("person.where", { place: p.place.label })),
     p.risks.length ? el("p", { dir: "auto" }, t("person.at_risk", { risks: p.risks.join(", ") })) : null,
@@ -703,32 +817,121 @@ function personCard(p) {
     el("p", { dir: "auto" }, p.latest && p.latest.by ? t("person.last_by", { last, by: p.latest.by })
       : t("person.last", { last })),
     el("div", { class: "actions" },
-      button(t("person.safe"), check("safe")), button(t("person.no_answer"), check("no-answer")),
-      button(t("person.not_home"), check("not-home")), button(t("person.needs_help"), help),
-      button(t("person.moved"), moved)));
+      act("safe", t("person.safe"), p.name, check("safe")), act("no-answer", t("person.no_answer"), p.name, check("no-answer")),
+      act("not-home", t("person.not_home"), p.name, check("not-home")), act("needs-help", t("person.needs_help"), p.name, help),
+      act("moved", t("person.moved"), p.name, moved)),
+    helping.has(p.id) ? helpForm() : null,
+    el("p", { class: "check-result", role: "status" }));
 }
+
+// People whose "Needs help" or "Moved" form is open (full id → { outcome, text typed }),
+// and the one whose form was just opened (its field gets the focus).
+const helping = new Map();
+let focusHelp = null;
+
+// Why the PIN form shows, in the page's language: asked for the first time, a wrong PIN,
+// or too many wrong PINs (the node's own words name a header a phone user never sees).
+let pinTried = false;
 
 async function refreshPeople() {
   const form = $("#pin-form");
-  try {
-    const r = await api("/people");
+  const input = form.elements.namedItem("pin");
+  const r = await fetch("/api/v1/people", { headers: pinHeaders() }).catch(() => null);
+  const body = r ? await r.json().catch(() => ({})) : {};
+  if (r && r.ok) {
+    const pinHadFocus = form.contains(document.activeElement);
     form.hidden = true;
+    input.removeAttribute("aria-invalid");
     $("#person-form").hidden = false;
-    $("#by-label").hidden = false;
     $("#print-round-box").hidden = false;
-    fill($("#people"), r.people, personCard, t("people.empty"));
-  } catch (e) {
-    $("#people").replaceChildren();
-    $("#person-form").hidden = true;
-    $("#by-label").hidden = true;
-    $("#print-round-box").hidden = true;
-    form.hidden = false;
-    $("#pin-why").textContent = e.message;
+    fill($("#people"), body.people, personCard, t("people.empty"));
+    const open = focusHelp && document.querySelector('#people li[data-id="' + focusHelp + '"] [data-act=help-text]');
+    focusHelp = null;
+    if (open) open.focus();
+    // The PIN form is gone: the focus goes to the list it opened, not to the page's top.
+    if (pinHadFocus) {
+      const li = $("#people li");
+      if (li) { li.tabIndex = -1; li.focus(); }
+    }
+    return;
   }
+  $("#people").replaceChildren();
+  $("#person-form").hidden = true;
+  $("#print-round-box").hidden = true;
+  form.hidden = false;
+  let why = "pin.why";
+  if (!r) why = "pin.unreachable";
+  else if (r.status === 429) why = "pin.locked";
+  else if (r.status === 401 && pinTried) why = "pin.wrong";
+  else if (r.status !== 401) why = "pin.error";
+  $("#pin-why").textContent = t(why, { error: body.detail || (r ? r.status : "") });
+  $("#pin-why").className = why === "pin.why" ? "" : "err";
+  if (why === "pin.wrong" || why === "pin.locked") {
+    sessionStorage.removeItem("pin");
+    input.setAttribute("aria-invalid", "true");
+    input.value = "";
+    input.focus();
+  }
+}
+
+// The round sheet needs the PIN too, and a link cannot carry it: fetched with the PIN,
+// then written into a new tab (the sheet is the node's HTML, escaped there). That tab
+// has this page's Content-Security-Policy, which refuses the sheet's inline <style>: its
+// rules are given to the tab's document as a constructed stylesheet instead.
+$("#print-round").addEventListener("click", async (ev) => {
+  ev.preventDefault();
+  const out = $("#round-result");
+  out.className = "";
+  out.textContent = t("round.loading");
+  const win = window.open("", "_blank");
+  try {
+    const r = await fetch($("#print-round").getAttribute("href"), { headers: pinHeaders() });
+    if (!r.ok) throw new Error(r.status === 401 ? t("pin.wrong") : t("pin.error", { error: r.status }));
+    const html = await r.text();
+    if (!win) throw new Error(t("round.blocked"));
+    const doc = new DOMParser().parseFromString(html, "text/html");
+    const styles = [...doc.querySelectorAll("style")];
+    const css = styles.map((e) => e.textContent).join("\n");
+    for (const e of styles) e.remove();
+    win.document.open();
+    win.document.write("<!doctype html>\n" + doc.documentElement.outerHTML);
+    win.document.close();
+    const sheet = new win.CSSStyleSheet();
+    sheet.replaceSync(css);
+    win.document.adoptedStyleSheets = [sheet];
+    out.textContent = t("round.opened");
+  } catch (e) {
+    if (win) win.close();
+    out.className = "err";
+    out.textContent = e.message;
+  }
+});
+
+// Someone to check on: name, where and how often are asked for on the page, in its
+// language, next to each field (the node's own refusals are in English).
+for (const k of ["name", "place", "every"]) {
+  const input = $("#person-form").elements.namedItem(k);
+  fieldMsg(input);
+  input.addEventListener("input", () => clearCheck(input));
 }
 
 $("#person-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  const missing = ["name", "place", "every"].map((k) => ev.target.elements.namedItem(k))
+    .filter((input) => { clearCheck(input); return !input.value.trim(); });
+  for (const input of missing) {
+    input.setAttribute("aria-invalid", "true");
+    const msg = fieldMsg(input);
+    msg.className = "field-msg err";
+    msg.textContent = { name: t("person.need_name"), place: t("person.need_place"),
+      every: t("person.need_every") }[input.name];
+  }
+  if (missing.length) {
+    missing[0].focus();
+    $("#person-result").className = "err";
+    $("#person-result").textContent = t("person.fix");
+    return;
+  }
   const f = new FormData(ev.target);
   const body = {
     name: (f.get("name") || "").trim(),
@@ -755,19 +958,21 @@ $("#person-form").addEventListener("submit", async (ev) => {
   }
 });
 
-// The volunteer types their name once per phone; every check-in records it.
-$("#checked-by").value = localStorage.getItem("checked-by") || "";
-$("#checked-by").addEventListener("change", (ev) => localStorage.setItem("checked-by", ev.target.value.trim()));
-
 $("#pin-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   sessionStorage.setItem("pin", new FormData(ev.target).get("pin"));
+  pinTried = true;
   refreshPeople();
 });
 
 for (const b of document.querySelectorAll("nav button")) {
   b.addEventListener("click", () => {
-    for (const o of document.querySelectorAll("nav button")) o.classList.toggle("on", o === b);
+    for (const o of document.querySelectorAll("nav button")) {
+      o.classList.toggle("on", o === b);
+      if (o === b) o.setAttribute("aria-current", "page"); else o.removeAttribute("aria-current");
+    }
+    // The name is asked where it is recorded: claims on the boards, welfare check-ins.
+    $("#who-box").hidden = !["needs", "offers", "people"].includes(b.dataset.tab);
     for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== "tab-" + b.dataset.tab;
     $("#filters").hidden = !["needs", "offers"].includes(b.dataset.tab);
     if (b.dataset.tab === "people") refreshPeople();
@@ -775,8 +980,79 @@ for (const b of document.querySelectorAll("nav button")) {
   });
 }
 
+// The post form is checked here, in the page's language, next to each field (the
+// browser's own messages would be in the browser's language): a title that is not only
+// spaces, a category chosen, no field longer than the node takes ([data-max]; nothing is
+// cut: a counter shows near the limit and the field is flagged past it).
+function fieldMsg(input) {
+  const id = (input.form && input.form.id === "person-form" ? "err-person-" : "err-") + input.name;
+  let msg = document.getElementById(id);
+  if (!msg) {
+    msg = el("small", { class: "field-msg", id });
+    input.after(msg);
+    input.setAttribute("aria-describedby", msg.id);
+  }
+  return msg;
+}
+
+function countField(input) {
+  const max = Number(input.dataset.max);
+  const n = input.value.length;
+  const over = n > max;
+  const msg = fieldMsg(input);
+  msg.className = "field-msg" + (over ? " err" : "");
+  msg.textContent = over ? t("post.too_long", { n: num(n), max: num(max) })
+    : n >= max * 0.8 ? t("post.count", { n: num(n), max: num(max) }) : "";
+  if (over) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+  return !over;
+}
+
+// A field's "required" message goes once the field is changed.
+function clearCheck(input) {
+  input.removeAttribute("aria-invalid");
+  const msg = fieldMsg(input);
+  msg.className = "field-msg";
+  msg.textContent = "";
+}
+
+function checkPost(form) {
+  const bad = [];
+  const flag = (input, text) => {
+    const msg = fieldMsg(input);
+    input.setAttribute("aria-invalid", "true");
+    msg.className = "field-msg err";
+    msg.textContent = text;
+    bad.push(input);
+  };
+  const category = form.elements.namedItem("category");
+  clearCheck(category);
+  for (const input of form.querySelectorAll("[data-max]")) {
+    if (!countField(input)) bad.push(input);
+  }
+  const title = form.elements.namedItem("title");
+  if (!title.value.trim()) flag(title, t("post.need_title"));
+  if (!category.value) flag(category, t("post.need_category"));
+  const order = [...form.elements];
+  bad.sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  if (bad.length) bad[0].focus();
+  return !bad.length;
+}
+
+for (const input of document.querySelectorAll("#post-form [data-max]")) {
+  fieldMsg(input);
+  input.addEventListener("input", () => countField(input));
+}
+fieldMsg($("#category"));
+$("#category").addEventListener("change", () => clearCheck($("#category")));
+
 $("#post-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  const out0 = $("#post-result");
+  if (!checkPost(ev.target)) {
+    out0.className = "err";
+    out0.textContent = t("post.fix");
+    return;
+  }
   const f = new FormData(ev.target);
   const body = {};
   for (const k of ["title", "category", "urgency", "unit", "place", "contact", "details"]) {
@@ -794,6 +1070,7 @@ $("#post-form").addEventListener("submit", async (ev) => {
     out.className = "";
     out.textContent = t("post.posted", { id: item.short_id });
     ev.target.reset();
+    for (const input of ev.target.querySelectorAll("[data-max]")) countField(input);
     localStorage.removeItem(DRAFT);
     showChip();
     applyItem(item);
@@ -841,7 +1118,7 @@ function showChip() {
 $("#post-form").addEventListener("input", saveDraft);
 $("#post-form").addEventListener("change", () => { saveDraft(); showChip(); });
 for (const b of document.querySelectorAll("#quick-cat button")) {
-  b.addEventListener("click", () => { $("#category").value = b.dataset.cat; showChip(); saveDraft(); });
+  b.addEventListener("click", () => { $("#category").value = b.dataset.cat; clearCheck($("#category")); showChip(); saveDraft(); });
 }
 
 // Work that may wait a moment and is done once for a burst of events.
@@ -858,7 +1135,7 @@ function onStream(ev) {
   try { d = JSON.parse(ev.data); } catch (e) { refresh(); return; }
   if (typeof d.events === "number") { records = d.events; showMeta(); }
   if (d.item) applyItem(d.item);
-  else if (d.alerts) $("#alerts").replaceChildren(...d.alerts.map(alertBanner));
+  else if (d.alerts) showAlerts(d.alerts);
   else if (d.hubs) { showHubs(d.hubs); refresh(); }
   else if (d.kind !== "person" && d.kind !== "checkin") refresh();
   if (!$("#tab-people").hidden && ["person", "checkin", "need", "redaction"].includes(d.kind)) soon(refreshPeople);
@@ -869,6 +1146,7 @@ function onStream(ev) {
 $("#lang").addEventListener("change", async (ev) => {
   localStorage.setItem("lang", ev.target.value);
   await setLang(ev.target.value);
+  showWho();
   board.etag = null;
   await refresh();
   if (!$("#tab-people").hidden) refreshPeople();
@@ -906,6 +1184,12 @@ async function start() {
   await setLang(chooseLang()).catch(() => setLang("en")).catch(() => {});
   setupWho();
   setupFilters();
+  // The sticky tabs' height, for scroll-padding-top: a control reached by Shift+Tab is
+  // scrolled into view below them, not under them.
+  const nav = document.querySelector("nav");
+  const navH = () => document.documentElement.style.setProperty("--nav-h", (nav.offsetHeight + 8) + "px");
+  new ResizeObserver(navH).observe(nav);
+  navH();
   openStream();
   refresh();
 }
@@ -952,7 +1236,7 @@ $("#cap-form").addEventListener("submit", async (ev) => {
   try {
     const r = await uploadFile("/alerts/import", "application/xml", file);
     const n = r.posted.length;
-    out.textContent = n ? t("cap.posted", { n }) : t("cap.already");
+    out.textContent = n ? tp("cap.posted", n, { n: num(n) }) : t("cap.already");
     refresh();
   } catch (e) {
     out.className = "err";
