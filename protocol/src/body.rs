@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::category::Category;
 use crate::error::{DecodeError, FieldError};
-use crate::event::EventId;
+use crate::id::EventId;
 use crate::text::{check, Lines, Required};
 
 /// Longest title, name or headline.

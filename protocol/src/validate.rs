@@ -2,9 +2,9 @@
 //! sync, bundle file): size → envelope → signature → clock → body → limits → rights.
 
 use crate::body::{Body, BodyKind, Status};
-use crate::error::ValidationError;
 use crate::event::{Event, EventId};
 use crate::identity::AuthorId;
+use crate::rejection::ValidationError;
 use crate::time::MAX_FUTURE_MS;
 
 /// What the receiver knows about an event that another event refers to.
