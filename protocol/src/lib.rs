@@ -19,6 +19,8 @@
 //! - [`session`]: the initiator's sync session as a sans-IO state machine.
 //! - [`delivery`]: signed hub summaries and what they prove ("known at 3 of 4 hubs").
 //!
+//! - `fixture` (feature `test-util`): the posts and events tests and benches share.
+//!
 //! The byte-level specification lives in `docs/protocol.md`.
 
 pub mod body;
@@ -28,6 +30,8 @@ pub mod community;
 pub mod delivery;
 pub mod error;
 pub mod event;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fixture;
 pub mod id;
 pub mod identity;
 pub mod matching;

@@ -184,9 +184,9 @@ fn check_rights(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::tests::post;
     use crate::body::{Redaction, StatusChange};
     use crate::error::DecodeError;
+    use crate::fixture::post;
     use crate::identity::Identity;
     use crate::time::Timestamp;
     use std::collections::HashMap;
