@@ -1,5 +1,5 @@
-//! What the bench binaries (`src/bin/bench*.rs`) share: the wall clock, percentiles
-//! and medians, filling a stopped node's directory through its engine, timing a GET,
+//! What the bench binaries (`src/bin/bench*.rs`) share: the wall clock, percentiles,
+//! medians and latency summaries, filling a stopped node's directory through its engine, timing a GET,
 //! and reading a node's memory from `/proc`. The boards they fill it with come from
 //! `aidmesh_protocol::fixture`.
 
@@ -26,6 +26,46 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Arrival times of posts, summed up: p50, p99 and max in ms, and how many arrived of
+/// how many were expected.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    /// Median, ms.
+    pub p50: f64,
+    /// 99th percentile, ms.
+    pub p99: f64,
+    /// Slowest, ms.
+    pub max: f64,
+    /// Arrivals measured.
+    pub arrived: usize,
+    /// Arrivals expected.
+    pub expected: usize,
+}
+
+impl Latency {
+    /// The summary of arrival times `ms` (any order) of `expected`.
+    pub fn of(mut ms: Vec<f64>, expected: usize) -> Latency {
+        ms.sort_by(f64::total_cmp);
+        Latency {
+            p50: percentile(&ms, 50.0),
+            p99: percentile(&ms, 99.0),
+            max: ms.last().copied().unwrap_or(f64::NAN),
+            arrived: ms.len(),
+            expected,
+        }
+    }
+}
+
+impl std::fmt::Display for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} / {:.1} / {:.1} ms ({} of {})",
+            self.p50, self.p99, self.max, self.arrived, self.expected
+        )
+    }
 }
 
 /// The middle value (the upper one of an even count); 0 of none.

@@ -33,7 +33,9 @@ use aidmesh_node::engine::{Engine, Origin};
 use aidmesh_node::store::Store;
 
 use aidmesh_protocol::{Body, Category, Coords, Event, Identity, Place, Post, Timestamp, Urgency};
-use aidmesh_tests::bench_util::{self, ingest, init_dir, open_engine, percentile, wall_ms};
+use aidmesh_tests::bench_util::{
+    self, ingest, init_dir, open_engine, percentile, wall_ms, Latency,
+};
 use aidmesh_tests::{wait_for, Node, Opts};
 use serde_json::{json, Value};
 
@@ -864,21 +866,14 @@ fn through_compaction(events: &[Vec<u8>]) -> ThroughCompaction {
             std::thread::sleep(Duration::from_millis(50));
         }
         let s = seen.lock().expect("arrivals");
-        let mut ms: Vec<f64> = sent
+        let ms: Vec<f64> = sent
             .iter()
             .filter_map(|(id, t0)| {
                 s.get(&(0, id.clone()))
                     .map(|at| at.duration_since(*t0).as_secs_f64() * 1e3)
             })
             .collect();
-        ms.sort_by(f64::total_cmp);
-        let lat = Latency {
-            p50: percentile(&ms, 50.0),
-            p99: percentile(&ms, 99.0),
-            max: ms.last().copied().unwrap_or(f64::NAN),
-            arrived: ms.len(),
-            expected: sent.len(),
-        };
+        let lat = Latency::of(ms, sent.len());
         (lat, forgets)
     };
     let (idle, _) = run("idle", false);
@@ -934,14 +929,6 @@ fn synced_once(s: &Value) -> bool {
 
 // ---------------------------------------------------------------------------------
 // 1. Propagation latency
-
-struct Latency {
-    p50: f64,
-    p99: f64,
-    max: f64,
-    arrived: usize,
-    expected: usize,
-}
 
 fn latency(sizes: &Sizes) -> Latency {
     let mut nodes: Vec<Node> = Vec::new();
@@ -1009,7 +996,7 @@ fn latency(sizes: &Sizes) -> Latency {
         std::thread::sleep(Duration::from_millis(50));
     }
     let s = seen.lock().expect("arrivals");
-    let mut ms: Vec<f64> = sent
+    let ms: Vec<f64> = sent
         .iter()
         .flat_map(|(id, t0)| {
             receivers.clone().filter_map(|r| {
@@ -1018,14 +1005,7 @@ fn latency(sizes: &Sizes) -> Latency {
             })
         })
         .collect();
-    ms.sort_by(f64::total_cmp);
-    Latency {
-        p50: percentile(&ms, 50.0),
-        p99: percentile(&ms, 99.0),
-        max: ms.last().copied().unwrap_or(f64::NAN),
-        arrived: ms.len(),
-        expected: sent.len() * (sizes.nodes - 1),
-    }
+    Latency::of(ms, sent.len() * (sizes.nodes - 1))
 }
 
 // ---------------------------------------------------------------------------------
@@ -1457,7 +1437,7 @@ fn latency_under_ingest(sizes: &Sizes, bulk: &[Vec<u8>]) -> UnderLoad {
     let guard = seen.lock().expect("arrivals");
     let s = &*guard;
     let stats = |rs: &[usize], from_stored: bool| {
-        let mut ms: Vec<f64> = sent
+        let ms: Vec<f64> = sent
             .iter()
             .flat_map(|(id, t0)| {
                 let t0 = if from_stored {
@@ -1472,14 +1452,7 @@ fn latency_under_ingest(sizes: &Sizes, bulk: &[Vec<u8>]) -> UnderLoad {
                 })
             })
             .collect();
-        ms.sort_by(f64::total_cmp);
-        Latency {
-            p50: percentile(&ms, 50.0),
-            p99: percentile(&ms, 99.0),
-            max: ms.last().copied().unwrap_or(f64::NAN),
-            arrived: ms.len(),
-            expected: sent.len() * rs.len(),
-        }
+        Latency::of(ms, sent.len() * rs.len())
     };
     UnderLoad {
         all: stats(&receivers.clone().collect::<Vec<_>>(), false),

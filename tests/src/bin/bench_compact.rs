@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aidmesh_protocol::sync::SyncSet;
 use aidmesh_protocol::{Body, Category, Event, Identity, Place, Post, Timestamp, Urgency};
-use aidmesh_tests::bench_util::{self, init_dir, open_engine, percentile, wall_ms};
+use aidmesh_tests::bench_util::{self, init_dir, open_engine, percentile, wall_ms, Latency};
 use aidmesh_tests::{wait_for, Node, Opts};
 use serde_json::{json, Value};
 
@@ -124,44 +124,19 @@ fn memory(events: &[Vec<u8>]) {
 // ---------------------------------------------------------------------------------
 // 2. Propagation while a node compacts
 
-struct Latency {
-    p50: f64,
-    p99: f64,
-    max: f64,
-    arrived: usize,
-    expected: usize,
-}
-
-impl std::fmt::Display for Latency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:.1} / {:.1} / {:.1} ms ({} of {})",
-            self.p50, self.p99, self.max, self.arrived, self.expected
-        )
-    }
-}
-
 fn latency(
     sent: &[(String, Instant)],
     seen: &HashMap<(usize, String), Instant>,
     at: usize,
 ) -> Latency {
-    let mut ms: Vec<f64> = sent
+    let ms: Vec<f64> = sent
         .iter()
         .filter_map(|(id, t0)| {
             seen.get(&(at, id.clone()))
                 .map(|t| t.duration_since(*t0).as_secs_f64() * 1e3)
         })
         .collect();
-    ms.sort_by(f64::total_cmp);
-    Latency {
-        p50: percentile(&ms, 50.0),
-        p99: percentile(&ms, 99.0),
-        max: ms.last().copied().unwrap_or(f64::NAN),
-        arrived: ms.len(),
-        expected: sent.len(),
-    }
+    Latency::of(ms, sent.len())
 }
 
 fn compacting(events: &[Vec<u8>]) {
