@@ -45,11 +45,13 @@
 //! Everything random comes from [`Rng`]s seeded by [`Config::seed`] (the town, churn,
 //! posting and the network each have their own stream, so variants of the protocol's
 //! parameters run on the same town with the same ups and downs), and every collection
-//! iterated is ordered: one seed gives one report, byte for byte. One thing the sim
+//! iterated is ordered: one seed gives one report, byte for byte. One order the sim
 //! does not choose: negentropy hands the session the ids it lacks in a hash set's
-//! order, so which ids share a fetch batch differs from run to run (in the node too).
-//! Every simulated event is therefore the same size, so the batches weigh the same
-//! and take the same time whatever they hold.
+//! order, so when a session lacks more than one batch (256 ids), which ids share a
+//! batch differs from run to run (in the node too). Every simulated event is
+//! therefore the same size, so the batches weigh the same and take the same time
+//! whatever they hold (`the_same_seed_gives_the_same_report_and_another_seed_another`
+//! checks a returning hub that lacks 312).
 //!
 //! The experiments ([`propagation`], [`partition`], [`returning_hub`]) are what
 //! `bench_sim` prints and `docs/reliability.md` reports; [`Config::fetch_once`] off
@@ -66,6 +68,9 @@ use aidmesh_protocol::sync::{SyncRequest, SyncResponse, SyncSet, MAX_EVENTS_RESP
 use aidmesh_protocol::{Body, Category, Event, EventId, Identity, Place, Post, Timestamp, Urgency};
 
 use crate::bench_util::percentile;
+
+/// Most events a relay session publishes.
+pub use aidmesh_protocol::session::MAX_RELAY;
 
 /// Microseconds of simulated time.
 pub type Micros = u64;
@@ -1677,8 +1682,6 @@ impl Sim {
         }
     }
 }
-
-pub use aidmesh_protocol::session::MAX_RELAY;
 
 /// Marks a gossip message that came in answer to an IWANT (in `Item::Validated`).
 const PULLED: usize = 1 << 40;
