@@ -22,6 +22,8 @@ use crate::identity::{AuthorId, Identity};
 use crate::rejection::ValidationError;
 use crate::time::Timestamp;
 
+/// The id lives in [`crate::id`] (so that errors and bodies can name it without the
+/// envelope); `event::EventId` stays its path too.
 pub use crate::id::{EventId, ID_SHORT_LEN};
 
 /// The envelope version this node writes and fully understands.
