@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use aidmesh_protocol::body::BodyKind;
+use aidmesh_protocol::fixture::{mill_lane_post, Xorshift};
 use aidmesh_protocol::matching::{match_offers, Matcher, NEARBY_M};
 use aidmesh_protocol::view::{Item, ItemState};
-use aidmesh_protocol::{AuthorId, Category, Coords, EventId, Place, Post, Timestamp, Urgency};
+use aidmesh_protocol::{AuthorId, Category, EventId, Timestamp};
 
 /// The system allocator, counting live bytes and their high-water mark.
 struct Counting;
@@ -57,28 +58,16 @@ fn measure<R>(f: impl FnOnce() -> R) -> (Duration, usize, R) {
     (took, PEAK.load(Relaxed) - base, r)
 }
 
-/// xorshift: the same board on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
-
 /// `needs` needs and `offers` offers of realistic size, in `categories` categories,
 /// all within about 11 km × 7 km (so nearly every pair in a category is within 10 km:
 /// the worst case for the latitude index).
 fn board(needs: usize, offers: usize, categories: usize, seed: u64) -> Vec<Item> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Xorshift(seed | 1);
+    let categories = &Category::ALL[..categories];
     (0..needs + offers)
         .map(|i| {
             let mut id = [0u8; 32];
             id[..8].copy_from_slice(&(i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
-            let n = 1 + rng.below(20) as u32;
             Item {
                 id: EventId(id),
                 kind: if i < needs {
@@ -88,26 +77,7 @@ fn board(needs: usize, offers: usize, categories: usize, seed: u64) -> Vec<Item>
                 },
                 author: AuthorId([(i % 50) as u8; 32]),
                 created: Timestamp::from_millis(1_790_000_000_000 + i as u64 * 1_000),
-                post: Post {
-                    title: format!("Drinking water, {n} litres, near Mill Lane ({i})"),
-                    category: Category::ALL[rng.below(categories)],
-                    details: "Ground floor flooded since Tuesday night; 4 people here \
-                              including two children. Ring the bell at the side gate."
-                        .into(),
-                    quantity: Some(n),
-                    unit: "litres".into(),
-                    urgency: Urgency::ALL[rng.below(Urgency::ALL.len())],
-                    place: Place {
-                        label: format!("{} Mill Lane", 1 + rng.below(200)),
-                        coords: Coords::from_degrees(
-                            51.44 + rng.below(10_000) as f64 * 1e-5,
-                            -2.60 + rng.below(10_000) as f64 * 1e-5,
-                        ),
-                    },
-                    contact: "Ask for Sam at the Mill Lane hub, 07700 900123".into(),
-                    expires_ms: None,
-                    related: None,
-                },
+                post: mill_lane_post(&mut rng, i, Some(categories)),
                 state: ItemState::Open,
                 holder: None,
                 expired: false,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::category::Category;
 use crate::error::{DecodeError, FieldError};
-use crate::event::EventId;
+use crate::id::EventId;
 use crate::text::{check, Lines, Required};
 
 /// Longest title, name or headline.
@@ -841,8 +841,9 @@ impl Body {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::fixture::post;
 
     #[test]
     fn a_by_line_round_trips_and_old_notes_name_nobody() {
@@ -861,24 +862,6 @@ pub(crate) mod tests {
             (None, "bringing water")
         );
         assert_eq!(StatusChange::split_note("by: \nx"), (None, "by: \nx"));
-    }
-
-    pub(crate) fn post(title: &str) -> Post {
-        Post {
-            title: title.into(),
-            category: Category::Water,
-            details: String::new(),
-            quantity: Some(20),
-            unit: "litres".into(),
-            urgency: Urgency::High,
-            place: Place {
-                label: "12 Mill Lane".into(),
-                coords: Coords::from_degrees(51.5, -0.12),
-            },
-            contact: String::new(),
-            expires_ms: None,
-            related: None,
-        }
     }
 
     #[test]

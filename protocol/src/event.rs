@@ -13,14 +13,18 @@
 //! verified over the bytes exactly as received, never over a re-encoding.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::body::Body;
-use crate::error::{DecodeError, ValidationError};
-use crate::identity::{parse_hex32, AuthorId, Identity};
+use crate::error::DecodeError;
+use crate::identity::{AuthorId, Identity};
+use crate::rejection::ValidationError;
 use crate::time::Timestamp;
+
+/// The id lives in [`crate::id`] (so that errors and bodies can name it without the
+/// envelope); `event::EventId` stays its path too.
+pub use crate::id::{EventId, ID_SHORT_LEN};
 
 /// The envelope version this node writes and fully understands.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -30,51 +34,6 @@ pub const MAX_EVENT_BYTES: usize = 16 * 1024;
 
 /// Length of an Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
-
-/// Number of hex characters in [`EventId::short`].
-pub const ID_SHORT_LEN: usize = 10;
-
-/// BLAKE3 hash of an event's signed part.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct EventId(pub [u8; 32]);
-
-impl EventId {
-    /// Full lowercase hex (64 characters).
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Short printable form: the first [`ID_SHORT_LEN`] hex characters.
-    pub fn short(&self) -> String {
-        self.to_hex()[..ID_SHORT_LEN].to_string()
-    }
-
-    /// Whether the lowercase hex form starts with `prefix` (lowercase hex), encoding
-    /// only as many bytes as the prefix needs.
-    pub fn has_hex_prefix(&self, prefix: &str) -> bool {
-        let bytes = prefix.len().div_ceil(2).min(self.0.len());
-        hex::encode(&self.0[..bytes]).starts_with(prefix)
-    }
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.short())
-    }
-}
-
-impl fmt::Debug for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EventId({})", self.short())
-    }
-}
-
-impl FromStr for EventId {
-    type Err = DecodeError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_hex32(s).map(EventId)
-    }
-}
 
 /// The signed part as postcard sees it. Field order is the wire order.
 #[derive(Serialize, Deserialize)]

@@ -2,12 +2,11 @@
 //! registry. People see a short hex prefix of the key, like a git short hash.
 
 use std::fmt;
-use std::str::FromStr;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::error::DecodeError;
+use crate::id::hex32_name;
 
 /// Number of hex characters in [`AuthorId::short`].
 pub const AUTHOR_SHORT_LEN: usize = 8;
@@ -48,28 +47,7 @@ impl fmt::Display for AuthorId {
     }
 }
 
-impl fmt::Debug for AuthorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AuthorId({})", self.short())
-    }
-}
-
-impl FromStr for AuthorId {
-    type Err = DecodeError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_hex32(s).map(AuthorId)
-    }
-}
-
-/// Parses exactly 64 hex characters into 32 bytes.
-pub(crate) fn parse_hex32(s: &str) -> Result<[u8; 32], DecodeError> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(s.trim(), &mut out).map_err(|_| DecodeError::BadHex {
-        expected: 64,
-        got: s.trim().len(),
-    })?;
-    Ok(out)
-}
+hex32_name!(AuthorId);
 
 /// A private identity that can sign events. The node stores its 32-byte seed.
 ///

@@ -5,7 +5,10 @@
 //!
 //! - [`identity`]: Ed25519 identities; an author *is* a public key.
 //! - [`time`]: the hybrid logical clock and the mesh-clock skew estimate.
-//! - [`event`]: the signed event envelope, its wire bytes and its id.
+//! - [`error`]: what could not be read (bytes, fields); [`rejection`]: why an event was
+//!   not accepted.
+//! - [`id`]: the event id, a BLAKE3 hash, and its printable forms.
+//! - [`event`]: the signed event envelope and its wire bytes.
 //! - [`body`] and [`category`]: what an event says (needs, offers, status changes,
 //!   welfare records, hubs, alerts, redactions) and the limits on each field.
 //! - [`validate()`]: the one function every entry point uses to accept an event.
@@ -17,6 +20,8 @@
 //! - [`session`]: the initiator's sync session as a sans-IO state machine.
 //! - [`delivery`]: signed hub summaries and what they prove ("known at 3 of 4 hubs").
 //!
+//! - `fixture` (feature `test-util`): the posts and events tests and benches share.
+//!
 //! The byte-level specification lives in `docs/protocol.md`.
 
 pub mod body;
@@ -26,9 +31,13 @@ pub mod community;
 pub mod delivery;
 pub mod error;
 pub mod event;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fixture;
+pub mod id;
 pub mod identity;
 pub mod matching;
 pub mod quota;
+pub mod rejection;
 pub mod retention;
 pub mod session;
 pub mod sync;
@@ -44,9 +53,11 @@ pub use body::{
     StatusChange, Urgency,
 };
 pub use category::Category;
-pub use error::{DecodeError, ValidationError};
-pub use event::{Event, EventId, MAX_EVENT_BYTES, PROTOCOL_VERSION};
+pub use error::DecodeError;
+pub use event::{Event, MAX_EVENT_BYTES, PROTOCOL_VERSION};
+pub use id::EventId;
 pub use identity::{AuthorId, Identity};
+pub use rejection::ValidationError;
 pub use time::{Clock, ClockReading, ClockStatus, MeshClock, TimeSource, Timestamp};
 pub use validate::{validate, Rules, TargetInfo, TargetLookup};
 pub use view::View;

@@ -468,9 +468,9 @@ pub fn match_offers(items: &[Item], k: usize) -> Vec<Match<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::tests::post;
     use crate::body::{Body, Coords, Place, Post};
     use crate::event::Event;
+    use crate::fixture::post;
     use crate::identity::{AuthorId, Identity};
     use crate::view::{ItemState, View};
     use proptest::prelude::*;

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::OnceLock;
 
 use super::*;
-use crate::body::tests::post;
 use crate::body::Body;
+use crate::fixture::post;
 use crate::identity::Identity;
 use crate::sync::{MAX_EVENTS_RESPONSE_BYTES, MAX_SYNC_MESSAGE, RECONCILE_FRAME_LIMIT};
 use crate::time::Timestamp;

@@ -2,9 +2,9 @@
 //! sync, bundle file): size → envelope → signature → clock → body → limits → rights.
 
 use crate::body::{Body, BodyKind, Status};
-use crate::error::ValidationError;
 use crate::event::{Event, EventId};
 use crate::identity::AuthorId;
+use crate::rejection::ValidationError;
 use crate::time::MAX_FUTURE_MS;
 
 /// What the receiver knows about an event that another event refers to.
@@ -184,9 +184,9 @@ fn check_rights(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::tests::post;
     use crate::body::{Redaction, StatusChange};
     use crate::error::DecodeError;
+    use crate::fixture::post;
     use crate::identity::Identity;
     use crate::time::Timestamp;
     use std::collections::HashMap;

@@ -3,24 +3,13 @@
 //! answers too.
 
 use super::*;
-use crate::body::{Consent, Place, Redaction, Sharing};
+use crate::body::{Redaction, Sharing};
+use crate::fixture::{person, post};
 use crate::identity::Identity;
 use crate::validate::{validate, Rules};
 
 fn ev(who: &Identity, ts: u64, body: Body) -> (Event, Body) {
     (Event::create(who, Timestamp(ts), &body), body)
-}
-
-fn person(name: &str) -> Body {
-    Body::Person(PersonRegistered {
-        name: name.into(),
-        place: Place::default(),
-        risks: vec![],
-        check_every_secs: 3600,
-        consent: Consent::Own,
-        phone: String::new(),
-        note: String::new(),
-    })
 }
 
 fn share(person: EventId, share: bool) -> Body {
@@ -87,7 +76,7 @@ fn validation_refuses_another_hubs_answer_and_a_non_person_target() {
     let other = Identity::from_seed([2; 32]);
     let reg = ev(&hub, 10, person("Ada"));
     let pid = reg.0.id();
-    let need = ev(&hub, 11, Body::Need(crate::body::tests::post("water")));
+    let need = ev(&hub, 11, Body::Need(post("water")));
     let v = View::from_events([&reg, &need].into_iter().map(|(e, b)| (e, b)));
     let now = Timestamp(100).millis() + 1;
     let mine = Event::create(&hub, Timestamp(20), &share(pid, true));

@@ -1,8 +1,8 @@
 //! Convergence: the view is a function of the set of events.
 
 use super::*;
-use crate::body::tests::post;
 use crate::body::{Consent, Place, Redaction, Severity, StatusChange};
+use crate::fixture::post;
 use crate::identity::Identity;
 use proptest::prelude::*;
 

@@ -3,31 +3,7 @@
 //! ChaCha20Poly1305). If this fails, the code or the specification changed the format.
 
 use aidmesh_protocol::bundle::{Opener, Sealer, MIN_CHUNK_SIZE};
-use aidmesh_protocol::{Body, Category, Coords, Event, Identity, Place, Post, Timestamp, Urgency};
-
-/// The §4.3 event: the only event in the bundle.
-fn event() -> Event {
-    let post = Post {
-        title: "water".into(),
-        category: Category::Water,
-        details: String::new(),
-        quantity: Some(20),
-        unit: "litres".into(),
-        urgency: Urgency::High,
-        place: Place {
-            label: "12 Mill Lane".into(),
-            coords: Coords::from_degrees(51.5, -0.12),
-        },
-        contact: String::new(),
-        expires_ms: None,
-        related: None,
-    };
-    Event::create(
-        &Identity::from_seed([1; 32]),
-        Timestamp::from_millis(1_790_000_000_000),
-        &Body::Need(post),
-    )
-}
+use aidmesh_protocol::fixture::spec_event;
 
 const HEADER: &str = concat!(
     "4149444d42554e44",                 // "AIDMBUND"
@@ -51,7 +27,7 @@ const CHUNK: &str = concat!(
 #[test]
 fn spec_bundle_vector_matches() {
     let key: [u8; 32] = std::array::from_fn(|i| i as u8);
-    let e = event();
+    let e = spec_event();
     let mut s = Sealer::with_chunk_size(&key, 1_790_000_000_000, [0xa5; 16], MIN_CHUNK_SIZE);
     let mut file = s.header().to_vec();
     assert!(s.add(e.bytes()).is_none());

@@ -2,30 +2,11 @@
 //! (Python `cryptography` and a reference BLAKE3). If this fails, either the code or
 //! the specification changed the wire format.
 
-use aidmesh_protocol::{Body, Category, Coords, Event, Identity, Place, Post, Timestamp, Urgency};
+use aidmesh_protocol::fixture::spec_event;
 
 #[test]
 fn spec_test_vector_matches() {
-    let post = Post {
-        title: "water".into(),
-        category: Category::Water,
-        details: String::new(),
-        quantity: Some(20),
-        unit: "litres".into(),
-        urgency: Urgency::High,
-        place: Place {
-            label: "12 Mill Lane".into(),
-            coords: Coords::from_degrees(51.5, -0.12),
-        },
-        contact: String::new(),
-        expires_ms: None,
-        related: None,
-    };
-    let e = Event::create(
-        &Identity::from_seed([1; 32]),
-        Timestamp::from_millis(1_790_000_000_000),
-        &Body::Need(post),
-    );
+    let e = spec_event();
     let signed = concat!(
         "01",
         "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c",

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod bench_util;
 pub mod field;
 pub mod intruder;
 pub mod lan;

@@ -1,14 +1,23 @@
 //! A seeded discrete-event simulation of how events spread through a town of hubs
 //! (issue 10, "A simulation beyond one machine").
 //!
-//! Real processes top out at a few dozen on one machine; this models hundreds. What is
-//! *real* here: the event bytes (signed [`Event`]s built by `aidmesh-protocol`), the
-//! set reconciliation (every sync session runs `protocol::sync`'s negentropy
-//! [`Initiator`] against the peer's [`SyncSet`], so rounds and message sizes are the
-//! real ones), and the sync message sizes (the real encoding, see [`fetch_bytes`]).
-//! What is a *model*, written from the node's swarm loop (then `node/src/net.rs`, now
-//! `node/src/net/task.rs`), `node/src/net/sync.rs` and libp2p-gossipsub 0.50's
-//! `behaviour.rs`:
+//! Real processes top out at a few dozen on one machine; this runs hundreds of hubs in
+//! one process, on simulated time.
+//!
+//! What *runs for real* here, from `aidmesh-protocol`: the event bytes (signed
+//! [`Event`]s), and the whole sync session. Every hub's session with a peer is the
+//! node's own sans-IO state machine, [`Session`] (`protocol/src/session.rs`): its
+//! negentropy rounds, its batches of at most 256 ids with up to four fetches in
+//! flight, its relay sessions' list of what the peer lacks, and its end. The sim is its
+//! driver, as `node/src/net/sync.rs` is the node's: it answers the session's questions
+//! (which ids the hub holds, which another of its sessions is fetching: the node's
+//! `Claims`; storing what came) and carries its requests over the simulated links. The
+//! responder answers from its current [`SyncSet`] and store, as `node::net::sync::serve`
+//! does. Message sizes are the real encodings' (see [`fetch_bytes`]).
+//!
+//! What the sim *models*, because the real thing is libp2p's and needs sockets and
+//! tokio (written from `node/src/net/task.rs` and libp2p-gossipsub 0.50's
+//! `behaviour.rs`):
 //! - gossipsub: publish to the mesh (or, per [`GossipParams::flood_publish`], to every
 //!   connected peer), forwarding to mesh peers after
 //!   validation (minus the source and peers that sent a duplicate meanwhile), mesh
@@ -16,40 +25,52 @@
 //!   windows to `max(gossip_lazy, gossip_factor × non-mesh)` non-mesh peers, IWANT for unseen
 //!   ids, a duplicate cache, "ignore" (no forwarding) for events the node already held;
 //!   GRAFT/PRUNE act at once on both ends (only their bytes travel);
-//! - sync: a session at every new connection and every `sync_every` (checked on a
-//!   500 ms tick, as the node once did; it now sets a timer per peer) per peer and per side; reconcile rounds, then fetches of at most 256
-//!   ids of what the node does not hold and no other session of it is fetching; relay sessions with every other
-//!   peer after a session fetched something, publishing up to 500 lacking events;
+//! - when sessions run, as the node's network task decides: one at every new
+//!   connection, the next `sync_every` after the last one with that peer ended (a timer
+//!   per peer), and relay sessions with every other peer after a session fetched
+//!   something, whose peer's lacking events (up to [`MAX_RELAY`]) are published;
 //! - links: TCP, so nothing is lost, but each lost segment costs a 200 ms retransmission
 //!   timeout (doubling when lost again); bandwidth is serialised per direction, and a
 //!   connection delivers in order (head-of-line blocking);
 //! - discovery and dialling: LAN peers connect 0.2–1.2 s after a hub comes up (mDNS);
 //!   a cut long link is redialled on the node's back-off (1 s, then 2, 4, … 60 s).
 //!
-//! Not modelled: CPU and disk time (except 1 ms to validate a gossip message), a
-//! shared radio medium (each pair of hubs has its own link), TCP and IP headers and
-//! retransmitted bytes (application bytes plus yamux, noise and multistream framing
-//! are counted), fast retransmit and tail-loss probes (delays under loss are on the
-//! pessimistic side), peer scoring, the duplicate cache's expiry.
+//! Not modelled: CPU and disk time (except 1 ms to validate a gossip message; events a
+//! session fetched are stored at once), a shared radio medium (each pair of hubs has
+//! its own link), TCP and IP headers and retransmitted bytes (application bytes plus
+//! yamux, noise and multistream framing are counted), fast retransmit and tail-loss
+//! probes (delays under loss are on the pessimistic side), peer scoring, the duplicate
+//! cache's expiry.
 //!
 //! Everything random comes from [`Rng`]s seeded by [`Config::seed`] (the town, churn,
 //! posting and the network each have their own stream, so variants of the protocol's
-//! parameters run on the same town with the same ups and downs), every collection
-//! iterated is ordered, and negentropy's hash-set order is replaced by a seeded
-//! shuffle: one seed gives one report, byte for byte.
+//! parameters run on the same town with the same ups and downs), and every collection
+//! iterated is ordered: one seed gives one report, byte for byte. One order the sim
+//! does not choose: negentropy hands the session the ids it lacks in a hash set's
+//! order, so when a session lacks more than one batch (256 ids), which ids share a
+//! batch differs from run to run (in the node too). Every simulated event is
+//! therefore the same size, so the batches weigh the same and take the same time
+//! whatever they hold (`the_same_seed_gives_the_same_report_and_another_seed_another`
+//! checks a returning hub that lacks 312).
 //!
 //! The experiments ([`propagation`], [`partition`], [`returning_hub`]) are what
 //! `bench_sim` prints and `docs/reliability.md` reports; [`Config::fetch_once`] off
-//! is the node's old way of fetching, kept for comparison. Not modelled: the node's
-//! pipelined fetches (up to 4 in flight per session); the model asks one at a time.
+//! is the node's old way of fetching (no claims: each session fetches whatever the hub
+//! does not hold when it checks), kept for comparison.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
 
-use aidmesh_protocol::sync::{Initiator, SyncSet, MAX_EVENTS_RESPONSE_BYTES, MAX_FETCH_IDS};
+use aidmesh_protocol::session::{Failure, Session, Step, Stored};
+use aidmesh_protocol::sync::{SyncRequest, SyncResponse, SyncSet, MAX_EVENTS_RESPONSE_BYTES};
 use aidmesh_protocol::{Body, Category, Event, EventId, Identity, Place, Post, Timestamp, Urgency};
+
+use crate::bench_util::percentile;
+
+/// Most events a relay session publishes.
+pub use aidmesh_protocol::session::MAX_RELAY;
 
 /// Microseconds of simulated time.
 pub type Micros = u64;
@@ -207,10 +228,11 @@ pub struct Config {
     pub details_chars: usize,
     /// Length of the gossip topic (`aidmesh/1/<community>`).
     pub topic_len: usize,
-    /// A hub asks only one of its sessions at a time for an id (ids already asked of
-    /// another peer are skipped; if that answer never comes, a later session fetches
-    /// them), as the node's shared sync claims (`node/src/net/sync.rs`) do. `false`: the
-    /// old way, each session fetches whatever the hub does not hold when it asks.
+    /// A hub asks only one of its sessions at a time for an id: ids another session
+    /// claimed are looked at once more when the rest is done, then left to it (or to
+    /// the next periodic session), as the node's shared sync claims
+    /// (`node/src/net/sync.rs`) do. `false`: the old way, each session fetches
+    /// whatever the hub does not hold when it checks.
     pub fetch_once: bool,
 }
 
@@ -277,9 +299,6 @@ const FIRST_HEARTBEAT: Micros = 5 * SEC;
 const PRUNE_BACKOFF: Micros = 60 * SEC;
 /// Gossipsub's iwant_followup_time: a promise is not asked again before this.
 const IWANT_FOLLOWUP: Micros = 3 * SEC;
-/// The sync tick the node had (in the old `node/src/net.rs`). The node now sets a
-/// timer for each peer's next session (`node/src/net/task.rs`); this model still ticks.
-const TICK: Micros = 500 * MS;
 
 fn varint_len(mut v: u64) -> u64 {
     let mut n = 1;
@@ -354,6 +373,8 @@ struct SimEvent {
     id: EventId,
     ts: Timestamp,
     bytes: u64,
+    /// The signed event, as sync responses carry it.
+    wire: Rc<[u8]>,
     posted_at: Micros,
     origin: usize,
     /// Hubs that were up and connected (through any path) to the origin when it was
@@ -368,10 +389,16 @@ enum Msg {
     Gossip(u32, bool),
     IHave(Vec<u32>),
     IWant(Vec<u32>),
-    Reconcile { generation: u64, message: Vec<u8> },
-    Fetch { generation: u64, ids: Vec<u32> },
-    ReconcileReply { generation: u64, message: Vec<u8> },
-    Events { generation: u64, ids: Vec<u32> },
+    /// A sync request of the session `generation`.
+    Request {
+        generation: u64,
+        req: SyncRequest,
+    },
+    /// The answer to one.
+    Response {
+        generation: u64,
+        resp: SyncResponse,
+    },
 }
 
 #[derive(Debug)]
@@ -389,8 +416,9 @@ enum Item {
         hub: usize,
         life: u64,
     },
-    Tick {
+    SyncDue {
         hub: usize,
+        peer: usize,
         life: u64,
     },
     Validated {
@@ -452,14 +480,13 @@ struct Peer {
     mesh: bool,
 }
 
-struct Session {
+/// A hub's session with one peer: the real [`Session`] and what the driver keeps.
+struct Running {
     generation: u64,
-    init: Initiator,
-    need: Vec<u32>,
-    requested: Vec<u32>,
-    have: Vec<u32>,
+    session: Session,
     relay: bool,
-    fetched: usize,
+    /// Fetch requests sent and not answered yet.
+    fetches: usize,
 }
 
 #[derive(Default)]
@@ -476,11 +503,12 @@ struct Hub {
     mcache: VecDeque<Vec<u32>>,
     in_mcache: BTreeSet<u32>,
     promises: BTreeMap<u32, Micros>,
-    sessions: BTreeMap<usize, Session>,
+    sessions: BTreeMap<usize, Running>,
     last_sync: BTreeMap<usize, Micros>,
     relay_due: BTreeSet<usize>,
-    /// Ids asked for and not answered yet, and of which peer ([`Config::fetch_once`]).
-    in_flight: BTreeMap<u32, usize>,
+    /// Ids a session is fetching, and which peer's session claimed each, until that
+    /// session ends ([`Config::fetch_once`]; the node's `Claims`).
+    claims: BTreeMap<u32, usize>,
     /// Events this hub first received by sync.
     by_sync: BTreeSet<u32>,
     rx: [u64; CATS],
@@ -745,7 +773,7 @@ impl Sim {
             !h.relay_due.is_empty()
                 || h.sessions
                     .values()
-                    .any(|s| s.relay || s.fetched > 0 || !s.requested.is_empty())
+                    .any(|r| r.relay || r.session.summary().fetched > 0 || r.fetches > 0)
         });
         !busy
             && !self.queue.iter().any(|e| {
@@ -755,8 +783,14 @@ impl Sim {
                         msg: Msg::Gossip(..)
                             | Msg::IHave(_)
                             | Msg::IWant(_)
-                            | Msg::Fetch { .. }
-                            | Msg::Events { .. },
+                            | Msg::Request {
+                                req: SyncRequest::Fetch { .. },
+                                ..
+                            }
+                            | Msg::Response {
+                                resp: SyncResponse::Events { .. },
+                                ..
+                            },
                         ..
                     }
                 )
@@ -847,10 +881,9 @@ impl Sim {
                     self.schedule(next, Item::Heartbeat { hub, life });
                 }
             }
-            Item::Tick { hub, life } => {
+            Item::SyncDue { hub, peer, life } => {
                 if self.hubs[hub].up && self.hubs[hub].life == life {
-                    self.tick(hub);
-                    self.schedule(self.now + TICK, Item::Tick { hub, life });
+                    self.sync_due(hub, peer);
                 }
             }
             Item::Validated {
@@ -905,7 +938,7 @@ impl Sim {
             h.sessions.clear();
             h.last_sync.clear();
             h.relay_due.clear();
-            h.in_flight.clear();
+            h.claims.clear();
             h.backoff.clear();
         }
     }
@@ -917,8 +950,6 @@ impl Sim {
         let life = h.life;
         let beat = self.now + FIRST_HEARTBEAT + self.rng.between(0, 700) * MS;
         self.schedule(beat, Item::Heartbeat { hub, life });
-        let tick = self.now + self.rng.between(0, 500) * MS;
-        self.schedule(tick, Item::Tick { hub, life });
         let links: Vec<usize> = (0..self.links.len())
             .filter(|&l| self.links[l].a == hub || self.links[l].b == hub)
             .collect();
@@ -1011,7 +1042,7 @@ impl Sim {
             h.peers.remove(&y);
             h.sessions.remove(&y);
             h.relay_due.remove(&y);
-            h.in_flight.retain(|_, p| *p != y);
+            h.claims.retain(|_, p| *p != y);
         }
         // Each side redials: discovery finds a LAN peer again; a long link is a static
         // peer, redialled with back-off (the heal above; a cut link waits for it).
@@ -1123,19 +1154,21 @@ impl Sim {
         n
     }
 
+    /// A need of the same size as every other (numbers padded): see the module's
+    /// note on fetch batches.
     fn make_event(&mut self, hub: usize, wall_ms: u64, n: u32) -> Event {
         let details: String = (0..self.cfg.details_chars)
             .map(|i| (b'a' + ((i as u32 + n) % 26) as u8) as char)
             .collect();
         let body = Body::Need(Post {
-            title: format!("Drinking water for 4 people, request {n}"),
+            title: format!("Drinking water for 4 people, request {n:06}"),
             category: Category::Water,
             details,
             quantity: Some(20),
             unit: "l".into(),
             urgency: Urgency::Normal,
             place: Place {
-                label: format!("Hub {hub}"),
+                label: format!("Hub {hub:04}"),
                 coords: None,
             },
             contact: String::new(),
@@ -1152,6 +1185,7 @@ impl Sim {
             id: ev.id(),
             ts: ev.timestamp(),
             bytes: ev.bytes().len() as u64,
+            wire: ev.bytes().into(),
             posted_at: self.now,
             origin,
             targets,
@@ -1273,58 +1307,8 @@ impl Sim {
                     }
                 }
             }
-            Msg::Reconcile {
-                generation,
-                message,
-            } => {
-                // The responder: stateless, from its current set.
-                let set = self.sync_set(to);
-                let Ok(reply) = set.respond(&message) else {
-                    return;
-                };
-                let bytes = reconcile_bytes(&reply) + STREAM;
-                self.send(
-                    to,
-                    from,
-                    Cat::SyncReconcile,
-                    bytes,
-                    Msg::ReconcileReply {
-                        generation,
-                        message: reply,
-                    },
-                );
-            }
-            Msg::Fetch { generation, ids } => {
-                let mut out = Vec::new();
-                let mut total = 0;
-                for id in ids {
-                    if self.hubs[to].holds(id) {
-                        let b = self.events[id as usize].bytes;
-                        if total + b > MAX_EVENTS_RESPONSE_BYTES as u64 {
-                            break;
-                        }
-                        total += b;
-                        out.push(id);
-                    }
-                }
-                let bytes =
-                    events_bytes(out.iter().map(|i| self.events[*i as usize].bytes)) + 4 + STREAM;
-                self.send(
-                    to,
-                    from,
-                    Cat::SyncFetch,
-                    bytes,
-                    Msg::Events {
-                        generation,
-                        ids: out,
-                    },
-                );
-            }
-            Msg::ReconcileReply {
-                generation,
-                message,
-            } => self.on_reconcile_reply(to, from, generation, &message),
-            Msg::Events { generation, ids } => self.on_events(to, from, generation, ids),
+            Msg::Request { generation, req } => self.serve(to, from, generation, req),
+            Msg::Response { generation, resp } => self.on_response(to, from, generation, resp),
         }
     }
 
@@ -1424,20 +1408,16 @@ impl Sim {
             .collect()
     }
 
-    fn tick(&mut self, hub: usize) {
+    /// As the node's timer for `peer` (`node/src/net/task.rs`, `sync_due`): a periodic
+    /// session if none runs and the last one ended `sync_every` ago.
+    fn sync_due(&mut self, hub: usize, peer: usize) {
         let every = self.cfg.sync_every_ms * MS;
-        let due: Vec<usize> = self.hubs[hub]
-            .peers
-            .keys()
-            .filter(|p| {
-                let h = &self.hubs[hub];
-                !h.sessions.contains_key(p)
-                    && h.last_sync.get(p).is_none_or(|t| self.now - t >= every)
-            })
-            .copied()
-            .collect();
-        for p in due {
-            self.start_sync(hub, p, false);
+        let h = &self.hubs[hub];
+        if h.peers.contains_key(&peer)
+            && !h.sessions.contains_key(&peer)
+            && h.last_sync.get(&peer).is_none_or(|t| self.now - t >= every)
+        {
+            self.start_sync(hub, peer, false);
         }
     }
 
@@ -1454,9 +1434,14 @@ impl Sim {
         set
     }
 
+    /// The simulated wall clock, for the sync messages' `wall_ms`.
+    fn wall_ms(&self) -> u64 {
+        EPOCH_MS + self.now / MS
+    }
+
     fn start_sync(&mut self, hub: usize, peer: usize, relay: bool) {
         let set = self.sync_set(hub);
-        let Ok((init, message)) = Initiator::start((*set).clone()) else {
+        let Ok((session, first)) = Session::start(&set, relay, self.wall_ms()) else {
             return;
         };
         self.next_generation += 1;
@@ -1464,174 +1449,223 @@ impl Sim {
         self.counters.sessions += 1;
         self.hubs[hub].sessions.insert(
             peer,
-            Session {
+            Running {
                 generation,
-                init,
-                need: Vec::new(),
-                requested: Vec::new(),
-                have: Vec::new(),
+                session,
                 relay,
-                fetched: 0,
+                fetches: 0,
             },
         );
-        let bytes = reconcile_bytes(&message) + STREAM;
-        self.send(
-            hub,
-            peer,
-            Cat::SyncReconcile,
-            bytes,
-            Msg::Reconcile {
-                generation,
-                message,
-            },
-        );
+        self.send_request(hub, peer, generation, first);
     }
 
-    fn current(&mut self, hub: usize, peer: usize, generation: u64) -> Option<&mut Session> {
-        self.hubs[hub]
-            .sessions
-            .get_mut(&peer)
-            .filter(|s| s.generation == generation)
+    /// Sends one of a session's requests, counting its bytes as the node's codec
+    /// frames them.
+    fn send_request(&mut self, hub: usize, peer: usize, generation: u64, req: SyncRequest) {
+        let (cat, bytes) = match &req {
+            SyncRequest::Reconcile { message, .. } => {
+                (Cat::SyncReconcile, reconcile_bytes(message) + STREAM)
+            }
+            SyncRequest::Fetch { ids } => {
+                let h = &self.hubs[hub];
+                self.counters.sync_requested_held += ids
+                    .iter()
+                    .filter(|id| self.ids.get(id).is_some_and(|n| h.holds(*n)))
+                    .count() as u64;
+                if let Some(r) = self.hubs[hub].sessions.get_mut(&peer) {
+                    r.fetches += 1;
+                }
+                (Cat::SyncFetch, fetch_bytes(ids.len()) + 4 + STREAM)
+            }
+        };
+        self.send(hub, peer, cat, bytes, Msg::Request { generation, req });
     }
 
-    fn on_reconcile_reply(&mut self, hub: usize, peer: usize, generation: u64, message: &[u8]) {
-        let ids = &self.ids;
-        let Some(s) = self.hubs[hub]
+    /// The responder, as `node::net::sync::serve`: stateless, from the current set
+    /// and store.
+    fn serve(&mut self, hub: usize, peer: usize, generation: u64, req: SyncRequest) {
+        let (cat, bytes, resp) = match req {
+            SyncRequest::Reconcile { message, .. } => {
+                let set = self.sync_set(hub);
+                let Ok(reply) = set.respond(&message) else {
+                    return;
+                };
+                let bytes = reconcile_bytes(&reply) + STREAM;
+                let resp = SyncResponse::Reconcile {
+                    wall_ms: self.wall_ms(),
+                    message: reply,
+                };
+                (Cat::SyncReconcile, bytes, resp)
+            }
+            SyncRequest::Fetch { ids } => {
+                let mut events = Vec::new();
+                let mut total = 0;
+                for id in ids {
+                    let Some(&n) = self.ids.get(&id) else {
+                        continue;
+                    };
+                    if self.hubs[hub].holds(n) {
+                        let wire = &self.events[n as usize].wire;
+                        if total + wire.len() > MAX_EVENTS_RESPONSE_BYTES {
+                            break;
+                        }
+                        total += wire.len();
+                        events.push(wire.to_vec());
+                    }
+                }
+                let bytes = events_bytes(events.iter().map(|e| e.len() as u64)) + 4 + STREAM;
+                (Cat::SyncFetch, bytes, SyncResponse::Events { events })
+            }
+        };
+        self.send(hub, peer, cat, bytes, Msg::Response { generation, resp });
+    }
+
+    /// The peer's response to the oldest request of `hub`'s session with it (a
+    /// connection delivers in order), fed to the real session.
+    fn on_response(&mut self, hub: usize, peer: usize, generation: u64, resp: SyncResponse) {
+        let wall_ms = self.wall_ms();
+        let Some(r) = self.hubs[hub]
             .sessions
             .get_mut(&peer)
-            .filter(|s| s.generation == generation)
+            .filter(|r| r.generation == generation)
         else {
             return;
         };
-        let Ok(round) = s.init.step(message) else {
-            self.hubs[hub].sessions.remove(&peer);
-            return;
-        };
-        // negentropy lists the ids a side lacks in a hash set's order, which changes
-        // from run to run: sort them, then shuffle them with the seeded generator, so the
-        // order is random as in the node, and the same for one seed.
-        if s.relay {
-            let room = MAX_RELAY.saturating_sub(s.have.len());
-            let mut have: Vec<u32> = round
-                .have
-                .iter()
-                .filter_map(|i| ids.get(i))
-                .copied()
-                .collect();
-            have.sort_unstable();
-            let have = self.rng.sample(&have, have.len());
-            s.have.extend(have.into_iter().take(room));
+        if matches!(resp, SyncResponse::Events { .. }) {
+            r.fetches = r.fetches.saturating_sub(1);
         }
-        let mut need: Vec<u32> = round
-            .need
-            .iter()
-            .filter_map(|i| ids.get(i))
-            .copied()
-            .collect();
-        need.sort_unstable();
-        s.need.extend(self.rng.sample(&need, need.len()));
-        match round.next {
-            Some(message) => {
-                let bytes = reconcile_bytes(&message) + STREAM;
-                self.send(
-                    hub,
-                    peer,
-                    Cat::SyncReconcile,
-                    bytes,
-                    Msg::Reconcile {
-                        generation,
-                        message,
-                    },
-                );
-            }
-            None => self.next_fetch(hub, peer),
+        let step = r.session.on_response(resp, wall_ms).map(|out| out.step);
+        self.drive(hub, peer, generation, step);
+    }
+
+    /// Carries out what the session asks, as `node::net::sync::Session::on_response`
+    /// does, until it waits for the peer or is done.
+    fn drive(&mut self, hub: usize, peer: usize, generation: u64, mut step: Result<Step, Failure>) {
+        loop {
+            let next = match step {
+                Err(_) => {
+                    self.finish_sync(hub, peer, false);
+                    return;
+                }
+                Ok(Step::Wait) => return,
+                Ok(Step::Done(_)) => {
+                    self.finish_sync(hub, peer, true);
+                    return;
+                }
+                Ok(Step::Send(req)) => {
+                    self.send_request(hub, peer, generation, req);
+                    self.with_session(hub, peer, Session::after_send)
+                }
+                Ok(Step::Check(ids)) => {
+                    let (held, busy) = self.check(hub, peer, &ids);
+                    self.with_session(hub, peer, |s| s.checked(&held, &busy))
+                }
+                Ok(Step::Store(events)) => {
+                    let new = self.store_fetched(hub, &events);
+                    self.with_session(hub, peer, |s| {
+                        s.stored(Stored {
+                            new,
+                            ..Stored::default()
+                        })
+                    })
+                }
+            };
+            step = next;
         }
     }
 
-    fn on_events(&mut self, hub: usize, peer: usize, generation: u64, ids: Vec<u32>) {
-        if self.current(hub, peer, generation).is_none() {
-            return;
+    fn with_session(
+        &mut self,
+        hub: usize,
+        peer: usize,
+        f: impl FnOnce(&mut Session) -> Result<Step, Failure>,
+    ) -> Result<Step, Failure> {
+        match self.hubs[hub].sessions.get_mut(&peer) {
+            Some(r) => f(&mut r.session),
+            None => Err(Failure::benign("no session")),
         }
-        // One fetch outstanding per session: everything this peer was asked is answered.
-        self.hubs[hub].in_flight.retain(|_, p| *p != peer);
+    }
+
+    /// Which of `ids` the hub holds, and which another of its sessions is fetching
+    /// ([`Config::fetch_once`]); claims the rest for this one, as the node's `Claims`.
+    fn check(&mut self, hub: usize, peer: usize, ids: &[EventId]) -> (Vec<EventId>, Vec<EventId>) {
+        let once = self.cfg.fetch_once;
+        let h = &mut self.hubs[hub];
+        let (mut held, mut busy) = (Vec::new(), Vec::new());
+        for id in ids {
+            let Some(&n) = self.ids.get(id) else { continue };
+            if h.holds(n) {
+                held.push(*id);
+            } else if once {
+                match h.claims.get(&n) {
+                    Some(p) if *p != peer => busy.push(*id),
+                    Some(_) => {}
+                    None => {
+                        h.claims.insert(n, peer);
+                    }
+                }
+            }
+        }
+        (held, busy)
+    }
+
+    /// Stores the events a session fetched (no validation time: the node validates a
+    /// batch on its worker); returns how many were new.
+    fn store_fetched(&mut self, hub: usize, events: &[Vec<u8>]) -> usize {
         let mut new = 0;
-        for &id in &ids {
-            if self.hubs[hub].holds(id) {
+        for bytes in events {
+            let Some(n) = Event::decode(bytes)
+                .ok()
+                .and_then(|e| self.ids.get(&e.id()).copied())
+            else {
+                continue;
+            };
+            if self.hubs[hub].holds(n) {
                 self.counters.sync_duplicate_arrivals += 1;
-                if self.hubs[hub].by_sync.contains(&id) {
+                if self.hubs[hub].by_sync.contains(&n) {
                     self.counters.sync_twice += 1;
                 }
             } else {
-                self.store(hub, id, Via::Sync);
-                self.hubs[hub].by_sync.insert(id);
+                self.store(hub, n, Via::Sync);
+                self.hubs[hub].by_sync.insert(n);
                 new += 1;
             }
         }
-        let Some(s) = self.current(hub, peer, generation) else {
-            return;
-        };
-        s.fetched += new;
-        if !ids.is_empty() {
-            let requested = std::mem::take(&mut s.requested);
-            s.need
-                .extend(requested.into_iter().filter(|id| !ids.contains(id)));
-        }
-        self.next_fetch(hub, peer);
+        new
     }
 
-    fn next_fetch(&mut self, hub: usize, peer: usize) {
+    /// As `node/src/net/task.rs`: end the session (its claims go), set the peer's next
+    /// periodic session, run a due relay session; when it completed, publish what a
+    /// relay session found the peer lacks, and relay to the others if it fetched
+    /// something.
+    fn finish_sync(&mut self, hub: usize, peer: usize, completed: bool) {
+        let Some(mut r) = self.hubs[hub].sessions.remove(&peer) else {
+            return;
+        };
         let h = &mut self.hubs[hub];
-        let Some(s) = h.sessions.get_mut(&peer) else {
-            return;
-        };
-        let once = self.cfg.fetch_once;
-        let mut ids = Vec::new();
-        while ids.len() < MAX_FETCH_IDS {
-            let Some(id) = s.need.pop() else { break };
-            let asked_elsewhere = once && h.in_flight.get(&id).is_some_and(|p| *p != peer);
-            if !h.held.get(id as usize).copied().unwrap_or(false) && !asked_elsewhere {
-                ids.push(id);
-            }
-        }
-        if once {
-            h.in_flight.extend(ids.iter().map(|id| (*id, peer)));
-        }
-        s.requested.clone_from(&ids);
-        let generation = s.generation;
-        if ids.is_empty() {
-            self.finish_sync(hub, peer);
-            return;
-        }
-        self.counters.sync_requested_held +=
-            ids.iter().filter(|i| self.hubs[hub].holds(**i)).count() as u64;
-        let bytes = fetch_bytes(ids.len()) + 4 + STREAM;
-        self.send(
-            hub,
-            peer,
-            Cat::SyncFetch,
-            bytes,
-            Msg::Fetch { generation, ids },
-        );
-    }
-
-    /// As `node/src/net/task.rs`: end the session, run a due relay session, publish what a relay
-    /// session found the peer lacks, and relay to the others if something was fetched.
-    fn finish_sync(&mut self, hub: usize, peer: usize) {
-        let Some(s) = self.hubs[hub].sessions.remove(&peer) else {
-            return;
-        };
-        self.hubs[hub].in_flight.retain(|_, p| *p != peer);
-        self.hubs[hub].last_sync.insert(peer, self.now);
+        h.claims.retain(|_, p| *p != peer);
+        h.last_sync.insert(peer, self.now);
+        let life = h.life;
+        let due = self.now + self.cfg.sync_every_ms * MS;
+        self.schedule(due, Item::SyncDue { hub, peer, life });
         if self.hubs[hub].relay_due.remove(&peer) && self.hubs[hub].peers.contains_key(&peer) {
             self.start_sync(hub, peer, true);
         }
-        for ev in s.have {
+        if !completed {
+            return;
+        }
+        // The session lists what the peer lacks in the order of our set: the same for
+        // one seed.
+        for id in r.session.lacking() {
+            let Some(&ev) = self.ids.get(&id) else {
+                continue;
+            };
             if !self.hubs[hub].seen.contains(&ev) {
                 self.counters.relayed += 1;
             }
             self.publish(hub, ev);
         }
-        if s.fetched > 0 {
+        if r.session.summary().fetched > 0 {
             let others: Vec<usize> = self.hubs[hub]
                 .peers
                 .keys()
@@ -1649,9 +1683,6 @@ impl Sim {
     }
 }
 
-/// Most events a relay session publishes (`node::net::sync::MAX_RELAY`).
-pub const MAX_RELAY: usize = 500;
-
 /// Marks a gossip message that came in answer to an IWANT (in `Item::Validated`).
 const PULLED: usize = 1 << 40;
 
@@ -1664,14 +1695,6 @@ fn reconcile_bytes(message: &[u8]) -> u64 {
 
 // ---------------------------------------------------------------------------------
 // Experiments and their reports.
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
 
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(|a, b| a.total_cmp(b));

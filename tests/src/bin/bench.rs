@@ -27,12 +27,16 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aidmesh_node::engine::{Engine, Origin};
 use aidmesh_node::store::Store;
+
 use aidmesh_protocol::{Body, Category, Coords, Event, Identity, Place, Post, Timestamp, Urgency};
-use aidmesh_tests::{wait_for, Node, Opts, TEST_PASSPHRASE};
+use aidmesh_tests::bench_util::{
+    self, ingest, init_dir, open_engine, percentile, wall_ms, Latency,
+};
+use aidmesh_tests::{wait_for, Node, Opts};
 use serde_json::{json, Value};
 
 /// Sizes of one run.
@@ -531,12 +535,6 @@ fn tempdir(name: &str) -> tempfile::TempDir {
         .expect("temp dir")
 }
 
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
@@ -551,15 +549,6 @@ fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -701,22 +690,8 @@ fn make_events(n: usize, seed: u64) -> Vec<Vec<u8>> {
 /// Initialises a node directory of the test community and ingests `events` into its
 /// store through the engine (validated, one flush per batch). Returns the ingest time.
 fn prefill(dir: &Path, events: &[Vec<u8>], batch: usize) -> Duration {
-    let profile =
-        aidmesh_node::node::init(dir, "test", Some(TEST_PASSPHRASE)).expect("init data dir");
-    let store = Store::open(&dir.join("db")).expect("open store");
-    let engine = Engine::open(
-        store,
-        Identity::from_seed(profile.seed),
-        profile.community.clone(),
-        0,
-    )
-    .expect("open engine");
-    let t = Instant::now();
-    for chunk in events.chunks(batch) {
-        let r = engine.ingest_batch(chunk, Origin::Sync).expect("ingest");
-        assert!(r.rejected.is_empty(), "rejected: {:?}", r.rejected.first());
-    }
-    t.elapsed()
+    init_dir(dir);
+    ingest(&open_engine(dir), events, batch)
 }
 
 /// Ingests events one at a time, each flushed before the next, for up to `budget`.
@@ -891,21 +866,14 @@ fn through_compaction(events: &[Vec<u8>]) -> ThroughCompaction {
             std::thread::sleep(Duration::from_millis(50));
         }
         let s = seen.lock().expect("arrivals");
-        let mut ms: Vec<f64> = sent
+        let ms: Vec<f64> = sent
             .iter()
             .filter_map(|(id, t0)| {
                 s.get(&(0, id.clone()))
                     .map(|at| at.duration_since(*t0).as_secs_f64() * 1e3)
             })
             .collect();
-        ms.sort_by(f64::total_cmp);
-        let lat = Latency {
-            p50: percentile(&ms, 50.0),
-            p99: percentile(&ms, 99.0),
-            max: ms.last().copied().unwrap_or(f64::NAN),
-            arrived: ms.len(),
-            expected: sent.len(),
-        };
+        let lat = Latency::of(ms, sent.len());
         (lat, forgets)
     };
     let (idle, _) = run("idle", false);
@@ -935,16 +903,7 @@ fn bench_opts() -> Opts {
 
 /// (VmRSS, VmHWM) of a running node, in kB.
 fn memory_kb(node: &Node) -> (u64, u64) {
-    let pid = node.pid().expect("the node is running");
-    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        st.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    bench_util::memory_kb(node.pid().expect("the node is running"))
 }
 
 /// Ctrl-C, expecting a clean exit (a start after it is a clean start).
@@ -970,14 +929,6 @@ fn synced_once(s: &Value) -> bool {
 
 // ---------------------------------------------------------------------------------
 // 1. Propagation latency
-
-struct Latency {
-    p50: f64,
-    p99: f64,
-    max: f64,
-    arrived: usize,
-    expected: usize,
-}
 
 fn latency(sizes: &Sizes) -> Latency {
     let mut nodes: Vec<Node> = Vec::new();
@@ -1045,7 +996,7 @@ fn latency(sizes: &Sizes) -> Latency {
         std::thread::sleep(Duration::from_millis(50));
     }
     let s = seen.lock().expect("arrivals");
-    let mut ms: Vec<f64> = sent
+    let ms: Vec<f64> = sent
         .iter()
         .flat_map(|(id, t0)| {
             receivers.clone().filter_map(|r| {
@@ -1054,14 +1005,7 @@ fn latency(sizes: &Sizes) -> Latency {
             })
         })
         .collect();
-    ms.sort_by(f64::total_cmp);
-    Latency {
-        p50: percentile(&ms, 50.0),
-        p99: percentile(&ms, 99.0),
-        max: ms.last().copied().unwrap_or(f64::NAN),
-        arrived: ms.len(),
-        expected: sent.len() * (sizes.nodes - 1),
-    }
+    Latency::of(ms, sent.len() * (sizes.nodes - 1))
 }
 
 // ---------------------------------------------------------------------------------
@@ -1493,7 +1437,7 @@ fn latency_under_ingest(sizes: &Sizes, bulk: &[Vec<u8>]) -> UnderLoad {
     let guard = seen.lock().expect("arrivals");
     let s = &*guard;
     let stats = |rs: &[usize], from_stored: bool| {
-        let mut ms: Vec<f64> = sent
+        let ms: Vec<f64> = sent
             .iter()
             .flat_map(|(id, t0)| {
                 let t0 = if from_stored {
@@ -1508,14 +1452,7 @@ fn latency_under_ingest(sizes: &Sizes, bulk: &[Vec<u8>]) -> UnderLoad {
                 })
             })
             .collect();
-        ms.sort_by(f64::total_cmp);
-        Latency {
-            p50: percentile(&ms, 50.0),
-            p99: percentile(&ms, 99.0),
-            max: ms.last().copied().unwrap_or(f64::NAN),
-            arrived: ms.len(),
-            expected: sent.len() * rs.len(),
-        }
+        Latency::of(ms, sent.len() * rs.len())
     };
     UnderLoad {
         all: stats(&receivers.clone().collect::<Vec<_>>(), false),

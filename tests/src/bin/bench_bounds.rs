@@ -18,18 +18,11 @@
 //! own key (so they count as posted here), stamped over the last 7 days up to two
 //! minutes ago, so only the answers are timed.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use aidmesh_node::engine::{Engine, Origin};
-use aidmesh_node::store::Store;
-use aidmesh_protocol::{Body, Category, Event, Identity, Place, Post, Timestamp, Urgency};
-use aidmesh_tests::{http, Node, Opts, TEST_PASSPHRASE};
-
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use aidmesh_protocol::{Body, Category, Event, Place, Post, Timestamp, Urgency};
+use aidmesh_tests::bench_util::{ingest, init_dir, median, open_engine, timed_get, wall_ms};
+use aidmesh_tests::{Node, Opts};
 
 /// Item `i`: a need (two in three) or an offer, every third need urgent.
 fn body(i: usize) -> Body {
@@ -62,24 +55,20 @@ fn filled(n: usize) -> tempfile::TempDir {
         .prefix("aidmesh-bench-bounds-")
         .tempdir()
         .expect("temp dir");
-    let profile =
-        aidmesh_node::node::init(dir.path(), "test", Some(TEST_PASSPHRASE)).expect("init data dir");
-    let me = Identity::from_seed(profile.seed);
+    init_dir(dir.path());
+    let engine = open_engine(dir.path());
+    let me = engine.identity();
     // At most 9,000 a day (and over 7 days at least): a hub keeps at most 10,000 events
     // a UTC day from one author (aidmesh_protocol::quota), so 1,000,000 span 112 days.
     let span = (n as u64).div_ceil(9_000).max(7) * 86_400_000u64;
     let start = wall_ms() - span - 120_000;
     let step = span / n.max(1) as u64;
-    let store = Store::open(&dir.path().join("db")).expect("open store");
-    let engine = Engine::open(store, Identity::from_seed(profile.seed), "test".into(), 0)
-        .expect("open engine");
     let mut batch = Vec::with_capacity(1_000);
     for i in 0..n {
         let ts = Timestamp::from_millis(start + i as u64 * step);
-        batch.push(Event::create(&me, ts, &body(i)).into_bytes());
+        batch.push(Event::create(me, ts, &body(i)).into_bytes());
         if batch.len() == 1_000 || i + 1 == n {
-            let r = engine.ingest_batch(&batch, Origin::Sync).expect("ingest");
-            assert!(r.rejected.is_empty(), "rejected: {:?}", r.rejected.first());
+            ingest(&engine, &batch, 1_000);
             batch.clear();
         }
     }
@@ -93,19 +82,8 @@ fn filled(n: usize) -> tempfile::TempDir {
 
 /// GET `path`: (bytes, time).
 fn get(node: &Node, path: &str) -> (usize, Duration) {
-    let t = Instant::now();
-    let mut r = http()
-        .get(format!("{}{path}", node.api_url()))
-        .call()
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    assert_eq!(r.status().as_u16(), 200, "GET {path}");
-    let body = r
-        .body_mut()
-        .with_config()
-        .limit(1 << 30)
-        .read_to_vec()
-        .expect("body");
-    (body.len(), t.elapsed())
+    let (took, body) = timed_get(node, path);
+    (body.len(), took)
 }
 
 /// Median size and time of `runs` GETs of `path`.
@@ -117,8 +95,7 @@ fn median_get(node: &Node, path: &str, runs: usize) -> (usize, f64) {
         size = s;
         times.push(t.as_secs_f64() * 1000.0);
     }
-    times.sort_by(f64::total_cmp);
-    (size, times[times.len() / 2])
+    (size, median(times))
 }
 
 /// Resident memory of the node now, in MB.

@@ -13,26 +13,13 @@
 //! offers by 50 authors over the last 7 days), so only export and import are timed.
 //! Each run imports into a fresh node; medians are quoted.
 
-use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use aidmesh_node::engine::{Engine, Origin};
-use aidmesh_node::store::Store;
+use aidmesh_protocol::fixture::Xorshift;
 use aidmesh_protocol::{Body, Category, Event, Identity, Place, Post, Timestamp, Urgency};
-use aidmesh_tests::{binary, Node, Opts, TEST_PASSPHRASE};
-
-/// xorshift: the same events on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
+use aidmesh_tests::bench_util::{init_dir, median, prefill, wall_ms};
+use aidmesh_tests::{binary, Node, Opts};
 
 const WHAT: [&str; 8] = [
     "Drinking water",
@@ -53,7 +40,7 @@ const STREETS: [&str; 6] = [
     "Station Road",
 ];
 
-fn body(rng: &mut Rng, i: usize) -> Body {
+fn body(rng: &mut Xorshift, i: usize) -> Body {
     let street = STREETS[rng.below(STREETS.len())];
     let post = Post {
         title: format!(
@@ -84,12 +71,6 @@ fn body(rng: &mut Rng, i: usize) -> Body {
     }
 }
 
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// `n` signed events by 50 authors over the last 7 days, on two threads.
 fn make_events(n: usize) -> Vec<Vec<u8>> {
     let authors: Vec<Identity> = (1..=50u8).map(|i| Identity::from_seed([i; 32])).collect();
@@ -97,7 +78,7 @@ fn make_events(n: usize) -> Vec<Vec<u8>> {
     let start = wall_ms() - span - 60_000;
     let step = span / n.max(1) as u64;
     let make = |range: std::ops::Range<usize>, seed: u64| {
-        let mut rng = Rng(seed);
+        let mut rng = Xorshift(seed);
         range
             .map(|i| {
                 let b = body(&mut rng, i);
@@ -112,18 +93,6 @@ fn make_events(n: usize) -> Vec<Vec<u8>> {
         out.extend(second.join().expect("signing thread"));
         out
     })
-}
-
-fn prefill(dir: &Path, events: &[Vec<u8>]) {
-    let profile =
-        aidmesh_node::node::init(dir, "test", Some(TEST_PASSPHRASE)).expect("init data dir");
-    let store = Store::open(&dir.join("db")).expect("open store");
-    let engine = Engine::open(store, Identity::from_seed(profile.seed), "test".into(), 0)
-        .expect("open engine");
-    for chunk in events.chunks(1_000) {
-        let r = engine.ingest_batch(chunk, Origin::Sync).expect("ingest");
-        assert!(r.rejected.is_empty(), "rejected: {:?}", r.rejected.first());
-    }
 }
 
 /// CPU time (user + system) the node's process has used so far, in seconds.
@@ -178,11 +147,6 @@ fn opts() -> Opts {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
@@ -195,6 +159,7 @@ fn main() {
         .tempdir()
         .expect("temp dir");
     eprintln!("filling the exporting node…");
+    init_dir(dir.path());
     prefill(dir.path(), &events);
     let a = Node::open("bundle-a", dir, opts());
     assert_eq!(a.events(), n as u64);

@@ -27,11 +27,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aidmesh_node::engine::{Engine, Origin};
-use aidmesh_node::store::Store;
 use aidmesh_protocol::sync::SyncSet;
 use aidmesh_protocol::{Body, Category, Event, Identity, Place, Post, Timestamp, Urgency};
-use aidmesh_tests::{wait_for, Node, Opts, TEST_PASSPHRASE};
+use aidmesh_tests::bench_util::{self, init_dir, open_engine, percentile, wall_ms, Latency};
+use aidmesh_tests::{wait_for, Node, Opts};
 use serde_json::{json, Value};
 
 fn main() {
@@ -125,44 +124,19 @@ fn memory(events: &[Vec<u8>]) {
 // ---------------------------------------------------------------------------------
 // 2. Propagation while a node compacts
 
-struct Latency {
-    p50: f64,
-    p99: f64,
-    max: f64,
-    arrived: usize,
-    expected: usize,
-}
-
-impl std::fmt::Display for Latency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:.1} / {:.1} / {:.1} ms ({} of {})",
-            self.p50, self.p99, self.max, self.arrived, self.expected
-        )
-    }
-}
-
 fn latency(
     sent: &[(String, Instant)],
     seen: &HashMap<(usize, String), Instant>,
     at: usize,
 ) -> Latency {
-    let mut ms: Vec<f64> = sent
+    let ms: Vec<f64> = sent
         .iter()
         .filter_map(|(id, t0)| {
             seen.get(&(at, id.clone()))
                 .map(|t| t.duration_since(*t0).as_secs_f64() * 1e3)
         })
         .collect();
-    ms.sort_by(f64::total_cmp);
-    Latency {
-        p50: percentile(&ms, 50.0),
-        p99: percentile(&ms, 99.0),
-        max: ms.last().copied().unwrap_or(f64::NAN),
-        arrived: ms.len(),
-        expected: sent.len(),
-    }
+    Latency::of(ms, sent.len())
 }
 
 fn compacting(events: &[Vec<u8>]) {
@@ -403,21 +377,10 @@ fn tempdir(name: &str) -> tempfile::TempDir {
         .expect("temp dir")
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// `n` signed needs of a realistic size by 50 authors over the last 7 days.
 fn make_events(n: usize) -> Vec<Vec<u8>> {
     let authors: Vec<Identity> = (1..=50u8).map(|i| Identity::from_seed([i; 32])).collect();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now = wall_ms();
     let span = 7 * 86_400_000u64;
     let start = now - span - 60_000;
     let step = span / n.max(1) as u64;
@@ -464,24 +427,6 @@ fn make_events(n: usize) -> Vec<Vec<u8>> {
 
 /// Initialises a node directory of the test community and ingests `events` into it.
 fn prefill(dir: &Path, events: &[Vec<u8>]) {
-    aidmesh_node::node::init(dir, "test", Some(TEST_PASSPHRASE)).expect("init data dir");
-    let engine = open_engine(dir);
-    for chunk in events.chunks(1_000) {
-        let r = engine.ingest_batch(chunk, Origin::Sync).expect("ingest");
-        assert!(r.rejected.is_empty(), "rejected: {:?}", r.rejected.first());
-    }
-}
-
-fn open_engine(dir: &Path) -> Engine {
-    let store = Store::open(&dir.join("db")).expect("open store");
-    let profile = aidmesh_node::node::load_profile(&store)
-        .expect("load profile")
-        .expect("a profile");
-    Engine::open(
-        store,
-        Identity::from_seed(profile.seed),
-        profile.community,
-        0,
-    )
-    .expect("open engine")
+    init_dir(dir);
+    bench_util::prefill(dir, events);
 }

@@ -20,11 +20,12 @@
 //! payloads; gossipsub's framing adds about 50 bytes per message (topic name, protobuf
 //! fields), counted separately below.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use aidmesh_node::delivery::Delivery;
 use aidmesh_protocol::delivery::{community_tag, Summary};
 use aidmesh_protocol::{Body, Category, Event, EventId, Identity, Post, Timestamp, Urgency};
+use aidmesh_tests::bench_util::{median, wall_ms};
 
 const HUBS: usize = 30;
 const EVENTS: usize = 100_000;
@@ -47,14 +48,6 @@ fn id(n: u64) -> EventId {
     EventId(out)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 struct Run {
     per_minute: f64,
     all_full_per_minute: f64,
@@ -71,9 +64,7 @@ struct Run {
 /// One simulation with a new event every `every_ms` mesh-wide (`None`: no new events).
 fn run(every_ms: Option<u64>) -> Run {
     let psk = [7u8; 32];
-    let start = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let start = wall_ms();
     let span = 30 * 24 * 3_600_000u64;
     let mut base: Vec<(Timestamp, EventId)> = (0..EVENTS as u64)
         .map(|n| {

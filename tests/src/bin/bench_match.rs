@@ -15,61 +15,22 @@
 //! - the node's peak resident memory during all those requests above its resident
 //!   memory before them (the kernel's high-water mark, reset before the requests).
 
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use aidmesh_node::engine::{Engine, Origin};
-use aidmesh_node::store::Store;
-use aidmesh_protocol::{Body, Category, Coords, Event, Identity, Place, Post, Timestamp, Urgency};
+use aidmesh_protocol::fixture::{mill_lane_post, Xorshift};
+use aidmesh_protocol::{Body, Event, Identity, Timestamp};
+use aidmesh_tests::bench_util::{median, memory_kb, pid_of, prefill, timed_get, wall_ms};
 use aidmesh_tests::{http, Node, Opts};
-
-/// xorshift: the same board on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
-
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// `needs` needs then `offers` offers of drinking water, signed by 50 authors over the
 /// last hour.
 fn events(needs: usize, offers: usize) -> Vec<Vec<u8>> {
     let authors: Vec<Identity> = (1..=50u8).map(|i| Identity::from_seed([i; 32])).collect();
-    let mut rng = Rng(42);
+    let mut rng = Xorshift(42);
     let start = wall_ms() - 3_600_000;
     (0..needs + offers)
         .map(|i| {
-            let n = 1 + rng.below(20) as u32;
-            let post = Post {
-                title: format!("Drinking water, {n} litres, near Mill Lane ({i})"),
-                category: Category::Water,
-                details: "Ground floor flooded since Tuesday night; 4 people here including \
-                          two children. Ring the bell at the side gate."
-                    .into(),
-                quantity: Some(n),
-                unit: "litres".into(),
-                urgency: Urgency::ALL[rng.below(Urgency::ALL.len())],
-                place: Place {
-                    label: format!("{} Mill Lane", 1 + rng.below(200)),
-                    coords: Coords::from_degrees(
-                        51.44 + rng.below(10_000) as f64 * 1e-5,
-                        -2.60 + rng.below(10_000) as f64 * 1e-5,
-                    ),
-                },
-                contact: "Ask for Sam at the Mill Lane hub, 07700 900123".into(),
-                expires_ms: None,
-                related: None,
-            };
+            let post = mill_lane_post(&mut rng, i, None);
             let body = if i < needs {
                 Body::Need(post)
             } else {
@@ -81,70 +42,11 @@ fn events(needs: usize, offers: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Stores `events` in a stopped node's data directory through its engine.
-fn prefill(dir: &Path, events: &[Vec<u8>]) {
-    let store = Store::open(&dir.join("db")).expect("open store");
-    let profile = aidmesh_node::node::load_profile(&store)
-        .expect("profile")
-        .expect("initialised");
-    let engine = Engine::open(
-        store,
-        Identity::from_seed(profile.seed),
-        profile.community,
-        0,
-    )
-    .expect("open engine");
-    for chunk in events.chunks(1_000) {
-        let r = engine.ingest_batch(chunk, Origin::Sync).expect("ingest");
-        assert!(r.rejected.is_empty(), "rejected: {:?}", r.rejected.first());
-    }
-}
-
-/// The pid of the `aidmesh up` serving `dir` (the harness keeps its child private).
-fn pid_of(dir: &Path) -> u32 {
-    let dir = dir.to_string_lossy();
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .find(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-                args.contains(&dir.as_bytes()) && args.contains(&&b"up"[..])
-            })
-        })
-        .expect("the node's process")
-}
-
-/// (VmRSS, VmHWM) of `pid` in kB.
-fn memory_kb(pid: u32) -> (u64, u64) {
-    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        st.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 /// GET `path`: (time, answer bytes, answer).
 fn get(node: &Node, path: &str) -> (Duration, usize, serde_json::Value) {
-    let t = Instant::now();
-    let mut r = http()
-        .get(format!("{}{path}", node.api_url()))
-        .call()
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    assert_eq!(r.status().as_u16(), 200, "GET {path}");
-    let text = r.body_mut().read_to_string().expect("answer");
-    let took = t.elapsed();
-    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON answer");
-    (took, text.len(), v)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+    let (took, body) = timed_get(node, path);
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON answer");
+    (took, body.len(), v)
 }
 
 fn ms(d: Duration) -> String {
