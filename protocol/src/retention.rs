@@ -101,15 +101,7 @@ mod tests {
     }
 
     fn person() -> Body {
-        Body::Person(PersonRegistered {
-            name: "Mrs Ada".into(),
-            place: Place::default(),
-            risks: vec![],
-            check_every_secs: 3600,
-            consent: Consent::Own,
-            phone: String::new(),
-            note: String::new(),
-        })
+        crate::fixture::person("Mrs Ada")
     }
 
     fn redact(target: EventId) -> Body {

@@ -225,17 +225,7 @@ fn wait_compacted(eng: &Engine, n: u64) {
     }
 }
 
-fn person(name: &str) -> Body {
-    Body::Person(PersonRegistered {
-        name: name.into(),
-        place: Place::default(),
-        risks: vec![],
-        check_every_secs: 3600,
-        consent: Consent::Own,
-        phone: String::new(),
-        note: String::new(),
-    })
-}
+use aidmesh_protocol::fixture::person;
 
 fn key(peer: &str, host: &str) -> ClockKey {
     ClockKey {
