@@ -958,7 +958,7 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
         } => {
             let mut body = json!({ "from": addr });
             if let Some(since) = since {
-                let d = aidmesh_node::input::parse_duration("--since", &since)
+                let d = aidmesh_node::doors::input::parse_duration("--since", &since)
                     .map_err(|e| CliError(e.to_string()))?;
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -1234,22 +1234,22 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
             })
             .collect::<Result<_, _>>()?,
     };
-    cfg.sync_every = aidmesh_node::input::parse_duration("--sync-every", &args.sync_every)
+    cfg.sync_every = aidmesh_node::doors::input::parse_duration("--sync-every", &args.sync_every)
         .map_err(|e| CliError(e.to_string()))?;
     cfg.welfare_retention =
-        aidmesh_node::input::parse_duration("--welfare-retention", &args.welfare_retention)
+        aidmesh_node::doors::input::parse_duration("--welfare-retention", &args.welfare_retention)
             .map_err(|e| CliError(e.to_string()))?;
     if let Some(off) = &args.clock_offset {
         let (neg, rest) = off
             .strip_prefix('-')
             .map_or((false, off.as_str()), |r| (true, r));
-        let d = aidmesh_node::input::parse_duration("--clock-offset", rest)
+        let d = aidmesh_node::doors::input::parse_duration("--clock-offset", rest)
             .map_err(|e| CliError(e.to_string()))?;
         let ms = d.as_millis() as i64;
         cfg.clock_offset_ms = if neg { -ms } else { ms };
     }
     if let Some(every) = &args.retention_sweep_every {
-        cfg.retention_sweep = aidmesh_node::input::parse_duration("--retention-sweep-every", every)
+        cfg.retention_sweep = aidmesh_node::doors::input::parse_duration("--retention-sweep-every", every)
             .map_err(|e| CliError(e.to_string()))?;
     }
     if let Some(at) = args.clock_at {
@@ -1396,7 +1396,7 @@ fn list(
     loop {
         let mut q = query.clone();
         if let Some(c) = &cursor {
-            q.push(("limit", aidmesh_node::input::MAX_LIST_LIMIT.to_string()));
+            q.push(("limit", aidmesh_node::doors::input::MAX_LIST_LIMIT.to_string()));
             q.push(("cursor", c.clone()));
         }
         let v = client.get_query(path, &q)?;

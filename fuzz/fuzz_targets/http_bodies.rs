@@ -3,7 +3,7 @@
 //! event exactly as the API builds it. Must answer Ok or a specific error, never panic.
 #![no_main]
 
-use aidmesh_node::input::{
+use aidmesh_node::doors::input::{
     AlertInput, CheckInput, ExportQuery, FloodInput, ForgetInput, HubInput, PeerInput, PersonInput,
     PostInput, SharingInput, StatusInput,
 };

@@ -5,6 +5,7 @@
 //!
 //! - [`identity`]: Ed25519 identities; an author *is* a public key.
 //! - [`time`]: the hybrid logical clock and the mesh-clock skew estimate.
+//! - [`calendar`]: UTC dates and times from ms since the epoch, and back.
 //! - [`event`]: the signed event envelope, its wire bytes and its id.
 //! - [`body`] and [`category`]: what an event says (needs, offers, status changes,
 //!   welfare records, hubs, alerts, redactions) and the limits on each field.
@@ -20,6 +21,7 @@
 
 pub mod body;
 pub mod bundle;
+pub mod calendar;
 pub mod category;
 pub mod community;
 pub mod delivery;

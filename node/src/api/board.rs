@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::names::HubNames;
 use super::{blocking, ApiError, ApiResult, AppState};
-use crate::input::{
+use crate::doors::input::{
     AlertInput, AlertStatusInput, HubInput, ListKey, ListPage, ListQuery, ListStatus, PostInput,
     StatusInput,
 };
@@ -116,7 +116,7 @@ impl ListRows {
 /// Most items in an answer that asked for no page (neither `limit` nor `cursor`):
 /// beyond, it is the first page of this size, with `total` and `next_cursor` (issue
 /// 28: the whole list at a million items was 55 MB, and a Pi's memory).
-pub const UNPAGED_MAX: usize = crate::input::MAX_LIST_LIMIT;
+pub const UNPAGED_MAX: usize = crate::doors::input::MAX_LIST_LIMIT;
 
 /// A list (or one page of it) as JSON: what `GET /needs`, `/offers` and `/items`
 /// answer, and the lists in the page's `GET /board`.
@@ -356,15 +356,15 @@ pub(super) async fn post_offer(
     create(st, BodyKind::Offer, input).await
 }
 
-/// `GET /api/v1/match`: one bounded page of matches (see `crate::matchmaking`), ranked
+/// `GET /api/v1/match`: one bounded page of matches (see `crate::doors::matchmaking`), ranked
 /// off the async workers.
 pub(super) async fn match_offers(
     State(st): State<AppState>,
-    q: Result<Query<crate::matchmaking::MatchQuery>, QueryRejection>,
+    q: Result<Query<crate::doors::matchmaking::MatchQuery>, QueryRejection>,
 ) -> ApiResult {
     let params = q?.0.parse()?;
     let engine = st.engine.clone();
-    let out = blocking(move || crate::matchmaking::page(&engine, &params, item_json))
+    let out = blocking(move || crate::doors::matchmaking::page(&engine, &params, item_json))
         .await?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
     Ok((
@@ -686,7 +686,7 @@ fn not_applied_reason(item: &Item, status: Status, names: &HubNames) -> String {
         return format!(
             "already {} by {who} since {}; ask them, or reopen it if they have let it go",
             item.state.name(),
-            hhmm_utc(held.at.millis())
+            aidmesh_protocol::calendar::clock_utc(held.at.millis())
         );
     }
     let state = if item.expired {
@@ -708,10 +708,4 @@ fn not_applied_reason(item: &Item, status: Status, names: &HubNames) -> String {
         "recorded, but a {state} item cannot become {}: {hint}",
         status.name()
     )
-}
-
-/// "14:02 UTC" for a wall-clock time in ms.
-fn hhmm_utc(ms: u64) -> String {
-    let mins = ms / 60_000;
-    format!("{:02}:{:02} UTC", (mins / 60) % 24, mins % 60)
 }

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use super::names::HubNames;
 use super::{ApiResult, AppState};
 use crate::delivery::{silent, KnownAt, RosterEntry};
-use crate::input::{ListKey, ListPage, ListQuery};
+use crate::doors::input::{ListKey, ListPage, ListQuery};
 
 /// Items whose counts one stream `known` message carries at most.
 pub const KNOWN_CAP: usize = 200;
@@ -246,7 +246,7 @@ pub(super) async fn unreached(
 ) -> ApiResult {
     let q = q?.0;
     let page = ListPage {
-        limit: crate::input::DEFAULT_LIST_LIMIT,
+        limit: crate::doors::input::DEFAULT_LIST_LIMIT,
         after: None,
     };
     let page = q.page()?.unwrap_or(page);

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::welfare::Guarded;
 use super::{blocking, ApiResult, AppState};
-use crate::input::FloodInput;
+use crate::doors::input::FloodInput;
 
 /// `GET /api/v1/flood`: the addresses that posted through this hub in the last days,
 /// most posts first.

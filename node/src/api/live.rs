@@ -30,7 +30,7 @@ use super::board::{alerts_value, categories_value, hubs_value, list_value};
 use super::names::HubNames;
 use super::{ApiError, ApiResult, AppState};
 use crate::engine::NewEvent;
-use crate::input::ListQuery;
+use crate::doors::input::ListQuery;
 
 /// Items expire with time, not only with events: a validator is good for at most this
 /// long, so an expired item leaves a page's board within this time.

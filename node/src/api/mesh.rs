@@ -17,7 +17,7 @@ use super::names::HubNames;
 use super::welfare::{Guarded, HubOrPin};
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::engine::{Engine, NewEvent};
-use crate::input::PeerInput;
+use crate::doors::input::PeerInput;
 
 fn clock_json(
     status: ClockStatus,

@@ -2,7 +2,7 @@
 //! state and the error type every handler answers with. Handlers live by area:
 //! [`board`] (needs, offers, hubs, alerts), [`mesh`] (status, peers, live stream),
 //! [`welfare`] (people and check-ins, behind the PIN guard) and [`page`]. Every input
-//! is parsed in [`crate::input`].
+//! is parsed in [`crate::doors::input`].
 //!
 //! Writes go through the engine's single validate → store → gossip path and are
 //! answered only once durable. Bad input gets a 4xx with `{ "error": ..., "detail": ... }`,
@@ -22,7 +22,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::engine::{Engine, IngestError};
-use crate::input::InputError;
+use crate::doors::input::InputError;
 use crate::net::NetHandle;
 
 mod board;
@@ -271,7 +271,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/status", post(board::change_alert))
         .route(
             "/api/v1/alerts/import",
-            post(cap::import).layer(DefaultBodyLimit::max(crate::cap::MAX_CAP_BYTES)),
+            post(cap::import).layer(DefaultBodyLimit::max(crate::doors::cap::MAX_CAP_BYTES)),
         )
         .route("/api/v1/people", get(welfare::list).post(welfare::register))
         .route("/api/v1/people/overdue", get(welfare::overdue))

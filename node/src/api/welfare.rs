@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use thiserror::Error;
 
 use super::{blocking, ApiError, ApiResult, AppState};
-use crate::input::{CheckInput, ForgetInput, PersonInput, SharingInput};
+use crate::doors::input::{CheckInput, ForgetInput, PersonInput, SharingInput};
 
 /// Header carrying the volunteer PIN.
 pub const PIN_HEADER: &str = "x-volunteer-pin";

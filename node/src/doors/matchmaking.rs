@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::engine::Engine;
-use crate::input::InputError;
+use crate::doors::input::InputError;
 
 /// Needs per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 20;
