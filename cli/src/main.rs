@@ -1268,7 +1268,7 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // A refused PIN should not leave a community behind: checked before one is made.
-    aidmesh_node::api::welfare::check_pin(cfg.volunteer_pin.as_deref())
+    aidmesh_node::api::pin::check_pin(cfg.volunteer_pin.as_deref())
         .map_err(|e| CliError(e.to_string()))?;
     // A PIN typed on the command line shows in every user's process list: said once
     // it is accepted, with what to use instead.

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::welfare::Importer;
+use super::pin::Importer;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::doors::bundle::{self, BundleIoError, ImportReport};
 

@@ -13,8 +13,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use super::board::alert_json;
-use super::welfare::Importer;
+use super::cards::alert_json;
+use super::pin::Importer;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::doors::cap::{self, CapError};
 

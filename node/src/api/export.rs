@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
-use super::welfare::Guarded;
+use super::pin::Guarded;
 use super::{blocking, ApiResult, AppState};
 use crate::doors::export::{render, Snapshot};
 use crate::doors::input::ExportQuery;

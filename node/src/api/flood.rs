@@ -16,7 +16,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use super::welfare::Guarded;
+use super::pin::Guarded;
 use super::{blocking, ApiResult, AppState};
 use crate::doors::input::FloodInput;
 

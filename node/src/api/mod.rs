@@ -28,20 +28,24 @@ use crate::net::NetHandle;
 mod board;
 mod bundle;
 mod cap;
+mod cards;
 pub mod conn;
 mod delivery;
+mod etag;
 mod export;
 mod flood;
 pub mod guard;
+mod lists;
 mod live;
 mod mesh;
 mod names;
 mod page;
+pub mod pin;
 mod posting;
 mod print;
-pub mod welfare;
+mod welfare;
 
-pub use board::item_json;
+pub use cards::item_json;
 pub use posting::Limits as PostingLimits;
 
 /// Posts a minute one other machine may make, by default (for `aidmesh up`'s help).
@@ -62,7 +66,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct AppState {
     engine: Arc<Engine>,
     net: NetHandle,
-    pins: Arc<welfare::PinGuard>,
+    pins: Arc<pin::PinGuard>,
     cards: Arc<live::StreamCards>,
     streams: Arc<conn::Streams>,
     posting: Arc<posting::Posting>,
@@ -74,7 +78,7 @@ impl AppState {
         Self {
             engine,
             net,
-            pins: Arc::new(welfare::PinGuard::new(pin)),
+            pins: Arc::new(pin::PinGuard::new(pin)),
             cards: Arc::default(),
             streams: Arc::default(),
             posting: Arc::default(),

@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 
 use super::names::HubNames;
 use super::page::CATALOGUES;
-use super::welfare::{person_json, Volunteer};
+use super::pin::Volunteer;
+use super::welfare::person_json;
 use super::{ApiError, AppState};
 use crate::doors::input::ListQuery;
 
@@ -291,7 +292,7 @@ pub(super) async fn board(
     ] {
         // The list API's order: most urgent first, then newest; the first
         // `UNPAGED_MAX` of them (a printout of 100,000 items is no use to anyone).
-        let list = super::board::list_value(&st, Some(kind), ListQuery::default())?;
+        let list = super::lists::list_value(&st, Some(kind), ListQuery::default())?;
         let items = list["items"].as_array().cloned().unwrap_or_default();
         let more = list["total"]
             .as_u64()
