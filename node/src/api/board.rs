@@ -18,6 +18,7 @@ use super::cards::{
     item_value, named_item_json, Roster,
 };
 use super::lists::list;
+use super::lookup::{id_prefix, listed, the_one};
 use super::names::HubNames;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::doors::input::{
@@ -176,14 +177,7 @@ pub(super) async fn change_alert(
 
 /// Resolves a full id or a unique prefix (at least 6 hex characters) among alerts.
 fn resolve_alert(st: &AppState, prefix: &str) -> Result<EventId, ApiError> {
-    let p = prefix.trim().to_lowercase();
-    if p.len() < 6 || !p.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            format!("'{prefix}' is not an id: give at least 6 hex characters of it"),
-        ));
-    }
+    let p = id_prefix(prefix)?;
     let matches: Vec<EventId> = st.engine.with_view(|v| {
         v.alert_ids()
             .filter(|id| id.has_hex_prefix(&p))
@@ -191,19 +185,12 @@ fn resolve_alert(st: &AppState, prefix: &str) -> Result<EventId, ApiError> {
             .copied()
             .collect()
     });
-    match matches.as_slice() {
-        [one] => Ok(*one),
-        [] => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no alert has an id starting with '{p}'; see `aidmesh alerts`"),
-        )),
-        many => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "ambiguous_id",
-            format!("'{p}' matches {} alerts; give more characters", many.len()),
-        )),
-    }
+    the_one(
+        matches,
+        || format!("no alert has an id starting with '{p}'; see `aidmesh alerts`"),
+        "ambiguous_id",
+        |many| format!("'{p}' matches {} alerts; give more characters", many.len()),
+    )
 }
 
 pub(super) async fn list_alerts(
@@ -230,14 +217,7 @@ pub(super) async fn post_alert(
 
 /// Resolves a full id or a unique prefix (at least 6 hex characters) among items.
 fn resolve_item(st: &AppState, prefix: &str) -> Result<EventId, ApiError> {
-    let p = prefix.trim().to_lowercase();
-    if p.len() < 6 || !p.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            format!("'{prefix}' is not an id: give at least 6 hex characters of it"),
-        ));
-    }
+    let p = id_prefix(prefix)?;
     let now = st.engine.now_ms();
     // Match ids first and fold only the matches: folding the whole board for every
     // `show` or status change would cost O(board).
@@ -247,29 +227,19 @@ fn resolve_item(st: &AppState, prefix: &str) -> Result<EventId, ApiError> {
             .filter_map(|id| v.item(id, now))
             .collect()
     });
-    match matches.as_slice() {
-        [one] => Ok(one.id),
-        [] => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no need or offer has an id starting with '{p}'"),
-        )),
-        many => {
-            let list: Vec<String> = many
-                .iter()
-                .map(|i| format!("{} {}", i.id.short(), i.post.title))
-                .collect();
-            Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "ambiguous_id",
-                format!(
-                    "'{p}' matches {} items; give more characters: {}",
-                    many.len(),
-                    list.join("; ")
-                ),
-            ))
-        }
-    }
+    let one = the_one(
+        matches,
+        || format!("no need or offer has an id starting with '{p}'"),
+        "ambiguous_id",
+        |many| {
+            let list = listed(many, |i| format!("{} {}", i.id.short(), i.post.title));
+            format!(
+                "'{p}' matches {} items; give more characters: {list}",
+                many.len()
+            )
+        },
+    )?;
+    Ok(one.id)
 }
 
 pub(super) async fn show_item(

@@ -5,8 +5,7 @@
 //! messages. The knowledge itself lives in [`crate::delivery`].
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aidmesh_protocol::{AuthorId, BodyKind, EventId, Timestamp, Urgency};
 use axum::extract::rejection::QueryRejection;
@@ -17,6 +16,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::cards::{count, roster_value, Roster};
+use super::kept::Kept;
 use super::lists::sorted_heads;
 use super::{ApiResult, AppState};
 use crate::doors::input::{ListKey, ListPage, ListQuery};
@@ -59,31 +59,15 @@ pub(super) fn unreached_value(st: &AppState) -> (Vec<Value>, usize) {
 /// at a million events the fold under it takes seconds, and `status` must answer in
 /// milliseconds (issue 28). Only the first answer of a node waits for the fold.
 fn unreached_keys(st: &AppState) -> Arc<Vec<ListKey>> {
-    static KEPT: Mutex<Option<(Key, Arc<Vec<ListKey>>)>> = Mutex::new(None);
-    static BUSY: AtomicBool = AtomicBool::new(false);
-    let lock = || KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    static KEPT: Kept<Key, Arc<Vec<ListKey>>> = Kept::new();
     let want = key(st, 5_000);
-    let held = lock().clone();
-    match held {
-        Some((k, v)) if k == want => v,
-        // The same node's older answer (the key's first part is the node).
-        Some((k, v)) if k.0 == want.0 => {
-            if !BUSY.swap(true, Ordering::SeqCst) {
-                let st = st.clone();
-                std::thread::spawn(move || {
-                    let v = Arc::new(unreached_now(&st));
-                    *KEPT.lock().unwrap_or_else(|p| p.into_inner()) = Some((want, v));
-                    BUSY.store(false, Ordering::SeqCst);
-                });
-            }
-            v
-        }
-        _ => {
-            let v = Arc::new(unreached_now(st));
-            *lock() = Some((want, v.clone()));
-            v
-        }
-    }
+    let fold = st.clone();
+    // The same node's older answer (the key's first part is the node).
+    KEPT.get_or_refresh(
+        want,
+        |k| k.0 == want.0,
+        move || Arc::new(unreached_now(&fold)),
+    )
 }
 
 /// `GET /api/v1/unreached[?limit=&cursor=]`: every unreached need, a page at a time
@@ -148,28 +132,6 @@ fn key(st: &AppState, step_ms: u64) -> Key {
         st.engine.version(),
         st.engine.now_ms() / step_ms,
     )
-}
-
-/// The last value computed, with the key it was computed for: given again while the
-/// key is the same.
-struct Kept<K, V>(Mutex<Option<(K, V)>>);
-
-impl<K: PartialEq, V: Clone> Kept<K, V> {
-    const fn new() -> Self {
-        Kept(Mutex::new(None))
-    }
-
-    fn get_or(&self, key: K, make: impl FnOnce() -> V) -> V {
-        if let Some((k, v)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            if *k == key {
-                return v.clone();
-            }
-        }
-        // Made outside the lock: a slow fold does not hold up the other answers.
-        let v = make();
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, v.clone()));
-        v
-    }
 }
 
 fn unreached_now(st: &AppState) -> Vec<ListKey> {

@@ -14,6 +14,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::lookup::{listed, the_one};
 use super::pin::Volunteer;
 use super::{blocking, ApiError, ApiResult, AppState};
 use crate::doors::input::{CheckInput, ForgetInput, PersonInput, SharingInput};
@@ -101,29 +102,16 @@ fn resolve(st: &AppState, key: &str) -> Result<PersonView, ApiError> {
     } else {
         by_id
     };
-    match found.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("nobody registered matches '{key}'"),
-        )),
-        many => {
-            let list: Vec<String> = many
-                .iter()
-                .map(|p| format!("{} {}", p.id.short(), p.person.name))
-                .collect();
-            Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "ambiguous_person",
-                format!(
-                    "'{key}' matches {} people; use the id: {}",
-                    many.len(),
-                    list.join("; ")
-                ),
-            ))
-        }
-    }
+    let one = the_one(
+        found,
+        || format!("nobody registered matches '{key}'"),
+        "ambiguous_person",
+        |many| {
+            let list = listed(many, |p| format!("{} {}", p.id.short(), p.person.name));
+            format!("'{key}' matches {} people; use the id: {list}", many.len())
+        },
+    )?;
+    Ok(one.clone())
 }
 
 /// `GET /api/v1/people/{id}`.
