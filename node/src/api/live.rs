@@ -6,9 +6,9 @@
 //!   category list, in one answer.
 //! - Lists and the board carry an `ETag` made from the engine's version (which changes
 //!   with every stored or erased event, and at each start), the delivery generation,
-//!   the query, and a time step (items expire); a
-//!   request with a matching `If-None-Match` gets `304 Not Modified` without the board
-//!   being folded or serialised. The page's 30-second safety refresh is such a request.
+//!   the query, and a time step (items expire; [`super::etag`]); a request with a
+//!   matching `If-None-Match` gets `304 Not Modified` without the board being folded
+//!   or serialised. The page's 30-second safety refresh is such a request.
 //! - Each message of the live stream carries what a page needs to draw the change: the
 //!   card of a new or changed need or offer, or the alert or hub list. It is rendered
 //!   once per event and shared by every open stream ([`StreamCards`]).

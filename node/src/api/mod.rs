@@ -1,8 +1,17 @@
 //! The HTTP API under `/api/v1/` (axum) and the web page: the router, the shared
-//! state and the error type every handler answers with. Handlers live by area:
-//! [`board`] (needs, offers, hubs, alerts), [`mesh`] (status, peers, live stream),
-//! [`welfare`] (people and check-ins, behind the PIN guard) and [`page`]. Every input
-//! is parsed in [`crate::doors::input`].
+//! state and the error type every handler answers with. Every input is parsed in
+//! [`crate::doors::input`].
+//!
+//! The files import only downward, from the handlers by area to what they share:
+//! - handlers: [`live`] (the page's board) over [`mesh`] (status, peers, live stream)
+//!   over [`delivery`] (`known`, roster, unreached); [`board`] (needs, offers, hubs,
+//!   alerts), [`welfare`] (people and check-ins), [`print`], [`bundle`], [`cap`],
+//!   [`export`], [`flood`] and [`page`];
+//! - what they share: [`lists`] (the lists of needs and offers) over [`cards`] (the
+//!   JSON of items, alerts, hubs and the roster); [`pin`] (the volunteer PIN guard),
+//!   [`etag`] (304 answers), [`lookup`] (the one record an id prefix means), [`kept`]
+//!   (values kept per key) and [`names`];
+//! - who may talk to the API at all: [`guard`], [`conn`], [`posting`].
 //!
 //! Writes go through the engine's single validate → store → gossip path and are
 //! answered only once durable. Bad input gets a 4xx with `{ "error": ..., "detail": ... }`,
