@@ -1,8 +1,8 @@
-//! Honest delivery in the API (issue 11): the `known` count on every item, the
-//! `known_at` / `not_yet` lists of one item, the hub roster (`GET /api/v1/hubs`, the
-//! board's `roster`), the status's `unreached` urgent needs (the first few and a count;
-//! all of them a page at a time from `GET /api/v1/unreached`) and the stream's `known`
-//! messages. The knowledge itself lives in [`crate::delivery`].
+//! Honest delivery in the API (issue 11), beyond the cards' own counts
+//! ([`super::cards`]): the hub roster (`GET /api/v1/hubs`), the status's `unreached`
+//! urgent needs (the first few and a count; all of them a page at a time from
+//! `GET /api/v1/unreached`) and the stream's `known` messages. The knowledge itself
+//! lives in [`crate::delivery`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
