@@ -1249,8 +1249,9 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
         cfg.clock_offset_ms = if neg { -ms } else { ms };
     }
     if let Some(every) = &args.retention_sweep_every {
-        cfg.retention_sweep = aidmesh_node::doors::input::parse_duration("--retention-sweep-every", every)
-            .map_err(|e| CliError(e.to_string()))?;
+        cfg.retention_sweep =
+            aidmesh_node::doors::input::parse_duration("--retention-sweep-every", every)
+                .map_err(|e| CliError(e.to_string()))?;
     }
     if let Some(at) = args.clock_at {
         let sys = std::time::SystemTime::now()
@@ -1396,7 +1397,10 @@ fn list(
     loop {
         let mut q = query.clone();
         if let Some(c) = &cursor {
-            q.push(("limit", aidmesh_node::doors::input::MAX_LIST_LIMIT.to_string()));
+            q.push((
+                "limit",
+                aidmesh_node::doors::input::MAX_LIST_LIMIT.to_string(),
+            ));
             q.push(("cursor", c.clone()));
         }
         let v = client.get_query(path, &q)?;

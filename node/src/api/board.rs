@@ -14,8 +14,8 @@ use axum::Json;
 use serde_json::json;
 
 use super::cards::{
-    add_known, add_known_at, alert_json, alerts_value, categories_value, item_json,
-    item_value, named_item_json, Roster,
+    add_known, add_known_at, alert_json, alerts_value, categories_value, item_json, item_value,
+    named_item_json, Roster,
 };
 use super::lists::list;
 use super::lookup::{id_prefix, listed, the_one};
@@ -283,8 +283,7 @@ pub(super) async fn change_status(
     let now = st.engine.now_ms();
     let (item, names) = named_item(&st, &id, now)?;
     let applied = item.history.iter().any(|c| c.id == event.id() && c.applied);
-    let mut out =
-        item_value(&st, &Roster::of(&st), &item, &names);
+    let mut out = item_value(&st, &Roster::of(&st), &item, &names);
     out["change"] = json!({ "id": event.id().to_hex(), "applied": applied });
     if !applied {
         let reason = not_applied_reason(&item, status, &names);

@@ -25,15 +25,13 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::cards::{
-    alerts_value, categories_value, hubs_value, item_value, roster_value, Roster,
-};
+use super::cards::{alerts_value, categories_value, hubs_value, item_value, roster_value, Roster};
 use super::etag::{fresh, not_modified, set_tag, store_tag};
 use super::lists::list_value;
 use super::names::HubNames;
 use super::{ApiError, ApiResult, AppState};
-use crate::engine::NewEvent;
 use crate::doors::input::ListQuery;
+use crate::engine::NewEvent;
 
 /// Cards on each list of `GET /board` when the query gives no `limit`.
 pub const BOARD_LIMIT: usize = 30;

@@ -16,8 +16,8 @@ use super::names::HubNames;
 
 use super::pin::{Guarded, HubOrPin, PIN_HEADER};
 use super::{blocking, ApiError, ApiResult, AppState};
-use crate::engine::{Engine, NewEvent};
 use crate::doors::input::PeerInput;
+use crate::engine::{Engine, NewEvent};
 
 fn clock_json(
     status: ClockStatus,

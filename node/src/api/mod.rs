@@ -30,8 +30,8 @@ use serde_json::json;
 use thiserror::Error;
 use tokio::sync::watch;
 
-use crate::engine::{Engine, IngestError};
 use crate::doors::input::InputError;
+use crate::engine::{Engine, IngestError};
 use crate::net::NetHandle;
 
 mod board;
