@@ -17,10 +17,11 @@ use super::cards::{
     add_known, add_known_at, alert_json, alerts_value, categories_value, item_json, item_value,
     named_item_json, Roster,
 };
+use super::error::{blocking, ApiError, ApiResult};
 use super::lists::list;
 use super::lookup::{id_prefix, listed, the_one};
 use super::names::HubNames;
-use super::{blocking, ApiError, ApiResult, AppState};
+use super::AppState;
 use crate::doors::input::{
     AlertInput, AlertStatusInput, HubInput, ListQuery, PostInput, StatusInput,
 };

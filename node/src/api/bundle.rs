@@ -17,8 +17,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::error::{blocking, ApiError, ApiResult};
 use super::pin::Importer;
-use super::{blocking, ApiError, ApiResult, AppState};
+use super::AppState;
 use crate::doors::bundle::{self, BundleIoError, ImportReport};
 
 /// Query of `GET /api/v1/bundle`.

@@ -14,8 +14,9 @@ use axum::Json;
 use serde_json::json;
 
 use super::cards::alert_json;
+use super::error::{blocking, ApiError, ApiResult};
 use super::pin::Importer;
-use super::{blocking, ApiError, ApiResult, AppState};
+use super::AppState;
 use crate::doors::cap::{self, CapError};
 
 /// Handler of `POST /api/v1/alerts/import`.

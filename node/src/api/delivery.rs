@@ -16,9 +16,10 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::cards::{count, roster_value, Roster};
+use super::error::ApiResult;
 use super::kept::Kept;
 use super::lists::sorted_heads;
-use super::{ApiResult, AppState};
+use super::AppState;
 use crate::doors::input::{ListKey, ListPage, ListQuery};
 
 /// Items whose counts one stream `known` message carries at most.

@@ -8,7 +8,8 @@ use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, ApiResult, AppState};
+use super::error::{ApiError, ApiResult};
+use super::AppState;
 
 /// Items expire with time, not only with events: a validator is good for at most this
 /// long, so an expired item leaves a page's board within this time.

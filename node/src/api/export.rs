@@ -9,8 +9,9 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
+use super::error::{blocking, ApiResult};
 use super::pin::Guarded;
-use super::{blocking, ApiResult, AppState};
+use super::AppState;
 use crate::doors::export::{render, Snapshot};
 use crate::doors::input::ExportQuery;
 

@@ -11,8 +11,9 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::cards::{item_value, Roster};
+use super::error::{ApiError, ApiResult};
 use super::names::HubNames;
-use super::{ApiError, ApiResult, AppState};
+use super::AppState;
 use crate::doors::input::{ListKey, ListPage, ListQuery, ListStatus};
 
 pub(super) fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {

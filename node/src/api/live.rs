@@ -26,10 +26,11 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::cards::{alerts_value, categories_value, hubs_value, item_value, roster_value, Roster};
+use super::error::{ApiError, ApiResult};
 use super::etag::{fresh, not_modified, set_tag, store_tag};
 use super::lists::list_value;
 use super::names::HubNames;
-use super::{ApiError, ApiResult, AppState};
+use super::AppState;
 use crate::doors::input::ListQuery;
 use crate::engine::NewEvent;
 

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// `prefix` trimmed and lower-cased, if it can be an id prefix (at least 6 hex
 /// characters); else 400 `invalid_id`.

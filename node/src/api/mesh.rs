@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 
 use super::names::HubNames;
 
+use super::error::{blocking, ApiError, ApiResult};
 use super::pin::{Guarded, HubOrPin, PIN_HEADER};
-use super::{blocking, ApiError, ApiResult, AppState};
+use super::AppState;
 use crate::doors::input::PeerInput;
 use crate::engine::{Engine, NewEvent};
 

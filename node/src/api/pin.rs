@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use thiserror::Error;
 
-use super::{ApiError, AppState};
+use super::error::ApiError;
+use super::AppState;
 
 /// Header carrying the volunteer PIN.
 pub const PIN_HEADER: &str = "x-volunteer-pin";

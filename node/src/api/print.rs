@@ -15,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::error::ApiError;
 use super::names::HubNames;
 use super::page::CATALOGUES;
 use super::pin::Volunteer;
 use super::welfare::person_json;
-use super::{ApiError, AppState};
+use super::AppState;
 use crate::doors::input::ListQuery;
 
 /// Printouts carry their style inline and no script at all.

@@ -14,9 +14,10 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::error::{blocking, ApiError, ApiResult};
 use super::lookup::{listed, the_one};
 use super::pin::Volunteer;
-use super::{blocking, ApiError, ApiResult, AppState};
+use super::AppState;
 use crate::doors::input::{CheckInput, ForgetInput, PersonInput, SharingInput};
 
 fn check_json(c: &Check) -> Value {
