@@ -59,7 +59,7 @@ pub enum CliError {
     /// Setting up or running the node failed.
     Node(NodeError),
     /// A value given on the command line was refused by the node's rules.
-    Input(aidmesh_node::input::InputError),
+    Input(aidmesh_node::doors::input::InputError),
     /// The typed passphrase is not six words of the list.
     Passphrase(aidmesh_protocol::community::PassphraseProblem),
     /// A command-line value is not valid.
@@ -175,7 +175,7 @@ impl fmt::Display for CliError {
             CliError::AnswerCut(e) => write!(f, "the node's answer broke off: {e}"),
             CliError::DownloadCut(e) => write!(f, "the download broke off: {e}"),
             CliError::CapTooBig { path, size } => {
-                let max = aidmesh_node::cap::MAX_CAP_BYTES as u64;
+                let max = aidmesh_node::doors::cap::MAX_CAP_BYTES as u64;
                 write!(
                     f,
                     "{} is {}; a CAP alert is at most {} ({max} bytes): give one alert's file, not a feed or an archive",
@@ -315,8 +315,8 @@ impl From<NodeError> for CliError {
     }
 }
 
-impl From<aidmesh_node::input::InputError> for CliError {
-    fn from(e: aidmesh_node::input::InputError) -> Self {
+impl From<aidmesh_node::doors::input::InputError> for CliError {
+    fn from(e: aidmesh_node::doors::input::InputError) -> Self {
         CliError::Input(e)
     }
 }

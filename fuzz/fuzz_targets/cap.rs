@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 const NOW_MS: u64 = 1_805_040_000_000;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(msg) = aidmesh_node::cap::parse(data, NOW_MS) {
+    if let Ok(msg) = aidmesh_node::doors::cap::parse(data, NOW_MS) {
         let me = Identity::from_seed([1; 32]);
         for a in msg.alert {
             let body = Body::OfficialAlert(a);

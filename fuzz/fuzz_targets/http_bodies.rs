@@ -1,9 +1,9 @@
 //! Request bodies as a phone or a stranger's script posts them: JSON into each of the
-//! node's input types (node/src/input.rs, where every HTTP input is parsed), then into an
+//! node's input types (node/src/doors/input.rs, where every HTTP input is parsed), then into an
 //! event exactly as the API builds it. Must answer Ok or a specific error, never panic.
 #![no_main]
 
-use aidmesh_node::input::{
+use aidmesh_node::doors::input::{
     AlertInput, CheckInput, ExportQuery, FloodInput, ForgetInput, HubInput, PeerInput, PersonInput,
     PostInput, SharingInput, StatusInput,
 };

@@ -3,17 +3,14 @@
 //! The I/O half of aidmesh: a node that stores events durably ([`store`]), runs every
 //! event through one validate → store → fan-out path ([`engine`]), talks to peers over
 //! libp2p ([`net`]), finds them with mDNS and a broadcast beacon ([`net::discovery`],
-//! [`net::beacon`]) and serves the HTTP API ([`api`]), and reads and writes sneakernet
-//! [`bundle`]s. The rules themselves live in `aidmesh-protocol`.
+//! [`net::beacon`]) and serves the HTTP API ([`api`]); bundles, official alerts,
+//! exports and what people type pass through its [`doors`]. The rules themselves live
+//! in `aidmesh-protocol`.
 
 pub mod api;
-pub mod bundle;
-pub mod cap;
 pub mod delivery;
+pub mod doors;
 pub mod engine;
-pub mod export;
-pub mod input;
-pub mod matchmaking;
 pub mod net;
 pub mod node;
 pub mod store;

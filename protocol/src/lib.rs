@@ -5,6 +5,7 @@
 //!
 //! - [`identity`]: Ed25519 identities; an author *is* a public key.
 //! - [`time`]: the hybrid logical clock and the mesh-clock skew estimate.
+//! - [`calendar`]: UTC dates and times from ms since the epoch, and back.
 //! - [`error`]: what could not be read (bytes, fields); [`rejection`]: why an event was
 //!   not accepted.
 //! - [`id`]: the event id, a BLAKE3 hash, and its printable forms.
@@ -26,6 +27,7 @@
 
 pub mod body;
 pub mod bundle;
+pub mod calendar;
 pub mod category;
 pub mod community;
 pub mod delivery;

@@ -154,7 +154,7 @@ fn since_exports_only_recent_events() {
     let (ok, _, err) = cli(&a, &["bundle", "export", x, "--since", "soon"]);
     assert!(!ok && err.contains("'soon' is not a duration"), "{err}");
     // Which events fall within the duration is tested with old stamps in
-    // node/src/bundle.rs (a node cannot be made to stamp before its build time).
+    // node/src/doors/bundle.rs (a node cannot be made to stamp before its build time).
     let recent = usb.path().join("recent.bundle");
     assert!(export(&a, &recent, &["--since", "1d"]).starts_with("wrote 1 events"));
     assert_eq!(

@@ -138,7 +138,7 @@ fn import_cap(dir: &Path, file: &Path) -> Result<(), CliError> {
     let mut f = std::fs::File::open(file).map_err(CliError::read(file))?;
     // The hub stops reading past its limit, which the sender would see as a broken pipe.
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if size > aidmesh_node::cap::MAX_CAP_BYTES as u64 {
+    if size > aidmesh_node::doors::cap::MAX_CAP_BYTES as u64 {
         return Err(CliError::CapTooBig {
             path: file.to_path_buf(),
             size,

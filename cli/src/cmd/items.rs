@@ -103,7 +103,10 @@ pub(crate) fn list(
     loop {
         let mut q = query.clone();
         if let Some(c) = &cursor {
-            q.push(("limit", aidmesh_node::input::MAX_LIST_LIMIT.to_string()));
+            q.push((
+                "limit",
+                aidmesh_node::doors::input::MAX_LIST_LIMIT.to_string(),
+            ));
             q.push(("cursor", c.clone()));
         }
         let v = client.get_query(path, &q)?;

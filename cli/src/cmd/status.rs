@@ -131,7 +131,7 @@ pub(crate) fn flood(dir: &Path, json: bool, action: Option<FloodAction>) -> Resu
     };
     let mut body = json!({ "from": addr });
     if let Some(since) = since {
-        let d = aidmesh_node::input::parse_duration("--since", &since)?;
+        let d = aidmesh_node::doors::input::parse_duration("--since", &since)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |t| t.as_millis() as u64);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aidmesh_node::input::parse_duration;
+use aidmesh_node::doors::input::parse_duration;
 use aidmesh_node::node::{self, NodeConfig, NodeError};
 use clap::Args;
 
@@ -150,7 +150,7 @@ pub(crate) fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // A refused PIN should not leave a community behind: checked before one is made.
-    aidmesh_node::api::welfare::check_pin(cfg.volunteer_pin.as_deref()).map_err(NodeError::from)?;
+    aidmesh_node::api::pin::check_pin(cfg.volunteer_pin.as_deref()).map_err(NodeError::from)?;
     // A PIN typed on the command line shows in every user's process list: said once
     // it is accepted, with what to use instead.
     if pin_on_command_line(std::env::args_os()) {

@@ -1,7 +1,7 @@
 //! Bundles over HTTP: `GET /api/v1/bundle` downloads every held event (or those of the
 //! last `?since=` duration) as a bundle file; `POST /api/v1/bundle` (hub computer or
 //! volunteer PIN, `Content-Type: application/octet-stream`) imports one. Both stream:
-//! neither holds the whole file in memory. See [`crate::bundle`].
+//! neither holds the whole file in memory. See [`crate::doors::bundle`].
 
 use std::io::{Read, Write};
 
@@ -17,9 +17,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::welfare::Importer;
-use super::{blocking, ApiError, ApiResult, AppState};
-use crate::bundle::{self, BundleIoError, ImportReport};
+use super::error::{blocking, ApiError, ApiResult};
+use super::pin::Importer;
+use super::AppState;
+use crate::doors::bundle::{self, BundleIoError, ImportReport};
 
 /// Query of `GET /api/v1/bundle`.
 #[derive(Deserialize)]
@@ -43,7 +44,7 @@ pub(super) async fn download(
     let Query(q) = q?;
     let since_ms = match &q.since {
         Some(s) => {
-            let d = crate::input::parse_duration("since", s)?;
+            let d = crate::doors::input::parse_duration("since", s)?;
             Some(
                 st.engine
                     .now_ms()
@@ -103,23 +104,11 @@ fn file_name(community: &str, now_ms: u64) -> String {
         })
         .collect();
     let slug = slug.trim_matches('-');
-    let secs = now_ms / 1000;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let (hh, mm) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    format!("aidmesh-{slug}-{y:04}{m:02}{d:02}-{hh:02}{mm:02}.bundle")
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    let t = aidmesh_protocol::calendar::Utc::from_ms(now_ms);
+    format!(
+        "aidmesh-{slug}-{:04}{:02}{:02}-{:02}{:02}.bundle",
+        t.year, t.month, t.day, t.hour, t.minute
+    )
 }
 
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -265,7 +254,5 @@ mod tests {
             file_name("Elm Street", 1_796_053_320_000),
             "aidmesh-elm-street-20261130-1542.bundle"
         );
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 }

@@ -1,6 +1,6 @@
 //! `POST /api/v1/alerts/import`: a CAP file (the request body, `Content-Type:
 //! application/xml`) posted as official alerts, from the hub computer or with the
-//! volunteer PIN. Parsing is in [`crate::cap`]; each alert goes through the engine's
+//! volunteer PIN. Parsing is in [`crate::doors::cap`]; each alert goes through the engine's
 //! one write path. A message already taken in (same sender and identifier) is not
 //! posted twice.
 
@@ -14,10 +14,11 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use super::board::alert_json;
-use super::welfare::Importer;
-use super::{blocking, ApiError, ApiResult, AppState};
-use crate::cap::{self, CapError, MsgType};
+use super::cards::alert_json;
+use super::error::{blocking, ApiError, ApiResult};
+use super::pin::Importer;
+use super::AppState;
+use crate::doors::cap::{self, CapError, MsgType};
 
 /// Handler of `POST /api/v1/alerts/import`.
 pub(super) async fn import(

@@ -1,14 +1,12 @@
-//! Honest delivery in the API (issue 11): the `known` count on every item, the
-//! `known_at` / `not_yet` lists of one item, the hub roster (`GET /api/v1/hubs`, the
-//! board's `roster`), the status's `unreached` urgent needs (the first few and a count;
-//! all of them a page at a time from `GET /api/v1/unreached`) and the stream's `known`
-//! messages. The knowledge itself lives in [`crate::delivery`].
+//! Honest delivery in the API (issue 11), beyond the cards' own counts
+//! ([`super::cards`]): the hub roster (`GET /api/v1/hubs`), the status's `unreached`
+//! urgent needs (the first few and a count; all of them a page at a time from
+//! `GET /api/v1/unreached`) and the stream's `known` messages. The knowledge itself
+//! lives in [`crate::delivery`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use aidmesh_protocol::view::Item;
 use aidmesh_protocol::{AuthorId, BodyKind, EventId, Timestamp, Urgency};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -17,167 +15,19 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::names::HubNames;
-use super::{ApiResult, AppState};
-use crate::delivery::{silent, KnownAt, RosterEntry};
-use crate::input::{ListKey, ListPage, ListQuery};
+use super::cards::{count, roster_value, Roster};
+use super::error::ApiResult;
+use super::kept::Kept;
+use super::lists::sorted_heads;
+use super::AppState;
+use crate::doors::input::{ListKey, ListPage, ListQuery};
 
 /// Items whose counts one stream `known` message carries at most.
 pub const KNOWN_CAP: usize = 200;
 
-/// The roster as this request sees it (computed once per answer).
-pub(super) struct Roster {
-    entries: Vec<RosterEntry>,
-    names: HubNames,
-    now_ms: u64,
-}
-
-impl Roster {
-    /// The roster now.
-    pub(super) fn of(st: &AppState) -> Roster {
-        let now_ms = st.engine.wall_ms();
-        let (announced, names) = st.engine.with_view(|v| {
-            let a: Vec<AuthorId> = v.hubs().iter().map(|h| h.author).collect();
-            (a, HubNames::of(v))
-        });
-        Roster {
-            entries: st.net.delivery.roster(&announced, now_ms),
-            names,
-            now_ms,
-        }
-    }
-
-    /// Roster size: the `of` of every count.
-    pub(super) fn size(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn name(&self, node: &AuthorId) -> Option<&str> {
-        self.names.author(node)
-    }
-}
-
-/// The hubs known to hold `(ts, id)`, this node first (it arrived here at
-/// `arrived_ms`).
-fn known_at(st: &AppState, ts: Timestamp, id: &EventId, arrived_ms: u64) -> Vec<KnownAt> {
-    let me = KnownAt {
-        node: st.net.delivery.me(),
-        at_ms: arrived_ms,
-    };
-    std::iter::once(me)
-        .chain(st.net.delivery.known(ts, id))
-        .collect()
-}
-
-/// `{"at": n, "of": m}` for an event held here.
-fn count(st: &AppState, roster: &Roster, ts: Timestamp, id: &EventId) -> Value {
-    let at = 1 + st.net.delivery.known(ts, id).len();
-    json!({ "at": at, "of": roster.size().max(at) })
-}
-
-/// Adds `known` to an item's JSON.
-pub(super) fn add_known(st: &AppState, roster: &Roster, out: &mut Value, item: &Item) {
-    out["known"] = count(st, roster, item.created, &item.id);
-}
-
-/// An item's JSON with its hub names and `known` count.
-pub(super) fn item_value(st: &AppState, roster: &Roster, item: &Item, names: &HubNames) -> Value {
-    let mut out = super::board::named_item_json(item, names);
-    add_known(st, roster, &mut out, item);
-    out
-}
-
-/// Adds `known` to an alert's JSON.
-pub(super) fn add_known_event(
-    st: &AppState,
-    roster: &Roster,
-    out: &mut Value,
-    ts: Timestamp,
-    id: &EventId,
-) {
-    out["known"] = count(st, roster, ts, id);
-}
-
-/// Adds `known`, `known_at` and `not_yet` to one item's (or alert's) JSON.
-pub(super) fn add_known_at(
-    st: &AppState,
-    out: &mut Value,
-    ts: Timestamp,
-    id: &EventId,
-    arrived_ms: u64,
-) {
-    let roster = Roster::of(st);
-    let known = known_at(st, ts, id, arrived_ms);
-    let list: Vec<Value> = known
-        .iter()
-        .map(|k| json!({ "node": k.node.short(), "name": roster.name(&k.node), "at_ms": k.at_ms }))
-        .collect();
-    let not_yet: Vec<Value> = roster
-        .entries
-        .iter()
-        .filter(|e| !known.iter().any(|k| k.node == e.node))
-        .map(|e| json!({ "node": e.node.short(), "name": roster.name(&e.node), "last_heard_ms": e.last_heard_ms }))
-        .collect();
-    out["known"] = json!({ "at": list.len(), "of": roster.size().max(list.len()) });
-    out["known_at"] = json!(list);
-    out["not_yet"] = json!(not_yet);
-}
-
-/// Adds `known` to every check-in of a person's JSON (`checks`), and `known_at` and
-/// `not_yet` to the latest (`latest`).
-pub(super) fn add_known_checks(
-    st: &AppState,
-    out: &mut Value,
-    checks: &[aidmesh_protocol::view::Check],
-) {
-    let roster = Roster::of(st);
-    for (i, c) in checks.iter().enumerate() {
-        if let Some(v) = out["checks"].get_mut(i) {
-            if v["id"] == c.id.to_hex() {
-                add_known_event(st, &roster, v, c.at, &c.id);
-            }
-        }
-        if out["latest"]["id"] == c.id.to_hex() {
-            add_known_at(st, &mut out["latest"], c.at, &c.id, c.at.millis());
-        }
-    }
-}
-
-/// The roster as JSON: one entry per node heard of, with its newest hub announcement's
-/// fields (as `GET /hubs` had them) where it announced one.
-pub(super) fn roster_value(st: &AppState) -> Vec<Value> {
-    let roster = Roster::of(st);
-    let mut announced: HashMap<AuthorId, Value> = HashMap::new();
-    let mut newest: BTreeMap<AuthorId, u64> = BTreeMap::new();
-    // One pass over the announcements (not one look-up in them per roster entry).
-    for (author, h) in super::board::hubs_authored(st) {
-        let at = h["created_at"].as_u64().unwrap_or(0);
-        if newest.get(&author).is_none_or(|t| at >= *t) {
-            newest.insert(author, at);
-            announced.insert(author, h);
-        }
-    }
-    roster
-        .entries
-        .iter()
-        .map(|e| {
-            let mut v = announced.remove(&e.node).unwrap_or_else(|| json!({}));
-            v["node"] = json!(e.node.short());
-            v["name"] = json!(roster.name(&e.node));
-            v["me"] = json!(e.me);
-            v["last_heard_ms"] = json!(e.last_heard_ms);
-            v["via"] = json!(e.via.map(|x| x.name()));
-            v["behind"] = json!(e.behind);
-            v["reachable"] = json!(e.reachable);
-            v["silent"] = json!(silent(e, roster.now_ms));
-            v
-        })
-        .collect()
-}
-
 /// `GET /api/v1/hubs`: the roster.
 pub(super) async fn hubs(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
-    super::live::conditional(&st, &headers, &["hubs"], || {
+    super::etag::conditional(&st, &headers, &["hubs"], || {
         Ok(Json(json!(roster_value(&st))).into_response())
     })
     .await
@@ -210,31 +60,15 @@ pub(super) fn unreached_value(st: &AppState) -> (Vec<Value>, usize) {
 /// at a million events the fold under it takes seconds, and `status` must answer in
 /// milliseconds (issue 28). Only the first answer of a node waits for the fold.
 fn unreached_keys(st: &AppState) -> Arc<Vec<ListKey>> {
-    static KEPT: Mutex<Option<(Key, Arc<Vec<ListKey>>)>> = Mutex::new(None);
-    static BUSY: AtomicBool = AtomicBool::new(false);
-    let lock = || KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    static KEPT: Kept<Key, Arc<Vec<ListKey>>> = Kept::new();
     let want = key(st, 5_000);
-    let held = lock().clone();
-    match held {
-        Some((k, v)) if k == want => v,
-        // The same node's older answer (the key's first part is the node).
-        Some((k, v)) if k.0 == want.0 => {
-            if !BUSY.swap(true, Ordering::SeqCst) {
-                let st = st.clone();
-                std::thread::spawn(move || {
-                    let v = Arc::new(unreached_now(&st));
-                    *KEPT.lock().unwrap_or_else(|p| p.into_inner()) = Some((want, v));
-                    BUSY.store(false, Ordering::SeqCst);
-                });
-            }
-            v
-        }
-        _ => {
-            let v = Arc::new(unreached_now(st));
-            *lock() = Some((want, v.clone()));
-            v
-        }
-    }
+    let fold = st.clone();
+    // The same node's older answer (the key's first part is the node).
+    KEPT.get_or_refresh(
+        want,
+        |k| k.0 == want.0,
+        move || Arc::new(unreached_now(&fold)),
+    )
 }
 
 /// `GET /api/v1/unreached[?limit=&cursor=]`: every unreached need, a page at a time
@@ -246,7 +80,7 @@ pub(super) async fn unreached(
 ) -> ApiResult {
     let q = q?.0;
     let page = ListPage {
-        limit: crate::input::DEFAULT_LIST_LIMIT,
+        limit: crate::doors::input::DEFAULT_LIST_LIMIT,
         after: None,
     };
     let page = q.page()?.unwrap_or(page);
@@ -301,28 +135,6 @@ fn key(st: &AppState, step_ms: u64) -> Key {
     )
 }
 
-/// The last value computed, with the key it was computed for: given again while the
-/// key is the same.
-struct Kept<K, V>(Mutex<Option<(K, V)>>);
-
-impl<K: PartialEq, V: Clone> Kept<K, V> {
-    const fn new() -> Self {
-        Kept(Mutex::new(None))
-    }
-
-    fn get_or(&self, key: K, make: impl FnOnce() -> V) -> V {
-        if let Some((k, v)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            if *k == key {
-                return v.clone();
-            }
-        }
-        // Made outside the lock: a slow fold does not hold up the other answers.
-        let v = make();
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, v.clone()));
-        v
-    }
-}
-
 fn unreached_now(st: &AppState) -> Vec<ListKey> {
     let now = st.engine.now_ms();
     // From the folded heads (no post read from the store).
@@ -353,11 +165,11 @@ struct Heads {
 fn heads(st: &AppState) -> Arc<Heads> {
     static HEADS: Kept<((u64, u64), u64), Arc<Heads>> = Kept::new();
     let now = st.engine.now_ms();
-    let key = (st.engine.version(), now / super::live::EXPIRY_STEP_MS);
+    let key = (st.engine.version(), now / super::etag::EXPIRY_STEP_MS);
     HEADS.get_or(key, || {
         let me = st.net.delivery.me();
         // In list order already (most urgent, then newest), shared with the lists.
-        let all = super::board::sorted_heads(st, now);
+        let all = sorted_heads(st, now);
         let active = || all.iter().filter(|i| i.state.is_active() && !i.expired);
         let urgent = active()
             .filter(|i| i.kind == BodyKind::Need && i.author == me)
@@ -406,9 +218,9 @@ type Shared = (Arc<BTreeMap<String, Value>>, Arc<Vec<(AuthorId, bool)>>);
 
 fn shared(st: &AppState) -> Shared {
     static SHARED: Kept<Key, Shared> = Kept::new();
-    SHARED.get_or(key(st, super::live::EXPIRY_STEP_MS), || {
+    SHARED.get_or(key(st, super::etag::EXPIRY_STEP_MS), || {
         let roster: Vec<(AuthorId, bool)> = Roster::of(st)
-            .entries
+            .entries()
             .iter()
             .map(|e| (e.node, e.reachable))
             .collect();

@@ -1,6 +1,6 @@
 //! `GET /api/v1/export?format=csv|hxl|geojson|pfif`: the board (and, for the hub
 //! computer or PIN holders, the consenting part of the welfare register) as a file for
-//! responders. The formats themselves are in [`crate::export`].
+//! responders. The formats themselves are in [`crate::doors::export`].
 
 use std::net::SocketAddr;
 
@@ -9,10 +9,11 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
-use super::welfare::Guarded;
-use super::{blocking, ApiResult, AppState};
-use crate::export::{render, Snapshot};
-use crate::input::ExportQuery;
+use super::error::{blocking, ApiResult};
+use super::pin::Guarded;
+use super::AppState;
+use crate::doors::export::{render, Snapshot};
+use crate::doors::input::ExportQuery;
 
 /// `GET /api/v1/export`.
 pub(super) async fn export(
@@ -36,7 +37,7 @@ pub(super) async fn export(
         render(format, &snap)
     })
     .await?;
-    let day = crate::export::utc(now);
+    let day = crate::doors::export::utc(now);
     let file = format!("aidmesh-{}.{}", &day[..10], format.extension());
     Ok((
         StatusCode::OK,

@@ -16,9 +16,10 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use super::welfare::Guarded;
-use super::{blocking, ApiResult, AppState};
-use crate::input::FloodInput;
+use super::error::{blocking, ApiResult};
+use super::pin::Guarded;
+use super::AppState;
+use crate::doors::input::FloodInput;
 
 /// `GET /api/v1/flood`: the addresses that posted through this hub in the last days,
 /// most posts first.

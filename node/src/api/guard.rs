@@ -21,7 +21,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// Whether a request comes from the hub computer itself. An IPv4 client of an API
 /// listening on `[::]` arrives as `::ffff:127.0.0.1`, which is loopback too.

@@ -14,10 +14,11 @@ use serde_json::{json, Value};
 
 use super::names::HubNames;
 
-use super::welfare::{Guarded, HubOrPin};
-use super::{blocking, ApiError, ApiResult, AppState};
+use super::error::{blocking, ApiError, ApiResult};
+use super::pin::{Guarded, HubOrPin, PIN_HEADER};
+use super::AppState;
+use crate::doors::input::PeerInput;
 use crate::engine::{Engine, NewEvent};
-use crate::input::PeerInput;
 
 fn clock_json(
     status: ClockStatus,
@@ -80,7 +81,7 @@ fn clock_json(
 /// scan made through the hub. A wrong PIN counts as a guess, as at every PIN door.
 pub(super) fn sees_dial_results(st: &AppState, from: SocketAddr, headers: &HeaderMap) -> bool {
     super::guard::is_local(from.ip())
-        || (headers.contains_key(super::welfare::PIN_HEADER)
+        || (headers.contains_key(PIN_HEADER)
             && st.pins.check(from, headers, Guarded::Peers).is_ok())
 }
 

@@ -1,8 +1,17 @@
-//! The HTTP API under `/api/v1/` (axum) and the web page: the router, the shared
-//! state and the error type every handler answers with. Handlers live by area:
-//! [`board`] (needs, offers, hubs, alerts), [`mesh`] (status, peers, live stream),
-//! [`welfare`] (people and check-ins, behind the PIN guard) and [`page`]. Every input
-//! is parsed in [`crate::input`].
+//! The HTTP API under `/api/v1/` (axum) and the web page: the router and the shared
+//! state; every handler answers with [`ApiError`] ([`error`]). Every input is parsed
+//! in [`crate::doors::input`].
+//!
+//! The files import only downward, from the handlers by area to what they share:
+//! - handlers: [`live`] (the page's board) over [`mesh`] (status, peers, live stream)
+//!   over [`delivery`] (`known`, roster, unreached); [`board`] (needs, offers, hubs,
+//!   alerts), [`welfare`] (people and check-ins), [`print`], [`bundle`], [`cap`],
+//!   [`export`], [`flood`] and [`page`];
+//! - what they share: [`lists`] (the lists of needs and offers) over [`cards`] (the
+//!   JSON of items, alerts, hubs and the roster); [`pin`] (the volunteer PIN guard),
+//!   [`etag`] (304 answers), [`lookup`] (the one record an id prefix means), [`kept`]
+//!   (values kept per key), [`names`] and [`error`] (how a failure is answered);
+//! - who may talk to the API at all: [`guard`], [`conn`], [`posting`].
 //!
 //! Writes go through the engine's single validate → store → gossip path and are
 //! answered only once durable. Bad input gets a 4xx with `{ "error": ..., "detail": ... }`,
@@ -11,37 +20,41 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Router;
 use thiserror::Error;
 use tokio::sync::watch;
 
-use crate::engine::{Engine, IngestError};
-use crate::input::InputError;
+use crate::engine::Engine;
 use crate::net::NetHandle;
 
 mod board;
 mod bundle;
 mod cap;
+mod cards;
 pub mod conn;
 mod delivery;
+mod error;
+mod etag;
 mod export;
 mod flood;
 pub mod guard;
+mod kept;
+mod lists;
 mod live;
+mod lookup;
 mod mesh;
 mod names;
 mod page;
+pub mod pin;
 mod posting;
 mod print;
-pub mod welfare;
+mod welfare;
 
-pub use board::item_json;
+pub use cards::item_json;
+pub use error::ApiError;
 pub use posting::Limits as PostingLimits;
 
 /// Posts a minute one other machine may make, by default (for `aidmesh up`'s help).
@@ -62,7 +75,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct AppState {
     engine: Arc<Engine>,
     net: NetHandle,
-    pins: Arc<welfare::PinGuard>,
+    pins: Arc<pin::PinGuard>,
     cards: Arc<live::StreamCards>,
     streams: Arc<conn::Streams>,
     posting: Arc<posting::Posting>,
@@ -74,7 +87,7 @@ impl AppState {
         Self {
             engine,
             net,
-            pins: Arc::new(welfare::PinGuard::new(pin)),
+            pins: Arc::new(pin::PinGuard::new(pin)),
             cards: Arc::default(),
             streams: Arc::default(),
             posting: Arc::default(),
@@ -96,123 +109,6 @@ pub struct ServeError {
     pub addr: SocketAddr,
     /// Why.
     pub source: std::io::Error,
-}
-
-/// An API error: HTTP status, a short machine-readable code, a sentence for people.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    error: &'static str,
-    detail: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            error,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "error": self.error, "detail": self.detail })),
-        )
-            .into_response()
-    }
-}
-
-impl From<InputError> for ApiError {
-    fn from(e: InputError) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string())
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(e: JsonRejection) -> Self {
-        let status = match e.status() {
-            s if s == StatusCode::PAYLOAD_TOO_LARGE => s,
-            s if s == StatusCode::UNSUPPORTED_MEDIA_TYPE => s,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::new(status, "bad_json", e.body_text())
-    }
-}
-
-/// The API's (and CLI's) name for a protocol field, so an error names what the user
-/// typed.
-fn input_name(field: &str) -> &str {
-    match field {
-        "quantity" => "qty",
-        "place.label" => "place",
-        "place.lat" => "lat",
-        "place.lon" => "lon",
-        "text" => "details",
-        other => other,
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(e: QueryRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(e: PathRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", e.body_text())
-    }
-}
-
-impl From<IngestError> for ApiError {
-    fn from(e: IngestError) -> Self {
-        match e {
-            // A local write that breaks a limit was never stored: say what to fix, not
-            // which event id it would have had.
-            IngestError::Invalid(aidmesh_protocol::ValidationError::Field {
-                field,
-                problem,
-                ..
-            }) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_input",
-                format!("{}: {problem}", input_name(field)),
-            ),
-            IngestError::Invalid(v) => {
-                // The refused write was never stored: drop the "event <id>: " prefix.
-                let text = v.to_string();
-                let detail = match text.strip_prefix("event ").and_then(|t| t.split_once(": ")) {
-                    Some((_, rest)) => rest.to_string(),
-                    None => text,
-                };
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", detail)
-            }
-            IngestError::Store(s @ crate::store::StoreError::DiskFull(_)) => {
-                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk_full", s.to_string())
-            }
-            IngestError::Store(s) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", s.to_string())
-            }
-            e @ IngestError::OverQuota { .. } => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "daily_quota", e.to_string())
-            }
-        }
-    }
-}
-
-pub(crate) type ApiResult = Result<Response, ApiError>;
-
-/// Runs blocking engine work (validation, fsync) off the async workers.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))
 }
 
 /// Binds the API and serves it until `shutdown` flips. Returns the bound address.
@@ -271,7 +167,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/status", post(board::change_alert))
         .route(
             "/api/v1/alerts/import",
-            post(cap::import).layer(DefaultBodyLimit::max(crate::cap::MAX_CAP_BYTES)),
+            post(cap::import).layer(DefaultBodyLimit::max(crate::doors::cap::MAX_CAP_BYTES)),
         )
         .route("/api/v1/people", get(welfare::list).post(welfare::register))
         .route("/api/v1/people/overdue", get(welfare::overdue))

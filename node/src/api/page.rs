@@ -8,7 +8,7 @@ use axum::extract::Path;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::live::{fresh, not_modified, set_tag, tag};
+use super::etag::{fresh, not_modified, set_tag, tag};
 
 /// The page's Content-Security-Policy: nothing but this node, no inline script.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'";

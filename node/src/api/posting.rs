@@ -25,8 +25,9 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::error::ApiError;
 use super::guard::{is_local, peer};
-use super::{ApiError, AppState};
+use super::AppState;
 
 /// Writes a minute from one other machine, by default.
 pub const DEFAULT_PER_MINUTE: u32 = 10;
@@ -181,7 +182,7 @@ async fn note_posted_from(st: &AppState, ip: IpAddr, answer: Response) -> Respon
         let engine = st.engine.clone();
         let now = engine.now_ms();
         let from = ip.to_string();
-        let noted = super::blocking(move || {
+        let noted = super::error::blocking(move || {
             engine
                 .store()
                 .note_posted_from(&id, &from, now, POSTED_FROM_KEPT_MS)

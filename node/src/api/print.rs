@@ -15,11 +15,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::error::ApiError;
 use super::names::HubNames;
 use super::page::CATALOGUES;
-use super::welfare::{person_json, Volunteer};
-use super::{ApiError, AppState};
-use crate::input::ListQuery;
+use super::pin::Volunteer;
+use super::welfare::person_json;
+use super::AppState;
+use crate::doors::input::ListQuery;
 
 /// Printouts carry their style inline and no script at all.
 const CSP: &str =
@@ -125,20 +127,7 @@ fn esc(s: &str) -> String {
 
 /// A UTC time as "2026-11-30 17:05 UTC" (the hub computer's zone is not known).
 pub(crate) fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+    aidmesh_protocol::calendar::minute_utc(ms)
 }
 
 /// A QR code of `text` as an inline SVG image (black modules on white).
@@ -304,7 +293,7 @@ pub(super) async fn board(
     ] {
         // The list API's order: most urgent first, then newest; the first
         // `UNPAGED_MAX` of them (a printout of 100,000 items is no use to anyone).
-        let list = super::board::list_value(&st, Some(kind), ListQuery::default())?;
+        let list = super::lists::list_value(&st, Some(kind), ListQuery::default())?;
         let items = list["items"].as_array().cloned().unwrap_or_default();
         let more = list["total"]
             .as_u64()

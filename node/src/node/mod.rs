@@ -49,7 +49,7 @@ pub enum NodeError {
     Api(#[from] api::ServeError),
     /// The volunteer PIN is empty or too short.
     #[error(transparent)]
-    Pin(#[from] api::welfare::WeakPin),
+    Pin(#[from] api::pin::WeakPin),
     /// `init` on a directory that already has an identity.
     #[error("{dir} already holds a node of community '{community}'; use another --data-dir to make a new node")]
     AlreadyInitialised {
@@ -139,7 +139,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
     on_start: impl FnOnce(&Started),
 ) -> Result<(), NodeError> {
-    api::welfare::check_pin(cfg.volunteer_pin.as_deref())?;
+    api::pin::check_pin(cfg.volunteer_pin.as_deref())?;
     if let Some(n) = api::conn::raise_fd_limit() {
         info!(open_files = n, "open-file limit");
     }

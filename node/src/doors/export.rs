@@ -167,24 +167,7 @@ pub fn render(format: Format, snap: &Snapshot) -> Vec<u8> {
 /// ISO 8601 UTC to the second ("2026-11-30T15:00:00Z"), as HXL, PFIF and GeoJSON
 /// readers expect.
 pub fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    aidmesh_protocol::calendar::iso_8601(ms)
 }
 
 /// A text cell made safe for spreadsheets: one starting with `=`, `+`, `-`, `@` (or a

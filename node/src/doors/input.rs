@@ -762,8 +762,8 @@ pub struct ExportQuery {
 
 impl ExportQuery {
     /// The format asked for; every format is named in the error.
-    pub fn format(&self) -> Result<crate::export::Format, InputError> {
-        use crate::export::Format;
+    pub fn format(&self) -> Result<crate::doors::export::Format, InputError> {
+        use crate::doors::export::Format;
         let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
         match self.format.as_deref() {
             None => Err(err(

@@ -544,68 +544,13 @@ fn cut(s: &str, max: usize) -> String {
 /// A CAP dateTime (`2026-11-30T18:00:00-05:00`; seconds fraction and `Z` accepted) in
 /// ms since the Unix epoch.
 fn date_ms(element: &'static str, s: &str) -> Result<u64, CapError> {
-    let why = "not a CAP date and time such as 2026-11-30T18:00:00-05:00";
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())
-            .flatten()
-    };
-    let parsed = (|| {
-        if b.len() < 19
-            || b[4] != b'-'
-            || b[7] != b'-'
-            || b[10] != b'T'
-            || b[13] != b':'
-            || b[16] != b':'
-        {
-            return None;
-        }
-        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-            return None;
-        }
-        let mut rest = &s[19..];
-        if let Some(frac) = rest.strip_prefix('.') {
-            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return None;
-            }
-            rest = &frac[digits..];
-        }
-        let offset_min = match rest {
-            "Z" => 0,
-            _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
-                let sign = match rest.as_bytes()[0] {
-                    b'+' => 1,
-                    b'-' => -1,
-                    _ => return None,
-                };
-                let oh: i64 = rest[1..3].parse().ok()?;
-                let om: i64 = rest[4..6].parse().ok()?;
-                sign * (oh * 60 + om)
-            }
-            _ => return None,
-        };
-        let days = days_from_civil(y, mo, d);
-        let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-        u64::try_from(secs).ok().map(|s| s * 1000)
-    })();
-    parsed.ok_or_else(|| bad(element, s, why))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    aidmesh_protocol::calendar::parse_rfc3339(s).ok_or_else(|| {
+        bad(
+            element,
+            s,
+            "not a CAP date and time such as 2026-11-30T18:00:00-05:00",
+        )
+    })
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use aidmesh_protocol::view::Item;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::doors::input::InputError;
 use crate::engine::Engine;
-use crate::input::InputError;
 
 /// Needs per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 20;

@@ -1,0 +1,211 @@
+//! The lists of needs and offers (`GET /needs`, `/offers`, `/items`, the board's and
+//! the printed page's): filtered, in list order (most urgent, then newest), a page at
+//! a time, from the view's item heads folded and sorted once per change of the store.
+
+use std::sync::{Arc, Mutex};
+
+use aidmesh_protocol::body::BodyKind;
+use aidmesh_protocol::view::{Item, ItemHead};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::cards::{item_value, Roster};
+use super::error::{ApiError, ApiResult};
+use super::names::HubNames;
+use super::AppState;
+use crate::doors::input::{ListKey, ListPage, ListQuery, ListStatus};
+
+pub(super) fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
+    Ok(Json(list_rows(st, kind, q)?.value(st)).into_response())
+}
+
+/// The items of a list (or of one page of it), before they become JSON.
+pub(super) struct ListRows {
+    items: Vec<Item>,
+    names: HubNames,
+    page: Option<ListPage>,
+    total: usize,
+    next: Option<String>,
+}
+
+impl ListRows {
+    /// The list as JSON (see [`list_value`]).
+    fn value(&self, st: &AppState) -> Value {
+        let roster = Roster::of(st);
+        let card = |i: &Item| item_value(st, &roster, i, &self.names);
+        let out: Vec<Value> = self.items.iter().map(card).collect();
+        let limit = match &self.page {
+            Some(page) => page.limit,
+            // Unpaged and all of it fits: as it always was.
+            None if self.next.is_none() => return json!({ "items": out }),
+            None => UNPAGED_MAX,
+        };
+        json!({
+            "items": out, "total": self.total, "limit": limit, "next_cursor": self.next,
+        })
+    }
+}
+
+/// Most items in an answer that asked for no page (neither `limit` nor `cursor`):
+/// beyond, it is the first page of this size, with `total` and `next_cursor` (issue
+/// 28: the whole list at a million items was 55 MB, and a Pi's memory).
+pub const UNPAGED_MAX: usize = crate::doors::input::MAX_LIST_LIMIT;
+
+/// A list (or one page of it) as JSON: what `GET /needs`, `/offers` and `/items`
+/// answer, and the lists in the page's `GET /board`.
+pub(super) fn list_value(
+    st: &AppState,
+    kind: Option<BodyKind>,
+    q: ListQuery,
+) -> Result<Value, ApiError> {
+    Ok(list_rows(st, kind, q)?.value(st))
+}
+
+/// The items [`list_value`] shows: filtered, sorted, one page if asked.
+fn list_rows(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> Result<ListRows, ApiError> {
+    let category = q.category()?;
+    let status = q.status()?;
+    let words = q.search()?;
+    let urgency = q.urgency()?;
+    let hub = q.hub()?;
+    let page = q.page()?;
+    let bounded = page.unwrap_or(ListPage {
+        limit: UNPAGED_MAX,
+        after: None,
+    });
+    let now = st.engine.now_ms();
+    let all = sorted_heads(st, now);
+    // Filter on the view's index, sorted once per change; read posts (from the store)
+    // only for the items a word search must look into and the items shown.
+    let (shown, total, next, names) = st.engine.with_view(|v| {
+        let names = HubNames::of(v);
+        let keep = |h: &ItemHead| {
+            kind.is_none_or(|k| h.kind == k)
+                && category.is_none_or(|c| h.category == c)
+                && urgency.is_none_or(|u| h.urgency == u)
+                && match status {
+                    ListStatus::Active => h.state.is_active() && !h.expired,
+                    ListStatus::All => true,
+                    ListStatus::Expired => h.expired,
+                    ListStatus::Is(s) => !h.expired && h.state.name() == s,
+                }
+                && hub.as_ref().is_none_or(|hub| {
+                    h.author.short() == *hub
+                        || names
+                            .author(&h.author)
+                            .is_some_and(|n| n.to_lowercase() == *hub)
+                })
+        };
+        let start = bounded
+            .after
+            .map_or(0, |after| all.partition_point(|h| head_key(h) <= after));
+        // With a search, an item is in the list if its post has every word: read one
+        // post at a time, keep only the page's.
+        let in_list = |h: &ItemHead| -> Option<Option<Item>> {
+            if !keep(h) {
+                return None;
+            }
+            if words.is_empty() {
+                return Some(None);
+            }
+            let i = v.item(&h.id, now)?;
+            matches_words(&i.post, &words).then_some(Some(i))
+        };
+        let mut total = all[..start].iter().filter(|h| in_list(h).is_some()).count();
+        let mut shown: Vec<Item> = Vec::new();
+        let mut more = false;
+        for h in &all[start..] {
+            let Some(found) = in_list(h) else {
+                continue;
+            };
+            total += 1;
+            if shown.len() >= bounded.limit {
+                // Past the page: only counted.
+                more = true;
+                continue;
+            }
+            if let Some(i) = found.or_else(|| v.item(&h.id, now)) {
+                shown.push(i);
+            }
+        }
+        let next = more
+            .then(|| {
+                shown
+                    .last()
+                    .map(|i| ListKey::new(i.post.urgency, i.created.0, i.id).to_string())
+            })
+            .flatten();
+        (shown, total, next, names)
+    });
+    Ok(ListRows {
+        items: shown,
+        names,
+        page,
+        total,
+        next,
+    })
+}
+
+/// The list order of an item: most urgent first, then newest; the id settles ties
+/// so that pages never overlap.
+fn head_key(h: &ItemHead) -> ListKey {
+    ListKey::new(h.urgency, h.created.0, h.id)
+}
+
+/// Every need and offer's head in list order ([`head_key`]), folded and sorted once
+/// per change of the store, and again when an item it holds expires (a fold of
+/// every item is a quarter of a second at 100,000 items, and 50 phones loading the
+/// board at once asked for 100 of them). Made outside the kept value's lock, so
+/// answers that find it are not held up.
+pub(super) fn sorted_heads(st: &AppState, now: u64) -> Arc<Vec<ItemHead>> {
+    /// The engine (by address) and its version.
+    type Key = (usize, (u64, u64));
+    /// The heads for a key, good until a time (ms).
+    type Kept = (Key, u64, Arc<Vec<ItemHead>>);
+    static KEPT: Mutex<Option<Kept>> = Mutex::new(None);
+    static MAKING: Mutex<()> = Mutex::new(());
+    let key = (Arc::as_ptr(&st.engine) as usize, st.engine.version());
+    let kept = || {
+        KEPT.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(k, until, _)| *k == key && now <= *until)
+            .map(|(_, _, v)| v.clone())
+    };
+    if let Some(v) = kept() {
+        return v;
+    }
+    // One fold at a time: 50 phones arriving after a change wait for the one fold
+    // rather than make 50 (each the size of the board).
+    let _making = MAKING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(v) = kept() {
+        return v;
+    }
+    let mut heads = st.engine.with_view(|v| v.heads(now));
+    heads.sort_unstable_by_key(head_key);
+    // An active item is expired once the time is past its `expires_ms`.
+    let until = heads
+        .iter()
+        .filter(|h| h.state.is_active() && !h.expired)
+        .filter_map(|h| h.expires_ms)
+        .min()
+        .unwrap_or(u64::MAX);
+    let heads = Arc::new(heads);
+    *KEPT.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, until, heads.clone()));
+    heads
+}
+
+/// Whether every search word appears in the title, details, place, contact or unit.
+fn matches_words(p: &aidmesh_protocol::body::Post, words: &[String]) -> bool {
+    let text = [
+        p.title.as_str(),
+        &p.details,
+        &p.place.label,
+        &p.contact,
+        &p.unit,
+    ]
+    .join("\n")
+    .to_lowercase();
+    words.iter().all(|w| text.contains(w.as_str()))
+}
