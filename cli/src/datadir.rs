@@ -74,6 +74,7 @@ pub(crate) fn check_system_dir(dir: &Path, system: bool) -> Result<(), CliError>
     if system && !writable {
         return Err(CliError::SystemDirReadOnly {
             dir: dir.to_path_buf(),
+            named_in: SYSTEM_DEFAULTS,
         });
     }
     Ok(())

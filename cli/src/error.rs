@@ -122,6 +122,8 @@ pub enum CliError {
     SystemDirReadOnly {
         /// The data directory.
         dir: PathBuf,
+        /// The settings file that named it (`/etc/default/aidmesh`).
+        named_in: &'static str,
     },
     /// A welfare check-in without its outcome.
     NoOutcome,
@@ -180,8 +182,8 @@ impl fmt::Display for CliError {
                     f,
                     "{} is {}; a CAP alert is at most {} ({max} bytes): give one alert's file, not a feed or an archive",
                     path.display(),
-                    crate::cmd::bundle::human_size(*size),
-                    crate::cmd::bundle::human_size(max)
+                    crate::output::human_size(*size),
+                    crate::output::human_size(max)
                 )
             }
             CliError::Node(e) => e.fmt(f),
@@ -234,11 +236,10 @@ impl fmt::Display for CliError {
                 "no node in {}; start a community with `aidmesh start --community NAME` or join one with `aidmesh join`",
                 dir.display()
             ),
-            CliError::SystemDirReadOnly { dir } => write!(
+            CliError::SystemDirReadOnly { dir, named_in } => write!(
                 f,
-                "cannot write to {}, the hub's data directory (from {}): run this with sudo",
+                "cannot write to {}, the hub's data directory (from {named_in}): run this with sudo",
                 dir.display(),
-                crate::datadir::SYSTEM_DEFAULTS
             ),
             CliError::NoOutcome => f.write_str(
                 "say what you found: --safe, --needs-help TEXT, --no-answer, --not-home or --moved TEXT",

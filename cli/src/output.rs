@@ -526,6 +526,16 @@ pub fn disk(d: &Value) -> Option<String> {
     })
 }
 
+/// "840 bytes", "12.4 KB", "3.1 MB" (powers of 1000, as file managers show).
+pub(crate) fn human_size(bytes: u64) -> String {
+    match bytes {
+        0..=999 => format!("{bytes} bytes"),
+        1_000..=999_999 => format!("{:.1} KB", bytes as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.1} GB", bytes as f64 / 1e9),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,9 +79,7 @@ pub fn is_welfare_kind(kind: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::{
-        CheckIn, Consent, Outcome, PersonRegistered, Place, Post, Redaction, Sharing,
-    };
+    use crate::body::{CheckIn, Outcome, Post, Redaction, Sharing};
     use crate::{Category, Event, Identity, Timestamp};
     use proptest::prelude::*;
 

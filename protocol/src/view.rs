@@ -36,6 +36,13 @@
 //! A redaction removes its target from every answer when the redaction's author is the
 //! target's author. Redacting a person also removes every check-in on them. Redactions
 //! cannot be undone.
+//!
+//! ## Why one file of about 1,000 lines
+//! The filing ([`View::insert`]) and every fold that answers from it share one private
+//! index and one order; the status, alert and redaction rules above are each a few
+//! lines inside those folds. Split by kind, each rule would sit away from the index it
+//! reads and the order that makes two nodes agree, which is what a reader must check.
+//! The tests are in `view_tests.rs` and `view_sharing_tests.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -57,7 +57,7 @@ pub(crate) fn run(dir: &Path, action: BundleAction) -> Result<(), CliError> {
             let bytes = std::fs::metadata(&file).map_or(0, |m| m.len());
             println!(
                 "wrote {events} events ({}) to {}",
-                human_size(bytes),
+                crate::output::human_size(bytes),
                 file.display()
             );
         }
@@ -74,14 +74,4 @@ pub(crate) fn run(dir: &Path, action: BundleAction) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-/// "840 bytes", "12.4 KB", "3.1 MB" (powers of 1000, as file managers show).
-pub(crate) fn human_size(bytes: u64) -> String {
-    match bytes {
-        0..=999 => format!("{bytes} bytes"),
-        1_000..=999_999 => format!("{:.1} KB", bytes as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.1} MB", bytes as f64 / 1e6),
-        _ => format!("{:.1} GB", bytes as f64 / 1e9),
-    }
 }
