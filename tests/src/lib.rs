@@ -242,6 +242,23 @@ impl Node {
         self.dir.path()
     }
 
+    /// Runs `aidmesh --data-dir DIR ARGS` against this node, in English (`LANG`
+    /// removed): whether it succeeded, its stdout and its stderr.
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = aidmesh_command()
+            .arg("--data-dir")
+            .arg(self.dir())
+            .args(args)
+            .env_remove("LANG")
+            .output()
+            .expect("run aidmesh");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Starts the process again on the same data directory (after [`Node::kill`] or
     /// [`Node::interrupt`]). Returns the time from spawning the process until its API
     /// answered `/api/v1/status` (the start time the benchmark reports).

@@ -6,10 +6,9 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use aidmesh_tests::{binary, wait_converged, wait_for, Node, Opts};
+use aidmesh_tests::{wait_converged, wait_for, Node, Opts};
 use serde_json::{json, Value};
 
 /// Bound on every wait.
@@ -19,17 +18,7 @@ const HEADER: usize = 56;
 
 /// Runs the CLI against `n`; returns (success, stdout, stderr).
 fn cli(n: &Node, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary())
-        .arg("--data-dir")
-        .arg(n.dir())
-        .args(args)
-        .output()
-        .expect("run aidmesh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    n.cli(args)
 }
 
 fn export(n: &Node, file: &Path, extra: &[&str]) -> String {

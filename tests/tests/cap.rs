@@ -7,10 +7,9 @@
 //! 2027-03-14T16:00Z (`--clock-at`, a test option), when the alerts are current.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aidmesh_tests::{binary, wait_for, Node, Opts};
+use aidmesh_tests::{wait_for, Node, Opts};
 use serde_json::Value;
 
 /// 2027-03-14T16:00Z in ms.
@@ -34,18 +33,7 @@ fn node(name: &str) -> Node {
 }
 
 fn cli(n: &Node, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary())
-        .arg("--data-dir")
-        .arg(n.dir())
-        .args(args)
-        .env_remove("LANG")
-        .output()
-        .expect("run aidmesh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    n.cli(args)
 }
 
 fn import(n: &Node, name: &str) -> (bool, String, String) {

@@ -8,10 +8,9 @@
 //! ([`current`]), the rest of each file left as published.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use aidmesh_tests::{binary, wait_for, Node, Opts};
+use aidmesh_tests::{wait_for, Node, Opts};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
@@ -77,18 +76,7 @@ fn node(name: &str, at: &str) -> Node {
 }
 
 fn cli(n: &Node, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary())
-        .arg("--data-dir")
-        .arg(n.dir())
-        .args(args)
-        .env_remove("LANG")
-        .output()
-        .expect("run aidmesh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    n.cli(args)
 }
 
 fn import_path(n: &Node, p: &Path) -> (bool, String, String) {

@@ -1235,8 +1235,14 @@ $("#cap-form").addEventListener("submit", async (ev) => {
   out.className = "";
   try {
     const r = await uploadFile("/alerts/import", "application/xml", file);
+    // An Update or a Cancel ends the alerts it references; an old copy posts nothing.
     const n = r.posted.length;
-    out.textContent = n ? tp("cap.posted", n, { n: num(n) }) : t("cap.already");
+    const ended = (r.ended || []).length;
+    const said = [];
+    if (n) said.push(tp("cap.posted", n, { n: num(n) }));
+    if (ended) said.push(tp("cap.ended", ended, { n: num(ended) }));
+    if (!said.length) said.push((r.already_posted || []).length ? t("cap.already") : t("cap.nothing"));
+    out.textContent = said.join(" ");
     refresh();
   } catch (e) {
     out.className = "err";
