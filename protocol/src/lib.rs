@@ -29,6 +29,7 @@ pub mod identity;
 pub mod matching;
 pub mod quota;
 pub mod session;
+pub mod sms;
 pub mod sync;
 pub mod text;
 pub mod time;
