@@ -7,6 +7,7 @@ mod client;
 mod demo;
 mod output;
 mod print;
+mod sms;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -239,6 +240,11 @@ enum Command {
         #[command(subcommand)]
         action: Option<PeersAction>,
     },
+    /// The SMS gateway: status, texts to review, welfare rounds by text (docs/sms.md).
+    Sms {
+        #[command(subcommand)]
+        action: sms::Action,
+    },
     /// This node: peer id, community, events, digest, peers, clock.
     Status {
         /// Machine-readable output.
@@ -309,6 +315,8 @@ struct UpArgs {
     /// Posts a minute a --desk computer may make.
     #[arg(long, default_value_t = aidmesh_node::api::posting_default_desk_per_minute())]
     desk_posts_per_minute: u32,
+    #[command(flatten)]
+    sms: sms::SmsUpArgs,
 }
 
 #[derive(Subcommand)]
@@ -1001,6 +1009,7 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
             "No peers connected.",
             output::peers,
         ),
+        Command::Sms { action } => sms::run(&dir, action),
         Command::Status { json } => {
             let v = Client::for_dir(&dir)?.get("/api/v1/status")?;
             if json {
@@ -1234,6 +1243,7 @@ fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
             })
             .collect::<Result<_, _>>()?,
     };
+    cfg.sms = args.sms.options();
     cfg.sync_every = aidmesh_node::input::parse_duration("--sync-every", &args.sync_every)
         .map_err(|e| CliError(e.to_string()))?;
     cfg.welfare_retention =

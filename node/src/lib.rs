@@ -17,4 +17,5 @@ pub mod input;
 pub mod matchmaking;
 pub mod net;
 pub mod node;
+pub mod sms;
 pub mod store;

@@ -447,6 +447,8 @@ pub struct NodeConfig {
     pub retention_sweep: Duration,
     /// How fast other machines may write through the API.
     pub posting: crate::api::PostingLimits,
+    /// The SMS gateway (`up --sms-gateway SMSDRC`), if this hub runs one.
+    pub sms: Option<crate::sms::SmsOptions>,
 }
 
 /// How often the node looks for people who became overdue, to log it.
@@ -497,6 +499,7 @@ impl NodeConfig {
             welfare_retention: DEFAULT_WELFARE_RETENTION,
             retention_sweep: RETENTION_SWEEP,
             posting: crate::api::PostingLimits::default(),
+            sms: None,
         }
     }
 }
@@ -558,6 +561,8 @@ pub async fn run(
         .map_err(|e| NodeError::Config(format!("identity: {e}")))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_rx_sweep = stop_rx.clone();
+    let sms = crate::sms::Gateway::start_if(cfg.sms.clone(), &cfg.data_dir, &engine, &stop_rx)
+        .map_err(NodeError::Config)?;
     let (net, net_task) = net::start(
         engine.clone(),
         keypair,
@@ -631,7 +636,8 @@ pub async fn run(
     let (api_addr, api_task) = api::serve(
         cfg.api,
         api::AppState::new(engine.clone(), net.clone(), cfg.volunteer_pin.clone())
-            .with_posting_limits(cfg.posting.clone()),
+            .with_posting_limits(cfg.posting.clone())
+            .with_sms(sms),
         stop_rx,
     )
     .await?;

@@ -39,6 +39,7 @@ mod names;
 mod page;
 mod posting;
 mod print;
+mod sms;
 pub mod welfare;
 
 pub use board::item_json;
@@ -66,6 +67,7 @@ pub struct AppState {
     cards: Arc<live::StreamCards>,
     streams: Arc<conn::Streams>,
     posting: Arc<posting::Posting>,
+    sms: Option<Arc<crate::sms::Gateway>>,
 }
 
 impl AppState {
@@ -78,6 +80,7 @@ impl AppState {
             cards: Arc::default(),
             streams: Arc::default(),
             posting: Arc::default(),
+            sms: None,
         }
     }
 
@@ -283,6 +286,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/bundle", get(bundle::download).post(bundle::upload))
         .route("/api/v1/flood", get(flood::list))
         .route("/api/v1/flood/withdraw", post(flood::withdraw))
+        .merge(sms::routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
