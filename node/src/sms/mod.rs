@@ -53,6 +53,9 @@ pub const DEFAULT_PER_NUMBER_PER_MINUTE: u32 = 5;
 const BATCH: usize = 256;
 /// A file younger than this may still be being written by the daemon.
 const SETTLE: Duration = Duration::from_millis(100);
+/// Testing: while the file this environment variable names exists, the node aborts right after a texted
+/// event is durable, before the gateway records it or moves the inbox file.
+pub const ABORT_AFTER_POST: &str = "AIDMESH_TEST_SMS_ABORT_AFTER_POST";
 /// How often the daemon's shared status is read (`gammu-smsd-monitor`).
 const MONITOR_EVERY: Duration = Duration::from_secs(10);
 
@@ -737,6 +740,10 @@ impl Gateway {
                     Kind::Offer => Body::Offer(post),
                 };
                 let e = self.engine.post(body)?;
+                if std::env::var_os(ABORT_AFTER_POST).is_some_and(|f| Path::new(&f).exists()) {
+                    // Testing: the crash between a durable event and everything after it.
+                    std::process::abort();
+                }
                 self.posted
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
