@@ -226,7 +226,8 @@ fn reply_number(phone: &str) -> Option<String> {
 struct Received {
     key: String,
     phone: String,
-    files: Vec<PathBuf>,
+    /// (part number, file), in order.
+    files: Vec<(u32, PathBuf)>,
     binary: bool,
 }
 
@@ -378,7 +379,8 @@ impl Gateway {
     /// Received texts in the inbox, oldest first, parts grouped; texts whose newest
     /// part is younger than [`SETTLE`] wait for the next pass.
     fn received(&self) -> std::io::Result<Vec<Received>> {
-        let mut groups: HashMap<String, (String, Vec<(u32, PathBuf)>, bool, bool)> = HashMap::new();
+        let mut groups: HashMap<String, Received> = HashMap::new();
+        let mut fresh_keys = HashSet::new();
         for entry in std::fs::read_dir(&self.cfg.inbox)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -390,24 +392,24 @@ impl Gateway {
                 .and_then(|m| m.modified())
                 .map(|t| t.elapsed().unwrap_or_default() < SETTLE)
                 .unwrap_or(false);
-            let g = groups
-                .entry(key)
-                .or_insert_with(|| (phone, Vec::new(), false, false));
-            g.1.push((part, entry.path()));
-            g.2 |= name.ends_with(".bin");
-            g.3 |= fresh;
+            if fresh {
+                fresh_keys.insert(key.clone());
+            }
+            let g = groups.entry(key.clone()).or_insert_with(|| Received {
+                key,
+                phone,
+                files: Vec::new(),
+                binary: false,
+            });
+            g.files.push((part, entry.path()));
+            g.binary |= name.ends_with(".bin");
         }
         let mut out: Vec<Received> = groups
-            .into_iter()
-            .filter(|(_, g)| !g.3)
-            .map(|(key, (phone, mut parts, binary, _))| {
-                parts.sort();
-                Received {
-                    key,
-                    phone,
-                    files: parts.into_iter().map(|(_, p)| p).collect(),
-                    binary,
-                }
+            .into_values()
+            .filter(|g| !fresh_keys.contains(&g.key))
+            .map(|mut g| {
+                g.files.sort();
+                g
             })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -432,7 +434,7 @@ impl Gateway {
         self.db.flush().map_err(|e| e.to_string())?;
         let handled = self.cfg.inbox.join(config::HANDLED);
         for r in &done {
-            for f in &r.files {
+            for (_, f) in &r.files {
                 if let Some(name) = f.file_name() {
                     if let Err(e) = std::fs::rename(f, handled.join(name)) {
                         warn!(error = %e, file = %f.display(), "SMS gateway: could not move a handled text");
@@ -455,7 +457,7 @@ impl Gateway {
             return Ok(()); // handled before a crash; only the move was left
         }
         let mut bytes = Vec::new();
-        for f in &r.files {
+        for (_, f) in &r.files {
             bytes.extend(std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
         }
         let fp =
