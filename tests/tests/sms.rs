@@ -612,3 +612,128 @@ fn an_unusable_daemon_config_is_refused_at_start_saying_which() {
     }
     let _ = Path::new("");
 }
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The figures of docs/benchmarks.md ("SMS gateway"): a texted need on every hub of a
+/// 3-hub mesh after the daemon files it, the reply in the daemon's outbox (or already
+/// sent) after that, and 1,000 texts from 1,000 numbers filed at once. Texts are filed
+/// in the inbox as the daemon names them, so the clock starts when the daemon would
+/// have filed them; the daemon runs and transmits the replies.
+#[test]
+#[ignore = "benchmark; needs gammu and gammu-smsd (tests/run.sh installs them)"]
+fn bench_sms_gateway() {
+    let smsd = Smsd::start("bench");
+    let a = gateway("sms-bench-a", &smsd, &[], vec![]);
+    let b = Node::start(
+        "sms-bench-b",
+        Opts {
+            peers: vec![a.addr()],
+            ..Opts::default()
+        },
+    );
+    let c = Node::start(
+        "sms-bench-c",
+        Opts {
+            peers: vec![b.addr()],
+            ..Opts::default()
+        },
+    );
+    aidmesh_tests::wait_converged(&[&a, &b, &c], 0, Duration::from_secs(20));
+    let texts: usize = std::env::var("AIDMESH_BENCH_TEXTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    let (mut mesh, mut reply) = (Vec::new(), Vec::new());
+    for i in 0..texts {
+        let word = format!("bench{i:04}x");
+        let from = format!("+1444{i:07}");
+        let start = Instant::now();
+        smsd.file_directly(
+            i % 100,
+            &from,
+            "txt",
+            &unicode(&format!("NEED {word} water, {i} Mill Lane")),
+        );
+        let mut seen = [false; 3];
+        let mut replied: Option<Duration> = None;
+        let mut on_all: Option<Duration> = None;
+        while on_all.is_none() || replied.is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "text {i} not through after 30 s: hubs {seen:?}, reply {replied:?}"
+            );
+            for (k, n) in [&a, &b, &c].iter().enumerate() {
+                if !seen[k] {
+                    seen[k] =
+                        n.get(&format!("/api/v1/needs?q={word}"))["total"].as_u64() == Some(1);
+                }
+            }
+            if on_all.is_none() && seen.iter().all(|s| *s) {
+                on_all = Some(start.elapsed());
+            }
+            if replied.is_none() {
+                let there = ["outbox", "sent"].iter().any(|f| {
+                    std::fs::read_dir(smsd.folder(f))
+                        .unwrap()
+                        .flatten()
+                        .any(|e| e.file_name().to_string_lossy().contains(&from))
+                });
+                if there {
+                    replied = Some(start.elapsed());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        mesh.push(on_all.unwrap());
+        reply.push(replied.unwrap());
+    }
+    mesh.sort();
+    reply.sort();
+    eprintln!(
+        "BENCH sms: {texts} texts one at a time: on all 3 hubs p50 {:?} p99 {:?} max {:?}; reply in the outbox p50 {:?} p99 {:?} max {:?}",
+        percentile(&mesh, 0.5), percentile(&mesh, 0.99), mesh[texts - 1],
+        percentile(&reply, 0.5), percentile(&reply, 0.99), reply[texts - 1]
+    );
+    // 1,000 texts from 1,000 numbers filed at once.
+    let before = a.get("/api/v1/needs?limit=1&status=all")["total"]
+        .as_u64()
+        .unwrap();
+    let start = Instant::now();
+    for i in 0..1000 {
+        smsd.file_directly(
+            i % 100,
+            &format!("+1333{i:07}"),
+            "txt",
+            &unicode(&format!("NEED burst water {i}, {i} Elm St")),
+        );
+    }
+    let filed = start.elapsed();
+    wait_for(
+        "1,000 texts on the gateway's board",
+        Duration::from_secs(120),
+        || {
+            let n = a.get("/api/v1/needs?limit=1&status=all")["total"]
+                .as_u64()
+                .unwrap();
+            (n >= before + 1000).then_some(())
+        },
+    );
+    let on_a = start.elapsed();
+    wait_for(
+        "1,000 texts on the third hub",
+        Duration::from_secs(120),
+        || {
+            let n = c.get("/api/v1/needs?limit=1&status=all")["total"]
+                .as_u64()
+                .unwrap();
+            (n >= before + 1000).then_some(())
+        },
+    );
+    let on_c = start.elapsed();
+    eprintln!("BENCH sms: 1,000 texts filed in {filed:?}: all on the gateway's board after {on_a:?}, on the third hub after {on_c:?}");
+    assert!(on_a < Duration::from_secs(30), "{on_a:?}");
+}
