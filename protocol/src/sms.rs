@@ -650,7 +650,7 @@ pub fn reply_got(r: &Request, reference: &str, hub: &str) -> String {
             "Got it: {} {t}, ref {reference}, {hub}. Text where it is to help us find you.",
             r.kind.name()
         ),
-        (Lang::Es, false) => format!("Recibido: {t} para {place}, ref {reference}, {hub}."),
+        (Lang::Es, false) => format!("Recibido: {t} en {place}, ref {reference}, {hub}."),
         (Lang::Es, true) => {
             format!("Recibido: {t}, ref {reference}, {hub}. Diga dónde es para encontrarle.")
         }
