@@ -96,6 +96,24 @@ impl Smsd {
         );
     }
 
+    /// The phone receives a long text, which it stores in parts of one segment each
+    /// (the daemon files each part as a file of its own).
+    fn receive_long(&self, from: &str, text: &str) {
+        let out = Command::new("gammu")
+            .arg("-c")
+            .arg(self.config())
+            .args([
+                "savesms", "TEXT", "-folder", "1", "-sender", from, "-len", "1000", "-text", text,
+            ])
+            .output()
+            .expect("run gammu savesms");
+        assert!(
+            out.status.success(),
+            "gammu savesms failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Texts the daemon transmitted: (recipient, text), in file-name order.
     fn sent(&self) -> Vec<(String, String)> {
         let mut names: Vec<String> = std::fs::read_dir(self.folder("sent"))
@@ -613,6 +631,48 @@ fn an_unusable_daemon_config_is_refused_at_start_saying_which() {
     let _ = Path::new("");
 }
 
+#[test]
+#[ignore = "needs gammu and gammu-smsd (tests/run.sh installs them)"]
+fn a_long_text_in_parts_is_one_need_and_stop_ends_the_texts() {
+    let smsd = Smsd::start("long");
+    let a = gateway("sms-long", &smsd, &[], vec![]);
+    let title = "water for the families in the flats above the bakery, no supply since the river rose on Monday";
+    let title = title.replace(',', "");
+    let place = "12 Mill Lane, the blue door beside the bakery, ring twice and wait for an answer";
+    let text = format!("NEED {title}, {place}");
+    assert!(
+        text.chars().count() > 160,
+        "a text of more than one segment"
+    );
+    smsd.receive_long("+15556666", &text);
+    smsd.wait_sent_to("+15556666", 1, Duration::from_secs(20));
+    let items = a.get("/api/v1/needs?q=bakery")["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        items[0]["title"],
+        title.as_str(),
+        "the parts joined without a seam"
+    );
+    assert_eq!(items[0]["place"]["label"], place);
+    // STOP: no more texts to that number, even when its need is claimed.
+    smsd.receive("+15556666", "STOP");
+    wait_for("the STOP handled", Duration::from_secs(20), || {
+        (a.get("/api/v1/sms/status")["today"]["in"] == json!(2) && smsd.inbox_waiting() == 0)
+            .then_some(())
+    });
+    let id = items[0]["id"].as_str().unwrap();
+    a.post(
+        &format!("/api/v1/items/{id}/status"),
+        &json!({ "status": "claimed", "by": "Sam" }),
+    );
+    smsd.receive("+15550006", "OFFER rope, Elm St");
+    smsd.wait_sent_to("+15550006", 1, Duration::from_secs(20));
+    assert_eq!(smsd.sent_to("+15556666").len(), 1, "{:?}", smsd.sent());
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -668,8 +728,8 @@ fn bench_sms_gateway() {
             );
             for (k, n) in [&a, &b, &c].iter().enumerate() {
                 if !seen[k] {
-                    seen[k] =
-                        n.get(&format!("/api/v1/needs?q={word}&limit=1"))["total"].as_u64() == Some(1);
+                    seen[k] = n.get(&format!("/api/v1/needs?q={word}&limit=1"))["total"].as_u64()
+                        == Some(1);
                 }
             }
             if on_all.is_none() && seen.iter().all(|s| *s) {

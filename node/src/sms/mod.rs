@@ -457,8 +457,12 @@ impl Gateway {
             return Ok(()); // handled before a crash; only the move was left
         }
         let mut bytes = Vec::new();
+        let mut decoded = String::new();
         for (_, f) in &r.files {
-            bytes.extend(std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
+            let part = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            // Each part of a long text is a file of its own, with its own byte-order mark.
+            decoded.push_str(&decode(&part));
+            bytes.extend(part);
         }
         let fp =
             hex::encode(&blake3::hash(&[r.key.as_bytes(), b"\n", &bytes].concat()).as_bytes()[..8]);
@@ -469,7 +473,7 @@ impl Gateway {
         let body = if r.binary {
             format!("(binary message, {} bytes)", bytes.len())
         } else {
-            decode(&bytes)
+            decoded
         };
         let review = |reason: String, suggestion: Option<Suggestion>, lang: Lang| {
             self.to_review(r, &fp, &body, reason, suggestion, lang, now)
