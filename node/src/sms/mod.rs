@@ -241,6 +241,23 @@ impl Gateway {
         engine: Arc<Engine>,
         stop: watch::Receiver<bool>,
     ) -> Result<Arc<Gateway>, String> {
+        let gw = Gateway::open(opts, data_dir, engine)?;
+        let runner = gw.clone();
+        std::thread::Builder::new()
+            .name("sms-gateway".into())
+            .spawn(move || runner.run(stop))
+            .map_err(|e| format!("cannot start the SMS gateway: {e}"))?;
+        info!(inbox = %gw.cfg.inbox.display(), outbox = %gw.cfg.outbox.display(), "SMS gateway running");
+        Ok(gw)
+    }
+
+    /// [`Gateway::start`] without its thread: the config checked, the records opened,
+    /// this hub's texted events indexed.
+    fn open(
+        opts: SmsOptions,
+        data_dir: &Path,
+        engine: Arc<Engine>,
+    ) -> Result<Arc<Gateway>, String> {
         let cfg = config::read(&opts.smsdrc)?;
         if cfg.inbox_format.as_deref() != Some("unicode") {
             warn!(config = %cfg.path.display(), "the SMS daemon's InboxFormat is not unicode: accents and emoji in texts are lost unless it runs in a UTF-8 locale; set InboxFormat = unicode (docs/sms.md)");
@@ -265,12 +282,6 @@ impl Gateway {
             write: Mutex::new(()),
         });
         gw.index_posted();
-        let runner = gw.clone();
-        std::thread::Builder::new()
-            .name("sms-gateway".into())
-            .spawn(move || runner.run(stop))
-            .map_err(|e| format!("cannot start the SMS gateway: {e}"))?;
-        info!(inbox = %gw.cfg.inbox.display(), outbox = %gw.cfg.outbox.display(), "SMS gateway running");
         Ok(gw)
     }
 
@@ -1313,5 +1324,91 @@ mod tests {
             Some("0123456789abcdef".into())
         );
         assert_eq!(fingerprint_in("no"), None);
+    }
+
+    #[test]
+    fn numbers_dismissed_texts_and_handled_files_expire_after_keep() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["in", "out"] {
+            std::fs::create_dir(d.path().join(f)).unwrap();
+        }
+        let conf = d.path().join("smsdrc");
+        std::fs::write(
+            &conf,
+            format!(
+                "[smsd]\nservice = files\ninboxpath = {0}/in/\noutboxpath = {0}/out/\ninboxformat = unicode\n",
+                d.path().display()
+            ),
+        )
+        .unwrap();
+        let engine = Arc::new(
+            Engine::open(
+                crate::store::Store::open(&d.path().join("db")).unwrap(),
+                aidmesh_protocol::Identity::from_seed([7; 32]),
+                "test".into(),
+                0,
+            )
+            .unwrap(),
+        );
+        let gw = Gateway::open(SmsOptions::new(conf), d.path(), engine).unwrap();
+        let now = 1_796_601_600_000u64;
+        let keep = KEEP.as_millis() as u64;
+        let sender = |at_ms| Sender {
+            phone: "+15551234".into(),
+            lang: "en".into(),
+            reference: "3f2a9c".into(),
+            kind: "need".into(),
+            title: "water".into(),
+            at_ms,
+            notified: Vec::new(),
+        };
+        gw.db
+            .senders
+            .insert([1; 32], db::json(&sender(now - keep - 1)))
+            .unwrap();
+        gw.db
+            .senders
+            .insert([2; 32], db::json(&sender(now - keep + 60_000)))
+            .unwrap();
+        gw.db
+            .dismissed
+            .insert(
+                "old",
+                db::json(&json!({ "at_ms": now - keep - 1, "phone": "+1555" })),
+            )
+            .unwrap();
+        gw.db
+            .stats
+            .insert(
+                format!("in:{}", day(now - keep - 86_400_000)),
+                &1u64.to_be_bytes(),
+            )
+            .unwrap();
+        gw.db
+            .stats
+            .insert(format!("in:{}", day(now)), &1u64.to_be_bytes())
+            .unwrap();
+        let handled = d.path().join("in").join(config::HANDLED);
+        let old = handled.join("IN20261001_000000_00_+15551234_00.txt");
+        let fresh = handled.join("IN20261207_000000_00_+15551234_00.txt");
+        for f in [&old, &fresh] {
+            std::fs::write(f, b"NEED water").unwrap();
+        }
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - KEEP - Duration::from_secs(60))
+            .unwrap();
+        let gone = gw.expire(now).unwrap();
+        assert_eq!(gone, 3, "one number, one dismissed text, one handled file");
+        assert!(gw.db.senders.get([1; 32]).unwrap().is_none());
+        assert!(
+            gw.db.senders.get([2; 32]).unwrap().is_some(),
+            "a number within KEEP stays"
+        );
+        assert!(gw.db.dismissed.is_empty());
+        assert_eq!(gw.db.stats.len(), 1, "the old day's count went");
+        assert!(!old.exists() && fresh.exists());
     }
 }
