@@ -349,6 +349,26 @@ fn unreadable_texts_go_to_review_and_one_becomes_a_need() {
         shown.contains(&format!("aidmesh sms accept {id}")),
         "{shown}"
     );
+    // The panel for the hub computer and PIN holders is served, with the page's CSP.
+    for (path, has) in [("/sms", "/sms.js"), ("/sms.js", "/api/v1/sms/review")] {
+        let mut r = aidmesh_tests::http()
+            .get(format!("{}{path}", a.api_url()))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let csp = r
+            .headers()
+            .get("content-security-policy")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(
+            csp.as_deref(),
+            Some("default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+        );
+        assert!(
+            r.body_mut().read_to_string().unwrap().contains(has),
+            "{path}"
+        );
+    }
     // A bad action says what is valid; nothing changes.
     let (code, v) = a.post_raw(
         &format!("/api/v1/sms/review/{id}"),
