@@ -10,7 +10,7 @@ const ES = {
   cap: "Límite diario", none: "ninguno", in: "recibidos", out: "enviados",
   capReached: "Límite diario alcanzado: las respuestas esperan, en orden, hasta mañana (UTC).",
   need: "Necesidad", offer: "Oferta", post: "Publicar", dismiss: "Descartar", from: "de",
-  what: "Qué", category: "Categoría", where: "Dónde", posted: "Publicado; el remitente recibe la respuesta.",
+  what: "Qué", kind: "Tipo", category: "Categoría", where: "Dónde", posted: "Publicado; el remitente recibe la respuesta.",
   dismissed: "Descartado.", queued: "Ronda enviada a", noGateway: "Este nodo no tiene pasarela SMS.",
   running: "en marcha", notRunning: "no responde", unknown: "desconocido",
 };
@@ -19,7 +19,7 @@ const EN = {
   in: "in", out: "out",
   capReached: "Daily cap reached: replies wait, in order, until tomorrow (UTC).",
   need: "Need", offer: "Offer", post: "Post", dismiss: "Dismiss", from: "from",
-  what: "What", category: "Category", where: "Where", posted: "Posted; the sender gets the reply.",
+  what: "What", kind: "Kind", category: "Category", where: "Where", posted: "Posted; the sender gets the reply.",
   dismissed: "Dismissed.", queued: "Round texted to", noGateway: "This node runs no SMS gateway.",
   running: "running", notRunning: "not answering", unknown: "unknown",
 };
@@ -92,7 +92,7 @@ function reviewItem(t) {
   }, T("posted")));
   dismiss.addEventListener("click", () => act(t.id, { action: "dismiss" }, T("dismissed")));
   li.append(head, q, field(T("what"), title), field(T("category"), category),
-    field(T("where"), place), kind, post, dismiss);
+    field(T("where"), place), field(T("kind"), kind), post, dismiss);
   return li;
 }
 
