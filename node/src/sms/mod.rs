@@ -210,16 +210,15 @@ pub fn decode(bytes: &[u8]) -> String {
     }
 }
 
-/// A number fit for an outbox file name: `+` and digits. `None`: no reply can go
-/// there (an operator's name, an empty sender).
+/// A number fit for an outbox file name: `+` and digits, spaces, dashes, dots and
+/// brackets dropped. `None`: no reply can go there (an operator's name such as
+/// "Vodafone" or "BANK123", an empty sender).
 fn reply_number(phone: &str) -> Option<String> {
     let p = phone.trim();
-    let ok = p.len() >= 3
-        && p.chars()
-            .enumerate()
-            .all(|(i, c)| c.is_ascii_digit() || (i == 0 && c == '+'))
-        && p.chars().any(|c| c.is_ascii_digit());
-    ok.then(|| p.to_string())
+    if p.chars().any(|c| c.is_alphabetic()) {
+        return None;
+    }
+    aidmesh_protocol::sms::normalise_number(p)
 }
 
 /// One text: its parts' files, in order.
@@ -1184,8 +1183,7 @@ impl Gateway {
             if phone.is_empty() {
                 continue;
             }
-            let Some(number) = text::normalise_number(&phone).filter(|n| reply_number(n).is_some())
-            else {
+            let Some(number) = reply_number(&phone) else {
                 no_number += 1;
                 continue;
             };
@@ -1293,6 +1291,11 @@ mod tests {
         assert_eq!(inbox_name("IN20261207_012630_00_+1_00.smsbackup"), None);
         assert_eq!(reply_number("Vodafone"), None);
         assert_eq!(reply_number("+15551234").as_deref(), Some("+15551234"));
+        assert_eq!(
+            reply_number("+34 600-111 222").as_deref(),
+            Some("+34600111222")
+        );
+        assert_eq!(reply_number("BANK123"), None);
     }
 
     #[test]
