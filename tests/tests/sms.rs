@@ -693,6 +693,72 @@ fn a_long_text_in_parts_is_one_need_and_stop_ends_the_texts() {
     assert_eq!(smsd.sent_to("+15556666").len(), 1, "{:?}", smsd.sent());
 }
 
+#[test]
+#[ignore = "needs gammu and gammu-smsd (tests/run.sh installs them)"]
+fn kill_9_during_a_burst_loses_no_text_and_posts_and_replies_each_once() {
+    let smsd = Smsd::start("kill9");
+    let mut a = gateway("sms-kill9", &smsd, &[], vec![]);
+    const N: usize = 200;
+    for i in 0..N {
+        smsd.file_directly(
+            i % 100,
+            &format!("+1666{i:07}"),
+            "txt",
+            &unicode(&format!("NEED kill test {i}, {i} Elm St")),
+        );
+    }
+    let total = |a: &Node| {
+        a.get("/api/v1/needs?limit=1&status=all")["total"]
+            .as_u64()
+            .unwrap_or(0) as usize
+    };
+    wait_for(
+        "a quarter of the burst on the board",
+        Duration::from_secs(30),
+        || (total(&a) >= N / 4).then_some(()),
+    );
+    a.kill();
+    let waiting_at_kill = smsd.inbox_waiting();
+    eprintln!("killed with {waiting_at_kill} texts in the inbox");
+    a.restart();
+    wait_for(
+        "the whole burst on the board",
+        Duration::from_secs(60),
+        || (total(&a) >= N).then_some(()),
+    );
+    // Replies handed to the daemon (in its outbox, or sent already): one per number.
+    let handed = || {
+        let mut per_number = std::collections::HashMap::new();
+        for f in ["outbox", "sent"] {
+            for e in std::fs::read_dir(smsd.folder(f)).unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(to) = name.strip_prefix("OUT").and_then(|n| n.split('_').nth(3)) {
+                    *per_number.entry(to.to_string()).or_insert(0usize) += 1;
+                }
+            }
+        }
+        per_number
+    };
+    wait_for(
+        "a reply to every number handed to the daemon",
+        Duration::from_secs(30),
+        || (handed().len() >= N).then_some(()),
+    );
+    // A marker: the gateway went round again after the last reply.
+    smsd.file_directly(0, "+15550007", "txt", &unicode("OFFER rope, Elm St"));
+    wait_for("the marker's reply", Duration::from_secs(20), || {
+        handed().contains_key("+15550007").then_some(())
+    });
+    assert_eq!(
+        total(&a),
+        N,
+        "no text posted twice (killed with {waiting_at_kill} texts in the inbox)"
+    );
+    let twice: Vec<_> = handed().into_iter().filter(|(_, n)| *n > 1).collect();
+    assert!(twice.is_empty(), "numbers texted more than once: {twice:?}");
+    assert_eq!(smsd.inbox_waiting(), 0);
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
