@@ -474,7 +474,6 @@ fn split_place(text: &str) -> (String, String) {
     // An English street word: the name before it.
     if let Some(end) = (2..words.len()).find(|&i| STREET_AFTER.contains(&keys[i].as_str())) {
         let mut start = end;
-        let mut took_number = false;
         while start > 1 {
             let w = words[start - 1];
             let number = w.chars().next().is_some_and(|c| c.is_ascii_digit());
@@ -482,8 +481,8 @@ fn split_place(text: &str) -> (String, String) {
             if PLACE_MARKERS.contains(&keys[start - 1].as_str()) {
                 break;
             }
-            if number && !took_number {
-                took_number = true;
+            if number {
+                // A house number starts the place.
                 start -= 1;
                 break;
             }
@@ -499,7 +498,6 @@ fn split_place(text: &str) -> (String, String) {
             } else {
                 start
             };
-            let _ = took_number;
             return (join(0..what_end), join(start..words.len()));
         }
     }

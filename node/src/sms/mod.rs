@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 
 use aidmesh_protocol::body::{CheckIn, Outcome, Place, Post, Status, Urgency};
 use aidmesh_protocol::sms::{self as text, Kind, Lang, Reading, Request};
-use aidmesh_protocol::view::ItemState;
 use aidmesh_protocol::{Body, Category, EventId};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -950,7 +949,6 @@ impl Gateway {
             sender.notified.push(hex);
             changed = true;
         }
-        let _ = ItemState::Open;
         if changed {
             self.db.senders.insert(id.0, db::json(&sender))?;
             self.db.flush()?;
