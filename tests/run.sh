@@ -27,6 +27,7 @@ command -v node >/dev/null || need+=(nodejs npm)         # playwright-core drive
 command -v python3 >/dev/null || need+=(python3)         # libhxl's hxlvalidate
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v pdftotext >/dev/null || need+=(poppler-utils) # the printout tests read PDFs
+command -v gammu-smsd >/dev/null || need+=(gammu gammu-smsd) # the SMS gateway tests (tests/tests/sms.rs)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]} (apt)"
   if [ "$(id -u)" -eq 0 ]; then

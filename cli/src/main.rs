@@ -229,6 +229,11 @@ enum Command {
         #[command(subcommand)]
         action: BundleAction,
     },
+    /// The SMS gateway: status, texts to review, welfare rounds by text (docs/sms.md).
+    Sms {
+        #[command(subcommand)]
+        action: cmd::sms::Action,
+    },
     /// Who posted through this hub from other machines in the last days (most posts
     /// first); `flood withdraw ADDR` takes back everything one address posted.
     Flood {
@@ -386,6 +391,7 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
         ),
         Command::Demo { keep } => demo::run(keep),
         Command::Welfare { action } => welfare::run(dir, action),
+        Command::Sms { action } => cmd::sms::run(dir, action),
         Command::Flood { json, action } => status::flood(dir, json, action),
         Command::Peers { json, action } => status::peers(dir, json, action),
         Command::Status { json } => status::status(dir, json),

@@ -13,6 +13,7 @@ pub mod doors;
 pub mod engine;
 pub mod net;
 pub mod node;
+pub mod sms;
 pub mod store;
 /// The disk guard lives with the store it guards; `crate::disk` still names it.
 pub use store::disk;

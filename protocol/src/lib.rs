@@ -42,6 +42,7 @@ pub mod quota;
 pub mod rejection;
 pub mod retention;
 pub mod session;
+pub mod sms;
 pub mod sync;
 pub mod text;
 pub mod time;

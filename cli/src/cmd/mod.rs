@@ -9,6 +9,7 @@ pub(crate) mod hub;
 pub(crate) mod items;
 pub(crate) mod print;
 pub(crate) mod setup;
+pub(crate) mod sms;
 pub(crate) mod status;
 pub(crate) mod up;
 pub(crate) mod welfare;

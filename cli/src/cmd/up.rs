@@ -73,6 +73,8 @@ pub(crate) struct UpArgs {
     /// Posts a minute a --desk computer may make.
     #[arg(long, default_value_t = aidmesh_node::api::posting_default_desk_per_minute())]
     desk_posts_per_minute: u32,
+    #[command(flatten)]
+    sms: super::sms::SmsUpArgs,
 }
 
 pub(crate) fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
@@ -121,6 +123,8 @@ pub(crate) fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
             })
             .collect::<Result<_, _>>()?,
     };
+    cfg.sms = args.sms.options();
+
     cfg.sync_every = parse_duration("--sync-every", &args.sync_every)?;
     cfg.welfare_retention = parse_duration("--welfare-retention", &args.welfare_retention)?;
     if let Some(off) = &args.clock_offset {

@@ -51,6 +51,7 @@ mod page;
 pub mod pin;
 mod posting;
 mod print;
+mod sms;
 mod welfare;
 
 pub use cards::item_json;
@@ -79,6 +80,7 @@ pub struct AppState {
     cards: Arc<live::StreamCards>,
     streams: Arc<conn::Streams>,
     posting: Arc<posting::Posting>,
+    sms: Option<Arc<crate::sms::Gateway>>,
 }
 
 impl AppState {
@@ -91,6 +93,7 @@ impl AppState {
             cards: Arc::default(),
             streams: Arc::default(),
             posting: Arc::default(),
+            sms: None,
         }
     }
 
@@ -179,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/bundle", get(bundle::download).post(bundle::upload))
         .route("/api/v1/flood", get(flood::list))
         .route("/api/v1/flood/withdraw", post(flood::withdraw))
+        .merge(sms::routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

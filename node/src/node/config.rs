@@ -45,6 +45,8 @@ pub struct NodeConfig {
     pub retention_sweep: Duration,
     /// How fast other machines may write through the API.
     pub posting: crate::api::PostingLimits,
+    /// The SMS gateway (`up --sms-gateway SMSDRC`), if this hub runs one.
+    pub sms: Option<crate::sms::SmsOptions>,
 }
 
 impl NodeConfig {
@@ -66,6 +68,7 @@ impl NodeConfig {
             welfare_retention: DEFAULT_WELFARE_RETENTION,
             retention_sweep: RETENTION_SWEEP,
             posting: crate::api::PostingLimits::default(),
+            sms: None,
         }
     }
 }

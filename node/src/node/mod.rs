@@ -47,6 +47,9 @@ pub enum NodeError {
     /// The HTTP API could not start.
     #[error(transparent)]
     Api(#[from] api::ServeError),
+    /// The SMS gateway could not start (its daemon's config, its folders).
+    #[error("{0}")]
+    Sms(String),
     /// The volunteer PIN is empty or too short.
     #[error(transparent)]
     Pin(#[from] api::pin::WeakPin),
@@ -174,10 +177,13 @@ pub async fn run(
     )?;
     let listen = listening(&net).await;
     let _discovery = Discovery::start(&cfg, &net, &listen, &profile.psk);
+    let sms = crate::sms::Gateway::start_if(cfg.sms.clone(), &cfg.data_dir, &engine, &stop_rx)
+        .map_err(NodeError::Sms)?;
     let (api_addr, api_task) = api::serve(
         cfg.api,
         api::AppState::new(engine.clone(), net.clone(), cfg.volunteer_pin.clone())
-            .with_posting_limits(cfg.posting.clone()),
+            .with_posting_limits(cfg.posting.clone())
+            .with_sms(sms),
         stop_rx.clone(),
     )
     .await?;
