@@ -2,6 +2,7 @@
 //! gossip RPCs and sync messages, with their framing.
 
 use super::EPOCH_MS;
+
 /// Kinds of traffic, for the byte counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cat {

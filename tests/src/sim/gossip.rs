@@ -7,6 +7,7 @@ use super::bytes::{control_bytes, gossip_data_bytes, ihave_bytes, iwant_bytes};
 use super::{
     Cat, Hub, Item, Msg, Sim, SimEvent, Via, EPOCH_MS, IWANT_FOLLOWUP, MS, PRUNE_BACKOFF, VALIDATE,
 };
+
 /// Marks a gossip message that came in answer to an IWANT (in `Item::Validated`).
 const PULLED: usize = 1 << 40;
 

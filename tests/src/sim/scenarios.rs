@@ -7,6 +7,7 @@ use crate::bench_util::percentile;
 
 use super::bytes::{gossip_data_bytes, CATS};
 use super::{Config, Counters, Micros, Rng, Sim, EPOCH_MS, MS, SEC};
+
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(|a, b| a.total_cmp(b));
     v

@@ -9,6 +9,7 @@ use aidmesh_protocol::{Event, EventId};
 
 use super::bytes::{events_bytes, fetch_bytes, reconcile_bytes, STREAM};
 use super::{Cat, Item, Msg, Running, Sim, Via, EPOCH_MS, MS};
+
 impl Sim {
     /// As the node's timer for `peer` (`node/src/net/task.rs`, `sync_due`): a periodic
     /// session if none runs and the last one ended `sync_every` ago.

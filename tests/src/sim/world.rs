@@ -11,6 +11,7 @@ use super::{
     Cat, Config, Counters, Entry, Hub, Item, Link, LinkSpec, Micros, Msg, Peer, Rng, Sim,
     FIRST_HEARTBEAT, MS, MSS, RTO, SEC,
 };
+
 impl Sim {
     /// Builds the town (every hub up, none connected yet: connections form in the first
     /// seconds as discovery would make them).
