@@ -1,5 +1,6 @@
-//! 2. Catch-up of a node missing events; 3, 5, 6. two nodes holding the same events
-//! (sync bytes to confirm, resident memory, start time) and the memory probe.
+//! Catch-up of a node missing events (benchmark 2), and two nodes holding the same
+//! events: sync bytes to confirm, resident memory, start time (3, 5, 6), with the
+//! memory probe.
 
 use std::path::Path;
 use std::process::Command;

@@ -1,5 +1,5 @@
-//! 7. Forget latency (compaction in the background, and in the same call for
-//! comparison); 8. propagation through a node while it forgets people.
+//! Forget latency, the compaction in the background and, for comparison, in the same
+//! call (benchmark 7); propagation through a node while it forgets people (8).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,5 @@
-//! 1. Propagation latency across a full mesh; 9. idle CPU of connected nodes, and
-//! propagation while one node ingests a bulk batch.
+//! Propagation latency across a full mesh (benchmark 1); idle CPU of connected nodes,
+//! and propagation while one node ingests a bulk batch (9).
 
 use std::collections::HashMap;
 use std::process::Command;
