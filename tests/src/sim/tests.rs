@@ -1,3 +1,6 @@
+//! Unit tests: the modelled wire sizes against the real encodings, and [`Rng`]'s
+//! sequence.
+
 use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
 use aidmesh_protocol::EventId;
 
