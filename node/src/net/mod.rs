@@ -21,7 +21,8 @@
 //! - [`pex`]: peer exchange, learning the other members' addresses from a peer;
 //! - [`framed`]: the length-prefixed codec that sync and peer exchange share;
 //! - [`refused`]: nodes of another community that tried to connect;
-//! - [`metrics`]: what the peer connections carry, as libp2p counts it.
+//! - [`metrics`]: what the peer connections carry, as libp2p counts it;
+//! - [`lan`]: this computer's LAN addresses, for the web page's address.
 
 pub mod beacon;
 pub mod dialer;
@@ -29,6 +30,7 @@ pub mod discovery;
 pub mod framed;
 mod gossip;
 mod ingest;
+pub mod lan;
 pub mod metrics;
 mod pending;
 pub mod pex;
@@ -105,6 +107,42 @@ pub enum NetError {
         /// Why.
         reason: String,
     },
+}
+
+/// Refuses a TCP listen address whose port another program already listens on.
+/// libp2p's listeners set `SO_REUSEPORT`, so a second node on the same port would bind
+/// too, and the kernel would hand each incoming connection to one of the two at random
+/// (issue 29). A probe bound without `SO_REUSEPORT` fails where any socket listens on
+/// that port and address (or on the wildcard address); it is closed at once. Port 0
+/// (the system picks one) is never refused.
+fn port_free(addr: &Multiaddr) -> Result<(), NetError> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(NetError::Listen {
+            addr: addr.clone(),
+            reason: format!("TCP port {port} is already in use ({e})"),
+        }),
+        // Anything else (an address this host does not have, no permission) is for
+        // libp2p's own listen to report as it always did.
+        Err(_) => Ok(()),
+    }
 }
 
 /// One connected peer, as shown in status.
@@ -261,6 +299,7 @@ fn setup(
         .subscribe(&topic)
         .map_err(|e| NetError::Libp2p(e.to_string()))?;
     for addr in &cfg.listen {
+        port_free(addr)?;
         swarm
             .listen_on(addr.clone())
             .map_err(|e| NetError::Listen {

@@ -1,0 +1,85 @@
+//! This computer's addresses on the local network, for what people read and phones
+//! open (issue 29): a node listening on every interface (`0.0.0.0`) must print, and
+//! encode in the printed board's QR code, an address a phone can reach, never
+//! `http://0.0.0.0:PORT/`.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// The IPv4 addresses of the interfaces that are up and not loopback, in the order the
+/// system lists them. IPv6 is left out: a phone on a hub's Wi-Fi always has IPv4, and
+/// a link-local IPv6 address cannot be typed or put in a link without its zone.
+pub fn lan_ips() -> Vec<IpAddr> {
+    let Ok(ifaces) = if_addrs::get_if_addrs() else {
+        return Vec::new();
+    };
+    let mut ips: Vec<IpAddr> = ifaces
+        .iter()
+        .filter(|i| !i.is_loopback() && i.oper_status != if_addrs::IfOperStatus::Down)
+        .map(|i| i.ip())
+        .filter(|ip| ip.is_ipv4() && !ip.is_unspecified())
+        .collect();
+    ips.dedup();
+    ips
+}
+
+/// The web page's addresses for `api`: itself, unless it is the unspecified address
+/// (every interface), which no browser can open: then one per address of [`lan_ips`]
+/// (none where the computer has no network yet).
+pub fn page_addrs(api: SocketAddr) -> Vec<SocketAddr> {
+    if !api.ip().is_unspecified() {
+        return vec![api];
+    }
+    lan_ips()
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, api.port()))
+        .collect()
+}
+
+/// A `Host` header (`0.0.0.0:4611`, `[::]:4611`) with an unspecified address replaced
+/// by this computer's first LAN address, port kept; any other is returned unchanged.
+/// `None`: an unspecified host and no LAN address to put instead.
+pub fn reachable_host(host: &str) -> Option<String> {
+    let Ok(addr) = host.parse::<SocketAddr>() else {
+        return match host.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => lan_ips().first().map(ToString::to_string),
+            _ => Some(host.to_string()),
+        };
+    };
+    if !addr.ip().is_unspecified() {
+        return Some(host.to_string());
+    }
+    page_addrs(addr).first().map(ToString::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_specific_address_is_kept() {
+        let a: SocketAddr = "192.168.1.5:4611".parse().unwrap();
+        assert_eq!(page_addrs(a), vec![a]);
+        assert_eq!(
+            reachable_host("192.168.1.5:4611").as_deref(),
+            Some("192.168.1.5:4611")
+        );
+        assert_eq!(
+            reachable_host("hub.local:4611").as_deref(),
+            Some("hub.local:4611")
+        );
+    }
+
+    #[test]
+    fn the_unspecified_address_is_never_given() {
+        let a: SocketAddr = "0.0.0.0:4611".parse().unwrap();
+        for p in page_addrs(a) {
+            assert!(!p.ip().is_unspecified() && !p.ip().is_loopback(), "{p}");
+            assert_eq!(p.port(), 4611);
+        }
+        for h in ["0.0.0.0:4611", "[::]:4611", "0.0.0.0"] {
+            if let Some(r) = reachable_host(h) {
+                assert!(!r.starts_with("0.0.0.0") && !r.starts_with("[::]"), "{h} → {r}");
+            }
+        }
+    }
+}
