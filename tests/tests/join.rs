@@ -1,0 +1,159 @@
+//! Joining and finding each other, as a coordinator lives it (issue 29): a second node
+//! on a port already taken is refused, and a node serving phones on every interface
+//! prints (and puts in the printed board's QR code) an address a phone can open.
+//! Real `aidmesh` processes on this machine.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use aidmesh_tests::{aidmesh_command, http, wait_for, Node, Opts, TEST_PASSPHRASE};
+
+const T: Duration = Duration::from_secs(30);
+
+/// Kills the process when dropped, so a failed test leaves no node behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn init(dir: &Path) {
+    let out = aidmesh_command()
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["init", "--community", "test", "--passphrase", TEST_PASSPHRASE])
+        .output()
+        .expect("run aidmesh init");
+    assert!(
+        out.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `aidmesh up` on `dir` with `args`, its stdout and stderr in files of `dir`.
+fn up(dir: &Path, args: &[&str]) -> Running {
+    let out = std::fs::File::create(dir.join("up.out")).expect("stdout file");
+    let err = std::fs::File::create(dir.join("up.err")).expect("stderr file");
+    let child = aidmesh_command()
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("up")
+        .args(args)
+        .env("AIDMESH_LOG", "info")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .expect("spawn aidmesh up");
+    Running(child)
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file)).unwrap_or_default()
+}
+
+#[test]
+fn a_second_node_on_a_peer_port_in_use_is_refused() {
+    let a = Node::start("a", Opts::default());
+    let taken = a.status()["listen"][0]
+        .as_str()
+        .expect("a listen address")
+        .to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    init(dir.path());
+    let mut second = up(
+        dir.path(),
+        &["--listen", &taken, "--api", "127.0.0.1:0", "--no-mdns", "--no-beacon"],
+    );
+    let deadline = Instant::now() + T;
+    let status = loop {
+        if let Some(st) = second.0.try_wait().expect("wait for the second node") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a second node (another data directory) was started on {taken}, a's peer port, \
+             and was still running after {T:?}: two nodes on one port must be refused. \
+             Its output:\n{}\n{}",
+            read(dir.path(), "up.out"),
+            read(dir.path(), "up.err")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = read(dir.path(), "up.err");
+    let port = taken.rsplit('/').next().unwrap_or_default();
+    assert!(!status.success(), "refused, but exit status {status}");
+    assert!(
+        err.contains(&format!("TCP port {port} is already in use")) && err.contains("--listen"),
+        "the refusal must name the port and what to do; it said:\n{err}"
+    );
+    // a is untouched.
+    assert_eq!(a.status()["listen"][0].as_str(), Some(taken.as_str()));
+}
+
+#[test]
+fn a_node_on_every_interface_prints_and_encodes_an_address_a_phone_can_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    init(dir.path());
+    let _node = up(
+        dir.path(),
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "0.0.0.0:0",
+            "--no-mdns",
+            "--no-beacon",
+        ],
+    );
+    let out = wait_for("up to print its web page address", T, || {
+        let out = read(dir.path(), "up.out");
+        out.contains("  api ").then_some(out)
+    });
+    let pages: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("web page"))
+        .map(str::trim)
+        .collect();
+    assert!(!pages.is_empty(), "no web page line in:\n{out}");
+    assert!(
+        !out.contains("0.0.0.0"),
+        "`up --api 0.0.0.0:PORT` printed an address no phone can open:\n{out}"
+    );
+    // Each printed address answers.
+    for page in &pages {
+        let url = page.split_whitespace().next().unwrap_or_default();
+        let r = http().get(url).call();
+        assert!(
+            r.as_ref().is_ok_and(|r| r.status().is_success()),
+            "the printed web page {url} does not answer: {:?}",
+            r.map(|r| r.status())
+        );
+    }
+    // The printed board, as `aidmesh print` fetches it from this node.
+    let board = dir.path().join("board.html");
+    let st = aidmesh_command()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["print", "--out"])
+        .arg(&board)
+        .status()
+        .expect("run aidmesh print");
+    assert!(st.success(), "aidmesh print failed: {st}");
+    let html = std::fs::read_to_string(&board).expect("the board");
+    assert!(
+        !html.contains("0.0.0.0"),
+        "the printed board's link and QR code say 0.0.0.0, which no phone can open"
+    );
+    let first = pages[0].split_whitespace().next().unwrap_or_default();
+    if !first.contains("127.0.0.1") {
+        assert!(
+            html.contains(first),
+            "the printed board does not give the address `up` printed ({first})"
+        );
+    }
+}
