@@ -597,6 +597,9 @@ pub async fn run(
         .listen
         .iter()
         .any(|a| net::remote_ip(a).is_some_and(|ip| !ip.is_loopback()));
+    if !lan_reachable {
+        warn!("listening on loopback only: no other computer can connect to this node (this node still dials others); listen on every interface with --listen /ip4/0.0.0.0/tcp/4610 to join the other hubs");
+    }
     let _beacon = match (cfg.beacon && lan_reachable, tcp_port) {
         (true, Some(port)) => {
             match beacon::start(net.peer_id, port, &profile.psk, net.commands.clone()) {
@@ -615,6 +618,7 @@ pub async fn run(
                 net.peer_id,
                 port,
                 key_tag(&profile.psk),
+                lan_reachable,
                 net.commands.clone(),
             ) {
                 Ok(d) => Some(d),

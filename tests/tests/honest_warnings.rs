@@ -97,3 +97,81 @@ fn a_restarted_peer_is_not_redialled_at_its_old_address_nor_blamed_on_the_passph
         false_lines.join("\n")
     );
 }
+
+/// A node that listens on loopback only says so, and does not advertise by mDNS the
+/// LAN addresses where it does not listen: the other hubs' dials there would fail and
+/// (before issue 29) be blamed on the passphrase. Network namespaces: needs root.
+#[test]
+#[ignore = "needs root"]
+fn a_node_listening_on_loopback_only_says_so_and_is_not_advertised() {
+    use aidmesh_tests::lan::Lan;
+    use std::process::Stdio;
+
+    let mut lan = Lan::new("q");
+    let a = Node::start(
+        "a",
+        Opts {
+            lan: Some(lan.host(1)),
+            ..Opts::default()
+        },
+    );
+    let host = lan.host(2);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let init = aidmesh_tests::aidmesh_command()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["init", "--community", "test", "--passphrase"])
+        .arg(aidmesh_tests::TEST_PASSPHRASE)
+        .output()
+        .expect("run aidmesh init");
+    assert!(init.status.success(), "init: {}", String::from_utf8_lossy(&init.stderr));
+    let log_path = dir.path().join("node.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", &host.netns])
+        .arg(aidmesh_tests::binary())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["up", "--listen", "/ip4/127.0.0.1/tcp/4610", "--api", "127.0.0.1:4611"])
+        .env("AIDMESH_LOG", "info,aidmesh_node=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn the loopback node");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _b = Kill(child);
+    let read = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for("the loopback-only node to listen", T, || {
+        read().contains("API and web page listening").then_some(())
+    });
+    // a browses all along; b's advert, had it been sent, arrives within a second or
+    // two. A whole beacon start burst (0, 1, 3 s) and more pass.
+    std::thread::sleep(Duration::from_secs(8)); // an absence: there is no event to await
+    let log_a = a.log();
+    let b_ip = host.ip.as_str();
+    let dialled: Vec<&str> = log_a
+        .lines()
+        .filter(|l| l.contains(&format!("/ip4/{b_ip}/tcp/4610")))
+        .collect();
+    assert!(
+        dialled.is_empty(),
+        "a found (by mDNS) and dialled the loopback-only node at {b_ip}, where it does not listen:\n{}",
+        dialled.join("\n")
+    );
+    assert!(
+        blaming(&log_a).is_empty(),
+        "a blamed the passphrase for a node that listens on loopback only:\n{}",
+        blaming(&log_a).join("\n")
+    );
+    assert!(
+        read().contains("listening on loopback only"),
+        "the loopback-only node did not say that no other computer can reach it; its log:\n{}",
+        read()
+    );
+}

@@ -27,21 +27,30 @@ impl Drop for Discovery {
     }
 }
 
-/// Starts advertising and browsing.
+/// Starts browsing, and advertising unless `advertise` is false: a node listening on
+/// loopback only would advertise the computer's LAN addresses, where it does not
+/// listen, and every other hub's dial there would fail (issue 29). It still finds the
+/// others and dials them.
 pub fn start(
     peer: PeerId,
     port: u16,
     tag: String,
+    advertise: bool,
     commands: mpsc::Sender<Command>,
 ) -> Result<Discovery, mdns_sd::Error> {
     let daemon = ServiceDaemon::new()?;
     let me = peer.to_string();
-    let host = format!("aidmesh-{}.local.", &me[me.len().saturating_sub(12)..]);
-    let props = [("p", me.as_str()), ("c", tag.as_str())];
-    let info = ServiceInfo::new(SERVICE, &me, &host, "", port, &props[..])?.enable_addr_auto();
-    daemon.register(info)?;
+    if advertise {
+        let host = format!("aidmesh-{}.local.", &me[me.len().saturating_sub(12)..]);
+        let props = [("p", me.as_str()), ("c", tag.as_str())];
+        let info =
+            ServiceInfo::new(SERVICE, &me, &host, "", port, &props[..])?.enable_addr_auto();
+        daemon.register(info)?;
+        info!(port, "mDNS: advertising {SERVICE}");
+    } else {
+        info!("mDNS: looking for other nodes, not advertising this one (it listens on loopback only)");
+    }
     let rx = daemon.browse(SERVICE)?;
-    info!(port, "mDNS: advertising {SERVICE}");
     tokio::spawn(async move {
         let mut other_community: HashSet<String> = HashSet::new();
         // Drain promptly: mdns-sd closes a subscription that falls behind.
