@@ -157,3 +157,78 @@ fn a_node_on_every_interface_prints_and_encodes_an_address_a_phone_can_open() {
         );
     }
 }
+
+/// `aidmesh join` typed at the keyboard: its answers on stdin, its exit bounded.
+fn join_typing(dir: &Path, typed: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = aidmesh_command()
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("join")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn aidmesh join");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(typed.as_bytes())
+        .expect("type the answers");
+    let mut child = Running(child);
+    let status = wait_for("aidmesh join to finish once its input ended", T, || {
+        child.0.try_wait().expect("wait for join")
+    });
+    let mut out = String::new();
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child.0.stdout.take().expect("stdout").read_to_string(&mut out);
+    let _ = child.0.stderr.take().expect("stderr").read_to_string(&mut err);
+    (status.success(), out, err)
+}
+
+#[test]
+fn join_asks_again_for_a_mistyped_word_instead_of_exiting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Word 6 mistyped, then only that word typed again; the name is not asked twice.
+    let (ok, out, err) = join_typing(
+        dir.path(),
+        "Test\nriver ocean garden lemon rocket harbr\nharbor\n",
+    );
+    assert!(
+        ok,
+        "join exited at the first typo instead of asking again.\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(
+        err.contains("word 6 'harbr' is not in the list; did you mean 'harbor'?"),
+        "the typo was not named: {err}"
+    );
+    assert!(out.contains("Word 6 again"), "word 6 was not asked for again: {out}");
+    assert!(out.contains("Joined community 'Test'"), "{out}");
+    // Joined with the right words: the card shows them.
+    let card = aidmesh_command()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("passphrase")
+        .output()
+        .expect("run aidmesh passphrase");
+    let card = String::from_utf8_lossy(&card.stdout);
+    assert!(
+        card.contains("river ocean garden lemon rocket harbor"),
+        "the card: {card}"
+    );
+
+    // A wrong count asks for all six again; the end of the input ends it, saying so.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ok, out, err) = join_typing(dir.path(), "Test\nriver ocean garden\n");
+    assert!(!ok, "join succeeded with three words: {out}");
+    assert!(
+        err.contains("has 3 words") && err.contains("no passphrase typed"),
+        "the count and the end of input were not said: {err}"
+    );
+    assert!(
+        out.matches("Passphrase (the six words from the card)").count() == 2,
+        "the six words were not asked for again: {out}"
+    );
+}
