@@ -618,6 +618,8 @@ pub async fn run(
                 net.peer_id,
                 port,
                 key_tag(&profile.psk),
+                &profile.community,
+                &profile.passphrase,
                 lan_reachable,
                 net.commands.clone(),
             ) {

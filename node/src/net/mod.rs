@@ -22,7 +22,8 @@
 //! - [`framed`]: the length-prefixed codec that sync and peer exchange share;
 //! - [`refused`]: nodes of another community that tried to connect;
 //! - [`metrics`]: what the peer connections carry, as libp2p counts it;
-//! - [`lan`]: this computer's LAN addresses, for the web page's address.
+//! - [`lan`]: this computer's LAN addresses, for the web page's address;
+//! - [`nearby`]: nodes of another community heard by mDNS, and what differs.
 
 pub mod beacon;
 pub mod dialer;
@@ -32,6 +33,7 @@ mod gossip;
 mod ingest;
 pub mod lan;
 pub mod metrics;
+pub mod nearby;
 mod pending;
 pub mod pex;
 pub mod refused;
@@ -170,6 +172,8 @@ pub struct NetStatus {
     /// Addresses this node dialled whose answer failed the community handshake: nodes
     /// of another community (issue 15, the dialling side).
     pub refused_by: Vec<refused::Refused>,
+    /// Nodes of another community heard nearby by mDNS, and what differs (issue 29).
+    pub other_communities: Vec<nearby::Nearby>,
     /// Bytes of sync traffic received.
     pub sync_bytes_in: u64,
     /// Bytes of sync traffic sent.
@@ -193,6 +197,15 @@ pub enum Command {
     DialOnce(Multiaddr),
     /// Report status.
     Status(oneshot::Sender<NetStatus>),
+    /// A node of another community was heard nearby (mDNS), differing by `differs`.
+    OtherCommunity {
+        /// Its peer id.
+        peer: String,
+        /// Its address.
+        ip: String,
+        /// What differs.
+        differs: nearby::Differs,
+    },
 }
 
 /// How the rest of the node reaches the network task.

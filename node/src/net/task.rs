@@ -71,6 +71,8 @@ pub(super) struct Task {
     refused: super::refused::RefusedLog,
     /// Nodes of another community that this node dialled.
     refused_by: super::refused::RefusedLog,
+    /// Nodes of another community heard by mDNS, and what differs (issue 29).
+    nearby: super::nearby::NearbyLog,
     /// Outbound connections that passed the pnet exchange (see [`PnetPassed`]).
     pnet_passed: PnetPassed,
     /// The static peers (`--peer`): the links discovery cannot make, often the long
@@ -128,6 +130,7 @@ impl Task {
             dialing: HashMap::new(),
             refused: Default::default(),
             refused_by: Default::default(),
+            nearby: Default::default(),
             pnet_passed: p.pnet_passed,
             static_peers: cfg.peers.iter().cloned().collect(),
             pex: Pex::default(),
@@ -304,6 +307,11 @@ impl Task {
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
+            Command::OtherCommunity { peer, ip, differs } => {
+                if self.nearby.note(&peer, &ip, differs, self.engine.wall_ms()) {
+                    warn!(%peer, %ip, differs = ?differs, "{}", super::nearby::says(&ip, differs));
+                }
+            }
         }
     }
 
@@ -437,6 +445,7 @@ impl Task {
             peers,
             refused: self.refused.list(),
             refused_by: self.refused_by.list(),
+            other_communities: self.nearby.list(),
             sync_bytes_in: self
                 .counters
                 .bytes_in
@@ -585,6 +594,8 @@ impl Task {
                 }
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, %addr, "connected");
+                    // One of ours now (it joined again with the right words).
+                    self.nearby.forget(&peer_id.to_string());
                     self.summaries.set_connected(peer_id, true);
                     self.dialer.connected(&peer_id);
                     let dialed = endpoint.is_dialer().then_some(&addr);
