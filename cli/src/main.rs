@@ -1211,7 +1211,10 @@ fn ask_again<T>(
 ) -> Result<T, CliError> {
     loop {
         let Some(answer) = ask_line(prompt)? else {
-            return Err(CliError(format!("no answer to '{}'", prompt.trim_end_matches([' ', ':']))));
+            return Err(CliError(format!(
+                "no answer to '{}'",
+                prompt.trim_end_matches([' ', ':'])
+            )));
         };
         match check(&answer) {
             Ok(v) => return Ok(v),
@@ -1237,7 +1240,8 @@ fn ask_line(prompt: &str) -> Result<Option<String>, CliError> {
 fn ask_words() -> Result<String, CliError> {
     use aidmesh_protocol::community::{check_passphrase, PassphraseProblem};
     const ALL: &str = "Passphrase (the six words from the card): ";
-    let eof = || CliError("no passphrase typed: run `aidmesh join` again with the card at hand".into());
+    let eof =
+        || CliError("no passphrase typed: run `aidmesh join` again with the card at hand".into());
     let mut typed = ask_line(ALL)?.ok_or_else(eof)?;
     loop {
         match check_passphrase(&typed) {
@@ -1248,8 +1252,7 @@ fn ask_words() -> Result<String, CliError> {
                     "Word {position} again (or press Enter to type all six again): "
                 ))?
                 .ok_or_else(eof)?;
-                let mut words: Vec<String> =
-                    typed.split_whitespace().map(str::to_string).collect();
+                let mut words: Vec<String> = typed.split_whitespace().map(str::to_string).collect();
                 match fix.split_whitespace().count() {
                     0 => typed = ask_line(ALL)?.ok_or_else(eof)?,
                     1 => {
@@ -1278,7 +1281,9 @@ fn join(
     let community = match community {
         Some(c) => c,
         None => ask_again("Community name (from the card): ", |c| {
-            (!c.is_empty()).then(|| c.to_string()).ok_or("the community name is empty")
+            (!c.is_empty())
+                .then(|| c.to_string())
+                .ok_or("the community name is empty")
         })?,
     };
     let words = match passphrase {

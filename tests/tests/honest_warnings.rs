@@ -33,7 +33,9 @@ fn blaming(log: &str) -> Vec<&str> {
     log.lines()
         .filter(|l| {
             let l = l.to_lowercase();
-            l.contains("passphrase") || l.contains("community key") || l.contains("another community")
+            l.contains("passphrase")
+                || l.contains("community key")
+                || l.contains("another community")
         })
         .collect()
 }
@@ -124,7 +126,11 @@ fn a_node_listening_on_loopback_only_says_so_and_is_not_advertised() {
         .arg(aidmesh_tests::TEST_PASSPHRASE)
         .output()
         .expect("run aidmesh init");
-    assert!(init.status.success(), "init: {}", String::from_utf8_lossy(&init.stderr));
+    assert!(
+        init.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     let log_path = dir.path().join("node.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let child = std::process::Command::new("ip")
@@ -132,7 +138,13 @@ fn a_node_listening_on_loopback_only_says_so_and_is_not_advertised() {
         .arg(aidmesh_tests::binary())
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["up", "--listen", "/ip4/127.0.0.1/tcp/4610", "--api", "127.0.0.1:4611"])
+        .args([
+            "up",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/4610",
+            "--api",
+            "127.0.0.1:4611",
+        ])
         .env("AIDMESH_LOG", "info,aidmesh_node=debug")
         .stdout(Stdio::null())
         .stderr(log)

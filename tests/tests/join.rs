@@ -25,7 +25,13 @@ fn init(dir: &Path) {
     let out = aidmesh_command()
         .arg("--data-dir")
         .arg(dir)
-        .args(["init", "--community", "test", "--passphrase", TEST_PASSPHRASE])
+        .args([
+            "init",
+            "--community",
+            "test",
+            "--passphrase",
+            TEST_PASSPHRASE,
+        ])
         .output()
         .expect("run aidmesh init");
     assert!(
@@ -67,7 +73,14 @@ fn a_second_node_on_a_peer_port_in_use_is_refused() {
     init(dir.path());
     let mut second = up(
         dir.path(),
-        &["--listen", &taken, "--api", "127.0.0.1:0", "--no-mdns", "--no-beacon"],
+        &[
+            "--listen",
+            &taken,
+            "--api",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--no-beacon",
+        ],
     );
     let deadline = Instant::now() + T;
     let status = loop {
@@ -183,8 +196,18 @@ fn join_typing(dir: &Path, typed: &str) -> (bool, String, String) {
     let mut out = String::new();
     let mut err = String::new();
     use std::io::Read;
-    let _ = child.0.stdout.take().expect("stdout").read_to_string(&mut out);
-    let _ = child.0.stderr.take().expect("stderr").read_to_string(&mut err);
+    let _ = child
+        .0
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out);
+    let _ = child
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err);
     (status.success(), out, err)
 }
 
@@ -204,7 +227,10 @@ fn join_asks_again_for_a_mistyped_word_instead_of_exiting() {
         err.contains("word 6 'harbr' is not in the list; did you mean 'harbor'?"),
         "the typo was not named: {err}"
     );
-    assert!(out.contains("Word 6 again"), "word 6 was not asked for again: {out}");
+    assert!(
+        out.contains("Word 6 again"),
+        "word 6 was not asked for again: {out}"
+    );
     assert!(out.contains("Joined community 'Test'"), "{out}");
     // Joined with the right words: the card shows them.
     let card = aidmesh_command()
@@ -228,7 +254,9 @@ fn join_asks_again_for_a_mistyped_word_instead_of_exiting() {
         "the count and the end of input were not said: {err}"
     );
     assert!(
-        out.matches("Passphrase (the six words from the card)").count() == 2,
+        out.matches("Passphrase (the six words from the card)")
+            .count()
+            == 2,
         "the six words were not asked for again: {out}"
     );
 }
@@ -287,8 +315,11 @@ fn status_names_a_hub_with_the_words_in_another_order_or_another_name() {
         .expect("run aidmesh status");
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        text.contains(&format!("a hub at {b_ip} has this community's name and the same six words in another order"))
-            && text.contains(&format!("a hub at {c_ip} has the same six words but another community name")),
+        text.contains(&format!(
+            "a hub at {b_ip} has this community's name and the same six words in another order"
+        )) && text.contains(&format!(
+            "a hub at {c_ip} has the same six words but another community name"
+        )),
         "`aidmesh status` does not say what differs:\n{text}"
     );
 }

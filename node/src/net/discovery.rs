@@ -46,7 +46,9 @@ pub fn start(
     let passphrase = passphrase.to_string();
     let rx = daemon.browse(SERVICE)?;
     if !advertise {
-        info!("mDNS: looking for other nodes, not advertising this one (it listens on loopback only)");
+        info!(
+            "mDNS: looking for other nodes, not advertising this one (it listens on loopback only)"
+        );
     }
     let registrar = daemon.clone();
     tokio::spawn(async move {
@@ -72,7 +74,9 @@ pub fn start(
                 .and_then(|info| registrar.register(info))
             {
                 Ok(()) => info!(port, "mDNS: advertising {SERVICE}"),
-                Err(e) => warn!(error = %e, "mDNS: cannot advertise this node; others will not find it by mDNS"),
+                Err(e) => {
+                    warn!(error = %e, "mDNS: cannot advertise this node; others will not find it by mDNS")
+                }
             }
         }
         // Drain promptly: mdns-sd closes a subscription that falls behind.
@@ -95,9 +99,12 @@ pub fn start(
                 svc.get_property_val_str("n"),
                 svc.get_property_val_str("w"),
             ) {
-                let Some(ip) = svc.addresses.iter().map(|a| a.to_ip_addr()).find(|ip| {
-                    !ip.is_loopback() && !is_link_local_v6(ip)
-                }) else {
+                let Some(ip) = svc
+                    .addresses
+                    .iter()
+                    .map(|a| a.to_ip_addr())
+                    .find(|ip| !ip.is_loopback() && !is_link_local_v6(ip))
+                else {
                     continue;
                 };
                 debug!(peer = %peer_s, %ip, ?differs, "mDNS: found a node of another community; not connecting");

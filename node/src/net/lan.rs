@@ -78,7 +78,10 @@ mod tests {
         }
         for h in ["0.0.0.0:4611", "[::]:4611", "0.0.0.0"] {
             if let Some(r) = reachable_host(h) {
-                assert!(!r.starts_with("0.0.0.0") && !r.starts_with("[::]"), "{h} → {r}");
+                assert!(
+                    !r.starts_with("0.0.0.0") && !r.starts_with("[::]"),
+                    "{h} → {r}"
+                );
             }
         }
     }

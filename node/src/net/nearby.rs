@@ -202,13 +202,25 @@ mod tests {
     fn each_mistake_is_told_apart_and_our_community_is_not_one() {
         let ours = tags("Elm Street", WORDS);
         let judge = |t: &Tags| ours.judge(Some(&t.key), Some(&t.name), Some(&t.words));
-        assert_eq!(judge(&tags(" elm street ", "River  OCEAN garden lemon rocket harbor")), None);
         assert_eq!(
-            judge(&tags("Elm Street", "ocean river garden lemon rocket harbor")),
+            judge(&tags(
+                " elm street ",
+                "River  OCEAN garden lemon rocket harbor"
+            )),
+            None
+        );
+        assert_eq!(
+            judge(&tags(
+                "Elm Street",
+                "ocean river garden lemon rocket harbor"
+            )),
             Some(Differs::WordOrder)
         );
         assert_eq!(
-            judge(&tags("Elm Street", "river ocean garden lemon rocket tunnel")),
+            judge(&tags(
+                "Elm Street",
+                "river ocean garden lemon rocket tunnel"
+            )),
             Some(Differs::Words)
         );
         assert_eq!(judge(&tags("Elm St", WORDS)), Some(Differs::Name));

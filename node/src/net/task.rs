@@ -200,13 +200,29 @@ fn garbled(error: &libp2p::swarm::ListenError) -> bool {
         return false;
     };
     let text = chain(error).to_lowercase();
-    let io_only = ["reset", "broken pipe", "unexpected end", "eof", "timed out", "timeout", "closed", "aborted"]
-        .iter()
-        .any(|t| text.contains(t));
+    let io_only = [
+        "reset",
+        "broken pipe",
+        "unexpected end",
+        "eof",
+        "timed out",
+        "timeout",
+        "closed",
+        "aborted",
+    ]
+    .iter()
+    .any(|t| text.contains(t));
     !io_only
-        && ["invalid message", "invalid protocol", "invalid data", "decrypt", "handshake failed", "multistream"]
-            .iter()
-            .any(|t| text.contains(t))
+        && [
+            "invalid message",
+            "invalid protocol",
+            "invalid data",
+            "decrypt",
+            "handshake failed",
+            "multistream",
+        ]
+        .iter()
+        .any(|t| text.contains(t))
 }
 
 /// What an outgoing dial's failure plainly is, when it is not another community: the
@@ -215,19 +231,31 @@ fn garbled(error: &libp2p::swarm::ListenError) -> bool {
 fn plain_failure(error: &libp2p::swarm::DialError) -> Option<&'static str> {
     use libp2p::swarm::DialError;
     match error {
-        DialError::Denied { .. } => Some("this node's connection limit (already connected to that peer, or too many dials)"),
-        DialError::WrongPeerId { .. } => Some("another node (another peer id) answers at that address now"),
+        DialError::Denied { .. } => {
+            Some("this node's connection limit (already connected to that peer, or too many dials)")
+        }
+        DialError::WrongPeerId { .. } => {
+            Some("another node (another peer id) answers at that address now")
+        }
         DialError::LocalPeerId { .. } => Some("that address is this node itself"),
         DialError::Aborted => Some("the dial was cancelled"),
         DialError::Transport(errors) => {
-            let text = errors.iter().map(|(_, e)| chain(e)).collect::<Vec<_>>().join("; ").to_lowercase();
+            let text = errors
+                .iter()
+                .map(|(_, e)| chain(e))
+                .collect::<Vec<_>>()
+                .join("; ")
+                .to_lowercase();
             if text.contains("connection refused") {
                 Some("no node listens there now (connection refused)")
             } else if text.contains("no route") || text.contains("unreachable") {
                 Some("no route to that address from this network")
             } else if text.contains("reset") || text.contains("closed") || text.contains("eof") {
                 Some("the other node closed the connection during the handshake (restarting, or at its connection limit)")
-            } else if text.contains("timed out") || text.contains("timeout") || text.contains("in time") {
+            } else if text.contains("timed out")
+                || text.contains("timeout")
+                || text.contains("in time")
+            {
                 Some("no answer in time")
             } else {
                 None
