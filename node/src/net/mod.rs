@@ -135,8 +135,21 @@ fn port_free(addr: &Multiaddr) -> Result<(), NetError> {
     if port == 0 {
         return Ok(());
     }
-    match std::net::TcpListener::bind((ip, port)) {
-        Ok(_) => Ok(()),
+    // As libp2p binds: SO_REUSEADDR (a restart's TIME_WAIT sockets do not count), an
+    // IPv6 socket for IPv6 only; but no SO_REUSEPORT.
+    let probe = || -> std::io::Result<()> {
+        use socket2::{Domain, Socket, Type};
+        let sa = std::net::SocketAddr::new(ip, port);
+        let s = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
+        if sa.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        s.set_reuse_address(true)?;
+        s.bind(&sa.into())?;
+        s.listen(1)
+    };
+    match probe() {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(NetError::Listen {
             addr: addr.clone(),
             reason: format!("TCP port {port} is already in use ({e})"),
@@ -311,8 +324,12 @@ fn setup(
         .gossipsub
         .subscribe(&topic)
         .map_err(|e| NetError::Libp2p(e.to_string()))?;
+    // Every address is probed before any is listened on: our own listener on
+    // 0.0.0.0:4610 must not make a probe of [::]:4610 fail.
     for addr in &cfg.listen {
         port_free(addr)?;
+    }
+    for addr in &cfg.listen {
         swarm
             .listen_on(addr.clone())
             .map_err(|e| NetError::Listen {
