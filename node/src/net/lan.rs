@@ -5,21 +5,41 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-/// The IPv4 addresses of the interfaces that are up and not loopback, in the order the
-/// system lists them. IPv6 is left out: a phone on a hub's Wi-Fi always has IPv4, and
+/// The IPv4 addresses of the interfaces that are up and not loopback, Wi-Fi and
+/// Ethernet first ([`rank`]). IPv6 is left out: a phone on a hub's Wi-Fi always has IPv4, and
 /// a link-local IPv6 address cannot be typed or put in a link without its zone.
 pub fn lan_ips() -> Vec<IpAddr> {
     let Ok(ifaces) = if_addrs::get_if_addrs() else {
         return Vec::new();
     };
-    let mut ips: Vec<IpAddr> = ifaces
+    let mut found: Vec<(u8, IpAddr)> = ifaces
         .iter()
         .filter(|i| !i.is_loopback() && i.oper_status != if_addrs::IfOperStatus::Down)
-        .map(|i| i.ip())
-        .filter(|ip| ip.is_ipv4() && !ip.is_unspecified())
+        .map(|i| (rank(&i.name), i.ip()))
+        .filter(|(_, ip)| ip.is_ipv4() && !ip.is_unspecified())
         .collect();
+    // Stable: in the system's order within a rank.
+    found.sort_by_key(|(r, _)| *r);
+    let mut ips: Vec<IpAddr> = found.into_iter().map(|(_, ip)| ip).collect();
     ips.dedup();
     ips
+}
+
+/// Which interface a phone most likely shares: Wi-Fi (`wl…`) first, then Ethernet
+/// (`en…`, `eth…`), then the rest; virtual bridges of containers and VMs last.
+fn rank(name: &str) -> u8 {
+    if name.starts_with("wl") {
+        0
+    } else if name.starts_with("en") || name.starts_with("eth") {
+        1
+    } else if ["docker", "br-", "veth", "virbr", "lxc", "tun", "tap", "wg"]
+        .iter()
+        .any(|p| name.starts_with(p))
+    {
+        3
+    } else {
+        2
+    }
 }
 
 /// The web page's addresses for `api`: itself, unless it is the unspecified address
@@ -54,6 +74,13 @@ pub fn reachable_host(host: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wifi_and_ethernet_come_before_container_bridges() {
+        let mut names = ["docker0", "br-1a2b", "wlp2s0", "enp3s0", "usb0"];
+        names.sort_by_key(|n| rank(n));
+        assert_eq!(names, ["wlp2s0", "enp3s0", "usb0", "docker0", "br-1a2b"]);
+    }
 
     #[test]
     fn a_specific_address_is_kept() {
