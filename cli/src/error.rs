@@ -99,6 +99,11 @@ pub enum CliError {
     Stdout(std::io::Error),
     /// Standard input could not be read (an answer to a question).
     Stdin(std::io::Error),
+    /// The input ended before a question (`join`'s) was answered.
+    NoAnswer {
+        /// What was asked.
+        question: &'static str,
+    },
     /// The async runtime could not start.
     Runtime(std::io::Error),
     /// The volunteer PIN was given both directly and in a file.
@@ -218,6 +223,10 @@ impl fmt::Display for CliError {
             ),
             CliError::Stdout(e) => write!(f, "cannot write the export: {e}"),
             CliError::Stdin(e) => write!(f, "cannot read the answer: {e}"),
+            CliError::NoAnswer { question } => write!(
+                f,
+                "no {question} typed: run `aidmesh join` again with the card at hand"
+            ),
             CliError::Runtime(e) => write!(f, "cannot start: {e}"),
             CliError::PinTwice { file } => write!(
                 f,

@@ -114,7 +114,7 @@ fn a_node_with_another_key_receives_nothing() {
     intruder.need("Intruder's post");
     // The intruder keeps dialling with back-off; give it several attempts.
     wait_for("a to log the failed handshake", T, || {
-        a.log().contains("different community key").then_some(())
+        a.log().contains("another community key").then_some(())
     });
     assert_eq!(intruder.status()["peers"], 0);
     assert_eq!(a.status()["peers"], 0);

@@ -66,16 +66,71 @@ pub(crate) fn passphrase(dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Reads one line from standard input after printing `prompt`.
-fn ask(prompt: &str) -> Result<String, CliError> {
+/// Asks until `check` takes the answer, saying on stderr why it did not (issue 29: one
+/// typo used to end `join`, and everything had to be typed again). At the end of the
+/// input (Ctrl-D, or a script's last line) it gives up, naming `what` was not typed.
+fn ask_again<T>(
+    prompt: &str,
+    what: &'static str,
+    check: impl Fn(&str) -> Result<T, &'static str>,
+) -> Result<T, CliError> {
+    loop {
+        let Some(answer) = ask_line(prompt)? else {
+            return Err(CliError::NoAnswer { question: what });
+        };
+        match check(&answer) {
+            Ok(v) => return Ok(v),
+            Err(why) => eprintln!("{why}; type it again (Ctrl-C to stop)"),
+        }
+    }
+}
+
+/// One line of standard input after printing `prompt`; `None` at the end of the input.
+fn ask_line(prompt: &str) -> Result<Option<String>, CliError> {
     use std::io::Write;
     print!("{prompt}");
     let _ = std::io::stdout().flush();
     let mut line = String::new();
-    std::io::stdin()
+    let n = std::io::stdin()
         .read_line(&mut line)
         .map_err(CliError::Stdin)?;
-    Ok(line.trim().to_string())
+    Ok((n > 0).then(|| line.trim().to_string()))
+}
+
+/// Asks for the six words until they pass the word list: a mistyped word is asked for
+/// alone (the others are kept), a wrong count asks for all six again.
+fn ask_words() -> Result<String, CliError> {
+    use aidmesh_protocol::community::{check_passphrase, PassphraseProblem};
+    const ALL: &str = "Passphrase (the six words from the card): ";
+    let eof = || CliError::NoAnswer {
+        question: "passphrase",
+    };
+    let mut typed = ask_line(ALL)?.ok_or_else(eof)?;
+    loop {
+        match check_passphrase(&typed) {
+            Ok(words) => return Ok(words),
+            Err(problem @ PassphraseProblem::UnknownWord { position, .. }) => {
+                eprintln!("{problem}");
+                let fix = ask_line(&format!(
+                    "Word {position} again (or press Enter to type all six again): "
+                ))?
+                .ok_or_else(eof)?;
+                let mut words: Vec<String> = typed.split_whitespace().map(str::to_string).collect();
+                match fix.split_whitespace().count() {
+                    0 => typed = ask_line(ALL)?.ok_or_else(eof)?,
+                    1 => {
+                        words[position - 1] = fix;
+                        typed = words.join(" ");
+                    }
+                    _ => typed = fix,
+                }
+            }
+            Err(problem) => {
+                eprintln!("{problem}; type the six words again (Ctrl-C to stop)");
+                typed = ask_line(ALL)?.ok_or_else(eof)?;
+            }
+        }
+    }
 }
 
 /// `aidmesh join`: checks the typed words against the list before anything is written,
@@ -89,13 +144,16 @@ pub(crate) fn join(
     check_system_dir(dir, system)?;
     let community = match community {
         Some(c) => c,
-        None => ask("Community name (from the card): ")?,
+        None => ask_again("Community name (from the card): ", "community name", |c| {
+            (!c.is_empty())
+                .then(|| c.to_string())
+                .ok_or("the community name is empty")
+        })?,
     };
-    let typed = match passphrase {
-        Some(p) => p,
-        None => ask("Passphrase (the six words from the card): ")?,
+    let words = match passphrase {
+        Some(p) => aidmesh_protocol::community::check_passphrase(&p)?,
+        None => ask_words()?,
     };
-    let words = aidmesh_protocol::community::check_passphrase(&typed)?;
     let p = node::init(dir, &community, Some(&words))?;
     println!("Joined community '{}' in {}", p.community, dir.display());
     println!("{}", start_hint(dir, system));

@@ -62,6 +62,15 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<(), CliError> {
         now,
         "the node at {ip} belongs to another community: this node dialled it and it has a different passphrase or community name",
     );
+    // Another community's hub nearby (mDNS), and what differs (issue 29): a mistake
+    // (word order, name, words) loudly, a neighbour plainly.
+    for o in v["other_communities"].as_array().into_iter().flatten() {
+        let says = o["says"].as_str().unwrap_or("");
+        match o["differs"].as_str() {
+            Some("community") => println!("nearby     {says}"),
+            _ => println!("MISMATCH   {}", output::alarm(says)),
+        }
+    }
     match v["clock"]["warning"].as_str() {
         Some(w) => println!("clock      {}", output::alarm(w)),
         None => println!("clock      {}", v["clock"]["status"].as_str().unwrap_or("")),

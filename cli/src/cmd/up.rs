@@ -183,8 +183,17 @@ pub(crate) fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
             for l in &s.listen {
                 println!("  listening  {l}");
             }
-            println!("  web page   http://{}/", s.api);
-            println!("  api        http://{}/api/v1/", s.api);
+            let pages = aidmesh_node::net::lan::page_addrs(s.api);
+            for page in &pages {
+                println!("  web page   http://{page}/");
+            }
+            if pages.is_empty() {
+                // Every interface, but no network yet: only this computer can open it.
+                let here = std::net::SocketAddr::new([127, 0, 0, 1].into(), s.api.port());
+                println!("  web page   http://{here}/ (no network yet: phones cannot reach it)");
+            }
+            let api = pages.first().copied().unwrap_or(s.api);
+            println!("  api        http://{api}/api/v1/");
         },
     ))?;
     rt.shutdown_timeout(Duration::from_secs(2));

@@ -124,6 +124,7 @@ pub(super) async fn status(
         "now_ms": reading.now_ms,
         "refused": net.as_ref().map(|n| n.refused.clone()).unwrap_or_default(),
         "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
+        "other_communities": net.as_ref().map(|n| n.other_communities.clone()).unwrap_or_default(),
         "sync_bytes_in": net.as_ref().map_or(0, |n| n.sync_bytes_in),
         "sync_bytes_out": net.as_ref().map_or(0, |n| n.sync_bytes_out),
         "gossip_msgs_in": metered.gossip_msgs_in,
@@ -171,6 +172,8 @@ pub(super) async fn page_status(st: &AppState, dial_results: bool) -> Value {
         "clock": { "status": clock["status"], "warning": clock["warning"] },
         "refused": net.as_ref().map(|n| n.refused.clone()).unwrap_or_default(),
         "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
+        // Without `last_ms`: a re-announced advert must not change the board's ETag.
+        "other_communities": net.as_ref().map(|n| n.other_communities.iter().map(|o| json!({ "ip": o.ip, "differs": o.differs, "says": o.says })).collect::<Vec<_>>()).unwrap_or_default(),
         // The page flags these (issue 11); part of the board's ETag through this JSON.
         "unreached": unreached,
         "unreached_total": unreached_total,

@@ -196,7 +196,8 @@ fn page_url(q: &PrintQuery, headers: &HeaderMap) -> Result<Option<String>, ApiEr
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return Ok(None);
     };
-    Ok(Some(format!("http://{host}/")))
+    // The CLI reaches a node that listens on every interface at 0.0.0.0: no phone can.
+    Ok(crate::net::lan::reachable_host(host).map(|h| format!("http://{h}/")))
 }
 
 /// Whether an http(s) address names a host on the local network: a private,

@@ -53,6 +53,11 @@ struct Dial {
     once: bool,
     /// A dial to it ever succeeded.
     reached: bool,
+    /// The peer that answered the last successful dial, for an address without a
+    /// `/p2p/` part (a `--peer /ip4/…/tcp/4610`): while that peer is connected, by
+    /// whatever address (after a restart on a new port it may dial us), the address is
+    /// not dialled (issue 29: a stale address redialled every minute while connected).
+    peer: Option<PeerId>,
     /// When it was added (the oldest of equals goes first).
     added: Instant,
 }
@@ -66,6 +71,7 @@ impl Dial {
             kept: false,
             once: false,
             reached: false,
+            peer: None,
             added: now,
         }
     }
@@ -191,11 +197,21 @@ impl Dialer {
 
     /// A dial to `addr` connected: its back-off starts over, and it is kept before
     /// addresses never reached.
-    pub fn reached(&mut self, addr: &Multiaddr) {
+    /// `peer` is who answered.
+    pub fn reached(&mut self, addr: &Multiaddr, peer: PeerId) {
         if let Some(d) = self.wanted.get_mut(addr) {
             d.failures = 0;
             d.reached = true;
+            d.peer = Some(peer);
         }
+    }
+
+    /// The peer an address names (`/p2p/…`), else the one that answered its last
+    /// successful dial; `None` if neither is known.
+    pub fn peer_of(&self, addr: &Multiaddr) -> Option<PeerId> {
+        split_peer(addr)
+            .1
+            .or_else(|| self.wanted.get(addr).and_then(|d| d.peer))
     }
 
     /// A dial to `addr` failed at `now`: it is due again after [`backoff`], or, an
@@ -300,7 +316,7 @@ mod tests {
         let t0 = Instant::now();
         let mut d = Dialer::new(&[addr(1)], t0);
         d.add(addr(2), t0);
-        d.reached(&addr(2));
+        d.reached(&addr(2), PeerId::random());
         for _ in 0..3 {
             d.failed(&addr(2), t0);
         }
@@ -348,7 +364,7 @@ mod tests {
             assert_eq!(d.due(next, NONE), vec![addr(1)]);
         }
         assert_eq!(waits, [2, 4, 8, 16, 32, 60, 60, 60]);
-        d.reached(&addr(1));
+        d.reached(&addr(1), PeerId::random());
         assert_eq!(d.failures(&addr(1)), 0);
         assert_eq!(d.failed(&addr(1), t0), (1, false));
     }

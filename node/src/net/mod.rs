@@ -21,7 +21,9 @@
 //! - [`pex`]: peer exchange, learning the other members' addresses from a peer;
 //! - [`framed`]: the length-prefixed codec that sync and peer exchange share;
 //! - [`refused`]: nodes of another community that tried to connect;
-//! - [`metrics`]: what the peer connections carry, as libp2p counts it.
+//! - [`metrics`]: what the peer connections carry, as libp2p counts it;
+//! - [`lan`]: this computer's LAN addresses, for the web page's address;
+//! - [`nearby`]: nodes of another community heard by mDNS, and what differs.
 
 pub mod beacon;
 pub mod dialer;
@@ -29,7 +31,9 @@ pub mod discovery;
 pub mod framed;
 mod gossip;
 mod ingest;
+pub mod lan;
 pub mod metrics;
+pub mod nearby;
 mod pending;
 pub mod pex;
 pub mod refused;
@@ -107,6 +111,55 @@ pub enum NetError {
     },
 }
 
+/// Refuses a TCP listen address whose port another program already listens on.
+/// libp2p's listeners set `SO_REUSEPORT`, so a second node on the same port would bind
+/// too, and the kernel would hand each incoming connection to one of the two at random
+/// (issue 29). A probe bound without `SO_REUSEPORT` fails where any socket listens on
+/// that port and address (or on the wildcard address); it is closed at once. Port 0
+/// (the system picks one) is never refused.
+fn port_free(addr: &Multiaddr) -> Result<(), NetError> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    // As libp2p binds: SO_REUSEADDR (a restart's TIME_WAIT sockets do not count), an
+    // IPv6 socket for IPv6 only; but no SO_REUSEPORT.
+    let probe = || -> std::io::Result<()> {
+        use socket2::{Domain, Socket, Type};
+        let sa = std::net::SocketAddr::new(ip, port);
+        let s = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
+        if sa.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        s.set_reuse_address(true)?;
+        s.bind(&sa.into())?;
+        s.listen(1)
+    };
+    match probe() {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(NetError::Listen {
+            addr: addr.clone(),
+            reason: format!("TCP port {port} is already in use ({e})"),
+        }),
+        // Anything else (an address this host does not have, no permission) is for
+        // libp2p's own listen to report as it always did.
+        Err(_) => Ok(()),
+    }
+}
+
 /// One connected peer, as shown in status.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerStatus {
@@ -132,6 +185,8 @@ pub struct NetStatus {
     /// Addresses this node dialled whose answer failed the community handshake: nodes
     /// of another community (issue 15, the dialling side).
     pub refused_by: Vec<refused::Refused>,
+    /// Nodes of another community heard nearby by mDNS, and what differs (issue 29).
+    pub other_communities: Vec<nearby::Nearby>,
     /// Bytes of sync traffic received.
     pub sync_bytes_in: u64,
     /// Bytes of sync traffic sent.
@@ -155,6 +210,15 @@ pub enum Command {
     DialOnce(Multiaddr),
     /// Report status.
     Status(oneshot::Sender<NetStatus>),
+    /// A node of another community was heard nearby (mDNS), differing by `differs`.
+    OtherCommunity {
+        /// Its peer id.
+        peer: String,
+        /// Its address.
+        ip: String,
+        /// What differs.
+        differs: nearby::Differs,
+    },
 }
 
 /// How the rest of the node reaches the network task.
@@ -260,6 +324,11 @@ fn setup(
         .gossipsub
         .subscribe(&topic)
         .map_err(|e| NetError::Libp2p(e.to_string()))?;
+    // Every address is probed before any is listened on: our own listener on
+    // 0.0.0.0:4610 must not make a probe of [::]:4610 fail.
+    for addr in &cfg.listen {
+        port_free(addr)?;
+    }
     for addr in &cfg.listen {
         swarm
             .listen_on(addr.clone())

@@ -71,6 +71,8 @@ pub(super) struct Task {
     refused: super::refused::RefusedLog,
     /// Nodes of another community that this node dialled.
     refused_by: super::refused::RefusedLog,
+    /// Nodes of another community heard by mDNS, and what differs (issue 29).
+    nearby: super::nearby::NearbyLog,
     /// Outbound connections that passed the pnet exchange (see [`PnetPassed`]).
     pnet_passed: PnetPassed,
     /// The static peers (`--peer`): the links discovery cannot make, often the long
@@ -128,6 +130,7 @@ impl Task {
             dialing: HashMap::new(),
             refused: Default::default(),
             refused_by: Default::default(),
+            nearby: Default::default(),
             pnet_passed: p.pnet_passed,
             static_peers: cfg.peers.iter().cloned().collect(),
             pex: Pex::default(),
@@ -150,13 +153,18 @@ fn other_community(error: &libp2p::swarm::DialError, pnet_passed: bool) -> bool 
     let libp2p::swarm::DialError::Transport(errors) = error else {
         return false;
     };
+    // Before the pnet exchange completed, nothing was learned about the other end's
+    // key: a refused port, a node killed or restarting, a limit (issue 29).
+    if !pnet_passed {
+        return false;
+    }
     errors.iter().any(|(_, e)| {
         let mut cur: Option<&dyn std::error::Error> = Some(e);
         while let Some(err) = cur {
             let text = err.to_string();
             if text.contains("Handshake failed")
                 || text.contains("Multistream select failed")
-                || (pnet_passed && text.contains("Timeout has been reached"))
+                || text.contains("Timeout has been reached")
             {
                 return true;
             }
@@ -164,6 +172,97 @@ fn other_community(error: &libp2p::swarm::DialError, pnet_passed: bool) -> bool 
         }
         false
     })
+}
+
+/// An error and all its sources, "a: b: c", for the log: libp2p's outer messages
+/// ("Failed to negotiate transport protocol(s)") say nothing of the cause.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut cur = error.source();
+    while let Some(e) = cur {
+        let t = e.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+/// Whether an incoming connection failed because what came after the pnet exchange
+/// made no sense: multistream-select read an invalid message or protocol name, or
+/// noise could not decrypt (a member's bytes always parse), not a plain I/O error (a
+/// reset, a closed socket, a timeout), which a member restarting or giving up causes
+/// too.
+fn garbled(error: &libp2p::swarm::ListenError) -> bool {
+    let libp2p::swarm::ListenError::Transport(_) = error else {
+        return false;
+    };
+    let text = chain(error).to_lowercase();
+    let io_only = [
+        "reset",
+        "broken pipe",
+        "unexpected end",
+        "eof",
+        "timed out",
+        "timeout",
+        "closed",
+        "aborted",
+    ]
+    .iter()
+    .any(|t| text.contains(t));
+    !io_only
+        && [
+            "invalid message",
+            "invalid protocol",
+            "invalid data",
+            "decrypt",
+            "handshake failed",
+            "multistream",
+        ]
+        .iter()
+        .any(|t| text.contains(t))
+}
+
+/// What an outgoing dial's failure plainly is, when it is not another community: the
+/// port refused (no node there now, e.g. it restarted on another port), no route, a
+/// connection limit, another peer id at that address.
+fn plain_failure(error: &libp2p::swarm::DialError) -> Option<&'static str> {
+    use libp2p::swarm::DialError;
+    match error {
+        DialError::Denied { .. } => {
+            Some("this node's connection limit (already connected to that peer, or too many dials)")
+        }
+        DialError::WrongPeerId { .. } => {
+            Some("another node (another peer id) answers at that address now")
+        }
+        DialError::LocalPeerId { .. } => Some("that address is this node itself"),
+        DialError::Aborted => Some("the dial was cancelled"),
+        DialError::Transport(errors) => {
+            let text = errors
+                .iter()
+                .map(|(_, e)| chain(e))
+                .collect::<Vec<_>>()
+                .join("; ")
+                .to_lowercase();
+            if text.contains("connection refused") {
+                Some("no node listens there now (connection refused)")
+            } else if text.contains("no route") || text.contains("unreachable") {
+                Some("no route to that address from this network")
+            } else if text.contains("reset") || text.contains("closed") || text.contains("eof") {
+                Some("the other node closed the connection during the handshake (restarting, or at its connection limit)")
+            } else if text.contains("timed out")
+                || text.contains("timeout")
+                || text.contains("in time")
+            {
+                Some("no answer in time")
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 impl Task {
@@ -235,6 +334,11 @@ impl Task {
             Command::DialOnce(addr) => self.want(addr, Wanted::Once),
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
+            }
+            Command::OtherCommunity { peer, ip, differs } => {
+                if self.nearby.note(&peer, &ip, differs, self.engine.wall_ms()) {
+                    warn!(%peer, %ip, differs = ?differs, "{}", super::nearby::says(&ip, differs));
+                }
             }
         }
     }
@@ -369,6 +473,7 @@ impl Task {
             peers,
             refused: self.refused.list(),
             refused_by: self.refused_by.list(),
+            other_communities: self.nearby.list(),
             sync_bytes_in: self
                 .counters
                 .bytes_in
@@ -387,9 +492,11 @@ impl Task {
         if self.dialing.values().any(|x| x == addr) {
             return true;
         }
-        match split_peer(addr) {
-            (_, Some(p)) => self.swarm.is_connected(&p),
-            (plain, None) => self.connected_via(&plain),
+        // A peer already connected (by whatever address: after a restart on another
+        // port it may have dialled us) is never dialled again (issue 29).
+        match self.dialer.peer_of(addr) {
+            Some(p) => self.swarm.is_connected(&p),
+            None => self.connected_via(&split_peer(addr).0),
         }
     }
 
@@ -500,7 +607,7 @@ impl Task {
                     self.pnet_passed.take(&addr);
                 }
                 if let Some(wanted) = self.dialing.remove(&connection_id) {
-                    self.dialer.reached(&wanted);
+                    self.dialer.reached(&wanted, peer_id);
                     if self.static_peers.contains(&wanted) {
                         // With a LAN-sized mesh of 4, a long link is often outside
                         // both ends' meshes and would carry events only by IHAVE.
@@ -515,6 +622,8 @@ impl Task {
                 }
                 if num_established.get() == 1 {
                     info!(peer = %peer_id, %addr, "connected");
+                    // One of ours now (it joined again with the right words).
+                    self.nearby.forget(&peer_id.to_string());
                     self.summaries.set_connected(peer_id, true);
                     self.dialer.connected(&peer_id);
                     let dialed = endpoint.is_dialer().then_some(&addr);
@@ -547,11 +656,20 @@ impl Task {
             } => {
                 if let Some(addr) = self.dialing.remove(&connection_id) {
                     let failures = self.dialer.failures(&addr) + 1;
-                    warn!(%addr, peer = ?peer_id, failures, error = %error,
-                        "could not connect (if this keeps failing: is the other node in the same community, with the same passphrase?)");
                     let passed = self.pnet_passed.take(&addr);
-                    if let (true, Some(ip)) = (other_community(&error, passed), remote_ip(&addr)) {
-                        self.refused_by.note(ip, self.engine.wall_ms());
+                    let error_chain = chain(&error);
+                    // The passphrase is named only where the handshake shows another
+                    // key (issue 29): a refused port, a node restarting, a connection
+                    // limit or a dial that lost a race says what it is instead.
+                    if other_community(&error, passed) {
+                        warn!(%addr, peer = ?peer_id, failures, error = %error_chain,
+                            "could not connect: the node there uses another community key (another passphrase or community name); check the card on both nodes with `aidmesh passphrase`");
+                        if let Some(ip) = remote_ip(&addr) {
+                            self.refused_by.note(ip, self.engine.wall_ms());
+                        }
+                    } else {
+                        let why = plain_failure(&error).unwrap_or("see the error");
+                        info!(%addr, peer = ?peer_id, failures, error = %error_chain, "could not connect: {why}");
                     }
                     if let (n, true) = self.dialer.failed(&addr, Instant::now()) {
                         info!(%addr, failures = n, "gave up on a learned address after failed dials");
@@ -570,15 +688,20 @@ impl Task {
                 error,
                 ..
             } => {
-                warn!(from = %send_back_addr, error = %error,
-                    "a connection attempt failed: most likely a node with a different community key");
                 // Another key passes the pnet nonce exchange, then garbles the bytes
-                // after it, so protocol negotiation fails: only that is counted, not a
-                // silent socket, a reset or a peer that gave up mid-handshake.
-                let other_key = matches!(&error, libp2p::swarm::ListenError::Transport(_))
-                    && error.to_string().contains("negotiate");
-                if let (true, Some(ip)) = (other_key, remote_ip(&send_back_addr)) {
-                    self.refused.note(ip, self.engine.wall_ms());
+                // after it, so protocol negotiation reads nonsense: only that is
+                // counted and said, not a silent socket, a reset or a peer that gave
+                // up mid-handshake (a node restarting, a dial that lost a race).
+                let error_chain = chain(&error);
+                if garbled(&error) {
+                    warn!(from = %send_back_addr, error = %error_chain,
+                        "a node with another community key (another passphrase or community name) tried to connect; not accepted");
+                    if let Some(ip) = remote_ip(&send_back_addr) {
+                        self.refused.note(ip, self.engine.wall_ms());
+                    }
+                } else {
+                    info!(from = %send_back_addr, error = %error_chain,
+                        "an incoming connection ended before its handshake finished (not a sign of another community)");
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {

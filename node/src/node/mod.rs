@@ -176,7 +176,7 @@ pub async fn run(
         stop_rx.clone(),
     )?;
     let listen = listening(&net).await;
-    let _discovery = Discovery::start(&cfg, &net, &listen, &profile.psk);
+    let _discovery = Discovery::start(&cfg, &net, &listen, &profile);
     let sms = crate::sms::Gateway::start_if(cfg.sms.clone(), &cfg.data_dir, &engine, &stop_rx)
         .map_err(NodeError::Sms)?;
     let (api_addr, api_task) = api::serve(
@@ -235,7 +235,8 @@ struct Discovery {
 }
 
 impl Discovery {
-    fn start(cfg: &NodeConfig, net: &NetHandle, listen: &[String], psk: &[u8; 32]) -> Discovery {
+    fn start(cfg: &NodeConfig, net: &NetHandle, listen: &[String], profile: &Profile) -> Discovery {
+        let psk = &profile.psk;
         let tcp_port = listen
             .iter()
             .filter_map(|a| a.parse::<Multiaddr>().ok())
@@ -251,6 +252,9 @@ impl Discovery {
             .listen
             .iter()
             .any(|a| net::remote_ip(a).is_some_and(|ip| !ip.is_loopback()));
+        if !lan_reachable {
+            warn!("listening on loopback only: no other computer can connect to this node (this node still dials others); listen on every interface with --listen /ip4/0.0.0.0/tcp/4610 to join the other hubs");
+        }
         let beacon = match (cfg.beacon && lan_reachable, tcp_port) {
             (true, Some(port)) => {
                 match beacon::start(net.peer_id, port, psk, net.commands.clone()) {
@@ -265,7 +269,15 @@ impl Discovery {
         };
         let mdns = match (cfg.mdns, tcp_port) {
             (true, Some(port)) => {
-                match discovery::start(net.peer_id, port, key_tag(psk), net.commands.clone()) {
+                match discovery::start(
+                    net.peer_id,
+                    port,
+                    key_tag(psk),
+                    &profile.community,
+                    &profile.passphrase,
+                    lan_reachable,
+                    net.commands.clone(),
+                ) {
                     Ok(d) => Some(d),
                     Err(e) => {
                         warn!(error = %e, "mDNS discovery could not start; use --peer to connect");

@@ -535,9 +535,12 @@ function showStatus(st) {
   // Nodes of another community that tried to connect (a mistyped passphrase, most often).
   // ... and those this node dialled that answered for another community.
   const refusedBy = st.refused_by || [];
-  $("#refused").hidden = !st.refused.length && !refusedBy.length;
+  // ... and hubs heard nearby whose words or name differ from ours (issue 29).
+  const mismatch = (st.other_communities || []).filter((o) => o.differs !== "community");
+  $("#refused").hidden = !st.refused.length && !refusedBy.length && !mismatch.length;
   $("#refused").textContent = st.refused.map((r) => t("refused.in", { ip: r.ip, n: num(r.attempts) }))
     .concat(refusedBy.map((r) => t("refused.by", { ip: r.ip, n: num(r.attempts) })))
+    .concat(mismatch.map((o) => o.says))
     .join(" ");
 }
 
