@@ -692,7 +692,7 @@ pub fn run_browser_test(script: &str, passes: usize) -> String {
     assert!(
         missing.is_empty(),
         "the browser test {script:?} cannot run: missing {}. Install Chromium (or point \
-         CHROMIUM at it) and Node.js, and run `npm ci` in tests/web (.ci/run does all three)",
+         CHROMIUM at it) and Node.js, and run `npm ci` in tests/web (tests/run.sh does all three)",
         missing.join(", ")
     );
     let out = Command::new("node")

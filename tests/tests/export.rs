@@ -72,7 +72,7 @@ fn stranger_ip() -> IpAddr {
         })
 }
 
-/// libhxl's validator: `$HXLVALIDATE`, the venv .ci/run makes under target/, or PATH.
+/// libhxl's validator: `$HXLVALIDATE`, the venv tests/run.sh makes under target/, or PATH.
 /// Missing is a failure, not a skip.
 fn hxlvalidate() -> PathBuf {
     if let Some(p) = std::env::var_os("HXLVALIDATE") {
@@ -87,7 +87,7 @@ fn hxlvalidate() -> PathBuf {
         return PathBuf::from("hxlvalidate");
     }
     panic!(
-        "hxlvalidate (PyPI libhxl) is not installed: run .ci/run, or \
+        "hxlvalidate (PyPI libhxl) is not installed: run tests/run.sh (it installs it), or \
          `python3 -m venv target/hxl-venv && target/hxl-venv/bin/pip install libhxl six`, \
          or set HXLVALIDATE"
     );

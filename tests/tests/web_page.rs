@@ -1,7 +1,7 @@
 //! The web page in a real browser: runs `node --test tests/web/` (`page.test.mjs` and
 //! `live.test.mjs`: playwright-core driving Debian's Chromium against a real node). It needs Chromium, Node.js and
 //! `npm ci` in tests/web, so it is `#[ignore]`d: a plain `cargo test` lists it as
-//! ignored, `cargo test -- --include-ignored` runs it (`.ci/run` installs what it needs
+//! ignored, `cargo test -- --include-ignored` runs it (`tests/run.sh` installs what it needs
 //! first), and there a missing prerequisite fails the test, naming what to install.
 
 #[test]
