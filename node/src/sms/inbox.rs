@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aidmesh_protocol::body::{Place, Post, Urgency};
+use aidmesh_protocol::calendar;
 use aidmesh_protocol::sms::{self as text, Kind, Lang, Reading, Request};
 use aidmesh_protocol::{Body, EventId};
 use serde_json::json;
 use tracing::warn;
 
 use super::db::{self, ReviewItem, Sender, Suggestion};
-use super::{config, day, Gateway, ResolveError, ABORT_AFTER_POST, BATCH, SETTLE};
+use super::{config, Gateway, ResolveError, ABORT_AFTER_POST, BATCH, SETTLE};
 
 /// The sender's number from an inbox file name
 /// `IN<date>_<time>_<serial>_<sender>_<part>.<ext>`, and the name without its part
@@ -155,7 +156,7 @@ impl Gateway {
             hex::encode(&blake3::hash(&[r.key.as_bytes(), b"\n", &bytes].concat()).as_bytes()[..8]);
         let now = self.engine.now_ms();
         self.db
-            .count(&format!("in:{}", day(now)))
+            .count(&format!("in:{}", calendar::basic_date(now)))
             .map_err(|e| e.to_string())?;
         let body = if r.binary {
             format!("(binary message, {} bytes)", bytes.len())

@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aidmesh_protocol::calendar;
 use aidmesh_protocol::{Body, EventId};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -115,38 +116,6 @@ pub struct Gateway {
     recent: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// Serialises posting from the thread and the API (review actions, rounds).
     write: Mutex<()>,
-}
-
-pub(super) fn day(ms: u64) -> String {
-    let days = (ms / 86_400_000) as i64;
-    let (y, m, d) = civil(days);
-    format!("{y:04}{m:02}{d:02}")
-}
-
-/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
-}
-
-pub(super) fn hms(ms: u64) -> String {
-    let s = (ms / 1000) % 86_400;
-    format!("{:02}{:02}{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
 impl Gateway {
@@ -361,7 +330,7 @@ impl Gateway {
                 }
             }
         }
-        let oldest_day = day(before);
+        let oldest_day = calendar::basic_date(before);
         for kv in self.db.stats.iter() {
             let (k, _) = kv?;
             let key = String::from_utf8_lossy(&k).into_owned();
@@ -398,7 +367,9 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let out_today = self.db.counted(&format!("out:{}", day(now)));
+        let out_today = self
+            .db
+            .counted(&format!("out:{}", calendar::basic_date(now)));
         let waiting = self.db.outq.len();
         json!({
             "gateway": true,
@@ -409,7 +380,7 @@ impl Gateway {
                 "seen": d.seen, "checked_at": d.checked_ms, "detail": d.detail,
                 "signal_percent": d.signal, "battery_percent": d.battery,
             },
-            "today": { "in": self.db.counted(&format!("in:{}", day(now))), "out": out_today },
+            "today": { "in": self.db.counted(&format!("in:{}", calendar::basic_date(now))), "out": out_today },
             "review": self.db.review.len(),
             "waiting": waiting,
             "daily_cap": self.opts.daily_cap,

@@ -6,11 +6,12 @@ use std::io::Write;
 use std::path::Path;
 
 use aidmesh_protocol::body::Status;
+use aidmesh_protocol::calendar;
 use aidmesh_protocol::sms::{self as text, Kind, Lang};
 use aidmesh_protocol::EventId;
 
 use super::db::{self, Reply, Sender};
-use super::{day, hms, Gateway};
+use super::Gateway;
 
 /// A number fit for an outbox file name: `+` and digits, spaces, dashes, dots and
 /// brackets dropped. `None`: no reply can go there (an operator's name such as
@@ -42,8 +43,8 @@ impl Gateway {
         let seq = self.db.next_id()?;
         let file = format!(
             "OUTB{}_{}_{:03}_{to}_aidmesh{seq}.txt",
-            day(now),
-            hms(now),
+            calendar::basic_date(now),
+            calendar::basic_time(now),
             seq % 1000
         );
         self.db.queue(
@@ -73,7 +74,7 @@ impl Gateway {
 
     /// Writes waiting replies into the daemon's outbox, in order, within the day's cap.
     pub(super) fn hand_over(&self) -> Result<usize, String> {
-        let today = format!("out:{}", day(self.engine.now_ms()));
+        let today = format!("out:{}", calendar::basic_date(self.engine.now_ms()));
         let mut written = 0;
         for kv in self.db.outq.iter() {
             let (k, v) = kv.map_err(|e| e.to_string())?;

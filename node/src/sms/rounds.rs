@@ -2,13 +2,14 @@
 //! and the round's question to everyone due one.
 
 use aidmesh_protocol::body::{CheckIn, Outcome};
+use aidmesh_protocol::calendar;
 use aidmesh_protocol::sms::{self as text, Lang};
 use aidmesh_protocol::Body;
 
 use super::db::Suggestion;
 use super::inbox::Received;
 use super::replies::reply_number;
-use super::{day, Gateway};
+use super::Gateway;
 
 impl Gateway {
     /// `OK` / `HELP` from a number: a check-in if it is on the welfare register, else
@@ -138,7 +139,11 @@ impl Gateway {
             } else {
                 Lang::En
             };
-            let why = format!("round:{}:{}", w.person.id.to_hex(), day(now));
+            let why = format!(
+                "round:{}:{}",
+                w.person.id.to_hex(),
+                calendar::basic_date(now)
+            );
             if self.queue_reply(&why, &number, &text::round_question(lang, &hub), now)? {
                 queued += 1;
             }
