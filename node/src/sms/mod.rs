@@ -93,6 +93,25 @@ impl SmsOptions {
     }
 }
 
+/// Why the gateway did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The daemon's configuration is unusable (which setting, and what to do).
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The gateway's own records (`<data-dir>/sms`) cannot be opened.
+    #[error("cannot open the SMS gateway's records in {}: {source}", .dir.display())]
+    Records {
+        /// `<data-dir>/sms`.
+        dir: PathBuf,
+        /// What the database said.
+        source: db::DbError,
+    },
+    /// Its thread could not be started.
+    #[error("cannot start the SMS gateway: {0}")]
+    Thread(std::io::Error),
+}
+
 /// What the daemon's shared memory said last.
 #[derive(Debug, Clone, Default)]
 struct Daemon {
@@ -127,13 +146,13 @@ impl Gateway {
         data_dir: &Path,
         engine: Arc<Engine>,
         stop: watch::Receiver<bool>,
-    ) -> Result<Arc<Gateway>, String> {
+    ) -> Result<Arc<Gateway>, StartError> {
         let gw = Gateway::open(opts, data_dir, engine)?;
         let runner = gw.clone();
         std::thread::Builder::new()
             .name("sms-gateway".into())
             .spawn(move || runner.run(stop))
-            .map_err(|e| format!("cannot start the SMS gateway: {e}"))?;
+            .map_err(StartError::Thread)?;
         info!(inbox = %gw.cfg.inbox.display(), outbox = %gw.cfg.outbox.display(), "SMS gateway running");
         Ok(gw)
     }
@@ -144,7 +163,7 @@ impl Gateway {
         opts: SmsOptions,
         data_dir: &Path,
         engine: Arc<Engine>,
-    ) -> Result<Arc<Gateway>, String> {
+    ) -> Result<Arc<Gateway>, StartError> {
         let cfg = config::read(&opts.smsdrc)?;
         if cfg.inbox_format.as_deref() != Some("unicode") {
             warn!(config = %cfg.path.display(), "the SMS daemon's InboxFormat is not unicode: accents and emoji in texts are lost unless it runs in a UTF-8 locale; set InboxFormat = unicode (docs/sms.md)");
@@ -152,11 +171,9 @@ impl Gateway {
         if cfg.sent.is_none() {
             warn!("the SMS daemon sets no SentSMSPath: sent replies are deleted, so a crash just after one is handed over may send it again; set SentSMSPath (docs/sms.md)");
         }
-        let db = Db::open(data_dir).map_err(|e| {
-            format!(
-                "cannot open the SMS gateway's records in {}: {e}",
-                data_dir.join("sms").display()
-            )
+        let db = Db::open(data_dir).map_err(|source| StartError::Records {
+            dir: data_dir.join("sms"),
+            source,
         })?;
         let gw = Arc::new(Gateway {
             cfg,
@@ -178,7 +195,7 @@ impl Gateway {
         data_dir: &Path,
         engine: &Arc<Engine>,
         stop: &watch::Receiver<bool>,
-    ) -> Result<Option<Arc<Gateway>>, String> {
+    ) -> Result<Option<Arc<Gateway>>, StartError> {
         opts.map(|o| Gateway::start(o, data_dir, engine.clone(), stop.clone()))
             .transpose()
     }
