@@ -91,7 +91,7 @@ pub fn run(dir: &Path, action: Action) -> Result<(), CliError> {
         Action::Status { json } => {
             let v = c.get("/api/v1/sms/status")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                super::print_json(&v);
             } else {
                 print!("{}", status_text(&v));
             }
@@ -99,7 +99,7 @@ pub fn run(dir: &Path, action: Action) -> Result<(), CliError> {
         Action::Review { json } => {
             let v = c.get("/api/v1/sms/review")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                super::print_json(&v);
             } else {
                 print!("{}", review_text(&v));
             }

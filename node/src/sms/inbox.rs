@@ -13,7 +13,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::db::{self, ReviewItem, Sender, Suggestion};
-use super::{config, Gateway, ResolveError, ABORT_AFTER_POST, BATCH, SETTLE};
+use super::{config, lock, Gateway, ResolveError, ABORT_AFTER_POST, BATCH, SETTLE};
 
 /// The sender's number from an inbox file name
 /// `IN<date>_<time>_<serial>_<sender>_<part>.<ext>`, and the name without its part
@@ -190,7 +190,7 @@ impl Gateway {
         } else {
             match text::read(&body) {
                 Reading::Post(q) => {
-                    let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+                    let _w = lock(&self.write);
                     match self.post(&q, &fp, &r.phone, &format!("got:{}", r.key), now) {
                         Ok(_) => "posted",
                         Err(e @ (ResolveError::Ingest(_) | ResolveError::Invalid(_))) => {
@@ -237,7 +237,7 @@ impl Gateway {
     /// Whether `phone` texted more than its share in the last minute (this one
     /// counted).
     pub(super) fn throttled(&self, phone: &str) -> bool {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent = lock(&self.recent);
         let now = Instant::now();
         recent.retain(|_, q| {
             while q
@@ -309,12 +309,7 @@ impl Gateway {
     ) -> Result<EventId, ResolveError> {
         let reference = &fp[..6];
         let hub = self.hub_name();
-        let known = self
-            .posted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(fp)
-            .copied();
+        let known = lock(&self.posted).get(fp).copied();
         let id = match known {
             Some(id) => id,
             None => {
@@ -336,10 +331,7 @@ impl Gateway {
                     // Testing: the crash between a durable event and everything after it.
                     std::process::abort();
                 }
-                self.posted
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(fp.to_string(), e.id());
+                lock(&self.posted).insert(fp.to_string(), e.id());
                 e.id()
             }
         };

@@ -39,7 +39,7 @@ mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use aidmesh_protocol::calendar;
@@ -228,7 +228,7 @@ impl Gateway {
                 }
             }
         });
-        *self.posted.lock().unwrap_or_else(|p| p.into_inner()) = found;
+        *lock(&self.posted) = found;
     }
 
     fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
@@ -301,7 +301,7 @@ impl Gateway {
                 .args(["-n", "1", "-d", "0"]),
             Duration::from_secs(3),
         );
-        let mut d = self.daemon.lock().unwrap_or_else(|p| p.into_inner());
+        let mut d = lock(&self.daemon);
         d.checked_ms = now;
         match out {
             Ok((true, stdout)) => {
@@ -379,11 +379,7 @@ impl Gateway {
     /// The gateway's state, for `aidmesh sms status` and the page.
     pub fn status(&self) -> Value {
         let now = self.engine.now_ms();
-        let d = self
-            .daemon
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let d = lock(&self.daemon).clone();
         let out_today = self
             .db
             .counted(&format!("out:{}", calendar::basic_date(now)));
@@ -406,6 +402,12 @@ impl Gateway {
             "numbers_kept_days": KEEP.as_secs() / 86_400,
         })
     }
+}
+
+/// The lock of `m`, also after a thread panicked holding it (the gateway's maps are
+/// caches and counters: whatever they hold is still usable).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs a command for at most `limit`: (exit status success, stdout).

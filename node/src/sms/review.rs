@@ -7,7 +7,7 @@ use aidmesh_protocol::{Category, EventId};
 use serde_json::json;
 
 use super::db::{self, ReviewItem};
-use super::Gateway;
+use super::{lock, Gateway};
 use crate::engine::IngestError;
 
 /// A review item turned into a need or offer, or dismissed.
@@ -124,7 +124,7 @@ impl Gateway {
             category,
             place,
         };
-        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = lock(&self.write);
         let event = self.post_with(
             &q,
             urgency,

@@ -9,7 +9,7 @@ use aidmesh_protocol::Body;
 use super::db::Suggestion;
 use super::inbox::Received;
 use super::replies::reply_number;
-use super::Gateway;
+use super::{lock, Gateway};
 
 impl Gateway {
     /// `OK` / `HELP` from a number: a check-in if it is on the welfare register, else
@@ -53,12 +53,8 @@ impl Gateway {
             self.to_review(r, fp, body, reason, suggestion, lang, now)?;
             return Ok("review");
         };
-        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let known = self
-            .posted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(fp);
+        let _w = lock(&self.write);
+        let known = lock(&self.posted).contains_key(fp);
         if !known {
             let note = format!("by SMS; text {fp}.");
             let check = |outcome| CheckIn {
@@ -84,10 +80,7 @@ impl Gateway {
             };
             match posted {
                 Ok(e) => {
-                    self.posted
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(fp.to_string(), e.id());
+                    lock(&self.posted).insert(fp.to_string(), e.id());
                 }
                 Err(e) => {
                     self.to_review(
