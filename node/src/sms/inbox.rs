@@ -13,7 +13,7 @@ use serde_json::json;
 use tracing::warn;
 
 use super::db::{self, ReviewItem, Sender, Suggestion};
-use super::{config, lock, Gateway, ResolveError, ABORT_AFTER_POST, BATCH, SETTLE};
+use super::{config, lock, Gateway, PassError, ResolveError, ABORT_AFTER_POST, BATCH, SETTLE};
 
 /// The sender's number from an inbox file name
 /// `IN<date>_<time>_<serial>_<sender>_<part>.<ext>`, and the name without its part
@@ -105,8 +105,8 @@ impl Gateway {
     }
 
     /// Handles up to [`BATCH`] received texts. Returns how many.
-    pub(super) fn take_inbox(&self) -> Result<usize, String> {
-        let all = self.received().map_err(|e| e.to_string())?;
+    pub(super) fn take_inbox(&self) -> Result<usize, PassError> {
+        let all = self.received()?;
         let n = all.len().min(BATCH);
         let mut done = Vec::new();
         for r in all.into_iter().take(n) {
@@ -119,7 +119,7 @@ impl Gateway {
             }
         }
         // Records first, then the files: a crash in between finds the records.
-        self.db.flush().map_err(|e| e.to_string())?;
+        self.db.flush()?;
         let handled = self.cfg.inbox.join(config::HANDLED);
         for r in &done {
             for (_, f) in &r.files {
@@ -135,19 +135,17 @@ impl Gateway {
 
     /// Handles one text: posted, checked in, stopped or put up for review, and recorded
     /// (not yet flushed).
-    pub(super) fn take(&self, r: &Received) -> Result<(), String> {
-        if self
-            .db
-            .texts
-            .contains_key(&r.key)
-            .map_err(|e| e.to_string())?
-        {
+    pub(super) fn take(&self, r: &Received) -> Result<(), PassError> {
+        if self.db.texts.contains_key(&r.key)? {
             return Ok(()); // handled before a crash; only the move was left
         }
         let mut bytes = Vec::new();
         let mut decoded = String::new();
         for (_, f) in &r.files {
-            let part = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            let part = std::fs::read(f).map_err(|source| PassError::File {
+                path: f.clone(),
+                source,
+            })?;
             // Each part of a long text is a file of its own, with its own byte-order mark.
             decoded.push_str(&decode(&part));
             bytes.extend(part);
@@ -156,8 +154,7 @@ impl Gateway {
             hex::encode(&blake3::hash(&[r.key.as_bytes(), b"\n", &bytes].concat()).as_bytes()[..8]);
         let now = self.engine.now_ms();
         self.db
-            .count(&format!("in:{}", calendar::basic_date(now)))
-            .map_err(|e| e.to_string())?;
+            .count(&format!("in:{}", calendar::basic_date(now)))?;
         let body = if r.binary {
             format!("(binary message, {} bytes)", bytes.len())
         } else {
@@ -201,7 +198,7 @@ impl Gateway {
                             )?;
                             "review"
                         }
-                        Err(e) => return Err(e.to_string()),
+                        Err(e) => return Err(e.into()),
                     }
                 }
                 Reading::Safe(lang) => self.welfare(r, &fp, &body, None, lang, now)?,
@@ -209,8 +206,7 @@ impl Gateway {
                 Reading::Stop => {
                     self.db
                         .stopped
-                        .insert(db::number_key(&r.phone), &now.to_be_bytes())
-                        .map_err(|e| e.to_string())?;
+                        .insert(db::number_key(&r.phone), &now.to_be_bytes())?;
                     "stop"
                 }
                 Reading::Unclear(why, s) => {
@@ -224,13 +220,10 @@ impl Gateway {
                 }
             }
         };
-        self.db
-            .texts
-            .insert(
-                r.key.as_bytes(),
-                db::json(&json!({ "at_ms": now, "outcome": outcome })),
-            )
-            .map_err(|e| e.to_string())?;
+        self.db.texts.insert(
+            r.key.as_bytes(),
+            db::json(&json!({ "at_ms": now, "outcome": outcome })),
+        )?;
         Ok(())
     }
 
@@ -263,7 +256,7 @@ impl Gateway {
         suggestion: Option<Suggestion>,
         lang: Lang,
         now: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), PassError> {
         let id = fp[..8].to_string();
         let item = ReviewItem {
             id: id.clone(),
@@ -278,10 +271,7 @@ impl Gateway {
             fingerprint: fp.to_string(),
             lang: lang.code().into(),
         };
-        self.db
-            .review
-            .insert(id.as_bytes(), db::json(&item))
-            .map_err(|e| e.to_string())?;
+        self.db.review.insert(id.as_bytes(), db::json(&item))?;
         Ok(())
     }
 

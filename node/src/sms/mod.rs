@@ -112,6 +112,27 @@ pub enum StartError {
     Thread(std::io::Error),
 }
 
+/// Why a pass over the inbox or the outbox stopped short: logged, and the pass is tried
+/// again (nothing is lost: the texts stay in the inbox, the replies in the queue).
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    /// A file of the daemon's could not be read or written.
+    #[error("{}: {source}", .path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A folder could not be listed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The gateway's records failed.
+    #[error(transparent)]
+    Db(#[from] sled::Error),
+    /// A text could not be posted, and not for a reason review can help with.
+    #[error(transparent)]
+    Post(#[from] ResolveError),
+}
+
 /// What the daemon's shared memory said last.
 #[derive(Debug, Clone, Default)]
 struct Daemon {

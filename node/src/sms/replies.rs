@@ -11,7 +11,7 @@ use aidmesh_protocol::sms::{self as text, Kind, Lang};
 use aidmesh_protocol::EventId;
 
 use super::db::{self, Reply, Sender};
-use super::Gateway;
+use super::{Gateway, PassError};
 
 /// A number fit for an outbox file name: `+` and digits, spaces, dashes, dots and
 /// brackets dropped. `None`: no reply can go there (an operator's name such as
@@ -73,22 +73,17 @@ impl Gateway {
     }
 
     /// Writes waiting replies into the daemon's outbox, in order, within the day's cap.
-    pub(super) fn hand_over(&self) -> Result<usize, String> {
+    pub(super) fn hand_over(&self) -> Result<usize, PassError> {
         let today = format!("out:{}", calendar::basic_date(self.engine.now_ms()));
         let mut written = 0;
         for kv in self.db.outq.iter() {
-            let (k, v) = kv.map_err(|e| e.to_string())?;
+            let (k, v) = kv?;
             let Some(reply) = db::parse::<Reply>(&v) else {
-                self.db.outq.remove(k).map_err(|e| e.to_string())?;
+                self.db.outq.remove(k)?;
                 continue;
             };
-            if self
-                .db
-                .stopped
-                .contains_key(db::number_key(&reply.to))
-                .map_err(|e| e.to_string())?
-            {
-                self.db.outq.remove(k).map_err(|e| e.to_string())?;
+            if self.db.stopped.contains_key(db::number_key(&reply.to))? {
+                self.db.outq.remove(k)?;
                 continue;
             }
             let already = [
@@ -107,19 +102,21 @@ impl Gateway {
                 {
                     break; // waits, in order, for tomorrow
                 }
-                write_outbox(&self.cfg.outbox, &reply)
-                    .map_err(|e| format!("{}: {e}", reply.file))?;
-                self.db.count(&today).map_err(|e| e.to_string())?;
+                write_outbox(&self.cfg.outbox, &reply).map_err(|source| PassError::File {
+                    path: reply.file.clone().into(),
+                    source,
+                })?;
+                self.db.count(&today)?;
                 written += 1;
             }
-            self.db.outq.remove(k).map_err(|e| e.to_string())?;
+            self.db.outq.remove(k)?;
         }
         if written > 0 {
             if let Ok(d) = std::fs::File::open(&self.cfg.outbox) {
                 let _ = d.sync_all();
             }
         }
-        self.db.flush().map_err(|e| e.to_string())?;
+        self.db.flush()?;
         Ok(written)
     }
 

@@ -9,7 +9,7 @@ use aidmesh_protocol::Body;
 use super::db::Suggestion;
 use super::inbox::Received;
 use super::replies::reply_number;
-use super::{lock, Gateway};
+use super::{lock, Gateway, PassError};
 
 impl Gateway {
     /// `OK` / `HELP` from a number: a check-in if it is on the welfare register, else
@@ -22,7 +22,7 @@ impl Gateway {
         help: Option<String>,
         lang: Lang,
         now: u64,
-    ) -> Result<&'static str, String> {
+    ) -> Result<&'static str, PassError> {
         let person = self.engine.with_view(|v| {
             v.people()
                 .into_iter()
@@ -102,8 +102,7 @@ impl Gateway {
             &r.phone,
             &text::reply_checkin(lang, help.is_none(), &hub),
             now,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         Ok(if help.is_none() { "safe" } else { "help" })
     }
 
