@@ -91,10 +91,10 @@ async fn resolve(
         )
             .into_response()),
         Ok(None) => Ok(Json(json!({ "dismissed": true })).into_response()),
-        Err(ResolveError::NotFound(d)) => Err(ApiError::new(
+        Err(e @ ResolveError::NotFound(_)) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            ResolveError::NotFound(d).to_string(),
+            e.to_string(),
         )),
         Err(ResolveError::Invalid(d)) => {
             Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", d))
