@@ -90,6 +90,19 @@ pub fn clock_utc(ms: u64) -> String {
     format!("{:02}:{:02} UTC", t.hour, t.minute)
 }
 
+/// The date in ISO 8601's basic format, "20261207": day stamps in keys and file names
+/// (the SMS gateway's daily counts and outbox names).
+pub fn basic_date(ms: u64) -> String {
+    let t = Utc::from_ms(ms);
+    format!("{:04}{:02}{:02}", t.year, t.month, t.day)
+}
+
+/// The time of day in ISO 8601's basic format, "010203".
+pub fn basic_time(ms: u64) -> String {
+    let t = Utc::from_ms(ms);
+    format!("{:02}{:02}{:02}", t.hour, t.minute, t.second)
+}
+
 /// An RFC 3339 date-time ("2026-11-30T18:00:00-05:00"; a seconds fraction and `Z`
 /// accepted, a leap second taken as the next second) in ms since the Unix epoch; `None`
 /// for anything else, and for a time before 1970.
@@ -159,6 +172,11 @@ mod tests {
         assert_eq!(minute_utc(951_782_400_000), "2000-02-29 00:00 UTC");
         assert_eq!(minute_utc(1_796_058_300_999), "2026-11-30 17:05 UTC");
         assert_eq!(clock_utc(1_796_058_300_000), "17:05 UTC");
+        assert_eq!(basic_date(0), "19700101");
+        assert_eq!(basic_date(951_782_400_000), "20000229");
+        assert_eq!(basic_date(1_796_601_600_000), "20261207");
+        assert_eq!(basic_time(1_796_601_600_000 + 3_723_000), "010203");
+        assert_eq!(basic_time(1_796_601_600_000 - 1), "235959");
     }
 
     #[test]

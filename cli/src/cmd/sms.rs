@@ -88,22 +88,8 @@ pub enum Action {
 pub fn run(dir: &Path, action: Action) -> Result<(), CliError> {
     let c = Client::for_dir(dir)?;
     match action {
-        Action::Status { json } => {
-            let v = c.get("/api/v1/sms/status")?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            } else {
-                print!("{}", status_text(&v));
-            }
-        }
-        Action::Review { json } => {
-            let v = c.get("/api/v1/sms/review")?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            } else {
-                print!("{}", review_text(&v));
-            }
-        }
+        Action::Status { json } => show(&c.get("/api/v1/sms/status")?, json, status_text),
+        Action::Review { json } => show(&c.get("/api/v1/sms/review")?, json, review_text),
         Action::Accept {
             id,
             offer,
@@ -142,6 +128,15 @@ pub fn run(dir: &Path, action: Action) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Prints `v` as JSON (`--json`) or as `text` renders it.
+fn show(v: &Value, json: bool, text: fn(&Value) -> String) {
+    if json {
+        super::print_json(v);
+    } else {
+        print!("{}", text(v));
+    }
 }
 
 fn status_text(v: &Value) -> String {

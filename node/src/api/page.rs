@@ -13,12 +13,9 @@ use super::etag::{fresh, not_modified, set_tag, tag};
 /// The page's Content-Security-Policy: nothing but this node, no inline script.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
 
-fn asset(headers: &HeaderMap, content_type: &'static str, body: &'static str) -> Response {
-    let etag = tag(&[body.as_bytes()]);
-    if fresh(headers, &etag) {
-        return not_modified(&etag);
-    }
-    let mut r = (
+/// A file of the page's, with the Content-Security-Policy and no sniffing (no `ETag`).
+pub(super) fn file(content_type: &'static str, body: &'static str) -> Response {
+    (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CONTENT_SECURITY_POLICY, CSP),
@@ -26,7 +23,15 @@ fn asset(headers: &HeaderMap, content_type: &'static str, body: &'static str) ->
         ],
         body,
     )
-        .into_response();
+        .into_response()
+}
+
+fn asset(headers: &HeaderMap, content_type: &'static str, body: &'static str) -> Response {
+    let etag = tag(&[body.as_bytes()]);
+    if fresh(headers, &etag) {
+        return not_modified(&etag);
+    }
+    let mut r = file(content_type, body);
     set_tag(&mut r, &etag);
     r
 }

@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::error::{blocking, ApiError, ApiResult};
+use super::page::file;
 use super::pin::Volunteer;
 use super::AppState;
 use crate::sms::{Gateway, Resolve, ResolveError};
@@ -32,37 +33,21 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/sms/review", get(review))
         .route("/api/v1/sms/review/{id}", post(resolve))
         .route("/api/v1/sms/round", post(round))
+        // The panel's files, with the page's Content-Security-Policy. They hold no data
+        // themselves: what they show comes from the guarded API.
         .route(
             "/sms",
-            get(|| page("text/html; charset=utf-8", include_str!("../web/sms.html"))),
+            get(|| async { file("text/html; charset=utf-8", include_str!("../web/sms.html")) }),
         )
         .route(
             "/sms.js",
-            get(|| {
-                page(
+            get(|| async {
+                file(
                     "text/javascript; charset=utf-8",
                     include_str!("../web/sms.js"),
                 )
             }),
         )
-}
-
-/// The panel's files (`/sms`, `/sms.js`), with the page's Content-Security-Policy: no
-/// inline script, nothing but this node. It holds no data itself: what it shows comes
-/// from the guarded API.
-async fn page(content_type: &'static str, body: &'static str) -> axum::response::Response {
-    (
-        [
-            (axum::http::header::CONTENT_TYPE, content_type),
-            (
-                axum::http::header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-            ),
-            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 fn gateway(st: &AppState) -> Result<Arc<Gateway>, ApiError> {
@@ -106,10 +91,10 @@ async fn resolve(
         )
             .into_response()),
         Ok(None) => Ok(Json(json!({ "dismissed": true })).into_response()),
-        Err(ResolveError::NotFound(d)) => Err(ApiError::new(
+        Err(e @ ResolveError::NotFound(_)) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            ResolveError::NotFound(d).to_string(),
+            e.to_string(),
         )),
         Err(ResolveError::Invalid(d)) => {
             Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", d))

@@ -48,8 +48,8 @@ pub enum NodeError {
     #[error(transparent)]
     Api(#[from] api::ServeError),
     /// The SMS gateway could not start (its daemon's config, its folders).
-    #[error("{0}")]
-    Sms(String),
+    #[error(transparent)]
+    Sms(#[from] crate::sms::StartError),
     /// The volunteer PIN is empty or too short.
     #[error(transparent)]
     Pin(#[from] api::pin::WeakPin),
@@ -177,8 +177,7 @@ pub async fn run(
     )?;
     let listen = listening(&net).await;
     let _discovery = Discovery::start(&cfg, &net, &listen, &profile);
-    let sms = crate::sms::Gateway::start_if(cfg.sms.clone(), &cfg.data_dir, &engine, &stop_rx)
-        .map_err(NodeError::Sms)?;
+    let sms = crate::sms::Gateway::start_if(cfg.sms.clone(), &cfg.data_dir, &engine, &stop_rx)?;
     let (api_addr, api_task) = api::serve(
         cfg.api,
         api::AppState::new(engine.clone(), net.clone(), cfg.volunteer_pin.clone())

@@ -24,8 +24,81 @@ pub struct Smsdrc {
 /// The sub-folder of the inbox that handled texts are moved into.
 pub const HANDLED: &str = "aidmesh-handled";
 
-fn refuse(path: &Path, why: impl std::fmt::Display) -> String {
-    format!("--sms-gateway {}: {why}", path.display())
+/// Why the daemon's configuration cannot be used; each says what to fix. `config` is
+/// the file given to `--sms-gateway`, `key` the setting (`InboxPath` ...).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read (missing, no permission).
+    #[error("--sms-gateway {}: cannot read the SMS daemon's configuration ({source}); give the file gammu-smsd runs with, e.g. /etc/gammu-smsdrc", .config.display())]
+    Unreadable {
+        config: PathBuf,
+        source: std::io::Error,
+    },
+    /// No `[smsd]` section.
+    #[error("--sms-gateway {}: has no [smsd] section; is it gammu-smsd's configuration (see docs/sms.md)?", .config.display())]
+    NoSmsdSection { config: PathBuf },
+    /// `Service` is not `files`.
+    #[error("--sms-gateway {}: Service = {service}: aidmesh works with the files backend only; set Service = files in [smsd] (see docs/sms.md)", .config.display())]
+    NotFiles { config: PathBuf, service: String },
+    /// No `Service` at all.
+    #[error("--sms-gateway {}: sets no Service in [smsd]; set Service = files (see docs/sms.md)", .config.display())]
+    NoService { config: PathBuf },
+    /// `InboxPath` or `OutboxPath` not set.
+    #[error("--sms-gateway {}: sets no {key} in [smsd]; set it, e.g. {key} = {example}", .config.display())]
+    MissingPath {
+        config: PathBuf,
+        key: &'static str,
+        example: &'static str,
+    },
+    /// A folder given relative to wherever the daemon was started.
+    #[error("--sms-gateway {}: {key} = {value} is relative (to wherever the daemon was started); give an absolute path", .config.display())]
+    RelativePath {
+        config: PathBuf,
+        key: &'static str,
+        value: String,
+    },
+    /// `InboxFormat = detail`, which aidmesh does not read.
+    #[error("--sms-gateway {}: InboxFormat = detail (backup files) is not read by aidmesh; set InboxFormat = unicode", .config.display())]
+    DetailInboxFormat { config: PathBuf },
+    /// A folder that does not exist (or cannot be looked at).
+    #[error("--sms-gateway {}: {key} {}: {source}; make it, owned by the daemon's user, and let the node's user write in it (see docs/sms.md)", .config.display(), .dir.display())]
+    FolderMissing {
+        config: PathBuf,
+        key: &'static str,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not a folder.
+    #[error("--sms-gateway {}: {key} {} is not a folder", .config.display(), .dir.display())]
+    NotAFolder {
+        config: PathBuf,
+        key: &'static str,
+        dir: PathBuf,
+    },
+    /// A folder this node cannot list (inbox, outbox: "list"; sent, error: "read").
+    #[error("--sms-gateway {}: {key} {}: cannot {verb} it ({source})", .config.display(), .dir.display())]
+    FolderNotReadable {
+        config: PathBuf,
+        key: &'static str,
+        dir: PathBuf,
+        verb: &'static str,
+        source: std::io::Error,
+    },
+    /// A folder this node cannot create and remove files in.
+    #[error("--sms-gateway {}: {key} {}: this node cannot write in it ({source}); add the node's user to the daemon's group and make the folder group-writable (see docs/sms.md)", .config.display(), .dir.display())]
+    FolderNotWritable {
+        config: PathBuf,
+        key: &'static str,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// The inbox's sub-folder for handled texts cannot be made.
+    #[error("--sms-gateway {}: cannot make {} for handled texts ({source})", .config.display(), .dir.display())]
+    HandledFolder {
+        config: PathBuf,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Parses INI text into section → key → value, sections and keys lowercased.
@@ -55,87 +128,73 @@ fn parse_ini(text: &str) -> HashMap<String, HashMap<String, String>> {
 /// Reads and checks the daemon's configuration: it must exist, have an `[smsd]`
 /// section with `Service = files`, name absolute `InboxPath` and `OutboxPath` this
 /// node can read and write, and not use `InboxFormat = detail`. The error says which.
-pub fn read(path: &Path) -> Result<Smsdrc, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        refuse(
-            path,
-            format!("cannot read the SMS daemon's configuration ({e}); give the file gammu-smsd runs with, e.g. /etc/gammu-smsdrc"),
-        )
+pub fn read(path: &Path) -> Result<Smsdrc, ConfigError> {
+    let config = || path.to_path_buf();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+        config: config(),
+        source,
     })?;
     let ini = parse_ini(&text);
     let Some(smsd) = ini.get("smsd") else {
-        return Err(refuse(
-            path,
-            "has no [smsd] section; is it gammu-smsd's configuration (see docs/sms.md)?",
-        ));
+        return Err(ConfigError::NoSmsdSection { config: config() });
     };
     match smsd.get("service").map(|s| s.to_lowercase()) {
         Some(s) if s == "files" => {}
-        Some(other) => {
-            return Err(refuse(
-                path,
-                format!("Service = {other}: aidmesh works with the files backend only; set Service = files in [smsd] (see docs/sms.md)"),
-            ))
+        Some(service) => {
+            return Err(ConfigError::NotFiles {
+                config: config(),
+                service,
+            })
         }
-        None => {
-            return Err(refuse(
-                path,
-                "sets no Service in [smsd]; set Service = files (see docs/sms.md)",
-            ))
-        }
+        None => return Err(ConfigError::NoService { config: config() }),
     }
-    let folder = |key: &str, name: &str| -> Result<Option<PathBuf>, String> {
-        let Some(v) = smsd.get(key).filter(|v| !v.is_empty()) else {
+    let folder = |key: &'static str| -> Result<Option<PathBuf>, ConfigError> {
+        let Some(v) = smsd.get(&key.to_lowercase()).filter(|v| !v.is_empty()) else {
             return Ok(None);
         };
         let p = PathBuf::from(v);
         if !p.is_absolute() {
-            return Err(refuse(
-                path,
-                format!("{name} = {v} is relative (to wherever the daemon was started); give an absolute path"),
-            ));
+            return Err(ConfigError::RelativePath {
+                config: config(),
+                key,
+                value: v.clone(),
+            });
         }
         Ok(Some(p))
     };
-    let inbox = folder("inboxpath", "InboxPath")?.ok_or_else(|| {
-        refuse(
-            path,
-            "sets no InboxPath in [smsd]; set it, e.g. InboxPath = /var/spool/gammu/inbox/",
-        )
-    })?;
-    let outbox = folder("outboxpath", "OutboxPath")?.ok_or_else(|| {
-        refuse(
-            path,
-            "sets no OutboxPath in [smsd]; set it, e.g. OutboxPath = /var/spool/gammu/outbox/",
-        )
-    })?;
-    let sent = folder("sentsmspath", "SentSMSPath")?;
-    let error = folder("errorsmspath", "ErrorSMSPath")?.or_else(|| sent.clone());
+    let required = |key: &'static str, example: &'static str| {
+        folder(key)?.ok_or(ConfigError::MissingPath {
+            config: config(),
+            key,
+            example,
+        })
+    };
+    let inbox = required("InboxPath", "/var/spool/gammu/inbox/")?;
+    let outbox = required("OutboxPath", "/var/spool/gammu/outbox/")?;
+    let sent = folder("SentSMSPath")?;
+    let error = folder("ErrorSMSPath")?.or_else(|| sent.clone());
     let inbox_format = smsd.get("inboxformat").map(|f| f.to_lowercase());
     if inbox_format.as_deref() == Some("detail") {
-        return Err(refuse(
-            path,
-            "InboxFormat = detail (backup files) is not read by aidmesh; set InboxFormat = unicode",
-        ));
+        return Err(ConfigError::DetailInboxFormat { config: config() });
     }
     check_folder(path, "InboxPath", &inbox)?;
     check_folder(path, "OutboxPath", &outbox)?;
-    for (name, p) in [("SentSMSPath", &sent), ("ErrorSMSPath", &error)] {
+    for (key, p) in [("SentSMSPath", &sent), ("ErrorSMSPath", &error)] {
         if let Some(p) = p {
-            std::fs::read_dir(p).map_err(|e| {
-                refuse(
-                    path,
-                    format!("{name} {}: cannot read it ({e})", p.display()),
-                )
+            std::fs::read_dir(p).map_err(|source| ConfigError::FolderNotReadable {
+                config: config(),
+                key,
+                dir: p.clone(),
+                verb: "read",
+                source,
             })?;
         }
     }
     let handled = inbox.join(HANDLED);
-    std::fs::create_dir_all(&handled).map_err(|e| {
-        refuse(
-            path,
-            format!("cannot make {} for handled texts ({e})", handled.display()),
-        )
+    std::fs::create_dir_all(&handled).map_err(|source| ConfigError::HandledFolder {
+        config: config(),
+        dir: handled.clone(),
+        source,
     })?;
     Ok(Smsdrc {
         path: path.to_path_buf(),
@@ -148,34 +207,36 @@ pub fn read(path: &Path) -> Result<Smsdrc, String> {
 }
 
 /// A folder the node must list, create files in and remove them from.
-fn check_folder(cfg: &Path, name: &str, dir: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(dir).map_err(|e| {
-        refuse(
-            cfg,
-            format!("{name} {}: {e}; make it, owned by the daemon's user, and let the node's user write in it (see docs/sms.md)", dir.display()),
-        )
+fn check_folder(cfg: &Path, key: &'static str, dir: &Path) -> Result<(), ConfigError> {
+    let meta = std::fs::metadata(dir).map_err(|source| ConfigError::FolderMissing {
+        config: cfg.to_path_buf(),
+        key,
+        dir: dir.to_path_buf(),
+        source,
     })?;
     if !meta.is_dir() {
-        return Err(refuse(
-            cfg,
-            format!("{name} {} is not a folder", dir.display()),
-        ));
+        return Err(ConfigError::NotAFolder {
+            config: cfg.to_path_buf(),
+            key,
+            dir: dir.to_path_buf(),
+        });
     }
-    std::fs::read_dir(dir).map_err(|e| {
-        refuse(
-            cfg,
-            format!("{name} {}: cannot list it ({e})", dir.display()),
-        )
+    std::fs::read_dir(dir).map_err(|source| ConfigError::FolderNotReadable {
+        config: cfg.to_path_buf(),
+        key,
+        dir: dir.to_path_buf(),
+        verb: "list",
+        source,
     })?;
     // A dot file: the daemon takes only IN* / OUT* names.
     let probe = dir.join(format!(".aidmesh-probe-{}", std::process::id()));
     std::fs::write(&probe, b"")
         .and_then(|()| std::fs::remove_file(&probe))
-        .map_err(|e| {
-            refuse(
-                cfg,
-                format!("{name} {}: this node cannot write in it ({e}); add the node's user to the daemon's group and make the folder group-writable (see docs/sms.md)", dir.display()),
-            )
+        .map_err(|source| ConfigError::FolderNotWritable {
+            config: cfg.to_path_buf(),
+            key,
+            dir: dir.to_path_buf(),
+            source,
         })
 }
 
@@ -226,10 +287,11 @@ mod tests {
         ];
         for (smsd, says) in cases {
             let p = write(d.path(), smsd);
-            let e = read(&p).unwrap_err();
+            let e = read(&p).unwrap_err().to_string();
             assert!(e.contains(says), "{smsd:?}: {e}");
         }
         let e = read(&d.path().join("missing")).unwrap_err();
-        assert!(e.contains("cannot read"), "{e}");
+        assert!(matches!(e, ConfigError::Unreadable { .. }), "{e:?}");
+        assert!(e.to_string().contains("cannot read"), "{e}");
     }
 }

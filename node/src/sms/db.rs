@@ -102,20 +102,11 @@ pub type DbError = sled::Error;
 impl Db {
     /// Opens (or makes) `<data-dir>/sms`.
     pub fn open(data_dir: &Path) -> Result<Db, DbError> {
-        let mut tries = 0;
-        let db = loop {
-            match sled::Config::new()
+        let db = crate::store::open_db(
+            sled::Config::new()
                 .path(data_dir.join("sms"))
-                .cache_capacity(1 << 20)
-                .open()
-            {
-                Err(sled::Error::Io(e)) if tries < 100 && e.to_string().contains("lock") => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => break other?,
-            }
-        };
+                .cache_capacity(1 << 20),
+        )?;
         Ok(Db {
             texts: db.open_tree("texts")?,
             senders: db.open_tree("senders")?,

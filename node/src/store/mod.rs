@@ -142,7 +142,8 @@ fn lock_busy(e: &sled::Error) -> bool {
 /// Opens a sled database, waiting (up to about 2 s) while a handle that was just
 /// dropped still holds its lock: sled's background flusher outlives the handle briefly,
 /// which matters when this process reopens a database it closed (restarts in tests).
-fn open_db(config: sled::Config) -> Result<sled::Db, sled::Error> {
+/// Also the SMS gateway's records (`crate::sms::db`).
+pub(crate) fn open_db(config: sled::Config) -> Result<sled::Db, sled::Error> {
     let mut tries = 0;
     loop {
         match config.open() {

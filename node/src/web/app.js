@@ -847,6 +847,7 @@ async function refreshPeople() {
     input.removeAttribute("aria-invalid");
     $("#person-form").hidden = false;
     $("#print-round-box").hidden = false;
+    refreshSms();
     fill($("#people"), body.people, personCard, t("people.empty"));
     const open = focusHelp && document.querySelector('#people li[data-id="' + focusHelp + '"] [data-act=help-text]');
     focusHelp = null;
@@ -861,6 +862,7 @@ async function refreshPeople() {
   $("#people").replaceChildren();
   $("#person-form").hidden = true;
   $("#print-round-box").hidden = true;
+  $("#sms-box").hidden = true;
   form.hidden = false;
   let why = "pin.why";
   if (!r) why = "pin.unreachable";
@@ -874,6 +876,18 @@ async function refreshPeople() {
     input.setAttribute("aria-invalid", "true");
     input.value = "";
     input.focus();
+  }
+}
+
+// The SMS gateway's panel (/sms), for the hub computer and PIN holders, when this node
+// runs a gateway (docs/sms.md): a link saying how many texts wait for a person.
+async function refreshSms() {
+  const r = await fetch("/api/v1/sms/status", { headers: pinHeaders() }).catch(() => null);
+  const v = r && r.ok ? await r.json().catch(() => ({})) : {};
+  $("#sms-box").hidden = v.gateway !== true;
+  if (v.gateway === true) {
+    const n = Number(v.review) || 0;
+    $("#sms-link").textContent = tp("sms.review", n, { n: num(n) });
   }
 }
 
