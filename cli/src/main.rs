@@ -196,7 +196,8 @@ enum Command {
         /// csv, hxl, geojson or pfif.
         #[arg(long)]
         format: String,
-        /// Write to this file (default: standard output).
+        /// Write to this file, or into this directory under a name that says which hub
+        /// and node made it and when (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
     },
