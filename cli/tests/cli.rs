@@ -1039,3 +1039,19 @@ fn welfare_commands_against_a_real_node() {
         "the linked need goes too: {needs}"
     );
 }
+
+#[test]
+fn up_help_says_the_volunteer_pin_minimum() {
+    let r = finish(
+        "aidmesh up --help".into(),
+        cmd().args(["up", "--help"]).output().unwrap(),
+    );
+    assert_eq!(r.code, 0, "{}", r.describe());
+    let help = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    let pin = help
+        .split("--volunteer-pin <")
+        .nth(1)
+        .and_then(|s| s.split("--volunteer-pin-file").next())
+        .unwrap_or_else(|| panic!("no --volunteer-pin in: {help}"));
+    assert!(pin.contains("at least 6 characters"), "{pin}");
+}
