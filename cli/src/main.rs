@@ -32,8 +32,12 @@ use error::CliError;
     about = "Mutual aid that keeps working when the network is down"
 )]
 struct Cli {
-    /// The node's data directory (default: the platform's data directory).
-    #[arg(long, global = true, env = "AIDMESH_DIR")]
+    /// The node's data directory (default: the environment variable AIDMESH_DIR, else
+    /// the platform's data directory).
+    // AIDMESH_DIR is read in `main`, not by clap: clap counts a value from the
+    // environment as given, and its usage lines then showed `--data-dir <DATA_DIR>` as
+    // if it were required.
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -270,7 +274,10 @@ fn main() -> ExitCode {
     }
     aidmesh_node::engine::limit_malloc_arenas();
     let cli = parse_args();
-    let (dir, system) = match cli.data_dir.clone() {
+    let from_env = std::env::var_os("AIDMESH_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    let (dir, system) = match cli.data_dir.clone().or(from_env) {
         Some(d) => (d, false),
         None => datadir::default_data_dir(),
     };

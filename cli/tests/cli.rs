@@ -1055,3 +1055,24 @@ fn up_help_says_the_volunteer_pin_minimum() {
         .unwrap_or_else(|| panic!("no --volunteer-pin in: {help}"));
     assert!(pin.contains("at least 6 characters"), "{pin}");
 }
+
+#[test]
+fn usage_lines_do_not_ask_for_data_dir_when_aidmesh_dir_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = finish(
+        "AIDMESH_DIR=… aidmesh need add".into(),
+        cmd()
+            .env("AIDMESH_DIR", dir.path())
+            .args(["need", "add"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("Usage: aidmesh need add --category <CATEGORY> <TITLE>\n"),
+        "{}",
+        r.describe()
+    );
+    assert!(!r.stderr.contains("--data-dir"), "{}", r.describe());
+}
