@@ -227,6 +227,14 @@ enum Command {
         /// Ctrl-C; without it they close when the demo exits.
         #[arg(long)]
         keep: bool,
+        /// The first hub's web page port, to open the pages at known addresses; the
+        /// other two hubs take the next ones (default: any free ports).
+        #[arg(long, value_name = "PORT")]
+        api: Option<u16>,
+        /// The first hub's peer port; the other two hubs take the next ones (default:
+        /// any free ports).
+        #[arg(long, value_name = "PORT")]
+        port: Option<u16>,
     },
     /// Carry events between hubs that never share a network, on a USB stick: an
     /// encrypted file only this community can read.
@@ -397,7 +405,11 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
                 out,
             },
         ),
-        Command::Demo { keep } => demo::run(keep),
+        Command::Demo { keep, api, port } => demo::run(demo::DemoArgs {
+            keep,
+            api: api.unwrap_or(0),
+            port: port.unwrap_or(0),
+        }),
         Command::Welfare { action } => welfare::run(dir, action),
         Command::Sms { action } => cmd::sms::run(dir, action),
         Command::Flood { json, action } => status::flood(dir, json, action),

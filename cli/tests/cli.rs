@@ -302,6 +302,70 @@ fn demo_runs_three_hubs_and_reports_arrival() {
     assert!(r.stdout.contains("Demo finished"), "{}", r.describe());
 }
 
+/// A port where this one and the next two are free (for a moment) on loopback.
+fn three_free_ports() -> u16 {
+    for _ in 0..50 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        if first < 65_000
+            && (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok())
+        {
+            return first;
+        }
+    }
+    panic!("no three free ports in a row");
+}
+
+#[test]
+fn demo_takes_its_ports_and_names_a_busy_one() {
+    let api = three_free_ports();
+    let port = three_free_ports();
+    let r = finish(
+        format!("aidmesh demo --api {api} --port {port}"),
+        cmd()
+            .args([
+                "demo",
+                "--api",
+                &api.to_string(),
+                "--port",
+                &port.to_string(),
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{}", r.describe());
+    for i in 0..3 {
+        let web = format!("web http://127.0.0.1:{}/", api + i);
+        assert!(r.stdout.contains(&web), "{web}: {}", r.describe());
+    }
+    assert!(r.stdout.contains("Demo finished"), "{}", r.describe());
+
+    // A port in use (a real node's, say) is named at once, not after a wait.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let r = finish(
+        format!("aidmesh demo --api {taken}"),
+        cmd()
+            .args(["demo", "--api", &taken.to_string()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 1, "{}", r.describe());
+    assert!(
+        r.stderr.contains(&taken.to_string()) && r.stderr.contains("--api"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{}",
+        r.describe()
+    );
+}
+
 #[test]
 fn board_commands_against_a_real_node() {
     let mut node = start_node("cli", Opts::default());
