@@ -91,19 +91,40 @@ impl Client {
 
     /// GET a path whose answer is a file (an export): its bytes, or the node's error.
     pub fn get_bytes(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<u8>, CliError> {
+        self.get_file(path, query).map(|(bytes, _)| bytes)
+    }
+
+    /// GET a file under the API: its bytes and the file name the node suggests
+    /// (`Content-Disposition`), if any.
+    pub fn get_file(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<(Vec<u8>, Option<String>), CliError> {
         let mut req = self.agent.get(format!("{}{path}", self.base));
         for (k, v) in query {
             req = req.query(*k, v);
         }
         let mut resp = req.call().map_err(CliError::Unreachable)?;
         if !resp.status().is_success() {
-            return Self::answer(Ok(resp)).map(|_| Vec::new());
+            return Self::answer(Ok(resp)).map(|_| (Vec::new(), None));
         }
-        resp.body_mut()
+        let name = resp
+            .headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split("filename=\"").nth(1))
+            .and_then(|f| f.strip_suffix('"'))
+            // Only a plain name: never a path the node could steer elsewhere.
+            .filter(|f| !f.is_empty() && !f.contains(['/', '\\']) && !f.starts_with('.'))
+            .map(str::to_string);
+        let bytes = resp
+            .body_mut()
             .with_config()
             .limit(1 << 30)
             .read_to_vec()
-            .map_err(CliError::AnswerCut)
+            .map_err(CliError::AnswerCut)?;
+        Ok((bytes, name))
     }
 
     /// POST JSON to a path under the API.

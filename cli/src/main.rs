@@ -32,8 +32,12 @@ use error::CliError;
     about = "Mutual aid that keeps working when the network is down"
 )]
 struct Cli {
-    /// The node's data directory (default: the platform's data directory).
-    #[arg(long, global = true, env = "AIDMESH_DIR")]
+    /// The node's data directory (default: the environment variable AIDMESH_DIR, else
+    /// the platform's data directory).
+    // AIDMESH_DIR is read in `main`, not by clap: clap counts a value from the
+    // environment as given, and its usage lines then showed `--data-dir <DATA_DIR>` as
+    // if it were required.
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -196,7 +200,8 @@ enum Command {
         /// csv, hxl, geojson or pfif.
         #[arg(long)]
         format: String,
-        /// Write to this file (default: standard output).
+        /// Write to this file, or into this directory under a name that says which hub
+        /// and node made it and when (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -222,6 +227,14 @@ enum Command {
         /// Ctrl-C; without it they close when the demo exits.
         #[arg(long)]
         keep: bool,
+        /// The first hub's web page port, to open the pages at known addresses; the
+        /// other two hubs take the next ones (default: any free ports).
+        #[arg(long, value_name = "PORT")]
+        api: Option<u16>,
+        /// The first hub's peer port; the other two hubs take the next ones (default:
+        /// any free ports).
+        #[arg(long, value_name = "PORT")]
+        port: Option<u16>,
     },
     /// Carry events between hubs that never share a network, on a USB stick: an
     /// encrypted file only this community can read.
@@ -269,7 +282,10 @@ fn main() -> ExitCode {
     }
     aidmesh_node::engine::limit_malloc_arenas();
     let cli = parse_args();
-    let (dir, system) = match cli.data_dir.clone() {
+    let from_env = std::env::var_os("AIDMESH_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    let (dir, system) = match cli.data_dir.clone().or(from_env) {
         Some(d) => (d, false),
         None => datadir::default_data_dir(),
     };
@@ -389,7 +405,11 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
                 out,
             },
         ),
-        Command::Demo { keep } => demo::run(keep),
+        Command::Demo { keep, api, port } => demo::run(demo::DemoArgs {
+            keep,
+            api: api.unwrap_or(0),
+            port: port.unwrap_or(0),
+        }),
         Command::Welfare { action } => welfare::run(dir, action),
         Command::Sms { action } => cmd::sms::run(dir, action),
         Command::Flood { json, action } => status::flood(dir, json, action),

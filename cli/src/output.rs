@@ -438,13 +438,14 @@ pub fn peers(ps: &[Value]) -> String {
     let mut t = table(&["peer", "address", "last sync"]);
     for p in ps {
         // The hub's announced name where known; the key only when it never announced.
-        let (who, addr) = match p["hub"].as_str() {
-            Some(hub) => (
-                format!("{hub} ({})", short_peer(s(p, "peer_id"))),
-                s(p, "addr").split("/p2p/").next().unwrap_or("").to_string(),
-            ),
-            None => (s(p, "peer_id").to_string(), s(p, "addr").to_string()),
+        let who = match p["hub"].as_str() {
+            Some(hub) => format!("{hub} ({})", short_peer(s(p, "peer_id"))),
+            None => s(p, "peer_id").to_string(),
         };
+        // The address as `--peer` and `peers add` take it: the peer column names the
+        // node, and without `/p2p/…` the address still reaches the hub there after its
+        // data directory (and so its peer id) was made anew.
+        let addr = s(p, "addr").split("/p2p/").next().unwrap_or("").to_string();
         t.add_row(vec![
             who,
             addr,
@@ -539,6 +540,22 @@ pub(crate) fn human_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peers_show_addresses_without_the_peer_id_named_or_not() {
+        let id = "12D3KooWGEiqSPn1YJnVCCQ1kFpPryNmFFxhJWX2w9QLTmqa6KYh";
+        let addr = format!("/ip4/192.0.2.20/tcp/4610/p2p/{id}");
+        let shown = peers(&[
+            serde_json::json!({ "peer_id": id, "addr": addr, "hub": "Elm St hall" }),
+            serde_json::json!({ "peer_id": id, "addr": addr, "hub": null }),
+        ]);
+        assert!(!shown.contains("/p2p/"), "{shown}");
+        assert_eq!(
+            shown.matches("/ip4/192.0.2.20/tcp/4610").count(),
+            2,
+            "{shown}"
+        );
+    }
 
     #[test]
     fn relative_times() {

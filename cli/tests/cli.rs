@@ -302,6 +302,70 @@ fn demo_runs_three_hubs_and_reports_arrival() {
     assert!(r.stdout.contains("Demo finished"), "{}", r.describe());
 }
 
+/// A port where this one and the next two are free (for a moment) on loopback.
+fn three_free_ports() -> u16 {
+    for _ in 0..50 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        if first < 65_000
+            && (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", first + i)).is_ok())
+        {
+            return first;
+        }
+    }
+    panic!("no three free ports in a row");
+}
+
+#[test]
+fn demo_takes_its_ports_and_names_a_busy_one() {
+    let api = three_free_ports();
+    let port = three_free_ports();
+    let r = finish(
+        format!("aidmesh demo --api {api} --port {port}"),
+        cmd()
+            .args([
+                "demo",
+                "--api",
+                &api.to_string(),
+                "--port",
+                &port.to_string(),
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{}", r.describe());
+    for i in 0..3 {
+        let web = format!("web http://127.0.0.1:{}/", api + i);
+        assert!(r.stdout.contains(&web), "{web}: {}", r.describe());
+    }
+    assert!(r.stdout.contains("Demo finished"), "{}", r.describe());
+
+    // A port in use (a real node's, say) is named at once, not after a wait.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let r = finish(
+        format!("aidmesh demo --api {taken}"),
+        cmd()
+            .args(["demo", "--api", &taken.to_string()])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 1, "{}", r.describe());
+    assert!(
+        r.stderr.contains(&taken.to_string()) && r.stderr.contains("--api"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{}",
+        r.describe()
+    );
+}
+
 #[test]
 fn board_commands_against_a_real_node() {
     let mut node = start_node("cli", Opts::default());
@@ -1038,4 +1102,41 @@ fn welfare_commands_against_a_real_node() {
         array(&needs).iter().all(|i| i["category"] != "welfare"),
         "the linked need goes too: {needs}"
     );
+}
+
+#[test]
+fn up_help_says_the_volunteer_pin_minimum() {
+    let r = finish(
+        "aidmesh up --help".into(),
+        cmd().args(["up", "--help"]).output().unwrap(),
+    );
+    assert_eq!(r.code, 0, "{}", r.describe());
+    let help = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    let pin = help
+        .split("--volunteer-pin <")
+        .nth(1)
+        .and_then(|s| s.split("--volunteer-pin-file").next())
+        .unwrap_or_else(|| panic!("no --volunteer-pin in: {help}"));
+    assert!(pin.contains("at least 6 characters"), "{pin}");
+}
+
+#[test]
+fn usage_lines_do_not_ask_for_data_dir_when_aidmesh_dir_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = finish(
+        "AIDMESH_DIR=… aidmesh need add".into(),
+        cmd()
+            .env("AIDMESH_DIR", dir.path())
+            .args(["need", "add"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("Usage: aidmesh need add --category <CATEGORY> <TITLE>\n"),
+        "{}",
+        r.describe()
+    );
+    assert!(!r.stderr.contains("--data-dir"), "{}", r.describe());
 }

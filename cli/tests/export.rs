@@ -62,8 +62,8 @@ fn export_writes_files_and_follows_the_sharing_answers() {
     assert!(said.starts_with(&format!("wrote {file_s} (")), "{said}");
     let csv = std::fs::read_to_string(&file).expect("the file is there");
     assert!(
-        csv.starts_with("aidmesh export of needs and offers: made 20"),
-        "{csv}"
+        csv.starts_with("id,kind,title,"),
+        "row 1 is the header: {csv}"
     );
     assert!(
         csv.contains("'@ drinking water"),
@@ -71,6 +71,21 @@ fn export_writes_files_and_follows_the_sharing_answers() {
     );
     let leftovers = std::fs::read_dir(out_dir.path()).expect("list").count();
     assert_eq!(leftovers, 1, "no temporary file left beside the export");
+
+    // Into a directory: under the node's name for it (hub, node, when).
+    let into = tempfile::tempdir().expect("temp dir");
+    let into_s = into.path().to_str().expect("UTF-8 path");
+    let said = ok(dir, &["export", "--format", "hxl", "--out", into_s]);
+    let names: Vec<String> = std::fs::read_dir(into.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        names[0].starts_with("aidmesh-") && names[0].ends_with("Z.hxl.csv"),
+        "{names:?}"
+    );
+    assert!(said.contains(&names[0]), "{said}");
 
     // To standard output; the hub computer needs no PIN for PFIF.
     let pfif = ok(dir, &["export", "--format", "pfif"]);

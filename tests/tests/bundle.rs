@@ -85,6 +85,7 @@ fn a_bundle_carries_a_hubs_board_to_a_hub_it_never_met_and_twice_changes_nothing
         "/api/v1/alerts",
         &json!({ "headline": "Water rising on River Road", "severity": "severe" }),
     );
+    a.post("/api/v1/hubs", &json!({ "name": "Elm St hub" }));
     let held = a.events();
     let usb = tempfile::tempdir().expect("temp dir");
     let file = usb.path().join("elm-street.bundle");
@@ -103,9 +104,26 @@ fn a_bundle_carries_a_hubs_board_to_a_hub_it_never_met_and_twice_changes_nothing
     // Hub B never connected to A: the file is its only link.
     assert_eq!(b.status()["peers"], 0);
     let out = import_ok(&b, &file);
+    let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
-        out.trim(),
-        format!("{held} new, 0 already known, 0 refused")
+        lines[0],
+        format!("{held} new, 0 already known, 0 refused"),
+        "{out}"
+    );
+    // What came in, and from which hub.
+    assert!(
+        lines.len() == 3
+            && lines[1].starts_with("came in: 21 needs, 1 person")
+            && lines[1].contains("1 alert")
+            && lines[1].contains("1 hub"),
+        "{out}"
+    );
+    let a_status = a.status();
+    let a_short = &a_status["author"].as_str().expect("author")[..8];
+    assert_eq!(
+        lines[2],
+        format!("from: Elm St hub ({a_short}) {held} events"),
+        "{out}"
     );
     assert_eq!(b.digest(), a.digest());
     assert!(b.item_ids().contains(&insulin));
@@ -114,7 +132,8 @@ fn a_bundle_carries_a_hubs_board_to_a_hub_it_never_met_and_twice_changes_nothing
     let out = import_ok(&b, &file);
     assert_eq!(
         out.trim(),
-        format!("0 new, {held} already known, 0 refused")
+        format!("0 new, {held} already known, 0 refused"),
+        "nothing new, nothing more said"
     );
     assert_eq!(b.events(), held);
 
@@ -146,9 +165,10 @@ fn since_exports_only_recent_events() {
     // node/src/doors/bundle.rs (a node cannot be made to stamp before its build time).
     let recent = usb.path().join("recent.bundle");
     assert!(export(&a, &recent, &["--since", "1d"]).starts_with("wrote 1 events"));
-    assert_eq!(
-        import_ok(&b, &recent).trim(),
-        "1 new, 0 already known, 0 refused"
+    let out = import_ok(&b, &recent);
+    assert!(
+        out.starts_with("1 new, 0 already known, 0 refused\ncame in: 1 need\n"),
+        "{out}"
     );
 }
 

@@ -16,6 +16,49 @@ use serde_json::{json, Value};
 const PIN: &str = "246810";
 const T: Duration = Duration::from_secs(20);
 
+/// The file name the node suggests for an export (`Content-Disposition`).
+fn file_name(n: &Node, format: &str) -> String {
+    let r = http()
+        .get(format!("{}/api/v1/export?format={format}", n.api_url()))
+        .call()
+        .expect("the node answers");
+    let cd = r
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    cd.split("filename=\"")
+        .nth(1)
+        .and_then(|f| f.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("{format}: no file name in {cd:?}"))
+        .to_string()
+}
+
+/// Row 1 of a CSV as Python's csv module reads it (as spreadsheets and pandas do: no
+/// row is skipped).
+fn python_row_1(text: &str) -> Vec<String> {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import csv, json, sys; print(json.dumps(next(csv.reader(sys.stdin))))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (tests/run.sh installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("to python3");
+    let out = child.wait_with_output().expect("python3 ran");
+    assert!(out.status.success(), "python3 could not read the CSV");
+    serde_json::from_slice(&out.stdout).expect("a JSON list")
+}
+
 /// GET an export from `base`; (status, content type, body).
 fn fetch(base: &str, format: &str, pin: Option<&str>) -> (u16, String, Vec<u8>) {
     let mut req = http().get(format!("{base}/api/v1/export?format={format}"));
@@ -228,15 +271,32 @@ fn csv_and_hxl_hold_every_need_and_offer_safely_and_pass_hxlvalidate() {
     let n = &b.node;
     for format in ["csv", "hxl"] {
         let text = export(n, format);
-        says_when_and_where(format, &text, n);
+        // Row 1 is the header, for spreadsheets and pandas; the file name says when,
+        // where and which node.
+        let named = file_name(n, format);
+        let status = n.status();
+        let short = &status["author"].as_str().expect("author")[..8];
+        let ext = if format == "hxl" { ".hxl.csv" } else { ".csv" };
+        assert!(
+            named.starts_with("aidmesh-elm-st-hub-")
+                && named.contains(short)
+                && named.contains("-20")
+                && named.ends_with(ext),
+            "{format}: the file name does not say when, where and which node: {named}"
+        );
+        let row_1 = python_row_1(&text);
+        assert_eq!(
+            row_1[..3],
+            ["id", "kind", "title"],
+            "{format}: row 1: {row_1:?}"
+        );
         no_forgotten(format, &text, &b);
         let mut r = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
             .from_reader(text.as_bytes());
         let rows: Vec<csv::StringRecord> = r.records().map(|r| r.expect("a CSV record")).collect();
-        assert_eq!(rows[0].len(), 1, "a one-cell title row first");
-        let header = &rows[1];
+        let header = &rows[0];
         let col = |name: &str| {
             header
                 .iter()
@@ -245,16 +305,16 @@ fn csv_and_hxl_hold_every_need_and_offer_safely_and_pass_hxlvalidate() {
         };
         let data = if format == "hxl" {
             assert!(
-                rows[2].iter().all(|t| t.starts_with('#')),
+                rows[1].iter().all(|t| t.starts_with('#')),
                 "hashtag row under the header: {:?}",
-                &rows[2]
+                &rows[1]
             );
-            assert_eq!(&rows[2][col("title")], "#item+name");
-            assert_eq!(&rows[2][col("cluster")], "#sector+cluster");
-            assert_eq!(&rows[2][col("urgency")], "#severity");
-            &rows[3..]
-        } else {
+            assert_eq!(&rows[1][col("title")], "#item+name");
+            assert_eq!(&rows[1][col("cluster")], "#sector+cluster");
+            assert_eq!(&rows[1][col("urgency")], "#severity");
             &rows[2..]
+        } else {
+            &rows[1..]
         };
         assert_eq!(
             data.len(),
@@ -538,7 +598,8 @@ fn a_wrong_format_is_refused_naming_the_formats() {
             "{query}: {v}"
         );
     }
-    // An empty board still exports, with its title row.
+    // An empty board still exports: the header alone.
     let text = wait_for("an export", T, || Some(export(&n, "csv")));
-    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("id,kind,"), "{text}");
 }

@@ -62,15 +62,37 @@ fn wait(
     }
 }
 
+/// The demo's choices: whether the hubs stay up after the tour, and the first hub's
+/// web and peer ports (the other hubs take the next two; 0: any free port).
+#[derive(Debug, Clone, Copy)]
+pub struct DemoArgs {
+    /// Keep the hubs up after the tour, until Ctrl-C.
+    pub keep: bool,
+    /// The first hub's web (API) port.
+    pub api: u16,
+    /// The first hub's peer port.
+    pub port: u16,
+}
+
+/// The port of hub `i` when the first takes `first` (0: any free port).
+fn nth_port(first: u16, i: usize) -> u16 {
+    if first == 0 {
+        0
+    } else {
+        first.saturating_add(i as u16)
+    }
+}
+
 /// Runs the demo; with `keep`, the hubs stay up after the tour until Ctrl-C.
-pub fn run(keep: bool) -> Result<(), CliError> {
+pub fn run(args: DemoArgs) -> Result<(), CliError> {
     let root = std::env::temp_dir().join(format!("aidmesh-demo-{}", std::process::id()));
-    let result = run_in(&root, keep);
+    let result = run_in(&root, args);
     let _ = std::fs::remove_dir_all(&root);
     result
 }
 
-fn run_in(root: &std::path::Path, keep: bool) -> Result<(), CliError> {
+fn run_in(root: &std::path::Path, args: DemoArgs) -> Result<(), CliError> {
+    let keep = args.keep;
     println!("aidmesh demo: a flooded neighbourhood with three hubs on this machine.\n");
     let rt = tokio::runtime::Runtime::new().map_err(DemoError::Runtime)?;
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -82,9 +104,15 @@ fn run_in(root: &std::path::Path, keep: bool) -> Result<(), CliError> {
         let dir = root.join(format!("hub{i}"));
         node::init(&dir, "Riverside", Some(passphrase))?;
         let mut cfg = NodeConfig::new(dir);
-        cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("constant multiaddr")];
-        cfg.api = "127.0.0.1:0".parse().expect("constant address");
+        cfg.listen = vec![format!("/ip4/127.0.0.1/tcp/{}", nth_port(args.port, i))
+            .parse()
+            .map_err(|_| DemoError::BadAddress)?];
+        cfg.api = std::net::SocketAddr::from(([127, 0, 0, 1], nth_port(args.api, i)));
+        // Only its own hubs: no discovery on the network, so a real node beside it
+        // (this machine's or the LAN's) neither finds it nor hears of it.
         cfg.mdns = false;
+        cfg.beacon = false;
+        cfg.peer_exchange = false;
         // A chain: each hub knows only the previous one, so events must hop.
         if let Some(prev) = hubs.last() {
             cfg.peers = vec![prev.addr.parse().map_err(|_| DemoError::BadAddress)?];
@@ -100,9 +128,21 @@ fn run_in(root: &std::path::Path, keep: bool) -> Result<(), CliError> {
                 let _ = tx.send(s.clone());
             },
         )));
-        let s = rx
-            .recv_timeout(Duration::from_secs(20))
-            .map_err(|_| DemoError::HubDidNotStart(name))?;
+        let s = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(s) => s,
+            // The hub stopped before it started (a port in use): say why, at once.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = stop_tx.send(());
+                let task = tasks.pop().expect("this hub's task");
+                if let Ok(Err(e)) = rt.block_on(task) {
+                    return Err(e.into());
+                }
+                return Err(DemoError::HubDidNotStart(name).into());
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(DemoError::HubDidNotStart(name).into())
+            }
+        };
         let addr = format!(
             "{}/p2p/{}",
             s.listen.first().cloned().unwrap_or_default(),

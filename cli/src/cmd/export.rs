@@ -7,11 +7,17 @@ use crate::client::Client;
 use crate::error::CliError;
 
 /// `aidmesh export`: fetches the export and writes it to `out` (whole or not at all:
-/// a temporary file renamed into place) or to standard output.
+/// a temporary file renamed into place) or to standard output. When `out` is a
+/// directory, the file in it takes the node's name for it, which says which hub and
+/// node made it and when.
 pub(crate) fn run(dir: &Path, format: &str, out: Option<PathBuf>) -> Result<(), CliError> {
     use std::io::Write;
-    let bytes =
-        Client::for_dir(dir)?.get_bytes("/api/v1/export", &[("format", format.to_string())])?;
+    let (bytes, name) =
+        Client::for_dir(dir)?.get_file("/api/v1/export", &[("format", format.to_string())])?;
+    let out = match (out, name) {
+        (Some(d), Some(name)) if d.is_dir() => Some(d.join(name)),
+        (out, _) => out,
+    };
     let Some(path) = out else {
         let mut stdout = std::io::stdout().lock();
         return stdout

@@ -32,13 +32,15 @@ pub(crate) struct UpArgs {
     /// exchange): only --peer, mDNS and the beacon make connections.
     #[arg(long)]
     no_peer_exchange: bool,
-    /// PIN that volunteers enter to see welfare records from other machines. Prefer
-    /// AIDMESH_VOLUNTEER_PIN or --volunteer-pin-file: a PIN on the command line is
-    /// visible to every user of this computer in the process list (ps).
+    /// PIN that volunteers enter to see welfare records from other machines: at least
+    /// 6 characters (a shorter one is refused at start). Prefer AIDMESH_VOLUNTEER_PIN
+    /// or --volunteer-pin-file: a PIN on the command line is visible to every user of
+    /// this computer in the process list (ps).
     #[arg(long, env = "AIDMESH_VOLUNTEER_PIN", hide_env_values = true)]
     volunteer_pin: Option<String>,
-    /// Read the volunteer PIN from this file (its first line; keep it readable only by
-    /// the node's user, e.g. chmod 600), so it never shows in the process list.
+    /// Read the volunteer PIN (at least 6 characters) from this file (its first line;
+    /// keep it readable only by the node's user, e.g. chmod 600), so it never shows in
+    /// the process list.
     #[arg(
         long,
         env = "AIDMESH_VOLUNTEER_PIN_FILE",

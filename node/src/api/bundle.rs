@@ -3,9 +3,13 @@
 //! volunteer PIN, `Content-Type: application/octet-stream`) imports one. Both stream:
 //! neither holds the whole file in memory. See [`crate::doors::bundle`].
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 
+use aidmesh_protocol::body::BodyKind;
 use aidmesh_protocol::bundle::BundleError;
+use aidmesh_protocol::view::HubView;
+use aidmesh_protocol::AuthorId;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
@@ -14,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::error::{blocking, ApiError, ApiResult};
@@ -200,13 +204,53 @@ pub(super) async fn upload(_: Importer, State(st): State<AppState>, body: Body) 
     let report = worker
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
-    Ok(report_response(&report))
+    let hubs = if report.new_authors.is_empty() {
+        Vec::new()
+    } else {
+        st.engine.with_view(|v| v.hubs())
+    };
+    Ok(report_response(&report, &hubs))
 }
 
-fn report_response(r: &ImportReport) -> Response {
+/// What came in: the new events by kind (`{"need": 21, "person": 1}`), and by the hub
+/// that made them, most first, named by its newest announcement where there is one.
+fn came_in(r: &ImportReport, hubs: &[HubView]) -> (Value, Value) {
+    let kinds: serde_json::Map<String, Value> = r
+        .new_kinds
+        .iter()
+        .map(|(k, n)| {
+            let name = BodyKind::from_code(*k).map_or("other", BodyKind::name);
+            (name.to_string(), json!(n))
+        })
+        .collect();
+    let mut newest: HashMap<AuthorId, &HubView> = HashMap::new();
+    for h in hubs {
+        let slot = newest.entry(h.author).or_insert(h);
+        if h.at > slot.at {
+            *slot = h;
+        }
+    }
+    let mut from: Vec<(&AuthorId, &usize)> = r.new_authors.iter().collect();
+    from.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let from: Vec<Value> = from
+        .into_iter()
+        .map(|(a, n)| {
+            json!({
+                "author": a.short(),
+                "hub": newest.get(a).map(|h| h.hub.name.as_str()),
+                "events": n,
+            })
+        })
+        .collect();
+    (Value::Object(kinds), Value::Array(from))
+}
+
+fn report_response(r: &ImportReport, hubs: &[HubView]) -> Response {
+    let (kinds, from) = came_in(r, hubs);
     let mut body = json!({
         "new": r.new, "known": r.known, "refused": r.refused,
         "refused_reasons": r.reasons, "chunks": r.chunks, "created_ms": r.created_ms,
+        "came_in": kinds, "from": from,
     });
     let Some(e) = &r.error else {
         return Json(body).into_response();

@@ -34,11 +34,10 @@ pub(super) async fn export(
         let node = engine.identity().author();
         let snap = engine
             .with_view(|v| Snapshot::take(v, now, node, engine.community(), format.is_welfare()));
-        render(format, &snap)
+        (snap.file_name(format), render(format, &snap))
     })
     .await?;
-    let day = crate::doors::export::utc(now);
-    let file = format!("aidmesh-{}.{}", &day[..10], format.extension());
+    let (file, bytes) = bytes;
     Ok((
         StatusCode::OK,
         [

@@ -11,7 +11,9 @@
 use std::io::{Read, Write};
 
 use aidmesh_protocol::bundle::{BundleError, Opener, Sealer};
-use aidmesh_protocol::EventId;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use aidmesh_protocol::{AuthorId, EventId};
 use thiserror::Error;
 
 use crate::engine::{Engine, Origin};
@@ -124,6 +126,10 @@ pub struct ImportReport {
     pub created_ms: Option<u64>,
     /// Why the import stopped early, if it did.
     pub error: Option<BundleIoError>,
+    /// The new events by kind code (what came in: needs, people, hubs...).
+    pub new_kinds: BTreeMap<u16, usize>,
+    /// The new events by author, i.e. by the hub that made them.
+    pub new_authors: HashMap<AuthorId, usize>,
 }
 
 impl ImportReport {
@@ -155,13 +161,29 @@ impl ImportReport {
         // it either way, and re-importing a stick of 100,000 known events then costs a
         // hash per event instead of a signature check.
         let mut fresh = Vec::with_capacity(events.len());
+        // What each fresh event is, to say what came in once it is stored.
+        let mut about = Vec::with_capacity(events.len());
         for bytes in events {
             match aidmesh_protocol::Event::decode(bytes) {
                 Ok(e) if engine.knows(&e.id())? => self.known += 1,
-                _ => fresh.push(bytes.clone()),
+                Ok(e) => {
+                    about.push((e.id(), e.kind(), e.author()));
+                    fresh.push(bytes.clone());
+                }
+                Err(_) => fresh.push(bytes.clone()),
             }
         }
         let r = engine.ingest_batch(&fresh, Origin::Import)?;
+        // Unknown before, held now: new (an id twice in the chunk counts once).
+        if r.new > 0 {
+            let mut seen = HashSet::with_capacity(about.len());
+            for (id, kind, author) in about {
+                if seen.insert(id) && engine.knows(&id)? {
+                    *self.new_kinds.entry(kind).or_default() += 1;
+                    *self.new_authors.entry(author).or_default() += 1;
+                }
+            }
+        }
         self.new += r.new;
         self.known += r.known;
         self.refused += r.rejected.len() + r.deferred.len();
@@ -248,6 +270,10 @@ mod tests {
         let r = import(&b, &mut file.as_slice());
         assert!(r.error.is_none(), "{:?}", r.error);
         assert_eq!((r.new, r.known, r.refused), (50, 0, 0));
+        // What came in, by kind and by the hub that made it.
+        let need = aidmesh_protocol::body::BodyKind::Need.code();
+        assert_eq!(r.new_kinds, BTreeMap::from([(need, 50)]));
+        assert_eq!(r.new_authors.get(&a.identity().author()), Some(&50));
         assert!(
             r.created_ms.is_some(),
             "a completed import says when it was made"
@@ -256,6 +282,7 @@ mod tests {
         // Twice changes nothing.
         let r = import(&b, &mut file.as_slice());
         assert_eq!((r.new, r.known, r.refused), (0, 50, 0));
+        assert!(r.new_kinds.is_empty() && r.new_authors.is_empty());
         // Another community's node refuses it whole.
         let dc = tempfile::tempdir().unwrap();
         let c = engine(dc.path(), 3, [6; 32]);

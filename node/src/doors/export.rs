@@ -9,8 +9,8 @@
 //!
 //! Everything is built from a [`Snapshot`] of the view, so an export holds exactly what
 //! the board shows: forgotten people and erased content are not in the view, so they
-//! are not in any export. Each file says when and where it was made (a title row, a
-//! foreign member, an XML comment). Pure functions of the snapshot: no clock, no I/O.
+//! are not in any export. Each file says when and where it was made (its name; in
+//! GeoJSON also a foreign member, in PFIF an XML comment). Pure functions of the snapshot: no clock, no I/O.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -135,6 +135,36 @@ impl Snapshot {
         }
     }
 
+    /// The file name for this export: which hub and node made it and when,
+    /// e.g. `aidmesh-elm-st-hub-74b34226-2026-11-30T150000Z.csv` (no `:`, which Windows
+    /// refuses; the hub's name in lower-case ASCII letters and digits, at most 32).
+    pub fn file_name(&self, format: Format) -> String {
+        let mut hub = String::new();
+        for c in self
+            .names
+            .get(&self.node)
+            .map_or("", String::as_str)
+            .chars()
+        {
+            if c.is_ascii_alphanumeric() {
+                hub.push(c.to_ascii_lowercase());
+            } else if !hub.is_empty() && !hub.ends_with('-') {
+                hub.push('-');
+            }
+            if hub.len() >= 32 {
+                break;
+            }
+        }
+        let hub = hub.trim_end_matches('-');
+        let when: String = utc(self.made_ms).chars().filter(|c| *c != ':').collect();
+        let mut name = String::from("aidmesh-");
+        if !hub.is_empty() {
+            name.push_str(hub);
+            name.push('-');
+        }
+        format!("{name}{}-{when}.{}", self.node.short(), format.extension())
+    }
+
     fn hub_of(&self, a: &AuthorId) -> &str {
         self.names.get(a).map_or("", String::as_str)
     }
@@ -239,27 +269,17 @@ fn item_row(snap: &Snapshot, i: &Item) -> Vec<String> {
     ]
 }
 
-/// CSV (and with `hxl`, the hashtag row). The first row is a title saying when and
-/// where the file was made; the column header is the second row.
+/// CSV (and with `hxl`, the hashtag row). Row 1 is the column header, as spreadsheets,
+/// pandas and Python's csv module expect; when and where the file was made is in its
+/// name ([`file_name`]), not in a row above the header that every reader would take
+/// for the header.
 fn table(snap: &Snapshot, hxl: bool) -> Vec<u8> {
-    let items: Vec<&Item> = snap
+    let items = snap
         .items
         .iter()
-        .filter(|i| matches!(i.kind, BodyKind::Need | BodyKind::Offer))
-        .collect();
-    let mut w = csv::WriterBuilder::new()
-        .flexible(true)
-        .from_writer(Vec::new());
-    let rows = match items.len() {
-        1 => "1 row".to_string(),
-        n => format!("{n} rows"),
-    };
-    let title = format!(
-        "aidmesh export of needs and offers: {}; {rows}",
-        snap.provenance()
-    );
+        .filter(|i| matches!(i.kind, BodyKind::Need | BodyKind::Offer));
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
     // Writing to a Vec cannot fail; a failure would only lose the export, never panic.
-    let _ = w.write_record([cell(&title)]);
     let _ = w.write_record(COLUMNS.iter().map(|(h, _)| *h));
     if hxl {
         let _ = w.write_record(COLUMNS.iter().map(|(_, t)| *t));
@@ -556,7 +576,16 @@ mod tests {
         assert_eq!(gj["features"], json!([]));
         assert_eq!(gj["aidmesh"]["made_at"], "2026-11-30T15:01:01Z");
         let csv = String::from_utf8(render(Format::Hxl, &snap)).unwrap();
-        assert_eq!(csv.lines().count(), 3, "title, header, hashtags: {csv}");
+        assert_eq!(csv.lines().count(), 2, "header, hashtags: {csv}");
+        assert!(
+            csv.starts_with("id,kind,title,"),
+            "row 1 is the header: {csv}"
+        );
+        let name = snap.file_name(Format::Hxl);
+        assert!(
+            name.starts_with("aidmesh-") && name.ends_with("-2026-11-30T150101Z.hxl.csv"),
+            "{name}"
+        );
         let pfif = String::from_utf8(render(Format::Pfif, &snap)).unwrap();
         assert!(pfif.contains("0 people who agreed"), "{pfif}");
     }
