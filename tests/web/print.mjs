@@ -78,6 +78,16 @@ test("the printed board and round sheet, in Spanish and English, as PDF text", a
   // The QR code is there (an SVG image of the hub address).
   assert.equal(await page.locator("svg.qr").count(), 1);
   assert.match(await page.textContent("header"), new RegExp(node.base.replace(/\./g, "\\.") + "/"));
+  // A landmark for screen readers, and no sideways scrolling on a 320 px phone
+  // (issue 29: the QR code pushed the page wider than the screen).
+  assert.equal(await page.locator("main").count(), 1, "the printout has a main landmark");
+  const narrow = await (await browser.newContext({ viewport: { width: 320, height: 640 } })).newPage();
+  for (const path of ["/print?lang=es&url=http://192.168.1.5:4611/", "/print/round?lang=es"]) {
+    await narrow.goto(node.base + path);
+    const [scroll, client] = await narrow.evaluate(() =>
+      [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+    assert.ok(scroll <= client, `${path} scrolls sideways at 320 px: ${scroll} > ${client}`);
+  }
   // English by the browser's language when not asked.
   const en = await (await browser.newContext({ locale: "en-GB" })).newPage();
   await en.goto(node.base + "/print");

@@ -154,7 +154,7 @@ fn head(w: &Words, title: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"{}\" dir=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+         <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n",
         w.code,
         w.dir()
     )
@@ -172,7 +172,9 @@ ol.two{columns:2;column-gap:8mm}li{padding:3pt 0;border-bottom:0.5pt solid #888;
 .id{font-family:ui-monospace,monospace;font-weight:bold}.u{font-weight:bold;text-transform:uppercase}\
 .box{display:inline-block;margin-right:10pt;white-space:nowrap}\
 .box::before{content:'';display:inline-block;width:11pt;height:11pt;border:1.5pt solid #000;\
-margin-right:3pt;vertical-align:-1pt}.small{font-size:12pt}";
+margin-right:3pt;vertical-align:-1pt}.small{font-size:12pt}\
+.meta{overflow-wrap:anywhere}\
+@media screen and (max-width:480px){header{flex-wrap:wrap}ol.two{columns:1}}";
 
 /// The hub page address: `?url=` if it is a plain http(s) address on the local
 /// network ([`on_the_lan`]), else the Host the browser (or the CLI) reached this node
@@ -366,7 +368,7 @@ pub(super) async fn board(
             let _ = writeln!(out, "<p>{}</p>", w.t("print.more", &[("n", &n)]));
         }
     }
-    out.push_str("</body>\n</html>\n");
+    out.push_str("</main>\n</body>\n</html>\n");
     Ok(html(out))
 }
 
@@ -510,7 +512,7 @@ pub(super) async fn round(
     if street.is_some() {
         out.push_str("</ol>\n");
     }
-    out.push_str("</body>\n</html>\n");
+    out.push_str("</main>\n</body>\n</html>\n");
     Ok(html(out))
 }
 
