@@ -17,20 +17,16 @@ const T: Duration = Duration::from_secs(30);
 const HEADER: usize = 56;
 
 /// Runs the CLI against `n`; returns (success, stdout, stderr).
-fn cli(n: &Node, args: &[&str]) -> (bool, String, String) {
-    n.cli(args)
-}
-
 fn export(n: &Node, file: &Path, extra: &[&str]) -> String {
     let mut args = vec!["bundle", "export", file.to_str().expect("utf-8 path")];
     args.extend_from_slice(extra);
-    let (ok, out, err) = cli(n, &args);
+    let (ok, out, err) = n.cli(&args);
     assert!(ok, "{}: export failed: {err}", n.name);
     out
 }
 
 fn import(n: &Node, file: &Path) -> (bool, String, String) {
-    cli(n, &["bundle", "import", file.to_str().expect("utf-8 path")])
+    n.cli(&["bundle", "import", file.to_str().expect("utf-8 path")])
 }
 
 fn import_ok(n: &Node, file: &Path) -> String {
@@ -159,7 +155,7 @@ fn since_exports_only_recent_events() {
     assert!(export(&a, &all, &["--since", "1h"]).starts_with("wrote 1 events"));
     let x = usb.path().join("x.bundle");
     let x = x.to_str().expect("utf-8 path");
-    let (ok, _, err) = cli(&a, &["bundle", "export", x, "--since", "soon"]);
+    let (ok, _, err) = a.cli(&["bundle", "export", x, "--since", "soon"]);
     assert!(!ok && err.contains("'soon' is not a duration"), "{err}");
     // Which events fall within the duration is tested with old stamps in
     // node/src/doors/bundle.rs (a node cannot be made to stamp before its build time).

@@ -32,13 +32,9 @@ fn node(name: &str) -> Node {
     )
 }
 
-fn cli(n: &Node, args: &[&str]) -> (bool, String, String) {
-    n.cli(args)
-}
-
 fn import(n: &Node, name: &str) -> (bool, String, String) {
     let p = sample(name);
-    cli(n, &["alert", "import", p.to_str().expect("utf-8 path")])
+    n.cli(&["alert", "import", p.to_str().expect("utf-8 path")])
 }
 
 fn alerts(n: &Node, lang: &str) -> Vec<Value> {
@@ -83,17 +79,17 @@ fn a_bilingual_cap_alert_is_one_alert_shown_in_each_readers_language_on_every_hu
         alerts(&b, "en")[0]["official"]["event"],
         "Hurricane Warning"
     );
-    let (ok, out, _) = cli(&b, &["alerts", "--lang", "es"]);
+    let (ok, out, _) = b.cli(&["alerts", "--lang", "es"]);
     assert!(
         ok && out.contains("EXTREME  Aviso de Huracán emitido el 14 de marzo"),
         "{out}"
     );
-    let (ok, out, _) = cli(&b, &["alerts", "--lang", "en"]);
+    let (ok, out, _) = b.cli(&["alerts", "--lang", "en"]);
     assert!(
         ok && out.contains("Orange warning: severe wind gusts in Zeeland (Zeeland)"),
         "{out}"
     );
-    let (ok, out, _) = cli(&b, &["alerts", "--lang", "nl"]);
+    let (ok, out, _) = b.cli(&["alerts", "--lang", "nl"]);
     assert!(
         ok && out.contains("Code oranje: zware windstoten in Zeeland"),
         "{out}"
@@ -108,7 +104,7 @@ fn a_bilingual_cap_alert_is_one_alert_shown_in_each_readers_language_on_every_hu
     assert_eq!(alerts(&a, "en").len(), 3);
     // An official alert ends as any alert does.
     let id = hurricane["short_id"].as_str().expect("id").to_string();
-    let (ok, out, err) = cli(&b, &["alert", "clear", &id]);
+    let (ok, out, err) = b.cli(&["alert", "clear", &id]);
     assert!(ok && out.contains("all-clear"), "{out}{err}");
 }
 
@@ -147,7 +143,7 @@ fn hostile_and_wrong_cap_files_are_refused_quickly_and_post_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "water, bread").expect("write");
-    let (ok, _, err) = cli(&a, &["alert", "import", text.to_str().expect("utf-8")]);
+    let (ok, _, err) = a.cli(&["alert", "import", text.to_str().expect("utf-8")]);
     assert!(!ok && err.contains("this is not XML"), "{err}");
     assert_eq!(a.events(), 0, "a refused file posted something");
 }

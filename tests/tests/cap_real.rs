@@ -75,12 +75,8 @@ fn node(name: &str, at: &str) -> Node {
     )
 }
 
-fn cli(n: &Node, args: &[&str]) -> (bool, String, String) {
-    n.cli(args)
-}
-
 fn import_path(n: &Node, p: &Path) -> (bool, String, String) {
-    cli(n, &["alert", "import", p.to_str().expect("utf-8 path")])
+    n.cli(&["alert", "import", p.to_str().expect("utf-8 path")])
 }
 
 /// Imports `bytes` written to a file named `name` in the node's directory.
@@ -174,7 +170,7 @@ fn an_environment_canada_all_clear_update_ends_the_watch_it_references() {
     assert!(list
         .iter()
         .any(|x| x["headline"] == "veille d'orages violents"));
-    let (ok, out, _) = cli(&a, &["alerts", "--lang", "en"]);
+    let (ok, out, _) = a.cli(&["alerts", "--lang", "en"]);
     assert!(
         ok && out.matches("ALL CLEAR  severe thunderstorm watch").count() == 2,
         "{out}"
