@@ -175,6 +175,28 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// Runs `aidmesh --data-dir DIR init` for `community` and `passphrase` (the binary under
+/// test, as a user would), panicking with its stderr if it fails.
+pub fn init_with(dir: &Path, community: &str, passphrase: &str) {
+    let out = aidmesh_command()
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["init", "--community", community, "--passphrase", passphrase])
+        .output()
+        .expect("run aidmesh init");
+    assert!(
+        out.status.success(),
+        "init of {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// [`init_with`] the test community and [`TEST_PASSPHRASE`].
+pub fn init(dir: &Path) {
+    init_with(dir, "test", TEST_PASSPHRASE);
+}
+
 impl Node {
     /// Initialises a data directory and starts `aidmesh up` on loopback with OS-chosen
     /// ports and no mDNS. Waits (bounded) until its API answers.
@@ -183,19 +205,10 @@ impl Node {
             .prefix(&format!("aidmesh-{name}-"))
             .tempdir()
             .expect("temp dir");
-        let out = aidmesh_command()
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["init", "--community"])
-            .arg(opts.community.as_deref().unwrap_or("test"))
-            .arg("--passphrase")
-            .arg(opts.passphrase.as_deref().unwrap_or(TEST_PASSPHRASE))
-            .output()
-            .expect("run aidmesh init");
-        assert!(
-            out.status.success(),
-            "{name}: init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        init_with(
+            dir.path(),
+            opts.community.as_deref().unwrap_or("test"),
+            opts.passphrase.as_deref().unwrap_or(TEST_PASSPHRASE),
         );
         Node::open(name, dir, opts)
     }

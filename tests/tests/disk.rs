@@ -114,23 +114,7 @@ fn start_in(root: &Path, name: &str, opts: Opts) -> Node {
         .prefix(&format!("aidmesh-{name}-"))
         .tempdir_in(root)
         .expect("data dir on the tmpfs");
-    let out = Command::new(binary())
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "init",
-            "--community",
-            "test",
-            "--passphrase",
-            TEST_PASSPHRASE,
-        ])
-        .output()
-        .expect("run aidmesh init");
-    assert!(
-        out.status.success(),
-        "init: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    aidmesh_tests::init(dir.path());
     Node::open(name, dir, opts)
 }
 

@@ -119,18 +119,7 @@ fn a_node_listening_on_loopback_only_says_so_and_is_not_advertised() {
     );
     let host = lan.host(2);
     let dir = tempfile::tempdir().expect("temp dir");
-    let init = aidmesh_tests::aidmesh_command()
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["init", "--community", "test", "--passphrase"])
-        .arg(aidmesh_tests::TEST_PASSPHRASE)
-        .output()
-        .expect("run aidmesh init");
-    assert!(
-        init.status.success(),
-        "init: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    aidmesh_tests::init(dir.path());
     let log_path = dir.path().join("node.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let child = std::process::Command::new("ip")

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use aidmesh_tests::{aidmesh_command, http, wait_for, Node, Opts, TEST_PASSPHRASE};
+use aidmesh_tests::{aidmesh_command, http, init, wait_for, Node, Opts, TEST_PASSPHRASE};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -19,26 +19,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn init(dir: &Path) {
-    let out = aidmesh_command()
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "init",
-            "--community",
-            "test",
-            "--passphrase",
-            TEST_PASSPHRASE,
-        ])
-        .output()
-        .expect("run aidmesh init");
-    assert!(
-        out.status.success(),
-        "init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// `aidmesh up` on `dir` with `args`, its stdout and stderr in files of `dir`.
