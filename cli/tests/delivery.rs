@@ -58,7 +58,14 @@ fn roster_entry(node: &Node, name: &str) -> Option<Value> {
 
 #[test]
 fn hubs_show_list_status_and_print_say_where_an_item_is_known() {
-    let mut a = start_node("delivery-cli-a", Opts::default());
+    let mut a = start_node(
+        "delivery-cli-a",
+        Opts {
+            // Flagged after 10 s rather than a minute: the test waits for it.
+            args: vec!["--unreached-after".into(), "10s".into()],
+            ..Opts::default()
+        },
+    );
     ok(a.dir(), &["hub", "announce", "Elm St"]);
     let first = ok(
         a.dir(),

@@ -142,7 +142,7 @@ fn a_need_shows_the_far_hub_in_known_at_only_while_it_holds_it() {
 
 #[test]
 fn an_urgent_need_known_only_here_is_flagged_after_a_minute_then_cleared() {
-    let a = Node::start("a", Opts::default());
+    let a = Node::start("a", flag_soon());
     let id = a.post(
         "/api/v1/needs",
         &json!({ "title": "Oxygen for 12 Mill Lane", "category": "medical", "urgency": "life-threatening" }),
@@ -179,6 +179,15 @@ fn an_urgent_need_known_only_here_is_flagged_after_a_minute_then_cleared() {
     drop(b);
 }
 
+/// Options for a node that flags an unreached need after 10 s instead of a minute
+/// (`up --unreached-after`, for tests): the tests wait for the flag.
+fn flag_soon() -> Opts {
+    Opts {
+        args: vec!["--unreached-after".into(), "10s".into()],
+        ..Opts::default()
+    }
+}
+
 /// GET `path` as text; (status, body).
 fn get_text(node: &Node, path: &str) -> (u16, String) {
     let mut r = aidmesh_tests::http()
@@ -196,7 +205,7 @@ fn status_names_the_first_unreached_needs_counts_the_rest_and_pages_them_all() {
     // `GET /api/v1/unreached` a page at a time.
     const SHOWN: usize = 10;
     const POSTED: usize = SHOWN + 5;
-    let a = Node::start("a", Opts::default());
+    let a = Node::start("a", flag_soon());
     let mut posted: Vec<String> = (0..POSTED)
         .map(|n| {
             let urgency = if n % 2 == 0 { "high" } else { "life-threatening" };

@@ -16,12 +16,16 @@ async function peerAddr(base) {
 const badge = (page, id) => page.locator(`li[data-id="${id}"] .badge.known`).textContent();
 
 test("the 3/4 badge follows the mesh live, the roster lists both hubs, the unreached flag shows", async (t) => {
-  const a = await startNode(t, "Elm Street", PASSPHRASE);
+  // Flagged after 10 s rather than a minute (`up --unreached-after`, for tests).
+  const a = await startNode(t, "Elm Street", PASSPHRASE, ["--unreached-after", "10s"]);
   a.cli("hub", "announce", "Elm St");
   const first = await post(a.base, "needs", { title: "Insulin for Mrs Ada", category: "medical",
     urgency: "life-threatening" });
   const browser = await launch(t);
   const page = await browser.newPage({ locale: "en-GB" });
+  // The page's timers under Playwright's clock (time still flows): the wait for the
+  // unreached flag below moves it on to the page's next 30 s refresh.
+  await page.clock.install();
   await page.goto(a.base + "/");
   await page.locator(`li[data-id="${first.id}"]`).waitFor();
   assert.equal(await badge(page, first.id), "at 1 of 1 hub", "a lone hub holds it");
@@ -54,6 +58,7 @@ test("the 3/4 badge follows the mesh live, the roster lists both hubs, the unrea
   assert.equal(await badge(page, second.id), "at 1 of 2 hubs", "known here only");
   assert.match(await page.locator(`li[data-id="${second.id}"] .badge.known`).getAttribute("class"), /alone/);
   await waitFor("the unreached flag", async () => {
+    await page.clock.fastForward(1000);
     const box = page.locator("#unreached");
     return (await box.isVisible()) && /Boat to 14 River Rd.*not reached any other hub yet: carry it or link the networks/
       .test(await box.textContent());

@@ -64,6 +64,9 @@ pub(crate) struct UpArgs {
     /// Testing: look for welfare records past retention this often (default 10m).
     #[arg(long, hide = true)]
     retention_sweep_every: Option<String>,
+    /// Testing: flag an urgent need known at no other hub after this long (default 1m).
+    #[arg(long, hide = true)]
+    unreached_after: Option<String>,
     /// Posts a minute one phone (or any other machine) may make through this hub's page
     /// or API; the hub computer itself is not limited.
     #[arg(long, env = "AIDMESH_POSTS_PER_MINUTE", default_value_t = aidmesh_node::api::posting_default_per_minute())]
@@ -139,6 +142,9 @@ pub(crate) fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
     }
     if let Some(every) = &args.retention_sweep_every {
         cfg.retention_sweep = parse_duration("--retention-sweep-every", every)?;
+    }
+    if let Some(after) = &args.unreached_after {
+        cfg.unreached_after = parse_duration("--unreached-after", after)?;
     }
     if let Some(at) = args.clock_at {
         let sys = std::time::SystemTime::now()

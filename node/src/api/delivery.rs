@@ -141,7 +141,7 @@ fn unreached_now(st: &AppState) -> Vec<ListKey> {
     let mut keys: Vec<ListKey> = heads(st)
         .urgent
         .iter()
-        .filter(|(_, ts, _)| now.saturating_sub(ts.millis()) > crate::delivery::UNREACHED_AFTER_MS)
+        .filter(|(_, ts, _)| now.saturating_sub(ts.millis()) > st.unreached_after_ms)
         .filter(|(_, ts, id)| st.net.delivery.known(*ts, id).is_empty())
         .map(|(u, ts, id)| ListKey::new(*u, ts.0, *id))
         .collect();

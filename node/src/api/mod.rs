@@ -81,6 +81,8 @@ pub struct AppState {
     streams: Arc<conn::Streams>,
     posting: Arc<posting::Posting>,
     sms: Option<Arc<crate::sms::Gateway>>,
+    /// See `NodeConfig::unreached_after`, in ms.
+    unreached_after_ms: u64,
 }
 
 impl AppState {
@@ -94,7 +96,14 @@ impl AppState {
             streams: Arc::default(),
             posting: Arc::default(),
             sms: None,
+            unreached_after_ms: crate::delivery::UNREACHED_AFTER_MS,
         }
+    }
+
+    /// Flag an urgent need unreached after `after` instead of a minute (tests).
+    pub fn with_unreached_after(mut self, after: std::time::Duration) -> Self {
+        self.unreached_after_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        self
     }
 
     /// With these posting limits for other machines (see [`PostingLimits`]).

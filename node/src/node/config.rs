@@ -47,6 +47,9 @@ pub struct NodeConfig {
     pub posting: crate::api::PostingLimits,
     /// The SMS gateway (`up --sms-gateway SMSDRC`), if this hub runs one.
     pub sms: Option<crate::sms::SmsOptions>,
+    /// An urgent need posted here and known at no other hub this long is flagged
+    /// unreached ([`crate::delivery::UNREACHED_AFTER_MS`]; tests shorten it).
+    pub unreached_after: Duration,
 }
 
 impl NodeConfig {
@@ -69,6 +72,7 @@ impl NodeConfig {
             retention_sweep: RETENTION_SWEEP,
             posting: crate::api::PostingLimits::default(),
             sms: None,
+            unreached_after: Duration::from_millis(crate::delivery::UNREACHED_AFTER_MS),
         }
     }
 }

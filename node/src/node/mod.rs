@@ -182,7 +182,8 @@ pub async fn run(
         cfg.api,
         api::AppState::new(engine.clone(), net.clone(), cfg.volunteer_pin.clone())
             .with_posting_limits(cfg.posting.clone())
-            .with_sms(sms),
+            .with_sms(sms)
+            .with_unreached_after(cfg.unreached_after),
         stop_rx.clone(),
     )
     .await?;
