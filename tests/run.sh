@@ -5,7 +5,7 @@
 #
 #     cargo test --workspace -- --include-ignored
 #
-# (with arguments, `cargo test ARGS -- --include-ignored` instead: tests/run.sh -p
+# (its test binaries in two lanes at once: tests/lanes.py; with arguments, `cargo test ARGS -- --include-ignored` instead: tests/run.sh -p
 # aidmesh-protocol runs one crate's).
 # System packages come from apt: as root directly, otherwise through sudo; where neither
 # works it says which packages to install and stops. The root-only tests (network
@@ -57,6 +57,13 @@ if ! target/hxl-venv/bin/hxlvalidate --help >/dev/null 2>&1; then
 fi
 export HXLVALIDATE="$PWD/target/hxl-venv/bin/hxlvalidate"
 
-[ $# -gt 0 ] || set -- --workspace
-echo "== cargo test $* -- --include-ignored"
-cargo test "$@" -- --include-ignored
+if [ $# -gt 0 ]; then
+  echo "== cargo test $* -- --include-ignored"
+  exec cargo test "$@" -- --include-ignored
+fi
+# The whole suite: what `cargo test --workspace -- --include-ignored` runs, with the
+# field tests in one lane and the rest beside them (tests/lanes.py says why), then the
+# doc tests.
+echo "== cargo test --workspace -- --include-ignored, in two lanes (tests/lanes.py)"
+python3 tests/lanes.py
+cargo test --workspace --doc
