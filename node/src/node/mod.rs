@@ -4,6 +4,7 @@
 //! them cleanly.
 
 mod config;
+pub mod map;
 mod overdue;
 mod peers_file;
 mod profile;
@@ -183,7 +184,8 @@ pub async fn run(
         api::AppState::new(engine.clone(), net.clone(), cfg.volunteer_pin.clone())
             .with_posting_limits(cfg.posting.clone())
             .with_sms(sms)
-            .with_unreached_after(cfg.unreached_after),
+            .with_unreached_after(cfg.unreached_after)
+            .with_map_dir(cfg.data_dir.clone()),
         stop_rx.clone(),
     )
     .await?;
