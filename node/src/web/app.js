@@ -600,6 +600,7 @@ async function loadBoard() {
     showHubs(b.hubs);
     showRoster(b.roster);
     showUnreached(b.status.unreached, b.status.unreached_total);
+    if (typeof mapBoard === "function") mapBoard(b); // the map view (map.js)
   } catch (e) {
     if (seq === refreshes) $("#meta").textContent = t("meta.unreachable", { error: e.message });
   }
@@ -620,6 +621,7 @@ const ACTIVE = ["open", "claimed", "in-progress"];
 // card is redrawn, added in its place, or taken off the list, without fetching the list.
 function applyItem(i) {
   if (!i || !i.id) return;
+  if (typeof mapItem === "function") mapItem(i); // the map view (map.js)
   const kind = i.kind === "need" ? "needs" : i.kind === "offer" ? "offers" : null;
   if (!kind) return;
   // Filters other than the default ("still open") are applied by the node.
@@ -991,7 +993,7 @@ for (const b of document.querySelectorAll("nav button")) {
     // The name is asked where it is recorded: claims on the boards, welfare check-ins.
     $("#who-box").hidden = !["needs", "offers", "people"].includes(b.dataset.tab);
     for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== "tab-" + b.dataset.tab;
-    $("#filters").hidden = !["needs", "offers"].includes(b.dataset.tab);
+    $("#filters").hidden = !["needs", "offers", "map"].includes(b.dataset.tab);
     if (b.dataset.tab === "people") refreshPeople();
     if (b.dataset.tab === "match") refreshMatch();
   });
@@ -1077,6 +1079,13 @@ $("#post-form").addEventListener("submit", async (ev) => {
     if (v) body[k] = v;
   }
   if (f.get("qty")) body.qty = Number(f.get("qty"));
+  // The position (map.js fills it from the phone's location or a tap on the map).
+  // Only one of the two is sent as it is, and the node says both are needed.
+  const lat = (f.get("lat") || "").trim(), lon = (f.get("lon") || "").trim();
+  if (lat || lon) {
+    body.lat = lat ? Number(lat) : null;
+    body.lon = lon ? Number(lon) : null;
+  }
   const out = $("#post-result");
   try {
     const item = await api("/" + f.get("kind"), {
