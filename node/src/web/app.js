@@ -8,7 +8,7 @@
 // page's requests in Chromium and compares them with the harness's. Keep it JSON.
 // PAGE-REQUESTS-BEGIN
 const REQUESTS = {
-  "assets": ["/", "/app.js", "/style.css", "/i18n/en.json"],
+  "assets": ["/", "/app.js", "/style.css", "/map.js", "/i18n/en.json"],
   "board": "/api/v1/board",
   "limit": 30,
   "stream": "/api/v1/stream",

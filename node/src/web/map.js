@@ -66,7 +66,9 @@ function mapStyle(scheme) {
   const c = PALETTES[scheme];
   const road = (kind) => ["==", ["get", "kind"], kind];
   const minorKinds = ["in", ["get", "kind"], ["literal", ["minor_road", "other"]]];
-  const width = (base) => ["interpolate", ["exponential", 1.6], ["zoom"], 12, base * 0.5, 15, base * 2, 18, base * 8];
+  // A road's width by zoom; `add` for the casing drawn under it.
+  const width = (base, add = 0) => ["interpolate", ["exponential", 1.6], ["zoom"],
+    12, base * 0.5 + add, 15, base * 2 + add, 18, base * 8 + add];
   return {
     version: 8,
     glyphs: location.origin + "/glyphs/{fontstack}/{range}.pbf",
@@ -86,7 +88,7 @@ function mapStyle(scheme) {
         paint: { "line-color": c.path, "line-width": width(0.6), "line-dasharray": [2, 1] } },
       { id: "roads-casing", type: "line", source: "town", "source-layer": "roads",
         filter: ["!=", ["get", "kind"], "path"], layout: { "line-cap": "round", "line-join": "round" },
-        paint: { "line-color": c.casing, "line-width": ["+", 1.5, width(1.2)] } },
+        paint: { "line-color": c.casing, "line-width": width(1.2, 1.5) } },
       { id: "roads-minor", type: "line", source: "town", "source-layer": "roads", filter: minorKinds,
         layout: { "line-cap": "round", "line-join": "round" },
         paint: { "line-color": c.minor, "line-width": width(1.2) } },
@@ -373,8 +375,9 @@ async function startMap() {
   const map = new maplibregl.Map({
     container: "map",
     style: mapStyle(scheme.matches ? "dark" : "light"),
-    center: info.center,
-    zoom: Math.min(Math.max(info.center_zoom ?? 15, info.min_zoom ?? 0), info.max_zoom ?? 22),
+    // The whole town at first (a coordinator's overview); the phone zooms in.
+    bounds: [[w, s], [e, n]],
+    fitBoundsOptions: { padding: 10 },
     minZoom: info.min_zoom ?? 0,
     // Past the tiles' own zoom the last tiles are drawn larger (overzoom): streets stay.
     maxZoom: Math.min((info.max_zoom ?? 16) + 3, 22),
