@@ -9,12 +9,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { startNode, launch, post, waitFor } from "./helpers.mjs";
+import { startNode, launch, post, waitFor, WEBGL } from "./helpers.mjs";
 
 const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const town = process.env.AIDMESH_TEST_TOWN;
-// WebGL in a headless Chromium with no GPU: SwiftShader, Chromium's software renderer.
-export const WEBGL = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"];
 
 async function api(base, path, body) {
   const r = await fetch(base + "/api/v1" + path, body ? {
