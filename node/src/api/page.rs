@@ -407,6 +407,24 @@ mod tests {
     }
 
     #[test]
+    fn gzip_is_sent_only_to_a_browser_that_takes_it() {
+        use axum::http::{header::ACCEPT_ENCODING, HeaderMap, HeaderValue};
+        let takes = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(ACCEPT_ENCODING, HeaderValue::from_static(v));
+            super::takes_gzip(&h)
+        };
+        assert!(takes("gzip, deflate, br, zstd"));
+        assert!(takes("br;q=1.0, GZIP;q=0.5"));
+        assert!(takes("*"));
+        assert!(!takes("gzip;q=0"));
+        assert!(!takes("gzip; q=0.000, deflate"));
+        assert!(!takes("identity"));
+        assert!(!takes("br"));
+        assert!(!super::takes_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
     fn every_language_is_on_the_switch() {
         let html = include_str!("../web/index.html");
         for (code, _) in CATALOGUES {
