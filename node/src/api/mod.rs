@@ -6,7 +6,7 @@
 //! - handlers: [`live`] (the page's board) over [`mesh`] (status, peers, live stream)
 //!   over [`delivery`] (`known`, roster, unreached); [`board`] (needs, offers, hubs,
 //!   alerts), [`welfare`] (people and check-ins), [`print`], [`bundle`], [`cap`],
-//!   [`export`], [`flood`] and [`page`];
+//!   [`export`], [`flood`], [`map`] (the offline map) and [`page`];
 //! - what they share: [`lists`] (the lists of needs and offers) over [`cards`] (the
 //!   JSON of items, alerts, hubs and the roster); [`pin`] (the volunteer PIN guard),
 //!   [`etag`] (304 answers), [`lookup`] (the one record an id prefix means), [`kept`]
@@ -45,6 +45,7 @@ mod kept;
 mod lists;
 mod live;
 mod lookup;
+mod map;
 mod mesh;
 mod names;
 mod page;
@@ -81,6 +82,7 @@ pub struct AppState {
     streams: Arc<conn::Streams>,
     posting: Arc<posting::Posting>,
     sms: Option<Arc<crate::sms::Gateway>>,
+    map: Arc<map::Maps>,
 }
 
 impl AppState {
@@ -94,6 +96,7 @@ impl AppState {
             streams: Arc::default(),
             posting: Arc::default(),
             sms: None,
+            map: Arc::default(),
         }
     }
 
@@ -184,6 +187,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/people/{id}/sharing", post(welfare::sharing))
         .route("/api/v1/export", get(export::export))
         .route("/api/v1/bundle", get(bundle::download).post(bundle::upload))
+        .route("/api/v1/map", get(map::info))
+        .route(map::TILES_URL, get(map::tiles))
         .route("/api/v1/flood", get(flood::list))
         .route("/api/v1/flood/withdraw", post(flood::withdraw))
         .merge(sms::routes())

@@ -4,6 +4,7 @@
 //! them cleanly.
 
 mod config;
+pub mod map;
 mod overdue;
 mod peers_file;
 mod profile;
@@ -182,7 +183,8 @@ pub async fn run(
         cfg.api,
         api::AppState::new(engine.clone(), net.clone(), cfg.volunteer_pin.clone())
             .with_posting_limits(cfg.posting.clone())
-            .with_sms(sms),
+            .with_sms(sms)
+            .with_map_dir(cfg.data_dir.clone()),
         stop_rx.clone(),
     )
     .await?;
