@@ -362,6 +362,13 @@ async function openMap() {
   loadPeople().catch(() => {});
 }
 
+// The attribution the map file carries (often HTML: a link), as plain text; tippecanoe
+// and Protomaps builds of OpenStreetMap data must credit it, so that is the default.
+function attributionText(a) {
+  const text = a ? new DOMParser().parseFromString(String(a), "text/html").body.textContent.trim() : "";
+  return text || "© OpenStreetMap contributors";
+}
+
 async function startMap() {
   await Promise.all([loadScript("/vendor/maplibre-gl-csp.js"), loadScript("/vendor/pmtiles.js"),
     loadStyle("/vendor/maplibre-gl.css")]);
@@ -384,12 +391,15 @@ async function startMap() {
     // Past the tiles' own zoom the last tiles are drawn larger (overzoom): streets stay.
     maxZoom: Math.min((info.max_zoom ?? 16) + 3, 22),
     maxBounds: [[w - (e - w), s - (n - s)], [e + (e - w), n + (n - s)]],
-    attributionControl: { compact: true, customAttribution: "© OpenStreetMap" },
+    // The map file's attribution is shown as text under the map (#map-attribution), not
+    // by MapLibre's control, which would put the file's HTML into the page.
+    attributionControl: false,
     dragRotate: false,
     pitchWithRotate: false,
     touchPitch: false,
   });
   MAP.map = map;
+  $("#map-attribution").textContent = t("map.attribution", { source: attributionText(info.attribution) });
   window.aidmeshMap = map; // for the browser tests and benchmarks
   map.touchZoomRotate.disableRotation();
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }));
