@@ -152,6 +152,8 @@ pub enum CliError {
     },
     /// `aidmesh demo` failed.
     Demo(DemoError),
+    /// A map was refused, or could not be installed, read or removed.
+    Map(aidmesh_node::node::map::MapFileError),
 }
 
 impl fmt::Display for CliError {
@@ -192,6 +194,7 @@ impl fmt::Display for CliError {
                 )
             }
             CliError::Node(e) => e.fmt(f),
+            CliError::Map(e) => e.fmt(f),
             CliError::Input(e) => e.fmt(f),
             CliError::Passphrase(e) => e.fmt(f),
             CliError::BadArg {
@@ -316,6 +319,12 @@ impl fmt::Display for DemoError {
 impl From<DemoError> for CliError {
     fn from(e: DemoError) -> Self {
         CliError::Demo(e)
+    }
+}
+
+impl From<aidmesh_node::node::map::MapFileError> for CliError {
+    fn from(e: aidmesh_node::node::map::MapFileError) -> Self {
+        CliError::Map(e)
     }
 }
 

@@ -270,6 +270,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The town's offline map on this hub: what is installed (`map`, `map --json`),
+    /// `map add FILE` to install or replace it, `map remove` (see docs/map.md).
+    Map {
+        /// Machine-readable output.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: Option<cmd::map::MapAction>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -415,5 +424,6 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
         Command::Flood { json, action } => status::flood(dir, json, action),
         Command::Peers { json, action } => status::peers(dir, json, action),
         Command::Status { json } => status::status(dir, json),
+        Command::Map { json, action } => cmd::map::run(dir, json, action),
     }
 }

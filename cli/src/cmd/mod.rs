@@ -7,6 +7,7 @@ pub(crate) mod demo;
 pub(crate) mod export;
 pub(crate) mod hub;
 pub(crate) mod items;
+pub(crate) mod map;
 pub(crate) mod print;
 pub(crate) mod setup;
 pub(crate) mod sms;

@@ -48,6 +48,9 @@ pub enum MapFileError {
         /// What is wrong with it.
         source: MapError,
     },
+    /// The data directory holds no node (a mistyped `--data-dir`?).
+    #[error("no node in {0}; give the hub's data directory with --data-dir (or start one with `aidmesh start`)")]
+    NoNode(PathBuf),
     /// Reading or writing failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -71,6 +74,9 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 /// Checks `file` and installs it as data directory `dir`'s map, replacing any map
 /// there atomically. Returns what the installed map shows.
 pub fn install(dir: &Path, file: &Path) -> Result<MapInfo, MapFileError> {
+    if !super::profile::is_data_dir(dir) {
+        return Err(MapFileError::NoNode(dir.to_path_buf()));
+    }
     let src = File::open(file).map_err(io("cannot open", file))?;
     inspect_file(&src).map_err(|source| MapFileError::Refused {
         file: file.to_path_buf(),

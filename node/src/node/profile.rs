@@ -148,7 +148,7 @@ pub(super) fn open_store(dir: &Path) -> Result<Store, NodeError> {
 
 /// Whether `path` looks like an aidmesh data directory: it holds a community card or
 /// a database directory.
-fn is_data_dir(path: &Path) -> bool {
+pub(crate) fn is_data_dir(path: &Path) -> bool {
     path.join(CARD_FILE).is_file() || db_path(path).is_dir()
 }
 
