@@ -66,8 +66,8 @@ test("the map view: pins where they are, their cards, placing, street names, not
   await mapReady(page);
   assert.equal(await page.getAttribute("nav button[data-tab=map]", "aria-current"), "page", "/map opens the map tab");
   assert.match(await page.getAttribute("#map canvas", "aria-label"), /Map of the town/);
-  // The map file's attribution (none in the test town: OpenStreetMap's, the default).
-  assert.equal(await page.textContent("#map-attribution"), "Map data: © OpenStreetMap contributors");
+  // The map file's attribution (tests/src/map.rs gives the test town one), as text.
+  assert.match(await page.textContent("#map-attribution"), /^Map data: Invented for the aidmesh tests/);
 
   // The pins: at the pixel of each item's position, MapLibre has drawn that item.
   const drawnAt = async (item) => {
