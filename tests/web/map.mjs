@@ -9,10 +9,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { startNode, launch, post, waitFor, WEBGL } from "./helpers.mjs";
+import { startNode, launch, post, waitFor, lanAddress, WEBGL } from "./helpers.mjs";
 
 const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const town = process.env.AIDMESH_TEST_TOWN;
+const PIN = "river-4827";
 
 async function api(base, path, body) {
   const r = await fetch(base + "/api/v1" + path, body ? {
@@ -43,7 +44,7 @@ async function pixelOf(page, lon, lat) {
 
 test("the map view: pins where they are, their cards, placing, street names, nothing beyond the node", async (t) => {
   assert.ok(town, "AIDMESH_TEST_TOWN: the test town's PMTiles file (run through tests/tests/web_map.rs)");
-  const node = await startNode(t, "Vadoclaro");
+  const node = await startNode(t, "Vadoclaro", [], ["--volunteer-pin", PIN], "0.0.0.0:0");
   node.cli("map", "add", town);
   // Where Calle Mayor crosses Avenida del Puente, and on Calle del Molino (tests/data/map).
   const urgent = await post(node.base, "needs", { title: "Insulina para Rosa", category: "medical",
@@ -51,6 +52,9 @@ test("the map view: pins where they are, their cards, placing, street names, not
   const offer = await post(node.base, "offers", { title: "Generador", category: "power", lat: 40.4040, lon: -3.6960 });
   const nowhere = await post(node.base, "needs", { title: "Mantas", category: "shelter" });
   await api(node.base, "/hubs", { name: "Salón de Vadoclaro", services: ["water"], lat: 40.4110, lon: -3.6880 });
+  // A door of the welfare round (this page is on the hub computer: it may see people).
+  const ada = await api(node.base, "/people", { name: "Ada Okafor", place: "Calle Nueva 2", every: "12h",
+    consent: "self", lat: 40.4100, lon: -3.6960 });
 
   const browser = await launch(t, WEBGL);
   const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: "en-GB",
@@ -90,6 +94,10 @@ test("the map view: pins where they are, their cards, placing, street names, not
   // The hub, green: this node is the hub that announced it.
   const hubs = await page.evaluate(() => window.aidmeshMap.queryRenderedFeatures({ layers: ["hubs"] }).map((f) => f.properties));
   assert.deepEqual(hubs.map((h) => [h.name, h.state]), [["Salón de Vadoclaro", "me"]]);
+  // The round's door, for the hub computer (a phone without the PIN does not ask).
+  await waitFor("the door drawn", () => page.evaluate((id) => window.aidmeshMap
+    .queryRenderedFeatures({ layers: ["doors"] }).some((f) => f.properties.id === id), ada.id));
+
   // The street names, from the tiles, drawn with the node's glyphs (zoomed in to the
   // crossing: at the town's overview they do not fit along their streets).
   await page.evaluate(() => window.aidmeshMap.jumpTo({ center: [-3.6930, 40.4075], zoom: 16 }));
@@ -141,6 +149,28 @@ test("the map view: pins where they are, their cards, placing, street names, not
   assert.deepEqual([...hosts], [new URL(node.base).host], "every request went to the node");
   assert.deepEqual(errors, [], "no CSP refusal, no script error");
   await ctx.close();
+
+  // A phone on the hub's Wi-Fi: without the PIN no door, and it does not ask for people;
+  // with it, the door. Its page is not a secure context (plain http to a LAN address),
+  // so the browser gives it no position: "use my location" says so.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const pp = await phone.newPage();
+  const phoneAsked = [];
+  pp.on("request", (r) => phoneAsked.push(new URL(r.url()).pathname));
+  const lan = node.base.replace("127.0.0.1", lanAddress());
+  await pp.goto(lan + "/map");
+  await mapReady(pp);
+  assert.equal(await pp.evaluate(() => window.aidmeshMap.querySourceFeatures("doors").length), 0);
+  assert.ok(!phoneAsked.includes("/api/v1/people"), "a phone without the PIN did not ask for people");
+  await pp.evaluate((pin) => sessionStorage.setItem("pin", pin), PIN);
+  await pp.click("nav button[data-tab=needs]");
+  await pp.click("nav button[data-tab=map]");
+  await waitFor("the door, with the PIN", () => pp.evaluate((id) => window.aidmeshMap
+    .querySourceFeatures("doors").some((f) => f.properties.id === id), ada.id));
+  await pp.click("nav button[data-tab=post]");
+  await pp.click("#use-location");
+  assert.match(await pp.textContent("#post-where"), /only to secure \(https\) pages/);
+  await phone.close();
 
   // axe-core on the map view (the page's CSP lets no injected script in: bypassed here).
   const axeCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, bypassCSP: true });

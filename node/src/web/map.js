@@ -233,8 +233,12 @@ async function loadItems() {
   }
 }
 
+// The doors of the welfare round: only for whom the node shows the people to (the hub
+// computer itself, or a browser that gave the volunteer PIN: GET /people checks). The
+// open board never carries them; a phone without the PIN does not even ask.
+const HUB_COMPUTER = ["127.0.0.1", "localhost", "[::1]"].includes(location.hostname);
 async function loadPeople() {
-  if (!sessionStorage.getItem("pin")) { MAP.people = []; return; }
+  if (!sessionStorage.getItem("pin") && !HUB_COMPUTER) { MAP.people = []; return; }
   const r = await fetch("/api/v1/people", { headers: pinHeaders() }).catch(() => null);
   const body = r && r.ok ? await r.json().catch(() => ({})) : {};
   MAP.people = body.people || [];
@@ -359,6 +363,7 @@ async function openMap() {
   await MAP.loading;
   MAP.map.resize();
   if (MAP.dirty) await loadItems().catch((e) => { $("#map-summary").textContent = e.message; });
+  performance.mark("map:items");
   loadPeople().catch(() => {});
 }
 
