@@ -32,10 +32,12 @@ async function mapReady(page) {
   }), 30000);
 }
 
-// The pixel on the page of a position, as the map projects it.
+// The pixel in the window of a position, as the map projects it (the map scrolled into view).
 async function pixelOf(page, lon, lat) {
   return page.evaluate(([lon, lat]) => {
     const m = window.aidmeshMap;
+    // A card opened below the map may have scrolled it partly out of the window.
+    m.getContainer().scrollIntoView({ block: "center" });
     const p = m.project([lon, lat]);
     const r = m.getCanvas().getBoundingClientRect();
     return { x: r.left + p.x, y: r.top + p.y, inside: p.x >= 0 && p.y >= 0 && p.x <= r.width && p.y <= r.height };
@@ -97,6 +99,13 @@ test("the map view: pins where they are, their cards, placing, street names, not
   // The round's door, for the hub computer (a phone without the PIN does not ask).
   await waitFor("the door drawn", () => page.evaluate((id) => window.aidmeshMap
     .queryRenderedFeatures({ layers: ["doors"] }).some((f) => f.properties.id === id), ada.id));
+  // Its card, with the round's buttons: "Safe" recorded, and the door turns green.
+  const door = await pixelOf(page, -3.6960, 40.4100);
+  await page.mouse.click(door.x, door.y);
+  await page.locator(`#map-card li[data-id="${ada.id}"] [data-act=safe]`).click();
+  await waitFor("the check-in stored", async () => (await api(node.base, "/people/" + ada.short_id)).standing === "ok");
+  await waitFor("the door's colour follows", () => page.evaluate((id) => window.aidmeshMap
+    .querySourceFeatures("doors").some((f) => f.properties.id === id && f.properties.standing === "ok"), ada.id));
 
   // The street names, from the tiles, drawn with the node's glyphs (zoomed in to the
   // crossing: at the town's overview they do not fit along their streets).

@@ -851,6 +851,7 @@ async function refreshPeople() {
     $("#print-round-box").hidden = false;
     refreshSms();
     fill($("#people"), body.people, personCard, t("people.empty"));
+    if (typeof mapPeople === "function") mapPeople(body.people); // the round's doors (map.js)
     const open = focusHelp && document.querySelector('#people li[data-id="' + focusHelp + '"] [data-act=help-text]');
     focusHelp = null;
     if (open) open.focus();

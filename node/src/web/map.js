@@ -241,8 +241,18 @@ async function loadPeople() {
   if (!sessionStorage.getItem("pin") && !HUB_COMPUTER) { MAP.people = []; return; }
   const r = await fetch("/api/v1/people", { headers: pinHeaders() }).catch(() => null);
   const body = r && r.ok ? await r.json().catch(() => ({})) : {};
-  MAP.people = body.people || [];
+  mapPeople(body.people || []);
+}
+
+// The people as the People tab (app.js) or loadPeople last had them: after a check-in,
+// the door's colour and its open card follow.
+function mapPeople(people) {
+  MAP.people = people;
   setData("doors", doorFeatures());
+  if (MAP.shownCard && MAP.shownCard.kind === "person") {
+    const p = people.find((x) => x.id === MAP.shownCard.id);
+    if (p) showCard("person", p);
+  }
 }
 
 // Called by app.js with each board it loads (the roster, and a hint that items changed).
