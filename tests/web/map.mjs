@@ -9,6 +9,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { startNode, launch, post, waitFor, lanAddress, WEBGL } from "./helpers.mjs";
 
 const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
@@ -209,6 +211,14 @@ test("no map installed: the map view says how to add one, loads no map script, a
   assert.ok(!asked.some((p) => p.startsWith("/vendor/")), "no map script loaded: " + asked.join(" "));
   await page.click("nav button[data-tab=needs]");
   await page.locator("#needs li", { hasText: "Mantas" }).waitFor();
+
+  // A map file damaged after it was installed: the node says so (503), and so does the page.
+  mkdirSync(join(node.dir, "map"), { recursive: true });
+  writeFileSync(join(node.dir, "map", "tiles.pmtiles"), "not a map at all");
+  await page.click("nav button[data-tab=map]");
+  await waitFor("the damaged map said", async () => (await page.textContent("#map-problem")).length > 0);
+  assert.match(await page.textContent("#map-problem"), /map/i);
+  assert.ok(await page.locator("#map-box").isHidden());
 
   // The vendored scripts: gzipped, with an ETag that answers 304, kept a day.
   const r = await fetch(node.base + "/vendor/maplibre-gl-csp.js", { headers: { "accept-encoding": "gzip" } });

@@ -358,10 +358,16 @@ async function openMap() {
   performance.mark("map:open");
   const box = $("#map-box");
   const none = $("#map-none");
+  let problem = "";
   if (!MAP.info) {
     const r = await fetch("/api/v1/map").catch(() => null);
-    MAP.info = r && r.ok ? await r.json().catch(() => null) : null;
+    const body = r ? await r.json().catch(() => null) : null;
+    MAP.info = r && r.ok ? body : null;
+    // Installed but unreadable (503 map_unreadable), or the hub unreachable: say what.
+    if (!r) problem = t("meta.unreachable", { error: "/api/v1/map" });
+    else if (!r.ok && r.status !== 404) problem = (body && body.detail) || ("error " + r.status);
   }
+  $("#map-problem").textContent = problem;
   if (!MAP.info) {
     none.hidden = false;
     box.hidden = true;
