@@ -130,6 +130,15 @@ fn an_installed_town_is_described_and_served_with_ranges() {
     assert_eq!(header(&h, "content-length"), len.to_string());
     assert!(!header(&h, "cache-control").is_empty());
 
+    // HEAD: the same headers, no body.
+    let r = aidmesh_tests::http()
+        .head(format!("{}/map/tiles.pmtiles", node.api_url()))
+        .call()
+        .expect("HEAD");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(header(r.headers(), "content-length"), len.to_string());
+    assert_eq!(header(r.headers(), "etag"), etag);
+
     // What the pmtiles reader asks first: the header and root directory.
     let (status, h, body) = get(&node, "/map/tiles.pmtiles", &[("Range", "bytes=0-16383")]);
     assert_eq!(status, 206);
@@ -272,6 +281,22 @@ fn bad_files_are_refused_saying_why_and_the_old_map_stays() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["tiles.pmtiles"]);
+
+    // A map damaged after it was installed (a failing SD card): 503 saying to install
+    // a good one, and `aidmesh map` says so too.
+    let installed = node.dir().join("map/tiles.pmtiles");
+    std::fs::write(&installed, &good[..good.len() / 2]).expect("damage the installed map");
+    let (status, body) = map_json(&node);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("map_unreadable")),
+        "{body}"
+    );
+    let (ok, _, err) = node.cli(&["map"]);
+    assert!(
+        !ok && err.contains("unreadable") && err.contains("aidmesh map add"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ import { createRequire } from "node:module";
 import { startNode, launch, post } from "./helpers.mjs";
 
 const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
-const TABS = ["needs", "offers", "match", "people", "hubs", "post"];
+const TABS = ["needs", "offers", "map", "match", "people", "hubs", "post"];
 
 async function seed(base) {
   const call = async (path, body) => {

@@ -98,3 +98,6 @@ export async function post(base, kind, body) {
   if (!r.ok) throw new Error(`post ${kind}: ${r.status} ${await r.text()}`);
   return r.json();
 }
+
+/** Chromium's flags for WebGL with no GPU (SwiftShader, its software renderer): the map. */
+export const WEBGL = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"];

@@ -84,6 +84,10 @@ pub fn install(dir: &Path, file: &Path) -> Result<MapInfo, MapFileError> {
     })?;
     let map_dir = dir.join(MAP_DIR);
     std::fs::create_dir_all(&map_dir).map_err(io("cannot make the map folder", &map_dir))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&map_dir, std::fs::Permissions::from_mode(0o755));
+    }
     remove_leftovers(&map_dir);
     let tmp = map_dir.join(format!("{TMP_PREFIX}{}.pmtiles", std::process::id()));
     let result = copy_checked(&src, file, &tmp);
@@ -105,6 +109,13 @@ pub fn install(dir: &Path, file: &Path) -> Result<MapInfo, MapFileError> {
 /// Copies `src` to `tmp`, flushes it and checks the copy.
 fn copy_checked(mut src: &File, file: &Path, tmp: &Path) -> Result<MapInfo, MapFileError> {
     let mut out = File::create(tmp).map_err(io("cannot write", tmp))?;
+    // Readable by the node whatever the installer's umask (`sudo aidmesh map add` on a
+    // packaged hub, whose node runs as the `aidmesh` user): a map is no secret.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        out.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io("cannot set the permissions of", tmp))?;
+    }
     std::io::copy(&mut src, &mut out).map_err(io("cannot copy the map to", tmp))?;
     out.flush().map_err(io("cannot write", tmp))?;
     out.sync_all().map_err(io("cannot flush", tmp))?;

@@ -8,7 +8,7 @@
 // page's requests in Chromium and compares them with the harness's. Keep it JSON.
 // PAGE-REQUESTS-BEGIN
 const REQUESTS = {
-  "assets": ["/", "/app.js", "/style.css", "/i18n/en.json"],
+  "assets": ["/", "/app.js", "/style.css", "/map.js", "/i18n/en.json"],
   "board": "/api/v1/board",
   "limit": 30,
   "stream": "/api/v1/stream",
@@ -600,6 +600,7 @@ async function loadBoard() {
     showHubs(b.hubs);
     showRoster(b.roster);
     showUnreached(b.status.unreached, b.status.unreached_total);
+    if (typeof mapBoard === "function") mapBoard(b); // the map view (map.js)
   } catch (e) {
     if (seq === refreshes) $("#meta").textContent = t("meta.unreachable", { error: e.message });
   }
@@ -620,6 +621,7 @@ const ACTIVE = ["open", "claimed", "in-progress"];
 // card is redrawn, added in its place, or taken off the list, without fetching the list.
 function applyItem(i) {
   if (!i || !i.id) return;
+  if (typeof mapItem === "function") mapItem(i); // the map view (map.js)
   const kind = i.kind === "need" ? "needs" : i.kind === "offer" ? "offers" : null;
   if (!kind) return;
   // Filters other than the default ("still open") are applied by the node.
@@ -849,6 +851,7 @@ async function refreshPeople() {
     $("#print-round-box").hidden = false;
     refreshSms();
     fill($("#people"), body.people, personCard, t("people.empty"));
+    if (typeof mapPeople === "function") mapPeople(body.people); // the round's doors (map.js)
     const open = focusHelp && document.querySelector('#people li[data-id="' + focusHelp + '"] [data-act=help-text]');
     focusHelp = null;
     if (open) open.focus();
@@ -991,7 +994,7 @@ for (const b of document.querySelectorAll("nav button")) {
     // The name is asked where it is recorded: claims on the boards, welfare check-ins.
     $("#who-box").hidden = !["needs", "offers", "people"].includes(b.dataset.tab);
     for (const t of document.querySelectorAll(".tab")) t.hidden = t.id !== "tab-" + b.dataset.tab;
-    $("#filters").hidden = !["needs", "offers"].includes(b.dataset.tab);
+    $("#filters").hidden = !["needs", "offers", "map"].includes(b.dataset.tab);
     if (b.dataset.tab === "people") refreshPeople();
     if (b.dataset.tab === "match") refreshMatch();
   });
@@ -1077,6 +1080,13 @@ $("#post-form").addEventListener("submit", async (ev) => {
     if (v) body[k] = v;
   }
   if (f.get("qty")) body.qty = Number(f.get("qty"));
+  // The position (map.js fills it from the phone's location or a tap on the map).
+  // Only one of the two is sent as it is, and the node says both are needed.
+  const lat = (f.get("lat") || "").trim(), lon = (f.get("lon") || "").trim();
+  if (lat || lon) {
+    body.lat = lat ? Number(lat) : null;
+    body.lon = lon ? Number(lon) : null;
+  }
   const out = $("#post-result");
   try {
     const item = await api("/" + f.get("kind"), {
