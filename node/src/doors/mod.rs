@@ -3,6 +3,7 @@
 //! door), sneakernet bundles ([`bundle`]), official alerts in ([`cap`]), exports for
 //! responders out ([`export`]) and the match query's pages ([`matchmaking`]).
 
+pub mod backup;
 pub mod bundle;
 pub mod cap;
 pub mod export;
