@@ -7,7 +7,7 @@
 //! what is wrong with a file that is cut short, damaged or not a backup at all. The
 //! file is not encrypted: it holds the hub's identity and the community key, so it is
 //! a secret (the node writes it readable by its owner only). Byte-level
-//! specification: `docs/protocol.md` section 12.
+//! specification: `docs/protocol.md` section 13.
 //!
 //! ```text
 //! file    = header (16 bytes) ‖ record* ‖ end
