@@ -96,7 +96,20 @@ pub fn check_backup(file: &Path) -> Result<Checked, NodeError> {
     let mut c = Checked::default();
     read_records(file, |rec| {
         match rec {
-            Record::Profile(p) => c.community = p.community,
+            Record::Profile(p) => {
+                // A community key that its name and words do not make: not this
+                // format's doing (an edited file, with its hash recomputed).
+                if !p.passphrase.is_empty() && derive_key(&p.community, &p.passphrase) != p.psk {
+                    return Err(NodeError::Backup {
+                        file: file.to_path_buf(),
+                        source: BackupError::Damaged {
+                            at: backup::HEADER_LEN as u64,
+                            what: "the community key does not belong to the community's passphrase",
+                        },
+                    });
+                }
+                c.community = p.community;
+            }
             Record::Event(_) => c.events += 1,
             _ => {}
         }
@@ -121,11 +134,26 @@ pub fn restore(file: &Path, dir: &Path, retention: Duration) -> Result<Restored,
     }
     // Nothing is made before the whole file is known to be good.
     check_backup(file)?;
+    let existed = dir.exists();
     std::fs::create_dir_all(dir).map_err(|source| NodeError::Io {
         what: "cannot create the data directory",
         path: dir.to_path_buf(),
         source,
     })?;
+    let r = restore_checked(file, dir, retention);
+    if r.is_err() {
+        // A restore that failed half-way (a full disk...) leaves the directory as it
+        // was: absent, or empty.
+        let _ = std::fs::remove_dir_all(dir);
+        if existed {
+            let _ = std::fs::create_dir(dir);
+        }
+    }
+    r
+}
+
+/// [`restore`] of a file known to be whole into the empty directory `dir`.
+fn restore_checked(file: &Path, dir: &Path, retention: Duration) -> Result<Restored, NodeError> {
     let mut store = Some(profile::open_store(dir)?);
     let mut engine: Option<Engine> = None;
     let mut out = Restored::default();
@@ -159,18 +187,6 @@ pub fn restore(file: &Path, dir: &Path, retention: Duration) -> Result<Restored,
                 community: p.community.clone(),
                 passphrase: p.passphrase.clone(),
             };
-            if !kept.passphrase.is_empty()
-                && derive_key(&kept.community, &kept.passphrase) != kept.psk
-            {
-                // A community key that its words do not make: not this format's doing.
-                return Err(NodeError::Backup {
-                    file: file.to_path_buf(),
-                    source: BackupError::Damaged {
-                        at: backup::HEADER_LEN as u64,
-                        what: "the community key does not belong to the community's passphrase",
-                    },
-                });
-            }
             s.set_meta("community", kept.community.as_bytes())?;
             s.set_meta("passphrase", kept.passphrase.as_bytes())?;
             s.set_meta("psk", &kept.psk)?;
