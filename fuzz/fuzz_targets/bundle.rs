@@ -55,7 +55,7 @@ fn read_backup(file: &[u8], step: usize) {
     for piece in file.chunks(step) {
         r.feed(piece);
         loop {
-            match r.next() {
+            match r.next_record() {
                 Ok(Some(rec)) => records.push(rec),
                 Ok(None) => break,
                 Err(_) => return,

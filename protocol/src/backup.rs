@@ -203,7 +203,7 @@ pub fn plain_name(name: &str) -> bool {
 }
 
 /// Reads a backup fed in any pieces: [`Reader::feed`] the bytes, take records with
-/// [`Reader::next`] until it answers `Ok(None)`, feed more, and at the end of the
+/// [`Reader::next_record`] until it answers `Ok(None)`, feed more, and at the end of the
 /// input call [`Reader::finish`]. Memory is bounded by one record.
 pub struct Reader {
     buf: Vec<u8>,
@@ -258,7 +258,7 @@ impl Reader {
     /// record was read), or what is wrong. A record is returned before the file's hash
     /// is checked: use nothing from a file until [`Reader::finish`] said it is whole
     /// (the node reads a file twice: once to check it, once to restore it).
-    pub fn next(&mut self) -> Result<Option<Record>, BackupError> {
+    pub fn next_record(&mut self) -> Result<Option<Record>, BackupError> {
         if !self.header {
             // The signature is checked as soon as its bytes are there, so a foreign file
             // is named as such even when it is short.
@@ -328,7 +328,7 @@ impl Reader {
             }
             self.take(5 + len);
             self.ended = true;
-            return self.next();
+            return self.next_record();
         }
         let payload = self.take(5 + len).split_off(5);
         if (tag == TAG_PROFILE) == self.profile {
@@ -414,7 +414,7 @@ pub fn read_all(bytes: &[u8]) -> Result<Vec<Record>, BackupError> {
     let mut r = Reader::new();
     r.feed(bytes);
     let mut out = Vec::new();
-    while let Some(rec) = r.next()? {
+    while let Some(rec) = r.next_record()? {
         out.push(rec);
     }
     r.finish()?;
@@ -462,7 +462,7 @@ mod tests {
             let mut got = Vec::new();
             for c in file.chunks(piece) {
                 r.feed(c);
-                while let Some(rec) = r.next().unwrap() {
+                while let Some(rec) = r.next_record().unwrap() {
                     got.push(rec);
                 }
             }

@@ -75,7 +75,7 @@ fn read_records(
             break;
         }
         r.feed(&buf[..n]);
-        while let Some(rec) = r.next().map_err(backup_err(file))? {
+        while let Some(rec) = r.next_record().map_err(backup_err(file))? {
             each(rec)?;
         }
     }
