@@ -3,7 +3,7 @@
 //! hub").
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use aidmesh_node::doors::input::parse_duration;
@@ -23,6 +23,9 @@ pub(crate) fn backup(dir: &Path, file: &Path) -> Result<(), CliError> {
         .truncate(true)
         .mode(0o600)
         .open(&part)
+        .map_err(CliError::write(&part, ""))?;
+    // `mode` applies to a new file only: a leftover one is narrowed too.
+    out.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(CliError::write(&part, ""))?;
     let running = running_pid(dir).is_some();
     let result = (|| {
