@@ -22,7 +22,7 @@ use cmd::items::{PostAction, StatusArgs};
 use cmd::status::{FloodAction, PeersAction};
 use cmd::up::UpArgs;
 use cmd::welfare::WelfareAction;
-use cmd::{alert, bundle, demo, export, hub, items, print, setup, status, up, welfare};
+use cmd::{alert, backup, bundle, demo, export, hub, items, print, setup, status, up, welfare};
 use error::CliError;
 
 #[derive(Parser)]
@@ -242,6 +242,21 @@ enum Command {
         #[command(subcommand)]
         action: BundleAction,
     },
+    /// Copy this hub (its identity, every event, its peers file) into one file, while
+    /// it runs or stopped. The file is secret: it holds the hub's identity.
+    Backup {
+        /// The file to write, e.g. /media/usb/elm-street.backup.
+        file: PathBuf,
+    },
+    /// Make a new data directory (--data-dir, empty or new) from a backup file: the
+    /// same hub, without the welfare records past retention.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Erase welfare records this long after their last check-in (as `up`'s).
+        #[arg(long, default_value = "30d")]
+        welfare_retention: String,
+    },
     /// The SMS gateway: status, texts to review, welfare rounds by text (docs/sms.md).
     Sms {
         #[command(subcommand)]
@@ -399,6 +414,11 @@ fn run(cmd: Command, dir: PathBuf, system: bool) -> Result<(), CliError> {
         ),
         Command::Alerts { lang, json } => alert::list(dir, lang, json),
         Command::Bundle { action } => bundle::run(dir, action),
+        Command::Backup { file } => backup::backup(dir, &file),
+        Command::Restore {
+            file,
+            welfare_retention,
+        } => backup::restore(dir, &file, &welfare_retention),
         Command::Export { format, out } => export::run(dir, &format, out),
         Command::Print {
             out,

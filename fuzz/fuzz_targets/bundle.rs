@@ -4,8 +4,14 @@
 //! first byte sets the size of the pieces the file is fed in (uploads arrive in pieces
 //! of any size). Seeds (`seeds/bundle/`) are sealed with the community key
 //! `FUZZ_KEY`, so the fuzzer starts past the community check.
+//!
+//! The same bytes are also read as a hub backup (`aidmesh restore`,
+//! protocol/src/backup.rs), the other file that arrives on a USB stick: the reader
+//! must answer records or a specific error, never panic, and a file it calls whole
+//! reads the same fed in one piece. A seed (`seeds/bundle/backup-*`) is a backup.
 #![no_main]
 
+use aidmesh_protocol::backup;
 use aidmesh_protocol::bundle::Opener;
 use aidmesh_protocol::{validate, Rules};
 use libfuzzer_sys::fuzz_target;
@@ -19,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&step, file)) = data.split_first() else {
         return;
     };
+    read_backup(file, usize::from(step).max(1));
     let mut opener = Opener::new(&FUZZ_KEY);
     let mut last_index = None;
     for piece in file.chunks(usize::from(step).max(1)) {
@@ -40,3 +47,22 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = opener.finish();
 });
+
+/// Reads `file` as a backup in pieces of `step` bytes.
+fn read_backup(file: &[u8], step: usize) {
+    let mut r = backup::Reader::new();
+    let mut records = Vec::new();
+    for piece in file.chunks(step) {
+        r.feed(piece);
+        loop {
+            match r.next_record() {
+                Ok(Some(rec)) => records.push(rec),
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+    if r.finish().is_ok() {
+        assert_eq!(backup::read_all(file).ok(), Some(records));
+    }
+}

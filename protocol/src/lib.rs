@@ -25,6 +25,7 @@
 //!
 //! The byte-level specification lives in `docs/protocol.md`.
 
+pub mod backup;
 pub mod body;
 pub mod bundle;
 pub mod calendar;

@@ -425,3 +425,232 @@ fn the_page_downloads_a_bundle_and_uploads_one_only_with_the_pin() {
         r.body_mut().read_to_string()
     );
 }
+
+/// Runs `aidmesh --data-dir DIR ARGS` on a directory no node runs on (a restore).
+fn cli_at(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = aidmesh_tests::aidmesh_command()
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("LANG")
+        .output()
+        .expect("run aidmesh");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every file under `dir`, read whole.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.push((p, b));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_backup_taken_while_the_hub_takes_writes_restores_the_same_hub_after_kill_9() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut a = Node::start("hub-a", Opts::default());
+    let b = Node::start(
+        "hub-b",
+        Opts {
+            peers: vec![a.addr()],
+            ..Opts::default()
+        },
+    );
+    std::fs::write(a.dir().join("peers"), format!("{}\n", b.addr())).expect("peers file");
+    // Welfare: one person forgotten (erased) before the backup, one kept.
+    let gone = a.post(
+        "/api/v1/people",
+        &json!({ "name": "Theodora Blackwood", "place": "9 Canal St", "every": "12h" }),
+    )["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    a.post(
+        &format!("/api/v1/people/{gone}/forget"),
+        &json!({ "confirm": gone }),
+    );
+    a.post(
+        "/api/v1/people",
+        &json!({ "name": "Ada Okafor", "place": "12 Mill Lane", "every": "12h" }),
+    );
+
+    // A volunteer keeps posting while the coordinator takes the backup.
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, stop, base) = (acked.clone(), stop.clone(), a.api_url().to_string());
+        std::thread::spawn(move || {
+            let agent = aidmesh_tests::http();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(id) = aidmesh_tests::try_post_need(&agent, &base, &format!("water {i}")) {
+                    acked.lock().expect("lock").push(id);
+                }
+                i += 1;
+            }
+        })
+    };
+    let count = || acked.lock().expect("lock").len();
+    wait_for("20 acknowledged writes", T, || {
+        (count() >= 20).then_some(())
+    });
+    let before: Vec<String> = acked.lock().expect("lock").clone();
+    let usb = tempfile::tempdir().expect("temp dir");
+    let file = usb.path().join("elm-street.backup");
+    let (ok, out, err) = a.cli(&["backup", file.to_str().expect("utf-8")]);
+    assert!(ok, "backup failed: {err}");
+    assert!(
+        out.contains("taken from the running node") && out.contains("keep it as safe"),
+        "{out}"
+    );
+    let after_backup = count();
+    wait_for("writes after the backup", T, || {
+        (count() >= after_backup + 20).then_some(())
+    });
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("writer");
+    let all: Vec<String> = acked.lock().expect("lock").clone();
+    assert!(
+        all.len() > before.len(),
+        "the writer went on during the backup"
+    );
+    // The file is secret: owner only; the forgotten person is not in it.
+    let mode = std::fs::metadata(&file).expect("file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "backup file mode {mode:o}");
+    let bytes = std::fs::read(&file).expect("backup");
+    assert!(
+        !contains(&bytes, b"Theodora"),
+        "an erased person is in the backup"
+    );
+    assert!(!usb.path().join("elm-street.part").exists());
+    // Hub B holds every write A acknowledged; then A dies without a word.
+    wait_for("hub B to hold every acknowledged write", T, || {
+        let ids = b.item_ids();
+        all.iter().all(|id| ids.contains(id)).then_some(())
+    });
+    let a_status = a.status();
+    a.kill();
+
+    // Damaged copies are refused by name, and make nothing.
+    let refused = |name: &str, content: &[u8], want: &str| {
+        let f = usb.path().join(name);
+        std::fs::write(&f, content).expect("write");
+        let dir = usb.path().join(format!("{name}.dir"));
+        let (ok, _, err) = cli_at(&dir, &["restore", f.to_str().expect("utf-8")]);
+        assert!(!ok && err.contains(want), "{name}: {err}");
+        assert!(
+            !dir.exists(),
+            "{name}: a refused restore made {}",
+            dir.display()
+        );
+    };
+    refused("cut.backup", &bytes[..bytes.len() / 2], "cut short after");
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 1;
+    refused("flipped.backup", &flipped, "is damaged at byte");
+    refused("not.backup", b"hello, world", "not an aidmesh backup");
+    // A's own directory is not empty: never overwritten.
+    let (ok, _, err) = cli_at(a.dir(), &["restore", file.to_str().expect("utf-8")]);
+    assert!(!ok && err.contains("not empty"), "{err}");
+
+    // Restored on a new laptop: the same hub, with every write it acknowledged before
+    // the backup, before it meets anyone.
+    let fresh = tempfile::tempdir().expect("temp dir");
+    let (ok, out, err) = cli_at(fresh.path(), &["restore", file.to_str().expect("utf-8")]);
+    assert!(ok, "restore failed: {err}");
+    assert!(
+        out.contains(a_status["peer_id"].as_str().expect("peer id"))
+            && out.contains("the peers file"),
+        "{out}"
+    );
+    // The peers file came back (it names B): moved aside so the restored hub starts alone.
+    let peers = std::fs::read_to_string(fresh.path().join("peers")).expect("peers file");
+    assert!(
+        peers.contains(b.status()["peer_id"].as_str().expect("id")),
+        "{peers}"
+    );
+    std::fs::rename(fresh.path().join("peers"), usb.path().join("peers")).expect("move");
+    let restored = Node::open("hub-a-restored", fresh, Opts::default());
+    let s = restored.status();
+    assert_eq!(s["peer_id"], a_status["peer_id"], "the same hub");
+    assert_eq!(s["author"], a_status["author"]);
+    assert_eq!(s["community"], a_status["community"]);
+    let ids = restored.item_ids();
+    let missing: Vec<&String> = before.iter().filter(|id| !ids.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged before the backup, not restored: {missing:?}"
+    );
+    let names: Vec<String> = restored.get("/api/v1/people")["people"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(names, ["Ada Okafor"]);
+
+    // It meets the mesh as the same hub: B gives back what came after the backup, and
+    // what it posts now is A's.
+    restored.connect(&b.addr());
+    wait_for(
+        "the restored hub to hold every acknowledged write",
+        T,
+        || {
+            let ids = restored.item_ids();
+            all.iter().all(|id| ids.contains(id)).then_some(())
+        },
+    );
+    let new = restored.need("Blankets for the school");
+    wait_for("hub B to get the restored hub's post", T, || {
+        b.item_ids().contains(&new).then_some(())
+    });
+    let item = b.get(&format!("/api/v1/items/{new}"));
+    let short = item["author"].as_str().expect("author");
+    assert!(
+        a_status["author"]
+            .as_str()
+            .expect("author")
+            .starts_with(short),
+        "posted as hub A: {item}"
+    );
+
+    // Welfare past retention does not come back: restored with a one-second retention,
+    // Ada's record is erased, down to the database's files.
+    let brief = tempfile::tempdir().expect("temp dir");
+    let (ok, out, err) = cli_at(
+        brief.path(),
+        &[
+            "restore",
+            file.to_str().expect("utf-8"),
+            "--welfare-retention",
+            "1s",
+        ],
+    );
+    assert!(ok, "restore failed: {err}");
+    assert!(
+        out.contains("1 welfare records past retention erased"),
+        "{out}"
+    );
+    for (path, content) in files_under(brief.path()) {
+        assert!(
+            !contains(&content, b"Ada Okafor") && !contains(&content, b"Mill Lane"),
+            "an expired welfare record is in {}",
+            path.display()
+        );
+    }
+}

@@ -7,8 +7,13 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { startNode, launch, post, lanAddress } from "./helpers.mjs";
 
+// In the order Chromium drew it (-raw), which is the page's: the board's columns one
+// after the other, each card whole.
 function pdfText(file) {
-  return execFileSync("pdftotext", ["-layout", file, "-"], { encoding: "utf8" });
+  return execFileSync("pdftotext", ["-raw", file, "-"], { encoding: "utf8" });
+}
+function pdfPage(file, n) {
+  return execFileSync("pdftotext", ["-raw", "-f", String(n), "-l", String(n), file, "-"], { encoding: "utf8" });
 }
 function pdfPages(file) {
   const info = execFileSync("pdfinfo", [file], { encoding: "utf8" });
@@ -30,14 +35,17 @@ test("the printed board and round sheet, in Spanish and English, as PDF text", a
   await api(node.base, "/hubs", { name: "Salón de Elm St", services: ["water"] });
   const low = await post(node.base, "needs", { title: "Mantas para 2", category: "shelter", urgency: "low" });
   const urgent = await post(node.base, "needs", { title: "Insulina para Rosa", category: "medical",
-    urgency: "life-threatening", place: "14 River Rd" });
+    urgency: "life-threatening", place: "14 River Rd", contact: "Rosa 555-0142",
+    details: "La nevera está en la cocina; llamar antes de venir." });
   const water = await post(node.base, "needs", { title: "Agua potable", category: "water", urgency: "high",
     qty: 40, unit: "litros" });
   const typical = [];
   for (let i = 0; i < 40; i++) {
+    // As people post them: a contact on most, a line of details on half.
     typical.push(await post(node.base, i % 4 ? "needs" : "offers", { title: "Item " + i,
       category: ["food", "water", "power", "transport"][i % 4], urgency: ["normal", "high", "low"][i % 3],
-      place: (i + 1) + " Mill Lane" }));
+      place: (i + 1) + " Mill Lane", contact: i % 5 ? "Ana 555-01" + i : undefined,
+      details: i % 2 ? "Puerta lateral abierta hasta las 18 h; preguntar por la coordinadora." : undefined }));
   }
   const offer = await post(node.base, "offers", { title: "Generador con gasolina", category: "power" });
   // People due a visit (never visited, no answer), and one just seen safe (not due).
@@ -71,6 +79,23 @@ test("the printed board and round sheet, in Spanish and English, as PDF text", a
   assert.ok(at(urgent.short_id) < at(water.short_id), text);
   assert.ok(f.indexOf(flat("atención médica")) < f.indexOf(flat("agua e higiene")), text);
   assert.ok(at(urgent.short_id) < at(low.short_id), text);
+  // The page's width is used: compact cards in columns. Items on page 1 of A4 (short
+  // ids counted with pdftotext): 11 of these 44 before (narrow lists, without contact or
+  // details), 19 now with them (docs/hub.md, "Languages, the desk and paper").
+  const ids = [low, urgent, water, ...typical, offer].map((i) => i.short_id);
+  const first = flat(pdfPage(pdf, 1));
+  const onFirst = ids.filter((id) => first.includes(id)).length;
+  console.log(`items on page 1 of the A4 board: ${onFirst} of ${ids.length}; pages: ${pdfPages(pdf)}`);
+  assert.ok(onFirst >= 17, `only ${onFirst} items on page 1 of the printed board`);
+  // Issue 29: each item's contact and details, as the open board shows them to anyone;
+  // nothing of the welfare register (the open board shows it to no one).
+  for (const want of ["Contacto: Rosa 555-0142", "La nevera está en la cocina", "Contacto: Ana 555-011",
+    "Puerta lateral abierta"]) {
+    assert.ok(f.includes(flat(want)), `board PDF lacks ${want}:\n${text}`);
+  }
+  for (const never of ["Lindqvist", "Okafor", "Cy Young", "3 River Rd", "oxygen"]) {
+    assert.ok(!f.includes(flat(never)), `the board PDF shows welfare data (${never})`);
+  }
   // Issue 11: at how many of the community's hubs each item is known.
   assert.ok(f.includes(flat("conocido en 1 de 1 centros")), text);
   const pages = pdfPages(pdf);
@@ -81,6 +106,11 @@ test("the printed board and round sheet, in Spanish and English, as PDF text", a
   // A landmark for screen readers, and no sideways scrolling on a 320 px phone
   // (issue 29: the QR code pushed the page wider than the screen).
   assert.equal(await page.locator("main").count(), 1, "the printout has a main landmark");
+  // Columns on a wide page, one column on a 320 px phone.
+  const lefts = async (p) => new Set(await p.$$eval(".cards li", (l) => l.map((e) => Math.round(e.getBoundingClientRect().left))));
+  const wide = await (await browser.newContext({ viewport: { width: 1000, height: 800 } })).newPage();
+  await wide.goto(node.base + "/print?lang=es");
+  assert.ok((await lefts(wide)).size >= 2, "the board uses one column on a wide page");
   const narrow = await (await browser.newContext({ viewport: { width: 320, height: 640 } })).newPage();
   for (const path of ["/print?lang=es&url=http://192.168.1.5:4611/", "/print/round?lang=es"]) {
     await narrow.goto(node.base + path);
@@ -88,6 +118,8 @@ test("the printed board and round sheet, in Spanish and English, as PDF text", a
       [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
     assert.ok(scroll <= client, `${path} scrolls sideways at 320 px: ${scroll} > ${client}`);
   }
+  await narrow.goto(node.base + "/print?lang=es");
+  assert.equal((await lefts(narrow)).size, 1, "one column of cards on a 320 px phone");
   // English by the browser's language when not asked.
   const en = await (await browser.newContext({ locale: "en-GB" })).newPage();
   await en.goto(node.base + "/print");

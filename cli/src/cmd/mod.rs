@@ -2,6 +2,7 @@
 //! to, and the clap arguments of its subcommands.
 
 pub(crate) mod alert;
+pub(crate) mod backup;
 pub(crate) mod bundle;
 pub(crate) mod demo;
 pub(crate) mod export;

@@ -115,12 +115,12 @@ fn file_name(community: &str, now_ms: u64) -> String {
     )
 }
 
-const WRITE_CHUNK: usize = 64 * 1024;
+pub(super) const WRITE_CHUNK: usize = 64 * 1024;
 
 /// A blocking writer that hands 64 KiB pieces to the response body.
-struct ChannelWriter {
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
-    buf: Vec<u8>,
+pub(super) struct ChannelWriter {
+    pub(super) tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    pub(super) buf: Vec<u8>,
 }
 
 impl Write for ChannelWriter {

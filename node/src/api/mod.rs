@@ -5,7 +5,7 @@
 //! The files import only downward, from the handlers by area to what they share:
 //! - handlers: [`live`] (the page's board) over [`mesh`] (status, peers, live stream)
 //!   over [`delivery`] (`known`, roster, unreached); [`board`] (needs, offers, hubs,
-//!   alerts), [`welfare`] (people and check-ins), [`print`], [`bundle`], [`cap`],
+//!   alerts), [`welfare`] (people and check-ins), [`print`], [`bundle`], [`backup`], [`cap`],
 //!   [`export`], [`flood`], [`map`] (the offline map) and [`page`];
 //! - what they share: [`lists`] (the lists of needs and offers) over [`cards`] (the
 //!   JSON of items, alerts, hubs and the roster); [`pin`] (the volunteer PIN guard),
@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use crate::engine::Engine;
 use crate::net::NetHandle;
 
+mod backup;
 mod board;
 mod bundle;
 mod cap;
@@ -198,6 +199,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/bundle", get(bundle::download).post(bundle::upload))
         .route("/api/v1/map", get(map::info))
         .route(map::TILES_URL, get(map::tiles))
+        .route("/api/v1/backup", get(backup::download))
         .route("/api/v1/flood", get(flood::list))
         .route("/api/v1/flood/withdraw", post(flood::withdraw))
         .merge(sms::routes())

@@ -160,7 +160,9 @@ fn head(w: &Words, title: &str) -> String {
     )
 }
 
-/// Large type, black on white, no colour needed; A4 with modest margins.
+/// Black on white, no colour needed; A4 with modest margins. The board's items are
+/// compact cards in up to three columns (`.cards`: at least 54 mm each, so one on a
+/// phone); the round sheet keeps large type.
 const STYLE: &str = "@page{size:A4;margin:14mm}\
 body{font:15pt/1.3 system-ui,sans-serif;color:#000;background:#fff;margin:0}\
 @media screen{body{margin:1rem}}\
@@ -168,13 +170,17 @@ h1{font-size:22pt;margin:0 0 4pt}h2{font-size:18pt;border-bottom:2pt solid #000;
 h3{font-size:16pt;margin:10pt 0 2pt}.meta{font-size:12pt;margin:0}\
 header{display:flex;justify-content:space-between;align-items:flex-start;gap:12pt}\
 .qr{width:30mm;height:30mm;flex:none}ol,ul{margin:0;padding:0;list-style:none}\
-ol.two{columns:2;column-gap:8mm}li{padding:3pt 0;border-bottom:0.5pt solid #888;break-inside:avoid}\
+li{padding:3pt 0;border-bottom:0.5pt solid #888;break-inside:avoid}\
+.cards{columns:54mm 3;column-gap:4mm;font-size:10pt;line-height:1.2}\
+.cards h3{font-size:12pt;margin:0 0 2pt;break-after:avoid}.cards ol{margin:0 0 4pt}\
+.cards li{border:0.75pt solid #000;padding:2pt 3pt;margin:0 0 3pt}\
+.cards strong{font-size:11pt}.cards .small{font-size:8.5pt}.d{white-space:pre-line}\
 .id{font-family:ui-monospace,monospace;font-weight:bold}.u{font-weight:bold;text-transform:uppercase}\
 .box{display:inline-block;margin-right:10pt;white-space:nowrap}\
 .box::before{content:'';display:inline-block;width:11pt;height:11pt;border:1.5pt solid #000;\
 margin-right:3pt;vertical-align:-1pt}.small{font-size:12pt}\
 .meta{overflow-wrap:anywhere}\
-@media screen and (max-width:480px){header{flex-wrap:wrap}ol.two{columns:1}}";
+@media screen and (max-width:480px){header{flex-wrap:wrap}}";
 
 /// The hub page address: `?url=` if it is a plain http(s) address on the local
 /// network ([`on_the_lan`]), else the Host the browser (or the CLI) reached this node
@@ -316,53 +322,18 @@ pub(super) async fn board(
                 None => groups.push((c, vec![i])),
             }
         }
+        // One flow of columns per kind (three on A4 or Letter, one on a phone), the
+        // categories one after the other in it.
+        out.push_str("<div class=\"cards\">\n");
         for (_, group) in &groups {
             let cat = group[0]["category"].as_str().unwrap_or("other");
-            let _ = writeln!(out, "<h3>{}</h3>\n<ol class=\"two\">", w.name("cat", cat));
+            let _ = writeln!(out, "<h3>{}</h3>\n<ol>", w.name("cat", cat));
             for i in group {
-                let s = |k: &str| i[k].as_str().unwrap_or("").to_string();
-                let _ = write!(
-                    out,
-                    "<li><span class=\"id\">{}</span> · <span class=\"u\">{}</span> · \
-                     <strong dir=\"auto\">{}</strong>",
-                    esc(&s("short_id")),
-                    w.name("urgency", &s("urgency")),
-                    title_of(&w, i)
-                );
-                if let Some(qty) = i["qty"].as_u64() {
-                    let unit = s("unit");
-                    let q = if unit.is_empty() {
-                        qty.to_string()
-                    } else {
-                        format!("{qty} {unit}")
-                    };
-                    let _ = write!(out, " · <span dir=\"auto\">{}</span>", esc(&q));
-                }
-                // One small line: where, when, and the hub it was posted at.
-                let place = i["place"]["label"].as_str().unwrap_or("");
-                let mut small = Vec::new();
-                if !place.is_empty() {
-                    small.push(w.t("card.where", &[("place", place)]));
-                }
-                small.push(esc(&utc(i["created_at"].as_u64().unwrap_or(0))));
-                if let Some(by) = i["author_hub"].as_str() {
-                    small.push(esc(by));
-                }
-                // Issue 11: how many of the community's hubs are known to hold it, so a
-                // reader of the paper knows whether the other hubs have seen it.
-                if let (Some(at), Some(of)) = (i["known"]["at"].as_u64(), i["known"]["of"].as_u64())
-                {
-                    let (at, of) = (at.to_string(), of.to_string());
-                    small.push(w.t("print.known", &[("at", &at), ("of", &of)]));
-                }
-                let _ = writeln!(
-                    out,
-                    "<br><span class=\"small\" dir=\"auto\">{}</span></li>",
-                    small.join(" · ")
-                );
+                out.push_str(&card(&w, i));
             }
             out.push_str("</ol>\n");
         }
+        out.push_str("</div>\n");
         if more > 0 {
             let n = more.to_string();
             let _ = writeln!(out, "<p>{}</p>", w.t("print.more", &[("n", &n)]));
@@ -370,6 +341,74 @@ pub(super) async fn board(
     }
     out.push_str("</main>\n</body>\n</html>\n");
     Ok(html(out))
+}
+
+/// Longest details printed on a card, in characters; the rest is on the live board.
+const DETAILS_MAX: usize = 300;
+
+/// One need or offer as a compact card: what the open board shows anyone (short id,
+/// urgency, status, title, quantity, place, contact, details, when, which hub, at how
+/// many hubs), never more.
+fn card(w: &Words, i: &Value) -> String {
+    let s = |k: &str| i[k].as_str().unwrap_or("").to_string();
+    let mut out = format!(
+        "<li><span class=\"id\">{}</span> <span class=\"u\">{}</span>",
+        esc(&s("short_id")),
+        w.name("urgency", &s("urgency")),
+    );
+    let status = s("status");
+    if !status.is_empty() && status != "open" {
+        let _ = write!(out, " · {}", w.name("status", &status));
+    }
+    let _ = write!(out, " <strong dir=\"auto\">{}</strong>", title_of(w, i));
+    if let Some(qty) = i["qty"].as_u64() {
+        let unit = s("unit");
+        let q = if unit.is_empty() {
+            qty.to_string()
+        } else {
+            format!("{qty} {unit}")
+        };
+        let _ = write!(out, " · <span dir=\"auto\">{}</span>", esc(&q));
+    }
+    // Where and who to contact, on one line when they fit.
+    let place = i["place"]["label"].as_str().unwrap_or("");
+    let contact = s("contact");
+    let mut reach = Vec::new();
+    if !place.is_empty() {
+        reach.push(w.t("card.where", &[("place", place)]));
+    }
+    if !contact.is_empty() {
+        reach.push(w.t("card.contact", &[("contact", &contact)]));
+    }
+    for (n, r) in reach.iter().enumerate() {
+        let sep = if n == 0 { "<br>" } else { " · " };
+        let _ = write!(out, "{sep}<span dir=\"auto\">{r}</span>");
+    }
+    let details = s("details");
+    if !details.is_empty() {
+        let mut d: String = details.chars().take(DETAILS_MAX).collect();
+        if d.len() < details.len() {
+            d.push('…');
+        }
+        let _ = write!(out, "<br><span class=\"d\" dir=\"auto\">{}</span>", esc(&d));
+    }
+    // One small line: when, the hub it was posted at, and (issue 11) at how many of
+    // the community's hubs it is known, so a reader of the paper knows whether the
+    // other hubs have seen it.
+    let mut small = vec![esc(&utc(i["created_at"].as_u64().unwrap_or(0)))];
+    if let Some(by) = i["author_hub"].as_str() {
+        small.push(esc(by));
+    }
+    if let (Some(at), Some(of)) = (i["known"]["at"].as_u64(), i["known"]["of"].as_u64()) {
+        let (at, of) = (at.to_string(), of.to_string());
+        small.push(w.t("print.known", &[("at", &at), ("of", &of)]));
+    }
+    let _ = writeln!(
+        out,
+        "<br><span class=\"small\" dir=\"auto\">{}</span></li>",
+        small.join(" · ")
+    );
+    out
 }
 
 /// The street of an address, for walking order: the part before the first comma,

@@ -4,6 +4,7 @@
 //! responders out ([`export`]), the match query's pages ([`matchmaking`]) and offline
 //! maps in ([`pmtiles`]).
 
+pub mod backup;
 pub mod bundle;
 pub mod cap;
 pub mod export;

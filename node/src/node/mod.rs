@@ -3,6 +3,7 @@
 //! which starts the store, engine, network, discovery, API and welfare watch and stops
 //! them cleanly.
 
+mod backup;
 mod config;
 pub mod map;
 mod overdue;
@@ -26,6 +27,7 @@ use crate::engine::Engine;
 use crate::net::{self, beacon, discovery, NetConfig, NetError, NetHandle};
 use crate::store::StoreError;
 
+pub use backup::{backup_stopped, check_backup, restore, Checked, Restored};
 pub use config::{NodeConfig, DEFAULT_API, DEFAULT_PORT, DEFAULT_WELFARE_RETENTION};
 pub use peers_file::{read_peers_file, PeersFileError, PEERS_FILE};
 pub use profile::{
@@ -110,6 +112,29 @@ pub enum NodeError {
     /// The stored identity is not a valid libp2p key.
     #[error("identity: {0}")]
     Identity(libp2p::identity::DecodingError),
+    /// A backup file is cut short, damaged, or not a backup.
+    #[error("{}: {source}", file.display())]
+    Backup {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong with it.
+        source: aidmesh_protocol::backup::BackupError,
+    },
+    /// Writing a backup failed.
+    #[error(transparent)]
+    BackupWrite(#[from] crate::doors::backup::BackupIoError),
+    /// A restore into a directory that holds something.
+    #[error("not restoring into {dir}: it is not empty. A restore makes a new data directory; give an empty or new one with --data-dir (a hub's data directory is never overwritten)")]
+    RestoreNotEmpty {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A stopped node's backup asked of a directory that holds no node.
+    #[error("{dir} holds no aidmesh node (no db/ in it): nothing to back up; give the hub's data directory with --data-dir")]
+    NoNode {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// A file operation failed.
     #[error("{what} {path}: {source}")]
     Io {

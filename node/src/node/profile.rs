@@ -242,7 +242,7 @@ pub(super) fn write_pid_file(dir: &Path) -> Result<PathBuf, NodeError> {
 }
 
 /// Writes the community card file (owner-only), see [`CARD_FILE`].
-fn write_card(dir: &Path, p: &Profile) -> Result<(), NodeError> {
+pub(super) fn write_card(dir: &Path, p: &Profile) -> Result<(), NodeError> {
     let path = dir.join(CARD_FILE);
     let io = |source| NodeError::Io {
         what: "cannot write",

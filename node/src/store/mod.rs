@@ -517,6 +517,24 @@ impl Store {
         Ok(Some(u16::from_be_bytes(b)))
     }
 
+    /// Every erasure the store remembers: the id and the kind (for backups); a
+    /// malformed record is skipped.
+    pub fn erasures(&self) -> Result<Vec<(EventId, u16)>, StoreError> {
+        self.with(|t| {
+            let mut out = Vec::new();
+            for kv in t.erased.iter() {
+                let (k, v) = kv?;
+                if let (Ok(id), Ok(kind)) = (
+                    <[u8; 32]>::try_from(k.as_ref()),
+                    <[u8; 2]>::try_from(v.as_ref()),
+                ) {
+                    out.push((EventId(id), u16::from_be_bytes(kind)));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Flushes, closes and reopens the database (added by the view work, issue 14).
     /// sled keeps every page read since it was opened whatever `cache_capacity` says
     /// (about 28 MB once a start has read all 100,000 events; 8 MB after a reopen), and
