@@ -1,5 +1,7 @@
 //! How every failure becomes an HTTP answer: [`ApiError`] (a status, a short
-//! machine-readable code and a sentence for people, as `{ "error", "detail" }`), what
+//! machine-readable code and a sentence for people, as `{ "error", "detail" }`; a
+//! refusal of one field also names the `field` and what is wrong with it as a stable
+//! `code`, so a page can say it in its own language at that field), what
 //! each kind of refusal (bad input, bad JSON, a refused or unstorable write) maps to,
 //! and [`blocking`], which runs engine work off the async workers.
 
@@ -18,6 +20,8 @@ pub struct ApiError {
     pub(super) status: StatusCode,
     error: &'static str,
     detail: String,
+    /// The field refused (as the API names it) and what is wrong with it.
+    field: Option<(String, &'static str)>,
 }
 
 impl ApiError {
@@ -26,23 +30,31 @@ impl ApiError {
             status,
             error,
             detail: detail.into(),
+            field: None,
         }
+    }
+
+    /// The same, naming the `field` it concerns and what is wrong as `code`.
+    pub(crate) fn at(mut self, field: &str, code: &'static str) -> Self {
+        self.field = Some((field.to_string(), code));
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "error": self.error, "detail": self.detail })),
-        )
-            .into_response()
+        let mut body = json!({ "error": self.error, "detail": self.detail });
+        if let Some((field, code)) = self.field {
+            body["field"] = json!(field);
+            body["code"] = json!(code);
+        }
+        (self.status, Json(body)).into_response()
     }
 }
 
 impl From<InputError> for ApiError {
     fn from(e: InputError) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string())
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string()).at(e.field, e.code)
     }
 }
 
@@ -53,8 +65,43 @@ impl From<JsonRejection> for ApiError {
             s if s == StatusCode::UNSUPPORTED_MEDIA_TYPE => s,
             _ => StatusCode::BAD_REQUEST,
         };
-        ApiError::new(status, "bad_json", e.body_text())
+        let text = e.body_text();
+        let named = json_field(&text);
+        let out = ApiError::new(status, "bad_json", text);
+        match named {
+            Some((field, code)) => out.at(&field, code),
+            None => out,
+        }
     }
+}
+
+/// The field a JSON body's refusal names, and what is wrong with it: a missing field
+/// (`required`), a field this endpoint does not take (`unknown_field`), or a value of
+/// the wrong type at a field's path (`wrong_type`). From serde's words as axum passes
+/// them on ("missing field `title`", "qty: invalid type: ...").
+fn json_field(text: &str) -> Option<(String, &'static str)> {
+    let quoted = |after: &str| {
+        let rest = &text[text.find(after)? + after.len()..];
+        let rest = rest.strip_prefix('`')?;
+        Some(rest[..rest.find('`')?].to_string())
+    };
+    if let Some(f) = quoted("missing field ") {
+        return Some((f, "required"));
+    }
+    if let Some(f) = quoted("unknown field ") {
+        return Some((f, "unknown_field"));
+    }
+    let rest = text.split_once("target type: ")?.1;
+    let (path, what) = rest.split_once(": ")?;
+    let plain = !path.is_empty()
+        && path.len() <= 40
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'[' || b == b']');
+    (plain && what.starts_with("invalid")).then(|| {
+        let field = path.split(['.', '[']).next().unwrap_or(path);
+        (field.to_string(), "wrong_type")
+    })
 }
 
 /// The API's (and CLI's) name for a protocol field, so an error names what the user
@@ -66,6 +113,7 @@ fn input_name(field: &str) -> &str {
         "place.lat" => "lat",
         "place.lon" => "lon",
         "text" => "details",
+        "check_every_secs" => "every",
         other => other,
     }
 }
@@ -89,13 +137,15 @@ impl From<IngestError> for ApiError {
             // which event id it would have had.
             IngestError::Invalid(aidmesh_protocol::ValidationError::Field {
                 field,
+                code,
                 problem,
                 ..
             }) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_input",
                 format!("{}: {problem}", input_name(field)),
-            ),
+            )
+            .at(input_name(field), code),
             IngestError::Invalid(v) => {
                 // The refused write was never stored: drop the "event <id>: " prefix.
                 let text = v.to_string();
@@ -127,4 +177,32 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_field;
+
+    #[test]
+    fn a_json_refusal_names_its_field() {
+        let f = |t: &str| json_field(t);
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: missing field `title` at line 1 column 20"),
+            Some(("title".into(), "required"))
+        );
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: unknown field `colour`, expected one of `title`"),
+            Some(("colour".into(), "unknown_field"))
+        );
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: qty: invalid type: string \"x\", expected u32 at line 1 column 10"),
+            Some(("qty".into(), "wrong_type"))
+        );
+        assert_eq!(
+            f("Failed to parse the request body as JSON: expected value at line 1 column 1"),
+            None
+        );
+        assert_eq!(f(""), None);
+        assert_eq!(f("missing field `"), None);
+    }
 }
