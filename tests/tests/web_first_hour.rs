@@ -7,5 +7,5 @@
 #[test]
 #[ignore = "needs chromium and npm ci in tests/web"]
 fn the_first_hour_on_the_page_in_a_real_browser() {
-    aidmesh_tests::run_browser_test("first_hour.mjs", 4);
+    aidmesh_tests::run_browser_test("first_hour.mjs", 6);
 }
