@@ -473,8 +473,9 @@ impl ListQuery {
                 match v.parse::<usize>() {
                     Ok(n) if ok && (1..=MAX_LIST_LIMIT).contains(&n) => n,
                     _ => {
-                        return Err(err(
+                        return Err(err_as(
                             "limit",
+                            "out_of_range",
                             format!(
                                 "'{v}' is not allowed; give a whole number from 1 to \
                                  {MAX_LIST_LIMIT} (default {DEFAULT_LIST_LIMIT})"
@@ -803,13 +804,15 @@ impl ExportQuery {
         use crate::doors::export::Format;
         let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
         match self.format.as_deref() {
-            None => Err(err(
+            None => Err(err_as(
                 "format",
+                "required",
                 format!("say which format: {}", names.join(", ")),
             )),
             Some(f) => Format::parse(f).ok_or_else(|| {
-                err(
+                err_as(
                     "format",
+                    "unknown",
                     format!("unknown format '{f}'; formats: {}", names.join(", ")),
                 )
             }),
