@@ -66,42 +66,13 @@ impl From<JsonRejection> for ApiError {
             _ => StatusCode::BAD_REQUEST,
         };
         let text = e.body_text();
-        let named = json_field(&text);
+        let named = crate::doors::input::json_refusal_field(&text);
         let out = ApiError::new(status, "bad_json", text);
         match named {
             Some((field, code)) => out.at(&field, code),
             None => out,
         }
     }
-}
-
-/// The field a JSON body's refusal names, and what is wrong with it: a missing field
-/// (`required`), a field this endpoint does not take (`unknown_field`), or a value of
-/// the wrong type at a field's path (`wrong_type`). From serde's words as axum passes
-/// them on ("missing field `title`", "qty: invalid type: ...").
-fn json_field(text: &str) -> Option<(String, &'static str)> {
-    let quoted = |after: &str| {
-        let rest = &text[text.find(after)? + after.len()..];
-        let rest = rest.strip_prefix('`')?;
-        Some(rest[..rest.find('`')?].to_string())
-    };
-    if let Some(f) = quoted("missing field ") {
-        return Some((f, "required"));
-    }
-    if let Some(f) = quoted("unknown field ") {
-        return Some((f, "unknown_field"));
-    }
-    let rest = text.split_once("target type: ")?.1;
-    let (path, what) = rest.split_once(": ")?;
-    let plain = !path.is_empty()
-        && path.len() <= 40
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'[' || b == b']');
-    (plain && what.starts_with("invalid")).then(|| {
-        let field = path.split(['.', '[']).next().unwrap_or(path);
-        (field.to_string(), "wrong_type")
-    })
 }
 
 /// The API's (and CLI's) name for a protocol field, so an error names what the user
@@ -177,32 +148,4 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::json_field;
-
-    #[test]
-    fn a_json_refusal_names_its_field() {
-        let f = |t: &str| json_field(t);
-        assert_eq!(
-            f("Failed to deserialize the JSON body into the target type: missing field `title` at line 1 column 20"),
-            Some(("title".into(), "required"))
-        );
-        assert_eq!(
-            f("Failed to deserialize the JSON body into the target type: unknown field `colour`, expected one of `title`"),
-            Some(("colour".into(), "unknown_field"))
-        );
-        assert_eq!(
-            f("Failed to deserialize the JSON body into the target type: qty: invalid type: string \"x\", expected u32 at line 1 column 10"),
-            Some(("qty".into(), "wrong_type"))
-        );
-        assert_eq!(
-            f("Failed to parse the request body as JSON: expected value at line 1 column 1"),
-            None
-        );
-        assert_eq!(f(""), None);
-        assert_eq!(f("missing field `"), None);
-    }
 }

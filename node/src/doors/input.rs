@@ -820,6 +820,35 @@ impl ExportQuery {
     }
 }
 
+/// The field a JSON body's refusal names, and what is wrong with it: a missing field
+/// (`required`), a field this endpoint does not take (`unknown_field`), or a value of
+/// the wrong type at a field's path (`wrong_type`). From serde's words as axum passes
+/// them on ("missing field `title`", "qty: invalid type: ...").
+pub fn json_refusal_field(text: &str) -> Option<(String, &'static str)> {
+    let quoted = |after: &str| {
+        let rest = &text[text.find(after)? + after.len()..];
+        let rest = rest.strip_prefix('`')?;
+        Some(rest[..rest.find('`')?].to_string())
+    };
+    if let Some(f) = quoted("missing field ") {
+        return Some((f, "required"));
+    }
+    if let Some(f) = quoted("unknown field ") {
+        return Some((f, "unknown_field"));
+    }
+    let rest = text.split_once("target type: ")?.1;
+    let (path, what) = rest.split_once(": ")?;
+    let plain = !path.is_empty()
+        && path.len() <= 40
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'[' || b == b']');
+    (plain && what.starts_with("invalid")).then(|| {
+        let field = path.split(['.', '[']).next().unwrap_or(path);
+        (field.to_string(), "wrong_type")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -908,5 +937,33 @@ mod tests {
         assert!(parse_coords(Some(91.0), Some(0.0)).is_err());
         assert!(parse_coords(Some(f64::NAN), Some(0.0)).is_err());
         assert!(parse_coords(Some(29.9), Some(-90.1)).unwrap().is_some());
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::json_refusal_field as json_field;
+
+    #[test]
+    fn a_json_refusal_names_its_field() {
+        let f = |t: &str| json_field(t);
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: missing field `title` at line 1 column 20"),
+            Some(("title".into(), "required"))
+        );
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: unknown field `colour`, expected one of `title`"),
+            Some(("colour".into(), "unknown_field"))
+        );
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: qty: invalid type: string \"x\", expected u32 at line 1 column 10"),
+            Some(("qty".into(), "wrong_type"))
+        );
+        assert_eq!(
+            f("Failed to parse the request body as JSON: expected value at line 1 column 1"),
+            None
+        );
+        assert_eq!(f(""), None);
+        assert_eq!(f("missing field `"), None);
     }
 }
