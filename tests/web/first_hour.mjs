@@ -222,6 +222,11 @@ test("a bundle through the page says what came in; a hub not seen for days is sa
   await page.goto(hub.base + "/");
   await page.click("nav button[data-tab=hubs]");
   await page.click("#usb summary");
+  // Not a bundle: said from the page's catalogue, not in the node's English.
+  await page.setInputFiles("#bundle-form input[type=file]",
+    { name: "notes.bundle", mimeType: "application/octet-stream", buffer: Buffer.from("water, bread") });
+  await page.click("#bundle-form button[type=submit]");
+  await page.locator("#bundle-result.err", { hasText: "This file is not an aidmesh bundle" }).waitFor();
   await page.setInputFiles("#bundle-form input[type=file]", file);
   await page.click("#bundle-form button[type=submit]");
   const result = page.locator("#bundle-result");

@@ -1273,7 +1273,10 @@ async function uploadFile(path, type, file) {
   const headers = Object.assign({ "content-type": type }, pinHeaders());
   const r = await fetch("/api/v1" + path, { method: "POST", headers, body: file });
   const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body.detail || ("error " + r.status));
+  // The node's refusal in the page's language where the catalogue has its code.
+  const key = "err.import." + body.error;
+  const known = Object.prototype.hasOwnProperty.call(catalogue, key);
+  if (!r.ok) throw new Error(known ? t(key) : body.detail || ("error " + r.status));
   return body;
 }
 
