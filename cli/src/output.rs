@@ -179,6 +179,8 @@ pub fn roster(hubs: &[Value]) -> String {
             "this hub".to_string()
         } else if h["reachable"].as_bool() == Some(true) {
             "connected".to_string()
+        } else if let Some(gone) = not_seen(h) {
+            gone
         } else if h["silent"].as_bool() == Some(true) {
             alarm("SILENT")
         } else {
@@ -196,6 +198,19 @@ pub fn roster(hubs: &[Value]) -> String {
         ]);
     }
     format!("{t}\n")
+}
+
+/// "not seen for N days" for a roster entry the node calls gone (issue 29: not heard
+/// from for 3 days; not counted in "at X of Y hubs"), else `None`.
+pub fn not_seen(h: &Value) -> Option<String> {
+    if h["gone"].as_bool() != Some(true) {
+        return None;
+    }
+    Some(match h["not_seen_days"].as_u64() {
+        Some(1) => "not seen for 1 day".to_string(),
+        Some(n) => format!("not seen for {n} days"),
+        None => "not seen for days".to_string(),
+    })
 }
 
 /// The `unreached` lines of `status`: urgent needs posted here that no other hub is

@@ -4,8 +4,8 @@
 #![no_main]
 
 use aidmesh_node::doors::input::{
-    AlertInput, CheckInput, ExportQuery, FloodInput, ForgetInput, HubInput, PeerInput, PersonInput,
-    PostInput, SharingInput, StatusInput,
+    json_refusal_field, AlertInput, CheckInput, ExportQuery, FloodInput, ForgetInput, HubInput,
+    PeerInput, PersonInput, PostInput, SharingInput, StatusInput,
 };
 use aidmesh_protocol::{validate, Body, Event, EventId, Identity, Rules, Sharing, Timestamp};
 use libfuzzer_sys::fuzz_target;
@@ -29,6 +29,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let target = EventId([9; 32]);
+    // A refused body's words, as axum passes serde's on, read for the field they name
+    // (issue 29: the `field` and `code` of a refusal); and the raw bytes as such words.
+    if let Err(e) = serde_json::from_slice::<PostInput>(json) {
+        let _ = json_refusal_field(&format!(
+            "Failed to deserialize the JSON body into the target type: {e}"
+        ));
+    }
+    let _ = json_refusal_field(&String::from_utf8_lossy(json));
     match which % 12 {
         0 | 1 => {
             if let Some(Ok(post)) = parse::<PostInput>(json).map(|p| p.into_post(NOW_MS)) {

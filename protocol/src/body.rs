@@ -194,10 +194,18 @@ impl Coords {
 
     fn check(self) -> Result<(), FieldError> {
         if self.lat_e7.unsigned_abs() > 900_000_000 {
-            return Err(FieldError::new("place.lat", "must be within ±90 degrees"));
+            return Err(FieldError::new(
+                "place.lat",
+                "out_of_range",
+                "must be within ±90 degrees",
+            ));
         }
         if self.lon_e7.unsigned_abs() > 1_800_000_000 {
-            return Err(FieldError::new("place.lon", "must be within ±180 degrees"));
+            return Err(FieldError::new(
+                "place.lon",
+                "out_of_range",
+                "must be within ±180 degrees",
+            ));
         }
         Ok(())
     }
@@ -290,6 +298,7 @@ impl Post {
             if q == 0 || q > MAX_QUANTITY {
                 return Err(FieldError::new(
                     "quantity",
+                    "out_of_range",
                     format!("must be between 1 and {MAX_QUANTITY}"),
                 ));
             }
@@ -625,6 +634,7 @@ impl OfficialAlert {
         if self.texts.is_empty() || self.texts.len() > MAX_LANGUAGES {
             return Err(FieldError::new(
                 "texts",
+                "too_many",
                 format!("must hold 1 to {MAX_LANGUAGES} languages"),
             ));
         }
@@ -644,7 +654,7 @@ impl OfficialAlert {
                 .iter()
                 .any(|o| o.language.eq_ignore_ascii_case(&t.language))
             {
-                return Err(FieldError::new("language", "appears twice"));
+                return Err(FieldError::new("language", "duplicate", "appears twice"));
             }
         }
         Ok(())
@@ -721,6 +731,7 @@ fn check_tags(field: &'static str, tags: &[String]) -> Result<(), FieldError> {
     if tags.len() > MAX_TAGS {
         return Err(FieldError::new(
             field,
+            "too_many",
             format!("has {} tags, the limit is {MAX_TAGS}", tags.len()),
         ));
     }
@@ -794,6 +805,7 @@ impl Body {
                 if !(lo..=hi).contains(&p.check_every_secs) {
                     return Err(FieldError::new(
                         "check_every_secs",
+                        "out_of_range",
                         format!("must be between {lo} s (10 min) and {hi} s (30 days)"),
                     ));
                 }

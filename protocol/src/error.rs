@@ -68,14 +68,19 @@ pub enum DecodeError {
 pub struct FieldError {
     /// The field name as in `docs/protocol.md`.
     pub field: &'static str,
+    /// What is wrong with it, as a stable machine word (docs/api.md, "Refusals field
+    /// by field"): `required`, `too_long`, `bad_character`, `out_of_range`, `too_many`,
+    /// `duplicate`.
+    pub code: &'static str,
     /// What is wrong with it.
     pub problem: String,
 }
 
 impl FieldError {
-    pub(crate) fn new(field: &'static str, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &'static str, code: &'static str, problem: impl Into<String>) -> Self {
         Self {
             field,
+            code,
             problem: problem.into(),
         }
     }

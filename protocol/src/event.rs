@@ -87,6 +87,7 @@ impl Event {
         body.check().map_err(|e| ValidationError::Field {
             id: "(new)".into(),
             field: e.field,
+            code: e.code,
             problem: e.problem,
         })?;
         Ok(Self::build(

@@ -38,6 +38,8 @@ pub enum ValidationError {
         id: String,
         /// The field name as in `docs/protocol.md`.
         field: &'static str,
+        /// What is wrong, as a machine word ([`crate::error::FieldError::code`]).
+        code: &'static str,
         /// What is wrong with it.
         problem: String,
     },

@@ -47,12 +47,13 @@ pub fn check(
     lines: Lines,
 ) -> Result<(), FieldError> {
     if required == Required::Yes && value.trim().is_empty() {
-        return Err(FieldError::new(field, "must not be empty"));
+        return Err(FieldError::new(field, "required", "must not be empty"));
     }
     let count = value.chars().count();
     if count > max_chars {
         return Err(FieldError::new(
             field,
+            "too_long",
             format!("is {count} characters, the limit is {max_chars}"),
         ));
     }
@@ -60,6 +61,7 @@ pub fn check(
         if let Some(what) = refused(c, lines) {
             return Err(FieldError::new(
                 field,
+                "bad_character",
                 format!("contains the {what} U+{:04X}", c as u32),
             ));
         }

@@ -94,6 +94,7 @@ pub fn validate(
         body.check().map_err(|e| ValidationError::Field {
             id: id.clone(),
             field: e.field,
+            code: e.code,
             problem: e.problem,
         })?;
         check_rights(&event, body, targets)?;

@@ -1861,3 +1861,115 @@ mod regressions {
         }
     }
 }
+
+/// Issue 29: every refusal of one field names it (`field`) and says what is wrong as a
+/// stable `code`, beside the English `detail`, for needs, offers, hubs, alerts, people
+/// and check-ins, so a page can say it in its own language at that field.
+#[test]
+fn every_field_refusal_names_its_field_and_a_code() {
+    let node = node("api-codes");
+    let person = node.post(
+        "/api/v1/people",
+        &json!({ "name": "Ada", "place": "9 Canal St", "every": "12h" }),
+    )["id"]
+        .as_str()
+        .expect("person id")
+        .to_string();
+    let cases = [
+        (
+            "/api/v1/needs",
+            json!({ "title": " ", "category": "water" }),
+            "title",
+            "required",
+        ),
+        (
+            "/api/v1/offers",
+            json!({ "title": "x".repeat(121), "category": "water" }),
+            "title",
+            "too_long",
+        ),
+        (
+            "/api/v1/needs",
+            json!({ "title": "Water", "category": "bread" }),
+            "category",
+            "unknown",
+        ),
+        (
+            "/api/v1/needs",
+            json!({ "title": "Water", "category": "water", "urgency": "asap" }),
+            "urgency",
+            "unknown",
+        ),
+        (
+            "/api/v1/needs",
+            json!({ "title": "Water", "category": "water", "expires": "soon" }),
+            "expires",
+            "not_a_duration",
+        ),
+        (
+            "/api/v1/needs",
+            json!({ "title": "Water", "category": "water", "qty": "ten" }),
+            "qty",
+            "wrong_type",
+        ),
+        (
+            "/api/v1/needs",
+            json!({ "category": "water" }),
+            "title",
+            "required",
+        ),
+        (
+            "/api/v1/needs",
+            json!({ "title": "Water\u{202E}", "category": "water" }),
+            "title",
+            "bad_character",
+        ),
+        (
+            "/api/v1/hubs",
+            json!({ "name": "Elm", "lat": 1.0 }),
+            "lat/lon",
+            "both_or_neither",
+        ),
+        ("/api/v1/hubs", json!({ "name": "" }), "name", "required"),
+        (
+            "/api/v1/alerts",
+            json!({ "headline": "Flood", "severity": "huge" }),
+            "severity",
+            "unknown",
+        ),
+        (
+            "/api/v1/people",
+            json!({ "name": "Bo", "place": "Mill Ln", "every": "1m" }),
+            "every",
+            "out_of_range",
+        ),
+        (
+            "/api/v1/people",
+            json!({ "name": "Bo", "place": "Mill Ln", "every": "often" }),
+            "every",
+            "not_a_duration",
+        ),
+        (
+            &*format!("/api/v1/people/{person}/checkins"),
+            json!({ "outcome": "fine" }),
+            "outcome",
+            "unknown",
+        ),
+        (
+            &*format!("/api/v1/people/{person}/checkins"),
+            json!({ "outcome": "moved" }),
+            "detail",
+            "required",
+        ),
+    ];
+    for (path, body, field, code) in cases {
+        let (status, v) = node.post_raw(path, &body);
+        assert!((400..500).contains(&status), "{path} {body}: {status} {v}");
+        assert_eq!(
+            (v["field"].as_str(), v["code"].as_str()),
+            (Some(field), Some(code)),
+            "{path} {body}: {v}"
+        );
+        assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
+    }
+}

@@ -393,3 +393,97 @@ fn the_stream_tells_a_page_when_a_count_changes() {
     }
     drop(b);
 }
+
+/// Issue 29: "a laptop that joined once stays on the hub list forever". A hub not
+/// heard from for 3 days is "not seen for N days" in `/hubs`, `aidmesh hubs`,
+/// `hub list` and `status`, and no longer counted in "at X of Y hubs"; a coordinator
+/// retires it (`aidmesh hub retire`), which holds across a restart and ends when the
+/// hub is heard from again. The laptop's events reach `a` by a bundle; `a`'s clock runs
+/// 4 days ahead, so they are 4 days old there.
+#[test]
+fn a_hub_not_seen_for_days_is_not_counted_and_a_coordinator_retires_it() {
+    let mut laptop = Node::start("laptop", Opts::default());
+    laptop.post("/api/v1/hubs", &json!({ "name": "Old laptop" }));
+    let theirs = laptop.need("Tarpaulins");
+    let usb = tempfile::tempdir().expect("temp dir");
+    let file = usb.path().join("laptop.bundle");
+    let (ok, out, err) = laptop.cli(&["bundle", "export", file.to_str().expect("path")]);
+    assert!(ok, "bundle export: {out}{err}");
+    let node = short_author(&laptop);
+    laptop.kill();
+
+    let mut a = Node::start(
+        "a",
+        Opts {
+            args: vec!["--clock-offset".into(), "4d".into()],
+            ..Opts::default()
+        },
+    );
+    let (ok, out, err) = a.cli(&["bundle", "import", file.to_str().expect("path")]);
+    assert!(ok, "bundle import: {out}{err}");
+    let ours = a.need("Drinking water");
+    let entry = roster_entry(&a, &node).expect("the laptop is on a's roster");
+    assert_eq!(entry["gone"], true, "{entry}");
+    assert_eq!(entry["not_seen_days"], 4, "{entry}");
+    for id in [&ours, &theirs] {
+        let item = a.get(&format!("/api/v1/items/{id}"));
+        assert_eq!(
+            item["known"],
+            json!({ "at": 1, "of": 1 }),
+            "a hub gone for 4 days is counted: {item}"
+        );
+        assert!(
+            item["not_yet"].as_array().is_some_and(Vec::is_empty),
+            "{item}"
+        );
+    }
+    let status = a.status();
+    assert_eq!(status["hubs_counted"], 1, "{status}");
+    assert_eq!(status["hubs_gone"][0]["node"], node.as_str(), "{status}");
+    let (_, hubs, _) = a.cli(&["hubs"]);
+    assert!(hubs.contains("not seen for 4 days"), "{hubs}");
+    let (_, list, _) = a.cli(&["hub", "list"]);
+    assert!(
+        list.contains("Old laptop") && list.contains("not seen for 4 days"),
+        "{list}"
+    );
+    let (_, text, _) = a.cli(&["status"]);
+    assert!(
+        text.contains(&format!("{node} (Old laptop) not seen for 4 days")),
+        "{text}"
+    );
+
+    // Retired: off the list, and the answers say why not for a wrong id or this hub.
+    let me = short_author(&a);
+    let (ok, _, err) = a.cli(&["hub", "retire", &me]);
+    assert!(!ok && err.contains("does not retire itself"), "{err}");
+    let (status, v) = a.post_raw("/api/v1/hubs/zz/retire", &json!({}));
+    assert_eq!(
+        (status, &v["code"], &v["field"]),
+        (400, &json!("invalid"), &json!("node")),
+        "{v}"
+    );
+    let (ok, out, err) = a.cli(&["hub", "retire", &node]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(&format!("retired {node} (Old laptop)")),
+        "{out}"
+    );
+    let (_, list, _) = a.cli(&["hub", "list"]);
+    assert!(!list.contains("Old laptop"), "{list}");
+    a.kill();
+    a.restart();
+    assert!(
+        roster_entry(&a, &node).is_none(),
+        "the retirement was not kept across a restart"
+    );
+    assert_eq!(a.status()["hubs_counted"], 1);
+
+    // Heard from again (it connects, with its clock set right): back, and counted.
+    laptop.restart_with(&["--clock-offset", "4d", "--peer", &a.addr()]);
+    let back = wait_for("the retired laptop to come back on a's roster", T, || {
+        roster_entry(&a, &node).filter(|e| e["gone"] == false)
+    });
+    assert_eq!(back["name"], "Old laptop", "{back}");
+    assert_eq!(a.status()["hubs_counted"], 2);
+}

@@ -190,8 +190,76 @@ test("posting: checked on the page, in the page's language, next to each field",
   await page.click("#post-form button[type=submit]");
   await page.locator("#post-result", { hasText: "Publicada" }).waitFor();
   assert.equal(await title.getAttribute("aria-invalid"), null);
+
+  // A refusal only the node makes (a text-direction mark in the title): its code and
+  // field place it at the title, in Spanish, not as the node's English sentence.
+  await title.fill("Agua\u202Epotable");
+  await page.click("#quick-cat button[data-cat=water]");
+  await page.click("#post-form button[type=submit]");
+  await page.locator("#post-result", { hasText: "Todavía no se ha publicado" }).waitFor();
+  assert.equal(await title.getAttribute("aria-invalid"), "true");
+  assert.equal(await page.evaluate(() => document.activeElement.name), "title", "focus on the refused field");
+  assert.match(await page.locator("#" + described).textContent(), /^Contiene un carácter no permitido/);
+  assert.doesNotMatch(await page.locator("#tab-post").textContent(), /contains the|U\+202E/);
   await page.addScriptTag({ path: axePath });
   await axe(page, "post form after errors");
+});
+
+test("a bundle through the page says what came in; a hub not seen for days is said so, not counted, and retired", async (t) => {
+  const laptop = await startNode(t, "Elm Street", PASSPHRASE);
+  laptop.cli("hub", "announce", "Old laptop");
+  await post(laptop.base, "needs", { title: "Tarpaulins", category: "shelter" });
+  await post(laptop.base, "needs", { title: "Torches", category: "shelter" });
+  await post(laptop.base, "offers", { title: "Blankets", category: "shelter" });
+  const file = laptop.dir + "/laptop.bundle";
+  laptop.cli("bundle", "export", file);
+  const node = (await (await fetch(laptop.base + "/api/v1/status")).json()).author.slice(0, 8);
+  await laptop.down();
+  // This hub's clock runs 4 days ahead: the laptop's records are 4 days old here.
+  const hub = await startNode(t, "Elm Street", PASSPHRASE, ["--clock-offset", "4d"]);
+  const browser = await launch(t);
+  const page = await browser.newPage({ locale: "en-GB", viewport: { width: 412, height: 915 } });
+  await page.goto(hub.base + "/");
+  await page.click("nav button[data-tab=hubs]");
+  await page.click("#usb summary");
+  // Not a bundle: said from the page's catalogue, not in the node's English.
+  await page.setInputFiles("#bundle-form input[type=file]",
+    { name: "notes.bundle", mimeType: "application/octet-stream", buffer: Buffer.from("water, bread") });
+  await page.click("#bundle-form button[type=submit]");
+  await page.locator("#bundle-result.err", { hasText: "This file is not an aidmesh bundle" }).waitFor();
+  await page.setInputFiles("#bundle-form input[type=file]", file);
+  await page.click("#bundle-form button[type=submit]");
+  const result = page.locator("#bundle-result");
+  await waitFor("the import result", async () => !/Importing/.test(await result.textContent()) && (await result.textContent()) !== "");
+  assert.equal(await result.textContent(),
+    "4 new, 0 already known, 0 refused. Came in: 2 needs, 1 offer, 1 hub. From: Old laptop (4).");
+
+  // The laptop: not seen for 4 days, not counted on the cards ("at 1 of 1 hub").
+  const card = page.locator(`#roster li[data-node="${node}"]`);
+  await card.filter({ hasText: "not seen for 4 days" }).waitFor();
+  await page.click("nav button[data-tab=needs]");
+  await waitFor("the laptop's needs", async () => (await page.locator("#needs li[data-id]").count()) === 2);
+  for (const badge of await page.locator("#needs .badge.known").allTextContents()) {
+    assert.equal(badge, "at 1 of 1 hub");
+  }
+  // Retired from the page (this is the hub computer): off the list.
+  await page.click("nav button[data-tab=hubs]");
+  await card.locator("button[data-act=retire]").click();
+  await page.locator("#roster-result", { hasText: "Old laptop is off this hub's list" }).waitFor();
+  await waitFor("the laptop off the hub list", async () => (await card.count()) === 0);
+  const roster = await (await fetch(hub.base + "/api/v1/hubs")).json();
+  assert.ok(!roster.some((h) => h.node === node), "retired, yet on GET /hubs");
+});
+
+test("the clock warning in the page's language", async (t) => {
+  // A computer that booted without a real-time clock (1970).
+  const node = await startNode(t, "Elm Street", [], ["--clock-at", "0"]);
+  const browser = await launch(t);
+  const page = await browser.newPage({ locale: "es-ES" });
+  await page.goto(node.base + "/");
+  const clock = page.locator("#clock");
+  await clock.filter({ hasText: "reloj" }).waitFor();
+  assert.match(await clock.textContent(), /^El reloj de este ordenador marca una fecha anterior/);
 });
 
 test("the welfare tab on a phone: plain words in Spanish, a wrong PIN said, help inline, the round sheet", async (t) => {

@@ -1,5 +1,5 @@
-//! Hubs: `hub announce`, `hub list` (announced hubs by name) and `hubs` (the roster
-//! of every node heard of).
+//! Hubs: `hub announce`, `hub list` (announced hubs by name), `hub retire` (a hub gone
+//! for good off this hub's list) and `hubs` (the roster of every node heard of).
 
 use std::path::Path;
 
@@ -36,6 +36,13 @@ pub(crate) enum HubAction {
         #[arg(long)]
         json: bool,
     },
+    /// Take a hub that is gone for good (a laptop that joined once) off this hub's
+    /// list and its "at X of Y hubs" counts, e.g. `aidmesh hub retire 83fbddd9`. Only
+    /// here, not at other hubs; it comes back if it is heard from again.
+    Retire {
+        /// The hub's node id as `aidmesh hubs` shows it (8 or more hex characters).
+        node: String,
+    },
 }
 
 /// `aidmesh hub announce|list`.
@@ -57,6 +64,18 @@ pub(crate) fn hub(dir: &Path, action: HubAction) -> Result<(), CliError> {
             Ok(())
         }
         HubAction::List { json } => list(dir, json),
+        HubAction::Retire { node } => {
+            let v = Client::for_dir(dir)?
+                .post(&format!("/api/v1/hubs/{}/retire", node.trim()), &json!({}))?;
+            let short = v["retired"].as_str().unwrap_or("");
+            let name = v["name"]
+                .as_str()
+                .map_or(String::new(), |n| format!(" ({n})"));
+            println!(
+                "retired {short}{name}: off this hub's list and counts; it comes back if it is heard from again"
+            );
+            Ok(())
+        }
     }
 }
 
@@ -85,11 +104,12 @@ fn list(dir: &Path, json: bool) -> Result<(), CliError> {
             .filter_map(Value::as_str)
             .collect();
         println!(
-            "{}  {}  {}  [{}]",
+            "{}  {}  {}  [{}]{}",
             h["short_id"].as_str().unwrap_or(""),
             h["name"].as_str().unwrap_or(""),
             h["place"]["label"].as_str().unwrap_or(""),
-            services.join(", ")
+            services.join(", "),
+            output::not_seen(h).map_or(String::new(), |g| format!("  {g}"))
         );
     }
     Ok(())

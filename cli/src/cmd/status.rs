@@ -51,6 +51,33 @@ pub(crate) fn status(dir: &Path, json: bool) -> Result<(), CliError> {
     println!("events     {}", v["events"]);
     println!("digest     {}", &digest[..digest.len().min(16)]);
     println!("peers      {}", v["peers"]);
+    // Hubs not heard from for days are not counted in "at X of Y hubs" (issue 29).
+    if let Some(n) = v["hubs_counted"].as_u64() {
+        let gone: Vec<String> = v["hubs_gone"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| {
+                let who = match h["name"].as_str() {
+                    Some(name) => format!("{} ({name})", h["node"].as_str().unwrap_or("")),
+                    None => h["node"].as_str().unwrap_or("").to_string(),
+                };
+                format!(
+                    "{who} {}",
+                    output::not_seen(&json!({"gone": true, "not_seen_days": h["not_seen_days"]}))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        if gone.is_empty() {
+            println!("hubs       {n}");
+        } else {
+            println!(
+                "hubs       {n} counted; {} (`aidmesh hub retire NODE` if gone for good)",
+                gone.join("; ")
+            );
+        }
+    }
     let now = v["now_ms"].as_u64().unwrap_or(0);
     print_refused(
         &v["refused"],

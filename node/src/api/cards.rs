@@ -3,7 +3,7 @@
 //! (`known`, `known_at`, `not_yet`; issue 11), alerts, hubs, the hub roster and the
 //! category list. The delivery knowledge itself lives in [`crate::delivery`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aidmesh_protocol::view::Item;
 use aidmesh_protocol::{AuthorId, EventId, Timestamp};
@@ -167,6 +167,9 @@ pub(super) fn alerts_value(st: &AppState, lang: Option<&str>) -> Vec<Value> {
 /// The roster as this request sees it (computed once per answer).
 pub(super) struct Roster {
     entries: Vec<RosterEntry>,
+    /// The nodes counted in "at X of Y hubs": not gone (retired ones are not on the
+    /// roster at all).
+    counted: HashSet<AuthorId>,
     names: HubNames,
     now_ms: u64,
 }
@@ -179,8 +182,11 @@ impl Roster {
             let a: Vec<AuthorId> = v.hubs().iter().map(|h| h.author).collect();
             (a, HubNames::of(v))
         });
+        let entries = st.net.delivery.roster(&announced, now_ms);
+        let counted = entries.iter().filter(|e| !e.gone).map(|e| e.node).collect();
         Roster {
-            entries: st.net.delivery.roster(&announced, now_ms),
+            entries,
+            counted,
             names,
             now_ms,
         }
@@ -191,9 +197,14 @@ impl Roster {
         &self.entries
     }
 
-    /// Roster size: the `of` of every count.
+    /// The hubs counted: the `of` of every count (gone hubs are not).
     pub(super) fn size(&self) -> usize {
-        self.entries.len()
+        self.counted.len()
+    }
+
+    /// Whether `node` is counted.
+    fn counts(&self, node: &AuthorId) -> bool {
+        self.counted.contains(node)
     }
 
     fn name(&self, node: &AuthorId) -> Option<&str> {
@@ -201,21 +212,40 @@ impl Roster {
     }
 }
 
-/// The hubs known to hold `(ts, id)`, this node first (it arrived here at
+/// The counted hubs known to hold `(ts, id)`, this node first (it arrived here at
 /// `arrived_ms`).
-fn known_at(st: &AppState, ts: Timestamp, id: &EventId, arrived_ms: u64) -> Vec<KnownAt> {
+fn known_at(
+    st: &AppState,
+    roster: &Roster,
+    ts: Timestamp,
+    id: &EventId,
+    arrived_ms: u64,
+) -> Vec<KnownAt> {
     let me = KnownAt {
         node: st.net.delivery.me(),
         at_ms: arrived_ms,
     };
     std::iter::once(me)
-        .chain(st.net.delivery.known(ts, id))
+        .chain(
+            st.net
+                .delivery
+                .known(ts, id)
+                .into_iter()
+                .filter(|k| roster.counts(&k.node)),
+        )
         .collect()
 }
 
-/// `{"at": n, "of": m}` for an event held here.
+/// `{"at": n, "of": m}` for an event held here: gone and retired hubs are counted in
+/// neither.
 pub(super) fn count(st: &AppState, roster: &Roster, ts: Timestamp, id: &EventId) -> Value {
-    let at = 1 + st.net.delivery.known(ts, id).len();
+    let at = 1 + st
+        .net
+        .delivery
+        .known(ts, id)
+        .iter()
+        .filter(|k| roster.counts(&k.node))
+        .count();
     json!({ "at": at, "of": roster.size().max(at) })
 }
 
@@ -251,7 +281,7 @@ pub(super) fn add_known_at(
     arrived_ms: u64,
 ) {
     let roster = Roster::of(st);
-    let known = known_at(st, ts, id, arrived_ms);
+    let known = known_at(st, &roster, ts, id, arrived_ms);
     let list: Vec<Value> = known
         .iter()
         .map(|k| json!({ "node": k.node.short(), "name": roster.name(&k.node), "at_ms": k.at_ms }))
@@ -259,7 +289,7 @@ pub(super) fn add_known_at(
     let not_yet: Vec<Value> = roster
         .entries
         .iter()
-        .filter(|e| !known.iter().any(|k| k.node == e.node))
+        .filter(|e| !e.gone && !known.iter().any(|k| k.node == e.node))
         .map(|e| json!({ "node": e.node.short(), "name": roster.name(&e.node), "last_heard_ms": e.last_heard_ms }))
         .collect();
     out["known"] = json!({ "at": list.len(), "of": roster.size().max(list.len()) });
@@ -285,6 +315,24 @@ pub(super) fn add_known_checks(
             add_known_at(st, &mut out["latest"], c.at, &c.id, c.at.millis());
         }
     }
+}
+
+/// For `/status` (issue 29): how many hubs are counted in "at X of Y hubs", and the
+/// hubs not seen for days (`node`, `name`, `not_seen_days`), which are not.
+pub(super) fn hubs_status(st: &AppState) -> (usize, Vec<Value>) {
+    let roster = Roster::of(st);
+    let gone = roster
+        .entries
+        .iter()
+        .filter(|e| e.gone)
+        .map(|e| {
+            json!({
+                "node": e.node.short(), "name": roster.name(&e.node),
+                "not_seen_days": e.last_heard_ms.map(|t| roster.now_ms.saturating_sub(t) / 86_400_000),
+            })
+        })
+        .collect();
+    (roster.size(), gone)
 }
 
 /// The roster as JSON: one entry per node heard of, with its newest hub announcement's
@@ -314,6 +362,12 @@ pub(super) fn roster_value(st: &AppState) -> Vec<Value> {
             v["behind"] = json!(e.behind);
             v["reachable"] = json!(e.reachable);
             v["silent"] = json!(silent(e, roster.now_ms));
+            // Issue 29: "not seen for N days" instead of counting it.
+            v["gone"] = json!(e.gone);
+            v["not_seen_days"] = json!(e
+                .last_heard_ms
+                .filter(|_| e.gone)
+                .map(|t| roster.now_ms.saturating_sub(t) / 86_400_000));
             v
         })
         .collect()

@@ -16,7 +16,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::cards::{count, roster_value, Roster};
-use super::error::ApiResult;
+use super::error::{blocking, ApiError, ApiResult};
 use super::kept::Kept;
 use super::lists::sorted_heads;
 use super::AppState;
@@ -31,6 +31,90 @@ pub(super) async fn hubs(State(st): State<AppState>, headers: HeaderMap) -> ApiR
         Ok(Json(json!(roster_value(&st))).into_response())
     })
     .await
+}
+
+/// `POST /api/v1/hubs/{node}/retire` (the hub computer or the volunteer PIN): takes a
+/// hub that is gone for good (a laptop that joined once) off this hub's roster and
+/// counts, until it is heard from again (issue 29). `node` is the first 8 or more hex
+/// characters of its key (the roster's `node`). Local to this hub, kept on its disk;
+/// not sent to other hubs (docs/hub.md says why).
+pub(super) async fn retire(
+    State(st): State<AppState>,
+    _: super::pin::HubOrPin,
+    node: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> ApiResult {
+    use crate::delivery::RetireError;
+    use axum::http::StatusCode;
+    let axum::extract::Path(node) = node?;
+    let node = node.trim();
+    let short = aidmesh_protocol::identity::AUTHOR_SHORT_LEN;
+    if node.len() < short || node.len() > 64 || !node.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!("'{node}' is not a hub's node id; give the first {short} or more hex characters of `node` in `aidmesh hubs`"),
+        )
+        .at("node", "invalid"));
+    }
+    let roster = Roster::of(&st);
+    let now = st.engine.wall_ms();
+    let (hub, kept) = st
+        .net
+        .delivery
+        .retire(roster.entries(), node, now)
+        .map_err(|e| match e {
+            RetireError::Unknown => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no hub {node} on this hub's list (`aidmesh hubs`)"),
+            )
+            .at("node", "not_found"),
+            RetireError::Ambiguous => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ambiguous_id",
+                format!("more than one hub starts with {node}; give more characters"),
+            )
+            .at("node", "ambiguous"),
+            RetireError::Me => ApiError::new(
+                StatusCode::CONFLICT,
+                "this_hub",
+                "that is this hub: a hub does not retire itself",
+            )
+            .at("node", "this_hub"),
+            RetireError::Connected => ApiError::new(
+                StatusCode::CONFLICT,
+                "connected",
+                format!(
+                    "hub {node} is connected now, so it is not gone; retire a hub that has stopped"
+                ),
+            )
+            .at("node", "connected"),
+        })?;
+    let bytes = crate::delivery::retired_to_json(&kept);
+    let engine = st.engine.clone();
+    blocking(move || {
+        engine
+            .store()
+            .set_meta(crate::delivery::RETIRED_META, &bytes)
+    })
+    .await?
+    .map_err(crate::engine::IngestError::from)?;
+    let name = roster_name(&st, &hub.node);
+    Ok(Json(json!({
+        "retired": hub.node.short(),
+        "name": name,
+        "last_heard_ms": hub.last_heard_ms,
+        "retired_ms": now,
+    }))
+    .into_response())
+}
+
+/// A node's announced hub name, if any.
+fn roster_name(st: &AppState, node: &AuthorId) -> Option<String> {
+    st.engine
+        .with_view(super::names::HubNames::of)
+        .author(node)
+        .map(str::to_string)
 }
 
 /// Unreached needs named in `/status` and the board; the rest are counted

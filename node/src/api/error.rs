@@ -1,5 +1,7 @@
 //! How every failure becomes an HTTP answer: [`ApiError`] (a status, a short
-//! machine-readable code and a sentence for people, as `{ "error", "detail" }`), what
+//! machine-readable code and a sentence for people, as `{ "error", "detail" }`; a
+//! refusal of one field also names the `field` and what is wrong with it as a stable
+//! `code`, so a page can say it in its own language at that field), what
 //! each kind of refusal (bad input, bad JSON, a refused or unstorable write) maps to,
 //! and [`blocking`], which runs engine work off the async workers.
 
@@ -18,6 +20,8 @@ pub struct ApiError {
     pub(super) status: StatusCode,
     error: &'static str,
     detail: String,
+    /// The field refused (as the API names it) and what is wrong with it.
+    field: Option<(String, &'static str)>,
 }
 
 impl ApiError {
@@ -26,23 +30,31 @@ impl ApiError {
             status,
             error,
             detail: detail.into(),
+            field: None,
         }
+    }
+
+    /// The same, naming the `field` it concerns and what is wrong as `code`.
+    pub(crate) fn at(mut self, field: &str, code: &'static str) -> Self {
+        self.field = Some((field.to_string(), code));
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "error": self.error, "detail": self.detail })),
-        )
-            .into_response()
+        let mut body = json!({ "error": self.error, "detail": self.detail });
+        if let Some((field, code)) = self.field {
+            body["field"] = json!(field);
+            body["code"] = json!(code);
+        }
+        (self.status, Json(body)).into_response()
     }
 }
 
 impl From<InputError> for ApiError {
     fn from(e: InputError) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string())
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", e.to_string()).at(e.field, e.code)
     }
 }
 
@@ -53,7 +65,13 @@ impl From<JsonRejection> for ApiError {
             s if s == StatusCode::UNSUPPORTED_MEDIA_TYPE => s,
             _ => StatusCode::BAD_REQUEST,
         };
-        ApiError::new(status, "bad_json", e.body_text())
+        let text = e.body_text();
+        let named = crate::doors::input::json_refusal_field(&text);
+        let out = ApiError::new(status, "bad_json", text);
+        match named {
+            Some((field, code)) => out.at(&field, code),
+            None => out,
+        }
     }
 }
 
@@ -66,6 +84,7 @@ fn input_name(field: &str) -> &str {
         "place.lat" => "lat",
         "place.lon" => "lon",
         "text" => "details",
+        "check_every_secs" => "every",
         other => other,
     }
 }
@@ -89,13 +108,15 @@ impl From<IngestError> for ApiError {
             // which event id it would have had.
             IngestError::Invalid(aidmesh_protocol::ValidationError::Field {
                 field,
+                code,
                 problem,
                 ..
             }) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_input",
                 format!("{}: {problem}", input_name(field)),
-            ),
+            )
+            .at(input_name(field), code),
             IngestError::Invalid(v) => {
                 // The refused write was never stored: drop the "event <id>: " prefix.
                 let text = v.to_string();

@@ -58,7 +58,18 @@ fn clock_json(
             ));
         }
     }
+    // The warning as a code the page words in its own language (issue 29).
+    let mut code = match status {
+        ClockStatus::Behind(_) => Some("behind"),
+        ClockStatus::Ahead(_) => Some("ahead"),
+        _ => None,
+    };
+    let by_ms = match status {
+        ClockStatus::Behind(ms) | ClockStatus::Ahead(ms) => Some(ms),
+        _ => None,
+    };
     if reading.source == TimeSource::Floor {
+        code = Some("before_build");
         warning = Some(
             "this computer's clock is before this program was built; using the build time until a peer tells the time".into(),
         );
@@ -67,6 +78,9 @@ fn clock_json(
         "status": name,
         "offset_ms": offset,
         "warning": warning,
+        "code": code,
+        "by_ms": by_ms,
+        "corrected": reading.source != TimeSource::Local,
         "source": source,
         "hosts": reading.hosts,
         "correction_ms": reading.now_ms as i64 - reading.local_ms as i64,
@@ -111,6 +125,7 @@ pub(super) async fn status(
     let net_peers = net.as_ref().map(|n| n.peers.clone()).unwrap_or_default();
     let metered = net.as_ref().map(|n| n.metered).unwrap_or_default();
     let (unreached, unreached_total) = super::delivery::unreached_value(&st);
+    let (hubs_counted, hubs_gone) = super::cards::hubs_status(&st);
     let mut v = json!({
         "peer_id": net.as_ref().map(|n| n.peer_id.clone()).unwrap_or_else(|| st.net.peer_id.to_string()),
         "community": st.engine.community(),
@@ -137,6 +152,8 @@ pub(super) async fn status(
         "disk": disk,
         "unreached": unreached,
         "unreached_total": unreached_total,
+        "hubs_counted": hubs_counted,
+        "hubs_gone": hubs_gone,
     });
     if !sees_dial_results(&st, from, &headers) {
         drop_dial_results(&mut v);
@@ -169,7 +186,10 @@ pub(super) async fn page_status(st: &AppState, dial_results: bool) -> Value {
         "events": st.engine.public_len(),
         "peers": net_peers.len(),
         "peer_list": st.engine.with_view(HubNames::of).peers(&net_peers),
-        "clock": { "status": clock["status"], "warning": clock["warning"] },
+        "clock": {
+            "status": clock["status"], "warning": clock["warning"], "code": clock["code"],
+            "by_ms": clock["by_ms"], "hosts": clock["hosts"], "corrected": clock["corrected"],
+        },
         "refused": net.as_ref().map(|n| n.refused.clone()).unwrap_or_default(),
         "refused_by": net.as_ref().map(|n| n.refused_by.clone()).unwrap_or_default(),
         // Without `last_ms`: a re-announced advert must not change the board's ETag.

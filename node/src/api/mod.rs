@@ -180,6 +180,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/items/{id}/status", post(board::change_status))
         .route("/api/v1/match", get(board::match_offers))
         .route("/api/v1/hubs", get(delivery::hubs).post(board::post_hub))
+        .route("/api/v1/hubs/{node}/retire", post(delivery::retire))
         .route(
             "/api/v1/alerts",
             get(board::list_alerts).post(board::post_alert),

@@ -4,7 +4,61 @@ use std::collections::BTreeMap;
 
 use aidmesh_protocol::{AuthorId, EventId, Timestamp};
 
-use super::{author_of, peer_of, Delivery, KnownAt, RosterEntry, ROSTER_MAX, SILENT_AFTER_MS};
+use super::{
+    author_of, peer_of, Delivery, KnownAt, RosterEntry, GONE_AFTER_MS, RETIRED_MAX, ROSTER_MAX,
+    SILENT_AFTER_MS,
+};
+
+/// Where a hub other than this node stands on the roster (issue 29).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Shown and counted.
+    Active,
+    /// Not heard from for longer than [`GONE_AFTER_MS`]: shown as "not seen for N
+    /// days", not counted.
+    Gone,
+    /// Retired here by a coordinator and not heard from since: neither shown nor
+    /// counted.
+    Retired,
+}
+
+/// The rule: a hub connected now, or heard from after it was retired, is back (a
+/// retirement is undone by the hub itself, never by time); a retired one is off the
+/// list; one not heard from for longer than [`GONE_AFTER_MS`] (by `now_ms`, the same
+/// clock as `last_heard_ms`) is gone. A hub never heard from (only connected once,
+/// and not now) is not called gone: there is no date to count from.
+pub fn standing(
+    last_heard_ms: Option<u64>,
+    reachable: bool,
+    retired_ms: Option<u64>,
+    now_ms: u64,
+) -> Standing {
+    if reachable {
+        return Standing::Active;
+    }
+    if let Some(r) = retired_ms {
+        if last_heard_ms.is_none_or(|h| h <= r) {
+            return Standing::Retired;
+        }
+    }
+    match last_heard_ms {
+        Some(h) if now_ms.saturating_sub(h) > GONE_AFTER_MS => Standing::Gone,
+        _ => Standing::Active,
+    }
+}
+
+/// Why a hub cannot be retired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireError {
+    /// No node on the roster has that id.
+    Unknown,
+    /// More than one does (give more characters).
+    Ambiguous,
+    /// It is this node.
+    Me,
+    /// It is connected now (it would be back at once).
+    Connected,
+}
 
 impl Delivery {
     /// The other hubs known to hold event `(ts, id)` (which this node holds), each
@@ -58,6 +112,7 @@ impl Delivery {
             via: None,
             behind: None,
             reachable: peer_of(&node).is_some_and(|p| st.connected.contains(&p)),
+            gone: false,
         };
         for a in announced {
             nodes.entry(*a).or_insert_with(|| entry(*a));
@@ -72,7 +127,22 @@ impl Delivery {
             e.behind = h.behind;
         }
         nodes.remove(&self.me);
-        let mut others: Vec<RosterEntry> = nodes.into_values().collect();
+        let mut others: Vec<RosterEntry> = nodes
+            .into_values()
+            .filter_map(|mut e| {
+                match standing(
+                    e.last_heard_ms,
+                    e.reachable,
+                    st.retired.get(&e.node).copied(),
+                    now_ms,
+                ) {
+                    Standing::Retired => return None,
+                    Standing::Gone => e.gone = true,
+                    Standing::Active => {}
+                }
+                Some(e)
+            })
+            .collect();
         if others.len() >= ROSTER_MAX {
             others.sort_by_key(|e| {
                 (
@@ -91,8 +161,49 @@ impl Delivery {
             via: None,
             behind: Some(0),
             reachable: true,
+            gone: false,
         };
         std::iter::once(me).chain(others).collect()
+    }
+
+    /// Retires the hub whose key starts with the hex `prefix` (at least
+    /// [`aidmesh_protocol::identity::AUTHOR_SHORT_LEN`] characters; the caller checks),
+    /// found among `roster` (as [`Delivery::roster`] gave it), at local wall time
+    /// `now_ms`. Returns the hub and the retired list to keep on disk.
+    pub fn retire(
+        &self,
+        roster: &[RosterEntry],
+        prefix: &str,
+        now_ms: u64,
+    ) -> Result<(RosterEntry, std::collections::HashMap<AuthorId, u64>), RetireError> {
+        let prefix = prefix.to_ascii_lowercase();
+        let mut found = roster
+            .iter()
+            .filter(|e| e.node.to_hex().starts_with(&prefix));
+        let e = found.next().ok_or(RetireError::Unknown)?;
+        if found.next().is_some() {
+            return Err(RetireError::Ambiguous);
+        }
+        if e.me {
+            return Err(RetireError::Me);
+        }
+        if e.reachable {
+            return Err(RetireError::Connected);
+        }
+        let mut st = self.lock();
+        // Heard from in this very millisecond would be "after": retire at the later.
+        let at = now_ms.max(e.last_heard_ms.unwrap_or(0));
+        st.retired.insert(e.node, at);
+        while st.retired.len() > RETIRED_MAX {
+            let oldest = st.retired.iter().min_by_key(|(_, t)| **t).map(|(a, _)| *a);
+            if let Some(a) = oldest {
+                st.retired.remove(&a);
+            }
+        }
+        let kept = st.retired.clone();
+        drop(st);
+        self.changed();
+        Ok((e.clone(), kept))
     }
 }
 

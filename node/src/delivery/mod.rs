@@ -32,7 +32,7 @@ mod send;
 #[cfg(test)]
 mod tests;
 
-pub use answers::silent;
+pub use answers::{silent, standing, RetireError, Standing};
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,6 +73,15 @@ pub const KEEPALIVE_PER_HUB_MS: u64 = 4_000;
 pub const MAX_KEEPALIVE_MS: u64 = 5 * 60_000;
 /// A hub not heard from for longer than this is flagged silent.
 pub const SILENT_AFTER_MS: u64 = 15 * 60_000;
+/// A hub not heard from (no summary, no event it made, no connection) for longer than
+/// this is shown as "not seen for N days" and no longer counted in any "at X of Y
+/// hubs" (issue 29: a laptop that joined once stayed on the list forever).
+pub const GONE_AFTER_MS: u64 = 3 * 86_400_000;
+/// Most retired hubs remembered (the oldest retirement is forgotten beyond).
+pub const RETIRED_MAX: usize = ROSTER_MAX;
+/// The `meta` key under which the retired hubs are kept on disk (JSON: full author
+/// hex -> retirement time, local wall ms).
+pub const RETIRED_META: &str = "retired-hubs";
 /// An urgent need posted here and known nowhere else after this long is flagged.
 pub const UNREACHED_AFTER_MS: u64 = 60_000;
 /// A matched range holding more events than this is not remembered event by event
@@ -154,6 +163,9 @@ pub struct RosterEntry {
     pub behind: Option<u64>,
     /// Connected to this node now.
     pub reachable: bool,
+    /// Not heard from for longer than [`GONE_AFTER_MS`]: shown as "not seen for N
+    /// days", not counted.
+    pub gone: bool,
 }
 
 /// The newest summary of one hub and what it proves.
@@ -196,6 +208,9 @@ struct State {
     authors: HashMap<AuthorId, u64>,
     /// Peers connected now.
     connected: HashSet<PeerId>,
+    /// Hubs a coordinator retired here, with when (local wall ms): off the roster
+    /// until heard from after that ([`answers::standing`]).
+    retired: HashMap<AuthorId, u64>,
     /// Our set changed since our last summary.
     dirty: bool,
     /// When our last summary was made (local wall ms).
@@ -353,6 +368,7 @@ impl Delivery {
         let items = store.sync_items()?;
         let d = Self::new(me, psk);
         d.reload(items);
+        d.lock().retired = retired_from_json(store.meta(RETIRED_META)?.as_deref());
         Ok(d)
     }
 
@@ -500,6 +516,29 @@ impl Delivery {
             self.changed();
         }
     }
+}
+
+/// The retired hubs as kept on disk (JSON: full author hex -> ms); anything unreadable
+/// is skipped (a damaged list retires no one).
+pub fn retired_from_json(bytes: Option<&[u8]>) -> HashMap<AuthorId, u64> {
+    let Some(v) = bytes.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok()) else {
+        return HashMap::new();
+    };
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, t)| Some((k.parse::<AuthorId>().ok()?, t.as_u64()?)))
+        .take(RETIRED_MAX)
+        .collect()
+}
+
+/// [`retired_from_json`]'s inverse.
+pub fn retired_to_json(retired: &HashMap<AuthorId, u64>) -> Vec<u8> {
+    let m: serde_json::Map<String, serde_json::Value> = retired
+        .iter()
+        .map(|(a, t)| (a.to_hex(), serde_json::json!(t)))
+        .collect();
+    serde_json::Value::Object(m).to_string().into_bytes()
 }
 
 /// The node whose libp2p peer id is `peer` (its identity key is inlined in the id).

@@ -448,3 +448,71 @@ fn summaries_are_rate_limited_with_a_keepalive() {
         .summary_due(&a.id, NOW + MIN_GAP_MS + KEEPALIVE_MS, NOW)
         .is_some());
 }
+
+#[test]
+fn a_hub_not_heard_for_3_days_is_gone_and_a_retired_one_is_off_until_heard_again() {
+    let day = 86_400_000;
+    let now = NOW + 10 * day;
+    // Every combination over a grid of times: the rule's invariants.
+    let times = [
+        None,
+        Some(now - 4 * day),
+        Some(now - 3 * day),
+        Some(now - 1),
+        Some(now),
+    ];
+    for heard in times {
+        for retired in times {
+            for reachable in [false, true] {
+                let s = standing(heard, reachable, retired, now);
+                // Connected now: always back, whatever came before.
+                if reachable {
+                    assert_eq!(s, Standing::Active);
+                    continue;
+                }
+                match retired {
+                    // Retired and not heard since: off the list.
+                    Some(r) if heard.is_none_or(|h| h <= r) => assert_eq!(s, Standing::Retired),
+                    // Not retired (or heard since): by the clock alone.
+                    _ => {
+                        let gone = heard.is_some_and(|h| now - h > GONE_AFTER_MS);
+                        assert_eq!(s == Standing::Gone, gone, "{heard:?} {retired:?}");
+                    }
+                }
+            }
+        }
+    }
+    // Exactly 3 days is not yet gone; a hub never heard from has no date to count from.
+    assert_eq!(
+        standing(Some(now - 3 * day), false, None, now),
+        Standing::Active
+    );
+    assert_eq!(standing(None, false, None, now), Standing::Active);
+
+    // Retiring through the roster: by prefix, never this node nor a connected one.
+    let a = node(1);
+    let b = node(2);
+    a.d.observe(&event(&b.id, 1, NOW - 4 * day), NOW);
+    let announced = [b.id.author()];
+    let roster = a.d.roster(&announced, NOW);
+    assert!(roster[1].gone, "{roster:?}");
+    assert_eq!(
+        a.d.retire(&roster, &a.id.author().short(), NOW).err(),
+        Some(RetireError::Me)
+    );
+    assert_eq!(
+        a.d.retire(&roster, "ffffffffff", NOW).err(),
+        Some(RetireError::Unknown)
+    );
+    let (hub, kept) = a.d.retire(&roster, &b.id.author().short(), NOW).unwrap();
+    assert_eq!(hub.node, b.id.author());
+    assert_eq!(a.d.roster(&announced, NOW).len(), 1);
+    // Kept on disk as JSON, read back the same.
+    assert_eq!(retired_from_json(Some(&retired_to_json(&kept))), kept);
+    assert!(retired_from_json(Some(b"not json")).is_empty());
+    // An event it made after the retirement brings it back.
+    a.d.observe(&event(&b.id, 2, NOW + 1), NOW + 2);
+    let roster = a.d.roster(&announced, NOW + 2);
+    assert_eq!(roster.len(), 2);
+    assert!(!roster[1].gone);
+}

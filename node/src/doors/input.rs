@@ -11,11 +11,16 @@ use aidmesh_protocol::{Category, EventId};
 use libp2p::Multiaddr;
 use serde::Deserialize;
 
-/// A rejected input: which field, and what to do about it.
+/// A rejected input: which field, what is wrong as a machine word (docs/api.md,
+/// "Refusals field by field"), and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputError {
     /// The field as the user named it.
     pub field: &'static str,
+    /// What is wrong, for a page to say in its own language: `required`, `too_long`,
+    /// `bad_character`, `unknown`, `not_a_duration`, `out_of_range`,
+    /// `both_or_neither`, `invalid`.
+    pub code: &'static str,
     /// The problem and the fix.
     pub detail: String,
 }
@@ -27,8 +32,13 @@ impl std::fmt::Display for InputError {
 }
 
 fn err(field: &'static str, detail: impl Into<String>) -> InputError {
+    err_as(field, "invalid", detail)
+}
+
+fn err_as(field: &'static str, code: &'static str, detail: impl Into<String>) -> InputError {
     InputError {
         field,
+        code,
         detail: detail.into(),
     }
 }
@@ -38,8 +48,9 @@ pub fn parse_duration(field: &'static str, s: &str) -> Result<Duration, InputErr
     let t = s.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let n: u64 = num.parse().map_err(|_| {
-        err(
+        err_as(
             field,
+            "not_a_duration",
             format!("'{s}' is not a duration; use a number and a unit, e.g. 90s, 30m, 2h, 3d"),
         )
     })?;
@@ -50,8 +61,9 @@ pub fn parse_duration(field: &'static str, s: &str) -> Result<Duration, InputErr
         "d" | "day" | "days" => 86_400,
         "w" | "week" | "weeks" => 7 * 86_400,
         other => {
-            return Err(err(
+            return Err(err_as(
                 field,
+                "not_a_duration",
                 format!("unknown unit '{other}' in '{s}'; use s, m, h, d or w"),
             ))
         }
@@ -59,9 +71,15 @@ pub fn parse_duration(field: &'static str, s: &str) -> Result<Duration, InputErr
     let total = n
         .checked_mul(secs)
         .filter(|t| *t <= 366 * 86_400)
-        .ok_or_else(|| err(field, format!("'{s}' is longer than a year")))?;
+        .ok_or_else(|| {
+            err_as(
+                field,
+                "out_of_range",
+                format!("'{s}' is longer than a year"),
+            )
+        })?;
     if total == 0 {
-        return Err(err(field, "must be longer than zero"));
+        return Err(err_as(field, "out_of_range", "must be longer than zero"));
     }
     Ok(Duration::from_secs(total))
 }
@@ -74,8 +92,9 @@ pub fn parse_urgency(s: &str) -> Result<Urgency, InputError> {
         .find(|u| u.name() == k || (k == "critical" && *u == Urgency::LifeThreatening))
         .ok_or_else(|| {
             let names: Vec<_> = Urgency::ALL.iter().map(|u| u.name()).collect();
-            err(
+            err_as(
                 "urgency",
+                "unknown",
                 format!("unknown urgency '{s}'; valid: {}", names.join(", ")),
             )
         })
@@ -97,8 +116,9 @@ pub fn parse_status(s: &str) -> Result<Status, InputError> {
         .find(|x| x.name() == k)
         .ok_or_else(|| {
             let names: Vec<_> = Status::ALL.iter().map(|u| u.name()).collect();
-            err(
+            err_as(
                 "status",
+                "unknown",
                 format!("unknown status '{s}'; valid: {}", names.join(", ")),
             )
         })
@@ -107,7 +127,7 @@ pub fn parse_status(s: &str) -> Result<Status, InputError> {
 /// Parses a category (names and synonyms; the error lists the valid ones).
 pub fn parse_category(s: &str) -> Result<Category, InputError> {
     s.parse::<Category>()
-        .map_err(|e| err("category", e.to_string()))
+        .map_err(|e| err_as("category", "unknown", e.to_string()))
 }
 
 /// Checks latitude and longitude given together and in range.
@@ -115,12 +135,13 @@ pub fn parse_coords(lat: Option<f64>, lon: Option<f64>) -> Result<Option<Coords>
     match (lat, lon) {
         (None, None) => Ok(None),
         (Some(lat), Some(lon)) => Coords::from_degrees(lat, lon).map(Some).ok_or_else(|| {
-            err(
+            err_as(
                 "lat/lon",
+                "out_of_range",
                 format!("({lat}, {lon}) is not a position; latitude must be within ±90 and longitude within ±180 degrees"),
             )
         }),
-        _ => Err(err("lat/lon", "give both latitude and longitude, or neither")),
+        _ => Err(err_as("lat/lon", "both_or_neither", "give both latitude and longitude, or neither")),
     }
 }
 
@@ -136,8 +157,9 @@ pub fn parse_severity(s: &str) -> Result<Severity, InputError> {
     .into_iter()
     .find(|x| x.name() == k)
     .ok_or_else(|| {
-        err(
+        err_as(
             "severity",
+            "unknown",
             format!("unknown severity '{s}'; valid: minor, moderate, severe, extreme"),
         )
     })
@@ -371,13 +393,18 @@ fn filter_text(field: &'static str, v: Option<&str>) -> Result<Option<String>, I
         return Ok(None);
     };
     if v.chars().count() > MAX_FILTER_LEN {
-        return Err(err(
+        return Err(err_as(
             field,
+            "too_long",
             format!("too long; give at most {MAX_FILTER_LEN} characters"),
         ));
     }
     if v.chars().any(char::is_control) {
-        return Err(err(field, "control characters are not allowed"));
+        return Err(err_as(
+            field,
+            "bad_character",
+            "control characters are not allowed",
+        ));
     }
     Ok(Some(v.to_lowercase()))
 }
@@ -409,8 +436,9 @@ impl ListQuery {
             Some(&"all") => Ok(ListStatus::All),
             Some(&"expired") => Ok(ListStatus::Expired),
             Some(v) => Ok(ListStatus::Is(v)),
-            None => Err(err(
+            None => Err(err_as(
                 "status",
+                "unknown",
                 format!("unknown status '{s}'; valid: {}", VALID.join(", ")),
             )),
         }
@@ -445,8 +473,9 @@ impl ListQuery {
                 match v.parse::<usize>() {
                     Ok(n) if ok && (1..=MAX_LIST_LIMIT).contains(&n) => n,
                     _ => {
-                        return Err(err(
+                        return Err(err_as(
                             "limit",
+                            "out_of_range",
                             format!(
                                 "'{v}' is not allowed; give a whole number from 1 to \
                                  {MAX_LIST_LIMIT} (default {DEFAULT_LIST_LIMIT})"
@@ -488,8 +517,9 @@ impl StatusInput {
         let by = self.by.unwrap_or_default();
         let by = by.trim();
         if by.chars().count() > MAX_BY {
-            return Err(err(
+            return Err(err_as(
                 "by",
+                "too_long",
                 format!(
                     "is {} characters, the limit is {MAX_BY}",
                     by.chars().count()
@@ -497,7 +527,11 @@ impl StatusInput {
             ));
         }
         if by.chars().any(char::is_control) {
-            return Err(err("by", "must be one line of plain text"));
+            return Err(err_as(
+                "by",
+                "bad_character",
+                "must be one line of plain text",
+            ));
         }
         Ok(StatusChange {
             target,
@@ -526,8 +560,9 @@ impl AlertStatusInput {
             "all-clear" | "clear" | "allclear" => Status::Fulfilled,
             "active" | "reopen" | "reopened" => Status::Reopened,
             other => {
-                return Err(err(
+                return Err(err_as(
                     "status",
+                    "unknown",
                     format!("'{other}' is not an alert status; use cancelled, all-clear or active"),
                 ))
             }
@@ -603,8 +638,9 @@ pub fn parse_consent(s: &str) -> Result<Consent, InputError> {
         "self" | "own" => Ok(Consent::Own),
         "relative" | "family" => Ok(Consent::Relative),
         "neighbour" | "neighbor" => Ok(Consent::Neighbour),
-        other => Err(err(
+        other => Err(err_as(
             "consent",
+            "unknown",
             format!("unknown '{other}'; valid: self, relative, neighbour"),
         )),
     }
@@ -685,8 +721,9 @@ impl CheckInput {
     pub fn into_checkin(self, person: EventId) -> Result<CheckIn, InputError> {
         let detail = self.detail.unwrap_or_default().trim().to_string();
         let needs = |what: &str| {
-            err(
+            err_as(
                 "detail",
+                "required",
                 format!("'{what}' needs a detail (what help / where to)"),
             )
         };
@@ -701,8 +738,9 @@ impl CheckInput {
             "moved" if !detail.is_empty() => Outcome::Moved(detail),
             "moved" => return Err(needs("moved")),
             other => {
-                return Err(err(
+                return Err(err_as(
                     "outcome",
+                    "unknown",
                     format!(
                         "unknown '{other}'; valid: safe, needs-help, no-answer, not-home, moved"
                     ),
@@ -766,18 +804,49 @@ impl ExportQuery {
         use crate::doors::export::Format;
         let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
         match self.format.as_deref() {
-            None => Err(err(
+            None => Err(err_as(
                 "format",
+                "required",
                 format!("say which format: {}", names.join(", ")),
             )),
             Some(f) => Format::parse(f).ok_or_else(|| {
-                err(
+                err_as(
                     "format",
+                    "unknown",
                     format!("unknown format '{f}'; formats: {}", names.join(", ")),
                 )
             }),
         }
     }
+}
+
+/// The field a JSON body's refusal names, and what is wrong with it: a missing field
+/// (`required`), a field this endpoint does not take (`unknown_field`), or a value of
+/// the wrong type at a field's path (`wrong_type`). From serde's words as axum passes
+/// them on ("missing field `title`", "qty: invalid type: ...").
+pub fn json_refusal_field(text: &str) -> Option<(String, &'static str)> {
+    let quoted = |after: &str| {
+        let rest = &text[text.find(after)? + after.len()..];
+        let rest = rest.strip_prefix('`')?;
+        Some(rest[..rest.find('`')?].to_string())
+    };
+    if let Some(f) = quoted("missing field ") {
+        return Some((f, "required"));
+    }
+    if let Some(f) = quoted("unknown field ") {
+        return Some((f, "unknown_field"));
+    }
+    let rest = text.split_once("target type: ")?.1;
+    let (path, what) = rest.split_once(": ")?;
+    let plain = !path.is_empty()
+        && path.len() <= 40
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'[' || b == b']');
+    (plain && what.starts_with("invalid")).then(|| {
+        let field = path.split(['.', '[']).next().unwrap_or(path);
+        (field.to_string(), "wrong_type")
+    })
 }
 
 #[cfg(test)]
@@ -868,5 +937,33 @@ mod tests {
         assert!(parse_coords(Some(91.0), Some(0.0)).is_err());
         assert!(parse_coords(Some(f64::NAN), Some(0.0)).is_err());
         assert!(parse_coords(Some(29.9), Some(-90.1)).unwrap().is_some());
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::json_refusal_field as json_field;
+
+    #[test]
+    fn a_json_refusal_names_its_field() {
+        let f = |t: &str| json_field(t);
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: missing field `title` at line 1 column 20"),
+            Some(("title".into(), "required"))
+        );
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: unknown field `colour`, expected one of `title`"),
+            Some(("colour".into(), "unknown_field"))
+        );
+        assert_eq!(
+            f("Failed to deserialize the JSON body into the target type: qty: invalid type: string \"x\", expected u32 at line 1 column 10"),
+            Some(("qty".into(), "wrong_type"))
+        );
+        assert_eq!(
+            f("Failed to parse the request body as JSON: expected value at line 1 column 1"),
+            None
+        );
+        assert_eq!(f(""), None);
+        assert_eq!(f("missing field `"), None);
     }
 }

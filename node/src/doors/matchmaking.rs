@@ -57,6 +57,7 @@ fn number(
     };
     let bad = || InputError {
         field,
+        code: "out_of_range",
         detail: format!(
             "'{v}' is not allowed; give a whole number from {} to {} (default {default})",
             range.start(),
@@ -88,6 +89,7 @@ impl MatchQuery {
             Some(c) => Some(NeedKey::parse(c).ok_or_else(|| {
                 InputError {
                     field: "cursor",
+                    code: "invalid",
                     detail: "not a cursor from this API; pass the previous page's next_cursor \
                          as it was given, or leave cursor out for the first page"
                         .into(),

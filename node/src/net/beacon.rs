@@ -544,6 +544,10 @@ async fn run(socket: UdpSocket, mut me: Sender, commands: mpsc::Sender<Command>)
     // must not flood the log).
     let mut foreign = 0u64;
     let mut foreign_said: Option<Instant> = None;
+    // Addresses whose beacons failed the MAC, told to the network task for `status`
+    // (issue 29) at most once a minute each, and at most [`MAX_FOREIGN_TOLD`] of them
+    // a minute in all: a flood of junk costs a map look-up.
+    let mut told = ForeignTold::default();
     let mut buf = [0u8; 512];
     loop {
         tokio::select! {
@@ -608,11 +612,51 @@ async fn run(socket: UdpSocket, mut me: Sender, commands: mpsc::Sender<Command>)
                             foreign_said = Some(now);
                             warn!(%from, datagrams = foreign, "beacon: heard beacons not made with this community's key (a hub of another community, with another passphrase, or forged); not connecting");
                         }
+                        if told.allow(from.ip(), now) {
+                            let ip = from.ip().to_string();
+                            let cmd = Command::OtherCommunity {
+                                peer: format!("beacon {ip}"),
+                                ip,
+                                differs: super::nearby::Differs::Unknown,
+                            };
+                            if commands.try_send(cmd).is_err() {
+                                debug!(%from, "beacon: the network task is busy; a foreign beacon not noted");
+                            }
+                        }
                     }
                     Heard::Bad(e) => debug!(%from, error = %e, "beacon: dropped a datagram"),
                 }
             }
         }
+    }
+}
+
+/// Most addresses of foreign beacons told to the network task per minute.
+pub const MAX_FOREIGN_TOLD: usize = 32;
+
+/// Which addresses' foreign beacons were told when: each at most once a minute, at
+/// most [`MAX_FOREIGN_TOLD`] in a minute (the map is cleared each minute).
+#[derive(Debug, Default)]
+pub struct ForeignTold {
+    window: Option<Instant>,
+    told: HashSet<IpAddr>,
+}
+
+impl ForeignTold {
+    /// Whether a foreign beacon from `ip` heard at `now` is to be told.
+    pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let minute = Duration::from_secs(60);
+        if self
+            .window
+            .is_none_or(|w| now.saturating_duration_since(w) >= minute)
+        {
+            self.window = Some(now);
+            self.told.clear();
+        }
+        if self.told.contains(&ip) || self.told.len() >= MAX_FOREIGN_TOLD {
+            return false;
+        }
+        self.told.insert(ip)
     }
 }
 

@@ -210,9 +210,10 @@ pub enum Command {
     DialOnce(Multiaddr),
     /// Report status.
     Status(oneshot::Sender<NetStatus>),
-    /// A node of another community was heard nearby (mDNS), differing by `differs`.
+    /// A node of another community was heard nearby (mDNS; or a beacon that failed
+    /// the MAC, [`nearby::Differs::Unknown`]), differing by `differs`.
     OtherCommunity {
-        /// Its peer id.
+        /// Its peer id (for a beacon, `beacon IP`: its peer id is not authenticated).
         peer: String,
         /// Its address.
         ip: String,

@@ -61,7 +61,17 @@ pub enum Differs {
     Name,
     /// Another name and other words (or an older node that does not say).
     Community,
+    /// Unknown: only its UDP beacon was heard, and it failed our community key's MAC.
+    /// A beacon carries no name or words tag (it is all under that MAC), so it may be
+    /// a neighbouring community or one of ours joined with other words, the words in
+    /// another order or another name.
+    Unknown,
 }
+
+/// A beacon-only entry ([`Differs::Unknown`]) not heard again for this long is dropped
+/// from the list: beacons come every 30 s, and a hub that joined again with the right
+/// words passes the MAC from then on.
+pub const BEACON_KEPT_MS: u64 = 3 * 60_000;
 
 /// Our own tags, to compare adverts with.
 #[derive(Debug, Clone)]
@@ -105,6 +115,9 @@ pub fn says(ip: &str, d: Differs) -> String {
         ),
         Differs::Community => format!(
             "a hub of another community (another name and other words) is at {ip}; it is not one of ours"
+        ),
+        Differs::Unknown => format!(
+            "a hub at {ip} is in another community, or has other words (or the words in another order, or another community name): its beacons are not made with this community's key, so it cannot connect; if it should be one of ours, check the card on both hubs (`aidmesh passphrase`)"
         ),
     }
 }
@@ -165,15 +178,33 @@ impl NearbyLog {
     }
 
     /// Every node, the ones that look like a mistake first (word order, name, words),
-    /// then most recent first.
-    pub fn list(&self) -> Vec<Nearby> {
+    /// then most recent first. A beacon-only entry ([`Differs::Unknown`]) is left out
+    /// when an mDNS advert from the same address says more, or when it was last heard
+    /// more than [`BEACON_KEPT_MS`] before `now_ms`.
+    pub fn list(&self, now_ms: u64) -> Vec<Nearby> {
         let rank = |d: Differs| match d {
             Differs::WordOrder => 0,
             Differs::Name => 1,
             Differs::Words => 2,
-            Differs::Community => 3,
+            Differs::Unknown => 3,
+            Differs::Community => 4,
         };
-        let mut v: Vec<Nearby> = self.by_peer.values().cloned().collect();
+        let told: std::collections::HashSet<&str> = self
+            .by_peer
+            .values()
+            .filter(|n| n.differs != Differs::Unknown)
+            .map(|n| n.ip.as_str())
+            .collect();
+        let mut v: Vec<Nearby> = self
+            .by_peer
+            .values()
+            .filter(|n| {
+                n.differs != Differs::Unknown
+                    || (!told.contains(n.ip.as_str())
+                        && now_ms.saturating_sub(n.last_ms) <= BEACON_KEPT_MS)
+            })
+            .cloned()
+            .collect();
         v.sort_by(|a, b| {
             rank(a.differs)
                 .cmp(&rank(b.differs))
@@ -256,8 +287,29 @@ mod tests {
         for i in 0..40 {
             log.note(&format!("x{i}"), "10.0.0.9", Differs::Community, 10 + i);
         }
-        assert_eq!(log.list().len(), MAX_NODES);
+        assert_eq!(log.list(50).len(), MAX_NODES);
         log.forget("x39");
-        assert!(log.list().iter().all(|n| n.last_ms != 49));
+        assert!(log.list(50).iter().all(|n| n.last_ms != 49));
+    }
+
+    #[test]
+    fn a_beacon_only_hub_is_named_by_address_until_an_advert_says_more_or_it_stops() {
+        let mut log = NearbyLog::default();
+        log.note("beacon 10.0.0.7", "10.0.0.7", Differs::Unknown, 1_000);
+        let l = log.list(1_000);
+        assert_eq!(l.len(), 1);
+        assert!(
+            l[0].says
+                .contains("a hub at 10.0.0.7 is in another community, or has other words"),
+            "{}",
+            l[0].says
+        );
+        // Beacons stop (it joined again with the right words, or left).
+        assert!(log.list(1_000 + BEACON_KEPT_MS + 1).is_empty());
+        // Its mDNS advert says what differs: the beacon's line goes.
+        log.note("p7", "10.0.0.7", Differs::WordOrder, 2_000);
+        let l = log.list(2_000);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].differs, Differs::WordOrder);
     }
 }

@@ -473,7 +473,7 @@ impl Task {
             peers,
             refused: self.refused.list(),
             refused_by: self.refused_by.list(),
-            other_communities: self.nearby.list(),
+            other_communities: self.nearby.list(self.engine.wall_ms()),
             sync_bytes_in: self
                 .counters
                 .bytes_in

@@ -138,7 +138,7 @@ async function api(path, opts) {
   if (r.status === 429 && (body.error === "too_many_posts" || body.error === "hub_daily_share")) {
     throw new Error(t("err." + body.error, { s: r.headers.get("retry-after") || "60" }));
   }
-  if (!r.ok) throw new Error(body.detail || ("error " + r.status));
+  if (!r.ok) throw Object.assign(new Error(body.detail || ("error " + r.status)), { body });
   if (opts.etag) opts.etag.value = r.headers.get("etag");
   return body;
 }
@@ -362,17 +362,35 @@ function showUnreached(list, total) {
 // One hub of the roster: its name (else its node id), where it is, when it was last
 // heard from (directly or through another hub), how far behind it was, and whether it
 // is connected now; one silent for too long is flagged.
+// A hub not heard from for 3 days (issue 29) says so instead of being counted, and the
+// hub computer or a PIN holder may retire it (off this hub's list until heard again).
 function rosterCard(h) {
-  const state = h.me ? "me" : h.reachable ? "connected" : h.silent ? "silent" : "away";
+  const gone = !h.me && !h.reachable && h.gone === true;
+  const state = h.me ? "me" : h.reachable ? "connected" : gone ? "gone" : h.silent ? "silent" : "away";
   const heard = h.last_heard_ms != null
     ? t(h.via === "relayed" ? "roster.heard_relayed" : "roster.heard", { ago: ago(h.last_heard_ms) })
     : t("roster.never");
+  const label = h.name || t("roster.unnamed", { node: h.node });
+  // Said below the list: the card itself goes once retired.
+  const retire = gone ? act("retire", t("roster.retire"), label, async () => {
+    const r = await fetch("/api/v1/hubs/" + h.node + "/retire",
+      { method: "POST", headers: Object.assign({ "content-type": "application/json" }, pinHeaders()), body: "{}" })
+      .catch(() => null);
+    const said = $("#roster-result");
+    said.className = r && r.ok ? "" : "err";
+    said.textContent = !r ? t("pin.unreachable") : r.ok ? t("roster.retired", { hub: label })
+      : r.status === 401 || r.status === 403 ? t("roster.retire_pin") : t("pin.error", { error: r.status });
+    if (r && r.ok) refresh();
+  }) : null;
   return el("li", { "data-node": h.node },
-    el("span", { class: "badge r-" + state }, t("roster." + state)),
-    el("h2", { dir: "auto" }, h.name || t("roster.unnamed", { node: h.node })),
+    el("span", { class: "badge r-" + state },
+      gone && h.not_seen_days != null ? tp("roster.not_seen", h.not_seen_days, { n: num(h.not_seen_days) }) : t("roster." + state)),
+    el("h2", { dir: "auto" }, label),
     h.place && h.place.label ? el("p", { dir: "auto" }, h.place.label) : null,
     h.me ? null : el("p", {}, heard),
-    !h.me && h.behind != null ? el("p", {}, tp("roster.behind", h.behind, { n: num(h.behind) })) : null);
+    !h.me && h.behind != null ? el("p", {}, tp("roster.behind", h.behind, { n: num(h.behind) })) : null,
+    gone ? el("p", {}, t("roster.gone_note")) : null,
+    retire ? el("div", { class: "actions" }, retire) : null);
 }
 
 function showRoster(roster) {
@@ -531,7 +549,7 @@ function showStatus(st) {
   myAuthor = st.author ? st.author.slice(0, 8) : null;
   showMeta();
   $("#clock").hidden = !st.clock.warning;
-  $("#clock").textContent = st.clock.warning || "";
+  $("#clock").textContent = clockWords(st.clock);
   // Nodes of another community that tried to connect (a mistyped passphrase, most often).
   // ... and those this node dialled that answered for another community.
   const refusedBy = st.refused_by || [];
@@ -540,8 +558,21 @@ function showStatus(st) {
   $("#refused").hidden = !st.refused.length && !refusedBy.length && !mismatch.length;
   $("#refused").textContent = st.refused.map((r) => t("refused.in", { ip: r.ip, n: num(r.attempts) }))
     .concat(refusedBy.map((r) => t("refused.by", { ip: r.ip, n: num(r.attempts) })))
-    .concat(mismatch.map((o) => o.says))
+    .concat(mismatch.map((o) => t("mismatch." + o.differs, { ip: o.ip })))
     .join(" ");
+}
+
+// The clock warning in the page's language (the node's `code` and `by_ms`; its own
+// `warning` is English, kept for a code this page does not know).
+function clockWords(c) {
+  if (!c.warning) return "";
+  if (c.code === "before_build") return t("clock.before_build");
+  if ((c.code !== "behind" && c.code !== "ahead") || c.by_ms == null) return c.warning;
+  const h = c.by_ms / 3600000;
+  const [n, unit] = h >= 48 ? [Math.round(h / 24), "day"] : h >= 2 ? [Math.round(h), "hour"]
+    : [Math.max(1, Math.round(c.by_ms / 60000)), "minute"];
+  const d = new Intl.NumberFormat(lang, { style: "unit", unit, unitDisplay: "long" }).format(n);
+  return t("clock." + c.code, { d }) + (c.corrected === false ? " " + tp("clock.not_corrected", c.hosts || 0, { n: num(c.hosts || 0) }) : "");
 }
 
 let categoriesShown = false;
@@ -974,7 +1005,7 @@ $("#person-form").addEventListener("submit", async (ev) => {
     refreshPeople();
   } catch (e) {
     out.className = "err";
-    out.textContent = e.message;
+    out.textContent = atField(ev.target, e) ? t("person.fix") : e.message;
   }
 });
 
@@ -1103,9 +1134,27 @@ $("#post-form").addEventListener("submit", async (ev) => {
     applyItem(item);
   } catch (e) {
     out.className = "err";
-    out.textContent = e.message;
+    out.textContent = atField(ev.target, e) ? t("post.fix") : e.message;
   }
 });
+
+// A refusal the node tied to one field (docs/api.md, "Refusals field by field"): its
+// `code` worded from the catalogue at that field (aria-invalid, aria-describedby), which
+// gets the focus. False when the form has no such field or the code is not one known.
+function atField(form, e) {
+  const b = e && e.body;
+  if (!b || !b.field || !b.code) return false;
+  const input = form.elements.namedItem(b.field);
+  const key = "err.code." + b.code;
+  if (!input || !input.name || !Object.prototype.hasOwnProperty.call(catalogue, key)) return false;
+  const msg = fieldMsg(input);
+  input.setAttribute("aria-invalid", "true");
+  msg.className = "field-msg err";
+  const max = Number(input.dataset.max || input.getAttribute("maxlength")) || null;
+  msg.textContent = b.code === "too_long" && max ? t("post.too_long", { n: num(input.value.length), max: num(max) }) : t(key);
+  input.focus();
+  return true;
+}
 
 // --- The desk (issue 13): one short form, the common categories one tap, and what was
 // typed kept in this browser until it is posted (a node restart or a reload mid-entry
@@ -1234,8 +1283,24 @@ async function uploadFile(path, type, file) {
   const headers = Object.assign({ "content-type": type }, pinHeaders());
   const r = await fetch("/api/v1" + path, { method: "POST", headers, body: file });
   const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body.detail || ("error " + r.status));
+  // The node's refusal in the page's language where the catalogue has its code.
+  const key = "err.import." + body.error;
+  const known = Object.prototype.hasOwnProperty.call(catalogue, key);
+  if (!r.ok) throw new Error(known ? t(key) : body.detail || ("error " + r.status));
   return body;
+}
+
+// What a bundle brought (issue 29), as `bundle import` says it: the new events by kind
+// (`came_in`) and by the hub that made them (`from`).
+function cameIn(r) {
+  const kinds = r.came_in || {};
+  if (!Object.keys(kinds).length) return "";
+  const shown = ["need", "offer", "person", "checkin", "hub", "alert", "official-alert", "status"];
+  const parts = shown.filter((k) => kinds[k]).map((k) => tp("usb.kind." + k, kinds[k], { n: num(kinds[k]) }));
+  const other = Object.entries(kinds).filter(([k]) => !shown.includes(k)).reduce((a, [, n]) => a + n, 0);
+  if (other) parts.push(tp("usb.kind.other", other, { n: num(other) }));
+  const from = (r.from || []).map((f) => t("usb.from_hub", { hub: f.hub || f.author, n: num(f.events) }));
+  return t("usb.came_in", { what: parts.join(", ") }) + (from.length ? " " + t("usb.from", { hubs: from.join(", ") }) : "");
 }
 
 $("#bundle-form").addEventListener("submit", async (ev) => {
@@ -1246,7 +1311,8 @@ $("#bundle-form").addEventListener("submit", async (ev) => {
   out.textContent = t("usb.importing");
   try {
     const r = await uploadFile("/bundle", "application/octet-stream", file);
-    out.textContent = t("usb.result", { new: r.new, known: r.known, refused: r.refused });
+    out.textContent = [t("usb.result", { new: r.new, known: r.known, refused: r.refused }),
+      cameIn(r)].filter((x) => x).join(" ");
     refresh();
   } catch (e) {
     out.className = "err";
