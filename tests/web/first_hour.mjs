@@ -227,6 +227,11 @@ test("a bundle through the page says what came in; a hub not seen for days is sa
     { name: "notes.bundle", mimeType: "application/octet-stream", buffer: Buffer.from("water, bread") });
   await page.click("#bundle-form button[type=submit]");
   await page.locator("#bundle-result.err", { hasText: "This file is not an aidmesh bundle" }).waitFor();
+  // Nor is a CAP file that is not XML said in the node's English (issue 29).
+  await page.setInputFiles("#cap-form input[type=file]",
+    { name: "alert.xml", mimeType: "application/xml", buffer: Buffer.from("water, bread") });
+  await page.click("#cap-form button[type=submit]");
+  await page.locator("#cap-result.err", { hasText: "This is not an XML file: an official alert (CAP)" }).waitFor();
   await page.setInputFiles("#bundle-form input[type=file]", file);
   await page.click("#bundle-form button[type=submit]");
   const result = page.locator("#bundle-result");

@@ -1286,7 +1286,7 @@ async function uploadFile(path, type, file) {
   // The node's refusal in the page's language where the catalogue has its code.
   const key = "err.import." + body.error;
   const known = Object.prototype.hasOwnProperty.call(catalogue, key);
-  if (!r.ok) throw new Error(known ? t(key) : body.detail || ("error " + r.status));
+  if (!r.ok) throw new Error(known ? t(key, { detail: body.detail || "" }) : body.detail || ("error " + r.status));
   return body;
 }
 
