@@ -250,7 +250,13 @@ fn mesh_variants() -> Vec<Variant> {
             700,
         ),
         (
-            "the node now: events mesh 3 (2-4), summaries mesh 3 (2-4), heartbeat 1 s",
+            "the node now: events mesh 4 (3-6), summaries mesh 3 (2-4), heartbeat 1 s",
+            (4, 3, 6),
+            (3, 2, 4),
+            1_000,
+        ),
+        (
+            "events mesh 3 (2-4), summaries mesh 3 (2-4), heartbeat 1 s",
             (3, 2, 4),
             (3, 2, 4),
             1_000,
@@ -260,12 +266,6 @@ fn mesh_variants() -> Vec<Variant> {
             (3, 2, 4),
             (3, 2, 4),
             700,
-        ),
-        (
-            "events mesh 4 (3-6), summaries mesh 3 (2-4), heartbeat 1 s",
-            (4, 3, 6),
-            (3, 2, 4),
-            1_000,
         ),
         (
             "events mesh 4 (3-6), summaries mesh 2 (1-3), heartbeat 1 s",
@@ -321,6 +321,10 @@ fn wire(seed: u64) {
     if let Some(p) = cfg.summaries.as_mut() {
         p.max_gap_ms = 300_000;
     }
+    print!("{}", sim::propagation(&cfg, 200, 2_000, 60));
+    println!("-- the node now, IHAVE to 1 non-mesh peer instead of 2");
+    let mut cfg = with_mesh(churning(300, seed), &mesh_variants()[1]);
+    cfg.gossip.gossip_lazy = 1;
     print!("{}", sim::propagation(&cfg, 200, 2_000, 60));
     println!("-- the node now, summaries off");
     print!("{}", sim::propagation(&churning(300, seed), 200, 2_000, 60));

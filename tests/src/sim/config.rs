@@ -70,9 +70,9 @@ pub struct LinkSpec {
 }
 
 /// Gossipsub parameters (defaults: as `node/src/net/transport.rs` configures
-/// libp2p-gossipsub 0.50 for LANs since issue 28: mesh degree 3 (2-4), IHAVE of the
+/// libp2p-gossipsub 0.50 for LANs since issue 28: mesh degree 4 (3-6), IHAVE of the
 /// last heartbeat window to 2 non-mesh peers, publish to the mesh only, 1 s
-/// heartbeat; before, mesh 4 (3-6) and 700 ms).
+/// heartbeat (700 ms before); the summaries' mesh is [`super::SummaryParams::mesh`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GossipParams {
     /// Target mesh degree (D).
@@ -102,9 +102,9 @@ pub struct GossipParams {
 impl Default for GossipParams {
     fn default() -> Self {
         GossipParams {
-            mesh_n: 3,
-            mesh_n_low: 2,
-            mesh_n_high: 4,
+            mesh_n: 4,
+            mesh_n_low: 3,
+            mesh_n_high: 6,
             gossip_lazy: 2,
             gossip_factor: 0.0,
             history_gossip: 1,

@@ -46,7 +46,7 @@ pub struct SummaryParams {
 impl Default for SummaryParams {
     fn default() -> Self {
         SummaryParams {
-            mesh: (4, 3, 6),
+            mesh: (3, 2, 4),
             delta_bytes: 230,
             per_id: 9,
             full_bytes: 2_200,
