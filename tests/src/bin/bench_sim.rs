@@ -339,24 +339,36 @@ fn wire(seed: u64) {
 /// A city: 3,000 hubs, churn, the node's settings and summaries; `events` posted one
 /// every 2 s; then a hub back after 4 h.
 fn city(seed: u64, events: usize) {
+    // `AIDMESH_SIM_CITY` picks parts, comma-separated: towns, gap, off, back (all).
+    let parts = std::env::var("AIDMESH_SIM_CITY").unwrap_or_else(|_| "towns,gap,off,back".into());
+    let part = |p: &str| parts.split(',').any(|x| x.trim() == p);
     let node = |hubs| with_mesh(churning(hubs, seed), &mesh_variants()[1]);
-    for hubs in [300, 1_000, 3_000] {
-        println!("== {hubs} hubs, churn, 10% LAN loss, {events} events one every 2 s, the node's settings, hub summaries on");
-        let t = Instant::now();
-        print!("{}", sim::propagation(&node(hubs), events, 2_000, 60));
-        eprintln!("({hubs} hubs: {:.1} s)", t.elapsed().as_secs_f64());
+    if part("towns") {
+        for hubs in [300, 1_000, 3_000] {
+            println!("== {hubs} hubs, churn, 10% LAN loss, {events} events one every 2 s, the node's settings, hub summaries on");
+            let t = Instant::now();
+            print!("{}", sim::propagation(&node(hubs), events, 2_000, 60));
+            eprintln!("({hubs} hubs: {:.1} s)", t.elapsed().as_secs_f64());
+        }
     }
-    println!("\n== the same at 3,000 hubs with the summaries' gap growing 1 s per hub heard of up to 5 min (not 30 s)");
-    let mut slow = node(3_000);
-    if let Some(p) = slow.summaries.as_mut() {
-        p.max_gap_ms = 300_000;
+    if part("gap") {
+        println!("\n== the same at 3,000 hubs with the summaries' gap growing 1 s per hub heard of up to 5 min (not 30 s)");
+        let mut slow = node(3_000);
+        if let Some(p) = slow.summaries.as_mut() {
+            p.max_gap_ms = 300_000;
+        }
+        print!("{}", sim::propagation(&slow, events, 2_000, 60));
     }
-    print!("{}", sim::propagation(&slow, events, 2_000, 60));
-    println!("\n== {events} events at 3,000 hubs, summaries off (what the summaries add)");
-    print!(
-        "{}",
-        sim::propagation(&churning(3_000, seed), events, 2_000, 60)
-    );
+    if part("off") {
+        println!("\n== {events} events at 3,000 hubs, summaries off (what the summaries add)");
+        print!(
+            "{}",
+            sim::propagation(&churning(3_000, seed), events, 2_000, 60)
+        );
+    }
+    if !part("back") {
+        return;
+    }
     let rate: f64 = std::env::var("AIDMESH_SIM_RATE")
         .ok()
         .and_then(|v| v.parse().ok())
