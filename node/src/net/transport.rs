@@ -458,6 +458,14 @@ mod tests {
         assert_eq!(p.idontwant, 0);
         assert!(p.flood_publish);
         assert_eq!((p.lazy, p.factor, p.history_gossip), (3, 0.5, 2));
+        // `mesh` sets both topics, `smesh` after it the summaries' alone.
+        assert_eq!(p.summary_mesh, (3, 2, 4));
+        let q = GossipProfile::parse("lan,mesh=5/4/8,smesh=2/1/3,heartbeat=1500").unwrap();
+        assert_eq!(
+            (q.mesh, q.summary_mesh, q.heartbeat_ms),
+            ((5, 4, 8), (2, 1, 3), 1500)
+        );
+        assert_eq!(GossipProfile::LAN.summary_mesh, (3, 2, 4));
         // Every profile named here builds a gossipsub (libp2p checks the mesh bounds).
         let topic = IdentTopic::new("t").hash();
         let summaries = IdentTopic::new("s").hash();
@@ -485,6 +493,8 @@ mod tests {
             ("lan,flood=yes", "on or off"),
             ("lan,colour=blue", "unknown setting"),
             ("lan,idontwant", "not key=value"),
+            ("lan,heartbeat=5", "milliseconds from 100"),
+            ("lan,smesh=3/4/2", "low <= target <= high"),
         ] {
             let e = GossipProfile::parse(s).unwrap_err().to_string();
             assert!(e.contains(says), "{s}: {e}");
