@@ -66,8 +66,11 @@
 //! The files, by job: this one holds the shared state (hubs, links, the event queue,
 //! [`Sim`] itself); `config.rs` the parameters and [`Rng`]; `bytes.rs` the wire sizes;
 //! `world.rs` building the town, the event loop, hubs up and down, links and sending;
-//! `gossip.rs` posting and gossipsub; `sync.rs` the driver of the real [`Session`];
-//! `scenarios.rs` the experiments and their reports; `tests.rs` the unit tests.
+//! `gossip.rs` posting and gossipsub; `summaries.rs` the hub summaries on their own
+//! topic and mesh (issue 28, off unless [`Config::summaries`]); `sync.rs` the driver of
+//! the real [`Session`]; `scenarios.rs` the experiments and their reports;
+//! `history.rs` two hubs' catch-up over a long history (10,000,000 events) outside
+//! the town; `tests.rs` the unit tests.
 //!
 //! [`Event`]: aidmesh_protocol::Event
 
