@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use aidmesh_tests::sim::{self, Churn, Config, Sim};
+use aidmesh_tests::sim::{self, Churn, Config, Sim, SummaryParams};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 
@@ -143,6 +143,45 @@ fn the_same_seed_gives_the_same_report_and_another_seed_another() {
         format!("{} {} {}", b.0, b.1, b.2)
     });
     assert_ne!(a, run(12), "two seeds gave the very same report");
+}
+
+/// Hub summaries (issue 11) as the model carries them: in a town without churn every
+/// summary reaches every other hub through the node's summaries' mesh of 3 (2-4) and
+/// the long links' explicit peers, each hub receiving it less than twice on average; a
+/// mesh of 2 (1-3) leaves most hubs without most summaries (why the node does not go
+/// below 3). The seed is the same for both, so is the town.
+#[test]
+fn hub_summaries_reach_every_hub_through_a_mesh_of_3_and_not_of_2() {
+    let reach = |mesh| {
+        let mut cfg = Config::town(60, 5);
+        cfg.summaries = Some(SummaryParams {
+            mesh,
+            ..SummaryParams::default()
+        });
+        let p = sim::propagation(&cfg, 40, 500, 30);
+        let c = &p.counters;
+        let pairs = c.summaries as f64 * 59.0;
+        assert!(c.summaries > 60, "{p}");
+        (
+            (c.summary_arrivals - c.summary_duplicates) as f64 / pairs,
+            c.summary_arrivals as f64 / pairs,
+            p,
+        )
+    };
+    let (reached, copies, p) = reach((3, 2, 4));
+    println!(
+        "mesh 3: {:.1}% reached, {copies:.2} copies\n{p}",
+        100.0 * reached
+    );
+    assert!(reached > 0.99, "{:.1}% reached: {p}", 100.0 * reached);
+    assert!(copies < 2.0, "{copies:.2} copies per hub per summary: {p}");
+    let (reached, _, p) = reach((2, 1, 3));
+    println!("mesh 2: {:.1}% reached\n{p}", 100.0 * reached);
+    assert!(
+        reached < 0.9,
+        "{:.1}% reached with a mesh of 2: {p}",
+        100.0 * reached
+    );
 }
 
 /// The short version of `bench_sim`: 300 hubs with churn, and the catch-up cases at 30

@@ -5,6 +5,9 @@
 //!
 //! ```text
 //! cargo run -p aidmesh-tests --bin bench_sim [seed]
+//! cargo run -p aidmesh-tests --bin bench_sim [seed] wire       # mesh 3 vs 4, hub summaries
+//! cargo run -p aidmesh-tests --bin bench_sim [seed] city [N]   # 3,000 hubs, N events
+//! cargo run -p aidmesh-tests --bin bench_sim [seed] history    # catch-up over 10M events
 //! ```
 //!
 //! The figures are in simulated time, so the build profile changes only how long the
@@ -12,7 +15,7 @@
 
 use std::time::Instant;
 
-use aidmesh_tests::sim::{self, Churn, Config, GossipParams};
+use aidmesh_tests::sim::{self, Churn, Config, GossipParams, SummaryParams};
 
 fn main() {
     let seed: u64 = std::env::args()
@@ -20,6 +23,28 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let t0 = Instant::now();
+    let mode = std::env::args().nth(2);
+    let arg3 = std::env::args()
+        .nth(3)
+        .and_then(|s| s.parse::<usize>().ok());
+    match mode.as_deref() {
+        Some("wire") => {
+            wire(seed);
+            eprintln!("(took {:.1} s)", t0.elapsed().as_secs_f64());
+            return;
+        }
+        Some("city") => {
+            city(seed, arg3.unwrap_or(100));
+            eprintln!("(took {:.1} s)", t0.elapsed().as_secs_f64());
+            return;
+        }
+        Some("history") => {
+            history(seed, arg3);
+            eprintln!("(took {:.1} s)", t0.elapsed().as_secs_f64());
+            return;
+        }
+        _ => {}
+    }
     let only_lan = std::env::args().nth(2).is_some();
 
     println!("== one LAN of 30 hubs (every hub connected to every other), no loss, no churn,");
@@ -195,4 +220,179 @@ fn lan_variants() -> Vec<(&'static str, GossipParams)> {
             },
         ),
     ]
+}
+
+/// The churning town of `hubs` (mean up 2 h, down 10 min).
+fn churning(hubs: usize, seed: u64) -> Config {
+    let mut cfg = Config::town(hubs, seed);
+    cfg.churn = Some(Churn {
+        mean_up_s: 7_200.0,
+        mean_down_s: 600.0,
+    });
+    cfg
+}
+
+/// Event mesh, summaries' mesh and heartbeat variants: the node before issue 28
+/// first, then the node now.
+type Variant = (
+    &'static str,
+    (usize, usize, usize),
+    (usize, usize, usize),
+    u64,
+);
+
+fn mesh_variants() -> Vec<Variant> {
+    vec![
+        (
+            "before: events mesh 4 (3-6), summaries mesh 4 (3-6), heartbeat 700 ms",
+            (4, 3, 6),
+            (4, 3, 6),
+            700,
+        ),
+        (
+            "the node now: events mesh 4 (3-6), summaries mesh 3 (2-4), heartbeat 1 s",
+            (4, 3, 6),
+            (3, 2, 4),
+            1_000,
+        ),
+        (
+            "events mesh 3 (2-4), summaries mesh 3 (2-4), heartbeat 1 s",
+            (3, 2, 4),
+            (3, 2, 4),
+            1_000,
+        ),
+        (
+            "events mesh 3 (2-4), summaries mesh 3 (2-4), heartbeat 700 ms",
+            (3, 2, 4),
+            (3, 2, 4),
+            700,
+        ),
+        (
+            "events mesh 4 (3-6), summaries mesh 2 (1-3), heartbeat 1 s",
+            (4, 3, 6),
+            (2, 1, 3),
+            1_000,
+        ),
+    ]
+}
+
+fn with_mesh(mut cfg: Config, v: &Variant) -> Config {
+    let (_, ev, su, beat) = *v;
+    cfg.gossip.mesh_n = ev.0;
+    cfg.gossip.mesh_n_low = ev.1;
+    cfg.gossip.mesh_n_high = ev.2;
+    cfg.gossip.heartbeat_ms = beat;
+    cfg.summaries = Some(SummaryParams {
+        mesh: su,
+        ..SummaryParams::default()
+    });
+    cfg
+}
+
+/// Mesh 3 against 4, with the hub summaries (delta version) modelled: one LAN of 30
+/// (the namespace test bed's shape) at 4 events a second, and the town of 300.
+fn wire(seed: u64) {
+    println!("== one LAN of 30 hubs, no loss, no churn, 240 events one every 250 ms (the test bed's load)");
+    let lan30 = || {
+        let mut cfg = Config::town(30, seed);
+        cfg.cluster_size = (30, 30);
+        cfg.lan.loss = 0.0;
+        cfg
+    };
+    for v in mesh_variants() {
+        println!("-- {}", v.0);
+        print!(
+            "{}",
+            sim::propagation(&with_mesh(lan30(), &v), 240, 250, 30)
+        );
+    }
+    println!("-- summaries off (the node now)");
+    print!("{}", sim::propagation(&lan30(), 240, 250, 30));
+    println!("\n== 300 hubs, churn, 10% LAN loss, 200 events one every 2 s, hub summaries on");
+    for v in mesh_variants() {
+        println!("-- {}", v.0);
+        print!(
+            "{}",
+            sim::propagation(&with_mesh(churning(300, seed), &v), 200, 2_000, 60)
+        );
+    }
+    println!("-- the node now, the summaries' gap growing 1 s per hub up to 5 min (not 30 s)");
+    let mut cfg = with_mesh(churning(300, seed), &mesh_variants()[1]);
+    if let Some(p) = cfg.summaries.as_mut() {
+        p.max_gap_ms = 300_000;
+    }
+    print!("{}", sim::propagation(&cfg, 200, 2_000, 60));
+    println!("-- the node now, IHAVE to 1 non-mesh peer instead of 2");
+    let mut cfg = with_mesh(churning(300, seed), &mesh_variants()[1]);
+    cfg.gossip.gossip_lazy = 1;
+    print!("{}", sim::propagation(&cfg, 200, 2_000, 60));
+    println!("-- the node now, summaries off");
+    print!("{}", sim::propagation(&churning(300, seed), 200, 2_000, 60));
+    for v in mesh_variants().into_iter().take(2) {
+        let mut cfg = with_mesh(churning(300, seed), &v);
+        cfg.lan.loss = 0.30;
+        println!("-- 30% LAN loss: {}", v.0);
+        print!("{}", sim::propagation(&cfg, 200, 2_000, 60));
+    }
+}
+
+/// A city: 3,000 hubs, churn, the node's settings and summaries; `events` posted one
+/// every 2 s; then a hub back after 4 h.
+fn city(seed: u64, events: usize) {
+    // `AIDMESH_SIM_CITY` picks parts, comma-separated: towns, gap, off, back (all).
+    let parts = std::env::var("AIDMESH_SIM_CITY").unwrap_or_else(|_| "towns,gap,off,back".into());
+    let part = |p: &str| parts.split(',').any(|x| x.trim() == p);
+    let node = |hubs| with_mesh(churning(hubs, seed), &mesh_variants()[1]);
+    if part("towns") {
+        for hubs in [300, 1_000, 3_000] {
+            println!("== {hubs} hubs, churn, 10% LAN loss, {events} events one every 2 s, the node's settings, hub summaries on");
+            let t = Instant::now();
+            print!("{}", sim::propagation(&node(hubs), events, 2_000, 60));
+            eprintln!("({hubs} hubs: {:.1} s)", t.elapsed().as_secs_f64());
+        }
+    }
+    if part("gap") {
+        println!("\n== the same at 3,000 hubs with the summaries' gap growing 1 s per hub heard of up to 5 min (not 30 s)");
+        let mut slow = node(3_000);
+        if let Some(p) = slow.summaries.as_mut() {
+            p.max_gap_ms = 300_000;
+        }
+        print!("{}", sim::propagation(&slow, events, 2_000, 60));
+    }
+    if part("off") {
+        println!("\n== {events} events at 3,000 hubs, summaries off (what the summaries add)");
+        print!(
+            "{}",
+            sim::propagation(&churning(3_000, seed), events, 2_000, 60)
+        );
+    }
+    if !part("back") {
+        return;
+    }
+    let rate: f64 = std::env::var("AIDMESH_SIM_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.5);
+    println!("\n== one hub back after 4 h away, {rate} events per hub per hour meanwhile, no churn, summaries off");
+    for hubs in [300, 1_000, 3_000] {
+        let t = Instant::now();
+        print!(
+            "{}",
+            sim::returning_hub(&Config::town(hubs, seed), 4.0, rate, 300)
+        );
+        eprintln!(
+            "(returning hub, {hubs} hubs: {:.1} s)",
+            t.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// The catch-up over a long history: 100,000, 1,000,000 and 10,000,000 events held
+/// by both, `missing` written in the 4 h away (default: a city of 3,000 hubs writing
+/// 10,000,000 events in 4 weeks, 59,524 in 4 h).
+fn history(seed: u64, missing: Option<usize>) {
+    let missing = missing.unwrap_or(59_524);
+    for base in [100_000, 1_000_000, 10_000_000] {
+        print!("{}", sim::history(base, missing, 28, 4.0, seed));
+    }
 }

@@ -14,9 +14,11 @@ pub enum Cat {
     SyncReconcile = 2,
     /// Sync fetch requests and the events answered.
     SyncFetch = 3,
+    /// Hub summaries and their mesh's GRAFT/PRUNE.
+    Summary = 4,
 }
 
-pub(super) const CATS: usize = 4;
+pub(super) const CATS: usize = 5;
 
 /// Framing per gossip RPC on the wire: a yamux header (12) and a noise frame (2-byte
 /// length, 16-byte tag).

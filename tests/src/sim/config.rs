@@ -70,8 +70,9 @@ pub struct LinkSpec {
 }
 
 /// Gossipsub parameters (defaults: as `node/src/net/transport.rs` configures
-/// libp2p-gossipsub 0.50 for LANs: mesh degree 4, IHAVE of the last heartbeat window
-/// to 2 non-mesh peers, publish to the mesh only, 700 ms heartbeat).
+/// libp2p-gossipsub 0.50 for LANs since issue 28: mesh degree 4 (3-6), IHAVE of the
+/// last heartbeat window to 2 non-mesh peers, publish to the mesh only, 1 s
+/// heartbeat (700 ms before); the summaries' mesh is [`super::SummaryParams::mesh`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GossipParams {
     /// Target mesh degree (D).
@@ -108,7 +109,7 @@ impl Default for GossipParams {
             gossip_factor: 0.0,
             history_gossip: 1,
             history_length: 5,
-            heartbeat_ms: 700,
+            heartbeat_ms: 1_000,
             flood_publish: false,
             explicit_long: true,
         }
@@ -155,6 +156,10 @@ pub struct Config {
     /// (`node/src/net/sync.rs`) do. `false`: the old way, each session fetches
     /// whatever the hub does not hold when it checks.
     pub fetch_once: bool,
+    /// Hub summaries (issue 11) gossiped on their own topic, if modelled (off in
+    /// [`Config::town`]: the node sends them, but the event figures are compared
+    /// without them; `bench_sim wire` and `city` turn them on).
+    pub summaries: Option<super::SummaryParams>,
 }
 
 impl Config {
@@ -182,6 +187,7 @@ impl Config {
             details_chars: 120,
             topic_len: 19,
             fetch_once: true,
+            summaries: None,
         }
     }
 }

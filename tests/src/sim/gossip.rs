@@ -126,6 +126,7 @@ impl Sim {
         self.events[ev as usize].held_at[hub] = self.now;
         self.held_total += 1;
         self.counters.first_via[via as usize] += 1;
+        self.summary_observe(hub);
     }
 
     /// gossipsub's publish: refused if already seen; else to every connected peer
@@ -228,6 +229,9 @@ impl Sim {
                     }
                 }
             }
+            Msg::Summary { origin, seq, bytes } => {
+                self.summary_received(to, from, origin, seq, bytes)
+            }
             Msg::Request { generation, req } => self.serve(to, from, generation, req),
             Msg::Response { generation, resp } => self.on_response(to, from, generation, resp),
         }
@@ -298,6 +302,7 @@ impl Sim {
                 self.send(hub, p, Cat::GossipControl, bytes, Msg::IHave(ids.clone()));
             }
         }
+        self.summary_heartbeat(hub);
         // Shift the message cache.
         let h = &mut self.hubs[hub];
         h.mcache.push_front(Vec::new());

@@ -66,8 +66,11 @@
 //! The files, by job: this one holds the shared state (hubs, links, the event queue,
 //! [`Sim`] itself); `config.rs` the parameters and [`Rng`]; `bytes.rs` the wire sizes;
 //! `world.rs` building the town, the event loop, hubs up and down, links and sending;
-//! `gossip.rs` posting and gossipsub; `sync.rs` the driver of the real [`Session`];
-//! `scenarios.rs` the experiments and their reports; `tests.rs` the unit tests.
+//! `gossip.rs` posting and gossipsub; `summaries.rs` the hub summaries on their own
+//! topic and mesh (issue 28, off unless [`Config::summaries`]); `sync.rs` the driver of
+//! the real [`Session`]; `scenarios.rs` the experiments and their reports;
+//! `history.rs` two hubs' catch-up over a long history (10,000,000 events) outside
+//! the town; `tests.rs` the unit tests.
 //!
 //! [`Event`]: aidmesh_protocol::Event
 
@@ -82,7 +85,9 @@ use aidmesh_protocol::{EventId, Identity, Timestamp};
 mod bytes;
 mod config;
 mod gossip;
+mod history;
 mod scenarios;
+mod summaries;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -91,7 +96,9 @@ mod world;
 use bytes::CATS;
 pub use bytes::{events_bytes, fetch_bytes, Cat};
 pub use config::{Churn, Config, GossipParams, LinkSpec, Rng};
+pub use history::{history, History};
 pub use scenarios::{partition, propagation, returning_hub, CatchUp, Propagation};
+pub use summaries::SummaryParams;
 
 /// Most events a relay session publishes.
 pub use aidmesh_protocol::session::MAX_RELAY;
@@ -150,6 +157,12 @@ enum Msg {
     Gossip(u32, bool),
     IHave(Vec<u32>),
     IWant(Vec<u32>),
+    /// A hub summary: its hub, its sequence, its size.
+    Summary {
+        origin: usize,
+        seq: u32,
+        bytes: u64,
+    },
     /// A sync request of the session `generation`.
     Request {
         generation: u64,
@@ -190,6 +203,10 @@ enum Item {
     },
     Toggle {
         hub: usize,
+    },
+    SummaryDue {
+        hub: usize,
+        life: u64,
     },
     Connect {
         link: usize,
@@ -239,6 +256,8 @@ struct Link {
 struct Peer {
     link: usize,
     mesh: bool,
+    /// In the hub summaries' mesh.
+    smesh: bool,
 }
 
 /// A hub's session with one peer: the real [`Session`] and what the driver keeps.
@@ -273,6 +292,10 @@ struct Hub {
     /// Events this hub first received by sync.
     by_sync: BTreeSet<u32>,
     rx: [u64; CATS],
+    /// Our hub summaries.
+    own: summaries::Own,
+    /// The newest summary sequence held from each hub (only with summaries on).
+    latest: Vec<u32>,
 }
 
 impl Hub {
@@ -306,6 +329,12 @@ pub struct Counters {
     pub relayed: u64,
     /// First arrivals by [`Via`]: local, push, pull, sync.
     pub first_via: [u64; 4],
+    /// Hub summaries published.
+    pub summaries: u64,
+    /// Summary copies that arrived at a hub holding that summary or a newer one.
+    pub summary_duplicates: u64,
+    /// Summary copies that arrived anywhere.
+    pub summary_arrivals: u64,
 }
 
 /// The simulation. Drive it with [`Sim::run_until`], [`Sim::post`], [`Sim::cut`],

@@ -79,6 +79,20 @@ impl fmt::Display for Propagation {
             "bytes per hub per event: {total:.0} = {ratio:.1}x the event (gossip data {:.0}, gossip control {:.0}, sync reconcile {:.0}, sync fetch {:.0}); {:.2} gossip copies each",
             b[0], b[1], b[2], b[3], self.copies_per_hub_per_event
         )?;
+        if self.counters.summaries > 0 {
+            let pairs = (self.counters.summaries as f64 * (self.town.0 as f64 - 1.0)).max(1.0);
+            writeln!(
+                f,
+                "hub summaries: {:.0} bytes per hub per event ({:.1}x the event) of the {:.0} above; {} published, {:.2} copies received per hub per summary, {:.1}% of (summary, other hub) pairs reached",
+                b[4],
+                b[4] / self.event_bytes as f64,
+                total,
+                self.counters.summaries,
+                self.counters.summary_arrivals as f64 / pairs,
+                100.0 * (self.counters.summary_arrivals - self.counters.summary_duplicates) as f64
+                    / pairs
+            )?;
+        }
         writeln!(
             f,
             "first arrivals: push {}, IHAVE/IWANT {}, sync {}; sync sessions {}; duplicate sync arrivals {}; sync requests for held events {}",
@@ -230,7 +244,7 @@ impl fmt::Display for CatchUp {
         let total = self.total();
         writeln!(
             f,
-            "{} hubs, {} events missing: converged in {}; {} bytes received in all ({} per hub; gossip data {}, gossip control {}, reconcile {}, fetch {}); at the target {}; duplicate sync arrivals {} (twice through sync {}); crossed early {}",
+            "{} hubs, {} events missing: converged in {}; {} bytes received in all ({} per hub; gossip data {}, gossip control {}, reconcile {}, fetch {}, hub summaries {}); at the target {}; duplicate sync arrivals {} (twice through sync {}); crossed early {}",
             self.hubs,
             self.missing_events,
             self.converged_s.map_or("(not within the limit)".to_string(), |s| format!("{s:.1} s")),
@@ -240,6 +254,7 @@ impl fmt::Display for CatchUp {
             self.bytes[1],
             self.bytes[2],
             self.bytes[3],
+            self.bytes[4],
             self.bytes_at_target,
             self.counters.sync_duplicate_arrivals,
             self.counters.sync_twice,

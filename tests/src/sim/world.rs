@@ -83,7 +83,16 @@ impl Sim {
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
-            hubs: (0..n).map(|_| Hub::default()).collect(),
+            hubs: (0..n)
+                .map(|_| Hub {
+                    latest: if cfg.summaries.is_some() {
+                        super::summaries::latest(n)
+                    } else {
+                        Vec::new()
+                    },
+                    ..Hub::default()
+                })
+                .collect(),
             cluster,
             links,
             events: Vec::new(),
@@ -347,6 +356,11 @@ impl Sim {
                 let at = self.now + (self.churn_rng.exp(mean) * SEC as f64) as Micros;
                 self.schedule(at, Item::Toggle { hub });
             }
+            Item::SummaryDue { hub, life } => {
+                if self.hubs[hub].up && self.hubs[hub].life == life {
+                    self.summary_due(hub);
+                }
+            }
             Item::Connect { link } => {
                 self.links[link].connect_pending = false;
                 let l = &self.links[link];
@@ -381,6 +395,7 @@ impl Sim {
             h.relay_due.clear();
             h.claims.clear();
             h.backoff.clear();
+            Self::summary_down(h);
         }
     }
 
@@ -391,6 +406,7 @@ impl Sim {
         let life = h.life;
         let beat = self.now + FIRST_HEARTBEAT + self.rng.between(0, 700) * MS;
         self.schedule(beat, Item::Heartbeat { hub, life });
+        self.summary_arm(hub);
         let links: Vec<usize> = (0..self.links.len())
             .filter(|&l| self.links[l].a == hub || self.links[l].b == hub)
             .collect();
@@ -451,8 +467,16 @@ impl Sim {
         l.free_at = [self.now; 2];
         l.last_arrival = [self.now; 2];
         let (a, b) = (l.a, l.b);
-        self.hubs[a].peers.insert(b, Peer { link, mesh: false });
-        self.hubs[b].peers.insert(a, Peer { link, mesh: false });
+        for (x, y) in [(a, b), (b, a)] {
+            self.hubs[x].peers.insert(
+                y,
+                Peer {
+                    link,
+                    mesh: false,
+                    smesh: false,
+                },
+            );
+        }
         let topic = self.cfg.topic_len as u64;
         // Subscriptions, both ways.
         self.hubs[a].rx[Cat::GossipControl as usize] += control_bytes(topic);
@@ -465,6 +489,7 @@ impl Sim {
                 self.graft(x, y);
             }
         }
+        self.summary_connect(a, b);
         for (x, y) in [(a, b), (b, a)] {
             if !self.hubs[x].sessions.contains_key(&y) {
                 self.start_sync(x, y, false);
