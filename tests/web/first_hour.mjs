@@ -228,6 +228,7 @@ test("a bundle through the page says what came in; a hub not seen for days is sa
   await page.click("#bundle-form button[type=submit]");
   await page.locator("#bundle-result.err", { hasText: "This file is not an aidmesh bundle" }).waitFor();
   // Nor is a CAP file that is not XML said in the node's English (issue 29).
+  await page.click("#cap summary");
   await page.setInputFiles("#cap-form input[type=file]",
     { name: "alert.xml", mimeType: "application/xml", buffer: Buffer.from("water, bread") });
   await page.click("#cap-form button[type=submit]");
