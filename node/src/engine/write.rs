@@ -4,7 +4,7 @@
 use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome};
 use aidmesh_protocol::quota::{self, admit_unknown, Admit, DAILY_EVENTS_PER_AUTHOR};
 use aidmesh_protocol::validate::{validate, Rules, Verified};
-use aidmesh_protocol::{AuthorId, Body, Event, Timestamp, ValidationError};
+use aidmesh_protocol::{AuthorId, Body, Event, Timestamp, ValidationError, View};
 use tracing::warn;
 
 use super::{BatchResult, Engine, IngestError, Ingested, NewEvent, Origin, State, BUILD_MS};
@@ -290,6 +290,8 @@ impl Engine {
         st.sync_set = None;
         st.generation += 1;
         if let Some(body) = &body {
+            let touched = View::heads_touched(&event, body);
+            st.head_changes.note(st.generation, touched);
             st.view.insert(&event, body);
             if let Some(log) = &mut st.rebuild_log {
                 log.push((event.clone(), body.clone()));
