@@ -731,7 +731,7 @@ impl View {
             }
             return;
         }
-        add.sort_unstable_by(|a, b| of(a).cmp(&of(b)));
+        add.sort_unstable_by_key(&of);
         // Merge from the back into the grown vector: each old head moves once.
         let old = heads.len();
         heads.extend(add.iter().cloned());
