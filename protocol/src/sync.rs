@@ -597,6 +597,42 @@ mod tests {
         }
     }
 
+    /// The digest just after a change at a million held ids, as the store made it
+    /// before (every id copied from the time index and sorted) and with
+    /// [`SortedIds`] (issue 28). A measurement, not a check of speed:
+    /// `cargo test --release -p aidmesh-protocol --lib -- --ignored --nocapture digest_after_a_change`
+    #[test]
+    #[ignore]
+    fn digest_after_a_change_at_a_million_ids() {
+        use std::time::Instant;
+        let n = 1_000_000u32;
+        let mut held: BTreeSet<(Timestamp, EventId)> =
+            (0..n).map(|i| (Timestamp(u64::from(i)), id(i))).collect();
+        let mut kept = SortedIds::new(held.iter().map(|(_, i)| *i));
+        kept.digest();
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for round in 0..5u32 {
+            let new = id(n + round);
+            held.insert((Timestamp(u64::from(n + round)), new));
+            let t = Instant::now();
+            let mut ids: Vec<EventId> = held.iter().map(|(_, i)| *i).collect();
+            ids.sort_unstable();
+            let old = digest(&ids);
+            before.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            kept.insert(new);
+            let d = kept.digest();
+            after.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(d, old);
+        }
+        before.sort_by(f64::total_cmp);
+        after.sort_by(f64::total_cmp);
+        println!(
+            "digest after a change, {n} ids, median of 5: sort and hash {:.1} ms, SortedIds {:.1} ms",
+            before[2], after[2]
+        );
+    }
+
     #[test]
     fn sorted_ids_fold_a_long_log_and_hash_past_one_block() {
         // More changes than the log keeps (4,096) and more ids than one hashing block.
