@@ -32,13 +32,39 @@ impl AuthorId {
     /// so nobody but the author can make another valid signature for the same bytes.
     /// (The author could sign twice with different nonces; the event id does not cover
     /// the signature, so both copies are the same event and the first one kept wins.)
+    ///
+    /// The author's key is decompressed once per thread and kept (a few hundred
+    /// recent authors; a hub's events come from few): decompressing it is a tenth of
+    /// a check, and the answer is the same either way.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
-        let Ok(key) = VerifyingKey::from_bytes(&self.0) else {
+        let Some(key) = verifying_key(&self.0) else {
             return false;
         };
         let sig = ed25519_dalek::Signature::from_bytes(signature);
         key.verify_strict(message, &sig).is_ok()
     }
+}
+
+/// Slots of the per-thread cache of decompressed keys (about 200 bytes each).
+const KEY_SLOTS: usize = 256;
+
+/// `VerifyingKey::from_bytes(bytes)`, from a small per-thread cache (a slot per
+/// key's first byte: keys are uniform). A key that does not decompress is not kept.
+fn verifying_key(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+    use std::cell::RefCell;
+    thread_local! {
+        static KEYS: RefCell<Vec<Option<VerifyingKey>>> = RefCell::new(vec![None; KEY_SLOTS]);
+    }
+    let slot = usize::from(bytes[0]) % KEY_SLOTS;
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if let Some(k) = keys[slot].as_ref().filter(|k| k.as_bytes() == bytes) {
+            return Some(*k);
+        }
+        let k = VerifyingKey::from_bytes(bytes).ok()?;
+        keys[slot] = Some(k);
+        Some(k)
+    })
 }
 
 impl fmt::Display for AuthorId {
@@ -110,6 +136,31 @@ mod tests {
         assert_eq!(a.short().len(), AUTHOR_SHORT_LEN);
         assert!(a.to_hex().starts_with(&a.short()));
         assert!("zz".parse::<AuthorId>().is_err());
+    }
+
+    #[test]
+    fn kept_keys_give_the_same_answers() {
+        // More authors than the cache has slots, so slots are shared and replaced,
+        // asked in turn: each key verifies its own signatures and no other's.
+        let ids: Vec<Identity> = (0..600u16)
+            .map(|n| {
+                let mut seed = [0u8; 32];
+                seed[..2].copy_from_slice(&n.to_le_bytes());
+                Identity::from_seed(seed)
+            })
+            .collect();
+        for round in 0..2 {
+            for (i, id) in ids.iter().enumerate() {
+                let msg = [round as u8, (i % 251) as u8];
+                let sig = id.sign(&msg);
+                assert!(id.author().verify(&msg, &sig));
+                let other = &ids[(i + 1) % ids.len()];
+                assert!(!other.author().verify(&msg, &sig));
+                let mut forged = sig;
+                forged[0] ^= 1;
+                assert!(!id.author().verify(&msg, &forged));
+            }
+        }
     }
 
     #[test]

@@ -672,6 +672,82 @@ impl View {
             .collect()
     }
 
+    /// The head of need or offer `id` folded at `now_ms`, as [`View::heads`] has it,
+    /// or `None` when it is not shown.
+    pub fn head(&self, id: &EventId, now_ms: u64) -> Option<ItemHead> {
+        Some(self.fold(id, now_ms)?.0)
+    }
+
+    /// The needs and offers whose head ([`View::heads`]) filing event `e` may
+    /// change: `Some` of them (a need or offer itself, a status change's target; none
+    /// for a hub announcement or an alert), or `None` when it may change any (a
+    /// redaction, a person, a check-in or a sharing answer reach posts through the
+    /// links a fold follows). What lets a list keep its sorted heads and fold again
+    /// only what a change reached (issue 28).
+    pub fn heads_touched(e: &Event, body: &Body) -> Option<Vec<EventId>> {
+        match body {
+            Body::Need(_) | Body::Offer(_) => Some(vec![e.id()]),
+            Body::Status(s) => Some(vec![s.target]),
+            Body::Hub(_) | Body::Alert(_) | Body::OfficialAlert(_) => Some(Vec::new()),
+            Body::Redaction(_) | Body::Person(_) | Body::CheckIn(_) | Body::Sharing(_) => None,
+        }
+    }
+
+    /// Brings `heads` up to date for the needs and offers in `touched`: `heads` was
+    /// [`View::heads`] of an earlier view sorted by `order` (of each item's urgency,
+    /// creation time and id, which never change), `touched` holds every item whose
+    /// head may have changed since ([`View::heads_touched`] of each event filed
+    /// meanwhile), and the heads of the other items must still hold at `now_ms` (none
+    /// of them expired in between). Afterwards `heads` is [`View::heads`] at `now_ms`
+    /// sorted by `order`; the work is a fold of each touched item, not of every item.
+    pub fn refold_heads<K: Ord>(
+        &self,
+        heads: &mut Vec<ItemHead>,
+        touched: &BTreeSet<EventId>,
+        now_ms: u64,
+        order: impl Fn(Urgency, Timestamp, EventId) -> K,
+    ) {
+        let of = |h: &ItemHead| order(h.urgency, h.created, h.id);
+        let mut add = Vec::new();
+        for id in touched {
+            let Some(p) = self.posts.get(id) else {
+                continue;
+            };
+            let key = order(p.urgency, p.at, *id);
+            let at = heads.binary_search_by(|h| of(h).cmp(&key));
+            match (at, self.head(id, now_ms)) {
+                (Ok(i), Some(h)) => heads[i] = h,
+                (Ok(i), None) => {
+                    heads.remove(i);
+                }
+                (Err(_), Some(h)) => add.push(h),
+                (Err(_), None) => {}
+            }
+        }
+        if add.len() <= 4 {
+            for h in add {
+                let i = heads.partition_point(|x| of(x) < of(&h));
+                heads.insert(i, h);
+            }
+            return;
+        }
+        add.sort_unstable_by_key(&of);
+        // Merge from the back into the grown vector: each old head moves once.
+        let old = heads.len();
+        heads.extend(add.iter().cloned());
+        let (mut i, mut j, mut w) = (old, add.len(), heads.len());
+        while j > 0 {
+            if i > 0 && of(&heads[i - 1]) > of(&add[j - 1]) {
+                heads.swap(i - 1, w - 1);
+                i -= 1;
+            } else {
+                heads[w - 1] = add[j - 1].clone();
+                j -= 1;
+            }
+            w -= 1;
+        }
+    }
+
     /// Folds the status changes of need or offer `id` at `now_ms` (see the module
     /// doc): its head, holder and history, or `None` when it is not shown.
     fn fold(&self, id: &EventId, now_ms: u64) -> Option<(ItemHead, Option<AuthorId>, Vec<Change>)> {

@@ -850,6 +850,43 @@ proptest! {
         }
     }
 
+    /// Heads kept sorted and folded again only where [`View::heads_touched`] says a
+    /// change reached are the heads of a full fold (issue 28): for any events filed
+    /// before and after, in any order.
+    #[test]
+    fn refolding_the_touched_heads_is_a_full_fold(
+        ops in proptest::collection::vec(op(), 1..60),
+        split in any::<prop::sample::Index>(),
+        seed in any::<u64>(),
+    ) {
+        let mut evs = materialise(&ops);
+        shuffle(&mut evs, seed);
+        let split = split.index(evs.len() + 1);
+        let order = |u: Urgency, t: Timestamp, id: EventId| std::cmp::Reverse((u, t, id));
+        let sorted = |v: &View| {
+            let mut h = v.heads(NOW);
+            h.sort_by_key(|h| order(h.urgency, h.created, h.id));
+            h
+        };
+        let mut v = view(&evs[..split]);
+        let mut heads = sorted(&v);
+        let mut touched = Some(BTreeSet::new());
+        for (e, b) in &evs[split..] {
+            v.insert(e, b);
+            touched = match (touched, View::heads_touched(e, b)) {
+                (Some(mut t), Some(ids)) => {
+                    t.extend(ids);
+                    Some(t)
+                }
+                _ => None,
+            };
+        }
+        if let Some(t) = touched {
+            v.refold_heads(&mut heads, &t, NOW, order);
+            prop_assert_eq!(heads, sorted(&v));
+        }
+    }
+
     #[test]
     fn heads_are_the_items_without_their_posts(ops in proptest::collection::vec(op(), 1..60)) {
         let v = view(&materialise(&ops));

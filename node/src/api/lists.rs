@@ -153,11 +153,13 @@ fn head_key(h: &ItemHead) -> ListKey {
     ListKey::new(h.urgency, h.created.0, h.id)
 }
 
-/// Every need and offer's head in list order ([`head_key`]), folded and sorted once
-/// per change of the store, and again when an item it holds expires (a fold of
-/// every item is a quarter of a second at 100,000 items, and 50 phones loading the
-/// board at once asked for 100 of them). Made outside the kept value's lock, so
-/// answers that find it are not held up.
+/// Every need and offer's head in list order ([`head_key`]), kept from one change of
+/// the store to the next: after a change, only the items it reached are folded again
+/// and moved into place ([`aidmesh_protocol::View::refold_heads`]; issue 28: a fold
+/// of every item was 302 ms at a million, under the engine's lock). Folded in full at
+/// the first answer, after a change that may reach any item (a redaction, a
+/// check-in), and when an item it holds expires (50 phones loading the board at once
+/// asked for 100 full folds before any of this was kept). One fold at a time.
 pub(super) fn sorted_heads(st: &AppState, now: u64) -> Arc<Vec<ItemHead>> {
     /// The engine (by address) and its version.
     type Key = (usize, (u64, u64));
@@ -165,8 +167,9 @@ pub(super) fn sorted_heads(st: &AppState, now: u64) -> Arc<Vec<ItemHead>> {
     type Kept = (Key, u64, Arc<Vec<ItemHead>>);
     static KEPT: Mutex<Option<Kept>> = Mutex::new(None);
     static MAKING: Mutex<()> = Mutex::new(());
-    let key = (Arc::as_ptr(&st.engine) as usize, st.engine.version());
+    let engine = Arc::as_ptr(&st.engine) as usize;
     let kept = || {
+        let key = (engine, st.engine.version());
         KEPT.lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
@@ -182,18 +185,48 @@ pub(super) fn sorted_heads(st: &AppState, now: u64) -> Arc<Vec<ItemHead>> {
     if let Some(v) = kept() {
         return v;
     }
-    let mut heads = st.engine.with_view(|v| v.heads(now));
-    heads.sort_unstable_by_key(head_key);
-    // An active item is expired once the time is past its `expires_ms`.
-    let until = heads
-        .iter()
+    // The heads of an earlier version of this engine (this start), none expired since.
+    let boot = st.engine.version().0;
+    let earlier = KEPT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .filter(|((e, (b, _)), until, _)| *e == engine && *b == boot && now <= *until)
+        .map(|((_, (_, generation)), until, heads)| {
+            // Changed in place unless an answer still reads them.
+            (generation, until, Arc::unwrap_or_clone(heads))
+        });
+    let order = |u, t: aidmesh_protocol::Timestamp, id| ListKey::new(u, t.0, id);
+    let (version, refolded) = st.engine.with_view_changes(|v, version, changes| {
+        if let Some((generation, until, mut heads)) = earlier {
+            if let Some(touched) = changes.since(generation) {
+                v.refold_heads(&mut heads, &touched, now, order);
+                let sooner = touched.iter().filter_map(|id| v.head(id, now));
+                return (version, Ok((heads, until.min(expires(sooner)))));
+            }
+        }
+        (version, Err(v.heads(now)))
+    });
+    // A full fold is sorted outside the engine's lock.
+    let (heads, until) = refolded.unwrap_or_else(|mut heads| {
+        heads.sort_unstable_by_key(head_key);
+        let until = expires(heads.iter().cloned());
+        (heads, until)
+    });
+    let heads = Arc::new(heads);
+    *KEPT.lock().unwrap_or_else(|p| p.into_inner()) =
+        Some(((engine, version), until, heads.clone()));
+    heads
+}
+
+/// Until when heads folded now stay true: the first time an active item among them
+/// expires (is past its `expires_ms`).
+fn expires(heads: impl Iterator<Item = ItemHead>) -> u64 {
+    heads
         .filter(|h| h.state.is_active() && !h.expired)
         .filter_map(|h| h.expires_ms)
         .min()
-        .unwrap_or(u64::MAX);
-    let heads = Arc::new(heads);
-    *KEPT.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, until, heads.clone()));
-    heads
+        .unwrap_or(u64::MAX)
 }
 
 /// Whether every search word appears in the title, details, place, contact or unit.

@@ -82,6 +82,7 @@ impl Engine {
         st.digest = None;
         st.sync_set = None;
         st.generation += 1;
+        st.head_changes.note(st.generation, None);
         // Durable before the compaction is asked for: the erasure and its pending flag.
         self.store.flush()?;
         self.compactor.request(false);

@@ -160,7 +160,16 @@ fn the_digest_is_never_stale_after_concurrent_writes() {
         eng.sync_set().unwrap();
     }
     writer.join().unwrap();
-    let fresh = aidmesh_protocol::sync::digest(&eng.store().ids().unwrap());
+    // From the time index, sorted here: not from the ids the store keeps sorted.
+    let mut ids: Vec<EventId> = eng
+        .store()
+        .sync_items()
+        .unwrap()
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    ids.sort_unstable();
+    let fresh = aidmesh_protocol::sync::digest(&ids);
     assert_eq!(eng.digest().unwrap(), fresh, "a stale digest was cached");
     assert_eq!(
         eng.sync_set().unwrap().len(),
@@ -727,4 +736,70 @@ fn a_needs_help_check_in_posts_a_need_with_the_street_not_the_door() {
         })
         .unwrap();
     assert!(none.is_none());
+}
+
+/// The lists keep their sorted heads and fold again only the items each change
+/// reached (issue 28): what [`HeadChanges`] names, folded by `refold_heads`, is
+/// always a full fold, through new posts, status changes, an alert, a redaction
+/// (which erases) and changes left to pile up between folds.
+#[test]
+fn heads_folded_again_where_changes_reached_are_a_full_fold() {
+    use aidmesh_protocol::body::{Alert, Severity, StatusChange};
+    use aidmesh_protocol::Status;
+    let dir = tempfile::tempdir().unwrap();
+    let eng = engine(dir.path(), 1);
+    let order = |u: Urgency, t: Timestamp, id: EventId| std::cmp::Reverse((u, t, id));
+    let sorted = |v: &View| {
+        let mut h = v.heads(0);
+        h.sort_by_key(|h| order(h.urgency, h.created, h.id));
+        h
+    };
+    let (mut generation, mut heads) = eng.with_view_changes(|v, (_, g), _| (g, sorted(v)));
+    let mut posts: Vec<EventId> = Vec::new();
+    let mut full_folds = 0;
+    for i in 0..60usize {
+        let urgency = Urgency::ALL[i % Urgency::ALL.len()];
+        let body = match i % 6 {
+            0 | 1 => Body::Need(Post::new("water", Category::Water, urgency)),
+            2 => Body::Offer(Post::new("boat", Category::Transport, urgency)),
+            3 | 4 if !posts.is_empty() => Body::Status(StatusChange {
+                target: posts[i % posts.len()],
+                status: [Status::Claimed, Status::Fulfilled, Status::Reopened][i % 3],
+                note: String::new(),
+            }),
+            5 if i == 29 => Body::Redaction(Redaction {
+                target: posts[1],
+                reason: String::new(),
+            }),
+            _ => Body::Alert(Alert {
+                severity: Severity::Severe,
+                headline: format!("alert {i}"),
+                text: String::new(),
+                area: String::new(),
+                expires_ms: None,
+            }),
+        };
+        let e = eng.post(body.clone()).unwrap();
+        if matches!(body, Body::Need(_) | Body::Offer(_)) {
+            posts.push(e.id());
+        }
+        // Folded after every third change only, so changes pile up in between.
+        if i % 3 != 2 {
+            continue;
+        }
+        let (g, full) = eng.with_view_changes(|v, (_, g), changes| {
+            match changes.since(generation) {
+                Some(touched) => v.refold_heads(&mut heads, &touched, 0, order),
+                None => {
+                    full_folds += 1;
+                    heads = sorted(v);
+                }
+            }
+            (g, sorted(v))
+        });
+        assert_eq!(heads, full, "after change {i}");
+        generation = g;
+    }
+    // Only the redaction (and the erasure it made) asked for a full fold.
+    assert_eq!(full_folds, 1);
 }

@@ -4,7 +4,7 @@
 use aidmesh_protocol::body::{BodyKind, CheckIn, Outcome};
 use aidmesh_protocol::quota::{self, admit_unknown, Admit, DAILY_EVENTS_PER_AUTHOR};
 use aidmesh_protocol::validate::{validate, Rules, Verified};
-use aidmesh_protocol::{AuthorId, Body, Event, Timestamp, ValidationError};
+use aidmesh_protocol::{AuthorId, Body, Event, Timestamp, ValidationError, View};
 use tracing::warn;
 
 use super::{BatchResult, Engine, IngestError, Ingested, NewEvent, Origin, State, BUILD_MS};
@@ -111,14 +111,15 @@ impl Engine {
             // (the batch fails as a whole; catch-up fetches it again once there is room).
             self.disk.admit(false)?;
             let now = self.now_ms();
-            let checked = validate_all(batch, &Rules::at(now));
-            let mut filed = batch.iter().zip(checked).peekable();
-            while filed.peek().is_some() {
-                // The lock is let go every few events, so a page or a local post
-                // waits for a few events' filing, not a whole batch's.
+            let rules = Rules::at(now);
+            // Filed a chunk at a time as validation (on every core) hands chunks over
+            // in order: while this thread files one, the next ones are checked. The
+            // lock is let go after each chunk, so a page or a local post waits for a
+            // few events' filing, not a whole batch's.
+            validate_chunks(batch, &rules, |part, checked| {
                 let mut announce = Vec::new();
                 let mut st = self.lock();
-                for (bytes, v) in filed.by_ref().take(FILE_CHUNK) {
+                for (bytes, v) in part.iter().zip(checked) {
                     let r = match v {
                         Ok(v) => self.file(&mut st, v, origin, now, &mut announce),
                         Err(e) => Err(e.into()),
@@ -131,7 +132,8 @@ impl Engine {
                 }
                 drop(st);
                 self.announce(announce);
-            }
+                Ok(())
+            })?;
         }
         self.store.flush()?;
         Ok(out)
@@ -290,6 +292,8 @@ impl Engine {
         st.sync_set = None;
         st.generation += 1;
         if let Some(body) = &body {
+            let touched = View::heads_touched(&event, body);
+            st.head_changes.note(st.generation, touched);
             st.view.insert(&event, body);
             if let Some(log) = &mut st.rebuild_log {
                 log.push((event.clone(), body.clone()));
@@ -310,44 +314,87 @@ impl Engine {
 /// Most events filed under one hold of the engine lock by [`Engine::ingest_batch`].
 const FILE_CHUNK: usize = 64;
 
-/// Validates peers' events (no target look-up, see [`aidmesh_protocol::TargetLookup`]) on every core:
-/// decoding and the Ed25519 check are independent per event. Results in input order.
+/// Validates peers' events (no target look-up, see
+/// [`aidmesh_protocol::TargetLookup`]) on every core, [`FILE_CHUNK`] at a time, and
+/// hands each chunk with its results to `file` in input order, on this thread, while
+/// the next chunks are being validated: decoding and the Ed25519 check are
+/// independent per event, and filing (the store and the view, under the engine's
+/// lock) overlaps them instead of waiting for the whole batch (issue 28). Stops at
+/// the first error `file` returns.
 ///
-/// Not `ed25519_dalek::verify_batch`: its cofactorless equation with coefficients
-/// derived from the batch can accept, about one time in eight per try, a crafted
-/// signature whose points carry a small-torsion component that `verify_strict`
-/// rejects. Whether such an event were stored would then depend on which batch it
-/// arrived in, and two nodes could hold different sets for good.
-fn validate_all(batch: &[Vec<u8>], rules: &Rules) -> Vec<Result<Verified, ValidationError>> {
+/// Each event is checked with `verify_strict` on its own, not with
+/// `ed25519_dalek::verify_batch`: its cofactorless equation with coefficients derived
+/// from the batch can accept, about one time in eight per try, a crafted signature
+/// whose points carry a small-torsion component that `verify_strict` rejects. Whether
+/// such an event were stored would then depend on which batch it arrived in, and two
+/// nodes could hold different sets for good.
+fn validate_chunks<E>(
+    batch: &[Vec<u8>],
+    rules: &Rules,
+    mut file: impl FnMut(&[Vec<u8>], Vec<Result<Verified, ValidationError>>) -> Result<(), E>,
+) -> Result<(), E> {
     /// Below this, starting threads costs more than it saves.
     const MIN_PARALLEL: usize = 64;
     let one = |bytes: &Vec<u8>| validate(bytes, rules, &());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks: Vec<&[Vec<u8>]> = batch.chunks(FILE_CHUNK).collect();
     if cores < 2 || batch.len() < MIN_PARALLEL {
-        return batch.iter().map(one).collect();
+        for part in chunks {
+            file(part, part.iter().map(one).collect())?;
+        }
+        return Ok(());
     }
-    let per = batch.len().div_ceil(cores);
+    let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
-        let mut parts = batch.chunks(per);
-        // This thread takes the first part; a thread that cannot be started leaves
-        // its part to this one.
-        let first = parts.next().unwrap_or_default();
-        let others: Vec<_> = parts
-            .map(|part| {
-                let handle = std::thread::Builder::new()
-                    .name("validate".into())
-                    .spawn_scoped(s, move || part.iter().map(one).collect::<Vec<_>>());
-                (part, handle)
-            })
-            .collect();
-        let mut out: Vec<_> = first.iter().map(one).collect();
-        for (part, handle) in others {
-            match handle.map(|h| h.join()) {
-                Ok(Ok(done)) => out.extend(done),
-                // A panic in validation would be a bug; validate here instead.
-                _ => out.extend(part.iter().map(one)),
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut workers = 0;
+        for _ in 0..cores {
+            let (tx, next, chunks) = (tx.clone(), &next, &chunks);
+            let started = std::thread::Builder::new()
+                .name("validate".into())
+                .spawn_scoped(s, move || loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(part) = chunks.get(i) else { break };
+                    // The receiver gone (an error stopped the filing): stop too.
+                    if tx
+                        .send((i, part.iter().map(one).collect::<Vec<_>>()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                });
+            workers += usize::from(started.is_ok());
+        }
+        drop(tx);
+        let mut ready = std::collections::BTreeMap::new();
+        let mut want = 0;
+        while want < chunks.len() {
+            if let Some(checked) = ready.remove(&want) {
+                file(chunks[want], checked)?;
+                want += 1;
+                continue;
+            }
+            match (workers > 0).then(|| rx.recv().ok()).flatten() {
+                Some((i, checked)) => {
+                    ready.insert(i, checked);
+                }
+                // No thread could be started, or one died (a panic in validation
+                // would be a bug): this thread validates what is left.
+                None => {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    match chunks.get(i) {
+                        Some(part) => {
+                            ready.insert(i, part.iter().map(one).collect());
+                        }
+                        None => {
+                            // Taken by a worker that is gone: validate it here.
+                            let part = chunks[want];
+                            ready.insert(want, part.iter().map(one).collect());
+                        }
+                    }
+                }
             }
         }
-        out
+        Ok(())
     })
 }
