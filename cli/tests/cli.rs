@@ -1087,7 +1087,9 @@ fn welfare_commands_against_a_real_node() {
             "5m",
         ],
         1,
-        &["check_every_secs"],
+        // The field as the command line and the API name it (was the event's
+        // `check_every_secs` until refusals named their field, issue 29).
+        &["every: must be between 600 s (10 min)"],
     );
 
     let out = ok(dir, &["welfare", "forget", "ada"]);
