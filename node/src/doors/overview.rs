@@ -486,7 +486,7 @@ pub fn render(
     if !water.is_empty() {
         let _ = write!(
             out,
-            "<path class=\"water\" fill=\"#cfe3f3\" fill-rule=\"evenodd\" d=\"{water}\"/>"
+            "<path class=\"water\" fill=\"#cfe3f3\" d=\"{water}\"/>"
         );
     }
     if !minor.is_empty() {
