@@ -4,7 +4,9 @@
 //! pmtiles reader makes them (206, 416, 304, If-Range, the same bytes as the file); a
 //! file that is not PMTiles, has the wrong version, is cut short or damaged is refused
 //! saying which, and the old map stays; `kill -9` in the middle of an install leaves the
-//! old map whole; with no map both answer 404 saying how to add one.
+//! old map whole; with no map both answer 404 saying how to add one. The printed board
+//! (`/print`) draws an overview of the positioned needs from the installed map, numbered
+//! as their cards, and none without a map.
 
 use std::path::Path;
 use std::time::Duration;
