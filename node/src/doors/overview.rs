@@ -338,6 +338,10 @@ fn decode_geometry(g: &[u8], points: &mut usize, max: usize) -> Vec<Vec<(i64, i6
                 }
             }
             7 => {
+                if *points >= max {
+                    return parts;
+                }
+                *points += 1;
                 if let Some(first) = parts.last().and_then(|p| p.first()).copied() {
                     if let Some(p) = parts.last_mut() {
                         p.push(first);
@@ -433,7 +437,11 @@ pub fn render(
             let Some(bytes) = inflate(&raw, h.tile_compression, MAX_TILE_INFLATED) else {
                 continue;
             };
-            let layers = decode_mvt(&bytes, &["water", "roads"], MAX_POINTS - points);
+            let layers = decode_mvt(
+                &bytes,
+                &["water", "roads"],
+                MAX_POINTS.saturating_sub(points),
+            );
             for l in layers {
                 let scale = 256.0 / f64::from(l.extent);
                 let bx = tx as f64 * 256.0 - ox;
@@ -550,5 +558,17 @@ mod tests {
         ] {
             let _ = decode_mvt(bytes, &["roads"], 10);
         }
+        // One road whose geometry closes its path a thousand times: still at most
+        // `max_points` points.
+        let ld = |key: u8, b: &[u8]| [&[key, b.len() as u8][..], b].concat();
+        let mut geometry = vec![0x09, 2, 2];
+        geometry.extend([0x0f; 100]);
+        let feature = [&[0x18, 2][..], &ld(0x22, &geometry)].concat();
+        let layer = [ld(0x0a, b"roads"), ld(0x12, &feature)].concat();
+        let tile = ld(0x1a, &layer);
+        let layers = decode_mvt(&tile, &["roads"], 10);
+        assert_eq!(layers.len(), 1);
+        let points: usize = layers[0].features[0].parts.iter().map(Vec::len).sum();
+        assert_eq!(points, 10);
     }
 }
