@@ -3,15 +3,34 @@
 //! a map or a specific error, never a panic or an unbounded allocation. The same bytes
 //! are also decoded as a bare directory, and as the root directory (uncompressed) of a
 //! well-formed header, so the directory checks are reached without the fuzzer having
-//! to find a valid header first. Seeds (`seeds/pmtiles/`) are the test town that
+//! to find a valid header first. The printed board's overview (`doors/overview.rs`) is
+//! fuzzed here too: the bytes as a vector tile, and the overview drawn from the map
+//! whose root directory they are (tile lookup, leaf directories, tile decoding). Seeds (`seeds/pmtiles/`) are the test town that
 //! tippecanoe builds from tests/data/map.
 #![no_main]
 
+use aidmesh_node::doors::overview::{decode_mvt, render, Pin};
 use aidmesh_node::doors::pmtiles::{decode_directory, inspect, HEADER_LEN};
 use libfuzzer_sys::fuzz_target;
 
 fn check(data: &[u8]) {
     if let Ok(info) = inspect(data) {
+        let [lon, lat] = info.center();
+        let pins = [Pin {
+            number: 0,
+            lat,
+            lon,
+        }];
+        let _ = render(
+            &info,
+            &pins,
+            |offset, length| {
+                let start = usize::try_from(offset).ok()?;
+                data.get(start..start.checked_add(usize::try_from(length).ok()?)?)
+                    .map(<[u8]>::to_vec)
+            },
+            "map",
+        );
         let [w, s, e, n] = info.bounds();
         assert!((-180.0..=180.0).contains(&w) && (-180.0..=180.0).contains(&e));
         assert!((-90.0..=90.0).contains(&s) && (-90.0..=90.0).contains(&n) && s <= n);
@@ -23,6 +42,7 @@ fn check(data: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     check(data);
     let _ = decode_directory(data);
+    let _ = decode_mvt(data, &["water", "roads"], 10_000);
     // A header whose root directory is `data`, uncompressed, with 64 bytes of tiles.
     let root_offset = HEADER_LEN as u64;
     let data_offset = root_offset + data.len() as u64;

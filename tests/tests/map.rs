@@ -4,7 +4,9 @@
 //! pmtiles reader makes them (206, 416, 304, If-Range, the same bytes as the file); a
 //! file that is not PMTiles, has the wrong version, is cut short or damaged is refused
 //! saying which, and the old map stays; `kill -9` in the middle of an install leaves the
-//! old map whole; with no map both answer 404 saying how to add one.
+//! old map whole; with no map both answer 404 saying how to add one. The printed board
+//! (`/print`) draws an overview of the positioned needs from the installed map, numbered
+//! as their cards, and none without a map.
 
 use std::path::Path;
 use std::time::Duration;
@@ -353,4 +355,119 @@ fn kill_9_in_the_middle_of_an_install_leaves_the_old_map_whole() {
         incoming().is_none(),
         "the leftover temporary file is removed"
     );
+}
+
+/// The attribute `name="..."` of the first tag in `s` that has it, as a number.
+fn attr(s: &str, name: &str) -> f64 {
+    let key = format!("{name}=\"");
+    let at = s.find(&key).unwrap_or_else(|| panic!("no {name} in {s}")) + key.len();
+    let end = at + s[at..].find('"').expect("closing quote");
+    s[at..end].parse().unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Web Mercator, as the test computes it: world pixels at zoom `z`.
+fn mercator(lat: f64, lon: f64, z: u32) -> (f64, f64) {
+    let size = 256.0 * 2f64.powi(z as i32);
+    let x = (lon + 180.0) / 360.0 * size;
+    let s = lat.to_radians().sin();
+    let y = (0.5 - ((1.0 + s) / (1.0 - s)).ln() / (4.0 * std::f64::consts::PI)) * size;
+    (x, y)
+}
+
+#[test]
+fn the_printed_board_has_an_overview_of_the_positioned_needs() {
+    let node = Node::start("hub", Opts::default());
+    let posted: Vec<(String, Option<(f64, f64)>)> = [
+        ("Water at the bridge", Some((40.4075, -3.6900))),
+        ("Insulin, ground floor", Some((40.4050, -3.6950))),
+        ("Blankets for six", None),
+        ("Generator fuel", Some((40.4100, -3.6850))),
+        ("Far away", Some((41.5, -3.69))),
+    ]
+    .into_iter()
+    .map(|(title, at)| {
+        let mut body = serde_json::json!({ "title": title, "category": "water" });
+        if let Some((lat, lon)) = at {
+            body["lat"] = lat.into();
+            body["lon"] = lon.into();
+        }
+        let v = node.post("/api/v1/needs", &body);
+        (v["id"].as_str().expect("id").to_string(), at)
+    })
+    .collect();
+    let board = |node: &Node| {
+        let (status, _, body) = get(node, "/print", &[]);
+        assert_eq!(status, 200);
+        String::from_utf8(body).expect("utf-8")
+    };
+
+    // No map: the board as before, no overview and no numbers on the cards.
+    let html = board(&node);
+    assert!(html.contains("Water at the bridge"), "{html}");
+    assert!(
+        !html.contains("class=\"overview\"") && !html.contains("class=\"pin\""),
+        "{html}"
+    );
+
+    let (ok, _, err) = add(&node, &test_town_pmtiles());
+    assert!(ok, "map add: {err}");
+    let html = board(&node);
+    let start = html
+        .find("<figure class=\"overview\">")
+        .expect("an overview map");
+    let svg = &html[start..start + html[start..].find("</figure>").expect("its end")];
+    let z = attr(svg, "data-zoom") as u32;
+    let (x0, y0) = (attr(svg, "data-x0"), attr(svg, "data-y0"));
+    assert!(
+        (14..=16).contains(&z),
+        "zoom {z}: the town's needs fit at its high zooms"
+    );
+    // The streets are drawn: major roads (wider) and minor ones, and a street name.
+    for want in [
+        "class=\"road major\"",
+        "class=\"road minor\"",
+        "class=\"water\"",
+    ] {
+        assert!(svg.contains(want), "the overview lacks {want}: {svg}");
+    }
+    assert!(svg.contains(">Calle Mayor</text>"), "no street name: {svg}");
+    let markers = svg.matches("<g class=\"pin\"").count();
+    assert_eq!(
+        markers, 3,
+        "one marker per need positioned inside the map: {svg}"
+    );
+
+    for (id, at) in &posted {
+        // The card of this need, and the number on it (if any).
+        let card_at = html
+            .find(&format!("<span class=\"id\">{}", &id[..8]))
+            .unwrap_or_else(|| panic!("no card for {id}"));
+        let li = html[..card_at].rfind("<li>").expect("the card's start");
+        let head = &html[li..card_at];
+        let number = head
+            .strip_prefix("<li><span class=\"pin\">")
+            .map(|r| r[..r.find('<').expect("end")].to_string());
+        match at {
+            Some((lat, lon)) if (40.40..=40.415).contains(lat) => {
+                let n = number.unwrap_or_else(|| panic!("no number on the card of {id}: {head}"));
+                let g = svg
+                    .find(&format!("<g class=\"pin\" data-n=\"{n}\">"))
+                    .unwrap_or_else(|| panic!("no marker {n} on the map: {svg}"));
+                let (cx, cy) = (attr(&svg[g..], "cx"), attr(&svg[g..], "cy"));
+                let (x, y) = mercator(*lat, *lon, z);
+                assert!(
+                    (cx - (x - x0)).abs() < 3.0 && (cy - (y - y0)).abs() < 3.0,
+                    "marker {n} at ({cx}, {cy}), expected ({}, {})",
+                    x - x0,
+                    y - y0
+                );
+                assert!((0.0..512.0).contains(&cx) && (0.0..512.0).contains(&cy));
+                assert!(
+                    svg[g..].contains(&format!(">{n}</text>")),
+                    "marker {n} unlabelled"
+                );
+            }
+            _ => assert!(number.is_none(), "{id} has no position on the map: {head}"),
+        }
+    }
 }

@@ -33,6 +33,7 @@ use serde_json::json;
 use super::error::{blocking, ApiError, ApiResult};
 use super::etag::{fresh, not_modified, set_tag, tag};
 use super::AppState;
+use crate::doors::overview::{self, Pin};
 use crate::doors::pmtiles::{inspect_file, MapInfo};
 use crate::node::map::{map_path, MAP_FILE};
 
@@ -117,6 +118,32 @@ impl Maps {
         *seen = Some(s.clone());
         Ok(Open { file, seen: s })
     }
+}
+
+/// The printed board's overview (issue 27): drawn from the installed map's tiles
+/// around `pins`, or `None` when no map is installed, it is unreadable, or no pin is
+/// inside it; with the pins drawn ([`overview::render`]). Blocking: reads the file.
+pub(super) fn overview(maps: &Maps, pins: &[Pin], label: &str) -> Option<(String, Vec<usize>)> {
+    use std::os::unix::fs::FileExt;
+    if pins.is_empty() {
+        return None;
+    }
+    let open = maps.open().ok()?;
+    let len = open.seen.info.bytes;
+    overview::render(
+        &open.seen.info,
+        pins,
+        |offset, length| {
+            let end = offset.checked_add(length)?;
+            if end > len {
+                return None;
+            }
+            let mut buf = vec![0; usize::try_from(length).ok()?];
+            open.file.read_exact_at(&mut buf, offset).ok()?;
+            Some(buf)
+        },
+        label,
+    )
 }
 
 fn unreadable(why: String) -> ApiError {

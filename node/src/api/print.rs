@@ -15,13 +15,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::error::ApiError;
+use super::error::{blocking, ApiError};
 use super::names::HubNames;
 use super::page::CATALOGUES;
 use super::pin::Volunteer;
 use super::welfare::person_json;
 use super::AppState;
 use crate::doors::input::ListQuery;
+use crate::doors::overview::Pin;
 
 /// Printouts carry their style inline and no script at all.
 const CSP: &str =
@@ -180,6 +181,8 @@ li{padding:3pt 0;border-bottom:0.5pt solid #888;break-inside:avoid}\
 .box::before{content:'';display:inline-block;width:11pt;height:11pt;border:1.5pt solid #000;\
 margin-right:3pt;vertical-align:-1pt}.small{font-size:12pt}\
 .meta{overflow-wrap:anywhere}\
+.overview{margin:4pt 0 8pt;break-inside:avoid}.overview svg{width:100%;max-width:130mm;display:block}\
+.pin{display:inline-block;min-width:12pt;border:1.5pt solid #c00;border-radius:8pt;text-align:center;font-weight:bold}\
 @media screen and (max-width:480px){header{flex-wrap:wrap}}";
 
 /// The hub page address: `?url=` if it is a plain http(s) address on the local
@@ -322,6 +325,20 @@ pub(super) async fn board(
                 None => groups.push((c, vec![i])),
             }
         }
+        // The needs' overview map (issue 27), when a map is installed: the numbers
+        // on it are printed on the cards, in the cards' order.
+        let mut numbers: Vec<Option<usize>> = Vec::new();
+        if kind == BodyKind::Need {
+            let ordered: Vec<&Value> = groups.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+            if let Some((svg, drawn)) = overview_of(&st, &w, &ordered).await {
+                out.push_str(&svg);
+                numbers = vec![None; ordered.len()];
+                for (k, at) in drawn.into_iter().enumerate() {
+                    numbers[at] = Some(k + 1);
+                }
+            }
+        }
+        let mut at = 0;
         // One flow of columns per kind (three on A4 or Letter, one on a phone), the
         // categories one after the other in it.
         out.push_str("<div class=\"cards\">\n");
@@ -329,7 +346,8 @@ pub(super) async fn board(
             let cat = group[0]["category"].as_str().unwrap_or("other");
             let _ = writeln!(out, "<h3>{}</h3>\n<ol>", w.name("cat", cat));
             for i in group {
-                out.push_str(&card(&w, i));
+                out.push_str(&card(&w, i, numbers.get(at).copied().flatten()));
+                at += 1;
             }
             out.push_str("</ol>\n");
         }
@@ -343,16 +361,45 @@ pub(super) async fn board(
     Ok(html(out))
 }
 
+/// The overview map of the needs in `ordered` that have a position, from the installed
+/// map ([`super::map::overview`]); `None` without a map or a positioned need.
+async fn overview_of(st: &AppState, w: &Words, ordered: &[&Value]) -> Option<(String, Vec<usize>)> {
+    let pins: Vec<Pin> = ordered
+        .iter()
+        .enumerate()
+        .filter_map(|(number, i)| {
+            let lat = i["place"]["lat"].as_f64()?;
+            let lon = i["place"]["lon"].as_f64()?;
+            Some(Pin { number, lat, lon })
+        })
+        .collect();
+    if pins.is_empty() {
+        return None;
+    }
+    let maps = st.map.clone();
+    let label = w.t("print.overview", &[]);
+    blocking(move || super::map::overview(&maps, &pins, &label))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Longest details printed on a card, in characters; the rest is on the live board.
 const DETAILS_MAX: usize = 300;
 
 /// One need or offer as a compact card: what the open board shows anyone (short id,
 /// urgency, status, title, quantity, place, contact, details, when, which hub, at how
 /// many hubs), never more.
-fn card(w: &Words, i: &Value) -> String {
+fn card(w: &Words, i: &Value, number: Option<usize>) -> String {
     let s = |k: &str| i[k].as_str().unwrap_or("").to_string();
-    let mut out = format!(
-        "<li><span class=\"id\">{}</span> <span class=\"u\">{}</span>",
+    let mut out = String::from("<li>");
+    if let Some(n) = number {
+        // Its circle on the overview map.
+        let _ = write!(out, "<span class=\"pin\">{n}</span> ");
+    }
+    let _ = write!(
+        out,
+        "<span class=\"id\">{}</span> <span class=\"u\">{}</span>",
         esc(&s("short_id")),
         w.name("urgency", &s("urgency")),
     );

@@ -2,7 +2,7 @@
 //! the HTTP (that is [`crate::api`]'s). What a person typed ([`input`], used by every
 //! door), sneakernet bundles ([`bundle`]), official alerts in ([`cap`]), exports for
 //! responders out ([`export`]), the match query's pages ([`matchmaking`]) and offline
-//! maps in ([`pmtiles`]).
+//! maps in ([`pmtiles`]) and the printed board's overview drawn from them ([`overview`]).
 
 pub mod backup;
 pub mod bundle;
@@ -10,4 +10,5 @@ pub mod cap;
 pub mod export;
 pub mod input;
 pub mod matchmaking;
+pub mod overview;
 pub mod pmtiles;
