@@ -28,13 +28,19 @@ pub(crate) struct CatchUp {
     pub(crate) held: usize,
     pub(crate) bytes: u64,
     pub(crate) event_bytes: u64,
+    /// The empty node's start, until its API answered.
+    pub(crate) start_secs: f64,
+    /// Resident memory of the caught-up node once both sessions finished.
+    pub(crate) rss_after_kb: u64,
 }
 
 pub(crate) fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
     let full_dir = tempdir("catchup-full");
     prefill(full_dir.path(), events, 1_000);
     let full = Node::open("catchup-full", full_dir, bench_opts());
+    let started = Instant::now();
     let empty = Node::start("catchup-empty", bench_opts());
+    let start_secs = started.elapsed().as_secs_f64();
     let target = full.status();
     let digest = target["digest"].as_str().expect("digest").to_string();
     let before = sync_bytes(&empty.status());
@@ -91,6 +97,7 @@ pub(crate) fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
     // Each byte crosses the wire once: the empty node's in + out counts both
     // directions of both sessions.
     let bytes = sync_bytes(&empty.status()) - before;
+    let rss_after_kb = memory_kb(&empty).0;
     let event_bytes = events.iter().map(|e| e.len() as u64).sum();
     CatchUp {
         secs,
@@ -100,6 +107,8 @@ pub(crate) fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
         held,
         bytes,
         event_bytes,
+        start_secs,
+        rss_after_kb,
     }
 }
 
@@ -129,7 +138,7 @@ pub(crate) fn in_sync(dir_a: tempfile::TempDir, dir_b: tempfile::TempDir) -> Big
     let before = sync_bytes(&sa);
     let t = Instant::now();
     b.connect(&a.addr());
-    wait_for("both sessions", Duration::from_secs(120), || {
+    wait_for("both sessions", Duration::from_secs(600), || {
         (synced_once(&a.status()) && synced_once(&b.status())).then_some(())
     });
     let sync_ms = t.elapsed().as_secs_f64() * 1000.0;
