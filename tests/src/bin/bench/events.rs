@@ -143,7 +143,21 @@ pub(crate) fn make_events(n: usize, seed: u64) -> Vec<Vec<u8>> {
 /// store through the engine (validated, one flush per batch). Returns the ingest time.
 pub(crate) fn prefill(dir: &Path, events: &[Vec<u8>], batch: usize) -> Duration {
     init_dir(dir);
-    ingest(&open_engine(dir), events, batch)
+    let engine = open_engine(dir);
+    let took = ingest(&engine, events, batch);
+    // The daily quota per author (aidmesh_protocol::quota) keeps at most 10,000 events
+    // a UTC day from each of the 50 authors, and the events are dated after the
+    // build: a node built today keeps 500,000 at most.
+    assert_eq!(
+        engine.len(),
+        events.len(),
+        "the store kept {} of {} events: past the daily quota per author. For a million \
+         events build with SOURCE_DATE_EPOCH a week back (touch node/build.rs), e.g. \
+         SOURCE_DATE_EPOCH=$(( $(date +%s) - 8*86400 )) cargo build --release ...",
+        engine.len(),
+        events.len()
+    );
+    took
 }
 
 /// Ingests events one at a time, each flushed before the next, for up to `budget`.
