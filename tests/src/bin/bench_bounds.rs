@@ -7,7 +7,10 @@
 //! ("Status and the first screen at size"); this prints one row of its table:
 //! items, unreached, status size, status median of 5, status just after a change,
 //! board size, board median of 5, board just after a change, the phones' load time,
-//! resident memory before and at the peak of the phones' load.
+//! resident memory before and at the peak of the phones' load. Then a second line: a
+//! new card on the page's stream (`GET /api/v1/stream`, what every open page listens
+//! to), from just before its `POST /api/v1/needs` until the stream carries it, over 20
+//! needs posted 100 ms apart (p50, p99).
 //!
 //! ```text
 //! cargo run --release -p aidmesh-tests --bin bench_bounds                 # 100,000 items, 50 phones
@@ -22,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use aidmesh_protocol::{Body, Category, Event, Place, Post, Timestamp, Urgency};
 use aidmesh_tests::bench_util::{ingest, init_dir, median, open_engine, timed_get, wall_ms};
-use aidmesh_tests::{Node, Opts};
+use aidmesh_tests::field::arrivals::{at, watch, Seen};
+use aidmesh_tests::{wait_for, Node, Opts};
 
 /// Item `i`: a need (two in three) or an offer, every third need urgent.
 fn body(i: usize) -> Body {
@@ -165,4 +169,48 @@ fn main() {
         ms(board_changed),
         took.as_secs_f64(),
     );
+    let (p50, p99, arrived) = stream_latency(&node, 20);
+    println!("stream: a new card on the page stream at {n} items: p50 {p50:.1} ms, p99 {p99:.1} ms ({arrived} of 20)");
+}
+
+/// Posts `posts` needs 100 ms apart and times each from just before its POST until
+/// the node's own `/api/v1/stream` carries it: (p50, p99 in ms, how many arrived).
+fn stream_latency(node: &Node, posts: usize) -> (f64, f64, usize) {
+    let seen: Seen = Default::default();
+    watch(0, node.api_url().to_string(), seen.clone());
+    // The stream is connected once a warm-up need arrives on it.
+    let mut k = 0;
+    wait_for(
+        "a warm-up need on the stream",
+        Duration::from_secs(60),
+        || {
+            k += 1;
+            let id = node.need(&format!("Warm-up need {k}"));
+            std::thread::sleep(Duration::from_millis(100));
+            at(&seen, &id, 0).map(|_| ())
+        },
+    );
+    let mut sent = Vec::new();
+    for i in 0..posts {
+        let t = Instant::now();
+        let id = node.need(&format!("Stream need {i}"));
+        sent.push((id, t));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for("every need on the stream", Duration::from_secs(30), || {
+        sent.iter()
+            .all(|(id, _)| at(&seen, id, 0).is_some())
+            .then_some(())
+    });
+    let mut ms: Vec<f64> = sent
+        .iter()
+        .filter_map(|(id, t)| at(&seen, id, 0).map(|a| (a - *t).as_secs_f64() * 1000.0))
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let n = ms.len();
+    (
+        aidmesh_tests::field::quantile(&ms, 0.5),
+        aidmesh_tests::field::quantile(&ms, 0.99),
+        n,
+    )
 }
