@@ -10,7 +10,9 @@
 //! resident memory before and at the peak of the phones' load. Then a second line: a
 //! new card on the page's stream (`GET /api/v1/stream`, what every open page listens
 //! to), from just before its `POST /api/v1/needs` until the stream carries it, over 20
-//! needs posted 100 ms apart (p50, p99).
+//! needs posted 100 ms apart (p50, p99). With `--page` (after N and PHONES), the page
+//! itself in a phone-sized Chromium (`tests/web/bench_board.mjs`: first screen at CPU
+//! 1x and 4x, "Show more", a word search).
 //!
 //! ```text
 //! cargo run --release -p aidmesh-tests --bin bench_bounds                 # 100,000 items, 50 phones
@@ -171,6 +173,16 @@ fn main() {
     );
     let (p50, p99, arrived) = stream_latency(&node, 20);
     println!("stream: a new card on the page stream at {n} items: p50 {p50:.1} ms, p99 {p99:.1} ms ({arrived} of 20)");
+    if args.iter().any(|a| a == "--page") {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/web/bench_board.mjs");
+        let status = std::process::Command::new("node")
+            .arg(script)
+            .arg(node.api_url())
+            .status()
+            .expect("run node (Node.js) for tests/web/bench_board.mjs");
+        assert!(status.success(), "tests/web/bench_board.mjs failed");
+        println!("resident after the page's runs: {:.1} MB", rss_mb(&node));
+    }
 }
 
 /// Posts `posts` needs 100 ms apart and times each from just before its POST until
