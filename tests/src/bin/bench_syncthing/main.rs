@@ -20,8 +20,10 @@
 //!   scanned its folder (not timed); time from the receiver's unpause until its
 //!   `/rest/db/status` says it needs nothing and holds every file.
 //!
-//! Options: `--quick` (1,000 records), `--records N`, `--runs N` (3). `SYNCTHING` names
-//! the Syncthing binary (default: `syncthing` on the PATH); `AIDMESH_BIN` the node's.
+//! Options: `--quick` (1,000 records), `--records N`, `--runs N` (3),
+//! `--syncthing-no-fsync` (Syncthing's folders with `disableFsync`, to see how much of
+//! its time the flush of each file is; not the comparison). `SYNCTHING` names the
+//! Syncthing binary (default: `syncthing` on the PATH); `AIDMESH_BIN` the node's.
 
 #[allow(dead_code)]
 #[path = "../bench/catch_up.rs"]
@@ -59,6 +61,8 @@ struct StRun {
     scan_secs: f64,
     /// In plus out on the receiver's connections.
     bytes: u64,
+    /// CPU seconds of the receiver and of the sender from the unpause to the end.
+    cpu: (f64, f64),
 }
 
 fn load() -> String {
@@ -83,7 +87,7 @@ fn record_name(i: usize) -> String {
     format!("{i:06}.event")
 }
 
-fn syncthing_run(bin: &Path, records: &[Vec<u8>], timeout: Duration) -> StRun {
+fn syncthing_run(bin: &Path, records: &[Vec<u8>], fsync: bool, timeout: Duration) -> StRun {
     let n = records.len();
     let root = tempdir("syncthing");
     let (send_dir, recv_dir) = (root.path().join("send"), root.path().join("receive"));
@@ -99,10 +103,10 @@ fn syncthing_run(bin: &Path, records: &[Vec<u8>], timeout: Duration) -> StRun {
     let a = Syncthing::start("syncthing-sender", bin, &send_home);
     let b = Syncthing::start("syncthing-receiver", bin, &recv_home);
     a.add_device(&b.id, b.port, false);
-    a.add_folder(FOLDER, &send_dir, &b.id);
+    a.add_folder(FOLDER, &send_dir, &b.id, fsync);
     // The receiver knows the sender, paused: nothing moves until the clock starts.
     b.add_device(&a.id, a.port, true);
-    b.add_folder(FOLDER, &recv_dir, &a.id);
+    b.add_folder(FOLDER, &recv_dir, &a.id, fsync);
     let t = Instant::now();
     poll(
         &format!("the sender to scan its {n} files"),
@@ -121,6 +125,7 @@ fn syncthing_run(bin: &Path, records: &[Vec<u8>], timeout: Duration) -> StRun {
         || (b.db_status(FOLDER)["state"] == "idle").then_some(()),
     );
     let before = b.wire_bytes();
+    let cpu_before = (b.cpu_secs(), a.cpu_secs());
 
     let t = Instant::now();
     b.resume(&a.id);
@@ -166,6 +171,7 @@ fn syncthing_run(bin: &Path, records: &[Vec<u8>], timeout: Duration) -> StRun {
             assert!(got == *r, "record {i} arrived altered");
         }
     }
+    let cpu = (b.cpu_secs() - cpu_before.0, a.cpu_secs() - cpu_before.1);
     let bytes = b.wire_bytes() - before;
     StRun {
         secs,
@@ -173,6 +179,7 @@ fn syncthing_run(bin: &Path, records: &[Vec<u8>], timeout: Duration) -> StRun {
         disk_secs,
         scan_secs,
         bytes,
+        cpu,
     }
 }
 
@@ -198,6 +205,9 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let n = value("--records").unwrap_or(if quick { 1_000 } else { 10_000 });
     let runs = value("--runs").unwrap_or(3).max(1);
+    // Syncthing flushes each file it writes (its default, kept for the comparison);
+    // --syncthing-no-fsync shows how much of its time that is.
+    let fsync = !args.iter().any(|a| a == "--syncthing-no-fsync");
     let (bin, version) = match locate() {
         Ok(found) => found,
         Err(e) => {
@@ -208,7 +218,7 @@ fn main() {
     locate_binary();
     let timeout = Duration::from_secs(600);
     println!(
-        "aidmesh vs {version}: {} records, {runs} runs of each, alternately; {} CPUs, load \
+        "aidmesh vs {version}: {} records, runs of each: {runs}, alternately; {} CPUs, load \
          average at start {}",
         thousands(n),
         std::thread::available_parallelism().map_or(0, |c| c.get()),
@@ -228,11 +238,13 @@ fn main() {
     for run in 1..=runs {
         let cu = catch_up(&records, timeout);
         println!(
-            "run {run}: aidmesh {} ({} of {} held, {} bytes on the wire), load {}",
+            "run {run}: aidmesh {} ({} of {} held, {} bytes on the wire; the caught-up \
+             node's session: {}), load {}",
             secs(cu.secs),
             cu.held,
             n,
             cu.bytes,
+            cu.phases.join("; "),
             load()
         );
         match cu.secs {
@@ -240,15 +252,19 @@ fn main() {
             None => failed = true,
         }
         our_bytes.push(cu.bytes as f64);
-        let st = syncthing_run(&bin, &records, timeout);
+        let st = syncthing_run(&bin, &records, fsync, timeout);
         println!(
-            "run {run}: Syncthing {} (connected at {}, every file on disk at {}; sender's \
-             scan before the clock {:.2} s; {} bytes on the wire), load {}",
+            "run {run}: Syncthing{} {} (connected at {}, every file on disk at {}; sender's \
+             scan before the clock {:.2} s; {} bytes on the wire; CPU receiver {:.1} s, \
+             sender {:.1} s), load {}",
+            if fsync { "" } else { " without fsync" },
             secs(st.secs),
             secs(st.connect_secs),
             secs(st.disk_secs),
             st.scan_secs,
             st.bytes,
+            st.cpu.0,
+            st.cpu.1,
             load()
         );
         match st.secs {

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -121,7 +122,20 @@ impl Syncthing {
         let key = tag(&xml, "apikey").to_string();
         let gui = free_port();
         let log = File::create(home.join("syncthing.log")).expect("log file");
-        let child = Command::new(bin)
+        let mut serve = Command::new(bin);
+        // Syncthing runs as a monitor process and a child it starts (with
+        // `--no-restart` too): STMONITORED makes it the one process, its own group so
+        // that Drop kills whatever it started, and killed with the bench even when the
+        // bench itself is killed.
+        serve.env("STMONITORED", "yes").process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            serve.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = serve
             .args([
                 "serve",
                 "--no-browser",
@@ -226,8 +240,9 @@ impl Syncthing {
     }
 
     /// Adds folder `folder` at `path`, shared with `peer`: send and receive (the
-    /// default), no watcher and no rescan within the measurement (once an hour).
-    pub(crate) fn add_folder(&self, folder: &str, path: &Path, peer: &str) {
+    /// default), no watcher and no rescan within the measurement (once an hour), each
+    /// file flushed to disk as it is written (the default) if `fsync`.
+    pub(crate) fn add_folder(&self, folder: &str, path: &Path, peer: &str, fsync: bool) {
         self.send(
             "POST",
             "/rest/config/folders",
@@ -239,6 +254,7 @@ impl Syncthing {
                 "devices": [{"deviceID": self.id}, {"deviceID": peer}],
                 "rescanIntervalS": 3600,
                 "fsWatcherEnabled": false,
+                "disableFsync": !fsync,
             }),
         );
     }
@@ -270,6 +286,21 @@ impl Syncthing {
         t["inBytesTotal"].as_u64().unwrap_or(0) + t["outBytesTotal"].as_u64().unwrap_or(0)
     }
 
+    /// CPU time (user + system) it has used so far, in seconds.
+    pub(crate) fn cpu_secs(&self) -> f64 {
+        let pid = self.child.as_ref().map_or(0, Child::id);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // After the command name in brackets: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|w| w.parse().unwrap_or(0.0))
+            .collect();
+        let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+        // SAFETY: sysconf only reads a constant.
+        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    }
+
     /// The last `n` lines of its log.
     pub(crate) fn log_tail(&self, n: usize) -> String {
         let log = std::fs::read_to_string(self.home.join("syncthing.log")).unwrap_or_default();
@@ -281,6 +312,11 @@ impl Syncthing {
 impl Drop for Syncthing {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // The whole group: a monitor's child too, were there one.
+            // SAFETY: a plain syscall on the group this process started.
+            unsafe {
+                libc::kill(-(c.id() as i32), libc::SIGKILL);
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
