@@ -172,7 +172,7 @@ fn syncthing_run(bin: &Path, records: &[Vec<u8>], fsync: bool, timeout: Duration
         }
     }
     let cpu = (b.cpu_secs() - cpu_before.0, a.cpu_secs() - cpu_before.1);
-    let bytes = b.wire_bytes() - before;
+    let bytes = b.wire_bytes().saturating_sub(before);
     StRun {
         secs,
         connect_secs,

@@ -116,7 +116,7 @@ impl Syncthing {
             // priority: on a shared machine that alone would skew the comparison.
             ("setLowPriority", "false".into()),
         ] {
-            set_tag(&mut xml, &t, &v);
+            set_tag(&mut xml, t, &v);
         }
         std::fs::write(&config, &xml).expect("write config.xml");
         let key = tag(&xml, "apikey").to_string();
