@@ -32,6 +32,10 @@ pub(crate) struct CatchUp {
     pub(crate) start_secs: f64,
     /// Resident memory of the caught-up node once both sessions finished.
     pub(crate) rss_after_kb: u64,
+    /// The caught-up node's own account of its fetching session(s): time, and its
+    /// reconcile, check and store parts (read by `bench_syncthing`).
+    #[allow(dead_code)]
+    pub(crate) phases: Vec<String>,
 }
 
 pub(crate) fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
@@ -99,6 +103,7 @@ pub(crate) fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
     let bytes = sync_bytes(&empty.status()) - before;
     let rss_after_kb = memory_kb(&empty).0;
     let event_bytes = events.iter().map(|e| e.len() as u64).sum();
+    let phases = session_phases(&empty.log());
     CatchUp {
         secs,
         digest_ok,
@@ -109,7 +114,31 @@ pub(crate) fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
         event_bytes,
         start_secs,
         rss_after_kb,
+        phases,
     }
+}
+
+/// From a node's log, each session that fetched events: "N events in T ms (reconcile
+/// R, check C, store S ms)", from its `synced` line.
+fn session_phases(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(" synced") && l.contains("fetched="))
+        .map(|l| {
+            let field = |key: &str| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+                    .unwrap_or("?")
+            };
+            format!(
+                "{} events in {} ms (reconcile {}, check {}, store {} ms)",
+                field("fetched"),
+                field("ms"),
+                field("reconcile_ms"),
+                field("check_ms"),
+                field("store_ms")
+            )
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------
