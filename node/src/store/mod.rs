@@ -63,6 +63,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use aidmesh_protocol::retention::is_welfare_kind;
+use aidmesh_protocol::sync::SyncIndex;
 use aidmesh_protocol::{Event, EventId, Timestamp};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -189,7 +190,7 @@ pub struct Store {
     welfare: AtomicUsize,
     /// `(timestamp, id)` of every event in `log` (see the module doc). Changed only
     /// inside a write to `ids`, so it always holds exactly what `ids` holds.
-    held: Mutex<index::Held>,
+    held: Mutex<SyncIndex>,
     /// While a compaction copies: the (tree, key) of every write made meanwhile, to
     /// replay into the copy.
     dirty: Mutex<Option<Vec<(&'static str, sled::IVec)>>>,
@@ -251,7 +252,7 @@ impl Store {
             trees: std::sync::RwLock::new(trees),
             count: AtomicUsize::new(held.len()),
             welfare: AtomicUsize::new(0),
-            held: Mutex::new(index::Held::new(held)),
+            held: Mutex::new(held),
             dirty: Mutex::new(None),
             erasures: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
@@ -350,7 +351,7 @@ impl Store {
         self.write(&[("ids", &id.0), ("log", &tk)], |t| {
             t.ids.insert(&id.0[..], &ts.0.to_be_bytes())?;
             t.log.insert(&tk[..], event.bytes())?;
-            self.held().insert(ts, id);
+            self.held().insert((ts, id));
             Ok(())
         })?;
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -384,7 +385,7 @@ impl Store {
     /// memory, so the duplicate check of an ingest reads no page of sled's. Same
     /// answer as [`Store::contains`] (an id fixes its stamp).
     pub fn contains_at(&self, ts: Timestamp, id: &EventId) -> Result<bool, StoreError> {
-        Ok(self.held().contains(ts, id))
+        Ok(self.held().contains(&(ts, *id)))
     }
 
     /// Number of events held.
@@ -454,7 +455,8 @@ impl Store {
             t.ids.remove(id.0)?;
             let mut ts = [0u8; 8];
             ts.copy_from_slice(&tk[..8]);
-            self.held().remove(Timestamp(u64::from_be_bytes(ts)), id);
+            self.held()
+                .remove(&(Timestamp(u64::from_be_bytes(ts)), *id));
             t.meta.insert(COMPACTION_PENDING, &[1])?;
             Ok(true)
         })?;
