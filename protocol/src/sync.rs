@@ -743,6 +743,10 @@ pub fn digest<'a>(sorted_ids: impl IntoIterator<Item = &'a EventId>) -> [u8; 32]
 /// Changes since the last fold wait in a log (in the order they were made) and are
 /// folded in by the next [`SortedIds::digest`], or once the log grows past a quarter
 /// of the ids, so a long ingest with no one asking keeps the log bounded.
+///
+/// The store no longer keeps one (32 bytes an event): [`SyncIndex::digest`] reads the
+/// ids of its own items through their order (4 bytes an event). Kept for sets held
+/// apart from an index, and as the measure in `digest_after_a_change_at_a_million_ids`.
 #[derive(Debug, Clone, Default)]
 pub struct SortedIds {
     /// Ascending, unique.
@@ -1187,38 +1191,62 @@ mod tests {
     }
 
     /// The digest just after a change at a million held ids, as the store made it
-    /// before (every id copied from the time index and sorted) and with
-    /// [`SortedIds`] (issue 28). A measurement, not a check of speed:
+    /// before (every id copied from the time index and sorted), with [`SortedIds`]
+    /// (issue 28, branch `townspeed`), and with [`SyncIndex`]'s id order (now), for a
+    /// new event stamped last and for one stamped in the middle (which moves half the
+    /// items). A measurement, not a check of speed:
     /// `cargo test --release -p aidmesh-protocol --lib -- --ignored --nocapture digest_after_a_change`
     #[test]
     #[ignore]
     fn digest_after_a_change_at_a_million_ids() {
         use std::time::Instant;
         let n = 1_000_000u32;
+        let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
         let mut held: BTreeSet<(Timestamp, EventId)> =
-            (0..n).map(|i| (Timestamp(u64::from(i)), id(i))).collect();
+            (0..n).map(|i| (Timestamp(2 * u64::from(i)), id(i))).collect();
         let mut kept = SortedIds::new(held.iter().map(|(_, i)| *i));
         kept.digest();
-        let (mut before, mut after) = (Vec::new(), Vec::new());
+        let mut index = SyncIndex::new(held.iter().copied().collect());
+        let t = Instant::now();
+        index.digest();
+        let first = ms(t);
+        let mut rows = vec![Vec::new(); 4];
         for round in 0..5u32 {
-            let new = id(n + round);
-            held.insert((Timestamp(u64::from(n + round)), new));
+            let new = (Timestamp(2 * u64::from(n + round)), id(n + round));
+            held.insert(new);
             let t = Instant::now();
             let mut ids: Vec<EventId> = held.iter().map(|(_, i)| *i).collect();
             ids.sort_unstable();
             let old = digest(&ids);
-            before.push(t.elapsed().as_secs_f64() * 1e3);
+            rows[0].push(ms(t));
             let t = Instant::now();
-            kept.insert(new);
+            kept.insert(new.1);
             let d = kept.digest();
-            after.push(t.elapsed().as_secs_f64() * 1e3);
+            rows[1].push(ms(t));
             assert_eq!(d, old);
+            let t = Instant::now();
+            index.insert(new);
+            let d = index.digest();
+            rows[2].push(ms(t));
+            assert_eq!(d, old);
+            // Stamped between the first half and the second.
+            let middle = (Timestamp(u64::from(n) + 1), id(2 * n + round));
+            held.insert(middle);
+            kept.insert(middle.1);
+            let t = Instant::now();
+            index.insert(middle);
+            let d = index.digest();
+            rows[3].push(ms(t));
+            assert_eq!(d, kept.digest());
         }
-        before.sort_by(f64::total_cmp);
-        after.sort_by(f64::total_cmp);
+        for r in &mut rows {
+            r.sort_by(f64::total_cmp);
+        }
         println!(
-            "digest after a change, {n} ids, median of 5: sort and hash {:.1} ms, SortedIds {:.1} ms",
-            before[2], after[2]
+            "digest after a change, {n} ids, median of 5: sort and hash {:.1} ms, SortedIds {:.1} ms, \
+             SyncIndex {:.1} ms (stamped last), {:.1} ms (stamped in the middle); SyncIndex's \
+             first digest {first:.1} ms",
+            rows[0][2], rows[1][2], rows[2][2], rows[3][2]
         );
     }
 

@@ -23,11 +23,17 @@
 //!   build floor (an older node's clock in 1970): local, shown instead of the stamp.
 //!
 //! In memory, the store keeps the `(timestamp, id)` of every held event (the time
-//! index, about 45 bytes an event), read from `ids` once at open and kept up to date
-//! by every write. The reconciliation set, the digest, the delivery summaries and the
-//! duplicate check read it instead of `ids`: sled keeps every page it has read
-//! whatever `cache_capacity` says, and walking `ids` left 17 MB of them resident at
-//! 100,000 events (issue 14).
+//! index: one sorted vector, 40 bytes an event, with the last few thousand changes
+//! beside it; [`aidmesh_protocol::sync::SyncIndex`]), read from `ids` once at open and
+//! kept up to date by every write. The duplicate check, the digest, the delivery
+//! summaries and every sync session read it instead of `ids`: sled keeps every page
+//! it has read whatever `cache_capacity` says, and walking `ids` left 17 MB of them
+//! resident at 100,000 events (issue 14). A sync session's set is a snapshot of the
+//! index sharing its vector, not a copy (copy-on-write: a change while a session
+//! reads it writes a new vector); the digest reads the ids through their order, kept
+//! as 4-byte positions once a digest is asked for (issue 28: before, a `BTreeSet`
+//! of 43–80 bytes an event, a 40-byte copy for each sync set and a 32-byte sorted
+//! copy of the ids for the digest).
 //!
 //! Writes are not durable until [`Store::flush`] returns; the engine flushes before it
 //! acknowledges a write to a user.
