@@ -1066,7 +1066,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_is_the_index_itself_until_a_change() {
-        let mut index = SyncIndex::new((0..100u32).map(|n| item_of(n)).collect());
+        let mut index = SyncIndex::new((0..100u32).map(item_of).collect());
         let a = index.snapshot();
         let b = index.snapshot();
         assert!(
@@ -1202,8 +1202,9 @@ mod tests {
         use std::time::Instant;
         let n = 1_000_000u32;
         let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
-        let mut held: BTreeSet<(Timestamp, EventId)> =
-            (0..n).map(|i| (Timestamp(2 * u64::from(i)), id(i))).collect();
+        let mut held: BTreeSet<(Timestamp, EventId)> = (0..n)
+            .map(|i| (Timestamp(2 * u64::from(i)), id(i)))
+            .collect();
         let mut kept = SortedIds::new(held.iter().map(|(_, i)| *i));
         kept.digest();
         let mut index = SyncIndex::new(held.iter().copied().collect());
