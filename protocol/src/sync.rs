@@ -13,9 +13,10 @@
 //! clock (corrected values would feed the median back into itself); it feeds
 //! [`crate::MeshClock`].
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use negentropy::{Bound, Id, Item, Negentropy, NegentropyStorageBase, NegentropyStorageVector};
+use negentropy::{Bound, Id, Item, Negentropy, NegentropyStorageBase};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -185,28 +186,38 @@ impl SyncResponse {
     }
 }
 
+/// One held event in the order set reconciliation walks: its stamp, then its id.
+pub type SyncItem = (Timestamp, EventId);
+
 /// A node's set of `(timestamp, id)` items, sorted and sealed for reconciliation.
 ///
-/// Immutable once built and shared: cloning a `SyncSet` clones a pointer, so any
+/// Immutable once made and shared: cloning a `SyncSet` clones a pointer, so any
 /// number of concurrent sessions (initiating or responding) read one copy of the
-/// items rather than one each.
+/// items rather than one each. A node's set is a snapshot of its [`SyncIndex`]
+/// (the index's own sorted items, not a copy of them).
 #[derive(Debug, Clone)]
 pub struct SyncSet {
     storage: Shared,
 }
 
-/// The sealed items behind an [`Arc`]: negentropy's storage trait delegated, so an
-/// [`Initiator`] can own a handle to the set without copying it.
-#[derive(Debug, Clone)]
-struct Shared(Arc<NegentropyStorageVector>);
+/// The sorted items behind an [`Arc`], read by negentropy through its storage trait:
+/// the same answers as its `NegentropyStorageVector` over the same items (property
+/// test `a_snapshot_reconciles_byte_for_byte_as_negentropys_vector`), without a copy
+/// of them.
+#[derive(Debug, Clone, Default)]
+struct Shared(Arc<Vec<SyncItem>>);
+
+fn as_item(x: &SyncItem) -> Item {
+    Item::with_timestamp_and_id(x.0 .0, Id::from_byte_array(x.1 .0))
+}
 
 impl NegentropyStorageBase for Shared {
     fn size(&self) -> Result<usize, negentropy::Error> {
-        self.0.size()
+        Ok(self.0.len())
     }
 
     fn get_item(&self, i: usize) -> Result<Option<Item>, negentropy::Error> {
-        self.0.get_item(i)
+        Ok(self.0.get(i).map(as_item))
     }
 
     fn iterate(
@@ -215,40 +226,58 @@ impl NegentropyStorageBase for Shared {
         end: usize,
         cb: &mut dyn FnMut(Item, usize) -> Result<bool, negentropy::Error>,
     ) -> Result<(), negentropy::Error> {
-        self.0.iterate(begin, end, cb)
+        let Some(items) = self.0.get(begin..end) else {
+            return Err(negentropy::Error::BadRange);
+        };
+        for (i, x) in items.iter().enumerate() {
+            if !cb(as_item(x), begin + i)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn find_lower_bound(&self, first: usize, last: usize, value: &Bound) -> usize {
-        self.0.find_lower_bound(first, last, value)
+        // The first item in `first..last` not below `value` (negentropy's vector does
+        // the same binary search); a range past the end is cut, never a panic.
+        let last = last.min(self.0.len());
+        if first >= last {
+            return first;
+        }
+        first + self.0[first..last].partition_point(|x| as_item(x) < value.item)
     }
 }
 
 impl SyncSet {
-    /// Builds the set. Duplicates are harmless.
-    pub fn new(items: impl IntoIterator<Item = (Timestamp, EventId)>) -> Result<Self, SyncError> {
-        let items = items.into_iter();
-        // Sized from the iterator (exact for a vector): a set grown by doubling kept up
-        // to a third more than its 40 bytes an item. `seal` sorts and drops duplicates.
-        let mut storage = NegentropyStorageVector::with_capacity(items.size_hint().0);
-        for (ts, id) in items {
-            storage
-                .insert(ts.0, Id::from_byte_array(id.0))
-                .map_err(reconcile_err)?;
-        }
-        storage.seal().map_err(reconcile_err)?;
+    /// Builds the set from items in any order. Duplicates are harmless.
+    pub fn new(items: impl IntoIterator<Item = SyncItem>) -> Result<Self, SyncError> {
+        let mut items: Vec<SyncItem> = items.into_iter().collect();
+        items.sort_unstable();
+        items.dedup();
         Ok(SyncSet {
-            storage: Shared(Arc::new(storage)),
+            storage: Shared(Arc::new(items)),
         })
     }
 
     /// Number of items.
     pub fn len(&self) -> usize {
-        self.storage.size().unwrap_or(0)
+        self.storage.0.len()
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The items, sorted by stamp then id, each once.
+    pub fn items(&self) -> &[SyncItem] {
+        &self.storage.0
+    }
+
+    /// Whether `self` and `other` read the very same items in memory (not merely
+    /// equal ones): for tests that a snapshot is not a copy.
+    pub fn shares_items_with(&self, other: &SyncSet) -> bool {
+        Arc::ptr_eq(&self.storage.0, &other.storage.0)
     }
 
     /// Answers one reconciliation round as the responder. Stateless: every round
@@ -257,6 +286,398 @@ impl SyncSet {
         let mut neg = Negentropy::borrowed(&self.storage, RECONCILE_FRAME_LIMIT as u64)
             .map_err(reconcile_err)?;
         neg.reconcile(query).map_err(reconcile_err)
+    }
+}
+
+/// Changes kept beside the sorted items before they are folded in (see
+/// [`SyncIndex`]): at most this many inserts and removals, about 250 KB.
+const PENDING_MAX: usize = if cfg!(test) { 16 } else { 4096 };
+
+/// Every held `(timestamp, id)`, kept sorted as events come and go: the one copy of
+/// them in memory that the duplicate check, the digest and every sync session read
+/// (issue 28: before, the store's `BTreeSet` of them, and a sorted copy for each sync
+/// set made after a change).
+///
+/// The items are a sorted vector behind an [`Arc`], plus the changes since it was
+/// last brought up to date (a few thousand at most, in two small sorted sets). A
+/// [`SyncIndex::snapshot`] folds those changes in and hands out the vector itself,
+/// shared: a session reading it costs nothing. The vector is changed in place when
+/// no snapshot of it is alive; when one is (a session still running), the fold writes
+/// a new vector and the session keeps reading the old one until it ends
+/// (copy-on-write), so a snapshot never changes under its reader.
+#[derive(Debug, Default)]
+pub struct SyncIndex {
+    /// Ascending, unique.
+    base: Arc<Vec<SyncItem>>,
+    /// Held, not in `base`.
+    added: BTreeSet<SyncItem>,
+    /// In `base`, no longer held.
+    removed: BTreeSet<SyncItem>,
+    /// Once the digest has been asked for: the items' positions in id order.
+    order: Option<IdOrder>,
+}
+
+impl SyncIndex {
+    /// The index of `items`, given in any order (repeats count once).
+    pub fn new(mut items: Vec<SyncItem>) -> SyncIndex {
+        items.sort_unstable();
+        items.dedup();
+        SyncIndex {
+            base: Arc::new(items),
+            ..SyncIndex::default()
+        }
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.base.len() + self.added.len() - self.removed.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `item` is held.
+    pub fn contains(&self, item: &SyncItem) -> bool {
+        if self.base.binary_search(item).is_ok() {
+            !self.removed.contains(item)
+        } else {
+            self.added.contains(item)
+        }
+    }
+
+    /// Adds `item`; `false` if it was held already.
+    pub fn insert(&mut self, item: SyncItem) -> bool {
+        let new = if self.base.binary_search(&item).is_ok() {
+            self.removed.remove(&item)
+        } else {
+            self.added.insert(item)
+        };
+        if new {
+            self.fold_if_long();
+        }
+        new
+    }
+
+    /// Removes `item`; `false` if it was not held.
+    pub fn remove(&mut self, item: &SyncItem) -> bool {
+        let gone = if self.base.binary_search(item).is_ok() {
+            self.removed.insert(*item)
+        } else {
+            self.added.remove(item)
+        };
+        if gone {
+            self.fold_if_long();
+        }
+        gone
+    }
+
+    /// The items now, sorted (the changes folded in first).
+    pub fn items(&mut self) -> &[SyncItem] {
+        self.fold();
+        &self.base
+    }
+
+    /// The set to reconcile against: the items themselves, shared, not copied.
+    pub fn snapshot(&mut self) -> SyncSet {
+        self.fold();
+        SyncSet {
+            storage: Shared(self.base.clone()),
+        }
+    }
+
+    /// [`digest`] of the held ids (docs/protocol.md §8.7). The first call orders the
+    /// ids (positions of 4 bytes an event, kept from then on as the items change);
+    /// after a change, the ids added since are merged in and every id is hashed
+    /// once.
+    pub fn digest(&mut self) -> [u8; 32] {
+        self.fold();
+        self.settle_order();
+        match &self.order {
+            Some(order) => order.digest(&self.base),
+            None => digest(&sorted_ids(&self.base)),
+        }
+    }
+
+    /// Every held id, ascending.
+    pub fn ids(&mut self) -> Vec<EventId> {
+        self.fold();
+        self.settle_order();
+        match &self.order {
+            Some(order) => order
+                .sorted
+                .iter()
+                .map(|&p| self.base[p as usize].1)
+                .collect(),
+            None => sorted_ids(&self.base),
+        }
+    }
+
+    /// Brings the id order up to date with `base` (after a fold), making it the first
+    /// time; none past 4 billion items, which positions of 4 bytes cannot name.
+    fn settle_order(&mut self) {
+        if u32::try_from(self.base.len()).is_err() {
+            self.order = None;
+            return;
+        }
+        let base = &self.base;
+        self.order
+            .get_or_insert_with(|| IdOrder::new(base))
+            .settle(base);
+    }
+
+    fn fold_if_long(&mut self) {
+        if self.added.len() + self.removed.len() > PENDING_MAX {
+            self.fold();
+        }
+    }
+
+    /// Brings `base` up to date: in place if no snapshot reads it (only the items
+    /// from the first change on move; events mostly arrive with recent stamps, at the
+    /// end), else into a new vector.
+    fn fold(&mut self) {
+        if self.added.is_empty() && self.removed.is_empty() {
+            return;
+        }
+        let added: Vec<SyncItem> = std::mem::take(&mut self.added).into_iter().collect();
+        let removed: Vec<SyncItem> = std::mem::take(&mut self.removed).into_iter().collect();
+        if let Some(order) = &mut self.order {
+            let old = &self.base;
+            let at = |x: &SyncItem| old.partition_point(|y| y < x) as u32;
+            let moves = Moves {
+                removed: removed.iter().map(at).collect(),
+                inserted_at: added.iter().map(at).collect(),
+                old_len: old.len() as u32,
+            };
+            let new_positions: Vec<u32> = moves
+                .inserted_at
+                .iter()
+                .enumerate()
+                .map(|(j, &q)| q - moves.removed.partition_point(|&r| r < q) as u32 + j as u32)
+                .collect();
+            order.follow(&moves, new_positions.into_iter());
+        }
+        if let Some(v) = Arc::get_mut(&mut self.base) {
+            fold_in_place(v, &removed, &added);
+            return;
+        }
+        let len = self.base.len() - removed.len() + added.len();
+        let mut v = Vec::with_capacity(len + len / 32 + 64);
+        let mut gone = removed.iter().peekable();
+        let mut new = added.iter().peekable();
+        for x in self.base.iter() {
+            if gone.peek() == Some(&x) {
+                gone.next();
+                continue;
+            }
+            while let Some(n) = new.next_if(|n| *n < x) {
+                v.push(*n);
+            }
+            v.push(*x);
+        }
+        v.extend(new);
+        self.base = Arc::new(v);
+    }
+}
+
+/// The ids of `items`, sorted (a copy: only where no id order can be kept).
+fn sorted_ids(items: &[SyncItem]) -> Vec<EventId> {
+    let mut ids: Vec<EventId> = items.iter().map(|(_, id)| *id).collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Removes `removed` (each in `v`) from `v` and merges `added` (none in `v`) into
+/// it; all three sorted.
+fn fold_in_place(v: &mut Vec<SyncItem>, removed: &[SyncItem], added: &[SyncItem]) {
+    if let Some(first) = removed.first() {
+        let start = v.partition_point(|x| x < first);
+        let mut gone = removed.iter().peekable();
+        let mut w = start;
+        for r in start..v.len() {
+            if gone.next_if_eq(&&v[r]).is_some() {
+                continue;
+            }
+            v[w] = v[r];
+            w += 1;
+        }
+        v.truncate(w);
+    }
+    if added.is_empty() {
+        return;
+    }
+    let old = v.len();
+    if v.capacity() < old + added.len() {
+        // Room for many more folds, not double (a million items are 40 MB).
+        v.reserve_exact(added.len() + old / 32 + 64);
+    }
+    v.resize(old + added.len(), (Timestamp(0), EventId([0; 32])));
+    // Merged from the back: the items before the first added one do not move.
+    let (mut i, mut j, mut k) = (old, added.len(), old + added.len());
+    while j > 0 {
+        if i > 0 && v[i - 1] > added[j - 1] {
+            v[k - 1] = v[i - 1];
+            i -= 1;
+        } else {
+            v[k - 1] = added[j - 1];
+            j -= 1;
+        }
+        k -= 1;
+    }
+}
+
+/// The held ids in ascending order, as positions in a [`SyncIndex`]'s sorted items (4
+/// bytes an event instead of a second copy of every 32-byte id), for the digest.
+#[derive(Debug, Default)]
+struct IdOrder {
+    /// Positions of items, their ids ascending.
+    sorted: Vec<u32>,
+    /// Positions of items added since, in no order: merged in by the next digest.
+    fresh: Vec<u32>,
+}
+
+/// What a fold did to the positions of the items it kept: `removed` the old positions
+/// of the items it took out, `inserted_at` for each item it added (in order) the old
+/// position it went in front of; both ascending.
+struct Moves {
+    removed: Vec<u32>,
+    inserted_at: Vec<u32>,
+    old_len: u32,
+}
+
+impl Moves {
+    /// The new position of the item at old position `p`, or `None` if it was removed.
+    fn map(&self, p: u32) -> Option<u32> {
+        let r = self.removed.partition_point(|&x| x < p);
+        if self.removed.get(r) == Some(&p) {
+            return None;
+        }
+        let a = self.inserted_at.partition_point(|&q| q <= p) as u32;
+        Some(p - r as u32 + a)
+    }
+
+    /// The first old position that moved: the ones before stay where they are.
+    fn first_moved(&self) -> u32 {
+        let r = self.removed.first().copied().unwrap_or(u32::MAX);
+        let a = self.inserted_at.first().copied().unwrap_or(u32::MAX);
+        r.min(a)
+    }
+}
+
+/// The sort key of an item's id: its first 8 bytes, big-endian (ties are ordered by
+/// the whole id afterwards).
+fn id_key(items: &[SyncItem], p: u32) -> u64 {
+    let id = &items[p as usize].1 .0;
+    u64::from_be_bytes([id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]])
+}
+
+/// Sorts positions of `items` by their ids: by an 8-byte prefix held beside each (so
+/// the sort reads no item), then each run of equal prefixes by the whole id.
+fn sort_by_id(items: &[SyncItem], positions: &mut [u32]) {
+    let mut keyed: Vec<(u64, u32)> = positions.iter().map(|&p| (id_key(items, p), p)).collect();
+    keyed.sort_unstable();
+    let mut i = 0;
+    while i < keyed.len() {
+        let mut j = i + 1;
+        while j < keyed.len() && keyed[j].0 == keyed[i].0 {
+            j += 1;
+        }
+        if j - i > 1 {
+            keyed[i..j].sort_unstable_by(|a, b| items[a.1 as usize].1.cmp(&items[b.1 as usize].1));
+        }
+        i = j;
+    }
+    for (out, (_, p)) in positions.iter_mut().zip(keyed) {
+        *out = p;
+    }
+}
+
+impl IdOrder {
+    /// The order of every item.
+    fn new(items: &[SyncItem]) -> IdOrder {
+        let mut sorted: Vec<u32> = (0..items.len() as u32).collect();
+        sort_by_id(items, &mut sorted);
+        IdOrder {
+            sorted,
+            fresh: Vec::new(),
+        }
+    }
+
+    /// Follows a fold: positions moved by `moves`; `added` new positions.
+    fn follow(&mut self, moves: &Moves, added: impl Iterator<Item = u32>) {
+        let first = moves.first_moved();
+        if first < moves.old_len {
+            let remap = |v: &mut Vec<u32>| {
+                v.retain_mut(|p| {
+                    if *p < first {
+                        return true;
+                    }
+                    match moves.map(*p) {
+                        Some(n) => {
+                            *p = n;
+                            true
+                        }
+                        None => false,
+                    }
+                })
+            };
+            remap(&mut self.sorted);
+            remap(&mut self.fresh);
+        }
+        self.fresh.extend(added);
+    }
+
+    /// Merges `fresh` into `sorted`: each fresh id found by a binary search, then one
+    /// pass moving the positions between.
+    fn settle(&mut self, items: &[SyncItem]) {
+        if self.fresh.is_empty() {
+            return;
+        }
+        if self.fresh.len() > self.sorted.len() / 8 + 1024 {
+            // Many new ones (a long ingest with no one asking): ordering them all
+            // again reads less than a binary search for each.
+            *self = IdOrder::new(items);
+            return;
+        }
+        let mut fresh = std::mem::take(&mut self.fresh);
+        sort_by_id(items, &mut fresh);
+        let id = |p: u32| &items[p as usize].1;
+        let at: Vec<usize> = fresh
+            .iter()
+            .map(|&f| self.sorted.partition_point(|&p| id(p) < id(f)))
+            .collect();
+        let old = self.sorted.len();
+        if self.sorted.capacity() < old + fresh.len() {
+            self.sorted.reserve_exact(fresh.len() + old / 32 + 64);
+        }
+        self.sorted.resize(old + fresh.len(), 0);
+        // From the back: each block of old positions moves once, by the number of
+        // fresh ones in front of it.
+        let mut end = old;
+        for j in (0..fresh.len()).rev() {
+            let start = at[j];
+            self.sorted.copy_within(start..end, start + j + 1);
+            self.sorted[start + j] = fresh[j];
+            end = start;
+        }
+    }
+
+    /// [`digest`] of the ids of `items` in this order.
+    fn digest(&self, items: &[SyncItem]) -> [u8; 32] {
+        // Gathered in blocks of 16 KB, so BLAKE3 hashes several chunks at once (and
+        // the reads of a block overlap).
+        const BLOCK: usize = 512;
+        let mut h = blake3::Hasher::new();
+        let mut buf = Vec::with_capacity(BLOCK * 32);
+        for ps in self.sorted.chunks(BLOCK) {
+            buf.clear();
+            for &p in ps {
+                buf.extend_from_slice(&items[p as usize].1 .0);
+            }
+            h.update(&buf);
+        }
+        *h.finalize().as_bytes()
     }
 }
 
@@ -322,6 +743,10 @@ pub fn digest<'a>(sorted_ids: impl IntoIterator<Item = &'a EventId>) -> [u8; 32]
 /// Changes since the last fold wait in a log (in the order they were made) and are
 /// folded in by the next [`SortedIds::digest`], or once the log grows past a quarter
 /// of the ids, so a long ingest with no one asking keeps the log bounded.
+///
+/// The store no longer keeps one (32 bytes an event): [`SyncIndex::digest`] reads the
+/// ids of its own items through their order (4 bytes an event). Kept for sets held
+/// apart from an index, and as the measure in `digest_after_a_change_at_a_million_ids`.
 #[derive(Debug, Clone, Default)]
 pub struct SortedIds {
     /// Ascending, unique.
@@ -451,8 +876,8 @@ impl SortedIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use negentropy::NegentropyStorageVector;
     use proptest::prelude::*;
-    use std::collections::BTreeSet;
 
     fn id(n: u32) -> EventId {
         EventId(*blake3::hash(&n.to_le_bytes()).as_bytes())
@@ -512,6 +937,174 @@ mod tests {
             prop_assert_eq!(have, want_have);
             prop_assert_eq!(need, want_need);
         }
+    }
+
+    /// Every message of one whole reconciliation, `ours` initiating against `theirs`
+    /// (negentropy itself on both sides, frames of at most `limit` bytes), then the
+    /// ids found each way, sorted.
+    fn transcript<A, B>(ours: A, theirs: &B, limit: u64) -> (Vec<Vec<u8>>, Vec<Id>, Vec<Id>)
+    where
+        A: NegentropyStorageBase,
+        B: NegentropyStorageBase,
+    {
+        let mut init = Negentropy::owned(ours, limit).unwrap();
+        let mut msg = init.initiate().unwrap();
+        let (mut out, mut have, mut need) = (vec![msg.clone()], Vec::new(), Vec::new());
+        for _ in 0..1000 {
+            let mut resp = Negentropy::borrowed(theirs, limit).unwrap();
+            let answer = resp.reconcile(&msg).unwrap();
+            out.push(answer.clone());
+            match init
+                .reconcile_with_ids(&answer, &mut have, &mut need)
+                .unwrap()
+            {
+                Some(next) => {
+                    out.push(next.clone());
+                    msg = next;
+                }
+                None => {
+                    have.sort_unstable();
+                    need.sort_unstable();
+                    return (out, have, need);
+                }
+            }
+        }
+        panic!("reconciliation did not end");
+    }
+
+    fn vector(items: &BTreeSet<SyncItem>) -> NegentropyStorageVector {
+        let mut v = NegentropyStorageVector::new();
+        for (ts, id) in items {
+            v.insert(ts.0, Id::from_byte_array(id.0)).unwrap();
+        }
+        v.seal().unwrap();
+        v
+    }
+
+    /// `set` answers exactly as negentropy's own vector over `model` would, initiating
+    /// and responding, against `peer`, with the node's frame limit and with the
+    /// smallest one (so that answers are cut to fit).
+    fn reconciles_as_the_vector(
+        set: &SyncSet,
+        model: &BTreeSet<SyncItem>,
+        peer: &BTreeSet<SyncItem>,
+    ) {
+        assert!(
+            set.items().iter().eq(model.iter()),
+            "the snapshot holds the model"
+        );
+        let (v, p) = (vector(model), vector(peer));
+        for limit in [RECONCILE_FRAME_LIMIT as u64, 4096] {
+            assert_eq!(
+                transcript(set.storage.clone(), &p, limit),
+                transcript(v.clone(), &p, limit),
+                "initiating, frame limit {limit}"
+            );
+            assert_eq!(
+                transcript(p.clone(), &set.storage, limit),
+                transcript(p.clone(), &v, limit),
+                "responding, frame limit {limit}"
+            );
+        }
+    }
+
+    /// An item whose id's first 8 bytes are one of four values (so ordering by id
+    /// often falls back from the prefix to the whole id), stamped from its number
+    /// (an id fixes its stamp; many items share one).
+    fn item_of(n: u32) -> SyncItem {
+        let mut b = id(n).0;
+        b[..8].fill((n % 4) as u8);
+        (Timestamp(u64::from(n % 37)), EventId(b))
+    }
+
+    fn spec_digest(model: &BTreeSet<SyncItem>) -> [u8; 32] {
+        let mut ids: Vec<EventId> = model.iter().map(|(_, id)| *id).collect();
+        ids.sort_unstable();
+        digest(&ids)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// A [`SyncIndex`] changed at random (inserts, removals, with snapshots taken
+        /// and kept between them, digests asked between them) holds exactly the model
+        /// set and gives the spec's digest of it (docs/protocol.md §8.7); and each
+        /// snapshot, checked after all the changes, still holds the set of its moment
+        /// and reconciles byte for byte as negentropy's `NegentropyStorageVector`
+        /// built from that set.
+        #[test]
+        fn a_snapshot_reconciles_byte_for_byte_as_negentropys_vector(
+            start in proptest::collection::vec(0u32..600, 0..300),
+            ops in proptest::collection::vec((0u32..600, 0u8..9), 0..400),
+            peer in proptest::collection::vec(0u32..600, 0..300),
+        ) {
+            let mut index = SyncIndex::new(start.iter().copied().map(item_of).collect());
+            let mut model: BTreeSet<SyncItem> = start.into_iter().map(item_of).collect();
+            let peer: BTreeSet<SyncItem> = peer.into_iter().map(item_of).collect();
+            let mut kept = Vec::new();
+            for (n, op) in ops {
+                let x = item_of(n);
+                match op {
+                    0..=2 => prop_assert_eq!(index.insert(x), model.insert(x)),
+                    3..=4 => prop_assert_eq!(index.remove(&x), model.remove(&x)),
+                    5 => kept.push((index.snapshot(), model.clone())),
+                    6 => prop_assert_eq!(index.contains(&x), model.contains(&x)),
+                    _ => prop_assert_eq!(index.digest(), spec_digest(&model)),
+                }
+                prop_assert_eq!(index.len(), model.len());
+            }
+            prop_assert_eq!(index.digest(), spec_digest(&model));
+            let mut ids: Vec<EventId> = model.iter().map(|(_, id)| *id).collect();
+            ids.sort_unstable();
+            prop_assert_eq!(index.ids(), ids);
+            kept.push((index.snapshot(), model.clone()));
+            prop_assert!(index.items().iter().eq(model.iter()));
+            for (set, at) in &kept {
+                reconciles_as_the_vector(set, at, &peer);
+            }
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_the_index_itself_until_a_change() {
+        let mut index = SyncIndex::new((0..100u32).map(item_of).collect());
+        let a = index.snapshot();
+        let b = index.snapshot();
+        assert!(
+            a.shares_items_with(&b),
+            "no change: the same items, not a copy"
+        );
+        // A change while `a` and `b` are alive: the fold writes a new vector.
+        assert!(index.insert(item_of(1_000)));
+        let c = index.snapshot();
+        assert!(!c.shares_items_with(&a));
+        assert_eq!((a.len(), c.len()), (100, 101));
+        // Once no snapshot reads it, the vector is changed in place.
+        drop((a, b));
+        let before = Arc::as_ptr(&index.base);
+        drop(c);
+        assert!(index.remove(&item_of(1_000)));
+        let d = index.snapshot();
+        assert_eq!(Arc::as_ptr(&d.storage.0), before, "folded in place");
+        assert_eq!(d.len(), 100);
+    }
+
+    #[test]
+    fn long_runs_of_changes_fold_on_their_own() {
+        let mut index = SyncIndex::default();
+        let mut model = BTreeSet::new();
+        for n in (0..(3 * PENDING_MAX as u32 + 5)).rev() {
+            let x = item_of(n);
+            index.insert(x);
+            model.insert(x);
+            assert!(index.added.len() + index.removed.len() <= PENDING_MAX);
+        }
+        for n in (0..(3 * PENDING_MAX as u32)).step_by(3) {
+            let x = item_of(n);
+            index.remove(&x);
+            model.remove(&x);
+        }
+        assert_eq!(index.len(), model.len());
+        assert!(index.items().iter().eq(model.iter()));
     }
 
     #[test]
@@ -598,38 +1191,63 @@ mod tests {
     }
 
     /// The digest just after a change at a million held ids, as the store made it
-    /// before (every id copied from the time index and sorted) and with
-    /// [`SortedIds`] (issue 28). A measurement, not a check of speed:
+    /// before (every id copied from the time index and sorted), with [`SortedIds`]
+    /// (issue 28, branch `townspeed`), and with [`SyncIndex`]'s id order (now), for a
+    /// new event stamped last and for one stamped in the middle (which moves half the
+    /// items). A measurement, not a check of speed:
     /// `cargo test --release -p aidmesh-protocol --lib -- --ignored --nocapture digest_after_a_change`
     #[test]
     #[ignore]
     fn digest_after_a_change_at_a_million_ids() {
         use std::time::Instant;
         let n = 1_000_000u32;
-        let mut held: BTreeSet<(Timestamp, EventId)> =
-            (0..n).map(|i| (Timestamp(u64::from(i)), id(i))).collect();
+        let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+        let mut held: BTreeSet<(Timestamp, EventId)> = (0..n)
+            .map(|i| (Timestamp(2 * u64::from(i)), id(i)))
+            .collect();
         let mut kept = SortedIds::new(held.iter().map(|(_, i)| *i));
         kept.digest();
-        let (mut before, mut after) = (Vec::new(), Vec::new());
+        let mut index = SyncIndex::new(held.iter().copied().collect());
+        let t = Instant::now();
+        index.digest();
+        let first = ms(t);
+        let mut rows = vec![Vec::new(); 4];
         for round in 0..5u32 {
-            let new = id(n + round);
-            held.insert((Timestamp(u64::from(n + round)), new));
+            let new = (Timestamp(2 * u64::from(n + round)), id(n + round));
+            held.insert(new);
             let t = Instant::now();
             let mut ids: Vec<EventId> = held.iter().map(|(_, i)| *i).collect();
             ids.sort_unstable();
             let old = digest(&ids);
-            before.push(t.elapsed().as_secs_f64() * 1e3);
+            rows[0].push(ms(t));
             let t = Instant::now();
-            kept.insert(new);
+            kept.insert(new.1);
             let d = kept.digest();
-            after.push(t.elapsed().as_secs_f64() * 1e3);
+            rows[1].push(ms(t));
             assert_eq!(d, old);
+            let t = Instant::now();
+            index.insert(new);
+            let d = index.digest();
+            rows[2].push(ms(t));
+            assert_eq!(d, old);
+            // Stamped between the first half and the second.
+            let middle = (Timestamp(u64::from(n) + 1), id(2 * n + round));
+            held.insert(middle);
+            kept.insert(middle.1);
+            let t = Instant::now();
+            index.insert(middle);
+            let d = index.digest();
+            rows[3].push(ms(t));
+            assert_eq!(d, kept.digest());
         }
-        before.sort_by(f64::total_cmp);
-        after.sort_by(f64::total_cmp);
+        for r in &mut rows {
+            r.sort_by(f64::total_cmp);
+        }
         println!(
-            "digest after a change, {n} ids, median of 5: sort and hash {:.1} ms, SortedIds {:.1} ms",
-            before[2], after[2]
+            "digest after a change, {n} ids, median of 5: sort and hash {:.1} ms, SortedIds {:.1} ms, \
+             SyncIndex {:.1} ms (stamped last), {:.1} ms (stamped in the middle); SyncIndex's \
+             first digest {first:.1} ms",
+            rows[0][2], rows[1][2], rows[2][2], rows[3][2]
         );
     }
 

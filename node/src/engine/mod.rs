@@ -189,7 +189,6 @@ struct State {
     clock: Clock,
     mesh: MeshClock,
     digest: Option<[u8; 32]>,
-    sync_set: Option<Arc<SyncSet>>,
     /// Bumped on every change of the stored set; caches computed outside the lock are
     /// kept only if it did not move meanwhile.
     generation: u64,
@@ -364,7 +363,6 @@ impl Engine {
             clock,
             mesh: MeshClock::new(BUILD_MS, started),
             digest: None,
-            sync_set: None,
             generation: 0,
             warned: ClockStatus::Unknown,
             rebuild_log: None,
@@ -480,36 +478,19 @@ impl Engine {
         Ok(d)
     }
 
-    /// The reconciliation set, cached until the next change.
+    /// The reconciliation set: a snapshot of the store's time index (its items
+    /// shared, not copied: issue 28), so nothing is cached here. A session holding
+    /// it keeps reading the items of its moment; the index changes in place again
+    /// once no session reads them.
     pub fn sync_set(&self) -> Result<Arc<SyncSet>, StoreError> {
-        let generation = {
-            let st = self.lock();
-            if let Some(s) = &st.sync_set {
-                return Ok(s.clone());
-            }
-            st.generation
-        };
-        let items = self.store.sync_items()?;
-        // Only fails on negentropy-internal errors, which a sorted set cannot trigger.
-        let set = Arc::new(SyncSet::new(items).map_err(|e| StoreError::Corrupt {
-            path: self.store.path().to_path_buf(),
-            tree: "by_time",
-            detail: e.to_string(),
-        })?);
-        let mut st = self.lock();
-        if st.generation == generation {
-            st.sync_set = Some(set.clone());
-        }
-        Ok(set)
+        Ok(Arc::new(self.store.sync_set()))
     }
 
-    /// A sync session has ended (the worker records it in the peer book): the cached
-    /// reconciliation set (40 bytes an event) is dropped until the next session
-    /// needs it, and the heap the session freed is handed back to the system. A node
-    /// otherwise kept both until its next change (issue 14: 13 MB at 100,000
-    /// events). Call off the network task: the trim walks the allocator's free lists.
+    /// A sync session has ended (the worker records it in the peer book): the heap
+    /// the session freed (a snapshot the index had to copy while the session read
+    /// it, the fetched batches) is handed back to the system. Call off the network
+    /// task: the trim walks the allocator's free lists.
     pub fn after_sync(&self) {
-        self.lock().sync_set = None;
         release_freed_memory();
     }
 

@@ -80,7 +80,6 @@ impl Engine {
             return Ok(0);
         }
         st.digest = None;
-        st.sync_set = None;
         st.generation += 1;
         st.head_changes.note(st.generation, None);
         // Durable before the compaction is asked for: the erasure and its pending flag.

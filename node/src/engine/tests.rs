@@ -123,24 +123,34 @@ fn forgetting_a_person_erases_their_bytes_and_refuses_late_check_ins() {
     assert_eq!(again.len(), n);
 }
 
-/// Between sessions a node keeps no reconciliation set (issue 14: 4 MB at
-/// 100,000 events); the next session builds it again, the same.
+/// A session's reconciliation set is the store's time index itself, shared, not a
+/// copy (issue 28: one copy of the held ids); a change made while a session reads it
+/// leaves that session's items as they were.
 #[test]
-fn after_a_sync_the_cached_set_is_let_go_and_built_again_the_same() {
+fn a_sessions_set_is_the_time_index_itself_and_stays_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let eng = engine(dir.path(), 1);
     eng.post(need()).unwrap();
     let set = eng.sync_set().unwrap();
-    assert_eq!(Arc::strong_count(&set), 2, "the engine caches the set");
-    eng.after_sync();
-    assert_eq!(Arc::strong_count(&set), 1, "the engine let go of it");
     let again = eng.sync_set().unwrap();
-    assert_eq!(again.len(), set.len());
-    assert_eq!(
-        eng.store().sync_items().unwrap().len(),
-        again.len(),
-        "built from the store's time index"
+    assert!(
+        set.shares_items_with(&again),
+        "no change: the same items, not a copy"
     );
+    assert_eq!(
+        eng.store().sync_items().unwrap(),
+        set.items(),
+        "the store's time index"
+    );
+    eng.post(need()).unwrap();
+    let after = eng.sync_set().unwrap();
+    assert_eq!(
+        (set.len(), after.len()),
+        (1, 2),
+        "the old snapshot is unchanged"
+    );
+    assert_eq!(eng.store().sync_items().unwrap(), after.items());
+    eng.after_sync();
 }
 
 #[test]

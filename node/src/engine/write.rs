@@ -289,7 +289,6 @@ impl Engine {
         }
         st.clock.observe(event.timestamp(), now);
         st.digest = None;
-        st.sync_set = None;
         st.generation += 1;
         if let Some(body) = &body {
             let touched = View::heads_touched(&event, body);

@@ -1,15 +1,16 @@
 //! The time index: the `(timestamp, id)` of every held event, kept in memory (see the
-//! module doc of [`super`]); what the reconciliation set, the digest and the
-//! duplicate check read instead of sled's `ids` tree. Once a digest has been asked
-//! for, the ids are also kept in id order ([`SortedIds`]), so the digest after a
-//! change merges what changed instead of sorting every id (issue 28).
+//! module doc of [`super`]) as one sorted vector ([`SyncIndex`], 40 bytes an event);
+//! what the reconciliation set, the digest and the duplicate check read instead of
+//! sled's `ids` tree. A sync session's set is a snapshot of it, not a copy; once a
+//! digest has been asked for, the index also keeps the ids' order (4 bytes an event),
+//! so the digest after a change merges what changed instead of sorting every id
+//! (issue 28).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use std::sync::atomic::Ordering;
 
-use aidmesh_protocol::sync::SortedIds;
+use aidmesh_protocol::sync::{SyncIndex, SyncSet};
 use aidmesh_protocol::{Event, EventId, Timestamp};
 use tracing::warn;
 
@@ -31,10 +32,7 @@ pub(super) fn time_key(ts: Timestamp, id: &EventId) -> [u8; 40] {
 
 /// The time index of a database (see the module doc): every `ids` entry as
 /// `(timestamp, id)`.
-pub(super) fn read_time_index(
-    path: &Path,
-    ids: &sled::Tree,
-) -> Result<BTreeSet<(Timestamp, EventId)>, StoreError> {
+pub(super) fn read_time_index(path: &Path, ids: &sled::Tree) -> Result<SyncIndex, StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt {
         path: path.to_path_buf(),
         tree: "ids",
@@ -51,58 +49,12 @@ pub(super) fn read_time_index(
         let ts = stamp(&v).ok_or_else(|| corrupt(format!("stamp of {} bytes", v.len())))?;
         out.push((ts, EventId(id)));
     }
-    // Sorted first, so the set is built in one pass with full nodes.
-    out.sort_unstable();
-    Ok(out.into_iter().collect())
-}
-
-/// The held events in memory: the time index, and the same ids in id order once the
-/// digest is first asked for (32 bytes an event: not built by a node no one asks).
-pub(super) struct Held {
-    time: BTreeSet<(Timestamp, EventId)>,
-    by_id: Option<SortedIds>,
-}
-
-impl Held {
-    pub(super) fn new(time: BTreeSet<(Timestamp, EventId)>) -> Held {
-        Held { time, by_id: None }
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.time.len()
-    }
-
-    pub(super) fn insert(&mut self, ts: Timestamp, id: EventId) {
-        if self.time.insert((ts, id)) {
-            if let Some(s) = &mut self.by_id {
-                s.insert(id);
-            }
-        }
-    }
-
-    pub(super) fn remove(&mut self, ts: Timestamp, id: &EventId) {
-        if self.time.remove(&(ts, *id)) {
-            if let Some(s) = &mut self.by_id {
-                s.remove(*id);
-            }
-        }
-    }
-
-    pub(super) fn contains(&self, ts: Timestamp, id: &EventId) -> bool {
-        self.time.contains(&(ts, *id))
-    }
-
-    /// The ids in id order, made from the time index the first time.
-    fn by_id(&mut self) -> &mut SortedIds {
-        let time = &self.time;
-        self.by_id
-            .get_or_insert_with(|| SortedIds::new(time.iter().map(|(_, id)| *id)))
-    }
+    Ok(SyncIndex::new(out))
 }
 
 impl Store {
     /// The time index, locked.
-    pub(super) fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+    pub(super) fn held(&self) -> std::sync::MutexGuard<'_, SyncIndex> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -147,7 +99,7 @@ impl Store {
             }
             count = self.with(|t| Ok(t.ids.len()))?;
         }
-        *self.held() = Held::new(read_time_index(&self.path, &ids)?);
+        *self.held() = read_time_index(&self.path, &ids)?;
         self.count.store(count, Ordering::Relaxed);
         if !stray.is_empty() {
             warn!(
@@ -158,25 +110,29 @@ impl Store {
         Ok(stray.len())
     }
 
-    /// Every held event's `(timestamp, id)`, in time order: the reconciliation set.
-    /// A copy of the time index in memory (see the module doc).
+    /// The reconciliation set: a snapshot of the time index, sharing its items (no
+    /// copy; see [`SyncIndex`]).
+    pub fn sync_set(&self) -> SyncSet {
+        self.held().snapshot()
+    }
+
+    /// Every held event's `(timestamp, id)`, in time order: a copy of the time index
+    /// (see the module doc); [`Store::sync_set`] reads it without copying.
     pub fn sync_items(&self) -> Result<Vec<(Timestamp, EventId)>, StoreError> {
-        let held = self.held();
-        let mut out = Vec::with_capacity(held.len());
-        out.extend(held.time.iter().copied());
-        Ok(out)
+        // Copied from a snapshot, outside the index's lock.
+        let set = self.sync_set();
+        Ok(set.items().to_vec())
     }
 
     /// [`aidmesh_protocol::sync::digest`] of every held id (BLAKE3 over the ids in
-    /// ascending order), from the ids kept in id order: after a change, one merge of
-    /// what changed and one pass of hashing (32 MB at a million events), under the
-    /// index's lock.
+    /// ascending order), from the ids' order the index keeps: after a change, one
+    /// merge of what changed and one pass of hashing, under the index's lock.
     pub fn digest(&self) -> Result<[u8; 32], StoreError> {
-        Ok(self.held().by_id().digest())
+        Ok(self.held().digest())
     }
 
     /// Every held id, ascending.
     pub fn ids(&self) -> Result<Vec<EventId>, StoreError> {
-        Ok(self.held().by_id().ids().to_vec())
+        Ok(self.held().ids())
     }
 }

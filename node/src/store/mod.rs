@@ -23,11 +23,17 @@
 //!   build floor (an older node's clock in 1970): local, shown instead of the stamp.
 //!
 //! In memory, the store keeps the `(timestamp, id)` of every held event (the time
-//! index, about 45 bytes an event), read from `ids` once at open and kept up to date
-//! by every write. The reconciliation set, the digest, the delivery summaries and the
-//! duplicate check read it instead of `ids`: sled keeps every page it has read
-//! whatever `cache_capacity` says, and walking `ids` left 17 MB of them resident at
-//! 100,000 events (issue 14).
+//! index: one sorted vector, 40 bytes an event, with the last few thousand changes
+//! beside it; [`aidmesh_protocol::sync::SyncIndex`]), read from `ids` once at open and
+//! kept up to date by every write. The duplicate check, the digest, the delivery
+//! summaries and every sync session read it instead of `ids`: sled keeps every page
+//! it has read whatever `cache_capacity` says, and walking `ids` left 17 MB of them
+//! resident at 100,000 events (issue 14). A sync session's set is a snapshot of the
+//! index sharing its vector, not a copy (copy-on-write: a change while a session
+//! reads it writes a new vector); the digest reads the ids through their order, kept
+//! as 4-byte positions once a digest is asked for (issue 28: before, a `BTreeSet`
+//! of 43–80 bytes an event, a 40-byte copy for each sync set and a 32-byte sorted
+//! copy of the ids for the digest).
 //!
 //! Writes are not durable until [`Store::flush`] returns; the engine flushes before it
 //! acknowledges a write to a user.
@@ -63,6 +69,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use aidmesh_protocol::retention::is_welfare_kind;
+use aidmesh_protocol::sync::SyncIndex;
 use aidmesh_protocol::{Event, EventId, Timestamp};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -189,7 +196,7 @@ pub struct Store {
     welfare: AtomicUsize,
     /// `(timestamp, id)` of every event in `log` (see the module doc). Changed only
     /// inside a write to `ids`, so it always holds exactly what `ids` holds.
-    held: Mutex<index::Held>,
+    held: Mutex<SyncIndex>,
     /// While a compaction copies: the (tree, key) of every write made meanwhile, to
     /// replay into the copy.
     dirty: Mutex<Option<Vec<(&'static str, sled::IVec)>>>,
@@ -251,7 +258,7 @@ impl Store {
             trees: std::sync::RwLock::new(trees),
             count: AtomicUsize::new(held.len()),
             welfare: AtomicUsize::new(0),
-            held: Mutex::new(index::Held::new(held)),
+            held: Mutex::new(held),
             dirty: Mutex::new(None),
             erasures: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
@@ -350,7 +357,7 @@ impl Store {
         self.write(&[("ids", &id.0), ("log", &tk)], |t| {
             t.ids.insert(&id.0[..], &ts.0.to_be_bytes())?;
             t.log.insert(&tk[..], event.bytes())?;
-            self.held().insert(ts, id);
+            self.held().insert((ts, id));
             Ok(())
         })?;
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -384,7 +391,7 @@ impl Store {
     /// memory, so the duplicate check of an ingest reads no page of sled's. Same
     /// answer as [`Store::contains`] (an id fixes its stamp).
     pub fn contains_at(&self, ts: Timestamp, id: &EventId) -> Result<bool, StoreError> {
-        Ok(self.held().contains(ts, id))
+        Ok(self.held().contains(&(ts, *id)))
     }
 
     /// Number of events held.
@@ -454,7 +461,8 @@ impl Store {
             t.ids.remove(id.0)?;
             let mut ts = [0u8; 8];
             ts.copy_from_slice(&tk[..8]);
-            self.held().remove(Timestamp(u64::from_be_bytes(ts)), id);
+            self.held()
+                .remove(&(Timestamp(u64::from_be_bytes(ts)), *id));
             t.meta.insert(COMPACTION_PENDING, &[1])?;
             Ok(true)
         })?;
