@@ -856,7 +856,7 @@ impl View {
                 heads.swap(i - 1, w - 1);
                 i -= 1;
             } else {
-                heads[w - 1] = add[j - 1].clone();
+                heads[w - 1] = add[j - 1];
                 j -= 1;
             }
             w -= 1;
