@@ -781,10 +781,15 @@ impl View {
     /// posts of the items it shows ([`View::item`]). The same items as
     /// [`View::items`], with the same state, expiry, kind, category and urgency.
     pub fn heads(&self, now_ms: u64) -> Vec<ItemHead> {
-        self.posts
-            .iter()
-            .filter_map(|(id, p)| Some(self.fold_record(id, p, now_ms)?.0))
-            .collect()
+        // Sized once (hidden items are few): a vector grown by doubling would keep
+        // up to as much again, and the lists keep this one (issue 28).
+        let mut out = Vec::with_capacity(self.posts.len());
+        out.extend(
+            self.posts
+                .iter()
+                .filter_map(|(id, p)| Some(self.fold_record(id, p, now_ms)?.0)),
+        );
+        out
     }
 
     /// The head of need or offer `id` folded at `now_ms`, as [`View::heads`] has it,
