@@ -56,11 +56,31 @@ use crate::identity::AuthorId;
 use crate::time::Timestamp;
 use crate::validate::{TargetInfo, TargetLookup};
 
+#[path = "view_map.rs"]
+mod map;
+use map::SortedMap;
+
 /// Total order of events within one item: timestamp, then author, then id.
 type Key = (Timestamp, AuthorId, EventId);
 
 fn key(e: &Event) -> Key {
     (e.timestamp(), e.author(), e.id())
+}
+
+/// Events on one thing in [`Key`] order: a sorted vector of exactly its length. Most
+/// needs and offers get one or two status changes, and a `BTreeMap` spends a whole
+/// node (room for 11, about 1.2 KB here) on the first (issue 28).
+type InOrder<T> = Vec<(Key, T)>;
+
+/// Files `t` at `k` in `on` (replacing what is there: the same key is the same event).
+fn file_in_order<T>(on: &mut InOrder<T>, k: Key, t: T) {
+    match on.binary_search_by(|(x, _)| x.cmp(&k)) {
+        Ok(i) => on[i].1 = t,
+        Err(i) => {
+            on.reserve_exact(1);
+            on.insert(i, (k, t));
+        }
+    }
 }
 
 /// The current state of a need or offer.
@@ -321,25 +341,43 @@ impl<T: Clone> Filed<T> {
 }
 
 /// A need or offer as the view keeps it: the index an answer filters and sorts on,
-/// about 40 bytes, never the post itself. The post is read back from the view's
-/// [`PostSource`] (the node's store) when an answer shows the item, or, in a view
-/// without one, from the encoded copy in [`View::kept`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// 24 bytes, never the post itself. The post is read back from the view's
+/// [`PostSource`] (the node's store) when an answer shows it, or, in a view without
+/// one, from the encoded copy in [`View::kept`]. Its `related` check-in, which few
+/// posts have, is in [`View::related`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PostRecord {
-    kind: BodyKind,
-    category: Category,
-    urgency: Urgency,
+    at: Timestamp,
+    /// Its post's `expires_ms` when [`EXPIRES`] is set, else 0.
+    expires_ms: u64,
     /// Index into [`Authors`]: a few dozen authors write most posts.
     author: u32,
-    at: Timestamp,
-    expires_ms: Option<u64>,
-    /// Boxed: most posts have none, and 8 bytes beat 33.
-    related: Option<Box<EventId>>,
+    category: Category,
+    urgency: Urgency,
+    /// [`OFFER`], [`EXPIRES`], [`RELATED`].
+    flags: u8,
 }
 
+/// [`PostRecord::flags`] and [`ItemHead`]'s: an offer (else a need).
+const OFFER: u8 = 1;
+/// The post has an `expires_ms`.
+const EXPIRES: u8 = 2;
+/// The post has a `related` check-in ([`View::related`]).
+const RELATED: u8 = 4;
+/// [`ItemHead`]'s: past its expiry at the time folded.
+const EXPIRED: u8 = 8;
+
 impl PostRecord {
-    fn related(&self) -> Option<EventId> {
-        self.related.as_deref().copied()
+    fn kind(&self) -> BodyKind {
+        if self.flags & OFFER != 0 {
+            BodyKind::Offer
+        } else {
+            BodyKind::Need
+        }
+    }
+
+    fn expires_ms(&self) -> Option<u64> {
+        (self.flags & EXPIRES != 0).then_some(self.expires_ms)
     }
 }
 
@@ -395,28 +433,59 @@ impl Authors {
     }
 }
 
+/// An author of posts as a view numbers them ([`ItemHead::author`]); the view names
+/// them ([`View::author`]). Numbers stay the same for the life of a view and in the
+/// views that replace it when the node rebuilds ([`View::number_authors_as`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AuthorIndex(u32);
+
 /// The fields of a need or offer an answer filters and sorts on, folded at a time,
-/// without its post (see [`View::heads`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// without its post (see [`View::heads`]). 56 bytes: a node keeps one for every item,
+/// sorted, for its lists (issue 28).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ItemHead {
     /// The posting event.
     pub id: EventId,
-    /// [`BodyKind::Need`] or [`BodyKind::Offer`].
-    pub kind: BodyKind,
-    /// Who posted it.
-    pub author: AuthorId,
     /// When it was posted.
     pub created: Timestamp,
+    /// Its post's `expires_ms` when [`EXPIRES`] is set, else 0.
+    expires_ms: u64,
+    /// Who posted it, as the view numbers authors.
+    author: AuthorIndex,
     /// Its category.
     pub category: Category,
     /// Its urgency.
     pub urgency: Urgency,
     /// Current state.
     pub state: ItemState,
+    /// [`OFFER`], [`EXPIRES`], [`EXPIRED`].
+    flags: u8,
+}
+
+impl ItemHead {
+    /// [`BodyKind::Need`] or [`BodyKind::Offer`].
+    pub fn kind(&self) -> BodyKind {
+        if self.flags & OFFER != 0 {
+            BodyKind::Offer
+        } else {
+            BodyKind::Need
+        }
+    }
+
     /// Past its `expires_ms` at the time asked, while still active.
-    pub expired: bool,
+    pub fn expired(&self) -> bool {
+        self.flags & EXPIRED != 0
+    }
+
     /// Its post's `expires_ms`: until when a head folded now stays true.
-    pub expires_ms: Option<u64>,
+    pub fn expires_ms(&self) -> Option<u64> {
+        (self.flags & EXPIRES != 0).then_some(self.expires_ms)
+    }
+
+    /// Who posted it: [`View::author`] names them.
+    pub fn author(&self) -> AuthorIndex {
+        self.author
+    }
 }
 
 /// The set of understood events, filed by what they are about.
@@ -425,14 +494,19 @@ pub struct View {
     /// Status changes and redactions by id (their author and kind, for
     /// [`TargetLookup`]); every other kind is found in its own map.
     others: BTreeMap<EventId, TargetInfo>,
-    posts: BTreeMap<EventId, PostRecord>,
+    /// Needs and offers (issue 28: a sorted vector, about 56 bytes an item).
+    posts: SortedMap<EventId, PostRecord>,
     /// Authors of `posts`.
     authors: Authors,
+    /// The check-in a need or offer was raised by (its post's `related`), for the
+    /// posts that have one ([`RELATED`]).
+    related: BTreeMap<EventId, EventId>,
     /// Posts encoded (postcard), in a view without a [`PostSource`] only.
     kept: BTreeMap<EventId, Box<[u8]>>,
     /// Where posts are read back from, if set.
     source: Source,
-    changes: BTreeMap<EventId, BTreeMap<Key, (Status, String)>>,
+    /// Status changes by target, in `(timestamp, author, id)` order ([`InOrder`]).
+    changes: BTreeMap<EventId, InOrder<(Status, String)>>,
     people: BTreeMap<EventId, Filed<PersonRegistered>>,
     checkins: BTreeMap<EventId, BTreeMap<Key, CheckIn>>,
     hubs: BTreeMap<EventId, Filed<HubAnnounced>>,
@@ -466,6 +540,39 @@ impl View {
         }
     }
 
+    /// The check-in need or offer `id` (filed as `p`) was raised by, if any.
+    fn related_of(&self, id: &EventId, p: &PostRecord) -> Option<EventId> {
+        if p.flags & RELATED == 0 {
+            return None;
+        }
+        self.related.get(id).copied()
+    }
+
+    /// The author a head names ([`ItemHead::author`]).
+    pub fn author(&self, a: AuthorIndex) -> AuthorId {
+        self.authors.get(a.0)
+    }
+
+    /// How this view numbers `author`, if it filed a post of theirs: to compare
+    /// with [`ItemHead::author`] without naming every head's author.
+    pub fn author_index(&self, author: &AuthorId) -> Option<AuthorIndex> {
+        self.authors.index.get(author).copied().map(AuthorIndex)
+    }
+
+    /// Numbers this view's authors as `old` does (and those `old` does not know after
+    /// its own), for a view built again from the store that replaces `old`: heads
+    /// folded from `old` and kept (the node's lists keep theirs from one change to the
+    /// next) then still name the same authors in this view. Changes no answer.
+    pub fn number_authors_as(&mut self, old: &View) {
+        let mut table = old.authors.clone();
+        let map: Vec<u32> = self.authors.list.iter().map(|a| table.intern(*a)).collect();
+        for p in self.posts.values_mut() {
+            // Every index in a record came from this view's table.
+            p.author = map.get(p.author as usize).copied().unwrap_or(p.author);
+        }
+        self.authors = table;
+    }
+
     /// The post of need or offer `id`: from the source, else from the kept copy.
     fn post_of(&self, id: &EventId) -> Option<Post> {
         match &self.source.0 {
@@ -476,14 +583,23 @@ impl View {
 
     fn file_post(&mut self, e: &Event, kind: BodyKind, post: &Post) {
         let id = e.id();
+        let mut flags = if kind == BodyKind::Offer { OFFER } else { 0 };
+        flags |= if post.expires_ms.is_some() {
+            EXPIRES
+        } else {
+            0
+        };
+        if let Some(r) = post.related {
+            flags |= RELATED;
+            self.related.insert(id, r);
+        }
         let record = PostRecord {
-            kind,
+            at: e.timestamp(),
+            expires_ms: post.expires_ms.unwrap_or(0),
+            author: self.authors.intern(e.author()),
             category: post.category,
             urgency: post.urgency,
-            author: self.authors.intern(e.author()),
-            at: e.timestamp(),
-            expires_ms: post.expires_ms,
-            related: post.related.map(Box::new),
+            flags,
         };
         self.posts.insert(id, record);
         if self.source.0.is_none() {
@@ -526,10 +642,8 @@ impl View {
             Body::Need(p) => self.file_post(e, BodyKind::Need, p),
             Body::Offer(p) => self.file_post(e, BodyKind::Offer, p),
             Body::Status(s) => {
-                self.changes
-                    .entry(s.target)
-                    .or_default()
-                    .insert(key(e), (s.status, s.note.clone()));
+                let on = self.changes.entry(s.target).or_default();
+                file_in_order(on, key(e), (s.status, s.note.clone()));
             }
             Body::Person(p) => {
                 self.people.insert(id, Filed::new(e, p));
@@ -571,9 +685,10 @@ impl View {
     /// Rebuilds the per-event maps in one sorted pass, so that their nodes are full.
     /// A map filled in random key order (ids, as a start reads events in time order)
     /// leaves its nodes about two-thirds full; at 100,000 needs and offers that is
-    /// 3 MB (issue 14). Changes no answer. For after a bulk load.
+    /// 3 MB (issue 14). The needs and offers' vector gets its last inserts merged in
+    /// and no spare room. Changes no answer. For after a bulk load.
     pub fn pack(&mut self) {
-        self.posts = std::mem::take(&mut self.posts).into_iter().collect();
+        self.posts.pack();
         self.others = std::mem::take(&mut self.others).into_iter().collect();
         self.changes = std::mem::take(&mut self.changes).into_iter().collect();
         self.kept = std::mem::take(&mut self.kept).into_iter().collect();
@@ -649,13 +764,13 @@ impl View {
         let post = self.post_of(id)?;
         Some(Item {
             id: head.id,
-            kind: head.kind,
-            author: head.author,
+            kind: head.kind(),
+            author: self.authors.get(head.author.0),
             created: head.created,
             post,
             state: head.state,
             holder,
-            expired: head.expired,
+            expired: head.expired(),
             history,
             arrived: self.arrived.get(id).copied(),
         })
@@ -666,10 +781,15 @@ impl View {
     /// posts of the items it shows ([`View::item`]). The same items as
     /// [`View::items`], with the same state, expiry, kind, category and urgency.
     pub fn heads(&self, now_ms: u64) -> Vec<ItemHead> {
-        self.posts
-            .keys()
-            .filter_map(|id| Some(self.fold(id, now_ms)?.0))
-            .collect()
+        // Sized once (hidden items are few): a vector grown by doubling would keep
+        // up to as much again, and the lists keep this one (issue 28).
+        let mut out = Vec::with_capacity(self.posts.len());
+        out.extend(
+            self.posts
+                .iter()
+                .filter_map(|(id, p)| Some(self.fold_record(id, p, now_ms)?.0)),
+        );
+        out
     }
 
     /// The head of need or offer `id` folded at `now_ms`, as [`View::heads`] has it,
@@ -741,7 +861,7 @@ impl View {
                 heads.swap(i - 1, w - 1);
                 i -= 1;
             } else {
-                heads[w - 1] = add[j - 1].clone();
+                heads[w - 1] = add[j - 1];
                 j -= 1;
             }
             w -= 1;
@@ -751,9 +871,19 @@ impl View {
     /// Folds the status changes of need or offer `id` at `now_ms` (see the module
     /// doc): its head, holder and history, or `None` when it is not shown.
     fn fold(&self, id: &EventId, now_ms: u64) -> Option<(ItemHead, Option<AuthorId>, Vec<Change>)> {
-        let p = self.posts.get(id)?;
+        self.fold_record(id, self.posts.get(id)?, now_ms)
+    }
+
+    /// [`View::fold`] of need or offer `id` filed as `p`.
+    fn fold_record(
+        &self,
+        id: &EventId,
+        p: &PostRecord,
+        now_ms: u64,
+    ) -> Option<(ItemHead, Option<AuthorId>, Vec<Change>)> {
         let author = self.authors.get(p.author);
-        if self.post_hidden(id, &author, p.related()) {
+        let related = self.related_of(id, p);
+        if self.post_hidden(id, &author, related) {
             return None;
         }
         let mut state = ItemState::Open;
@@ -767,7 +897,7 @@ impl View {
             .filter(|((_, author, cid), _)| !self.redacted_by(cid, author))
             .map(|(k, v)| (*k, v.clone()))
             .collect();
-        if let Some(close) = p.related().and_then(|r| self.later_check(&r)) {
+        if let Some(close) = related.and_then(|r| self.later_check(&r)) {
             changes.insert(close.0, close.1);
         }
         for ((at, by, cid), (status, note)) in &changes {
@@ -809,17 +939,16 @@ impl View {
                 applied: next.is_some(),
             });
         }
-        let expired = state.is_active() && p.expires_ms.is_some_and(|exp| now_ms > exp);
+        let expired = state.is_active() && p.expires_ms().is_some_and(|exp| now_ms > exp);
         let head = ItemHead {
             id: *id,
-            kind: p.kind,
-            author,
             created: p.at,
+            expires_ms: p.expires_ms,
+            author: AuthorIndex(p.author),
             category: p.category,
             urgency: p.urgency,
             state,
-            expired,
-            expires_ms: p.expires_ms,
+            flags: (p.flags & (OFFER | EXPIRES)) | if expired { EXPIRED } else { 0 },
         };
         Some((head, holder, history))
     }
@@ -1002,8 +1131,8 @@ impl View {
                 }
             }
         }
-        for (id, p) in &self.posts {
-            if p.related().is_some_and(|r| self.checkin_id_hidden(&r)) {
+        for (id, r) in &self.related {
+            if self.checkin_id_hidden(r) {
                 out.insert(*id);
             }
         }
@@ -1041,11 +1170,11 @@ impl View {
             let answers = self.sharing.get(pid).into_iter().flatten();
             out.extend(answers.map(|((_, _, sid), _)| *sid));
         }
-        for (id, p) in &self.posts {
-            if p.related().is_some_and(|r| out.contains(&r)) {
-                out.insert(*id);
-            }
-        }
+        let raised: Vec<EventId> = (self.related.iter())
+            .filter(|(_, r)| out.contains(*r))
+            .map(|(id, _)| *id)
+            .collect();
+        out.extend(raised);
         out
     }
 }
@@ -1059,12 +1188,12 @@ impl PartialEq for View {
                 .iter()
                 .map(|(id, p)| {
                     let r = (
-                        p.kind,
+                        p.kind(),
                         p.category,
                         p.urgency,
                         p.at,
-                        p.expires_ms,
-                        p.related(),
+                        p.expires_ms(),
+                        v.related_of(id, p),
                     );
                     (*id, v.authors.get(p.author), r, v.post_of(id))
                 })
@@ -1094,7 +1223,7 @@ impl TargetLookup for View {
             kind: kind.code(),
         };
         if let Some(p) = self.posts.get(id) {
-            return Some(info(self.authors.get(p.author), p.kind));
+            return Some(info(self.authors.get(p.author), p.kind()));
         }
         if let Some((_, author)) = self.checkin_of.get(id) {
             return Some(info(*author, BodyKind::CheckIn));

@@ -254,9 +254,11 @@ fn heads(st: &AppState) -> Arc<Heads> {
         let me = st.net.delivery.me();
         // In list order already (most urgent, then newest), shared with the lists.
         let all = sorted_heads(st, now);
-        let active = || all.iter().filter(|i| i.state.is_active() && !i.expired);
+        // Heads name authors by the view's numbers (which a rebuilt view keeps).
+        let me = st.engine.with_view(|v| v.author_index(&me));
+        let active = || all.iter().filter(|i| i.state.is_active() && !i.expired());
         let urgent = active()
-            .filter(|i| i.kind == BodyKind::Need && i.author == me)
+            .filter(|i| i.kind() == BodyKind::Need && Some(i.author()) == me)
             .filter(|i| matches!(i.urgency, Urgency::High | Urgency::LifeThreatening))
             .map(|i| (i.urgency, i.created, i.id))
             .collect();

@@ -81,19 +81,20 @@ fn list_rows(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> Result<List
     let (shown, total, next, names) = st.engine.with_view(|v| {
         let names = HubNames::of(v);
         let keep = |h: &ItemHead| {
-            kind.is_none_or(|k| h.kind == k)
+            kind.is_none_or(|k| h.kind() == k)
                 && category.is_none_or(|c| h.category == c)
                 && urgency.is_none_or(|u| h.urgency == u)
                 && match status {
-                    ListStatus::Active => h.state.is_active() && !h.expired,
+                    ListStatus::Active => h.state.is_active() && !h.expired(),
                     ListStatus::All => true,
-                    ListStatus::Expired => h.expired,
-                    ListStatus::Is(s) => !h.expired && h.state.name() == s,
+                    ListStatus::Expired => h.expired(),
+                    ListStatus::Is(s) => !h.expired() && h.state.name() == s,
                 }
                 && hub.as_ref().is_none_or(|hub| {
-                    h.author.short() == *hub
+                    let author = v.author(h.author());
+                    author.short() == *hub
                         || names
-                            .author(&h.author)
+                            .author(&author)
                             .is_some_and(|n| n.to_lowercase() == *hub)
                 })
         };
@@ -223,8 +224,8 @@ pub(super) fn sorted_heads(st: &AppState, now: u64) -> Arc<Vec<ItemHead>> {
 /// expires (is past its `expires_ms`).
 fn expires(heads: impl Iterator<Item = ItemHead>) -> u64 {
     heads
-        .filter(|h| h.state.is_active() && !h.expired)
-        .filter_map(|h| h.expires_ms)
+        .filter(|h| h.state.is_active() && !h.expired())
+        .filter_map(|h| h.expires_ms())
         .min()
         .unwrap_or(u64::MAX)
 }

@@ -117,6 +117,8 @@ fn rebuild_view(store: &Arc<Store>, state: &Mutex<State>) -> Result<(), StoreErr
             view.note_arrival(event.id(), at);
         }
     }
+    // The lists keep heads folded from the old view: the same numbers, the same authors.
+    view.number_authors_as(&st.view);
     st.view = view;
     drop(st);
     release_freed_memory();

@@ -40,7 +40,10 @@ impl Engine {
         if n > 0 {
             // Expired records are not hidden by any event, so the view is rebuilt
             // now (rare: one sweep every few minutes, on a blocking thread).
-            st.view = load_view(&self.store)?.view;
+            let mut view = load_view(&self.store)?.view;
+            // Heads kept by the lists name authors by the old view's numbers.
+            view.number_authors_as(&st.view);
+            st.view = view;
             drop(st);
             release_freed_memory();
             info!(erased = n, "welfare records past retention erased");

@@ -229,8 +229,9 @@ impl Gateway {
         let since = now.saturating_sub(KEEP.as_millis() as u64);
         let mut found = HashMap::new();
         self.engine.with_view(|v| {
+            let mine = v.author_index(&me);
             for h in v.heads(now) {
-                if h.author != me || h.created.millis() < since {
+                if Some(h.author()) != mine || h.created.millis() < since {
                     continue;
                 }
                 if let Some(item) = v.item(&h.id, now) {

@@ -246,6 +246,10 @@ pub(crate) fn memory_probe(dir: &Path) {
         ids.iter().filter_map(|id| v.item(id, 0)).count()
     });
     parts.push(("a page of 50 items read back", self_rss_kb()));
+    // What the lists keep: every item's head, folded (the node's lists sort and keep
+    // them until the next change; issue 28).
+    let heads = engine.with_view(|v| v.heads(0));
+    parts.push(("every item's head, as the lists keep them", self_rss_kb()));
     let mut prev = 0;
     let shown: Vec<String> = parts
         .iter()
@@ -261,5 +265,5 @@ pub(crate) fn memory_probe(dir: &Path) {
         mb(prev),
         engine.len()
     );
-    drop((set, digest));
+    drop((set, digest, heads));
 }
