@@ -106,7 +106,7 @@ fn sleep_until(flags: &(Mutex<CompactFlags>, Condvar), deadline: Instant) -> boo
 fn rebuild_view(store: &Arc<Store>, state: &Mutex<State>) -> Result<(), StoreError> {
     let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
     lock().rebuild_log = Some(Vec::new());
-    let loaded = load_view(store);
+    let loaded = load_view(store, 1);
     let mut st = lock();
     let log = st.rebuild_log.take().unwrap_or_default();
     let mut view = loaded?.view;

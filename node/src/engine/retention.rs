@@ -40,7 +40,7 @@ impl Engine {
         if n > 0 {
             // Expired records are not hidden by any event, so the view is rebuilt
             // now (rare: one sweep every few minutes, on a blocking thread).
-            st.view = load_view(&self.store)?.view;
+            st.view = load_view(&self.store, 1)?.view;
             drop(st);
             release_freed_memory();
             info!(erased = n, "welfare records past retention erased");
