@@ -315,13 +315,14 @@ impl Tally {
     }
 }
 
-/// Events one thread of [`load_view`] decodes before it takes the view's lock to file
-/// them.
-const LOAD_BATCH: usize = 256;
-
-/// How many threads the start reads the store with: every core, at most 4.
+/// How many threads the start reads the store with: every core, at most 4, unless
+/// `AIDMESH_START_THREADS` says (for measuring; docs/benchmarks.md).
 fn start_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    std::env::var("AIDMESH_START_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
+        .clamp(1, 64)
 }
 
 /// Builds the view from every stored event, indexes those of unknown kinds, and finds
@@ -330,9 +331,9 @@ fn start_threads() -> usize {
 /// (not hashed again). The view reads posts back from `store`.
 ///
 /// `threads` threads read `log` at once, each a range of stamps at a time
-/// ([`Store::log_parts`]), decoding what they read and filing it into the view a
-/// batch at a time under a lock (filing is idempotent and order-free, so the view is
-/// the same as one thread's). The start uses every core (issue 28: a million events
+/// ([`Store::log_parts`]), decoding what they read and filing it into the view under
+/// a lock (filing is idempotent and order-free, so the view is the same as one
+/// thread's). The start uses every core (issue 28: a million events
 /// on one thread took most of a 15 s start); a rebuild while the node serves, one.
 fn load_view(store: &Arc<Store>, threads: usize) -> Result<Loaded, StoreError> {
     let view = Mutex::new(View::with_source(Arc::new(StoredPosts(store.clone()))));
@@ -341,15 +342,8 @@ fn load_view(store: &Arc<Store>, threads: usize) -> Result<Loaded, StoreError> {
     // not leave the other threads idle at the end.
     let parts = store.log_parts(if threads == 1 { 1 } else { threads * 8 })?;
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let file = |batch: &mut Vec<(Event, Body)>| {
-        let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
-        for (event, body) in batch.drain(..) {
-            v.insert(&event, &body);
-        }
-    };
     let read = || -> Result<Tally, StoreError> {
         let mut tally = Tally::default();
-        let mut batch = Vec::with_capacity(LOAD_BATCH);
         while let Some(part) = parts.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
             part.each(|key, bytes| {
                 tally.held += 1;
@@ -366,15 +360,17 @@ fn load_view(store: &Arc<Store>, threads: usize) -> Result<Loaded, StoreError> {
                     warn!(db = %store.path().display(), "skipping an undecodable stored event");
                     return;
                 };
+                // Filed at once, each under the lock (held for the insert only): an
+                // event and its body freed right after they were made is the
+                // allocator's cheapest case. Holding batches of 256 cost a third more
+                // CPU at a million events (one malloc arena, see `limit_malloc_arenas`).
                 if let Some(body) = tally.note(&event) {
-                    batch.push((event, body));
-                    if batch.len() == LOAD_BATCH {
-                        file(&mut batch);
-                    }
+                    view.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(&event, &body);
                 }
             })?;
         }
-        file(&mut batch);
         Ok(tally)
     };
     let tallies = std::thread::scope(|s| {
