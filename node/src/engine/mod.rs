@@ -378,7 +378,7 @@ fn load_view(store: &Arc<Store>, threads: usize) -> Result<Loaded, StoreError> {
             .filter_map(|_| {
                 std::thread::Builder::new()
                     .name("load-view".into())
-                    .spawn_scoped(s, &read)
+                    .spawn_scoped(s, read)
                     .ok()
             })
             .collect();

@@ -28,7 +28,7 @@ fn filled(dir: &std::path::Path, n: u64) -> Arc<Store> {
                 by,
                 ts,
                 &Body::Offer(Post::new(
-                    &format!("offer {i}"),
+                    format!("offer {i}"),
                     Category::Food,
                     Urgency::High,
                 )),
