@@ -373,4 +373,98 @@ mod tests {
         let err = try_as(&bob, Status::Claimed).unwrap_err();
         assert!(err.to_string().contains("expected need or offer"), "{err}");
     }
+    /// Where one event's validation goes, step by step, on one core (issue 28: is
+    /// 40,000 events/s on 2 cores within reach?). A measurement, not a check of speed:
+    /// `cargo test --release -p aidmesh-protocol --lib -- --ignored --nocapture validation_cost`
+    #[test]
+    #[ignore]
+    fn validation_cost_step_by_step() {
+        use crate::body::Urgency;
+        use std::time::Instant;
+        const N: usize = 20_000;
+        // 50 authors, as the bench: each thread keeps their decompressed keys.
+        let authors: Vec<Identity> = (1..=50u8).map(|i| Identity::from_seed([i; 32])).collect();
+        let events: Vec<Vec<u8>> = (0..N)
+            .map(|i| {
+                let mut p = post(&format!("Bottled water, {} litres, near Mill Lane", i % 20));
+                p.details = format!(
+                    "Ground floor flooded since Tuesday night; {} people here including two \
+                     children. Ring the bell at the side gate, we are upstairs. Ref {i}.",
+                    i % 8
+                );
+                p.contact = format!("Ask for Sam at the Mill Lane hub, 07700 {i:06}");
+                p.urgency = Urgency::ALL[i % Urgency::ALL.len()];
+                let body = if i % 3 == 0 {
+                    Body::Offer(p)
+                } else {
+                    Body::Need(p)
+                };
+                Event::create(&authors[i % 50], Timestamp::from_millis(NOW - 1000), &body)
+                    .into_bytes()
+            })
+            .collect();
+        let mean = events.iter().map(Vec::len).sum::<usize>() / N;
+        let rules = Rules::at(NOW);
+        // Warm the key cache and the code.
+        for e in events.iter().take(200) {
+            validate(e, &rules, &()).expect("valid");
+        }
+        let per = |t: Instant| t.elapsed().as_secs_f64() * 1e6 / N as f64;
+        // The least of 5 runs of each step: the machine is shared, and the least is
+        // the step's own cost with the least of others' work in it.
+        let mut best: Vec<(&str, f64)> = Vec::new();
+        for _ in 0..5 {
+            let mut rows: Vec<(&str, f64)> = Vec::new();
+            let t = Instant::now();
+            for e in &events {
+                std::hint::black_box(validate(e, &rules, &()).expect("valid"));
+            }
+            rows.push(("validate, whole", per(t)));
+            let decoded: Vec<Event> = events.iter().map(|e| Event::decode(e).unwrap()).collect();
+            let t = Instant::now();
+            for e in &events {
+                std::hint::black_box(Event::decode(e).unwrap());
+            }
+            rows.push(("Event::decode (postcard, copy, BLAKE3 id)", per(t)));
+            let t = Instant::now();
+            for e in &events {
+                std::hint::black_box(blake3::hash(&e[..e.len() - 64]));
+            }
+            rows.push(("  of which BLAKE3 of the signed part", per(t)));
+            let t = Instant::now();
+            for e in &decoded {
+                assert!(std::hint::black_box(e.signature_ok()));
+            }
+            rows.push(("signature: verify_strict (key kept per thread)", per(t)));
+            let t = Instant::now();
+            for e in &decoded {
+                std::hint::black_box(
+                    ed25519_dalek::VerifyingKey::from_bytes(&e.author().0).unwrap(),
+                );
+            }
+            rows.push(("  (not paid: decompressing the author's key)", per(t)));
+            let t = Instant::now();
+            for e in &decoded {
+                std::hint::black_box(e.body().unwrap());
+            }
+            rows.push(("Body::decode", per(t)));
+            let bodies: Vec<Body> = decoded.iter().map(|e| e.body().unwrap().unwrap()).collect();
+            let t = Instant::now();
+            for b in &bodies {
+                b.check().unwrap();
+            }
+            rows.push(("Body::check (limits)", per(t)));
+            if best.is_empty() {
+                best = rows;
+            } else {
+                for ((_, b), (_, us)) in best.iter_mut().zip(rows) {
+                    *b = b.min(us);
+                }
+            }
+        }
+        println!("{N} events of {mean} bytes, µs an event on one core (least of 5 runs):");
+        for (what, us) in &best {
+            println!("  {what:<50} {us:>7.2}");
+        }
+    }
 }

@@ -106,7 +106,7 @@ fn sleep_until(flags: &(Mutex<CompactFlags>, Condvar), deadline: Instant) -> boo
 fn rebuild_view(store: &Arc<Store>, state: &Mutex<State>) -> Result<(), StoreError> {
     let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
     lock().rebuild_log = Some(Vec::new());
-    let loaded = load_view(store);
+    let loaded = load_view(store, 1);
     let mut st = lock();
     let log = st.rebuild_log.take().unwrap_or_default();
     let mut view = loaded?.view;
@@ -119,8 +119,11 @@ fn rebuild_view(store: &Arc<Store>, state: &Mutex<State>) -> Result<(), StoreErr
     }
     // The lists keep heads folded from the old view: the same numbers, the same authors.
     view.number_authors_as(&st.view);
-    st.view = view;
+    // Freed after the lock is let go: dropping a view of 100,000 items under it held
+    // up every peer's ingest and every page for milliseconds.
+    let old = std::mem::replace(&mut st.view, view);
     drop(st);
+    drop(old);
     release_freed_memory();
     Ok(())
 }

@@ -28,6 +28,8 @@ mod compactor;
 mod memory;
 mod retention;
 #[cfg(test)]
+mod start_tests;
+#[cfg(test)]
 mod tests;
 mod write;
 
@@ -249,9 +251,6 @@ impl PostSource for StoredPosts {
     }
 }
 
-/// Builds the view from every stored event, indexes those of unknown kinds, and finds
-/// the newest timestamp held. No signature is re-checked: events were validated
-/// before they were stored. The view reads posts back from `store`.
 /// What the start reads from every stored event.
 struct Loaded {
     view: View,
@@ -264,55 +263,149 @@ struct Loaded {
     daily: Daily,
 }
 
-fn load_view(store: &Arc<Store>) -> Result<Loaded, StoreError> {
-    let mut view = View::with_source(Arc::new(StoredPosts(store.clone())));
-    let mut held = 0;
-    let mut welfare = 0;
-    let mut unknown = Unknown::new();
-    let mut newest = Timestamp::default();
-    let mut authors: std::collections::HashMap<AuthorId, u64> = std::collections::HashMap::new();
-    let mut daily = Daily::new();
-    for bytes in store.events() {
-        let bytes = bytes?;
-        held += 1;
-        let Ok(event) = Event::decode(&bytes) else {
-            warn!(db = %store.path().display(), "skipping an undecodable stored event");
-            continue;
-        };
-        newest = newest.max(event.timestamp());
-        welfare += usize::from(aidmesh_protocol::retention::is_welfare_kind(event.kind()));
-        let t = authors.entry(event.author()).or_default();
+/// What one thread of [`load_view`] gathers besides the view; added up at the end.
+#[derive(Default)]
+struct Tally {
+    unknown: Unknown,
+    newest: Timestamp,
+    held: usize,
+    welfare: usize,
+    authors: std::collections::HashMap<AuthorId, u64>,
+    daily: Daily,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        for (author, held) in other.unknown {
+            self.unknown.entry(author).or_default().extend(held);
+        }
+        self.newest = self.newest.max(other.newest);
+        self.held += other.held;
+        self.welfare += other.welfare;
+        for (author, at) in other.authors {
+            let t = self.authors.entry(author).or_default();
+            *t = (*t).max(at);
+        }
+        for (day, n) in other.daily {
+            *self.daily.entry(day).or_default() += n;
+        }
+    }
+
+    /// Notes one stored event; returns its body if the view files it.
+    fn note(&mut self, event: &Event) -> Option<Body> {
+        self.newest = self.newest.max(event.timestamp());
+        self.welfare += usize::from(aidmesh_protocol::retention::is_welfare_kind(event.kind()));
+        let t = self.authors.entry(event.author()).or_default();
         *t = (*t).max(event.timestamp().millis());
-        let Ok(body) = event.body() else {
-            continue;
-        };
+        let body = event.body().ok()?;
         if quota::counts_toward_daily(body.as_ref()) {
-            *daily
+            *self
+                .daily
                 .entry((event.author(), quota::day_of(event.timestamp())))
                 .or_default() += 1;
         }
-        match body {
-            Some(body) => view.insert(&event, &body),
-            None => {
-                unknown
-                    .entry(event.author())
-                    .or_default()
-                    .insert((event.timestamp(), event.id()));
-            }
+        if body.is_none() {
+            self.unknown
+                .entry(event.author())
+                .or_default()
+                .insert((event.timestamp(), event.id()));
         }
+        body
     }
+}
+
+/// How many threads the start reads the store with: every core, at most 4, unless
+/// `AIDMESH_START_THREADS` says (for measuring; docs/benchmarks.md).
+fn start_threads() -> usize {
+    std::env::var("AIDMESH_START_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
+        .clamp(1, 64)
+}
+
+/// Builds the view from every stored event, indexes those of unknown kinds, and finds
+/// the newest timestamp held. No signature is re-checked: events were validated
+/// before they were stored, and each is taken under the id the store keyed it by
+/// (not hashed again). The view reads posts back from `store`.
+///
+/// `threads` threads read `log` at once, each a range of stamps at a time
+/// ([`Store::log_parts`]), decoding what they read and filing it into the view under
+/// a lock (filing is idempotent and order-free, so the view is the same as one
+/// thread's). The start uses every core (issue 28: a million events
+/// on one thread took most of a 15 s start); a rebuild while the node serves, one.
+fn load_view(store: &Arc<Store>, threads: usize) -> Result<Loaded, StoreError> {
+    let view = Mutex::new(View::with_source(Arc::new(StoredPosts(store.clone()))));
+    let threads = threads.max(1);
+    // Several ranges a thread, so that a stretch of time denser than the rest does
+    // not leave the other threads idle at the end.
+    let parts = store.log_parts(if threads == 1 { 1 } else { threads * 8 })?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let read = || -> Result<Tally, StoreError> {
+        let mut tally = Tally::default();
+        while let Some(part) = parts.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+            part.each(|key, bytes| {
+                tally.held += 1;
+                // Under the id it is keyed by; hashed as any event if the key is not
+                // of the usual shape or names another stamp than the bytes.
+                let decoded = match key {
+                    Some((ts, id)) => Event::decode_known(bytes, id)
+                        .ok()
+                        .filter(|e| e.timestamp() == ts)
+                        .map_or_else(|| Event::decode(bytes), Ok),
+                    None => Event::decode(bytes),
+                };
+                let Ok(event) = decoded else {
+                    warn!(db = %store.path().display(), "skipping an undecodable stored event");
+                    return;
+                };
+                // Filed at once, each under the lock (held for the insert only): an
+                // event and its body freed right after they were made is the
+                // allocator's cheapest case. Holding batches of 256 cost a third more
+                // CPU at a million events (one malloc arena, see `limit_malloc_arenas`).
+                if let Some(body) = tally.note(&event) {
+                    view.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(&event, &body);
+                }
+            })?;
+        }
+        Ok(tally)
+    };
+    let tallies = std::thread::scope(|s| {
+        let workers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("load-view".into())
+                    .spawn_scoped(s, read)
+                    .ok()
+            })
+            .collect();
+        // This thread reads too (all of it if no other could be started).
+        let mut out = vec![read()];
+        for w in workers {
+            // A panic while decoding is a bug: it goes on as it would on one thread.
+            out.push(w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        out
+    });
+    let mut total = Tally::default();
+    for t in tallies {
+        total.add(t?);
+    }
+    let mut view = view.into_inner().unwrap_or_else(|p| p.into_inner());
     for (id, at) in store.arrivals()? {
         view.note_arrival(id, at);
     }
     view.pack();
     Ok(Loaded {
         view,
-        unknown,
-        newest,
-        held,
-        welfare,
-        authors,
-        daily,
+        unknown: total.unknown,
+        newest: total.newest,
+        held: total.held,
+        welfare: total.welfare,
+        authors: total.authors,
+        daily: total.daily,
     })
 }
 
@@ -334,7 +427,7 @@ impl Engine {
             welfare,
             authors,
             daily,
-        } = load_view(&store)?;
+        } = load_view(&store, start_threads())?;
         store.set_welfare_len(welfare);
         // Events are written without a transaction (see `Store::insert_new`): after
         // an unclean stop the time index may need a repair.

@@ -40,11 +40,14 @@ impl Engine {
         if n > 0 {
             // Expired records are not hidden by any event, so the view is rebuilt
             // now (rare: one sweep every few minutes, on a blocking thread).
-            let mut view = load_view(&self.store)?.view;
+            let mut view = load_view(&self.store, 1)?.view;
             // Heads kept by the lists name authors by the old view's numbers.
             view.number_authors_as(&st.view);
-            st.view = view;
+            // The old view is dropped after the lock is let go: freeing a big view
+            // took the lock from every peer's ingest for milliseconds.
+            let old = std::mem::replace(&mut st.view, view);
             drop(st);
+            drop(old);
             release_freed_memory();
             info!(erased = n, "welfare records past retention erased");
         }

@@ -61,6 +61,7 @@ pub mod disk;
 mod index;
 mod layout;
 mod meta;
+mod scan;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -77,6 +78,7 @@ use tracing::{info, warn};
 
 use index::{read_time_index, stamp, time_key};
 use layout::{migrate, recover, Gen, Layout};
+pub use scan::LogPart;
 
 /// sled's page cache. Small on purpose: a Raspberry Pi may have 512 MB, and sled's
 /// memory use otherwise grows towards the database size.

@@ -88,6 +88,10 @@ pub(crate) fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
         wait_for("both sessions", Duration::from_secs(30), || {
             (synced_once(&empty.status()) && synced_once(&full.status())).then_some(())
         });
+        // Where the catching-up session's time went (reconcile, check, store).
+        for line in empty.log().lines().filter(|l| l.contains("synced")) {
+            eprintln!("  {}: {line}", empty.name);
+        }
     } else {
         eprintln!(
             "catch-up not done after {waited:.0} s ({held} of {} held)\n--- {} log ---\n{}\n--- {} log ---\n{}",
