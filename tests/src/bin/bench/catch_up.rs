@@ -66,10 +66,15 @@ pub(crate) fn catch_up(events: &[Vec<u8>], timeout: Duration) -> CatchUp {
         // each change): at 100,000 events, polling every 20 ms took a quarter of a core
         // from the catch-up it measures. Fine-grained for the first 2 s (the
         // 10,000-event case), then every 100 ms (under 1 % of a 10 s catch-up).
+        // AIDMESH_BENCH_POLL_MS sets the later interval (to see what the polls cost).
+        let later = std::env::var("AIDMESH_BENCH_POLL_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100);
         let every = if t.elapsed() < Duration::from_secs(2) {
             20
         } else {
-            100
+            later
         };
         std::thread::sleep(Duration::from_millis(every));
     }
