@@ -9,7 +9,7 @@
 // - every request the page made and the bytes it downloaded before the first cards.
 //
 //   node tests/web/bench_board.mjs http://127.0.0.1:PORT
-import { launchBrowser, waitFor } from "./helpers.mjs";
+import { launchBrowser, waitFor, markFirstCards } from "./helpers.mjs";
 
 const base = process.argv[2];
 if (!base) {
@@ -23,13 +23,7 @@ const browser = await launchBrowser();
 try {
   const firstScreen = async (slower) => {
     const context = await browser.newContext(phone);
-    await context.addInitScript(() => {
-      new MutationObserver((_, seen) => {
-        if (!document.querySelector("#needs li[data-id]")) return;
-        seen.disconnect();
-        requestAnimationFrame(() => setTimeout(() => { window.firstCardsMs = performance.now(); }));
-      }).observe(document, { childList: true, subtree: true });
-    });
+    await context.addInitScript(markFirstCards);
     const page = await context.newPage();
     let bytes = 0;
     const requests = [];

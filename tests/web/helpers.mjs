@@ -101,3 +101,17 @@ export async function post(base, kind, body) {
 
 /** Chromium's flags for WebGL with no GPU (SwiftShader, its software renderer): the map. */
 export const WEBGL = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"];
+
+/**
+ * For `context.addInitScript`: sets `window.firstCardsMs` (ms from navigation start)
+ * at the end of the frame that first shows a need card: the busy board's first-screen
+ * time, measured in the page.
+ */
+export function markFirstCards() {
+  new MutationObserver((_, seen) => {
+    if (!document.querySelector("#needs li[data-id]")) return;
+    seen.disconnect();
+    // After the frame that lays out and paints them.
+    requestAnimationFrame(() => setTimeout(() => { window.firstCardsMs = performance.now(); }));
+  }).observe(document, { childList: true, subtree: true });
+}

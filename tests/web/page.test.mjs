@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startNode, launch, waitFor, root } from "./helpers.mjs";
+import { startNode, launch, waitFor, root, markFirstCards } from "./helpers.mjs";
 
 const PASSPHRASE = ["--passphrase", "maple harbor ozone river ozone harbor"];
 
@@ -311,14 +311,7 @@ test("a busy board: 2,000 items, the first screen in under a second on a phone; 
   // `slower` emulates a CPU that many times slower than this machine's.
   const firstScreen = async (slower) => {
     const context = await browser.newContext(phone);
-    await context.addInitScript(() => {
-      new MutationObserver((_, seen) => {
-        if (!document.querySelector("#needs li[data-id]")) return;
-        seen.disconnect();
-        // After the frame that lays out and paints them.
-        requestAnimationFrame(() => setTimeout(() => { window.firstCardsMs = performance.now(); }));
-      }).observe(document, { childList: true, subtree: true });
-    });
+    await context.addInitScript(markFirstCards);
     const page = await context.newPage();
     const cdp = await context.newCDPSession(page);
     await cdp.send("Emulation.setCPUThrottlingRate", { rate: slower });
