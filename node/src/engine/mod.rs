@@ -251,24 +251,20 @@ impl PostSource for StoredPosts {
     }
 }
 
-/// What the start reads from every stored event.
+/// What the start reads from every stored event: the view, and the rest added up.
 struct Loaded {
     view: View,
-    unknown: Unknown,
-    newest: Timestamp,
-    held: usize,
-    /// Of `held`, events of the welfare kinds ([`aidmesh_protocol::retention::is_welfare_kind`]).
-    welfare: usize,
-    authors: std::collections::HashMap<AuthorId, u64>,
-    daily: Daily,
+    tally: Tally,
 }
 
-/// What one thread of [`load_view`] gathers besides the view; added up at the end.
+/// What [`load_view`] gathers besides the view (each thread its own, added up at the
+/// end).
 #[derive(Default)]
 struct Tally {
     unknown: Unknown,
     newest: Timestamp,
     held: usize,
+    /// Of `held`, events of the welfare kinds ([`aidmesh_protocol::retention::is_welfare_kind`]).
     welfare: usize,
     authors: std::collections::HashMap<AuthorId, u64>,
     daily: Daily,
@@ -398,15 +394,7 @@ fn load_view(store: &Arc<Store>, threads: usize) -> Result<Loaded, StoreError> {
         view.note_arrival(id, at);
     }
     view.pack();
-    Ok(Loaded {
-        view,
-        unknown: total.unknown,
-        newest: total.newest,
-        held: total.held,
-        welfare: total.welfare,
-        authors: total.authors,
-        daily: total.daily,
-    })
+    Ok(Loaded { view, tally: total })
 }
 
 impl Engine {
@@ -421,12 +409,15 @@ impl Engine {
         let store = Arc::new(store);
         let Loaded {
             view,
-            unknown,
-            newest,
-            held,
-            welfare,
-            authors,
-            daily,
+            tally:
+                Tally {
+                    unknown,
+                    newest,
+                    held,
+                    welfare,
+                    authors,
+                    daily,
+                },
         } = load_view(&store, start_threads())?;
         store.set_welfare_len(welfare);
         // Events are written without a transaction (see `Store::insert_new`): after

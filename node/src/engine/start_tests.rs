@@ -57,12 +57,12 @@ fn filled(dir: &std::path::Path, n: u64) -> Arc<Store> {
 fn same(a: &Loaded, b: &Loaded) {
     assert!(a.view == b.view, "the views differ");
     assert_eq!(a.view.len(), b.view.len());
-    assert_eq!(a.unknown, b.unknown);
-    assert_eq!(a.newest, b.newest);
-    assert_eq!(a.held, b.held);
-    assert_eq!(a.welfare, b.welfare);
-    assert_eq!(a.authors, b.authors);
-    assert_eq!(a.daily, b.daily);
+    assert_eq!(a.tally.unknown, b.tally.unknown);
+    assert_eq!(a.tally.newest, b.tally.newest);
+    assert_eq!(a.tally.held, b.tally.held);
+    assert_eq!(a.tally.welfare, b.tally.welfare);
+    assert_eq!(a.tally.authors, b.tally.authors);
+    assert_eq!(a.tally.daily, b.tally.daily);
 }
 
 #[test]
@@ -70,9 +70,9 @@ fn a_start_on_several_threads_loads_what_one_thread_loads() {
     let dir = tempfile::tempdir().unwrap();
     let store = filled(dir.path(), 3_000);
     let one = load_view(&store, 1).unwrap();
-    assert_eq!(one.held, 3_000);
+    assert_eq!(one.tally.held, 3_000);
     assert_eq!(
-        one.unknown.values().map(|s| s.len()).sum::<usize>(),
+        one.tally.unknown.values().map(|s| s.len()).sum::<usize>(),
         500,
         "every event of an unknown kind indexed"
     );
@@ -87,7 +87,7 @@ fn a_start_on_several_threads_of_an_empty_or_tiny_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = filled(dir.path(), n);
         let one = load_view(&store, 1).unwrap();
-        assert_eq!(one.held, n as usize);
+        assert_eq!(one.tally.held, n as usize);
         same(&load_view(&store, 4).unwrap(), &one);
     }
 }
