@@ -12,6 +12,17 @@ use aidmesh_protocol::Identity;
 
 use crate::{http, Node, TEST_PASSPHRASE};
 
+/// The machine's load averages over 1, 5 and 15 minutes, as `/proc/loadavg` has them
+/// ("1.20 0.80 0.50"; empty where it cannot be read): every bench prints them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn wall_ms() -> u64 {
     SystemTime::now()

@@ -396,7 +396,10 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
         costs.push((profile.clone(), gossip + control, wire));
         drop(nodes);
     }
-    eprintln!("SUMMARY (load {})", load());
+    eprintln!(
+        "SUMMARY (load {})",
+        aidmesh_tests::bench_util::load_average()
+    );
     for r in rows {
         eprintln!("{r}");
     }
@@ -418,13 +421,4 @@ fn thirty_hosts_gossip_bytes_per_event_by_profile() {
             old.1
         );
     }
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -43,14 +43,10 @@ fn main() {
         .cloned();
     let n = if quick { 10_000 } else { 100_000 };
     aidmesh_tests::binary();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "bench_compact: {n} events, {} CPUs, load average at start {}",
         std::thread::available_parallelism().map_or(0, |c| c.get()),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        bench_util::load_average()
     );
     let t = Instant::now();
     let events = make_events(n);

@@ -28,16 +28,12 @@ pub(crate) fn print_machine(quick: bool) {
         .ok()
         .and_then(|s| s.lines().next().map(str::to_string))
         .unwrap_or_default();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let ncpu = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "aidmesh bench{}: {ncpu} CPUs ({cpu}), {}, load average at start {}",
         if quick { " --quick" } else { "" },
         mem.split_whitespace().skip(1).collect::<Vec<_>>().join(" "),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        aidmesh_tests::bench_util::load_average()
     );
 }
 

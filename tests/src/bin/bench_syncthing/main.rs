@@ -65,15 +65,6 @@ struct StRun {
     cpu: (f64, f64),
 }
 
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Files (not Syncthing's own dot files) in `dir`.
 fn files_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |d| {
@@ -222,7 +213,7 @@ fn main() {
          average at start {}",
         thousands(n),
         std::thread::available_parallelism().map_or(0, |c| c.get()),
-        load()
+        aidmesh_tests::bench_util::load_average()
     );
     let records = make_events(n, 0x00a1_d0e5);
     let record_bytes: usize = records.iter().map(Vec::len).sum();
@@ -245,7 +236,7 @@ fn main() {
             n,
             cu.bytes,
             cu.phases.join("; "),
-            load()
+            aidmesh_tests::bench_util::load_average()
         );
         match cu.secs {
             Some(s) => ours.push(s),
@@ -265,7 +256,7 @@ fn main() {
             st.bytes,
             st.cpu.0,
             st.cpu.1,
-            load()
+            aidmesh_tests::bench_util::load_average()
         );
         match st.secs {
             Some(s) => theirs.push(s),
@@ -299,6 +290,6 @@ fn main() {
          Syncthing {ws:.0} ({:.2}x the records); load average at the end {}",
         wa / record_bytes as f64,
         ws / record_bytes as f64,
-        load()
+        aidmesh_tests::bench_util::load_average()
     );
 }
