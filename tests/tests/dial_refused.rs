@@ -91,3 +91,52 @@ fn a_dialling_node_does_not_blame_a_silent_port() {
     assert_eq!(b.status()["refused_by"], Value::Array(vec![]));
     drop(silent);
 }
+
+#[test]
+fn the_dialled_node_names_a_node_of_another_key_at_its_first_attempt() {
+    // Any key passes the pnet exchange; the listener then reads the dialler's first
+    // bytes. Before they were checked, what another key sends was read as a length by
+    // multistream-select and, in about two dials of three, as a message still to come:
+    // the listener waited for the dialler to give up and could not tell that from a
+    // member hanging up, so it named the other node only at some later redial
+    // (tests/web/page.test.mjs waited 30 s for it and sometimes failed). Six nodes of
+    // another community dial once each: each first attempt must be named.
+    let a = Node::start("dialled", Opts::default());
+    for i in 1..=6u64 {
+        let b = Node::start(
+            &format!("dialler{i}"),
+            Opts {
+                peers: vec![a.addr()],
+                passphrase: Some("maple harbor ozone river ozone harbor".into()),
+                ..Opts::default()
+            },
+        );
+        wait_for("the dialling node to report the other community", T, || {
+            b.status()["refused_by"]
+                .as_array()
+                .filter(|l| !l.is_empty())
+                .map(|_| ())
+        });
+        // The listener fails the connection before the dialler does; a short bound
+        // only covers the two processes' scheduling.
+        let attempts = wait_for(
+            &format!("the dialled node to name dial {i} of another key"),
+            Duration::from_secs(3),
+            || {
+                let st = a.status();
+                let n = st["refused"]
+                    .as_array()
+                    .and_then(|l| l.first())
+                    .and_then(|r| r["attempts"].as_u64())?;
+                (n >= i).then_some(n)
+            },
+        );
+        assert!(attempts >= i, "{attempts}");
+        drop(b);
+    }
+    assert!(
+        a.log().contains("a node with another community key"),
+        "{}",
+        a.log()
+    );
+}

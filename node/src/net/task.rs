@@ -200,6 +200,9 @@ fn garbled(error: &libp2p::swarm::ListenError) -> bool {
         return false;
     };
     let text = chain(error).to_lowercase();
+    if text.contains(super::transport::ANOTHER_KEY) {
+        return true;
+    }
     let io_only = [
         "reset",
         "broken pipe",

@@ -377,10 +377,15 @@ fn transport_noting(
                                 )
                             })?
                             .map_err(std::io::Error::other)?;
-                    if let libp2p::core::ConnectedPoint::Dialer { address, .. } = &endpoint {
-                        passed.note(address);
+                    match &endpoint {
+                        libp2p::core::ConnectedPoint::Dialer { address, .. } => {
+                            passed.note(address);
+                            Ok::<_, std::io::Error>(Prefixed::none(out))
+                        }
+                        libp2p::core::ConnectedPoint::Listener { .. } => {
+                            Prefixed::checked_header(out).await
+                        }
                     }
-                    Ok::<_, std::io::Error>(out)
                 }
             })
             .upgrade(Version::V1Lazy)
@@ -390,6 +395,101 @@ fn transport_noting(
             .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
             .boxed(),
     )
+}
+
+/// What a member's dialer sends first, through the private network: multistream-select's
+/// header (its length, then `/multistream/1.0.0\n`). libp2p's dialer sends it at once
+/// (and `V1Lazy` its first proposal with it), whatever its version.
+const MULTISTREAM_HEADER: &[u8; 20] = b"\x13/multistream/1.0.0\n";
+
+/// The marker in the error an incoming connection fails with when its first bytes after
+/// the private-network handshake are not [`MULTISTREAM_HEADER`]: proof that the other
+/// end encrypts with another key (`task::garbled` looks for it).
+pub(super) const ANOTHER_KEY: &str = "another community key";
+
+/// A connection whose first bytes were read to check them, then handed back to
+/// whoever reads next (multistream-select), so nothing is lost.
+struct Prefixed<S> {
+    head: [u8; 20],
+    /// How much of `head` has been handed on (20: all, or nothing was read).
+    pos: usize,
+    inner: S,
+}
+
+impl<S: futures::AsyncRead + futures::AsyncWrite + Unpin> Prefixed<S> {
+    /// An outgoing connection: nothing read ahead.
+    fn none(inner: S) -> Self {
+        Prefixed {
+            head: [0; 20],
+            pos: 20,
+            inner,
+        }
+    }
+
+    /// An incoming connection, after the pnet exchange: reads the dialer's first 20
+    /// bytes and refuses the connection at once, saying why, when they are not
+    /// multistream-select's header. Any key passes the pnet exchange; only the bytes
+    /// after it show whether it was ours. Without this check, what a node of another
+    /// community sends is read as a length by multistream-select and, often, as the
+    /// length of a message still to come, so the listener waits until the dialer gives
+    /// up and cannot tell that from a member that hung up (issue 29).
+    async fn checked_header(mut inner: S) -> std::io::Result<Self> {
+        use futures::AsyncReadExt;
+        let mut head = [0u8; 20];
+        inner.read_exact(&mut head).await?;
+        if &head != MULTISTREAM_HEADER {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{ANOTHER_KEY}: the bytes after the private-network handshake are not a member's"),
+            ));
+        }
+        Ok(Prefixed {
+            head,
+            pos: 0,
+            inner,
+        })
+    }
+}
+
+impl<S: futures::AsyncRead + Unpin> futures::AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        if this.pos < this.head.len() {
+            let n = buf.len().min(this.head.len() - this.pos);
+            buf[..n].copy_from_slice(&this.head[this.pos..this.pos + n]);
+            this.pos += n;
+            return std::task::Poll::Ready(Ok(n));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: futures::AsyncWrite + Unpin> futures::AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
 }
 
 pub(super) fn build_swarm(
