@@ -873,6 +873,8 @@ impl SortedIds {
     }
 }
 
+mod by_time;
+
 #[cfg(test)]
 mod tests {
     use super::*;

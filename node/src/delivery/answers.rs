@@ -64,23 +64,26 @@ impl Delivery {
     /// The other hubs known to hold event `(ts, id)` (which this node holds), each
     /// with the time it was proven, ordered by node.
     ///
-    /// An event this node's set does not hold yet (the API drew its card before the
-    /// engine's broadcast reached [`Delivery::observe`]) is proven by no range: a
-    /// range that matched before it arrived says nothing about it.
+    /// An event stored after a hub's range matched (the API drew its card before the
+    /// engine's broadcast reached [`Delivery::observe`], which drops the range) is
+    /// proven by no range: the range no longer holds what it held when it matched
+    /// (its count differs), and a range that matched before the event arrived says
+    /// nothing about it.
     pub fn known(&self, ts: Timestamp, id: &EventId) -> Vec<KnownAt> {
         let st = self.lock();
-        // No merge here: a page's stream asks for every new card, and merging the
-        // pending arrivals into 100,000 items then cost each event milliseconds.
-        let held = st.items.binary_search(&(ts, *id)).is_ok() || st.pending.contains(&(ts, *id));
+        let held = self.held();
+        let holds = held.contains(&(ts, *id));
         let ms = ts.millis();
         let mut out = Vec::new();
         for (node, hub) in &st.hubs {
-            let in_range = held
+            let in_range = holds
                 && hub
                     .matched
                     .range(..=ms)
                     .next_back()
-                    .is_some_and(|(_, end)| ms < *end);
+                    .is_some_and(|(start, (end, count))| {
+                        ms < *end && held.count_ms(*start, *end) == *count as usize
+                    });
             let at = if in_range || hub.summary.lists(id) {
                 Some(hub.summary.made_ms)
             } else {

@@ -1,9 +1,11 @@
 //! Honest delivery (issue 11), the node's side: what this node knows about which hubs
 //! hold which events, and the hub roster.
 //!
-//! - It keeps the `(timestamp, id)` set of what this node holds (fed by the engine's
-//!   new-event broadcast through the network task) and makes this node's signed
-//!   summary ([`aidmesh_protocol::delivery::Summary`]) from it.
+//! - It reads what this node holds from the store's time index (the one copy of every
+//!   held `(timestamp, id)` in memory, [`SyncIndex`]: issue 28 took out the 40-byte
+//!   copy of each that delivery kept), is told of each new event by the engine's
+//!   broadcast through the network task, and makes this node's signed summary
+//!   ([`aidmesh_protocol::delivery::Summary`]) from it.
 //! - It sends a full summary (every bucket) at first, at every keep-alive, soon after a
 //!   peer connects, and whenever a delta would not save a third; otherwise a delta
 //!   against its last full one (only the buckets that changed: most of a long
@@ -19,8 +21,9 @@
 //!   it; not the mere author of events; bounded) and which urgent
 //!   needs posted here have reached no other hub.
 //!
-//! Nothing here waits on disk: [`Delivery::open`] reads the store once at start; the
-//! rest is memory, called from the network task and the API.
+//! Nothing here waits on disk: the time index is memory (its lock is taken after
+//! delivery's own, never the other way), the rest is delivery's own state, called from
+//! the network task and the API.
 //!
 //! This file holds the state and what feeds it (our own arrivals, connections). The
 //! rest, by job: [`send`] (our summaries), [`receive`] (other hubs' summaries) and
@@ -36,11 +39,12 @@ pub use answers::{silent, standing, RetireError, Standing};
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use aidmesh_protocol::delivery::{
     bucket_of, community_tag, fingerprint, prefix, Bucket, Summary, SummaryError,
 };
+use aidmesh_protocol::sync::SyncIndex;
 use aidmesh_protocol::{AuthorId, Event, EventId, Timestamp};
 use libp2p::PeerId;
 use tokio::sync::broadcast;
@@ -179,15 +183,15 @@ struct Hub {
     via: Via,
     /// Unknown when the newest summary is a delta whose base we lack.
     behind: Option<u64>,
-    /// Matched ranges: start ms -> end ms.
-    matched: BTreeMap<u64, u64>,
+    /// Matched ranges: start ms -> (end ms, how many events we held in it then).
+    /// The count tells whether the range still holds what it held when it matched:
+    /// an event stored after that (and not yet told to [`Delivery::observe`]) makes
+    /// it differ, and the range then proves nothing about it.
+    matched: BTreeMap<u64, (u64, u32)>,
 }
 
 #[derive(Default)]
 struct State {
-    /// What we hold, sorted by `(timestamp, id)`; `pending` is merged in lazily.
-    items: Vec<(Timestamp, EventId)>,
-    pending: Vec<(Timestamp, EventId)>,
     /// Set when an insert may have been missed: no range proves anything until the
     /// set is reloaded.
     stale: bool,
@@ -231,45 +235,13 @@ struct State {
 }
 
 impl State {
-    fn merge(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let mut pending = std::mem::take(&mut self.pending);
-        pending.sort_unstable();
-        let old = std::mem::take(&mut self.items);
-        let mut out = Vec::with_capacity(old.len() + pending.len());
-        let (mut a, mut b) = (old.into_iter().peekable(), pending.into_iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if x <= y => a.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
-                (Some(_), None) => a.next(),
-                (None, None) => break,
-            };
-            if let Some(n) = next {
-                if out.last() != Some(&n) {
-                    out.push(n);
-                }
-            }
-        }
-        self.items = out;
-    }
-
-    /// Our events in `[start_ms, end_ms)` (after a merge).
-    fn range(&self, start_ms: u64, end_ms: u64) -> &[(Timestamp, EventId)] {
-        let lo = self.items.partition_point(|(t, _)| t.millis() < start_ms);
-        let hi = lo + self.items[lo..].partition_point(|(t, _)| t.millis() < end_ms);
-        &self.items[lo..hi]
-    }
-
-    /// Count and fingerprint of our events in `[start_ms, end_ms)` (after a merge).
-    fn fp(&mut self, start_ms: u64, end_ms: u64) -> (u32, [u8; 8]) {
+    /// Count and fingerprint of our events in `[start_ms, end_ms)`.
+    fn fp(&mut self, held: &SyncIndex, start_ms: u64, end_ms: u64) -> (u32, [u8; 8]) {
         if let Some(v) = self.fps.get(&(start_ms, end_ms)) {
             return *v;
         }
-        let mut ids: Vec<EventId> = self
-            .range(start_ms, end_ms)
+        let mut ids: Vec<EventId> = held
+            .range_ms(start_ms, end_ms)
             .iter()
             .map(|(_, i)| *i)
             .collect();
@@ -287,13 +259,13 @@ impl State {
 
     /// Our buckets at `made_ms` (the layout of [`aidmesh_protocol::delivery::bucket_of`]),
     /// from the cache where it can.
-    fn buckets(&mut self, made_ms: u64) -> Vec<Bucket> {
+    fn buckets(&mut self, held: &SyncIndex, made_ms: u64) -> Vec<Bucket> {
         let mut out = Vec::new();
-        let mut i = 0;
-        while i < self.items.len() {
-            let (start, end) = bucket_of(self.items[i].0.millis(), made_ms);
-            i += self.items[i..].partition_point(|(t, _)| t.millis() < end);
-            let (count, fp) = self.fp(start, end);
+        let mut next = held.first_from_ms(0);
+        while let Some(ms) = next {
+            let (start, end) = bucket_of(ms, made_ms);
+            next = held.first_from_ms(end);
+            let (count, fp) = self.fp(held, start, end);
             out.push(Bucket {
                 start_ms: start,
                 end_ms: end,
@@ -337,6 +309,12 @@ pub struct Delivery {
     me: AuthorId,
     tag: [u8; 8],
     state: Mutex<State>,
+    /// What this node holds: the store's time index ([`Delivery::open`]), or an index
+    /// of delivery's own that [`Delivery::observe`] fills (a delivery made by
+    /// [`Delivery::new`], without a store: the tests' and benches').
+    held: Arc<Mutex<SyncIndex>>,
+    /// Whether `held` is delivery's own.
+    own: bool,
     /// Bumped whenever an answer of [`Delivery::known`] or the roster may change:
     /// part of the API's validators.
     generation: AtomicU64,
@@ -361,13 +339,13 @@ pub fn peer_of(node: &AuthorId) -> Option<PeerId> {
 }
 
 impl Delivery {
-    /// Knowledge for node `me` in the community with key `psk`, starting from what
-    /// `store` holds (its `(timestamp, id)` set, read here; the authors of its events
-    /// come later, from [`Delivery::load_authors`]).
+    /// Knowledge for node `me` in the community with key `psk`, reading what `store`
+    /// holds from its time index, not a copy (the authors of its events come later,
+    /// from [`Delivery::add_authors`]).
     pub fn open(store: &Store, me: AuthorId, psk: &[u8; 32]) -> Result<Self, StoreError> {
-        let items = store.sync_items()?;
-        let d = Self::new(me, psk);
-        d.reload(items);
+        let mut d = Self::new(me, psk);
+        d.held = store.time_index();
+        d.own = false;
         d.lock().retired = retired_from_json(store.meta(RETIRED_META)?.as_deref());
         Ok(d)
     }
@@ -386,7 +364,8 @@ impl Delivery {
         self.changed();
     }
 
-    /// Empty knowledge (nothing held yet).
+    /// Empty knowledge (nothing held yet), with an index of its own that
+    /// [`Delivery::observe`] and [`Delivery::reload`] fill.
     pub fn new(me: AuthorId, psk: &[u8; 32]) -> Self {
         Delivery {
             me,
@@ -395,6 +374,8 @@ impl Delivery {
                 dirty: true,
                 ..State::default()
             }),
+            held: Arc::default(),
+            own: true,
             generation: AtomicU64::new(0),
             changes: broadcast::channel(16).0,
         }
@@ -402,6 +383,11 @@ impl Delivery {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What this node holds. Taken after [`Delivery::lock`] where both are needed.
+    fn held(&self) -> MutexGuard<'_, SyncIndex> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn changed(&self) {
@@ -428,15 +414,20 @@ impl Delivery {
     pub fn observe(&self, event: &Event, now_ms: u64) {
         let (ts, id) = (event.timestamp(), event.id());
         let mut st = self.lock();
+        let mut held = self.held();
         // Every range matched by a hub over this time now also covers an event it was
-        // not proven to hold: remember what the range did prove, then drop it.
+        // not proven to hold: remember what the range did prove, then drop it. What
+        // it proved is what we held in it when it matched: its count then tells
+        // whether that is what we hold now, without this event (the store has it
+        // already) or with it (it was stored before the match and counted there);
+        // anything else stored meanwhile leaves the range proving nothing.
         let ms = ts.millis();
         let hubs: Vec<AuthorId> = st.hubs.keys().copied().collect();
         for h in hubs {
             let Some(hub) = st.hubs.get_mut(&h) else {
                 continue;
             };
-            let Some((&start, &end)) = hub.matched.range(..=ms).next_back() else {
+            let Some((&start, &(end, count))) = hub.matched.range(..=ms).next_back() else {
                 continue;
             };
             if ms >= end {
@@ -444,18 +435,27 @@ impl Delivery {
             }
             hub.matched.remove(&start);
             let made = hub.summary.made_ms;
-            let proven: Vec<EventId> = st.range(start, end).iter().map(|(_, i)| *i).collect();
-            if proven.len() <= STICKY_RANGE_MAX {
-                for i in proven {
-                    st.stick(i, h, made);
-                }
+            if held.count_ms(start, end) > STICKY_RANGE_MAX + 1 {
+                continue;
+            }
+            let now: Vec<EventId> = held.range_ms(start, end).iter().map(|(_, i)| *i).collect();
+            let count = count as usize;
+            let proven: Vec<EventId> = if now.iter().filter(|i| **i != id).count() == count {
+                now.into_iter().filter(|i| *i != id).collect()
+            } else if now.len() == count && now.contains(&id) {
+                now
+            } else {
+                continue;
+            };
+            for i in proven {
+                st.stick(i, h, made);
             }
         }
         st.fps.retain(|(start, end), _| ms < *start || ms >= *end);
-        st.pending.push((ts, id));
-        if st.pending.len() > 4096 {
-            st.merge();
+        if self.own {
+            held.insert((ts, id));
         }
+        drop(held);
         st.arrivals.push_back((now_ms, id));
         st.arrived += 1;
         while st.arrivals.len() > ARRIVALS_KEPT {
@@ -486,12 +486,21 @@ impl Delivery {
         self.changed();
     }
 
-    /// Replaces our set with the store's (after [`Delivery::mark_stale`]).
-    pub fn reload(&self, items: Vec<(Timestamp, EventId)>) {
+    /// A delivery with an index of its own ([`Delivery::new`]) holds `items` from now
+    /// on, then [`Delivery::reload`]s; one that reads the store's ignores them.
+    pub fn hold(&self, items: Vec<(Timestamp, EventId)>) {
+        if self.own {
+            let _st = self.lock();
+            *self.held() = SyncIndex::new(items);
+        }
+        self.reload();
+    }
+
+    /// Proves by range again after [`Delivery::mark_stale`]: the counts kept, which
+    /// may have missed an event, are dropped, to be made again from what the store
+    /// holds.
+    pub fn reload(&self) {
         let mut st = self.lock();
-        st.items = items;
-        st.items.sort_unstable();
-        st.pending.clear();
         st.fps.clear();
         st.stale = false;
         st.dirty = true;

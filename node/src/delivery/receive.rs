@@ -51,7 +51,7 @@ impl Delivery {
                 other => (None, other.cloned()),
             }
         };
-        st.merge();
+        let held = self.held();
         let direct = source.is_some() && source == peer_of(&s.hub);
         let mut matched = BTreeMap::new();
         let mut behind = None;
@@ -59,19 +59,20 @@ impl Delivery {
             let (mut covered, mut short) = (0u64, 0u64);
             let stale = st.stale;
             for b in &full.buckets {
-                let (n, fp) = st.fp(b.start_ms, b.end_ms);
-                let n = u64::from(n);
+                let (count, fp) = st.fp(&held, b.start_ms, b.end_ms);
+                let n = u64::from(count);
                 covered += n;
                 if n == u64::from(b.count) && fp == b.fp {
                     if !stale {
-                        matched.insert(b.start_ms, b.end_ms);
+                        matched.insert(b.start_ms, (b.end_ms, count));
                     }
                 } else {
                     short += n.saturating_sub(u64::from(b.count));
                 }
             }
-            behind = Some(short + (st.items.len() as u64).saturating_sub(covered));
+            behind = Some(short + (held.len() as u64).saturating_sub(covered));
         }
+        drop(held);
         // Recently received ids: find ours among them (most are our recent arrivals).
         let listed: HashSet<[u8; 8]> = s.recent.iter().copied().collect();
         let found: Vec<EventId> = st

@@ -36,7 +36,6 @@ impl Delivery {
         while st.full_stamps.contains(&made_ms) {
             made_ms += 1;
         }
-        st.merge();
         // What arrived since our last summary and in the last `LIST_MS` (newest first).
         // What came before our last summary was listed then, and a receiver
         // remembers it; what came earlier since has reached the hubs around us, and
@@ -52,7 +51,7 @@ impl Delivery {
             .map(|(_, id)| *id)
             .collect();
         st.listed = st.arrived;
-        let buckets = st.buckets(made_ms);
+        let buckets = st.buckets(&self.held(), made_ms);
         let s = Summary {
             community: self.tag,
             hub: self.me,

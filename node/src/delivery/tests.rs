@@ -97,6 +97,45 @@ fn an_event_not_yet_observed_here_is_proven_by_no_range() {
     assert_eq!(a.d.known(x.timestamp(), &x.id()).len(), 1, "x stays proven");
 }
 
+/// A node whose delivery reads `store`'s index, as a real node's reads the store's
+/// (the engine stores an event before its broadcast reaches `observe`).
+fn node_reading(seed: u8, store: &Arc<Mutex<SyncIndex>>) -> Node {
+    let mut n = node(seed);
+    n.d.held = store.clone();
+    n.d.own = false;
+    n
+}
+
+#[test]
+fn read_from_the_store_an_event_stored_after_a_match_is_not_proven_by_it() {
+    let store = Arc::new(Mutex::new(SyncIndex::default()));
+    let (a, c) = (node_reading(1, &store), node(3));
+    let put = |e: &Event| store.lock().unwrap().insert((e.timestamp(), e.id()));
+    // x, old news at both: C's summary proves it by its bucket only.
+    let x = event(&a.id, 1, NOW - 50_000);
+    put(&x);
+    a.d.observe(&x, NOW);
+    c.d.observe(&x, NOW);
+    let later = NOW + LIST_MS + 1;
+    a.d.receive(&summary(&c, later), None, later, later);
+    assert_eq!(a.d.known(x.timestamp(), &x.id()).len(), 1, "by its bucket");
+    // y is in the store, in x's bucket, and not yet told to `observe`: the bucket
+    // no longer holds what it held when it matched, so it proves nothing of y.
+    let y = event(&a.id, 2, NOW - 49_000);
+    put(&y);
+    assert!(
+        a.d.known(y.timestamp(), &y.id()).is_empty(),
+        "C's bucket matched before y was stored here"
+    );
+    // Told: the range is dropped, and what it proved (x alone) is remembered.
+    a.d.observe(&y, later + 10);
+    assert!(a.d.known(y.timestamp(), &y.id()).is_empty());
+    assert_eq!(a.d.known(x.timestamp(), &x.id()).len(), 1, "x stays proven");
+    // And the summary A makes counts what the store holds, y included.
+    let s = Summary::open(&summary(&a, later + 20), &community_tag(&PSK)).unwrap();
+    assert_eq!(s.count, 2);
+}
+
 #[test]
 fn forged_and_foreign_summaries_are_refused() {
     let (a, c) = (node(1), node(3));
@@ -283,8 +322,8 @@ fn shared_history(a: &Node, c: &Node) -> Vec<Event> {
         })
         .collect();
     let items: Vec<_> = h.iter().map(|e| (e.timestamp(), e.id())).collect();
-    a.d.reload(items.clone());
-    c.d.reload(items);
+    a.d.hold(items.clone());
+    c.d.hold(items);
     h
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
 use libp2p::PeerId;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::delivery::{Delivery, Received};
 use crate::engine::{Engine, NewEvent};
@@ -97,13 +97,10 @@ impl Summaries {
         }
     }
 
-    /// Some new events were missed: re-read what we hold (off this task).
+    /// Some new events were missed: what delivery counted from them is dropped
+    /// (delivery reads what we hold from the store's index, so nothing is re-read).
     pub(super) fn reload(&self) {
         self.delivery.mark_stale();
-        let (engine, delivery) = (self.engine.clone(), self.delivery.clone());
-        tokio::task::spawn_blocking(move || match engine.store().sync_items() {
-            Ok(items) => delivery.reload(items),
-            Err(e) => warn!(error = %e, "cannot re-read the store for delivery counts"),
-        });
+        self.delivery.reload();
     }
 }

@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use aidmesh_protocol::sync::{SyncIndex, SyncSet};
 use aidmesh_protocol::{Event, EventId, Timestamp};
@@ -108,6 +109,14 @@ impl Store {
             );
         }
         Ok(stray.len())
+    }
+
+    /// The time index itself, shared: what delivery reads its counts from (by time,
+    /// without folding it: [`SyncIndex::range_ms`]), instead of a copy of its own.
+    /// Whoever holds both takes delivery's lock first, then this one; the store takes
+    /// this one alone.
+    pub fn time_index(&self) -> Arc<Mutex<SyncIndex>> {
+        self.held.clone()
     }
 
     /// The reconciliation set: a snapshot of the time index, sharing its items (no

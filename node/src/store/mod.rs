@@ -67,7 +67,7 @@ pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aidmesh_protocol::retention::is_welfare_kind;
 use aidmesh_protocol::sync::SyncIndex;
@@ -198,7 +198,7 @@ pub struct Store {
     welfare: AtomicUsize,
     /// `(timestamp, id)` of every event in `log` (see the module doc). Changed only
     /// inside a write to `ids`, so it always holds exactly what `ids` holds.
-    held: Mutex<SyncIndex>,
+    held: Arc<Mutex<SyncIndex>>,
     /// While a compaction copies: the (tree, key) of every write made meanwhile, to
     /// replay into the copy.
     dirty: Mutex<Option<Vec<(&'static str, sled::IVec)>>>,
@@ -260,7 +260,7 @@ impl Store {
             trees: std::sync::RwLock::new(trees),
             count: AtomicUsize::new(held.len()),
             welfare: AtomicUsize::new(0),
-            held: Mutex::new(held),
+            held: Arc::new(Mutex::new(held)),
             dirty: Mutex::new(None),
             erasures: AtomicU64::new(0),
             compactions: AtomicU64::new(0),

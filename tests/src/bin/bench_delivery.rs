@@ -82,7 +82,7 @@ fn run(every_ms: Option<u64>) -> Run {
         .iter()
         .map(|i| {
             let d = Delivery::new(i.author(), &psk);
-            d.reload(base.clone());
+            d.hold(base.clone());
             d
         })
         .collect();
