@@ -127,6 +127,28 @@ fn lists_search_filter_by_urgency_and_hub_and_page_with_a_cursor() {
     let page = n.get("/api/v1/needs?urgency=low&limit=5");
     assert_eq!((page["total"].as_u64(), titles(&page).len()), (Some(8), 5));
     assert!(page["next_cursor"].is_string());
+    // A search in pages (the posts are read outside the engine's lock, the page's
+    // items folded after): the total counts every match on each page, the pages
+    // cover the matches once, in list order, and nothing else.
+    let (mut seen, mut path, mut pages) = (
+        Vec::new(),
+        "/api/v1/needs?q=sandbags&limit=3".to_string(),
+        0,
+    );
+    loop {
+        let page = n.get(&path);
+        assert_eq!(page["total"], 8, "{page:#}");
+        seen.extend(titles(&page));
+        pages += 1;
+        assert!(pages <= 3, "more pages than expected: {page:#}");
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/needs?q=sandbags&limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    let mut want = titles(&n.get("/api/v1/needs"));
+    want.retain(|t| t.starts_with("Sandbags"));
+    assert_eq!((pages, seen), (3, want));
 
     // Bad values: 400, naming the parameter.
     let long = "x".repeat(201);

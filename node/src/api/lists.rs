@@ -76,9 +76,9 @@ fn list_rows(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> Result<List
     });
     let now = st.engine.now_ms();
     let all = sorted_heads(st, now);
-    // Filter on the view's index, sorted once per change; read posts (from the store)
-    // only for the items a word search must look into and the items shown.
-    let (shown, total, next, names) = st.engine.with_view(|v| {
+    // Filter on the view's index, sorted once per change, under the engine's lock
+    // (the hub filter reads the view's authors and names): no post is read there.
+    let (candidates, names) = st.engine.with_view(|v| {
         let names = HubNames::of(v);
         let keep = |h: &ItemHead| {
             kind.is_none_or(|k| h.kind() == k)
@@ -98,47 +98,62 @@ fn list_rows(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> Result<List
                             .is_some_and(|n| n.to_lowercase() == *hub)
                 })
         };
-        let start = bounded
-            .after
-            .map_or(0, |after| all.partition_point(|h| head_key(h) <= after));
-        // With a search, an item is in the list if its post has every word: read one
-        // post at a time, keep only the page's.
-        let in_list = |h: &ItemHead| -> Option<Option<Item>> {
-            if !keep(h) {
-                return None;
-            }
-            if words.is_empty() {
-                return Some(None);
-            }
-            let i = v.item(&h.id, now)?;
-            matches_words(&i.post, &words).then_some(Some(i))
-        };
-        let mut total = all[..start].iter().filter(|h| in_list(h).is_some()).count();
-        let mut shown: Vec<Item> = Vec::new();
-        let mut more = false;
-        for h in &all[start..] {
-            let Some(found) = in_list(h) else {
-                continue;
-            };
-            total += 1;
-            if shown.len() >= bounded.limit {
-                // Past the page: only counted.
-                more = true;
-                continue;
-            }
-            if let Some(i) = found.or_else(|| v.item(&h.id, now)) {
-                shown.push(i);
-            }
-        }
-        let next = more
-            .then(|| {
-                shown
-                    .last()
-                    .map(|i| ListKey::new(i.post.urgency, i.created.0, i.id).to_string())
-            })
-            .flatten();
-        (shown, total, next, names)
+        // Positions in `all` (4 bytes an item, for this answer only).
+        let candidates: Vec<u32> = (0..all.len() as u32)
+            .filter(|&i| keep(&all[i as usize]))
+            .collect();
+        (candidates, names)
     });
+    // With a search, an item is in the list if its post has every word: each
+    // candidate's post is read from the store, one at a time, outside the engine's
+    // lock (seconds at 100,000 items, which ingest and every other answer waited for
+    // while the search held it).
+    let in_list = |i: u32| {
+        let h = &all[i as usize];
+        words.is_empty()
+            || st
+                .engine
+                .post_at(h.created, &h.id)
+                .is_some_and(|p| matches_words(&p, &words))
+    };
+    let start = bounded
+        .after
+        .map_or(0, |after| all.partition_point(|h| head_key(h) <= after));
+    let split = candidates.partition_point(|&i| (i as usize) < start);
+    let mut total = if words.is_empty() {
+        split
+    } else {
+        candidates[..split].iter().filter(|&&i| in_list(i)).count()
+    };
+    let mut on_page: Vec<u32> = Vec::new();
+    let mut more = false;
+    for &i in &candidates[split..] {
+        if !in_list(i) {
+            continue;
+        }
+        total += 1;
+        if on_page.len() >= bounded.limit {
+            // Past the page: only counted.
+            more = true;
+            continue;
+        }
+        on_page.push(i);
+    }
+    // The page's items, folded with their posts, under the lock again (an item
+    // erased meanwhile is left out).
+    let shown: Vec<Item> = st.engine.with_view(|v| {
+        on_page
+            .iter()
+            .filter_map(|&i| v.item(&all[i as usize].id, now))
+            .collect()
+    });
+    let next = more
+        .then(|| {
+            shown
+                .last()
+                .map(|i| ListKey::new(i.post.urgency, i.created.0, i.id).to_string())
+        })
+        .flatten();
     Ok(ListRows {
         items: shown,
         names,

@@ -514,6 +514,24 @@ impl Engine {
         f(&self.lock().view)
     }
 
+    /// The post of the need or offer `id` stamped `ts`, read from the store without
+    /// the engine's lock: a word search reads many (every candidate's, seconds at
+    /// 100,000 items), and ingest and every other answer would wait for it meanwhile.
+    /// `None` if it is not held (erased since) or is not a need or offer.
+    pub fn post_at(&self, ts: Timestamp, id: &EventId) -> Option<Post> {
+        let bytes = match self.store.get_at(ts, id) {
+            Ok(bytes) => bytes?,
+            Err(e) => {
+                warn!(error = %e, id = %id.short(), "could not read a post from the store; it is left out of this answer");
+                return None;
+            }
+        };
+        match Event::decode_known(&bytes, *id).ok()?.body() {
+            Ok(Some(Body::Need(p) | Body::Offer(p))) => Some(p),
+            _ => None,
+        }
+    }
+
     /// Runs `f` on the current view, its [`Engine::version`] and what each change
     /// reached ([`HeadChanges`]), all under one hold of the lock.
     pub fn with_view_changes<R>(&self, f: impl FnOnce(&View, (u64, u64), &HeadChanges) -> R) -> R {

@@ -384,6 +384,13 @@ impl Store {
         })
     }
 
+    /// The stored bytes of the event `id` stamped `ts`: one look-up in `log`, where
+    /// [`Store::get`] first finds the stamp in `ids` (for readers that know it, such
+    /// as a word search through the view's heads).
+    pub fn get_at(&self, ts: Timestamp, id: &EventId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|t| Ok(t.log.get(time_key(ts, id))?.map(|v| v.to_vec())))
+    }
+
     /// Whether an event is held.
     pub fn contains(&self, id: &EventId) -> Result<bool, StoreError> {
         self.with(|t| t.ids.contains_key(id.0))
