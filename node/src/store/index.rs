@@ -3,15 +3,15 @@
 //! what the reconciliation set, the digest and the duplicate check read instead of
 //! sled's `ids` tree. A sync session's set is a snapshot of it, not a copy; once a
 //! digest has been asked for, the index also keeps the ids' order (4 bytes an event),
-//! so the digest after a change merges what changed instead of sorting every id
-//! (issue 28).
+//! so the digest after a change merges what changed instead of sorting every id, and
+//! hashes outside the index's lock (issue 28).
 
 use std::path::Path;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use aidmesh_protocol::sync::{SyncIndex, SyncSet};
+use aidmesh_protocol::sync::{DigestView, SyncIndex, SyncSet};
 use aidmesh_protocol::{Event, EventId, Timestamp};
 use tracing::warn;
 
@@ -134,14 +134,24 @@ impl Store {
     }
 
     /// [`aidmesh_protocol::sync::digest`] of every held id (BLAKE3 over the ids in
-    /// ascending order), from the ids' order the index keeps: after a change, one
-    /// merge of what changed and one pass of hashing, under the index's lock.
+    /// ascending order), from the ids' order the index keeps. Under the index's lock
+    /// only a [`DigestView`] is taken (shared items and order, the few pending
+    /// changes copied; no fold, so no copy of the items while a session's snapshot
+    /// shares them); the pass of hashing runs after the lock is let go, so ingest
+    /// (every insert takes the lock) does not wait for it (issue 28).
     pub fn digest(&self) -> Result<[u8; 32], StoreError> {
-        Ok(self.held().digest())
+        let view = self.digest_view();
+        Ok(view.digest())
     }
 
-    /// Every held id, ascending.
+    /// Every held id, ascending (read outside the index's lock, as [`Store::digest`]).
     pub fn ids(&self) -> Result<Vec<EventId>, StoreError> {
-        Ok(self.held().ids())
+        let view = self.digest_view();
+        Ok(view.ids())
+    }
+
+    /// What the digest reads, taken under the index's lock, which is let go on return.
+    fn digest_view(&self) -> DigestView {
+        self.held().digest_view()
     }
 }
