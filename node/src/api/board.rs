@@ -37,9 +37,12 @@ pub(super) async fn list_needs(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
     let q = q?.0;
-    super::etag::conditional(&st, &headers, &["needs", uri.query().unwrap_or("")], || {
-        list(&st, Some(BodyKind::Need), q)
-    })
+    super::etag::conditional(
+        &st,
+        &headers,
+        &["needs", uri.query().unwrap_or("")],
+        list(&st, Some(BodyKind::Need), q),
+    )
     .await
 }
 
@@ -54,7 +57,7 @@ pub(super) async fn list_offers(
         &st,
         &headers,
         &["offers", uri.query().unwrap_or("")],
-        || list(&st, Some(BodyKind::Offer), q),
+        list(&st, Some(BodyKind::Offer), q),
     )
     .await
 }
@@ -63,7 +66,7 @@ pub(super) async fn list_items(
     State(st): State<AppState>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
-    list(&st, None, q?.0)
+    list(&st, None, q?.0).await
 }
 
 async fn create(
@@ -201,7 +204,7 @@ pub(super) async fn list_alerts(
 ) -> ApiResult {
     let Query(q) = q?;
     let lang = q.lang.unwrap_or_default();
-    super::etag::conditional(&st, &headers, &["alerts", &lang], || {
+    super::etag::conditional(&st, &headers, &["alerts", &lang], async {
         Ok(Json(json!({ "alerts": alerts_value(&st, Some(&lang)) })).into_response())
     })
     .await

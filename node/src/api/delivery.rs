@@ -27,7 +27,7 @@ pub const KNOWN_CAP: usize = 200;
 
 /// `GET /api/v1/hubs`: the roster.
 pub(super) async fn hubs(State(st): State<AppState>, headers: HeaderMap) -> ApiResult {
-    super::etag::conditional(&st, &headers, &["hubs"], || {
+    super::etag::conditional(&st, &headers, &["hubs"], async {
         Ok(Json(json!(roster_value(&st))).into_response())
     })
     .await

@@ -69,18 +69,18 @@ pub(super) fn set_tag(r: &mut Response, tag: &str) {
 }
 
 /// Answers 304 if the client holds the answer for this store state and `parts` (the
-/// endpoint and its query), else runs `answer` and tags a 200.
+/// endpoint and its query), else awaits `answer` and tags a 200.
 pub(super) async fn conditional(
     st: &AppState,
     headers: &HeaderMap,
     parts: &[&str],
-    answer: impl FnOnce() -> ApiResult,
+    answer: impl std::future::Future<Output = ApiResult>,
 ) -> ApiResult {
     let tag = store_tag(st, parts).await?;
     if fresh(headers, &tag) {
         return Ok(not_modified(&tag));
     }
-    let mut r = answer()?;
+    let mut r = answer.await?;
     if r.status() == StatusCode::OK {
         set_tag(&mut r, &tag);
     }

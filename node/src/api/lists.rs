@@ -16,8 +16,30 @@ use super::names::HubNames;
 use super::AppState;
 use crate::doors::input::{ListKey, ListPage, ListQuery, ListStatus};
 
-pub(super) fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
-    Ok(Json(list_rows(st, kind, q)?.value(st)).into_response())
+/// A list as its answer, made on the blocking pool: a word search reads posts for
+/// up to seconds, and on one of the runtime's few workers it held up the tasks queued
+/// behind it (at 100,000 items a need posted during a search waited for the whole
+/// search, though the search no longer held the engine's lock).
+pub(super) async fn list(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> ApiResult {
+    let st = st.clone();
+    super::error::blocking(move || Ok(Json(list_rows(&st, kind, q)?.value(&st)).into_response()))
+        .await?
+}
+
+/// [`list_value`] of the needs and of the offers, made on the blocking pool (see
+/// [`list`]).
+pub(super) async fn needs_and_offers(
+    st: &AppState,
+    q: ListQuery,
+) -> Result<(Value, Value), ApiError> {
+    let st = st.clone();
+    super::error::blocking(move || {
+        Ok((
+            list_value(&st, Some(BodyKind::Need), q.clone())?,
+            list_value(&st, Some(BodyKind::Offer), q)?,
+        ))
+    })
+    .await?
 }
 
 /// The items of a list (or of one page of it), before they become JSON.

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use super::cards::{alerts_value, categories_value, hubs_value, item_value, roster_value, Roster};
 use super::error::{ApiError, ApiResult};
 use super::etag::{fresh, not_modified, set_tag, store_tag};
-use super::lists::list_value;
+use super::lists::needs_and_offers;
 use super::names::HubNames;
 use super::AppState;
 use crate::doors::input::ListQuery;
@@ -64,8 +64,7 @@ pub(super) async fn board(
     if fresh(&headers, &tag) {
         return Ok(not_modified(&tag));
     }
-    let needs = list_value(&st, Some(BodyKind::Need), q.clone())?;
-    let offers = list_value(&st, Some(BodyKind::Offer), q)?;
+    let (needs, offers) = needs_and_offers(&st, q).await?;
     let mut r = Json(json!({
         "status": status,
         "needs": needs,

@@ -173,6 +173,32 @@ fn main() {
     );
     let (p50, p99, arrived) = stream_latency(&node, 20);
     println!("stream: a new card on the page stream at {n} items: p50 {p50:.1} ms, p99 {p99:.1} ms ({arrived} of 20)");
+    // A word search that matches nothing reads every candidate's post from the store:
+    // its time, the node's memory after it (sled keeps the pages it read), and what
+    // a need posted while it runs waits.
+    let before = rss_mb(&node);
+    let (_, search_ms) = median_get(&node, "/api/v1/needs?q=helicopter&limit=30", 3);
+    let after = rss_mb(&node);
+    let (mut waits, searching) = std::thread::scope(|s| {
+        let search = s.spawn(|| get(&node, "/api/v1/needs?q=helicopter&limit=30").1);
+        let mut waits = Vec::new();
+        let mut k = 0;
+        while !search.is_finished() {
+            let t = Instant::now();
+            node.need(&format!("Posted during a search {k}"));
+            waits.push(ms(t.elapsed()));
+            k += 1;
+        }
+        (waits, search.join().expect("search"))
+    });
+    waits.sort_by(f64::total_cmp);
+    println!(
+        "search: a word search matching nothing at {n} items: {search_ms:.0} ms (median of 3); resident {before:.1} -> {after:.1} MB; {} needs posted during one ({:.0} ms): p50 {:.1} ms, max {:.1} ms",
+        waits.len(),
+        ms(searching),
+        aidmesh_tests::field::quantile(&waits, 0.5),
+        waits.last().copied().unwrap_or(0.0),
+    );
     if args.iter().any(|a| a == "--page") {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/web/bench_board.mjs");
         let status = std::process::Command::new("node")
