@@ -343,9 +343,7 @@ impl Delivery {
     /// holds from its time index, not a copy (the authors of its events come later,
     /// from [`Delivery::add_authors`]).
     pub fn open(store: &Store, me: AuthorId, psk: &[u8; 32]) -> Result<Self, StoreError> {
-        let mut d = Self::new(me, psk);
-        d.held = store.time_index();
-        d.own = false;
+        let d = Self::reading(me, psk, store.time_index(), false);
         d.lock().retired = retired_from_json(store.meta(RETIRED_META)?.as_deref());
         Ok(d)
     }
@@ -367,6 +365,11 @@ impl Delivery {
     /// Empty knowledge (nothing held yet), with an index of its own that
     /// [`Delivery::observe`] and [`Delivery::reload`] fill.
     pub fn new(me: AuthorId, psk: &[u8; 32]) -> Self {
+        Self::reading(me, psk, Arc::default(), true)
+    }
+
+    /// Knowledge reading what is held from `held`, delivery's own index if `own`.
+    fn reading(me: AuthorId, psk: &[u8; 32], held: Arc<Mutex<SyncIndex>>, own: bool) -> Self {
         Delivery {
             me,
             tag: community_tag(psk),
@@ -374,8 +377,8 @@ impl Delivery {
                 dirty: true,
                 ..State::default()
             }),
-            held: Arc::default(),
-            own: true,
+            held,
+            own,
             generation: AtomicU64::new(0),
             changes: broadcast::channel(16).0,
         }
@@ -438,15 +441,16 @@ impl Delivery {
             if held.count_ms(start, end) > STICKY_RANGE_MAX + 1 {
                 continue;
             }
-            let now: Vec<EventId> = held.range_ms(start, end).iter().map(|(_, i)| *i).collect();
-            let count = count as usize;
-            let proven: Vec<EventId> = if now.iter().filter(|i| **i != id).count() == count {
-                now.into_iter().filter(|i| *i != id).collect()
-            } else if now.len() == count && now.contains(&id) {
-                now
-            } else {
-                continue;
-            };
+            let mut proven: Vec<EventId> =
+                held.range_ms(start, end).iter().map(|(_, i)| *i).collect();
+            let with_it = proven.contains(&id);
+            match proven.len() - usize::from(with_it) {
+                // What it held without this event: those.
+                n if n == count as usize => proven.retain(|i| *i != id),
+                // This event was stored before the match and counted in it.
+                _ if with_it && proven.len() == count as usize => {}
+                _ => continue,
+            }
             for i in proven {
                 st.stick(i, h, made);
             }

@@ -100,10 +100,9 @@ fn an_event_not_yet_observed_here_is_proven_by_no_range() {
 /// A node whose delivery reads `store`'s index, as a real node's reads the store's
 /// (the engine stores an event before its broadcast reaches `observe`).
 fn node_reading(seed: u8, store: &Arc<Mutex<SyncIndex>>) -> Node {
-    let mut n = node(seed);
-    n.d.held = store.clone();
-    n.d.own = false;
-    n
+    let id = Identity::from_seed([seed; 32]);
+    let d = Delivery::reading(id.author(), &PSK, store.clone(), false);
+    Node { id, d }
 }
 
 #[test]
