@@ -170,3 +170,94 @@ fn lists_search_filter_by_urgency_and_hub_and_page_with_a_cursor() {
         assert!(detail.starts_with(&format!("{field}:")), "{query}: {v:#}");
     }
 }
+
+/// A word search of a list longer than one answer reads (`AIDMESH_SEARCH_READS`, 10,000
+/// unless set; issue 28: a search read every candidate's post, 13 s at a million
+/// items) looks at that many posts from the cursor on, says how far it looked, has no
+/// total, and its cursors lead through every match once, in list order.
+#[test]
+fn a_search_of_a_long_list_reads_a_part_at_a_time_and_its_pages_find_every_match() {
+    let n = Node::start(
+        "search-reads",
+        Opts {
+            env: vec![("AIDMESH_SEARCH_READS".into(), "4".into())],
+            ..Opts::default()
+        },
+    );
+    // 13 needs, newest first in the list: sandbags at 1, 2, 7, 8, 9 and 13 of them,
+    // counted from the newest.
+    for k in 0..13 {
+        let title = if [0, 4, 5, 6, 11, 12].contains(&k) {
+            format!("Sandbags {k}")
+        } else {
+            format!("Water {k}")
+        };
+        n.post(
+            "/api/v1/needs",
+            &json!({ "title": title, "category": "cleanup" }),
+        );
+    }
+    let mut want = titles(&n.get("/api/v1/needs"));
+    assert_eq!(want.len(), 13);
+    want.retain(|t| t.starts_with("Sandbags"));
+
+    // The first page: the first 4 of 13 looked through; the 2 matches among them.
+    let page = n.get("/api/v1/needs?q=sandbags&limit=3");
+    assert_eq!(titles(&page), want[..2], "{page:#}");
+    assert_eq!(
+        page["searched"],
+        json!({ "through": 4, "of": 13 }),
+        "{page:#}"
+    );
+    assert!(page["total"].is_null(), "{page:#}");
+    assert!(page["next_cursor"].is_string(), "{page:#}");
+
+    // Followed to the end: every match once, in order; no answer looks at more than 4.
+    let (mut seen, mut path, mut through, mut answers) = (
+        Vec::new(),
+        "/api/v1/needs?q=sandbags&limit=3".to_string(),
+        0,
+        0,
+    );
+    loop {
+        let page = n.get(&path);
+        answers += 1;
+        assert!(
+            answers <= 6,
+            "more answers than 13 needs at 4 a time: {page:#}"
+        );
+        let t = titles(&page);
+        assert!(t.len() <= 3, "{page:#}");
+        seen.extend(t);
+        let now = page["searched"]["through"]
+            .as_u64()
+            .expect("searched.through");
+        assert!(
+            now > through && now - through <= 4,
+            "{through} → {now}: {page:#}"
+        );
+        through = now;
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/needs?q=sandbags&limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(through, 13);
+    assert_eq!(seen, want);
+
+    // A full page before the budget is spent: the next page starts after its last card.
+    let page = n.get("/api/v1/needs?q=sandbags&limit=1");
+    assert_eq!(titles(&page), want[..1], "{page:#}");
+    assert_eq!(page["searched"]["through"], 1, "{page:#}");
+    // No page asked for: the first part, with a cursor for the rest.
+    let page = n.get("/api/v1/needs?q=sandbags");
+    assert_eq!(titles(&page), want[..2], "{page:#}");
+    assert!(page["next_cursor"].is_string(), "{page:#}");
+    // Without a search nothing changes: totals as before.
+    let page = n.get("/api/v1/needs?limit=3");
+    assert_eq!(page["total"], 13, "{page:#}");
+    assert!(page.get("searched").is_none(), "{page:#}");
+    // A short filtered list is searched whole, with its total.
+    let page = n.get("/api/v1/needs?q=water&urgency=high");
+    assert_eq!(titles(&page).len(), 0, "{page:#}");
+}

@@ -47,8 +47,13 @@ pub(super) struct ListRows {
     items: Vec<Item>,
     names: HubNames,
     page: Option<ListPage>,
-    total: usize,
+    /// Items in the whole list; `None` when a search of a long list did not look at
+    /// all of it ([`SEARCH_READS`]).
+    total: Option<usize>,
     next: Option<String>,
+    /// A search of a long list: how many items, from the list's start, this answer
+    /// looked through, and of how many.
+    searched: Option<(usize, usize)>,
 }
 
 impl ListRows {
@@ -63,9 +68,13 @@ impl ListRows {
             None if self.next.is_none() => return json!({ "items": out }),
             None => UNPAGED_MAX,
         };
-        json!({
+        let mut v = json!({
             "items": out, "total": self.total, "limit": limit, "next_cursor": self.next,
-        })
+        });
+        if let Some((through, of)) = self.searched {
+            v["searched"] = json!({ "through": through, "of": of });
+        }
+        v
     }
 }
 
@@ -73,6 +82,26 @@ impl ListRows {
 /// beyond, it is the first page of this size, with `total` and `next_cursor` (issue
 /// 28: the whole list at a million items was 55 MB, and a Pi's memory).
 pub const UNPAGED_MAX: usize = crate::doors::input::MAX_LIST_LIMIT;
+
+/// Most posts one answer reads for a word search (issue 28: a search read every
+/// candidate's post, 13 s at a million items, and the node kept the pages it read).
+/// A list of more candidates is searched a part at a time, each answer saying how far
+/// it looked (`searched`) and without a `total`. About 0.1 s on a laptop, 1 s on a Pi.
+/// `AIDMESH_SEARCH_READS` sets another (for tests of long lists without posting ten
+/// thousand items).
+pub const SEARCH_READS: usize = 10_000;
+
+/// [`SEARCH_READS`], or `AIDMESH_SEARCH_READS` when set to a whole number above 0.
+fn search_reads() -> usize {
+    static READS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *READS.get_or_init(|| {
+        std::env::var("AIDMESH_SEARCH_READS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(SEARCH_READS)
+    })
+}
 
 /// A list (or one page of it) as JSON: what `GET /needs`, `/offers` and `/items`
 /// answer, and the lists in the page's `GET /board`.
@@ -142,25 +171,57 @@ fn list_rows(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> Result<List
         .after
         .map_or(0, |after| all.partition_point(|h| head_key(h) <= after));
     let split = candidates.partition_point(|&i| (i as usize) < start);
-    let mut total = if words.is_empty() {
-        split
-    } else {
-        candidates[..split].iter().filter(|&&i| in_list(i)).count()
-    };
     let mut on_page: Vec<u32> = Vec::new();
-    let mut more = false;
-    for &i in &candidates[split..] {
-        if !in_list(i) {
-            continue;
+    let reads = search_reads();
+    let (total, more, searched) = if words.is_empty() || candidates.len() <= reads {
+        // Every candidate is looked at: the total is exact.
+        let mut total = if words.is_empty() {
+            split
+        } else {
+            candidates[..split].iter().filter(|&&i| in_list(i)).count()
+        };
+        let mut more = false;
+        for &i in &candidates[split..] {
+            if !in_list(i) {
+                continue;
+            }
+            total += 1;
+            if on_page.len() >= bounded.limit {
+                // Past the page: only counted.
+                more = true;
+                continue;
+            }
+            on_page.push(i);
         }
-        total += 1;
-        if on_page.len() >= bounded.limit {
-            // Past the page: only counted.
-            more = true;
-            continue;
+        let more = more.then(|| on_page.last().copied()).flatten();
+        (Some(total), more, None)
+    } else {
+        // A search of a long list reads at most `reads` posts from the cursor
+        // on, in list order (most urgent and newest first), and says how far it
+        // looked: the rest is searched by the next page's request.
+        let mut until = None; // the candidate the next page starts after
+        for (read, &i) in candidates[split..].iter().enumerate() {
+            if read == reads {
+                // Every match up to the last post read is on the page.
+                until = Some(candidates[split + read - 1]);
+                break;
+            }
+            if !in_list(i) {
+                continue;
+            }
+            if on_page.len() >= bounded.limit {
+                // A match past a full page: the next starts after this one's last card.
+                until = on_page.last().copied();
+                break;
+            }
+            on_page.push(i);
         }
-        on_page.push(i);
-    }
+        // How many candidates, from the list's start, this answer looked through.
+        let through = until.map_or(candidates.len(), |u| {
+            candidates.partition_point(|&i| i <= u)
+        });
+        (None, until, Some((through, candidates.len())))
+    };
     // The page's items, folded with their posts, under the lock again (an item
     // erased meanwhile is left out).
     let shown: Vec<Item> = st.engine.with_view(|v| {
@@ -169,19 +230,14 @@ fn list_rows(st: &AppState, kind: Option<BodyKind>, q: ListQuery) -> Result<List
             .filter_map(|&i| v.item(&all[i as usize].id, now))
             .collect()
     });
-    let next = more
-        .then(|| {
-            shown
-                .last()
-                .map(|i| ListKey::new(i.post.urgency, i.created.0, i.id).to_string())
-        })
-        .flatten();
+    let next = more.map(|i| head_key(&all[i as usize]).to_string());
     Ok(ListRows {
         items: shown,
         names,
         page,
         total,
         next,
+        searched,
     })
 }
 

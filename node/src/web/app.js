@@ -460,8 +460,14 @@ function moreLine(kind) {
   }
   const line = $("#" + kind + "-more");
   const had = line.contains(document.activeElement);
-  line.replaceChildren(b.total ? t("more.showing", { shown: num(shown), total: num(b.total) }) : "",
-    ...(b.next ? [button(t("btn.show_more"), () => loadMore(kind))] : []));
+  // A search of a long list looks through a part per answer (`searched`): the line
+  // says how far, and the button searches on.
+  const s = b.searched;
+  const text = s ? t(s.through < s.of ? "more.searched" : "more.searched_all",
+    { shown: num(shown), through: num(s.through), of: num(s.of) })
+    : b.total ? t("more.showing", { shown: num(shown), total: num(b.total) }) : "";
+  line.replaceChildren(text,
+    ...(b.next ? [button(t(s ? "btn.search_further" : "btn.show_more"), () => loadMore(kind))] : []));
   // "Show more" pressed: the focus goes on with the button, or to the last card.
   if (had) {
     const next = line.querySelector("button") || [...list.querySelectorAll("li[data-id]")].at(-1);
@@ -475,6 +481,7 @@ function showBoard(kind, page, append) {
   const list = $("#" + kind);
   const b = boards[kind];
   if (append) {
+    if (page.items.length) list.querySelector("li.empty")?.remove();
     list.append(...page.items.map(itemCard));
   } else {
     const empty = [...filterQuery().keys()].length ? t("empty.filtered")
@@ -483,6 +490,7 @@ function showBoard(kind, page, append) {
   }
   b.next = page.next_cursor || null;
   b.total = page.total || 0;
+  b.searched = page.searched || null;
   moreLine(kind);
 }
 
