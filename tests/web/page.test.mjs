@@ -362,6 +362,12 @@ test("a busy board: 2,000 items, the first screen in under a second on a phone; 
   await page.locator("#needs-more", { hasText: "Showing 1 found in all 1,600" }).waitFor();
   assert.equal(await more.getByRole("button").count(), 0, "nothing left to search");
   assert.equal(await cards.count(), 1);
+  // A live change does not undo the search further: an offer that matches reaches the
+  // (short, searched whole) offers list; the needs found further stay.
+  await post("offers", { title: "Van for the generator clinic", category: "transport" });
+  await page.locator("#offers li[data-id]", { hasText: "Van for the generator clinic" }).waitFor({ state: "attached" });
+  assert.equal(await cards.count(), 1);
+  assert.match(await more.innerText(), /Showing 1 found in all 1,600/);
   await page.fill("#f-q", "helicopter");
   await page.locator("#needs li.empty", { hasText: "Nothing matches these filters." }).waitFor();
   await page.fill("#f-q", "");

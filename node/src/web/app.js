@@ -423,7 +423,12 @@ function fill(list, items, render, empty) {
 // shown, up to the API's largest page.
 const PAGE = 30;
 const MAX_PAGE = 500;
-const boards = { needs: { shown: PAGE, next: null, total: 0 }, offers: { shown: PAGE, next: null, total: 0 } };
+// `searched`: how far a search of a long list looked; `further`: "Search further" was
+// pressed since the search was last changed.
+const boards = {
+  needs: { shown: PAGE, next: null, total: 0, searched: null, further: false },
+  offers: { shown: PAGE, next: null, total: 0, searched: null, further: false },
+};
 
 // The cards drawn, by full id (for redrawing one card, and the "Done?" question).
 const cards = new Map();
@@ -501,7 +506,11 @@ async function loadMore(kind) {
   const seq = ++refreshes;
   try {
     const page = await api(boardPath(kind, PAGE, b.next));
-    if (seq === refreshes) showBoard(kind, page, true);
+    if (seq !== refreshes) return;
+    // Searched past the first part: a live refresh (which searches the first part
+    // again) leaves this list as it is until the search changes.
+    if (page.searched) b.further = true;
+    showBoard(kind, page, true);
   } catch (e) {
     showUndo(e.message, null);
   }
@@ -512,6 +521,7 @@ function setupFilters() {
   let typing = null;
   const again = () => {
     boards.needs.shown = boards.offers.shown = PAGE;
+    boards.needs.further = boards.offers.further = false;
     refresh();
   };
   $("#filters").addEventListener("submit", (ev) => { ev.preventDefault(); again(); });
@@ -634,8 +644,8 @@ async function loadBoard() {
     // The alerts and needs first: they are the first screen.
     showAlerts(b.alerts);
     showStatus(b.status);
-    showBoard("needs", b.needs, false);
-    showBoard("offers", b.offers, false);
+    if (!boards.needs.further) showBoard("needs", b.needs, false);
+    if (!boards.offers.further) showBoard("offers", b.offers, false);
     showHubs(b.hubs);
     showRoster(b.roster);
     showUnreached(b.status.unreached, b.status.unreached_total);
@@ -663,11 +673,18 @@ function applyItem(i) {
   if (typeof mapItem === "function") mapItem(i); // the map view (map.js)
   const kind = i.kind === "need" ? "needs" : i.kind === "offer" ? "offers" : null;
   if (!kind) return;
-  // Filters other than the default ("still open") are applied by the node.
-  if ([...filterQuery().keys()].length) { refresh(); return; }
   const list = $("#" + kind);
   const b = boards[kind];
   const old = list.querySelector('li[data-id="' + i.id + '"]');
+  // A list searched further than the first part: a card shown is redrawn; the rest
+  // waits until the search changes (a refresh would search the first part only).
+  if (b.further) {
+    if (old) keepFocus(() => old.replaceWith(itemCard(i)));
+    refresh();
+    return;
+  }
+  // Filters other than the default ("still open") are applied by the node.
+  if ([...filterQuery().keys()].length) { refresh(); return; }
   const show = ACTIVE.includes(i.status);
   if (old) {
     if (show) {

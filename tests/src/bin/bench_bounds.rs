@@ -202,6 +202,27 @@ fn main() {
         (waits, search.join().expect("search"))
     });
     waits.sort_by(f64::total_cmp);
+    // The whole list searched, as "Search further" pressed until the end (or
+    // `aidmesh list --search`): each answer reads a part.
+    let (mut answers, mut path, whole) = (
+        0,
+        "/api/v1/needs?q=helicopter&limit=30".to_string(),
+        Instant::now(),
+    );
+    loop {
+        let (_, body) = timed_get(&node, &path);
+        answers += 1;
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("a list");
+        match v["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/needs?q=helicopter&limit=30&cursor={c}"),
+            None => break,
+        }
+    }
+    let whole = ms(whole.elapsed());
+    let end = rss_mb(&node);
+    println!(
+        "search: the whole list, following the cursors: {answers} answers in {whole:.0} ms; resident {end:.1} MB after"
+    );
     println!(
         "search: a word search matching nothing at {n} items: {search_ms:.0} ms (median of 3); resident {before:.1} -> {after:.1} MB; {} needs posted during one ({:.0} ms): p50 {:.1} ms, max {:.1} ms",
         waits.len(),
