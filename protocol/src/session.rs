@@ -165,7 +165,11 @@ enum Asked {
 
 /// One initiator-side sync with one peer.
 pub struct Session {
-    init: Initiator,
+    /// The reconciliation, while it runs: it holds a snapshot of our set, and every
+    /// change of the store's index while a snapshot is alive copies the index (40 MB
+    /// at a million events, every few thousand events filed), so it is let go as soon
+    /// as reconciling ends, before the fetching (issue 28).
+    init: Option<Initiator>,
     phase: Phase,
     asked: Asked,
     /// The ids of each fetch sent and not yet answered, oldest first (responses are
@@ -215,7 +219,7 @@ impl Session {
         let (init, message) =
             Initiator::start(set.clone()).map_err(|e| Failure::benign(e.to_string()))?;
         let session = Session {
-            init,
+            init: Some(init),
             phase: Phase::Reconciling,
             asked: Asked::Nothing,
             in_flight: VecDeque::new(),
@@ -279,8 +283,11 @@ impl Session {
                         "more than {budget} reconciliation rounds for {learned} differing ids"
                     )));
                 }
-                let round = self
-                    .init
+                let Some(init) = self.init.as_mut() else {
+                    // Reconciling always has its initiator; kept total all the same.
+                    return Err(Failure::benign("the reconciliation has ended"));
+                };
+                let round = init
                     .step(&message)
                     .map_err(|e| Failure::misbehaved(e.to_string()))?;
                 self.summary.lacking += round.have.len();
@@ -300,6 +307,7 @@ impl Session {
                     Some(message) => Step::Send(SyncRequest::Reconcile { wall_ms, message }),
                     None => {
                         self.phase = Phase::Fetching;
+                        self.init = None;
                         self.seen_need = HashSet::new();
                         self.advance()
                     }

@@ -388,6 +388,12 @@ impl SyncIndex {
         &self.base
     }
 
+    /// Whether a snapshot still reads the items (a fold now would copy them).
+    #[cfg(test)]
+    pub(crate) fn snapshot_alive(&self) -> bool {
+        Arc::strong_count(&self.base) > Arc::strong_count(&self.viewing)
+    }
+
     /// The set to reconcile against: the items themselves, shared, not copied.
     pub fn snapshot(&mut self) -> SyncSet {
         self.fold();
