@@ -236,7 +236,9 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), watch).await;
-    engine.store().flush()?;
+    // Refuses any write still under way from here on, flushes, and writes the start
+    // file for a quick next start (a failure to write that is only logged).
+    engine.stop_cleanly()?;
     Ok(())
 }
 
