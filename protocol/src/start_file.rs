@@ -133,14 +133,20 @@ pub enum StartFileError {
 /// The file's bytes for `state`, under `token`.
 pub fn encode(token: &Token, state: &StartFileRef<'_>) -> Result<Vec<u8>, StartFileError> {
     let body = postcard::to_stdvec(state).map_err(|e| StartFileError::Encode(e.to_string()))?;
+    Ok(seal(token, &body))
+}
+
+/// A start file of `body` (the postcard of a [`StartFile`]) under `token`: the header
+/// in front. For [`encode`], and for the fuzz target, which makes bodies of any bytes.
+pub fn seal(token: &Token, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(token);
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(blake3::hash(&body).as_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
+    out.extend_from_slice(blake3::hash(body).as_bytes());
+    out.extend_from_slice(body);
+    out
 }
 
 /// Reads a start file written under `token`: header, token, length and checksum

@@ -38,6 +38,12 @@
 //! Writes are not durable until [`Store::flush`] returns; the engine flushes before it
 //! acknowledges a write to a user.
 //!
+//! Start file: a clean stop writes the time index, with the engine's view and counts,
+//! to `start-file` beside `CURRENT` and its token to `meta`; [`Store::open`] takes the
+//! token out (flushed) before anything is written, deletes the file, and uses it only
+//! if it is the one this generation was stopped with (`start_file.rs`). Otherwise the
+//! time index is read from `ids` as above.
+//!
 //! A database written before `log` and `ids` (trees `events`: id → bytes and
 //! `by_time`: time key → empty) is migrated when it is opened (`migrate`).
 //!
