@@ -130,7 +130,7 @@ const START_FILE: &str = "start-file";
 /// An engine on `dir`, as a node opens it.
 fn open(dir: &std::path::Path) -> Engine {
     Engine::open(
-        Store::open(dir).unwrap(),
+        Store::open_with_start_file(dir).unwrap(),
         Identity::from_seed([1; 32]),
         "test".into(),
         0,
@@ -333,4 +333,37 @@ fn no_start_file_while_an_erasure_waits_for_its_compaction() {
     assert!(!dir.path().join(START_FILE).exists());
     let eng = open(dir.path());
     assert!(matches!(eng.started_from(), StartedFrom::Log(_)));
+}
+
+#[test]
+fn a_write_by_another_opener_after_a_clean_stop_makes_the_start_file_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = running(dir.path());
+    eng.stop_cleanly().unwrap();
+    drop(eng);
+    // `aidmesh init`, a backup or a restore open the store without taking the file:
+    // reading leaves it usable, ...
+    drop(Store::open(dir.path()).unwrap());
+    let eng = open(dir.path());
+    assert_eq!(eng.started_from(), &StartedFrom::File);
+    eng.stop_cleanly().unwrap();
+    drop(eng);
+    // ... a write of an event does not.
+    let store = Store::open(dir.path()).unwrap();
+    let e = Event::create(
+        &Identity::from_seed([9; 32]),
+        Timestamp::from_millis(wall_ms()),
+        &need_body(),
+    );
+    assert!(store.insert(&e).unwrap());
+    store.flush().unwrap();
+    drop(store);
+    assert!(dir.path().join(START_FILE).exists());
+    let eng = open(dir.path());
+    match eng.started_from() {
+        StartedFrom::Log(why) => assert!(why.contains("token"), "{why}"),
+        StartedFrom::File => panic!("a start file older than a write was taken"),
+    }
+    assert!(eng.with_view(|v| v.item(&e.id(), wall_ms()).is_some()));
+    same_as_a_full_read(&eng);
 }

@@ -174,7 +174,7 @@ pub async fn run(
     }
     let mut peers = cfg.peers.clone();
     peers.extend(read_peers_file(&cfg.data_dir)?);
-    let store = profile::open_store(&cfg.data_dir)?;
+    let store = profile::open_store_to_run(&cfg.data_dir)?;
     let pid_file = profile::write_pid_file(&cfg.data_dir)?;
     let (profile, created) = profile::load_or_create(&store, &cfg.data_dir)?;
     let identity = Identity::from_seed(profile.seed);

@@ -228,6 +228,9 @@ pub struct Store {
     pub(crate) compacting: Mutex<()>,
     /// Set at a clean stop ([`Store::close_writes`]): events are refused from then on.
     closed: std::sync::atomic::AtomicBool,
+    /// Whether `meta` may still hold a start file's token (opened by [`Store::open`]):
+    /// the first write of an event or a compaction removes it first.
+    token_left: std::sync::atomic::AtomicBool,
     /// What the start file gave at open (see `start_file.rs`), until the engine takes
     /// it, or why it gave nothing.
     start: Mutex<Option<Result<Saved, String>>>,
@@ -266,8 +269,24 @@ const COMPACTION_PENDING: &str = "compaction_pending";
 
 impl Store {
     /// Opens (or creates) the database in directory `path`, finishing or undoing a
-    /// compaction that a crash interrupted.
+    /// compaction that a crash interrupted. Leaves a start file alone (the token of one
+    /// is removed before the first write of an event, which makes the file unusable):
+    /// for every opener but the node's start ([`Store::open_with_start_file`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_as(path, false)
+    }
+
+    /// [`Store::open`] for the node's start: also takes the start file written at the
+    /// last clean stop (see `start_file.rs`). Its token is removed from `meta` (flushed)
+    /// and the file deleted before anything is written, whatever is found; if it is the
+    /// one this database was stopped with, the time index comes from it and the view
+    /// and counts wait for the engine ([`Store::take_start`]), else the time index is
+    /// read from `ids` and `take_start` says why.
+    pub fn open_with_start_file(path: &Path) -> Result<Store, StoreError> {
+        Store::open_as(path, true)
+    }
+
+    fn open_as(path: &Path, with_start_file: bool) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
@@ -276,7 +295,16 @@ impl Store {
         let trees = Trees::open(&Layout(path).dir(gen), gen).map_err(open_err)?;
         // Before anything is written: the token is removed (and the file deleted) so
         // that no later write can leave the file looking current.
-        let (held, start) = match start_file::take(path, &trees).map_err(open_err)? {
+        let found = if with_start_file {
+            start_file::take(path, &trees).map_err(open_err)?
+        } else {
+            Err("the store was opened without its start file".into())
+        };
+        let token_left = trees
+            .meta
+            .contains_key(start_file::TOKEN_KEY)
+            .map_err(open_err)?;
+        let (held, start) = match found {
             Ok((items, saved)) => (SyncIndex::new(items), Ok(saved)),
             Err(why) => (read_time_index(path, &trees.ids)?, Err(why)),
         };
@@ -292,6 +320,7 @@ impl Store {
             last_exclusive_us: AtomicU64::new(0),
             compacting: Mutex::new(()),
             closed: std::sync::atomic::AtomicBool::new(false),
+            token_left: std::sync::atomic::AtomicBool::new(token_left),
             start: Mutex::new(Some(start)),
             #[cfg(test)]
             fail_next: Mutex::new(None),
@@ -356,6 +385,7 @@ impl Store {
                 stopped = true;
                 return Err(sled::Error::Unsupported("stopped".into()));
             }
+            self.drop_start_token(t)?;
             f(t)
         });
         if stopped {
@@ -364,6 +394,17 @@ impl Store {
             });
         }
         r
+    }
+
+    /// Removes a start file's token left in `meta` (durably) before the first change
+    /// of what the file describes, so the file is never trusted after it.
+    pub(super) fn drop_start_token(&self, t: &Trees) -> Result<(), sled::Error> {
+        if self.token_left.load(Ordering::SeqCst) {
+            t.meta.remove(start_file::TOKEN_KEY)?;
+            t.db.flush()?;
+            self.token_left.store(false, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// The clean stop's first step: every later write of an event fails

@@ -4,8 +4,11 @@
 //! The file is `start-file` in the store's directory, beside `CURRENT`. It is trusted
 //! only if the database generation in service holds the same random token in `meta`
 //! (key [`TOKEN_KEY`]). The token is stored after the file is durable (temporary
-//! file, fsync, rename, fsync of the directory), and [`Store::open`] removes it (and
-//! flushes) before anything can be written, then deletes the file. So any write after
+//! file, fsync, rename, fsync of the directory), and the node's start
+//! ([`super::Store::open_with_start_file`]) removes it (and flushes) before anything
+//! can be written, then deletes the file; any other opener ([`super::Store::open`]:
+//! `aidmesh init`, a backup of a stopped node) leaves both, but removes the token
+//! before its first write of an event or a compaction. So any write after
 //! the file was read makes it unusable, an unclean stop (no file, or a file with no
 //! token) gets the full read, and a file copied back later is refused. A compaction
 //! pending at the start also refuses it (the view at the stop may still have held
@@ -40,7 +43,7 @@ pub struct Saved {
     pub counts: Counts,
 }
 
-/// What [`Store::open`] found: the state of the start file, or why it is not used
+/// What [`super::Store::open_with_start_file`] found: the state of the start file, or why it is not used
 /// (the start then reads every stored event).
 pub(super) type Found = Result<(Vec<aidmesh_protocol::sync::SyncItem>, Saved), String>;
 
