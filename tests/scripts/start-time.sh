@@ -11,7 +11,7 @@ dir=$1
 bin=${2:-target/release/aidmesh}
 rm -f "$dir/api.addr"
 t0=$(date +%s%N)
-AIDMESH_LOG=warn "$bin" --data-dir "$dir" up --listen /ip4/127.0.0.1/tcp/0 \
+AIDMESH_LOG=${AIDMESH_LOG:-warn} "$bin" --data-dir "$dir" up --listen /ip4/127.0.0.1/tcp/0 \
     --api 127.0.0.1:0 --no-mdns --no-beacon --sync-every 10m \
     >/dev/null 2>>"$dir/start-time.log" &
 pid=$!

@@ -103,7 +103,8 @@ pub fn prepare(dir: &Path) -> Result<Option<Profile>, NodeError> {
         path: dir.to_path_buf(),
         source,
     })?;
-    let store = open_store(dir)?;
+    // Settings only: the node's start opens the store again, in full.
+    let store = open_store_as(dir, Store::open_settings)?;
     if load_profile(&store)?.is_some() {
         return Ok(None);
     }

@@ -286,6 +286,55 @@ impl Store {
         Store::open_as(path, true)
     }
 
+    /// Opens the database for its settings (`meta`) only: no time index is read (at a
+    /// million events that is seconds), no pending compaction is run, the start file
+    /// is left alone, and every write of an event is refused. For `aidmesh up`'s look
+    /// at the profile before the node's start ([`crate::node::prepare`]); its
+    /// [`Store::len`] is 0 whatever is held.
+    pub fn open_settings(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let gen = recover(path).map_err(|e| open_err(sled::Error::Io(e)))?;
+        let trees = Trees::open(&Layout(path).dir(gen), gen).map_err(open_err)?;
+        Ok(Store::new(
+            path,
+            trees,
+            SyncIndex::default(),
+            Err("opened for its settings only".into()),
+            true,
+            false,
+        ))
+    }
+
+    fn new(
+        path: &Path,
+        trees: Trees,
+        held: SyncIndex,
+        start: Result<Saved, String>,
+        closed: bool,
+        token_left: bool,
+    ) -> Store {
+        Store {
+            path: path.to_path_buf(),
+            trees: std::sync::RwLock::new(trees),
+            count: AtomicUsize::new(held.len()),
+            welfare: AtomicUsize::new(0),
+            held: Arc::new(Mutex::new(held)),
+            dirty: Mutex::new(None),
+            erasures: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
+            last_exclusive_us: AtomicU64::new(0),
+            compacting: Mutex::new(()),
+            closed: std::sync::atomic::AtomicBool::new(closed),
+            token_left: std::sync::atomic::AtomicBool::new(token_left),
+            start: Mutex::new(Some(start)),
+            #[cfg(test)]
+            fail_next: Mutex::new(None),
+        }
+    }
+
     fn open_as(path: &Path, with_start_file: bool) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
@@ -308,23 +357,7 @@ impl Store {
             Ok((items, saved)) => (SyncIndex::new(items), Ok(saved)),
             Err(why) => (read_time_index(path, &trees.ids)?, Err(why)),
         };
-        let store = Store {
-            path: path.to_path_buf(),
-            trees: std::sync::RwLock::new(trees),
-            count: AtomicUsize::new(held.len()),
-            welfare: AtomicUsize::new(0),
-            held: Arc::new(Mutex::new(held)),
-            dirty: Mutex::new(None),
-            erasures: AtomicU64::new(0),
-            compactions: AtomicU64::new(0),
-            last_exclusive_us: AtomicU64::new(0),
-            compacting: Mutex::new(()),
-            closed: std::sync::atomic::AtomicBool::new(false),
-            token_left: std::sync::atomic::AtomicBool::new(token_left),
-            start: Mutex::new(Some(start)),
-            #[cfg(test)]
-            fail_next: Mutex::new(None),
-        };
+        let store = Store::new(path, trees, held, start, false, token_left);
         if store.compaction_pending()? {
             // An erasure whose compaction failed or was interrupted: finish it now,
             // so the erased bytes do not outlive a restart.
