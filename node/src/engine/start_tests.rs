@@ -246,6 +246,29 @@ fn a_write_after_a_start_from_the_file_then_a_crash_gets_a_full_read_that_holds_
     same_as_a_full_read(&eng);
 }
 
+/// An event of another author stamped inside the span the store holds (not its
+/// newest: only the token, not the check of the newest key, tells the file is old),
+/// as sync brings.
+fn an_old_event_from_a_peer(eng: &Engine, title: &str) -> EventId {
+    let items = eng.store.sync_items().unwrap();
+    let (ts, _) = items[items.len() / 2];
+    let e = Event::create(
+        &Identity::from_seed([42; 32]),
+        Timestamp(ts.0 + 1),
+        &Body::Need(post(title)),
+    );
+    assert_eq!(
+        eng.ingest(e.bytes(), Origin::Sync).unwrap(),
+        Ingested::New(e.id())
+    );
+    eng.store.flush().unwrap();
+    assert_ne!(
+        eng.store.sync_items().unwrap().last(),
+        Some(&(e.timestamp(), e.id()))
+    );
+    e.id()
+}
+
 #[test]
 fn a_stale_start_file_copied_back_is_refused_by_its_token() {
     let dir = tempfile::tempdir().unwrap();
@@ -255,8 +278,20 @@ fn a_stale_start_file_copied_back_is_refused_by_its_token() {
     let old = std::fs::read(dir.path().join(START_FILE)).unwrap();
     let eng = open(dir.path());
     assert_eq!(eng.started_from(), &StartedFrom::File);
-    let e = eng.post(need_body()).unwrap();
-    // A clean stop again: a new file and a new token.
+    let e = an_old_event_from_a_peer(&eng, "first");
+    // A crash, and the old file put back.
+    drop(eng);
+    std::fs::write(dir.path().join(START_FILE), &old).unwrap();
+    let eng = open(dir.path());
+    match eng.started_from() {
+        StartedFrom::Log(why) => assert!(why.contains("token"), "{why}"),
+        StartedFrom::File => panic!("a stale start file was taken"),
+    }
+    assert!(eng.with_view(|v| v.item(&e, wall_ms()).is_some()));
+    same_as_a_full_read(&eng);
+    // A clean stop (a new file, a new token) after another write, and the old file
+    // put back: refused too.
+    let e2 = an_old_event_from_a_peer(&eng, "second");
     eng.stop_cleanly().unwrap();
     drop(eng);
     std::fs::write(dir.path().join(START_FILE), &old).unwrap();
@@ -265,14 +300,8 @@ fn a_stale_start_file_copied_back_is_refused_by_its_token() {
         StartedFrom::Log(why) => assert!(why.contains("token"), "{why}"),
         StartedFrom::File => panic!("a stale start file was taken"),
     }
-    assert!(eng.with_view(|v| v.item(&e.id(), wall_ms()).is_some()));
+    assert!(eng.with_view(|v| v.item(&e2, wall_ms()).is_some()));
     same_as_a_full_read(&eng);
-    // And after a crash (no token at all), the old file again: refused too.
-    drop(eng);
-    std::fs::write(dir.path().join(START_FILE), &old).unwrap();
-    let eng = open(dir.path());
-    assert!(matches!(eng.started_from(), StartedFrom::Log(_)));
-    assert!(eng.with_view(|v| v.item(&e.id(), wall_ms()).is_some()));
 }
 
 #[test]
