@@ -39,10 +39,12 @@
 //! acknowledges a write to a user.
 //!
 //! Start file: a clean stop writes the time index, with the engine's view and counts,
-//! to `start-file` beside `CURRENT` and its token to `meta`; [`Store::open`] takes the
-//! token out (flushed) before anything is written, deletes the file, and uses it only
-//! if it is the one this generation was stopped with (`start_file.rs`). Otherwise the
-//! time index is read from `ids` as above.
+//! to `start-file` beside `CURRENT` and its token to `meta`; the node's start
+//! ([`Store::open_with_start_file`]) takes the token out (flushed) before anything is
+//! written, deletes the file, and uses it only if it is the one this generation was
+//! stopped with (`start_file.rs`). Otherwise the time index is read from `ids` as
+//! above. Any other opener leaves both, and removes the token before its first write
+//! of an event or a compaction.
 //!
 //! A database written before `log` and `ids` (trees `events`: id → bytes and
 //! `by_time`: time key → empty) is migrated when it is opened (`migrate`).
