@@ -138,3 +138,37 @@ fn clean_stops_and_kill_9s_in_turn_lose_no_acknowledged_write() {
         acked.lock().unwrap().len()
     );
 }
+
+/// SIGTERM (systemd without our unit's `KillSignal`, a plain `kill`, a Pi's shutdown)
+/// is a clean stop too: the node exits with success and the next start takes the
+/// start file, holding every acknowledged write.
+#[test]
+fn sigterm_is_a_clean_stop_that_writes_the_start_file() {
+    let mut node = Node::start("termed", Opts::default());
+    let agent = http();
+    let ids: Vec<String> = (0..5)
+        .map(|n| try_post_need(&agent, node.api_url(), &format!("before SIGTERM {n}")).unwrap())
+        .collect();
+    let pid = node.pid().expect("running");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    wait_for("the node to exit after SIGTERM", Duration::from_secs(15), || {
+        (!node.alive()).then_some(())
+    });
+    assert!(
+        node.log().contains("wrote the start file"),
+        "SIGTERM did not write the start file:\n{}",
+        node.log_tail(20)
+    );
+    node.restart();
+    assert!(
+        node.log().contains("started from the start file"),
+        "{}",
+        node.log_tail(20)
+    );
+    let held = node.item_ids();
+    assert!(ids.iter().all(|id| held.contains(id)));
+}
