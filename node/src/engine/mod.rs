@@ -597,6 +597,18 @@ impl Engine {
             },
         )
         .map_err(|e| e.to_string())?;
+        // The file must not take the room the database needs to open again (it is
+        // deleted only once the database is open, and a nearly full disk refuses that).
+        let free = crate::disk::Space::of(self.store.path())
+            .map_err(|e| format!("cannot tell the free disk space: {e}"))?
+            .free_bytes;
+        if free < bytes.len() as u64 + crate::disk::WARN_FREE_BYTES {
+            return Err(format!(
+                "too little free disk for it ({free} bytes free, the file is {} bytes and {} must stay free)",
+                bytes.len(),
+                crate::disk::WARN_FREE_BYTES
+            ));
+        }
         self.store.write_start_file(&bytes, &token)?;
         Ok(bytes.len())
     }
