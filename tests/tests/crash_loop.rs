@@ -155,9 +155,11 @@ fn sigterm_is_a_clean_stop_that_writes_the_start_file() {
         .status()
         .expect("kill");
     assert!(sent.success());
-    wait_for("the node to exit after SIGTERM", Duration::from_secs(15), || {
-        (!node.alive()).then_some(())
-    });
+    wait_for(
+        "the node to exit after SIGTERM",
+        Duration::from_secs(15),
+        || (!node.alive()).then_some(()),
+    );
     assert!(
         node.log().contains("wrote the start file"),
         "SIGTERM did not write the start file:\n{}",
