@@ -20,6 +20,8 @@
 //! - [`sync`]: the messages of range-based set reconciliation and event fetching.
 //! - [`session`]: the initiator's sync session as a sans-IO state machine.
 //! - [`delivery`]: signed hub summaries and what they prove ("known at 3 of 4 hubs").
+//! - [`start_file`]: the view and the time index as bytes, written at a clean stop so
+//!   the next start need not read every event.
 //!
 //! - `fixture` (feature `test-util`): the posts and events tests and benches share.
 //!
@@ -44,6 +46,7 @@ pub mod rejection;
 pub mod retention;
 pub mod session;
 pub mod sms;
+pub mod start_file;
 pub mod sync;
 pub mod text;
 pub mod time;

@@ -6,9 +6,10 @@ use crate::event::{Event, EventId};
 use crate::identity::AuthorId;
 use crate::rejection::ValidationError;
 use crate::time::MAX_FUTURE_MS;
+use serde::{Deserialize, Serialize};
 
 /// What the receiver knows about an event that another event refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetInfo {
     /// Who wrote the target.
     pub author: AuthorId,

@@ -46,6 +46,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::body::{
     Alert, Body, BodyKind, CheckIn, HubAnnounced, OfficialAlert, Outcome, PersonRegistered, Place,
     Post, Status, StatusChange, Urgency,
@@ -321,7 +323,7 @@ pub struct AlertView {
     pub official: Option<OfficialAlert>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Filed<T> {
     id: EventId,
     author: AuthorId,
@@ -345,7 +347,7 @@ impl<T: Clone> Filed<T> {
 /// [`PostSource`] (the node's store) when an answer shows it, or, in a view without
 /// one, from the encoded copy in [`View::kept`]. Its `related` check-in, which few
 /// posts have, is in [`View::related`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct PostRecord {
     at: Timestamp,
     /// Its post's `expires_ms` when [`EXPIRES`] is set, else 0.
@@ -405,11 +407,35 @@ impl std::fmt::Debug for Source {
     }
 }
 
-/// Distinct authors of posts, each stored once; records hold an index.
-#[derive(Debug, Clone, Default)]
+/// Distinct authors of posts, each stored once; records hold an index. In the start
+/// file ([`crate::start_file`]) only the list is written, in its order (the numbering
+/// is kept exactly); the index is built again when it is read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(into = "Vec<AuthorId>", try_from = "Vec<AuthorId>")]
 struct Authors {
     list: Vec<AuthorId>,
     index: BTreeMap<AuthorId, u32>,
+}
+
+impl From<Authors> for Vec<AuthorId> {
+    fn from(a: Authors) -> Self {
+        a.list
+    }
+}
+
+impl TryFrom<Vec<AuthorId>> for Authors {
+    type Error = &'static str;
+
+    fn try_from(list: Vec<AuthorId>) -> Result<Self, Self::Error> {
+        let mut index = BTreeMap::new();
+        for (i, a) in list.iter().enumerate() {
+            let i = u32::try_from(i).map_err(|_| "more authors than a view numbers")?;
+            if index.insert(*a, i).is_some() {
+                return Err("an author numbered twice");
+            }
+        }
+        Ok(Authors { list, index })
+    }
 }
 
 impl Authors {
@@ -489,7 +515,10 @@ impl ItemHead {
 }
 
 /// The set of understood events, filed by what they are about.
-#[derive(Debug, Clone, Default)]
+///
+/// Serialisable for the node's start file ([`crate::start_file`]): everything but its
+/// [`PostSource`], which the reader sets again ([`View::set_source`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct View {
     /// Status changes and redactions by id (their author and kind, for
     /// [`TargetLookup`]); every other kind is found in its own map.
@@ -503,7 +532,8 @@ pub struct View {
     related: BTreeMap<EventId, EventId>,
     /// Posts encoded (postcard), in a view without a [`PostSource`] only.
     kept: BTreeMap<EventId, Box<[u8]>>,
-    /// Where posts are read back from, if set.
+    /// Where posts are read back from, if set. Not written to the start file.
+    #[serde(skip)]
     source: Source,
     /// Status changes by target, in `(timestamp, author, id)` order ([`InOrder`]).
     changes: BTreeMap<EventId, InOrder<(Status, String)>>,
@@ -538,6 +568,36 @@ impl View {
             source: Source(Some(source)),
             ..View::default()
         }
+    }
+
+    /// Reads posts from `source` from now on (a view read back from the start file has
+    /// none: [`crate::start_file`]). A copy kept in memory is dropped: with a source
+    /// the view keeps no post.
+    pub fn set_source(&mut self, source: std::sync::Arc<dyn PostSource>) {
+        self.source = Source(Some(source));
+        self.kept = BTreeMap::new();
+    }
+
+    /// Whether what the answers rely on holds, for a view read from outside (the
+    /// start file): the needs and offers sorted, each naming an author of the table,
+    /// each item's status changes in order. A view built by [`View::insert`] always
+    /// passes.
+    pub(crate) fn check_well_formed(&self) -> Result<(), &'static str> {
+        if !self.posts.is_well_formed() {
+            return Err("the needs and offers are not in order");
+        }
+        let authors = self.authors.list.len();
+        if self.posts.iter().any(|(_, p)| p.author as usize >= authors) {
+            return Err("a need or offer names an author the view does not number");
+        }
+        if !self
+            .changes
+            .values()
+            .all(|on| on.windows(2).all(|w| w[0].0 < w[1].0))
+        {
+            return Err("an item's status changes are not in order");
+        }
+        Ok(())
     }
 
     /// The check-in need or offer `id` (filed as `p`) was raised by, if any.

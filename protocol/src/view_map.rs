@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::iter::Peekable;
 
+use serde::{Deserialize, Serialize};
+
 /// Inserts kept in the B-tree before a merge: at least this many...
 #[cfg(not(test))]
 const MIN_RECENT: usize = 1024;
@@ -19,7 +21,13 @@ const MIN_RECENT: usize = 3;
 const RECENT_SHARE: usize = 8;
 
 /// A map of `Copy` keys and values as a sorted vector plus the latest inserts.
-#[derive(Debug, Clone)]
+/// Serialised as both parts, as they are (the start file); a map read back must pass
+/// [`SortedMap::is_well_formed`] before it is used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize, V: Serialize",
+    deserialize = "K: Ord + Deserialize<'de>, V: Deserialize<'de>"
+))]
 pub(super) struct SortedMap<K, V> {
     /// Sorted by key, no key twice, none in `recent`.
     sorted: Vec<(K, V)>,
@@ -82,6 +90,16 @@ impl<K: Ord + Copy, V: Copy> SortedMap<K, V> {
             }
             w -= 1;
         }
+    }
+
+    /// Whether the vector is sorted with no key twice and no key also in the B-tree:
+    /// what every answer relies on, checked on a map read from outside.
+    pub(super) fn is_well_formed(&self) -> bool {
+        self.sorted.windows(2).all(|w| w[0].0 < w[1].0)
+            && self
+                .recent
+                .keys()
+                .all(|k| self.sorted.binary_search_by(|(x, _)| x.cmp(k)).is_err())
     }
 
     /// Merges and hands back the vector's spare room: for after a bulk load.

@@ -6,10 +6,11 @@
 use std::path::PathBuf;
 
 use aidmesh_protocol::bundle::{Sealer, CHUNK_SIZE, MIN_CHUNK_SIZE};
+use aidmesh_protocol::start_file::{encode, Counts, StartFileRef};
 use aidmesh_protocol::sync::{SyncRequest, SyncResponse};
 use aidmesh_protocol::{
     Body, Category, CheckIn, Coords, Event, Identity, Outcome, Place, Post, StatusChange,
-    Timestamp, Urgency,
+    Timestamp, Urgency, View,
 };
 
 fn events() -> Vec<Event> {
@@ -171,6 +172,36 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         b.extend_from_slice(j.as_bytes());
         (format!("http_bodies/{k}"), b)
     }));
+    // start_file: the file of a view of the events above, and of an empty view.
+    let bodies: Vec<(Event, Body)> = evs
+        .iter()
+        .map(|e| (e.clone(), e.body().unwrap().unwrap()))
+        .collect();
+    let full = View::from_events(bodies.iter().map(|(e, b)| (e, b)));
+    for (i, view) in [full, View::new()].iter().enumerate() {
+        let mut time_index: Vec<_> = if view.is_empty() {
+            Vec::new()
+        } else {
+            evs.iter().map(|e| (e.timestamp(), e.id())).collect()
+        };
+        time_index.sort();
+        let counts = Counts {
+            held: time_index.len() as u64,
+            newest: time_index.last().map_or(Timestamp(0), |(ts, _)| *ts),
+            ..Counts::default()
+        };
+        let file = encode(
+            &[i as u8; 16],
+            &StartFileRef {
+                generation: i as u64,
+                time_index: &time_index,
+                counts: &counts,
+                view,
+            },
+        )
+        .unwrap();
+        out.push((format!("start_file/{i}"), file));
+    }
     out
 }
 

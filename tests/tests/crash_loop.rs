@@ -69,3 +69,108 @@ fn fifty_kill_9_cycles_during_a_write_storm_lose_no_acknowledged_write() {
         "{held} items held after {total} acknowledged writes in {CYCLES} cycles"
     );
 }
+
+/// The start file (issue 28): clean stops (Ctrl-C, which writes it) and kill -9 in
+/// turn, during a write storm. A start after a clean stop takes the file, one after a
+/// kill reads every event; either way every acknowledged write is still there.
+#[test]
+fn clean_stops_and_kill_9s_in_turn_lose_no_acknowledged_write() {
+    const TURNS: usize = 12;
+    let mut node = Node::start("stopper", Opts::default());
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut from_file = 0;
+    for turn in 0..TURNS {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (acked, stop, base) = (acked.clone(), stop.clone(), node.api_url().to_string());
+            std::thread::spawn(move || {
+                let agent = http();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    match try_post_need(&agent, &base, &format!("turn {turn} write {n}")) {
+                        Ok(id) => acked.lock().unwrap().push(id),
+                        Err(_) => break, // the node is stopping or gone
+                    }
+                    n += 1;
+                }
+            })
+        };
+        let want = acked.lock().unwrap().len() + 3 + (turn * 5) % 17;
+        wait_for(
+            &format!("{want} acknowledged writes in turn {turn}"),
+            Duration::from_secs(30),
+            || (acked.lock().unwrap().len() >= want).then_some(()),
+        );
+        // Two clean stops, then a kill -9.
+        let clean = turn % 3 != 2;
+        if clean {
+            assert!(node.interrupt(), "a clean stop:\n{}", node.log_tail(20));
+        } else {
+            node.kill();
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("writer thread");
+        let logged = node.log().matches("started from the start file").count();
+        node.restart();
+        let now = node.log().matches("started from the start file").count();
+        let took_file = now > logged;
+        assert_eq!(
+            took_file,
+            clean,
+            "turn {turn}: a start after a {} should {}take the start file",
+            if clean { "clean stop" } else { "kill -9" },
+            if clean { "" } else { "not " }
+        );
+        from_file += usize::from(took_file);
+        let held = node.item_ids();
+        let acked_now = acked.lock().unwrap().clone();
+        let lost: Vec<&String> = acked_now.iter().filter(|id| !held.contains(id)).collect();
+        assert!(
+            lost.is_empty(),
+            "turn {turn}: {} acknowledged writes lost after a {}, e.g. {:?}",
+            lost.len(),
+            if clean { "clean stop" } else { "kill -9" },
+            lost.first()
+        );
+    }
+    eprintln!(
+        "{TURNS} stops, {from_file} starts from the start file, {} acknowledged writes, none lost",
+        acked.lock().unwrap().len()
+    );
+}
+
+/// SIGTERM (systemd without our unit's `KillSignal`, a plain `kill`, a Pi's shutdown)
+/// is a clean stop too: the node exits with success and the next start takes the
+/// start file, holding every acknowledged write.
+#[test]
+fn sigterm_is_a_clean_stop_that_writes_the_start_file() {
+    let mut node = Node::start("termed", Opts::default());
+    let agent = http();
+    let ids: Vec<String> = (0..5)
+        .map(|n| try_post_need(&agent, node.api_url(), &format!("before SIGTERM {n}")).unwrap())
+        .collect();
+    let pid = node.pid().expect("running");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    wait_for(
+        "the node to exit after SIGTERM",
+        Duration::from_secs(15),
+        || (!node.alive()).then_some(()),
+    );
+    assert!(
+        node.log().contains("wrote the start file"),
+        "SIGTERM did not write the start file:\n{}",
+        node.log_tail(20)
+    );
+    node.restart();
+    assert!(
+        node.log().contains("started from the start file"),
+        "{}",
+        node.log_tail(20)
+    );
+    let held = node.item_ids();
+    assert!(ids.iter().all(|id| held.contains(id)));
+}

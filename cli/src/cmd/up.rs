@@ -179,33 +179,52 @@ pub(crate) fn up(args: UpArgs, dir: PathBuf) -> Result<(), CliError> {
         print_first_run(&dir, p);
     }
     let rt = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
-    rt.block_on(node::run(
-        cfg,
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
-        |s| {
-            println!("aidmesh node running. Ctrl-C stops it.");
-            println!("  peer id    {}", s.peer_id);
-            println!("  community  {}", s.community);
-            for l in &s.listen {
-                println!("  listening  {l}");
-            }
-            let pages = aidmesh_node::net::lan::page_addrs(s.api);
-            for page in &pages {
-                println!("  web page   http://{page}/");
-            }
-            if pages.is_empty() {
-                // Every interface, but no network yet: only this computer can open it.
-                let here = std::net::SocketAddr::new([127, 0, 0, 1].into(), s.api.port());
-                println!("  web page   http://{here}/ (no network yet: phones cannot reach it)");
-            }
-            let api = pages.first().copied().unwrap_or(s.api);
-            println!("  api        http://{api}/api/v1/");
-        },
-    ))?;
+    rt.block_on(node::run(cfg, stop_signal(), |s| {
+        println!("aidmesh node running. Ctrl-C stops it.");
+        println!("  peer id    {}", s.peer_id);
+        println!("  community  {}", s.community);
+        for l in &s.listen {
+            println!("  listening  {l}");
+        }
+        let pages = aidmesh_node::net::lan::page_addrs(s.api);
+        for page in &pages {
+            println!("  web page   http://{page}/");
+        }
+        if pages.is_empty() {
+            // Every interface, but no network yet: only this computer can open it.
+            let here = std::net::SocketAddr::new([127, 0, 0, 1].into(), s.api.port());
+            println!("  web page   http://{here}/ (no network yet: phones cannot reach it)");
+        }
+        let api = pages.first().copied().unwrap_or(s.api);
+        println!("  api        http://{api}/api/v1/");
+    }))?;
     rt.shutdown_timeout(Duration::from_secs(2));
     Ok(())
+}
+
+/// Resolves at the first Ctrl-C (SIGINT) or SIGTERM: both are the node's clean stop
+/// (systemd's unit sends SIGINT; a plain `kill`, `systemctl` with another unit, or a
+/// Pi's shutdown, SIGTERM), which flushes and writes the start file (docs/hub.md).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            // Without a SIGTERM handler, SIGTERM stops the process as before (no
+            // start file; the next start reads every event).
+            Err(e) => {
+                eprintln!("warning: cannot catch SIGTERM ({e}); only Ctrl-C stops the node cleanly")
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The volunteer PIN of `up`, from `--volunteer-pin` / `AIDMESH_VOLUNTEER_PIN` or from

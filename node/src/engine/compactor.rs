@@ -51,6 +51,12 @@ impl Compactor {
         Compactor { flags, thread }
     }
 
+    /// Whether a compaction or a rebuild of the view is asked for and not yet done.
+    pub(super) fn owes_work(&self) -> bool {
+        let f = self.flags.0.lock().unwrap_or_else(|p| p.into_inner());
+        f.requested || f.rebuild
+    }
+
     pub(super) fn request(&self, rebuild: bool) {
         let (m, cv) = &*self.flags;
         let mut f = m.lock().unwrap_or_else(|p| p.into_inner());

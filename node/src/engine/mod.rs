@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use aidmesh_protocol::body::Post;
 use aidmesh_protocol::quota;
+use aidmesh_protocol::start_file::{self, Counts, StartFileRef};
 use aidmesh_protocol::sync::SyncSet;
 use aidmesh_protocol::view::PostSource;
 use aidmesh_protocol::{
@@ -45,9 +46,9 @@ use aidmesh_protocol::{
 };
 use thiserror::Error;
 use tokio::sync::broadcast;
-use tracing::warn;
+use tracing::{info, warn};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Saved, Store, StoreError};
 
 use clock::system_ms;
 pub use clock::{human_ms, ClockKey, BUILD_MS};
@@ -198,6 +199,19 @@ struct State {
     /// While the background thread rebuilds the view from the store: the events
     /// stored meanwhile, to file into the new view before it replaces this one.
     rebuild_log: Option<Vec<(Event, Body)>>,
+    /// Every author of a stored event with its newest event's time (ms), kept by
+    /// every write: what the start file hands the next start (as
+    /// [`Engine::authors_at_start`]).
+    authors: std::collections::HashMap<AuthorId, u64>,
+}
+
+/// Where a start took its view and time index from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartedFrom {
+    /// The start file written at the last clean stop.
+    File,
+    /// Every stored event, read again; why the start file was not used.
+    Log(String),
 }
 
 /// The node's state and its single write path.
@@ -223,6 +237,8 @@ pub struct Engine {
     /// Events per author and day, for the daily quota: apart from the state's lock,
     /// so the gossip checker reads it without waiting for the store.
     daily: Mutex<Daily>,
+    /// Where the start took its state from.
+    started_from: StartedFrom,
 }
 
 /// Capacity of the new-event channel; a subscriber that falls further behind skips
@@ -268,6 +284,19 @@ struct Tally {
     welfare: usize,
     authors: std::collections::HashMap<AuthorId, u64>,
     daily: Daily,
+}
+
+impl From<Counts> for Tally {
+    fn from(c: Counts) -> Tally {
+        Tally {
+            unknown: c.unknown,
+            newest: c.newest,
+            held: usize::try_from(c.held).unwrap_or(usize::MAX),
+            welfare: usize::try_from(c.welfare).unwrap_or(usize::MAX),
+            authors: c.authors,
+            daily: c.daily,
+        }
+    }
 }
 
 impl Tally {
@@ -407,6 +436,21 @@ impl Engine {
         clock_offset_ms: i64,
     ) -> Result<Engine, StoreError> {
         let store = Arc::new(store);
+        let (loaded, started_from) = match store.take_start() {
+            Ok(Saved { mut view, counts }) => {
+                view.set_source(Arc::new(StoredPosts(store.clone())));
+                info!(
+                    events = counts.held,
+                    "started from the start file written at the last clean stop"
+                );
+                let tally = Tally::from(counts);
+                (Loaded { view, tally }, StartedFrom::File)
+            }
+            Err(why) => {
+                info!(reason = %why, "reading every stored event to start");
+                (load_view(&store, start_threads())?, StartedFrom::Log(why))
+            }
+        };
         let Loaded {
             view,
             tally:
@@ -418,16 +462,19 @@ impl Engine {
                     authors,
                     daily,
                 },
-        } = load_view(&store, start_threads())?;
+        } = loaded;
         store.set_welfare_len(welfare);
-        // Events are written without a transaction (see `Store::insert_new`): after
-        // an unclean stop the time index may need a repair.
-        store.repair_time_index(held)?;
-        // Reading every stored event left sled holding each page it read; a reopen
-        // hands them back (the view reads posts from the store from now on).
-        // An error means the database could not be reopened: no start.
-        store.release_cache()?;
-        // Decoding every stored event left the heap full of freed blocks.
+        if let StartedFrom::Log(_) = started_from {
+            // Events are written without a transaction (see `Store::insert_new`):
+            // after an unclean stop the time index may need a repair.
+            store.repair_time_index(held)?;
+            // Reading every stored event left sled holding each page it read; a
+            // reopen hands them back (the view reads posts from the store from now
+            // on). An error means the database could not be reopened: no start.
+            store.release_cache()?;
+        }
+        // Decoding every stored event (or the start file) left the heap full of
+        // freed blocks.
         release_freed_memory();
         // `newest` may be ahead of our clock; `Clock::now` clamps it so local writes
         // still validate.
@@ -450,6 +497,7 @@ impl Engine {
             generation: 0,
             warned: ClockStatus::Unknown,
             rebuild_log: None,
+            authors: authors.clone(),
         }));
         let compactor = Compactor::start(store.clone(), state.clone());
         if store.compaction_pending()? {
@@ -475,7 +523,94 @@ impl Engine {
                 u64::from_le_bytes(b)
             },
             daily: Mutex::new(daily),
+            started_from,
         })
+    }
+
+    /// Where this start took its view and time index from: the start file, or every
+    /// stored event (and why).
+    pub fn started_from(&self) -> &StartedFrom {
+        &self.started_from
+    }
+
+    /// The clean stop, once nothing else should write: refuses every later write of
+    /// an event ([`Store::close_writes`]), flushes, and writes the start file so the
+    /// next start need not read every event (docs/hub.md). A start file that cannot
+    /// be written is logged and left out: the next start reads every event, as after
+    /// a power cut. Only the flush's error is returned.
+    pub fn stop_cleanly(&self) -> Result<(), StoreError> {
+        let st = self.lock();
+        self.store.close_writes();
+        self.store.flush()?;
+        let started = std::time::Instant::now();
+        match self.write_start_file(&st) {
+            Ok(bytes) => info!(
+                bytes,
+                events = self.store.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "wrote the start file: the next start reads it instead of every event"
+            ),
+            Err(why) => warn!(
+                reason = %why,
+                "no start file written; the next start reads every stored event"
+            ),
+        }
+        Ok(())
+    }
+
+    /// Encodes the state a start builds and has the store write it; returns the
+    /// file's size. Under the engine's lock, after the store refuses writes.
+    fn write_start_file(&self, st: &State) -> Result<usize, String> {
+        // No compaction may run meanwhile (the token must land in the generation
+        // the file names), and none may be owed: a view not yet rebuilt after an
+        // erasure may still hold the erased content, which must not reach a file.
+        let Ok(_one) = self.store.compacting.try_lock() else {
+            return Err("a compaction is running".into());
+        };
+        if self.store.compaction_pending().map_err(|e| e.to_string())?
+            || self.compactor.owes_work()
+            || st.rebuild_log.is_some()
+        {
+            return Err("a compaction (after an erasure) is owed".into());
+        }
+        let mut token = [0u8; 16];
+        getrandom::fill(&mut token).map_err(|e| format!("no randomness for the token: {e}"))?;
+        let set = self.store.sync_set();
+        let time_index = set.items();
+        let counts = Counts {
+            unknown: st.unknown.clone(),
+            newest: time_index
+                .last()
+                .map_or_else(Timestamp::default, |(ts, _)| *ts),
+            held: time_index.len() as u64,
+            welfare: self.store.welfare_len() as u64,
+            authors: st.authors.clone(),
+            daily: self.daily.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        };
+        let bytes = start_file::encode(
+            &token,
+            &StartFileRef {
+                generation: self.store.generation(),
+                time_index,
+                counts: &counts,
+                view: &st.view,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        // The file must not take the room the database needs to open again (it is
+        // deleted only once the database is open, and a nearly full disk refuses that).
+        let free = crate::disk::Space::of(self.store.path())
+            .map_err(|e| format!("cannot tell the free disk space: {e}"))?
+            .free_bytes;
+        if free < bytes.len() as u64 + crate::disk::WARN_FREE_BYTES {
+            return Err(format!(
+                "too little free disk for it ({free} bytes free, the file is {} bytes and {} must stay free)",
+                bytes.len(),
+                crate::disk::WARN_FREE_BYTES
+            ));
+        }
+        self.store.write_start_file(&bytes, &token)?;
+        Ok(bytes.len())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -1,5 +1,6 @@
-//! The start's read of the store on several threads (issue 28): the same view and
-//! counts as one thread reading every event in time order.
+//! The start (issue 28): the read of the store on several threads gives the same view
+//! and counts as one thread reading every event in time order; the start file written
+//! at a clean stop gives them again, and only when it is the current one.
 
 use super::*;
 use aidmesh_protocol::body::{Status, StatusChange};
@@ -120,4 +121,278 @@ fn the_log_parts_hold_every_event_once_in_time_order() {
         }
         assert_eq!(seen, all, "{parts} parts");
     }
+}
+
+// The start file (`crate::store::start_file`, `Engine::stop_cleanly`).
+
+const START_FILE: &str = "start-file";
+
+/// An engine on `dir`, as a node opens it.
+fn open(dir: &std::path::Path) -> Engine {
+    Engine::open(
+        Store::open_with_start_file(dir).unwrap(),
+        Identity::from_seed([1; 32]),
+        "test".into(),
+        0,
+    )
+    .unwrap()
+}
+
+/// A directory holding 600 events of 7 authors (see [`filled`]), and an engine on it
+/// that posted 3 more of its own (so the live counts moved since the start).
+fn running(dir: &std::path::Path) -> Engine {
+    drop(filled(dir, 600));
+    let eng = open(dir);
+    assert!(
+        matches!(eng.started_from(), StartedFrom::Log(_)),
+        "a first start reads the log"
+    );
+    for i in 0..3 {
+        eng.post(Body::Need(post(&format!("live {i}")))).unwrap();
+    }
+    eng
+}
+
+/// Everything a start builds, to compare two starts: the view exactly (its `Debug`:
+/// every field, authors' numbering included), the counts, the time index.
+fn state(eng: &Engine) -> (String, String, usize, usize, Vec<(Timestamp, EventId)>) {
+    let st = eng.lock();
+    let daily: std::collections::BTreeMap<_, _> =
+        eng.daily.lock().unwrap().clone().into_iter().collect();
+    let unknown: std::collections::BTreeMap<_, _> = st.unknown.clone().into_iter().collect();
+    let authors: std::collections::BTreeMap<_, _> = st.authors.clone().into_iter().collect();
+    (
+        format!("{:?}", st.view),
+        format!("{unknown:?} {authors:?} {daily:?}"),
+        eng.len(),
+        eng.store.welfare_len(),
+        eng.store.sync_items().unwrap(),
+    )
+}
+
+/// The start file's state is what a full read of the same store gives.
+fn same_as_a_full_read(eng: &Engine) {
+    let full = load_view(&eng.store, 2).unwrap();
+    let st = eng.lock();
+    assert!(
+        st.view == full.view,
+        "the view is the one every event gives"
+    );
+    assert_eq!(st.unknown, full.tally.unknown);
+    assert_eq!(st.authors, full.tally.authors);
+    assert_eq!(eng.authors_at_start(), &full.tally.authors);
+    assert_eq!(*eng.daily.lock().unwrap(), full.tally.daily);
+    assert_eq!(eng.len(), full.tally.held);
+    assert_eq!(eng.store.welfare_len(), full.tally.welfare);
+    let now = wall_ms();
+    assert_eq!(st.view.items(now), full.view.items(now), "posts read back");
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn a_clean_stop_then_a_start_takes_the_start_file_and_builds_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = running(dir.path());
+    let before = state(&eng);
+    eng.stop_cleanly().unwrap();
+    assert!(
+        eng.post(need_body()).is_err(),
+        "no write after the clean stop"
+    );
+    drop(eng);
+    assert!(dir.path().join(START_FILE).exists());
+    let eng = open(dir.path());
+    assert_eq!(eng.started_from(), &StartedFrom::File);
+    assert!(
+        !dir.path().join(START_FILE).exists(),
+        "the start deletes the file"
+    );
+    assert_eq!(state(&eng), before, "the same view, counts and time index");
+    same_as_a_full_read(&eng);
+    // And it takes writes as any start does.
+    let e = eng.post(need_body()).unwrap();
+    assert!(eng.with_view(|v| v.item(&e.id(), wall_ms()).is_some()));
+}
+
+fn need_body() -> Body {
+    Body::Need(post("after the start"))
+}
+
+#[test]
+fn a_write_after_a_start_from_the_file_then_a_crash_gets_a_full_read_that_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = running(dir.path());
+    eng.stop_cleanly().unwrap();
+    drop(eng);
+    let eng = open(dir.path());
+    assert_eq!(eng.started_from(), &StartedFrom::File);
+    let e = eng.post(need_body()).unwrap();
+    let held = eng.len();
+    // A crash: no clean stop.
+    drop(eng);
+    let eng = open(dir.path());
+    match eng.started_from() {
+        StartedFrom::Log(why) => assert!(why.contains("no start file"), "{why}"),
+        StartedFrom::File => panic!("a start after a crash must read every event"),
+    }
+    assert_eq!(eng.len(), held);
+    assert!(eng.with_view(|v| v.item(&e.id(), wall_ms()).is_some()));
+    same_as_a_full_read(&eng);
+}
+
+/// An event of another author stamped inside the span the store holds (not its
+/// newest: only the token, not the check of the newest key, tells the file is old),
+/// as sync brings.
+fn an_old_event_from_a_peer(eng: &Engine, title: &str) -> EventId {
+    let items = eng.store.sync_items().unwrap();
+    let (ts, _) = items[items.len() / 2];
+    let e = Event::create(
+        &Identity::from_seed([42; 32]),
+        Timestamp(ts.0 + 1),
+        &Body::Need(post(title)),
+    );
+    assert_eq!(
+        eng.ingest(e.bytes(), Origin::Sync).unwrap(),
+        Ingested::New(e.id())
+    );
+    eng.store.flush().unwrap();
+    assert_ne!(
+        eng.store.sync_items().unwrap().last(),
+        Some(&(e.timestamp(), e.id()))
+    );
+    e.id()
+}
+
+#[test]
+fn a_stale_start_file_copied_back_is_refused_by_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = running(dir.path());
+    eng.stop_cleanly().unwrap();
+    drop(eng);
+    let old = std::fs::read(dir.path().join(START_FILE)).unwrap();
+    let eng = open(dir.path());
+    assert_eq!(eng.started_from(), &StartedFrom::File);
+    let e = an_old_event_from_a_peer(&eng, "first");
+    // A crash, and the old file put back.
+    drop(eng);
+    std::fs::write(dir.path().join(START_FILE), &old).unwrap();
+    let eng = open(dir.path());
+    match eng.started_from() {
+        StartedFrom::Log(why) => assert!(why.contains("token"), "{why}"),
+        StartedFrom::File => panic!("a stale start file was taken"),
+    }
+    assert!(eng.with_view(|v| v.item(&e, wall_ms()).is_some()));
+    same_as_a_full_read(&eng);
+    // A clean stop (a new file, a new token) after another write, and the old file
+    // put back: refused too.
+    let e2 = an_old_event_from_a_peer(&eng, "second");
+    eng.stop_cleanly().unwrap();
+    drop(eng);
+    std::fs::write(dir.path().join(START_FILE), &old).unwrap();
+    let eng = open(dir.path());
+    match eng.started_from() {
+        StartedFrom::Log(why) => assert!(why.contains("token"), "{why}"),
+        StartedFrom::File => panic!("a stale start file was taken"),
+    }
+    assert!(eng.with_view(|v| v.item(&e2, wall_ms()).is_some()));
+    same_as_a_full_read(&eng);
+}
+
+#[test]
+fn a_start_file_with_a_flipped_byte_is_refused_and_the_start_holds_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = running(dir.path());
+    let before = state(&eng);
+    eng.stop_cleanly().unwrap();
+    drop(eng);
+    let file = dir.path().join(START_FILE);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() * 2 / 3;
+    bytes[at] ^= 0x10;
+    std::fs::write(&file, &bytes).unwrap();
+    let eng = open(dir.path());
+    match eng.started_from() {
+        StartedFrom::Log(why) => assert!(why.contains("checksum"), "{why}"),
+        StartedFrom::File => panic!("a damaged start file was taken"),
+    }
+    assert!(!file.exists(), "the start deletes it");
+    let after = state(&eng);
+    assert_eq!(
+        (&after.1, after.2, after.3, &after.4),
+        (&before.1, before.2, before.3, &before.4)
+    );
+    same_as_a_full_read(&eng);
+}
+
+#[test]
+fn a_start_file_that_cannot_be_written_fails_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = running(dir.path());
+    let held = eng.len();
+    // Its temporary file cannot be made (a directory in its way).
+    std::fs::create_dir(dir.path().join("start-file.tmp")).unwrap();
+    eng.stop_cleanly().unwrap();
+    drop(eng);
+    let eng = open(dir.path());
+    assert!(matches!(eng.started_from(), StartedFrom::Log(_)));
+    assert_eq!(eng.len(), held);
+    same_as_a_full_read(&eng);
+}
+
+#[test]
+fn no_start_file_while_an_erasure_waits_for_its_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = running(dir.path());
+    let target = eng.post(need_body()).unwrap();
+    // Redacted by its author: erased, and a compaction (and rebuild) owed.
+    eng.post(Body::Redaction(aidmesh_protocol::Redaction {
+        target: target.id(),
+        reason: String::new(),
+    }))
+    .unwrap();
+    assert!(eng.store.compaction_pending().unwrap());
+    eng.stop_cleanly().unwrap();
+    drop(eng);
+    assert!(!dir.path().join(START_FILE).exists());
+    let eng = open(dir.path());
+    assert!(matches!(eng.started_from(), StartedFrom::Log(_)));
+}
+
+#[test]
+fn a_write_by_another_opener_after_a_clean_stop_makes_the_start_file_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = running(dir.path());
+    eng.stop_cleanly().unwrap();
+    drop(eng);
+    // `aidmesh init`, a backup or a restore open the store without taking the file:
+    // reading leaves it usable, ...
+    drop(Store::open(dir.path()).unwrap());
+    let eng = open(dir.path());
+    assert_eq!(eng.started_from(), &StartedFrom::File);
+    eng.stop_cleanly().unwrap();
+    drop(eng);
+    // ... a write of an event does not.
+    let store = Store::open(dir.path()).unwrap();
+    let e = Event::create(
+        &Identity::from_seed([9; 32]),
+        Timestamp::from_millis(wall_ms()),
+        &need_body(),
+    );
+    assert!(store.insert(&e).unwrap());
+    store.flush().unwrap();
+    drop(store);
+    assert!(dir.path().join(START_FILE).exists());
+    let eng = open(dir.path());
+    match eng.started_from() {
+        StartedFrom::Log(why) => assert!(why.contains("token"), "{why}"),
+        StartedFrom::File => panic!("a start file older than a write was taken"),
+    }
+    assert!(eng.with_view(|v| v.item(&e.id(), wall_ms()).is_some()));
+    same_as_a_full_read(&eng);
 }

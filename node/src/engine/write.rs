@@ -270,6 +270,8 @@ impl Engine {
         }
         // Checked just above, under the lock: no second look-up in the store.
         self.store.insert_new(&event)?;
+        let newest = st.authors.entry(event.author()).or_default();
+        *newest = (*newest).max(event.timestamp().millis());
         if counted {
             *self
                 .daily

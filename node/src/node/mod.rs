@@ -174,7 +174,7 @@ pub async fn run(
     }
     let mut peers = cfg.peers.clone();
     peers.extend(read_peers_file(&cfg.data_dir)?);
-    let store = profile::open_store(&cfg.data_dir)?;
+    let store = profile::open_store_to_run(&cfg.data_dir)?;
     let pid_file = profile::write_pid_file(&cfg.data_dir)?;
     let (profile, created) = profile::load_or_create(&store, &cfg.data_dir)?;
     let identity = Identity::from_seed(profile.seed);
@@ -236,7 +236,9 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), watch).await;
-    engine.store().flush()?;
+    // Refuses any write still under way from here on, flushes, and writes the start
+    // file for a quick next start (a failure to write that is only logged).
+    engine.stop_cleanly()?;
     Ok(())
 }
 

@@ -103,7 +103,8 @@ pub fn prepare(dir: &Path) -> Result<Option<Profile>, NodeError> {
         path: dir.to_path_buf(),
         source,
     })?;
-    let store = open_store(dir)?;
+    // Settings only: the node's start opens the store again, in full.
+    let store = open_store_as(dir, Store::open_settings)?;
     if load_profile(&store)?.is_some() {
         return Ok(None);
     }
@@ -118,6 +119,19 @@ pub fn prepare(dir: &Path) -> Result<Option<Profile>, NodeError> {
 /// write cut short damaged the database): it says to free space or move the whole
 /// directory, rather than suggesting the database is damaged.
 pub(super) fn open_store(dir: &Path) -> Result<Store, NodeError> {
+    open_store_as(dir, Store::open)
+}
+
+/// [`open_store`] for the node's start: with its start file
+/// ([`Store::open_with_start_file`]).
+pub(super) fn open_store_to_run(dir: &Path) -> Result<Store, NodeError> {
+    open_store_as(dir, Store::open_with_start_file)
+}
+
+fn open_store_as(
+    dir: &Path,
+    open: fn(&Path) -> Result<Store, StoreError>,
+) -> Result<Store, NodeError> {
     let full = |free: u64| NodeError::DiskFull {
         dir: dir.to_path_buf(),
         free,
@@ -130,7 +144,7 @@ pub(super) fn open_store(dir: &Path) -> Result<Store, NodeError> {
             None => full(free),
         });
     }
-    Store::open(&db_path(dir)).map_err(|e| {
+    open(&db_path(dir)).map_err(|e| {
         if let Some(pid) = running_pid(dir) {
             return NodeError::AlreadyRunning { pid };
         }

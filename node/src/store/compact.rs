@@ -61,6 +61,8 @@ impl Store {
     /// every acknowledged write ([`Store::open`] removes the other).
     pub fn compact(&self) -> Result<(), StoreError> {
         let _one = self.compacting.lock().unwrap_or_else(|p| p.into_inner());
+        // A start file's token is not copied into the new generation.
+        self.with(|t| self.drop_start_token(t))?;
         let started = self.erasures.load(Ordering::SeqCst);
         let layout = Layout(&self.path);
         let (old_db, old_gen) = self.with(|t| Ok((t.db.clone(), t.gen)))?;

@@ -38,6 +38,14 @@
 //! Writes are not durable until [`Store::flush`] returns; the engine flushes before it
 //! acknowledges a write to a user.
 //!
+//! Start file: a clean stop writes the time index, with the engine's view and counts,
+//! to `start-file` beside `CURRENT` and its token to `meta`; the node's start
+//! ([`Store::open_with_start_file`]) takes the token out (flushed) before anything is
+//! written, deletes the file, and uses it only if it is the one this generation was
+//! stopped with (`start_file.rs`). Otherwise the time index is read from `ids` as
+//! above. Any other opener leaves both, and removes the token before its first write
+//! of an event or a compaction.
+//!
 //! A database written before `log` and `ids` (trees `events`: id → bytes and
 //! `by_time`: time key → empty) is migrated when it is opened (`migrate`).
 //!
@@ -62,6 +70,7 @@ mod index;
 mod layout;
 mod meta;
 mod scan;
+mod start_file;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -79,6 +88,7 @@ use tracing::{info, warn};
 use index::{read_time_index, stamp, time_key};
 use layout::{migrate, recover, Gen, Layout};
 pub use scan::LogPart;
+pub use start_file::Saved;
 
 /// sled's page cache. Small on purpose: a Raspberry Pi may have 512 MB, and sled's
 /// memory use otherwise grows towards the database size.
@@ -116,6 +126,13 @@ pub enum StoreError {
     /// Too little free disk to take new events (see [`crate::disk`]).
     #[error(transparent)]
     DiskFull(#[from] crate::disk::DiskFull),
+    /// The node is stopping: its start file is written, so no event is taken any more
+    /// ([`Store::close_writes`]). Whoever sent it keeps it and sends it again.
+    #[error("database at {path}: the node is stopping; this write was not stored, try again once it runs")]
+    Stopped {
+        /// The database directory.
+        path: PathBuf,
+    },
 }
 
 /// What the peer book remembers about a peer.
@@ -211,6 +228,14 @@ pub struct Store {
     last_exclusive_us: AtomicU64,
     /// One compaction at a time.
     pub(crate) compacting: Mutex<()>,
+    /// Set at a clean stop ([`Store::close_writes`]): events are refused from then on.
+    closed: std::sync::atomic::AtomicBool,
+    /// Whether `meta` may still hold a start file's token (opened by [`Store::open`]):
+    /// the first write of an event or a compaction removes it first.
+    token_left: std::sync::atomic::AtomicBool,
+    /// What the start file gave at open (see `start_file.rs`), until the engine takes
+    /// it, or why it gave nothing.
+    start: Mutex<Option<Result<Saved, String>>>,
     /// Test hook: make the next compaction fail at a step.
     #[cfg(test)]
     pub(crate) fail_next: Mutex<Option<FailAt>>,
@@ -246,16 +271,54 @@ const COMPACTION_PENDING: &str = "compaction_pending";
 
 impl Store {
     /// Opens (or creates) the database in directory `path`, finishing or undoing a
-    /// compaction that a crash interrupted.
+    /// compaction that a crash interrupted. Leaves a start file alone (the token of one
+    /// is removed before the first write of an event, which makes the file unusable):
+    /// for every opener but the node's start ([`Store::open_with_start_file`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_as(path, false)
+    }
+
+    /// [`Store::open`] for the node's start: also takes the start file written at the
+    /// last clean stop (see `start_file.rs`). Its token is removed from `meta` (flushed)
+    /// and the file deleted before anything is written, whatever is found; if it is the
+    /// one this database was stopped with, the time index comes from it and the view
+    /// and counts wait for the engine ([`Store::take_start`]), else the time index is
+    /// read from `ids` and `take_start` says why.
+    pub fn open_with_start_file(path: &Path) -> Result<Store, StoreError> {
+        Store::open_as(path, true)
+    }
+
+    /// Opens the database for its settings (`meta`) only: no time index is read (at a
+    /// million events that is seconds), no pending compaction is run, the start file
+    /// is left alone, and every write of an event is refused. For `aidmesh up`'s look
+    /// at the profile before the node's start ([`crate::node::prepare`]); its
+    /// [`Store::len`] is 0 whatever is held.
+    pub fn open_settings(path: &Path) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         };
         let gen = recover(path).map_err(|e| open_err(sled::Error::Io(e)))?;
         let trees = Trees::open(&Layout(path).dir(gen), gen).map_err(open_err)?;
-        let held = read_time_index(path, &trees.ids)?;
-        let store = Store {
+        Ok(Store::new(
+            path,
+            trees,
+            SyncIndex::default(),
+            Err("opened for its settings only".into()),
+            true,
+            false,
+        ))
+    }
+
+    fn new(
+        path: &Path,
+        trees: Trees,
+        held: SyncIndex,
+        start: Result<Saved, String>,
+        closed: bool,
+        token_left: bool,
+    ) -> Store {
+        Store {
             path: path.to_path_buf(),
             trees: std::sync::RwLock::new(trees),
             count: AtomicUsize::new(held.len()),
@@ -266,9 +329,37 @@ impl Store {
             compactions: AtomicU64::new(0),
             last_exclusive_us: AtomicU64::new(0),
             compacting: Mutex::new(()),
+            closed: std::sync::atomic::AtomicBool::new(closed),
+            token_left: std::sync::atomic::AtomicBool::new(token_left),
+            start: Mutex::new(Some(start)),
             #[cfg(test)]
             fail_next: Mutex::new(None),
+        }
+    }
+
+    fn open_as(path: &Path, with_start_file: bool) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
         };
+        let gen = recover(path).map_err(|e| open_err(sled::Error::Io(e)))?;
+        let trees = Trees::open(&Layout(path).dir(gen), gen).map_err(open_err)?;
+        // Before anything is written: the token is removed (and the file deleted) so
+        // that no later write can leave the file looking current.
+        let found = if with_start_file {
+            start_file::take(path, &trees).map_err(open_err)?
+        } else {
+            Err("the store was opened without its start file".into())
+        };
+        let token_left = trees
+            .meta
+            .contains_key(start_file::TOKEN_KEY)
+            .map_err(open_err)?;
+        let (held, start) = match found {
+            Ok((items, saved)) => (SyncIndex::new(items), Ok(saved)),
+            Err(why) => (read_time_index(path, &trees.ids)?, Err(why)),
+        };
+        let store = Store::new(path, trees, held, start, false, token_left);
         if store.compaction_pending()? {
             // An erasure whose compaction failed or was interrupted: finish it now,
             // so the erased bytes do not outlive a restart.
@@ -315,6 +406,77 @@ impl Store {
         })
     }
 
+    /// [`Store::write`] of an event's trees (`log`, `ids`, `erased`, `arrived`):
+    /// refused once [`Store::close_writes`] ran, checked under the same lock that
+    /// `close_writes` takes exclusively, so none slips in after the start file.
+    fn write_event<R>(
+        &self,
+        touched: &[(&'static str, &[u8])],
+        f: impl FnOnce(&Trees) -> Result<R, sled::Error>,
+    ) -> Result<R, StoreError> {
+        let mut stopped = false;
+        let r = self.write(touched, |t| {
+            if self.closed.load(Ordering::SeqCst) {
+                stopped = true;
+                return Err(sled::Error::Unsupported("stopped".into()));
+            }
+            self.drop_start_token(t)?;
+            f(t)
+        });
+        if stopped {
+            return Err(StoreError::Stopped {
+                path: self.path.clone(),
+            });
+        }
+        r
+    }
+
+    /// Removes a start file's token left in `meta` (durably) before the first change
+    /// of what the file describes, so the file is never trusted after it.
+    pub(super) fn drop_start_token(&self, t: &Trees) -> Result<(), sled::Error> {
+        if self.token_left.load(Ordering::SeqCst) {
+            t.meta.remove(start_file::TOKEN_KEY)?;
+            t.db.flush()?;
+            self.token_left.store(false, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// The clean stop's first step: every later write of an event fails
+    /// ([`StoreError::Stopped`]); a write under way finishes first.
+    pub fn close_writes(&self) {
+        let _all = self.trees.write().unwrap_or_else(|p| p.into_inner());
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// What the start file gave at open: the view and counts (once; the engine's
+    /// start takes them), or why there are none and every event must be read.
+    pub fn take_start(&self) -> Result<Saved, String> {
+        self.start
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| Err("the start file's state was taken already".into()))
+    }
+
+    /// Writes the start file of `bytes` under `token` (temporary file, fsync, rename,
+    /// fsync of the directory), then stores the token in `meta` and flushes. For the
+    /// clean stop, after [`Store::close_writes`] and a flush. Holds off a compaction
+    /// meanwhile, so the token lands in the generation the file names.
+    pub fn write_start_file(
+        &self,
+        bytes: &[u8],
+        token: &aidmesh_protocol::start_file::Token,
+    ) -> Result<(), String> {
+        let guard = self.trees.read().unwrap_or_else(|p| p.into_inner());
+        start_file::write(&self.path, &guard, bytes, token)
+    }
+
+    /// The database generation in service (what a start file is written for).
+    pub fn generation(&self) -> u64 {
+        self.trees.read().unwrap_or_else(|p| p.into_inner()).gen.0
+    }
+
     fn io(&self, source: sled::Error) -> StoreError {
         StoreError::Io {
             path: self.path.clone(),
@@ -356,7 +518,7 @@ impl Store {
         let ts = event.timestamp();
         let tk = time_key(ts, &id);
         // Inside the lock, so a compaction cannot swap the database under the write.
-        self.write(&[("ids", &id.0), ("log", &tk)], |t| {
+        self.write_event(&[("ids", &id.0), ("log", &tk)], |t| {
             t.ids.insert(&id.0[..], &ts.0.to_be_bytes())?;
             t.log.insert(&tk[..], event.bytes())?;
             self.held().insert((ts, id));
@@ -458,7 +620,7 @@ impl Store {
         if let Some(tk) = &tk {
             touched.push(("log", tk));
         }
-        let removed = self.write(&touched, |t| {
+        let removed = self.write_event(&touched, |t| {
             t.erased.insert(id.0, &kind.to_be_bytes())?;
             t.arrived.remove(id.0)?;
             let Some(tk) = &tk else {
@@ -492,7 +654,7 @@ impl Store {
     /// Records when this node stored event `id` (see the `arrived` tree). Not durable
     /// until [`Store::flush`].
     pub fn set_arrival(&self, id: &EventId, at_ms: u64) -> Result<(), StoreError> {
-        self.write(&[("arrived", &id.0)], |t| {
+        self.write_event(&[("arrived", &id.0)], |t| {
             t.arrived.insert(id.0, &at_ms.to_be_bytes()).map(|_| ())
         })
     }
