@@ -565,6 +565,44 @@ impl Drop for Node {
     }
 }
 
+/// Needs posted to a node one after another from a thread of their own until
+/// [`WriteStorm::stop`] (or until the node stops answering), each acknowledged id
+/// pushed to `acked`: the load of the kill -9 and clean-stop tests.
+pub struct WriteStorm {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl WriteStorm {
+    /// Starts posting needs titled `"{label} write {n}"` to the node at `base`.
+    pub fn start(
+        base: String,
+        label: String,
+        acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> WriteStorm {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let writer = std::thread::spawn(move || {
+            let agent = http();
+            let mut n = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match try_post_need(&agent, &base, &format!("{label} write {n}")) {
+                    Ok(id) => acked.lock().unwrap_or_else(|p| p.into_inner()).push(id),
+                    Err(_) => break, // the node is stopping or gone
+                }
+                n += 1;
+            }
+        });
+        WriteStorm { stop, writer }
+    }
+
+    /// Stops posting and waits for the thread.
+    pub fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.writer.join().expect("writer thread");
+    }
+}
+
 /// Posts a need to the API at `base` without panicking: `Ok(id)` only when the node
 /// acknowledged the write (201), `Err` when it is unreachable or refused.
 pub fn try_post_need(agent: &ureq::Agent, base: &str, title: &str) -> Result<String, String> {

@@ -7,11 +7,10 @@
 //! a compaction after each of its steps exactly.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aidmesh_tests::{http, try_post_need, Node, Opts};
+use aidmesh_tests::{http, try_post_need, Node, Opts, WriteStorm};
 use serde_json::json;
 
 const CYCLES: u64 = 12;
@@ -77,27 +76,16 @@ fn kill_9_around_compactions_loses_nothing_acknowledged_and_no_erased_bytes_surv
             &format!("/api/v1/people/{}/forget", &person[..8]),
             &json!({ "confirm": person }),
         );
-        let stop = Arc::new(AtomicBool::new(false));
-        let writer = {
-            let (acked, stop, base) = (acked.clone(), stop.clone(), node.api_url().to_string());
-            std::thread::spawn(move || {
-                let agent = http();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    match try_post_need(&agent, &base, &format!("cycle {cycle} write {n}")) {
-                        Ok(id) => acked.lock().unwrap().push(id),
-                        Err(_) => break, // the node is gone
-                    }
-                    n += 1;
-                }
-            })
-        };
+        let storm = WriteStorm::start(
+            node.api_url().to_string(),
+            format!("cycle {cycle}"),
+            acked.clone(),
+        );
         // Not a synchronisation: the kill is meant to land at a different moment of
         // the compaction each cycle (before it, during the copy, around the swap, after).
         std::thread::sleep(Duration::from_millis(350 + (cycle * 53) % 500));
         node.kill();
-        stop.store(true, Ordering::Relaxed);
-        writer.join().expect("writer thread");
+        storm.stop();
         // The harness panics with the log if the database does not open. A compaction
         // owed is finished by `Store::open`, before the node serves anything.
         node.restart();

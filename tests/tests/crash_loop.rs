@@ -3,11 +3,10 @@
 //! after every restart checks that the database opens and that every write the node
 //! acknowledged (HTTP 201) is still there.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aidmesh_tests::{http, try_post_need, wait_for, Node, Opts};
+use aidmesh_tests::{http, try_post_need, wait_for, Node, Opts, WriteStorm};
 
 const CYCLES: usize = 50;
 
@@ -16,21 +15,11 @@ fn fifty_kill_9_cycles_during_a_write_storm_lose_no_acknowledged_write() {
     let mut node = Node::start("crashy", Opts::default());
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     for cycle in 0..CYCLES {
-        let stop = Arc::new(AtomicBool::new(false));
-        let writer = {
-            let (acked, stop, base) = (acked.clone(), stop.clone(), node.api_url().to_string());
-            std::thread::spawn(move || {
-                let agent = http();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    match try_post_need(&agent, &base, &format!("cycle {cycle} write {n}")) {
-                        Ok(id) => acked.lock().unwrap().push(id),
-                        Err(_) => break, // the node is gone
-                    }
-                    n += 1;
-                }
-            })
-        };
+        let storm = WriteStorm::start(
+            node.api_url().to_string(),
+            format!("cycle {cycle}"),
+            acked.clone(),
+        );
         // Kill after a varying number of acknowledged writes in this cycle.
         let before = acked.lock().unwrap().len();
         let want = before + 3 + (cycle * 7) % 25;
@@ -40,8 +29,7 @@ fn fifty_kill_9_cycles_during_a_write_storm_lose_no_acknowledged_write() {
             || (acked.lock().unwrap().len() >= want).then_some(()),
         );
         node.kill();
-        stop.store(true, Ordering::Relaxed);
-        writer.join().expect("writer thread");
+        storm.stop();
         // Reopen: the harness panics with the log if the database does not open.
         node.restart();
         let held = node.item_ids();
@@ -80,21 +68,11 @@ fn clean_stops_and_kill_9s_in_turn_lose_no_acknowledged_write() {
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut from_file = 0;
     for turn in 0..TURNS {
-        let stop = Arc::new(AtomicBool::new(false));
-        let writer = {
-            let (acked, stop, base) = (acked.clone(), stop.clone(), node.api_url().to_string());
-            std::thread::spawn(move || {
-                let agent = http();
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    match try_post_need(&agent, &base, &format!("turn {turn} write {n}")) {
-                        Ok(id) => acked.lock().unwrap().push(id),
-                        Err(_) => break, // the node is stopping or gone
-                    }
-                    n += 1;
-                }
-            })
-        };
+        let storm = WriteStorm::start(
+            node.api_url().to_string(),
+            format!("turn {turn}"),
+            acked.clone(),
+        );
         let want = acked.lock().unwrap().len() + 3 + (turn * 5) % 17;
         wait_for(
             &format!("{want} acknowledged writes in turn {turn}"),
@@ -108,8 +86,7 @@ fn clean_stops_and_kill_9s_in_turn_lose_no_acknowledged_write() {
         } else {
             node.kill();
         }
-        stop.store(true, Ordering::Relaxed);
-        writer.join().expect("writer thread");
+        storm.stop();
         let logged = node.log().matches("started from the start file").count();
         node.restart();
         let now = node.log().matches("started from the start file").count();
