@@ -66,6 +66,15 @@ fn same(a: &Loaded, b: &Loaded) {
     assert_eq!(a.tally.daily, b.tally.daily);
 }
 
+/// The start read every event, for a reason that names `why`; `taken` says what a start
+/// from the file would have done wrong.
+fn assert_read_every_event(eng: &Engine, why: &str, taken: &str) {
+    match eng.started_from() {
+        StartedFrom::Log(reason) => assert!(reason.contains(why), "{reason}"),
+        StartedFrom::File => panic!("{taken}"),
+    }
+}
+
 #[test]
 fn a_start_on_several_threads_loads_what_one_thread_loads() {
     let dir = tempfile::tempdir().unwrap();
@@ -237,10 +246,11 @@ fn a_write_after_a_start_from_the_file_then_a_crash_gets_a_full_read_that_holds_
     // A crash: no clean stop.
     drop(eng);
     let eng = open(dir.path());
-    match eng.started_from() {
-        StartedFrom::Log(why) => assert!(why.contains("no start file"), "{why}"),
-        StartedFrom::File => panic!("a start after a crash must read every event"),
-    }
+    assert_read_every_event(
+        &eng,
+        "no start file",
+        "a start after a crash must read every event",
+    );
     assert_eq!(eng.len(), held);
     assert!(eng.with_view(|v| v.item(&e.id(), wall_ms()).is_some()));
     same_as_a_full_read(&eng);
@@ -283,10 +293,7 @@ fn a_stale_start_file_copied_back_is_refused_by_its_token() {
     drop(eng);
     std::fs::write(dir.path().join(START_FILE), &old).unwrap();
     let eng = open(dir.path());
-    match eng.started_from() {
-        StartedFrom::Log(why) => assert!(why.contains("token"), "{why}"),
-        StartedFrom::File => panic!("a stale start file was taken"),
-    }
+    assert_read_every_event(&eng, "token", "a stale start file was taken");
     assert!(eng.with_view(|v| v.item(&e, wall_ms()).is_some()));
     same_as_a_full_read(&eng);
     // A clean stop (a new file, a new token) after another write, and the old file
@@ -296,10 +303,7 @@ fn a_stale_start_file_copied_back_is_refused_by_its_token() {
     drop(eng);
     std::fs::write(dir.path().join(START_FILE), &old).unwrap();
     let eng = open(dir.path());
-    match eng.started_from() {
-        StartedFrom::Log(why) => assert!(why.contains("token"), "{why}"),
-        StartedFrom::File => panic!("a stale start file was taken"),
-    }
+    assert_read_every_event(&eng, "token", "a stale start file was taken");
     assert!(eng.with_view(|v| v.item(&e2, wall_ms()).is_some()));
     same_as_a_full_read(&eng);
 }
@@ -317,10 +321,7 @@ fn a_start_file_with_a_flipped_byte_is_refused_and_the_start_holds_everything() 
     bytes[at] ^= 0x10;
     std::fs::write(&file, &bytes).unwrap();
     let eng = open(dir.path());
-    match eng.started_from() {
-        StartedFrom::Log(why) => assert!(why.contains("checksum"), "{why}"),
-        StartedFrom::File => panic!("a damaged start file was taken"),
-    }
+    assert_read_every_event(&eng, "checksum", "a damaged start file was taken");
     assert!(!file.exists(), "the start deletes it");
     let after = state(&eng);
     assert_eq!(
@@ -389,10 +390,7 @@ fn a_write_by_another_opener_after_a_clean_stop_makes_the_start_file_unusable() 
     drop(store);
     assert!(dir.path().join(START_FILE).exists());
     let eng = open(dir.path());
-    match eng.started_from() {
-        StartedFrom::Log(why) => assert!(why.contains("token"), "{why}"),
-        StartedFrom::File => panic!("a start file older than a write was taken"),
-    }
+    assert_read_every_event(&eng, "token", "a start file older than a write was taken");
     assert!(eng.with_view(|v| v.item(&e.id(), wall_ms()).is_some()));
     same_as_a_full_read(&eng);
 }
