@@ -530,6 +530,16 @@ impl Node {
         self.post("/api/v1/peers", &json!({ "addr": addr }));
     }
 
+    /// The ids of `acked` (writes the node acknowledged) it no longer holds.
+    pub fn lost_writes(&self, acked: &[String]) -> Vec<String> {
+        let held: std::collections::HashSet<String> = self.item_ids().into_iter().collect();
+        acked
+            .iter()
+            .filter(|id| !held.contains(*id))
+            .cloned()
+            .collect()
+    }
+
     /// Ids of every item on the board, any status.
     pub fn item_ids(&self) -> Vec<String> {
         // A list answers at most 500 items; the rest follow `next_cursor`.

@@ -89,9 +89,7 @@ fn kill_9_around_compactions_loses_nothing_acknowledged_and_no_erased_bytes_surv
         // The harness panics with the log if the database does not open. A compaction
         // owed is finished by `Store::open`, before the node serves anything.
         node.restart();
-        let held = node.item_ids();
-        let acked_now = acked.lock().unwrap().clone();
-        let lost: Vec<&String> = acked_now.iter().filter(|id| !held.contains(id)).collect();
+        let lost = node.lost_writes(&acked.lock().unwrap());
         assert!(
             lost.is_empty(),
             "cycle {cycle}: {} acknowledged writes lost, e.g. {:?}",

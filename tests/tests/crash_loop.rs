@@ -32,9 +32,7 @@ fn fifty_kill_9_cycles_during_a_write_storm_lose_no_acknowledged_write() {
         storm.stop();
         // Reopen: the harness panics with the log if the database does not open.
         node.restart();
-        let held = node.item_ids();
-        let acked_now = acked.lock().unwrap().clone();
-        let lost: Vec<&String> = acked_now.iter().filter(|id| !held.contains(id)).collect();
+        let lost = node.lost_writes(&acked.lock().unwrap());
         assert!(
             lost.is_empty(),
             "cycle {cycle}: {} acknowledged writes lost after kill -9, e.g. {:?}",
@@ -99,9 +97,7 @@ fn clean_stops_and_kill_9s_in_turn_lose_no_acknowledged_write() {
             if clean { "" } else { "not " }
         );
         from_file += usize::from(took_file);
-        let held = node.item_ids();
-        let acked_now = acked.lock().unwrap().clone();
-        let lost: Vec<&String> = acked_now.iter().filter(|id| !held.contains(id)).collect();
+        let lost = node.lost_writes(&acked.lock().unwrap());
         assert!(
             lost.is_empty(),
             "turn {turn}: {} acknowledged writes lost after a {}, e.g. {:?}",
@@ -148,6 +144,6 @@ fn sigterm_is_a_clean_stop_that_writes_the_start_file() {
         "{}",
         node.log_tail(20)
     );
-    let held = node.item_ids();
-    assert!(ids.iter().all(|id| held.contains(id)));
+    let lost = node.lost_writes(&ids);
+    assert!(lost.is_empty(), "lost after SIGTERM: {lost:?}");
 }

@@ -193,15 +193,8 @@ fn same_as_a_full_read(eng: &Engine) {
     assert_eq!(*eng.daily.lock().unwrap(), full.tally.daily);
     assert_eq!(eng.len(), full.tally.held);
     assert_eq!(eng.store.welfare_len(), full.tally.welfare);
-    let now = wall_ms();
+    let now = super::system_ms();
     assert_eq!(st.view.items(now), full.view.items(now), "posts read back");
-}
-
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 #[test]
@@ -226,7 +219,7 @@ fn a_clean_stop_then_a_start_takes_the_start_file_and_builds_the_same_state() {
     same_as_a_full_read(&eng);
     // And it takes writes as any start does.
     let e = eng.post(need_body()).unwrap();
-    assert!(eng.with_view(|v| v.item(&e.id(), wall_ms()).is_some()));
+    assert!(eng.with_view(|v| v.item(&e.id(), super::system_ms()).is_some()));
 }
 
 fn need_body() -> Body {
@@ -252,7 +245,7 @@ fn a_write_after_a_start_from_the_file_then_a_crash_gets_a_full_read_that_holds_
         "a start after a crash must read every event",
     );
     assert_eq!(eng.len(), held);
-    assert!(eng.with_view(|v| v.item(&e.id(), wall_ms()).is_some()));
+    assert!(eng.with_view(|v| v.item(&e.id(), super::system_ms()).is_some()));
     same_as_a_full_read(&eng);
 }
 
@@ -294,7 +287,7 @@ fn a_stale_start_file_copied_back_is_refused_by_its_token() {
     std::fs::write(dir.path().join(START_FILE), &old).unwrap();
     let eng = open(dir.path());
     assert_read_every_event(&eng, "token", "a stale start file was taken");
-    assert!(eng.with_view(|v| v.item(&e, wall_ms()).is_some()));
+    assert!(eng.with_view(|v| v.item(&e, super::system_ms()).is_some()));
     same_as_a_full_read(&eng);
     // A clean stop (a new file, a new token) after another write, and the old file
     // put back: refused too.
@@ -304,7 +297,7 @@ fn a_stale_start_file_copied_back_is_refused_by_its_token() {
     std::fs::write(dir.path().join(START_FILE), &old).unwrap();
     let eng = open(dir.path());
     assert_read_every_event(&eng, "token", "a stale start file was taken");
-    assert!(eng.with_view(|v| v.item(&e2, wall_ms()).is_some()));
+    assert!(eng.with_view(|v| v.item(&e2, super::system_ms()).is_some()));
     same_as_a_full_read(&eng);
 }
 
@@ -382,7 +375,7 @@ fn a_write_by_another_opener_after_a_clean_stop_makes_the_start_file_unusable() 
     let store = Store::open(dir.path()).unwrap();
     let e = Event::create(
         &Identity::from_seed([9; 32]),
-        Timestamp::from_millis(wall_ms()),
+        Timestamp::from_millis(super::system_ms()),
         &need_body(),
     );
     assert!(store.insert(&e).unwrap());
@@ -391,6 +384,6 @@ fn a_write_by_another_opener_after_a_clean_stop_makes_the_start_file_unusable() 
     assert!(dir.path().join(START_FILE).exists());
     let eng = open(dir.path());
     assert_read_every_event(&eng, "token", "a start file older than a write was taken");
-    assert!(eng.with_view(|v| v.item(&e.id(), wall_ms()).is_some()));
+    assert!(eng.with_view(|v| v.item(&e.id(), super::system_ms()).is_some()));
     same_as_a_full_read(&eng);
 }
