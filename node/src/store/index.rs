@@ -15,7 +15,8 @@ use aidmesh_protocol::sync::{DigestView, SyncIndex, SyncSet};
 use aidmesh_protocol::{Event, EventId, Timestamp};
 use tracing::warn;
 
-use super::{Store, StoreError};
+use super::id_filter::IdFilter;
+use super::{Store, StoreError, Trees};
 
 /// A stamp stored in `ids` (8 bytes BE).
 pub(super) fn stamp(v: &[u8]) -> Option<Timestamp> {
@@ -53,10 +54,37 @@ pub(super) fn read_time_index(path: &Path, ids: &sled::Tree) -> Result<SyncIndex
     Ok(SyncIndex::new(out))
 }
 
+/// The filter of ids seen ([`IdFilter`]): every id of `held` and of `erased`.
+pub(super) fn id_filter(
+    path: &Path,
+    trees: &Trees,
+    held: &mut SyncIndex,
+) -> Result<IdFilter, StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let erased = trees.erased.len();
+    let items = held.items();
+    let mut f = IdFilter::new(items.len() + erased, items.iter().map(|(_, id)| id));
+    for k in trees.erased.iter().keys() {
+        // A malformed key is no id: nothing to add.
+        if let Ok(id) = <[u8; 32]>::try_from(k.map_err(io)?.as_ref()) {
+            f.insert(&EventId(id));
+        }
+    }
+    Ok(f)
+}
+
 impl Store {
     /// The time index, locked.
     pub(super) fn held(&self) -> std::sync::MutexGuard<'_, SyncIndex> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The filter of ids seen, locked.
+    pub(super) fn seen(&self) -> std::sync::MutexGuard<'_, IdFilter> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Makes `ids` hold exactly the events of `log`, after an unclean stop (see
@@ -100,7 +128,11 @@ impl Store {
             }
             count = self.with(|t| Ok(t.ids.len()))?;
         }
-        *self.held() = read_time_index(&self.path, &ids)?;
+        let mut held = read_time_index(&self.path, &ids)?;
+        // Entries put back above were not in the index the filter was made from.
+        let seen = self.with(|t| Ok(id_filter(&self.path, t, &mut held)))??;
+        *self.seen() = seen;
+        *self.held() = held;
         self.count.store(count, Ordering::Relaxed);
         if !stray.is_empty() {
             warn!(

@@ -33,7 +33,8 @@
 //! reads it writes a new vector); the digest reads the ids through their order, kept
 //! as 4-byte positions once a digest is asked for (issue 28: before, a `BTreeSet`
 //! of 43–80 bytes an event, a 40-byte copy for each sync set and a 32-byte sorted
-//! copy of the ids for the digest).
+//! copy of the ids for the digest). Beside it, a Bloom filter of every id in `ids`
+//! and `erased` ([`id_filter`]) lets a question about an id never seen skip sled.
 //!
 //! Writes are not durable until [`Store::flush`] returns; the engine flushes before it
 //! acknowledges a write to a user.
@@ -66,6 +67,7 @@
 
 mod compact;
 pub mod disk;
+mod id_filter;
 mod index;
 mod layout;
 mod meta;
@@ -85,7 +87,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::{info, warn};
 
-use index::{read_time_index, stamp, time_key};
+use id_filter::IdFilter;
+use index::{id_filter, read_time_index, stamp, time_key};
 use layout::{migrate, recover, Gen, Layout};
 pub use scan::LogPart;
 pub use start_file::Saved;
@@ -216,6 +219,9 @@ pub struct Store {
     /// `(timestamp, id)` of every event in `log` (see the module doc). Changed only
     /// inside a write to `ids`, so it always holds exactly what `ids` holds.
     held: Arc<Mutex<SyncIndex>>,
+    /// Every id in `ids` or `erased`, and maybe a few more (see `id_filter.rs`):
+    /// what lets a question about an unknown id skip sled.
+    seen: Mutex<IdFilter>,
     /// While a compaction copies: the (tree, key) of every write made meanwhile, to
     /// replay into the copy.
     dirty: Mutex<Option<Vec<(&'static str, sled::IVec)>>>,
@@ -304,6 +310,7 @@ impl Store {
             path,
             trees,
             SyncIndex::default(),
+            IdFilter::off(),
             Err("opened for its settings only".into()),
             true,
             false,
@@ -314,6 +321,7 @@ impl Store {
         path: &Path,
         trees: Trees,
         held: SyncIndex,
+        seen: IdFilter,
         start: Result<Saved, String>,
         closed: bool,
         token_left: bool,
@@ -324,6 +332,7 @@ impl Store {
             count: AtomicUsize::new(held.len()),
             welfare: AtomicUsize::new(0),
             held: Arc::new(Mutex::new(held)),
+            seen: Mutex::new(seen),
             dirty: Mutex::new(None),
             erasures: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
@@ -355,11 +364,12 @@ impl Store {
             .meta
             .contains_key(start_file::TOKEN_KEY)
             .map_err(open_err)?;
-        let (held, start) = match found {
+        let (mut held, start) = match found {
             Ok((items, saved)) => (SyncIndex::new(items), Ok(saved)),
             Err(why) => (read_time_index(path, &trees.ids)?, Err(why)),
         };
-        let store = Store::new(path, trees, held, start, false, token_left);
+        let seen = id_filter(path, &trees, &mut held)?;
+        let store = Store::new(path, trees, held, seen, start, false, token_left);
         if store.compaction_pending()? {
             // An erasure whose compaction failed or was interrupted: finish it now,
             // so the erased bytes do not outlive a restart.
@@ -517,6 +527,7 @@ impl Store {
         let id = event.id();
         let ts = event.timestamp();
         let tk = time_key(ts, &id);
+        self.seen().insert(&id);
         // Inside the lock, so a compaction cannot swap the database under the write.
         self.write_event(&[("ids", &id.0), ("log", &tk)], |t| {
             t.ids.insert(&id.0[..], &ts.0.to_be_bytes())?;
@@ -538,6 +549,9 @@ impl Store {
 
     /// Wire bytes of an event, if held.
     pub fn get(&self, id: &EventId) -> Result<Option<Vec<u8>>, StoreError> {
+        if !self.seen().may_hold(id) {
+            return Ok(None);
+        }
         self.with(|t| {
             let Some(ts) = t.ids.get(id.0)?.as_deref().and_then(stamp) else {
                 return Ok(None);
@@ -555,6 +569,9 @@ impl Store {
 
     /// Whether an event is held.
     pub fn contains(&self, id: &EventId) -> Result<bool, StoreError> {
+        if !self.seen().may_hold(id) {
+            return Ok(false);
+        }
         self.with(|t| t.ids.contains_key(id.0))
     }
 
@@ -606,6 +623,7 @@ impl Store {
     /// [`Store::compact`]). Returns whether it was held. Not durable until
     /// [`Store::flush`].
     pub fn erase(&self, id: &EventId, kind: u16) -> Result<bool, StoreError> {
+        self.seen().insert(id);
         let tk = self
             .with(|t| t.ids.get(id.0))?
             .as_deref()
@@ -684,6 +702,9 @@ impl Store {
 
     /// The kind of an erased event, if `id` was erased.
     pub fn erased_kind(&self, id: &EventId) -> Result<Option<u16>, StoreError> {
+        if !self.seen().may_hold(id) {
+            return Ok(None);
+        }
         let Some(v) = self.with(|t| t.erased.get(id.0))? else {
             return Ok(None);
         };
