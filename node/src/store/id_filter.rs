@@ -15,8 +15,13 @@
 //! source hash as they are: an author grinding ids that collide there only buys
 //! look-ups in sled, as before the filter.
 
+use std::path::Path;
+
+use aidmesh_protocol::sync::SyncIndex;
 use aidmesh_protocol::EventId;
 use fastbloom::BloomFilter;
+
+use super::{StoreError, Trees};
 
 /// Room of the first part at least, in ids.
 const MIN_ROOM: usize = 1 << 16;
@@ -30,10 +35,9 @@ const LATER_FP: f64 = 0.005;
 #[derive(Debug)]
 pub(super) struct IdFilter {
     /// Filters, the ids each was made for, and how many more it may take; ids go
-    /// into the last one. Empty for a store that answers every question from sled
-    /// ([`IdFilter::off`]).
+    /// into the last one. Empty only for a store that answers every question from
+    /// sled ([`IdFilter::off`]): any other starts with one part.
     parts: Vec<Part>,
-    off: bool,
 }
 
 fn source_hash(id: &EventId) -> u64 {
@@ -61,7 +65,6 @@ impl IdFilter {
     pub(super) fn new<'a>(len: usize, ids: impl IntoIterator<Item = &'a EventId>) -> IdFilter {
         let mut f = IdFilter {
             parts: vec![part((len + len / 4).max(MIN_ROOM), FIRST_FP)],
-            off: false,
         };
         for id in ids {
             f.insert(id);
@@ -69,26 +72,48 @@ impl IdFilter {
         f
     }
 
+    /// The filter of a database: every id of its time index `held` and of `erased`.
+    pub(super) fn of(
+        path: &Path,
+        trees: &Trees,
+        held: &mut SyncIndex,
+    ) -> Result<IdFilter, StoreError> {
+        let mut erased = Vec::new();
+        for k in trees.erased.iter().keys() {
+            let k = k.map_err(|source| StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            // A malformed key is no id: nothing to add.
+            if let Ok(id) = <[u8; 32]>::try_from(k.as_ref()) {
+                erased.push(EventId(id));
+            }
+        }
+        let items = held.items();
+        let held_ids = items.iter().map(|(_, id)| id);
+        Ok(IdFilter::new(
+            items.len() + erased.len(),
+            held_ids.chain(&erased),
+        ))
+    }
+
     /// No filter: every id may be held (a store opened for its settings only, which
     /// reads no time index).
     pub(super) fn off() -> IdFilter {
-        IdFilter {
-            parts: Vec::new(),
-            off: true,
-        }
+        IdFilter { parts: Vec::new() }
     }
 
     /// Adds `id` (before it is written, so that no reader finds it in sled while the
     /// filter says "never seen").
     pub(super) fn insert(&mut self, id: &EventId) {
-        if self.off {
-            return;
-        }
-        if self.parts.last().is_none_or(|p| p.room == 0) {
+        let Some(last) = self.parts.last() else {
+            return; // off
+        };
+        if last.room == 0 {
             // Twice the last part's ids: a store that grows to n ids has about
             // log2(n / MIN_ROOM) parts.
-            let ids = self.parts.last().map_or(MIN_ROOM, |p| p.made_for * 2);
-            self.parts.push(part(ids, LATER_FP));
+            let next = part(last.made_for * 2, LATER_FP);
+            self.parts.push(next);
         }
         if let Some(p) = self.parts.last_mut() {
             p.bits.insert_hash(source_hash(id));
@@ -99,8 +124,8 @@ impl IdFilter {
     /// `false` if `id` was never added: neither held nor erased. `true` if it may have
     /// been (ask sled).
     pub(super) fn may_hold(&self, id: &EventId) -> bool {
-        if self.off {
-            return true;
+        if self.parts.is_empty() {
+            return true; // off
         }
         let h = source_hash(id);
         self.parts.iter().any(|p| p.bits.contains_hash(h))

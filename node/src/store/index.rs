@@ -16,7 +16,7 @@ use aidmesh_protocol::{Event, EventId, Timestamp};
 use tracing::warn;
 
 use super::id_filter::IdFilter;
-use super::{Store, StoreError, Trees};
+use super::{Store, StoreError};
 
 /// A stamp stored in `ids` (8 bytes BE).
 pub(super) fn stamp(v: &[u8]) -> Option<Timestamp> {
@@ -52,28 +52,6 @@ pub(super) fn read_time_index(path: &Path, ids: &sled::Tree) -> Result<SyncIndex
         out.push((ts, EventId(id)));
     }
     Ok(SyncIndex::new(out))
-}
-
-/// The filter of ids seen ([`IdFilter`]): every id of `held` and of `erased`.
-pub(super) fn id_filter(
-    path: &Path,
-    trees: &Trees,
-    held: &mut SyncIndex,
-) -> Result<IdFilter, StoreError> {
-    let io = |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let erased = trees.erased.len();
-    let items = held.items();
-    let mut f = IdFilter::new(items.len() + erased, items.iter().map(|(_, id)| id));
-    for k in trees.erased.iter().keys() {
-        // A malformed key is no id: nothing to add.
-        if let Ok(id) = <[u8; 32]>::try_from(k.map_err(io)?.as_ref()) {
-            f.insert(&EventId(id));
-        }
-    }
-    Ok(f)
 }
 
 impl Store {
@@ -130,7 +108,7 @@ impl Store {
         }
         let mut held = read_time_index(&self.path, &ids)?;
         // Entries put back above were not in the index the filter was made from.
-        let seen = self.with(|t| Ok(id_filter(&self.path, t, &mut held)))??;
+        let seen = self.with(|t| Ok(IdFilter::of(&self.path, t, &mut held)))??;
         *self.seen() = seen;
         *self.held() = held;
         self.count.store(count, Ordering::Relaxed);

@@ -88,7 +88,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use id_filter::IdFilter;
-use index::{id_filter, read_time_index, stamp, time_key};
+use index::{read_time_index, stamp, time_key};
 use layout::{migrate, recover, Gen, Layout};
 pub use scan::LogPart;
 pub use start_file::Saved;
@@ -368,7 +368,7 @@ impl Store {
             Ok((items, saved)) => (SyncIndex::new(items), Ok(saved)),
             Err(why) => (read_time_index(path, &trees.ids)?, Err(why)),
         };
-        let seen = id_filter(path, &trees, &mut held)?;
+        let seen = IdFilter::of(path, &trees, &mut held)?;
         let store = Store::new(path, trees, held, seen, start, false, token_left);
         if store.compaction_pending()? {
             // An erasure whose compaction failed or was interrupted: finish it now,
