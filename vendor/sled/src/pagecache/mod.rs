@@ -2077,7 +2077,13 @@ impl PageCache {
 
             trace!("load_snapshot pid {} {:?}", pid, state);
 
-            let mut cache_infos = Vec::default();
+            // aidmesh: sized to what is pushed below. A `Vec` grown from empty
+            // reserves four entries (128 bytes) for the one or two a page has at open,
+            // for every page: 1.9 MB at 100,000 events (vendor/README.md).
+            let mut cache_infos = Vec::with_capacity(match *state {
+                PageState::Present { ref frags, .. } => 1 + frags.len(),
+                _ => 1,
+            });
 
             let guard = pin();
 
