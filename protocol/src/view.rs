@@ -466,16 +466,15 @@ impl Authors {
 pub struct AuthorIndex(u32);
 
 /// The fields of a need or offer an answer filters and sorts on, folded at a time,
-/// without its post (see [`View::heads`]). 56 bytes: a node keeps one for every item,
-/// sorted, for its lists (issue 28).
+/// without its post (see [`View::heads`]). 48 bytes: a node keeps one for every item,
+/// sorted, for its lists (issue 28); when a head stops being true is asked of the view
+/// ([`View::heads_until`], [`View::head_until`]), not kept in each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ItemHead {
     /// The posting event.
     pub id: EventId,
     /// When it was posted.
     pub created: Timestamp,
-    /// Its post's `expires_ms` when [`EXPIRES`] is set, else 0.
-    expires_ms: u64,
     /// Who posted it, as the view numbers authors.
     author: AuthorIndex,
     /// Its category.
@@ -503,15 +502,18 @@ impl ItemHead {
         self.flags & EXPIRED != 0
     }
 
-    /// Its post's `expires_ms`: until when a head folded now stays true.
-    pub fn expires_ms(&self) -> Option<u64> {
-        (self.flags & EXPIRES != 0).then_some(self.expires_ms)
-    }
-
     /// Who posted it: [`View::author`] names them.
     pub fn author(&self) -> AuthorIndex {
         self.author
     }
+}
+
+/// When `head`, folded from record `p`, stops being true by the clock alone: its
+/// post's `expires_ms` while it is active and not yet expired.
+fn live_expiry(head: &ItemHead, p: &PostRecord) -> Option<u64> {
+    (head.state.is_active() && !head.expired())
+        .then(|| p.expires_ms())
+        .flatten()
 }
 
 /// The set of understood events, filed by what they are about.
@@ -841,21 +843,40 @@ impl View {
     /// posts of the items it shows ([`View::item`]). The same items as
     /// [`View::items`], with the same state, expiry, kind, category and urgency.
     pub fn heads(&self, now_ms: u64) -> Vec<ItemHead> {
+        self.heads_until(now_ms).0
+    }
+
+    /// [`View::heads`] at `now_ms`, and until when they stay true: the first
+    /// `expires_ms` of an item among them still active and not yet expired
+    /// (`u64::MAX` if none has one).
+    pub fn heads_until(&self, now_ms: u64) -> (Vec<ItemHead>, u64) {
         // Sized once (hidden items are few): a vector grown by doubling would keep
         // up to as much again, and the lists keep this one (issue 28).
         let mut out = Vec::with_capacity(self.posts.len());
-        out.extend(
-            self.posts
-                .iter()
-                .filter_map(|(id, p)| Some(self.fold_record(id, p, now_ms)?.0)),
-        );
-        out
+        let mut until = u64::MAX;
+        for (id, p) in self.posts.iter() {
+            if let Some((head, ..)) = self.fold_record(id, p, now_ms) {
+                if let Some(exp) = live_expiry(&head, p) {
+                    until = until.min(exp);
+                }
+                out.push(head);
+            }
+        }
+        (out, until)
     }
 
     /// The head of need or offer `id` folded at `now_ms`, as [`View::heads`] has it,
     /// or `None` when it is not shown.
     pub fn head(&self, id: &EventId, now_ms: u64) -> Option<ItemHead> {
         Some(self.fold(id, now_ms)?.0)
+    }
+
+    /// Until when the head of `id` folded at `now_ms` stays true, as
+    /// [`View::heads_until`] counts it: its post's `expires_ms` if it is shown, still
+    /// active and not yet expired; `None` otherwise.
+    pub fn head_until(&self, id: &EventId, now_ms: u64) -> Option<u64> {
+        let p = self.posts.get(id)?;
+        live_expiry(&self.fold_record(id, p, now_ms)?.0, p)
     }
 
     /// The needs and offers whose head ([`View::heads`]) filing event `e` may
@@ -1003,7 +1024,6 @@ impl View {
         let head = ItemHead {
             id: *id,
             created: p.at,
-            expires_ms: p.expires_ms,
             author: AuthorIndex(p.author),
             category: p.category,
             urgency: p.urgency,

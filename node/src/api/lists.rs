@@ -295,32 +295,21 @@ pub(super) fn sorted_heads(st: &AppState, now: u64) -> Arc<Vec<ItemHead>> {
         if let Some((generation, until, mut heads)) = earlier {
             if let Some(touched) = changes.since(generation) {
                 v.refold_heads(&mut heads, &touched, now, order);
-                let sooner = touched.iter().filter_map(|id| v.head(id, now));
-                return (version, Ok((heads, until.min(expires(sooner)))));
+                let sooner = touched.iter().filter_map(|id| v.head_until(id, now));
+                return (version, Ok((heads, sooner.fold(until, u64::min))));
             }
         }
-        (version, Err(v.heads(now)))
+        (version, Err(v.heads_until(now)))
     });
     // A full fold is sorted outside the engine's lock.
-    let (heads, until) = refolded.unwrap_or_else(|mut heads| {
+    let (heads, until) = refolded.unwrap_or_else(|(mut heads, until)| {
         heads.sort_unstable_by_key(head_key);
-        let until = expires(heads.iter().cloned());
         (heads, until)
     });
     let heads = Arc::new(heads);
     *KEPT.lock().unwrap_or_else(|p| p.into_inner()) =
         Some(((engine, version), until, heads.clone()));
     heads
-}
-
-/// Until when heads folded now stay true: the first time an active item among them
-/// expires (is past its `expires_ms`).
-fn expires(heads: impl Iterator<Item = ItemHead>) -> u64 {
-    heads
-        .filter(|h| h.state.is_active() && !h.expired())
-        .filter_map(|h| h.expires_ms())
-        .min()
-        .unwrap_or(u64::MAX)
 }
 
 /// Whether every search word appears in the title, details, place, contact or unit.
