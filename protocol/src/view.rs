@@ -483,7 +483,7 @@ pub struct ItemHead {
     pub urgency: Urgency,
     /// Current state.
     pub state: ItemState,
-    /// [`OFFER`], [`EXPIRES`], [`EXPIRED`].
+    /// [`OFFER`], [`EXPIRED`].
     flags: u8,
 }
 
@@ -1028,7 +1028,7 @@ impl View {
             category: p.category,
             urgency: p.urgency,
             state,
-            flags: (p.flags & (OFFER | EXPIRES)) | if expired { EXPIRED } else { 0 },
+            flags: (p.flags & OFFER) | if expired { EXPIRED } else { 0 },
         };
         Some((head, holder, history))
     }
