@@ -11,6 +11,10 @@ one() {
   $1 --data-dir "$D" up --listen /ip4/127.0.0.1/tcp/0 --api $api --no-mdns --no-beacon >"$D/out.log" 2>&1 </dev/null &
   P=$!
   for _ in $(seq 1 900); do curl -sf -o /dev/null http://$api/api/v1/status && break; sleep 0.1; done
+  if ! curl -sf -o /dev/null http://$api/api/v1/status; then
+    echo "$1: no API on $api after 90 s (its log: $D/out.log)" >&2
+    kill $P 2>/dev/null; exit 1
+  fi
   sleep 2; curl -sf -o /dev/null http://$api/api/v1/status; sleep 1
   a=$(awk '/VmRSS/{print $2}' /proc/$P/status)
   curl -sf -o /dev/null http://$api/api/v1/board; sleep 1
